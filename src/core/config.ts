@@ -1,0 +1,93 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { BackstopError } from './errors.ts';
+
+const seconds = (fallback: number, description: string) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value.trim() === '') return fallback;
+      const parsed = Number(value);
+      if (!Number.isFinite(parsed) || parsed <= 0) {
+        ctx.addIssue({ code: 'custom', message: `must be a positive number of seconds, got "${value}"` });
+        return z.NEVER;
+      }
+      return parsed;
+    })
+    .describe(description);
+
+/** Every setting Backstop reads from the environment, with its default and meaning. */
+export const configSchema = z.object({
+  BACKSTOP_DATABASE_URL: z
+    .string()
+    .optional()
+    .describe('Catalog Postgres URL. Unset: an embedded Postgres under BACKSTOP_HOME.'),
+  BACKSTOP_HOME: z.string().optional().describe('Folder for the embedded catalog and the default local store. Default ./.backstop'),
+  BACKSTOP_STORE: z.string().optional().describe('Default store URL for new targets. Default file://$BACKSTOP_HOME/backups'),
+  BACKSTOP_LEASE_TTL: seconds(60, 'Lease time-to-live of a running run, seconds.'),
+  BACKSTOP_HEARTBEAT_INTERVAL: z.string().optional().describe('Heartbeat interval, seconds. Default: a third of the lease TTL.'),
+  BACKSTOP_REAPER_INTERVAL: seconds(10, 'How often long-running processes reap overdue runs, seconds.'),
+  BACKSTOP_START_DEADLINE: seconds(900, 'A dispatched run must be claimed within this many seconds.'),
+  BACKSTOP_RUN_DEADLINE: seconds(21600, 'Hard deadline of a run from its creation, seconds.'),
+  BACKSTOP_PG_BIN: z.string().optional().describe('Extra folder(s), colon-separated, holding pg_dump and pg_restore.'),
+  BACKSTOP_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Log level of the JSON logs written to stderr.'),
+});
+
+export interface Config {
+  databaseUrl: string | undefined;
+  home: string;
+  defaultStoreUrl: string;
+  leaseTtlMs: number;
+  heartbeatIntervalMs: number;
+  reaperIntervalMs: number;
+  startDeadlineMs: number;
+  runDeadlineMs: number;
+  pgBinDirs: string[];
+  logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
+}
+
+/** Reads the environment; reports every problem at once. */
+export function loadConfig(env: Record<string, string | undefined>, cwd: string): Config {
+  const parsed = configSchema.safeParse(env);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  let heartbeatSeconds: number | undefined;
+  const rawHeartbeat = env.BACKSTOP_HEARTBEAT_INTERVAL;
+  if (rawHeartbeat !== undefined && rawHeartbeat.trim() !== '') {
+    heartbeatSeconds = Number(rawHeartbeat);
+    if (!Number.isFinite(heartbeatSeconds) || heartbeatSeconds <= 0) {
+      problems.push(`BACKSTOP_HEARTBEAT_INTERVAL: must be a positive number of seconds, got "${rawHeartbeat}"`);
+    }
+  }
+  if (!parsed.success || problems.length > 0) {
+    throw new BackstopError('CONFIG_INVALID', `Invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const values = parsed.data;
+  const leaseTtlMs = values.BACKSTOP_LEASE_TTL * 1000;
+  const heartbeatIntervalMs = heartbeatSeconds !== undefined ? heartbeatSeconds * 1000 : leaseTtlMs / 3;
+  if (heartbeatIntervalMs >= leaseTtlMs) {
+    throw new BackstopError(
+      'CONFIG_INVALID',
+      `Invalid configuration:\n  BACKSTOP_HEARTBEAT_INTERVAL (${heartbeatIntervalMs / 1000}s) must be shorter than BACKSTOP_LEASE_TTL (${leaseTtlMs / 1000}s); a third of it is the default.`,
+    );
+  }
+  const home = path.resolve(cwd, values.BACKSTOP_HOME ?? '.backstop');
+  return {
+    databaseUrl: values.BACKSTOP_DATABASE_URL || undefined,
+    home,
+    defaultStoreUrl: values.BACKSTOP_STORE || `file://${path.join(home, 'backups')}`,
+    leaseTtlMs,
+    heartbeatIntervalMs,
+    reaperIntervalMs: values.BACKSTOP_REAPER_INTERVAL * 1000,
+    startDeadlineMs: values.BACKSTOP_START_DEADLINE * 1000,
+    runDeadlineMs: values.BACKSTOP_RUN_DEADLINE * 1000,
+    pgBinDirs: (values.BACKSTOP_PG_BIN ?? '').split(':').filter(Boolean),
+    logLevel: values.BACKSTOP_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,57 @@
+import { BackstopError } from './errors.ts';
+
+/**
+ * Validates a Postgres connection URL and returns a form safe to log: the password is
+ * replaced and query parameters that can carry secrets are dropped.
+ */
+export function parseDatabaseUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `"${redactText(raw)}" is not a database URL. Use the form postgres://USER:PASSWORD@HOST:PORT/DATABASE.`,
+    );
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `Database URL must start with postgres:// or postgresql://, got "${url.protocol}//". Use postgres://USER:PASSWORD@HOST:PORT/DATABASE.`,
+    );
+  }
+  if (!url.hostname && !url.searchParams.get('host')) {
+    throw new BackstopError('INVALID_INPUT', 'Database URL has no host. Use postgres://USER:PASSWORD@HOST:PORT/DATABASE.');
+  }
+  return url;
+}
+
+export function redactDatabaseUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password) url.password = '*****';
+    for (const key of [...url.searchParams.keys()]) {
+      if (/pass|secret|key|token/i.test(key)) url.searchParams.set(key, '*****');
+    }
+    return url.toString();
+  } catch {
+    return redactText(raw);
+  }
+}
+
+/** Best effort for text that failed to parse: hide anything between "://user:" and "@". */
+export function redactText(text: string): string {
+  return text.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1*****@');
+}
+
+export function databaseName(raw: string): string {
+  const url = parseDatabaseUrl(raw);
+  return decodeURIComponent(url.pathname.replace(/^\//, '')) || url.username || 'postgres';
+}
+
+/** The same server, another database. */
+export function withDatabase(raw: string, database: string): string {
+  const url = parseDatabaseUrl(raw);
+  url.pathname = `/${encodeURIComponent(database)}`;
+  return url.toString();
+}

@@ -1,0 +1,49 @@
+/**
+ * Every failure Backstop reports has a stable code. The CLI maps codes to exit codes, the
+ * server to HTTP statuses, the runner writes them to the run. Messages say what to do next.
+ */
+export const errorCodes = {
+  INVALID_INPUT: { exitCode: 2, httpStatus: 400 },
+  CONFIG_INVALID: { exitCode: 2, httpStatus: 500 },
+  RUN_NOT_FOUND: { exitCode: 4, httpStatus: 404 },
+  TARGET_NOT_FOUND: { exitCode: 4, httpStatus: 404 },
+  TARGET_EXISTS: { exitCode: 5, httpStatus: 409 },
+  RUN_NOT_CLAIMABLE: { exitCode: 5, httpStatus: 409 },
+  RUN_ALREADY_TERMINAL: { exitCode: 5, httpStatus: 409 },
+  LEASE_LOST: { exitCode: 6, httpStatus: 409 },
+  CATALOG_UNAVAILABLE: { exitCode: 7, httpStatus: 503 },
+  DATABASE_UNREACHABLE: { exitCode: 8, httpStatus: 502 },
+  PG_TOOL_NOT_FOUND: { exitCode: 9, httpStatus: 500 },
+  PG_VERSION_MISMATCH: { exitCode: 9, httpStatus: 500 },
+  DUMP_FAILED: { exitCode: 10, httpStatus: 500 },
+  RESTORE_FAILED: { exitCode: 10, httpStatus: 500 },
+  RESTORE_TARGET_NOT_EMPTY: { exitCode: 5, httpStatus: 409 },
+  ARTIFACT_CORRUPT: { exitCode: 11, httpStatus: 500 },
+  STORE_WRITE_FAILED: { exitCode: 12, httpStatus: 502 },
+  STORE_READ_FAILED: { exitCode: 12, httpStatus: 502 },
+  CANCELLED: { exitCode: 130, httpStatus: 409 },
+  DEADLINE_EXCEEDED: { exitCode: 124, httpStatus: 504 },
+  INTERNAL: { exitCode: 1, httpStatus: 500 },
+} as const satisfies Record<string, { exitCode: number; httpStatus: number }>;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+export class BackstopError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BackstopError';
+    this.code = code;
+  }
+}
+
+export function isBackstopError(error: unknown, code?: ErrorCode): error is BackstopError {
+  return error instanceof BackstopError && (code === undefined || error.code === code);
+}
+
+/** The `{code, message}` pair stored on a run and printed by `--json`. */
+export function describeError(error: unknown): { code: ErrorCode; message: string } {
+  if (error instanceof BackstopError) return { code: error.code, message: error.message };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: 'INTERNAL', message };
+}

@@ -1,0 +1,40 @@
+import type { Readable } from 'node:stream';
+
+/** What a store confirmed after writing an object. */
+export interface StoredObject {
+  key: string;
+  size: number;
+  sha256: string;
+}
+
+export interface ListedObject {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+export interface PutOptions {
+  signal?: AbortSignal;
+  /** Called with the number of bytes accepted so far, for progress reporting. */
+  onProgress?: (bytesStored: number) => void;
+}
+
+/**
+ * The one small interface every store implements. Keys are relative, `/`-separated paths.
+ * `put` is all-or-nothing: an object becomes visible only once its every byte is durably
+ * stored; on error or abort nothing is left under `key`.
+ */
+export interface Store {
+  /** Printable URL with no secrets in it. */
+  readonly url: string;
+  put(key: string, body: Readable, options?: PutOptions): Promise<StoredObject>;
+  /** Throws STORE_READ_FAILED when the object is missing or unreadable. */
+  get(key: string, options?: { signal?: AbortSignal }): Promise<Readable>;
+  /** Size of an object, or null when it does not exist. */
+  stat(key: string): Promise<{ size: number } | null>;
+  /** Every object whose key starts with `prefix`, in key order. */
+  list(prefix: string): AsyncIterable<ListedObject>;
+  /** Deletes the keys; missing keys are not an error. */
+  delete(keys: string[]): Promise<void>;
+  close(): Promise<void>;
+}
