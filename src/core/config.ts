@@ -31,6 +31,10 @@ export const configSchema = z.object({
   BACKSTOP_START_DEADLINE: seconds(900, 'A dispatched run must be claimed within this many seconds.'),
   BACKSTOP_RUN_DEADLINE: seconds(21600, 'Hard deadline of a run from its creation, seconds.'),
   BACKSTOP_PG_BIN: z.string().optional().describe('Extra folder(s), colon-separated, holding pg_dump and pg_restore.'),
+  BACKSTOP_PG_BIN_ONLY: z
+    .enum(['true', 'false', '1', '0', ''])
+    .optional()
+    .describe('When true, look for pg tools only in BACKSTOP_PG_BIN (no PATH, pg_config or Debian folders).'),
   BACKSTOP_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -46,7 +50,8 @@ export interface Config {
   reaperIntervalMs: number;
   startDeadlineMs: number;
   runDeadlineMs: number;
-  pgBinDirs: string[];
+  /** Where to look for pg_dump / pg_restore: extra folders first; `only` skips the usual places. */
+  pgTools: { dirs: string[]; only: boolean };
   logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
 }
 
@@ -87,7 +92,10 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
     reaperIntervalMs: values.BACKSTOP_REAPER_INTERVAL * 1000,
     startDeadlineMs: values.BACKSTOP_START_DEADLINE * 1000,
     runDeadlineMs: values.BACKSTOP_RUN_DEADLINE * 1000,
-    pgBinDirs: (values.BACKSTOP_PG_BIN ?? '').split(':').filter(Boolean),
+    pgTools: {
+      dirs: (values.BACKSTOP_PG_BIN ?? '').split(':').filter(Boolean),
+      only: values.BACKSTOP_PG_BIN_ONLY === 'true' || values.BACKSTOP_PG_BIN_ONLY === '1',
+    },
     logLevel: values.BACKSTOP_LOG_LEVEL,
   };
 }

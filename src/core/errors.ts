@@ -23,6 +23,8 @@ export const errorCodes = {
   STORE_READ_FAILED: { exitCode: 12, httpStatus: 502 },
   CANCELLED: { exitCode: 130, httpStatus: 409 },
   DEADLINE_EXCEEDED: { exitCode: 124, httpStatus: 504 },
+  LEASE_EXPIRED: { exitCode: 124, httpStatus: 504 },
+  START_DEADLINE_EXCEEDED: { exitCode: 124, httpStatus: 504 },
   INTERNAL: { exitCode: 1, httpStatus: 500 },
 } as const satisfies Record<string, { exitCode: number; httpStatus: number }>;
 

@@ -52,6 +52,7 @@ export type RunEvent =
   | { type: 'heartbeat'; leaseId: string; leaseExpiresAt: number }
   | { type: 'requestCancel' }
   | { type: 'finalize'; leaseId: string; outcome: RunnerOutcome }
+  | { type: 'release'; leaseId: string }
   | { type: 'reap' };
 
 export type Transition =
@@ -87,7 +88,7 @@ export function applyRunEvent(state: RunState, event: RunEvent, clock: RunClock)
     if (event.type === 'finalize' && state.leaseId === event.leaseId && state.status === event.outcome) {
       return { ok: true, state, changed: false };
     }
-    if (event.type === 'finalize' || event.type === 'heartbeat') return { ok: false, reason: 'lease_lost' };
+    if (event.type === 'finalize' || event.type === 'heartbeat' || event.type === 'release') return { ok: false, reason: 'lease_lost' };
     return { ok: false, reason: 'terminal' };
   }
   switch (event.type) {
@@ -121,6 +122,10 @@ export function applyRunEvent(state: RunState, event: RunEvent, clock: RunClock)
     case 'finalize':
       if (!holdsLease(state, event.leaseId, now)) return { ok: false, reason: 'lease_lost' };
       return { ok: true, changed: true, state: { ...state, status: event.outcome } };
+    case 'release':
+      // A worker shutting down hands a run back to the queue; a run being cancelled cannot be handed back.
+      if (!holdsLease(state, event.leaseId, now) || state.status !== 'running') return { ok: false, reason: 'lease_lost' };
+      return { ok: true, changed: true, state: { ...state, status: 'queued', leaseId: null, leaseExpiresAt: null } };
     case 'reap': {
       if (!isOverdue(state, now)) return { ok: false, reason: 'not_due' };
       const leaseExpired = (state.status === 'running' || state.status === 'cancelling') && now < state.deadlineAt;

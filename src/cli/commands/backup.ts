@@ -1,0 +1,60 @@
+import type { Command } from 'commander';
+import { databaseName, parseDatabaseUrl } from '../../core/databaseUrl.ts';
+import { BackstopError } from '../../core/errors.ts';
+import { claimRunById, createRun } from '../../db/runs.ts';
+import { ensureTarget } from '../../db/targets.ts';
+import { parseCompression } from '../../pipeline/compression.ts';
+import type { CommandContext } from '../context.ts';
+import { runInForeground } from './runInForeground.ts';
+import { storeUrlFor } from './targets.ts';
+
+export function registerBackupCommands(program: Command, context: () => CommandContext): void {
+  program
+    .command('backup')
+    .description('Back up a database now, in this process, through the same claim / lease / finalize path as every run.')
+    .argument('<database-url>', 'postgres://USER:PASSWORD@HOST:PORT/DATABASE')
+    .option('--store <url>', 'where to store it (file:///path, a folder, s3://bucket/prefix); default: the target\'s store or BACKSTOP_STORE')
+    .option('--target <name>', 'target name to file it under (default: the database name)')
+    .option('--compression <algorithm>', 'zstd, zstd:LEVEL, gzip, gzip:LEVEL or none (for a new target)')
+    .option('--json', 'print the run as one JSON document')
+    .action(async (databaseUrl: string, options: { store?: string; target?: string; compression?: string; json?: boolean }) => {
+      const ctx = context();
+      parseDatabaseUrl(databaseUrl);
+      if (options.compression) parseCompression(options.compression);
+      const name = options.target ?? sanitizeTargetName(databaseName(databaseUrl));
+      const { pool } = await ctx.catalog();
+      const storeUrl = options.store ? storeUrlFor(options.store) : ctx.config.defaultStoreUrl;
+      const target = await ensureTarget(pool, {
+        name,
+        databaseUrl,
+        storeUrl,
+        options: options.compression ? { compression: options.compression } : {},
+      });
+      if (options.store && target.storeUrl !== storeUrl) {
+        throw new BackstopError(
+          'INVALID_INPUT',
+          `Target "${name}" stores its backups at ${target.storeUrl}, not ${storeUrl}. Use --target NEW_NAME for a target with another store.`,
+        );
+      }
+      const run = await createRun(pool, { targetId: target.id, trigger: 'cli', runDeadlineMs: ctx.config.runDeadlineMs });
+      const claimed = await claimRunById(pool, run.id, { leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `backup:${process.pid}` });
+      await runInForeground(ctx, claimed, { json: options.json });
+    });
+
+  program
+    .command('run')
+    .description('Execute exactly one queued or dispatched run (what a CI job calls). Refuses unknown, running or finished runs.')
+    .argument('<run-id>', 'the run id printed by `backstop trigger`')
+    .option('--json', 'print the run as one JSON document')
+    .action(async (runId: string, options: { json?: boolean }) => {
+      const ctx = context();
+      const { pool } = await ctx.catalog();
+      const claimed = await claimRunById(pool, runId, { leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `run:${process.pid}` });
+      await runInForeground(ctx, claimed, { json: options.json });
+    });
+}
+
+function sanitizeTargetName(name: string): string {
+  const cleaned = name.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 63);
+  return cleaned || 'database';
+}

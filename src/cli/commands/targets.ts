@@ -1,0 +1,70 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { parseDatabaseUrl } from '../../core/databaseUrl.ts';
+import { BackstopError } from '../../core/errors.ts';
+import { createTarget, listTargets, type TargetRecord } from '../../db/targets.ts';
+import { parseCompression } from '../../pipeline/compression.ts';
+import type { CommandContext } from '../context.ts';
+import { printJson, table } from '../output.ts';
+
+/** Store URLs are kept absolute so that a target means the same thing from any folder. */
+export function storeUrlFor(store: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(store)) return store;
+  return `file://${path.resolve(store)}`;
+}
+
+function targetJson(target: TargetRecord) {
+  return {
+    id: target.id,
+    name: target.name,
+    storeUrl: target.storeUrl,
+    options: target.options,
+    exclusive: target.exclusive,
+    maxAttempts: target.maxAttempts,
+    createdAt: target.createdAt,
+  };
+}
+
+export function registerTargetCommands(program: Command, context: () => CommandContext): void {
+  const target = program.command('target').description('Manage backup targets (databases to back up).');
+  target
+    .command('add')
+    .description('Register a database to back up.')
+    .argument('<name>', 'lowercase name: letters, digits, ".", "_", "-"')
+    .requiredOption('--database-url <url>', 'postgres://USER:PASSWORD@HOST:PORT/DATABASE (stored, never shown again)')
+    .option('--store <url>', 'file:///path, a folder, or s3://bucket/prefix (default: BACKSTOP_STORE)')
+    .option('--compression <algorithm>', 'zstd, zstd:LEVEL, gzip, gzip:LEVEL or none')
+    .option('--max-attempts <n>', 'attempts per run when a runner dies (1 = no retry)', '1')
+    .option('--json', 'print the target as JSON')
+    .action(async (name: string, options: { databaseUrl: string; store?: string; compression?: string; maxAttempts: string; json?: boolean }) => {
+      const ctx = context();
+      parseDatabaseUrl(options.databaseUrl);
+      if (options.compression) parseCompression(options.compression);
+      const maxAttempts = Number(options.maxAttempts);
+      if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10) {
+        throw new BackstopError('INVALID_INPUT', `--max-attempts must be a whole number from 1 to 10, got "${options.maxAttempts}".`);
+      }
+      const { pool } = await ctx.catalog();
+      const created = await createTarget(pool, {
+        name,
+        databaseUrl: options.databaseUrl,
+        storeUrl: options.store ? storeUrlFor(options.store) : ctx.config.defaultStoreUrl,
+        options: options.compression ? { compression: options.compression } : {},
+        maxAttempts,
+      });
+      if (options.json) printJson(targetJson(created));
+      else process.stdout.write(`Target ${created.name} added; backups go to ${created.storeUrl}\n`);
+    });
+  target
+    .command('list')
+    .description('List targets (database URLs are secrets and never shown).')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      const ctx = context();
+      const { pool } = await ctx.catalog();
+      const targets = await listTargets(pool);
+      if (options.json) printJson(targets.map(targetJson));
+      else if (targets.length === 0) process.stdout.write('No targets yet. Add one with `backstop target add NAME --database-url URL`.\n');
+      else process.stdout.write(`${table(['NAME', 'STORE', 'CREATED'], targets.map((t) => [t.name, t.storeUrl, t.createdAt]))}\n`);
+    });
+}

@@ -1,0 +1,39 @@
+import type { Command } from 'commander';
+import { BackstopError } from '../../core/errors.ts';
+import { startWorker } from '../../control/worker.ts';
+import type { CommandContext } from '../context.ts';
+
+export function registerWorkerCommand(program: Command, context: () => CommandContext): void {
+  program
+    .command('worker')
+    .description('Claim and execute queued runs until SIGINT/SIGTERM; also reaps overdue runs.')
+    .option('--concurrency <n>', 'runs executed at once by this worker', '1')
+    .option('--poll-interval <seconds>', 'how often to look for queued runs', '1')
+    .option('--drain-timeout <seconds>', 'on shutdown, how long running backups may finish before they are handed back', '5')
+    .action(async (options: { concurrency: string; pollInterval: string; drainTimeout: string }) => {
+      const ctx = context();
+      const concurrency = positive('--concurrency', options.concurrency, true);
+      const pollIntervalMs = positive('--poll-interval', options.pollInterval) * 1000;
+      const drainTimeoutMs = positive('--drain-timeout', options.drainTimeout, false, true) * 1000;
+      const { pool } = await ctx.catalog();
+      const worker = startWorker({ db: pool, config: ctx.config, log: ctx.log }, { concurrency, pollIntervalMs, drainTimeoutMs });
+      ctx.log.info({ worker: worker.name, concurrency }, 'worker started');
+      const onSignal = (signal: NodeJS.Signals) => {
+        ctx.log.info({ signal }, 'shutting down');
+        void worker.stop(`received ${signal}`);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      await worker.done;
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      ctx.log.info('worker stopped');
+    });
+}
+
+function positive(flag: string, value: string, integer = false, allowZero = false): number {
+  const parsed = Number(value);
+  const ok = Number.isFinite(parsed) && (allowZero ? parsed >= 0 : parsed > 0) && (!integer || Number.isInteger(parsed));
+  if (!ok) throw new BackstopError('INVALID_INPUT', `${flag} must be a ${integer ? 'whole ' : ''}number${allowZero ? '' : ' above 0'}, got "${value}".`);
+  return parsed;
+}

@@ -1,0 +1,26 @@
+import type { Logger } from 'pino';
+import { loadConfig, type Config } from '../core/config.ts';
+import { openCatalog, type Catalog } from './catalog.ts';
+import { createLogger } from './logger.ts';
+
+/** What every command gets: config, a logger, and (lazily) the catalog. Built once per process. */
+export interface CommandContext {
+  config: Config;
+  log: Logger;
+  catalog(): Promise<Catalog>;
+  close(): Promise<void>;
+}
+
+export function createContext(options: { defaultLogLevel: string }): CommandContext {
+  const config = loadConfig(process.env, process.cwd());
+  const log = createLogger(process.env.BACKSTOP_LOG_LEVEL ? config.logLevel : options.defaultLogLevel);
+  let opened: Promise<Catalog> | null = null;
+  return {
+    config,
+    log,
+    catalog: () => (opened ??= openCatalog(config, log)),
+    async close() {
+      if (opened) await (await opened.catch(() => null))?.close();
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import type { RunRecord } from '../db/runs.ts';
+
+/** The `--json` shape of a run: stable, secret-free. */
+export function runJson(run: RunRecord) {
+  return {
+    id: run.id,
+    target: run.targetName,
+    status: run.status,
+    attempt: run.attempt,
+    trigger: run.trigger,
+    createdAt: run.createdAt,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    deadlineAt: run.deadlineAt,
+    error: run.error,
+    artifact: run.artifact,
+    progress: run.progress,
+  };
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+/** One line describing how a run ended. */
+export function describeRun(run: RunRecord): string {
+  const took = run.startedAt && run.finishedAt ? ` in ${formatDuration(Date.parse(run.finishedAt) - Date.parse(run.startedAt))}` : '';
+  const base = `Run ${run.id} (${run.targetName}) ${run.status}${took}`;
+  if (run.error) return `${base}: [${run.error.code}] ${run.error.message}`;
+  if (run.artifact) {
+    const size = run.artifact.files.reduce((sum, file) => sum + file.size, 0);
+    return `${base}: ${formatBytes(size)} in ${run.artifact.files.length} file(s) at ${run.artifact.storeUrl}/${run.artifact.prefix}`;
+  }
+  return base;
+}
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((header, index) => Math.max(header.length, ...rows.map((row) => (row[index] ?? '').length)));
+  const line = (cells: string[]) => cells.map((cell, index) => cell.padEnd(widths[index]!)).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,56 @@
+import type { Logger } from 'pino';
+import type { Queryable } from '../db/pool.ts';
+import { reapRuns, type ReapedRun } from '../db/runs.ts';
+
+export interface Reaper {
+  /** Runs one pass now (also what the timer calls). */
+  reapOnce(): Promise<ReapedRun[]>;
+  stop(): void;
+}
+
+/**
+ * Reaps overdue runs every `intervalMs`. Runs in every long-lived Backstop process; many
+ * reapers at once are safe because each pass is one conditional UPDATE.
+ */
+export function startReaper(db: Queryable, intervalMs: number, log: Logger, onReaped?: (runs: ReapedRun[]) => void): Reaper {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let running: Promise<ReapedRun[]> | null = null;
+
+  const reapOnce = async (): Promise<ReapedRun[]> => {
+    if (running) return running;
+    running = (async () => {
+      try {
+        const reaped = await reapRuns(db);
+        for (const run of reaped) {
+          log.warn({ runId: run.id, from: run.previousStatus, to: run.status, reason: run.errorCode }, 'reaped overdue run');
+        }
+        if (reaped.length > 0) onReaped?.(reaped);
+        return reaped;
+      } catch (error) {
+        log.warn({ err: error }, 'reaper pass failed; will retry');
+        return [];
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  };
+
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(async () => {
+      await reapOnce();
+      schedule();
+    }, intervalMs);
+  };
+  schedule();
+
+  return {
+    reapOnce,
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}

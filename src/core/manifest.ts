@@ -1,0 +1,63 @@
+import { z } from 'zod';
+
+/**
+ * Manifest v1: the open, versioned description of one backup, written last into its prefix.
+ * An artifact is restorable from the bucket alone with this file and standard tools.
+ */
+export const MANIFEST_FORMAT = 'backstop.manifest';
+export const MANIFEST_VERSION = 1;
+export const MANIFEST_NAME = 'manifest.json';
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex SHA-256 digest');
+
+export const manifestFileSchema = z.object({
+  name: z.string().min(1).describe('File name inside the backup prefix.'),
+  role: z.enum(['dump', 'roles', 'schema', 'data', 'storage']).describe('What the file holds.'),
+  format: z.enum(['pg_dump-custom', 'sql']).describe('Format of the decrypted, decompressed content.'),
+  size: z.number().int().nonnegative().describe('Stored size in bytes.'),
+  sha256: sha256.describe('SHA-256 of the stored bytes.'),
+  uncompressedSize: z.number().int().nonnegative().describe('Size of the content before compression.'),
+});
+
+export const manifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  formatVersion: z.literal(MANIFEST_VERSION),
+  backstopVersion: z.string(),
+  runId: z.string().uuid(),
+  attempt: z.number().int().positive(),
+  target: z.string(),
+  createdAt: z.string().describe('When the run was created, database clock, ISO 8601.'),
+  source: z.object({
+    serverVersion: z.string(),
+    serverVersionNum: z.number().int(),
+    database: z.string(),
+  }),
+  pgDump: z.object({
+    version: z.string(),
+    options: z.array(z.string()).describe('pg_dump options, connection excluded.'),
+    snapshot: z.boolean().describe('Row counts were taken in the same snapshot as the dump.'),
+  }),
+  compression: z.object({ algorithm: z.enum(['zstd', 'gzip', 'none']), level: z.number().int().nullable() }),
+  encryption: z
+    .object({ algorithm: z.literal('age'), recipients: z.array(z.string().startsWith('age1')) })
+    .nullable()
+    .describe('Public recipients only; never an identity.'),
+  files: z.array(manifestFileSchema).min(1),
+  tables: z.array(z.object({ schema: z.string(), name: z.string(), rows: z.number().int().nonnegative() })),
+  timings: z.object({ dumpMs: z.number().nonnegative(), totalMs: z.number().nonnegative() }),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type ManifestFile = z.infer<typeof manifestFileSchema>;
+
+/**
+ * `<target>/<yyyy>/<mm>/<run-id>/attempt-<n>/`, dated by the run's creation (database clock,
+ * UTC). Each attempt writes its own prefix: leases fence the catalog but cannot fence an
+ * object store, so a stale attempt that wakes up must never be able to overwrite or delete
+ * the files of the attempt that replaced it.
+ */
+export function artifactPrefix(target: string, createdAt: string, runId: string, attempt: number): string {
+  const date = new Date(createdAt);
+  const month = String(date.getUTCMonth() + 1).padStart(2, '0');
+  return `${target}/${date.getUTCFullYear()}/${month}/${runId}/attempt-${attempt}/`;
+}

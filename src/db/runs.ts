@@ -1,0 +1,477 @@
+import { BackstopError, type ErrorCode } from '../core/errors.ts';
+import { activeStatuses, exclusiveStatuses, leasedStatuses, type RunStatus, type RunnerOutcome } from '../core/runState.ts';
+import { pgErrorCode, pgErrorCodes, type Queryable } from './pool.ts';
+
+export interface RunRecord {
+  id: string;
+  targetId: string;
+  targetName: string;
+  status: RunStatus;
+  trigger: string;
+  attempt: number;
+  maxAttempts: number;
+  leaseExpiresAt: string | null;
+  heartbeatAt: string | null;
+  claimedBy: string | null;
+  startDeadlineAt: string | null;
+  deadlineAt: string;
+  cancelRequestedAt: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: { code: string; message: string } | null;
+  progress: Record<string, unknown> | null;
+  artifact: Artifact | null;
+  executor: Record<string, unknown> | null;
+}
+
+export interface ArtifactFile {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+export interface Artifact {
+  storeUrl: string;
+  prefix: string;
+  manifest: ArtifactFile;
+  files: ArtifactFile[];
+}
+
+/** A run as its runner holds it: the record plus the fencing token. */
+export interface ClaimedRun extends RunRecord {
+  leaseId: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function assertRunId(runId: string): void {
+  if (!UUID.test(runId)) {
+    throw new BackstopError('RUN_NOT_FOUND', `"${runId}" is not a run id. Run ids are UUIDs; list them with \`backstop runs\`.`);
+  }
+}
+
+const runColumns = `r.id, r.target_id, t.name as target_name, r.status, r.trigger, r.attempt, r.max_attempts,
+  r.lease_id, r.lease_expires_at, r.heartbeat_at, r.claimed_by, r.start_deadline_at, r.deadline_at,
+  r.cancel_requested_at, r.created_at, r.started_at, r.finished_at, r.error_code, r.error_message,
+  r.progress, r.artifact, r.executor`;
+
+interface RunRow {
+  id: string;
+  target_id: string;
+  target_name: string;
+  status: RunStatus;
+  trigger: string;
+  attempt: number;
+  max_attempts: number;
+  lease_id: string | null;
+  lease_expires_at: string | null;
+  heartbeat_at: string | null;
+  claimed_by: string | null;
+  start_deadline_at: string | null;
+  deadline_at: string;
+  cancel_requested_at: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  progress: Record<string, unknown> | null;
+  artifact: Artifact | null;
+  executor: Record<string, unknown> | null;
+}
+
+function toRecord(row: RunRow): RunRecord {
+  return {
+    id: row.id,
+    targetId: row.target_id,
+    targetName: row.target_name,
+    status: row.status,
+    trigger: row.trigger,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    leaseExpiresAt: row.lease_expires_at,
+    heartbeatAt: row.heartbeat_at,
+    claimedBy: row.claimed_by,
+    startDeadlineAt: row.start_deadline_at,
+    deadlineAt: row.deadline_at,
+    cancelRequestedAt: row.cancel_requested_at,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
+    progress: row.progress,
+    artifact: row.artifact,
+    executor: row.executor,
+  };
+}
+
+function toClaimed(row: RunRow): ClaimedRun {
+  if (!row.lease_id) throw new Error(`run ${row.id} has no lease`);
+  return { ...toRecord(row), leaseId: row.lease_id };
+}
+
+export async function createRun(
+  db: Queryable,
+  input: { targetId: string; trigger: string; runDeadlineMs: number },
+): Promise<RunRecord> {
+  const { rows } = await db.query<RunRow>(
+    `with inserted as (
+       insert into backstop.runs (target_id, trigger, exclusive, max_attempts, deadline_at)
+       select t.id, $2, t.exclusive, t.max_attempts, now() + $3 * interval '1 millisecond'
+       from backstop.targets t where t.id = $1
+       returning *
+     ), event as (
+       insert into backstop.run_events (run_id, attempt, kind, status, message)
+       select id, 0, 'created', 'queued', 'queued by ' || trigger from inserted
+     ), notified as (
+       select pg_notify('backstop_runs', id::text) from inserted
+     )
+     select ${runColumns} from inserted r join backstop.targets t on t.id = r.target_id, notified`,
+    [input.targetId, input.trigger, input.runDeadlineMs],
+  );
+  const row = rows[0];
+  if (!row) throw new BackstopError('TARGET_NOT_FOUND', `Target ${input.targetId} does not exist.`);
+  return toRecord(row);
+}
+
+export async function getRun(db: Queryable, runId: string): Promise<RunRecord> {
+  assertRunId(runId);
+  const { rows } = await db.query<RunRow>(
+    `select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id where r.id = $1`,
+    [runId],
+  );
+  const row = rows[0];
+  if (!row) throw new BackstopError('RUN_NOT_FOUND', `No run with id ${runId}. List runs with \`backstop runs\`.`);
+  return toRecord(row);
+}
+
+export async function listRuns(
+  db: Queryable,
+  filter: { targetName?: string; status?: RunStatus; limit?: number } = {},
+): Promise<RunRecord[]> {
+  const { rows } = await db.query<RunRow>(
+    `select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id
+     where ($1::text is null or t.name = $1) and ($2::text is null or r.status = $2)
+     order by r.created_at desc, r.id limit $3`,
+    [filter.targetName ?? null, filter.status ?? null, Math.min(Math.max(filter.limit ?? 50, 1), 1000)],
+  );
+  return rows.map(toRecord);
+}
+
+interface ClaimOptions {
+  leaseTtlMs: number;
+  claimedBy: string;
+}
+
+const claimSet = `status = 'running', attempt = r.attempt + 1, lease_id = gen_random_uuid(),
+  lease_expires_at = now() + $1 * interval '1 millisecond', heartbeat_at = now(), claimed_by = $2,
+  started_at = coalesce(r.started_at, now())`;
+
+/**
+ * Claims the oldest queued run whose target has no executing run. Two workers racing for two
+ * runs of one target both pass the NOT EXISTS check; the partial unique index then refuses
+ * the second (23505), which simply retries and picks something else.
+ */
+export async function claimNextRun(db: Queryable, options: ClaimOptions): Promise<ClaimedRun | null> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const { rows } = await db.query<RunRow>(
+        `with candidate as (
+           select q.id from backstop.runs q
+           where q.status = 'queued' and q.cancel_requested_at is null and q.deadline_at > now()
+             and (q.start_deadline_at is null or q.start_deadline_at > now())
+             and (not q.exclusive or not exists (
+               select 1 from backstop.runs x
+               where x.target_id = q.target_id and x.exclusive and x.status = any($3::text[])))
+           order by q.created_at
+           for update skip locked
+           limit 1
+         ), claimed as (
+           update backstop.runs r set ${claimSet}
+           from candidate where r.id = candidate.id
+           returning r.*
+         ), event as (
+           insert into backstop.run_events (run_id, attempt, kind, status, message)
+           select id, attempt, 'claimed', 'running', 'claimed by ' || claimed_by from claimed
+         )
+         select ${runColumns} from claimed r join backstop.targets t on t.id = r.target_id`,
+        [options.leaseTtlMs, options.claimedBy, exclusiveStatuses],
+      );
+      return rows[0] ? toClaimed(rows[0]) : null;
+    } catch (error) {
+      if (pgErrorCode(error) !== pgErrorCodes.UNIQUE_VIOLATION) throw error;
+    }
+  }
+  return null;
+}
+
+/** Claims one specific run (what `backstop run RUN_ID` does). Refuses anything not claimable, changing nothing. */
+export async function claimRunById(db: Queryable, runId: string, options: ClaimOptions): Promise<ClaimedRun> {
+  assertRunId(runId);
+  let rows: RunRow[];
+  try {
+    ({ rows } = await db.query<RunRow>(
+      `with claimed as (
+         update backstop.runs r set ${claimSet}
+         where r.id = $3 and r.status in ('queued', 'dispatched') and r.cancel_requested_at is null
+           and r.deadline_at > now() and (r.start_deadline_at is null or r.start_deadline_at > now())
+         returning r.*
+       ), event as (
+         insert into backstop.run_events (run_id, attempt, kind, status, message)
+         select id, attempt, 'claimed', 'running', 'claimed by ' || claimed_by from claimed
+       )
+       select ${runColumns} from claimed r join backstop.targets t on t.id = r.target_id`,
+      [options.leaseTtlMs, options.claimedBy, runId],
+    ));
+  } catch (error) {
+    if (pgErrorCode(error) === pgErrorCodes.UNIQUE_VIOLATION) {
+      throw new BackstopError('RUN_NOT_CLAIMABLE', `Run ${runId} cannot start: another run of its target is executing. Wait for it to finish.`);
+    }
+    throw error;
+  }
+  if (rows[0]) return toClaimed(rows[0]);
+  const run = await getRun(db, runId);
+  if (run.status === 'succeeded' || run.status === 'failed' || run.status === 'cancelled' || run.status === 'timed_out') {
+    throw new BackstopError('RUN_ALREADY_TERMINAL', `Run ${runId} already finished as ${run.status}; nothing to do. Trigger a new run with \`backstop trigger ${run.targetName}\`.`);
+  }
+  if (run.status === 'running' || run.status === 'cancelling') {
+    throw new BackstopError('RUN_NOT_CLAIMABLE', `Run ${runId} is already being executed by ${run.claimedBy ?? 'another runner'} (attempt ${run.attempt}).`);
+  }
+  throw new BackstopError('RUN_NOT_CLAIMABLE', `Run ${runId} is ${run.status} but past its deadline or cancelled; the reaper will end it.`);
+}
+
+export interface LeaseState {
+  status: RunStatus;
+  cancelRequested: boolean;
+  leaseExpiresAt: string;
+}
+
+/**
+ * Extends the lease and records progress. Null means the lease is lost (reaped, finished,
+ * handed to another attempt, or past a deadline): the caller must stop at once.
+ */
+export async function renewLease(
+  db: Queryable,
+  input: { runId: string; leaseId: string; leaseTtlMs: number; progress?: Record<string, unknown> | null },
+): Promise<LeaseState | null> {
+  const { rows } = await db.query<{ status: RunStatus; cancel_requested: boolean; lease_expires_at: string }>(
+    `update backstop.runs set lease_expires_at = now() + $3 * interval '1 millisecond', heartbeat_at = now(),
+       progress = coalesce($4::jsonb, progress)
+     where id = $1 and lease_id = $2 and status = any($5::text[]) and lease_expires_at > now() and deadline_at > now()
+     returning status, cancel_requested_at is not null as cancel_requested, lease_expires_at`,
+    [input.runId, input.leaseId, input.leaseTtlMs, input.progress ? JSON.stringify(input.progress) : null, leasedStatuses],
+  );
+  const row = rows[0];
+  return row ? { status: row.status, cancelRequested: row.cancel_requested, leaseExpiresAt: row.lease_expires_at } : null;
+}
+
+export interface FinalizeInput {
+  runId: string;
+  leaseId: string;
+  outcome: RunnerOutcome;
+  error?: { code: string; message: string } | null;
+  artifact?: Artifact | null;
+}
+
+/**
+ * Ends a run. Conditional on the lease, so a runner that lost its run can never overwrite a
+ * newer outcome; repeating the same finalize with the same lease is a success.
+ */
+export async function finalizeRun(db: Queryable, input: FinalizeInput): Promise<RunRecord> {
+  const { rows } = await db.query<RunRow>(
+    `with done as (
+       update backstop.runs set status = $3, finished_at = now(), error_code = $4, error_message = $5, artifact = $6::jsonb
+       where id = $1 and lease_id = $2 and status = any($7::text[]) and lease_expires_at > now()
+       returning *
+     ), event as (
+       insert into backstop.run_events (run_id, attempt, kind, status, message, data)
+       select id, attempt, 'finished', status, coalesce(error_message, 'finished'),
+              case when error_code is null then null else jsonb_build_object('code', error_code) end
+       from done
+     )
+     select ${runColumns} from done r join backstop.targets t on t.id = r.target_id`,
+    [
+      input.runId,
+      input.leaseId,
+      input.outcome,
+      input.error?.code ?? null,
+      input.error?.message ?? null,
+      input.artifact ? JSON.stringify(input.artifact) : null,
+      leasedStatuses,
+    ],
+  );
+  if (rows[0]) return toRecord(rows[0]);
+  const { rows: current } = await db.query<RunRow>(
+    `select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id where r.id = $1`,
+    [input.runId],
+  );
+  const row = current[0];
+  if (row && row.lease_id === input.leaseId && row.status === input.outcome) return toRecord(row);
+  throw new BackstopError(
+    'LEASE_LOST',
+    `Run ${input.runId} is no longer held by this runner (it is ${row?.status ?? 'gone'}${row && row.lease_id !== input.leaseId ? ', claimed by a newer attempt' : ''}); its outcome was not changed.`,
+  );
+}
+
+/** Hands a running run back to the queue (graceful worker shutdown). */
+export async function releaseRun(db: Queryable, input: { runId: string; leaseId: string; reason: string }): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `with released as (
+       update backstop.runs set status = 'queued', lease_id = null, lease_expires_at = null, claimed_by = null, progress = null
+       where id = $1 and lease_id = $2 and status = 'running' and lease_expires_at > now()
+       returning id, attempt
+     )
+     insert into backstop.run_events (run_id, attempt, kind, status, message)
+     select id, attempt, 'released', 'queued', $3 from released`,
+    [input.runId, input.leaseId, input.reason],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Cancels a run: a queued or dispatched run ends `cancelled` at once; a running one becomes
+ * `cancelling` and its runner learns it from its next heartbeat.
+ */
+export async function requestCancel(db: Queryable, runId: string, reason = 'cancel requested'): Promise<RunRecord> {
+  assertRunId(runId);
+  const { rows } = await db.query<RunRow & { previous_status: RunStatus }>(
+    `with target_run as (
+       select id, status as previous_status from backstop.runs where id = $1 and status = any($2::text[]) for update
+     ), updated as (
+       update backstop.runs r set
+         cancel_requested_at = coalesce(r.cancel_requested_at, now()),
+         status = case when p.previous_status in ('queued', 'dispatched') then 'cancelled' else 'cancelling' end,
+         finished_at = case when p.previous_status in ('queued', 'dispatched') then now() else null end,
+         error_code = case when p.previous_status in ('queued', 'dispatched') then 'CANCELLED' else r.error_code end,
+         error_message = case when p.previous_status in ('queued', 'dispatched') then $3 else r.error_message end
+       from target_run p where r.id = p.id
+       returning r.*, p.previous_status
+     ), event as (
+       insert into backstop.run_events (run_id, attempt, kind, status, message)
+       select id, attempt, 'cancel_requested', status, $3 from updated
+     )
+     select ${runColumns}, r.previous_status from updated r join backstop.targets t on t.id = r.target_id`,
+    [runId, activeStatuses, reason],
+  );
+  if (rows[0]) return toRecord(rows[0]);
+  const run = await getRun(db, runId);
+  throw new BackstopError('RUN_ALREADY_TERMINAL', `Run ${runId} already finished as ${run.status}; there is nothing to cancel.`);
+}
+
+export interface ReapedRun {
+  id: string;
+  previousStatus: RunStatus;
+  status: RunStatus;
+  errorCode: ErrorCode;
+}
+
+/**
+ * One conditional UPDATE, safe with any number of reapers: each overdue run is locked by at
+ * most one of them (SKIP LOCKED) and re-checked against the database clock.
+ */
+export async function reapRuns(db: Queryable): Promise<ReapedRun[]> {
+  const { rows } = await db.query<{ id: string; previous_status: RunStatus; status: RunStatus; error_code: ErrorCode }>(
+    `with overdue as (
+       select id, status as previous_status,
+         case
+           when deadline_at <= now() then 'DEADLINE_EXCEEDED'
+           when status in ('running', 'cancelling') then 'LEASE_EXPIRED'
+           else 'START_DEADLINE_EXCEEDED'
+         end as reason,
+         status = 'running' and deadline_at > now() and attempt < max_attempts as retry
+       from backstop.runs
+       where status = any($1::text[])
+         and (deadline_at <= now()
+              or (status in ('running', 'cancelling') and lease_expires_at <= now())
+              or (status in ('queued', 'dispatched') and start_deadline_at <= now()))
+       for update skip locked
+     ), reaped as (
+       update backstop.runs r set
+         status = case when o.retry then 'queued' else 'timed_out' end,
+         finished_at = case when o.retry then null else now() end,
+         lease_id = case when o.retry then null else r.lease_id end,
+         lease_expires_at = case when o.retry then null else r.lease_expires_at end,
+         claimed_by = case when o.retry then null else r.claimed_by end,
+         error_code = case when o.retry then null else o.reason end,
+         error_message = case when o.retry then null else
+           case o.reason
+             when 'DEADLINE_EXCEEDED' then 'The run passed its hard deadline (' || to_char(r.deadline_at, 'YYYY-MM-DD"T"HH24:MI:SSOF') || ').'
+             when 'LEASE_EXPIRED' then 'The runner ' || coalesce(r.claimed_by, '') || ' stopped heartbeating; its lease expired'
+               || case when r.cancel_requested_at is not null then ' while a cancel was pending.' else '.' end
+             else 'No executor claimed the run before its start deadline.'
+           end end
+       from overdue o where r.id = o.id
+       returning r.id, o.previous_status, r.status, r.attempt, r.error_message, o.reason
+     ), event as (
+       insert into backstop.run_events (run_id, attempt, kind, status, message, data)
+       select id, attempt, case when status = 'queued' then 'requeued' else 'reaped' end, status,
+              coalesce(error_message, 'lease expired; queued again for another attempt'),
+              jsonb_build_object('reason', reason, 'previousStatus', previous_status)
+       from reaped
+     )
+     select id, previous_status, status, reason as error_code from reaped`,
+    [activeStatuses],
+  );
+  return rows.map((row) => ({ id: row.id, previousStatus: row.previous_status, status: row.status, errorCode: row.error_code }));
+}
+
+export interface RunEvent {
+  id: number;
+  runId: string;
+  at: string;
+  attempt: number;
+  kind: string;
+  status: string | null;
+  message: string | null;
+  data: Record<string, unknown> | null;
+}
+
+/** Appends an event on behalf of a runner, only while it still holds the lease. */
+export async function appendRunnerEvent(
+  db: Queryable,
+  input: { runId: string; leaseId: string; kind: string; message: string; data?: Record<string, unknown> },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `insert into backstop.run_events (run_id, attempt, kind, status, message, data)
+     select id, attempt, $3, status, $4, $5::jsonb from backstop.runs
+     where id = $1 and lease_id = $2 and status = any($6::text[])`,
+    [input.runId, input.leaseId, input.kind, input.message, input.data ? JSON.stringify(input.data) : null, leasedStatuses],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+export async function appendRunEvent(
+  db: Queryable,
+  input: { runId: string; kind: string; message: string; data?: Record<string, unknown> },
+): Promise<void> {
+  await db.query(
+    `insert into backstop.run_events (run_id, attempt, kind, status, message, data)
+     select id, attempt, $2, status, $3, $4::jsonb from backstop.runs where id = $1`,
+    [input.runId, input.kind, input.message, input.data ? JSON.stringify(input.data) : null],
+  );
+}
+
+export async function listRunEvents(db: Queryable, runId: string, afterId = 0): Promise<RunEvent[]> {
+  assertRunId(runId);
+  const { rows } = await db.query<{
+    id: number;
+    run_id: string;
+    at: string;
+    attempt: number;
+    kind: string;
+    status: string | null;
+    message: string | null;
+    data: Record<string, unknown> | null;
+  }>(`select * from backstop.run_events where run_id = $1 and id > $2 order by id`, [runId, afterId]);
+  return rows.map((row) => ({
+    id: row.id,
+    runId: row.run_id,
+    at: row.at,
+    attempt: row.attempt,
+    kind: row.kind,
+    status: row.status,
+    message: row.message,
+    data: row.data,
+  }));
+}

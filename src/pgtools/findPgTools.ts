@@ -1,0 +1,103 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { parseToolVersion, pickPgTool, type PgToolCandidate } from './pickPgTool.ts';
+
+const run = promisify(execFile);
+
+export type PgToolName = 'pg_dump' | 'pg_restore' | 'pg_dumpall' | 'psql';
+
+/** Extra folders (BACKSTOP_PG_BIN) searched first; with `only`, nothing else is searched. */
+export interface PgToolSearch {
+  dirs: string[];
+  only: boolean;
+}
+
+async function isExecutable(file: string): Promise<boolean> {
+  try {
+    await fs.access(file, fs.constants.X_OK);
+    return (await fs.stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function pgConfigBindir(): Promise<string[]> {
+  try {
+    const { stdout } = await run('pg_config', ['--bindir'], { timeout: 5000 });
+    return [stdout.trim()];
+  } catch {
+    return [];
+  }
+}
+
+async function debianVersionDirs(): Promise<string[]> {
+  try {
+    const versions = await fs.readdir('/usr/lib/postgresql');
+    return versions.map((version) => path.join('/usr/lib/postgresql', version, 'bin'));
+  } catch {
+    return [];
+  }
+}
+
+const cache = new Map<string, Promise<PgToolCandidate[]>>();
+
+/** Every installed copy of `tool` with its version, deduplicated by real path. */
+export function discoverPgTools(tool: PgToolName, search: PgToolSearch = { dirs: [], only: false }): Promise<PgToolCandidate[]> {
+  const key = `${tool}\0${search.dirs.join(':')}\0${search.only}\0${process.env.PATH ?? ''}`;
+  let found = cache.get(key);
+  if (!found) {
+    found = discover(tool, search);
+    cache.set(key, found);
+    found.catch(() => cache.delete(key));
+  }
+  return found;
+}
+
+async function discover(tool: PgToolName, search: PgToolSearch): Promise<PgToolCandidate[]> {
+  const dirs = search.only
+    ? search.dirs
+    : [
+        ...search.dirs,
+        ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean),
+        ...(await pgConfigBindir()),
+        ...(await debianVersionDirs()),
+      ];
+  const seen = new Set<string>();
+  const candidates: PgToolCandidate[] = [];
+  for (const dir of dirs) {
+    const file = path.join(dir, tool);
+    if (!(await isExecutable(file))) continue;
+    let real: string;
+    try {
+      real = await fs.realpath(file);
+    } catch {
+      continue;
+    }
+    // Debian's /usr/bin/pg_dump is a wrapper script that picks a version itself: resolve it
+    // to the real per-version binary by its reported version instead of trusting the wrapper.
+    if (seen.has(real)) continue;
+    seen.add(real);
+    try {
+      const { stdout } = await run(file, ['--version'], { timeout: 5000 });
+      const parsed = parseToolVersion(stdout);
+      if (parsed) candidates.push({ path: file, ...parsed });
+    } catch {
+      // Not runnable (missing libraries, wrong architecture): not a candidate.
+    }
+  }
+  // Prefer a real per-version binary over a wrapper that reports the same version.
+  const byVersion = new Map<string, PgToolCandidate>();
+  for (const candidate of candidates) {
+    const previous = byVersion.get(candidate.version);
+    if (!previous || (previous.path.startsWith('/usr/bin/') && !candidate.path.startsWith('/usr/bin/'))) {
+      byVersion.set(candidate.version, candidate);
+    }
+  }
+  return [...byVersion.values()];
+}
+
+export async function findPgTool(tool: PgToolName, minMajor: number, search?: PgToolSearch, what = 'server'): Promise<PgToolCandidate> {
+  return pickPgTool(tool, await discoverPgTools(tool, search), minMajor, what);
+}

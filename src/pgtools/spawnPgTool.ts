@@ -1,0 +1,70 @@
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { parseDatabaseUrl, redactText } from '../core/databaseUrl.ts';
+
+export interface PgToolProcess {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  /** Resolves when the whole process has exited, with the end of its stderr. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+  /** SIGTERM to the whole process group, SIGKILL after `graceMs`. Resolves when it exited. */
+  terminate(graceMs?: number): Promise<void>;
+}
+
+const STDERR_LIMIT = 16 * 1024;
+
+/**
+ * The connection for a pg tool: the URL without its password as --dbname, the password in
+ * PGPASSWORD, so it never shows up in `ps` output or in error messages.
+ */
+export function connectionArgs(databaseUrl: string, applicationName = 'backstop'): { dbname: string; env: Record<string, string> } {
+  const url = parseDatabaseUrl(databaseUrl);
+  const env: Record<string, string> = { PGAPPNAME: applicationName, PGCONNECT_TIMEOUT: '15' };
+  if (url.password) env.PGPASSWORD = decodeURIComponent(url.password);
+  url.password = '';
+  return { dbname: url.toString(), env };
+}
+
+/**
+ * Spawns a pg tool in its own process group so that cancellation reaches every process it
+ * starts (pg_dump -j and pg_restore -j fork workers) and a Ctrl-C on the terminal reaches
+ * only Backstop, which then decides what to stop.
+ */
+export function spawnPgTool(file: string, args: string[], env: Record<string, string>, stdin: 'ignore' = 'ignore'): PgToolProcess {
+  const child = spawn(file, args, {
+    stdio: [stdin, 'pipe', 'pipe'],
+    detached: true,
+    env: { ...process.env, ...env },
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (text: string) => {
+    stderr = (stderr + text).slice(-STDERR_LIMIT);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
+    child.on('error', (error) => {
+      stderr += `\n${error.message}`;
+    });
+    child.on('close', (code, signal) => resolve({ code, signal, stderr: redactText(stderr.trim()) }));
+  });
+  const killGroup = (signal: NodeJS.Signals) => {
+    if (child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  return {
+    child,
+    exited,
+    async terminate(graceMs = 2000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      killGroup('SIGTERM');
+      const timer = setTimeout(() => killGroup('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+      // Workers forked by the tool share its group; make sure none outlives it.
+      killGroup('SIGKILL');
+    },
+  };
+}

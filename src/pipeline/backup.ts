@@ -1,0 +1,198 @@
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BackstopError } from '../core/errors.ts';
+import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, artifactPrefix, manifestSchema, type Manifest } from '../core/manifest.ts';
+import { BACKSTOP_VERSION } from '../core/version.ts';
+import type { Artifact } from '../db/runs.ts';
+import { findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
+import { serverMajorFromVersionNum } from '../pgtools/pickPgTool.ts';
+import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
+import type { Store, StoredObject } from '../storage/store.ts';
+import { createCompressor, defaultCompression, fileExtension, type CompressionSettings } from './compression.ts';
+import { readManifest } from './readManifest.ts';
+import { openSourceSnapshot } from './sourceSnapshot.ts';
+
+export interface BackupProgress {
+  phase: 'connecting' | 'dumping' | 'manifest' | 'done';
+  bytesDumped: number;
+  bytesStored: number;
+  rateBytesPerSecond: number;
+  elapsedMs: number;
+}
+
+export interface BackupInput {
+  runId: string;
+  attempt: number;
+  targetName: string;
+  /** Run creation time from the database; names the artifact's folder. */
+  createdAt: string;
+  databaseUrl: string;
+  store: Store;
+  compression?: CompressionSettings;
+  pgTools?: PgToolSearch;
+  signal: AbortSignal;
+  onProgress?: (progress: BackupProgress) => void;
+  onEvent?: (kind: string, message: string, data?: Record<string, unknown>) => void;
+}
+
+const DUMP_OPTIONS = ['--format=custom', '--compress=0'];
+
+/**
+ * pg_dump → zstd → store, hashed as it streams; manifest last, read back and checked. On any
+ * failure or abort, pg_dump's whole process group is stopped and every object written under
+ * the run's prefix is deleted, so a prefix without a complete manifest never survives a run
+ * that Backstop saw fail.
+ */
+export async function backupDatabase(input: BackupInput): Promise<Artifact> {
+  const started = performance.now();
+  const compression = input.compression ?? defaultCompression;
+  const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
+  const progress: BackupProgress = { phase: 'connecting', bytesDumped: 0, bytesStored: 0, rateBytesPerSecond: 0, elapsedMs: 0 };
+  const report = () => {
+    progress.elapsedMs = performance.now() - started;
+    progress.rateBytesPerSecond = progress.elapsedMs > 0 ? Math.round((progress.bytesDumped * 1000) / progress.elapsedMs) : 0;
+    input.onProgress?.({ ...progress });
+  };
+  input.signal.throwIfAborted();
+
+  const source = await openSourceSnapshot(input.databaseUrl);
+  let dump: PgToolProcess | undefined;
+  const stopDump = () => void dump?.terminate();
+  input.signal.addEventListener('abort', stopDump, { once: true });
+  try {
+    const pgDump = await findPgTool('pg_dump', serverMajorFromVersionNum(source.serverVersionNum), input.pgTools);
+    input.signal.throwIfAborted();
+    // The run id in application_name lets an operator (and the tests) find this dump in pg_stat_activity.
+    const connection = connectionArgs(input.databaseUrl, `backstop:${input.runId}`);
+    const options = [...DUMP_OPTIONS, ...(source.snapshot ? [`--snapshot=${source.snapshot}`] : [])];
+    dump = spawnPgTool(pgDump.path, [...options, '--no-password', `--dbname=${connection.dbname}`], connection.env);
+    progress.phase = 'dumping';
+    report();
+    input.onEvent?.('dump_started', `pg_dump ${pgDump.version} against PostgreSQL ${source.serverVersion}`, {
+      pgDumpVersion: pgDump.version,
+      serverVersion: source.serverVersion,
+    });
+
+    // Counted concurrently on the snapshot's own connection while pg_dump streams.
+    const counting = source.countRows(input.signal);
+    counting.catch(() => {});
+    const dumpStarted = performance.now();
+    const dumpFile = `dump.pgcustom${fileExtension(compression.algorithm)}`;
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        progress.bytesDumped += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    const compressor = createCompressor(compression);
+    const body = compressor ?? counted;
+    const feeding = pipeline(Readable.from(dumpOutput(dump)), counted, ...(compressor ? [compressor] : []), {
+      signal: input.signal,
+    });
+    const [stored] = await Promise.all([
+      input.store.put(prefix + dumpFile, body, {
+        signal: input.signal,
+        onProgress: (bytes) => {
+          progress.bytesStored = bytes;
+        },
+      }),
+      feeding,
+    ]);
+    const dumpMs = performance.now() - dumpStarted;
+    report();
+    input.onEvent?.('dump_stored', `stored ${dumpFile}: ${stored.size} bytes (${progress.bytesDumped} before compression)`, {
+      file: dumpFile,
+      size: stored.size,
+      sha256: stored.sha256,
+    });
+
+    const tables = await counting;
+    await source.close();
+
+    progress.phase = 'manifest';
+    report();
+    const manifest: Manifest = {
+      format: MANIFEST_FORMAT,
+      formatVersion: MANIFEST_VERSION,
+      backstopVersion: BACKSTOP_VERSION,
+      runId: input.runId,
+      attempt: input.attempt,
+      target: input.targetName,
+      createdAt: input.createdAt,
+      source: { serverVersion: source.serverVersion, serverVersionNum: source.serverVersionNum, database: source.database },
+      pgDump: { version: pgDump.version, options, snapshot: source.snapshot !== null },
+      compression: { algorithm: compression.algorithm, level: compression.level },
+      encryption: null,
+      files: [
+        {
+          name: dumpFile,
+          role: 'dump',
+          format: 'pg_dump-custom',
+          size: stored.size,
+          sha256: stored.sha256,
+          uncompressedSize: progress.bytesDumped,
+        },
+      ],
+      tables,
+      timings: { dumpMs: Math.round(dumpMs), totalMs: Math.round(performance.now() - started) },
+    };
+    const manifestObject = await writeManifest(input.store, prefix, manifest, input.signal);
+    progress.phase = 'done';
+    report();
+    return {
+      storeUrl: input.store.url,
+      prefix,
+      manifest: { name: MANIFEST_NAME, size: manifestObject.size, sha256: manifestObject.sha256 },
+      files: manifest.files.map((file) => ({ name: file.name, size: file.size, sha256: file.sha256 })),
+    };
+  } catch (error) {
+    await dump?.terminate();
+    await deletePrefix(input.store, prefix).catch(() => {});
+    if (input.signal.aborted) throw input.signal.reason;
+    throw error;
+  } finally {
+    input.signal.removeEventListener('abort', stopDump);
+    await source.close();
+  }
+}
+
+/**
+ * pg_dump's stdout, ending with an error instead of a clean end when pg_dump fails: a dump
+ * cut short must never be stored as if it were whole.
+ */
+async function* dumpOutput(dump: PgToolProcess): AsyncGenerator<Buffer> {
+  for await (const chunk of dump.child.stdout) yield chunk as Buffer;
+  const { code, signal, stderr } = await dump.exited;
+  if (code !== 0) {
+    throw new BackstopError(
+      'DUMP_FAILED',
+      `pg_dump ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: ${stderr.slice(-2000) || 'no output'}`,
+    );
+  }
+}
+
+async function writeManifest(store: Store, prefix: string, manifest: Manifest, signal: AbortSignal): Promise<StoredObject> {
+  const text = `${JSON.stringify(manifestSchema.parse(manifest), null, 2)}\n`;
+  const written = await store.put(prefix + MANIFEST_NAME, Readable.from([Buffer.from(text)]), { signal });
+  // Read back what the store now serves and compare it with what we meant to write.
+  const readBack = await readManifest(store, prefix);
+  if (JSON.stringify(readBack.manifest) !== JSON.stringify(manifest) || readBack.sha256 !== written.sha256) {
+    throw new BackstopError('STORE_WRITE_FAILED', `The manifest read back from ${store.url}/${prefix} differs from what was written.`);
+  }
+  for (const file of manifest.files) {
+    const stat = await store.stat(prefix + file.name);
+    if (!stat || stat.size !== file.size) {
+      throw new BackstopError(
+        'STORE_WRITE_FAILED',
+        `${file.name} in ${store.url}/${prefix} is ${stat ? `${stat.size} bytes` : 'missing'}, expected ${file.size} bytes.`,
+      );
+    }
+  }
+  return written;
+}
+
+export async function deletePrefix(store: Store, prefix: string): Promise<void> {
+  const keys: string[] = [];
+  for await (const object of store.list(prefix)) keys.push(object.key);
+  if (keys.length > 0) await store.delete(keys);
+}

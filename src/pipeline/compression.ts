@@ -1,0 +1,62 @@
+import zlib from 'node:zlib';
+import type { Transform } from 'node:stream';
+import { BackstopError } from '../core/errors.ts';
+
+export type CompressionAlgorithm = 'zstd' | 'gzip' | 'none';
+
+export interface CompressionSettings {
+  algorithm: CompressionAlgorithm;
+  level: number | null;
+}
+
+// 1 MiB output chunks: with zlib's default 16 KiB, zstd level 1 spends a third of its time
+// in per-chunk overhead (measured on a 578 MB dump: 3.6 s vs 2.4 s).
+const CHUNK = 1 << 20;
+
+export const defaultCompression: CompressionSettings = { algorithm: 'zstd', level: 1 };
+
+export function fileExtension(algorithm: CompressionAlgorithm): string {
+  return algorithm === 'zstd' ? '.zst' : algorithm === 'gzip' ? '.gz' : '';
+}
+
+export function createCompressor(settings: CompressionSettings): Transform | null {
+  switch (settings.algorithm) {
+    case 'zstd':
+      return zlib.createZstdCompress({
+        chunkSize: CHUNK,
+        params: { [zlib.constants.ZSTD_c_compressionLevel]: settings.level ?? 1 },
+      });
+    case 'gzip':
+      return zlib.createGzip({ chunkSize: CHUNK, level: settings.level ?? 6 });
+    case 'none':
+      return null;
+  }
+}
+
+export function createDecompressor(algorithm: CompressionAlgorithm): Transform | null {
+  switch (algorithm) {
+    case 'zstd':
+      return zlib.createZstdDecompress({ chunkSize: CHUNK });
+    case 'gzip':
+      return zlib.createGunzip({ chunkSize: CHUNK });
+    case 'none':
+      return null;
+  }
+}
+
+export function parseCompression(text: string): CompressionSettings {
+  const match = /^(zstd|gzip|none)(?::(-?\d+))?$/.exec(text.trim());
+  if (!match) {
+    throw new BackstopError('INVALID_INPUT', `Unknown compression "${text}". Use zstd, zstd:LEVEL (1-19), gzip, gzip:LEVEL (1-9) or none.`);
+  }
+  const algorithm = match[1] as CompressionAlgorithm;
+  const level = match[2] === undefined ? null : Number(match[2]);
+  if (algorithm === 'zstd' && level !== null && (level < 1 || level > 19)) {
+    throw new BackstopError('INVALID_INPUT', `zstd level must be between 1 and 19, got ${level}.`);
+  }
+  if (algorithm === 'gzip' && level !== null && (level < 1 || level > 9)) {
+    throw new BackstopError('INVALID_INPUT', `gzip level must be between 1 and 9, got ${level}.`);
+  }
+  if (algorithm === 'none' && level !== null) throw new BackstopError('INVALID_INPUT', 'Compression "none" takes no level.');
+  return { algorithm, level: algorithm === 'zstd' ? (level ?? 1) : algorithm === 'gzip' ? (level ?? 6) : null };
+}

@@ -1,0 +1,91 @@
+import pg from 'pg';
+import { connectionError } from '../db/pool.ts';
+
+export interface TableCount {
+  schema: string;
+  name: string;
+  rows: number;
+}
+
+export interface SourceSnapshot {
+  serverVersion: string;
+  serverVersionNum: number;
+  database: string;
+  /** Exported snapshot id for `pg_dump --snapshot`, or null when the server cannot export one. */
+  snapshot: string | null;
+  /** Exact row counts of every table pg_dump dumps, read in the dump's own snapshot. */
+  countRows(signal?: AbortSignal): Promise<TableCount[]>;
+  close(): Promise<void>;
+}
+
+/** The tables whose data pg_dump writes: ordinary tables and partitions outside system schemas. */
+export const userTablesSql = `
+  select n.nspname as schema, c.relname as name
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+  where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema')
+    and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'
+    and not exists (select 1 from pg_depend d where d.objid = c.oid and d.deptype = 'e')
+  order by 1, 2`;
+
+export async function countTableRows(client: pg.ClientBase, signal?: AbortSignal): Promise<TableCount[]> {
+  const { rows: tables } = await client.query<{ schema: string; name: string }>(userTablesSql);
+  const counts: TableCount[] = [];
+  for (const table of tables) {
+    signal?.throwIfAborted();
+    const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.name)}`;
+    const { rows } = await client.query<{ count: string }>(`select count(*) as count from ${qualified}`);
+    counts.push({ schema: table.schema, name: table.name, rows: Number(rows[0]!.count) });
+  }
+  return counts;
+}
+
+/**
+ * Opens a REPEATABLE READ transaction on the source and exports its snapshot: pg_dump then
+ * dumps exactly what the row counts see. The transaction must stay open until pg_dump has
+ * imported the snapshot, so `close` is called only after the dump.
+ */
+export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSnapshot> {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'backstop', connectionTimeoutMillis: 15_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    throw connectionError(databaseUrl, error, 'database');
+  }
+  try {
+    const { rows } = await client.query<{ server_version: string; server_version_num: string; database: string }>(
+      `select current_setting('server_version') as server_version, current_setting('server_version_num') as server_version_num,
+              current_database() as database`,
+    );
+    const info = rows[0]!;
+    await client.query('begin isolation level repeatable read read only');
+    let snapshot: string | null = null;
+    try {
+      await client.query('savepoint export');
+      const exported = await client.query<{ id: string }>('select pg_export_snapshot() as id');
+      snapshot = exported.rows[0]!.id;
+    } catch {
+      // Standbys before PostgreSQL 10 and some poolers cannot export snapshots: the dump
+      // then takes its own, and the counts are as of the start of this transaction.
+      await client.query('rollback to savepoint export');
+    }
+    let closed = false;
+    return {
+      serverVersion: info.server_version.split(' ')[0]!,
+      serverVersionNum: Number(info.server_version_num),
+      database: info.database,
+      snapshot,
+      countRows: (signal) => countTableRows(client, signal),
+      async close() {
+        if (closed) return;
+        closed = true;
+        // Ending the connection rolls the transaction back. No ROLLBACK first: it would queue
+        // behind a row count that may be blocked on a lock, and cancellation must not wait.
+        await client.end().catch(() => {});
+      },
+    };
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw error;
+  }
+}

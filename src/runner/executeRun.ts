@@ -1,0 +1,156 @@
+import type { Logger } from 'pino';
+import type { Config } from '../core/config.ts';
+import { BackstopError, describeError, isBackstopError } from '../core/errors.ts';
+import type { RunnerOutcome } from '../core/runState.ts';
+import type { Queryable } from '../db/pool.ts';
+import { appendRunnerEvent, releaseRun, type Artifact, type ClaimedRun, type RunRecord } from '../db/runs.ts';
+import { getTargetWithSecret } from '../db/targets.ts';
+import { backupDatabase, deletePrefix, type BackupProgress } from '../pipeline/backup.ts';
+import { parseCompression } from '../pipeline/compression.ts';
+import { openStore } from '../storage/openStore.ts';
+import type { Store } from '../storage/store.ts';
+import { finalizeWithRetry } from './finalizeWithRetry.ts';
+import { startHeartbeat } from './heartbeat.ts';
+
+export type StopRequest = { kind: 'cancel'; reason: string } | { kind: 'release'; reason: string };
+
+export interface RunnerDeps {
+  db: Queryable;
+  config: Pick<Config, 'leaseTtlMs' | 'heartbeatIntervalMs' | 'pgTools'>;
+  log: Logger;
+}
+
+export interface ExecuteOptions {
+  onProgress?: (progress: BackupProgress) => void;
+}
+
+export interface RunExecution {
+  /** Asks the run to stop: `cancel` ends it cancelled, `release` hands it back to the queue. */
+  stop(request: StopRequest): void;
+  /** The run as it ended (or was handed back). Rejects with LEASE_LOST when another outcome won. */
+  result: Promise<RunRecord | null>;
+}
+
+/**
+ * Executes one claimed run: heartbeats for its whole life, runs the backup with an abort
+ * signal wired to cancel requests, lease loss and local stop requests, and always ends in a
+ * finalize (or a release), whatever the backup did.
+ */
+export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOptions = {}): RunExecution {
+  const controller = new AbortController();
+  let stopRequest: StopRequest | null = null;
+  let leaseLostReason: string | null = null;
+  let progress: BackupProgress | null = null;
+  const log = deps.log.child({ runId: run.id, attempt: run.attempt });
+
+  const stop = (request: StopRequest) => {
+    if (controller.signal.aborted) return;
+    stopRequest = request;
+    controller.abort(new BackstopError('CANCELLED', request.reason));
+  };
+
+  const heartbeat = startHeartbeat({
+    db: deps.db,
+    runId: run.id,
+    leaseId: run.leaseId,
+    leaseTtlMs: deps.config.leaseTtlMs,
+    intervalMs: deps.config.heartbeatIntervalMs,
+    log,
+    progress: () => (progress ? { ...progress } : null),
+    onLeaseLost: (reason) => {
+      leaseLostReason = reason;
+      log.error({ reason }, 'lease lost; stopping the run');
+      if (!controller.signal.aborted) controller.abort(new BackstopError('LEASE_LOST', `Lease lost: ${reason}`));
+    },
+    onCancelRequested: () => {
+      log.info('cancel requested through the catalog');
+      stop({ kind: 'cancel', reason: 'Cancelled on request.' });
+    },
+  });
+
+  // Events are appended in order, one after another, and all of them before the finalize.
+  let events = Promise.resolve();
+  const event = (kind: string, message: string, data?: Record<string, unknown>) => {
+    events = events.then(() =>
+      appendRunnerEvent(deps.db, { runId: run.id, leaseId: run.leaseId, kind, message, data }).then(
+        () => {},
+        (error) => log.warn({ err: error, kind }, 'could not record run event'),
+      ),
+    );
+  };
+
+  const result = (async (): Promise<RunRecord | null> => {
+    let outcome: RunnerOutcome;
+    let error: { code: string; message: string } | null = null;
+    let artifact: Artifact | null = null;
+    let store: Store | undefined;
+    try {
+      try {
+        const target = await getTargetWithSecret(deps.db, run.targetId);
+        store = await openStore(target.storeUrl);
+        artifact = await backupDatabase({
+          runId: run.id,
+          attempt: run.attempt,
+          targetName: run.targetName,
+          createdAt: run.createdAt,
+          databaseUrl: target.databaseUrl,
+          store,
+          compression: typeof target.options.compression === 'string' ? parseCompression(target.options.compression) : undefined,
+          pgTools: deps.config.pgTools,
+          signal: controller.signal,
+          onProgress: (next) => {
+            progress = next;
+            options.onProgress?.(next);
+          },
+          onEvent: event,
+        });
+        outcome = 'succeeded';
+      } catch (caught) {
+        if (leaseLostReason !== null) {
+          throw new BackstopError('LEASE_LOST', `Run ${run.id} lost its lease (${leaseLostReason}); its outcome is decided elsewhere.`, {
+            cause: caught,
+          });
+        }
+        const request = stopRequest as StopRequest | null;
+        if (request?.kind === 'release') {
+          const released = await releaseRun(deps.db, { runId: run.id, leaseId: run.leaseId, reason: request.reason }).catch(
+            (releaseError) => {
+              log.error({ err: releaseError }, 'could not hand the run back; the reaper will');
+              return false;
+            },
+          );
+          log.info({ released }, 'run handed back to the queue');
+          return null;
+        }
+        if (request?.kind === 'cancel' || isBackstopError(caught, 'CANCELLED')) {
+          outcome = 'cancelled';
+          error = { code: 'CANCELLED', message: request?.reason ?? describeError(caught).message };
+        } else {
+          outcome = 'failed';
+          error = describeError(caught);
+          log.warn({ err: caught }, 'backup failed');
+        }
+      }
+      await events;
+      try {
+        const finished = await finalizeWithRetry(
+          deps.db,
+          { runId: run.id, leaseId: run.leaseId, outcome, error, artifact },
+          { until: () => heartbeat.leaseValidUntil(), log },
+        );
+        log.info({ status: finished.status }, 'run finished');
+        return finished;
+      } catch (finalizeError) {
+        // The catalog does not list this attempt's artifact as a backup: remove it, so the
+        // bucket never holds a complete-looking backup of a run that did not succeed.
+        if (artifact && store) await deletePrefix(store, artifact.prefix).catch(() => {});
+        throw finalizeError;
+      }
+    } finally {
+      heartbeat.stop();
+      await store?.close();
+    }
+  })();
+
+  return { stop, result };
+}

@@ -1,0 +1,40 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { BackstopError, isBackstopError } from '../core/errors.ts';
+import { finalizeRun, type FinalizeInput, type RunRecord } from '../db/runs.ts';
+import type { Queryable } from '../db/pool.ts';
+
+/**
+ * Finalize, retried with capped exponential backoff until the lease would have expired by
+ * the runner's own clock. LEASE_LOST is final and not retried. Every failure is logged.
+ */
+export async function finalizeWithRetry(
+  db: Queryable,
+  input: FinalizeInput,
+  options: { until: () => number; log: Logger },
+): Promise<RunRecord> {
+  let delay = 100;
+  let attempt = 0;
+  for (;;) {
+    attempt++;
+    try {
+      return await finalizeRun(db, input);
+    } catch (error) {
+      if (isBackstopError(error, 'LEASE_LOST')) throw error;
+      const remaining = options.until() - performance.now();
+      options.log.error(
+        { err: error, runId: input.runId, outcome: input.outcome, attempt, remainingMs: Math.round(remaining) },
+        'finalize failed',
+      );
+      if (remaining <= 0) {
+        throw new BackstopError(
+          'CATALOG_UNAVAILABLE',
+          `Could not record the outcome "${input.outcome}" of run ${input.runId} after ${attempt} attempts: ${(error as Error).message}. The reaper will mark the run timed_out.`,
+          { cause: error },
+        );
+      }
+      await sleep(Math.min(delay, Math.max(remaining, 10)));
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
+}
