@@ -24,6 +24,7 @@ export async function main(argv: string[]): Promise<void> {
     .version(BACKSTOP_VERSION)
     .exitOverride()
     .showHelpAfterError('(run `backstop --help` for usage)')
+    .enablePositionalOptions()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
   registerBackupCommands(program, context);
   registerTargetCommands(program, context);

@@ -55,3 +55,9 @@ export function withDatabase(raw: string, database: string): string {
   url.pathname = `/${encodeURIComponent(database)}`;
   return url.toString();
 }
+
+/** Where a database is, for messages and events: no scheme, user or password. */
+export function describeDatabase(raw: string): string {
+  const url = parseDatabaseUrl(raw);
+  return `database "${databaseName(raw)}" on ${url.hostname || url.searchParams.get('host')}${url.port ? `:${url.port}` : ''}`;
+}

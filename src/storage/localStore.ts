@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { addAbortSignal, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackstopError } from '../core/errors.ts';
 import type { ListedObject, PutOptions, Store, StoredObject } from './store.ts';
@@ -62,12 +62,14 @@ export function localStore(root: string): Store {
       }
     },
 
-    async get(key: string): Promise<Readable> {
+    async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
       const full = resolveKey(key);
+      options.signal?.throwIfAborted();
       try {
         const info = await fs.stat(full);
         if (!info.isFile()) throw new Error('not a file');
-        return createReadStream(full, { highWaterMark: 1 << 20 });
+        const stream = createReadStream(full, { highWaterMark: 1 << 20 });
+        return options.signal === undefined ? stream : addAbortSignal(options.signal, stream);
       } catch (error) {
         throw new BackstopError('STORE_READ_FAILED', `Could not read ${key} from ${absoluteRoot}: ${(error as Error).message}`, {
           cause: error,

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { addAbortSignal, pipeline, Readable, Transform } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -23,6 +24,8 @@ const PUT_ID_METADATA = 'backstop-put-id';
 /** Parts uploaded in parallel; memory stays under about (queue size + 1) × part size per put. */
 const UPLOAD_QUEUE_SIZE = 4;
 const DELETE_CONCURRENCY = 8;
+/** When to look for an object whose creating request was cancelled in flight (ms after the previous look). */
+const LATE_WRITE_CHECKS_MS = [0, 150, 300, 550];
 
 export interface S3StoreTuning {
   /** ListObjectsV2 page size (S3 caps it at 1000); tests lower it to exercise pagination. */
@@ -79,14 +82,26 @@ export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, 
         }
       }
     }
-    // A PutObject or CompleteMultipartUpload cancelled on our side, or retried, may still have
-    // completed on the server; delete the object only if this put wrote it.
+    // A PutObject or CompleteMultipartUpload cancelled on our side (or retried) may still
+    // complete on the server: once every byte has left, the server commits whether or not we
+    // wait for its answer. Look for the object a few times over about a second, and delete it
+    // only if this put wrote it. A commit later than that leaves an object that no manifest
+    // names, which garbage collection removes.
     if (uploaded || guard.objectMayExist()) {
-      try {
-        const head = await client.send(new HeadObjectCommand({ Bucket, Key }));
-        if (head.Metadata?.[PUT_ID_METADATA] === putId) await client.send(new DeleteObjectCommand({ Bucket, Key }));
-      } catch (error) {
-        if (!isMissingObject(error)) problems.push(`the object may have been written and could not be checked (${describeS3Error(error, false)}); delete it before trusting the key`);
+      for (const wait of uploaded ? [0] : LATE_WRITE_CHECKS_MS) {
+        if (wait > 0) await delay(wait);
+        try {
+          const head = await client.send(new HeadObjectCommand({ Bucket, Key }));
+          if (head.Metadata?.[PUT_ID_METADATA] === putId) {
+            await client.send(new DeleteObjectCommand({ Bucket, Key }));
+            break;
+          }
+        } catch (error) {
+          if (!isMissingObject(error)) {
+            problems.push(`the object may have been written and could not be checked (${describeS3Error(error, false)})`);
+            break;
+          }
+        }
       }
     }
     return problems;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseDatabaseUrl, redactDatabaseUrl } from '../../core/databaseUrl.ts';
+import { describeDatabase, parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { appendRunEvent, getRun } from '../../db/runs.ts';
 import { restoreArtifact } from '../../pipeline/restore.ts';
@@ -57,7 +57,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
           await appendRunEvent(pool, {
             runId,
             kind: 'restored',
-            message: `restored into ${redactDatabaseUrl(options.to).replace(/\/\/[^@]*@/, '//')}`,
+            message: `restored into ${describeDatabase(options.to)}`,
             data: { tablesChecked: result.tablesChecked, elapsedMs },
           });
           if (options.json) printJson({ runId, status: 'restored', ...result, elapsedMs });

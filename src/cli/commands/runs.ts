@@ -23,6 +23,7 @@ export function registerRunCommands(program: Command, context: () => CommandCont
 
   const runs = program
     .command('runs')
+    .enablePositionalOptions()
     .description('List backup runs, newest first.')
     .option('--target <name>', 'only this target')
     .option('--status <status>', `only this status (${runStatuses.join(', ')})`)

@@ -1,0 +1,62 @@
+/**
+ * The test command: starts a real PostgreSQL server (the embedded binaries, as the postgres
+ * user when run as root) in a temporary folder, prepares a migrated template catalog, runs
+ * every test file with node:test, and stops the server whatever happened.
+ *
+ *   npm test                      all tests
+ *   npm test -- test/foo.test.ts  some files
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { createPool } from '../src/db/pool.ts';
+import { createDatabaseIfMissing } from '../src/cli/catalog.ts';
+
+const TEMPLATE = 'backstop_template';
+
+function requireTool(tool: string, install: string): void {
+  try {
+    execFileSync(tool, ['--version'], { stdio: 'ignore' });
+  } catch {
+    process.stderr.write(`The tests need \`${tool}\` on PATH. Install it with: ${install}\n`);
+    process.exit(1);
+  }
+}
+
+async function main(): Promise<number> {
+  requireTool('pg_dump', 'apt-get install -y postgresql-client');
+  requireTool('age', 'apt-get install -y age');
+
+  const home = await temporaryHome('backstop-test-');
+  let code = 1;
+  try {
+    const server = await ensureEmbeddedPostgres(home);
+    await createDatabaseIfMissing(server.url(), TEMPLATE);
+    const pool = createPool(server.url(TEMPLATE));
+    await migrate(pool);
+    await pool.end();
+
+    const args = process.argv.slice(2);
+    const files = args.length > 0 ? args : (await fs.readdir('test')).filter((file) => file.endsWith('.test.ts')).sort().map((file) => path.join('test', file));
+    const child = spawn(
+      process.execPath,
+      ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.BACKSTOP_TEST_CONCURRENCY ?? '2'}`, ...files],
+      {
+        stdio: 'inherit',
+        env: { ...process.env, BACKSTOP_TEST_ADMIN_URL: server.url(), BACKSTOP_TEST_TEMPLATE: TEMPLATE },
+      },
+    );
+    const forward = (signal: NodeJS.Signals) => child.kill(signal);
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    code = await new Promise<number>((resolve) => child.on('exit', (exitCode) => resolve(exitCode ?? 1)));
+  } finally {
+    await stopEmbeddedPostgres(home, { mode: 'immediate' }).catch(() => {});
+    await fs.rm(home, { recursive: true, force: true });
+  }
+  return code;
+}
+
+process.exitCode = await main();
