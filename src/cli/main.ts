@@ -5,6 +5,7 @@ import { BACKSTOP_VERSION } from '../core/version.ts';
 import { registerBackupCommands } from './commands/backup.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDemoCommand } from './commands/demo.ts';
+import { registerKeygenCommand } from './commands/keygen.ts';
 import { registerRestoreCommand } from './commands/restore.ts';
 import { registerRunCommands } from './commands/runs.ts';
 import { registerTargetCommands } from './commands/targets.ts';
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<void> {
   registerRestoreCommand(program, context);
   registerDemoCommand(program, context);
   registerCatalogCommands(program, context);
+  registerKeygenCommand(program);
   for (const command of program.commands) command.exitOverride();
 
   try {

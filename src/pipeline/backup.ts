@@ -8,6 +8,7 @@ import { findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum } from '../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
 import type { Store, StoredObject } from '../storage/store.ts';
+import { createAgeEncryptStream, parseRecipient } from './age.ts';
 import { createCompressor, defaultCompression, fileExtension, type CompressionSettings } from './compression.ts';
 import { readManifest } from './readManifest.ts';
 import { openSourceSnapshot } from './sourceSnapshot.ts';
@@ -29,6 +30,8 @@ export interface BackupInput {
   databaseUrl: string;
   store: Store;
   compression?: CompressionSettings;
+  /** age recipients (public keys); empty or absent: not encrypted. */
+  encryptTo?: string[];
   pgTools?: PgToolSearch;
   signal: AbortSignal;
   onProgress?: (progress: BackupProgress) => void;
@@ -46,6 +49,7 @@ const DUMP_OPTIONS = ['--format=custom', '--compress=0'];
 export async function backupDatabase(input: BackupInput): Promise<Artifact> {
   const started = performance.now();
   const compression = input.compression ?? defaultCompression;
+  const recipients = (input.encryptTo ?? []).map(parseRecipient);
   const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
   const progress: BackupProgress = { phase: 'connecting', bytesDumped: 0, bytesStored: 0, rateBytesPerSecond: 0, elapsedMs: 0 };
   const report = () => {
@@ -77,18 +81,20 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
     const counting = source.countRows(input.signal);
     counting.catch(() => {});
     const dumpStarted = performance.now();
-    const dumpFile = `dump.pgcustom${fileExtension(compression.algorithm)}`;
+    const dumpFile = `dump.pgcustom${fileExtension(compression.algorithm)}${recipients.length > 0 ? '.age' : ''}`;
     const counted = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         progress.bytesDumped += chunk.length;
         callback(null, chunk);
       },
     });
+    // dump → count → compress → encrypt → (store: hash, size, durable write)
+    const stages: Transform[] = [counted];
     const compressor = createCompressor(compression);
-    const body = compressor ?? counted;
-    const feeding = pipeline(Readable.from(dumpOutput(dump)), counted, ...(compressor ? [compressor] : []), {
-      signal: input.signal,
-    });
+    if (compressor) stages.push(compressor);
+    if (recipients.length > 0) stages.push(createAgeEncryptStream(recipients));
+    const body = stages.at(-1)!;
+    const feeding = pipeline(Readable.from(dumpOutput(dump)), ...(stages as [Transform, ...Transform[]]), { signal: input.signal });
     const [stored] = await Promise.all([
       input.store.put(prefix + dumpFile, body, {
         signal: input.signal,
@@ -122,7 +128,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
       source: { serverVersion: source.serverVersion, serverVersionNum: source.serverVersionNum, database: source.database },
       pgDump: { version: pgDump.version, options, snapshot: source.snapshot !== null },
       compression: { algorithm: compression.algorithm, level: compression.level },
-      encryption: null,
+      encryption: recipients.length > 0 ? { algorithm: 'age', recipients } : null,
       files: [
         {
           name: dumpFile,

@@ -13,6 +13,7 @@ import { findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
 import { parseToolVersion, serverMajorFromVersionNum } from '../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
 import type { Store } from '../storage/store.ts';
+import { createAgeDecryptStream, type AgeIdentity } from './age.ts';
 import { createDecompressor } from './compression.ts';
 import { countTableRows } from './sourceSnapshot.ts';
 
@@ -24,6 +25,8 @@ export interface RestoreInput {
   clean?: boolean;
   jobs?: number;
   noOwner?: boolean;
+  /** age identities, required when the manifest says the artifact is encrypted. */
+  identities?: AgeIdentity[];
   pgTools?: PgToolSearch;
   tmpDir?: string;
   signal?: AbortSignal;
@@ -53,6 +56,7 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
   const signal = input.signal ?? new AbortController().signal;
   const dumpFile = input.manifest.files.find((file) => file.role === 'dump');
   if (!dumpFile) throw new BackstopError('ARTIFACT_CORRUPT', `The manifest in ${input.prefix} lists no dump file.`);
+  assertCanDecrypt(input.manifest, input.identities);
 
   const client = new pg.Client({ connectionString: input.toUrl, application_name: 'backstop', connectionTimeoutMillis: 15_000 });
   client.on('error', () => {});
@@ -77,7 +81,7 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
     const pgRestore = await findPgTool('pg_restore', dumpMajor, input.pgTools, 'archive (made by pg_dump)');
 
     spoolPath = path.join(input.tmpDir ?? os.tmpdir(), `backstop-restore-${randomBytes(8).toString('hex')}.pgcustom`);
-    const bytesRestored = await spoolVerified(input.store, input.prefix, dumpFile, input.manifest, spoolPath, signal);
+    const bytesRestored = await spoolVerified(input.store, input.prefix, dumpFile, input.manifest, spoolPath, signal, input.identities);
     input.onEvent?.('restore_verified', `${dumpFile.name}: size and SHA-256 match the manifest`);
 
     const jobs = Math.max(1, input.jobs ?? 1);
@@ -131,6 +135,7 @@ async function spoolVerified(
   manifest: Manifest,
   spoolPath: string,
   signal: AbortSignal,
+  identities: AgeIdentity[] = [],
 ): Promise<number> {
   const hash = createHash('sha256');
   let storedBytes = 0;
@@ -153,6 +158,7 @@ async function spoolVerified(
     await pipeline(
       await store.get(prefix + file.name),
       hashing,
+      ...(manifest.encryption ? [createAgeDecryptStream(identities)] : []),
       ...(decompressor ? [decompressor] : []),
       counting,
       createWriteStream(spoolPath, { mode: 0o600 }),
@@ -160,7 +166,8 @@ async function spoolVerified(
     );
   } catch (error) {
     signal.throwIfAborted();
-    if (error instanceof BackstopError) throw error;
+    // A wrong identity is the finding, whatever the bytes are.
+    if (error instanceof BackstopError && error.code === 'INVALID_INPUT') throw error;
     // A corrupt stream usually breaks the decompressor before the digest can be compared:
     // re-read the stored bytes to report the checksum, which is the real finding.
     const digest = await digestOf(store, prefix + file.name);
@@ -173,6 +180,24 @@ async function spoolVerified(
     throw new BackstopError('ARTIFACT_CORRUPT', `${prefix}${file.name} decompressed to ${plainBytes} bytes; the manifest says ${file.uncompressedSize}.`);
   }
   return plainBytes;
+}
+
+/** Fails before anything is read or written when an encrypted artifact cannot be decrypted. */
+export function assertCanDecrypt(manifest: Manifest, identities: AgeIdentity[] = []): void {
+  if (!manifest.encryption) return;
+  const recipients = manifest.encryption.recipients;
+  if (identities.length === 0) {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `This backup is encrypted with age to ${recipients.join(', ')}. Pass the matching identity file with --identity FILE.`,
+    );
+  }
+  if (!identities.some((identity) => recipients.includes(identity.recipient))) {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `None of the given identities can decrypt this backup: it is encrypted to ${recipients.join(', ')}, the identity file holds keys for ${identities.map((identity) => identity.recipient).join(', ')}. Pass the identity file of one of its recipients with --identity FILE.`,
+    );
+  }
 }
 
 export async function digestOf(store: Store, key: string): Promise<{ sha256: string; size: number }> {

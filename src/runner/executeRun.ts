@@ -96,6 +96,7 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
           databaseUrl: target.databaseUrl,
           store,
           compression: typeof target.options.compression === 'string' ? parseCompression(target.options.compression) : undefined,
+          encryptTo: target.options.encryptTo,
           pgTools: deps.config.pgTools,
           signal: controller.signal,
           onProgress: (next) => {

@@ -3,10 +3,11 @@ import { databaseName, parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { claimRunById, createRun } from '../../db/runs.ts';
 import { ensureTarget } from '../../db/targets.ts';
+import { parseRecipient } from '../../pipeline/age.ts';
 import { parseCompression } from '../../pipeline/compression.ts';
 import type { CommandContext } from '../context.ts';
 import { runInForeground } from './runInForeground.ts';
-import { storeUrlFor } from './targets.ts';
+import { collect, storeUrlFor, targetOptions } from './targetOptions.ts';
 
 export function registerBackupCommands(program: Command, context: () => CommandContext): void {
   program
@@ -16,11 +17,13 @@ export function registerBackupCommands(program: Command, context: () => CommandC
     .option('--store <url>', 'where to store it (file:///path, a folder, s3://bucket/prefix); default: the target\'s store or BACKSTOP_STORE')
     .option('--target <name>', 'target name to file it under (default: the database name)')
     .option('--compression <algorithm>', 'zstd, zstd:LEVEL, gzip, gzip:LEVEL or none (for a new target)')
+    .option('--encrypt-to <recipient>', 'age recipient (age1…) to encrypt to; repeatable (for a new target)', collect, [])
     .option('--json', 'print the run as one JSON document')
-    .action(async (databaseUrl: string, options: { store?: string; target?: string; compression?: string; json?: boolean }) => {
+    .action(async (databaseUrl: string, options: { store?: string; target?: string; compression?: string; encryptTo: string[]; json?: boolean }) => {
       const ctx = context();
       parseDatabaseUrl(databaseUrl);
       if (options.compression) parseCompression(options.compression);
+      const encryptTo = options.encryptTo.map(parseRecipient);
       const name = options.target ?? sanitizeTargetName(databaseName(databaseUrl));
       const { pool } = await ctx.catalog();
       const storeUrl = options.store ? storeUrlFor(options.store) : ctx.config.defaultStoreUrl;
@@ -28,8 +31,14 @@ export function registerBackupCommands(program: Command, context: () => CommandC
         name,
         databaseUrl,
         storeUrl,
-        options: options.compression ? { compression: options.compression } : {},
+        options: targetOptions(options.compression, encryptTo),
       });
+      if (encryptTo.length > 0 && JSON.stringify(target.options.encryptTo ?? []) !== JSON.stringify(encryptTo)) {
+        throw new BackstopError(
+          'INVALID_INPUT',
+          `Target "${name}" already exists with other encryption recipients. Use --target NEW_NAME for a target encrypted to these.`,
+        );
+      }
       if (options.store && target.storeUrl !== storeUrl) {
         throw new BackstopError(
           'INVALID_INPUT',

@@ -1,4 +1,6 @@
+import fs from 'node:fs/promises';
 import type { Command } from 'commander';
+import { parseIdentities, type AgeIdentity } from '../../pipeline/age.ts';
 import { describeDatabase, parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { appendRunEvent, getRun } from '../../db/runs.ts';
@@ -8,6 +10,16 @@ import { openStore } from '../../storage/openStore.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson } from '../output.ts';
 
+export async function readIdentityFile(file: string): Promise<AgeIdentity[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    throw new BackstopError('INVALID_INPUT', `Cannot read the identity file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
+  }
+  return parseIdentities(text);
+}
+
 export function registerRestoreCommand(program: Command, context: () => CommandContext): void {
   program
     .command('restore')
@@ -16,15 +28,17 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
     .requiredOption('--to <database-url>', 'database to restore into (must be empty unless --clean)')
     .option('--clean', 'drop and recreate objects the backup contains')
     .option('--jobs <n>', 'parallel pg_restore jobs (1 = one transaction, all or nothing)', '1')
+    .option('--identity <file>', 'age identity file, for an encrypted backup')
     .option('--no-owner', 'do not restore ownership and privileges (for a server without the same roles)')
     .option('--json', 'print the result as JSON')
-    .action(async (runId: string, options: { to: string; clean?: boolean; jobs: string; owner: boolean; json?: boolean }) => {
+    .action(async (runId: string, options: { to: string; clean?: boolean; jobs: string; owner: boolean; identity?: string; json?: boolean }) => {
       const ctx = context();
       parseDatabaseUrl(options.to);
       const jobs = Number(options.jobs);
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
         throw new BackstopError('INVALID_INPUT', `--jobs must be a whole number from 1 to 64, got "${options.jobs}".`);
       }
+      const identities = options.identity ? await readIdentityFile(options.identity) : undefined;
       const { pool } = await ctx.catalog();
       const run = await getRun(pool, runId);
       if (run.status !== 'succeeded' || !run.artifact) {
@@ -50,6 +64,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
             clean: options.clean,
             jobs,
             noOwner: !options.owner,
+            identities,
             pgTools: ctx.config.pgTools,
             signal: controller.signal,
           });

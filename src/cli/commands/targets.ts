@@ -1,17 +1,12 @@
-import path from 'node:path';
 import type { Command } from 'commander';
 import { parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { createTarget, listTargets, type TargetRecord } from '../../db/targets.ts';
+import { parseRecipient } from '../../pipeline/age.ts';
 import { parseCompression } from '../../pipeline/compression.ts';
+import { collect, storeUrlFor, targetOptions } from './targetOptions.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
-
-/** Store URLs are kept absolute so that a target means the same thing from any folder. */
-export function storeUrlFor(store: string): string {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(store)) return store;
-  return `file://${path.resolve(store)}`;
-}
 
 function targetJson(target: TargetRecord) {
   return {
@@ -34,9 +29,10 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .requiredOption('--database-url <url>', 'postgres://USER:PASSWORD@HOST:PORT/DATABASE (stored, never shown again)')
     .option('--store <url>', 'file:///path, a folder, or s3://bucket/prefix (default: BACKSTOP_STORE)')
     .option('--compression <algorithm>', 'zstd, zstd:LEVEL, gzip, gzip:LEVEL or none')
+    .option('--encrypt-to <recipient>', 'age recipient (age1…) to encrypt to; repeatable', collect, [])
     .option('--max-attempts <n>', 'attempts per run when a runner dies (1 = no retry)', '1')
     .option('--json', 'print the target as JSON')
-    .action(async (name: string, options: { databaseUrl: string; store?: string; compression?: string; maxAttempts: string; json?: boolean }) => {
+    .action(async (name: string, options: { databaseUrl: string; store?: string; compression?: string; encryptTo: string[]; maxAttempts: string; json?: boolean }) => {
       const ctx = context();
       parseDatabaseUrl(options.databaseUrl);
       if (options.compression) parseCompression(options.compression);
@@ -49,7 +45,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
         name,
         databaseUrl: options.databaseUrl,
         storeUrl: options.store ? storeUrlFor(options.store) : ctx.config.defaultStoreUrl,
-        options: options.compression ? { compression: options.compression } : {},
+        options: targetOptions(options.compression, options.encryptTo.map(parseRecipient)),
         maxAttempts,
       });
       if (options.json) printJson(targetJson(created));
