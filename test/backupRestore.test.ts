@@ -75,8 +75,24 @@ describe('backup and restore through the CLI', () => {
     assert.deepEqual(await tableFingerprints(target.url), await tableFingerprints(source.url));
   });
 
+  it('compresses with gzip when asked, and restores it', async () => {
+    const backup = await runCli(['backup', source.url, '--target', 'gzipped', '--compression', 'gzip:6', '--json'], env);
+    assert.equal(backup.code, 0, backup.stderr);
+    const run = JSON.parse(backup.stdout);
+    assert.deepEqual(run.artifact.files.map((file: { name: string }) => file.name), ['dump.pgcustom.gz']);
+    const manifest = JSON.parse(await fs.readFile(path.join(storeDir, run.artifact.prefix, 'manifest.json'), 'utf8'));
+    assert.deepEqual(manifest.compression, { algorithm: 'gzip', level: 6 });
+    const target = await createTestDatabase('gunzipped');
+    cleanups.push(target.drop);
+    const restore = await runCli(['restore', run.id, '--to', target.url], env);
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.deepEqual(await tableFingerprints(target.url), await tableFingerprints(source.url));
+  });
+
   it('lists runs and shows one with its events, as JSON', async () => {
     const list = await runCli(['runs', '--target', source.name, '--json'], env);
+    const unknown = await runCli(['runs', '--target', 'no-such-target'], env);
+    assert.equal(unknown.code, 4);
     assert.equal(list.code, 0, list.stderr);
     const runs = JSON.parse(list.stdout);
     assert.ok(runs.length >= 1);

@@ -140,6 +140,10 @@ describe('runs always terminate, truthfully (real processes, real signals)', () 
     const run = await trigger('locked');
     const runner = start(['run', run.id]);
     await waitUntilDumping(run.id);
+    // Progress travels with the heartbeat.
+    const progress = await waitFor('progress recorded', async () => (await getRun(catalog.pool, run.id)).progress);
+    assert.equal(progress.phase, 'dumping');
+    assert.equal(typeof progress.bytesDumped, 'number');
 
     const cancel = await runCli(['cancel', run.id], env);
     assert.equal(cancel.code, 0, cancel.stderr);

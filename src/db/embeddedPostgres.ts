@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -134,6 +134,52 @@ async function canConnect(url: string): Promise<boolean> {
   }
 }
 
+/** Whether the server's user can reach (search every folder of) `target`. */
+function reachableBy(runAs: RunAs, target: string): Promise<boolean> {
+  if (runAs.uid === undefined) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', ['-c', 'test -x "$1"', 'sh', target], { ...runAs, stdio: 'ignore' });
+    child.on('error', () => resolve(false));
+    child.on('exit', (code) => resolve(code === 0));
+  });
+}
+
+function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+/**
+ * As root, the postgres user must be able to execute the server binaries. They live under
+ * node_modules, which may sit in a folder only root can enter (a CI checkout in a mode-700
+ * temporary folder): then the whole package tree (bin, lib, share) is copied once to a
+ * world-readable cache in the system temporary folder.
+ */
+async function serverBinDir(binDir: string, runAs: RunAs): Promise<string> {
+  if (await reachableBy(runAs, path.join(binDir, 'postgres'))) return binDir;
+  const nativeDir = path.dirname(binDir);
+  const cacheDir = path.join(os.tmpdir(), `backstop-postgres-bin-${shortHash(await fs.realpath(nativeDir))}`);
+  if (!(await exists(path.join(cacheDir, 'bin', 'postgres')))) {
+    const staging = `${cacheDir}.${randomBytes(4).toString('hex')}`;
+    await fs.cp(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
+    await fs.chmod(staging, 0o755);
+    await fs.rename(staging, cacheDir).catch(async (error) => {
+      await fs.rm(staging, { recursive: true, force: true });
+      // Another process put it in place first.
+      if (!(await exists(path.join(cacheDir, 'bin', 'postgres')))) throw error;
+    });
+  }
+  return path.join(cacheDir, 'bin');
+}
+
+/**
+ * Where the cluster lives: `home/postgres`, unless (as root) the postgres user cannot reach
+ * `home`; then a folder in the system temporary folder named after `home`.
+ */
+async function clusterHome(home: string, runAs: RunAs): Promise<string> {
+  if (await reachableBy(runAs, home)) return path.join(home, 'postgres');
+  return path.join(os.tmpdir(), `backstop-postgres-data-${shortHash(path.resolve(home))}`);
+}
+
 /** Serializes concurrent starters on one home with an exclusive lock file. */
 async function withStartLock<T>(lockFile: string, work: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + 60_000;
@@ -185,20 +231,20 @@ function instanceFor(dataDir: string, state: InstanceState): EmbeddedInstance {
  * `stopEmbeddedPostgres` stops it.
  */
 export async function ensureEmbeddedPostgres(home: string, options: EmbeddedOptions = {}): Promise<EmbeddedInstance> {
-  const pgHome = path.join(home, 'postgres');
-  const dataDir = path.join(pgHome, 'data');
   const stateFile = path.join(home, 'postgres.json');
   // The home stays traversable (0755) so that, as root, the postgres user can reach its data.
   await fs.mkdir(home, { recursive: true });
-  await fs.mkdir(pgHome, { recursive: true, mode: 0o700 });
   return withStartLock(path.join(home, 'postgres.lock'), async () => {
+    const runAs = await serverUser();
+    const pgHome = await clusterHome(home, runAs);
+    const dataDir = path.join(pgHome, 'data');
+    await fs.mkdir(pgHome, { recursive: true, mode: 0o700 });
     let state: InstanceState | undefined;
     if (await exists(stateFile)) state = JSON.parse(await fs.readFile(stateFile, 'utf8')) as InstanceState;
     if (state && (await exists(path.join(dataDir, 'PG_VERSION'))) && (await canConnect(instanceFor(dataDir, state).url()))) {
       return instanceFor(dataDir, state);
     }
-    const binDir = embeddedBinDir(options.binaryPackage);
-    const runAs = await serverUser();
+    const binDir = await serverBinDir(embeddedBinDir(options.binaryPackage), runAs);
     await chownTree(pgHome, runAs);
     if (!(await exists(path.join(dataDir, 'PG_VERSION')))) {
       state = { port: await freePort(), password: randomBytes(18).toString('base64url') };
@@ -268,9 +314,11 @@ async function startServer(binDir: string, dataDir: string, pgHome: string, stat
 }
 
 export async function stopEmbeddedPostgres(home: string, options: EmbeddedOptions & { mode?: 'fast' | 'immediate' } = {}): Promise<boolean> {
-  const dataDir = path.join(home, 'postgres', 'data');
+  const runAs = await serverUser();
+  const dataDir = path.join(await clusterHome(home, runAs), 'data');
   if (!(await exists(path.join(dataDir, 'postmaster.pid')))) return false;
-  const result = await runTool(path.join(embeddedBinDir(options.binaryPackage), 'pg_ctl'), ['stop', '-D', dataDir, '-m', options.mode ?? 'fast', '-w', '-s'], await serverUser());
+  const pgCtl = path.join(await serverBinDir(embeddedBinDir(options.binaryPackage), runAs), 'pg_ctl');
+  const result = await runTool(pgCtl, ['stop', '-D', dataDir, '-m', options.mode ?? 'fast', '-w', '-s'], runAs);
   return result.code === 0;
 }
 
