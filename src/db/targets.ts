@@ -9,7 +9,54 @@ export interface TargetOptions {
   [key: string]: unknown;
 }
 
-/** A target as shown to users: the database URL is a secret and never part of it. */
+export interface ScheduleConfig {
+  cron: string;
+  timezone: string;
+}
+
+/** Grandfather-father-son retention; absent fields keep nothing extra by that rule. */
+export interface RetentionConfig {
+  keepLast?: number;
+  daily?: number;
+  weekly?: number;
+  monthly?: number;
+}
+
+export interface VerificationPolicy {
+  everyNth?: number;
+  cron?: string;
+  timezone?: string;
+  checksums?: boolean;
+}
+
+export type NotificationEvent = 'failed' | 'timed_out' | 'succeeded' | 'recovered' | 'cancelled' | 'verify_failed';
+
+/** A notification channel. `url` and `secret` are secrets: stored, never returned. */
+export interface NotificationChannel {
+  id: string;
+  kind: 'webhook' | 'slack';
+  url: string;
+  secret?: string;
+  on: NotificationEvent[];
+}
+
+/** What is shown of a channel: no URL, no secret. */
+export interface NotificationChannelView {
+  id: string;
+  kind: 'webhook' | 'slack';
+  on: NotificationEvent[];
+  signed: boolean;
+}
+
+export interface GithubExecutorConfig {
+  kind: 'github';
+  owner: string;
+  repo: string;
+  workflow: string;
+  ref: string;
+}
+
+/** A target as shown to users: the database URL and channel URLs are secrets and never part of it. */
 export interface TargetRecord {
   id: string;
   name: string;
@@ -17,13 +64,19 @@ export interface TargetRecord {
   options: TargetOptions;
   exclusive: boolean;
   maxAttempts: number;
+  schedule: ScheduleConfig | null;
+  retention: RetentionConfig | null;
+  verification: VerificationPolicy | null;
+  notifications: NotificationChannelView[];
+  executor: GithubExecutorConfig | null;
   createdAt: string;
   updatedAt: string;
 }
 
-/** A target with its secret, for the runner only. */
+/** A target with its secrets, for the runner and the notifier only. */
 export interface TargetWithSecret extends TargetRecord {
   databaseUrl: string;
+  notificationChannels: NotificationChannel[];
 }
 
 interface TargetRow {
@@ -34,6 +87,11 @@ interface TargetRow {
   options: TargetOptions;
   exclusive: boolean;
   max_attempts: number;
+  schedule: ScheduleConfig | null;
+  retention: RetentionConfig | null;
+  verification: VerificationPolicy | null;
+  notifications: NotificationChannel[];
+  executor_config: GithubExecutorConfig | null;
   created_at: string;
   updated_at: string;
 }
@@ -46,6 +104,11 @@ function toRecord(row: TargetRow): TargetRecord {
     options: row.options,
     exclusive: row.exclusive,
     maxAttempts: row.max_attempts,
+    schedule: row.schedule,
+    retention: row.retention,
+    verification: row.verification,
+    notifications: (row.notifications ?? []).map((channel) => ({ id: channel.id, kind: channel.kind, on: channel.on, signed: Boolean(channel.secret) })),
+    executor: row.executor_config,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -69,15 +132,33 @@ export interface NewTarget {
   options?: TargetOptions;
   exclusive?: boolean;
   maxAttempts?: number;
+  schedule?: ScheduleConfig | null;
+  retention?: RetentionConfig | null;
+  verification?: VerificationPolicy | null;
+  notifications?: NotificationChannel[];
+  executor?: GithubExecutorConfig | null;
 }
 
 export async function createTarget(db: Queryable, input: NewTarget): Promise<TargetRecord> {
   assertTargetName(input.name);
   try {
     const { rows } = await db.query<TargetRow>(
-      `insert into backstop.targets (name, database_url, store_url, options, exclusive, max_attempts)
-       values ($1, $2, $3, $4::jsonb, $5, $6) returning *`,
-      [input.name, input.databaseUrl, input.storeUrl, JSON.stringify(input.options ?? {}), input.exclusive ?? true, input.maxAttempts ?? 1],
+      `insert into backstop.targets (name, database_url, store_url, options, exclusive, max_attempts,
+         schedule, retention, verification, notifications, executor_config)
+       values ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10::jsonb, $11::jsonb) returning *`,
+      [
+        input.name,
+        input.databaseUrl,
+        input.storeUrl,
+        JSON.stringify(input.options ?? {}),
+        input.exclusive ?? true,
+        input.maxAttempts ?? 1,
+        json(input.schedule),
+        json(input.retention),
+        json(input.verification),
+        JSON.stringify(input.notifications ?? []),
+        json(input.executor),
+      ],
     );
     return toRecord(rows[0]!);
   } catch (error) {
@@ -86,6 +167,10 @@ export async function createTarget(db: Queryable, input: NewTarget): Promise<Tar
     }
     throw error;
   }
+}
+
+function json(value: unknown): string | null {
+  return value === undefined || value === null ? null : JSON.stringify(value);
 }
 
 async function findTargetRow(db: Queryable, name: string): Promise<TargetRow | undefined> {
@@ -103,7 +188,7 @@ export async function getTargetWithSecret(db: Queryable, targetId: string): Prom
   const { rows } = await db.query<TargetRow>('select * from backstop.targets where id = $1', [targetId]);
   const row = rows[0];
   if (!row) throw new BackstopError('TARGET_NOT_FOUND', `Target ${targetId} no longer exists.`);
-  return { ...toRecord(row), databaseUrl: row.database_url };
+  return { ...toRecord(row), databaseUrl: row.database_url, notificationChannels: row.notifications ?? [] };
 }
 
 export async function listTargets(db: Queryable): Promise<TargetRecord[]> {
