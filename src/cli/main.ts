@@ -9,6 +9,7 @@ import { registerKeygenCommand } from './commands/keygen.ts';
 import { registerRestoreCommand } from './commands/restore.ts';
 import { registerRunCommands } from './commands/runs.ts';
 import { registerTargetCommands } from './commands/targets.ts';
+import { registerVerifyCommand } from './commands/verify.ts';
 import { registerWorkerCommand } from './commands/worker.ts';
 import { createContext, type CommandContext } from './context.ts';
 
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<void> {
   registerRunCommands(program, context);
   registerWorkerCommand(program, context);
   registerRestoreCommand(program, context);
+  registerVerifyCommand(program, context);
   registerDemoCommand(program, context);
   registerCatalogCommands(program, context);
   registerKeygenCommand(program);

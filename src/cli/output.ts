@@ -4,6 +4,8 @@ import type { RunRecord } from '../db/runs.ts';
 export function runJson(run: RunRecord) {
   return {
     id: run.id,
+    kind: run.kind,
+    subjectRunId: run.subjectRunId,
     target: run.targetName,
     status: run.status,
     attempt: run.attempt,
@@ -15,6 +17,7 @@ export function runJson(run: RunRecord) {
     error: run.error,
     artifact: run.artifact,
     progress: run.progress,
+    verification: run.verification,
   };
 }
 
@@ -42,7 +45,8 @@ export function formatDuration(ms: number): string {
 /** One line describing how a run ended. */
 export function describeRun(run: RunRecord): string {
   const took = run.startedAt && run.finishedAt ? ` in ${formatDuration(Date.parse(run.finishedAt) - Date.parse(run.startedAt))}` : '';
-  const base = `Run ${run.id} (${run.targetName}) ${run.status}${took}`;
+  const what = run.kind === 'verify' ? `Verification ${run.id} of backup ${run.subjectRunId}` : `Run ${run.id}`;
+  const base = `${what} (${run.targetName}) ${run.status}${took}`;
   if (run.error) return `${base}: [${run.error.code}] ${run.error.message}`;
   if (run.artifact) {
     const size = run.artifact.files.reduce((sum, file) => sum + file.size, 0);

@@ -35,6 +35,11 @@ export const configSchema = z.object({
     .enum(['true', 'false', '1', '0', ''])
     .optional()
     .describe('When true, look for pg tools only in BACKSTOP_PG_BIN (no PATH, pg_config or Debian folders).'),
+  BACKSTOP_SCRATCH_URL: z
+    .string()
+    .optional()
+    .describe('Server (any database URL on it) where verification drills create and drop scratch databases. Default: the embedded Postgres.'),
+  BACKSTOP_IDENTITY_FILE: z.string().optional().describe('age identity file used by verification drills of encrypted backups.'),
   BACKSTOP_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -52,6 +57,8 @@ export interface Config {
   runDeadlineMs: number;
   /** Where to look for pg_dump / pg_restore: extra folders first; `only` skips the usual places. */
   pgTools: { dirs: string[]; only: boolean };
+  scratchUrl: string | undefined;
+  identityFile: string | undefined;
   logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
 }
 
@@ -68,7 +75,16 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
     heartbeatSeconds = Number(rawHeartbeat);
     if (!Number.isFinite(heartbeatSeconds) || heartbeatSeconds <= 0) {
       problems.push(`BACKSTOP_HEARTBEAT_INTERVAL: must be a positive number of seconds, got "${rawHeartbeat}"`);
+      heartbeatSeconds = undefined;
     }
+  }
+  // The cross-field rule is checked whenever both values are valid on their own, even when
+  // other settings are not, so that one run of the command reports every problem.
+  const leaseTtl = configSchema.shape.BACKSTOP_LEASE_TTL.safeParse(env.BACKSTOP_LEASE_TTL);
+  if (leaseTtl.success && heartbeatSeconds !== undefined && heartbeatSeconds >= leaseTtl.data) {
+    problems.push(
+      `BACKSTOP_HEARTBEAT_INTERVAL (${heartbeatSeconds}s) must be shorter than BACKSTOP_LEASE_TTL (${leaseTtl.data}s); a third of it is the default.`,
+    );
   }
   if (!parsed.success || problems.length > 0) {
     throw new BackstopError('CONFIG_INVALID', `Invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -76,12 +92,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
   const values = parsed.data;
   const leaseTtlMs = values.BACKSTOP_LEASE_TTL * 1000;
   const heartbeatIntervalMs = heartbeatSeconds !== undefined ? heartbeatSeconds * 1000 : leaseTtlMs / 3;
-  if (heartbeatIntervalMs >= leaseTtlMs) {
-    throw new BackstopError(
-      'CONFIG_INVALID',
-      `Invalid configuration:\n  BACKSTOP_HEARTBEAT_INTERVAL (${heartbeatIntervalMs / 1000}s) must be shorter than BACKSTOP_LEASE_TTL (${leaseTtlMs / 1000}s); a third of it is the default.`,
-    );
-  }
   const home = path.resolve(cwd, values.BACKSTOP_HOME ?? '.backstop');
   return {
     databaseUrl: values.BACKSTOP_DATABASE_URL || undefined,
@@ -92,6 +102,8 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
     reaperIntervalMs: values.BACKSTOP_REAPER_INTERVAL * 1000,
     startDeadlineMs: values.BACKSTOP_START_DEADLINE * 1000,
     runDeadlineMs: values.BACKSTOP_RUN_DEADLINE * 1000,
+    scratchUrl: values.BACKSTOP_SCRATCH_URL || undefined,
+    identityFile: values.BACKSTOP_IDENTITY_FILE || undefined,
     pgTools: {
       dirs: (values.BACKSTOP_PG_BIN ?? '').split(':').filter(Boolean),
       only: values.BACKSTOP_PG_BIN_ONLY === 'true' || values.BACKSTOP_PG_BIN_ONLY === '1',

@@ -43,7 +43,18 @@ export const manifestSchema = z.object({
     .nullable()
     .describe('Public recipients only; never an identity.'),
   files: z.array(manifestFileSchema).min(1),
-  tables: z.array(z.object({ schema: z.string(), name: z.string(), rows: z.number().int().nonnegative() })),
+  tables: z.array(
+    z.object({
+      schema: z.string(),
+      name: z.string(),
+      rows: z.number().int().nonnegative(),
+      checksum: z
+        .string()
+        .regex(/^\d+$/)
+        .optional()
+        .describe('Order-independent content checksum: sum of the first 64 bits of md5(row::text) over all rows, in decimal.'),
+    }),
+  ),
   timings: z.object({ dumpMs: z.number().nonnegative(), totalMs: z.number().nonnegative() }),
 });
 

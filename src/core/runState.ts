@@ -111,7 +111,8 @@ export function applyRunEvent(state: RunState, event: RunEvent, clock: RunClock)
         },
       };
     case 'heartbeat':
-      if (!holdsLease(state, event.leaseId, now)) return { ok: false, reason: 'lease_lost' };
+      // Past the hard deadline a heartbeat must not keep the run alive (renewLease checks deadline_at > now()).
+      if (!holdsLease(state, event.leaseId, now) || now >= state.deadlineAt) return { ok: false, reason: 'lease_lost' };
       if (event.leaseExpiresAt <= now) return { ok: false, reason: 'invalid' };
       return { ok: true, changed: true, state: { ...state, leaseExpiresAt: event.leaseExpiresAt } };
     case 'requestCancel':

@@ -2,8 +2,13 @@ import { BackstopError, type ErrorCode } from '../core/errors.ts';
 import { activeStatuses, exclusiveStatuses, leasedStatuses, type RunStatus, type RunnerOutcome } from '../core/runState.ts';
 import { pgErrorCode, pgErrorCodes, type Queryable } from './pool.ts';
 
+export type RunKind = 'backup' | 'verify';
+
 export interface RunRecord {
   id: string;
+  kind: RunKind;
+  /** For a verification drill: the backup run it verifies. */
+  subjectRunId: string | null;
   targetId: string;
   targetName: string;
   status: RunStatus;
@@ -23,6 +28,8 @@ export interface RunRecord {
   progress: Record<string, unknown> | null;
   artifact: Artifact | null;
   executor: Record<string, unknown> | null;
+  /** The latest drill's result, on a backup run. */
+  verification: Record<string, unknown> | null;
 }
 
 export interface ArtifactFile {
@@ -51,13 +58,16 @@ export function assertRunId(runId: string): void {
   }
 }
 
-const runColumns = `r.id, r.target_id, t.name as target_name, r.status, r.trigger, r.attempt, r.max_attempts,
+const runColumns = `r.id, r.kind, r.subject_run_id, r.verification, r.target_id, t.name as target_name, r.status, r.trigger, r.attempt, r.max_attempts,
   r.lease_id, r.lease_expires_at, r.heartbeat_at, r.claimed_by, r.start_deadline_at, r.deadline_at,
   r.cancel_requested_at, r.created_at, r.started_at, r.finished_at, r.error_code, r.error_message,
   r.progress, r.artifact, r.executor`;
 
 interface RunRow {
   id: string;
+  kind: RunKind;
+  subject_run_id: string | null;
+  verification: Record<string, unknown> | null;
   target_id: string;
   target_name: string;
   status: RunStatus;
@@ -84,6 +94,8 @@ interface RunRow {
 function toRecord(row: RunRow): RunRecord {
   return {
     id: row.id,
+    kind: row.kind,
+    subjectRunId: row.subject_run_id,
     targetId: row.target_id,
     targetName: row.target_name,
     status: row.status,
@@ -103,6 +115,7 @@ function toRecord(row: RunRow): RunRecord {
     progress: row.progress,
     artifact: row.artifact,
     executor: row.executor,
+    verification: row.verification,
   };
 }
 
@@ -113,22 +126,23 @@ function toClaimed(row: RunRow): ClaimedRun {
 
 export async function createRun(
   db: Queryable,
-  input: { targetId: string; trigger: string; runDeadlineMs: number },
+  input: { targetId: string; trigger: string; runDeadlineMs: number; kind?: RunKind; subjectRunId?: string },
 ): Promise<RunRecord> {
+  // Drills never count as "executing" for the one-run-per-target rule: they do not touch the source.
   const { rows } = await db.query<RunRow>(
     `with inserted as (
-       insert into backstop.runs (target_id, trigger, exclusive, max_attempts, deadline_at)
-       select t.id, $2, t.exclusive, t.max_attempts, now() + $3 * interval '1 millisecond'
+       insert into backstop.runs (target_id, trigger, exclusive, max_attempts, deadline_at, kind, subject_run_id)
+       select t.id, $2, t.exclusive and $4 = 'backup', t.max_attempts, now() + $3 * interval '1 millisecond', $4, $5
        from backstop.targets t where t.id = $1
        returning *
      ), event as (
        insert into backstop.run_events (run_id, attempt, kind, status, message)
-       select id, 0, 'created', 'queued', 'queued by ' || trigger from inserted
+       select id, 0, 'created', 'queued', case when kind = 'verify' then 'verification queued by ' else 'queued by ' end || trigger from inserted
      ), notified as (
        select pg_notify('backstop_runs', id::text) from inserted
      )
      select ${runColumns} from inserted r join backstop.targets t on t.id = r.target_id, notified`,
-    [input.targetId, input.trigger, input.runDeadlineMs],
+    [input.targetId, input.trigger, input.runDeadlineMs, input.kind ?? 'backup', input.subjectRunId ?? null],
   );
   const row = rows[0];
   if (!row) throw new BackstopError('TARGET_NOT_FOUND', `Target ${input.targetId} does not exist.`);
@@ -312,6 +326,14 @@ export async function finalizeRun(db: Queryable, input: FinalizeInput): Promise<
     'LEASE_LOST',
     `Run ${input.runId} is no longer held by this runner (it is ${row?.status ?? 'gone'}${row && row.lease_id !== input.leaseId ? ', claimed by a newer attempt' : ''}); its outcome was not changed.`,
   );
+}
+
+/** Records a drill's result on the backup run it verified (terminal runs accept this one column). */
+export async function recordVerification(db: Queryable, subjectRunId: string, verification: Record<string, unknown>): Promise<void> {
+  await db.query(`update backstop.runs set verification = $2::jsonb || jsonb_build_object('at', now()) where id = $1`, [
+    subjectRunId,
+    JSON.stringify(verification),
+  ]);
 }
 
 /** Hands a running run back to the queue (graceful worker shutdown). */

@@ -6,6 +6,8 @@ export interface TargetOptions {
   compression?: string;
   encryptTo?: string[];
   profile?: 'default' | 'supabase';
+  /** Record per-table content checksums at dump time, for `verify --checksums`. */
+  checksums?: boolean;
   [key: string]: unknown;
 }
 

@@ -30,6 +30,8 @@ export interface BackupInput {
   databaseUrl: string;
   store: Store;
   compression?: CompressionSettings;
+  /** Record a content checksum per table in the manifest (costs a read of every row). */
+  checksums?: boolean;
   /** age recipients (public keys); empty or absent: not encrypted. */
   encryptTo?: string[];
   pgTools?: PgToolSearch;
@@ -78,7 +80,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
     });
 
     // Counted concurrently on the snapshot's own connection while pg_dump streams.
-    const counting = source.countRows(input.signal);
+    const counting = source.countRows(input.signal, { checksums: input.checksums });
     counting.catch(() => {});
     const dumpStarted = performance.now();
     const dumpFile = `dump.pgcustom${fileExtension(compression.algorithm)}${recipients.length > 0 ? '.age' : ''}`;

@@ -5,6 +5,8 @@ export interface TableCount {
   schema: string;
   name: string;
   rows: number;
+  /** Present when asked for: see `tableStatsSql`. */
+  checksum?: string;
 }
 
 export interface SourceSnapshot {
@@ -14,7 +16,7 @@ export interface SourceSnapshot {
   /** Exported snapshot id for `pg_dump --snapshot`, or null when the server cannot export one. */
   snapshot: string | null;
   /** Exact row counts of every table pg_dump dumps, read in the dump's own snapshot. */
-  countRows(signal?: AbortSignal): Promise<TableCount[]>;
+  countRows(signal?: AbortSignal, options?: { checksums?: boolean }): Promise<TableCount[]>;
   close(): Promise<void>;
 }
 
@@ -27,14 +29,26 @@ export const userTablesSql = `
     and not exists (select 1 from pg_depend d where d.objid = c.oid and d.deptype = 'e')
   order by 1, 2`;
 
-export async function countTableRows(client: pg.ClientBase, signal?: AbortSignal): Promise<TableCount[]> {
+/**
+ * Row count, and optionally a content checksum that does not depend on row order (a restore
+ * may store rows in another order): the sum, as numeric, of the first 64 bits of each row's
+ * md5. It streams over the table with constant memory, unlike an ordered string_agg.
+ */
+function tableStatsSql(qualified: string, checksums: boolean): string {
+  return checksums
+    ? `select count(*) as count, coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text as checksum from ${qualified} t`
+    : `select count(*) as count from ${qualified}`;
+}
+
+export async function countTableRows(client: pg.ClientBase, signal?: AbortSignal, options: { checksums?: boolean } = {}): Promise<TableCount[]> {
   const { rows: tables } = await client.query<{ schema: string; name: string }>(userTablesSql);
   const counts: TableCount[] = [];
   for (const table of tables) {
     signal?.throwIfAborted();
     const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.name)}`;
-    const { rows } = await client.query<{ count: string }>(`select count(*) as count from ${qualified}`);
-    counts.push({ schema: table.schema, name: table.name, rows: Number(rows[0]!.count) });
+    const { rows } = await client.query<{ count: string; checksum?: string }>(tableStatsSql(qualified, options.checksums === true));
+    const row = rows[0]!;
+    counts.push({ schema: table.schema, name: table.name, rows: Number(row.count), ...(row.checksum !== undefined ? { checksum: row.checksum } : {}) });
   }
   return counts;
 }
@@ -75,7 +89,7 @@ export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSna
       serverVersionNum: Number(info.server_version_num),
       database: info.database,
       snapshot,
-      countRows: (signal) => countTableRows(client, signal),
+      countRows: (signal, options) => countTableRows(client, signal, options),
       async close() {
         if (closed) return;
         closed = true;

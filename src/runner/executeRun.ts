@@ -5,18 +5,19 @@ import type { RunnerOutcome } from '../core/runState.ts';
 import type { Queryable } from '../db/pool.ts';
 import { appendRunnerEvent, releaseRun, type Artifact, type ClaimedRun, type RunRecord } from '../db/runs.ts';
 import { getTargetWithSecret } from '../db/targets.ts';
-import { backupDatabase, deletePrefix, type BackupProgress } from '../pipeline/backup.ts';
-import { parseCompression } from '../pipeline/compression.ts';
+import { deletePrefix, type BackupProgress } from '../pipeline/backup.ts';
 import { openStore } from '../storage/openStore.ts';
 import type { Store } from '../storage/store.ts';
 import { finalizeWithRetry } from './finalizeWithRetry.ts';
+import { performBackup } from './performBackup.ts';
+import { performDrill } from './performDrill.ts';
 import { startHeartbeat } from './heartbeat.ts';
 
 export type StopRequest = { kind: 'cancel'; reason: string } | { kind: 'release'; reason: string };
 
 export interface RunnerDeps {
   db: Queryable;
-  config: Pick<Config, 'leaseTtlMs' | 'heartbeatIntervalMs' | 'pgTools'>;
+  config: Pick<Config, 'leaseTtlMs' | 'heartbeatIntervalMs' | 'pgTools' | 'home' | 'scratchUrl' | 'identityFile'>;
   log: Logger;
 }
 
@@ -87,25 +88,20 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
     try {
       try {
         const target = await getTargetWithSecret(deps.db, run.targetId);
-        store = await openStore(target.storeUrl);
-        artifact = await backupDatabase({
-          runId: run.id,
-          attempt: run.attempt,
-          targetName: run.targetName,
-          createdAt: run.createdAt,
-          databaseUrl: target.databaseUrl,
-          store,
-          compression: typeof target.options.compression === 'string' ? parseCompression(target.options.compression) : undefined,
-          encryptTo: target.options.encryptTo,
-          pgTools: deps.config.pgTools,
-          signal: controller.signal,
-          onProgress: (next) => {
-            progress = next;
-            options.onProgress?.(next);
-          },
-          onEvent: event,
-        });
-        outcome = 'succeeded';
+        if (run.kind === 'verify') {
+          ({ outcome, error } = await performDrill(deps, run, { signal: controller.signal, onEvent: event }));
+        } else {
+          store = await openStore(target.storeUrl);
+          artifact = await performBackup(deps, run, target, store, {
+            signal: controller.signal,
+            onProgress: (next) => {
+              progress = next;
+              options.onProgress?.(next);
+            },
+            onEvent: event,
+          });
+          outcome = 'succeeded';
+        }
       } catch (caught) {
         if (leaseLostReason !== null) {
           throw new BackstopError('LEASE_LOST', `Run ${run.id} lost its lease (${leaseLostReason}); its outcome is decided elsewhere.`, {

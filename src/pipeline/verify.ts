@@ -1,0 +1,165 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { withDatabase } from '../core/databaseUrl.ts';
+import { BackstopError, describeError } from '../core/errors.ts';
+import type { Manifest } from '../core/manifest.ts';
+import { connectionError } from '../db/pool.ts';
+import type { PgToolSearch } from '../pgtools/findPgTools.ts';
+import type { Store } from '../storage/store.ts';
+import type { AgeIdentity } from './age.ts';
+import { digestOf, restoreArtifact } from './restore.ts';
+import { countTableRows } from './sourceSnapshot.ts';
+
+export interface VerifyInput {
+  store: Store;
+  prefix: string;
+  manifest: Manifest;
+  /** A server where the drill may create (and drop) a scratch database. */
+  scratchServerUrl: string;
+  /** Also compare per-table content checksums (the backup must have recorded them). */
+  checksums?: boolean;
+  identities?: AgeIdentity[];
+  pgTools?: PgToolSearch;
+  signal?: AbortSignal;
+  /** Runs against the restored scratch database before it is compared: custom checks. */
+  afterRestore?: (scratchUrl: string) => Promise<void>;
+  onEvent?: (kind: string, message: string, data?: Record<string, unknown>) => void;
+}
+
+export interface TableMismatch {
+  table: string;
+  expectedRows: number;
+  actualRows: number | null;
+  expectedChecksum?: string;
+  actualChecksum?: string;
+}
+
+export interface VerifyResult {
+  status: 'passed' | 'failed';
+  /** What was checked: stored digests, then a restore, then per-table rows (and checksums). */
+  checks: { digests: boolean; restore: boolean; rows: boolean; checksums: boolean };
+  tables: number;
+  mismatches: TableMismatch[];
+  error: { code: string; message: string } | null;
+  durationMs: number;
+}
+
+/**
+ * A restore drill. Stored sizes and SHA-256 digests are checked first (a damaged artifact
+ * fails here, before pg_restore runs); then the backup is restored into a scratch database
+ * that is always dropped afterwards, and every table's row count (and, asked for, content
+ * checksum) is compared with what the manifest recorded at dump time.
+ */
+export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> {
+  const started = performance.now();
+  const checks = { digests: false, restore: false, rows: false, checksums: false };
+  const result = (status: VerifyResult['status'], error: VerifyResult['error'], mismatches: TableMismatch[] = []): VerifyResult => ({
+    status,
+    checks,
+    tables: input.manifest.tables.length,
+    mismatches,
+    error,
+    durationMs: Math.round(performance.now() - started),
+  });
+  if (input.checksums && input.manifest.tables.some((table) => table.checksum === undefined)) {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      'This backup recorded no per-table checksums, so --checksums cannot compare them. Enable checksums on the target (--checksums) for future backups, or verify without --checksums.',
+    );
+  }
+
+  for (const file of input.manifest.files) {
+    input.signal?.throwIfAborted();
+    const digest = await digestOf(input.store, input.prefix + file.name);
+    if (digest.size !== file.size || digest.sha256 !== file.sha256) {
+      const message = `Checksum mismatch for ${input.prefix}${file.name}: stored ${digest.size} bytes with SHA-256 ${digest.sha256}, the manifest recorded ${file.size} bytes with ${file.sha256}.`;
+      input.onEvent?.('verify_digest_failed', message, { file: file.name });
+      return result('failed', { code: 'ARTIFACT_CORRUPT', message });
+    }
+  }
+  checks.digests = true;
+  input.onEvent?.('verify_digests_ok', `${input.manifest.files.length} file(s): sizes and SHA-256 match the manifest`);
+
+  const scratchName = `backstop_verify_${randomBytes(6).toString('hex')}`;
+  const scratchUrl = withDatabase(input.scratchServerUrl, scratchName);
+  await adminQuery(input.scratchServerUrl, `create database ${scratchName}`);
+  try {
+    try {
+      await restoreArtifact({
+        store: input.store,
+        prefix: input.prefix,
+        manifest: input.manifest,
+        toUrl: scratchUrl,
+        // Roles of the source may not exist on the scratch server; ownership is not what a drill proves.
+        noOwner: true,
+        checkRows: false,
+        identities: input.identities,
+        pgTools: input.pgTools,
+        signal: input.signal,
+      });
+    } catch (error) {
+      input.signal?.throwIfAborted();
+      const described = describeError(error);
+      input.onEvent?.('verify_restore_failed', described.message);
+      return result('failed', described.code === 'ARTIFACT_CORRUPT' ? described : { code: 'RESTORE_FAILED', message: described.message });
+    }
+    checks.restore = true;
+    await input.afterRestore?.(scratchUrl);
+
+    const client = new pg.Client({ connectionString: scratchUrl });
+    client.on('error', () => {});
+    await client.connect();
+    let restored;
+    try {
+      restored = await countTableRows(client, input.signal, { checksums: input.checksums });
+    } finally {
+      await client.end().catch(() => {});
+    }
+    const byName = new Map(restored.map((table) => [`${table.schema}.${table.name}`, table]));
+    const mismatches: TableMismatch[] = [];
+    for (const expected of input.manifest.tables) {
+      const name = `${expected.schema}.${expected.name}`;
+      const actual = byName.get(name);
+      const rowsDiffer = actual?.rows !== expected.rows;
+      const checksumDiffers = input.checksums === true && actual?.checksum !== expected.checksum;
+      if (rowsDiffer || checksumDiffers) {
+        mismatches.push({
+          table: name,
+          expectedRows: expected.rows,
+          actualRows: actual?.rows ?? null,
+          ...(input.checksums ? { expectedChecksum: expected.checksum, actualChecksum: actual?.checksum } : {}),
+        });
+      }
+    }
+    checks.rows = true;
+    checks.checksums = input.checksums === true;
+    if (mismatches.length > 0) {
+      const described = mismatches
+        .map((m) =>
+          m.actualRows !== m.expectedRows
+            ? `${m.table}: ${m.actualRows ?? 'missing'} rows restored, ${m.expectedRows} at dump time`
+            : `${m.table}: content checksum differs`,
+        )
+        .join('; ');
+      return result('failed', { code: 'VERIFY_MISMATCH', message: `The restored backup differs from the dump: ${described}.` }, mismatches);
+    }
+    return result('passed', null);
+  } finally {
+    await adminQuery(input.scratchServerUrl, `drop database if exists ${scratchName} with (force)`).catch(() => {});
+  }
+}
+
+async function adminQuery(url: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    throw connectionError(url, error, 'database');
+  }
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

@@ -1,0 +1,31 @@
+import type { ClaimedRun, Artifact } from '../db/runs.ts';
+import type { TargetWithSecret } from '../db/targets.ts';
+import { backupDatabase, type BackupProgress } from '../pipeline/backup.ts';
+import { parseCompression } from '../pipeline/compression.ts';
+import type { Store } from '../storage/store.ts';
+import type { RunnerDeps } from './executeRun.ts';
+
+export interface PerformOptions {
+  signal: AbortSignal;
+  onProgress: (progress: BackupProgress) => void;
+  onEvent: (kind: string, message: string, data?: Record<string, unknown>) => void;
+}
+
+/** The work of a backup run: the target's profile decides how it is dumped. */
+export function performBackup(deps: RunnerDeps, run: ClaimedRun, target: TargetWithSecret, store: Store, options: PerformOptions): Promise<Artifact> {
+  return backupDatabase({
+    runId: run.id,
+    attempt: run.attempt,
+    targetName: run.targetName,
+    createdAt: run.createdAt,
+    databaseUrl: target.databaseUrl,
+    store,
+    compression: typeof target.options.compression === 'string' ? parseCompression(target.options.compression) : undefined,
+    encryptTo: target.options.encryptTo,
+    checksums: target.options.checksums === true,
+    pgTools: deps.config.pgTools,
+    signal: options.signal,
+    onProgress: options.onProgress,
+    onEvent: options.onEvent,
+  });
+}

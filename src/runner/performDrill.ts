@@ -1,0 +1,79 @@
+import fs from 'node:fs/promises';
+import type { RunnerOutcome } from '../core/runState.ts';
+import { BackstopError, describeError } from '../core/errors.ts';
+import { ensureEmbeddedPostgres } from '../db/embeddedPostgres.ts';
+import { getRun, recordVerification, type ClaimedRun } from '../db/runs.ts';
+import { parseIdentities } from '../pipeline/age.ts';
+import { readManifest } from '../pipeline/readManifest.ts';
+import { verifyArtifact, type VerifyResult } from '../pipeline/verify.ts';
+import { openStore } from '../storage/openStore.ts';
+import type { RunnerDeps } from './executeRun.ts';
+
+export interface DrillOptions {
+  signal: AbortSignal;
+  onEvent: (kind: string, message: string, data?: Record<string, unknown>) => void;
+  checksums?: boolean;
+  afterRestore?: (scratchUrl: string) => Promise<void>;
+}
+
+/**
+ * The work of a verification run: a restore drill of its subject backup. A drill that finds a
+ * problem is a finding, not a crash: the run ends `failed` with the drill's error, and the
+ * result is recorded on the backup run either way.
+ */
+export async function performDrill(
+  deps: RunnerDeps,
+  run: ClaimedRun,
+  options: DrillOptions,
+): Promise<{ outcome: RunnerOutcome; error: { code: string; message: string } | null; result: VerifyResult | null }> {
+  if (!run.subjectRunId) throw new BackstopError('INVALID_INPUT', `Run ${run.id} is a verification without a backup to verify.`);
+  const subject = await getRun(deps.db, run.subjectRunId);
+  if (subject.status !== 'succeeded' || !subject.artifact) {
+    throw new BackstopError('INVALID_INPUT', `Run ${subject.id} is ${subject.status}; only a succeeded backup can be verified.`);
+  }
+  const store = await openStore(subject.artifact.storeUrl);
+  try {
+    let result: VerifyResult;
+    try {
+      const { manifest, sha256 } = await readManifest(store, subject.artifact.prefix);
+      if (sha256 !== subject.artifact.manifest.sha256) {
+        throw new BackstopError('ARTIFACT_CORRUPT', `The manifest of run ${subject.id} no longer matches the checksum recorded in the catalog; the artifact was altered.`);
+      }
+      const identities = deps.config.identityFile ? parseIdentities(await fs.readFile(deps.config.identityFile, 'utf8')) : undefined;
+      const scratchServerUrl = deps.config.scratchUrl ?? (await ensureEmbeddedPostgres(deps.config.home)).url();
+      options.onEvent('verify_started', `restore drill of backup ${subject.id}`, { subjectRunId: subject.id });
+      result = await verifyArtifact({
+        store,
+        prefix: subject.artifact.prefix,
+        manifest,
+        scratchServerUrl,
+        checksums: options.checksums ?? Boolean(manifest.tables.length > 0 && manifest.tables.every((table) => table.checksum !== undefined)),
+        identities,
+        pgTools: deps.config.pgTools,
+        signal: options.signal,
+        afterRestore: options.afterRestore,
+        onEvent: options.onEvent,
+      });
+    } catch (error) {
+      options.signal.throwIfAborted();
+      const described = describeError(error);
+      if (described.code !== 'ARTIFACT_CORRUPT' && described.code !== 'STORE_READ_FAILED') throw error;
+      result = {
+        status: 'failed',
+        checks: { digests: false, restore: false, rows: false, checksums: false },
+        tables: 0,
+        mismatches: [],
+        error: described,
+        durationMs: 0,
+      };
+    }
+    await recordVerification(deps.db, subject.id, { runId: run.id, ...result });
+    options.onEvent(`verify_${result.status}`, result.error?.message ?? `drill passed: ${result.tables} tables match`, {
+      subjectRunId: subject.id,
+      mismatches: result.mismatches,
+    });
+    return { outcome: result.status === 'passed' ? 'succeeded' : 'failed', error: result.error, result };
+  } finally {
+    await store.close();
+  }
+}
