@@ -1,5 +1,12 @@
-import type { BackupProgress } from '../pipeline/backup.ts';
 import { formatBytes } from './output.ts';
+
+/** What any long operation reports: a phase, bytes done (of a total when known), time. */
+export interface ProgressSnapshot {
+  phase: string;
+  done: number;
+  total?: number;
+  elapsedMs: number;
+}
 
 /**
  * Progress on stderr: a redrawn line on a terminal, a plain line every `plainEveryMs`
@@ -9,10 +16,13 @@ export function createProgressReporter(enabled: boolean, plainEveryMs = 10_000) 
   const tty = process.stderr.isTTY === true;
   let lastPlain = 0;
   let drawn = false;
-  const describe = (progress: BackupProgress) =>
-    `${progress.phase}: ${formatBytes(progress.bytesDumped)} read, ${formatBytes(progress.bytesStored)} stored, ${formatBytes(progress.rateBytesPerSecond)}/s`;
+  const describe = (progress: ProgressSnapshot) => {
+    const rate = progress.elapsedMs > 0 ? (progress.done * 1000) / progress.elapsedMs : 0;
+    const share = progress.total ? ` of ${formatBytes(progress.total)} (${Math.floor((100 * progress.done) / Math.max(progress.total, 1))}%)` : '';
+    return `${progress.phase}: ${formatBytes(progress.done)}${share}, ${formatBytes(rate)}/s`;
+  };
   return {
-    update(progress: BackupProgress) {
+    update(progress: ProgressSnapshot) {
       if (!enabled) return;
       if (tty) {
         process.stderr.write(`\r\x1b[2K${describe(progress)}`);
@@ -24,6 +34,7 @@ export function createProgressReporter(enabled: boolean, plainEveryMs = 10_000) 
     },
     done() {
       if (drawn) process.stderr.write('\r\x1b[2K');
+      drawn = false;
     },
   };
 }

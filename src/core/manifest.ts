@@ -17,7 +17,18 @@ export const manifestFileSchema = z.object({
   size: z.number().int().nonnegative().describe('Stored size in bytes.'),
   sha256: sha256.describe('SHA-256 of the stored bytes.'),
   uncompressedSize: z.number().int().nonnegative().describe('Size of the content before compression.'),
+  dumpedBy: z
+    .object({
+      tool: z.enum(['pg_dump', 'pg_dumpall']),
+      version: z.string(),
+      options: z.array(z.string()).describe('Options, connection excluded.'),
+    })
+    .optional()
+    .describe('The tool that wrote this file. Absent: pg_dump, as `pgDump` describes.'),
 });
+
+export const backupProfiles = ['default', 'supabase'] as const;
+export type BackupProfile = (typeof backupProfiles)[number];
 
 export const manifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
@@ -26,6 +37,12 @@ export const manifestSchema = z.object({
   runId: z.string().uuid(),
   attempt: z.number().int().positive(),
   target: z.string(),
+  profile: z
+    .enum(backupProfiles)
+    .optional()
+    .describe(
+      'How the database was dumped. "default" (also when absent): one pg_dump custom-format archive. "supabase": roles, schema and data SQL files, split the way `supabase db dump` splits them, restored in that order with psql.',
+    ),
   createdAt: z.string().describe('When the run was created, database clock, ISO 8601.'),
   source: z.object({
     serverVersion: z.string(),
@@ -50,7 +67,7 @@ export const manifestSchema = z.object({
       rows: z.number().int().nonnegative(),
       checksum: z
         .string()
-        .regex(/^\d+$/)
+        .regex(/^-?\d+$/)
         .optional()
         .describe('Order-independent content checksum: sum of the first 64 bits of md5(row::text) over all rows, in decimal.'),
     }),
@@ -59,6 +76,10 @@ export const manifestSchema = z.object({
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;
+
+export function manifestProfile(manifest: Manifest): BackupProfile {
+  return manifest.profile ?? 'default';
+}
 export type ManifestFile = z.infer<typeof manifestFileSchema>;
 
 /**

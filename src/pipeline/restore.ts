@@ -16,6 +16,7 @@ import type { Store } from '../storage/store.ts';
 import { createAgeDecryptStream, type AgeIdentity } from './age.ts';
 import { createDecompressor } from './compression.ts';
 import { countTableRows } from './sourceSnapshot.ts';
+import { restoreSupabaseArtifact } from './supabase/restoreSupabase.ts';
 
 export interface RestoreInput {
   store: Store;
@@ -25,6 +26,11 @@ export interface RestoreInput {
   clean?: boolean;
   jobs?: number;
   noOwner?: boolean;
+  /** Restore only these schemas (pg_restore --schema). */
+  schemas?: string[];
+  /** Restore only tables of these names (pg_restore --table). */
+  tables?: string[];
+  onProgress?: (progress: RestoreProgress) => void;
   /** Compare every table's row count with the manifest afterwards (default true; a drill compares itself). */
   checkRows?: boolean;
   /** age identities, required when the manifest says the artifact is encrypted. */
@@ -33,6 +39,13 @@ export interface RestoreInput {
   tmpDir?: string;
   signal?: AbortSignal;
   onEvent?: (kind: string, message: string) => void;
+}
+
+export interface RestoreProgress {
+  phase: 'verifying' | 'restoring' | 'checking';
+  bytesRead: number;
+  bytesTotal: number;
+  elapsedMs: number;
 }
 
 export interface RestoreResult {
@@ -55,6 +68,7 @@ const userObjectsSql = `
  * with several, row counts are compared with the manifest afterwards.
  */
 export async function restoreArtifact(input: RestoreInput): Promise<RestoreResult> {
+  if (input.manifest.profile === 'supabase') return restoreSupabaseArtifact(input);
   const signal = input.signal ?? new AbortController().signal;
   const dumpFile = input.manifest.files.find((file) => file.role === 'dump');
   if (!dumpFile) throw new BackstopError('ARTIFACT_CORRUPT', `The manifest in ${input.prefix} lists no dump file.`);
@@ -72,18 +86,20 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
   const stop = () => void restore?.terminate();
   signal.addEventListener('abort', stop, { once: true });
   try {
-    const { rows } = await client.query<{ count: number }>(userObjectsSql);
-    if ((rows[0]?.count ?? 0) > 0 && !input.clean) {
-      throw new BackstopError(
-        'RESTORE_TARGET_NOT_EMPTY',
-        `The database to restore into already holds ${rows[0]!.count} tables, views or sequences. Restore into an empty database, or pass --clean to drop and recreate the objects the backup contains.`,
-      );
-    }
+    const selection = { schemas: input.schemas ?? [], tables: input.tables ?? [] };
+    const restoredTables = input.manifest.tables.filter((table) => isSelected(table, selection));
+    if (!input.clean) await assertNothingInTheWay(client, selection, restoredTables);
     const dumpMajor = parseToolVersion(`(PostgreSQL) ${input.manifest.pgDump.version}`)?.major ?? serverMajorFromVersionNum(input.manifest.source.serverVersionNum);
     const pgRestore = await findPgTool('pg_restore', dumpMajor, input.pgTools, 'archive (made by pg_dump)');
 
     spoolPath = path.join(input.tmpDir ?? os.tmpdir(), `backstop-restore-${randomBytes(8).toString('hex')}.pgcustom`);
-    const bytesRestored = await spoolVerified(input.store, input.prefix, dumpFile, input.manifest, spoolPath, signal, input.identities);
+    const started = performance.now();
+    const report = (phase: RestoreProgress['phase'], bytesRead: number) =>
+      input.onProgress?.({ phase, bytesRead, bytesTotal: dumpFile.size, elapsedMs: performance.now() - started });
+    const bytesRestored = await spoolVerified(input.store, input.prefix, dumpFile, input.manifest, spoolPath, signal, input.identities, (bytes) =>
+      report('verifying', bytes),
+    );
+    report('restoring', dumpFile.size);
     input.onEvent?.('restore_verified', `${dumpFile.name}: size and SHA-256 match the manifest`);
 
     const jobs = Math.max(1, input.jobs ?? 1);
@@ -95,9 +111,13 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
       ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']),
       ...(input.clean ? ['--clean', '--if-exists'] : []),
       ...(input.noOwner ? ['--no-owner', '--no-privileges'] : []),
+      ...selection.schemas.map((schema) => `--schema=${schema}`),
+      ...selection.tables.map((table) => `--table=${table}`),
       spoolPath,
     ];
     signal.throwIfAborted();
+    // pg_restore --schema restores the schema's objects but not the schema itself.
+    for (const schema of selection.schemas) await client.query(`create schema if not exists ${client.escapeIdentifier(schema)}`);
     restore = spawnPgTool(pgRestore.path, args, connection.env);
     restore.child.stdout.resume();
     const { code, signal: killedBy, stderr } = await restore.exited;
@@ -110,15 +130,16 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
     }
 
     if (input.checkRows === false) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: pgRestore.version };
+    report('checking', dumpFile.size);
     const restored = await countTableRows(client);
     const byName = new Map(restored.map((table) => [`${table.schema}.${table.name}`, table.rows]));
-    const mismatches = input.manifest.tables
+    const mismatches = restoredTables
       .filter((table) => byName.get(`${table.schema}.${table.name}`) !== table.rows)
       .map((table) => `${table.schema}.${table.name} has ${byName.get(`${table.schema}.${table.name}`) ?? 'no table'} rows, the backup ${table.rows}`);
     if (mismatches.length > 0) {
       throw new BackstopError('RESTORE_FAILED', `The restored database differs from the backup: ${mismatches.join('; ')}.`);
     }
-    return { tablesChecked: input.manifest.tables.length, bytesRestored, pgRestoreVersion: pgRestore.version };
+    return { tablesChecked: restoredTables.length, bytesRestored, pgRestoreVersion: pgRestore.version };
   } catch (error) {
     await restore?.terminate();
     if (signal.aborted) throw signal.reason;
@@ -139,6 +160,7 @@ async function spoolVerified(
   spoolPath: string,
   signal: AbortSignal,
   identities: AgeIdentity[] = [],
+  onBytes?: (storedBytes: number) => void,
 ): Promise<number> {
   const hash = createHash('sha256');
   let storedBytes = 0;
@@ -147,6 +169,7 @@ async function spoolVerified(
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);
       storedBytes += chunk.length;
+      onBytes?.(storedBytes);
       callback(null, chunk);
     },
   });
@@ -199,6 +222,46 @@ export function assertCanDecrypt(manifest: Manifest, identities: AgeIdentity[] =
     throw new BackstopError(
       'INVALID_INPUT',
       `None of the given identities can decrypt this backup: it is encrypted to ${recipients.join(', ')}, the identity file holds keys for ${identities.map((identity) => identity.recipient).join(', ')}. Pass the identity file of one of its recipients with --identity FILE.`,
+    );
+  }
+}
+
+interface Selection {
+  schemas: string[];
+  tables: string[];
+}
+
+function isSelected(table: { schema: string; name: string }, selection: Selection): boolean {
+  return (
+    (selection.schemas.length === 0 || selection.schemas.includes(table.schema)) &&
+    (selection.tables.length === 0 || selection.tables.includes(table.name))
+  );
+}
+
+/**
+ * Without --clean, a restore must not collide with what is there: the whole database must be
+ * empty, or, for a partial restore, none of the selected tables may exist yet.
+ */
+async function assertNothingInTheWay(client: pg.Client, selection: Selection, restoredTables: Array<{ schema: string; name: string }>): Promise<void> {
+  if (selection.schemas.length === 0 && selection.tables.length === 0) {
+    const { rows } = await client.query<{ count: number }>(userObjectsSql);
+    if ((rows[0]?.count ?? 0) > 0) {
+      throw new BackstopError(
+        'RESTORE_TARGET_NOT_EMPTY',
+        `The database to restore into already holds ${rows[0]!.count} tables, views or sequences. Restore into an empty database, or pass --clean to drop and recreate the objects the backup contains.`,
+      );
+    }
+    return;
+  }
+  const { rows } = await client.query<{ name: string }>(
+    `select schemaname || '.' || tablename as name from pg_tables
+     where (schemaname || '.' || tablename) = any($1::text[]) order by 1`,
+    [restoredTables.map((table) => `${table.schema}.${table.name}`)],
+  );
+  if (rows.length > 0) {
+    throw new BackstopError(
+      'RESTORE_TARGET_NOT_EMPTY',
+      `These tables already exist in the database to restore into: ${rows.map((row) => row.name).join(', ')}. Drop them, restore elsewhere, or pass --clean.`,
     );
   }
 }

@@ -6,7 +6,10 @@ import { BackstopError } from '../../core/errors.ts';
 import { appendRunEvent, getRun } from '../../db/runs.ts';
 import { restoreArtifact } from '../../pipeline/restore.ts';
 import { readManifest } from '../../pipeline/readManifest.ts';
+import { locateManifest, looksLikeManifestUrl } from '../../storage/manifestLocation.ts';
 import { openStore } from '../../storage/openStore.ts';
+import { createProgressReporter } from '../progressReporter.ts';
+import { collect } from './targetOptions.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson } from '../output.ts';
 
@@ -23,66 +26,100 @@ export async function readIdentityFile(file: string): Promise<AgeIdentity[]> {
 export function registerRestoreCommand(program: Command, context: () => CommandContext): void {
   program
     .command('restore')
-    .description('Restore a succeeded run into a database. The artifact is checked against its manifest before pg_restore runs.')
-    .argument('<run-id>', 'run id')
+    .description('Restore a backup into a database, from a run id or, with no catalog at all, from the URL of its manifest.json. The artifact is checked against its manifest before pg_restore runs.')
+    .argument('<run-id|manifest-url>', 'a succeeded run id, or s3://…/manifest.json, file:///…/manifest.json, a path')
     .requiredOption('--to <database-url>', 'database to restore into (must be empty unless --clean)')
     .option('--clean', 'drop and recreate objects the backup contains')
     .option('--jobs <n>', 'parallel pg_restore jobs (1 = one transaction, all or nothing)', '1')
+    .option('--schema <name>', 'restore only this schema; repeatable', collect, [])
+    .option('--table <name>', 'restore only tables of this name; repeatable', collect, [])
     .option('--identity <file>', 'age identity file, for an encrypted backup')
     .option('--no-owner', 'do not restore ownership and privileges (for a server without the same roles)')
     .option('--json', 'print the result as JSON')
-    .action(async (runId: string, options: { to: string; clean?: boolean; jobs: string; owner: boolean; identity?: string; json?: boolean }) => {
-      const ctx = context();
-      parseDatabaseUrl(options.to);
-      const jobs = Number(options.jobs);
-      if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
-        throw new BackstopError('INVALID_INPUT', `--jobs must be a whole number from 1 to 64, got "${options.jobs}".`);
-      }
-      const identities = options.identity ? await readIdentityFile(options.identity) : undefined;
-      const { pool } = await ctx.catalog();
-      const run = await getRun(pool, runId);
-      if (run.status !== 'succeeded' || !run.artifact) {
-        throw new BackstopError('INVALID_INPUT', `Run ${runId} is ${run.status}; only a succeeded run has a backup to restore. List them with \`backstop runs --status succeeded\`.`);
-      }
-      const store = await openStore(run.artifact.storeUrl);
-      try {
-        const { manifest, sha256 } = await readManifest(store, run.artifact.prefix);
-        if (sha256 !== run.artifact.manifest.sha256) {
-          throw new BackstopError('ARTIFACT_CORRUPT', `The manifest of run ${runId} no longer matches the checksum recorded in the catalog; the artifact was altered.`);
+    .action(
+      async (
+        source: string,
+        options: { to: string; clean?: boolean; jobs: string; schema: string[]; table: string[]; owner: boolean; identity?: string; json?: boolean },
+      ) => {
+        const ctx = context();
+        parseDatabaseUrl(options.to);
+        const jobs = Number(options.jobs);
+        if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
+          throw new BackstopError('INVALID_INPUT', `--jobs must be a whole number from 1 to 64, got "${options.jobs}".`);
         }
-        const controller = new AbortController();
-        const onSignal = () => controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-        const started = performance.now();
+        const identities = options.identity ? await readIdentityFile(options.identity) : undefined;
+
+        // A manifest URL needs no catalog: the catalog is never opened (nor the embedded one started).
+        let runId: string | null = null;
+        let location: { storeUrl: string; prefix: string; manifestSha256: string | null };
+        if (UUID.test(source)) {
+          const { pool } = await ctx.catalog();
+          const run = await getRun(pool, source);
+          if (run.kind !== 'backup' || run.status !== 'succeeded' || !run.artifact) {
+            throw new BackstopError(
+              'INVALID_INPUT',
+              `Run ${source} is ${run.kind === 'backup' ? run.status : 'a verification'}; only a succeeded backup can be restored. List them with \`backstop runs --status succeeded\`.`,
+            );
+          }
+          runId = run.id;
+          location = { storeUrl: run.artifact.storeUrl, prefix: run.artifact.prefix, manifestSha256: run.artifact.manifest.sha256 };
+        } else if (looksLikeManifestUrl(source)) {
+          location = { ...locateManifest(source), manifestSha256: null };
+        } else {
+          throw new BackstopError('RUN_NOT_FOUND', `"${source}" is neither a run id (a UUID) nor a manifest URL. List runs with \`backstop runs\`.`);
+        }
+
+        const store = await openStore(location.storeUrl);
         try {
-          const result = await restoreArtifact({
-            store,
-            prefix: run.artifact.prefix,
-            manifest,
-            toUrl: options.to,
-            clean: options.clean,
-            jobs,
-            noOwner: !options.owner,
-            identities,
-            pgTools: ctx.config.pgTools,
-            signal: controller.signal,
-          });
-          const elapsedMs = Math.round(performance.now() - started);
-          await appendRunEvent(pool, {
-            runId,
-            kind: 'restored',
-            message: `restored into ${describeDatabase(options.to)}`,
-            data: { tablesChecked: result.tablesChecked, elapsedMs },
-          });
-          if (options.json) printJson({ runId, status: 'restored', ...result, elapsedMs });
-          else process.stdout.write(`Restored run ${runId} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
+          const { manifest, sha256 } = await readManifest(store, location.prefix);
+          if (location.manifestSha256 !== null && sha256 !== location.manifestSha256) {
+            throw new BackstopError('ARTIFACT_CORRUPT', `The manifest of run ${runId} no longer matches the checksum recorded in the catalog; the artifact was altered.`);
+          }
+          const controller = new AbortController();
+          const onSignal = () => controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
+          process.once('SIGINT', onSignal);
+          process.once('SIGTERM', onSignal);
+          const progress = createProgressReporter(!options.json);
+          const started = performance.now();
+          try {
+            const result = await restoreArtifact({
+              store,
+              prefix: location.prefix,
+              manifest,
+              toUrl: options.to,
+              clean: options.clean,
+              jobs,
+              schemas: options.schema,
+              tables: options.table,
+              noOwner: !options.owner,
+              identities,
+              pgTools: ctx.config.pgTools,
+              signal: controller.signal,
+              onProgress: (next) => progress.update({ phase: next.phase, done: next.bytesRead, total: next.bytesTotal, elapsedMs: next.elapsedMs }),
+            });
+            progress.done();
+            const elapsedMs = Math.round(performance.now() - started);
+            if (runId) {
+              const { pool } = await ctx.catalog();
+              await appendRunEvent(pool, {
+                runId,
+                kind: 'restored',
+                message: `restored into ${describeDatabase(options.to)}`,
+                data: { tablesChecked: result.tablesChecked, elapsedMs },
+              });
+            }
+            if (options.json) printJson({ runId: runId ?? manifest.runId, status: 'restored', ...result, elapsedMs });
+            else process.stdout.write(`Restored backup ${manifest.runId} of ${manifest.target} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
+          } finally {
+            progress.done();
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+          }
         } finally {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
+          await store.close();
         }
-      } finally {
-        await store.close();
-      }
-    });
+      },
+    );
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -13,7 +13,9 @@ import { createProgressReporter } from '../progressReporter.ts';
 export async function runInForeground(ctx: CommandContext, run: ClaimedRun, options: { json?: boolean }): Promise<RunRecord> {
   const { pool } = await ctx.catalog();
   const progress = createProgressReporter(!options.json);
-  const execution = executeRun({ db: pool, config: ctx.config, log: ctx.log }, run, { onProgress: (next) => progress.update(next) });
+  const execution = executeRun({ db: pool, config: ctx.config, log: ctx.log }, run, {
+    onProgress: (next) => progress.update({ phase: next.phase, done: next.bytesDumped, elapsedMs: next.elapsedMs }),
+  });
   const onSignal = (signal: NodeJS.Signals) => {
     ctx.log.warn({ signal, runId: run.id }, 'signal received; cancelling the run');
     execution.stop({ kind: 'cancel', reason: `Cancelled: the runner received ${signal}.` });
