@@ -7,10 +7,8 @@ import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerImportCommand } from './commands/import.ts';
 import { registerKeygenCommand } from './commands/keygen.ts';
-import { registerPruneCommand } from './commands/prune.ts';
 import { registerRestoreCommand } from './commands/restore.ts';
 import { registerRunCommands } from './commands/runs.ts';
-import { registerScheduleCommands } from './commands/schedule.ts';
 import { registerTargetCommands } from './commands/targets.ts';
 import { registerVerifyCommand } from './commands/verify.ts';
 import { registerWorkerCommand } from './commands/worker.ts';
@@ -40,8 +38,6 @@ export async function main(argv: string[]): Promise<void> {
   registerImportCommand(program, context);
   registerDemoCommand(program, context);
   registerCatalogCommands(program, context);
-  registerPruneCommand(program, context);
-  registerScheduleCommands(program, context);
   registerKeygenCommand(program);
   for (const command of program.commands) command.exitOverride();
 
