@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.ts';
 import { isBackstopError } from '../core/errors.ts';
-import type { Queryable } from '../db/pool.ts';
+import type { Pool, Queryable } from '../db/pool.ts';
 import { claimNextRun, type RunRecord } from '../db/runs.ts';
 import { executeRun, type RunExecution } from '../runner/executeRun.ts';
 import { startReaper } from './reaper.ts';
@@ -32,7 +32,7 @@ export function workerName(): string {
 
 /** Claims and executes queued runs, up to `concurrency` at once, and reaps while it lives. */
 export function startWorker(
-  deps: { db: Queryable; config: Config; log: Logger },
+  deps: { db: Queryable | Pool; config: Config; log: Logger },
   options: WorkerOptions,
 ): Worker {
   const name = options.name ?? workerName();
@@ -60,7 +60,7 @@ export function startWorker(
       }
       let run;
       try {
-        run = await claimNextRun(deps.db, { leaseTtlMs: deps.config.leaseTtlMs, claimedBy: name });
+        run = await claimNextRun(deps.db, { leaseTtlMs: deps.config.leaseTtlMs, claimedBy: name, globalLimit: deps.config.maxRunning });
       } catch (error) {
         log.warn({ err: error }, 'claim failed; retrying');
         await sleepUntilWoken(options.pollIntervalMs);

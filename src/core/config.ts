@@ -40,6 +40,19 @@ export const configSchema = z.object({
     .optional()
     .describe('Server (any database URL on it) where verification drills create and drop scratch databases. Default: the embedded Postgres.'),
   BACKSTOP_IDENTITY_FILE: z.string().optional().describe('age identity file used by verification drills of encrypted backups.'),
+  BACKSTOP_MAX_RUNNING: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value.trim() === '') return undefined;
+      const parsed = Number(value);
+      if (!Number.isInteger(parsed) || parsed < 1) {
+        ctx.addIssue({ code: 'custom', message: `must be a whole number of runs above 0, got "${value}"` });
+        return z.NEVER;
+      }
+      return parsed;
+    })
+    .describe('At most this many runs executing at once across all workers on this catalog. Default: no global limit.'),
   BACKSTOP_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -58,6 +71,7 @@ export interface Config {
   /** Where to look for pg_dump / pg_restore: extra folders first; `only` skips the usual places. */
   pgTools: { dirs: string[]; only: boolean };
   scratchUrl: string | undefined;
+  maxRunning: number | undefined;
   identityFile: string | undefined;
   logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
 }
@@ -103,6 +117,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
     startDeadlineMs: values.BACKSTOP_START_DEADLINE * 1000,
     runDeadlineMs: values.BACKSTOP_RUN_DEADLINE * 1000,
     scratchUrl: values.BACKSTOP_SCRATCH_URL || undefined,
+    maxRunning: values.BACKSTOP_MAX_RUNNING,
     identityFile: values.BACKSTOP_IDENTITY_FILE || undefined,
     pgTools: {
       dirs: (values.BACKSTOP_PG_BIN ?? '').split(':').filter(Boolean),
