@@ -3,8 +3,7 @@ import type { Config } from '../core/config.ts';
 import { BackstopError, describeError, isBackstopError } from '../core/errors.ts';
 import type { RunnerOutcome } from '../core/runState.ts';
 import type { Queryable } from '../db/pool.ts';
-import { appendRunnerEvent, releaseRun, type Artifact, type ClaimedRun, type RunRecord } from '../db/runs.ts';
-import { getTargetWithSecret } from '../db/targets.ts';
+import type { Artifact, ClaimedRun, RunRecord } from '../db/runs.ts';
 import { deletePrefix, type BackupProgress } from '../pipeline/backup.ts';
 import { openStore } from '../storage/openStore.ts';
 import type { Store } from '../storage/store.ts';
@@ -12,11 +11,14 @@ import { finalizeWithRetry } from './finalizeWithRetry.ts';
 import { performBackup } from './performBackup.ts';
 import { performDrill } from './performDrill.ts';
 import { startHeartbeat } from './heartbeat.ts';
+import { sqlRunnerCatalog, type RunnerCatalog } from './runnerCatalog.ts';
 
 export type StopRequest = { kind: 'cancel'; reason: string } | { kind: 'release'; reason: string };
 
 export interface RunnerDeps {
-  db: Queryable;
+  /** The catalog, by SQL; or, for a remote runner, `catalog`. */
+  db?: Queryable;
+  catalog?: RunnerCatalog;
   config: Pick<Config, 'leaseTtlMs' | 'heartbeatIntervalMs' | 'pgTools' | 'home' | 'scratchUrl' | 'identityFile'>;
   log: Logger;
 }
@@ -37,7 +39,14 @@ export interface RunExecution {
  * signal wired to cancel requests, lease loss and local stop requests, and always ends in a
  * finalize (or a release), whatever the backup did.
  */
+export function runnerCatalogOf(deps: RunnerDeps): RunnerCatalog {
+  if (deps.catalog) return deps.catalog;
+  if (deps.db) return sqlRunnerCatalog(deps.db);
+  throw new Error('a runner needs a catalog');
+}
+
 export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOptions = {}): RunExecution {
+  const catalog = runnerCatalogOf(deps);
   const controller = new AbortController();
   let stopRequest: StopRequest | null = null;
   let leaseLostReason: string | null = null;
@@ -51,7 +60,7 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
   };
 
   const heartbeat = startHeartbeat({
-    db: deps.db,
+    renewLease: catalog.renewLease,
     runId: run.id,
     leaseId: run.leaseId,
     leaseTtlMs: deps.config.leaseTtlMs,
@@ -73,7 +82,7 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
   let events = Promise.resolve();
   const event = (kind: string, message: string, data?: Record<string, unknown>) => {
     events = events.then(() =>
-      appendRunnerEvent(deps.db, { runId: run.id, leaseId: run.leaseId, kind, message, data }).then(
+      catalog.appendEvent({ runId: run.id, leaseId: run.leaseId, kind, message, data }).then(
         () => {},
         (error) => log.warn({ err: error, kind }, 'could not record run event'),
       ),
@@ -87,9 +96,9 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
     let store: Store | undefined;
     try {
       try {
-        const target = await getTargetWithSecret(deps.db, run.targetId);
+        const target = await catalog.target(run);
         if (run.kind === 'verify') {
-          ({ outcome, error } = await performDrill(deps, run, { signal: controller.signal, onEvent: event }));
+          ({ outcome, error } = await performDrill({ ...deps, catalog }, run, { signal: controller.signal, onEvent: event }));
         } else {
           store = await openStore(target.storeUrl);
           artifact = await performBackup(deps, run, target, store, {
@@ -110,7 +119,7 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
         }
         const request = stopRequest as StopRequest | null;
         if (request?.kind === 'release') {
-          const released = await releaseRun(deps.db, { runId: run.id, leaseId: run.leaseId, reason: request.reason }).catch(
+          const released = await catalog.release({ runId: run.id, leaseId: run.leaseId, reason: request.reason }).catch(
             (releaseError) => {
               log.error({ err: releaseError }, 'could not hand the run back; the reaper will');
               return false;
@@ -131,7 +140,7 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
       await events;
       try {
         const finished = await finalizeWithRetry(
-          deps.db,
+          catalog.finalize,
           { runId: run.id, leaseId: run.leaseId, outcome, error, artifact },
           { until: () => heartbeat.leaseValidUntil(), log },
         );

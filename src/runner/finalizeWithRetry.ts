@@ -1,15 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { BackstopError, isBackstopError } from '../core/errors.ts';
-import { finalizeRun, type FinalizeInput, type RunRecord } from '../db/runs.ts';
-import type { Queryable } from '../db/pool.ts';
+import type { FinalizeInput, RunRecord } from '../db/runs.ts';
 
 /**
  * Finalize, retried with capped exponential backoff until the lease would have expired by
  * the runner's own clock. LEASE_LOST is final and not retried. Every failure is logged.
  */
 export async function finalizeWithRetry(
-  db: Queryable,
+  finalize: (input: FinalizeInput) => Promise<RunRecord>,
   input: FinalizeInput,
   options: { until: () => number; log: Logger },
 ): Promise<RunRecord> {
@@ -18,7 +17,7 @@ export async function finalizeWithRetry(
   for (;;) {
     attempt++;
     try {
-      return await finalizeRun(db, input);
+      return await finalize(input);
     } catch (error) {
       if (isBackstopError(error, 'LEASE_LOST')) throw error;
       const remaining = options.until() - performance.now();

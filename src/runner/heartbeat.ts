@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
-import { renewLease } from '../db/runs.ts';
-import type { Queryable } from '../db/pool.ts';
+import type { RunnerCatalog } from './runnerCatalog.ts';
 
 export interface HeartbeatOptions {
-  db: Queryable;
+  renewLease: RunnerCatalog['renewLease'];
   runId: string;
   leaseId: string;
   leaseTtlMs: number;
@@ -38,7 +37,7 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
     if (stopped) return;
     const sentAt = performance.now();
     try {
-      const state = await renewLease(options.db, {
+      const state = await options.renewLease({
         runId: options.runId,
         leaseId: options.leaseId,
         leaseTtlMs: options.leaseTtlMs,

@@ -2,12 +2,12 @@ import fs from 'node:fs/promises';
 import type { RunnerOutcome } from '../core/runState.ts';
 import { BackstopError, describeError } from '../core/errors.ts';
 import { ensureEmbeddedPostgres } from '../db/embeddedPostgres.ts';
-import { getRun, recordVerification, type ClaimedRun } from '../db/runs.ts';
+import type { ClaimedRun } from '../db/runs.ts';
 import { parseIdentities } from '../pipeline/age.ts';
 import { readManifest } from '../pipeline/readManifest.ts';
 import { verifyArtifact, type VerifyResult } from '../pipeline/verify.ts';
 import { openStore } from '../storage/openStore.ts';
-import type { RunnerDeps } from './executeRun.ts';
+import { runnerCatalogOf, type RunnerDeps } from './executeRun.ts';
 
 export interface DrillOptions {
   signal: AbortSignal;
@@ -27,7 +27,8 @@ export async function performDrill(
   options: DrillOptions,
 ): Promise<{ outcome: RunnerOutcome; error: { code: string; message: string } | null; result: VerifyResult | null }> {
   if (!run.subjectRunId) throw new BackstopError('INVALID_INPUT', `Run ${run.id} is a verification without a backup to verify.`);
-  const subject = await getRun(deps.db, run.subjectRunId);
+  const catalog = runnerCatalogOf(deps);
+  const subject = await catalog.getRun(run.subjectRunId);
   if (subject.status !== 'succeeded' || !subject.artifact) {
     throw new BackstopError('INVALID_INPUT', `Run ${subject.id} is ${subject.status}; only a succeeded backup can be verified.`);
   }
@@ -67,7 +68,7 @@ export async function performDrill(
         durationMs: 0,
       };
     }
-    await recordVerification(deps.db, subject.id, { runId: run.id, ...result });
+    await catalog.recordVerification(subject.id, { runId: run.id, ...result });
     options.onEvent(`verify_${result.status}`, result.error?.message ?? `drill passed: ${result.tables} tables match`, {
       subjectRunId: subject.id,
       mismatches: result.mismatches,
