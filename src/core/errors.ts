@@ -26,6 +26,17 @@ export const errorCodes = {
   DEADLINE_EXCEEDED: { exitCode: 124, httpStatus: 504 },
   LEASE_EXPIRED: { exitCode: 124, httpStatus: 504 },
   START_DEADLINE_EXCEEDED: { exitCode: 124, httpStatus: 504 },
+  // Raised by the HTTP API (src/server); the CLI never sees them but every code has an exit code.
+  UNAUTHORIZED: { exitCode: 2, httpStatus: 401 },
+  FORBIDDEN: { exitCode: 2, httpStatus: 403 },
+  NOT_FOUND: { exitCode: 4, httpStatus: 404 },
+  TOKEN_NOT_FOUND: { exitCode: 4, httpStatus: 404 },
+  TARGET_BUSY: { exitCode: 5, httpStatus: 409 },
+  PAYLOAD_TOO_LARGE: { exitCode: 2, httpStatus: 413 },
+  UNSUPPORTED_MEDIA_TYPE: { exitCode: 2, httpStatus: 415 },
+  DISPATCH_REFUSED: { exitCode: 13, httpStatus: 502 },
+  EXECUTOR_ENDED: { exitCode: 13, httpStatus: 502 },
+  GITHUB_UNAVAILABLE: { exitCode: 13, httpStatus: 502 },
   INTERNAL: { exitCode: 1, httpStatus: 500 },
 } as const satisfies Record<string, { exitCode: number; httpStatus: number }>;
 
