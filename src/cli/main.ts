@@ -6,7 +6,9 @@ import { registerBackupCommands } from './commands/backup.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerImportCommand } from './commands/import.ts';
+import { registerInitCommand } from './commands/init.ts';
 import { registerKeygenCommand } from './commands/keygen.ts';
+import { registerReportCommand } from './commands/report.ts';
 import { registerRestoreCommand } from './commands/restore.ts';
 import { registerRunCommands } from './commands/runs.ts';
 import { registerTargetCommands } from './commands/targets.ts';
@@ -39,6 +41,8 @@ export async function main(argv: string[]): Promise<void> {
   registerDemoCommand(program, context);
   registerCatalogCommands(program, context);
   registerKeygenCommand(program);
+  registerInitCommand(program);
+  registerReportCommand(program, context);
   for (const command of program.commands) command.exitOverride();
 
   try {
