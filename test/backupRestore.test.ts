@@ -41,6 +41,9 @@ describe('backup and restore through the CLI', () => {
     assert.deepEqual(files.sort(), ['dump.pgcustom.zst', 'manifest.json']);
     const manifest = JSON.parse(await fs.readFile(path.join(storeDir, run.artifact.prefix, 'manifest.json'), 'utf8'));
     assert.equal(manifest.formatVersion, 1);
+    // The row counts were read in the very snapshot pg_dump dumped.
+    assert.equal(manifest.pgDump.snapshot, true);
+    assert.ok(manifest.pgDump.options.some((option: string) => option.startsWith('--snapshot=')));
     assert.deepEqual(
       manifest.tables.map((t: { schema: string; name: string; rows: number }) => `${t.schema}.${t.name}=${t.rows}`),
       ['audit.log=50', 'public.customers=200', 'public.orders=3000'],

@@ -80,7 +80,8 @@ export interface SlotDecision {
   nextAt: number | null;
 }
 
-const MAX_COUNTED = 1000;
+// Counting is informational (events, logs) and costs a cron step per slot: bounded.
+const MAX_COUNTED = 100;
 
 /**
  * After downtime only the latest missed slot is due: one catch-up run per target, never a
@@ -96,9 +97,10 @@ export function planScheduleSlot(input: SlotInput): SlotDecision {
   }
   let skipped = 0;
   if (input.after !== null) {
-    for (const slot of cron.nextRuns(MAX_COUNTED, new Date(input.after))) {
-      if (slot.getTime() >= latest) break;
+    let slot = cron.nextRun(new Date(input.after));
+    while (slot !== null && slot.getTime() < latest && skipped < MAX_COUNTED) {
       skipped++;
+      slot = cron.nextRun(slot);
     }
   }
   return { slot: latest, skipped, nextAt: next };

@@ -1,4 +1,5 @@
 import { BackstopError } from '../core/errors.ts';
+import { activeStatuses } from '../core/runState.ts';
 import { pgErrorCode, pgErrorCodes, type Queryable } from './pool.ts';
 
 export interface TargetOptions {
@@ -220,4 +221,123 @@ export async function ensureTarget(db: Queryable, input: NewTarget): Promise<Tar
     if (error instanceof BackstopError && error.code === 'TARGET_EXISTS') return ensureTarget(db, input);
     throw error;
   }
+}
+
+/** The target with its secrets, row-locked until the caller's transaction ends (read-modify-write updates). */
+export async function lockTargetForUpdate(db: Queryable, name: string): Promise<TargetWithSecret> {
+  const { rows } = await db.query<TargetRow>('select * from backstop.targets where name = $1 for update', [name]);
+  const row = rows[0];
+  if (!row) throw new BackstopError('TARGET_NOT_FOUND', `No target named "${name}". List targets with \`backstop target list\`.`);
+  return { ...toRecord(row), databaseUrl: row.database_url, notificationChannels: row.notifications ?? [] };
+}
+
+/** Fields to change; absent fields keep their value, `null` clears a nullable one. */
+export type TargetUpdate = Partial<NewTarget>;
+
+const updatableColumns: Record<keyof NewTarget, { column: string; encode: (value: unknown) => unknown; cast?: string }> = {
+  name: { column: 'name', encode: (value) => value },
+  databaseUrl: { column: 'database_url', encode: (value) => value },
+  storeUrl: { column: 'store_url', encode: (value) => value },
+  options: { column: 'options', encode: (value) => JSON.stringify(value ?? {}), cast: 'jsonb' },
+  exclusive: { column: 'exclusive', encode: (value) => value },
+  maxAttempts: { column: 'max_attempts', encode: (value) => value },
+  schedule: { column: 'schedule', encode: json, cast: 'jsonb' },
+  retention: { column: 'retention', encode: json, cast: 'jsonb' },
+  verification: { column: 'verification', encode: json, cast: 'jsonb' },
+  notifications: { column: 'notifications', encode: (value) => JSON.stringify(value ?? []), cast: 'jsonb' },
+  executor: { column: 'executor_config', encode: json, cast: 'jsonb' },
+};
+
+/** Changes some fields of a target (a rename included). Runs already queued keep their settings. */
+export async function updateTarget(db: Queryable, name: string, update: TargetUpdate): Promise<TargetRecord> {
+  if (update.name !== undefined) assertTargetName(update.name);
+  const assignments: string[] = [];
+  const values: unknown[] = [name];
+  for (const [key, spec] of Object.entries(updatableColumns) as [keyof NewTarget, (typeof updatableColumns)[keyof NewTarget]][]) {
+    if (update[key] === undefined) continue;
+    values.push(spec.encode(update[key]));
+    // Column names come from the fixed table above, never from the caller.
+    assignments.push(`${spec.column} = $${values.length}${spec.cast ? `::${spec.cast}` : ''}`);
+  }
+  assignments.push('updated_at = now()');
+  try {
+    const { rows } = await db.query<TargetRow>(`update backstop.targets set ${assignments.join(', ')} where name = $1 returning *`, values);
+    const row = rows[0];
+    if (!row) throw new BackstopError('TARGET_NOT_FOUND', `No target named "${name}". List targets with \`backstop target list\`.`);
+    return toRecord(row);
+  } catch (error) {
+    if (pgErrorCode(error) === pgErrorCodes.UNIQUE_VIOLATION) {
+      throw new BackstopError('TARGET_EXISTS', `A target named "${update.name}" already exists. Pick another name.`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Deletes a target and its finished runs (their rows, not their backups in the store). Refused
+ * while the target has a run that is not terminal: deleting it would pull the row from under
+ * its runner.
+ */
+export async function deleteTarget(db: Queryable, name: string): Promise<void> {
+  const { rows } = await db.query<{ id: string | null; active: number }>(
+    `with target as (
+       select id from backstop.targets where name = $1 for update
+     ), active as (
+       select count(*)::int as active from backstop.runs r join target on r.target_id = target.id where r.status = any($2::text[])
+     ), deleted as (
+       delete from backstop.targets t using target, active where t.id = target.id and active.active = 0 returning t.id
+     )
+     select (select id from deleted) as id, (select active from active) as active, (select count(*) from target)::int as found`,
+    [name, activeStatuses],
+  );
+  const row = rows[0] as { id: string | null; active: number; found: number } | undefined;
+  if (!row || row.found === 0) throw new BackstopError('TARGET_NOT_FOUND', `No target named "${name}". List targets with \`backstop target list\`.`);
+  if (row.id === null) {
+    throw new BackstopError(
+      'TARGET_BUSY',
+      `Target "${name}" has ${row.active} run(s) not finished yet. Cancel them (or wait for them to end), then delete the target.`,
+    );
+  }
+}
+
+export interface TargetPolicyPatch {
+  /** Replace (null: remove); absent: unchanged. */
+  schedule?: ScheduleConfig | null;
+  retention?: RetentionConfig | null;
+  verification?: VerificationPolicy | null;
+  /** Channels appended to the target's list. */
+  addChannels?: NotificationChannel[];
+  /** Remove every channel (before appending `addChannels`). */
+  clearChannels?: boolean;
+}
+
+/**
+ * Changes a target's schedule, retention, verification policy or notification channels in one
+ * statement (channels are appended in SQL, so two concurrent updates do not lose each other's).
+ */
+export async function updateTargetPolicies(db: Queryable, name: string, patch: TargetPolicyPatch): Promise<TargetRecord> {
+  const { rows } = await db.query<TargetRow>(
+    `update backstop.targets set
+       schedule = case when $2 then $3::jsonb else schedule end,
+       retention = case when $4 then $5::jsonb else retention end,
+       verification = case when $6 then $7::jsonb else verification end,
+       notifications = (case when $8 then '[]'::jsonb else notifications end) || $9::jsonb,
+       updated_at = now()
+     where name = $1
+     returning *`,
+    [
+      name,
+      patch.schedule !== undefined,
+      json(patch.schedule),
+      patch.retention !== undefined,
+      json(patch.retention),
+      patch.verification !== undefined,
+      json(patch.verification),
+      patch.clearChannels ?? false,
+      JSON.stringify(patch.addChannels ?? []),
+    ],
+  );
+  const row = rows[0];
+  if (!row) throw new BackstopError('TARGET_NOT_FOUND', `No target named "${name}". List targets with \`backstop target list\`.`);
+  return toRecord(row);
 }

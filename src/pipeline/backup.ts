@@ -9,6 +9,7 @@ import { serverMajorFromVersionNum } from '../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
 import type { Store, StoredObject } from '../storage/store.ts';
 import { createAgeEncryptStream, parseRecipient } from './age.ts';
+import { coalesceChunks } from './coalesceChunks.ts';
 import { createCompressor, defaultCompression, fileExtension, type CompressionSettings } from './compression.ts';
 import { readManifest } from './readManifest.ts';
 import { openSourceSnapshot } from './sourceSnapshot.ts';
@@ -84,28 +85,20 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
     counting.catch(() => {});
     const dumpStarted = performance.now();
     const dumpFile = `dump.pgcustom${fileExtension(compression.algorithm)}${recipients.length > 0 ? '.age' : ''}`;
-    const counted = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        progress.bytesDumped += chunk.length;
-        callback(null, chunk);
+    const stored = await storeStream({
+      store: input.store,
+      key: prefix + dumpFile,
+      content: dumpOutput(dump),
+      compression,
+      recipients,
+      signal: input.signal,
+      onContentBytes: (bytes) => {
+        progress.bytesDumped += bytes;
+      },
+      onStoredBytes: (bytes) => {
+        progress.bytesStored = bytes;
       },
     });
-    // dump → count → compress → encrypt → (store: hash, size, durable write)
-    const stages: Transform[] = [counted];
-    const compressor = createCompressor(compression);
-    if (compressor) stages.push(compressor);
-    if (recipients.length > 0) stages.push(createAgeEncryptStream(recipients));
-    const body = stages.at(-1)!;
-    const feeding = pipeline(Readable.from(dumpOutput(dump)), ...(stages as [Transform, ...Transform[]]), { signal: input.signal });
-    const [stored] = await Promise.all([
-      input.store.put(prefix + dumpFile, body, {
-        signal: input.signal,
-        onProgress: (bytes) => {
-          progress.bytesStored = bytes;
-        },
-      }),
-      feeding,
-    ]);
     const dumpMs = performance.now() - dumpStarted;
     report();
     input.onEvent?.('dump_stored', `stored ${dumpFile}: ${stored.size} bytes (${progress.bytesDumped} before compression)`, {
@@ -164,22 +157,60 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
   }
 }
 
+export interface StreamToStore {
+  store: Store;
+  key: string;
+  /** The plain content. If it throws (a dump that failed), the put fails and nothing is stored. */
+  content: AsyncIterable<Buffer>;
+  compression: CompressionSettings;
+  /** age recipients, already parsed; empty: not encrypted. */
+  recipients: string[];
+  signal: AbortSignal;
+  /** Called with the length of every plain chunk. */
+  onContentBytes?: (bytes: number) => void;
+  /** Called with the number of bytes the store accepted so far for this object. */
+  onStoredBytes?: (bytes: number) => void;
+}
+
 /**
- * pg_dump's stdout, ending with an error instead of a clean end when pg_dump fails: a dump
- * cut short must never be stored as if it were whole.
+ * Stores one file of an artifact: content → count → compress → encrypt → store, which hashes,
+ * sizes and writes it durably. Every profile's files go through this one path.
  */
-async function* dumpOutput(dump: PgToolProcess): AsyncGenerator<Buffer> {
-  for await (const chunk of dump.child.stdout) yield chunk as Buffer;
+export async function storeStream(input: StreamToStore): Promise<StoredObject & { uncompressedSize: number }> {
+  let uncompressedSize = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      uncompressedSize += chunk.length;
+      input.onContentBytes?.(chunk.length);
+      callback(null, chunk);
+    },
+  });
+  const stages: Transform[] = [counted];
+  const compressor = createCompressor(input.compression);
+  if (compressor) stages.push(compressor);
+  if (input.recipients.length > 0) stages.push(createAgeEncryptStream(input.recipients));
+  const body = stages.at(-1)!;
+  const feeding = pipeline(Readable.from(input.content), ...(stages as [Transform, ...Transform[]]), { signal: input.signal });
+  const [stored] = await Promise.all([input.store.put(input.key, body, { signal: input.signal, onProgress: input.onStoredBytes }), feeding]);
+  return { ...stored, uncompressedSize };
+}
+
+/**
+ * A dump tool's stdout, ending with an error instead of a clean end when the tool fails: a
+ * dump cut short must never be stored as if it were whole.
+ */
+export async function* dumpOutput(dump: PgToolProcess, tool = 'pg_dump'): AsyncGenerator<Buffer> {
+  for await (const chunk of coalesceChunks(dump.child.stdout, Number(process.env.BACKSTOP_COALESCE ?? 0) || 256 * 1024)) yield chunk;
   const { code, signal, stderr } = await dump.exited;
   if (code !== 0) {
     throw new BackstopError(
       'DUMP_FAILED',
-      `pg_dump ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: ${stderr.slice(-2000) || 'no output'}`,
+      `${tool} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: ${stderr.slice(-2000) || 'no output'}`,
     );
   }
 }
 
-async function writeManifest(store: Store, prefix: string, manifest: Manifest, signal: AbortSignal): Promise<StoredObject> {
+export async function writeManifest(store: Store, prefix: string, manifest: Manifest, signal: AbortSignal): Promise<StoredObject> {
   const text = `${JSON.stringify(manifestSchema.parse(manifest), null, 2)}\n`;
   const written = await store.put(prefix + MANIFEST_NAME, Readable.from([Buffer.from(text)]), { signal });
   // Read back what the store now serves and compare it with what we meant to write.

@@ -1,20 +1,17 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { BackstopError } from '../core/errors.ts';
-import type { Manifest, ManifestFile } from '../core/manifest.ts';
+import type { Manifest } from '../core/manifest.ts';
 import { connectionError } from '../db/pool.ts';
 import { findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
 import { parseToolVersion, serverMajorFromVersionNum } from '../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
 import type { Store } from '../storage/store.ts';
-import { createAgeDecryptStream, type AgeIdentity } from './age.ts';
-import { createDecompressor } from './compression.ts';
+import type { AgeIdentity } from './age.ts';
+import { assertCanDecrypt, spoolVerifiedFile } from './spoolVerifiedFile.ts';
 import { countTableRows } from './sourceSnapshot.ts';
 import { restoreSupabaseArtifact } from './supabase/restoreSupabase.ts';
 
@@ -96,9 +93,16 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
     const started = performance.now();
     const report = (phase: RestoreProgress['phase'], bytesRead: number) =>
       input.onProgress?.({ phase, bytesRead, bytesTotal: dumpFile.size, elapsedMs: performance.now() - started });
-    const bytesRestored = await spoolVerified(input.store, input.prefix, dumpFile, input.manifest, spoolPath, signal, input.identities, (bytes) =>
-      report('verifying', bytes),
-    );
+    const bytesRestored = await spoolVerifiedFile({
+      store: input.store,
+      prefix: input.prefix,
+      file: dumpFile,
+      manifest: input.manifest,
+      spoolPath,
+      signal,
+      identities: input.identities,
+      onBytes: (bytes) => report('verifying', bytes),
+    });
     report('restoring', dumpFile.size);
     input.onEvent?.('restore_verified', `${dumpFile.name}: size and SHA-256 match the manifest`);
 
@@ -151,81 +155,6 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
   }
 }
 
-/** Streams a stored file through its digest check and decompressor into `spoolPath`. */
-async function spoolVerified(
-  store: Store,
-  prefix: string,
-  file: ManifestFile,
-  manifest: Manifest,
-  spoolPath: string,
-  signal: AbortSignal,
-  identities: AgeIdentity[] = [],
-  onBytes?: (storedBytes: number) => void,
-): Promise<number> {
-  const hash = createHash('sha256');
-  let storedBytes = 0;
-  let plainBytes = 0;
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      storedBytes += chunk.length;
-      onBytes?.(storedBytes);
-      callback(null, chunk);
-    },
-  });
-  const counting = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      plainBytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  const decompressor = createDecompressor(manifest.compression.algorithm);
-  try {
-    await pipeline(
-      await store.get(prefix + file.name),
-      hashing,
-      ...(manifest.encryption ? [createAgeDecryptStream(identities)] : []),
-      ...(decompressor ? [decompressor] : []),
-      counting,
-      createWriteStream(spoolPath, { mode: 0o600 }),
-      { signal },
-    );
-  } catch (error) {
-    signal.throwIfAborted();
-    // A wrong identity is the finding, whatever the bytes are.
-    if (error instanceof BackstopError && error.code === 'INVALID_INPUT') throw error;
-    // A corrupt stream usually breaks the decompressor before the digest can be compared:
-    // re-read the stored bytes to report the checksum, which is the real finding.
-    const digest = await digestOf(store, prefix + file.name);
-    if (digest.sha256 !== file.sha256 || digest.size !== file.size) throw checksumError(prefix, file, digest);
-    throw new BackstopError('ARTIFACT_CORRUPT', `${prefix}${file.name} matches its checksum but cannot be decompressed: ${(error as Error).message}`, { cause: error });
-  }
-  const digest = { sha256: hash.digest('hex'), size: storedBytes };
-  if (digest.sha256 !== file.sha256 || digest.size !== file.size) throw checksumError(prefix, file, digest);
-  if (plainBytes !== file.uncompressedSize) {
-    throw new BackstopError('ARTIFACT_CORRUPT', `${prefix}${file.name} decompressed to ${plainBytes} bytes; the manifest says ${file.uncompressedSize}.`);
-  }
-  return plainBytes;
-}
-
-/** Fails before anything is read or written when an encrypted artifact cannot be decrypted. */
-export function assertCanDecrypt(manifest: Manifest, identities: AgeIdentity[] = []): void {
-  if (!manifest.encryption) return;
-  const recipients = manifest.encryption.recipients;
-  if (identities.length === 0) {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      `This backup is encrypted with age to ${recipients.join(', ')}. Pass the matching identity file with --identity FILE.`,
-    );
-  }
-  if (!identities.some((identity) => recipients.includes(identity.recipient))) {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      `None of the given identities can decrypt this backup: it is encrypted to ${recipients.join(', ')}, the identity file holds keys for ${identities.map((identity) => identity.recipient).join(', ')}. Pass the identity file of one of its recipients with --identity FILE.`,
-    );
-  }
-}
-
 interface Selection {
   schemas: string[];
   tables: string[];
@@ -265,21 +194,3 @@ async function assertNothingInTheWay(client: pg.Client, selection: Selection, re
     );
   }
 }
-
-export async function digestOf(store: Store, key: string): Promise<{ sha256: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of await store.get(key)) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), size };
-}
-
-function checksumError(prefix: string, file: ManifestFile, digest: { sha256: string; size: number }): BackstopError {
-  return new BackstopError(
-    'ARTIFACT_CORRUPT',
-    `Checksum mismatch for ${prefix}${file.name}: stored ${digest.size} bytes with SHA-256 ${digest.sha256}, the manifest recorded ${file.size} bytes with ${file.sha256}. The artifact is damaged; restore another backup.`,
-  );
-}
-

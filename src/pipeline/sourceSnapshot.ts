@@ -75,13 +75,14 @@ export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSna
     await client.query('begin isolation level repeatable read read only');
     let snapshot: string | null = null;
     try {
-      await client.query('savepoint export');
+      // Not inside a savepoint: PostgreSQL refuses to export a snapshot from a subtransaction.
       const exported = await client.query<{ id: string }>('select pg_export_snapshot() as id');
       snapshot = exported.rows[0]!.id;
     } catch {
       // Standbys before PostgreSQL 10 and some poolers cannot export snapshots: the dump
-      // then takes its own, and the counts are as of the start of this transaction.
-      await client.query('rollback to savepoint export');
+      // then takes its own, and the counts are as of the start of a fresh transaction.
+      await client.query('rollback');
+      await client.query('begin isolation level repeatable read read only');
     }
     let closed = false;
     return {

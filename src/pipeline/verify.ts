@@ -7,7 +7,8 @@ import { connectionError } from '../db/pool.ts';
 import type { PgToolSearch } from '../pgtools/findPgTools.ts';
 import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
-import { digestOf, restoreArtifact } from './restore.ts';
+import { restoreArtifact } from './restore.ts';
+import { digestOf } from './spoolVerifiedFile.ts';
 import { countTableRows } from './sourceSnapshot.ts';
 
 export interface VerifyInput {

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
-import { createTarget, listTargets, type TargetRecord } from '../../db/targets.ts';
+import { databaseNow } from '../../db/retention.ts';
+import { createTarget, getTarget, listTargets, updateTargetPolicies, type TargetRecord } from '../../db/targets.ts';
 import { parseRecipient } from '../../pipeline/age.ts';
 import { parseCompression } from '../../pipeline/compression.ts';
-import { collect, storeUrlFor, targetOptions } from './targetOptions.ts';
+import { addPolicyOptions, describePolicies, parsePolicyOptions, type PolicyOptions } from './schedule.ts';
+import { collect, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
 
@@ -16,13 +18,16 @@ function targetJson(target: TargetRecord) {
     options: target.options,
     exclusive: target.exclusive,
     maxAttempts: target.maxAttempts,
+    schedule: target.schedule,
+    retention: target.retention,
+    notifications: target.notifications,
     createdAt: target.createdAt,
   };
 }
 
 export function registerTargetCommands(program: Command, context: () => CommandContext): void {
   const target = program.command('target').description('Manage backup targets (databases to back up).');
-  target
+  const add = target
     .command('add')
     .description('Register a database to back up.')
     .argument('<name>', 'lowercase name: letters, digits, ".", "_", "-"')
@@ -30,26 +35,61 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .option('--store <url>', 'file:///path, a folder, or s3://bucket/prefix (default: BACKSTOP_STORE)')
     .option('--compression <algorithm>', 'zstd, zstd:LEVEL, gzip, gzip:LEVEL or none')
     .option('--encrypt-to <recipient>', 'age recipient (age1…) to encrypt to; repeatable', collect, [])
+    .option('--profile <profile>', 'default (one pg_dump archive) or supabase (roles, schema and data files, as `supabase db dump` splits them)')
     .option('--max-attempts <n>', 'attempts per run when a runner dies (1 = no retry)', '1')
-    .option('--json', 'print the target as JSON')
-    .action(async (name: string, options: { databaseUrl: string; store?: string; compression?: string; encryptTo: string[]; maxAttempts: string; json?: boolean }) => {
+    .option('--json', 'print the target as JSON');
+  addPolicyOptions(add).action(
+    async (
+      name: string,
+      options: PolicyOptions & { databaseUrl: string; store?: string; compression?: string; encryptTo: string[]; profile?: string; maxAttempts: string; json?: boolean },
+    ) => {
       const ctx = context();
       parseDatabaseUrl(options.databaseUrl);
       if (options.compression) parseCompression(options.compression);
+      const profile = options.profile === undefined ? undefined : parseProfile(options.profile);
       const maxAttempts = Number(options.maxAttempts);
       if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10) {
         throw new BackstopError('INVALID_INPUT', `--max-attempts must be a whole number from 1 to 10, got "${options.maxAttempts}".`);
       }
+      const { patch, generatedSecrets } = parsePolicyOptions(options);
       const { pool } = await ctx.catalog();
       const created = await createTarget(pool, {
         name,
         databaseUrl: options.databaseUrl,
         storeUrl: options.store ? storeUrlFor(options.store) : ctx.config.defaultStoreUrl,
-        options: targetOptions(options.compression, options.encryptTo.map(parseRecipient)),
+        options: targetOptions(options.compression, options.encryptTo.map(parseRecipient), profile),
         maxAttempts,
+        schedule: patch.schedule,
+        retention: patch.retention,
+        notifications: patch.addChannels,
       });
-      if (options.json) printJson(targetJson(created));
-      else process.stdout.write(`Target ${created.name} added; backups go to ${created.storeUrl}\n`);
+      if (options.json) printJson({ ...targetJson(created), ...(generatedSecrets.length > 0 ? { webhookSecrets: generatedSecrets } : {}) });
+      else {
+        process.stdout.write(`Target ${created.name} added; backups go to ${created.storeUrl}\n`);
+        process.stdout.write(describePolicies(created, generatedSecrets, await databaseNow(pool)));
+      }
+    },
+  );
+  // --schedule is defined before --no-schedule: commander then leaves it undefined when neither is given.
+  addPolicyOptions(target.command('update').description("Change a target's schedule, retention or notifications.").argument('<name>', 'target name'))
+    .option('--no-schedule', 'remove the schedule')
+    .option('--no-retention', 'remove the retention policy (keep every backup)')
+    .option('--clear-notifications', 'remove every notification channel (before adding the ones given)')
+    .option('--json', 'print the target as JSON')
+    .action(async (name: string, options: PolicyOptions & { json?: boolean }) => {
+      const ctx = context();
+      const { pool } = await ctx.catalog();
+      const current = await getTarget(pool, name);
+      const { patch, generatedSecrets } = parsePolicyOptions(options, current);
+      if (Object.keys(patch).length === 0) {
+        throw new BackstopError('INVALID_INPUT', 'Nothing to change: pass --schedule, --timezone, --keep-*, --notify-*, --no-schedule, --no-retention or --clear-notifications.');
+      }
+      const updated = await updateTargetPolicies(pool, name, patch);
+      if (options.json) printJson({ ...targetJson(updated), ...(generatedSecrets.length > 0 ? { webhookSecrets: generatedSecrets } : {}) });
+      else {
+        process.stdout.write(`Target ${updated.name} updated.\n`);
+        process.stdout.write(describePolicies(updated, generatedSecrets, await databaseNow(pool)));
+      }
     });
   target
     .command('list')

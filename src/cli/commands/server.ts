@@ -1,0 +1,106 @@
+import type { Command } from 'commander';
+import { BackstopError } from '../../core/errors.ts';
+import type { Pool } from '../../db/pool.ts';
+import { ensureTarget, listTargets } from '../../db/targets.ts';
+import { countActiveApiTokens, createApiToken } from '../../db/tokens.ts';
+import type { Catalog } from '../catalog.ts';
+import type { CommandContext } from '../context.ts';
+import { ensureSampleDatabase, SAMPLE_DATABASE } from '../sampleDatabase.ts';
+
+interface ServerFlags {
+  host: string;
+  port: string;
+  worker: boolean;
+  concurrency: string;
+  pollInterval: string;
+  drainTimeout: string;
+  quickstart?: boolean;
+}
+
+export function registerServerCommand(program: Command, context: () => CommandContext): void {
+  program
+    .command('server')
+    .description('Serve the HTTP API (and the dashboard) with an in-process worker; also reaps overdue runs. Stops on SIGINT/SIGTERM.')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0: any free port)', '8080')
+    .option('--no-worker', 'do not execute runs in this process (API and reaper only)')
+    .option('--concurrency <n>', 'runs executed at once by the in-process worker', '1')
+    .option('--poll-interval <seconds>', 'how often the worker looks for queued runs', '1')
+    .option('--drain-timeout <seconds>', 'on shutdown, how long running backups may finish before they are handed back', '5')
+    .option('--quickstart', 'first start: add a sample target (embedded catalog) when there is none, and print a new admin token when there is none')
+    .action(async (flags: ServerFlags) => {
+      const ctx = context();
+      const port = number('--port', flags.port, { integer: true, min: 0, max: 65535 });
+      const concurrency = number('--concurrency', flags.concurrency, { integer: true, min: 1, max: 64 });
+      const pollIntervalMs = number('--poll-interval', flags.pollInterval, { min: 0.01 }) * 1000;
+      const drainTimeoutMs = number('--drain-timeout', flags.drainTimeout, { min: 0 }) * 1000;
+      const catalog = await ctx.catalog();
+      const say = (line: string) => process.stdout.write(`${line}\n`);
+      if (flags.quickstart) await quickstart(ctx, catalog, say);
+
+      // Loaded here, not at the top: Fastify and its plugins would slow down every other command.
+      const { startServer } = await import('../../server/startServer.ts');
+      const server = await startServer(
+        { pool: catalog.pool, config: ctx.config, log: ctx.log },
+        { host: flags.host, port, worker: flags.worker ? { concurrency, pollIntervalMs, drainTimeoutMs } : null },
+      );
+      say(`Backstop is serving ${server.url} (API: ${server.url}/api/v1, OpenAPI: ${server.url}/api/openapi.json)`);
+      say(server.worker ? `In-process worker ${server.worker.name}, concurrency ${concurrency}.` : 'No in-process worker (--no-worker).');
+      say('Stop with Ctrl-C (SIGINT) or SIGTERM.');
+
+      let stopped: () => void = () => {};
+      const done = new Promise<void>((resolve) => (stopped = resolve));
+      const onSignal = (signal: NodeJS.Signals) => {
+        ctx.log.info({ signal }, 'shutting down');
+        void server.close(`received ${signal}`).finally(stopped);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        await done;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      ctx.log.info('server stopped');
+    });
+}
+
+/**
+ * `npm start`: the first start on the embedded defaults gives something to look at and a way
+ * in. The admin token goes to stdout once, never to the log.
+ */
+async function quickstart(ctx: CommandContext, catalog: Catalog, say: (line: string) => void): Promise<void> {
+  const pool: Pool = catalog.pool;
+  if ((await listTargets(pool)).length === 0) {
+    if (catalog.embedded) {
+      const sampleUrl = await ensureSampleDatabase(catalog.embedded);
+      await ensureTarget(pool, { name: 'sample', databaseUrl: sampleUrl, storeUrl: ctx.config.defaultStoreUrl });
+      say(`Added target "sample": the database ${SAMPLE_DATABASE} in the embedded PostgreSQL (2,000 customers, 10,000 orders).`);
+    } else {
+      say('No targets yet; the sample target needs the embedded catalog (BACKSTOP_DATABASE_URL is set). Add one with POST /api/v1/targets.');
+    }
+  }
+  if ((await countActiveApiTokens(pool, 'admin')) === 0) {
+    const created = await createApiToken(pool, { name: 'first-start admin', role: 'admin' });
+    say('');
+    say('Admin API token (shown once; store it now, revoke it with `backstop token revoke ID`):');
+    say(`  ${created.token}`);
+    say('');
+  }
+}
+
+function number(flag: string, value: string, rules: { integer?: boolean; min: number; max?: number }): number {
+  const parsed = Number(value);
+  const ok =
+    value.trim() !== '' &&
+    Number.isFinite(parsed) &&
+    parsed >= rules.min &&
+    (rules.max === undefined || parsed <= rules.max) &&
+    (!rules.integer || Number.isInteger(parsed));
+  if (!ok) {
+    const range = rules.max === undefined ? `at least ${rules.min}` : `from ${rules.min} to ${rules.max}`;
+    throw new BackstopError('INVALID_INPUT', `${flag} must be a ${rules.integer ? 'whole ' : ''}number ${range}, got "${value}".`);
+  }
+  return parsed;
+}

@@ -1,0 +1,238 @@
+import { createHmac } from 'node:crypto';
+import type { Logger } from 'pino';
+import { BACKSTOP_VERSION } from '../core/version.ts';
+import {
+  claimDueNotifications,
+  markNotificationAttemptFailed,
+  markNotificationDelivered,
+  type NotificationDelivery,
+} from '../db/notifications.ts';
+import type { Queryable } from '../db/pool.ts';
+import type { NotificationChannel } from '../db/targets.ts';
+
+export interface NotifierOptions {
+  /** How often to look for due notifications. Default 1 s. */
+  pollIntervalMs?: number;
+  /** Rows claimed (and delivered concurrently) per pass. Default 10. */
+  batchSize?: number;
+  /** Per-request timeout. Default 10 s. */
+  requestTimeoutMs?: number;
+  /** Attempts before a notification is given up (failed_at). Default 8. */
+  maxAttempts?: number;
+  /** Delay before the 2nd attempt; doubles each time up to `retryMaxMs`. Default 5 s. */
+  retryBaseMs?: number;
+  /** Default 1 h. */
+  retryMaxMs?: number;
+}
+
+export interface DeliveryOutcome {
+  id: number;
+  channelId: string;
+  event: string;
+  attempts: number;
+  delivered: boolean;
+  /** Given up: no more attempts. */
+  final: boolean;
+  error: string | null;
+}
+
+export interface Notifier {
+  /** One pass now: claims due rows and delivers them (also what the timer calls). */
+  deliverOnce(): Promise<DeliveryOutcome[]>;
+  /** Stops polling and waits for deliveries in flight (each bounded by the request timeout). */
+  stop(): Promise<void>;
+}
+
+type Fetch = typeof globalThis.fetch;
+
+/** Delay before the attempt after `attempts` failed ones: exponential, capped. */
+export function retryDelayMs(attempts: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempts - 1));
+}
+
+/** `sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>"): what a receiver recomputes. */
+export function webhookSignature(secret: string, timestamp: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+/**
+ * Delivers the notification outbox (backstop.notifications) to webhooks and Slack incoming
+ * webhooks, with retries and exponential backoff. Fully decoupled from runs: rows are
+ * enqueued by a trigger in the transaction that ends a run, and nothing a receiver does
+ * (hang, fail, vanish) can reach back into that transaction. Safe with many notifiers.
+ */
+export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch }, options: NotifierOptions = {}): Notifier {
+  const settings = {
+    pollIntervalMs: options.pollIntervalMs ?? 1000,
+    batchSize: options.batchSize ?? 10,
+    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+    maxAttempts: options.maxAttempts ?? 8,
+    retryBaseMs: options.retryBaseMs ?? 5000,
+    retryMaxMs: options.retryMaxMs ?? 3_600_000,
+  };
+  const doFetch = deps.fetch ?? globalThis.fetch;
+  const log = deps.log.child({ component: 'notifier' });
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let pass: Promise<DeliveryOutcome[]> | null = null;
+
+  const deliver = async (row: NotificationDelivery): Promise<DeliveryOutcome> => {
+    let error: string | null = null;
+    if (!row.channel) error = `channel ${row.channelId} no longer exists on the target`;
+    else error = await send(doFetch, row, row.channel, settings.requestTimeoutMs);
+    const outcome: DeliveryOutcome = {
+      id: row.id,
+      channelId: row.channelId,
+      event: row.event,
+      attempts: row.attempts,
+      delivered: error === null,
+      final: error !== null && (!row.channel || row.attempts >= settings.maxAttempts),
+      error,
+    };
+    const fields = { notification: row.id, channel: row.channelId, event: row.event, runId: row.runId, attempt: row.attempts };
+    if (error === null) {
+      await markNotificationDelivered(deps.db, { id: row.id, attempts: row.attempts });
+      log.info(fields, 'notification delivered');
+    } else {
+      const retryInMs = retryDelayMs(row.attempts, settings.retryBaseMs, settings.retryMaxMs);
+      await markNotificationAttemptFailed(deps.db, { id: row.id, attempts: row.attempts, error, retryInMs, final: outcome.final });
+      if (outcome.final) log.error({ ...fields, error }, 'notification given up');
+      else log.warn({ ...fields, error, retryInMs }, 'notification attempt failed; will retry');
+    }
+    return outcome;
+  };
+
+  const deliverOnce = (): Promise<DeliveryOutcome[]> => {
+    pass ??= (async () => {
+      try {
+        // The claim outlives any request by a margin: a row is only retried by another
+        // notifier once this one has certainly given up on it.
+        const rows = await claimDueNotifications(deps.db, { limit: settings.batchSize, leaseMs: settings.requestTimeoutMs * 2 + 5000 });
+        // Concurrently: one receiver that hangs must not hold up the others.
+        const settled = await Promise.allSettled(rows.map(deliver));
+        const outcomes: DeliveryOutcome[] = [];
+        for (const result of settled) {
+          if (result.status === 'fulfilled') outcomes.push(result.value);
+          else log.warn({ err: result.reason }, 'could not record a notification outcome; it will be retried after its claim expires');
+        }
+        return outcomes;
+      } catch (error) {
+        log.warn({ err: error }, 'notifier pass failed; will retry');
+        return [];
+      } finally {
+        pass = null;
+      }
+    })();
+    return pass;
+  };
+
+  const loop = async () => {
+    if (stopped) return;
+    const outcomes = await deliverOnce();
+    if (stopped) return;
+    // A full batch means more may be due: go again at once.
+    timer = setTimeout(loop, outcomes.length >= settings.batchSize ? 0 : settings.pollIntervalMs);
+  };
+  timer = setTimeout(loop, 0);
+
+  return {
+    deliverOnce,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await pass;
+    },
+  };
+}
+
+/** One HTTP request; null on a 2xx answer, otherwise what went wrong (never the URL or secret). */
+async function send(doFetch: Fetch, row: NotificationDelivery, channel: NotificationChannel, timeoutMs: number): Promise<string | null> {
+  const document = { deliveryId: row.id, ...row.payload };
+  const body = JSON.stringify(channel.kind === 'slack' ? { text: slackText(document as PayloadView) } : document);
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'user-agent': `backstop/${BACKSTOP_VERSION}`,
+  };
+  if (channel.kind === 'webhook') {
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    headers['x-backstop-event'] = row.event;
+    headers['x-backstop-delivery'] = String(row.id);
+    headers['x-backstop-timestamp'] = timestamp;
+    if (channel.secret) headers['x-backstop-signature'] = webhookSignature(channel.secret, timestamp, body);
+  }
+  try {
+    const response = await doFetch(channel.url, {
+      method: 'POST',
+      headers,
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await response.text().catch(() => '');
+    if (response.status >= 200 && response.status < 300) return null;
+    return redact(`HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, channel);
+  } catch (error) {
+    const err = error as Error & { cause?: { code?: string; message?: string } };
+    if (err.name === 'TimeoutError' || err.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+    const cause = err.cause?.code ?? err.cause?.message;
+    return redact(`${err.message}${cause ? ` (${cause})` : ''}`, channel);
+  }
+}
+
+function redact(text: string, channel: NotificationChannel): string {
+  let result = text.split(channel.url).join('<channel url>');
+  if (channel.secret) result = result.split(channel.secret).join('*****');
+  return result;
+}
+
+interface PayloadView {
+  event?: string;
+  target?: { name?: string };
+  run?: {
+    id?: string;
+    error?: { code?: string; message?: string } | null;
+    artifact?: { files?: number; bytes?: number } | null;
+    verification?: { error?: { code?: string; message?: string } | null } | null;
+  };
+  previousStatus?: string | null;
+}
+
+/** The one-line Slack message for a payload (Slack's text escaping applied). */
+export function slackText(payload: PayloadView): string {
+  const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const target = `*${escape(payload.target?.name ?? 'unknown target')}*`;
+  const run = payload.run ?? {};
+  const error = run.error ? `: [${escape(run.error.code ?? '')}] ${escape(run.error.message ?? '')}` : '';
+  const size = run.artifact ? `: ${formatBytes(run.artifact.bytes ?? 0)} in ${run.artifact.files ?? 0} file(s)` : '';
+  const suffix = run.id ? ` (run ${run.id})` : '';
+  switch (payload.event) {
+    case 'failed':
+      return `:x: Backup of ${target} failed${error}${suffix}`;
+    case 'timed_out':
+      return `:hourglass: Backup of ${target} timed out${error}${suffix}`;
+    case 'cancelled':
+      return `:no_entry_sign: Backup of ${target} was cancelled${suffix}`;
+    case 'recovered':
+      return `:white_check_mark: Backup of ${target} recovered: succeeded after a ${escape(payload.previousStatus ?? 'failed')} run${size}${suffix}`;
+    case 'succeeded':
+      return `:white_check_mark: Backup of ${target} succeeded${size}${suffix}`;
+    case 'verify_failed': {
+      const verifyError = run.verification?.error;
+      const detail = verifyError ? `: [${escape(verifyError.code ?? '')}] ${escape(verifyError.message ?? '')}` : '';
+      return `:warning: Restore drill of a backup of ${target} failed${detail}${suffix}`;
+    }
+    default:
+      return `Backup of ${target}: ${escape(payload.event ?? 'event')}${suffix}`;
+  }
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}

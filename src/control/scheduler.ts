@@ -1,0 +1,177 @@
+import type { Logger } from 'pino';
+import type { Config } from '../core/config.ts';
+import { describeError } from '../core/errors.ts';
+import { planScheduleSlot } from '../core/scheduleSlots.ts';
+import type { Queryable } from '../db/pool.ts';
+import { claimVerificationSlot, createScheduledRun, listScheduledTargets, type ScheduledRunOutcome } from '../db/schedules.ts';
+
+export interface ScheduledSlot {
+  targetId: string;
+  targetName: string;
+  /** The slot, ISO 8601 UTC. */
+  slot: string;
+  /** Earlier missed slots skipped in favour of this one (downtime). */
+  skipped: number;
+  outcome: ScheduledRunOutcome;
+}
+
+export interface VerificationSlot {
+  targetId: string;
+  targetName: string;
+  slot: string;
+}
+
+export interface TickResult {
+  /** Database time the tick decided with (or the injected one), ms. */
+  now: number;
+  scheduled: ScheduledSlot[];
+  verifications: VerificationSlot[];
+  /** Targets whose schedule could not be evaluated (stored an invalid cron or time zone). */
+  errors: { targetName: string; error: { code: string; message: string } }[];
+  /** The next slot of any target, ms; null when none. */
+  nextAt: number | null;
+}
+
+export interface SchedulerOptions {
+  /** Longest wait between ticks (new or changed schedules are seen within it). Default 1 s. */
+  maxIntervalMs?: number;
+  /** Called for every slot a tick settled (created, taken by another scheduler, or skipped). */
+  onScheduled?: (slot: ScheduledSlot) => void;
+  /**
+   * Called once per verification slot across all schedulers (targets.verification.cron).
+   * Without it, verification slots are left for a process that has it.
+   */
+  onVerificationDue?: (slot: VerificationSlot) => void | Promise<void>;
+  /** false: no timer, ticks only through tickOnce (tests with an injected clock). Default true. */
+  timer?: boolean;
+}
+
+export interface Scheduler {
+  /** One pass now; `now` (ms) replaces the database clock (tests). */
+  tickOnce(now?: number): Promise<TickResult>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Creates the runs of schedule slots (targets.schedule: cron + time zone). Decides with the
+ * database clock; any number of schedulers may run against one catalog, since each slot's run
+ * is created by a single conditional insert guarded by the unique slot key.
+ */
+export function startScheduler(
+  deps: { db: Queryable; config: Pick<Config, 'runDeadlineMs'>; log: Logger; onScheduled?: (slot: ScheduledSlot) => void },
+  options: SchedulerOptions = {},
+): Scheduler {
+  const maxIntervalMs = options.maxIntervalMs ?? 1000;
+  const onScheduled = options.onScheduled ?? deps.onScheduled;
+  const log = deps.log.child({ component: 'scheduler' });
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<TickResult> | null = null;
+  const idle = new Map<string, { key: string; nextAt: number | null }>();
+  const reported = new Map<string, string>();
+
+  const tick = async (injectedNow?: number): Promise<TickResult> => {
+    const { now: databaseNow, targets } = await listScheduledTargets(deps.db);
+    const now = injectedNow ?? databaseNow;
+    const result: TickResult = { now, scheduled: [], verifications: [], errors: [], nextAt: null };
+    const considerNext = (at: number | null) => {
+      if (at !== null && (result.nextAt === null || at < result.nextAt)) result.nextAt = at;
+    };
+    for (const target of targets) {
+      try {
+        if (target.schedule) {
+          // Evaluating a cron costs about a millisecond: a target known to have no slot due
+          // before its next one is skipped until then (the key changes when anything moves).
+          const key = `${target.schedule.cron}|${target.schedule.timezone}|${target.scheduleSettledAt}`;
+          const known = idle.get(target.id);
+          const decision =
+            known && known.key === key && known.nextAt !== null && now < known.nextAt
+              ? { slot: null, skipped: 0, nextAt: known.nextAt }
+              : planScheduleSlot({ ...target.schedule, after: target.scheduleSettledAt, now });
+          if (decision.slot === null) idle.set(target.id, { key, nextAt: decision.nextAt });
+          considerNext(decision.nextAt);
+          if (decision.slot !== null) {
+            const outcome = await createScheduledRun(deps.db, {
+              targetId: target.id,
+              slot: decision.slot,
+              runDeadlineMs: deps.config.runDeadlineMs,
+              skipped: decision.skipped,
+            });
+            const scheduled = { targetId: target.id, targetName: target.name, slot: new Date(decision.slot).toISOString(), skipped: decision.skipped, outcome };
+            result.scheduled.push(scheduled);
+            if (outcome.kind === 'created') {
+              log.info({ target: target.name, slot: scheduled.slot, runId: outcome.runId, skippedSlots: decision.skipped }, 'scheduled run created');
+            } else if (outcome.kind === 'waiting') {
+              log.warn({ target: target.name, slot: scheduled.slot, waitingRunId: outcome.waitingRunId }, 'slot skipped: a scheduled run of this target is still waiting to start');
+            }
+            onScheduled?.(scheduled);
+          }
+        }
+        const verifyCron = target.verification?.cron;
+        if (verifyCron && options.onVerificationDue) {
+          const decision = planScheduleSlot({
+            cron: verifyCron,
+            timezone: target.verification?.timezone ?? target.schedule?.timezone ?? 'UTC',
+            after: target.verificationSettledAt,
+            now,
+          });
+          considerNext(decision.nextAt);
+          if (decision.slot !== null && (await claimVerificationSlot(deps.db, { targetId: target.id, slot: decision.slot }))) {
+            const due = { targetId: target.id, targetName: target.name, slot: new Date(decision.slot).toISOString() };
+            result.verifications.push(due);
+            log.info({ target: target.name, slot: due.slot }, 'verification drill due');
+            await options.onVerificationDue(due);
+          }
+        }
+      } catch (error) {
+        // One target's bad schedule (written around the CLI's checks) must not stop the others.
+        const described = describeError(error);
+        result.errors.push({ targetName: target.name, error: described });
+        // Logged when it changes, not every second.
+        if (reported.get(target.id) !== described.message) {
+          reported.set(target.id, described.message);
+          log.error({ target: target.name, err: error }, 'could not evaluate the schedule of this target');
+        }
+        continue;
+      }
+      reported.delete(target.id);
+    }
+    const present = new Set(targets.map((target) => target.id));
+    for (const id of idle.keys()) if (!present.has(id)) idle.delete(id);
+    for (const id of reported.keys()) if (!present.has(id)) reported.delete(id);
+    return result;
+  };
+
+  const tickOnce = (now?: number): Promise<TickResult> => {
+    // Ticks never overlap within one scheduler (another scheduler may tick at the same time).
+    const previous = running ?? Promise.resolve(null);
+    const next = previous.catch(() => null).then(() => tick(now));
+    running = next;
+    return next.finally(() => {
+      if (running === next) running = null;
+    });
+  };
+
+  const loop = async () => {
+    if (stopped) return;
+    let delay = maxIntervalMs;
+    try {
+      const result = await tickOnce();
+      // Wake at the next slot boundary when it comes before the regular interval.
+      if (result.nextAt !== null) delay = Math.min(maxIntervalMs, Math.max(10, result.nextAt - result.now + 5));
+    } catch (error) {
+      log.warn({ err: error }, 'scheduler tick failed; will retry');
+    }
+    if (!stopped) timer = setTimeout(loop, delay);
+  };
+  if (options.timer !== false) timer = setTimeout(loop, 0);
+
+  return {
+    tickOnce,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running?.catch(() => null);
+    },
+  };
+}

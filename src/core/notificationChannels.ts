@@ -1,0 +1,40 @@
+import { BackstopError } from './errors.ts';
+
+/** What a channel can be told about. `recovered`: a success after a failed or timed-out run. */
+export const notificationEvents = ['failed', 'timed_out', 'succeeded', 'recovered', 'cancelled', 'verify_failed'] as const;
+export type NotificationEventName = (typeof notificationEvents)[number];
+
+/** What a channel hears when it does not say (also the migration's default). */
+export const defaultNotificationEvents: NotificationEventName[] = ['failed', 'timed_out', 'recovered'];
+
+/** Parses "failed,timed_out,…"; reports every unknown name at once. */
+export function parseNotificationEvents(list: string): NotificationEventName[] {
+  const names = list
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
+  const unknown = names.filter((name) => !(notificationEvents as readonly string[]).includes(name));
+  if (unknown.length > 0 || names.length === 0) {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `${names.length === 0 ? 'No notification events given' : `Unknown notification event(s): ${unknown.join(', ')}`}. Use a comma-separated list of: ${notificationEvents.join(', ')}.`,
+    );
+  }
+  return [...new Set(names)] as NotificationEventName[];
+}
+
+/** A channel URL must be http(s); the URL itself is a secret and is not repeated in the message. */
+export function assertChannelUrl(raw: string, kind: 'webhook' | 'slack'): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `The ${kind === 'slack' ? 'Slack incoming-webhook' : 'webhook'} URL is not an http:// or https:// URL. Pass the full URL, e.g. https://hooks.example.com/backstop.`,
+    );
+  }
+}

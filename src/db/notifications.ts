@@ -1,0 +1,141 @@
+import type { Queryable } from './pool.ts';
+import type { NotificationChannel } from './targets.ts';
+
+/** One outbox row claimed for delivery, with its channel (URL and secret: handle with care). */
+export interface NotificationDelivery {
+  id: number;
+  runId: string | null;
+  targetId: string | null;
+  targetName: string | null;
+  channelId: string;
+  event: string;
+  payload: Record<string, unknown>;
+  /** Attempts including this one; the fencing value for recording its outcome. */
+  attempts: number;
+  createdAt: string;
+  /** Null when the channel was removed from the target since the row was enqueued. */
+  channel: NotificationChannel | null;
+}
+
+/** An outbox row as shown to users and tests: no channel URL or secret. */
+export interface NotificationRecord {
+  id: number;
+  runId: string | null;
+  targetId: string | null;
+  channelId: string;
+  event: string;
+  payload: Record<string, unknown>;
+  attempts: number;
+  createdAt: string;
+  nextAttemptAt: string;
+  deliveredAt: string | null;
+  failedAt: string | null;
+  lastError: string | null;
+}
+
+interface NotificationRow {
+  id: number;
+  run_id: string | null;
+  target_id: string | null;
+  channel_id: string;
+  event: string;
+  payload: Record<string, unknown>;
+  attempts: number;
+  created_at: string;
+  next_attempt_at: string;
+  delivered_at: string | null;
+  failed_at: string | null;
+  last_error: string | null;
+}
+
+/**
+ * Claims up to `limit` due rows for `leaseMs`: attempts is bumped and next_attempt_at pushed
+ * past the lease in one statement, and the delivery then happens outside any transaction,
+ * so a webhook that hangs holds no lock and no connection. FOR UPDATE SKIP LOCKED lets any
+ * number of notifiers claim side by side without ever taking the same row; a notifier that
+ * dies mid-delivery simply lets its lease run out and the row becomes due again.
+ */
+export async function claimDueNotifications(db: Queryable, input: { limit: number; leaseMs: number }): Promise<NotificationDelivery[]> {
+  const { rows } = await db.query<NotificationRow & { target_name: string | null; channel: NotificationChannel | null }>(
+    `with due as (
+       select id from backstop.notifications
+       where delivered_at is null and failed_at is null and next_attempt_at <= now()
+       order by next_attempt_at, id
+       for update skip locked
+       limit $1
+     ), claimed as (
+       update backstop.notifications n set attempts = n.attempts + 1, next_attempt_at = now() + $2 * interval '1 millisecond'
+       from due where n.id = due.id
+       returning n.*
+     )
+     select c.*, t.name as target_name, ch.value as channel
+     from claimed c
+     left join backstop.targets t on t.id = c.target_id
+     left join lateral (
+       select value from jsonb_array_elements(case when jsonb_typeof(t.notifications) = 'array' then t.notifications else '[]'::jsonb end)
+       where value->>'id' = c.channel_id limit 1
+     ) ch on true
+     order by c.id`,
+    [input.limit, input.leaseMs],
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    runId: row.run_id,
+    targetId: row.target_id,
+    targetName: row.target_name,
+    channelId: row.channel_id,
+    event: row.event,
+    payload: row.payload,
+    attempts: row.attempts,
+    createdAt: row.created_at,
+    channel: row.channel,
+  }));
+}
+
+/** Records a delivery; conditional on the attempt, so a notifier whose lease ran out cannot overwrite a newer outcome. */
+export async function markNotificationDelivered(db: Queryable, input: { id: number; attempts: number }): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `update backstop.notifications set delivered_at = now(), last_error = null
+     where id = $1 and attempts = $2 and delivered_at is null and failed_at is null`,
+    [input.id, input.attempts],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** Records a failed attempt: retried after `retryInMs`, or given up (`final`). */
+export async function markNotificationAttemptFailed(
+  db: Queryable,
+  input: { id: number; attempts: number; error: string; retryInMs: number; final: boolean },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `update backstop.notifications set last_error = $3,
+       next_attempt_at = now() + $4 * interval '1 millisecond',
+       failed_at = case when $5 then now() else null end
+     where id = $1 and attempts = $2 and delivered_at is null and failed_at is null`,
+    [input.id, input.attempts, input.error.slice(0, 2000), input.retryInMs, input.final],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+export async function listNotifications(db: Queryable, filter: { runId?: string; targetId?: string } = {}): Promise<NotificationRecord[]> {
+  const { rows } = await db.query<NotificationRow>(
+    `select * from backstop.notifications
+     where ($1::uuid is null or run_id = $1) and ($2::uuid is null or target_id = $2)
+     order by id`,
+    [filter.runId ?? null, filter.targetId ?? null],
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    runId: row.run_id,
+    targetId: row.target_id,
+    channelId: row.channel_id,
+    event: row.event,
+    payload: row.payload,
+    attempts: row.attempts,
+    createdAt: row.created_at,
+    nextAttemptAt: row.next_attempt_at,
+    deliveredAt: row.delivered_at,
+    failedAt: row.failed_at,
+    lastError: row.last_error,
+  }));
+}

@@ -1,0 +1,163 @@
+import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, artifactPrefix, manifestSchema, type ManifestFile } from '../../core/manifest.ts';
+import { BACKSTOP_VERSION } from '../../core/version.ts';
+import type { Artifact } from '../../db/runs.ts';
+import { findPgTool } from '../../pgtools/findPgTools.ts';
+import { serverMajorFromVersionNum, type PgToolCandidate } from '../../pgtools/pickPgTool.ts';
+import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
+import { parseRecipient } from '../age.ts';
+import { deletePrefix, dumpOutput, storeStream, writeManifest, type BackupInput, type BackupProgress } from '../backup.ts';
+import { defaultCompression, fileExtension } from '../compression.ts';
+import { openSourceSnapshot } from '../sourceSnapshot.ts';
+import { readSourceCatalog } from './readSourceCatalog.ts';
+import { framed, rewriteLines } from './rewriteLines.ts';
+import { createSchemaRewriter, rewriteRolesLine } from './supabaseSqlRules.ts';
+import { isDumpedDataTable, planSupabaseDump } from './supabaseProfile.ts';
+
+/** The data file disables triggers (and so foreign-key checks) for its own session, as `supabase db dump` does. */
+export const DATA_HEADER = 'SET session_replication_role = replica;\n\n';
+/** pg_dump leaves its session settings behind; the next file must not inherit them. */
+const RESET_TRAILER = '\nRESET ALL;\n';
+
+interface FileStep {
+  role: 'roles' | 'schema' | 'data';
+  tool: PgToolCandidate & { name: 'pg_dump' | 'pg_dumpall' };
+  options: string[];
+  content: (output: AsyncIterable<Buffer>) => AsyncIterable<Buffer>;
+}
+
+/**
+ * The Supabase profile: three plain SQL files in one artifact, the way `supabase db dump`
+ * splits them — roles (pg_dumpall, reserved roles commented out), schema (managed schemas
+ * left out) and data (COPY, auth and storage rows included, platform migration history not).
+ * Each file goes through the same compress → encrypt → hash → store path as the default
+ * dump; both pg_dump runs read the same exported snapshot as the row counts; the manifest is
+ * written last. On failure or abort the running tool is stopped and the prefix deleted.
+ */
+export async function backupSupabase(input: BackupInput): Promise<Artifact> {
+  const started = performance.now();
+  const compression = input.compression ?? defaultCompression;
+  const recipients = (input.encryptTo ?? []).map(parseRecipient);
+  const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
+  const progress: BackupProgress = { phase: 'connecting', bytesDumped: 0, bytesStored: 0, rateBytesPerSecond: 0, elapsedMs: 0 };
+  const report = () => {
+    progress.elapsedMs = performance.now() - started;
+    progress.rateBytesPerSecond = progress.elapsedMs > 0 ? Math.round((progress.bytesDumped * 1000) / progress.elapsedMs) : 0;
+    input.onProgress?.({ ...progress });
+  };
+  input.signal.throwIfAborted();
+
+  const source = await openSourceSnapshot(input.databaseUrl);
+  let running: PgToolProcess | undefined;
+  const stopTool = () => void running?.terminate();
+  input.signal.addEventListener('abort', stopTool, { once: true });
+  try {
+    const serverMajor = serverMajorFromVersionNum(source.serverVersionNum);
+    const pgDump = { ...(await findPgTool('pg_dump', serverMajor, input.pgTools)), name: 'pg_dump' as const };
+    const pgDumpall = { ...(await findPgTool('pg_dumpall', serverMajor, input.pgTools)), name: 'pg_dumpall' as const };
+    const plan = planSupabaseDump(await readSourceCatalog(input.databaseUrl), source.snapshot);
+    input.signal.throwIfAborted();
+    const steps: FileStep[] = [
+      { role: 'roles', tool: pgDumpall, options: plan.roles, content: (output) => rewriteLines(output, rewriteRolesLine) },
+      { role: 'schema', tool: pgDump, options: plan.schema, content: (output) => framed('', rewriteLines(output, createSchemaRewriter()), RESET_TRAILER) },
+      { role: 'data', tool: pgDump, options: plan.data, content: (output) => framed(DATA_HEADER, output, RESET_TRAILER) },
+    ];
+
+    // The run id in application_name lets an operator (and the tests) find these dumps in pg_stat_activity.
+    const connection = connectionArgs(input.databaseUrl, `backstop:${input.runId}`);
+    progress.phase = 'dumping';
+    report();
+    input.onEvent?.('dump_started', `Supabase profile: pg_dumpall ${pgDumpall.version} and pg_dump ${pgDump.version} against PostgreSQL ${source.serverVersion}`, {
+      profile: 'supabase',
+      pgDumpVersion: pgDump.version,
+      pgDumpallVersion: pgDumpall.version,
+      serverVersion: source.serverVersion,
+    });
+
+    // Counted concurrently on the snapshot's own connection while the files stream.
+    const counting = source.countRows(input.signal, { checksums: input.checksums });
+    counting.catch(() => {});
+    const dumpStarted = performance.now();
+    const suffix = `${fileExtension(compression.algorithm)}${recipients.length > 0 ? '.age' : ''}`;
+    const files: ManifestFile[] = [];
+    for (const step of steps) {
+      input.signal.throwIfAborted();
+      const name = `${step.role}.sql${suffix}`;
+      running = spawnPgTool(step.tool.path, [...step.options, '--no-password', `--dbname=${connection.dbname}`], connection.env);
+      const storedBefore = progress.bytesStored;
+      const stored = await storeStream({
+        store: input.store,
+        key: prefix + name,
+        content: step.content(dumpOutput(running, step.tool.name)),
+        compression,
+        recipients,
+        signal: input.signal,
+        onContentBytes: (bytes) => {
+          progress.bytesDumped += bytes;
+        },
+        onStoredBytes: (bytes) => {
+          progress.bytesStored = storedBefore + bytes;
+        },
+      });
+      running = undefined;
+      files.push({
+        name,
+        role: step.role,
+        format: 'sql',
+        size: stored.size,
+        sha256: stored.sha256,
+        uncompressedSize: stored.uncompressedSize,
+        dumpedBy: { tool: step.tool.name, version: step.tool.version, options: step.options },
+      });
+      report();
+      input.onEvent?.('dump_stored', `stored ${name}: ${stored.size} bytes (${stored.uncompressedSize} before compression)`, {
+        file: name,
+        size: stored.size,
+        sha256: stored.sha256,
+      });
+    }
+    const dumpMs = performance.now() - dumpStarted;
+
+    // Only the tables whose rows are in the data file: a restore compares exactly these.
+    const tables = (await counting).filter(isDumpedDataTable);
+    await source.close();
+
+    progress.phase = 'manifest';
+    report();
+    // Parsed before writing, so the object compared with what the store serves back has the schema's key order.
+    const manifest = manifestSchema.parse({
+      format: MANIFEST_FORMAT,
+      formatVersion: MANIFEST_VERSION,
+      backstopVersion: BACKSTOP_VERSION,
+      runId: input.runId,
+      attempt: input.attempt,
+      target: input.targetName,
+      profile: 'supabase',
+      createdAt: input.createdAt,
+      source: { serverVersion: source.serverVersion, serverVersionNum: source.serverVersionNum, database: source.database },
+      // What both pg_dump runs share; each file's `dumpedBy` has its full options.
+      pgDump: { version: pgDump.version, options: plan.shared, snapshot: source.snapshot !== null },
+      compression: { algorithm: compression.algorithm, level: compression.level },
+      encryption: recipients.length > 0 ? { algorithm: 'age', recipients } : null,
+      files,
+      tables,
+      timings: { dumpMs: Math.round(dumpMs), totalMs: Math.round(performance.now() - started) },
+    });
+    const manifestObject = await writeManifest(input.store, prefix, manifest, input.signal);
+    progress.phase = 'done';
+    report();
+    return {
+      storeUrl: input.store.url,
+      prefix,
+      manifest: { name: MANIFEST_NAME, size: manifestObject.size, sha256: manifestObject.sha256 },
+      files: manifest.files.map((file) => ({ name: file.name, size: file.size, sha256: file.sha256 })),
+    };
+  } catch (error) {
+    await running?.terminate();
+    await deletePrefix(input.store, prefix).catch(() => {});
+    if (input.signal.aborted) throw input.signal.reason;
+    throw error;
+  } finally {
+    input.signal.removeEventListener('abort', stopTool);
+    await source.close();
+  }
+}

@@ -1,0 +1,28 @@
+import pg from 'pg';
+import { connectionError } from '../../db/pool.ts';
+import { PLATFORM_MIGRATION_TABLES, type SourceCatalog } from './supabaseProfile.ts';
+
+/** The source's schemas and platform migration tables, to name only what exists to pg_dump. */
+export async function readSourceCatalog(databaseUrl: string): Promise<SourceCatalog> {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'backstop', connectionTimeoutMillis: 15_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    throw connectionError(databaseUrl, error, 'database');
+  }
+  try {
+    const { rows: schemas } = await client.query<{ name: string }>('select nspname as name from pg_namespace order by 1');
+    const { rows: tables } = await client.query<{ schema: string; name: string }>(
+      `select n.nspname as schema, c.relname as name
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       join unnest($1::text[], $2::text[]) as wanted (schema, name) on wanted.schema = n.nspname and wanted.name = c.relname
+       where c.relkind in ('r', 'p')
+       order by 1, 2`,
+      [PLATFORM_MIGRATION_TABLES.map((table) => table.schema), PLATFORM_MIGRATION_TABLES.map((table) => table.name)],
+    );
+    return { schemas: schemas.map((row) => row.name), migrationTables: tables };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

@@ -1,0 +1,76 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { BackstopError } from '../core/errors.ts';
+import type { Queryable } from '../db/pool.ts';
+import { authenticateApiToken, authenticateRunnerToken, RUNNER_TOKEN_PREFIX, type ApiTokenRole } from '../db/tokens.ts';
+
+export type Access = ApiTokenRole;
+
+export type Principal =
+  | { kind: 'api'; tokenId: string; name: string; role: ApiTokenRole }
+  | { kind: 'runner'; runId: string };
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The least role that may call the route (default: admin). */
+    access?: Access;
+    /** A runner token scoped to the run in `:id` may call the route too. */
+    runner?: boolean;
+  }
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+const rank: Record<ApiTokenRole, number> = { viewer: 0, operator: 1, admin: 2 };
+
+function bearerToken(request: FastifyRequest): string {
+  const header = request.headers.authorization;
+  if (!header) {
+    throw new BackstopError('UNAUTHORIZED', 'Missing API token: send `Authorization: Bearer <token>` (create one with `backstop token create`).');
+  }
+  const match = /^Bearer +([^\s]+) *$/i.exec(header);
+  if (!match) throw new BackstopError('UNAUTHORIZED', 'Malformed Authorization header: use `Authorization: Bearer <token>`.');
+  return match[1]!;
+}
+
+/**
+ * Bearer authentication on every /api route, then the route's role. Runs before the body is
+ * read or validated, so an unauthenticated caller learns nothing about what the route accepts.
+ * A runner token opens only the runner routes of its own run.
+ */
+export function installAuth(app: FastifyInstance, db: Queryable): void {
+  app.addHook('onRequest', async (request) => {
+    if (!request.url.startsWith('/api/')) return;
+    const token = bearerToken(request);
+    const config = request.routeOptions.config;
+    if (token.startsWith(RUNNER_TOKEN_PREFIX)) {
+      const runner = await authenticateRunnerToken(db, token);
+      if (!runner) throw new BackstopError('UNAUTHORIZED', 'Unknown runner token (a newer token for this run replaces an older one).');
+      const runId = (request.params as { id?: unknown } | undefined)?.id;
+      if (!config.runner || request.is404 || runId !== runner.runId) {
+        throw new BackstopError(
+          'FORBIDDEN',
+          `A runner token only lets its runner claim, heartbeat, finalize and add events to run ${runner.runId}.`,
+        );
+      }
+      request.principal = { kind: 'runner', runId: runner.runId };
+      return;
+    }
+    const apiToken = await authenticateApiToken(db, token);
+    if (!apiToken) throw new BackstopError('UNAUTHORIZED', 'Unknown or revoked API token. Create a new one with `backstop token create`.');
+    // An unknown route answers 404 to any valid token; a route that forgot to declare its
+    // access is admin-only rather than open.
+    const required: Access = config.access ?? (request.is404 ? 'viewer' : 'admin');
+    if (rank[apiToken.role] < rank[required]) {
+      throw new BackstopError('FORBIDDEN', `This needs the ${required} role; token "${apiToken.name}" has the ${apiToken.role} role.`);
+    }
+    request.principal = { kind: 'api', tokenId: apiToken.id, name: apiToken.name, role: apiToken.role };
+  });
+}
+
+/** Who did it, for event messages: a token name, never a token. */
+export function actorOf(request: FastifyRequest): string {
+  const principal = request.principal;
+  if (!principal) return 'anonymous';
+  return principal.kind === 'api' ? `token "${principal.name}"` : `runner of run ${principal.runId}`;
+}

@@ -1,0 +1,143 @@
+import type { FastifyInstance } from 'fastify';
+import { describeDatabase, parseDatabaseUrl, redactText } from '../../core/databaseUrl.ts';
+import { BackstopError, describeError } from '../../core/errors.ts';
+import { appendRunEvent, createRun, getRun, type RunRecord } from '../../db/runs.ts';
+import { parseIdentities, type AgeIdentity } from '../../pipeline/age.ts';
+import { readManifest } from '../../pipeline/readManifest.ts';
+import { restoreArtifact } from '../../pipeline/restore.ts';
+import { openStore } from '../../storage/openStore.ts';
+import { actorOf } from '../auth.ts';
+import type { ServerContext } from '../context.ts';
+import { errorResponses, ref, restoreBody, runParams } from '../schemas.ts';
+
+interface RestoreBody {
+  databaseUrl: string;
+  clean: boolean;
+  jobs: number;
+  noOwner: boolean;
+  identity?: string;
+}
+
+function backupToUse(run: RunRecord, action: string): RunRecord & { artifact: NonNullable<RunRecord['artifact']> } {
+  if (run.kind !== 'backup' || run.status !== 'succeeded' || !run.artifact) {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `Run ${run.id} is ${run.kind === 'backup' ? run.status : 'a verification drill'}; only a succeeded backup can be ${action}. List them with GET /api/v1/runs?status=succeeded&kind=backup.`,
+    );
+  }
+  return run as RunRecord & { artifact: NonNullable<RunRecord['artifact']> };
+}
+
+export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post<{ Params: { id: string }; Body: RestoreBody }>(
+    '/api/v1/runs/:id/restore',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['runs'],
+        summary: 'Restore a backup into a database (in the background)',
+        description:
+          'Checks the artifact against its manifest, runs pg_restore and compares row counts. Answers 202 at once; progress and the result are events of the run (`restore_started`, then `restored` or `restore_failed`).',
+        params: runParams,
+        body: restoreBody,
+        response: {
+          202: {
+            type: 'object',
+            required: ['runId', 'status', 'message'],
+            properties: { runId: { type: 'string' }, status: { type: 'string', enum: ['started'] }, message: { type: 'string' } },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      parseDatabaseUrl(body.databaseUrl);
+      const identities: AgeIdentity[] | undefined = body.identity === undefined ? undefined : parseIdentities(body.identity);
+      const run = backupToUse(await getRun(ctx.pool, request.params.id), 'restored');
+      const destination = describeDatabase(body.databaseUrl);
+      await appendRunEvent(ctx.pool, {
+        runId: run.id,
+        kind: 'restore_started',
+        message: `restoring into ${destination} (${actorOf(request)})`,
+        data: { clean: body.clean, jobs: body.jobs },
+      });
+      const log = request.log.child({ runId: run.id });
+      ctx.tasks.start(`restore of ${run.id}`, async (signal) => {
+        const started = performance.now();
+        try {
+          const store = await openStore(run.artifact.storeUrl);
+          try {
+            const { manifest, sha256 } = await readManifest(store, run.artifact.prefix);
+            if (sha256 !== run.artifact.manifest.sha256) {
+              throw new BackstopError('ARTIFACT_CORRUPT', `The manifest of run ${run.id} no longer matches the checksum recorded in the catalog; the artifact was altered.`);
+            }
+            const result = await restoreArtifact({
+              store,
+              prefix: run.artifact.prefix,
+              manifest,
+              toUrl: body.databaseUrl,
+              clean: body.clean,
+              jobs: body.jobs,
+              noOwner: body.noOwner,
+              identities,
+              pgTools: ctx.config.pgTools,
+              signal,
+            });
+            const elapsedMs = Math.round(performance.now() - started);
+            await appendRunEvent(ctx.pool, {
+              runId: run.id,
+              kind: 'restored',
+              message: `restored into ${destination}`,
+              data: { tablesChecked: result.tablesChecked, bytesRestored: result.bytesRestored, elapsedMs },
+            });
+            log.info({ elapsedMs }, 'restore finished');
+          } finally {
+            await store.close();
+          }
+        } catch (error) {
+          const described = describeError(error);
+          log.warn({ err: error }, 'restore failed');
+          await appendRunEvent(ctx.pool, {
+            runId: run.id,
+            kind: 'restore_failed',
+            message: redactText(described.message),
+            data: { code: signal.aborted ? 'CANCELLED' : described.code },
+          });
+        }
+      });
+      return reply.code(202).send({
+        runId: run.id,
+        status: 'started',
+        message: `Restoring run ${run.id} into ${destination}; follow GET /api/v1/runs/${run.id}/events for the result.`,
+      });
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/api/v1/runs/:id/verify',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['runs'],
+        summary: 'Verify a backup with a restore drill',
+        description:
+          'Queues a verification run (kind `verify`) of this succeeded backup: stored digests are checked, the backup is restored into a scratch database and row counts (and checksums, when recorded) are compared. A worker executes it; the result is recorded on both runs.',
+        params: runParams,
+        response: { 201: ref('Run'), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const subject = backupToUse(await getRun(ctx.pool, request.params.id), 'verified');
+      const run = await createRun(ctx.pool, {
+        targetId: subject.targetId,
+        trigger: 'api',
+        runDeadlineMs: ctx.config.runDeadlineMs,
+        kind: 'verify',
+        subjectRunId: subject.id,
+      });
+      request.log.info({ runId: run.id, subjectRunId: subject.id, by: actorOf(request) }, 'verification queued');
+      return reply.code(201).send(run);
+    },
+  );
+}

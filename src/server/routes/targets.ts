@@ -1,0 +1,90 @@
+import type { FastifyInstance } from 'fastify';
+import { withTransaction } from '../../db/pool.ts';
+import { createTarget, deleteTarget, getTarget, listTargets, lockTargetForUpdate, updateTarget } from '../../db/targets.ts';
+import type { ServerContext } from '../context.ts';
+import { errorResponses, ref, targetCreateBody, targetParams, targetUpdateBody } from '../schemas.ts';
+import { checkTargetFields, newTargetFrom, type TargetBody } from '../targetInput.ts';
+
+const tags = ['targets'];
+
+export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.get(
+    '/api/v1/targets',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags,
+        summary: 'List targets',
+        response: { 200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: ref('Target') } } }, ...errorResponses },
+      },
+    },
+    async () => ({ items: await listTargets(ctx.pool) }),
+  );
+
+  app.post<{ Body: TargetBody & { name: string; databaseUrl: string } }>(
+    '/api/v1/targets',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'Create a target',
+        description: 'The database URL and notification URLs and secrets are stored and never returned.',
+        body: targetCreateBody,
+        response: { 201: ref('Target'), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const target = await createTarget(ctx.pool, newTargetFrom(request.body, ctx.config.defaultStoreUrl));
+      return reply.code(201).send(target);
+    },
+  );
+
+  app.get<{ Params: { name: string } }>(
+    '/api/v1/targets/:name',
+    {
+      config: { access: 'viewer' },
+      schema: { tags, summary: 'Show a target', params: targetParams, response: { 200: ref('Target'), ...errorResponses } },
+    },
+    async (request) => getTarget(ctx.pool, request.params.name),
+  );
+
+  app.patch<{ Params: { name: string }; Body: TargetBody }>(
+    '/api/v1/targets/:name',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'Change a target',
+        description: 'Absent fields keep their value. Runs already queued keep the settings they were created with.',
+        params: targetParams,
+        body: targetUpdateBody,
+        response: { 200: ref('Target'), ...errorResponses },
+      },
+    },
+    async (request) =>
+      // Read-modify-write under the row lock: notification channels keep their write-only
+      // URLs and secrets, which only the stored row knows.
+      withTransaction(ctx.pool, async (client) => {
+        const existing = await lockTargetForUpdate(client, request.params.name);
+        return updateTarget(client, request.params.name, checkTargetFields(request.body, existing.notificationChannels));
+      }),
+  );
+
+  app.delete<{ Params: { name: string } }>(
+    '/api/v1/targets/:name',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'Delete a target',
+        description: 'Refused (409 TARGET_BUSY) while one of its runs is not finished. Its run rows go with it; stored backups stay in the store.',
+        params: targetParams,
+        response: { 204: { type: 'null', description: 'Deleted.' }, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      await deleteTarget(ctx.pool, request.params.name);
+      return reply.code(204).send();
+    },
+  );
+}

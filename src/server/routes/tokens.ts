@@ -1,0 +1,67 @@
+import type { FastifyInstance } from 'fastify';
+import { createApiToken, listApiTokens, revokeApiToken, type ApiTokenRole } from '../../db/tokens.ts';
+import { actorOf } from '../auth.ts';
+import type { ServerContext } from '../context.ts';
+import { apiTokenSchema, errorResponses, ref, tokenCreateBody, tokenParams } from '../schemas.ts';
+
+const tags = ['tokens'];
+
+export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.get(
+    '/api/v1/tokens',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'List API tokens (never their values)',
+        response: { 200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: ref('ApiToken') } } }, ...errorResponses },
+      },
+    },
+    async () => ({ items: await listApiTokens(ctx.pool) }),
+  );
+
+  app.post<{ Body: { name: string; role: ApiTokenRole } }>(
+    '/api/v1/tokens',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'Create an API token',
+        description: 'The token is in this response only; the catalog keeps its SHA-256.',
+        body: tokenCreateBody,
+        response: {
+          201: {
+            type: 'object',
+            required: [...apiTokenSchema.required, 'token'],
+            properties: { ...apiTokenSchema.properties, token: { type: 'string', description: 'Shown once: store it now.' } },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const created = await createApiToken(ctx.pool, request.body);
+      request.log.info({ tokenId: created.id, role: created.role, by: actorOf(request) }, 'API token created');
+      return reply.code(201).send(created);
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/api/v1/tokens/:id',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags,
+        summary: 'Revoke an API token',
+        description: 'Takes effect on the next request made with it. Revoking twice is not an error.',
+        params: tokenParams,
+        response: { 200: ref('ApiToken'), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const revoked = await revokeApiToken(ctx.pool, request.params.id);
+      request.log.info({ tokenId: revoked.id, by: actorOf(request) }, 'API token revoked');
+      return revoked;
+    },
+  );
+}

@@ -1,0 +1,70 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../core/config.ts';
+import { startReaper, type Reaper } from '../control/reaper.ts';
+import { startWorker, type Worker } from '../control/worker.ts';
+import type { Pool } from '../db/pool.ts';
+import { buildApp, type AppOptions } from './app.ts';
+import { createServerMetrics, type ServerMetrics } from './metrics.ts';
+
+// setTimeout's largest delay (~24.8 days); anything larger fires at once.
+const NEVER_MS = 2_147_483_647;
+
+export interface ServerOptions extends AppOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Run an in-process worker, or not (`--no-worker`). */
+  worker: { concurrency: number; pollIntervalMs: number; drainTimeoutMs: number } | null;
+  /** Default process metrics (CPU, memory, event loop) in /metrics. */
+  processMetrics?: boolean;
+}
+
+export interface RunningServer {
+  /** `http://host:port`, with the port actually bound. */
+  url: string;
+  app: FastifyInstance;
+  metrics: ServerMetrics;
+  worker: Worker | null;
+  reaper: Reaper;
+  /** Stops accepting, ends event streams, stops restores, drains the worker, stops the reaper. Idempotent. */
+  close(reason?: string): Promise<void>;
+}
+
+/**
+ * The long-running server: the API, the reaper (whose actions feed /metrics) and, unless
+ * disabled, a worker. The pool belongs to the caller, who closes it after `close()`.
+ */
+export async function startServer(deps: { pool: Pool; config: Config; log: Logger }, options: ServerOptions): Promise<RunningServer> {
+  const metrics = createServerMetrics(deps.pool, { processMetrics: options.processMetrics });
+  const app = await buildApp({ ...deps, metrics }, options);
+  const reaper = startReaper(deps.pool, deps.config.reaperIntervalMs, deps.log.child({ component: 'reaper' }), (runs) => metrics.recordReaped(runs));
+  // The worker would start a reaper of its own, whose actions /metrics would not see; this
+  // process already runs one, so the worker's is pushed out of the way. Its other settings
+  // (lease TTL, heartbeat) are the configured ones.
+  const worker = options.worker
+    ? startWorker({ db: deps.pool, config: { ...deps.config, reaperIntervalMs: NEVER_MS }, log: deps.log }, options.worker)
+    : null;
+
+  let closing: Promise<void> | null = null;
+  const close = (reason = 'server shutting down') =>
+    (closing ??= (async () => {
+      try {
+        await app.close();
+      } finally {
+        await worker?.stop(reason);
+        reaper.stop();
+      }
+    })());
+
+  try {
+    await app.listen({ host: options.host, port: options.port });
+  } catch (error) {
+    await close('server could not start');
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return { url: `http://${host}:${port}`, app, metrics, worker, reaper, close };
+}

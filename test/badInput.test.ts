@@ -1,0 +1,240 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { startCli, type CliProcess } from './support/cli.ts';
+import { createSampleDatabase, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
+
+/**
+ * Bad input through the real CLI: every mistake ends with the documented exit code, a message
+ * that says what is wrong and what to do, no secret in any output or catalog row, and no run
+ * left behind that is not terminal.
+ */
+
+const UNKNOWN_RUN = '3f1c2b4a-0d5e-4f6a-8b7c-9d0e1f2a3b4c';
+const EXPECTED_URL_FORM = 'postgres://USER:PASSWORD@HOST:PORT/DATABASE';
+// Per test, not per suite: a suite timeout would run `after` (dropping the catalog) under a test still running.
+const TEST_TIMEOUT = { timeout: 120_000 };
+
+describe('bad input through the CLI', () => {
+  let catalog: TestCatalog;
+  let source: TestDatabase;
+  let storeDir: string;
+  let env: Record<string, string>;
+  let processes: CliProcess[] = [];
+
+  before(async () => {
+    catalog = await createTestCatalog();
+    source = await createSampleDatabase(50);
+    storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-store-'));
+    env = { BACKSTOP_DATABASE_URL: catalog.url, BACKSTOP_STORE: `file://${storeDir}` };
+  });
+
+  afterEach(async () => {
+    for (const cli of processes) {
+      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
+      await cli.exited;
+    }
+    processes = [];
+  });
+
+  after(async () => {
+    // No mistake may leave a run that nobody will ever end.
+    const { rows } = await catalog.pool.query<{ count: number }>(
+      `select count(*)::int as count from backstop.runs where status in ('queued', 'dispatched', 'running', 'cancelling')`,
+    );
+    await catalog.close();
+    await source.drop();
+    await fs.rm(storeDir, { recursive: true, force: true });
+    assert.equal(rows[0]!.count, 0, 'runs left non-terminal after the bad-input tests');
+  });
+
+  const cli = async (args: string[], extra: Record<string, string> = {}) => {
+    const started = startCli(args, { ...env, ...extra });
+    processes.push(started);
+    const { code } = await started.exited;
+    return { code, stdout: started.stdout(), stderr: started.stderr() };
+  };
+
+  const runCount = async () => (await catalog.pool.query<{ count: number }>('select count(*)::int as count from backstop.runs')).rows[0]!.count;
+
+  const runRowJson = async (runId: string) =>
+    (await catalog.pool.query<{ row: unknown }>('select row_to_json(r) as row from backstop.runs r where id = $1', [runId])).rows[0]?.row;
+
+  const eventsJson = async (runId: string) =>
+    (await catalog.pool.query<{ row: unknown }>('select row_to_json(e) as row from backstop.run_events e where run_id = $1 order by id', [runId])).rows.map(
+      (row) => row.row,
+    );
+
+  describe('run ids', () => {
+    const commands: Array<[string, (id: string) => string[]]> = [
+      ['run', (id) => ['run', id]],
+      ['cancel', (id) => ['cancel', id]],
+      ['runs show', (id) => ['runs', 'show', id]],
+      ['restore', (id) => ['restore', id, '--to', source.url]],
+    ];
+
+    for (const [name, args] of commands) {
+      it(`\`${name}\` with an unknown run id: exit 4, the message names the id`, TEST_TIMEOUT, async () => {
+        const before = await runCount();
+        const result = await cli(args(UNKNOWN_RUN));
+        assert.equal(result.code, 4, result.stderr);
+        assert.match(result.stderr, new RegExp(`No run with id ${UNKNOWN_RUN}`));
+        assert.match(result.stderr, /\[RUN_NOT_FOUND\]/);
+        assert.match(result.stderr, /backstop runs/, 'the message says how to find run ids');
+        assert.equal(await runCount(), before);
+      });
+
+      it(`\`${name}\` with a malformed run id: exit 4`, TEST_TIMEOUT, async () => {
+        const result = await cli(args('not-a-run'));
+        assert.equal(result.code, 4, result.stderr);
+        // `restore` also takes a manifest URL, and says so.
+        assert.match(result.stderr, /"not-a-run" is (not|neither) a run id/);
+        assert.match(result.stderr, /UUID/);
+        assert.match(result.stderr, /\[RUN_NOT_FOUND\]/);
+      });
+    }
+  });
+
+  describe('backup with a bad database URL', () => {
+    for (const url of ['notaurl', 'mysql://x@y/z', 'postgres://']) {
+      it(`\`backup ${url}\`: exit 2, says the expected form, creates no run`, TEST_TIMEOUT, async () => {
+        const runsBefore = await runCount();
+        const targetsBefore = (await catalog.pool.query('select id from backstop.targets')).rowCount;
+        const result = await cli(['backup', url]);
+        assert.equal(result.code, 2, result.stderr);
+        assert.ok(result.stderr.includes(EXPECTED_URL_FORM), result.stderr);
+        assert.match(result.stderr, /\[INVALID_INPUT\]/);
+        assert.equal(await runCount(), runsBefore);
+        assert.equal((await catalog.pool.query('select id from backstop.targets')).rowCount, targetsBefore);
+      });
+    }
+
+    it('an unreachable database: exit 8, the run failed with DATABASE_UNREACHABLE, and the password is nowhere', TEST_TIMEOUT, async () => {
+      const secret = 'SECRETPW';
+      const result = await cli(['backup', `postgres://u:${secret}@127.0.0.1:1/db`, '--target', 'unreachable'], { BACKSTOP_LOG_LEVEL: 'debug' });
+      assert.equal(result.code, 8, result.stderr);
+      assert.match(result.stdout, /DATABASE_UNREACHABLE/);
+      assert.match(result.stdout, /127\.0\.0\.1:1/, 'the message says where it tried to connect');
+
+      const { rows } = await catalog.pool.query<{ id: string; status: string; error_code: string; error_message: string }>(
+        `select r.id, r.status, r.error_code, r.error_message from backstop.runs r join backstop.targets t on t.id = r.target_id where t.name = 'unreachable'`,
+      );
+      assert.equal(rows.length, 1);
+      const run = rows[0]!;
+      assert.equal(run.status, 'failed');
+      assert.equal(run.error_code, 'DATABASE_UNREACHABLE');
+      assert.match(run.error_message, /Check that the server is running/);
+
+      const row = JSON.stringify(await runRowJson(run.id));
+      const events = JSON.stringify(await eventsJson(run.id));
+      assert.ok((await eventsJson(run.id)).length >= 3, events);
+      for (const [where, text] of Object.entries({ stdout: result.stdout, stderr: result.stderr, row, events })) {
+        assert.ok(!text.includes(secret), `the password appears in ${where}: ${text}`);
+      }
+    });
+
+    it('no pg_dump to be found: exit 9, the run failed with PG_TOOL_NOT_FOUND and says what to install', TEST_TIMEOUT, async () => {
+      const result = await cli(['backup', source.url, '--target', 'no-tools'], { BACKSTOP_PG_BIN: '/nonexistent', BACKSTOP_PG_BIN_ONLY: 'true' });
+      assert.equal(result.code, 9, result.stderr);
+      assert.match(result.stdout, /PG_TOOL_NOT_FOUND/);
+      const { rows } = await catalog.pool.query<{ status: string; error_code: string; error_message: string; artifact: unknown }>(
+        `select r.status, r.error_code, r.error_message, r.artifact from backstop.runs r join backstop.targets t on t.id = r.target_id where t.name = 'no-tools'`,
+      );
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.status, 'failed');
+      assert.equal(rows[0]!.error_code, 'PG_TOOL_NOT_FOUND');
+      assert.match(rows[0]!.error_message, /Install the PostgreSQL \d+ client \(Debian\/Ubuntu: apt-get install postgresql-client-\d+\)/);
+      assert.match(rows[0]!.error_message, /BACKSTOP_PG_BIN/);
+      assert.equal(rows[0]!.artifact, null);
+    });
+  });
+
+  describe('configuration and catalog', () => {
+    it('invalid settings: exit 2 with every problem listed', TEST_TIMEOUT, async () => {
+      const result = await cli(['runs'], {
+        BACKSTOP_LEASE_TTL: 'abc',
+        BACKSTOP_HEARTBEAT_INTERVAL: '-1',
+        BACKSTOP_REAPER_INTERVAL: '0',
+        BACKSTOP_LOG_LEVEL: 'loud',
+      });
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /\[CONFIG_INVALID\]/);
+      assert.match(result.stderr, /BACKSTOP_LEASE_TTL: must be a positive number of seconds, got "abc"/);
+      assert.match(result.stderr, /BACKSTOP_HEARTBEAT_INTERVAL: must be a positive number of seconds, got "-1"/);
+      assert.match(result.stderr, /BACKSTOP_REAPER_INTERVAL: must be a positive number of seconds, got "0"/);
+      assert.match(result.stderr, /BACKSTOP_LOG_LEVEL/);
+    });
+
+    it('a heartbeat not shorter than the lease TTL: exit 2, reported with the other problems', TEST_TIMEOUT, async () => {
+      const alone = await cli(['runs'], { BACKSTOP_LEASE_TTL: '5', BACKSTOP_HEARTBEAT_INTERVAL: '5' });
+      assert.equal(alone.code, 2, alone.stderr);
+      assert.match(alone.stderr, /BACKSTOP_HEARTBEAT_INTERVAL \(5s\) must be shorter than BACKSTOP_LEASE_TTL \(5s\)/);
+
+      const together = await cli(['runs'], { BACKSTOP_LEASE_TTL: '5', BACKSTOP_HEARTBEAT_INTERVAL: '10', BACKSTOP_START_DEADLINE: 'soon' });
+      assert.equal(together.code, 2, together.stderr);
+      assert.match(together.stderr, /BACKSTOP_START_DEADLINE: must be a positive number of seconds, got "soon"/);
+      assert.match(together.stderr, /BACKSTOP_HEARTBEAT_INTERVAL \(10s\) must be shorter than BACKSTOP_LEASE_TTL \(5s\)/);
+    });
+
+    it('an unreachable catalog: exit 7 with CATALOG_UNAVAILABLE, password redacted', TEST_TIMEOUT, async () => {
+      for (const args of [['runs'], ['trigger', 'anything'], ['run', UNKNOWN_RUN]]) {
+        const result = await cli(args, { BACKSTOP_DATABASE_URL: 'postgres://u:catalogpw@127.0.0.1:1/x' });
+        assert.equal(result.code, 7, `${args.join(' ')}: ${result.stderr}`);
+        assert.match(result.stderr, /\[CATALOG_UNAVAILABLE\]/);
+        assert.match(result.stderr, /Cannot connect to the catalog at postgres:\/\/u:\*{5}@127\.0\.0\.1:1\/x/);
+        assert.ok(!`${result.stdout}${result.stderr}`.includes('catalogpw'), result.stderr);
+      }
+    });
+  });
+
+  describe('targets and listing', () => {
+    it('`trigger` an unknown target: exit 4, nothing queued', TEST_TIMEOUT, async () => {
+      const before = await runCount();
+      const result = await cli(['trigger', 'no-such-target']);
+      assert.equal(result.code, 4, result.stderr);
+      assert.match(result.stderr, /No target named "no-such-target"/);
+      assert.equal(await runCount(), before);
+    });
+
+    it('`target add` with an invalid name: exit 2', TEST_TIMEOUT, async () => {
+      for (const name of ['Bad Name', '.leading-dot', 'UPPER', 'x'.repeat(64)]) {
+        const result = await cli(['target', 'add', name, '--database-url', source.url]);
+        assert.equal(result.code, 2, `${name}: ${result.stderr}`);
+        assert.match(result.stderr, /is not valid: use 1 to 63 lowercase letters/);
+      }
+      const { rowCount } = await catalog.pool.query(`select 1 from backstop.targets where name in ('Bad Name', '.leading-dot', 'UPPER')`);
+      assert.equal(rowCount, 0);
+    });
+
+    it('`target add` twice: exit 5, the first one kept; a run triggered on it is cancelled with `backstop cancel`', TEST_TIMEOUT, async () => {
+      const first = await cli(['target', 'add', 'twice', '--database-url', source.url]);
+      assert.equal(first.code, 0, first.stderr);
+      const second = await cli(['target', 'add', 'twice', '--database-url', 'postgres://other:pw@127.0.0.1:1/other']);
+      assert.equal(second.code, 5, second.stderr);
+      assert.match(second.stderr, /A target named "twice" already exists/);
+      const { rows } = await catalog.pool.query<{ database_url: string }>(`select database_url from backstop.targets where name = 'twice'`);
+      assert.deepEqual(rows, [{ database_url: source.url }]);
+
+      const triggered = await cli(['trigger', 'twice']);
+      assert.equal(triggered.code, 0, triggered.stderr);
+      const runId = triggered.stdout.trim();
+      assert.match(runId, /^[0-9a-f-]{36}$/);
+      const cancelled = await cli(['cancel', runId]);
+      assert.equal(cancelled.code, 0, cancelled.stderr);
+      assert.match(cancelled.stdout, new RegExp(`Run ${runId} cancelled`));
+      const again = await cli(['run', runId]);
+      assert.equal(again.code, 5, again.stderr);
+      assert.match(again.stderr, /already finished as cancelled/);
+    });
+
+    it('`runs --status bogus`: exit 2, lists the valid statuses', TEST_TIMEOUT, async () => {
+      const result = await cli(['runs', '--status', 'bogus']);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /Unknown status "bogus". Use one of: queued, dispatched, running, cancelling, succeeded, failed, cancelled, timed_out/);
+      const limit = await cli(['runs', '--limit', 'lots']);
+      assert.equal(limit.code, 2, limit.stderr);
+    });
+  });
+});
