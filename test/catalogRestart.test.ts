@@ -13,6 +13,8 @@ import { startCli, type CliProcess } from './support/cli.ts';
 import { createSampleDatabase, dumpSessions, holdTableLock, type TestDatabase } from './support/pg.ts';
 import { processesMatching } from './support/processes.ts';
 import { filesUnder } from './support/store.ts';
+import pino from 'pino';
+import { pruneTargets } from '../src/control/pruner.ts';
 import { waitFor } from './support/wait.ts';
 
 /**
@@ -143,7 +145,7 @@ describe('the catalog restarts while a run is finishing', () => {
     assert.match(runner.stdout(), new RegExp(`Run ${run.id} \\(restart-within-lease\\) succeeded`));
   });
 
-  it('down longer than the lease: the runner gives up and removes its artifact; the reaper times the run out', TEST_TIMEOUT, async () => {
+  it('down longer than the lease: the runner gives up, the reaper times the run out, garbage collection removes its files', TEST_TIMEOUT, async () => {
     const leaseTtlSeconds = 3;
     lock = await holdTableLock(source.url, 'orders');
     const run = await queueRun('restart-after-lease');
@@ -158,11 +160,8 @@ describe('the catalog restarts while a run is finishing', () => {
     assert.notEqual(exit.code, 0, runner.stderr().slice(-4000));
     assert.ok(exit.code === 7 || exit.code === 6, `exit ${exit.code}: ${runner.stderr().slice(-4000)}`);
     assert.match(runner.stderr(), /\[(CATALOG_UNAVAILABLE|LEASE_LOST)\]/);
-    assert.deepEqual(
-      (await filesUnder(storeDir)).filter((file) => file.includes(run.id)),
-      [],
-      'the artifact of an attempt the catalog never recorded is deleted',
-    );
+    // The outcome is unknown to the runner (a finalize may have committed with its answer
+    // lost), so it keeps its files rather than risk deleting a recorded backup.
 
     await restartCatalog();
     // The runner never got its outcome through: the run is still "running" until the reaper ends it.
@@ -178,6 +177,10 @@ describe('the catalog restarts while a run is finishing', () => {
     assert.equal(ended.artifact, null);
     assert.deepEqual((await listRunEvents(pool, run.id)).map((event) => event.kind).filter((kind) => kind === 'finished' || kind === 'reaped'), ['reaped']);
     assert.ok(!(await listRuns(pool, { status: 'succeeded' })).some((listed) => listed.id === run.id), 'not listed as a backup');
+    assert.ok((await filesUnder(storeDir)).some((file) => file.includes(run.id) && file.endsWith('manifest.json')), 'kept until collected');
+    // Garbage collection: a prefix whose run is not succeeded goes once past the grace period.
+    const report = await pruneTargets({ db: pool, log: pino({ level: 'silent' }) }, { gracePeriodMs: 0 });
+    assert.equal(report.targets.flatMap((target) => target.error ? [target.error] : []).length, 0);
     assert.ok(!(await filesUnder(storeDir)).some((file) => file.includes(run.id)), 'no manifest or dump of the run in the store');
   });
 });
