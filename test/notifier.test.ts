@@ -241,6 +241,40 @@ describe('notifications', { timeout: 120_000 }, () => {
     assert.equal(everything.received[0]!.headers['x-backstop-signature'], undefined, 'a channel without a secret is not signed');
   });
 
+  it('a failed restore drill is verify_failed, never a backup failure, and does not count for recovery', async () => {
+    const hook = await receiver();
+    await addChannel({ kind: 'webhook', url: hook.url, on: ['failed', 'verify_failed', 'recovered', 'succeeded'] });
+    const { run: backup } = await finish('succeeded');
+    const drill = await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: HOUR, kind: 'verify', subjectRunId: backup.id });
+    const claimed = await claimRunById(catalog.pool, drill.id, { leaseTtlMs: 60_000, claimedBy: 'drill' });
+    await finalizeRun(catalog.pool, {
+      runId: drill.id,
+      leaseId: claimed.leaseId,
+      outcome: 'failed',
+      error: { code: 'VERIFY_MISMATCH', message: 'public.orders: 10 rows restored, 12 in the manifest' },
+    });
+    await finish('succeeded');
+    notifier();
+    await waitFor('three delivered', async () => {
+      const rows = await outbox();
+      return rows.length === 3 && rows.every((row) => row.deliveredAt);
+    });
+    hook.received.sort((a, b) => a.json.deliveryId - b.json.deliveryId);
+    assert.deepEqual(
+      hook.received.map((request) => request.json.event),
+      ['succeeded', 'verify_failed', 'succeeded'],
+    );
+    const failed = hook.received[1]!.json;
+    assert.equal(failed.run.id, drill.id);
+    assert.equal(failed.run.kind, 'verify');
+    assert.equal(failed.run.subjectRunId, backup.id);
+    assert.equal(failed.run.error.code, 'VERIFY_MISMATCH');
+    assert.equal(
+      slackText(failed),
+      `:warning: Restore drill of *app* backup ${backup.id} failed: [VERIFY_MISMATCH] public.orders: 10 rows restored, 12 in the manifest (drill ${drill.id})`,
+    );
+  });
+
   it('Slack gets {text} only, escaped, with the target, outcome and error', async () => {
     const slack = await receiver();
     await addChannel({ kind: 'slack', url: slack.url, on: ['failed', 'succeeded'] });

@@ -11,6 +11,7 @@ import { artifactPrefix } from '../src/core/manifest.ts';
 import { groupArtifactPrefixes, planGarbage, type CatalogRun } from '../src/core/planGarbage.ts';
 import { describeReason, planRetention, validateRetentionPolicy, type RetentionBackup } from '../src/core/planRetention.ts';
 import { markRunPruned } from '../src/db/retention.ts';
+import { createRun, requestCancel } from '../src/db/runs.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
 import { localStore } from '../src/storage/localStore.ts';
 import type { Store } from '../src/storage/store.ts';
@@ -286,6 +287,10 @@ describe('prune against a real catalog and a local store', { timeout: 120_000 },
     const newest = await seed({ daysAgo: 1 });
     assert.equal(await markRunPruned(catalog.pool, newest.id), false);
     assert.equal(await markRunPruned(catalog.pool, verified.id), false);
+    // Nor one a drill is restoring right now.
+    const drill = await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: DAY, kind: 'verify', subjectRunId: older.id });
+    assert.equal(await markRunPruned(catalog.pool, older.id), false);
+    await requestCancel(catalog.pool, drill.id);
     assert.equal(await markRunPruned(catalog.pool, older.id), true);
   });
 

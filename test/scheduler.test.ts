@@ -238,12 +238,33 @@ describe('scheduler against a real catalog', { timeout: 120_000 }, () => {
     assert.equal(result.scheduled.find((slot) => slot.targetId === healthy.id)?.outcome.kind, 'created');
   });
 
-  it('verification drills on a cron: the hook is called once per slot across schedulers', async () => {
+  /** A succeeded backup run of the target, finished now (database time). */
+  const succeededBackup = async (target: TargetRecord): Promise<string> => {
+    const artifact = { storeUrl: 'file:///tmp/x', prefix: 'p/', manifest: { name: 'manifest.json', size: 1, sha256: 'a'.repeat(64) }, files: [] };
+    const { rows } = await catalog.pool.query<{ id: string }>(
+      `insert into backstop.runs (target_id, status, deadline_at, started_at, finished_at, artifact)
+       values ($1, 'succeeded', now() + interval '1 hour', now(), now(), $2) returning id`,
+      [target.id, JSON.stringify(artifact)],
+    );
+    return rows[0]!.id;
+  };
+
+  const drillsOf = async (target: TargetRecord) =>
+    (
+      await catalog.pool.query<{ id: string; subject: string; trigger: string; status: string }>(
+        `select id, subject_run_id as subject, trigger, status from backstop.runs where target_id = $1 and kind = 'verify' order by created_at`,
+        [target.id],
+      )
+    ).rows;
+
+  it('verification drills on a cron: one drill of the newest backup per slot across schedulers', async () => {
     const target = await scheduledTarget('0 0 1 1 *');
     await catalog.pool.query(`update backstop.targets set verification = '{"cron": "*/15 * * * *"}' where id = $1`, [target.id]);
+    await succeededBackup(target);
+    const newest = await succeededBackup(target);
     const due: VerificationSlot[] = [];
-    const onVerificationDue = (slot: VerificationSlot) => {
-      if (slot.targetId === target.id) due.push(slot);
+    const onVerificationDue = (drill: VerificationSlot) => {
+      if (drill.targetId === target.id) due.push(drill);
     };
     const racers = connections.clients.slice(0, 4).map((client) => scheduler(client, { onVerificationDue }));
     const { rows } = await catalog.pool.query<{ since: string }>('select verification_since as since from backstop.targets where id = $1', [target.id]);
@@ -251,7 +272,36 @@ describe('scheduler against a real catalog', { timeout: 120_000 }, () => {
     await Promise.all(racers.map((racer) => racer.tickOnce(slot + 1000)));
     await Promise.all(racers.map((racer) => racer.tickOnce(slot + 2000)));
     assert.equal(due.length, 1);
-    assert.equal(Date.parse(due[0]!.slot), slot);
+    assert.equal(Date.parse(due[0]!.slot!), slot);
+    const drills = await drillsOf(target);
+    assert.deepEqual(
+      drills.map((drill) => [drill.id, drill.subject, drill.trigger, drill.status]),
+      [[due[0]!.runId, newest, 'schedule', 'queued']],
+    );
+  });
+
+  it('verification every Nth backup: one drill of the Nth, across schedulers', async () => {
+    const target = await scheduledTarget('0 0 1 1 *');
+    await succeededBackup(target); // before the policy: does not count
+    await catalog.pool.query(`update backstop.targets set verification = '{"everyNth": 2}' where id = $1`, [target.id]);
+    const racers = connections.clients.slice(0, 3).map((client) => scheduler(client));
+    const tickAll = async () => (await Promise.all(racers.map((racer) => racer.tickOnce()))).flatMap((result) => result.verifications.filter((drill) => drill.targetId === target.id));
+    await succeededBackup(target);
+    assert.deepEqual(await tickAll(), []);
+    const second = await succeededBackup(target);
+    const [drill, ...others] = await tickAll();
+    assert.deepEqual(others, []);
+    assert.equal(drill!.reason, 'everyNth');
+    assert.equal(drill!.subjectRunId, second);
+    assert.deepEqual(await tickAll(), []);
+    await succeededBackup(target);
+    assert.deepEqual(await tickAll(), []);
+    const fourth = await succeededBackup(target);
+    assert.equal((await tickAll())[0]?.subjectRunId, fourth);
+    assert.deepEqual(
+      (await drillsOf(target)).map((row) => row.subject),
+      [second, fourth],
+    );
   });
 });
 

@@ -330,10 +330,15 @@ describe('HTTP API', { timeout: 60_000 }, () => {
     assertError(await api.request('POST', '/api/v1/runs', { rawBody: huge, headers: json }), 413, 'PAYLOAD_TOO_LARGE');
   });
 
-  it('no response body ever contained a secret', () => {
+  it('no response body or log line ever contained a secret or a token', () => {
     assert.ok(api.bodies.length > 50);
-    for (const body of api.bodies) {
-      for (const secret of secrets) assert.ok(!body.includes(secret), `secret ${secret} in a response: ${body.slice(0, 300)}`);
+    assert.ok(api.logs.length > 5);
+    const tokens = Object.values(api.tokens);
+    for (const text of [...api.bodies, ...api.logs]) {
+      for (const secret of secrets) assert.ok(!text.includes(secret), `secret ${secret} in: ${text.slice(0, 300)}`);
+    }
+    for (const line of api.logs) {
+      for (const token of tokens) assert.ok(!line.includes(token), `an API token in a log line: ${line.slice(0, 300)}`);
     }
   });
 });

@@ -205,9 +205,10 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
     assert.match((await api.request('GET', '/metrics', { token: null })).text, /^backstop_scheduler_actions_total\{action="enqueued"\} 1$/m);
   });
 
-  it('no response body or event contained the source database password', async () => {
+  it('no response body, log line or event contained the database password', async () => {
     assert.ok(password.length >= 8);
     for (const body of api.bodies) assert.ok(!body.includes(password), `password in a response: ${body.slice(0, 200)}`);
+    for (const line of api.logs) assert.ok(!line.includes(password), `password in a log line: ${line.slice(0, 200)}`);
     const events = await catalog.pool.query<{ text: string }>('select row_to_json(e)::text as text from backstop.run_events e');
     for (const { text } of events.rows) assert.ok(!text.includes(password), `password in an event: ${text}`);
   });

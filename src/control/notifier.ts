@@ -190,9 +190,9 @@ interface PayloadView {
   target?: { name?: string };
   run?: {
     id?: string;
+    subjectRunId?: string | null;
     error?: { code?: string; message?: string } | null;
     artifact?: { files?: number; bytes?: number } | null;
-    verification?: { error?: { code?: string; message?: string } | null } | null;
   };
   previousStatus?: string | null;
 }
@@ -216,11 +216,8 @@ export function slackText(payload: PayloadView): string {
       return `:white_check_mark: Backup of ${target} recovered: succeeded after a ${escape(payload.previousStatus ?? 'failed')} run${size}${suffix}`;
     case 'succeeded':
       return `:white_check_mark: Backup of ${target} succeeded${size}${suffix}`;
-    case 'verify_failed': {
-      const verifyError = run.verification?.error;
-      const detail = verifyError ? `: [${escape(verifyError.code ?? '')}] ${escape(verifyError.message ?? '')}` : '';
-      return `:warning: Restore drill of a backup of ${target} failed${detail}${suffix}`;
-    }
+    case 'verify_failed':
+      return `:warning: Restore drill of ${target}${run.subjectRunId ? ` backup ${run.subjectRunId}` : ''} failed${error}${run.id ? ` (drill ${run.id})` : ''}`;
     default:
       return `Backup of ${target}: ${escape(payload.event ?? 'event')}${suffix}`;
   }

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.ts';
-import { describeError } from '../core/errors.ts';
+import { BackstopError, describeError } from '../core/errors.ts';
 import { planScheduleSlot } from '../core/scheduleSlots.ts';
 import type { Queryable } from '../db/pool.ts';
-import { claimVerificationSlot, createScheduledRun, listScheduledTargets, type ScheduledRunOutcome } from '../db/schedules.ts';
+import { createScheduledRun, enqueueNthDrill, enqueueScheduledDrill, listScheduledTargets, type ScheduledRunOutcome } from '../db/schedules.ts';
 
 export interface ScheduledSlot {
   targetId: string;
@@ -15,10 +15,16 @@ export interface ScheduledSlot {
   outcome: ScheduledRunOutcome;
 }
 
+/** A verification drill the scheduler queued (or would have: no succeeded backup yet). */
 export interface VerificationSlot {
   targetId: string;
   targetName: string;
-  slot: string;
+  /** `cron`: a slot of verification.cron (ISO 8601 in `slot`); `everyNth`: N more backups succeeded. */
+  reason: 'cron' | 'everyNth';
+  slot: string | null;
+  /** The verification run queued; null when the target has no succeeded backup to drill. */
+  runId: string | null;
+  subjectRunId: string | null;
 }
 
 export interface TickResult {
@@ -37,11 +43,8 @@ export interface SchedulerOptions {
   maxIntervalMs?: number;
   /** Called for every slot a tick settled (created, taken by another scheduler, or skipped). */
   onScheduled?: (slot: ScheduledSlot) => void;
-  /**
-   * Called once per verification slot across all schedulers (targets.verification.cron).
-   * Without it, verification slots are left for a process that has it.
-   */
-  onVerificationDue?: (slot: VerificationSlot) => void | Promise<void>;
+  /** Called for every verification drill this scheduler queued (exactly one scheduler does, per slot). */
+  onVerificationDue?: (drill: VerificationSlot) => void | Promise<void>;
   /** false: no timer, ticks only through tickOnce (tests with an injected clock). Default true. */
   timer?: boolean;
 }
@@ -107,20 +110,35 @@ export function startScheduler(
             onScheduled?.(scheduled);
           }
         }
-        const verifyCron = target.verification?.cron;
-        if (verifyCron && options.onVerificationDue) {
+        const verification = target.verification;
+        const drilled = async (drill: VerificationSlot) => {
+          result.verifications.push(drill);
+          if (drill.runId) log.info({ target: target.name, reason: drill.reason, runId: drill.runId, subjectRunId: drill.subjectRunId }, 'verification drill queued');
+          else log.warn({ target: target.name, reason: drill.reason }, 'verification drill due, but the target has no succeeded backup to verify');
+          await options.onVerificationDue?.(drill);
+        };
+        if (verification?.cron) {
           const decision = planScheduleSlot({
-            cron: verifyCron,
-            timezone: target.verification?.timezone ?? target.schedule?.timezone ?? 'UTC',
+            cron: verification.cron,
+            timezone: verification.timezone ?? target.schedule?.timezone ?? 'UTC',
             after: target.verificationSettledAt,
             now,
           });
           considerNext(decision.nextAt);
-          if (decision.slot !== null && (await claimVerificationSlot(deps.db, { targetId: target.id, slot: decision.slot }))) {
-            const due = { targetId: target.id, targetName: target.name, slot: new Date(decision.slot).toISOString() };
-            result.verifications.push(due);
-            log.info({ target: target.name, slot: due.slot }, 'verification drill due');
-            await options.onVerificationDue(due);
+          if (decision.slot !== null) {
+            const drill = await enqueueScheduledDrill(deps.db, { targetId: target.id, slot: decision.slot, runDeadlineMs: deps.config.runDeadlineMs });
+            if (drill.claimed) {
+              await drilled({ targetId: target.id, targetName: target.name, reason: 'cron', slot: new Date(decision.slot).toISOString(), runId: drill.runId, subjectRunId: drill.subjectRunId });
+            }
+          }
+        }
+        if (verification?.everyNth !== undefined) {
+          if (!Number.isInteger(verification.everyNth) || verification.everyNth < 1) {
+            throw new BackstopError('INVALID_INPUT', `verification.everyNth must be a whole number from 1, got ${JSON.stringify(verification.everyNth)}.`);
+          }
+          const drill = await enqueueNthDrill(deps.db, { targetId: target.id, everyNth: verification.everyNth, runDeadlineMs: deps.config.runDeadlineMs });
+          if (drill.claimed) {
+            await drilled({ targetId: target.id, targetName: target.name, reason: 'everyNth', slot: null, runId: drill.runId, subjectRunId: drill.subjectRunId });
           }
         }
       } catch (error) {

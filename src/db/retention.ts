@@ -21,7 +21,7 @@ export async function listRetainedBackups(db: Queryable, targetId: string): Prom
   const { rows } = await db.query<{ id: string; taken_at: string; verified: boolean; artifact: Artifact; pruned_at: string | null }>(
     `select r.id, ${takenAt} as taken_at, coalesce(r.verification->>'status' = 'passed', false) as verified, r.artifact, r.pruned_at
      from backstop.runs r
-     where r.target_id = $1 and r.status = 'succeeded' and r.artifact is not null
+     where r.target_id = $1 and r.kind = 'backup' and r.status = 'succeeded' and r.artifact is not null
      order by ${takenAt} desc, r.id desc`,
     [targetId],
   );
@@ -32,22 +32,25 @@ export async function listRetainedBackups(db: Queryable, targetId: string): Prom
  * Marks a backup pruned before any of its objects is deleted, so that nothing reading the
  * catalog (restore, verify, the dashboard) picks a backup that is being taken apart. Re-checks
  * in the database, at this instant, that it is neither the newest succeeded backup nor the
- * newest verified one of its target: a run that finished or passed a drill after the plan was
- * made is never deleted on a stale plan. True when the run is (now or already) marked.
+ * newest verified one of its target, and that no drill is restoring it right now: a run that
+ * finished or passed a drill after the plan was made is never deleted on a stale plan, and a
+ * drill never reads a backup being taken apart. True when the run is (now or already) marked.
  */
 export async function markRunPruned(db: Queryable, runId: string): Promise<boolean> {
   const { rowCount } = await db.query(
     `update backstop.runs r set pruned_at = coalesce(r.pruned_at, now())
-     where r.id = $1 and r.status = 'succeeded'
+     where r.id = $1 and r.kind = 'backup' and r.status = 'succeeded'
        and r.id is distinct from (
          select n.id from backstop.runs n
-         where n.target_id = r.target_id and n.status = 'succeeded' and n.artifact is not null and n.pruned_at is null
+         where n.target_id = r.target_id and n.kind = 'backup' and n.status = 'succeeded' and n.artifact is not null and n.pruned_at is null
          order by coalesce(n.started_at, n.created_at) desc, n.id desc limit 1)
        and r.id is distinct from (
          select v.id from backstop.runs v
-         where v.target_id = r.target_id and v.status = 'succeeded' and v.artifact is not null and v.pruned_at is null
+         where v.target_id = r.target_id and v.kind = 'backup' and v.status = 'succeeded' and v.artifact is not null and v.pruned_at is null
            and v.verification->>'status' = 'passed'
-         order by coalesce(v.started_at, v.created_at) desc, v.id desc limit 1)`,
+         order by coalesce(v.started_at, v.created_at) desc, v.id desc limit 1)
+       and not exists (
+         select 1 from backstop.runs d where d.subject_run_id = r.id and d.status in ('queued', 'dispatched', 'running', 'cancelling'))`,
     [runId],
   );
   return (rowCount ?? 0) > 0;

@@ -1,7 +1,7 @@
 import type { Queryable } from './pool.ts';
 import type { ScheduleConfig, VerificationPolicy } from './targets.ts';
 
-/** A target with a schedule or a verification cron, with what the scheduler needs to decide. */
+/** A target with a schedule or a verification policy, with what the scheduler needs to decide. */
 export interface ScheduledTarget {
   id: string;
   name: string;
@@ -18,7 +18,7 @@ export interface ScheduledTargets {
   targets: ScheduledTarget[];
 }
 
-/** Targets with a schedule or a verification cron, read together with the database clock. */
+/** Targets with a schedule or a verification policy, read together with the database clock. */
 export async function listScheduledTargets(db: Queryable): Promise<ScheduledTargets> {
   const { rows } = await db.query<{
     now: string;
@@ -33,7 +33,7 @@ export async function listScheduledTargets(db: Queryable): Promise<ScheduledTarg
        greatest(t.schedule_since, t.schedule_last_slot) as schedule_settled_at,
        greatest(t.verification_since, t.verification_last_slot) as verification_settled_at
      from (select now() as now) n
-     left join backstop.targets t on t.schedule is not null or t.verification ? 'cron'
+     left join backstop.targets t on t.schedule is not null or t.verification ? 'cron' or t.verification ? 'everyNth'
      order by t.name`,
   );
   const now = Date.parse(rows[0]!.now);
@@ -114,16 +114,78 @@ export async function createScheduledRun(
   return { kind: 'taken' };
 }
 
+export interface ScheduledDrill {
+  /** Whether this caller settled the slot (or the Nth backup): true for exactly one caller. */
+  claimed: boolean;
+  /** The verification run created; null when none was (not claimed, or no backup to drill). */
+  runId: string | null;
+  subjectRunId: string | null;
+}
+
+// The backup a drill verifies: the target's newest succeeded one that retention is not taking apart.
+const newestBackup = `select r.id, r.finished_at from backstop.runs r
+  where r.target_id = $1 and r.kind = 'backup' and r.status = 'succeeded' and r.artifact is not null and r.pruned_at is null
+  order by coalesce(r.started_at, r.created_at) desc, r.id desc limit 1`;
+
+const insertDrill = (claimedCte: string, message: string) => `
+  inserted as (
+    insert into backstop.runs (target_id, trigger, exclusive, max_attempts, deadline_at, kind, subject_run_id)
+    select c.id, 'schedule', false, c.max_attempts, now() + $2 * interval '1 millisecond', 'verify', c.subject_id
+    from ${claimedCte} c where c.subject_id is not null
+    returning *
+  ), event as (
+    insert into backstop.run_events (run_id, attempt, kind, status, message)
+    select id, 0, 'created', 'queued', ${message} from inserted
+  ), notified as (
+    select pg_notify('backstop_runs', id::text) from inserted
+  )`;
+
 /**
- * Claims one verification slot of a target for this process: true for exactly one caller per
- * slot (a conditional UPDATE; a concurrent one waits for the row lock and then sees the slot
- * settled). At most once: a drill that then fails to start is not retried for that slot.
+ * Settles one verification cron slot and queues a drill of the newest succeeded backup, in one
+ * statement: exactly one scheduler settles a slot (a concurrent one waits for the row lock,
+ * then sees it settled), and a slot is never settled without its drill being queued.
  */
-export async function claimVerificationSlot(db: Queryable, input: { targetId: string; slot: number }): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `update backstop.targets set verification_last_slot = $2
-     where id = $1 and verification ? 'cron' and (verification_last_slot is null or verification_last_slot < $2)`,
-    [input.targetId, new Date(input.slot).toISOString()],
+export async function enqueueScheduledDrill(db: Queryable, input: { targetId: string; slot: number; runDeadlineMs: number }): Promise<ScheduledDrill> {
+  const { rows } = await db.query<{ claimed: number; run_id: string | null; subject_id: string | null }>(
+    `with subject as (${newestBackup}),
+     claimed as (
+       update backstop.targets t set verification_last_slot = $3::timestamptz
+       where t.id = $1 and t.verification ? 'cron' and (t.verification_last_slot is null or t.verification_last_slot < $3::timestamptz)
+       returning t.id, t.max_attempts, (select id from subject) as subject_id
+     ), ${insertDrill('claimed', `'verification queued by the schedule for ' || backstop.iso_utc($3::timestamptz)`)}
+     select (select count(*) from claimed) as claimed, (select id from inserted) as run_id,
+            (select subject_id from claimed) as subject_id, (select count(*) from notified) as notified`,
+    [input.targetId, input.runDeadlineMs, new Date(input.slot).toISOString()],
   );
-  return (rowCount ?? 0) > 0;
+  const row = rows[0]!;
+  return { claimed: Number(row.claimed) > 0, runId: row.run_id, subjectRunId: row.subject_id };
+}
+
+/**
+ * Verification every Nth backup: once N backups have succeeded since the last one drilled this
+ * way (or since the policy was set), queues a drill of the newest. Exactly once per such
+ * backup across schedulers: the claim is a conditional update of verification_nth_at.
+ */
+export async function enqueueNthDrill(db: Queryable, input: { targetId: string; everyNth: number; runDeadlineMs: number }): Promise<ScheduledDrill> {
+  const { rows } = await db.query<{ claimed: number; run_id: string | null; subject_id: string | null }>(
+    `with counted as (
+       select r.id, r.finished_at, count(*) over () as total,
+              row_number() over (order by r.finished_at desc, r.id desc) as rank
+       from backstop.runs r join backstop.targets t on t.id = r.target_id
+       where r.target_id = $1 and r.kind = 'backup' and r.status = 'succeeded' and r.artifact is not null and r.pruned_at is null
+         and r.finished_at > coalesce(greatest(t.verification_since, t.verification_nth_at), '-infinity')
+     ), due as (
+       select id, finished_at from counted where rank = 1 and total >= $3
+     ), claimed as (
+       update backstop.targets t set verification_nth_at = due.finished_at
+       from due
+       where t.id = $1 and t.verification ? 'everyNth' and (t.verification_nth_at is null or t.verification_nth_at < due.finished_at)
+       returning t.id, t.max_attempts, due.id as subject_id
+     ), ${insertDrill('claimed', `'verification queued: every ' || $3::int || ' backups'`)}
+     select (select count(*) from claimed) as claimed, (select id from inserted) as run_id,
+            (select subject_id from claimed) as subject_id, (select count(*) from notified) as notified`,
+    [input.targetId, input.runDeadlineMs, input.everyNth],
+  );
+  const row = rows[0]!;
+  return { claimed: Number(row.claimed) > 0, runId: row.run_id, subjectRunId: row.subject_id };
 }

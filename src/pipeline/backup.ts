@@ -195,12 +195,15 @@ export async function storeStream(input: StreamToStore): Promise<StoredObject & 
   return { ...stored, uncompressedSize };
 }
 
+/** See coalesceChunks: 1 MiB, the compressor's own chunk size. */
+const COALESCE_BYTES = 1 << 20;
+
 /**
  * A dump tool's stdout, ending with an error instead of a clean end when the tool fails: a
  * dump cut short must never be stored as if it were whole.
  */
 export async function* dumpOutput(dump: PgToolProcess, tool = 'pg_dump'): AsyncGenerator<Buffer> {
-  for await (const chunk of coalesceChunks(dump.child.stdout, Number(process.env.BACKSTOP_COALESCE ?? 0) || 256 * 1024)) yield chunk;
+  for await (const chunk of coalesceChunks(dump.child.stdout, COALESCE_BYTES)) yield chunk;
   const { code, signal, stderr } = await dump.exited;
   if (code !== 0) {
     throw new BackstopError(

@@ -12,6 +12,9 @@ export interface CompressionSettings {
 // 1 MiB output chunks: with zlib's default 16 KiB, zstd level 1 spends a third of its time
 // in per-chunk overhead (measured on a 578 MB dump: 3.6 s vs 2.4 s).
 const CHUNK = 1 << 20;
+// zstd decompression is the other way round: 256 KiB output chunks spooled a 250 MB dump in about
+// half the wall time and a quarter less CPU than 1 MiB ones (bench/backup.ts database, 2 cores).
+const DECOMPRESS_CHUNK = 256 * 1024;
 
 export const defaultCompression: CompressionSettings = { algorithm: 'zstd', level: 1 };
 
@@ -36,7 +39,7 @@ export function createCompressor(settings: CompressionSettings): Transform | nul
 export function createDecompressor(algorithm: CompressionAlgorithm): Transform | null {
   switch (algorithm) {
     case 'zstd':
-      return zlib.createZstdDecompress({ chunkSize: CHUNK });
+      return zlib.createZstdDecompress({ chunkSize: DECOMPRESS_CHUNK });
     case 'gzip':
       return zlib.createGunzip({ chunkSize: CHUNK });
     case 'none':

@@ -16,7 +16,7 @@ import { registerRunRoutes } from './routes/runs.ts';
 import { registerTargetRoutes } from './routes/targets.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
 import { createEventStreams } from './runEventStream.ts';
-import { sharedSchemas } from './schemas.ts';
+import { sharedSchemas } from './responseSchemas.ts';
 import { installValidation } from './validation.ts';
 
 export const BODY_LIMIT = 256 * 1024;

@@ -21,6 +21,8 @@ export interface TestServer {
   tokens: Record<ApiTokenRole, string>;
   /** Every response body this server sent through `request`, for secret greps. */
   bodies: string[];
+  /** Every log line the server wrote (debug level and up), for secret greps. */
+  logs: string[];
   request(method: string, path: string, options?: { token?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<HttpResult>;
   close(): Promise<void>;
 }
@@ -44,7 +46,13 @@ export async function startTestServer(options: TestServerOptions): Promise<TestS
     { ...fastLeaseEnv, BACKSTOP_DATABASE_URL: options.catalogUrl, BACKSTOP_LOG_LEVEL: 'silent', ...options.env },
     repoRoot,
   );
-  const log = pino({ level: process.env.BACKSTOP_TEST_SERVER_LOG ?? 'silent' });
+  const logs: string[] = [];
+  const log = pino({ level: 'debug' }, {
+    write(line: string) {
+      logs.push(line);
+      if (process.env.BACKSTOP_TEST_SERVER_LOG) process.stderr.write(line);
+    },
+  });
   const pool = createPool(options.catalogUrl, { max: 10 });
   let server: RunningServer;
   try {
@@ -75,6 +83,7 @@ export async function startTestServer(options: TestServerOptions): Promise<TestS
     pool,
     tokens,
     bodies,
+    logs,
     async request(method, path, request = {}) {
       const headers: Record<string, string> = { ...request.headers };
       const token = request.token === undefined ? tokens.admin : request.token;

@@ -6,9 +6,12 @@
 -- that carried the slots (runs.schedule_slot alone would then forget them and recreate them).
 alter table backstop.targets add column schedule_since timestamptz;
 alter table backstop.targets add column schedule_last_slot timestamptz;
--- The same for verification drills on a cron ({"cron": …} in targets.verification).
+-- The same for verification drills on a cron ({"cron": …} in targets.verification), and for
+-- drills every Nth backup ({"everyNth": N}): verification_nth_at is when the backup last
+-- drilled that way finished; successes after it count towards the next drill.
 alter table backstop.targets add column verification_since timestamptz;
 alter table backstop.targets add column verification_last_slot timestamptz;
+alter table backstop.targets add column verification_nth_at timestamptz;
 
 update backstop.targets set schedule_since = now() where schedule is not null;
 update backstop.targets set verification_since = now() where verification is not null;
@@ -40,6 +43,10 @@ $$;
 -- through an UPDATE of status, so this sees them all. Channel URLs and secrets stay in
 -- targets.notifications; the payload never holds them.
 --
+-- A verification drill is a run too (runs.kind = 'verify', migration 005): its failure or
+-- timeout is the `verify_failed` event, and drills never count for `recovered`. The kind is
+-- read through to_jsonb(row) because this function predates the column.
+--
 -- Hazard: this runs inside the run's own transition. Nothing in it may make that transition
 -- fail (a malformed channel list, say), so every error is caught and turned into a warning:
 -- a lost notification is bad, a run that cannot end is worse.
@@ -52,7 +59,7 @@ declare
   event text;
   previous_status text;
   payload jsonb;
-  kind text := coalesce(tg_argv[0], 'status');
+  run_kind text := coalesce(to_jsonb(new)->>'kind', 'backup');
 begin
   begin
     select t.id, t.name, t.notifications into target_row from backstop.targets t where t.id = new.target_id;
@@ -60,10 +67,12 @@ begin
        or jsonb_array_length(target_row.notifications) = 0 then
       return null;
     end if;
-    if kind = 'status' and new.status = 'succeeded' then
-      -- Recovery: the previous meaningful outcome of this target (cancellations do not count).
+    if run_kind = 'backup' and new.status = 'succeeded' then
+      -- Recovery: the previous meaningful outcome of this target's backups (cancellations
+      -- and drills do not count).
       select r.status into previous_status from backstop.runs r
       where r.target_id = new.target_id and r.id <> new.id and r.status in ('succeeded', 'failed', 'timed_out')
+        and coalesce(to_jsonb(r)->>'kind', 'backup') = 'backup'
       order by r.finished_at desc nulls last, r.created_at desc
       limit 1;
     end if;
@@ -71,6 +80,8 @@ begin
       'target', jsonb_build_object('id', target_row.id, 'name', target_row.name),
       'run', jsonb_build_object(
         'id', new.id,
+        'kind', run_kind,
+        'subjectRunId', to_jsonb(new)->'subject_run_id',
         'status', new.status,
         'trigger', new.trigger,
         'attempt', new.attempt,
@@ -84,18 +95,14 @@ begin
           'storeUrl', new.artifact->'storeUrl',
           'prefix', new.artifact->'prefix',
           'files', jsonb_array_length(coalesce(new.artifact->'files', '[]'::jsonb)),
-          'bytes', (select coalesce(sum((f->>'size')::bigint), 0) from jsonb_array_elements(coalesce(new.artifact->'files', '[]'::jsonb)) f)) end,
-        'verification', case when kind = 'verification' then jsonb_build_object(
-          'status', new.verification->'status',
-          'at', new.verification->'at',
-          'error', new.verification->'error') else null end),
+          'bytes', (select coalesce(sum((f->>'size')::bigint), 0) from jsonb_array_elements(coalesce(new.artifact->'files', '[]'::jsonb)) f)) end),
       'previousStatus', previous_status,
       'at', backstop.iso_utc(now()));
     for channel in select value from jsonb_array_elements(target_row.notifications) loop
       wanted := coalesce(channel->'on', '["failed", "timed_out", "recovered"]'::jsonb);
       event := null;
-      if kind = 'verification' then
-        if wanted ? 'verify_failed' then event := 'verify_failed'; end if;
+      if run_kind <> 'backup' then
+        if new.status in ('failed', 'timed_out') and wanted ? 'verify_failed' then event := 'verify_failed'; end if;
       elsif new.status = 'succeeded' then
         if previous_status in ('failed', 'timed_out') and wanted ? 'recovered' then
           event := 'recovered';
@@ -121,13 +128,7 @@ create trigger runs_notify_on_terminal_status
   after update of status on backstop.runs
   for each row
   when (old.status is distinct from new.status and new.status in ('succeeded', 'failed', 'cancelled', 'timed_out'))
-  execute function backstop.enqueue_run_notifications('status');
+  execute function backstop.enqueue_run_notifications();
 
-create trigger runs_notify_on_failed_verification
-  after update of verification on backstop.runs
-  for each row
-  when (new.verification->>'status' = 'failed' and old.verification is distinct from new.verification)
-  execute function backstop.enqueue_run_notifications('verification');
-
--- The notifier claims due rows by pushing next_attempt_at forward; this index serves it.
+-- Foreign key of notifications.run_id (on delete set null): deleting pruned runs needs it.
 create index notifications_by_run on backstop.notifications (run_id);

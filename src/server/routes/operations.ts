@@ -3,7 +3,7 @@ import { BackstopError } from '../../core/errors.ts';
 import { BACKSTOP_VERSION } from '../../core/version.ts';
 import type { ServerContext } from '../context.ts';
 import { sendError } from '../httpErrors.ts';
-import { ref } from '../schemas.ts';
+import { ref } from '../responseSchemas.ts';
 
 const READY_TIMEOUT_MS = 2_000;
 const tags = ['operations'];

@@ -8,7 +8,8 @@ import { restoreArtifact } from '../../pipeline/restore.ts';
 import { openStore } from '../../storage/openStore.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
-import { errorResponses, ref, restoreBody, runParams } from '../schemas.ts';
+import { restoreBody, runParams } from '../requestSchemas.ts';
+import { errorResponses, ref } from '../responseSchemas.ts';
 
 interface RestoreBody {
   databaseUrl: string;

@@ -4,7 +4,8 @@ import type { RunnerOutcome } from '../../core/runState.ts';
 import { appendRunnerEvent, claimRunById, finalizeRun, getRun, renewLease, type Artifact } from '../../db/runs.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
-import { claimBody, errorResponses, finalizeBody, heartbeatBody, ref, runParams, runnerEventBody } from '../schemas.ts';
+import { claimBody, finalizeBody, heartbeatBody, runParams, runnerEventBody } from '../requestSchemas.ts';
+import { errorResponses, ref } from '../responseSchemas.ts';
 
 /**
  * The remote runner's side of the lifecycle, over HTTP: the same fenced SQL a worker uses.

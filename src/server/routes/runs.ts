@@ -8,7 +8,8 @@ import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { decodeRunCursor, encodeRunCursor } from '../runCursor.ts';
 import { eventJson } from '../runEventStream.ts';
-import { errorResponses, ref, runCreateBody, runListQuery, runParams } from '../schemas.ts';
+import { runCreateBody, runListQuery, runParams } from '../requestSchemas.ts';
+import { errorResponses, ref } from '../responseSchemas.ts';
 
 const tags = ['runs'];
 

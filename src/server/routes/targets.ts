@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { withTransaction } from '../../db/pool.ts';
 import { createTarget, deleteTarget, getTarget, listTargets, lockTargetForUpdate, updateTarget } from '../../db/targets.ts';
 import type { ServerContext } from '../context.ts';
-import { errorResponses, ref, targetCreateBody, targetParams, targetUpdateBody } from '../schemas.ts';
+import { targetCreateBody, targetParams, targetUpdateBody } from '../requestSchemas.ts';
+import { errorResponses, ref } from '../responseSchemas.ts';
 import { checkTargetFields, newTargetFrom, type TargetBody } from '../targetInput.ts';
 
 const tags = ['targets'];

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { createApiToken, listApiTokens, revokeApiToken, type ApiTokenRole } from '../../db/tokens.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
-import { apiTokenSchema, errorResponses, ref, tokenCreateBody, tokenParams } from '../schemas.ts';
+import { tokenCreateBody, tokenParams } from '../requestSchemas.ts';
+import { apiTokenSchema, errorResponses, ref } from '../responseSchemas.ts';
 
 const tags = ['tokens'];
 

@@ -1,212 +1,19 @@
 import { backupProfiles } from '../core/manifest.ts';
 import { runnerOutcomes, runStatuses } from '../core/runState.ts';
 import { apiTokenRoles } from '../db/tokens.ts';
+import { artifactBody, nullable, runKinds, uuid } from './responseSchemas.ts';
 
 /**
- * JSON Schemas of the API: they validate requests (bodies without type coercion), serialize
- * responses (an allow-list: a field not listed here never leaves the server, which is the
- * second line of defence for secrets) and generate /api/openapi.json.
+ * Request schemas of the API: path parameters, query strings and bodies. Bodies are validated
+ * without type coercion and refuse unknown properties (see validation.ts); what JSON Schema
+ * cannot say (URLs, cron, time zones, age keys) is checked in targetInput.ts. The `examples`
+ * are valid requests: the property test in test/server.property.test.ts breaks them.
  */
 
 export const MAX_PAGE_SIZE = 200;
 export const MAX_OFFSET = 10_000;
-
-const notificationEvents = ['failed', 'timed_out', 'succeeded', 'recovered', 'cancelled', 'verify_failed'] as const;
-const runKinds = ['backup', 'verify'] as const;
-
-const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
-const dateTime = { type: 'string', format: 'date-time' } as const;
-const nullableDateTime = { type: ['string', 'null'], format: 'date-time' } as const;
-const freeObject = { type: 'object', additionalProperties: true } as const;
-
 export const TARGET_NAME_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,62}$';
-const uuid = { type: 'string', format: 'uuid' } as const;
-
-// ---------- shared response schemas (registered with addSchema, referenced as 'Name#') ----------
-
-export const errorSchema = {
-  $id: 'Error',
-  type: 'object',
-  description: 'Every error response. `code` is stable (see src/core/errors.ts); `message` says what to do next.',
-  required: ['error'],
-  properties: {
-    error: {
-      type: 'object',
-      required: ['code', 'message'],
-      properties: { code: { type: 'string' }, message: { type: 'string' } },
-    },
-  },
-} as const;
-
-const artifactFile = {
-  type: 'object',
-  required: ['name', 'size', 'sha256'],
-  additionalProperties: false,
-  properties: {
-    name: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[A-Za-z0-9._-]+$' },
-    size: { type: 'integer', minimum: 0 },
-    sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-  },
-} as const;
-
-/** An artifact as the catalog records it; also what a remote runner sends to finalize. */
-export const artifactBody = {
-  type: 'object',
-  required: ['storeUrl', 'prefix', 'manifest', 'files'],
-  additionalProperties: false,
-  properties: {
-    storeUrl: { type: 'string', minLength: 1, maxLength: 2048 },
-    prefix: { type: 'string', minLength: 1, maxLength: 1024 },
-    manifest: artifactFile,
-    files: { type: 'array', minItems: 1, maxItems: 100, items: artifactFile },
-  },
-} as const;
-
-export const runSchema = {
-  $id: 'Run',
-  type: 'object',
-  description: 'A backup run or a verification drill. Times are the catalog database clock.',
-  required: ['id', 'kind', 'targetId', 'targetName', 'status', 'trigger', 'attempt', 'maxAttempts', 'deadlineAt', 'createdAt'],
-  properties: {
-    id: uuid,
-    kind: { type: 'string', enum: runKinds },
-    subjectRunId: { type: ['string', 'null'], description: 'For a verification: the backup run it verifies.' },
-    targetId: uuid,
-    targetName: { type: 'string' },
-    status: { type: 'string', enum: runStatuses },
-    trigger: { type: 'string' },
-    attempt: { type: 'integer' },
-    maxAttempts: { type: 'integer' },
-    leaseExpiresAt: nullableDateTime,
-    heartbeatAt: nullableDateTime,
-    claimedBy: { type: ['string', 'null'] },
-    startDeadlineAt: nullableDateTime,
-    deadlineAt: dateTime,
-    cancelRequestedAt: nullableDateTime,
-    createdAt: dateTime,
-    startedAt: nullableDateTime,
-    finishedAt: nullableDateTime,
-    error: nullable({
-      type: 'object',
-      required: ['code', 'message'],
-      properties: { code: { type: 'string' }, message: { type: 'string' } },
-    }),
-    progress: nullable(freeObject),
-    artifact: nullable(artifactBody),
-    executor: nullable(freeObject),
-    verification: nullable(freeObject),
-  },
-} as const;
-
-export const runEventSchema = {
-  $id: 'RunEvent',
-  type: 'object',
-  required: ['id', 'runId', 'at', 'attempt', 'kind'],
-  properties: {
-    id: { type: 'integer', description: 'Increasing; the SSE event id.' },
-    runId: uuid,
-    at: dateTime,
-    attempt: { type: 'integer' },
-    kind: { type: 'string' },
-    status: { type: ['string', 'null'] },
-    message: { type: ['string', 'null'] },
-    data: nullable(freeObject),
-  },
-} as const;
-
-const scheduleView = {
-  type: 'object',
-  required: ['cron', 'timezone'],
-  properties: { cron: { type: 'string' }, timezone: { type: 'string' } },
-} as const;
-
-export const targetSchema = {
-  $id: 'Target',
-  type: 'object',
-  description: 'A database to back up. Its database URL and notification URLs and secrets are write-only.',
-  required: ['id', 'name', 'storeUrl', 'options', 'exclusive', 'maxAttempts', 'notifications', 'createdAt', 'updatedAt'],
-  properties: {
-    id: uuid,
-    name: { type: 'string' },
-    storeUrl: { type: 'string' },
-    options: {
-      type: 'object',
-      properties: {
-        compression: { type: 'string' },
-        encryptTo: { type: 'array', items: { type: 'string' } },
-        profile: { type: 'string' },
-        checksums: { type: 'boolean' },
-      },
-    },
-    exclusive: { type: 'boolean' },
-    maxAttempts: { type: 'integer' },
-    schedule: nullable(scheduleView),
-    retention: nullable({
-      type: 'object',
-      properties: { keepLast: { type: 'integer' }, daily: { type: 'integer' }, weekly: { type: 'integer' }, monthly: { type: 'integer' } },
-    }),
-    verification: nullable({
-      type: 'object',
-      properties: {
-        everyNth: { type: 'integer' },
-        cron: { type: 'string' },
-        timezone: { type: 'string' },
-        checksums: { type: 'boolean' },
-      },
-    }),
-    notifications: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['id', 'kind', 'on', 'signed'],
-        properties: {
-          id: { type: 'string' },
-          kind: { type: 'string' },
-          on: { type: 'array', items: { type: 'string' } },
-          signed: { type: 'boolean', description: 'Whether deliveries are signed with a secret (the secret is never shown).' },
-        },
-      },
-    },
-    executor: nullable({
-      type: 'object',
-      properties: {
-        kind: { type: 'string' },
-        owner: { type: 'string' },
-        repo: { type: 'string' },
-        workflow: { type: 'string' },
-        ref: { type: 'string' },
-      },
-    }),
-    createdAt: dateTime,
-    updatedAt: dateTime,
-  },
-} as const;
-
-export const apiTokenSchema = {
-  $id: 'ApiToken',
-  type: 'object',
-  required: ['id', 'name', 'role', 'createdAt'],
-  properties: {
-    id: uuid,
-    name: { type: 'string' },
-    role: { type: 'string', enum: apiTokenRoles },
-    createdAt: dateTime,
-    lastUsedAt: nullableDateTime,
-    revokedAt: nullableDateTime,
-  },
-} as const;
-
-export const sharedSchemas = [errorSchema, runSchema, runEventSchema, targetSchema, apiTokenSchema];
-
-export const ref = (id: string) => ({ $ref: `${id}#` });
-
-/** Error responses every route can give. */
-export const errorResponses = {
-  '4xx': { description: 'The request was refused; see error.code.', ...ref('Error') },
-  '5xx': { description: 'The server or the catalog failed; see error.code.', ...ref('Error') },
-} as const;
-
-// ---------- parameters ----------
+const notificationEvents = ['failed', 'timed_out', 'succeeded', 'recovered', 'cancelled', 'verify_failed'] as const;
 
 export const runParams = {
   type: 'object',
@@ -247,8 +54,6 @@ export const runListQuery = {
     offset: { type: 'integer', minimum: 0, maximum: MAX_OFFSET, description: 'Skip this many runs (instead of a cursor).' },
   },
 } as const;
-
-// ---------- request bodies ----------
 
 const cronSchedule = {
   type: 'object',

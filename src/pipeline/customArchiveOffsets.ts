@@ -1,0 +1,272 @@
+import fs from 'node:fs/promises';
+
+/**
+ * Data offsets for a pg_dump custom-format archive that was written to a pipe.
+ *
+ * pg_dump writes the table of contents before the data. Each entry has a slot for the offset
+ * of its data block, filled in only when the output is seekable: pg_dump then rewrites the TOC
+ * at the end. Backstop always dumps to a pipe, so its archives say "offset not set" for every
+ * table, and each `pg_restore --jobs` worker finds a table's data by skipping over every block
+ * before it, one length header per row (an uncompressed dump holds one chunk per row). On the
+ * bench database a 250 MB archive restored with --jobs=2 in 26 s from a pipe-written file
+ * against 17.5 s from one written by `pg_dump -f`.
+ *
+ * `CustomArchiveScanner` follows the plain archive as it is spooled, notes where each data
+ * block starts, and `writeDataOffsets` fills those slots in the spool file in place, exactly
+ * as pg_dump does for a seekable output. Anything unexpected makes the scanner give up, and
+ * the spool is then left as it was: pg_restore reads it either way, only more slowly.
+ *
+ * Format: src/bin/pg_dump/pg_backup_archiver.c (WriteHead, WriteToc) and pg_backup_custom.c.
+ */
+
+const MAGIC = Buffer.from('PGDMP', 'latin1');
+const K_VERS_1_10 = version(1, 10, 0);
+const K_VERS_1_14 = version(1, 14, 0);
+const K_VERS_1_15 = version(1, 15, 0);
+const K_VERS_1_16 = version(1, 16, 0);
+const ARCHIVE_CUSTOM = 1;
+const BLK_DATA = 1;
+const BLK_BLOBS = 3;
+const K_OFFSET_POS_NOT_SET = 1;
+const K_OFFSET_POS_SET = 2;
+/** A TOC larger than this is not buffered: the archive is then left without offsets. */
+const MAX_TOC_BYTES = 16 * 1024 * 1024;
+
+function version(major: number, minor: number, rev: number): number {
+  return (major * 256 + minor) * 256 + rev;
+}
+
+interface TocSlot {
+  dumpId: number;
+  /** File position of the entry's offset flag byte; the offset's bytes follow it. */
+  position: number;
+}
+
+interface Toc {
+  intSize: number;
+  offSize: number;
+  /** Entries whose data offset is "not set". */
+  slots: TocSlot[];
+  /** Where the data blocks start. */
+  end: number;
+}
+
+class Truncated extends Error {}
+class Unsupported extends Error {}
+
+/** Parses the header and TOC from the start of the archive; throws Truncated when more bytes are needed. */
+function parseToc(buffer: Buffer): Toc {
+  let at = 0;
+  const need = (n: number) => {
+    if (at + n > buffer.length) throw new Truncated();
+  };
+  const byte = () => {
+    need(1);
+    return buffer[at++]!;
+  };
+  need(MAGIC.length);
+  if (!buffer.subarray(0, MAGIC.length).equals(MAGIC)) throw new Unsupported('not a custom-format archive');
+  at = MAGIC.length;
+  const archiveVersion = version(byte(), byte(), byte());
+  const intSize = byte();
+  const offSize = byte();
+  const format = byte();
+  if (archiveVersion < K_VERS_1_10 || archiveVersion > K_VERS_1_16 + 255) throw new Unsupported('archive version');
+  if (format !== ARCHIVE_CUSTOM || intSize < 1 || intSize > 8 || offSize < 1 || offSize > 8) throw new Unsupported('archive layout');
+  const int = (): number => {
+    need(1 + intSize);
+    const negative = buffer[at++] !== 0;
+    let value = 0;
+    for (let i = 0; i < intSize; i++) value += buffer[at++]! * 2 ** (8 * i);
+    return negative ? -value : value;
+  };
+  const skipString = () => {
+    const length = int();
+    if (length > 0) {
+      need(length);
+      at += length;
+    }
+    return length;
+  };
+  if (archiveVersion >= K_VERS_1_15) byte();
+  else int();
+  for (let i = 0; i < 7; i++) int();
+  for (let i = 0; i < 3; i++) skipString();
+
+  const count = int();
+  if (count < 0) throw new Unsupported('TOC entry count');
+  const slots: TocSlot[] = [];
+  for (let entry = 0; entry < count; entry++) {
+    const dumpId = int();
+    int(); // had a data dumper
+    for (let i = 0; i < 4; i++) skipString(); // table oid, oid, tag, desc
+    int(); // section
+    for (let i = 0; i < 5; i++) skipString(); // defn, dropStmt, copyStmt, namespace, tablespace
+    if (archiveVersion >= K_VERS_1_14) skipString(); // tableam
+    if (archiveVersion >= K_VERS_1_16) int(); // relkind
+    skipString(); // owner
+    skipString(); // "false": with oids
+    while (skipString() >= 0); // dependencies, ended by a null string (length -1)
+    need(1 + offSize);
+    if (buffer[at] === K_OFFSET_POS_NOT_SET) slots.push({ dumpId, position: at });
+    at += 1 + offSize;
+  }
+  return { intSize, offSize, slots, end: at };
+}
+
+type Expecting = 'dumpId' | 'chunkLength' | 'objectId';
+
+/** Follows a custom-format archive as it streams past; see the top of this file. */
+export class CustomArchiveScanner {
+  #failed = false;
+  #position = 0;
+  #tocBuffer: Buffer[] = [];
+  #tocBytes = 0;
+  #toc: Toc | null = null;
+  /** Data block start by dump id. */
+  readonly #blocks = new Map<number, number>();
+  // The block scanner's state: reading a block type, an integer, or skipping a chunk's bytes.
+  #state: 'type' | 'int' | 'skip' = 'type';
+  #expecting: Expecting = 'dumpId';
+  #inLargeObjects = false;
+  #blockStart = 0;
+  #skip = 0;
+  #int: number[] = [];
+
+  write(chunk: Buffer): void {
+    if (this.#failed) return;
+    try {
+      let start = 0;
+      if (this.#toc === null) {
+        this.#tocBuffer.push(chunk);
+        this.#tocBytes += chunk.length;
+        const buffered = Buffer.concat(this.#tocBuffer, this.#tocBytes);
+        this.#tocBuffer = [buffered];
+        let toc: Toc;
+        try {
+          toc = parseToc(buffered);
+        } catch (error) {
+          if (!(error instanceof Truncated) || this.#tocBytes > MAX_TOC_BYTES) throw error;
+          this.#position += chunk.length;
+          return;
+        }
+        this.#toc = toc;
+        this.#tocBuffer = [];
+        start = chunk.length - (this.#tocBytes - toc.end);
+      }
+      this.#scan(chunk, start, this.#toc.intSize);
+      this.#position += chunk.length;
+    } catch {
+      this.#failed = true;
+      this.#tocBuffer = [];
+    }
+  }
+
+  #scan(chunk: Buffer, start: number, intSize: number): void {
+    let i = start;
+    while (i < chunk.length) {
+      if (this.#state === 'skip') {
+        const n = Math.min(this.#skip, chunk.length - i);
+        i += n;
+        this.#skip -= n;
+        if (this.#skip === 0) this.#readInt('chunkLength');
+      } else if (this.#state === 'type') {
+        const type = chunk[i]!;
+        if (type !== BLK_DATA && type !== BLK_BLOBS) throw new Unsupported(`block type ${type}`);
+        this.#blockStart = this.#position + i;
+        this.#inLargeObjects = type === BLK_BLOBS;
+        i++;
+        this.#readInt('dumpId');
+      } else {
+        let value: number;
+        if (this.#int.length === 0 && i + 1 + intSize <= chunk.length) {
+          value = decodeInt(chunk, i, intSize);
+          i += 1 + intSize;
+        } else {
+          while (this.#int.length < 1 + intSize && i < chunk.length) this.#int.push(chunk[i++]!);
+          if (this.#int.length < 1 + intSize) return;
+          value = decodeInt(Buffer.from(this.#int), 0, intSize);
+          this.#int = [];
+        }
+        this.#onInt(value);
+      }
+    }
+  }
+
+  #readInt(expecting: Expecting): void {
+    this.#state = 'int';
+    this.#expecting = expecting;
+  }
+
+  #onInt(value: number): void {
+    switch (this.#expecting) {
+      case 'dumpId':
+        if (value <= 0 || this.#blocks.has(value)) throw new Unsupported('data block id');
+        this.#blocks.set(value, this.#blockStart);
+        this.#readInt(this.#inLargeObjects ? 'objectId' : 'chunkLength');
+        return;
+      case 'objectId':
+        if (value === 0) this.#state = 'type';
+        else this.#readInt('chunkLength');
+        return;
+      case 'chunkLength':
+        if (value < 0) throw new Unsupported('chunk length');
+        if (value > 0) {
+          this.#state = 'skip';
+          this.#skip = value;
+        } else if (this.#inLargeObjects) {
+          this.#readInt('objectId');
+        } else {
+          this.#state = 'type';
+        }
+    }
+  }
+
+  /** The offsets to fill in, or none when the archive could not be followed to a clean end. */
+  offsets(): { offSize: number; intSize: number; slots: Array<TocSlot & { offset: number }> } | null {
+    if (this.#failed || this.#toc === null || this.#state !== 'type') return null;
+    const slots = this.#toc.slots.flatMap((slot) => {
+      const offset = this.#blocks.get(slot.dumpId);
+      return offset === undefined ? [] : [{ ...slot, offset }];
+    });
+    return { offSize: this.#toc.offSize, intSize: this.#toc.intSize, slots };
+  }
+}
+
+function decodeInt(buffer: Buffer, at: number, intSize: number): number {
+  let value = 0;
+  for (let i = 0; i < intSize; i++) value += buffer[at + 1 + i]! * 2 ** (8 * i);
+  return buffer[at] !== 0 ? -value : value;
+}
+
+/**
+ * Fills the scanned offsets into the archive at `file`. Each offset is checked against the
+ * file first (a data block of that entry must start there); on any mismatch nothing is written.
+ * Returns how many entries were filled in.
+ */
+export async function writeDataOffsets(file: string, scanner: CustomArchiveScanner): Promise<number> {
+  const found = scanner.offsets();
+  if (found === null || found.slots.length === 0) return 0;
+  const handle = await fs.open(file, 'r+');
+  try {
+    const header = Buffer.alloc(2 + found.intSize);
+    for (const slot of found.slots) {
+      const { bytesRead } = await handle.read(header, 0, header.length, slot.offset);
+      const type = header[0];
+      if (bytesRead !== header.length || (type !== BLK_DATA && type !== BLK_BLOBS) || decodeInt(header, 1, found.intSize) !== slot.dumpId) return 0;
+    }
+    for (const slot of found.slots) {
+      const field = Buffer.alloc(1 + found.offSize);
+      field[0] = K_OFFSET_POS_SET;
+      let rest = slot.offset;
+      for (let i = 0; i < found.offSize; i++) {
+        field[1 + i] = rest % 256;
+        rest = Math.floor(rest / 256);
+      }
+      await handle.write(field, 0, field.length, slot.position);
+    }
+    return found.slots.length;
+  } finally {
+    await handle.close();
+  }
+}
