@@ -53,6 +53,15 @@ export const configSchema = z.object({
       return parsed;
     })
     .describe('At most this many runs executing at once across all workers on this catalog. Default: no global limit.'),
+  BACKSTOP_GITHUB_TOKEN: z
+    .string()
+    .optional()
+    .describe('Token (classic `repo`, or fine-grained / App "Actions: write") to dispatch and cancel runs of targets executed on GitHub Actions.'),
+  BACKSTOP_GITHUB_API_URL: z
+    .string()
+    .url()
+    .optional()
+    .describe('GitHub API base URL: https://api.github.com (default), or https://HOST/api/v3 for GitHub Enterprise Server.'),
   BACKSTOP_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -72,6 +81,7 @@ export interface Config {
   pgTools: { dirs: string[]; only: boolean };
   scratchUrl: string | undefined;
   maxRunning: number | undefined;
+  github: { token: string; apiUrl: string } | null;
   identityFile: string | undefined;
   logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
 }
@@ -118,6 +128,9 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
     runDeadlineMs: values.BACKSTOP_RUN_DEADLINE * 1000,
     scratchUrl: values.BACKSTOP_SCRATCH_URL || undefined,
     maxRunning: values.BACKSTOP_MAX_RUNNING,
+    github: values.BACKSTOP_GITHUB_TOKEN
+      ? { token: values.BACKSTOP_GITHUB_TOKEN, apiUrl: values.BACKSTOP_GITHUB_API_URL ?? 'https://api.github.com' }
+      : null,
     identityFile: values.BACKSTOP_IDENTITY_FILE || undefined,
     pgTools: {
       dirs: (values.BACKSTOP_PG_BIN ?? '').split(':').filter(Boolean),

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { BackstopError } from '../../core/errors.ts';
 import { backupProfiles, type BackupProfile } from '../../core/manifest.ts';
-import type { TargetOptions } from '../../db/targets.ts';
+import type { GithubExecutorConfig, TargetOptions } from '../../db/targets.ts';
 
 /** Store URLs are kept absolute so that a target means the same thing from any folder. */
 export function storeUrlFor(store: string): string {
@@ -27,4 +27,15 @@ export function targetOptions(compression: string | undefined, encryptTo: string
     ...(encryptTo.length > 0 ? { encryptTo } : {}),
     ...(profile ? { profile } : {}),
   };
+}
+
+/** `--github OWNER/REPO` with its workflow and ref, checked before anything is stored. */
+export function githubExecutorConfig(repository: string, workflow: string, ref: string): GithubExecutorConfig {
+  const match = /^([A-Za-z0-9-]{1,39})\/([A-Za-z0-9._-]{1,100})$/.exec(repository);
+  if (!match) throw new BackstopError('INVALID_INPUT', `--github must be OWNER/REPO, got "${repository}".`);
+  if (!/^[A-Za-z0-9._-]+\.ya?ml$/.test(workflow)) {
+    throw new BackstopError('INVALID_INPUT', `--github-workflow must be a workflow file name such as backstop-backup.yml, got "${workflow}".`);
+  }
+  if (!ref.trim()) throw new BackstopError('INVALID_INPUT', '--github-ref must name a branch or tag.');
+  return { kind: 'github', owner: match[1]!, repo: match[2]!, workflow, ref };
 }

@@ -6,7 +6,7 @@ import { createTarget, getTarget, listTargets, updateTargetPolicies, type Target
 import { parseRecipient } from '../../pipeline/age.ts';
 import { parseCompression } from '../../pipeline/compression.ts';
 import { addPolicyOptions, describePolicies, parsePolicyOptions, type PolicyOptions } from './schedule.ts';
-import { collect, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
+import { collect, githubExecutorConfig, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
 
@@ -37,11 +37,27 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .option('--encrypt-to <recipient>', 'age recipient (age1…) to encrypt to; repeatable', collect, [])
     .option('--profile <profile>', 'default (one pg_dump archive) or supabase (roles, schema and data files, as `supabase db dump` splits them)')
     .option('--max-attempts <n>', 'attempts per run when a runner dies (1 = no retry)', '1')
+    .option('--checksums', 'record a content checksum per table at dump time, for `verify --checksums`')
+    .option('--github <owner/repo>', 'run its backups on GitHub Actions in this repository (see `backstop init github`)')
+    .option('--github-workflow <file>', 'workflow file name', 'backstop-backup.yml')
+    .option('--github-ref <ref>', 'branch or tag the workflow runs on', 'main')
     .option('--json', 'print the target as JSON');
   addPolicyOptions(add).action(
     async (
       name: string,
-      options: PolicyOptions & { databaseUrl: string; store?: string; compression?: string; encryptTo: string[]; profile?: string; maxAttempts: string; json?: boolean },
+      options: PolicyOptions & {
+        databaseUrl: string;
+        store?: string;
+        compression?: string;
+        encryptTo: string[];
+        profile?: string;
+        maxAttempts: string;
+        checksums?: boolean;
+        github?: string;
+        githubWorkflow: string;
+        githubRef: string;
+        json?: boolean;
+      },
     ) => {
       const ctx = context();
       parseDatabaseUrl(options.databaseUrl);
@@ -57,8 +73,9 @@ export function registerTargetCommands(program: Command, context: () => CommandC
         name,
         databaseUrl: options.databaseUrl,
         storeUrl: options.store ? storeUrlFor(options.store) : ctx.config.defaultStoreUrl,
-        options: targetOptions(options.compression, options.encryptTo.map(parseRecipient), profile),
+        options: { ...targetOptions(options.compression, options.encryptTo.map(parseRecipient), profile), ...(options.checksums ? { checksums: true } : {}) },
         maxAttempts,
+        executor: options.github ? githubExecutorConfig(options.github, options.githubWorkflow, options.githubRef) : null,
         schedule: patch.schedule,
         retention: patch.retention,
         notifications: patch.addChannels,

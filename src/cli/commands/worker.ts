@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
+import { startGithubExecutor } from '../../control/githubExecutor.ts';
 import { startWorker } from '../../control/worker.ts';
+import { githubClient } from '../../executors/github/githubClient.ts';
 import type { CommandContext } from '../context.ts';
 
 export function registerWorkerCommand(program: Command, context: () => CommandContext): void {
@@ -17,6 +19,16 @@ export function registerWorkerCommand(program: Command, context: () => CommandCo
       const drainTimeoutMs = positive('--drain-timeout', options.drainTimeout, false, true) * 1000;
       const { pool } = await ctx.catalog();
       const worker = startWorker({ db: pool, config: ctx.config, log: ctx.log }, { concurrency, pollIntervalMs, drainTimeoutMs });
+      // With a GitHub token, this process also dispatches runs of GitHub-executed targets and reconciles them.
+      const github = ctx.config.github
+        ? startGithubExecutor({
+            db: pool,
+            client: githubClient(ctx.config.github),
+            log: ctx.log,
+            startDeadlineMs: ctx.config.startDeadlineMs,
+            intervalMs: Math.max(pollIntervalMs, 5000),
+          })
+        : null;
       ctx.log.info({ worker: worker.name, concurrency }, 'worker started');
       const onSignal = (signal: NodeJS.Signals) => {
         ctx.log.info({ signal }, 'shutting down');
@@ -25,6 +37,7 @@ export function registerWorkerCommand(program: Command, context: () => CommandCo
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       await worker.done;
+      github?.stop();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       ctx.log.info('worker stopped');
