@@ -10,7 +10,8 @@ import type { Store } from '../storage/store.ts';
 import { finalizeWithRetry } from './finalizeWithRetry.ts';
 import { performBackup } from './performBackup.ts';
 import { performDrill } from './performDrill.ts';
-import { startHeartbeat } from './heartbeat.ts';
+import { startHeartbeat, type HeartbeatOptions } from './heartbeat.ts';
+import { startThreadedHeartbeat } from './heartbeatThread.ts';
 import { sqlRunnerCatalog, type RunnerCatalog } from './runnerCatalog.ts';
 
 export type StopRequest = { kind: 'cancel'; reason: string } | { kind: 'release'; reason: string };
@@ -59,7 +60,10 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
     controller.abort(new BackstopError('CANCELLED', request.reason));
   };
 
-  const heartbeat = startHeartbeat({
+  // Next to the catalog, the heartbeat runs in its own thread with its own connection, where
+  // no work on this thread can starve it; a remote runner renews over HTTP from this thread.
+  const connectionString = deps.catalog ? undefined : connectionStringOf(deps.db);
+  const heartbeatOptions: HeartbeatOptions = {
     renewLease: catalog.renewLease,
     runId: run.id,
     leaseId: run.leaseId,
@@ -76,7 +80,8 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
       log.info('cancel requested through the catalog');
       stop({ kind: 'cancel', reason: 'Cancelled on request.' });
     },
-  });
+  };
+  const heartbeat = connectionString ? startThreadedHeartbeat({ ...heartbeatOptions, connectionString }) : startHeartbeat(heartbeatOptions);
 
   // Events are appended in order, one after another, and all of them before the finalize.
   let events = Promise.resolve();
@@ -161,4 +166,10 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
   })();
 
   return { stop, result };
+}
+
+/** The connection string behind a pg Pool, when `db` is one. */
+function connectionStringOf(db: Queryable | undefined): string | undefined {
+  const options = (db as { options?: { connectionString?: unknown } } | undefined)?.options;
+  return typeof options?.connectionString === 'string' ? options.connectionString : undefined;
 }

@@ -1,0 +1,194 @@
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import pino from 'pino';
+import pg from 'pg';
+import { renewLease } from '../db/runs.ts';
+import { startHeartbeat, type Heartbeat, type HeartbeatOptions } from './heartbeat.ts';
+
+/**
+ * The heartbeat in a worker thread, with its own catalog connection: CPU-heavy or blocking
+ * work on the main thread (compression, encryption, a server compiling its schemas) cannot
+ * starve it, so a busy runner is never mistaken for a dead one.
+ *
+ * A thread takes a moment to start (loading modules, connecting), longer than a short lease
+ * under load: until it has renewed once, the ordinary heartbeat on this thread covers the
+ * lease, then hands over.
+ *
+ * A runner whose main thread is truly stuck must still lose its run: the main thread ticks a
+ * liveness counter, and the thread stops renewing once the main thread has been silent for
+ * `stallLimitMs`; the lease then expires and the reaper ends the run.
+ */
+
+interface ThreadData {
+  kind: 'backstop-heartbeat';
+  connectionString: string;
+  runId: string;
+  leaseId: string;
+  leaseTtlMs: number;
+  intervalMs: number;
+  stallLimitMs: number;
+  liveness: SharedArrayBuffer;
+  logLevel: string;
+}
+
+type ToMain =
+  | { type: 'renewed'; at: number }
+  | { type: 'cancel' }
+  | { type: 'lost'; reason: string }
+  | { type: 'log'; level: 'warn' | 'error'; message: string; error?: string }
+  | { type: 'stopped' };
+type ToThread = { type: 'progress'; progress: Record<string, unknown> | null } | { type: 'stop' };
+
+/** Absolute milliseconds on the monotonic clock, comparable across threads. */
+const absoluteNow = () => performance.timeOrigin + performance.now();
+
+export function startThreadedHeartbeat(options: HeartbeatOptions & { connectionString: string; stallLimitMs?: number }): Heartbeat {
+  const liveness = new SharedArrayBuffer(4);
+  const counter = new Int32Array(liveness);
+  let lastRenewed = performance.now() - 50;
+  let stopped = false;
+  const data: ThreadData = {
+    kind: 'backstop-heartbeat',
+    connectionString: options.connectionString,
+    runId: options.runId,
+    leaseId: options.leaseId,
+    leaseTtlMs: options.leaseTtlMs,
+    intervalMs: options.intervalMs,
+    stallLimitMs: options.stallLimitMs ?? Math.max(5 * options.leaseTtlMs, 60_000),
+    liveness,
+    logLevel: options.log.level,
+  };
+  let handedOver = false;
+  const local = startHeartbeat({
+    ...options,
+    onLeaseLost: (reason) => {
+      if (stopped || handedOver) return;
+      stopped = true;
+      options.onLeaseLost(reason);
+    },
+    onCancelRequested: () => {
+      if (!handedOver) options.onCancelRequested();
+    },
+  });
+  const thread = new Worker(new URL(import.meta.url), { workerData: data });
+  // The thread must not keep a finished process alive, nor outlive `stop()` by much.
+  thread.unref();
+  thread.on('message', (message: ToMain) => {
+    if (stopped && message.type !== 'stopped') return;
+    switch (message.type) {
+      case 'renewed':
+        lastRenewed = Math.max(lastRenewed, message.at - performance.timeOrigin);
+        if (!handedOver) {
+          handedOver = true;
+          local.stop();
+        }
+        break;
+      case 'cancel':
+        options.onCancelRequested();
+        break;
+      case 'lost':
+        stopped = true;
+        options.onLeaseLost(message.reason);
+        break;
+      case 'log':
+        options.log[message.level]({ runId: options.runId, err: message.error }, message.message);
+        break;
+    }
+  });
+  thread.on('error', (error) => {
+    options.log.error({ err: error, runId: options.runId }, 'heartbeat thread failed');
+    if (!stopped) {
+      stopped = true;
+      options.onLeaseLost(`the heartbeat thread failed: ${error.message}`);
+    }
+  });
+  // Liveness and progress from the main thread. If this timer stops firing, the main thread is stuck.
+  const alive = setInterval(() => {
+    Atomics.add(counter, 0, 1);
+    thread.postMessage({ type: 'progress', progress: options.progress() } satisfies ToThread);
+  }, Math.max(50, Math.min(options.intervalMs, 1000)));
+  alive.unref();
+
+  return {
+    leaseValidUntil: () => Math.max(lastRenewed + options.leaseTtlMs, handedOver ? 0 : local.leaseValidUntil()),
+    stop() {
+      if (!stopped) stopped = true;
+      local.stop();
+      clearInterval(alive);
+      thread.postMessage({ type: 'stop' } satisfies ToThread);
+      // Give the thread a moment to close its connection; never wait for it.
+      setTimeout(() => void thread.terminate(), 2000).unref();
+    },
+  };
+}
+
+function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void {
+  const send = (message: ToMain) => port.postMessage(message);
+  // A pg.Client cannot reconnect: a broken one is dropped and the next tick opens another.
+  let client: Promise<pg.Client> | null = null;
+  const connection = () =>
+    (client ??= (async () => {
+      const fresh = new pg.Client({ connectionString: data.connectionString, application_name: `backstop-heartbeat:${data.runId}`, connectionTimeoutMillis: 10_000 });
+      fresh.on('error', () => {});
+      try {
+        await fresh.connect();
+        return fresh;
+      } catch (error) {
+        await fresh.end().catch(() => {});
+        throw error;
+      }
+    })());
+  const drop = async () => {
+    const previous = client;
+    client = null;
+    await (await previous?.catch(() => null))?.end().catch(() => {});
+  };
+  const counter = new Int32Array(data.liveness);
+  let seen = Atomics.load(counter, 0);
+  let seenAt = performance.now();
+  let progress: Record<string, unknown> | null = null;
+
+  const heartbeat = startHeartbeat({
+    runId: data.runId,
+    leaseId: data.leaseId,
+    leaseTtlMs: data.leaseTtlMs,
+    intervalMs: data.intervalMs,
+    log: pino({ level: 'silent' }),
+    progress: () => progress,
+    renewLease: async (input) => {
+      const now = Atomics.load(counter, 0);
+      if (now !== seen) {
+        seen = now;
+        seenAt = performance.now();
+      } else if (performance.now() - seenAt > data.stallLimitMs) {
+        // Refusing to renew for a stuck main thread: let the lease lapse.
+        return null;
+      }
+      try {
+        const state = await renewLease(await connection(), input);
+        if (state) send({ type: 'renewed', at: absoluteNow() });
+        return state;
+      } catch (error) {
+        await drop();
+        send({ type: 'log', level: 'warn', message: 'heartbeat failed; retrying', error: (error as Error).message });
+        throw error;
+      }
+    },
+    onLeaseLost: (reason) => send({ type: 'lost', reason: performance.now() - seenAt > data.stallLimitMs ? `the runner's main thread made no progress for ${data.stallLimitMs} ms` : reason }),
+    onCancelRequested: () => send({ type: 'cancel' }),
+  });
+
+  port.on('message', (message: ToThread) => {
+    if (message.type === 'progress') progress = message.progress;
+    if (message.type === 'stop') {
+      heartbeat.stop();
+      void drop().finally(() => {
+        send({ type: 'stopped' });
+        port.close();
+      });
+    }
+  });
+}
+
+if (!isMainThread && parentPort && (workerData as ThreadData | null)?.kind === 'backstop-heartbeat') {
+  runThread(workerData as ThreadData, parentPort);
+}
