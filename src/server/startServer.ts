@@ -39,13 +39,7 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   const metrics = createServerMetrics(deps.pool, { processMetrics: options.processMetrics });
   const app = await buildApp({ ...deps, metrics }, options);
   const reaper = startReaper(deps.pool, deps.config.reaperIntervalMs, deps.log.child({ component: 'reaper' }), (runs) => metrics.recordReaped(runs));
-  // The worker would start a reaper of its own, whose actions /metrics would not see; this
-  // process already runs one, so the worker's is pushed out of the way. Its other settings
-  // (lease TTL, heartbeat) are the configured ones.
-  const worker = options.worker
-    ? startWorker({ db: deps.pool, config: { ...deps.config, reaperIntervalMs: NEVER_MS }, log: deps.log }, options.worker)
-    : null;
-
+  let worker: Worker | null = null;
   let closing: Promise<void> | null = null;
   const close = (reason = 'server shutting down') =>
     (closing ??= (async () => {
@@ -63,6 +57,12 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
     await close('server could not start');
     throw error;
   }
+  // Only now, with the app compiled and listening: start-up work blocks this thread, and a run
+  // claimed before it would sit with no heartbeat thread yet. The worker would start a reaper
+  // of its own, whose actions /metrics would not see; this process already runs one.
+  worker = options.worker
+    ? startWorker({ db: deps.pool, config: { ...deps.config, reaperIntervalMs: NEVER_MS }, log: deps.log }, options.worker)
+    : null;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
