@@ -1,14 +1,14 @@
 /**
  * `npm run bench:api`: the HTTP API and the claim path, with its own embedded PostgreSQL.
  *
- *   1. Run-status reads: GET /api/v1/runs/:id at a fixed rate for a fixed time, from a separate
- *      process on loopback (bench/apiLoad.ts), p50 / p90 / p99 / max latency.
+ *   1. Run-status reads: GET /api/v1/runs/:id at fixed rates for a fixed time each, from a
+ *      separate process on loopback (bench/apiLoad.ts), p50 / p90 / p99 / max latency.
  *   2. Claims per second: N concurrent loops (1, 2, 4), each on its own connection, doing
  *      claimNextRun + finalizeRun on trivially small queued runs until the time is up.
  *
  * Writes bench/results/api-<date>.md and bench/results/latest-api.md.
  *
- *   npm run bench:api -- [--rate 300] [--seconds 10] [--claim-seconds 5] [--workers 1,2,4]
+ *   npm run bench:api -- [--rate 100,200,300] [--seconds 10] [--claim-seconds 5] [--workers 1,2,4]
  */
 import { fork } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -32,7 +32,7 @@ import { describeMachine } from './machine.ts';
 
 const { values: args } = parseArgs({
   options: {
-    rate: { type: 'string', default: '300' },
+    rate: { type: 'string', default: '100,200,300' },
     seconds: { type: 'string', default: '10' },
     'claim-seconds': { type: 'string', default: '5' },
     workers: { type: 'string', default: '1,2,4' },
@@ -41,9 +41,9 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   process.stdout.write(
-    'npm run bench:api -- [--rate 300] [--seconds 10] [--claim-seconds 5] [--workers 1,2,4]\n' +
-      '  --rate           run-status reads per second (open loop)\n' +
-      '  --seconds        how long the reads last\n' +
+    'npm run bench:api -- [--rate 100,200,300] [--seconds 10] [--claim-seconds 5] [--workers 1,2,4]\n' +
+      '  --rate           run-status reads per second (open loop), one measurement per rate\n' +
+      '  --seconds        how long the reads last at each rate\n' +
       '  --claim-seconds  how long each claim measurement lasts\n' +
       '  --workers        concurrent claim loops to compare\n',
   );
@@ -57,15 +57,15 @@ const positive = (name: string, text: string): number => {
   }
   return value;
 };
-const rate = positive('rate', args.rate);
+const rates = args.rate.split(',').map((rate) => positive('rate', rate));
 const seconds = positive('seconds', args.seconds);
 const claimSeconds = positive('claim-seconds', args['claim-seconds']);
 const workerCounts = args.workers.split(',').map((count) => Math.round(positive('workers', count)));
 // Bounds: the read phase makes at most rate × seconds requests, the claim phase at most this many runs per measurement.
 const MAX_REQUESTS = 100_000;
 const CLAIM_RUNS = 20_000;
-if (rate * seconds > MAX_REQUESTS) {
-  process.stderr.write(`--rate × --seconds must stay under ${MAX_REQUESTS} requests\n`);
+if (rates.some((rate) => rate * seconds > MAX_REQUESTS)) {
+  process.stderr.write(`each --rate × --seconds must stay under ${MAX_REQUESTS} requests\n`);
   process.exit(2);
 }
 
@@ -119,7 +119,7 @@ async function seedFinishedRuns(pool: Pool, targetId: string, count: number): Pr
   return rows.map((row) => row.id);
 }
 
-async function measureReads(server: RunningServer, token: string, runIds: string[]): Promise<LoadResult> {
+async function measureReads(server: RunningServer, token: string, runIds: string[], rate: number): Promise<LoadResult> {
   const child = fork(fileURLToPath(new URL('./apiLoad.ts', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   cleanups.push({ name: 'load generator', run: async () => void (child.exitCode === null && child.kill('SIGKILL')) });
   const job: LoadJob = { baseUrl: server.url, token, paths: runIds.map((id) => `/api/v1/runs/${id}`), rate, seconds, maxInFlight: 256 };
@@ -204,9 +204,13 @@ async function main(): Promise<void> {
   cleanups.push({ name: 'server', run: () => server.close() });
 
   const loadBefore = os.loadavg()[0]!;
-  log(`run-status reads: ${rate}/s for ${seconds} s from a separate process`);
-  const reads = await measureReads(server, token, runIds.slice(0, 500));
-  log(`  ${reads.ok} ok, ${reads.errors} errors, ${reads.dropped} dropped; p50 ${ms(percentile(reads.latenciesMs, 50))} ms, p99 ${ms(percentile(reads.latenciesMs, 99))} ms`);
+  const readResults: Array<{ rate: number; result: LoadResult }> = [];
+  for (const rate of rates) {
+    log(`run-status reads: ${rate}/s for ${seconds} s from a separate process`);
+    const result = await measureReads(server, token, runIds.slice(0, 500), rate);
+    readResults.push({ rate, result });
+    log(`  ${result.ok} ok, ${result.errors} errors, ${result.dropped} dropped; p50 ${ms(percentile(result.latenciesMs, 50))} ms, p99 ${ms(percentile(result.latenciesMs, 99))} ms`);
+  }
   await server.close();
 
   const claimTarget = await createTarget(pool, { name: 'claims', databaseUrl: 'postgres://u:p@127.0.0.1:1/none', storeUrl: 'file:///bench', exclusive: false });
@@ -220,11 +224,10 @@ async function main(): Promise<void> {
   const loadAfter = os.loadavg()[0]!;
 
   const machine = await describeMachine();
-  const readRate = (reads.ok * 1000) / reads.elapsedMs;
   const lines = [
     '# API benchmark',
     '',
-    `\`npm run bench:api -- --rate ${rate} --seconds ${seconds} --claim-seconds ${claimSeconds} --workers ${workerCounts.join(',')}\` — ${machine.date.slice(0, 10)}, took ${((performance.now() - started) / 1000).toFixed(0)} s.`,
+    `\`npm run bench:api -- --rate ${rates.join(',')} --seconds ${seconds} --claim-seconds ${claimSeconds} --workers ${workerCounts.join(',')}\` — ${machine.date.slice(0, 10)}, took ${((performance.now() - started) / 1000).toFixed(0)} s.`,
     '',
     '## Machine',
     '',
@@ -240,7 +243,10 @@ async function main(): Promise<void> {
     '',
     '| target rate (req/s) | achieved (req/s) | requests ok | errors | dropped | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${rate} | ${readRate.toFixed(0)} | ${reads.ok} | ${reads.errors} | ${reads.dropped} | ${ms(percentile(reads.latenciesMs, 50))} | ${ms(percentile(reads.latenciesMs, 90))} | ${ms(percentile(reads.latenciesMs, 99))} | ${ms(reads.latenciesMs.at(-1) ?? NaN)} |`,
+    ...readResults.map(
+      ({ rate, result }) =>
+        `| ${rate} | ${((result.ok * 1000) / result.elapsedMs).toFixed(0)} | ${result.ok} | ${result.errors} | ${result.dropped} | ${ms(percentile(result.latenciesMs, 50))} | ${ms(percentile(result.latenciesMs, 90))} | ${ms(percentile(result.latenciesMs, 99))} | ${ms(result.latenciesMs.at(-1) ?? NaN)} |`,
+    ),
     '',
     '## Claims',
     '',

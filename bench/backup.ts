@@ -123,9 +123,11 @@ async function main(): Promise<void> {
   cleanups.push({ name: 's3 client', run: () => s3Parent.close() });
   const localParent = await openStore(localUrl);
   const { identity, recipient } = generateIdentity();
+  const compileCache = { NODE_COMPILE_CACHE: path.join(root, 'compile-cache') };
 
   const cases = new Map<string, CaseRecord>();
-  const record = (id: string, label: string, sample: Sample): Sample => {
+  const record = (id: string, label: string, sample: Sample, load: number): Sample => {
+    sample.load = load;
     let entry = cases.get(id);
     if (!entry) cases.set(id, (entry = { id, label, samples: [] }));
     entry.samples.push(sample);
@@ -174,12 +176,12 @@ async function main(): Promise<void> {
   }
   const backupCases = (database: DatabaseInfo, withLevels: boolean): BackupCase[] => {
     const url = withDatabase(server.url(), database.name);
-    const backstop = (id: string, label: string, storeUrl: string, level: number | null, encrypted: boolean): BackupCase => ({
+    const backstop = (id: string, label: string, storeUrl: string, level: number | null, encrypted: boolean, env: Record<string, string> = {}): BackupCase => ({
       id,
       label,
       run: async () => {
         const s3Case = storeUrl === s3Url;
-        const sample = await runBackstopCase(backupSpec(url, storeUrl, level, encrypted), s3Case ? s3Env : {});
+        const sample = await runBackstopCase(backupSpec(url, storeUrl, level, encrypted), { ...(s3Case ? s3Env : {}), ...env });
         // Keep what a restore of this round needs; drop the rest now so the disk does not fill.
         if (!(id === 'local' || id === 'local-age')) await deletePrefix(s3Case ? s3Parent : localParent, sample.prefix!);
         return sample;
@@ -196,6 +198,8 @@ async function main(): Promise<void> {
     if (withLevels) {
       for (const level of levels.filter((level) => level !== 1)) list.push(backstop(`local-zstd${level}`, `Backstop → local disk (zstd ${level})`, localUrl, level, false));
       list.push(backstop('local-none', 'Backstop → local disk (no compression)', localUrl, null, false));
+      list.push(backstop('local-cc', 'Backstop → local disk (zstd 1), NODE_COMPILE_CACHE', localUrl, 1, false, compileCache));
+      list.push(backstop('s3-age-cc', 'Backstop → s3rver (zstd 1) + age, NODE_COMPILE_CACHE', s3Url, 1, true, compileCache));
     }
     return list;
   };
@@ -224,7 +228,8 @@ async function main(): Promise<void> {
     for (const restoreCase of restoreCases) {
       const target = await freshDatabase('bench_restore');
       try {
-        const sample = record(restoreCase.id, restoreCase.label, await restoreCase.run(target.url));
+        const load = await loadAverage();
+        const sample = record(restoreCase.id, restoreCase.label, await restoreCase.run(target.url), load);
         log(`  ${restoreCase.id}: ${(sample.ms / 1000).toFixed(2)} s`);
       } finally {
         await target.drop();
@@ -241,7 +246,8 @@ async function main(): Promise<void> {
       // Rotate the order so that no case always runs right after the same neighbour.
       const shift = (round * 3) % list.length;
       for (const backupCase of [...list.slice(shift), ...list.slice(0, shift)]) {
-        const sample = record(idPrefix + backupCase.id, backupCase.label, await backupCase.run());
+        const load = await loadAverage();
+        const sample = record(idPrefix + backupCase.id, backupCase.label, await backupCase.run(), load);
         if (sample.prefix) artifacts.set(backupCase.id, sample.prefix);
         log(
           `  ${idPrefix}${backupCase.id}: ${(sample.ms / 1000).toFixed(2)} s, ${sample.bytes === undefined ? '?' : (sample.bytes / MB).toFixed(1)} MB, ` +
@@ -254,10 +260,15 @@ async function main(): Promise<void> {
   };
 
   const idle = async (id: string, label: string, storeUrl: string, env: Record<string, string>) => {
-    for (let i = 0; i < repeat; i++) record(id, label, await runBackstopCase({ kind: 'idle', storeUrl }, env));
+    for (let i = 0; i < repeat; i++) record(id, label, await runBackstopCase({ kind: 'idle', storeUrl }, env), await loadAverage());
   };
   await idle('idle-local', 'Backstop process, modules loaded, local store, no work', localUrl, {});
   await idle('idle-s3', 'Backstop process, modules loaded, S3 store, no work', s3Url, s3Env);
+  // Node's on-disk compile cache also caches type stripping: the process then never loads the
+  // TypeScript stripper. The first run fills the cache.
+  await runBackstopCase({ kind: 'idle', storeUrl: s3Url }, { ...s3Env, ...compileCache });
+  await idle('idle-local-cc', 'same, local store, with NODE_COMPILE_CACHE', localUrl, compileCache);
+  await idle('idle-s3-cc', 'same, S3 store, with NODE_COMPILE_CACHE', s3Url, { ...s3Env, ...compileCache });
 
   await runRounds(base, repeat, '', true, true);
 
@@ -288,6 +299,10 @@ async function main(): Promise<void> {
   await fs.writeFile(path.join(resultsDir, 'latest-backup.md'), report);
   process.stdout.write(report);
   log(`wrote ${path.relative(process.cwd(), dated)} and bench/results/latest-backup.md`);
+}
+
+async function loadAverage(): Promise<number> {
+  return Number((await fs.readFile('/proc/loadavg', 'utf8').catch(() => '0')).split(' ')[0]);
 }
 
 /** Runs `open` with extra environment variables set (the S3 SDK reads credentials from process.env). */

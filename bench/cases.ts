@@ -23,6 +23,8 @@ export interface Sample {
   /** User + system CPU of the process tree (pg_dump / pg_restore under Backstop included; the server excluded). */
   cpuMs?: number | undefined;
   prefix?: string;
+  /** The machine's 1-minute load average when the sample started (other work on the machine shows here). */
+  load?: number;
 }
 
 const RUN_CASE = fileURLToPath(new URL('./runCase.ts', import.meta.url));

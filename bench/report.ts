@@ -39,6 +39,7 @@ export function median(values: number[]): number {
 export interface Summary {
   ms: number;
   processMs: number;
+  cpuMs?: number;
   bytes?: number;
   rssMB?: number;
   n: number;
@@ -46,13 +47,15 @@ export interface Summary {
 
 export function summarize(record: CaseRecord | undefined): Summary | undefined {
   if (!record || record.samples.length === 0) return undefined;
-  const pick = (field: 'bytes' | 'rssKiB'): number[] => record.samples.map((s) => s[field]).filter((v): v is number => v !== undefined);
+  const pick = (field: 'bytes' | 'rssKiB' | 'cpuMs'): number[] => record.samples.map((s) => s[field]).filter((v): v is number => v !== undefined);
   const bytes = pick('bytes');
   const rss = pick('rssKiB');
+  const cpu = pick('cpuMs');
   return {
     ms: median(record.samples.map((s) => s.ms)),
     processMs: median(record.samples.map((s) => s.processMs)),
     ...(bytes.length > 0 && { bytes: median(bytes) }),
+    ...(cpu.length > 0 && { cpuMs: median(cpu) }),
     ...(rss.length > 0 && { rssMB: (median(rss) * 1024) / MB }),
     n: record.samples.length,
   };
@@ -60,21 +63,22 @@ export function summarize(record: CaseRecord | undefined): Summary | undefined {
 
 const seconds = (ms: number) => (ms / 1000).toFixed(2);
 const megabytes = (bytes: number | undefined) => (bytes === undefined ? '—' : (bytes / MB).toFixed(1));
+const cpuSeconds = (s: Summary) => (s.cpuMs === undefined ? '—' : seconds(s.cpuMs));
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || b === 0 ? '—' : `${(a / b).toFixed(2)}×`);
 
 function backupTable(results: BenchResults, ids: string[], prefix: string): string[] {
   const fc = summarize(results.cases.get(`${prefix}pgdump-fc`));
   const z0 = summarize(results.cases.get(`${prefix}pgdump-z0`));
   const lines = [
-    '| case | wall (s) | ÷ `pg_dump -Fc` | ÷ `-Z0` floor | artifact (MB) | peak RSS (MB) | process wall (s) | runs |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| case | wall (s) | ÷ `pg_dump -Fc` | ÷ `-Z0` floor | artifact (MB) | peak RSS (MB) | CPU (s) | process wall (s) | runs |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const id of ids) {
     const record = results.cases.get(`${prefix}${id}`);
     const s = summarize(record);
     if (!record || !s) continue;
     lines.push(
-      `| ${record.label} | ${seconds(s.ms)} | ${ratio(s.ms, fc?.ms)} | ${ratio(s.ms, z0?.ms)} | ${megabytes(s.bytes)} | ${s.rssMB === undefined ? '—' : s.rssMB.toFixed(0)} | ${seconds(s.processMs)} | ${s.n} |`,
+      `| ${record.label} | ${seconds(s.ms)} | ${ratio(s.ms, fc?.ms)} | ${ratio(s.ms, z0?.ms)} | ${megabytes(s.bytes)} | ${s.rssMB === undefined ? '—' : s.rssMB.toFixed(0)} | ${cpuSeconds(s)} | ${seconds(s.processMs)} | ${s.n} |`,
     );
   }
   return lines;
@@ -108,6 +112,10 @@ function targets(results: BenchResults): Target[] {
   check('encryption adds ≤ 5 % (S3)', s3Age && s3 && s3Age.ms / s3.ms, 1.05, percent);
   const rssValues = ['local', 'local-age', 's3', 's3-age'].map((id) => get(id)?.rssMB).filter((v): v is number => v !== undefined);
   check('peak RSS ≤ 150 MB (largest of the backup cases)', rssValues.length > 0 ? Math.max(...rssValues) : undefined, 150, (v) => `${v.toFixed(0)} MB`);
+  const cachedRss = ['local-cc', 's3-age-cc'].map((id) => get(id)?.rssMB).filter((v): v is number => v !== undefined);
+  if (cachedRss.length > 0) {
+    check('… the same with NODE_COMPILE_CACHE (not what `backstop` does today)', Math.max(...cachedRss), 150, (v) => `${v.toFixed(0)} MB`);
+  }
   if (results.databases.scaled) {
     const growth = ['local', 'local-age', 's3', 's3-age'].map((id) => {
       const base = get(id)?.rssMB;
@@ -121,6 +129,16 @@ function targets(results: BenchResults): Target[] {
   }
   check(`restore ≤ 1.2× \`pg_restore --jobs=${results.jobs}\` from an uncompressed file`, restoreBackstop && restorePg && restoreBackstop.ms / restorePg.ms, 1.2, times);
   return list;
+}
+
+function loadLine(results: BenchResults): string {
+  const loads = [...results.cases.values()].flatMap((record) => record.samples.map((s) => s.load)).filter((v): v is number => v !== undefined);
+  if (loads.length === 0) return '';
+  return (
+    `Machine load (1-minute load average when each sample started): median ${median(loads).toFixed(1)}, ` +
+    `max ${Math.max(...loads).toFixed(1)} on ${results.machine.cores} cores. Above about 1 the bench shares the machine ` +
+    'with other work, and wall times (and their ratios) are noisier than CPU times.'
+  );
 }
 
 export function renderReport(results: BenchResults): string {
@@ -152,11 +170,16 @@ export function renderReport(results: BenchResults): string {
       '"wall" is the `backupDatabase` / `restoreArtifact` call measured inside it, "process wall" adds Node start-up ' +
       'and module loading; "peak RSS" is that process\'s `maxRSS` (pg_dump / pg_restore under it excluded). ' +
       'For `pg_dump` / `pg_restore` rows, wall is the whole process and peak RSS is theirs (GNU time). ' +
-      'Both `pg_dump -f` and the local store fsync their output. Sizes in MB = 10⁶ bytes.',
+      'Both `pg_dump -f` and the local store fsync their output. "CPU" is user + system time of the measured ' +
+      'process and its children (GNU time; for Backstop that includes its pg_dump / pg_restore, never the server): ' +
+      'on a shared machine it is steadier than wall time. "NODE_COMPILE_CACHE" rows run the same code with ' +
+      'Node\'s on-disk compile cache, which also caches TypeScript type stripping. Sizes in MB = 10⁶ bytes.',
+    '',
+    loadLine(results),
     '',
     '## Backup',
     '',
-    ...backupTable(results, ['pgdump-fc', 'pgdump-z0', 'local', 'local-age', 's3', 's3-age', 'local-none'], ''),
+    ...backupTable(results, ['pgdump-fc', 'pgdump-z0', 'local', 'local-age', 's3', 's3-age', 'local-none', 'local-cc', 's3-age-cc'], ''),
     '',
     '## zstd level (Backstop to local disk, no encryption)',
     '',
@@ -164,20 +187,20 @@ export function renderReport(results: BenchResults): string {
     '',
     '## Restore',
     '',
-    '| case | wall (s) | ÷ `pg_restore` | peak RSS (MB) | process wall (s) | runs |',
-    '|---|---:|---:|---:|---:|---:|',
+    '| case | wall (s) | ÷ `pg_restore` | peak RSS (MB) | CPU (s) | process wall (s) | runs |',
+    '|---|---:|---:|---:|---:|---:|---:|',
   ];
   const restorePg = summarize(results.cases.get('restore-pg'));
   for (const id of ['restore-pg', 'restore-backstop', 'restore-backstop-age']) {
     const record = results.cases.get(id);
     const s = summarize(record);
     if (!record || !s) continue;
-    out.push(`| ${record.label} | ${seconds(s.ms)} | ${ratio(s.ms, restorePg?.ms)} | ${s.rssMB === undefined ? '—' : s.rssMB.toFixed(0)} | ${seconds(s.processMs)} | ${s.n} |`);
+    out.push(`| ${record.label} | ${seconds(s.ms)} | ${ratio(s.ms, restorePg?.ms)} | ${s.rssMB === undefined ? '—' : s.rssMB.toFixed(0)} | ${cpuSeconds(s)} | ${seconds(s.processMs)} | ${s.n} |`);
   }
-  const idle = ['idle-local', 'idle-s3'].map((id) => ({ record: results.cases.get(id), s: summarize(results.cases.get(id)) }));
+  const idle = ['idle-local', 'idle-s3', 'idle-local-cc', 'idle-s3-cc'].map((id) => ({ record: results.cases.get(id), s: summarize(results.cases.get(id)) }));
   if (idle.some((i) => i.s)) {
-    out.push('', '## Process floor', '', '| case | peak RSS (MB) | process wall (s) |', '|---|---:|---:|');
-    for (const { record, s } of idle) if (record && s) out.push(`| ${record.label} | ${s.rssMB?.toFixed(0) ?? '—'} | ${seconds(s.processMs)} |`);
+    out.push('', '## Process floor', '', '| case | peak RSS (MB) | CPU (s) | process wall (s) |', '|---|---:|---:|---:|');
+    for (const { record, s } of idle) if (record && s) out.push(`| ${record.label} | ${s.rssMB?.toFixed(0) ?? '—'} | ${cpuSeconds(s)} | ${seconds(s.processMs)} |`);
   }
   if (databases.scaled) {
     out.push('', `## Peak RSS on a 4× larger database (${megabytes(databases.scaled.bytes)} MB)`, '');
@@ -192,11 +215,11 @@ export function renderReport(results: BenchResults): string {
   }
   out.push('', '## Targets', '', '| target | measured | met |', '|---|---|---|');
   for (const target of targets(results)) out.push(`| ${target.name} | ${target.measured} | ${target.met === undefined ? '—' : target.met ? 'yes' : '**no**'} |`);
-  out.push('', '## All samples', '', '| case | wall (s) | process wall (s) | size (MB) | peak RSS (MB) |', '|---|---|---|---|---|');
+  out.push('', '## All samples', '', '| case | wall (s) | process wall (s) | CPU (s) | size (MB) | peak RSS (MB) | load |', '|---|---|---|---|---|---|---|');
   for (const record of results.cases.values()) {
     const list = (f: (s: Sample) => string) => record.samples.map(f).join(', ');
     out.push(
-      `| ${record.id} | ${list((s) => seconds(s.ms))} | ${list((s) => seconds(s.processMs))} | ${list((s) => megabytes(s.bytes))} | ${list((s) => (s.rssKiB === undefined ? '—' : ((s.rssKiB * 1024) / MB).toFixed(0)))} |`,
+      `| ${record.id} | ${list((s) => seconds(s.ms))} | ${list((s) => seconds(s.processMs))} | ${list((s) => (s.cpuMs === undefined ? '—' : seconds(s.cpuMs)))} | ${list((s) => megabytes(s.bytes))} | ${list((s) => (s.rssKiB === undefined ? '—' : ((s.rssKiB * 1024) / MB).toFixed(0)))} | ${list((s) => (s.load === undefined ? '—' : s.load.toFixed(1)))} |`,
     );
   }
   return `${out.join('\n')}\n`;

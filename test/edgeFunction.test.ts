@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { startGithubExecutor, type GithubExecutor } from '../src/control/githubExecutor.ts';
-import { getRun, listRunEvents, reapRuns, requestCancel } from '../src/db/runs.ts';
+import { endRunFromExecutor, getRun, listRunEvents, reapRuns, requestCancel } from '../src/db/runs.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { githubClient } from '../src/executors/github/githubClient.ts';
 import { createTriggerBackupHandler } from '../src/supabase/triggerBackup.ts';
@@ -37,6 +37,10 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
   let ghTarget: { id: string; name: string };
   let queuedTarget: { id: string; name: string };
   let job: 'run' | 'none' = 'run';
+  // Jobs keep a 10 s lease (a cancel still arrives within a heartbeat, 0.5 s) so that a loaded
+  // machine does not expire it; the kill test wants the 2 s lease, to be reaped quickly.
+  const steadyLease = { BACKSTOP_LEASE_TTL: '10', BACKSTOP_HEARTBEAT_INTERVAL: '0.5' };
+  let jobLease: Record<string, string> = steadyLease;
   const jobs: CliProcess[] = [];
 
   before(async () => {
@@ -67,7 +71,7 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
     github.onDispatch((run: FakeRun) => {
       if (job === 'none') return;
       run.status = 'in_progress';
-      const cli = startCli(['run', run.inputs.run_id!], env);
+      const cli = startCli(['run', run.inputs.run_id!], { ...env, ...jobLease });
       jobs.push(cli);
       void cli.exited.then(({ code, signal }) => {
         if (run.status !== 'completed') github.complete(run.id, signal ? 'cancelled' : code === 0 ? 'success' : 'failure');
@@ -93,7 +97,13 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
       if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
       await cli.exited;
     }
+    // A job killed before it saw the cancel leaves its run for a reaper; end it now, so the next
+    // test does not meet an active run of the target.
+    for (const row of await nonTerminal()) {
+      await endRunFromExecutor(catalog.pool, { runId: row.id, status: 'cancelled', error: { code: 'CANCELLED', message: 'test cleanup' } });
+    }
     job = 'run';
+    jobLease = steadyLease;
   });
 
   after(async () => {
@@ -281,6 +291,7 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
     });
 
     it('the job is killed (SIGKILL) mid-dump: the reaper times the run out, and GitHub\'s later failure changes nothing', async () => {
+      jobLease = fastLeaseEnv;
       const lock = await holdTableLock(source.url, 'orders');
       try {
         const answer = await invoke({ targetId: ghTarget.id }, { token: await tokenFor('adminA', ec) });
@@ -312,7 +323,7 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
         await executor.tickOnce();
         const sent = await executorOf(runId);
         assert.equal(sent.cancelSent, true);
-        await waitFor('cancelled', async () => (await getRun(catalog.pool, runId)).status === 'cancelled', 20_000);
+        await waitFor('cancelled', async () => (await getRun(catalog.pool, runId)).status === 'cancelled', 30_000);
         assert.equal(github.requests.filter((request) => request.path.endsWith(`/runs/${sent.workflowRunId}/cancel`)).length, 1);
         assert.equal(github.runs.get(Number(sent.workflowRunId))!.conclusion, 'cancelled');
       } finally {

@@ -77,7 +77,8 @@ describe('server and token commands', { timeout: 120_000 }, () => {
     await waitFor('startup message', () => second.cli.stdout().includes('Stop with'));
     assert.ok(!/bst_/.test(second.cli.stdout()), 'a second admin token was printed');
     second.cli.child.kill('SIGINT');
-    assert.equal((await second.cli.exited).code, 0);
+    const secondExit = await second.cli.exited;
+    assert.equal(secondExit.code, 0, `exit ${JSON.stringify(secondExit)}: ${second.cli.stderr().slice(-2000)}`);
   });
 
   it('refuses a bad role with exit code 2', async () => {

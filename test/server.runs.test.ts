@@ -28,12 +28,14 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
     catalog = await createTestCatalog();
     source = await createSampleDatabase(300);
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-server-store-'));
-    // Verification drills create their scratch databases on the test server, not in an embedded one.
+    // Verification drills create their scratch databases on the test server, not in an embedded
+    // one. The worker runs in this process, next to the test's own HTTP clients: a 10 s lease
+    // keeps a busy machine from reaping its runs (the reaper test below claims with its own TTL).
     api = await startTestServer({
       catalogUrl: catalog.url,
       worker: true,
       sseHeartbeatMs: 200,
-      env: { BACKSTOP_STORE: `file://${storeDir}`, BACKSTOP_SCRATCH_URL: adminUrl() },
+      env: { BACKSTOP_STORE: `file://${storeDir}`, BACKSTOP_SCRATCH_URL: adminUrl(), BACKSTOP_LEASE_TTL: '10', BACKSTOP_HEARTBEAT_INTERVAL: '1' },
     });
     const created = await api.request('POST', '/api/v1/targets', { body: { name: 'sample', databaseUrl: source.url } });
     assert.equal(created.status, 201, created.text);

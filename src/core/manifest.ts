@@ -13,7 +13,9 @@ const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex SHA-256 diges
 export const manifestFileSchema = z.object({
   name: z.string().min(1).describe('File name inside the backup prefix.'),
   role: z.enum(['dump', 'roles', 'schema', 'data', 'storage']).describe('What the file holds.'),
-  format: z.enum(['pg_dump-custom', 'sql']).describe('Format of the decrypted, decompressed content.'),
+  format: z
+    .enum(['pg_dump-custom', 'sql', 'object'])
+    .describe('Format of the decrypted, decompressed content. "object": the bytes of one Supabase Storage object, as stored.'),
   size: z.number().int().nonnegative().describe('Stored size in bytes.'),
   sha256: sha256.describe('SHA-256 of the stored bytes.'),
   uncompressedSize: z.number().int().nonnegative().describe('Size of the content before compression.'),
@@ -25,6 +27,14 @@ export const manifestFileSchema = z.object({
     })
     .optional()
     .describe('The tool that wrote this file. Absent: pg_dump, as `pgDump` describes.'),
+  object: z
+    .object({
+      bucket: z.string().min(1),
+      key: z.string().min(1).describe('The object key exactly as the bucket holds it.'),
+      contentType: z.string().optional(),
+    })
+    .optional()
+    .describe('For a "storage" file: the Supabase Storage object it holds; its size is `uncompressedSize`.'),
 });
 
 export const backupProfiles = ['default', 'supabase'] as const;
@@ -60,6 +70,10 @@ export const manifestSchema = z.object({
     .nullable()
     .describe('Public recipients only; never an identity.'),
   files: z.array(manifestFileSchema).min(1),
+  storage: z
+    .object({ buckets: z.array(z.string()).describe('Every bucket copied, including empty ones.') })
+    .optional()
+    .describe('Present when Supabase Storage objects were copied (`--with-storage`): each is a "storage" file under storage/<bucket>/.'),
   tables: z.array(
     z.object({
       schema: z.string(),

@@ -122,6 +122,7 @@ export class CustomArchiveScanner {
   #position = 0;
   #tocBuffer: Buffer[] = [];
   #tocBytes = 0;
+  #nextParseAt = 0;
   #toc: Toc | null = null;
   /** Data block start by dump id. */
   readonly #blocks = new Map<number, number>();
@@ -136,30 +137,42 @@ export class CustomArchiveScanner {
   write(chunk: Buffer): void {
     if (this.#failed) return;
     try {
-      let start = 0;
       if (this.#toc === null) {
         this.#tocBuffer.push(chunk);
         this.#tocBytes += chunk.length;
-        const buffered = Buffer.concat(this.#tocBuffer, this.#tocBytes);
-        this.#tocBuffer = [buffered];
-        let toc: Toc;
-        try {
-          toc = parseToc(buffered);
-        } catch (error) {
-          if (!(error instanceof Truncated) || this.#tocBytes > MAX_TOC_BYTES) throw error;
-          this.#position += chunk.length;
-          return;
-        }
-        this.#toc = toc;
-        this.#tocBuffer = [];
-        start = chunk.length - (this.#tocBytes - toc.end);
+        // Parse again only once the buffer has doubled: linear work whatever the chunk sizes.
+        if (this.#tocBytes >= this.#nextParseAt) this.#parseBufferedToc();
+        return;
       }
-      this.#scan(chunk, start, this.#toc.intSize);
+      this.#scan(chunk, 0, this.#toc.intSize);
       this.#position += chunk.length;
     } catch {
-      this.#failed = true;
-      this.#tocBuffer = [];
+      this.#fail();
     }
+  }
+
+  /** Parses the buffered start of the archive, then scans whatever data came after the TOC. */
+  #parseBufferedToc(): void {
+    const buffered = Buffer.concat(this.#tocBuffer, this.#tocBytes);
+    this.#tocBuffer = [buffered];
+    let toc: Toc;
+    try {
+      toc = parseToc(buffered);
+    } catch (error) {
+      if (!(error instanceof Truncated) || this.#tocBytes > MAX_TOC_BYTES) throw error;
+      this.#nextParseAt = this.#tocBytes * 2;
+      return;
+    }
+    this.#toc = toc;
+    this.#tocBuffer = [];
+    this.#position = 0;
+    this.#scan(buffered, toc.end, toc.intSize);
+    this.#position = this.#tocBytes;
+  }
+
+  #fail(): void {
+    this.#failed = true;
+    this.#tocBuffer = [];
   }
 
   #scan(chunk: Buffer, start: number, intSize: number): void {
@@ -224,6 +237,13 @@ export class CustomArchiveScanner {
 
   /** The offsets to fill in, or none when the archive could not be followed to a clean end. */
   offsets(): { offSize: number; intSize: number; slots: Array<TocSlot & { offset: number }> } | null {
+    if (!this.#failed && this.#toc === null && this.#tocBytes > 0) {
+      try {
+        this.#parseBufferedToc();
+      } catch {
+        this.#fail();
+      }
+    }
     if (this.#failed || this.#toc === null || this.#state !== 'type') return null;
     const slots = this.#toc.slots.flatMap((slot) => {
       const offset = this.#blocks.get(slot.dumpId);

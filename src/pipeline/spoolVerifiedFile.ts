@@ -7,6 +7,7 @@ import type { Manifest, ManifestFile } from '../core/manifest.ts';
 import type { Store } from '../storage/store.ts';
 import { createAgeDecryptStream, type AgeIdentity } from './age.ts';
 import { createDecompressor } from './compression.ts';
+import { CustomArchiveScanner, writeDataOffsets } from './customArchiveOffsets.ts';
 
 /**
  * Streams one stored file through its digest check, decryption and decompression into
@@ -37,9 +38,13 @@ export async function spoolVerifiedFile(input: {
       callback(null, chunk);
     },
   });
+  // pg_dump wrote the archive to a pipe, so its TOC has no data offsets; the scanner finds
+  // them on the way past so that pg_restore --jobs can seek (see customArchiveOffsets.ts).
+  const scanner = file.format === 'pg_dump-custom' ? new CustomArchiveScanner() : null;
   const counting = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       plainBytes += chunk.length;
+      scanner?.write(chunk);
       callback(null, chunk);
     },
   });
@@ -71,6 +76,7 @@ export async function spoolVerifiedFile(input: {
   if (plainBytes !== file.uncompressedSize) {
     throw new BackstopError('ARTIFACT_CORRUPT', `${prefix}${file.name} decompressed to ${plainBytes} bytes; the manifest says ${file.uncompressedSize}.`);
   }
+  if (scanner) await writeDataOffsets(input.spoolPath, scanner);
   return plainBytes;
 }
 

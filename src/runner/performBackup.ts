@@ -25,6 +25,8 @@ export function performBackup(deps: RunnerDeps, run: ClaimedRun, target: TargetW
     compression: typeof target.options.compression === 'string' ? parseCompression(target.options.compression) : undefined,
     encryptTo: target.options.encryptTo,
     checksums: target.options.checksums === true,
+    // Supabase profile only (the CLI refuses it elsewhere): copy Storage objects too.
+    withStorage: target.options.withStorage === true,
     pgTools: deps.config.pgTools,
     signal: options.signal,
     onProgress: options.onProgress,

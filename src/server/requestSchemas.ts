@@ -1,4 +1,5 @@
 import { backupProfiles } from '../core/manifest.ts';
+import { notificationEvents } from '../core/notificationChannels.ts';
 import { runnerOutcomes, runStatuses } from '../core/runState.ts';
 import { apiTokenRoles } from '../db/tokens.ts';
 import { artifactBody, nullable, runKinds, uuid } from './responseSchemas.ts';
@@ -13,7 +14,6 @@ import { artifactBody, nullable, runKinds, uuid } from './responseSchemas.ts';
 export const MAX_PAGE_SIZE = 200;
 export const MAX_OFFSET = 10_000;
 export const TARGET_NAME_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,62}$';
-const notificationEvents = ['failed', 'timed_out', 'succeeded', 'recovered', 'cancelled', 'verify_failed'] as const;
 
 export const runParams = {
   type: 'object',

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parseDatabaseUrl } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
 import type { BackupProfile } from '../core/manifest.ts';
+import { assertChannelUrl } from '../core/notificationChannels.ts';
 import { parseSchedule } from '../core/scheduleSlots.ts';
 import type { GithubExecutorConfig, NewTarget, NotificationChannel, NotificationEvent, TargetUpdate, VerificationPolicy } from '../db/targets.ts';
 import { parseRecipient } from '../pipeline/age.ts';
@@ -60,16 +61,6 @@ export function checkStoreUrl(storeUrl: string): string {
   invalid('storeUrl must be file:///absolute/path or s3://bucket/prefix?… (credentials come from the server environment, never the URL).');
 }
 
-function checkHttpUrl(url: string, what: string): void {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    invalid(`${what} is not a URL: use https://…`);
-  }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') invalid(`${what} must be an http:// or https:// URL.`);
-}
-
 function checkVerification(policy: VerificationPolicy): void {
   if (policy.timezone !== undefined && policy.cron === undefined) invalid('verification.timezone needs verification.cron.');
   if (policy.cron !== undefined) parseSchedule(policy.cron, policy.timezone ?? 'UTC', 'verification schedule');
@@ -90,7 +81,7 @@ export function mergeNotifications(input: NotificationChannelInput[], existing: 
     const previous = byId.get(id);
     const url = channel.url ?? previous?.url;
     if (url === undefined) invalid(`notifications[${index}] needs a url (only an existing channel, sent with its id, may omit it).`);
-    checkHttpUrl(url, `notifications[${index}].url`);
+    assertChannelUrl(url, channel.kind);
     const secret = channel.secret === null ? undefined : (channel.secret ?? previous?.secret);
     return { id, kind: channel.kind, url, ...(secret !== undefined ? { secret } : {}), on: channel.on };
   });

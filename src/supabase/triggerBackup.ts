@@ -25,7 +25,12 @@ import type { GithubClient, GithubTarget } from '../executors/github/githubClien
 import { JwtError, type JwtClaims } from './verifyJwt.ts';
 
 export type Row = Record<string, unknown>;
-/** Runs one statement (with `$n` parameters) and returns its rows. */
+/**
+ * Runs one statement (with `$n` parameters) and returns its rows. Statements here cast every
+ * parameter and bind JSON as text (`$1::text::jsonb`): node-postgres sends strings as they
+ * are, while postgres.js (the Deno shell's driver) JSON-encodes a string bound to a jsonb
+ * parameter, which would store a JSON string instead of the object.
+ */
 export type RunSql = (text: string, values: unknown[]) => Promise<Row[]>;
 
 /**
@@ -201,10 +206,10 @@ export function createTriggerBackupHandler(deps: TriggerBackupDeps): (request: R
   const recordDispatch = async (runId: string, patch: Record<string, unknown>, message: string): Promise<string> => {
     const [row] = await deps.asService(
       `with updated as (
-         update backstop.runs set executor = coalesce(executor, '{}'::jsonb) || $2::jsonb where id = $1::uuid returning id, attempt, status
+         update backstop.runs set executor = coalesce(executor, '{}'::jsonb) || $2::text::jsonb where id = $1::uuid returning id, attempt, status
        ), event as (
          insert into backstop.run_events (run_id, attempt, kind, status, message, data)
-         select id, attempt, 'dispatched', status, $3::text, $2::jsonb from updated
+         select id, attempt, 'dispatched', status, $3::text, $2::text::jsonb from updated
        )
        select status from updated`,
       [runId, JSON.stringify(patch), message],

@@ -7,7 +7,8 @@ import { parseRecipient } from '../../pipeline/age.ts';
 import { parseCompression } from '../../pipeline/compression.ts';
 import type { CommandContext } from '../context.ts';
 import { runInForeground } from './runInForeground.ts';
-import { collect, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
+import { storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
+import { assertStorageProfile, collect, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
 
 export function registerBackupCommands(program: Command, context: () => CommandContext): void {
   program
@@ -19,13 +20,17 @@ export function registerBackupCommands(program: Command, context: () => CommandC
     .option('--compression <algorithm>', 'zstd, zstd:LEVEL, gzip, gzip:LEVEL or none (for a new target)')
     .option('--encrypt-to <recipient>', 'age recipient (age1…) to encrypt to; repeatable (for a new target)', collect, [])
     .option('--profile <profile>', 'default (one pg_dump archive) or supabase (roles, schema and data files, as `supabase db dump` splits them) (for a new target)')
+    .option('--with-storage', 'with --profile supabase: also copy the Storage objects through the S3 endpoint (SUPABASE_STORAGE_S3_ENDPOINT and keys) (for a new target)')
     .option('--json', 'print the run as one JSON document')
-    .action(async (databaseUrl: string, options: { store?: string; target?: string; compression?: string; encryptTo: string[]; profile?: string; json?: boolean }) => {
+    .action(async (databaseUrl: string, options: { store?: string; target?: string; compression?: string; encryptTo: string[]; profile?: string; withStorage?: boolean; json?: boolean }) => {
       const ctx = context();
       parseDatabaseUrl(databaseUrl);
       if (options.compression) parseCompression(options.compression);
       const encryptTo = options.encryptTo.map(parseRecipient);
       const profile = options.profile === undefined ? undefined : parseProfile(options.profile);
+      assertStorageProfile(options.withStorage, profile);
+      // The backup runs here: without the endpoint it would fail after the dump; say so now.
+      if (options.withStorage) storageEndpointFromEnv(process.env);
       const name = options.target ?? sanitizeTargetName(databaseName(databaseUrl));
       const { pool } = await ctx.catalog();
       const storeUrl = options.store ? storeUrlFor(options.store) : ctx.config.defaultStoreUrl;
@@ -33,12 +38,18 @@ export function registerBackupCommands(program: Command, context: () => CommandC
         name,
         databaseUrl,
         storeUrl,
-        options: targetOptions(options.compression, encryptTo, profile),
+        options: targetOptions(options.compression, encryptTo, profile, options.withStorage),
       });
       if (profile && (target.options.profile ?? 'default') !== profile) {
         throw new BackstopError(
           'INVALID_INPUT',
           `Target "${name}" already exists with the ${target.options.profile ?? 'default'} profile. Use --target NEW_NAME for a target with the ${profile} profile.`,
+        );
+      }
+      if (options.withStorage && target.options.withStorage !== true) {
+        throw new BackstopError(
+          'INVALID_INPUT',
+          `Target "${name}" already exists without --with-storage. Use --target NEW_NAME for a target whose backups copy Storage objects.`,
         );
       }
       if (encryptTo.length > 0 && JSON.stringify(target.options.encryptTo ?? []) !== JSON.stringify(encryptTo)) {

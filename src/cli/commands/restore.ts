@@ -5,6 +5,8 @@ import { describeDatabase, parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { appendRunEvent, getRun } from '../../db/runs.ts';
 import { restoreArtifact } from '../../pipeline/restore.ts';
+import { openStorageEndpoint, storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
+import { restoreStorageObjects, storageFilesOf } from '../../pipeline/supabase/storageObjects.ts';
 import { readManifest } from '../../pipeline/readManifest.ts';
 import { locateManifest, looksLikeManifestUrl } from '../../storage/manifestLocation.ts';
 import { openStore } from '../../storage/openStore.ts';
@@ -35,11 +37,12 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
     .option('--table <name>', 'restore only tables of this name; repeatable', collect, [])
     .option('--identity <file>', 'age identity file, for an encrypted backup')
     .option('--no-owner', 'do not restore ownership and privileges (for a server without the same roles)')
+    .option('--with-storage', 'Supabase backups taken --with-storage: also write the Storage objects back through the S3 endpoint (SUPABASE_STORAGE_S3_ENDPOINT and keys)')
     .option('--json', 'print the result as JSON')
     .action(
       async (
         source: string,
-        options: { to: string; clean?: boolean; jobs: string; schema: string[]; table: string[]; owner: boolean; identity?: string; json?: boolean },
+        options: { to: string; clean?: boolean; jobs: string; schema: string[]; table: string[]; owner: boolean; identity?: string; withStorage?: boolean; json?: boolean },
       ) => {
         const ctx = context();
         parseDatabaseUrl(options.to);
@@ -48,6 +51,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
           throw new BackstopError('INVALID_INPUT', `--jobs must be a whole number from 1 to 64, got "${options.jobs}".`);
         }
         const identities = options.identity ? await readIdentityFile(options.identity) : undefined;
+        const storageConfig = options.withStorage ? storageEndpointFromEnv(process.env) : null;
 
         // A manifest URL needs no catalog: the catalog is never opened (nor the embedded one started).
         let runId: string | null = null;
@@ -75,6 +79,10 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
           if (location.manifestSha256 !== null && sha256 !== location.manifestSha256) {
             throw new BackstopError('ARTIFACT_CORRUPT', `The manifest of run ${runId} no longer matches the checksum recorded in the catalog; the artifact was altered.`);
           }
+          const storageObjects = storageFilesOf(manifest).length;
+          if (storageConfig && storageObjects === 0 && !manifest.storage) {
+            throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} holds no Supabase Storage objects (it was taken without --with-storage); restore it without --with-storage.`);
+          }
           const controller = new AbortController();
           const onSignal = () => controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
           process.once('SIGINT', onSignal);
@@ -98,6 +106,15 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
               onProgress: (next) => progress.update({ phase: next.phase, done: next.bytesRead, total: next.bytesTotal, elapsedMs: next.elapsedMs }),
             });
             progress.done();
+            let storage: { objects: number; bytes: number; buckets: string[] } | null = null;
+            if (storageConfig) {
+              const endpoint = openStorageEndpoint(storageConfig);
+              try {
+                storage = await restoreStorageObjects({ endpoint, store, prefix: location.prefix, manifest, identities, signal: controller.signal });
+              } finally {
+                endpoint.close();
+              }
+            }
             const elapsedMs = Math.round(performance.now() - started);
             if (runId) {
               const { pool } = await ctx.catalog();
@@ -105,11 +122,15 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
                 runId,
                 kind: 'restored',
                 message: `restored into ${describeDatabase(options.to)}`,
-                data: { tablesChecked: result.tablesChecked, elapsedMs },
+                data: { tablesChecked: result.tablesChecked, elapsedMs, ...(storage ? { storageObjects: storage.objects } : {}) },
               });
             }
-            if (options.json) printJson({ runId: runId ?? manifest.runId, status: 'restored', ...result, elapsedMs });
-            else process.stdout.write(`Restored backup ${manifest.runId} of ${manifest.target} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
+            if (options.json) printJson({ runId: runId ?? manifest.runId, status: 'restored', ...result, ...(storage ? { storage } : {}), elapsedMs });
+            else {
+              process.stdout.write(`Restored backup ${manifest.runId} of ${manifest.target} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
+              if (storage) process.stdout.write(`Restored ${storage.objects} Storage object(s) (${storage.bytes} bytes) into ${storage.buckets.length} bucket(s)\n`);
+              else if (storageObjects > 0) process.stdout.write(`The backup also holds ${storageObjects} Storage object(s), not restored: pass --with-storage to write them back\n`);
+            }
           } finally {
             progress.done();
             process.off('SIGINT', onSignal);

@@ -3,6 +3,7 @@ import { BackstopError } from '../../core/errors.ts';
 import type { Pool } from '../../db/pool.ts';
 import { ensureTarget, listTargets } from '../../db/targets.ts';
 import { countActiveApiTokens, createApiToken } from '../../db/tokens.ts';
+import type { RunningServer } from '../../server/startServer.ts';
 import type { Catalog } from '../catalog.ts';
 import type { CommandContext } from '../context.ts';
 import { ensureSampleDatabase, SAMPLE_DATABASE } from '../sampleDatabase.ts';
@@ -38,26 +39,34 @@ export function registerServerCommand(program: Command, context: () => CommandCo
       const say = (line: string) => process.stdout.write(`${line}\n`);
       if (flags.quickstart) await quickstart(ctx, catalog, say);
 
-      // Loaded here, not at the top: Fastify and its plugins would slow down every other command.
-      const { startServer } = await import('../../server/startServer.ts');
-      const server = await startServer(
-        { pool: catalog.pool, config: ctx.config, log: ctx.log },
-        { host: flags.host, port, worker: flags.worker ? { concurrency, pollIntervalMs, drainTimeoutMs } : null },
-      );
-      say(`Backstop is serving ${server.url} (API: ${server.url}/api/v1, OpenAPI: ${server.url}/api/openapi.json)`);
-      say(server.worker ? `In-process worker ${server.worker.name}, concurrency ${concurrency}.` : 'No in-process worker (--no-worker).');
-      say('Stop with Ctrl-C (SIGINT) or SIGTERM.');
-
+      // Handlers first: a signal that arrives while starting, or right after the ready line was
+      // read by whoever started us, must shut down cleanly rather than kill the process.
+      let signalled: NodeJS.Signals | null = null;
+      let server: RunningServer | null = null;
       let stopped: () => void = () => {};
       const done = new Promise<void>((resolve) => (stopped = resolve));
       const onSignal = (signal: NodeJS.Signals) => {
         ctx.log.info({ signal }, 'shutting down');
-        void server.close(`received ${signal}`).finally(stopped);
+        signalled ??= signal;
+        if (server) void server.close(`received ${signal}`).finally(stopped);
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       try {
-        await done;
+        // Loaded here, not at the top: Fastify and its plugins would slow down every other command.
+        const { startServer } = await import('../../server/startServer.ts');
+        server = await startServer(
+          { pool: catalog.pool, config: ctx.config, log: ctx.log },
+          { host: flags.host, port, worker: flags.worker ? { concurrency, pollIntervalMs, drainTimeoutMs } : null },
+        );
+        if (signalled) {
+          await server.close(`received ${signalled}`);
+        } else {
+          say(`Backstop is serving ${server.url} (API: ${server.url}/api/v1, OpenAPI: ${server.url}/api/openapi.json)`);
+          say(server.worker ? `In-process worker ${server.worker.name}, concurrency ${concurrency}.` : 'No in-process worker (--no-worker).');
+          say('Stop with Ctrl-C (SIGINT) or SIGTERM.');
+          await done;
+        }
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

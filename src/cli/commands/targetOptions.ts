@@ -21,12 +21,23 @@ export function parseProfile(text: string): BackupProfile {
   return profile;
 }
 
-export function targetOptions(compression: string | undefined, encryptTo: string[], profile?: BackupProfile): TargetOptions {
+export function targetOptions(compression: string | undefined, encryptTo: string[], profile?: BackupProfile, withStorage?: boolean): TargetOptions {
   return {
     ...(compression ? { compression } : {}),
     ...(encryptTo.length > 0 ? { encryptTo } : {}),
     ...(profile ? { profile } : {}),
+    ...(withStorage ? { withStorage: true } : {}),
   };
+}
+
+/** `--with-storage` copies a Supabase project's Storage objects: it belongs with the Supabase profile. */
+export function assertStorageProfile(withStorage: boolean | undefined, profile: BackupProfile | undefined): void {
+  if (withStorage && profile !== 'supabase') {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      '--with-storage copies the Storage objects of a Supabase project: use it with --profile supabase (and set SUPABASE_STORAGE_S3_ENDPOINT and its keys where the backup runs).',
+    );
+  }
 }
 
 /** `--github OWNER/REPO` with its workflow and ref, checked before anything is stored. */

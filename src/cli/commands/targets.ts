@@ -6,7 +6,7 @@ import { createTarget, getTarget, listTargets, updateTargetPolicies, type Target
 import { parseRecipient } from '../../pipeline/age.ts';
 import { parseCompression } from '../../pipeline/compression.ts';
 import { addPolicyOptions, describePolicies, parsePolicyOptions, type PolicyOptions } from './schedule.ts';
-import { collect, githubExecutorConfig, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
+import { assertStorageProfile, collect, githubExecutorConfig, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
 
@@ -38,6 +38,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .option('--profile <profile>', 'default (one pg_dump archive) or supabase (roles, schema and data files, as `supabase db dump` splits them)')
     .option('--max-attempts <n>', 'attempts per run when a runner dies (1 = no retry)', '1')
     .option('--checksums', 'record a content checksum per table at dump time, for `verify --checksums`')
+    .option('--with-storage', 'with --profile supabase: also copy the Storage objects through the S3 endpoint (SUPABASE_STORAGE_S3_* where the backup runs)')
     .option('--github <owner/repo>', 'run its backups on GitHub Actions in this repository (see `backstop init github`)')
     .option('--github-workflow <file>', 'workflow file name', 'backstop-backup.yml')
     .option('--github-ref <ref>', 'branch or tag the workflow runs on', 'main')
@@ -53,6 +54,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
         profile?: string;
         maxAttempts: string;
         checksums?: boolean;
+        withStorage?: boolean;
         github?: string;
         githubWorkflow: string;
         githubRef: string;
@@ -63,6 +65,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
       parseDatabaseUrl(options.databaseUrl);
       if (options.compression) parseCompression(options.compression);
       const profile = options.profile === undefined ? undefined : parseProfile(options.profile);
+      assertStorageProfile(options.withStorage, profile);
       const maxAttempts = Number(options.maxAttempts);
       if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10) {
         throw new BackstopError('INVALID_INPUT', `--max-attempts must be a whole number from 1 to 10, got "${options.maxAttempts}".`);
@@ -73,7 +76,10 @@ export function registerTargetCommands(program: Command, context: () => CommandC
         name,
         databaseUrl: options.databaseUrl,
         storeUrl: options.store ? storeUrlFor(options.store) : ctx.config.defaultStoreUrl,
-        options: { ...targetOptions(options.compression, options.encryptTo.map(parseRecipient), profile), ...(options.checksums ? { checksums: true } : {}) },
+        options: {
+          ...targetOptions(options.compression, options.encryptTo.map(parseRecipient), profile, options.withStorage),
+          ...(options.checksums ? { checksums: true } : {}),
+        },
         maxAttempts,
         executor: options.github ? githubExecutorConfig(options.github, options.githubWorkflow, options.githubRef) : null,
         schedule: patch.schedule,

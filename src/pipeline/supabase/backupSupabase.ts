@@ -12,11 +12,20 @@ import { readSourceCatalog } from './readSourceCatalog.ts';
 import { framed, rewriteLines } from './rewriteLines.ts';
 import { createSchemaRewriter, rewriteRolesLine } from './supabaseSqlRules.ts';
 import { isDumpedDataTable, planSupabaseDump } from './supabaseProfile.ts';
+import { openStorageEndpoint, storageEndpointFromEnv } from './storageEndpoint.ts';
+import { backupStorageObjects } from './storageObjects.ts';
 
 /** The data file disables triggers (and so foreign-key checks) for its own session, as `supabase db dump` does. */
 export const DATA_HEADER = 'SET session_replication_role = replica;\n\n';
 /** pg_dump leaves its session settings behind; the next file must not inherit them. */
 const RESET_TRAILER = '\nRESET ALL;\n';
+
+export interface SupabaseBackupInput extends BackupInput {
+  /** Also copy the project's Storage objects (`--with-storage`), through the endpoint that `storageEnv` configures. */
+  withStorage?: boolean;
+  /** Where SUPABASE_STORAGE_S3_* come from; default process.env. */
+  storageEnv?: NodeJS.ProcessEnv;
+}
 
 interface FileStep {
   role: 'roles' | 'schema' | 'data';
@@ -33,8 +42,10 @@ interface FileStep {
  * dump; both pg_dump runs read the same exported snapshot as the row counts; the manifest is
  * written last. On failure or abort the running tool is stopped and the prefix deleted.
  */
-export async function backupSupabase(input: BackupInput): Promise<Artifact> {
+export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifact> {
   const started = performance.now();
+  // Before anything runs: a missing endpoint is a configuration error, not a failed dump.
+  const storageConfig = input.withStorage ? storageEndpointFromEnv(input.storageEnv ?? process.env) : null;
   const compression = input.compression ?? defaultCompression;
   const recipients = (input.encryptTo ?? []).map(parseRecipient);
   const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
@@ -121,6 +132,33 @@ export async function backupSupabase(input: BackupInput): Promise<Artifact> {
     const tables = (await counting).filter(isDumpedDataTable);
     await source.close();
 
+    // Storage objects after the database files, with the snapshot released. Not atomic with the
+    // dump: objects written or deleted meanwhile may or may not be in the copy.
+    let storageBuckets: string[] | null = null;
+    if (storageConfig) {
+      const endpoint = openStorageEndpoint(storageConfig);
+      try {
+        const storedBefore = progress.bytesStored;
+        const copied = await backupStorageObjects({
+          endpoint,
+          store: input.store,
+          prefix,
+          compression,
+          recipients,
+          signal: input.signal,
+          onEvent: input.onEvent,
+          onStoredBytes: (bytes) => {
+            progress.bytesStored = storedBefore + bytes;
+          },
+        });
+        files.push(...copied.files);
+        storageBuckets = copied.buckets;
+      } finally {
+        endpoint.close();
+      }
+      report();
+    }
+
     progress.phase = 'manifest';
     report();
     // Parsed before writing, so the object compared with what the store serves back has the schema's key order.
@@ -139,6 +177,7 @@ export async function backupSupabase(input: BackupInput): Promise<Artifact> {
       compression: { algorithm: compression.algorithm, level: compression.level },
       encryption: recipients.length > 0 ? { algorithm: 'age', recipients } : null,
       files,
+      ...(storageBuckets ? { storage: { buckets: storageBuckets } } : {}),
       tables,
       timings: { dumpMs: Math.round(dumpMs), totalMs: Math.round(performance.now() - started) },
     });
