@@ -3,6 +3,11 @@ import type { Logger } from 'pino';
 import type { Config } from '../core/config.ts';
 import { startReaper, type Reaper } from '../control/reaper.ts';
 import { startWorker, type Worker } from '../control/worker.ts';
+import { startGithubExecutor } from '../control/githubExecutor.ts';
+import { startNotifier } from '../control/notifier.ts';
+import { startPruner } from '../control/pruner.ts';
+import { startScheduler } from '../control/scheduler.ts';
+import { githubClient } from '../executors/github/githubClient.ts';
 import type { Pool } from '../db/pool.ts';
 import { buildApp, type AppOptions } from './app.ts';
 import { createServerMetrics, type ServerMetrics } from './metrics.ts';
@@ -40,6 +45,23 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   const app = await buildApp({ ...deps, metrics }, options);
   const reaper = startReaper(deps.pool, deps.config.reaperIntervalMs, deps.log.child({ component: 'reaper' }), (runs) => metrics.recordReaped(runs));
   let worker: Worker | null = null;
+  // The control loops. Each is safe with several servers on one catalog: the scheduler's
+  // slots are unique keys, the notifier and dispatcher claim rows, the pruner is idempotent.
+  const scheduler = startScheduler(
+    { db: deps.pool, config: deps.config, log: deps.log },
+    { onScheduled: () => metrics.schedulerActions.inc({ action: 'enqueued' }) },
+  );
+  const notifier = startNotifier({ db: deps.pool, log: deps.log });
+  const pruner = startPruner({ db: deps.pool, log: deps.log }, { intervalMs: 3_600_000 });
+  const github = deps.config.github
+    ? startGithubExecutor({
+        db: deps.pool,
+        client: githubClient(deps.config.github),
+        log: deps.log.child({ component: 'github' }),
+        startDeadlineMs: deps.config.startDeadlineMs,
+        intervalMs: 5000,
+      })
+    : null;
   let closing: Promise<void> | null = null;
   const close = (reason = 'server shutting down') =>
     (closing ??= (async () => {
@@ -47,6 +69,8 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
         await app.close();
       } finally {
         await worker?.stop(reason);
+        github?.stop();
+        await Promise.all([scheduler.stop(), notifier.stop(), pruner.stop()]);
         reaper.stop();
       }
     })());
