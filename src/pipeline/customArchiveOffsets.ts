@@ -190,6 +190,19 @@ export class CustomArchiveScanner {
         this.#inLargeObjects = type === BLK_BLOBS;
         i++;
         this.#readInt('dumpId');
+      } else if (this.#expecting === 'chunkLength' && this.#int.length === 0 && i + 1 + intSize <= chunk.length) {
+        // The hot path, once per row: step over every length-prefixed chunk that lies wholly
+        // in this buffer, and hand the first one that does not to the general path.
+        for (;;) {
+          const length = decodeInt(chunk, i, intSize);
+          i += 1 + intSize;
+          if (length > 0 && i + length + 1 + intSize <= chunk.length) {
+            i += length;
+            continue;
+          }
+          this.#onInt(length);
+          break;
+        }
       } else {
         let value: number;
         if (this.#int.length === 0 && i + 1 + intSize <= chunk.length) {
