@@ -6,6 +6,7 @@ import type { Queryable } from '../db/pool.ts';
 import { claimForDispatch, endRunFromExecutor, listExecutorRuns, updateExecutor, type RunRecord } from '../db/runs.ts';
 import { getTargetWithSecret } from '../db/targets.ts';
 import { GithubRefusal, type GithubClient, type GithubTarget } from '../executors/github/githubClient.ts';
+import { startPeriodicTask } from './periodicTask.ts';
 
 export interface GithubExecutorOptions {
   db: Queryable;
@@ -33,9 +34,6 @@ const DEFAULT_PG_MAJOR = '17';
  */
 export function startGithubExecutor(options: GithubExecutorOptions): GithubExecutor {
   const name = `dispatcher:${randomBytes(3).toString('hex')}`;
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  let running: Promise<void> | null = null;
 
   const targetOf = (config: Record<string, unknown> | null): GithubTarget => {
     const value = (config ?? {}) as Partial<GithubTarget>;
@@ -112,39 +110,18 @@ export function startGithubExecutor(options: GithubExecutorOptions): GithubExecu
     if (ended) options.log.warn({ runId: run.id, conclusion }, 'ended a run whose GitHub job completed without reporting');
   };
 
-  const tickOnce = () => {
-    running ??= (async () => {
-      try {
-        const claimed = await claimForDispatch(options.db, { startDeadlineMs: options.startDeadlineMs, limit: 20, dispatcher: name });
-        for (const { run, executorConfig } of claimed) await dispatch(run, targetOf(executorConfig));
-        for (const run of await listExecutorRuns(options.db)) {
-          await reconcile(run).catch((error) => options.log.warn({ runId: run.id, err: error }, 'reconcile failed; will retry'));
-        }
-      } catch (error) {
-        options.log.warn({ err: error }, 'GitHub executor pass failed; will retry');
-      } finally {
-        running = null;
+  const task = startPeriodicTask(options.intervalMs, async () => {
+    try {
+      const claimed = await claimForDispatch(options.db, { startDeadlineMs: options.startDeadlineMs, limit: 20, dispatcher: name });
+      for (const { run, executorConfig } of claimed) await dispatch(run, targetOf(executorConfig));
+      for (const run of await listExecutorRuns(options.db)) {
+        await reconcile(run).catch((error) => options.log.warn({ runId: run.id, err: error }, 'reconcile failed; will retry'));
       }
-    })();
-    return running;
-  };
-
-  const schedule = () => {
-    if (stopped) return;
-    timer = setTimeout(async () => {
-      await tickOnce();
-      schedule();
-    }, options.intervalMs);
-  };
-  schedule();
-
-  return {
-    tickOnce,
-    stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-    },
-  };
+    } catch (error) {
+      options.log.warn({ err: error }, 'GitHub executor pass failed; will retry');
+    }
+  });
+  return { tickOnce: task.runOnce, stop: task.stop };
 }
 
 /** The source server's major version, so the workflow installs a matching client; best effort. */

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { startPeriodicTask } from './periodicTask.ts';
 import type { Queryable } from '../db/pool.ts';
 import { reapRuns, type ReapedRun } from '../db/runs.ts';
 
@@ -13,44 +14,18 @@ export interface Reaper {
  * reapers at once are safe because each pass is one conditional UPDATE.
  */
 export function startReaper(db: Queryable, intervalMs: number, log: Logger, onReaped?: (runs: ReapedRun[]) => void): Reaper {
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  let running: Promise<ReapedRun[]> | null = null;
-
-  const reapOnce = async (): Promise<ReapedRun[]> => {
-    if (running) return running;
-    running = (async () => {
-      try {
-        const reaped = await reapRuns(db);
-        for (const run of reaped) {
-          log.warn({ runId: run.id, from: run.previousStatus, to: run.status, reason: run.errorCode }, 'reaped overdue run');
-        }
-        if (reaped.length > 0) onReaped?.(reaped);
-        return reaped;
-      } catch (error) {
-        log.warn({ err: error }, 'reaper pass failed; will retry');
-        return [];
-      } finally {
-        running = null;
+  const task = startPeriodicTask(intervalMs, async (): Promise<ReapedRun[]> => {
+    try {
+      const reaped = await reapRuns(db);
+      for (const run of reaped) {
+        log.warn({ runId: run.id, from: run.previousStatus, to: run.status, reason: run.errorCode }, 'reaped overdue run');
       }
-    })();
-    return running;
-  };
-
-  const schedule = () => {
-    if (stopped) return;
-    timer = setTimeout(async () => {
-      await reapOnce();
-      schedule();
-    }, intervalMs);
-  };
-  schedule();
-
-  return {
-    reapOnce,
-    stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-    },
-  };
+      if (reaped.length > 0) onReaped?.(reaped);
+      return reaped;
+    } catch (error) {
+      log.warn({ err: error }, 'reaper pass failed; will retry');
+      return [];
+    }
+  });
+  return { reapOnce: task.runOnce, stop: task.stop };
 }

@@ -137,15 +137,10 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
       tables,
       timings: { dumpMs: Math.round(dumpMs), totalMs: Math.round(performance.now() - started) },
     };
-    const manifestObject = await writeManifest(input.store, prefix, manifest, input.signal);
+    const artifact = await completeArtifact(input.store, prefix, manifest, input.signal);
     progress.phase = 'done';
     report();
-    return {
-      storeUrl: input.store.url,
-      prefix,
-      manifest: { name: MANIFEST_NAME, size: manifestObject.size, sha256: manifestObject.sha256 },
-      files: manifest.files.map((file) => ({ name: file.name, size: file.size, sha256: file.sha256 })),
-    };
+    return artifact;
   } catch (error) {
     await dump?.terminate();
     await deletePrefix(input.store, prefix).catch(() => {});
@@ -237,4 +232,15 @@ export async function deletePrefix(store: Store, prefix: string): Promise<void> 
   const keys: string[] = [];
   for await (const object of store.list(prefix)) keys.push(object.key);
   if (keys.length > 0) await store.delete(keys);
+}
+
+/** Writes the manifest, last, and describes the now complete artifact for the catalog. */
+export async function completeArtifact(store: Store, prefix: string, manifest: Manifest, signal: AbortSignal): Promise<Artifact> {
+  const manifestObject = await writeManifest(store, prefix, manifest, signal);
+  return {
+    storeUrl: store.url,
+    prefix,
+    manifest: { name: MANIFEST_NAME, size: manifestObject.size, sha256: manifestObject.sha256 },
+    files: manifest.files.map((file) => ({ name: file.name, size: file.size, sha256: file.sha256 })),
+  };
 }

@@ -1,11 +1,11 @@
-import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, artifactPrefix, manifestSchema, type ManifestFile } from '../../core/manifest.ts';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, artifactPrefix, manifestSchema, type ManifestFile } from '../../core/manifest.ts';
 import { BACKSTOP_VERSION } from '../../core/version.ts';
 import type { Artifact } from '../../db/runs.ts';
 import { findPgTool } from '../../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum, type PgToolCandidate } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import { parseRecipient } from '../age.ts';
-import { deletePrefix, dumpOutput, storeStream, writeManifest, type BackupInput, type BackupProgress } from '../backup.ts';
+import { completeArtifact, deletePrefix, dumpOutput, storeStream, type BackupInput, type BackupProgress } from '../backup.ts';
 import { defaultCompression, fileExtension } from '../compression.ts';
 import { openSourceSnapshot } from '../sourceSnapshot.ts';
 import { readSourceCatalog } from './readSourceCatalog.ts';
@@ -181,15 +181,10 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
       tables,
       timings: { dumpMs: Math.round(dumpMs), totalMs: Math.round(performance.now() - started) },
     });
-    const manifestObject = await writeManifest(input.store, prefix, manifest, input.signal);
+    const artifact = await completeArtifact(input.store, prefix, manifest, input.signal);
     progress.phase = 'done';
     report();
-    return {
-      storeUrl: input.store.url,
-      prefix,
-      manifest: { name: MANIFEST_NAME, size: manifestObject.size, sha256: manifestObject.sha256 },
-      files: manifest.files.map((file) => ({ name: file.name, size: file.size, sha256: file.sha256 })),
-    };
+    return artifact;
   } catch (error) {
     await running?.terminate();
     await deletePrefix(input.store, prefix).catch(() => {});
