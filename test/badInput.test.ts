@@ -15,7 +15,7 @@ import { createSampleDatabase, createTestCatalog, type TestCatalog, type TestDat
 const UNKNOWN_RUN = '3f1c2b4a-0d5e-4f6a-8b7c-9d0e1f2a3b4c';
 const EXPECTED_URL_FORM = 'postgres://USER:PASSWORD@HOST:PORT/DATABASE';
 // Per test, not per suite: a suite timeout would run `after` (dropping the catalog) under a test still running.
-const TEST_TIMEOUT = { timeout: 120_000 };
+const TEST_TIMEOUT = { timeout: 300_000 };
 
 describe('bad input through the CLI', () => {
   let catalog: TestCatalog;

@@ -25,7 +25,7 @@ import { waitFor } from './support/wait.ts';
  */
 
 const CATALOG_DATABASE = 'backstop';
-const TEST_TIMEOUT = { timeout: 120_000 };
+const TEST_TIMEOUT = { timeout: 300_000 };
 
 /** Resolves with the exit, or fails the test if the process is still running after `ms`. */
 async function exitWithin(cli: CliProcess, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {

@@ -67,7 +67,7 @@ async function startReceiver(respond: (index: number) => number | undefined = ()
   return receiver;
 }
 
-describe('notifications', { timeout: 120_000 }, () => {
+describe('notifications', { timeout: 300_000 }, () => {
   let catalog: TestCatalog;
   let target: TargetRecord;
   let notifiers: Notifier[] = [];

@@ -153,7 +153,7 @@ describe('planGarbage (examples)', () => {
   });
 });
 
-describe('prune against a real catalog and a local store', { timeout: 120_000 }, () => {
+describe('prune against a real catalog and a local store', { timeout: 300_000 }, () => {
   let catalog: TestCatalog;
   let storeDir: string;
   let target: TargetRecord;

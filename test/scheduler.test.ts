@@ -74,7 +74,7 @@ describe('schedule slots (pure)', () => {
   });
 });
 
-describe('scheduler against a real catalog', { timeout: 120_000 }, () => {
+describe('scheduler against a real catalog', { timeout: 300_000 }, () => {
   let catalog: TestCatalog;
   let connections: Connections;
   let schedulers: Scheduler[] = [];
@@ -305,7 +305,7 @@ describe('scheduler against a real catalog', { timeout: 120_000 }, () => {
   });
 });
 
-describe('schedules through the CLI', { timeout: 60_000 }, () => {
+describe('schedules through the CLI', { timeout: 300_000 }, () => {
   let catalog: TestCatalog;
   let env: Record<string, string>;
 

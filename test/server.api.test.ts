@@ -24,7 +24,7 @@ function assertError(result: HttpResult, status: number, code?: string): void {
   if (code) assert.equal(result.json.error.code, code);
 }
 
-describe('HTTP API', { timeout: 60_000 }, () => {
+describe('HTTP API', { timeout: 300_000 }, () => {
   let catalog: TestCatalog;
   let api: TestServer;
 
@@ -343,7 +343,7 @@ describe('HTTP API', { timeout: 60_000 }, () => {
   });
 });
 
-describe('HTTP API without its catalog', { timeout: 30_000 }, () => {
+describe('HTTP API without its catalog', { timeout: 120_000 }, () => {
   let api: TestServer;
 
   before(async () => {

@@ -10,7 +10,7 @@ import { waitFor } from './support/wait.ts';
  * down cleanly (exit 0).
  */
 
-describe('server and token commands', { timeout: 120_000 }, () => {
+describe('server and token commands', { timeout: 300_000 }, () => {
   let catalog: TestCatalog;
   let env: Record<string, string>;
   let processes: CliProcess[] = [];

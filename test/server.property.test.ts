@@ -176,7 +176,7 @@ function isScheduleObject(schema: Schema): boolean {
   return Boolean(props?.cron && props?.timezone);
 }
 
-describe('API bad input, generated from /api/openapi.json', { timeout: 120_000 }, () => {
+describe('API bad input, generated from /api/openapi.json', { timeout: 300_000 }, () => {
   let catalog: TestCatalog;
   let api: TestServer;
   let operations: Operation[];

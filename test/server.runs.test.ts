@@ -16,7 +16,7 @@ import { waitFor } from './support/wait.ts';
  * test needs it "in the middle".
  */
 
-describe('server with a worker: runs, live events, cancel, restore, verify, metrics', { timeout: 90_000 }, () => {
+describe('server with a worker: runs, live events, cancel, restore, verify, metrics', { timeout: 300_000 }, () => {
   let catalog: TestCatalog;
   let source: TestDatabase;
   let storeDir: string;
