@@ -7,6 +7,7 @@ import type { RunningServer } from '../../server/startServer.ts';
 import type { Catalog } from '../catalog.ts';
 import type { CommandContext } from '../context.ts';
 import { ensureSampleDatabase, SAMPLE_DATABASE } from '../sampleDatabase.ts';
+import { createRun } from '../../db/runs.ts';
 
 interface ServerFlags {
   host: string;
@@ -84,8 +85,11 @@ async function quickstart(ctx: CommandContext, catalog: Catalog, say: (line: str
   if ((await listTargets(pool)).length === 0) {
     if (catalog.embedded) {
       const sampleUrl = await ensureSampleDatabase(catalog.embedded);
-      await ensureTarget(pool, { name: 'sample', databaseUrl: sampleUrl, storeUrl: ctx.config.defaultStoreUrl });
+      const target = await ensureTarget(pool, { name: 'sample', databaseUrl: sampleUrl, storeUrl: ctx.config.defaultStoreUrl });
       say(`Added target "sample": the database ${SAMPLE_DATABASE} in the embedded PostgreSQL (2,000 customers, 10,000 orders).`);
+      // The main job, once, so a first start shows a real backup: the in-process worker takes it.
+      const run = await createRun(pool, { targetId: target.id, trigger: 'quickstart', runDeadlineMs: ctx.config.runDeadlineMs });
+      say(`Queued a first backup of "sample": run ${run.id} (follow it with \`backstop runs show ${run.id}\`).`);
     } else {
       say('No targets yet; the sample target needs the embedded catalog (BACKSTOP_DATABASE_URL is set). Add one with POST /api/v1/targets.');
     }
