@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { BackstopError } from '../core/errors.ts';
 import type { Manifest } from '../core/manifest.ts';
-import { connectionError } from '../db/pool.ts';
+import { connectDatabase } from '../db/pool.ts';
 import { findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
 import { parseToolVersion, serverMajorFromVersionNum } from '../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
@@ -71,13 +71,7 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
   if (!dumpFile) throw new BackstopError('ARTIFACT_CORRUPT', `The manifest in ${input.prefix} lists no dump file.`);
   assertCanDecrypt(input.manifest, input.identities);
 
-  const client = new pg.Client({ connectionString: input.toUrl, application_name: 'backstop', connectionTimeoutMillis: 15_000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (error) {
-    throw connectionError(input.toUrl, error, 'database');
-  }
+  const client = await connectDatabase(input.toUrl);
   let spoolPath: string | undefined;
   let restore: PgToolProcess | undefined;
   const stop = () => void restore?.terminate();

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { connectionError } from '../db/pool.ts';
+import { connectDatabase } from '../db/pool.ts';
 
 export interface TableCount {
   schema: string;
@@ -59,13 +59,7 @@ export async function countTableRows(client: pg.ClientBase, signal?: AbortSignal
  * imported the snapshot, so `close` is called only after the dump.
  */
 export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSnapshot> {
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'backstop', connectionTimeoutMillis: 15_000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (error) {
-    throw connectionError(databaseUrl, error, 'database');
-  }
+  const client = await connectDatabase(databaseUrl);
   try {
     const { rows } = await client.query<{ server_version: string; server_version_num: string; database: string }>(
       `select current_setting('server_version') as server_version, current_setting('server_version_num') as server_version_num,

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { withDatabase } from '../core/databaseUrl.ts';
 import { BackstopError, describeError } from '../core/errors.ts';
 import type { Manifest } from '../core/manifest.ts';
-import { connectionError } from '../db/pool.ts';
+import { connectDatabase } from '../db/pool.ts';
 import type { PgToolSearch } from '../pgtools/findPgTools.ts';
 import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
@@ -151,13 +151,7 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
 }
 
 async function adminQuery(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (error) {
-    throw connectionError(url, error, 'database');
-  }
+  const client = await connectDatabase(url);
   try {
     await client.query(sql);
   } finally {

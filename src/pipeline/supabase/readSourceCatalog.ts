@@ -1,16 +1,9 @@
-import pg from 'pg';
-import { connectionError } from '../../db/pool.ts';
+import { connectDatabase } from '../../db/pool.ts';
 import { PLATFORM_MIGRATION_TABLES, type SourceCatalog } from './supabaseProfile.ts';
 
 /** The source's schemas and platform migration tables, to name only what exists to pg_dump. */
 export async function readSourceCatalog(databaseUrl: string): Promise<SourceCatalog> {
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'backstop', connectionTimeoutMillis: 15_000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (error) {
-    throw connectionError(databaseUrl, error, 'database');
-  }
+  const client = await connectDatabase(databaseUrl);
   try {
     const { rows: schemas } = await client.query<{ name: string }>('select nspname as name from pg_namespace order by 1');
     const { rows: tables } = await client.query<{ schema: string; name: string }>(
