@@ -54,12 +54,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
   const compression = input.compression ?? defaultCompression;
   const recipients = (input.encryptTo ?? []).map(parseRecipient);
   const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
-  const progress: BackupProgress = { phase: 'connecting', bytesDumped: 0, bytesStored: 0, rateBytesPerSecond: 0, elapsedMs: 0 };
-  const report = () => {
-    progress.elapsedMs = performance.now() - started;
-    progress.rateBytesPerSecond = progress.elapsedMs > 0 ? Math.round((progress.bytesDumped * 1000) / progress.elapsedMs) : 0;
-    input.onProgress?.({ ...progress });
-  };
+  const { progress, report } = trackBackupProgress(started, input.onProgress);
   input.signal.throwIfAborted();
 
   const source = await openSourceSnapshot(input.databaseUrl);
@@ -243,4 +238,15 @@ export async function completeArtifact(store: Store, prefix: string, manifest: M
     manifest: { name: MANIFEST_NAME, size: manifestObject.size, sha256: manifestObject.sha256 },
     files: manifest.files.map((file) => ({ name: file.name, size: file.size, sha256: file.sha256 })),
   };
+}
+
+/** The progress of one backup, and the function that stamps its time and rate and reports it. */
+export function trackBackupProgress(started: number, onProgress?: (progress: BackupProgress) => void) {
+  const progress: BackupProgress = { phase: 'connecting', bytesDumped: 0, bytesStored: 0, rateBytesPerSecond: 0, elapsedMs: 0 };
+  const report = () => {
+    progress.elapsedMs = performance.now() - started;
+    progress.rateBytesPerSecond = progress.elapsedMs > 0 ? Math.round((progress.bytesDumped * 1000) / progress.elapsedMs) : 0;
+    onProgress?.({ ...progress });
+  };
+  return { progress, report };
 }

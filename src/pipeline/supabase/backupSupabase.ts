@@ -5,7 +5,7 @@ import { findPgTool } from '../../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum, type PgToolCandidate } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import { parseRecipient } from '../age.ts';
-import { completeArtifact, deletePrefix, dumpOutput, storeStream, type BackupInput, type BackupProgress } from '../backup.ts';
+import { completeArtifact, deletePrefix, dumpOutput, storeStream, trackBackupProgress, type BackupInput } from '../backup.ts';
 import { defaultCompression, fileExtension } from '../compression.ts';
 import { openSourceSnapshot } from '../sourceSnapshot.ts';
 import { readSourceCatalog } from './readSourceCatalog.ts';
@@ -49,12 +49,7 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
   const compression = input.compression ?? defaultCompression;
   const recipients = (input.encryptTo ?? []).map(parseRecipient);
   const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
-  const progress: BackupProgress = { phase: 'connecting', bytesDumped: 0, bytesStored: 0, rateBytesPerSecond: 0, elapsedMs: 0 };
-  const report = () => {
-    progress.elapsedMs = performance.now() - started;
-    progress.rateBytesPerSecond = progress.elapsedMs > 0 ? Math.round((progress.bytesDumped * 1000) / progress.elapsedMs) : 0;
-    input.onProgress?.({ ...progress });
-  };
+  const { progress, report } = trackBackupProgress(started, input.onProgress);
   input.signal.throwIfAborted();
 
   const source = await openSourceSnapshot(input.databaseUrl);
