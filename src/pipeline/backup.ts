@@ -11,8 +11,9 @@ import type { Store, StoredObject } from '../storage/store.ts';
 import { createAgeEncryptStream, parseRecipient } from './age.ts';
 import { coalesceChunks } from './coalesceChunks.ts';
 import { createCompressor, defaultCompression, fileExtension, type CompressionSettings } from './compression.ts';
+import { CustomArchiveScanner } from './customArchiveScanner.ts';
 import { readManifest } from './readManifest.ts';
-import { openSourceSnapshot } from './sourceSnapshot.ts';
+import { openSourceSnapshot, type SourceSnapshot, type TableCount } from './sourceSnapshot.ts';
 
 export interface BackupProgress {
   phase: 'connecting' | 'dumping' | 'manifest' | 'done';
@@ -75,15 +76,17 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
       serverVersion: source.serverVersion,
     });
 
-    // Counted concurrently on the snapshot's own connection while pg_dump streams.
-    const counting = source.countRows(input.signal, { checksums: input.checksums });
-    counting.catch(() => {});
+    // Rows are counted in the archive as it streams past (free for the source server);
+    // checksums need the rows themselves, read on the snapshot's connection meanwhile.
+    const archive = new CustomArchiveScanner();
+    const checksumming = input.checksums ? source.countRows(input.signal, { checksums: true }) : null;
+    checksumming?.catch(() => {});
     const dumpStarted = performance.now();
     const dumpFile = `dump.pgcustom${fileExtension(compression.algorithm)}${recipients.length > 0 ? '.age' : ''}`;
     const stored = await storeStream({
       store: input.store,
       key: prefix + dumpFile,
-      content: dumpOutput(dump),
+      content: tap(dumpOutput(dump), (chunk) => archive.write(chunk)),
       compression,
       recipients,
       signal: input.signal,
@@ -102,7 +105,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
       sha256: stored.sha256,
     });
 
-    const tables = await counting;
+    const tables = await tableCounts(archive, checksumming, source, input.signal);
     await source.close();
 
     progress.phase = 'manifest';
@@ -144,6 +147,44 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
   } finally {
     input.signal.removeEventListener('abort', stopDump);
     await source.close();
+  }
+}
+
+/**
+ * The manifest's tables: rows as the archive holds them. With checksums, the snapshot's
+ * count must agree with the archive's, table by table, or the backup fails. Should the
+ * archive be one the scanner cannot follow, the rows are counted in the dump's snapshot.
+ */
+async function tableCounts(
+  archive: CustomArchiveScanner,
+  checksumming: Promise<TableCount[]> | null,
+  source: SourceSnapshot,
+  signal: AbortSignal,
+): Promise<TableCount[]> {
+  const archived = archive.tableRows();
+  if (checksumming === null) return archived ?? (await source.countRows(signal));
+  const counted = await checksumming;
+  if (archived === null) return counted;
+  const archivedRows = new Map(archived.map((table) => [`${table.schema}.${table.name}`, table.rows]));
+  const differing = counted.filter((table) => {
+    const rows = archivedRows.get(`${table.schema}.${table.name}`);
+    return rows !== undefined && rows !== table.rows;
+  });
+  if (differing.length > 0) {
+    const described = differing.map((table) => `${table.schema}.${table.name}: ${archivedRows.get(`${table.schema}.${table.name}`)} rows in the archive, ${table.rows} in the snapshot`);
+    throw new BackstopError('DUMP_FAILED', `The dump does not hold what its snapshot holds: ${described.join('; ')}.`);
+  }
+  const checksums = new Map(counted.map((table) => [`${table.schema}.${table.name}`, table.checksum]));
+  return archived.map((table) => {
+    const checksum = checksums.get(`${table.schema}.${table.name}`);
+    return checksum === undefined ? table : { ...table, checksum };
+  });
+}
+
+async function* tap(source: AsyncIterable<Buffer>, see: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    see(chunk);
+    yield chunk;
   }
 }
 

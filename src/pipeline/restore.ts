@@ -12,7 +12,7 @@ import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spaw
 import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from './spoolVerifiedFile.ts';
-import { countTableRows } from './sourceSnapshot.ts';
+import { countListedTables } from './sourceSnapshot.ts';
 import { restoreSupabaseArtifact } from './supabase/restoreSupabase.ts';
 
 export interface RestoreInput {
@@ -129,11 +129,11 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
 
     if (input.checkRows === false) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: pgRestore.version };
     report('checking', dumpFile.size);
-    const restored = await countTableRows(client);
-    const byName = new Map(restored.map((table) => [`${table.schema}.${table.name}`, table.rows]));
+    const restored = await countListedTables(input.toUrl, restoredTables, { connections: jobs, signal });
+    const rowsOf = (table: { schema: string; name: string }) => restored.get(`${table.schema}.${table.name}`)?.rows ?? null;
     const mismatches = restoredTables
-      .filter((table) => byName.get(`${table.schema}.${table.name}`) !== table.rows)
-      .map((table) => `${table.schema}.${table.name} has ${byName.get(`${table.schema}.${table.name}`) ?? 'no table'} rows, the backup ${table.rows}`);
+      .filter((table) => rowsOf(table) !== table.rows)
+      .map((table) => `${table.schema}.${table.name} has ${rowsOf(table) ?? 'no table'} rows, the backup ${table.rows}`);
     if (mismatches.length > 0) {
       throw new BackstopError('RESTORE_FAILED', `The restored database differs from the backup: ${mismatches.join('; ')}.`);
     }

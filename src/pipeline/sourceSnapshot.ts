@@ -53,6 +53,48 @@ export async function countTableRows(client: pg.ClientBase, signal?: AbortSignal
   return counts;
 }
 
+export interface ListedTableCount {
+  /** Null: the database has no such table. */
+  rows: number | null;
+  checksum?: string;
+}
+
+/**
+ * Counts (and optionally checksums) exactly the listed tables — a backup's, as its manifest
+ * names them — over `connections` connections at once, in list order. Keyed by `schema.name`.
+ */
+export async function countListedTables(
+  databaseUrl: string,
+  tables: ReadonlyArray<{ schema: string; name: string }>,
+  options: { checksums?: boolean; signal?: AbortSignal; connections?: number } = {},
+): Promise<Map<string, ListedTableCount>> {
+  const counts = new Map<string, ListedTableCount>();
+  let next = 0;
+  const connections = Math.max(1, Math.min(options.connections ?? 1, tables.length));
+  const worker = async () => {
+    const client = await connectDatabase(databaseUrl);
+    try {
+      while (next < tables.length) {
+        options.signal?.throwIfAborted();
+        const table = tables[next++]!;
+        const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.name)}`;
+        const { rows: found } = await client.query<{ exists: boolean }>('select to_regclass($1) is not null as exists', [qualified]);
+        if (!found[0]?.exists) {
+          counts.set(`${table.schema}.${table.name}`, { rows: null });
+          continue;
+        }
+        const { rows } = await client.query<{ count: string; checksum?: string }>(tableStatsSql(qualified, options.checksums === true));
+        const row = rows[0]!;
+        counts.set(`${table.schema}.${table.name}`, { rows: Number(row.count), ...(row.checksum !== undefined ? { checksum: row.checksum } : {}) });
+      }
+    } finally {
+      await client.end().catch(() => {});
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, worker));
+  return counts;
+}
+
 /**
  * Opens a REPEATABLE READ transaction on the source and exports its snapshot: pg_dump then
  * dumps exactly what the row counts see. The transaction must stay open until pg_dump has

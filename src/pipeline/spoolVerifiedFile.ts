@@ -7,7 +7,7 @@ import type { Manifest, ManifestFile } from '../core/manifest.ts';
 import type { Store } from '../storage/store.ts';
 import { createAgeDecryptStream, type AgeIdentity } from './age.ts';
 import { createDecompressor } from './compression.ts';
-import { CustomArchiveScanner, writeDataOffsets } from './customArchiveOffsets.ts';
+import { CustomArchiveScanner, writeDataOffsets } from './customArchiveScanner.ts';
 
 /**
  * Streams one stored file through its digest check, decryption and decompression into
@@ -39,7 +39,7 @@ export async function spoolVerifiedFile(input: {
     },
   });
   // pg_dump wrote the archive to a pipe, so its TOC has no data offsets; the scanner finds
-  // them on the way past so that pg_restore --jobs can seek (see customArchiveOffsets.ts).
+  // them on the way past so that pg_restore --jobs can seek (see customArchiveScanner.ts).
   const scanner = file.format === 'pg_dump-custom' ? new CustomArchiveScanner() : null;
   const counting = new Transform({
     transform(chunk: Buffer, _encoding, callback) {

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { withDatabase } from '../core/databaseUrl.ts';
 import { BackstopError, describeError } from '../core/errors.ts';
 import type { Manifest } from '../core/manifest.ts';
@@ -9,7 +8,7 @@ import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
 import { restoreArtifact } from './restore.ts';
 import { digestOf } from './spoolVerifiedFile.ts';
-import { countTableRows } from './sourceSnapshot.ts';
+import { countListedTables } from './sourceSnapshot.ts';
 
 export interface VerifyInput {
   store: Store;
@@ -107,20 +106,11 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
     checks.restore = true;
     await input.afterRestore?.(scratchUrl);
 
-    const client = new pg.Client({ connectionString: scratchUrl });
-    client.on('error', () => {});
-    await client.connect();
-    let restored;
-    try {
-      restored = await countTableRows(client, input.signal, { checksums: input.checksums });
-    } finally {
-      await client.end().catch(() => {});
-    }
-    const byName = new Map(restored.map((table) => [`${table.schema}.${table.name}`, table]));
+    const restored = await countListedTables(scratchUrl, input.manifest.tables, { checksums: input.checksums, signal: input.signal, connections: 2 });
     const mismatches: TableMismatch[] = [];
     for (const expected of input.manifest.tables) {
       const name = `${expected.schema}.${expected.name}`;
-      const actual = byName.get(name);
+      const actual = restored.get(name);
       const rowsDiffer = actual?.rows !== expected.rows;
       const checksumDiffers = input.checksums === true && actual?.checksum !== expected.checksum;
       if (rowsDiffer || checksumDiffers) {

@@ -10,6 +10,7 @@ import { findPgTool } from '../../pgtools/findPgTools.ts';
 import { parseToolVersion, serverMajorFromVersionNum } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../restore.ts';
+import { countListedTables } from '../sourceSnapshot.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from '../spoolVerifiedFile.ts';
 import { isManagedSchema } from './supabaseProfile.ts';
 
@@ -95,9 +96,10 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
 
     report('checking', bytesTotal);
     if (input.checkRows === false) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: psql.version };
+    const restored = await countListedTables(input.toUrl, input.manifest.tables, { signal, connections: 2 });
     const mismatches: string[] = [];
     for (const table of input.manifest.tables) {
-      const rows = await countRowsIfExists(client, table);
+      const rows = restored.get(`${table.schema}.${table.name}`)?.rows ?? null;
       if (rows !== table.rows) mismatches.push(`${table.schema}.${table.name} has ${rows ?? 'no table'} rows, the backup ${table.rows}`);
     }
     if (mismatches.length > 0) {
@@ -167,11 +169,4 @@ async function existingTable(client: pg.Client, table: { schema: string; name: s
   const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.name)}`;
   const { rows } = await client.query<{ exists: boolean }>('select to_regclass($1) is not null as exists', [qualified]);
   return rows[0]?.exists ? qualified : null;
-}
-
-async function countRowsIfExists(client: pg.Client, table: { schema: string; name: string }): Promise<number | null> {
-  const qualified = await existingTable(client, table);
-  if (!qualified) return null;
-  const { rows } = await client.query<{ count: string }>(`select count(*) as count from ${qualified}`);
-  return Number(rows[0]!.count);
 }
