@@ -364,4 +364,33 @@ describe('schedules through the CLI', { timeout: 300_000 }, () => {
     const unknown = await runCli(['target', 'update', 'nope', '--schedule', '0 3 * * *'], env);
     assert.equal(unknown.code, 4, unknown.stderr);
   });
+
+  it('target add/update schedule restore drills: every Nth backup, on a cron, or none', async () => {
+    const added = await runCli(['target', 'add', 'drilled', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--verify-every', '5', '--json'], env);
+    assert.equal(added.code, 0, added.stderr);
+    assert.deepEqual(JSON.parse(added.stdout).verification, { everyNth: 5 });
+
+    const cron = await runCli(['target', 'update', 'drilled', '--verify-cron', '0 4 * * 0', '--timezone', 'Europe/Paris'], env);
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.match(cron.stdout, /verification: a drill of every 5th backup, a drill on 0 4 \* \* 0 \(Europe\/Paris\)/);
+    const { rows } = await catalog.pool.query<{ verification: unknown }>(`select verification from backstop.targets where name = 'drilled'`);
+    assert.deepEqual(rows[0]!.verification, { everyNth: 5, cron: '0 4 * * 0', timezone: 'Europe/Paris' });
+
+    for (const [args, message] of [
+      [['--verify-every', '0'], /--verify-every must be a whole number from 1 to 1000, got "0"/],
+      [['--verify-every', 'often'], /--verify-every must be a whole number/],
+      [['--verify-cron', '61 * * * *'], /61/],
+      [['--no-verify', '--verify-every', '2'], /cannot be combined with --no-verify/],
+    ] as const) {
+      const bad = await runCli(['target', 'update', 'drilled', ...args], env);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`);
+      assert.match(bad.stderr, message);
+    }
+    const unchanged = await catalog.pool.query<{ verification: unknown }>(`select verification from backstop.targets where name = 'drilled'`);
+    assert.deepEqual(unchanged.rows[0]!.verification, { everyNth: 5, cron: '0 4 * * 0', timezone: 'Europe/Paris' }, 'a refused update changes nothing');
+
+    const removed = await runCli(['target', 'update', 'drilled', '--no-verify', '--json'], env);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal(JSON.parse(removed.stdout).verification, null);
+  });
 });

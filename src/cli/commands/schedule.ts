@@ -5,7 +5,15 @@ import { assertChannelUrl, defaultNotificationEvents, parseNotificationEvents } 
 import { validateRetentionPolicy } from '../../core/planRetention.ts';
 import { parseSchedule, upcomingSlots } from '../../core/scheduleSlots.ts';
 import { databaseNow } from '../../db/retention.ts';
-import { listTargets, type NotificationChannel, type RetentionConfig, type ScheduleConfig, type TargetPolicyPatch, type TargetRecord } from '../../db/targets.ts';
+import {
+  listTargets,
+  type NotificationChannel,
+  type RetentionConfig,
+  type ScheduleConfig,
+  type TargetPolicyPatch,
+  type TargetRecord,
+  type VerificationPolicy,
+} from '../../db/targets.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
 import { collect } from './targetOptions.ts';
@@ -24,6 +32,10 @@ export interface PolicyOptions {
   notifyOn?: string;
   webhookSecret?: string;
   clearNotifications?: boolean;
+  verifyEvery?: string;
+  verifyCron?: string;
+  /** `--no-verify`: commander sets false. */
+  verify?: boolean;
 }
 
 export function addPolicyOptions(command: Command): Command {
@@ -37,7 +49,9 @@ export function addPolicyOptions(command: Command): Command {
     .option('--notify-webhook <url>', 'POST signed JSON to this URL on the --notify-on events; repeatable', collect, [])
     .option('--notify-slack <url>', 'post to this Slack incoming webhook on the --notify-on events; repeatable', collect, [])
     .option('--notify-on <events>', `comma-separated: failed, timed_out, succeeded, recovered, cancelled, verify_failed (default ${defaultNotificationEvents.join(',')})`)
-    .option('--webhook-secret <secret>', 'HMAC secret for the webhooks added (default: one is generated and printed once)');
+    .option('--webhook-secret <secret>', 'HMAC secret for the webhooks added (default: one is generated and printed once)')
+    .option('--verify-every <n>', 'restore drill of every Nth successful backup (1: each one)')
+    .option('--verify-cron <cron>', 'restore drill of the newest successful backup on this cron expression (in --timezone, or the schedule\'s); drills compare content checksums too when the target records them (--checksums)');
 }
 
 export interface ParsedPolicies {
@@ -74,8 +88,8 @@ export function parsePolicyOptions(options: PolicyOptions, current: TargetRecord
     };
     attempt(() => parseSchedule(schedule.cron, schedule.timezone));
     patch.schedule = schedule;
-  } else if (options.timezone !== undefined) {
-    problems.push('--timezone needs a schedule: pass --schedule CRON as well');
+  } else if (options.timezone !== undefined && options.verifyCron === undefined) {
+    problems.push('--timezone needs a schedule: pass --schedule CRON (or --verify-cron CRON) as well');
   }
 
   const counts: [flag: string, field: keyof RetentionConfig, raw: string | undefined][] = [
@@ -128,6 +142,30 @@ export function parsePolicyOptions(options: PolicyOptions, current: TargetRecord
   if (channels.length > 0) patch.addChannels = channels;
   if (options.clearNotifications) patch.clearChannels = true;
 
+  const verifying = options.verifyEvery !== undefined || options.verifyCron !== undefined;
+  if (options.verify === false) {
+    if (verifying) problems.push('--verify-every and --verify-cron cannot be combined with --no-verify');
+    patch.verification = null;
+  } else if (verifying) {
+    // Given options replace the same fields of the current policy; the others are kept.
+    const verification: VerificationPolicy = { ...(current?.verification ?? {}) };
+    if (options.verifyEvery !== undefined) {
+      const value = Number(options.verifyEvery);
+      if (!/^\d+$/.test(options.verifyEvery.trim()) || value < 1 || value > 1000) {
+        problems.push(`--verify-every must be a whole number from 1 to 1000, got "${options.verifyEvery}"`);
+      } else {
+        verification.everyNth = value;
+      }
+    }
+    if (options.verifyCron !== undefined) {
+      const timezone = options.timezone ?? current?.verification?.timezone ?? current?.schedule?.timezone ?? 'UTC';
+      attempt(() => parseSchedule(options.verifyCron!, timezone));
+      verification.cron = options.verifyCron;
+      verification.timezone = timezone;
+    }
+    patch.verification = verification;
+  }
+
   if (problems.length > 0) throw new BackstopError('INVALID_INPUT', problems.length === 1 ? `${problems[0]}.` : `Invalid options:\n  ${problems.join('\n  ')}`);
   return { patch, generatedSecrets };
 }
@@ -140,11 +178,20 @@ export function describePolicies(target: TargetRecord, generatedSecrets: ParsedP
     lines.push(`  schedule: ${target.schedule.cron} (${target.schedule.timezone})${next !== undefined ? `, next run at ${new Date(next).toISOString()}` : ''}`);
   }
   if (target.retention) lines.push(`  retention: ${describeRetention(target.retention)}`);
+  if (target.verification) lines.push(`  verification: ${describeVerification(target.verification)}`);
   for (const channel of target.notifications) lines.push(`  notify: ${channel.kind} ${channel.id} on ${channel.on.join(',')}${channel.signed ? ' (signed)' : ''}`);
   for (const { channelId, secret } of generatedSecrets) {
     lines.push(`  webhook ${channelId} signing secret (shown once, keep it to verify X-Backstop-Signature): ${secret}`);
   }
   return lines.map((line) => `${line}\n`).join('');
+}
+
+export function describeVerification(verification: VerificationPolicy): string {
+  const parts = [
+    verification.everyNth !== undefined ? (verification.everyNth === 1 ? 'a drill of every backup' : `a drill of every ${verification.everyNth}th backup`) : '',
+    verification.cron !== undefined ? `a drill on ${verification.cron} (${verification.timezone ?? 'UTC'})` : '',
+  ].filter(Boolean);
+  return parts.join(', ') || 'none';
 }
 
 export function describeRetention(retention: RetentionConfig): string {

@@ -20,6 +20,7 @@ function targetJson(target: TargetRecord) {
     maxAttempts: target.maxAttempts,
     schedule: target.schedule,
     retention: target.retention,
+    verification: target.verification,
     notifications: target.notifications,
     createdAt: target.createdAt,
   };
@@ -84,6 +85,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
         executor: options.github ? githubExecutorConfig(options.github, options.githubWorkflow, options.githubRef) : null,
         schedule: patch.schedule,
         retention: patch.retention,
+        verification: patch.verification,
         notifications: patch.addChannels,
       });
       if (options.json) printJson({ ...targetJson(created), ...(generatedSecrets.length > 0 ? { webhookSecrets: generatedSecrets } : {}) });
@@ -94,9 +96,10 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     },
   );
   // --schedule is defined before --no-schedule: commander then leaves it undefined when neither is given.
-  addPolicyOptions(target.command('update').description("Change a target's schedule, retention or notifications.").argument('<name>', 'target name'))
+  addPolicyOptions(target.command('update').description("Change a target's schedule, retention, drills or notifications.").argument('<name>', 'target name'))
     .option('--no-schedule', 'remove the schedule')
     .option('--no-retention', 'remove the retention policy (keep every backup)')
+    .option('--no-verify', 'remove the drill schedule (--verify-every, --verify-cron)')
     .option('--clear-notifications', 'remove every notification channel (before adding the ones given)')
     .option('--json', 'print the target as JSON')
     .action(async (name: string, options: PolicyOptions & { json?: boolean }) => {
@@ -105,7 +108,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
       const current = await getTarget(pool, name);
       const { patch, generatedSecrets } = parsePolicyOptions(options, current);
       if (Object.keys(patch).length === 0) {
-        throw new BackstopError('INVALID_INPUT', 'Nothing to change: pass --schedule, --timezone, --keep-*, --notify-*, --no-schedule, --no-retention or --clear-notifications.');
+        throw new BackstopError('INVALID_INPUT', 'Nothing to change: pass --schedule, --timezone, --keep-*, --verify-every, --verify-cron, --notify-*, --no-schedule, --no-retention, --no-verify or --clear-notifications.');
       }
       const updated = await updateTargetPolicies(pool, name, patch);
       if (options.json) printJson({ ...targetJson(updated), ...(generatedSecrets.length > 0 ? { webhookSecrets: generatedSecrets } : {}) });
