@@ -17,7 +17,8 @@ import { isDumpedDataTable, planSupabaseDump, RESERVED_ROLES } from '../src/pipe
 import { localStore } from '../src/storage/localStore.ts';
 import type { Store } from '../src/storage/store.ts';
 import { runCli } from './support/cli.ts';
-import { adminQuery, createTestCatalog, dumpSessions, holdTableLock, tableFingerprints, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { getRun, listRunEvents } from '../src/db/runs.ts';
+import { adminQuery, adminUrl, createTestCatalog, dumpSessions, holdTableLock, tableFingerprints, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { filesUnder } from './support/store.ts';
 import { addSupabaseApp, appSecurity, createSupabaseProject, notesVisibleTo, type SupabaseApp } from './support/supabase.ts';
 import { waitFor } from './support/wait.ts';
@@ -361,6 +362,26 @@ describe('Supabase profile against a Supabase-like database', () => {
     assert.equal(JSON.parse(restore.stdout).tablesChecked, CARRIED_TABLES.length);
     assert.deepEqual(await carriedFingerprints(target.url), await carriedFingerprints(source.url));
     assert.deepEqual(await appSecurity(target.url), await appSecurity(source.url));
+
+    // A drill: a scratch database made like a new project of the source, the three files
+    // restored into it, every carried table's rows compared, the scratch dropped.
+    const drill = await runCli(['verify', result.id, '--json'], { ...env, BACKSTOP_SCRATCH_URL: adminUrl() });
+    assert.equal(drill.code, 0, `${drill.stdout}\n${drill.stderr}`);
+    const verification = JSON.parse(drill.stdout);
+    assert.equal(verification.status, 'succeeded', JSON.stringify(verification.error));
+    const subject = await getRun(catalog.pool, result.id);
+    assert.equal(subject.verification?.status, 'passed');
+    assert.equal(subject.verification?.tables, CARRIED_TABLES.length);
+    const drillEvents = await listRunEvents(catalog.pool, verification.id);
+    assert.deepEqual(
+      drillEvents.map((event) => event.kind),
+      ['created', 'claimed', 'verify_started', 'verify_digests_ok', 'verify_scaffolded', 'verify_passed', 'finished'],
+    );
+    assert.deepEqual(
+      (drillEvents.find((event) => event.kind === 'verify_scaffolded')!.data as { schemas: string[] }).schemas.filter((schema) => ['auth', 'storage'].includes(schema)),
+      ['auth', 'storage'],
+    );
+    assert.deepEqual(await adminQuery(`select datname from pg_database where datname like 'backstop_verify_%'`), [], 'the scratch database is dropped');
 
     const added = await runCli(['target', 'add', 'supabase-app', '--database-url', source.url, '--profile', 'supabase', '--json'], env);
     assert.equal(added.code, 0, added.stderr);

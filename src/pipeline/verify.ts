@@ -7,6 +7,7 @@ import type { PgToolSearch } from '../pgtools/findPgTools.ts';
 import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
 import { restoreArtifact } from './restore.ts';
+import { scaffoldSupabaseProject } from './supabase/scaffoldSupabase.ts';
 import { digestOf } from './spoolVerifiedFile.ts';
 import { countListedTables } from './sourceSnapshot.ts';
 
@@ -16,6 +17,11 @@ export interface VerifyInput {
   manifest: Manifest;
   /** A server where the drill may create (and drop) a scratch database. */
   scratchServerUrl: string;
+  /**
+   * The database the backup came from. Needed for Supabase backups only: the drill reads the
+   * platform's managed schemas there to make its scratch database look like a new project.
+   */
+  sourceUrl?: string;
   /** Also compare per-table content checksums (the backup must have recorded them). */
   checksums?: boolean;
   identities?: AgeIdentity[];
@@ -82,16 +88,31 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
 
   const scratchName = `backstop_verify_${randomBytes(6).toString('hex')}`;
   const scratchUrl = withDatabase(input.scratchServerUrl, scratchName);
+  const supabase = input.manifest.profile === 'supabase';
+  if (supabase && !input.sourceUrl) {
+    throw new BackstopError('INVALID_INPUT', "A drill of a Supabase backup needs the project's database URL (the target's) to read the platform's schemas from.");
+  }
   await adminQuery(input.scratchServerUrl, `create database ${scratchName}`);
   try {
     try {
+      if (supabase) {
+        const scaffold = await scaffoldSupabaseProject({ sourceUrl: input.sourceUrl!, scratchUrl, pgTools: input.pgTools, signal: input.signal });
+        input.onEvent?.(
+          'verify_scaffolded',
+          `scratch database made like a new Supabase project: ${scaffold.schemas.length} managed schema(s) from the project` +
+            (scaffold.createdRoles.length > 0 ? `, role(s) ${scaffold.createdRoles.join(', ')} created on the scratch server` : '') +
+            (scaffold.failures.length > 0 ? `; ${scaffold.failures.length} platform statement(s) the scratch server could not run: ${scaffold.failures.slice(0, 5).join('; ')}` : ''),
+          { schemas: scaffold.schemas, createdRoles: scaffold.createdRoles, failures: scaffold.failures.slice(0, 20) },
+        );
+      }
       await restoreArtifact({
         store: input.store,
         prefix: input.prefix,
         manifest: input.manifest,
         toUrl: scratchUrl,
-        // Roles of the source may not exist on the scratch server; ownership is not what a drill proves.
-        noOwner: true,
+        // Roles of the source may not exist on the scratch server; ownership is not what a drill
+        // proves. A Supabase backup restores with its roles file, owners and grants as they are.
+        noOwner: !supabase,
         checkRows: false,
         identities: input.identities,
         pgTools: input.pgTools,

@@ -48,6 +48,7 @@ export async function performDrill(
         prefix: subject.artifact.prefix,
         manifest,
         scratchServerUrl,
+        ...(manifest.profile === 'supabase' ? { sourceUrl: (await catalog.target(run)).databaseUrl } : {}),
         checksums: options.checksums ?? Boolean(manifest.tables.length > 0 && manifest.tables.every((table) => table.checksum !== undefined)),
         identities,
         pgTools: deps.config.pgTools,
