@@ -22,7 +22,7 @@ import { deletePrefix } from '../src/pipeline/backup.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
 import { startS3rver } from '../test/support/s3rver.ts';
-import { pgDumpToFile, pgRestoreFromFile, runBackstopCase, type Sample } from './cases.ts';
+import { pgDumpToFile, pgRestoreFromFile, runBackstopCase, useCompiledRunCase, type Sample } from './cases.ts';
 import { describeMachine } from './machine.ts';
 import { MB, renderReport, type BenchResults, type CaseRecord, type DatabaseInfo } from './report.ts';
 import type { CaseSpec } from './runCase.ts';
@@ -125,11 +125,12 @@ async function main(): Promise<void> {
   const localUrl = `file://${localRoot}`;
   const s3Url = s3.storeUrl('bench');
   const s3Env = s3.env;
+  log('compiling the measured code (as `npm run build` does)');
+  await useCompiledRunCase(path.join(root, 'build'));
   const s3Parent: Store = await withEnv(s3Env, () => openStore(s3Url));
   cleanups.push({ name: 's3 client', run: () => s3Parent.close() });
   const localParent = await openStore(localUrl);
   const { identity, recipient } = generateIdentity();
-  const compileCache = { NODE_COMPILE_CACHE: path.join(root, 'compile-cache') };
 
   const cases = new Map<string, CaseRecord>();
   const record = (id: string, label: string, sample: Sample, load: number): Sample => {
@@ -204,8 +205,6 @@ async function main(): Promise<void> {
     if (withLevels) {
       for (const level of levels.filter((level) => level !== 1)) list.push(backstop(`local-zstd${level}`, `Backstop → local disk (zstd ${level})`, localUrl, level, false));
       list.push(backstop('local-none', 'Backstop → local disk (no compression)', localUrl, null, false));
-      list.push(backstop('local-cc', 'Backstop → local disk (zstd 1), NODE_COMPILE_CACHE', localUrl, 1, false, compileCache));
-      list.push(backstop('s3-age-cc', 'Backstop → s3rver (zstd 1) + age, NODE_COMPILE_CACHE', s3Url, 1, true, compileCache));
     }
     return list;
   };
@@ -270,11 +269,6 @@ async function main(): Promise<void> {
   };
   await idle('idle-local', 'Backstop process, modules loaded, local store, no work', localUrl, {});
   await idle('idle-s3', 'Backstop process, modules loaded, S3 store, no work', s3Url, s3Env);
-  // Node's on-disk compile cache also caches type stripping: the process then never loads the
-  // TypeScript stripper. The first run fills the cache.
-  await runBackstopCase({ kind: 'idle', storeUrl: s3Url }, { ...s3Env, ...compileCache });
-  await idle('idle-local-cc', 'same, local store, with NODE_COMPILE_CACHE', localUrl, compileCache);
-  await idle('idle-s3-cc', 'same, S3 store, with NODE_COMPILE_CACHE', s3Url, { ...s3Env, ...compileCache });
 
   await runRounds(base, repeat, '', true, true);
 

@@ -27,7 +27,32 @@ export interface Sample {
   load?: number;
 }
 
-const RUN_CASE = fileURLToPath(new URL('./runCase.ts', import.meta.url));
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+let runCaseScript = fileURLToPath(new URL('./runCase.ts', import.meta.url));
+
+/**
+ * Compiles bench/runCase.ts and the sources it imports into `dir` with tsc, as `npm run build`
+ * compiles the published package: the measured processes then run the JavaScript a user's
+ * `backstop` runs, with no TypeScript stripper loaded. Later cases run the compiled script.
+ */
+export async function useCompiledRunCase(dir: string): Promise<void> {
+  const tsconfig = path.join(dir, 'tsconfig.json');
+  await fs.mkdir(dir, { recursive: true });
+  await fs.writeFile(
+    tsconfig,
+    JSON.stringify({
+      extends: path.join(repoRoot, 'tsconfig.json'),
+      compilerOptions: { noEmit: false, rootDir: repoRoot, outDir: dir },
+      include: [],
+      files: [path.join(repoRoot, 'bench', 'runCase.ts')],
+    }),
+  );
+  await runChecked(path.join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', tsconfig], {});
+  // What the compiled modules find beside them: the package's version, and its dependencies.
+  await fs.copyFile(path.join(repoRoot, 'package.json'), path.join(dir, 'package.json'));
+  await fs.symlink(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
+  runCaseScript = path.join(dir, 'bench', 'runCase.js');
+}
 const TIME = '/usr/bin/time';
 
 let haveTime: boolean | undefined;
@@ -78,7 +103,7 @@ export async function pgRestoreFromFile(pgRestore: string, file: string, toUrl: 
 }
 
 export async function runBackstopCase(spec: CaseSpec, env: Record<string, string> = {}): Promise<Sample> {
-  const { exit, cpuMs } = await runMeasured(process.execPath, [RUN_CASE], { ...env, BACKSTOP_BENCH_CASE: JSON.stringify(spec) });
+  const { exit, cpuMs } = await runMeasured(process.execPath, [runCaseScript], { ...env, BACKSTOP_BENCH_CASE: JSON.stringify(spec) });
   const line = exit.stdout.trim().split('\n').at(-1) ?? '';
   let result: CaseResult;
   try {

@@ -112,10 +112,6 @@ function targets(results: BenchResults): Target[] {
   check('encryption adds ≤ 5 % (S3)', s3Age && s3 && s3Age.ms / s3.ms, 1.05, percent);
   const rssValues = ['local', 'local-age', 's3', 's3-age'].map((id) => get(id)?.rssMB).filter((v): v is number => v !== undefined);
   check('peak RSS ≤ 150 MB (largest of the backup cases)', rssValues.length > 0 ? Math.max(...rssValues) : undefined, 150, (v) => `${v.toFixed(0)} MB`);
-  const cachedRss = ['local-cc', 's3-age-cc'].map((id) => get(id)?.rssMB).filter((v): v is number => v !== undefined);
-  if (cachedRss.length > 0) {
-    check('… the same with NODE_COMPILE_CACHE (not what `backstop` does today)', Math.max(...cachedRss), 150, (v) => `${v.toFixed(0)} MB`);
-  }
   if (results.databases.scaled) {
     const growth = ['local', 'local-age', 's3', 's3-age'].map((id) => {
       const base = get(id)?.rssMB;
@@ -166,20 +162,20 @@ export function renderReport(results: BenchResults): string {
     '',
     `Each case ran ${results.repeat} times, interleaved (the order rotates every round); the tables show medians. ` +
       'The source database, the stores, s3rver and the restore targets all live on this one machine, so the server, ' +
-      'pg_dump and Backstop share its cores. Backstop cases run in their own Node process (`bench/runCase.ts`): ' +
+      'pg_dump and Backstop share its cores. Backstop cases run in their own Node process (`bench/runCase.ts`, ' +
+      'compiled to JavaScript with the sources it imports, as `npm run build` compiles the published package): ' +
       '"wall" is the `backupDatabase` / `restoreArtifact` call measured inside it, "process wall" adds Node start-up ' +
       'and module loading; "peak RSS" is that process\'s `maxRSS` (pg_dump / pg_restore under it excluded). ' +
       'For `pg_dump` / `pg_restore` rows, wall is the whole process and peak RSS is theirs (GNU time). ' +
       'Both `pg_dump -f` and the local store fsync their output. "CPU" is user + system time of the measured ' +
       'process and its children (GNU time; for Backstop that includes its pg_dump / pg_restore, never the server): ' +
-      'on a shared machine it is steadier than wall time. "NODE_COMPILE_CACHE" rows run the same code with ' +
-      'Node\'s on-disk compile cache, which also caches TypeScript type stripping. Sizes in MB = 10⁶ bytes.',
+      'on a shared machine it is steadier than wall time. Sizes in MB = 10⁶ bytes.',
     '',
     loadLine(results),
     '',
     '## Backup',
     '',
-    ...backupTable(results, ['pgdump-fc', 'pgdump-z0', 'local', 'local-age', 's3', 's3-age', 'local-none', 'local-cc', 's3-age-cc'], ''),
+    ...backupTable(results, ['pgdump-fc', 'pgdump-z0', 'local', 'local-age', 's3', 's3-age', 'local-none'], ''),
     '',
     '## zstd level (Backstop to local disk, no encryption)',
     '',
@@ -197,7 +193,7 @@ export function renderReport(results: BenchResults): string {
     if (!record || !s) continue;
     out.push(`| ${record.label} | ${seconds(s.ms)} | ${ratio(s.ms, restorePg?.ms)} | ${s.rssMB === undefined ? '—' : s.rssMB.toFixed(0)} | ${cpuSeconds(s)} | ${seconds(s.processMs)} | ${s.n} |`);
   }
-  const idle = ['idle-local', 'idle-s3', 'idle-local-cc', 'idle-s3-cc'].map((id) => ({ record: results.cases.get(id), s: summarize(results.cases.get(id)) }));
+  const idle = ['idle-local', 'idle-s3'].map((id) => ({ record: results.cases.get(id), s: summarize(results.cases.get(id)) }));
   if (idle.some((i) => i.s)) {
     out.push('', '## Process floor', '', '| case | peak RSS (MB) | CPU (s) | process wall (s) |', '|---|---:|---:|---:|');
     for (const { record, s } of idle) if (record && s) out.push(`| ${record.label} | ${s.rssMB?.toFixed(0) ?? '—'} | ${cpuSeconds(s)} | ${seconds(s.processMs)} |`);
