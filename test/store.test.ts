@@ -8,7 +8,7 @@ import { isBackstopError } from '../src/core/errors.ts';
 import { localStore } from '../src/storage/localStore.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import { s3Store } from '../src/storage/s3Store.ts';
-import { parseS3Url } from '../src/storage/s3Url.ts';
+import { parseS3Url, partSizeFor } from '../src/storage/s3Url.ts';
 import type { Store } from '../src/storage/store.ts';
 import { startS3rver, type S3rverHandle } from './support/s3rver.ts';
 import { listAll, MIB, putText, readAll, storeContract, testBody } from './storeContract.ts';
@@ -217,11 +217,22 @@ describe('s3 store URLs', () => {
     assert.equal(location.printableUrl, 's3://my-bucket/team/backups?endpoint=https://acc.r2.cloudflarestorage.com&region=auto&partSize=16');
   });
 
-  it('defaults: no prefix, AWS_REGION or us-east-1, 8 MiB parts, path style for IP endpoints', () => {
+  it('parts are sized for the object a put expects: 5 MiB, raised so that it fits in 8,000 parts', () => {
+    assert.equal(partSizeFor(5 * MIB, undefined), 5 * MIB);
+    assert.equal(partSizeFor(5 * MIB, 300e6), 5 * MIB);
+    assert.equal(partSizeFor(16 * MIB, 300e6), 16 * MIB, 'a part size from the URL is a floor');
+    // 500 GB: 5 MiB parts would need about 95,000 parts; S3 allows 10,000.
+    const large = partSizeFor(5 * MIB, 500e9);
+    assert.equal(large % MIB, 0);
+    assert.ok(500e9 / large <= 8000 && 500e9 / large > 7000, `${large / MIB} MiB parts`);
+    assert.equal(partSizeFor(5 * MIB, 1e15), 5 * 1024 * MIB, 'never above the 5 GiB S3 allows');
+  });
+
+  it('defaults: no prefix, AWS_REGION or us-east-1, 5 MiB parts, path style for IP endpoints', () => {
     const plain = parseS3Url('s3://bucket', {});
     assert.equal(plain.keyPrefix, '');
     assert.equal(plain.region, 'us-east-1');
-    assert.equal(plain.partSizeBytes, 8 * MIB);
+    assert.equal(plain.partSizeBytes, 5 * MIB);
     assert.equal(plain.endpoint, undefined);
     assert.equal(parseS3Url('s3://bucket', { AWS_REGION: 'eu-west-1' }).region, 'eu-west-1');
     assert.equal(parseS3Url('s3://bucket?region=ap-south-1', { AWS_REGION: 'eu-west-1' }).region, 'ap-south-1');

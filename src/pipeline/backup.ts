@@ -87,6 +87,8 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
       store: input.store,
       key: prefix + dumpFile,
       content: tap(dumpOutput(dump), (chunk) => archive.write(chunk)),
+      // A dump is rarely larger than the database on disk, and compressed it is smaller.
+      expectedBytes: source.databaseBytes,
       compression,
       recipients,
       signal: input.signal,
@@ -201,6 +203,8 @@ export interface StreamToStore {
   onContentBytes?: (bytes: number) => void;
   /** Called with the number of bytes the store accepted so far for this object. */
   onStoredBytes?: (bytes: number) => void;
+  /** About how large the stored object may get (see PutOptions.expectedBytes). */
+  expectedBytes?: number;
 }
 
 /**
@@ -221,8 +225,8 @@ export async function storeStream(input: StreamToStore): Promise<StoredObject & 
   if (compressor) stages.push(compressor);
   if (input.recipients.length > 0) stages.push(createAgeEncryptStream(input.recipients));
   const body = stages.at(-1)!;
-  const feeding = pipeline(Readable.from(input.content), ...(stages as [Transform, ...Transform[]]), { signal: input.signal });
-  const [stored] = await Promise.all([input.store.put(input.key, body, { signal: input.signal, onProgress: input.onStoredBytes }), feeding]);
+  const feeding = pipeline(Readable.from(input.content, { highWaterMark: 1 }), ...(stages as [Transform, ...Transform[]]), { signal: input.signal });
+  const [stored] = await Promise.all([input.store.put(input.key, body, { signal: input.signal, onProgress: input.onStoredBytes, expectedBytes: input.expectedBytes }), feeding]);
   return { ...stored, uncompressedSize };
 }
 

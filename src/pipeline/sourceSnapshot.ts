@@ -13,6 +13,8 @@ export interface SourceSnapshot {
   serverVersion: string;
   serverVersionNum: number;
   database: string;
+  /** pg_database_size: a stores' hint of how large the dump may get. */
+  databaseBytes: number;
   /** Exported snapshot id for `pg_dump --snapshot`, or null when the server cannot export one. */
   snapshot: string | null;
   /** Exact row counts of every table pg_dump dumps, read in the dump's own snapshot. */
@@ -103,9 +105,9 @@ export async function countListedTables(
 export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSnapshot> {
   const client = await connectDatabase(databaseUrl);
   try {
-    const { rows } = await client.query<{ server_version: string; server_version_num: string; database: string }>(
+    const { rows } = await client.query<{ server_version: string; server_version_num: string; database: string; bytes: string }>(
       `select current_setting('server_version') as server_version, current_setting('server_version_num') as server_version_num,
-              current_database() as database`,
+              current_database() as database, pg_database_size(current_database()) as bytes`,
     );
     const info = rows[0]!;
     await client.query('begin isolation level repeatable read read only');
@@ -125,6 +127,7 @@ export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSna
       serverVersion: info.server_version.split(' ')[0]!,
       serverVersionNum: Number(info.server_version_num),
       database: info.database,
+      databaseBytes: Number(info.bytes),
       snapshot,
       countRows: (signal, options) => countTableRows(client, signal, options),
       async close() {

@@ -16,13 +16,13 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { BackstopError } from '../core/errors.ts';
-import { parseS3Url } from './s3Url.ts';
+import { parseS3Url, partSizeFor } from './s3Url.ts';
 import type { ListedObject, PutOptions, Store, StoredObject } from './store.ts';
 
 /** User metadata naming the `put` call that wrote an object, so a failed put deletes only its own object. */
 const PUT_ID_METADATA = 'backstop-put-id';
-/** Parts uploaded in parallel; memory stays under about (queue size + 1) × part size per put. */
-const UPLOAD_QUEUE_SIZE = 4;
+/** Parts uploaded in parallel; memory stays under about (queue size + 2) × part size per put (one filling, one being joined). */
+const UPLOAD_QUEUE_SIZE = 2;
 const DELETE_CONCURRENCY = 8;
 /** When to look for an object whose creating request was cancelled in flight (ms after the previous look). */
 const LATE_WRITE_CHECKS_MS = [0, 150, 300, 550];
@@ -111,7 +111,7 @@ export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, 
     url,
 
     async put(key: string, body: Readable, options: PutOptions = {}): Promise<StoredObject> {
-      const { signal, onProgress } = options;
+      const { signal, onProgress, expectedBytes } = options;
       const Key = objectKey(key);
       if (signal?.aborted) {
         body.destroy();
@@ -145,7 +145,7 @@ export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, 
           ContentType: 'application/octet-stream',
           Metadata: { [PUT_ID_METADATA]: putId },
         },
-        partSize: location.partSizeBytes,
+        partSize: partSizeFor(location.partSizeBytes, expectedBytes),
         queueSize: UPLOAD_QUEUE_SIZE,
         leavePartsOnError: false,
       });

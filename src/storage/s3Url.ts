@@ -4,7 +4,24 @@ const MIB = 1024 * 1024;
 /** S3 refuses multipart parts under 5 MiB (all but the last) and over 5 GiB. */
 const MIN_PART_SIZE_MIB = 5;
 const MAX_PART_SIZE_MIB = 5 * 1024;
-export const DEFAULT_PART_SIZE_MIB = 8;
+/**
+ * Parts of the smallest size S3 accepts keep a backup's memory low (about (queue + 2) parts in
+ * flight); objects expected to be large get larger parts (see partSizeFor).
+ */
+export const DEFAULT_PART_SIZE_MIB = 5;
+/** S3 allows 10,000 parts per upload; sizing for fewer leaves room for an estimate that was low. */
+const PLANNED_MAX_PARTS = 8000;
+
+/**
+ * The part size for an upload: the URL's (or the default), raised so that an object of
+ * `expectedBytes` fits in PLANNED_MAX_PARTS parts. Without a raise, 5 MiB parts would cap an
+ * object at 50 GB.
+ */
+export function partSizeFor(partSizeBytes: number, expectedBytes: number | undefined): number {
+  if (expectedBytes === undefined || !(expectedBytes > 0)) return partSizeBytes;
+  const needed = Math.ceil(expectedBytes / PLANNED_MAX_PARTS / MIB) * MIB;
+  return Math.min(Math.max(partSizeBytes, needed), MAX_PART_SIZE_MIB * MIB);
+}
 export const DEFAULT_REGION = 'us-east-1';
 
 const KNOWN_OPTIONS = ['endpoint', 'region', 'forcePathStyle', 'path-style', 'partSize'] as const;

@@ -17,6 +17,11 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** Called with the number of bytes accepted so far, for progress reporting. */
   onProgress?: (bytesStored: number) => void;
+  /**
+   * About how many bytes the object will hold, when known (a backup passes the source
+   * database's size): an object store sizes its multipart parts for it.
+   */
+  expectedBytes?: number;
 }
 
 /**
