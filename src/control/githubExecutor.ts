@@ -19,7 +19,8 @@ export interface GithubExecutorOptions {
 export interface GithubExecutor {
   /** One pass: dispatch what is queued, then reconcile what GitHub is running. */
   tickOnce(): Promise<void>;
-  stop(): void;
+  /** No further passes; resolves once the pass under way has ended. */
+  stop(): Promise<void>;
 }
 
 const DEFAULT_PG_MAJOR = '17';

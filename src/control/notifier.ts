@@ -9,6 +9,7 @@ import {
 } from '../db/notifications.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { NotificationChannel } from '../db/targets.ts';
+import { startPeriodicTask } from './periodicTask.ts';
 
 export interface NotifierOptions {
   /** How often to look for due notifications. Default 1 s. */
@@ -72,9 +73,6 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
   };
   const doFetch = deps.fetch ?? globalThis.fetch;
   const log = deps.log.child({ component: 'notifier' });
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let pass: Promise<DeliveryOutcome[]> | null = null;
 
   const deliver = async (row: NotificationDelivery): Promise<DeliveryOutcome> => {
     let error: string | null = null;
@@ -102,47 +100,31 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
     return outcome;
   };
 
-  const deliverOnce = (): Promise<DeliveryOutcome[]> => {
-    pass ??= (async () => {
-      try {
-        // The claim outlives any request by a margin: a row is only retried by another
-        // notifier once this one has certainly given up on it.
-        const rows = await claimDueNotifications(deps.db, { limit: settings.batchSize, leaseMs: settings.requestTimeoutMs * 2 + 5000 });
-        // Concurrently: one receiver that hangs must not hold up the others.
-        const settled = await Promise.allSettled(rows.map(deliver));
-        const outcomes: DeliveryOutcome[] = [];
-        for (const result of settled) {
-          if (result.status === 'fulfilled') outcomes.push(result.value);
-          else log.warn({ err: result.reason }, 'could not record a notification outcome; it will be retried after its claim expires');
-        }
-        return outcomes;
-      } catch (error) {
-        log.warn({ err: error }, 'notifier pass failed; will retry');
-        return [];
-      } finally {
-        pass = null;
+  const deliverPass = async (): Promise<DeliveryOutcome[]> => {
+    try {
+      // The claim outlives any request by a margin: a row is only retried by another
+      // notifier once this one has certainly given up on it.
+      const rows = await claimDueNotifications(deps.db, { limit: settings.batchSize, leaseMs: settings.requestTimeoutMs * 2 + 5000 });
+      // Concurrently: one receiver that hangs must not hold up the others.
+      const settled = await Promise.allSettled(rows.map(deliver));
+      const outcomes: DeliveryOutcome[] = [];
+      for (const result of settled) {
+        if (result.status === 'fulfilled') outcomes.push(result.value);
+        else log.warn({ err: result.reason }, 'could not record a notification outcome; it will be retried after its claim expires');
       }
-    })();
-    return pass;
+      return outcomes;
+    } catch (error) {
+      log.warn({ err: error }, 'notifier pass failed; will retry');
+      return [];
+    }
   };
 
-  const loop = async () => {
-    if (stopped) return;
-    const outcomes = await deliverOnce();
-    if (stopped) return;
+  const task = startPeriodicTask(settings.pollIntervalMs, deliverPass, {
+    firstDelayMs: 0,
     // A full batch means more may be due: go again at once.
-    timer = setTimeout(loop, outcomes.length >= settings.batchSize ? 0 : settings.pollIntervalMs);
-  };
-  timer = setTimeout(loop, 0);
-
-  return {
-    deliverOnce,
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await pass;
-    },
-  };
+    nextDelayMs: (outcomes) => (outcomes.length >= settings.batchSize ? 0 : settings.pollIntervalMs),
+  });
+  return { deliverOnce: task.runOnce, stop: task.stop };
 }
 
 /** One HTTP request; null on a 2xx answer, otherwise what went wrong (never the URL or secret). */

@@ -1,15 +1,24 @@
 export interface PeriodicTask<T> {
   /** Runs the task now; joins the pass already under way instead of starting a second one. */
   runOnce(): Promise<T>;
-  stop(): void;
+  /** No further passes; resolves once the pass under way (if any) has ended. */
+  stop(): Promise<void>;
+}
+
+export interface PeriodicTaskOptions<T> {
+  /** Delay before the first pass (default: `intervalMs`). */
+  firstDelayMs?: number;
+  /** Delay after a pass, from its result (default: `intervalMs`); e.g. 0 when more work is waiting. */
+  nextDelayMs?: (result: T) => number;
 }
 
 /**
  * A task run every `intervalMs`, one pass at a time: the next pass is timed from the end of
  * the previous one, so a slow pass never piles up behind itself. The task handles its own
- * errors (a failed pass is logged by it and retried next time).
+ * errors (a failed pass is logged by it and retried next time); one that throws anyway is
+ * retried after `intervalMs`.
  */
-export function startPeriodicTask<T>(intervalMs: number, task: () => Promise<T>): PeriodicTask<T> {
+export function startPeriodicTask<T>(intervalMs: number, task: () => Promise<T>, options: PeriodicTaskOptions<T> = {}): PeriodicTask<T> {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let running: Promise<T> | null = null;
@@ -19,20 +28,27 @@ export function startPeriodicTask<T>(intervalMs: number, task: () => Promise<T>)
       running = null;
     }));
 
-  const schedule = () => {
+  const schedule = (delayMs: number) => {
     if (stopped) return;
     timer = setTimeout(async () => {
-      await runOnce().catch(() => {});
-      schedule();
-    }, intervalMs);
+      let next = intervalMs;
+      try {
+        const result = await runOnce();
+        next = options.nextDelayMs?.(result) ?? intervalMs;
+      } catch {
+        // The task logs its own failures; try again after the interval.
+      }
+      schedule(next);
+    }, delayMs);
   };
-  schedule();
+  schedule(options.firstDelayMs ?? intervalMs);
 
   return {
     runOnce,
-    stop() {
+    async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
+      await running?.catch(() => {});
     },
   };
 }

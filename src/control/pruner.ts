@@ -8,6 +8,7 @@ import { getTarget, listTargets, type TargetRecord } from '../db/targets.ts';
 import { deletePrefix } from '../pipeline/backup.ts';
 import { openStore } from '../storage/openStore.ts';
 import type { Store } from '../storage/store.ts';
+import { startPeriodicTask } from './periodicTask.ts';
 
 export const DEFAULT_GC_GRACE_MS = 24 * 3_600_000;
 
@@ -196,45 +197,22 @@ export function startPruner(
 ): Pruner {
   const intervalMs = options.intervalMs ?? 3_600_000;
   const log = deps.log.child({ component: 'pruner' });
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<PruneReport | null> | null = null;
-
-  const pruneOnce = (): Promise<PruneReport | null> => {
-    running ??= (async () => {
-      try {
-        const report = await pruneTargets({ ...deps, log }, { gracePeriodMs: options.gracePeriodMs });
-        const deleted = report.targets.reduce((sum, target) => sum + target.deleted.length, 0);
-        const garbage = report.targets.reduce((sum, target) => sum + target.garbage.length, 0);
-        if (deleted + garbage > 0) log.info({ deleted, garbage }, 'prune pass done');
-        return report;
-      } catch (error) {
-        log.warn({ err: error }, 'prune pass failed; will retry');
-        return null;
-      } finally {
-        running = null;
-      }
-    })();
-    return running;
-  };
-
-  const loop = async () => {
-    if (stopped) return;
-    await pruneOnce();
-    if (!stopped) timer = setTimeout(loop, intervalMs);
+  const prunePass = async (): Promise<PruneReport | null> => {
+    try {
+      const report = await pruneTargets({ ...deps, log }, { gracePeriodMs: options.gracePeriodMs });
+      const deleted = report.targets.reduce((sum, target) => sum + target.deleted.length, 0);
+      const garbage = report.targets.reduce((sum, target) => sum + target.garbage.length, 0);
+      if (deleted + garbage > 0) log.info({ deleted, garbage }, 'prune pass done');
+      return report;
+    } catch (error) {
+      log.warn({ err: error }, 'prune pass failed; will retry');
+      return null;
+    }
   };
   // The first pass comes soon after start, or a process restarted more often than the
   // interval would never prune.
-  timer = setTimeout(loop, options.firstPassAfterMs ?? Math.min(intervalMs, 60_000));
-
-  return {
-    pruneOnce,
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await running;
-    },
-  };
+  const task = startPeriodicTask(intervalMs, prunePass, { firstDelayMs: options.firstPassAfterMs ?? Math.min(intervalMs, 60_000) });
+  return { pruneOnce: task.runOnce, stop: task.stop };
 }
 
 /** The first error of a report, for an exit code. */

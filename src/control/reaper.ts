@@ -6,7 +6,8 @@ import { reapRuns, type ReapedRun } from '../db/runs.ts';
 export interface Reaper {
   /** Runs one pass now (also what the timer calls). */
   reapOnce(): Promise<ReapedRun[]>;
-  stop(): void;
+  /** No further passes; resolves once the pass under way has ended. */
+  stop(): Promise<void>;
 }
 
 /**

@@ -15,6 +15,8 @@ export interface WorkerOptions {
   drainTimeoutMs: number;
   name?: string;
   onRunFinished?: (run: RunRecord | null) => void;
+  /** Reap expired runs while the worker lives (default true); false when the process runs its own reaper. */
+  reap?: boolean;
 }
 
 export interface Worker {
@@ -30,7 +32,7 @@ export function workerName(): string {
   return `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 }
 
-/** Claims and executes queued runs, up to `concurrency` at once, and reaps while it lives. */
+/** Claims and executes queued runs, up to `concurrency` at once, and (unless told not to) reaps while it lives. */
 export function startWorker(
   deps: { db: Queryable | Pool; config: Config; log: Logger },
   options: WorkerOptions,
@@ -38,7 +40,7 @@ export function startWorker(
   const name = options.name ?? workerName();
   const log = deps.log.child({ worker: name });
   const executions = new Map<string, RunExecution>();
-  const reaper = startReaper(deps.db, deps.config.reaperIntervalMs, log);
+  const reaper = options.reap === false ? null : startReaper(deps.db, deps.config.reaperIntervalMs, log);
   let stopping = false;
   let wake: (() => void) | null = null;
   let pollTimer: NodeJS.Timeout | undefined;
@@ -117,7 +119,7 @@ export function startWorker(
           await Promise.all(pending);
         }
       }
-      reaper.stop();
+      void reaper?.stop();
       markDone();
     })();
     return stopped;

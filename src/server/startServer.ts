@@ -12,9 +12,6 @@ import type { Pool } from '../db/pool.ts';
 import { buildApp, type AppOptions } from './app.ts';
 import { createServerMetrics, type ServerMetrics } from './metrics.ts';
 
-// setTimeout's largest delay (~24.8 days); anything larger fires at once.
-const NEVER_MS = 2_147_483_647;
-
 export interface ServerOptions extends AppOptions {
   host: string;
   /** 0 picks a free port. */
@@ -69,9 +66,7 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
         await app.close();
       } finally {
         await worker?.stop(reason);
-        github?.stop();
-        await Promise.all([scheduler.stop(), notifier.stop(), pruner.stop()]);
-        reaper.stop();
+        await Promise.all([github?.stop(), scheduler.stop(), notifier.stop(), pruner.stop(), reaper.stop()]);
       }
     })());
 
@@ -85,7 +80,7 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   // claimed before it would sit with no heartbeat thread yet. The worker would start a reaper
   // of its own, whose actions /metrics would not see; this process already runs one.
   worker = options.worker
-    ? startWorker({ db: deps.pool, config: { ...deps.config, reaperIntervalMs: NEVER_MS }, log: deps.log }, options.worker)
+    ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false })
     : null;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
