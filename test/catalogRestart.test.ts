@@ -146,7 +146,9 @@ describe('the catalog restarts while a run is finishing', () => {
   });
 
   it('down longer than the lease: the runner gives up, the reaper times the run out, garbage collection removes its files', TEST_TIMEOUT, async () => {
-    const leaseTtlSeconds = 3;
+    // Long enough that, once the lock is released, the dump and its manifest are written well
+    // inside the lease even on a loaded machine (the files are what this test follows).
+    const leaseTtlSeconds = 8;
     lock = await holdTableLock(source.url, 'orders');
     const run = await queueRun('restart-after-lease');
     const runner = startRunner(run.id, leaseTtlSeconds);
@@ -156,7 +158,7 @@ describe('the catalog restarts while a run is finishing', () => {
     await lock.release();
     lock = undefined;
     // The catalog stays down until the runner has given up.
-    const exit = await exitWithin(runner, 20_000);
+    const exit = await exitWithin(runner, 40_000);
     assert.notEqual(exit.code, 0, runner.stderr().slice(-4000));
     assert.ok(exit.code === 7 || exit.code === 6, `exit ${exit.code}: ${runner.stderr().slice(-4000)}`);
     assert.match(runner.stderr(), /\[(CATALOG_UNAVAILABLE|LEASE_LOST)\]/);
