@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectionArgs } from '../src/pgtools/spawnPgTool.ts';
 import type { CaseResult, CaseSpec } from './runCase.ts';
-import { runChecked, type TimedExit } from './timedProcess.ts';
+import { runChecked, runTimed, type TimedExit } from './timedProcess.ts';
 
 export interface Sample {
   /** Wall time of the operation (for Backstop: measured inside its process, start-up excluded). */
@@ -47,10 +47,13 @@ export async function useCompiledRunCase(dir: string): Promise<void> {
       files: [path.join(repoRoot, 'bench', 'runCase.ts')],
     }),
   );
-  await runChecked(path.join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', tsconfig], {});
-  // What the compiled modules find beside them: the package's version, and its dependencies.
-  await fs.copyFile(path.join(repoRoot, 'package.json'), path.join(dir, 'package.json'));
+  // Dependencies (and their types, which tsc looks for from the tsconfig's folder) beside the output.
   await fs.symlink(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
+  const compiled = await runTimed(path.join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', tsconfig], {});
+  // tsc reports type errors on stdout.
+  if (compiled.code !== 0) throw new Error(`tsc could not compile the measured code (exit ${compiled.code}):\n${compiled.stdout.trim().slice(-3000)}`);
+  // The package's version, which the compiled modules read from beside them.
+  await fs.copyFile(path.join(repoRoot, 'package.json'), path.join(dir, 'package.json'));
   runCaseScript = path.join(dir, 'bench', 'runCase.js');
 }
 const TIME = '/usr/bin/time';
