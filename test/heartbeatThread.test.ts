@@ -68,7 +68,7 @@ describe('heartbeats that blocking work cannot starve', () => {
     const claimed = await claimRunById(catalog.pool, queued.id, { leaseTtlMs: 1000, claimedBy: 'test' });
     const lost: string[] = [];
     const heartbeat = startThreadedHeartbeat({
-      connectionString: catalog.url,
+      channel: { kind: 'sql', connectionString: catalog.url },
       renewLease: (input) => renewLease(catalog.pool, input),
       runId: claimed.id,
       leaseId: claimed.leaseId,

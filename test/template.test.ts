@@ -38,6 +38,21 @@ describe('GitHub Actions workflow template', () => {
     assert.equal(last.if, 'always()');
     assert.match(String(last.run), /report "\$RUN_ID" --job-status "\$\{\{ job\.status \}\}"/);
     assert.ok(steps.some((step) => /postgresql-client-\$\{\{ inputs\.pg_major \}\}/.test(String(step.run))));
+
+    // Over HTTP with the repository's runner token: the job never gets the catalog's URL, the
+    // credentials reach only the steps that use them, and no input carries a secret (inputs
+    // are public on the run's page and in the event payload).
+    assert.doesNotMatch(content.replace(/^#.*$/gm, ''), /BACKSTOP_DATABASE_URL/);
+    assert.equal(job.env.BACKSTOP_RUNNER_TOKEN, undefined, 'the token is not given to every step');
+    for (const step of [runStep, last]) {
+      const env = step.env as Record<string, string>;
+      assert.equal(env.BACKSTOP_API_URL, '${{ secrets.BACKSTOP_API_URL }}');
+      assert.equal(env.BACKSTOP_RUNNER_TOKEN, '${{ secrets.BACKSTOP_RUNNER_TOKEN }}');
+    }
+    assert.equal((runStep.env as Record<string, string>).BACKSTOP_SOURCE_URL, '${{ secrets.BACKSTOP_SOURCE_URL }}');
+    assert.deepEqual(Object.keys(inputs).sort(), ['pg_major', 'run_id', 'target']);
+    assert.doesNotMatch(JSON.stringify(workflow.on), /secret|token/i);
+    assert.match(content, /^# Why the token lives in the repository's secrets, not in the dispatch: workflow_dispatch\n# inputs are public/m);
   });
 
   it('`backstop init github` writes it into a repository and will not overwrite without --force', async () => {
@@ -47,6 +62,10 @@ describe('GitHub Actions workflow template', () => {
       assert.equal(first.code, 0, first.stderr);
       const written = await fs.readFile(path.join(repo, '.github/workflows/backstop-backup.yml'), 'utf8');
       assert.match(written, /BACKSTOP_VERSION: '\d+\.\d+\.\d+'/);
+      for (const step of ['backstop token create --name github-REPO --github OWNER/REPO', 'BACKSTOP_API_URL', 'BACKSTOP_RUNNER_TOKEN', 'BACKSTOP_SOURCE_URL']) {
+        assert.ok(first.stdout.includes(step), `init github's instructions mention ${step}`);
+      }
+      assert.doesNotMatch(first.stdout, /BACKSTOP_DATABASE_URL/);
       const again = await runCli(['init', 'github', '--dir', repo], {});
       assert.equal(again.code, 2);
       assert.match(again.stderr, /--force/);

@@ -62,6 +62,18 @@ export const configSchema = z.object({
     .url()
     .optional()
     .describe('GitHub API base URL: https://api.github.com (default), or https://HOST/api/v3 for GitHub Enterprise Server.'),
+  BACKSTOP_API_URL: z
+    .string()
+    .optional()
+    .describe('`backstop run` / `report` only: the Backstop server to talk to over HTTP (with BACKSTOP_RUNNER_TOKEN) instead of the catalog.'),
+  BACKSTOP_RUNNER_TOKEN: z
+    .string()
+    .optional()
+    .describe("`backstop run` / `report` over HTTP: a repository's GitHub runner token, a run's runner token, or an operator token."),
+  BACKSTOP_SOURCE_URL: z
+    .string()
+    .optional()
+    .describe("`backstop run` over HTTP: the database to back up (the API never sends database URLs); BACKSTOP_SOURCE_URL_<TARGET> for one target."),
   BACKSTOP_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -83,6 +95,11 @@ export interface Config {
   maxRunning: number | undefined;
   github: { token: string; apiUrl: string } | null;
   identityFile: string | undefined;
+  /**
+   * `backstop run` / `report` over HTTP, as given (an empty string is a secret that was not
+   * set, which the CLI reports): the API, the token, and the source database's URL.
+   */
+  remoteRunner: { apiUrl: string | undefined; token: string | undefined; sourceUrl: string | undefined };
   logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
 }
 
@@ -132,6 +149,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
       ? { token: values.BACKSTOP_GITHUB_TOKEN, apiUrl: values.BACKSTOP_GITHUB_API_URL ?? 'https://api.github.com' }
       : null,
     identityFile: values.BACKSTOP_IDENTITY_FILE || undefined,
+    remoteRunner: { apiUrl: values.BACKSTOP_API_URL, token: values.BACKSTOP_RUNNER_TOKEN, sourceUrl: values.BACKSTOP_SOURCE_URL || undefined },
     pgTools: {
       dirs: (values.BACKSTOP_PG_BIN ?? '').split(':').filter(Boolean),
       only: values.BACKSTOP_PG_BIN_ONLY === 'true' || values.BACKSTOP_PG_BIN_ONLY === '1',

@@ -182,6 +182,8 @@ interface ClaimOptions {
    * one READ COMMITTED statement cannot guarantee.
    */
   globalLimit?: number;
+  /** claimRunById only: the statuses it may claim from (default queued and dispatched). */
+  fromStatuses?: Array<'queued' | 'dispatched'>;
 }
 
 // Arbitrary constant shared by every Backstop process: claims under a global limit serialize on it.
@@ -255,7 +257,7 @@ export async function claimRunById(db: Queryable, runId: string, options: ClaimO
     ({ rows } = await db.query<RunRow>(
       `with claimed as (
          update backstop.runs r set ${claimSet}
-         where r.id = $3 and r.status in ('queued', 'dispatched') and r.cancel_requested_at is null
+         where r.id = $3 and r.status = any($4::text[]) and r.cancel_requested_at is null
            and r.deadline_at > now() and (r.start_deadline_at is null or r.start_deadline_at > now())
          returning r.*
        ), event as (
@@ -263,7 +265,7 @@ export async function claimRunById(db: Queryable, runId: string, options: ClaimO
          select id, attempt, 'claimed', 'running', 'claimed by ' || claimed_by from claimed
        )
        select ${runColumns} from claimed r join backstop.targets t on t.id = r.target_id`,
-      [options.leaseTtlMs, options.claimedBy, runId],
+      [options.leaseTtlMs, options.claimedBy, runId, options.fromStatuses ?? ['queued', 'dispatched']],
     ));
   } catch (error) {
     if (pgErrorCode(error) === pgErrorCodes.UNIQUE_VIOLATION) {
@@ -278,6 +280,9 @@ export async function claimRunById(db: Queryable, runId: string, options: ClaimO
   }
   if (run.status === 'running' || run.status === 'cancelling') {
     throw new BackstopError('RUN_NOT_CLAIMABLE', `Run ${runId} is already being executed by ${run.claimedBy ?? 'another runner'} (attempt ${run.attempt}).`);
+  }
+  if (options.fromStatuses && !(options.fromStatuses as string[]).includes(run.status)) {
+    throw new BackstopError('RUN_NOT_CLAIMABLE', `Run ${runId} is ${run.status}; only a run that is ${options.fromStatuses.join(' or ')} can be claimed here.`);
   }
   throw new BackstopError('RUN_NOT_CLAIMABLE', `Run ${runId} is ${run.status} but past its deadline or cancelled; the reaper will end it.`);
 }

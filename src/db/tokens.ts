@@ -42,7 +42,7 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-function newToken(prefix: string): string {
+export function newToken(prefix: string): string {
   return prefix + randomBytes(32).toString('base64url');
 }
 

@@ -60,9 +60,10 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
     controller.abort(new BackstopError('CANCELLED', request.reason));
   };
 
-  // Next to the catalog, the heartbeat runs in its own thread with its own connection, where
-  // no work on this thread can starve it; a remote runner renews over HTTP from this thread.
-  const connectionString = deps.catalog ? undefined : connectionStringOf(deps.db);
+  // The heartbeat runs in its own thread, with its own connection to the catalog (or its own
+  // requests to the API), where no work on this thread can starve it. A catalog that offers
+  // no such channel is renewed from this thread.
+  const channel = catalog.heartbeatChannel;
   const heartbeatOptions: HeartbeatOptions = {
     renewLease: catalog.renewLease,
     runId: run.id,
@@ -81,7 +82,7 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
       stop({ kind: 'cancel', reason: 'Cancelled on request.' });
     },
   };
-  const heartbeat = connectionString ? startThreadedHeartbeat({ ...heartbeatOptions, connectionString }) : startHeartbeat(heartbeatOptions);
+  const heartbeat = channel ? startThreadedHeartbeat({ ...heartbeatOptions, channel }) : startHeartbeat(heartbeatOptions);
 
   // Events are appended in order, one after another, and all of them before the finalize.
   let events = Promise.resolve();
@@ -166,10 +167,4 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
   })();
 
   return { stop, result };
-}
-
-/** The connection string behind a pg Pool, when `db` is one. */
-function connectionStringOf(db: Queryable | undefined): string | undefined {
-  const options = (db as { options?: { connectionString?: unknown } } | undefined)?.options;
-  return typeof options?.connectionString === 'string' ? options.connectionString : undefined;
 }

@@ -1,11 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { BackstopError, isBackstopError } from '../core/errors.ts';
+import { BackstopError, isBackstopError, type ErrorCode } from '../core/errors.ts';
 import type { FinalizeInput, RunRecord } from '../db/runs.ts';
+
+// Answers that another attempt cannot change: the lease is gone, or (over HTTP) the API
+// refuses this token, this run or this request. Anything else (the catalog or the API
+// unreachable, a 5xx) may pass, and is retried.
+const definitive = new Set<ErrorCode>(['LEASE_LOST', 'UNAUTHORIZED', 'FORBIDDEN', 'RUN_NOT_FOUND', 'NOT_FOUND', 'INVALID_INPUT']);
 
 /**
  * Finalize, retried with capped exponential backoff until the lease would have expired by
- * the runner's own clock. LEASE_LOST is final and not retried. Every failure is logged.
+ * the runner's own clock. LEASE_LOST and other definitive refusals are not retried. Every
+ * failure is logged.
  */
 export async function finalizeWithRetry(
   finalize: (input: FinalizeInput) => Promise<RunRecord>,
@@ -19,7 +25,7 @@ export async function finalizeWithRetry(
     try {
       return await finalize(input);
     } catch (error) {
-      if (isBackstopError(error, 'LEASE_LOST')) throw error;
+      if (isBackstopError(error) && definitive.has(error.code)) throw error;
       const remaining = options.until() - performance.now();
       options.log.error(
         { err: error, runId: input.runId, outcome: input.outcome, attempt, remainingMs: Math.round(remaining) },

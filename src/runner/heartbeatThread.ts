@@ -1,13 +1,16 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import pg from 'pg';
-import { renewLease } from '../db/runs.ts';
+import { renewLease, type LeaseState } from '../db/runs.ts';
 import { startHeartbeat, type Heartbeat, type HeartbeatOptions } from './heartbeat.ts';
+import { renewLeaseOverHttp } from './runnerApi.ts';
+import type { HeartbeatChannel } from './runnerCatalog.ts';
 
 /**
- * The heartbeat in a worker thread, with its own catalog connection: CPU-heavy or blocking
- * work on the main thread (compression, encryption, a server compiling its schemas) cannot
- * starve it, so a busy runner is never mistaken for a dead one.
+ * The heartbeat in a worker thread, with its own catalog connection (or, for a remote runner,
+ * its own HTTP requests to the API): CPU-heavy or blocking work on the main thread
+ * (compression, encryption, a server compiling its schemas) cannot starve it, so a busy runner
+ * is never mistaken for a dead one.
  *
  * A thread takes a moment to start (loading modules, connecting), longer than a short lease
  * under load: until it has renewed once, the ordinary heartbeat on this thread covers the
@@ -20,7 +23,7 @@ import { startHeartbeat, type Heartbeat, type HeartbeatOptions } from './heartbe
 
 interface ThreadData {
   kind: 'backstop-heartbeat';
-  connectionString: string;
+  channel: HeartbeatChannel;
   runId: string;
   leaseId: string;
   leaseTtlMs: number;
@@ -41,14 +44,14 @@ type ToThread = { type: 'progress'; progress: Record<string, unknown> | null } |
 /** Absolute milliseconds on the monotonic clock, comparable across threads. */
 const absoluteNow = () => performance.timeOrigin + performance.now();
 
-export function startThreadedHeartbeat(options: HeartbeatOptions & { connectionString: string; stallLimitMs?: number }): Heartbeat {
+export function startThreadedHeartbeat(options: HeartbeatOptions & { channel: HeartbeatChannel; stallLimitMs?: number }): Heartbeat {
   const liveness = new SharedArrayBuffer(4);
   const counter = new Int32Array(liveness);
   let lastRenewed = performance.now() - 50;
   let stopped = false;
   const data: ThreadData = {
     kind: 'backstop-heartbeat',
-    connectionString: options.connectionString,
+    channel: options.channel,
     runId: options.runId,
     leaseId: options.leaseId,
     leaseTtlMs: options.leaseTtlMs,
@@ -121,13 +124,18 @@ export function startThreadedHeartbeat(options: HeartbeatOptions & { connectionS
   };
 }
 
-function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void {
-  const send = (message: ToMain) => port.postMessage(message);
+interface ThreadRenewal {
+  renew: (input: { runId: string; leaseId: string; leaseTtlMs: number; progress?: Record<string, unknown> | null }) => Promise<LeaseState | null>;
+  /** After a failure: forget the connection, if any; the next renewal makes a new one. */
+  drop: () => Promise<void>;
+}
+
+function sqlRenewal(connectionString: string, runId: string): ThreadRenewal {
   // A pg.Client cannot reconnect: a broken one is dropped and the next tick opens another.
   let client: Promise<pg.Client> | null = null;
   const connection = () =>
     (client ??= (async () => {
-      const fresh = new pg.Client({ connectionString: data.connectionString, application_name: `backstop-heartbeat:${data.runId}`, connectionTimeoutMillis: 10_000 });
+      const fresh = new pg.Client({ connectionString, application_name: `backstop-heartbeat:${runId}`, connectionTimeoutMillis: 10_000 });
       fresh.on('error', () => {});
       try {
         await fresh.connect();
@@ -137,11 +145,21 @@ function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void
         throw error;
       }
     })());
-  const drop = async () => {
-    const previous = client;
-    client = null;
-    await (await previous?.catch(() => null))?.end().catch(() => {});
+  return {
+    renew: async (input) => renewLease(await connection(), input),
+    drop: async () => {
+      const previous = client;
+      client = null;
+      await (await previous?.catch(() => null))?.end().catch(() => {});
+    },
   };
+}
+
+function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void {
+  const send = (message: ToMain) => port.postMessage(message);
+  const channel = data.channel;
+  const { renew, drop }: ThreadRenewal =
+    channel.kind === 'sql' ? sqlRenewal(channel.connectionString, data.runId) : { renew: (input) => renewLeaseOverHttp(channel, input), drop: async () => {} };
   const counter = new Int32Array(data.liveness);
   let seen = Atomics.load(counter, 0);
   let seenAt = performance.now();
@@ -164,7 +182,7 @@ function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void
         return null;
       }
       try {
-        const state = await renewLease(await connection(), input);
+        const state = await renew(input);
         if (state) send({ type: 'renewed', at: absoluteNow() });
         return state;
       } catch (error) {

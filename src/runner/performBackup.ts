@@ -1,10 +1,10 @@
 import type { ClaimedRun, Artifact } from '../db/runs.ts';
-import type { TargetWithSecret } from '../db/targets.ts';
 import { backupDatabase, type BackupProgress } from '../pipeline/backup.ts';
 import { parseCompression } from '../pipeline/compression.ts';
 import { backupSupabase } from '../pipeline/supabase/backupSupabase.ts';
 import type { Store } from '../storage/store.ts';
 import type { RunnerDeps } from './executeRun.ts';
+import type { RunnerTarget } from './runnerCatalog.ts';
 
 export interface PerformOptions {
   signal: AbortSignal;
@@ -13,7 +13,7 @@ export interface PerformOptions {
 }
 
 /** The work of a backup run: the target's profile decides how it is dumped. */
-export function performBackup(deps: RunnerDeps, run: ClaimedRun, target: TargetWithSecret, store: Store, options: PerformOptions): Promise<Artifact> {
+export function performBackup(deps: RunnerDeps, run: ClaimedRun, target: RunnerTarget, store: Store, options: PerformOptions): Promise<Artifact> {
   const backup = target.options.profile === 'supabase' ? backupSupabase : backupDatabase;
   return backup({
     runId: run.id,

@@ -13,13 +13,22 @@ import {
 } from '../db/runs.ts';
 import { getTargetWithSecret, type TargetWithSecret } from '../db/targets.ts';
 
+/** What a runner needs of its target: the database to dump, where to store it, and how. */
+export type RunnerTarget = Pick<TargetWithSecret, 'id' | 'name' | 'storeUrl' | 'options' | 'databaseUrl'>;
+
+/**
+ * How a heartbeat thread reaches the same catalog on its own: a connection string next to the
+ * catalog, or the API with the run's token for a remote runner.
+ */
+export type HeartbeatChannel = { kind: 'sql'; connectionString: string } | { kind: 'http'; apiUrl: string; token: string; timeoutMs: number };
+
 /**
  * Everything a runner asks of the catalog, as one port: the SQL implementation for workers
  * and `backstop run` next to the catalog, an HTTP one for remote runners (a CI job) that hold
  * only a runner token. Every write is fenced by the lease on the other side.
  */
 export interface RunnerCatalog {
-  target(run: ClaimedRun): Promise<TargetWithSecret>;
+  target(run: ClaimedRun): Promise<RunnerTarget>;
   renewLease(input: { runId: string; leaseId: string; leaseTtlMs: number; progress?: Record<string, unknown> | null }): Promise<LeaseState | null>;
   finalize(input: FinalizeInput): Promise<RunRecord>;
   release(input: { runId: string; leaseId: string; reason: string }): Promise<boolean>;
@@ -27,10 +36,14 @@ export interface RunnerCatalog {
   /** For drills: the backup run being verified, and where its result goes. */
   getRun(runId: string): Promise<RunRecord>;
   recordVerification(subjectRunId: string, verification: Record<string, unknown>): Promise<void>;
+  /** Set when a heartbeat thread can renew the lease on its own; otherwise heartbeats run on the runner's thread. */
+  heartbeatChannel?: HeartbeatChannel;
 }
 
 export function sqlRunnerCatalog(db: Queryable): RunnerCatalog {
+  const connectionString = connectionStringOf(db);
   return {
+    heartbeatChannel: connectionString ? { kind: 'sql', connectionString } : undefined,
     target: (run) => getTargetWithSecret(db, run.targetId),
     renewLease: (input) => renewLease(db, input),
     finalize: (input) => finalizeRun(db, input),
@@ -39,4 +52,10 @@ export function sqlRunnerCatalog(db: Queryable): RunnerCatalog {
     getRun: (runId) => getRun(db, runId),
     recordVerification: (subjectRunId, verification) => recordVerification(db, subjectRunId, verification),
   };
+}
+
+/** The connection string behind a pg Pool, when `db` is one. */
+function connectionStringOf(db: Queryable): string | undefined {
+  const options = (db as { options?: { connectionString?: unknown } }).options;
+  return typeof options?.connectionString === 'string' ? options.connectionString : undefined;
 }

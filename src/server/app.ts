@@ -9,7 +9,10 @@ import { createBackgroundTasks } from './backgroundTasks.ts';
 import type { ServerContext } from './context.ts';
 import { installErrorHandling, sendError } from './httpErrors.ts';
 import type { ServerMetrics } from './metrics.ts';
+import { registerDashboard } from './dashboard.ts';
+import { registerEventRoutes } from './routes/events.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
+import { registerOverviewRoutes } from './routes/overview.ts';
 import { registerRunActionRoutes } from './routes/runActions.ts';
 import { registerRunnerRoutes } from './routes/runner.ts';
 import { registerRunRoutes } from './routes/runs.ts';
@@ -81,7 +84,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
         title: 'Backstop API',
         version: BACKSTOP_VERSION,
         description:
-          'PostgreSQL backups whose run status never lies. Every /api route needs `Authorization: Bearer <token>`: viewer tokens read, operator tokens also trigger, cancel, verify and restore, admin tokens also manage targets and tokens. A runner token (issued per run) opens only the runner routes of its run.',
+          'PostgreSQL backups whose run status never lies. Every /api route needs `Authorization: Bearer <token>`: viewer tokens read, operator tokens also trigger, cancel, verify and restore, admin tokens also manage targets and tokens. A runner token (issued per run) opens only the runner routes of its run. A GitHub runner token (one per repository, kept in its Actions secrets) may only claim a run dispatched to that repository, receiving the run\'s runner token, and report its job\'s outcome.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
@@ -118,5 +121,8 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   registerRunActionRoutes(app, ctx);
   registerRunnerRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
+  registerOverviewRoutes(app, ctx);
+  registerEventRoutes(app, ctx);
+  await registerDashboard(app);
   return app;
 }

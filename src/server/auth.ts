@@ -1,13 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
+import { assertRunDispatchedTo, authenticateGithubRunnerToken, GITHUB_RUNNER_TOKEN_PREFIX } from '../db/githubRunnerTokens.ts';
 import { authenticateApiToken, authenticateRunnerToken, RUNNER_TOKEN_PREFIX, type ApiTokenRole } from '../db/tokens.ts';
 
 export type Access = ApiTokenRole;
 
 export type Principal =
   | { kind: 'api'; tokenId: string; name: string; role: ApiTokenRole }
-  | { kind: 'runner'; runId: string };
+  | { kind: 'runner'; runId: string }
+  | { kind: 'github'; tokenId: string; name: string; repository: string };
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -15,6 +17,8 @@ declare module 'fastify' {
     access?: Access;
     /** A runner token scoped to the run in `:id` may call the route too. */
     runner?: boolean;
+    /** A GitHub runner token may call the route for a run in `:id` dispatched to its repository. */
+    githubRunner?: boolean;
   }
   interface FastifyRequest {
     principal?: Principal;
@@ -50,10 +54,29 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
       if (!config.runner || request.is404 || runId !== runner.runId) {
         throw new BackstopError(
           'FORBIDDEN',
-          `A runner token only lets its runner claim, heartbeat, finalize and add events to run ${runner.runId}.`,
+          `A runner token only lets its runner claim, heartbeat, finalize, release, report and add events to run ${runner.runId}.`,
         );
       }
       request.principal = { kind: 'runner', runId: runner.runId };
+      return;
+    }
+    if (token.startsWith(GITHUB_RUNNER_TOKEN_PREFIX)) {
+      const holder = await authenticateGithubRunnerToken(db, token);
+      if (!holder) {
+        throw new BackstopError(
+          'UNAUTHORIZED',
+          'Unknown or revoked GitHub runner token. Create one with `backstop token create --name NAME --github OWNER/REPO` and store it as the repository secret BACKSTOP_RUNNER_TOKEN.',
+        );
+      }
+      const runId = (request.params as { id?: unknown } | undefined)?.id;
+      if (!config.githubRunner || request.is404 || typeof runId !== 'string') {
+        throw new BackstopError(
+          'FORBIDDEN',
+          `A GitHub runner token only lets a job of ${holder.repository} claim the run dispatched to it and report the job's outcome.`,
+        );
+      }
+      await assertRunDispatchedTo(db, runId, holder.repository);
+      request.principal = { kind: 'github', tokenId: holder.id, name: holder.name, repository: holder.repository };
       return;
     }
     const apiToken = await authenticateApiToken(db, token);
@@ -72,5 +95,7 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
 export function actorOf(request: FastifyRequest): string {
   const principal = request.principal;
   if (!principal) return 'anonymous';
-  return principal.kind === 'api' ? `token "${principal.name}"` : `runner of run ${principal.runId}`;
+  if (principal.kind === 'api') return `token "${principal.name}"`;
+  if (principal.kind === 'github') return `GitHub runner token "${principal.name}" of ${principal.repository}`;
+  return `runner of run ${principal.runId}`;
 }

@@ -1,6 +1,7 @@
 import { backupProfiles } from '../core/manifest.ts';
 import { notificationEvents } from '../core/notificationChannels.ts';
 import { runnerOutcomes, runStatuses } from '../core/runState.ts';
+import { jobStatuses } from '../control/jobReport.ts';
 import { apiTokenRoles } from '../db/tokens.ts';
 import { artifactBody, nullable, runKinds, uuid } from './responseSchemas.ts';
 
@@ -52,6 +53,21 @@ export const runListQuery = {
       description: '`nextCursor` of the previous page (newest first). Stable while runs are added.',
     },
     offset: { type: 'integer', minimum: 0, maximum: MAX_OFFSET, description: 'Skip this many runs (instead of a cursor).' },
+  },
+} as const;
+
+export const historyQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100, description: 'How many of the newest finished backups, at most 1000.' },
+  },
+} as const;
+
+export const eventFeedHeaders = {
+  type: 'object',
+  properties: {
+    'last-event-id': { type: 'string', pattern: '^[0-9]{1,15}$', description: 'Resume after this event id; absent: from now on (stream) or from the start (JSON).' },
   },
 } as const;
 
@@ -245,6 +261,22 @@ export const finalizeBody = {
     artifact: { ...nullable(artifactBody), description: 'Required to finalize a backup as succeeded.' },
   },
   examples: [{ leaseId: '00000000-0000-4000-8000-000000000000', outcome: 'failed', error: { code: 'DUMP_FAILED', message: 'pg_dump exited with 1' } }],
+} as const;
+
+export const releaseBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['leaseId', 'reason'],
+  properties: { leaseId, reason: { type: 'string', minLength: 1, maxLength: 500, description: 'Why the run goes back to the queue.' } },
+  examples: [{ leaseId: '00000000-0000-4000-8000-000000000000', reason: 'runner shutting down' }],
+} as const;
+
+export const jobReportBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['jobStatus'],
+  properties: { jobStatus: { type: 'string', enum: jobStatuses, description: "The CI job's status (GitHub: `${{ job.status }}`)." } },
+  examples: [{ jobStatus: 'failure' }],
 } as const;
 
 export const runnerEventBody = {

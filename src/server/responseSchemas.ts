@@ -186,7 +186,30 @@ export const apiTokenSchema = {
   },
 } as const;
 
-export const sharedSchemas = [errorSchema, runSchema, runEventSchema, targetSchema, apiTokenSchema];
+/** What a runner learns of its run's target at claim: never the database URL, which the runner has from its own environment. */
+export const runnerTargetSchema = {
+  $id: 'RunnerTarget',
+  type: 'object',
+  description: "The run's target as its runner needs it: where to store and how to dump. Never the database URL: a remote runner takes it from its own environment (secrets).",
+  required: ['id', 'name', 'storeUrl', 'options'],
+  properties: {
+    id: uuid,
+    name: { type: 'string' },
+    storeUrl: { type: 'string' },
+    options: {
+      type: 'object',
+      properties: {
+        compression: { type: 'string' },
+        encryptTo: { type: 'array', items: { type: 'string' } },
+        profile: { type: 'string' },
+        checksums: { type: 'boolean' },
+        withStorage: { type: 'boolean' },
+      },
+    },
+  },
+} as const;
+
+export const sharedSchemas = [errorSchema, runSchema, runEventSchema, targetSchema, apiTokenSchema, runnerTargetSchema];
 
 export const ref = (id: string) => ({ $ref: `${id}#` });
 

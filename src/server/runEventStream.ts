@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { isTerminal } from '../core/runState.ts';
 import type { Queryable } from '../db/pool.ts';
+import { listEventsAfter, type FeedEvent } from '../db/runEventFeed.ts';
 import { getRun, listRunEvents, type RunEvent } from '../db/runs.ts';
 
 export interface EventStreamOptions {
@@ -9,11 +10,15 @@ export interface EventStreamOptions {
   pollIntervalMs: number;
   /** Comment lines that keep proxies from closing an idle stream. */
   heartbeatMs: number;
+  /** How long the feed of all runs waits for a missing event id before skipping it (default 3 s). */
+  gapWaitMs?: number;
 }
 
 export interface EventStreams {
   /** Takes over the response and streams the run's events after `afterId`. */
   open(request: FastifyRequest, reply: FastifyReply, runId: string, afterId: number): void;
+  /** Takes over the response and streams every run's events after `afterId`, until closed. */
+  openFeed(request: FastifyRequest, reply: FastifyReply, afterId: number): void;
   openCount(): number;
   /** Ends every stream (shutdown); clients reconnect elsewhere with Last-Event-ID. */
   closeAll(): void;
@@ -33,17 +38,42 @@ export function eventJson(event: RunEvent) {
   };
 }
 
+/** An event of the feed of all runs: the run's event plus its target and kind. */
+export function feedEventJson(event: FeedEvent) {
+  return { ...eventJson(event), targetName: event.targetName, runKind: event.runKind };
+}
+
+const FEED_PAGE = 500;
+
+interface SseConnection {
+  closed(): boolean;
+  write(text: string): void;
+  /** Waits one poll interval, or less when the stream closes. */
+  pause(): Promise<void>;
+  close(): void;
+}
+
 /**
- * Server-Sent Events of a run: events after `afterId` (Last-Event-ID) are replayed, then new
- * ones are sent as the catalog records them (polled: every transition is an insert into
- * run_events, whichever process made it). Each event's SSE id is its run_events id. When the
- * run is terminal and its last event was sent, an `end` event closes the stream; a client that
- * reconnects after that gets 204, which tells EventSource to stop.
+ * Server-Sent Events from the catalog. Every transition is an insert into run_events, whichever
+ * process made it, so the streams poll: no process has to tell this one anything.
+ *
+ * A run's stream replays its events after `afterId` (Last-Event-ID), then sends new ones; each
+ * event's SSE id is its run_events id. Between them, `progress` events (no id: they are not
+ * replayed) carry the runner's latest progress report when it changes. When the run is terminal
+ * and its last event was sent, an `end` event closes the stream; a client that reconnects after
+ * that gets 204, which tells EventSource to stop.
+ *
+ * The feed of all runs does the same across runs and never ends by itself. Ids come from one
+ * sequence but commit out of order: an insert that took id 10 may commit after id 11 was read.
+ * So the feed stops at a gap and waits up to `gapWaitMs` for it to fill (event inserts are
+ * single statements or short transactions) before treating it as a rolled-back or deleted
+ * event; a gap before an event recorded longer ago than that is not waited for.
  */
 export function createEventStreams(db: Queryable, log: Logger, options: EventStreamOptions): EventStreams {
   const closers = new Set<() => void>();
+  const gapWaitMs = options.gapWaitMs ?? 3_000;
 
-  const open = (request: FastifyRequest, reply: FastifyReply, runId: string, afterId: number) => {
+  const connect = (reply: FastifyReply): SseConnection => {
     reply.hijack();
     const response = reply.raw;
     response.writeHead(200, {
@@ -53,7 +83,6 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
       'x-accel-buffering': 'no',
     });
     response.write('retry: 2000\n\n');
-    let lastId = afterId;
     let closed = false;
     let wake: (() => void) | null = null;
     let pollTimer: NodeJS.Timeout | undefined;
@@ -69,44 +98,91 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
     };
     closers.add(close);
     response.on('close', close);
-
-    const send = (event: RunEvent) => {
-      response.write(`id: ${event.id}\ndata: ${JSON.stringify(eventJson(event))}\n\n`);
-      lastId = event.id;
+    return {
+      closed: () => closed,
+      write: (text) => void response.write(text),
+      pause: async () => {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          pollTimer = setTimeout(resolve, options.pollIntervalMs);
+        });
+        wake = null;
+      },
+      close,
     };
+  };
 
+  /** Runs `loop` until it returns or the stream closes; a failed catalog read ends the stream. */
+  const drive = (request: FastifyRequest, sse: SseConnection, what: Record<string, unknown>, loop: () => Promise<void>) => {
     void (async () => {
       try {
-        while (!closed) {
-          // Status first, events second: when the status read is terminal, the events read
-          // after it holds every event up to the terminal one (they are written together).
-          const run = await getRun(db, runId);
-          const events = await listRunEvents(db, runId, lastId);
-          if (closed) return;
-          for (const event of events) send(event);
-          if (isTerminal(run.status)) {
-            response.write(`event: end\ndata: ${JSON.stringify({ runId, status: run.status })}\n\n`);
-            return;
-          }
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            pollTimer = setTimeout(resolve, options.pollIntervalMs);
-          });
-          wake = null;
-        }
+        await loop();
       } catch (error) {
         // The client reconnects with Last-Event-ID and misses nothing.
-        request.log.warn({ err: error, runId }, 'event stream stopped: catalog read failed');
-        if (!closed) response.write(': catalog unavailable; reconnect\n\n');
+        request.log.warn({ err: error, ...what }, 'event stream stopped: catalog read failed');
+        if (!sse.closed()) sse.write(': catalog unavailable; reconnect\n\n');
       } finally {
-        close();
+        sse.close();
       }
     })();
-    log.debug({ runId, afterId }, 'event stream opened');
+    log.debug(what, 'event stream opened');
+  };
+
+  const open = (request: FastifyRequest, reply: FastifyReply, runId: string, afterId: number) => {
+    const sse = connect(reply);
+    let lastId = afterId;
+    let lastProgress = '';
+    drive(request, sse, { runId, afterId }, async () => {
+      while (!sse.closed()) {
+        // Status first, events second: when the status read is terminal, the events read
+        // after it holds every event up to the terminal one (they are written together).
+        const run = await getRun(db, runId);
+        const events = await listRunEvents(db, runId, lastId);
+        if (sse.closed()) return;
+        for (const event of events) {
+          sse.write(`id: ${event.id}\ndata: ${JSON.stringify(eventJson(event))}\n\n`);
+          lastId = event.id;
+        }
+        const progress = run.progress && !isTerminal(run.status) ? JSON.stringify({ runId, status: run.status, heartbeatAt: run.heartbeatAt, progress: run.progress }) : '';
+        if (progress !== lastProgress && progress !== '') sse.write(`event: progress\ndata: ${progress}\n\n`);
+        lastProgress = progress;
+        if (isTerminal(run.status)) {
+          sse.write(`event: end\ndata: ${JSON.stringify({ runId, status: run.status })}\n\n`);
+          return;
+        }
+        await sse.pause();
+      }
+    });
+  };
+
+  const openFeed = (request: FastifyRequest, reply: FastifyReply, afterId: number) => {
+    const sse = connect(reply);
+    let lastId = afterId;
+    let gapSeenAt: number | null = null;
+    // Tells the client where the feed starts, as an id it can resume from.
+    sse.write(`id: ${afterId}\nevent: ready\ndata: ${JSON.stringify({ lastEventId: afterId })}\n\n`);
+    drive(request, sse, { feed: 'all runs', afterId }, async () => {
+      while (!sse.closed()) {
+        const events = await listEventsAfter(db, lastId, FEED_PAGE, gapWaitMs);
+        if (sse.closed()) return;
+        for (const event of events) {
+          if (event.id !== lastId + 1 && !event.settled) {
+            gapSeenAt ??= performance.now();
+            if (performance.now() - gapSeenAt < gapWaitMs) break;
+          }
+          gapSeenAt = null;
+          sse.write(`id: ${event.id}\ndata: ${JSON.stringify(feedEventJson(event))}\n\n`);
+          lastId = event.id;
+        }
+        // A full page means more are waiting: read on at once.
+        if (events.length < FEED_PAGE || gapSeenAt !== null) await sse.pause();
+      }
+    });
   };
 
   return {
     open,
+    openFeed,
     openCount: () => closers.size,
     closeAll() {
       for (const close of [...closers]) close();

@@ -313,6 +313,29 @@ $backstop_005_verify_runs$;
   end if;
 end $apply$;
 
+-- 006_github_runner_tokens.sql
+do $apply$ begin
+  if not exists (select 1 from backstop.migrations where id = 6) then
+    insert into backstop.migrations (id, name) values (6, '006_github_runner_tokens');
+    execute $backstop_006_github_runner_tokens$
+-- GitHub runner tokens: long-lived, kept in one repository's Actions secrets. A job of that
+-- repository may claim only a run Backstop dispatched to it (receiving that run's own runner
+-- token in exchange) and report its job's outcome; nothing else. Like API tokens, only the
+-- SHA-256 is stored.
+create table backstop.github_runner_tokens (
+  id uuid primary key default gen_random_uuid(),
+  name text not null,
+  -- owner/repo as GitHub spells it; compared case-insensitively (GitHub names are).
+  repository text not null check (repository ~ '^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$'),
+  token_hash text not null unique,
+  created_at timestamptz not null default now(),
+  last_used_at timestamptz,
+  revoked_at timestamptz
+);
+$backstop_006_github_runner_tokens$;
+  end if;
+end $apply$;
+
 -- src/supabase/catalogSecurity.sql
 -- Backstop's catalog in a Supabase project: organisations, row-level security, privileges.
 --

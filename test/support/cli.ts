@@ -20,12 +20,17 @@ export interface CliProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+export interface CliOptions {
+  /** Start from this process's environment (default true); false: `env` is the whole environment. */
+  inheritEnv?: boolean;
+}
+
 /** Starts `backstop ARGS` as a real child process. */
-export function startCli(args: string[], env: Record<string, string>): CliProcess {
+export function startCli(args: string[], env: Record<string, string>, options: CliOptions = {}): CliProcess {
   const child = spawn(process.execPath, [bin, ...args], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BACKSTOP_LOG_LEVEL: 'info', ...env },
+    env: { ...(options.inheritEnv === false ? {} : process.env), BACKSTOP_LOG_LEVEL: 'info', ...env },
   });
   let out = '';
   let err = '';
@@ -38,8 +43,8 @@ export function startCli(args: string[], env: Record<string, string>): CliProces
 }
 
 /** Runs `backstop ARGS` to completion. */
-export async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const cli = startCli(args, env);
+export async function runCli(args: string[], env: Record<string, string>, options: CliOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cli = startCli(args, env, options);
   const { code } = await cli.exited;
   return { code, stdout: cli.stdout(), stderr: cli.stderr() };
 }

@@ -35,6 +35,8 @@ export interface TestServerOptions extends Partial<Pick<ServerOptions, 'ssePollI
   env?: Record<string, string>;
   /** Creates an admin, an operator and a viewer token (default true; needs a reachable catalog). */
   tokens?: boolean;
+  /** Listen on this port (default: a free one), e.g. to restart a server where its clients expect it. */
+  port?: number;
 }
 
 /**
@@ -60,7 +62,7 @@ export async function startTestServer(options: TestServerOptions): Promise<TestS
       { pool, config, log },
       {
         host: '127.0.0.1',
-        port: 0,
+        port: options.port ?? 0,
         worker: options.worker ? { concurrency: 2, pollIntervalMs: 100, drainTimeoutMs: 2_000 } : null,
         processMetrics: false,
         ssePollIntervalMs: options.ssePollIntervalMs ?? 100,

@@ -6,6 +6,7 @@ import { ensureTarget } from '../../db/targets.ts';
 import { parseRecipient } from '../../pipeline/age.ts';
 import { parseCompression } from '../../pipeline/compression.ts';
 import type { CommandContext } from '../context.ts';
+import { openHttpRunner, remoteRunnerName, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
 import { runInForeground } from './runInForeground.ts';
 import { storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
 import { assertStorageProfile, collect, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
@@ -71,11 +72,24 @@ export function registerBackupCommands(program: Command, context: () => CommandC
 
   program
     .command('run')
-    .description('Execute exactly one queued or dispatched run (what a CI job calls). Refuses unknown, running or finished runs.')
+    .description('Execute exactly one queued or dispatched run (what a CI job calls), through the catalog or, with an API URL and a runner token, over HTTP. Refuses unknown, running or finished runs.')
     .argument('<run-id>', 'the run id printed by `backstop trigger`')
     .option('--json', 'print the run as one JSON document')
-    .action(async (runId: string, options: { json?: boolean }) => {
+    .option('--api-url <url>', remoteRunnerOptionHelp.apiUrl)
+    .option('--token <token>', remoteRunnerOptionHelp.token)
+    .action(async (runId: string, options: { json?: boolean } & RemoteRunnerFlags) => {
       const ctx = context();
+      const remote = remoteRunnerSettings(ctx.config, options);
+      if (remote) {
+        // Over HTTP: this process never opens the catalog (nor starts an embedded one).
+        const runner = openHttpRunner(ctx, remote);
+        const claim = await runner.claim(runId, remoteRunnerName(process.env));
+        await runInForeground(ctx, claim.run, {
+          json: options.json,
+          remote: { catalog: runner.catalog, leaseTtlMs: claim.leaseTtlMs, heartbeatIntervalMs: claim.heartbeatIntervalMs },
+        });
+        return;
+      }
       const { pool } = await ctx.catalog();
       const claimed = await claimRunById(pool, runId, { leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `run:${process.pid}` });
       await runInForeground(ctx, claimed, { json: options.json });

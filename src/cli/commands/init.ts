@@ -27,8 +27,17 @@ export function registerInitCommand(program: Command): void {
         throw error;
       }
       process.stdout.write(
-        `Wrote ${destination}.\nNext: add the repository secrets BACKSTOP_DATABASE_URL and your store credentials, then point a target at it:\n` +
-          `  backstop target add NAME --database-url URL --store s3://… --github OWNER/REPO --github-workflow backstop-backup.yml\n`,
+        `Wrote ${destination}.\n` +
+          `Next, the job talks to your Backstop server over HTTP (it never gets the catalog's URL):\n` +
+          `  1. Make the repository's runner token (shown once):\n` +
+          `       backstop token create --name github-REPO --github OWNER/REPO\n` +
+          `  2. Add the repository secrets (Settings → Secrets and variables → Actions):\n` +
+          `       BACKSTOP_API_URL       your server's address, e.g. https://backstop.example.com\n` +
+          `       BACKSTOP_RUNNER_TOKEN  the token from step 1\n` +
+          `       BACKSTOP_SOURCE_URL    the database to back up (Backstop's API never sends database URLs)\n` +
+          `       AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   the store's credentials\n` +
+          `  3. Point a target at the workflow, and run a server or worker with BACKSTOP_GITHUB_TOKEN to dispatch:\n` +
+          `       backstop target add NAME --database-url URL --store s3://… --github OWNER/REPO --github-workflow backstop-backup.yml\n`,
       );
     });
 }

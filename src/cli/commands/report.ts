@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
-import { BackstopError } from '../../core/errors.ts';
-import { endRunFromExecutor, getRun } from '../../db/runs.ts';
+import { parseJobStatus, reportJobStatus } from '../../control/jobReport.ts';
 import type { CommandContext } from '../context.ts';
 import { describeRun, printJson, runJson } from '../output.ts';
+import { openHttpRunner, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
 
 /**
  * The workflow's last, `if: always()` step. When the run step finished the run, this does
  * nothing. When it could not (it crashed, was killed, timed out, or never started), the job
  * is over, so no runner can still hold the run: end it now with the job's status instead of
- * waiting for the lease to expire.
+ * waiting for the lease to expire. Through the catalog, or over HTTP like `backstop run`.
  */
 export function registerReportCommand(program: Command, context: () => CommandContext): void {
   program
@@ -17,22 +17,15 @@ export function registerReportCommand(program: Command, context: () => CommandCo
     .argument('<run-id>', 'the run the job was dispatched for')
     .requiredOption('--job-status <status>', 'success, failure or cancelled (GitHub: ${{ job.status }})')
     .option('--json', 'print the run as JSON')
-    .action(async (runId: string, options: { jobStatus: string; json?: boolean }) => {
+    .option('--api-url <url>', remoteRunnerOptionHelp.apiUrl)
+    .option('--token <token>', remoteRunnerOptionHelp.token)
+    .action(async (runId: string, options: { jobStatus: string; json?: boolean } & RemoteRunnerFlags) => {
       const ctx = context();
-      if (!['success', 'failure', 'cancelled'].includes(options.jobStatus)) {
-        throw new BackstopError('INVALID_INPUT', `--job-status must be success, failure or cancelled, got "${options.jobStatus}".`);
-      }
-      const { pool } = await ctx.catalog();
-      const before = await getRun(pool, runId);
-      const ended = await endRunFromExecutor(pool, {
-        runId,
-        status: options.jobStatus === 'cancelled' ? 'cancelled' : 'failed',
-        error: {
-          code: 'EXECUTOR_ENDED',
-          message: `The CI job ended (job status: ${options.jobStatus}) while the run was ${before.status}: the run step did not record an outcome.`,
-        },
-      });
-      const run = ended ?? (await getRun(pool, runId));
+      const jobStatus = parseJobStatus(options.jobStatus);
+      const remote = remoteRunnerSettings(ctx.config, options);
+      const { ended, run } = remote
+        ? await openHttpRunner(ctx, remote).report(runId, jobStatus)
+        : await reportJobStatus((await ctx.catalog()).pool, runId, jobStatus);
       if (options.json) printJson(runJson(run));
       else process.stdout.write(`${ended ? 'Ended' : 'Already ended'}: ${describeRun(run)}\n`);
     });

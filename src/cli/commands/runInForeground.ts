@@ -1,6 +1,7 @@
 import { BackstopError, errorCodes, type ErrorCode } from '../../core/errors.ts';
 import type { ClaimedRun, RunRecord } from '../../db/runs.ts';
-import { executeRun } from '../../runner/executeRun.ts';
+import { executeRun, type RunnerDeps } from '../../runner/executeRun.ts';
+import type { RunnerCatalog } from '../../runner/runnerCatalog.ts';
 import type { CommandContext } from '../context.ts';
 import { describeRun, printJson, runJson } from '../output.ts';
 import { createProgressReporter } from '../progressReporter.ts';
@@ -10,10 +11,21 @@ import { createProgressReporter } from '../progressReporter.ts';
  * (GitHub Actions sends SIGINT, then SIGTERM 7.5 s later): the dump is stopped, partial
  * objects removed, and `cancelled` recorded before the process exits on its own.
  */
-export async function runInForeground(ctx: CommandContext, run: ClaimedRun, options: { json?: boolean }): Promise<RunRecord> {
-  const { pool } = await ctx.catalog();
+export async function runInForeground(
+  ctx: CommandContext,
+  run: ClaimedRun,
+  options: {
+    json?: boolean;
+    /** A remote runner's catalog (over HTTP) and the server's lease settings; default: the catalog by SQL. */
+    remote?: { catalog: RunnerCatalog; leaseTtlMs: number; heartbeatIntervalMs: number };
+  },
+): Promise<RunRecord> {
+  const remote = options.remote;
+  const deps: RunnerDeps = remote
+    ? { catalog: remote.catalog, config: { ...ctx.config, leaseTtlMs: remote.leaseTtlMs, heartbeatIntervalMs: remote.heartbeatIntervalMs }, log: ctx.log }
+    : { db: (await ctx.catalog()).pool, config: ctx.config, log: ctx.log };
   const progress = createProgressReporter(!options.json);
-  const execution = executeRun({ db: pool, config: ctx.config, log: ctx.log }, run, {
+  const execution = executeRun(deps, run, {
     onProgress: (next) => progress.update({ phase: next.phase, done: next.bytesDumped, elapsedMs: next.elapsedMs }),
   });
   const onSignal = (signal: NodeJS.Signals) => {

@@ -64,6 +64,7 @@ export function registerServerCommand(program: Command, context: () => CommandCo
           await server.close(`received ${signalled}`);
         } else {
           say(`Backstop is serving ${server.url} (API: ${server.url}/api/v1, OpenAPI: ${server.url}/api/openapi.json)`);
+          say(`Dashboard: ${server.url}/ (sign in with an API token).`);
           say(server.worker ? `In-process worker ${server.worker.name}, concurrency ${concurrency}.` : 'No in-process worker (--no-worker).');
           say('Stop with Ctrl-C (SIGINT) or SIGTERM.');
           await done;

@@ -1,21 +1,45 @@
 import type { Command } from 'commander';
+import { BackstopError } from '../../core/errors.ts';
+import { assertRepository, createGithubRunnerToken, listGithubRunnerTokens, revokeGithubRunnerToken } from '../../db/githubRunnerTokens.ts';
 import { apiTokenRoles, assertRole, createApiToken, listApiTokens, revokeApiToken } from '../../db/tokens.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
 
 export function registerTokenCommands(program: Command, context: () => CommandContext): void {
-  const token = program.command('token').description('Manage API tokens for `backstop server` (stored as SHA-256 hashes).');
+  const token = program.command('token').description('Manage API tokens and GitHub runner tokens for `backstop server` (stored as SHA-256 hashes).');
   token
     .command('create')
-    .description('Create an API token and print it (the only time it is shown).')
+    .description('Create an API token (--role) or a GitHub runner token (--github) and print it (the only time it is shown).')
     .requiredOption('--name <name>', 'what the token is for, e.g. "dashboard" or "ci"')
-    .requiredOption('--role <role>', `${apiTokenRoles.join(', ')}: viewer reads; operator also triggers, cancels, verifies and restores; admin also manages targets and tokens`)
+    .option('--role <role>', `${apiTokenRoles.join(', ')}: viewer reads; operator also triggers, cancels, verifies and restores; admin also manages targets and tokens`)
+    .option(
+      '--github <owner/repo>',
+      "a GitHub runner token for this repository's secrets: its jobs may claim only the runs Backstop dispatches to it, and report their outcome",
+    )
     .option('--json', 'print the token and its record as JSON')
-    .action(async (options: { name: string; role: string; json?: boolean }) => {
+    .action(async (options: { name: string; role?: string; github?: string; json?: boolean }) => {
       const ctx = context();
-      assertRole(options.role);
+      if ((options.role === undefined) === (options.github === undefined)) {
+        throw new BackstopError(
+          'INVALID_INPUT',
+          'Pass either --role ROLE (an API token) or --github OWNER/REPO (a GitHub runner token for that repository\'s BACKSTOP_RUNNER_TOKEN secret).',
+        );
+      }
+      if (options.role !== undefined) assertRole(options.role);
+      if (options.github !== undefined) assertRepository(options.github);
       const { pool } = await ctx.catalog();
-      const created = await createApiToken(pool, { name: options.name, role: options.role });
+      if (options.github !== undefined) {
+        const created = await createGithubRunnerToken(pool, { name: options.name, repository: options.github });
+        if (options.json) printJson(created);
+        else {
+          process.stdout.write(`${created.token}\n`);
+          process.stderr.write(
+            `GitHub runner token ${created.id} ("${created.name}", ${created.repository}) created. It is shown only now: store it as the repository secret BACKSTOP_RUNNER_TOKEN of ${created.repository}.\n`,
+          );
+        }
+        return;
+      }
+      const created = await createApiToken(pool, { name: options.name, role: options.role as (typeof apiTokenRoles)[number] });
       if (options.json) printJson(created);
       else {
         process.stdout.write(`${created.token}\n`);
@@ -24,27 +48,33 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
     });
   token
     .command('list')
-    .description('List API tokens (never their values).')
+    .description('List API tokens and GitHub runner tokens (never their values).')
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }) => {
       const ctx = context();
       const { pool } = await ctx.catalog();
       const tokens = await listApiTokens(pool);
-      if (options.json) printJson(tokens);
-      else if (tokens.length === 0) process.stdout.write('No API tokens yet. Create one with `backstop token create --name NAME --role admin`.\n');
+      const runners = await listGithubRunnerTokens(pool);
+      if (options.json) printJson(runners.length > 0 ? [...tokens, ...runners.map((runner) => ({ ...runner, role: 'github-runner' }))] : tokens);
+      else if (tokens.length === 0 && runners.length === 0) process.stdout.write('No API tokens yet. Create one with `backstop token create --name NAME --role admin`.\n');
       else {
-        const rows = tokens.map((t) => [t.id, t.name, t.role, t.createdAt, t.lastUsedAt ?? '', t.revokedAt ? `revoked ${t.revokedAt}` : 'active']);
+        const state = (t: { revokedAt: string | null }) => (t.revokedAt ? `revoked ${t.revokedAt}` : 'active');
+        const rows = [
+          ...tokens.map((t) => [t.id, t.name, t.role, t.createdAt, t.lastUsedAt ?? '', state(t)]),
+          ...runners.map((t) => [t.id, t.name, `github-runner ${t.repository}`, t.createdAt, t.lastUsedAt ?? '', state(t)]),
+        ];
         process.stdout.write(`${table(['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'STATE'], rows)}\n`);
       }
     });
   token
     .command('revoke')
-    .description('Revoke an API token; requests made with it are refused from now on.')
+    .description('Revoke an API token or a GitHub runner token; requests made with it are refused from now on.')
     .argument('<id>', 'token id (from `backstop token list`)')
     .action(async (id: string) => {
       const ctx = context();
       const { pool } = await ctx.catalog();
-      const revoked = await revokeApiToken(pool, id);
+      const runner = await revokeGithubRunnerToken(pool, id);
+      const revoked = runner ?? (await revokeApiToken(pool, id));
       process.stdout.write(`Token ${revoked.id} ("${revoked.name}") revoked.\n`);
     });
 }

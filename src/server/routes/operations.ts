@@ -9,27 +9,7 @@ const READY_TIMEOUT_MS = 2_000;
 const tags = ['operations'];
 const status = { type: 'object', required: ['status'], properties: { status: { type: 'string' }, version: { type: 'string' } } } as const;
 
-const placeholderPage = `<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Backstop</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:0 .25rem}</style>
-</head>
-<body>
-<h1>Backstop</h1>
-<p>PostgreSQL backups whose run status never lies. The dashboard is coming; the API is here:</p>
-<ul>
-<li><a href="/api/openapi.json"><code>/api/openapi.json</code></a> (send <code>Authorization: Bearer &lt;token&gt;</code>)</li>
-<li><code>GET /api/v1/runs</code>, <code>POST /api/v1/runs</code>, <code>GET /api/v1/runs/:id/events</code> (Server-Sent Events)</li>
-<li><a href="/healthz"><code>/healthz</code></a>, <a href="/readyz"><code>/readyz</code></a>, <a href="/metrics"><code>/metrics</code></a></li>
-</ul>
-<p>Create a token with <code>backstop token create --name me --role admin</code>.</p>
-</body>
-</html>
-`;
-
 export function registerOperationRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.type('text/html; charset=utf-8').send(placeholderPage));
-
   app.get(
     '/healthz',
     { schema: { tags, summary: 'Liveness: the process answers', security: [], response: { 200: status } } },

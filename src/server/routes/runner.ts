@@ -1,15 +1,21 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { reportJobStatus, type JobStatus } from '../../control/jobReport.ts';
 import { BackstopError } from '../../core/errors.ts';
 import type { RunnerOutcome } from '../../core/runState.ts';
-import { appendRunnerEvent, claimRunById, finalizeRun, getRun, renewLease, type Artifact } from '../../db/runs.ts';
+import { withTransaction } from '../../db/pool.ts';
+import { appendRunnerEvent, claimRunById, finalizeRun, getRun, releaseRun, renewLease, type Artifact } from '../../db/runs.ts';
+import { getTargetWithSecret } from '../../db/targets.ts';
+import { issueRunnerToken } from '../../db/tokens.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
-import { claimBody, finalizeBody, heartbeatBody, runParams, runnerEventBody } from '../requestSchemas.ts';
+import { claimBody, finalizeBody, heartbeatBody, jobReportBody, releaseBody, runParams, runnerEventBody } from '../requestSchemas.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
 
 /**
  * The remote runner's side of the lifecycle, over HTTP: the same fenced SQL a worker uses.
- * Callable with the run's runner token (and by operators and admins).
+ * Callable with the run's runner token (and by operators and admins). A GitHub runner token
+ * (the repository's secret) may claim a run dispatched to its repository, receiving the run's
+ * own runner token for everything after, and report its job's outcome.
  */
 
 const tags = ['runner'];
@@ -34,18 +40,20 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
   app.post<{ Params: { id: string }; Body: { claimedBy?: string } }>(
     '/api/v1/runs/:id/claim',
     {
-      config: { ...runnerRoute, optionalBody: true },
+      config: { ...runnerRoute, githubRunner: true, optionalBody: true },
       schema: {
         tags,
-        summary: 'Claim a queued run',
+        summary: 'Claim a queued or dispatched backup',
         description:
-          'Starts the run with a new lease. Heartbeat every `heartbeatIntervalMs` with the returned `leaseId`; without one the lease expires after `leaseTtlMs` and the reaper ends the run.',
+          'Starts the run with a new lease. Heartbeat every `heartbeatIntervalMs` with the returned `leaseId`; without one the lease expires after `leaseTtlMs` and the reaper ends the run. ' +
+          "`target` says where to store and how to dump, never the database URL. Claimed with a GitHub runner token (only a run dispatched to its repository), the answer carries `runnerToken`, the run's own token: use it for every later call. " +
+          'Verification drills run on workers, never here.',
         params: runParams,
         body: claimBody,
         response: {
           200: {
             type: 'object',
-            required: ['leaseId', 'leaseTtlMs', 'heartbeatIntervalMs', 'leaseExpiresAt', 'deadlineAt', 'run'],
+            required: ['leaseId', 'leaseTtlMs', 'heartbeatIntervalMs', 'leaseExpiresAt', 'deadlineAt', 'run', 'target'],
             properties: {
               leaseId: { type: 'string', format: 'uuid' },
               leaseTtlMs: { type: 'integer' },
@@ -53,6 +61,8 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
               leaseExpiresAt: { type: 'string', format: 'date-time' },
               deadlineAt: { type: 'string', format: 'date-time' },
               run: ref('Run'),
+              target: ref('RunnerTarget'),
+              runnerToken: { type: 'string', description: "Only when claimed with a GitHub runner token: this run's runner token, shown once." },
             },
           },
           ...errorResponses,
@@ -60,10 +70,33 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
       },
     },
     async (request) => {
-      const claimed = await claimRunById(ctx.pool, request.params.id, {
+      const principal = request.principal;
+      const run = await getRun(ctx.pool, request.params.id);
+      if (run.kind !== 'backup') {
+        throw new BackstopError(
+          'RUN_NOT_CLAIMABLE',
+          `Run ${run.id} is a verification drill: drills restore into a scratch database next to the catalog and run on Backstop workers (\`backstop worker\`), not over HTTP.`,
+        );
+      }
+      const byGithub = principal?.kind === 'github';
+      if (byGithub && run.status === 'queued') {
+        throw new BackstopError('RUN_NOT_CLAIMABLE', `Run ${run.id} is queued, not dispatched: a GitHub job may only claim the run Backstop dispatched to it.`);
+      }
+      const options = {
         leaseTtlMs: ctx.config.leaseTtlMs,
         claimedBy: runnerName(request, request.body?.claimedBy),
-      });
+        // A repository's token takes only what Backstop handed to GitHub, checked in the claim itself.
+        fromStatuses: byGithub ? (['dispatched'] as Array<'dispatched'>) : undefined,
+      };
+      // The claim and the run's own token commit together: a job never holds a lease it cannot use.
+      const { claimed, runnerToken } = byGithub
+        ? await withTransaction(ctx.pool, async (client) => {
+            const claimed = await claimRunById(client, run.id, options);
+            return { claimed, runnerToken: await issueRunnerToken(client, run.id) };
+          })
+        : { claimed: await claimRunById(ctx.pool, run.id, options), runnerToken: undefined };
+      const target = await getTargetWithSecret(ctx.pool, claimed.targetId);
+      if (byGithub) request.log.info({ runId: run.id, by: actorOf(request) }, 'run claimed by a GitHub job');
       return {
         leaseId: claimed.leaseId,
         leaseTtlMs: Math.round(ctx.config.leaseTtlMs),
@@ -71,6 +104,9 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         leaseExpiresAt: claimed.leaseExpiresAt!,
         deadlineAt: claimed.deadlineAt,
         run: claimed,
+        // An allow-list, so a secret added to targets later cannot leak through here.
+        target: { id: target.id, name: target.name, storeUrl: target.storeUrl, options: target.options },
+        ...(runnerToken ? { runnerToken } : {}),
       };
     },
   );
@@ -161,6 +197,51 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
       const recorded = await appendRunnerEvent(ctx.pool, { runId: request.params.id, leaseId, kind, message, data });
       if (!recorded) await leaseLost(ctx, request.params.id);
       return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { leaseId: string; reason: string } }>(
+    '/api/v1/runs/:id/release',
+    {
+      config: runnerRoute,
+      schema: {
+        tags,
+        summary: 'Hand the run back to the queue',
+        description: 'For a runner shutting down before it could finish: the run is queued again for another runner. 409 LEASE_LOST when this lease no longer holds it.',
+        params: runParams,
+        body: releaseBody,
+        response: { 200: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['queued'] } } }, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { leaseId, reason } = request.body;
+      const released = await releaseRun(ctx.pool, { runId: request.params.id, leaseId, reason: `${reason} (${actorOf(request)})` });
+      if (!released) await leaseLost(ctx, request.params.id);
+      return { status: 'queued' };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { jobStatus: JobStatus } }>(
+    '/api/v1/runs/:id/report',
+    {
+      config: { ...runnerRoute, githubRunner: true },
+      schema: {
+        tags,
+        summary: "End the run with its CI job's status, if the run step did not",
+        description:
+          "A CI job's last, `if: always()` step (`backstop report`). A finished run is left as it is (`ended: false`). Otherwise the job is over, so no runner can still hold the run: it ends at once, `cancelled` for a cancelled job and `failed` otherwise, with EXECUTOR_ENDED.",
+        params: runParams,
+        body: jobReportBody,
+        response: {
+          200: { type: 'object', required: ['ended', 'run'], properties: { ended: { type: 'boolean' }, run: ref('Run') } },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const result = await reportJobStatus(ctx.pool, request.params.id, request.body.jobStatus);
+      if (result.ended) request.log.warn({ runId: request.params.id, jobStatus: request.body.jobStatus, by: actorOf(request) }, 'a CI job ended without the run step recording an outcome');
+      return result;
     },
   );
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { createApiToken, listApiTokens, revokeApiToken, type ApiTokenRole } from '../../db/tokens.ts';
+import { BackstopError } from '../../core/errors.ts';
+import { apiTokenRoles, createApiToken, listApiTokens, revokeApiToken, type ApiTokenRole } from '../../db/tokens.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { tokenCreateBody, tokenParams } from '../requestSchemas.ts';
@@ -8,6 +9,31 @@ import { apiTokenSchema, errorResponses, ref } from '../responseSchemas.ts';
 const tags = ['tokens'];
 
 export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.get(
+    '/api/v1/me',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags,
+        summary: 'The API token making this request: its name and role',
+        description: 'What a client (the dashboard) shows and allows: viewers read, operators also act on runs, admins also manage targets and tokens.',
+        response: {
+          200: {
+            type: 'object',
+            required: ['id', 'name', 'role'],
+            properties: { id: { type: 'string', format: 'uuid' }, name: { type: 'string' }, role: { type: 'string', enum: apiTokenRoles } },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const principal = request.principal;
+      if (principal?.kind !== 'api') throw new BackstopError('FORBIDDEN', 'Only API tokens have a role; runner tokens open their run only.');
+      return { id: principal.tokenId, name: principal.name, role: principal.role };
+    },
+  );
+
   app.get(
     '/api/v1/tokens',
     {

@@ -1,0 +1,134 @@
+import type { FastifyInstance } from 'fastify';
+import { runStatuses } from '../../core/runState.ts';
+import { assessTargetHealth } from '../../core/targetHealth.ts';
+import { databaseNow } from '../../db/retention.ts';
+import { listBackupHistory, listTargetActivity } from '../../db/targetActivity.ts';
+import { getTarget } from '../../db/targets.ts';
+import type { ServerContext } from '../context.ts';
+import { historyQuery, targetParams } from '../requestSchemas.ts';
+import { errorResponses, nullable, runKinds, uuid } from '../responseSchemas.ts';
+
+const dateTime = { type: 'string', format: 'date-time' } as const;
+const nullableDateTime = { type: ['string', 'null'], format: 'date-time' } as const;
+
+const runBrief = nullable({
+  type: 'object',
+  required: ['id', 'kind', 'status', 'createdAt'],
+  properties: {
+    id: uuid,
+    kind: { type: 'string', enum: runKinds },
+    status: { type: 'string', enum: runStatuses },
+    createdAt: dateTime,
+    startedAt: nullableDateTime,
+    finishedAt: nullableDateTime,
+    error: nullable({ type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } }),
+    bytes: { type: ['integer', 'null'], description: 'Stored bytes of the artifact (files and manifest).' },
+    subjectRunId: { type: ['string', 'null'], description: 'For a restore drill: the backup it restored.' },
+  },
+});
+
+const targetSummary = {
+  type: 'object',
+  required: ['name', 'health', 'healthReason', 'schedule', 'nextScheduledAt', 'lastRun', 'activeRun', 'newestBackup', 'lastVerification'],
+  properties: {
+    name: { type: 'string' },
+    health: {
+      type: 'string',
+      enum: ['ok', 'failing', 'stale', 'never'],
+      description:
+        'failing: the last backup (or restore drill) failed or timed out; stale: scheduled, but no good backup since the slot before the latest; never: no good backup yet.',
+    },
+    healthReason: { type: 'string', description: 'The health in plain words.' },
+    schedule: nullable({ type: 'object', required: ['cron', 'timezone'], properties: { cron: { type: 'string' }, timezone: { type: 'string' } } }),
+    executor: { type: 'string', enum: ['worker', 'github'] },
+    nextScheduledAt: { ...nullableDateTime, description: 'The next schedule slot (database clock), null without a schedule.' },
+    lastRun: { ...runBrief, description: 'The newest backup run, whatever its status.' },
+    activeRun: { ...runBrief, description: 'A backup queued or in progress.' },
+    newestBackup: { ...runBrief, description: 'The newest succeeded backup still kept.' },
+    newestBackupAgeSeconds: { type: ['number', 'null'], description: 'Age of the newest good backup, by the database clock.' },
+    lastVerification: { ...runBrief, description: 'The newest restore drill that ended.' },
+  },
+} as const;
+
+const historyPoint = {
+  type: 'object',
+  required: ['runId', 'status', 'createdAt', 'finishedAt', 'durationSeconds', 'bytes'],
+  properties: {
+    runId: uuid,
+    status: { type: 'string', enum: runStatuses },
+    createdAt: dateTime,
+    finishedAt: dateTime,
+    durationSeconds: { type: ['number', 'null'], description: 'From start to finish; null when the run never started.' },
+    bytes: { type: ['integer', 'null'], description: 'Stored bytes of a succeeded backup.' },
+    dumpedBytes: { type: ['number', 'null'], description: 'Bytes pg_dump produced, before compression.' },
+    errorCode: { type: ['string', 'null'] },
+  },
+} as const;
+
+export function registerOverviewRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.get(
+    '/api/v1/overview',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['targets'],
+        summary: 'Every target at a glance',
+        description: 'Per target: its health, last run, the backup in progress, the newest good backup and its age, the last restore drill and the next scheduled run.',
+        response: {
+          200: { type: 'object', required: ['now', 'items'], properties: { now: dateTime, items: { type: 'array', items: targetSummary } } },
+          ...errorResponses,
+        },
+      },
+    },
+    async () => {
+      const [now, targets] = await Promise.all([databaseNow(ctx.pool), listTargetActivity(ctx.pool)]);
+      const items = targets.map((target) => {
+        const newestGoodBackupAt = target.newestBackup?.finishedAt ? Date.parse(target.newestBackup.finishedAt) : null;
+        const assessed = assessTargetHealth({
+          now,
+          createdAt: Date.parse(target.createdAt),
+          schedule: target.schedule,
+          lastFinishedBackup: target.lastFinishedRun ? { status: target.lastFinishedRun.status, errorCode: target.lastFinishedRun.error?.code ?? null } : null,
+          newestGoodBackupAt,
+          lastVerification: target.lastVerification,
+        });
+        return {
+          name: target.name,
+          health: assessed.health,
+          healthReason: assessed.reason,
+          schedule: target.schedule,
+          executor: target.executor,
+          nextScheduledAt: assessed.nextScheduledAt === null ? null : new Date(assessed.nextScheduledAt).toISOString(),
+          lastRun: target.lastRun,
+          activeRun: target.activeRun,
+          newestBackup: target.newestBackup,
+          newestBackupAgeSeconds: newestGoodBackupAt === null ? null : Math.max(0, (now - newestGoodBackupAt) / 1000),
+          lastVerification: target.lastVerification,
+        };
+      });
+      return { now: new Date(now).toISOString(), items };
+    },
+  );
+
+  app.get<{ Params: { name: string }; Querystring: { limit: number } }>(
+    '/api/v1/targets/:name/history',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['targets'],
+        summary: 'Size and duration of a target’s finished backups, oldest first',
+        description: 'The newest `limit` finished backup runs (any outcome), for charts.',
+        params: targetParams,
+        querystring: historyQuery,
+        response: {
+          200: { type: 'object', required: ['target', 'items'], properties: { target: { type: 'string' }, items: { type: 'array', items: historyPoint } } },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const target = await getTarget(ctx.pool, request.params.name);
+      return { target: target.name, items: await listBackupHistory(ctx.pool, target.id, request.query.limit) };
+    },
+  );
+}

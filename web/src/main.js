@@ -1,0 +1,111 @@
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { api, setUnauthorizedHandler } from './api.js';
+import { Loading } from './components.js';
+import { html } from './html.js';
+import { LoginPage } from './pages/login.js';
+import { OverviewPage } from './pages/overview.js';
+import { RunPage } from './pages/run.js';
+import { RunsPage } from './pages/runs.js';
+import { TargetFormPage } from './pages/targetForm.js';
+import { TargetPage } from './pages/target.js';
+import { TargetsPage } from './pages/targets.js';
+import { forgetToken, storedToken, storeToken } from './session.js';
+
+/** The route from the URL's hash: #/runs/ID?x=y → {path: ['runs', 'ID'], query}. */
+function currentRoute() {
+  const [pathPart, queryPart = ''] = location.hash.replace(/^#/, '').split('?');
+  return { path: pathPart.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(queryPart), key: location.hash };
+}
+
+function useRoute() {
+  const [route, setRoute] = useState(currentRoute);
+  useEffect(() => {
+    const update = () => setRoute(currentRoute());
+    window.addEventListener('hashchange', update);
+    return () => window.removeEventListener('hashchange', update);
+  }, []);
+  return route;
+}
+
+function page(route, me) {
+  const [section, id, sub] = route.path;
+  if (!section) return html`<${OverviewPage} me=${me} />`;
+  if (section === 'runs' && !id) return html`<${RunsPage} me=${me} query=${route.query} />`;
+  if (section === 'runs') return html`<${RunPage} me=${me} id=${id} key=${id} />`;
+  if (section === 'targets' && !id) return html`<${TargetsPage} me=${me} />`;
+  if (section === 'targets' && id === 'new') return html`<${TargetFormPage} me=${me} />`;
+  if (section === 'targets' && sub === 'edit') return html`<${TargetFormPage} me=${me} name=${id} key=${'edit-' + id} />`;
+  if (section === 'targets') return html`<${TargetPage} me=${me} name=${id} key=${id} />`;
+  return html`<div class="page-heading"><h1 tabindex="-1" id="page-title">Not found</h1></div>
+    <p>There is no page here. <a href="#/">Go to the overview</a>.</p>`;
+}
+
+function Layout({ me, route, onLogout, children }) {
+  const section = route.path[0] ?? '';
+  const link = (href, label, name) =>
+    html`<li><a href=${href} aria-current=${section === name ? 'page' : undefined}>${label}</a></li>`;
+  return html`
+    <a class="skip-link" href="#main" onClick=${(event) => { event.preventDefault(); document.getElementById('page-title')?.focus(); }}>Skip to content</a>
+    <header class="site-header">
+      <a class="brand" href="#/">Backstop</a>
+      <nav aria-label="Main">
+        <ul>
+          ${link('#/', 'Overview', '')}
+          ${link('#/runs', 'Runs', 'runs')}
+          ${link('#/targets', 'Targets', 'targets')}
+        </ul>
+      </nav>
+      <div class="who">
+        <span class="who-name">${me.name} <span class="role" data-role=${me.role}>${me.role}</span></span>
+        <button type="button" class="button-quiet" onClick=${onLogout}>Log out</button>
+      </div>
+    </header>
+    <main id="main">${children}</main>`;
+}
+
+function App() {
+  const route = useRoute();
+  const [session, setSession] = useState({ state: storedToken() ? 'checking' : 'signed-out', me: null, notice: null });
+
+  const signOut = (notice = null) => {
+    forgetToken();
+    setSession({ state: 'signed-out', me: null, notice });
+  };
+
+  useEffect(() => {
+    setUnauthorizedHandler(() => signOut('Your session ended: the API token is unknown or was revoked. Sign in again.'));
+    if (storedToken()) {
+      api('/api/v1/me')
+        .then((me) => setSession({ state: 'signed-in', me, notice: null }))
+        .catch((error) => {
+          if (error.status !== 401) setSession({ state: 'signed-out', me: null, notice: error.message });
+        });
+    }
+  }, []);
+
+  // After navigation, the new page's heading takes focus: keyboard and screen-reader users
+  // start reading the page that just opened, not the link they left.
+  useEffect(() => {
+    if (session.state !== 'signed-in') return;
+    const timer = setTimeout(() => document.getElementById('page-title')?.focus({ preventScroll: false }), 0);
+    return () => clearTimeout(timer);
+  }, [route.key, session.state]);
+
+  if (session.state === 'checking') return html`<main id="main"><${Loading} what="Signing in" /></main>`;
+  if (session.state === 'signed-out') {
+    return html`<${LoginPage}
+      notice=${session.notice}
+      onLogin=${(token, me) => {
+        storeToken(token);
+        setSession({ state: 'signed-in', me, notice: null });
+      }}
+    />`;
+  }
+  return html`<${Layout} me=${session.me} route=${route} onLogout=${() => signOut('You are logged out.')}>${page(route, session.me)}<//>`;
+}
+
+// The boot message goes: Preact would otherwise keep it above the app.
+const root = document.getElementById('app');
+root.replaceChildren();
+render(html`<${App} />`, root);

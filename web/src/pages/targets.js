@@ -1,0 +1,28 @@
+import { api } from '../api.js';
+import { ErrorNotice, Loading, PageHeading } from '../components.js';
+import { html } from '../html.js';
+import { usePageTitle, useResource } from '../hooks.js';
+import { can } from '../session.js';
+
+/** Every target with where and when it is backed up; admins add new ones here. */
+export function TargetsPage({ me }) {
+  usePageTitle('Targets');
+  const targets = useResource(() => api('/api/v1/targets'), []);
+  const actions = can(me, 'admin') ? html`<a class="button" href="#/targets/new">New target</a>` : null;
+  return html`
+    <${PageHeading} actions=${actions}>Targets<//>
+    <${ErrorNotice} error=${targets.error} title="The targets could not be loaded" />
+    ${targets.data === undefined && !targets.error ? html`<${Loading} />` : null}
+    ${targets.data?.items.length === 0 ? html`<p>No targets yet.</p>` : null}
+    ${targets.data?.items.length
+      ? html`<div class="table-wrap"><table>
+          <thead><tr><th scope="col">Name</th><th scope="col">Schedule</th><th scope="col">Store</th><th scope="col">Encrypted</th></tr></thead>
+          <tbody>${targets.data.items.map((target) => html`<tr key=${target.id}>
+            <td><a href=${`#/targets/${encodeURIComponent(target.name)}`}>${target.name}</a></td>
+            <td>${target.schedule ? html`<code>${target.schedule.cron}</code> ${target.schedule.timezone}` : 'on demand'}</td>
+            <td class="break mono">${target.storeUrl}</td>
+            <td>${target.options?.encryptTo?.length ? 'yes' : 'no'}</td>
+          </tr>`)}</tbody>
+        </table></div>`
+      : null}`;
+}
