@@ -261,6 +261,24 @@ describe('HTTP API', { timeout: 300_000 }, () => {
     assertError(await api.request('DELETE', `/api/v1/tokens/${UNKNOWN_ID}`), 404, 'TOKEN_NOT_FOUND');
   });
 
+  it('a runner finalizes an artifact whose files include Supabase Storage objects (paths, any character, thousands of them)', async () => {
+    const target = await createTarget(catalog.pool, { name: 'remote-storage', databaseUrl: 'postgres://u@h/x', storeUrl: 'file:///tmp/x', exclusive: false });
+    const run = await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: 60_000 });
+    const token = (await api.request('POST', `/api/v1/runs/${run.id}/runner-token`, { token: api.tokens.operator })).json.token as string;
+    const claim = await api.request('POST', `/api/v1/runs/${run.id}/claim`, { token, body: {} });
+    assert.equal(claim.status, 200, claim.text);
+    const file = (name: string) => ({ name, size: 10, sha256: 'c'.repeat(64) });
+    const files = [file('roles.sql.zst'), file('schema.sql.zst'), file('data.sql.zst')];
+    for (let i = 0; i < 5000; i++) files.push(file(`storage/avatars/user ${i}/pictüre %2E ${i}.png.zst`));
+    const artifact = { storeUrl: 'file:///tmp/x', prefix: 'remote-storage/2026/11/run/attempt-1/', manifest: file('manifest.json'), files };
+    const finalized = await api.request('POST', `/api/v1/runs/${run.id}/finalize`, { token, body: { leaseId: claim.json.leaseId, outcome: 'succeeded', artifact } });
+    assert.equal(finalized.status, 200, finalized.text.slice(0, 500));
+    const recorded = await getRun(catalog.pool, run.id);
+    assert.equal(recorded.status, 'succeeded');
+    assert.equal(recorded.artifact?.files.length, 5003);
+    assert.equal(recorded.artifact?.files.at(-1)?.name, 'storage/avatars/user 4999/pictüre %2E 4999.png.zst');
+  });
+
   it('runner tokens: claim, heartbeat, events and finalize of their own run, and nothing else', async () => {
     const target = await createTarget(catalog.pool, { name: 'remote', databaseUrl: 'postgres://u@h/x', storeUrl: 'file:///tmp/x', exclusive: false });
     const run = await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: 60_000 });
@@ -296,6 +314,20 @@ describe('HTTP API', { timeout: 300_000 }, () => {
     assert.equal(event.status, 204, event.text);
     assertError(await api.request('POST', `/api/v1/runs/${run.id}/events`, { token, body: { leaseId, kind: 'finished', message: 'fake' } }), 400);
     assertError(await api.request('POST', `/api/v1/runs/${run.id}/finalize`, { token, body: { leaseId, outcome: 'succeeded' } }), 400, 'INVALID_INPUT');
+
+    // Artifact file names are paths under the prefix (Supabase Storage objects are
+    // `storage/<bucket>/<key>`), and can never leave it.
+    const artifactWith = (name: string) => ({
+      storeUrl: 'file:///tmp/x',
+      prefix: 'remote/2026/11/run/attempt-1/',
+      manifest: { name: 'manifest.json', size: 1, sha256: 'a'.repeat(64) },
+      files: [{ name, size: 1, sha256: 'b'.repeat(64) }],
+    });
+    for (const name of ['../escape', 'storage/../../x', '/absolute', 'a//b', 'storage/b/', 'tab\there']) {
+      const refused = await api.request('POST', `/api/v1/runs/${run.id}/finalize`, { token, body: { leaseId, outcome: 'succeeded', artifact: artifactWith(name) } });
+      assertError(refused, 400, 'INVALID_INPUT');
+    }
+    assert.equal((await getRun(catalog.pool, run.id)).status, 'running', 'a refused finalize changes nothing');
 
     // A cancel reaches the runner through its heartbeat.
     await api.request('POST', `/api/v1/runs/${run.id}/cancel`, { token: api.tokens.operator });

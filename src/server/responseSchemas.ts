@@ -33,7 +33,15 @@ const artifactFile = {
   required: ['name', 'size', 'sha256'],
   additionalProperties: false,
   properties: {
-    name: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[A-Za-z0-9._-]+$' },
+    // A path relative to the artifact's prefix: Supabase Storage objects are stored as
+    // `storage/<bucket>/<key>`, whose key may hold any character. No empty, `.` or `..`
+    // segment and no control character, so that a name can never leave its prefix.
+    name: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 1024,
+      pattern: '^(?!/)(?!.*/$)(?!.*//)(?!(.*/)?\\.\\.?(/|$))[^\\u0000-\\u001f]+$',
+    },
     size: { type: 'integer', minimum: 0 },
     sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
   },
@@ -48,7 +56,8 @@ export const artifactBody = {
     storeUrl: { type: 'string', minLength: 1, maxLength: 2048 },
     prefix: { type: 'string', minLength: 1, maxLength: 1024 },
     manifest: artifactFile,
-    files: { type: 'array', minItems: 1, maxItems: 100, items: artifactFile },
+    // A Supabase backup with Storage files lists every object (the manifest is capped at 16 MiB).
+    files: { type: 'array', minItems: 1, maxItems: 100_000, items: artifactFile },
   },
 } as const;
 

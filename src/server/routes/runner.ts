@@ -19,6 +19,8 @@ import { errorResponses, ref } from '../responseSchemas.ts';
  */
 
 const tags = ['runner'];
+/** A finalize body's largest size: an artifact of 100,000 files at about 300 bytes each fits. */
+const FINALIZE_BODY_LIMIT = 32 * 1024 * 1024;
 const runnerRoute = { access: 'operator', runner: true } as const;
 /** Written by the transitions themselves; a runner must not be able to fake one. */
 const lifecycleEventKinds = new Set(['created', 'claimed', 'finished', 'released', 'cancel_requested', 'reaped', 'requeued']);
@@ -149,6 +151,8 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
     '/api/v1/runs/:id/finalize',
     {
       config: runnerRoute,
+      // The artifact lists every file: with Supabase Storage objects, tens of thousands.
+      bodyLimit: FINALIZE_BODY_LIMIT,
       schema: {
         tags,
         summary: 'End the run',
