@@ -7,7 +7,7 @@ import { BackstopError } from '../core/errors.ts';
 import type { Manifest } from '../core/manifest.ts';
 import { connectDatabase } from '../db/pool.ts';
 import { findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
-import { parseToolVersion, serverMajorFromVersionNum } from '../pgtools/pickPgTool.ts';
+import { parseToolVersion, serverMajorFromVersionNum, type PgToolCandidate } from '../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
 import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
@@ -71,32 +71,43 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
   if (!dumpFile) throw new BackstopError('ARTIFACT_CORRUPT', `The manifest in ${input.prefix} lists no dump file.`);
   assertCanDecrypt(input.manifest, input.identities);
 
-  const client = await connectDatabase(input.toUrl);
-  let spoolPath: string | undefined;
+  const started = performance.now();
+  const report = (phase: RestoreProgress['phase'], bytesRead: number) =>
+    input.onProgress?.({ phase, bytesRead, bytesTotal: dumpFile.size, elapsedMs: performance.now() - started });
+  // The spool (read, check, decompress) starts at once; the checks of the target database and
+  // the choice of pg_restore run meanwhile. Nothing touches the target before both are done.
+  const spoolPath = path.join(input.tmpDir ?? os.tmpdir(), `backstop-restore-${randomBytes(8).toString('hex')}.pgcustom`);
+  const stopSpool = new AbortController();
+  const spooling = spoolVerifiedFile({
+    store: input.store,
+    prefix: input.prefix,
+    file: dumpFile,
+    manifest: input.manifest,
+    spoolPath,
+    signal: AbortSignal.any([signal, stopSpool.signal]),
+    identities: input.identities,
+    onBytes: (bytes) => report('verifying', bytes),
+  });
+  spooling.catch(() => {});
+
+  let client: pg.Client | undefined;
   let restore: PgToolProcess | undefined;
   const stop = () => void restore?.terminate();
   signal.addEventListener('abort', stop, { once: true });
   try {
     const selection = { schemas: input.schemas ?? [], tables: input.tables ?? [] };
     const restoredTables = input.manifest.tables.filter((table) => isSelected(table, selection));
-    if (!input.clean) await assertNothingInTheWay(client, selection, restoredTables);
-    const dumpMajor = parseToolVersion(`(PostgreSQL) ${input.manifest.pgDump.version}`)?.major ?? serverMajorFromVersionNum(input.manifest.source.serverVersionNum);
-    const pgRestore = await findPgTool('pg_restore', dumpMajor, input.pgTools, 'archive (made by pg_dump)');
-
-    spoolPath = path.join(input.tmpDir ?? os.tmpdir(), `backstop-restore-${randomBytes(8).toString('hex')}.pgcustom`);
-    const started = performance.now();
-    const report = (phase: RestoreProgress['phase'], bytesRead: number) =>
-      input.onProgress?.({ phase, bytesRead, bytesTotal: dumpFile.size, elapsedMs: performance.now() - started });
-    const bytesRestored = await spoolVerifiedFile({
-      store: input.store,
-      prefix: input.prefix,
-      file: dumpFile,
-      manifest: input.manifest,
-      spoolPath,
-      signal,
-      identities: input.identities,
-      onBytes: (bytes) => report('verifying', bytes),
-    });
+    let pgRestore: PgToolCandidate;
+    try {
+      client = await connectDatabase(input.toUrl);
+      if (!input.clean) await assertNothingInTheWay(client, selection, restoredTables);
+      const dumpMajor = parseToolVersion(`(PostgreSQL) ${input.manifest.pgDump.version}`)?.major ?? serverMajorFromVersionNum(input.manifest.source.serverVersionNum);
+      pgRestore = await findPgTool('pg_restore', dumpMajor, input.pgTools, 'archive (made by pg_dump)');
+    } catch (error) {
+      stopSpool.abort(error);
+      throw error;
+    }
+    const bytesRestored = await spooling;
     report('restoring', dumpFile.size);
     input.onEvent?.('restore_verified', `${dumpFile.name}: size and SHA-256 match the manifest`);
 
@@ -144,8 +155,10 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
     throw error;
   } finally {
     signal.removeEventListener('abort', stop);
-    await client.end().catch(() => {});
-    if (spoolPath) await fs.rm(spoolPath, { force: true });
+    stopSpool.abort();
+    await spooling.catch(() => {});
+    await client?.end().catch(() => {});
+    await fs.rm(spoolPath, { force: true });
   }
 }
 
