@@ -106,6 +106,15 @@ describe('runs always terminate, truthfully (real processes, real signals)', () 
     const succeeded = await runCli(['runs', '--status', 'succeeded', '--json'], env);
     assert.ok(!JSON.parse(succeeded.stdout).some((run: RunRecord) => run.id === stuck.id));
     assert.ok(!(await filesUnder(storeDir)).some((file) => file.includes(stuck.id) && file.endsWith('manifest.json')));
+    // The killed writer never removed its `.partial-*` file: garbage collection does.
+    assert.ok((await filesUnder(storeDir)).some((file) => file.includes(stuck.id) && file.includes('.partial-')), 'the killed writer left its partial file');
+    const pruned = await runCli(['prune', '--target', 'locked', '--grace-period', '0', '--json'], env);
+    assert.equal(pruned.code, 0, pruned.stderr);
+    assert.deepEqual(
+      (await filesUnder(storeDir)).filter((file) => file.includes(stuck.id)),
+      [],
+      'nothing of the killed run is left after garbage collection',
+    );
 
     second.child.kill('SIGTERM');
     assert.equal((await second.exited).code, 0);

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.ts';
 import { BackstopError, describeError } from '../core/errors.ts';
-import { planScheduleSlot } from '../core/scheduleSlots.ts';
+import { createSlotPlanner, planScheduleSlot } from '../core/scheduleSlots.ts';
 import type { Queryable } from '../db/pool.ts';
-import { createScheduledRun, enqueueNthDrill, enqueueScheduledDrill, listScheduledTargets, type ScheduledRunOutcome } from '../db/schedules.ts';
+import { createScheduledRuns, enqueueNthDrill, enqueueScheduledDrill, listScheduledTargets, type ScheduledRunOutcome, type ScheduledTarget } from '../db/schedules.ts';
 
 export interface ScheduledSlot {
   targetId: string;
@@ -80,44 +80,68 @@ export function startScheduler(
     const considerNext = (at: number | null) => {
       if (at !== null && (result.nextAt === null || at < result.nextAt)) result.nextAt = at;
     };
+    // One target's bad schedule (written around the CLI's checks) must not stop the others.
+    const failed = new Map<string, unknown>();
+
+    // Read → decide → apply. Decide, in pure code, which schedule slots are due; a minute
+    // boundary can make thousands due at once, so each distinct schedule is evaluated once.
+    const plan = createSlotPlanner(now);
+    const due: { target: ScheduledTarget; slot: number; skipped: number }[] = [];
     for (const target of targets) {
+      if (!target.schedule) continue;
       try {
-        if (target.schedule) {
-          // Evaluating a cron costs about a millisecond: a target known to have no slot due
-          // before its next one is skipped until then (the key changes when anything moves).
-          const key = `${target.schedule.cron}|${target.schedule.timezone}|${target.scheduleSettledAt}`;
-          const known = idle.get(target.id);
-          const decision =
-            known && known.key === key && known.nextAt !== null && now < known.nextAt
-              ? { slot: null, skipped: 0, nextAt: known.nextAt }
-              : planScheduleSlot({ ...target.schedule, after: target.scheduleSettledAt, now });
-          if (decision.slot === null) idle.set(target.id, { key, nextAt: decision.nextAt });
-          considerNext(decision.nextAt);
-          if (decision.slot !== null) {
-            const outcome = await createScheduledRun(deps.db, {
-              targetId: target.id,
-              slot: decision.slot,
-              runDeadlineMs: deps.config.runDeadlineMs,
-              skipped: decision.skipped,
-            });
-            const scheduled = { targetId: target.id, targetName: target.name, slot: new Date(decision.slot).toISOString(), skipped: decision.skipped, outcome };
-            result.scheduled.push(scheduled);
-            if (outcome.kind === 'created') {
-              log.info({ target: target.name, slot: scheduled.slot, runId: outcome.runId, skippedSlots: decision.skipped }, 'scheduled run created');
-            } else if (outcome.kind === 'waiting') {
-              log.warn({ target: target.name, slot: scheduled.slot, waitingRunId: outcome.waitingRunId }, 'slot skipped: a scheduled run of this target is still waiting to start');
-            }
-            onScheduled?.(scheduled);
+        // A target known to have no slot due before its next one is skipped until then (the
+        // key changes when anything moves).
+        const key = `${target.schedule.cron}|${target.schedule.timezone}|${target.scheduleSettledAt}`;
+        const known = idle.get(target.id);
+        const decision =
+          known && known.key === key && known.nextAt !== null && now < known.nextAt
+            ? { slot: null, skipped: 0, nextAt: known.nextAt }
+            : plan({ ...target.schedule, after: target.scheduleSettledAt });
+        if (decision.slot === null) idle.set(target.id, { key, nextAt: decision.nextAt });
+        considerNext(decision.nextAt);
+        if (decision.slot !== null) due.push({ target, slot: decision.slot, skipped: decision.skipped });
+      } catch (error) {
+        failed.set(target.id, error);
+      }
+    }
+
+    // Apply: the due slots' runs, a few set-based statements for all of them.
+    if (due.length > 0) {
+      try {
+        const outcomes = await createScheduledRuns(
+          deps.db,
+          due.map(({ target, slot, skipped }) => ({ targetId: target.id, slot, skipped })),
+          deps.config.runDeadlineMs,
+        );
+        for (const { target, slot, skipped } of due) {
+          const outcome = outcomes.get(target.id) ?? { kind: 'taken' };
+          const scheduled = { targetId: target.id, targetName: target.name, slot: new Date(slot).toISOString(), skipped, outcome };
+          result.scheduled.push(scheduled);
+          if (outcome.kind === 'created') {
+            log.info({ target: target.name, slot: scheduled.slot, runId: outcome.runId, skippedSlots: skipped }, 'scheduled run created');
+          } else if (outcome.kind === 'waiting') {
+            log.warn({ target: target.name, slot: scheduled.slot, waitingRunId: outcome.waitingRunId }, 'slot skipped: a scheduled run of this target is still waiting to start');
           }
+          onScheduled?.(scheduled);
         }
-        const verification = target.verification;
+      } catch (error) {
+        for (const { target } of due) failed.set(target.id, error);
+      }
+    }
+
+    // Verification drills: few targets have a policy; each is settled and queued on its own.
+    for (const target of targets) {
+      const verification = target.verification;
+      if (!verification || failed.has(target.id)) continue;
+      try {
         const drilled = async (drill: VerificationSlot) => {
           result.verifications.push(drill);
           if (drill.runId) log.info({ target: target.name, reason: drill.reason, runId: drill.runId, subjectRunId: drill.subjectRunId }, 'verification drill queued');
           else log.warn({ target: target.name, reason: drill.reason }, 'verification drill due, but the target has no succeeded backup to verify');
           await options.onVerificationDue?.(drill);
         };
-        if (verification?.cron) {
+        if (verification.cron) {
           const decision = planScheduleSlot({
             cron: verification.cron,
             timezone: verification.timezone ?? target.schedule?.timezone ?? 'UTC',
@@ -132,7 +156,7 @@ export function startScheduler(
             }
           }
         }
-        if (verification?.everyNth !== undefined) {
+        if (verification.everyNth !== undefined) {
           if (!Number.isInteger(verification.everyNth) || verification.everyNth < 1) {
             throw new BackstopError('INVALID_INPUT', `verification.everyNth must be a whole number from 1, got ${JSON.stringify(verification.everyNth)}.`);
           }
@@ -142,17 +166,23 @@ export function startScheduler(
           }
         }
       } catch (error) {
-        // One target's bad schedule (written around the CLI's checks) must not stop the others.
-        const described = describeError(error);
-        result.errors.push({ targetName: target.name, error: described });
-        // Logged when it changes, not every second.
-        if (reported.get(target.id) !== described.message) {
-          reported.set(target.id, described.message);
-          log.error({ target: target.name, err: error }, 'could not evaluate the schedule of this target');
-        }
+        failed.set(target.id, error);
+      }
+    }
+
+    for (const target of targets) {
+      const error = failed.get(target.id);
+      if (error === undefined) {
+        reported.delete(target.id);
         continue;
       }
-      reported.delete(target.id);
+      const described = describeError(error);
+      result.errors.push({ targetName: target.name, error: described });
+      // Logged when it changes, not every second.
+      if (reported.get(target.id) !== described.message) {
+        reported.set(target.id, described.message);
+        log.error({ target: target.name, err: error }, 'could not evaluate the schedule of this target');
+      }
     }
     const present = new Set(targets.map((target) => target.id));
     for (const id of idle.keys()) if (!present.has(id)) idle.delete(id);

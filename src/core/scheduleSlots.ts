@@ -106,6 +106,32 @@ export function planScheduleSlot(input: SlotInput): SlotDecision {
   return { slot: latest, skipped, nextAt: next };
 }
 
+/**
+ * `planScheduleSlot` for many targets at one instant. Evaluating a cron costs about a
+ * millisecond, which is 10 s for 10,000 targets at a minute boundary: here each distinct
+ * (cron, time zone) is evaluated once for `now` — its latest slot, the one before it, and the
+ * next — and each target only compares its settled instant with those. Only a target that
+ * missed slots (downtime) falls back to the full computation, to count them.
+ */
+export function createSlotPlanner(now: number): (input: Omit<SlotInput, 'now'>) => SlotDecision {
+  const schedules = new Map<string, { latest: number | null; beforeLatest: number | null; next: number | null }>();
+  return (input) => {
+    const key = `${input.cron}\u0000${input.timezone}`;
+    let known = schedules.get(key);
+    if (!known) {
+      const cron = parseSchedule(input.cron, input.timezone);
+      // previousRuns is exclusive of its reference and newest first: +1 ms makes a slot exactly at `now` count.
+      const [latest, beforeLatest] = cron.previousRuns(2, new Date(now + 1)).map((date) => date.getTime());
+      known = { latest: latest ?? null, beforeLatest: beforeLatest ?? null, next: cron.nextRun(new Date(now))?.getTime() ?? null };
+      schedules.set(key, known);
+    }
+    if (known.latest === null || (input.after !== null && known.latest <= input.after)) return { slot: null, skipped: 0, nextAt: known.next };
+    // No slot lies strictly between `after` and the latest one: nothing was missed.
+    if (input.after === null || known.beforeLatest === null || input.after >= known.beforeLatest) return { slot: known.latest, skipped: 0, nextAt: known.next };
+    return planScheduleSlot({ ...input, now });
+  };
+}
+
 /** The next `count` slots strictly after `now`, for display. */
 export function upcomingSlots(schedule: Schedule, now: number, count: number): number[] {
   return parseSchedule(schedule.cron, schedule.timezone)

@@ -32,6 +32,7 @@ export function createPool(databaseUrl: string, options: { max?: number; applica
 /** Postgres SQLSTATE codes Backstop reacts to. */
 export const pgErrorCodes = {
   UNIQUE_VIOLATION: '23505',
+  DEADLOCK_DETECTED: '40P01',
   LOCK_NOT_AVAILABLE: '55P03',
   INVALID_CATALOG_NAME: '3D000',
   INVALID_PASSWORD: '28P01',

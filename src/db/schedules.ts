@@ -1,4 +1,4 @@
-import type { Queryable } from './pool.ts';
+import { pgErrorCode, pgErrorCodes, type Queryable } from './pool.ts';
 import type { ScheduleConfig, VerificationPolicy } from './targets.ts';
 
 /** A target with a schedule or a verification policy, with what the scheduler needs to decide. */
@@ -18,37 +18,44 @@ export interface ScheduledTargets {
   targets: ScheduledTarget[];
 }
 
-/** Targets with a schedule or a verification policy, read together with the database clock. */
+/**
+ * Targets with a schedule or a verification policy, read together with the database clock.
+ * Read every second by every scheduler, for every scheduled target: the schedule comes as
+ * two text columns and the instants as epoch milliseconds, which cost far less to parse than
+ * jsonb and timestamptz values (10,000 targets: a third of the time).
+ */
 export async function listScheduledTargets(db: Queryable): Promise<ScheduledTargets> {
   const { rows } = await db.query<{
-    now: string;
+    now_ms: number;
     id: string | null;
     name: string;
-    schedule: ScheduleConfig | null;
+    cron: string | null;
+    timezone: string | null;
     verification: VerificationPolicy | null;
-    schedule_settled_at: string | null;
-    verification_settled_at: string | null;
+    schedule_settled_ms: number | null;
+    verification_settled_ms: number | null;
   }>(
-    `select n.now, t.id, t.name, t.schedule, t.verification,
-       greatest(t.schedule_since, t.schedule_last_slot) as schedule_settled_at,
-       greatest(t.verification_since, t.verification_last_slot) as verification_settled_at
+    `select (extract(epoch from n.now) * 1000)::float8 as now_ms, t.id, t.name, t.schedule->>'cron' as cron, t.schedule->>'timezone' as timezone,
+       t.verification,
+       (extract(epoch from greatest(t.schedule_since, t.schedule_last_slot)) * 1000)::float8 as schedule_settled_ms,
+       (extract(epoch from greatest(t.verification_since, t.verification_last_slot)) * 1000)::float8 as verification_settled_ms
      from (select now() as now) n
      left join backstop.targets t on t.schedule is not null or t.verification ? 'cron' or t.verification ? 'everyNth'
      order by t.name`,
   );
-  const now = Date.parse(rows[0]!.now);
-  const ms = (value: string | null) => (value === null ? null : Date.parse(value));
+  // Exact milliseconds (computed as numeric), truncated like a timestamptz read through the driver.
+  const ms = (value: number | null) => (value === null ? null : Math.floor(value));
   return {
-    now,
+    now: ms(rows[0]!.now_ms)!,
     targets: rows
       .filter((row) => row.id !== null)
       .map((row) => ({
         id: row.id!,
         name: row.name,
-        schedule: row.schedule,
+        schedule: row.cron === null ? null : ({ cron: row.cron, timezone: row.timezone ?? undefined } as ScheduleConfig),
         verification: row.verification,
-        scheduleSettledAt: ms(row.schedule_settled_at),
-        verificationSettledAt: ms(row.verification_settled_at),
+        scheduleSettledAt: ms(row.schedule_settled_ms),
+        verificationSettledAt: ms(row.verification_settled_ms),
       })),
   };
 }
@@ -61,57 +68,97 @@ export type ScheduledRunOutcome =
   /** A scheduled run of the target is still waiting to start: the slot is settled without a run. */
   | { kind: 'waiting'; waitingRunId: string };
 
+export interface DueSlot {
+  targetId: string;
+  /** The slot, ms since the epoch. */
+  slot: number;
+  /** Earlier missed slots skipped in favour of this one. */
+  skipped: number;
+}
+
+// Rows per statement: big enough that 10,000 due slots take a handful of round trips, small
+// enough that a statement holds its row locks only briefly.
+const SLOTS_PER_STATEMENT = 2000;
+
 /**
- * Creates the run of one schedule slot, exactly once whatever the number of schedulers: the
- * unique index on runs(target_id, schedule_slot) makes a second insert of the same slot a
- * no-op (ON CONFLICT DO NOTHING; a concurrent inserter waits for the first to commit, then
- * does nothing). The slot is settled on the target in the same statement, because retention
- * may later delete the run row that carried it.
+ * Creates the runs of due schedule slots, set-based: one statement per batch of targets
+ * instead of one per target (a minute boundary can make thousands due at once). Per target
+ * the rules are those of one slot: exactly one run per slot whatever the number of
+ * schedulers, because the unique index on runs(target_id, schedule_slot) makes a second
+ * insert of the same slot a no-op (ON CONFLICT DO NOTHING; a concurrent inserter waits for
+ * the first to commit, then does nothing). The slot is settled on the target in the same
+ * statement, because retention may later delete the run row that carried it.
  *
  * When a scheduled run of the target is still queued or dispatched (no worker, or a long run
  * ahead of it), the slot is settled without a new run: that waiting run will take a fresh
  * backup when it starts, and a queue of stale slot runs would be a storm after the outage.
+ *
+ * Two schedulers settling overlapping batches lock target rows and slot keys in an order the
+ * planner chooses, so they can deadlock; PostgreSQL then aborts one statement (40P01), which
+ * is retried: by then the other committed, and the retry finds its slots taken.
  */
-export async function createScheduledRun(
-  db: Queryable,
-  input: { targetId: string; slot: number; runDeadlineMs: number; skipped: number },
-): Promise<ScheduledRunOutcome> {
-  const slot = new Date(input.slot).toISOString();
-  const { rows } = await db.query<{ run_id: string | null; waiting_run_id: string | null }>(
-    `with waiting as (
-       select w.id from backstop.runs w
-       where w.target_id = $1 and w.schedule_slot is not null and w.status in ('queued', 'dispatched')
-       order by w.created_at limit 1
+export async function createScheduledRuns(db: Queryable, slots: readonly DueSlot[], runDeadlineMs: number): Promise<Map<string, ScheduledRunOutcome>> {
+  const outcomes = new Map<string, ScheduledRunOutcome>();
+  const sorted = [...slots].sort((a, b) => (a.targetId < b.targetId ? -1 : a.targetId > b.targetId ? 1 : 0));
+  for (let offset = 0; offset < sorted.length; offset += SLOTS_PER_STATEMENT) {
+    const batch = sorted.slice(offset, offset + SLOTS_PER_STATEMENT);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        for (const [targetId, outcome] of await createScheduledRunBatch(db, batch, runDeadlineMs)) outcomes.set(targetId, outcome);
+        break;
+      } catch (error) {
+        if (pgErrorCode(error) !== pgErrorCodes.DEADLOCK_DETECTED || attempt >= 3) throw error;
+      }
+    }
+  }
+  return outcomes;
+}
+
+async function createScheduledRunBatch(db: Queryable, batch: readonly DueSlot[], runDeadlineMs: number): Promise<Map<string, ScheduledRunOutcome>> {
+  const { rows } = await db.query<{ target_id: string; run_id: string | null; waiting_run_id: string | null }>(
+    `with due as (
+       select * from unnest($1::uuid[], $2::timestamptz[], $3::int[]) as d(target_id, slot, skipped)
+     ), waiting as (
+       select distinct on (w.target_id) w.target_id, w.id from backstop.runs w join due d on d.target_id = w.target_id
+       where w.schedule_slot is not null and w.status in ('queued', 'dispatched')
+       order by w.target_id, w.created_at
      ), inserted as (
        insert into backstop.runs (target_id, trigger, exclusive, max_attempts, deadline_at, schedule_slot)
-       select t.id, 'schedule', t.exclusive, t.max_attempts, now() + $3 * interval '1 millisecond', $2::timestamptz
-       from backstop.targets t
-       where t.id = $1 and t.schedule is not null and not exists (select 1 from waiting)
-         and (t.schedule_last_slot is null or t.schedule_last_slot < $2::timestamptz)
+       select t.id, 'schedule', t.exclusive, t.max_attempts, now() + $4 * interval '1 millisecond', d.slot
+       from due d join backstop.targets t on t.id = d.target_id
+       where t.schedule is not null and not exists (select 1 from waiting w where w.target_id = d.target_id)
+         and (t.schedule_last_slot is null or t.schedule_last_slot < d.slot)
+       order by t.id
        on conflict (target_id, schedule_slot) where schedule_slot is not null do nothing
        returning *
      ), settled as (
-       update backstop.targets set schedule_last_slot = $2::timestamptz
-       where id = $1 and (schedule_last_slot is null or schedule_last_slot < $2::timestamptz)
-       returning id
+       update backstop.targets t set schedule_last_slot = d.slot
+       from due d
+       where t.id = d.target_id and (t.schedule_last_slot is null or t.schedule_last_slot < d.slot)
+       returning t.id
      ), event as (
        insert into backstop.run_events (run_id, attempt, kind, status, message, data)
-       select id, 0, 'created', 'queued',
-              'queued by the schedule for ' || backstop.iso_utc(schedule_slot)
-                || case when $4::int > 0 then ' (catch-up; ' || $4::int || ' earlier missed slot(s) skipped)' else '' end,
-              jsonb_build_object('scheduleSlot', backstop.iso_utc(schedule_slot), 'skippedSlots', $4::int)
-       from inserted
+       select r.id, 0, 'created', 'queued',
+              'queued by the schedule for ' || backstop.iso_utc(r.schedule_slot)
+                || case when d.skipped > 0 then ' (catch-up; ' || d.skipped || ' earlier missed slot(s) skipped)' else '' end,
+              jsonb_build_object('scheduleSlot', backstop.iso_utc(r.schedule_slot), 'skippedSlots', d.skipped)
+       from inserted r join due d on d.target_id = r.target_id
      ), notified as (
        select pg_notify('backstop_runs', id::text) from inserted
      )
-     select (select id from inserted) as run_id, (select id from waiting) as waiting_run_id,
-            (select count(*) from settled) as settled, (select count(*) from notified) as notified`,
-    [input.targetId, slot, input.runDeadlineMs, input.skipped],
+     select d.target_id, r.id as run_id, w.id as waiting_run_id
+     from due d left join inserted r on r.target_id = d.target_id left join waiting w on w.target_id = d.target_id
+       cross join (select count(*) from settled) s cross join (select count(*) from notified) n`,
+    [batch.map((slot) => slot.targetId), batch.map((slot) => new Date(slot.slot).toISOString()), batch.map((slot) => slot.skipped), runDeadlineMs],
   );
-  const row = rows[0]!;
-  if (row.run_id) return { kind: 'created', runId: row.run_id };
-  if (row.waiting_run_id) return { kind: 'waiting', waitingRunId: row.waiting_run_id };
-  return { kind: 'taken' };
+  const outcomes = new Map<string, ScheduledRunOutcome>();
+  for (const row of rows) {
+    outcomes.set(
+      row.target_id,
+      row.run_id ? { kind: 'created', runId: row.run_id } : row.waiting_run_id ? { kind: 'waiting', waitingRunId: row.waiting_run_id } : { kind: 'taken' },
+    );
+  }
+  return outcomes;
 }
 
 export interface ScheduledDrill {

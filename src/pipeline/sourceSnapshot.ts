@@ -1,5 +1,7 @@
 import pg from 'pg';
-import { connectDatabase } from '../db/pool.ts';
+import { describeDatabase } from '../core/databaseUrl.ts';
+import { BackstopError } from '../core/errors.ts';
+import { connectDatabase, pgErrorCode } from '../db/pool.ts';
 
 export interface TableCount {
   schema: string;
@@ -129,7 +131,10 @@ export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSna
       database: info.database,
       databaseBytes: Number(info.bytes),
       snapshot,
-      countRows: (signal, options) => countTableRows(client, signal, options),
+      countRows: (signal, options) =>
+        countTableRows(client, signal, options).catch((error: unknown) => {
+          throw sourceSessionError(databaseUrl, error, 'counting rows');
+        }),
       async close() {
         if (closed) return;
         closed = true;
@@ -140,6 +145,25 @@ export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSna
     };
   } catch (error) {
     await client.end().catch(() => {});
-    throw error;
+    throw sourceSessionError(databaseUrl, error, 'opening its snapshot');
   }
+}
+
+/**
+ * A failure on Backstop's own session to the source, as an error that says what happened:
+ * pg's own errors would end the run as INTERNAL with a bare "terminating connection due to
+ * administrator command" (the chaos suite's source-gone fault found one).
+ */
+function sourceSessionError(databaseUrl: string, error: unknown, doing: string): unknown {
+  if (error instanceof BackstopError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const where = describeDatabase(databaseUrl);
+  // 57P0x: the server shut down or an administrator ended the session; 3D000: the database was dropped.
+  const code = pgErrorCode(error);
+  if (code?.startsWith('57P') || code === '3D000' || /Connection terminated|ECONNRESET|server closed the connection/i.test(message)) {
+    return new BackstopError('DATABASE_UNREACHABLE', `The source ${where} went away while ${doing}: ${message}. Check that it is up, then run the backup again.`, {
+      cause: error,
+    });
+  }
+  return new BackstopError('DUMP_FAILED', `Backstop's session on the source ${where} failed while ${doing}: ${message}.`, { cause: error });
 }

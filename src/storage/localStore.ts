@@ -12,7 +12,10 @@ const PARTIAL_MARKER = '.partial-';
 /**
  * Local-disk store. Writes go to a temporary name in the same folder, are fsynced, then
  * renamed into place and the folder fsynced, so a crash leaves either the whole object or
- * only a `.partial-*` file that listing ignores and garbage collection removes.
+ * only a `.partial-*` file. Listing shows such files under their own names: a writer killed
+ * mid-put (kill -9, OOM) never comes back to remove its own, so garbage collection must see
+ * them to collect them with the rest of the dead run's prefix (the chaos suite found them
+ * piling up while listing hid them). Nothing reads a listed key without a manifest naming it.
  */
 export function localStore(root: string): Store {
   const absoluteRoot = path.resolve(root);
@@ -116,9 +119,13 @@ export function localStore(root: string): Store {
     for (const entry of entries) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) await walk(full, into);
-      else if (entry.isFile() && !entry.name.includes(PARTIAL_MARKER)) {
-        const info = await fs.stat(full);
-        into.push({ key: path.relative(absoluteRoot, full).split(path.sep).join('/'), size: info.size, lastModified: info.mtime });
+      else if (entry.isFile()) {
+        // Gone since readdir: renamed into place (a `.partial-*` file) or deleted by another process.
+        const info = await fs.stat(full).catch((error: NodeJS.ErrnoException) => {
+          if (error.code === 'ENOENT') return null;
+          throw error;
+        });
+        if (info) into.push({ key: path.relative(absoluteRoot, full).split(path.sep).join('/'), size: info.size, lastModified: info.mtime });
       }
     }
   }

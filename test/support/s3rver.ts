@@ -68,7 +68,9 @@ type ChildMessage =
   | { type: 'request'; request: RecordedRequest }
   | { type: 'synced'; id: number };
 
-export async function startS3rver(bucket = 'backstop-test'): Promise<S3rverHandle> {
+/** `startTimeoutMs`: how long a start (or restart) may take; a heavily loaded machine needs longer. */
+export async function startS3rver(bucket = 'backstop-test', options: { startTimeoutMs?: number } = {}): Promise<S3rverHandle> {
+  const startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS;
   const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-s3rver-'));
   const uploadsDir = path.join(directory, bucket, '._S3rver_uploads');
   const recorded: RecordedRequest[] = [];
@@ -88,7 +90,7 @@ export async function startS3rver(bucket = 'backstop-test'): Promise<S3rverHandl
     });
     try {
       const listening = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`s3rver did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+        const timer = setTimeout(() => reject(new Error(`s3rver did not start within ${startTimeoutMs} ms`)), startTimeoutMs);
         started.on('message', (message: ChildMessage) => {
           if (message.type === 'listening') {
             clearTimeout(timer);
