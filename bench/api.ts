@@ -16,17 +16,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import pino from 'pino';
 import { createDatabaseIfMissing } from '../src/cli/catalog.ts';
 import { loadConfig } from '../src/core/config.ts';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
-import { claimNextRun, finalizeRun } from '../src/db/runs.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { createApiToken } from '../src/db/tokens.ts';
 import { startServer, type RunningServer } from '../src/server/startServer.ts';
+import { claimLoops } from './load/claims.ts';
 import type { LoadJob, LoadResult } from './apiLoad.ts';
 import { describeMachine } from './machine.ts';
 
@@ -149,35 +148,8 @@ async function measureClaims(url: string, pool: Pool, targetId: string, workers:
     [targetId, CLAIM_RUNS],
   );
   await pool.query('analyze backstop.runs');
-  const clients = await Promise.all(
-    Array.from({ length: workers }, async (_, index) => {
-      const client = new pg.Client({ connectionString: url, application_name: `bench-claimer-${index}` });
-      client.on('error', () => {});
-      await client.connect();
-      return client;
-    }),
-  );
-  const cycleMs: number[] = [];
-  let claims = 0;
-  const begin = performance.now();
-  const deadline = begin + claimSeconds * 1000;
-  try {
-    await Promise.all(
-      clients.map(async (client, index) => {
-        while (performance.now() < deadline) {
-          const cycleStart = performance.now();
-          const run = await claimNextRun(client, { leaseTtlMs: 60_000, claimedBy: `bench-${index}` });
-          if (!run) return;
-          await finalizeRun(client, { runId: run.id, leaseId: run.leaseId, outcome: 'succeeded', artifact: null });
-          claims++;
-          cycleMs.push(performance.now() - cycleStart);
-        }
-      }),
-    );
-  } finally {
-    await Promise.all(clients.map((client) => client.end().catch(() => {})));
-  }
-  return { workers, claims, elapsedMs: performance.now() - begin, cycleMs: cycleMs.sort((a, b) => a - b) };
+  const measured = await claimLoops(url, { loops: workers, seconds: claimSeconds, artifact: () => null });
+  return { workers, ...measured };
 }
 
 async function main(): Promise<void> {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Pool } from '../../src/db/pool.ts';
-import { claimNextRun, finalizeRun } from '../../src/db/runs.ts';
+import { claimNextRun, finalizeRun, type Artifact, type ClaimedRun } from '../../src/db/runs.ts';
 
 /**
  * Claim throughput: N loops, each on its own connection (a worker's claim path without the
@@ -23,6 +23,26 @@ export async function measureClaims(pool: Pool, catalogUrl: string, options: { l
     `insert into backstop.runs (target_id, trigger, deadline_at) select id, 'bench', now() + interval '1 hour' from backstop.targets`,
   );
   await pool.query('analyze backstop.runs');
+  const measured = await claimLoops(catalogUrl, {
+    ...options,
+    artifact: (run) => ({
+      storeUrl: 's3://acme-backups/prod',
+      prefix: `${run.targetName}/2026/11/${run.id}/attempt-1/`,
+      manifest: { name: 'manifest.json', size: 2214, sha256: 'a'.repeat(64) },
+      files: [{ name: 'dump.pgcustom.zst', size: 9_214_407, sha256: 'b'.repeat(64) }],
+    }),
+  });
+  return { loops: options.loops, ...measured };
+}
+
+/**
+ * `loops` claim loops, each on its own connection, claiming and finalizing the queued runs
+ * (succeeded, with `artifact(run)`) until `seconds` are up or the queue is empty.
+ */
+export async function claimLoops(
+  catalogUrl: string,
+  options: { loops: number; seconds: number; artifact: (run: ClaimedRun) => Artifact | null },
+): Promise<Omit<ClaimResult, 'loops'>> {
   const clients = await Promise.all(
     Array.from({ length: options.loops }, async (_, index) => {
       const client = new pg.Client({ connectionString: catalogUrl, application_name: `bench-claimer-${index}` });
@@ -42,17 +62,7 @@ export async function measureClaims(pool: Pool, catalogUrl: string, options: { l
           const cycleStart = performance.now();
           const run = await claimNextRun(client, { leaseTtlMs: 60_000, claimedBy: `bench:${index}:x` });
           if (!run) return;
-          await finalizeRun(client, {
-            runId: run.id,
-            leaseId: run.leaseId,
-            outcome: 'succeeded',
-            artifact: {
-              storeUrl: 's3://acme-backups/prod',
-              prefix: `${run.targetName}/2026/11/${run.id}/attempt-1/`,
-              manifest: { name: 'manifest.json', size: 2214, sha256: 'a'.repeat(64) },
-              files: [{ name: 'dump.pgcustom.zst', size: 9_214_407, sha256: 'b'.repeat(64) }],
-            },
-          });
+          await finalizeRun(client, { runId: run.id, leaseId: run.leaseId, outcome: 'succeeded', artifact: options.artifact(run) });
           claims++;
           cycleMs.push(performance.now() - cycleStart);
         }
@@ -61,5 +71,5 @@ export async function measureClaims(pool: Pool, catalogUrl: string, options: { l
   } finally {
     await Promise.all(clients.map((client) => client.end().catch(() => {})));
   }
-  return { loops: options.loops, claims, elapsedMs: performance.now() - begin, cycleMs: cycleMs.sort((a, b) => a - b) };
+  return { claims, elapsedMs: performance.now() - begin, cycleMs: cycleMs.sort((a, b) => a - b) };
 }
