@@ -1,5 +1,5 @@
 import type { Queryable } from './pool.ts';
-import type { RunEvent } from './runs.ts';
+import { runEventFromRow, type RunEvent, type RunEventRow } from './runs.ts';
 
 /** An event of any run, with what a live list of runs needs to place it. */
 export interface FeedEvent extends RunEvent {
@@ -14,19 +14,7 @@ export interface FeedEvent extends RunEvent {
  * before this event can still be filled (see runEventStream.ts).
  */
 export async function listEventsAfter(db: Queryable, afterId: number, limit: number, settledMs: number): Promise<FeedEvent[]> {
-  const { rows } = await db.query<{
-    id: number;
-    run_id: string;
-    at: string;
-    attempt: number;
-    kind: string;
-    status: string | null;
-    message: string | null;
-    data: Record<string, unknown> | null;
-    target_name: string;
-    run_kind: 'backup' | 'verify';
-    settled: boolean;
-  }>(
+  const { rows } = await db.query<RunEventRow & { target_name: string; run_kind: 'backup' | 'verify'; settled: boolean }>(
     `select e.*, t.name as target_name, r.kind as run_kind, e.at < now() - $3 * interval '1 millisecond' as settled
      from backstop.run_events e join backstop.runs r on r.id = e.run_id join backstop.targets t on t.id = r.target_id
      where e.id > $1
@@ -34,19 +22,7 @@ export async function listEventsAfter(db: Queryable, afterId: number, limit: num
      limit $2`,
     [afterId, limit, settledMs],
   );
-  return rows.map((row) => ({
-    id: Number(row.id),
-    runId: row.run_id,
-    at: row.at,
-    attempt: row.attempt,
-    kind: row.kind,
-    status: row.status,
-    message: row.message,
-    data: row.data,
-    targetName: row.target_name,
-    runKind: row.run_kind,
-    settled: row.settled,
-  }));
+  return rows.map((row) => ({ ...runEventFromRow(row), targetName: row.target_name, runKind: row.run_kind, settled: row.settled }));
 }
 
 /** The id of the newest event (0 when there is none): where a feed opened "from now" starts. */

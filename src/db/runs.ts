@@ -511,20 +511,21 @@ export async function appendRunEvent(
   );
 }
 
-export async function listRunEvents(db: Queryable, runId: string, afterId = 0): Promise<RunEvent[]> {
-  assertRunId(runId);
-  const { rows } = await db.query<{
-    id: number;
-    run_id: string;
-    at: string;
-    attempt: number;
-    kind: string;
-    status: string | null;
-    message: string | null;
-    data: Record<string, unknown> | null;
-  }>(`select * from backstop.run_events where run_id = $1 and id > $2 order by id`, [runId, afterId]);
-  return rows.map((row) => ({
-    id: row.id,
+/** A row of backstop.run_events as pg returns it (ids are bigint: text). */
+export interface RunEventRow {
+  id: number | string;
+  run_id: string;
+  at: string;
+  attempt: number;
+  kind: string;
+  status: string | null;
+  message: string | null;
+  data: Record<string, unknown> | null;
+}
+
+export function runEventFromRow(row: RunEventRow): RunEvent {
+  return {
+    id: Number(row.id),
     runId: row.run_id,
     at: row.at,
     attempt: row.attempt,
@@ -532,7 +533,13 @@ export async function listRunEvents(db: Queryable, runId: string, afterId = 0): 
     status: row.status,
     message: row.message,
     data: row.data,
-  }));
+  };
+}
+
+export async function listRunEvents(db: Queryable, runId: string, afterId = 0): Promise<RunEvent[]> {
+  assertRunId(runId);
+  const { rows } = await db.query<RunEventRow>(`select * from backstop.run_events where run_id = $1 and id > $2 order by id`, [runId, afterId]);
+  return rows.map(runEventFromRow);
 }
 
 /** Position of a run in the newest-first order: creation time in microseconds, then id. */
