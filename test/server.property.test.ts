@@ -241,7 +241,9 @@ describe('API bad input, generated from /api/openapi.json', { timeout: 300_000 }
       const where = `${parameter.in} ${parameter.name}`;
       const bad: fc.Arbitrary<string>[] = [];
       const schema = parameter.schema;
-      if (schema.format === 'uuid') bad.push(fc.constantFrom('not-a-uuid', '0', 'x'.repeat(300), '..', '%00', ...SQL), fc.constant(UNKNOWN_UUID));
+      // Not `.` or `..`: as a bare path segment every HTTP client (fetch included, even
+      // %2E-escaped) resolves it away, and /api/v1/runs/../events is another route by design.
+      if (schema.format === 'uuid') bad.push(fc.constantFrom('not-a-uuid', '0', 'x'.repeat(300), '...', '%00', ...SQL), fc.constant(UNKNOWN_UUID));
       if (schema.pattern) {
         const pattern = new RegExp(schema.pattern);
         bad.push(fc.constantFrom(...SQL, 'UPPER', '-lead', 'a'.repeat(64), '../etc').filter((v) => !pattern.test(v)));
