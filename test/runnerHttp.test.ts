@@ -482,16 +482,19 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
   });
 
   it('the API server restarts during the run: heartbeats fail, are retried, and the run still succeeds', TEST, async () => {
+    // A lease long enough to outlast a restart on a loaded machine (the runner learns it from the claim).
+    const restartLease = { ...serverLease, BACKSTOP_LEASE_TTL: '30', BACKSTOP_HEARTBEAT_INTERVAL: '1' };
+    const port = Number(new URL(api.url).port);
+    await api.close();
+    api = await startTestServer({ catalogUrl: catalog.url, env: restartLease, port, tokens: false });
     const lock = await holdTableLock(source.url, 'orders');
     let released = false;
     try {
       const { runId, job: started } = await dispatchRun();
       await dumping(runId);
-      const port = Number(new URL(api.url).port);
-      const stopped = api;
-      await stopped.close();
+      await api.close();
       await waitFor('a failed heartbeat', () => /heartbeat failed; retrying/.test(started!.stderr()), 20_000);
-      api = await startTestServer({ catalogUrl: catalog.url, env: serverLease, port, tokens: false });
+      api = await startTestServer({ catalogUrl: catalog.url, env: restartLease, port, tokens: false });
       await lock.release();
       released = true;
       const { code } = await started!.exited;

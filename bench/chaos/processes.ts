@@ -23,6 +23,8 @@ export interface ExitRecord {
   at: number;
   /** The chaos engine sent the signal that ended it. */
   expected: boolean;
+  /** The CLI's own error line (`… [CODE]`, or `backstop: unexpected error: …`), when it printed one. */
+  error: string | null;
 }
 
 export interface ManagedProcess {
@@ -101,8 +103,10 @@ export function startSupervisor(options: SupervisorOptions): Supervisor {
       runId,
     };
     let pending = '';
+    let tail = '';
     const scan = (chunk: Buffer) => {
       logFile.write(chunk);
+      tail = (tail + chunk.toString()).slice(-8192);
       if (managed.ready && (role !== 'server' || managed.url)) return;
       pending = (pending + chunk.toString()).slice(-4096);
       if (role === 'worker' && pending.includes('"msg":"worker started"')) managed.ready = true;
@@ -117,7 +121,9 @@ export function startSupervisor(options: SupervisorOptions): Supervisor {
     managed.exited = new Promise<ExitRecord>((resolve) => {
       child.on('close', (code, signal) => {
         logFile.end();
-        const record: ExitRecord = { name, generation, code, signal, at: Date.now(), expected: managed.endRequested };
+        // Errors are one line on stderr (not JSON, unlike the logs); an unexpected one starts with "backstop:".
+        const error = tail.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('{')).at(-1) ?? null;
+        const record: ExitRecord = { name, generation, code, signal, at: Date.now(), expected: managed.endRequested, error: code !== 0 && code !== null ? error : null };
         managed.exit = record;
         managed.ready = false;
         exits.push(record);

@@ -94,13 +94,14 @@ export function renderChaosReport(result: ChaosResult, context: { command: strin
   else out.push('| run | attempt | final status | error |', '|---|---:|---|---|');
   for (const one of caught) out.push(`| ${one.runId.slice(0, 8)} | ${one.attempt} | ${one.status} | ${one.error ? cell(one.error) : '—'} |`);
 
-  out.push('', '## Process exits', '', '| process | exit | count |', '|---|---|---:|');
-  const exits = new Map<string, number>();
+  out.push('', '## Process exits', '', '| process | exit | count | last error printed |', '|---|---|---:|---|');
+  const exits = new Map<string, { count: number; error: string | null }>();
   for (const exit of result.exits) {
     const key = `${exit.name.startsWith('runner-') ? 'runner' : exit.name.replace(/-\d+$/, '')} | ${exit.signal ?? `code ${exit.code}`}${exit.expected ? ' (signalled by the chaos engine)' : ''}`;
-    exits.set(key, (exits.get(key) ?? 0) + 1);
+    const known = exits.get(key);
+    exits.set(key, { count: (known?.count ?? 0) + 1, error: exit.error ?? known?.error ?? null });
   }
-  for (const [key, count] of [...exits].sort()) out.push(`| ${key} | ${count} |`);
+  for (const [key, { count, error }] of [...exits].sort()) out.push(`| ${key} | ${count} | ${error ? cell(error) : ''} |`);
 
   out.push('', '## Fault log', '', '| # | planned | struck | fault | hit | what happened | attempts ended after (max) |', '|---:|---:|---:|---|---|---|---:|');
   for (const fault of [...result.faults].sort((a, b) => a.planned.id - b.planned.id)) {
