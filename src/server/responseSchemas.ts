@@ -119,6 +119,18 @@ const scheduleView = {
   properties: { cron: { type: 'string' }, timezone: { type: 'string' } },
 } as const;
 
+/** How a target is dumped and stored (no secret in it). */
+const targetOptionsView = {
+  type: 'object',
+  properties: {
+    compression: { type: 'string' },
+    encryptTo: { type: 'array', items: { type: 'string' } },
+    profile: { type: 'string' },
+    checksums: { type: 'boolean' },
+    withStorage: { type: 'boolean' },
+  },
+} as const;
+
 export const targetSchema = {
   $id: 'Target',
   type: 'object',
@@ -128,15 +140,7 @@ export const targetSchema = {
     id: uuid,
     name: { type: 'string' },
     storeUrl: { type: 'string' },
-    options: {
-      type: 'object',
-      properties: {
-        compression: { type: 'string' },
-        encryptTo: { type: 'array', items: { type: 'string' } },
-        profile: { type: 'string' },
-        checksums: { type: 'boolean' },
-      },
-    },
+    options: targetOptionsView,
     exclusive: { type: 'boolean' },
     maxAttempts: { type: 'integer' },
     schedule: nullable(scheduleView),
@@ -205,16 +209,7 @@ export const runnerTargetSchema = {
     id: uuid,
     name: { type: 'string' },
     storeUrl: { type: 'string' },
-    options: {
-      type: 'object',
-      properties: {
-        compression: { type: 'string' },
-        encryptTo: { type: 'array', items: { type: 'string' } },
-        profile: { type: 'string' },
-        checksums: { type: 'boolean' },
-        withStorage: { type: 'boolean' },
-      },
-    },
+    options: targetOptionsView,
   },
 } as const;
 
