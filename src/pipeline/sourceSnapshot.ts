@@ -57,6 +57,13 @@ export async function countTableRows(client: pg.ClientBase, signal?: AbortSignal
   return counts;
 }
 
+/** The table's quoted name, or null when the database has no such table. */
+export async function existingTable(client: pg.ClientBase, table: { schema: string; name: string }): Promise<string | null> {
+  const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.name)}`;
+  const { rows } = await client.query<{ exists: boolean }>('select to_regclass($1) is not null as exists', [qualified]);
+  return rows[0]?.exists ? qualified : null;
+}
+
 export interface ListedTableCount {
   /** Null: the database has no such table. */
   rows: number | null;
@@ -81,9 +88,8 @@ export async function countListedTables(
       while (next < tables.length) {
         options.signal?.throwIfAborted();
         const table = tables[next++]!;
-        const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.name)}`;
-        const { rows: found } = await client.query<{ exists: boolean }>('select to_regclass($1) is not null as exists', [qualified]);
-        if (!found[0]?.exists) {
+        const qualified = await existingTable(client, table);
+        if (!qualified) {
           counts.set(`${table.schema}.${table.name}`, { rows: null });
           continue;
         }

@@ -10,7 +10,7 @@ import { findPgTool } from '../../pgtools/findPgTools.ts';
 import { parseToolVersion, serverMajorFromVersionNum } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../restore.ts';
-import { countListedTables } from '../sourceSnapshot.ts';
+import { countListedTables, existingTable } from '../sourceSnapshot.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from '../spoolVerifiedFile.ts';
 import { isManagedSchema } from './supabaseProfile.ts';
 
@@ -162,11 +162,4 @@ async function assertRestorableInto(client: pg.Client, manifest: Manifest): Prom
       `The database to restore into already has rows in ${filled.join(', ')}, which the backup's data file fills. Restore a Supabase backup into a new Supabase project.`,
     );
   }
-}
-
-/** The table's quoted name, or null when the database has no such table. */
-async function existingTable(client: pg.Client, table: { schema: string; name: string }): Promise<string | null> {
-  const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.name)}`;
-  const { rows } = await client.query<{ exists: boolean }>('select to_regclass($1) is not null as exists', [qualified]);
-  return rows[0]?.exists ? qualified : null;
 }
