@@ -402,7 +402,12 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     const tokens = await api.request('GET', '/api/v1/tokens');
     const viewer = tokens.json.items.find((token: { name: string }) => token.name === 'test viewer');
     assert.equal((await api.request('DELETE', `/api/v1/tokens/${viewer.id}`)).status, 200);
-    await page.getByRole('link', { name: 'Runs', exact: true }).click();
+    // Any request with the revoked token signs the page out: navigating asks the API again, but
+    // a live event stream may reconnect first and sign out before a click could land, so the
+    // navigation is made through the URL rather than by clicking a link that may already be gone.
+    await page.evaluate(() => {
+      location.hash = '#/runs';
+    });
     await page.getByText('Your session ended').waitFor();
     await page.getByLabel('API token').waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('backstop.token')), null);
