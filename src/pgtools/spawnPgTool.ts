@@ -29,16 +29,38 @@ export function connectionArgs(databaseUrl: string, applicationName = 'backstop'
  * starts (pg_dump -j and pg_restore -j fork workers) and a Ctrl-C on the terminal reaches
  * only Backstop, which then decides what to stop.
  */
-export function spawnPgTool(file: string, args: string[], env: Record<string, string>, stdin: 'ignore' = 'ignore'): PgToolProcess {
+export function spawnPgTool(
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+  options: {
+    /**
+     * Sees every stderr line as it arrives (the tool's --verbose progress); a line it returns
+     * true for is consumed and left out of the stderr kept for error messages.
+     */
+    onStderrLine?: (line: string) => boolean;
+  } = {},
+): PgToolProcess {
   const child = spawn(file, args, {
-    stdio: [stdin, 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
     env: { ...process.env, ...env },
   });
   let stderr = '';
+  let partial = '';
+  const keep = (text: string) => {
+    stderr = (stderr + text).slice(-STDERR_LIMIT);
+  };
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (text: string) => {
-    stderr = (stderr + text).slice(-STDERR_LIMIT);
+    if (!options.onStderrLine) return keep(text);
+    const lines = (partial + text).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) if (!options.onStderrLine(line)) keep(`${line}\n`);
+  });
+  child.stderr.on('end', () => {
+    if (partial !== '' && !options.onStderrLine?.(partial)) keep(partial);
+    partial = '';
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
     child.on('error', (error) => {

@@ -303,6 +303,11 @@ export class CustomArchiveScanner {
     return this.#failed || this.#state !== 'type' ? null : this.#toc;
   }
 
+  /** The TOC's TABLE DATA entries, once the TOC has been read; empty before. */
+  tableEntries(): readonly TableDataEntry[] {
+    return this.#toc?.tables ?? [];
+  }
+
   /**
    * Rows of every table whose data the archive holds, sorted by schema and name; null when the
    * archive could not be followed to a clean end, or a table's data block is missing.

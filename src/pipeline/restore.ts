@@ -12,6 +12,8 @@ import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spaw
 import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from './spoolVerifiedFile.ts';
+import { CustomArchiveScanner } from './customArchiveScanner.ts';
+import { RestoredRowCheck } from './restoredRowCheck.ts';
 import { countListedTables } from './sourceSnapshot.ts';
 import { restoreSupabaseArtifact } from './supabase/restoreSupabase.ts';
 
@@ -62,7 +64,7 @@ const userObjectsSql = `
  * Restores a custom-format artifact: the stored file is checked against the manifest's size
  * and SHA-256 while it is decompressed into a spool file, and pg_restore runs only on a
  * verified spool. With one job the restore is a single transaction, so it is all or nothing;
- * with several, row counts are compared with the manifest afterwards.
+ * with several, each table's row count is compared with the manifest once its data is in.
  */
 export async function restoreArtifact(input: RestoreInput): Promise<RestoreResult> {
   if (input.manifest.profile === 'supabase') return restoreSupabaseArtifact(input);
@@ -78,6 +80,7 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
   // the choice of pg_restore run meanwhile. Nothing touches the target before both are done.
   const spoolPath = path.join(input.tmpDir ?? os.tmpdir(), `backstop-restore-${randomBytes(8).toString('hex')}.pgcustom`);
   const stopSpool = new AbortController();
+  const scanner = new CustomArchiveScanner();
   const spooling = spoolVerifiedFile({
     store: input.store,
     prefix: input.prefix,
@@ -87,11 +90,13 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
     signal: AbortSignal.any([signal, stopSpool.signal]),
     identities: input.identities,
     onBytes: (bytes) => report('verifying', bytes),
+    scanner,
   });
   spooling.catch(() => {});
 
   let client: pg.Client | undefined;
   let restore: PgToolProcess | undefined;
+  let rowCheck: RestoredRowCheck | undefined;
   const stop = () => void restore?.terminate();
   signal.addEventListener('abort', stop, { once: true });
   try {
@@ -112,8 +117,13 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
     input.onEvent?.('restore_verified', `${dumpFile.name}: size and SHA-256 match the manifest`);
 
     const jobs = Math.max(1, input.jobs ?? 1);
+    const checkRows = input.checkRows !== false;
+    // In parallel, each table is counted as soon as its data is in (see RestoredRowCheck);
+    // a single-transaction restore shows nothing to other connections before it commits.
+    rowCheck = checkRows && jobs > 1 ? new RestoredRowCheck(input.toUrl, restoredTables, scanner.tableEntries(), signal) : undefined;
     const connection = connectionArgs(input.toUrl);
     const args = [
+      ...(rowCheck ? ['--verbose'] : []),
       '--exit-on-error',
       '--no-password',
       `--dbname=${connection.dbname}`,
@@ -127,7 +137,7 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
     signal.throwIfAborted();
     // pg_restore --schema restores the schema's objects but not the schema itself.
     for (const schema of selection.schemas) await client.query(`create schema if not exists ${client.escapeIdentifier(schema)}`);
-    restore = spawnPgTool(pgRestore.path, args, connection.env);
+    restore = spawnPgTool(pgRestore.path, args, connection.env, { onStderrLine: rowCheck?.onStderrLine });
     restore.child.stdout.resume();
     const { code, signal: killedBy, stderr } = await restore.exited;
     signal.throwIfAborted();
@@ -138,9 +148,11 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
       );
     }
 
-    if (input.checkRows === false) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: pgRestore.version };
+    if (!checkRows) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: pgRestore.version };
     report('checking', dumpFile.size);
-    const restored = await countListedTables(input.toUrl, restoredTables, { connections: jobs, signal });
+    const restored = rowCheck
+      ? await rowCheck.finish(restoredTables, jobs)
+      : await countListedTables(input.toUrl, restoredTables, { connections: jobs, signal });
     const rowsOf = (table: { schema: string; name: string }) => restored.get(`${table.schema}.${table.name}`)?.rows ?? null;
     const mismatches = restoredTables
       .filter((table) => rowsOf(table) !== table.rows)
@@ -158,6 +170,7 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
     stopSpool.abort();
     await spooling.catch(() => {});
     await client?.end().catch(() => {});
+    await rowCheck?.close();
     await fs.rm(spoolPath, { force: true });
   }
 }

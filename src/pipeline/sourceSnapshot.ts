@@ -74,6 +74,15 @@ export interface ListedTableCount {
  * Counts (and optionally checksums) exactly the listed tables — a backup's, as its manifest
  * names them — over `connections` connections at once, in list order. Keyed by `schema.name`.
  */
+/** One table's rows (and checksum when asked); rows null when there is no such table. */
+export async function countTable(client: pg.ClientBase, table: { schema: string; name: string }, checksums = false): Promise<ListedTableCount> {
+  const qualified = await existingTable(client, table);
+  if (!qualified) return { rows: null };
+  const { rows } = await client.query<{ count: string; checksum?: string }>(tableStatsSql(qualified, checksums));
+  const row = rows[0]!;
+  return { rows: Number(row.count), ...(row.checksum !== undefined ? { checksum: row.checksum } : {}) };
+}
+
 export async function countListedTables(
   databaseUrl: string,
   tables: ReadonlyArray<{ schema: string; name: string }>,
@@ -88,14 +97,7 @@ export async function countListedTables(
       while (next < tables.length) {
         options.signal?.throwIfAborted();
         const table = tables[next++]!;
-        const qualified = await existingTable(client, table);
-        if (!qualified) {
-          counts.set(`${table.schema}.${table.name}`, { rows: null });
-          continue;
-        }
-        const { rows } = await client.query<{ count: string; checksum?: string }>(tableStatsSql(qualified, options.checksums === true));
-        const row = rows[0]!;
-        counts.set(`${table.schema}.${table.name}`, { rows: Number(row.count), ...(row.checksum !== undefined ? { checksum: row.checksum } : {}) });
+        counts.set(`${table.schema}.${table.name}`, await countTable(client, table, options.checksums === true));
       }
     } finally {
       await client.end().catch(() => {});

@@ -25,6 +25,8 @@ export async function spoolVerifiedFile(input: {
   identities?: AgeIdentity[];
   /** Called with the number of stored bytes read so far. */
   onBytes?: (storedBytes: number) => void;
+  /** The scanner to follow a custom-format archive with (one is made when not given). */
+  scanner?: CustomArchiveScanner;
 }): Promise<number> {
   const { store, prefix, file } = input;
   const hash = createHash('sha256');
@@ -40,7 +42,7 @@ export async function spoolVerifiedFile(input: {
   });
   // pg_dump wrote the archive to a pipe, so its TOC has no data offsets; the scanner finds
   // them on the way past so that pg_restore --jobs can seek (see customArchiveScanner.ts).
-  const scanner = file.format === 'pg_dump-custom' ? new CustomArchiveScanner() : null;
+  const scanner = file.format === 'pg_dump-custom' ? (input.scanner ?? new CustomArchiveScanner()) : null;
   const counting = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       plainBytes += chunk.length;
