@@ -26,7 +26,7 @@ import { pgDumpToFile, pgRestoreFromFile, runBackstopCase, useCompiledRunCase, t
 import { describeMachine } from './machine.ts';
 import { MB, renderReport, type BenchResults, type CaseRecord, type DatabaseInfo } from './report.ts';
 import type { CaseSpec } from './runCase.ts';
-import { generateSampleDatabase } from './sampleDatabase.ts';
+import { generateSampleDatabase, SAMPLE_SHAPES, type SampleShape } from './sampleDatabase.ts';
 import { refuseNewChildren, stopRunningChildren } from './timedProcess.ts';
 
 const { values: args } = parseArgs({
@@ -36,14 +36,16 @@ const { values: args } = parseArgs({
     jobs: { type: 'string', default: '2' },
     levels: { type: 'string', default: '1,2,3' },
     'rss-scaling': { type: 'boolean', default: false },
+    shape: { type: 'string', default: 'mixed' },
     'scale-repeat': { type: 'string', default: '1' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   process.stdout.write(
-    'npm run bench -- [--size-mb 300] [--repeat 3] [--jobs 2] [--levels 1,2,3] [--rss-scaling [--scale-repeat 1]]\n' +
+    'npm run bench -- [--size-mb 300] [--shape mixed|documents] [--repeat 3] [--jobs 2] [--levels 1,2,3] [--rss-scaling [--scale-repeat 1]]\n' +
       '  --size-mb       target pg_database_size of the generated database\n' +
+      '  --shape         mixed: many narrow rows (default); documents: most bytes in text, jsonb, attachments\n' +
       '  --repeat        runs per case (the report shows medians)\n' +
       '  --jobs          pg_restore --jobs for both restores\n' +
       '  --levels        zstd levels to compare for Backstop to local disk\n' +
@@ -63,6 +65,11 @@ const sizeMB = positive('size-mb', args['size-mb']);
 const repeat = Math.round(positive('repeat', args.repeat));
 const jobs = Math.round(positive('jobs', args.jobs));
 const scaleRepeat = Math.round(positive('scale-repeat', args['scale-repeat']));
+if (!SAMPLE_SHAPES.includes(args.shape as SampleShape)) {
+  process.stderr.write(`--shape must be one of ${SAMPLE_SHAPES.join(', ')}, got "${args.shape}"\n`);
+  process.exit(2);
+}
+const shape = args.shape as SampleShape;
 const levels = args.levels.split(',').map((level) => Math.round(positive('levels', level)));
 
 const started = performance.now();
@@ -149,20 +156,20 @@ async function main(): Promise<void> {
 
   const prepare = async (name: string, targetMB: number): Promise<DatabaseInfo> => {
     const database = await freshDatabase(name);
-    log(`generating ${database.name}: ${targetMB} MB`);
+    log(`generating ${database.name}: ${targetMB} MB, shape ${shape}`);
     let lastLogged = 0;
     const generated = await generateSampleDatabase(database.url, targetMB * MB, (bytes) => {
       if (bytes - lastLogged >= targetMB * MB * 0.25) {
         lastLogged = bytes;
         log(`  ${database.name}: ${(bytes / MB).toFixed(0)} MB`);
       }
-    });
+    }, shape);
     await admin.query('checkpoint');
     // Warm-up, and the uncompressed dump size.
     const warm = await pgDumpToFile(pgDump.path, database.url, path.join(filesDir, 'warmup.dump'), ['--compress=0']);
     await fs.rm(path.join(filesDir, 'warmup.dump'), { force: true });
     log(`  ${database.name}: ${(generated.bytes / MB).toFixed(0)} MB, ${generated.tables} tables in ${generated.seconds.toFixed(0)} s; -Z0 dump ${(warm.bytes! / MB).toFixed(0)} MB in ${(warm.ms / 1000).toFixed(1)} s`);
-    return { ...generated, name: database.name, dumpBytes: warm.bytes! };
+    return { ...generated, name: database.name, shape, dumpBytes: warm.bytes! };
   };
 
   const base = await prepare('bench_source', sizeMB);
@@ -294,11 +301,14 @@ async function main(): Promise<void> {
   const report = renderReport(results);
   const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
   await fs.mkdir(resultsDir, { recursive: true });
-  const dated = path.join(resultsDir, `backup-${machine.date.slice(0, 10)}.md`);
+  // One file per shape (and one more with --rss-scaling): a run never replaces another kind.
+  const suffix = `${shape === 'mixed' ? '' : `-${shape}`}${args['rss-scaling'] ? '-rss-scaling' : ''}`;
+  const dated = path.join(resultsDir, `backup-${machine.date.slice(0, 10)}${suffix}.md`);
+  const latest = path.join(resultsDir, `latest-backup${suffix}.md`);
   await fs.writeFile(dated, report);
-  await fs.writeFile(path.join(resultsDir, 'latest-backup.md'), report);
+  await fs.writeFile(latest, report);
   process.stdout.write(report);
-  log(`wrote ${path.relative(process.cwd(), dated)} and bench/results/latest-backup.md`);
+  log(`wrote ${path.relative(process.cwd(), dated)} and ${path.relative(process.cwd(), latest)}`);
 }
 
 async function loadAverage(): Promise<number> {

