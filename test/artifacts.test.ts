@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
+import { appendRunEvent, getRun, listRunEvents, reapRuns } from '../src/db/runs.ts';
 import { discoverPgTools } from '../src/pgtools/findPgTools.ts';
 import { generateIdentity } from '../src/pipeline/age.ts';
 import { runCli, startCli } from './support/cli.ts';
@@ -139,6 +140,11 @@ describe('artifacts: encryption, S3, version matching', () => {
       const parts = (await s3.requests()).filter((request) => request.method === 'PUT' && request.query.partNumber !== undefined);
       assert.ok(parts.length >= 2, `multipart upload with ${parts.length} parts`);
       assert.deepEqual(await s3.pendingMultipartUploads(), []);
+      // The upload is on the run's record from its creation to its completion.
+      const uploads = (await listRunEvents(catalog.pool, result.id)).filter((event) => event.kind.startsWith('upload_'));
+      assert.deepEqual(uploads.map((event) => event.kind), ['upload_started', 'upload_completed']);
+      assert.equal(uploads[0]!.data?.uploadId, uploads[1]!.data?.uploadId);
+      assert.match(String(uploads[0]!.data?.key), /^s3-big\/.*\/dump\.pgcustom\.zst$/);
 
       const target = await freshDatabase('from_s3');
       const restored = await runCli(['restore', result.id, '--to', target.url], s3env);
@@ -170,6 +176,67 @@ describe('artifacts: encryption, S3, version matching', () => {
       assert.equal(shown.artifact, null);
       assert.deepEqual((await filesUnder(path.join(s3.directory, s3.bucket))).filter((file) => file.includes(runId)), []);
       assert.deepEqual(await s3.pendingMultipartUploads(), []);
+    });
+
+    it('a runner killed (SIGKILL) mid-upload cannot abort its multipart upload: prune does, once', async () => {
+      // About 32 MB of dump, stored uncompressed: seven 5 MiB parts, so the runner is still
+      // sending parts when it is killed right after the upload was recorded.
+      const huge = await freshDatabase('huge');
+      await adminQuery(
+        `create table blobs (id int primary key, data bytea);
+         insert into blobs select g, (select decode(string_agg(md5(random()::text || g || s), ''), 'hex') from generate_series(1, 64) s)
+         from generate_series(1, 16384) g;`,
+        [],
+        huge.url,
+      );
+      const storeUrl = s3.storeUrl('killed', { partSize: '5' });
+      const added = await runCli(['target', 'add', 's3-killed', '--database-url', huge.url, '--store', storeUrl, '--compression', 'none'], s3env);
+      assert.equal(added.code, 0, added.stderr);
+      const runId = (await runCli(['trigger', 's3-killed'], s3env)).stdout.trim();
+      const runner = startCli(['run', runId], { ...s3env, BACKSTOP_HEARTBEAT_INTERVAL: '0.3', BACKSTOP_LEASE_TTL: '3' });
+      let started: { key: string; uploadId: string };
+      try {
+        const event = await waitFor(
+          'upload recorded',
+          async () => (await listRunEvents(catalog.pool, runId)).find((candidate) => candidate.kind === 'upload_started'),
+          60_000,
+          10,
+        );
+        runner.child.kill('SIGKILL');
+        started = event.data as { key: string; uploadId: string };
+      } finally {
+        if (runner.child.exitCode === null) runner.child.kill('SIGKILL');
+        await runner.exited;
+      }
+      assert.deepEqual(await s3.pendingMultipartUploads(), [started.uploadId], 'the killed runner left its upload');
+
+      // Its lease runs out and the reaper ends the run; then garbage collection aborts the upload.
+      const reaped = await waitFor(
+        'run reaped',
+        async () => {
+          await reapRuns(catalog.pool);
+          const record = await getRun(catalog.pool, runId);
+          return record.status === 'running' ? null : record;
+        },
+        30_000,
+        200,
+      );
+      assert.ok(['queued', 'timed_out'].includes(reaped.status), reaped.status);
+      if (reaped.status === 'queued') await runCli(['cancel', runId], s3env);
+      const pruned = await runCli(['prune', '--target', 's3-killed', '--grace-period', '0', '--json'], s3env);
+      assert.equal(pruned.code, 0, pruned.stderr);
+      assert.deepEqual(JSON.parse(pruned.stdout).targets[0].uploads, [{ runId, key: started.key, uploadId: started.uploadId, result: 'aborted' }]);
+      assert.deepEqual(await s3.pendingMultipartUploads(), []);
+      const aborted = (await listRunEvents(catalog.pool, runId)).filter((event) => event.kind === 'upload_aborted');
+      assert.deepEqual(aborted.map((event) => event.data?.uploadId), [started.uploadId]);
+      const text = await runCli(['prune', '--target', 's3-killed', '--grace-period', '0'], s3env);
+      assert.doesNotMatch(text.stdout, /multipart upload/, 'the next pass has nothing left to abort');
+
+      // A runner's record is not trusted beyond its own artifact folder.
+      await appendRunEvent(catalog.pool, { runId, kind: 'upload_started', message: 'forged', data: { storeUrl, key: 'other-target/object', uploadId: 'abc123' } });
+      const forged = JSON.parse((await runCli(['prune', '--target', 's3-killed', '--grace-period', '0', '--json'], s3env)).stdout).targets[0];
+      assert.deepEqual(forged.uploads, []);
+      assert.ok(forged.warnings.some((warning: string) => warning.includes('other-target/object') && warning.includes('left alone')), forged.warnings.join('; '));
     });
 
     it('a cancel during the upload ends cancelled and leaves no object', async () => {

@@ -3,7 +3,8 @@ import { BackstopError, describeError, type ErrorCode } from '../core/errors.ts'
 import { groupArtifactPrefixes, planGarbage, type GarbageReason } from '../core/planGarbage.ts';
 import { describeReason, planRetention, validateRetentionPolicy, type RetentionPolicy } from '../core/planRetention.ts';
 import type { Queryable } from '../db/pool.ts';
-import { databaseNow, deletePrunedRun, listRetainedBackups, markRunPruned, runsForGarbage } from '../db/retention.ts';
+import { databaseNow, deletePrunedRun, listRetainedBackups, markRunPruned, pendingUploads, runsForGarbage } from '../db/retention.ts';
+import { appendRunEvent } from '../db/runs.ts';
 import { getTarget, listTargets, type TargetRecord } from '../db/targets.ts';
 import { deletePrefix } from '../pipeline/backup.ts';
 import { openStore } from '../storage/openStore.ts';
@@ -38,6 +39,11 @@ export interface TargetPruneReport {
   garbage: { prefix: string; reason: GarbageReason; objects: number; newestAt: string }[];
   /** Leftovers still inside the grace period. */
   garbageWaiting: number;
+  /**
+   * Multipart uploads that runs no longer active left unfinished (their runner died), aborted
+   * (`gone`: the store no longer knew them). On a dry run: the ones that would be.
+   */
+  uploads: { runId: string; key: string; uploadId: string; result: 'aborted' | 'gone' | 'pending' }[];
   warnings: string[];
   error: { code: ErrorCode; message: string } | null;
 }
@@ -90,6 +96,7 @@ export async function pruneTargets(deps: PruneDeps, options: PruneOptions = {}):
         refused: [],
         garbage: [],
         garbageWaiting: 0,
+        uploads: [],
         warnings: [],
         error: null,
       };
@@ -178,10 +185,50 @@ async function collectGarbage(
   entry.garbageWaiting = plan.waiting.length;
   entry.warnings.push(...plan.warnings);
   for (const warning of plan.warnings) deps.log.warn({ target: target.name }, warning);
+  await abortLeftUploads(deps, target, entry, context);
   if (context.dryRun) return;
   for (const item of plan.delete) {
     await deletePrefix(store, item.prefix);
     deps.log.info({ target: target.name, prefix: item.prefix, reason: item.reason }, 'garbage collected');
+  }
+}
+
+/**
+ * Aborts the multipart uploads a dead runner left (recorded on its run as upload_started with
+ * no upload_completed / upload_aborted after it), and records each abort on the run so that
+ * the next pass does not ask again. No grace period: a run that is no longer active cannot
+ * finish an upload that counts (a zombie runner still sending parts is refused, as it should be).
+ */
+async function abortLeftUploads(
+  deps: { db: Queryable; log: Logger },
+  target: TargetRecord,
+  entry: TargetPruneReport,
+  context: ApplyContext,
+): Promise<void> {
+  const pending = await pendingUploads(deps.db, target.id);
+  const targetStoreUrl = pending.length > 0 ? (await context.storeFor(target.storeUrl)).url : '';
+  for (const upload of pending) {
+    // The record comes from a runner: only an upload inside that run's own artifact folder of
+    // the target's store is ever aborted on its word.
+    if (upload.storeUrl !== targetStoreUrl || !upload.key.startsWith(`${target.name}/`) || !upload.key.includes(`/${upload.runId}/`)) {
+      entry.warnings.push(`run ${upload.runId} recorded a multipart upload ${upload.uploadId} of ${upload.key} in ${upload.storeUrl}, outside its artifact folder in the target's store: left alone`);
+      continue;
+    }
+    if (context.dryRun) {
+      entry.uploads.push({ runId: upload.runId, key: upload.key, uploadId: upload.uploadId, result: 'pending' });
+      continue;
+    }
+    const store = await context.storeFor(target.storeUrl);
+    if (!store.abortMultipartUpload) continue;
+    const result = await store.abortMultipartUpload(upload.key, upload.uploadId);
+    await appendRunEvent(deps.db, {
+      runId: upload.runId,
+      kind: 'upload_aborted',
+      message: `garbage collection aborted the multipart upload of ${upload.key} its runner left unfinished${result === 'gone' ? ' (the store no longer knew it)' : ''}`,
+      data: { storeUrl: upload.storeUrl, key: upload.key, uploadId: upload.uploadId, by: 'garbage-collection', result },
+    });
+    entry.uploads.push({ runId: upload.runId, key: upload.key, uploadId: upload.uploadId, result });
+    deps.log.info({ target: target.name, runId: upload.runId, key: upload.key, uploadId: upload.uploadId, result }, 'left multipart upload aborted');
   }
 }
 

@@ -1,4 +1,4 @@
-import type { RunStatus } from '../core/runState.ts';
+import { activeStatuses, type RunStatus } from '../core/runState.ts';
 import type { Queryable } from './pool.ts';
 import type { Artifact } from './runs.ts';
 
@@ -76,6 +76,34 @@ export async function runsForGarbage(db: Queryable, runIds: string[]): Promise<M
     [runIds],
   );
   return new Map(rows.map((row) => [row.id, { status: row.status, artifactPrefix: row.prefix, pruned: row.pruned }]));
+}
+
+/** A multipart upload a run started and no event says was completed or aborted. */
+export interface PendingUpload {
+  runId: string;
+  storeUrl: string;
+  key: string;
+  uploadId: string;
+  startedAt: string;
+}
+
+/**
+ * The multipart uploads left by runs of this target that are no longer active: a runner that
+ * dies mid-upload (kill -9, a lost machine) cannot abort its upload, whose parts would stay
+ * stored and billed. A run still active owns its uploads.
+ */
+export async function pendingUploads(db: Queryable, targetId: string): Promise<PendingUpload[]> {
+  const { rows } = await db.query<{ run_id: string; store_url: string; key: string; upload_id: string; at: string }>(
+    `select e.run_id, e.data->>'storeUrl' as store_url, e.data->>'key' as key, e.data->>'uploadId' as upload_id, e.at
+     from backstop.run_events e join backstop.runs r on r.id = e.run_id
+     where e.kind = 'upload_started' and r.target_id = $1 and r.status <> all($2::text[])
+       and not exists (
+         select 1 from backstop.run_events d
+         where d.run_id = e.run_id and d.kind in ('upload_completed', 'upload_aborted') and d.data->>'uploadId' = e.data->>'uploadId')
+     order by e.id`,
+    [targetId, activeStatuses],
+  );
+  return rows.map((row) => ({ runId: row.run_id, storeUrl: row.store_url, key: row.key, uploadId: row.upload_id, startedAt: row.at }));
 }
 
 /** The database clock, ms. */

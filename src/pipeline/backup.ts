@@ -7,7 +7,7 @@ import type { Artifact } from '../db/runs.ts';
 import { findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum } from '../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
-import type { Store, StoredObject } from '../storage/store.ts';
+import type { PutOptions, Store, StoredObject } from '../storage/store.ts';
 import { createAgeEncryptStream, parseRecipient } from './age.ts';
 import { coalesceChunks } from './coalesceChunks.ts';
 import { createCompressor, defaultCompression, fileExtension, type CompressionSettings } from './compression.ts';
@@ -39,8 +39,14 @@ export interface BackupInput {
   pgTools?: PgToolSearch;
   signal: AbortSignal;
   onProgress?: (progress: BackupProgress) => void;
-  onEvent?: (kind: string, message: string, data?: Record<string, unknown>) => void;
+  onEvent?: RunEventSink;
 }
+
+/**
+ * Where a pipeline reports run events. The promise, when there is one, settles once the event
+ * is recorded: a multipart upload's id is recorded before its first part is sent.
+ */
+export type RunEventSink = (kind: string, message: string, data?: Record<string, unknown>) => void | Promise<void>;
 
 const DUMP_OPTIONS = ['--format=custom', '--compress=0'];
 
@@ -92,6 +98,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
       compression,
       recipients,
       signal: input.signal,
+      onEvent: input.onEvent,
       onContentBytes: (bytes) => {
         progress.bytesDumped += bytes;
       },
@@ -205,6 +212,8 @@ export interface StreamToStore {
   onStoredBytes?: (bytes: number) => void;
   /** About how large the stored object may get (see PutOptions.expectedBytes). */
   expectedBytes?: number;
+  /** Records the store's multipart uploads on the run (upload_started / _completed / _aborted). */
+  onEvent?: RunEventSink;
 }
 
 /**
@@ -226,7 +235,14 @@ export async function storeStream(input: StreamToStore): Promise<StoredObject & 
   if (input.recipients.length > 0) stages.push(createAgeEncryptStream(input.recipients));
   const body = stages.at(-1)!;
   const feeding = pipeline(Readable.from(input.content, { highWaterMark: 1 }), ...(stages as [Transform, ...Transform[]]), { signal: input.signal });
-  const [stored] = await Promise.all([input.store.put(input.key, body, { signal: input.signal, onProgress: input.onStoredBytes, expectedBytes: input.expectedBytes }), feeding]);
+  const onEvent = input.onEvent;
+  const onMultipartUpload: PutOptions['onMultipartUpload'] = onEvent
+    ? ({ uploadId, state }) => onEvent(`upload_${state}`, `multipart upload of ${input.key} ${state}`, { storeUrl: input.store.url, key: input.key, uploadId })
+    : undefined;
+  const [stored] = await Promise.all([
+    input.store.put(input.key, body, { signal: input.signal, onProgress: input.onStoredBytes, expectedBytes: input.expectedBytes, onMultipartUpload }),
+    feeding,
+  ]);
   return { ...stored, uncompressedSize };
 }
 

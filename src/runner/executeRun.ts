@@ -85,14 +85,16 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
   const heartbeat = channel ? startThreadedHeartbeat({ ...heartbeatOptions, channel }) : startHeartbeat(heartbeatOptions);
 
   // Events are appended in order, one after another, and all of them before the finalize.
+  // The promise returned settles once this event is recorded (or could not be: never rejects).
   let events = Promise.resolve();
-  const event = (kind: string, message: string, data?: Record<string, unknown>) => {
+  const event = (kind: string, message: string, data?: Record<string, unknown>): Promise<void> => {
     events = events.then(() =>
       catalog.appendEvent({ runId: run.id, leaseId: run.leaseId, kind, message, data }).then(
         () => {},
         (error) => log.warn({ err: error, kind }, 'could not record run event'),
       ),
     );
+    return events;
   };
 
   const result = (async (): Promise<RunRecord | null> => {

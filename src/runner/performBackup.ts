@@ -1,5 +1,5 @@
 import type { ClaimedRun, Artifact } from '../db/runs.ts';
-import { backupDatabase, type BackupProgress } from '../pipeline/backup.ts';
+import { backupDatabase, type BackupProgress, type RunEventSink } from '../pipeline/backup.ts';
 import { parseCompression } from '../pipeline/compression.ts';
 import { backupSupabase } from '../pipeline/supabase/backupSupabase.ts';
 import type { Store } from '../storage/store.ts';
@@ -9,7 +9,7 @@ import type { RunnerTarget } from './runnerCatalog.ts';
 export interface PerformOptions {
   signal: AbortSignal;
   onProgress: (progress: BackupProgress) => void;
-  onEvent: (kind: string, message: string, data?: Record<string, unknown>) => void;
+  onEvent: RunEventSink;
 }
 
 /** The work of a backup run: the target's profile decides how it is dumped. */

@@ -17,7 +17,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { BackstopError } from '../core/errors.ts';
 import { parseS3Url, partSizeFor } from './s3Url.ts';
-import type { ListedObject, PutOptions, Store, StoredObject } from './store.ts';
+import type { ListedObject, MultipartUploadState, PutOptions, Store, StoredObject } from './store.ts';
 
 /** User metadata naming the `put` call that wrote an object, so a failed put deletes only its own object. */
 const PUT_ID_METADATA = 'backstop-put-id';
@@ -135,7 +135,7 @@ export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, 
       // Errors reach the upload through `measure` (pipeline destroys it with the body's error).
       pipeline(body, measure, () => {});
 
-      const guard = guardClient(client, Bucket, Key);
+      const guard = guardClient(client, Bucket, Key, options.onMultipartUpload);
       const upload = new Upload({
         client: guard.client,
         params: {
@@ -251,6 +251,18 @@ export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, 
       }
     },
 
+    async abortMultipartUpload(key: string, uploadId: string): Promise<'aborted' | 'gone'> {
+      try {
+        await client.send(new AbortMultipartUploadCommand({ Bucket, Key: objectKey(key), UploadId: uploadId }));
+        return 'aborted';
+      } catch (error) {
+        if ((error as Error).name === 'NoSuchUpload') return 'gone';
+        throw new BackstopError('STORE_WRITE_FAILED', `Could not abort multipart upload ${uploadId} of ${key} in ${url}: ${describeS3Error(error)}.`, {
+          cause: error,
+        });
+      }
+    },
+
     async close() {
       client.destroy();
     },
@@ -281,12 +293,20 @@ interface GuardedClient {
  * caller was told the put failed. Routing Upload's requests through this guard lets a put
  * cancel them, wait until none is left, and know every upload id it must abort.
  */
-function guardClient(client: S3Client, Bucket: string, Key: string): GuardedClient {
+function guardClient(client: S3Client, Bucket: string, Key: string, onMultipartUpload?: PutOptions['onMultipartUpload']): GuardedClient {
   const stopper = new AbortController();
   const inFlight = new Set<Promise<unknown>>();
   const uploadIds = new Set<string>();
   const aborts = new Map<string, Promise<unknown>>();
   let objectMayExist = false;
+  // The caller's record of the upload (a run event) is best effort: it never fails the put.
+  const notify = async (uploadId: string, state: MultipartUploadState): Promise<void> => {
+    try {
+      await onMultipartUpload?.({ uploadId, state });
+    } catch {
+      // Recorded nowhere: a lifecycle rule is then the only cleanup, as without the record.
+    }
+  };
 
   const track = <T>(promise: Promise<T>): Promise<T> => {
     inFlight.add(promise);
@@ -301,7 +321,10 @@ function guardClient(client: S3Client, Bucket: string, Key: string): GuardedClie
     const uploadId = command.input.UploadId ?? '';
     let pending = aborts.get(uploadId);
     if (pending === undefined) {
-      pending = track(client.send(command));
+      pending = track(client.send(command).then(async (output) => {
+        await notify(uploadId, 'aborted');
+        return output;
+      }));
       aborts.set(uploadId, pending);
     }
     return pending;
@@ -315,14 +338,22 @@ function guardClient(client: S3Client, Bucket: string, Key: string): GuardedClie
     if (command instanceof CreateMultipartUploadCommand) {
       // Never cancelled half-way: its answer is the only way to learn the upload id that must
       // then be aborted; cancelling it could orphan an upload we cannot name.
-      const created = client.send(command, options);
-      created.then(
-        (output) => output.UploadId !== undefined && uploadIds.add(output.UploadId),
-        () => {},
-      );
+      // The id is recorded before Upload learns it, so before any part is sent.
+      const created = client.send(command, options).then(async (output) => {
+        if (output.UploadId !== undefined) {
+          uploadIds.add(output.UploadId);
+          await notify(output.UploadId, 'started');
+        }
+        return output;
+      });
       return track(created);
     }
-    const sent = track(client.send(command as never, { ...options, abortSignal: stopper.signal }));
+    const sent = track(
+      client.send(command as never, { ...options, abortSignal: stopper.signal }).then(async (output: unknown) => {
+        if (command instanceof CompleteMultipartUploadCommand && command.input.UploadId) await notify(command.input.UploadId, 'completed');
+        return output;
+      }),
+    );
     if (command instanceof PutObjectCommand || command instanceof CompleteMultipartUploadCommand) {
       objectMayExist = true;
       sent.then(

@@ -22,7 +22,16 @@ export interface PutOptions {
    * database's size): an object store sizes its multipart parts for it.
    */
   expectedBytes?: number;
+  /**
+   * An object store that splits the object into a multipart upload reports the upload's id
+   * when it is created (before any part is sent: the put waits for this callback), and when it
+   * is completed or aborted. A process killed in between cannot abort its upload, whose parts
+   * then stay stored (and billed); the run's record of the id lets garbage collection abort it.
+   */
+  onMultipartUpload?: (upload: { uploadId: string; state: MultipartUploadState }) => Promise<void> | void;
 }
+
+export type MultipartUploadState = 'started' | 'completed' | 'aborted';
 
 /**
  * The one small interface every store implements. Keys are relative, `/`-separated paths.
@@ -41,5 +50,10 @@ export interface Store {
   list(prefix: string): AsyncIterable<ListedObject>;
   /** Deletes the keys; missing keys are not an error. */
   delete(keys: string[]): Promise<void>;
+  /**
+   * Object stores only: aborts a multipart upload left by a put that never finished; `gone`
+   * when the store knows no such upload (completed, or aborted already).
+   */
+  abortMultipartUpload?(key: string, uploadId: string): Promise<'aborted' | 'gone'>;
   close(): Promise<void>;
 }

@@ -336,6 +336,19 @@ $backstop_006_github_runner_tokens$;
   end if;
 end $apply$;
 
+-- 007_pending_uploads.sql
+do $apply$ begin
+  if not exists (select 1 from backstop.migrations where id = 7) then
+    insert into backstop.migrations (id, name) values (7, '007_pending_uploads');
+    execute $backstop_007_pending_uploads$
+-- Multipart uploads a runner started are recorded as run events (upload_started, then
+-- upload_completed or upload_aborted). Garbage collection aborts the ones a dead runner left:
+-- this index finds the started ones without reading every event.
+create index run_events_uploads on backstop.run_events (run_id) where kind = 'upload_started';
+$backstop_007_pending_uploads$;
+  end if;
+end $apply$;
+
 -- src/supabase/catalogSecurity.sql
 -- Backstop's catalog in a Supabase project: organisations, row-level security, privileges.
 --

@@ -41,6 +41,10 @@ function formatReport(report: PruneReport): string {
     }
     for (const runId of target.resumed) lines.push(`  deleted ${runId}  (finishing an interrupted prune)`);
     for (const item of target.garbage) lines.push(`  ${verb} leftover ${item.prefix}  (${item.reason}, ${item.objects} object(s), newest ${item.newestAt})`);
+    for (const upload of target.uploads) {
+      const done = upload.result === 'pending' ? 'would abort' : upload.result === 'aborted' ? 'aborted' : 'closed (the store no longer knew it)';
+      lines.push(`  ${done} multipart upload ${upload.uploadId} of ${upload.key}  (run ${upload.runId} left it unfinished)`);
+    }
     if (target.garbageWaiting > 0) lines.push(`  ${target.garbageWaiting} leftover prefix(es) younger than the grace period kept for now`);
     for (const warning of target.warnings) lines.push(`  warning: ${warning}`);
     if (target.error) lines.push(`  error: [${target.error.code}] ${target.error.message}`);

@@ -97,6 +97,7 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
         compression,
         recipients,
         signal: input.signal,
+        onEvent: input.onEvent,
         expectedBytes: source.databaseBytes,
         onContentBytes: (bytes) => {
           progress.bytesDumped += bytes;

@@ -6,7 +6,7 @@ import { BackstopError } from '../../core/errors.ts';
 import type { Manifest, ManifestFile } from '../../core/manifest.ts';
 import type { Store } from '../../storage/store.ts';
 import type { AgeIdentity } from '../age.ts';
-import { storeStream } from '../backup.ts';
+import { storeStream, type RunEventSink } from '../backup.ts';
 import { fileExtension, type CompressionSettings } from '../compression.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from '../spoolVerifiedFile.ts';
 import type { StorageEndpoint } from './storageEndpoint.ts';
@@ -41,7 +41,7 @@ export interface StorageBackupInput {
   /** Parsed age recipients; empty: not encrypted. */
   recipients: string[];
   signal: AbortSignal;
-  onEvent?: (kind: string, message: string, data?: Record<string, unknown>) => void;
+  onEvent?: RunEventSink;
   /** Called with the bytes stored so far, all objects together. */
   onStoredBytes?: (bytes: number) => void;
 }
@@ -65,6 +65,7 @@ export async function backupStorageObjects(input: StorageBackupInput): Promise<{
         compression: input.compression,
         recipients: input.recipients,
         signal: input.signal,
+        onEvent: input.onEvent,
         onStoredBytes: (bytes) => input.onStoredBytes?.(storedTotal + bytes),
       });
       storedTotal += stored.size;
