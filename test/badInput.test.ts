@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { startCli, type CliProcess } from './support/cli.ts';
+import { waitFor } from './support/wait.ts';
 import { createSampleDatabase, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
 
 /**
@@ -186,6 +187,35 @@ describe('bad input through the CLI', () => {
         assert.match(result.stderr, /Cannot connect to the catalog at postgres:\/\/u:\*{5}@127\.0\.0\.1:1\/x/);
         assert.ok(!`${result.stdout}${result.stderr}`.includes('catalogpw'), result.stderr);
       }
+    });
+
+    it('the catalog connection cut mid-command (the catalog restarting): exit 7 with CATALOG_UNAVAILABLE, no stack trace', TEST_TIMEOUT, async () => {
+      const runsBefore = await runCount();
+      // A row lock on the target parks `trigger` inside its insert (the foreign key check);
+      // terminating its backend is what a catalog restart does to it.
+      assert.equal((await cli(['target', 'add', 'cut-off', '--database-url', source.url])).code, 0);
+      const holder = await catalog.pool.connect();
+      try {
+        await holder.query('begin');
+        await holder.query(`select 1 from backstop.targets where name = 'cut-off' for update`);
+        const started = startCli(['trigger', 'cut-off'], env);
+        processes.push(started);
+        const pid = await waitFor('trigger waiting on the row lock', async () => {
+          const { rows } = await catalog.pool.query<{ pid: number }>(
+            `select pid from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
+          );
+          return rows[0]?.pid;
+        });
+        await catalog.pool.query('select pg_terminate_backend($1)', [pid]);
+        const { code } = await started.exited;
+        assert.equal(code, 7, started.stderr());
+        assert.match(started.stderr(), /lost the connection to the catalog: .*\[CATALOG_UNAVAILABLE\]/);
+        assert.doesNotMatch(started.stderr(), /unexpected error|    at /);
+      } finally {
+        await holder.query('rollback').catch(() => {});
+        holder.release();
+      }
+      assert.equal(await runCount(), runsBefore, 'the cut-off trigger queued nothing');
     });
   });
 

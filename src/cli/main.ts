@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { BackstopError, errorCodes } from '../core/errors.ts';
 import { redactText } from '../core/databaseUrl.ts';
+import { isConnectionLost } from '../db/pool.ts';
 import { BACKSTOP_VERSION } from '../core/version.ts';
 import { registerBackupCommands } from './commands/backup.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
@@ -74,6 +75,12 @@ function report(error: unknown): number {
   if (error instanceof BackstopError) {
     process.stderr.write(`backstop: ${error.message} [${error.code}]\n`);
     return errorCodes[error.code].exitCode;
+  }
+  if (isConnectionLost(error)) {
+    process.stderr.write(
+      `backstop: lost the connection to the catalog: ${redactText((error as Error)?.message ?? String(error))}. Run the command again once it is reachable. [CATALOG_UNAVAILABLE]\n`,
+    );
+    return errorCodes.CATALOG_UNAVAILABLE.exitCode;
   }
   process.stderr.write(`backstop: unexpected error: ${redactText((error as Error)?.stack ?? String(error))}\n`);
   return 1;

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { redactText } from '../core/databaseUrl.ts';
 import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
-import { pgErrorCode } from '../db/pool.ts';
+import { isConnectionLost, pgErrorCode } from '../db/pool.ts';
 
 /** Every error the API sends: `{error: {code, message}}`, the code from src/core/errors.ts. */
 export interface ErrorBody {
@@ -13,27 +13,6 @@ export interface HttpError {
   body: ErrorBody;
   /** Worth a line in the server log at error level (a bug or an outage, not a client mistake). */
   serverFault: boolean;
-}
-
-// Connection-level failures: the catalog is down, restarting, or refusing connections.
-const unavailableCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'EPIPE',
-  '57P01', // admin_shutdown
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now
-  '53300', // too_many_connections
-]);
-
-function isCatalogUnavailable(error: unknown): boolean {
-  const code = pgErrorCode(error);
-  if (code && (unavailableCodes.has(code) || code.startsWith('08'))) return true;
-  const message = (error as Error)?.message ?? '';
-  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error/i.test(message);
 }
 
 const statusCodes: Partial<Record<number, ErrorCode>> = {
@@ -70,7 +49,7 @@ export function toHttpError(error: unknown, requestId: string): HttpError {
     if (error instanceof SyntaxError) message = `Request body is not valid JSON: ${error.message}`;
     return { status, body: body(code, message), serverFault: false };
   }
-  if (isCatalogUnavailable(error)) {
+  if (isConnectionLost(error)) {
     return {
       status: 503,
       body: body('CATALOG_UNAVAILABLE', 'The catalog database is unreachable; try again shortly. The server log has the details.'),
