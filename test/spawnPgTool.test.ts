@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { spawnPgTool } from '../src/pgtools/spawnPgTool.ts';
+
+const execFileAsync = promisify(execFile);
 
 async function output(run: ReturnType<typeof spawnPgTool>): Promise<{ stdout: string; stderr: string; code: number | null }> {
   let stdout = '';
@@ -21,6 +28,26 @@ describe('spawnPgTool', () => {
     assert.match(buffered.stdout, /^PGAPPNAME=x$/m);
     const plain = await output(spawnPgTool('/usr/bin/env', [], {}));
     assert.doesNotMatch(plain.stdout, /_STDBUF_O/);
+  });
+
+  it('a stdbuf that does not work (its library missing) is left out: the tool runs as it is', async () => {
+    const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-stdbuf-'));
+    try {
+      await fs.writeFile(path.join(directory, 'stdbuf'), '#!/bin/sh\necho "stdbuf: failed to find libstdbuf.so" >&2\nexit 125\n', { mode: 0o755 });
+      const script = `
+        import { spawnPgTool } from ${JSON.stringify(new URL('../src/pgtools/spawnPgTool.ts', import.meta.url).href)};
+        const run = spawnPgTool('/usr/bin/env', [], {}, { bufferedStdout: true });
+        let out = '';
+        run.child.stdout.on('data', (chunk) => (out += chunk));
+        const { code } = await run.exited;
+        console.log(JSON.stringify({ code, buffered: out.includes('_STDBUF_O') }));`;
+      const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, PATH: `${directory}:/usr/bin:/bin` },
+      });
+      assert.deepEqual(JSON.parse(stdout), { code: 0, buffered: false });
+    } finally {
+      await fs.rm(directory, { recursive: true, force: true });
+    }
   });
 
   it('a buffered tool still delivers everything it wrote, and its failure', async () => {

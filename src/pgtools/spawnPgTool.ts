@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -20,13 +20,14 @@ const STDERR_LIMIT = 16 * 1024;
  * each a trip through the event loop and the stream stages (0.8 s of Backstop's CPU). Run under
  * coreutils' `stdbuf -o 1M` (an LD_PRELOAD that calls setvbuf), pg_dump writes 1 MiB at a
  * time and Backstop reads the same dump in about 5,000 reads of 47 KiB (0.37 s of CPU; measured
- * side by side, pg_dump 15 to a Node reader on this machine). Without stdbuf (not GNU
- * coreutils) the tool runs as it is.
+ * side by side, pg_dump 15 to a Node reader on this machine). Without a working stdbuf (not
+ * GNU coreutils, or its library missing) the tool runs as it is.
  */
 const STDOUT_BUFFER = '1M';
 
 let stdbufPath: string | null | undefined;
 
+/** stdbuf, once it has been seen to work here (its LD_PRELOAD library can be missing). */
 function findStdbuf(): string | null {
   if (stdbufPath !== undefined) return stdbufPath;
   stdbufPath = null;
@@ -34,11 +35,12 @@ function findStdbuf(): string | null {
     const candidate = path.join(directory || '.', 'stdbuf');
     try {
       accessSync(candidate, constants.X_OK);
-      stdbufPath = candidate;
-      break;
     } catch {
-      // Not here.
+      continue;
     }
+    const probe = spawnSync(candidate, ['-o', STDOUT_BUFFER, 'true'], { stdio: 'ignore', timeout: 5000 });
+    if (probe.status === 0) stdbufPath = candidate;
+    break;
   }
   return stdbufPath;
 }
