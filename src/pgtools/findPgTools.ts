@@ -56,16 +56,10 @@ export function discoverPgTools(tool: PgToolName, search: PgToolSearch = { dirs:
 }
 
 async function discover(tool: PgToolName, search: PgToolSearch): Promise<PgToolCandidate[]> {
-  const dirs = search.only
-    ? search.dirs
-    : [
-        ...search.dirs,
-        ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean),
-        ...(await pgConfigBindir()),
-        ...(await debianVersionDirs()),
-      ];
+  const [bindir, versionDirs] = search.only ? [[], []] : await Promise.all([pgConfigBindir(), debianVersionDirs()]);
+  const dirs = search.only ? search.dirs : [...search.dirs, ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), ...bindir, ...versionDirs];
   const seen = new Set<string>();
-  const candidates: PgToolCandidate[] = [];
+  const files: string[] = [];
   for (const dir of dirs) {
     const file = path.join(dir, tool);
     if (!(await isExecutable(file))) continue;
@@ -79,14 +73,25 @@ async function discover(tool: PgToolName, search: PgToolSearch): Promise<PgToolC
     // to the real per-version binary by its reported version instead of trusting the wrapper.
     if (seen.has(real)) continue;
     seen.add(real);
-    try {
-      const { stdout } = await run(file, ['--version'], { timeout: 5000 });
-      const parsed = parseToolVersion(stdout);
-      if (parsed) candidates.push({ path: file, ...parsed });
-    } catch {
-      // Not runnable (missing libraries, wrong architecture): not a candidate.
-    }
+    // Debian's wrapper only ever runs one of the per-version binaries, which are searched too
+    // (and preferred): asking it as well would cost a Perl start-up for nothing.
+    if (path.basename(real) === 'pg_wrapper' && versionDirs.length > 0) continue;
+    files.push(file);
   }
+  // Asked all at once (Debian's wrapper alone is a Perl start-up), kept in search order.
+  const versions = await Promise.all(
+    files.map(async (file) => {
+      try {
+        const { stdout } = await run(file, ['--version'], { timeout: 5000 });
+        const parsed = parseToolVersion(stdout);
+        return parsed ? { path: file, ...parsed } : null;
+      } catch {
+        // Not runnable (missing libraries, wrong architecture): not a candidate.
+        return null;
+      }
+    }),
+  );
+  const candidates = versions.filter((candidate): candidate is PgToolCandidate => candidate !== null);
   // Prefer a real per-version binary over a wrapper that reports the same version.
   const byVersion = new Map<string, PgToolCandidate>();
   for (const candidate of candidates) {

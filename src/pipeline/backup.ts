@@ -4,7 +4,7 @@ import { BackstopError } from '../core/errors.ts';
 import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, artifactPrefix, manifestSchema, type Manifest } from '../core/manifest.ts';
 import { BACKSTOP_VERSION } from '../core/version.ts';
 import type { Artifact } from '../db/runs.ts';
-import { findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
+import { discoverPgTools, findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum } from '../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
 import type { PutOptions, Store, StoredObject } from '../storage/store.ts';
@@ -64,6 +64,9 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
   const { progress, report } = trackBackupProgress(started, input.onProgress);
   input.signal.throwIfAborted();
 
+  // Finding the installed pg_dumps (a --version each) runs while the snapshot is opened: only
+  // the choice among them waits for the server's version.
+  discoverPgTools('pg_dump', input.pgTools).catch(() => {});
   const source = await openSourceSnapshot(input.databaseUrl);
   let dump: PgToolProcess | undefined;
   const stopDump = () => void dump?.terminate();

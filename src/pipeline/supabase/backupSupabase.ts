@@ -1,7 +1,7 @@
 import { MANIFEST_FORMAT, MANIFEST_VERSION, artifactPrefix, manifestSchema, type ManifestFile } from '../../core/manifest.ts';
 import { BACKSTOP_VERSION } from '../../core/version.ts';
 import type { Artifact } from '../../db/runs.ts';
-import { findPgTool } from '../../pgtools/findPgTools.ts';
+import { discoverPgTools, findPgTool } from '../../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum, type PgToolCandidate } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import { parseRecipient } from '../age.ts';
@@ -52,6 +52,8 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
   const { progress, report } = trackBackupProgress(started, input.onProgress);
   input.signal.throwIfAborted();
 
+  // The installed tools are found while the snapshot is opened (see backupDatabase).
+  for (const tool of ['pg_dump', 'pg_dumpall'] as const) discoverPgTools(tool, input.pgTools).catch(() => {});
   const source = await openSourceSnapshot(input.databaseUrl);
   let running: PgToolProcess | undefined;
   const stopTool = () => void running?.terminate();
