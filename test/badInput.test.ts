@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { startCli, type CliProcess } from './support/cli.ts';
+import { killAll, startCli, type CliProcess } from './support/cli.ts';
 import { waitFor } from './support/wait.ts';
 import { createSampleDatabase, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
 
@@ -33,10 +33,7 @@ describe('bad input through the CLI', () => {
   });
 
   afterEach(async () => {
-    for (const cli of processes) {
-      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
-      await cli.exited;
-    }
+    await killAll(processes);
     processes = [];
   });
 

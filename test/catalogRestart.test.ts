@@ -9,7 +9,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { createRun, getRun, listRunEvents, listRuns, reapRuns, type RunRecord } from '../src/db/runs.ts';
 import { createTarget } from '../src/db/targets.ts';
-import { startCli, type CliProcess } from './support/cli.ts';
+import { killAll, startCli, type CliProcess } from './support/cli.ts';
 import { createSampleDatabase, dumpSessions, holdTableLock, type TestDatabase } from './support/pg.ts';
 import { processesMatching } from './support/processes.ts';
 import { filesUnder } from './support/store.ts';
@@ -66,10 +66,7 @@ describe('the catalog restarts while a run is finishing', () => {
   });
 
   afterEach(async () => {
-    for (const cli of processes) {
-      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
-      await cli.exited;
-    }
+    await killAll(processes);
     processes = [];
     await lock?.release();
     lock = undefined;

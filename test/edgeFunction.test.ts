@@ -10,7 +10,7 @@ import { createTarget } from '../src/db/targets.ts';
 import { githubClient } from '../src/executors/github/githubClient.ts';
 import { createTriggerBackupHandler } from '../src/supabase/triggerBackup.ts';
 import { createJwtVerifier, remoteKeySet } from '../src/supabase/verifyJwt.ts';
-import { fastLeaseEnv, runCli, startCli, type CliProcess } from './support/cli.ts';
+import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
 import { startFakeGithub, type FakeGithub, type FakeRun } from './support/fakeGithub.ts';
 import { generateSigner, signJwt, startJwksServer, type JwksServer, type TestSigner } from './support/jwks.ts';
 import { createSampleDatabase, dumpSessions, holdTableLock, type TestDatabase } from './support/pg.ts';
@@ -93,10 +93,7 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
     const { rows } = await catalog.pool.query<{ id: string }>(`select id from backstop.runs where status in ('queued', 'dispatched', 'running', 'cancelling')`);
     for (const row of rows) await requestCancel(catalog.pool, row.id).catch(() => {});
     await executor.tickOnce();
-    for (const cli of jobs.splice(0)) {
-      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
-      await cli.exited;
-    }
+    await killAll(jobs.splice(0));
     // A job killed before it saw the cancel leaves its run for a reaper; end it now, so the next
     // test does not meet an active run of the target.
     for (const row of await nonTerminal()) {

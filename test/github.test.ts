@@ -8,7 +8,7 @@ import { startGithubExecutor, type GithubExecutor } from '../src/control/githubE
 import { reapRuns, createRun, getRun, listRunEvents, requestCancel } from '../src/db/runs.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
 import { githubClient } from '../src/executors/github/githubClient.ts';
-import { fastLeaseEnv, runCli, startCli, type CliProcess } from './support/cli.ts';
+import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
 import { startFakeGithub, type FakeGithub, type FakeRun } from './support/fakeGithub.ts';
 import { createSampleDatabase, createTestCatalog, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
@@ -64,10 +64,7 @@ describe('GitHub Actions executor against a fake GitHub validated by its OpenAPI
     );
     for (const row of rows) await requestCancel(catalog.pool, row.id).catch(() => {});
     await executor.tickOnce();
-    for (const cli of jobs.splice(0)) {
-      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
-      await cli.exited;
-    }
+    await killAll(jobs.splice(0));
     job = 'run';
   });
 

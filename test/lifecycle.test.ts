@@ -7,7 +7,7 @@ import pino from 'pino';
 import { startReaper, type Reaper } from '../src/control/reaper.ts';
 import { createRun, getRun, listRunEvents, type RunRecord } from '../src/db/runs.ts';
 import { createTarget } from '../src/db/targets.ts';
-import { fastLeaseEnv, runCli, startCli, type CliProcess } from './support/cli.ts';
+import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
 import { createSampleDatabase, createTestCatalog, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { processesMatching } from './support/processes.ts';
 import { filesUnder } from './support/store.ts';
@@ -39,10 +39,7 @@ describe('runs always terminate, truthfully (real processes, real signals)', () 
   afterEach(async () => {
     reaper?.stop();
     reaper = undefined;
-    for (const cli of processes) {
-      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
-      await cli.exited;
-    }
+    await killAll(processes);
     processes = [];
     await lock?.release();
     lock = undefined;

@@ -12,7 +12,7 @@ import { issueRunnerToken } from '../src/db/tokens.ts';
 import { githubClient } from '../src/executors/github/githubClient.ts';
 import { startThreadedHeartbeat } from '../src/runner/heartbeatThread.ts';
 import { httpRunner } from '../src/runner/httpRunnerCatalog.ts';
-import { runCli, startCli, type CliProcess } from './support/cli.ts';
+import { killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
 import { startFakeGithub, type FakeGithub, type FakeRun } from './support/fakeGithub.ts';
 import { createSampleDatabase, createTestCatalog, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { closedPort, startTestServer, type TestServer } from './support/server.ts';
@@ -107,10 +107,7 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
 
   afterEach(async () => {
     for (const row of await nonTerminal()) await requestCancel(catalog.pool, row.id).catch(() => {});
-    for (const cli of jobs.values()) {
-      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
-      await cli.exited;
-    }
+    await killAll(jobs.values());
     for (const row of await nonTerminal()) {
       await endRunFromExecutor(catalog.pool, { runId: row.id, status: 'cancelled', error: { code: 'CANCELLED', message: 'test cleanup' } });
     }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createRun } from '../src/db/runs.ts';
 import { createTarget } from '../src/db/targets.ts';
-import { startCli, type CliProcess } from './support/cli.ts';
+import { killAll, startCli, type CliProcess } from './support/cli.ts';
 import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -25,10 +25,7 @@ describe('scale-out: many workers and servers on one catalog', () => {
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-scale-'));
   });
   after(async () => {
-    for (const cli of processes) {
-      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
-      await cli.exited;
-    }
+    await killAll(processes);
     await catalog.close();
     await source.drop();
     await fs.rm(storeDir, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { runCli, startCli, type CliProcess } from './support/cli.ts';
+import { killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -21,10 +21,7 @@ describe('server and token commands', { timeout: 300_000 }, () => {
   });
 
   afterEach(async () => {
-    for (const cli of processes) {
-      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
-      await cli.exited;
-    }
+    await killAll(processes);
     processes = [];
   });
 

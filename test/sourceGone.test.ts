@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { createRun, getRun } from '../src/db/runs.ts';
 import { createTarget } from '../src/db/targets.ts';
-import { fastLeaseEnv, startCli, type CliProcess } from './support/cli.ts';
+import { fastLeaseEnv, killAll, startCli, type CliProcess } from './support/cli.ts';
 import { adminQuery, createSampleDatabase, createTestCatalog, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { processesMatching } from './support/processes.ts';
 import { filesUnder } from './support/store.ts';
@@ -28,10 +28,7 @@ describe('the source database goes away mid-dump', () => {
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-gone-'));
   });
   afterEach(async () => {
-    for (const cli of processes) {
-      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
-      await cli.exited;
-    }
+    await killAll(processes);
     processes = [];
     await lock?.release();
     lock = undefined;

@@ -42,6 +42,14 @@ export function startCli(args: string[], env: Record<string, string>, options: C
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
+/** Test clean-up: SIGKILLs every process still running, and waits until each has exited. */
+export async function killAll(processes: Iterable<CliProcess>): Promise<void> {
+  for (const cli of processes) {
+    if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
+    await cli.exited;
+  }
+}
+
 /** Runs `backstop ARGS` to completion. */
 export async function runCli(args: string[], env: Record<string, string>, options: CliOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const cli = startCli(args, env, options);
