@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { BackstopError, describeError, type ErrorCode } from '../core/errors.ts';
-import { groupArtifactPrefixes, planGarbage, type GarbageReason } from '../core/planGarbage.ts';
+import { artifactOfKey, groupArtifactPrefixes, planGarbage, type GarbageReason } from '../core/planGarbage.ts';
 import { describeReason, planRetention, validateRetentionPolicy, type RetentionPolicy } from '../core/planRetention.ts';
 import type { Queryable } from '../db/pool.ts';
 import { databaseNow, deletePrunedRun, listRetainedBackups, markRunPruned, pendingUploads, runsForGarbage } from '../db/retention.ts';
@@ -185,7 +185,7 @@ async function collectGarbage(
   entry.garbageWaiting = plan.waiting.length;
   entry.warnings.push(...plan.warnings);
   for (const warning of plan.warnings) deps.log.warn({ target: target.name }, warning);
-  await abortLeftUploads(deps, target, entry, context);
+  await abortLeftUploads(deps, target, store, entry, context.dryRun);
   if (context.dryRun) return;
   for (const item of plan.delete) {
     await deletePrefix(store, item.prefix);
@@ -202,23 +202,21 @@ async function collectGarbage(
 async function abortLeftUploads(
   deps: { db: Queryable; log: Logger },
   target: TargetRecord,
+  store: Store,
   entry: TargetPruneReport,
-  context: ApplyContext,
+  dryRun: boolean,
 ): Promise<void> {
-  const pending = await pendingUploads(deps.db, target.id);
-  const targetStoreUrl = pending.length > 0 ? (await context.storeFor(target.storeUrl)).url : '';
-  for (const upload of pending) {
+  for (const upload of await pendingUploads(deps.db, target.id)) {
     // The record comes from a runner: only an upload inside that run's own artifact folder of
     // the target's store is ever aborted on its word.
-    if (upload.storeUrl !== targetStoreUrl || !upload.key.startsWith(`${target.name}/`) || !upload.key.includes(`/${upload.runId}/`)) {
+    if (upload.storeUrl !== store.url || artifactOfKey(target.name, upload.key)?.runId !== upload.runId) {
       entry.warnings.push(`run ${upload.runId} recorded a multipart upload ${upload.uploadId} of ${upload.key} in ${upload.storeUrl}, outside its artifact folder in the target's store: left alone`);
       continue;
     }
-    if (context.dryRun) {
+    if (dryRun) {
       entry.uploads.push({ runId: upload.runId, key: upload.key, uploadId: upload.uploadId, result: 'pending' });
       continue;
     }
-    const store = await context.storeFor(target.storeUrl);
     if (!store.abortMultipartUpload) continue;
     const result = await store.abortMultipartUpload(upload.key, upload.uploadId);
     await appendRunEvent(deps.db, {

@@ -45,18 +45,24 @@ export interface GarbagePlan {
 
 const PREFIX = /^(\d{4})\/(\d{2})\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/attempt-(\d+)\//;
 
+/** The artifact prefix, run and attempt a key of a target's layout lies under; null for any other key. */
+export function artifactOfKey(target: string, key: string): { prefix: string; runId: string; attempt: number } | null {
+  const root = `${target}/`;
+  if (!key.startsWith(root)) return null;
+  const match = PREFIX.exec(key.slice(root.length));
+  return match ? { prefix: root + match[0], runId: match[3]!, attempt: Number(match[4]) } : null;
+}
+
 /** Groups a target's keys by artifact prefix; keys outside the layout are dropped. */
 export function groupArtifactPrefixes(target: string, keys: readonly StoredKey[]): PrefixSummary[] {
-  const root = `${target}/`;
   const groups = new Map<string, PrefixSummary>();
   for (const { key, lastModified } of keys) {
-    if (!key.startsWith(root)) continue;
-    const match = PREFIX.exec(key.slice(root.length));
-    if (!match) continue;
-    const prefix = root + match[0];
+    const artifact = artifactOfKey(target, key);
+    if (!artifact) continue;
+    const { prefix } = artifact;
     let group = groups.get(prefix);
     if (!group) {
-      group = { prefix, runId: match[3]!, attempt: Number(match[4]), hasManifest: false, objects: 0, newestAt: lastModified };
+      group = { prefix, runId: artifact.runId, attempt: artifact.attempt, hasManifest: false, objects: 0, newestAt: lastModified };
       groups.set(prefix, group);
     }
     group.objects++;
