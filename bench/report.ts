@@ -1,7 +1,7 @@
 /** Turns measured samples into the markdown report: pure formatting, no IO. */
 import type { Sample } from './cases.ts';
 import type { MachineDescription } from './machine.ts';
-import type { GeneratedDatabase, SampleShape } from './sampleDatabase.ts';
+import { SHAPE_DESCRIPTIONS, type GeneratedDatabase, type SampleShape } from './sampleDatabase.ts';
 
 export interface CaseRecord {
   id: string;
@@ -138,11 +138,6 @@ function loadLine(results: BenchResults): string {
     'with other work, and wall times (and their ratios) are noisier than CPU times.'
   );
 }
-
-const SHAPE_DESCRIPTIONS: Record<SampleShape, string> = {
-  mixed: 'an order-processing application, many narrow rows beside documents, events and attachments',
-  documents: 'a content-heavy application, most bytes in wide rows of text, jsonb and attachments',
-};
 
 export function renderReport(results: BenchResults): string {
   const { machine, databases } = results;

@@ -97,7 +97,13 @@ type Unit = typeof UNIT;
  */
 export type SampleShape = 'mixed' | 'documents';
 
-export const SAMPLE_SHAPES: readonly SampleShape[] = ['mixed', 'documents'];
+/** Each shape in a line, for the report. */
+export const SHAPE_DESCRIPTIONS: Record<SampleShape, string> = {
+  mixed: 'an order-processing application, many narrow rows beside documents, events and attachments',
+  documents: 'a content-heavy application, most bytes in wide rows of text, jsonb and attachments',
+};
+
+export const SAMPLE_SHAPES = Object.keys(SHAPE_DESCRIPTIONS) as SampleShape[];
 
 const SHAPE_WEIGHTS: Record<SampleShape, Partial<Record<keyof Unit, number>>> = {
   mixed: {},
