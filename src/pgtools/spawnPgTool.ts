@@ -1,8 +1,7 @@
-import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import path from 'node:path';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { parseDatabaseUrl, redactText } from '../core/databaseUrl.ts';
+import { findWorkingCommand } from './findCommand.ts';
 
 export interface PgToolProcess {
   child: ChildProcessByStdio<null, Readable, Readable>;
@@ -24,26 +23,6 @@ const STDERR_LIMIT = 16 * 1024;
  * GNU coreutils, or its library missing) the tool runs as it is.
  */
 const STDOUT_BUFFER = '1M';
-
-let stdbufPath: string | null | undefined;
-
-/** stdbuf, once it has been seen to work here (its LD_PRELOAD library can be missing). */
-function findStdbuf(): string | null {
-  if (stdbufPath !== undefined) return stdbufPath;
-  stdbufPath = null;
-  for (const directory of (process.env.PATH ?? '').split(path.delimiter)) {
-    const candidate = path.join(directory || '.', 'stdbuf');
-    try {
-      accessSync(candidate, constants.X_OK);
-    } catch {
-      continue;
-    }
-    const probe = spawnSync(candidate, ['-o', STDOUT_BUFFER, 'true'], { stdio: 'ignore', timeout: 5000 });
-    if (probe.status === 0) stdbufPath = candidate;
-    break;
-  }
-  return stdbufPath;
-}
 
 /**
  * The connection for a pg tool: the URL without its password as --dbname, the password in
@@ -79,7 +58,7 @@ export function spawnPgTool(
     bufferedStdout?: boolean;
   } = {},
 ): PgToolProcess {
-  const stdbuf = options.bufferedStdout ? findStdbuf() : null;
+  const stdbuf = options.bufferedStdout ? findWorkingCommand('stdbuf', ['-o', STDOUT_BUFFER, 'true']) : null;
   const [command, commandArgs] = stdbuf ? [stdbuf, ['-o', STDOUT_BUFFER, file, ...args]] : [file, args];
   const child = spawn(command, commandArgs, {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -13,6 +13,7 @@ import { coalesceChunks } from './coalesceChunks.ts';
 import { createCompressor, defaultCompression, fileExtension, type CompressionSettings } from './compression.ts';
 import { CustomArchiveScanner } from './customArchiveScanner.ts';
 import { readManifest } from './readManifest.ts';
+import { collectHeapEvery, YOUNG_EVERY_BYTES } from '../core/heapCollector.ts';
 import { openSourceSnapshot, type SourceSnapshot, type TableCount } from './sourceSnapshot.ts';
 
 export interface BackupProgress {
@@ -225,10 +226,12 @@ export interface StreamToStore {
  */
 export async function storeStream(input: StreamToStore): Promise<StoredObject & { uncompressedSize: number }> {
   let uncompressedSize = 0;
+  const collectGarbage = collectHeapEvery(YOUNG_EVERY_BYTES, 'minor');
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       uncompressedSize += chunk.length;
       input.onContentBytes?.(chunk.length);
+      collectGarbage(chunk.length);
       callback(null, chunk);
     },
   });

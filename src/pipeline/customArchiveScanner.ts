@@ -170,7 +170,8 @@ export class CustomArchiveScanner {
     if (this.#failed) return;
     try {
       if (this.#toc === null) {
-        this.#tocBuffer.push(chunk);
+        // A copy: the caller may reuse its buffer (the spool is scanned through one).
+        this.#tocBuffer.push(Buffer.from(chunk));
         this.#tocBytes += chunk.length;
         // Parse again only once the buffer has doubled: linear work whatever the chunk sizes.
         if (this.#tocBytes >= this.#nextParseAt) this.#parseBufferedToc();

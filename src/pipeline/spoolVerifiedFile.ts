@@ -1,13 +1,16 @@
 import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { Transform } from 'node:stream';
+import fs from 'node:fs/promises';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackstopError } from '../core/errors.ts';
 import type { Manifest, ManifestFile } from '../core/manifest.ts';
 import type { Store } from '../storage/store.ts';
 import { createAgeDecryptStream, type AgeIdentity } from './age.ts';
-import { createDecompressor } from './compression.ts';
+import { createDecompressor, findZstdCli } from './compression.ts';
 import { CustomArchiveScanner, writeDataOffsets } from './customArchiveScanner.ts';
+import { collectHeapEvery, YOUNG_EVERY_BYTES } from '../core/heapCollector.ts';
 
 /**
  * Streams one stored file through its digest check, decryption and decompression into
@@ -27,42 +30,55 @@ export async function spoolVerifiedFile(input: {
   onBytes?: (storedBytes: number) => void;
   /** The scanner to follow a custom-format archive with (one is made when not given). */
   scanner?: CustomArchiveScanner;
+  /** false: decompress zstd with Node's built-in zstd even where the zstd tool is installed. */
+  zstdCli?: boolean;
 }): Promise<number> {
   const { store, prefix, file } = input;
   const hash = createHash('sha256');
   let storedBytes = 0;
-  let plainBytes = 0;
+  const collectGarbage = collectHeapEvery(YOUNG_EVERY_BYTES, 'minor');
   const hashing = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);
       storedBytes += chunk.length;
+      collectGarbage(chunk.length);
       input.onBytes?.(storedBytes);
       callback(null, chunk);
     },
   });
   // pg_dump wrote the archive to a pipe, so its TOC has no data offsets; the scanner finds
-  // them on the way past so that pg_restore --jobs can seek (see customArchiveScanner.ts).
+  // them (see customArchiveScanner.ts) so that pg_restore --jobs can seek.
   const scanner = file.format === 'pg_dump-custom' ? (input.scanner ?? new CustomArchiveScanner()) : null;
-  const counting = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      plainBytes += chunk.length;
-      scanner?.write(chunk);
-      callback(null, chunk);
-    },
-  });
-  const decompressor = createDecompressor(input.manifest.compression.algorithm);
+  const zstdCli = input.manifest.compression.algorithm === 'zstd' && input.zstdCli !== false ? findZstdCli() : null;
+  const stored = await store.get(prefix + file.name);
+  const decrypt = input.manifest.encryption ? [createAgeDecryptStream(input.identities ?? [])] : [];
+  let plainBytes: number;
   try {
-    await pipeline(
-      await store.get(prefix + file.name),
-      hashing,
-      ...(input.manifest.encryption ? [createAgeDecryptStream(input.identities ?? [])] : []),
-      ...(decompressor ? [decompressor] : []),
-      counting,
-      // A 4 MiB buffer lets the decompressor run ahead while a write is in flight; with the
-      // default 16 KiB every chunk waits for the previous write.
-      createWriteStream(input.spoolPath, { mode: 0o600, highWaterMark: 4 << 20 }),
-      { signal: input.signal },
-    );
+    if (zstdCli) {
+      plainBytes = await decompressWithCli(zstdCli, [stored, hashing, ...decrypt], input.spoolPath, input.signal);
+    } else {
+      plainBytes = 0;
+      const counting = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          plainBytes += chunk.length;
+          collectGarbage(chunk.length);
+          scanner?.write(chunk);
+          callback(null, chunk);
+        },
+      });
+      const decompressor = createDecompressor(input.manifest.compression.algorithm);
+      await pipeline(
+        stored,
+        hashing,
+        ...decrypt,
+        ...(decompressor ? [decompressor] : []),
+        counting,
+        // A 4 MiB buffer lets the decompressor run ahead while a write is in flight; with the
+        // default 16 KiB every chunk waits for the previous write.
+        createWriteStream(input.spoolPath, { mode: 0o600, highWaterMark: 4 << 20 }),
+        { signal: input.signal },
+      );
+    }
   } catch (error) {
     input.signal.throwIfAborted();
     // A wrong identity is the finding, whatever the bytes are.
@@ -78,8 +94,71 @@ export async function spoolVerifiedFile(input: {
   if (plainBytes !== file.uncompressedSize) {
     throw new BackstopError('ARTIFACT_CORRUPT', `${prefix}${file.name} decompressed to ${plainBytes} bytes; the manifest says ${file.uncompressedSize}.`);
   }
-  if (scanner) await writeDataOffsets(input.spoolPath, scanner);
+  if (scanner) {
+    // The CLI wrote the spool without Backstop seeing its bytes: the scanner reads it back
+    // (from the page cache: about 0.1 s for 250 MB).
+    if (zstdCli) await scanFile(input.spoolPath, scanner, input.signal);
+    await writeDataOffsets(input.spoolPath, scanner);
+  }
   return plainBytes;
+}
+
+/**
+ * The zstd command-line tool decompresses `compressed` (the verified, decrypted stream) into
+ * `spoolPath` itself, so the plain bytes never pass through Backstop. Returns their number.
+ * Why: on the bench database this spools a 250 MB dump in about 0.4 s of wall time where
+ * Node's streaming zstd, with the same checks, takes about 1 s (its output arrives in chunks
+ * that each cross the thread pool, the stream stages and a file write); a restore's overhead
+ * over pg_restore is mostly this spool.
+ */
+async function decompressWithCli(zstd: string, compressed: [Readable, ...Transform[]], spoolPath: string, signal: AbortSignal): Promise<number> {
+  const [source, ...stages] = compressed;
+  const output = await fs.open(spoolPath, 'w', 0o600);
+  try {
+    const child = spawn(zstd, ['-d', '-q', '-c', '--no-progress'], { stdio: ['pipe', output.fd, 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+      stderr = (stderr + text).slice(-2000);
+    });
+    const exited = new Promise<{ code: number | null; killedBy: NodeJS.Signals | null }>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (code, killedBy) => resolve({ code, killedBy }));
+    });
+    const stop = () => child.kill('SIGKILL');
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      // zstd stops reading when its input is damaged: the feed then fails with EPIPE, and
+      // zstd's own exit status and message say why.
+      const feeding = pipeline(source, ...(stages as []), child.stdin!, { signal }).catch((error: unknown) => error);
+      const [fed, { code, killedBy }] = await Promise.all([feeding, exited]);
+      signal.throwIfAborted();
+      if (code !== 0) throw new Error(`zstd ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`}: ${stderr.trim() || 'no output'}`);
+      if (fed) throw fed;
+    } finally {
+      signal.removeEventListener('abort', stop);
+      child.kill('SIGKILL');
+    }
+    // No fsync: the spool is a temporary file that pg_restore reads from the page cache.
+    return (await output.stat()).size;
+  } finally {
+    await output.close();
+  }
+}
+
+async function scanFile(file: string, scanner: CustomArchiveScanner, signal: AbortSignal): Promise<void> {
+  const handle = await fs.open(file, 'r');
+  try {
+    // One buffer, reused: the scanner copies what it keeps.
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      signal.throwIfAborted();
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) return;
+      scanner.write(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 function checksumMismatch(prefix: string, file: ManifestFile, digest: { sha256: string; size: number }): BackstopError {
