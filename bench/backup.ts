@@ -216,7 +216,7 @@ async function main(): Promise<void> {
     return list;
   };
 
-  const restoreRound = async (artifacts: Map<string, string>): Promise<void> => {
+  const restoreRound = async (artifacts: Map<string, string>, round: number): Promise<void> => {
     const z0File = path.join(filesDir, 'z0.dump');
     const restoreCases = [
       {
@@ -237,7 +237,9 @@ async function main(): Promise<void> {
           runBackstopCase({ kind: 'restore', storeUrl: localUrl, prefix: artifacts.get('local-age')!, toUrl, jobs, tmpDir: spoolDir, identity }),
       },
     ];
-    for (const restoreCase of restoreCases) {
+    // Rotated like the backups: no case always runs first after a round of backups.
+    const shift = round % restoreCases.length;
+    for (const restoreCase of [...restoreCases.slice(shift), ...restoreCases.slice(0, shift)]) {
       const target = await freshDatabase('bench_restore');
       try {
         const load = await loadAverage();
@@ -266,7 +268,7 @@ async function main(): Promise<void> {
             `RSS ${sample.rssKiB === undefined ? '?' : ((sample.rssKiB * 1024) / MB).toFixed(0)} MB`,
         );
       }
-      if (withRestore) await restoreRound(artifacts);
+      if (withRestore) await restoreRound(artifacts, round);
       for (const prefix of artifacts.values()) await deletePrefix(localParent, prefix);
     }
   };

@@ -23,6 +23,8 @@ export interface Sample {
   /** User + system CPU of the process tree (pg_dump / pg_restore under Backstop included; the server excluded). */
   cpuMs?: number | undefined;
   prefix?: string;
+  /** A Backstop restore's phases, ms from its start: the spool verified, pg_restore done, rows checked. */
+  timings?: { spooledMs: number; pgRestoreDoneMs: number; checkedMs: number };
   /** The machine's 1-minute load average when the sample started (other work on the machine shows here). */
   load?: number;
 }
@@ -121,5 +123,6 @@ export async function runBackstopCase(spec: CaseSpec, env: Record<string, string
     cpuMs,
     ...(result.storedBytes !== undefined && { bytes: result.storedBytes }),
     ...(result.prefix !== undefined && { prefix: result.prefix }),
+    ...(result.timings !== undefined && { timings: result.timings }),
   };
 }

@@ -185,15 +185,21 @@ export function renderReport(results: BenchResults): string {
     '',
     '## Restore',
     '',
-    '| case | wall (s) | ÷ `pg_restore` | peak RSS (MB) | CPU (s) | process wall (s) | runs |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    'Backstop\'s phases (medians): "spool" reads the stored file, checks its size and SHA-256, decrypts and decompresses it into a temporary file; "pg_restore" is the same tool as the reference row, with the rows of each table checked as its data is committed; "check" counts what was not checked on the way.',
+    '',
+    '| case | wall (s) | ÷ `pg_restore` | spool (s) | pg_restore (s) | check (s) | peak RSS (MB) | CPU (s) | process wall (s) | runs |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const restorePg = summarize(results.cases.get('restore-pg'));
   for (const id of ['restore-pg', 'restore-backstop', 'restore-backstop-age']) {
     const record = results.cases.get(id);
     const s = summarize(record);
     if (!record || !s) continue;
-    out.push(`| ${record.label} | ${seconds(s.ms)} | ${ratio(s.ms, restorePg?.ms)} | ${s.rssMB === undefined ? '—' : s.rssMB.toFixed(0)} | ${cpuSeconds(s)} | ${seconds(s.processMs)} | ${s.n} |`);
+    const phases = record.samples.map((sample) => sample.timings).filter((t) => t !== undefined);
+    const phase = (of: (t: NonNullable<Sample['timings']>) => number) => (phases.length === 0 ? '—' : seconds(median(phases.map(of))));
+    out.push(
+      `| ${record.label} | ${seconds(s.ms)} | ${ratio(s.ms, restorePg?.ms)} | ${phase((t) => t.spooledMs)} | ${phase((t) => t.pgRestoreDoneMs - t.spooledMs)} | ${phase((t) => t.checkedMs - t.pgRestoreDoneMs)} | ${s.rssMB === undefined ? '—' : s.rssMB.toFixed(0)} | ${cpuSeconds(s)} | ${seconds(s.processMs)} | ${s.n} |`,
+    );
   }
   const idle = ['idle-local', 'idle-s3'].map((id) => ({ record: results.cases.get(id), s: summarize(results.cases.get(id)) }));
   if (idle.some((i) => i.s)) {

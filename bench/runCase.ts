@@ -35,6 +35,8 @@ export interface CaseResult {
   dumpBytes?: number;
   restoredBytes?: number;
   tablesChecked?: number;
+  /** A restore's phases, ms from its start (see RestoreResult.timings). */
+  timings?: { spooledMs: number; pgRestoreDoneMs: number; checkedMs: number };
 }
 
 async function runCase(spec: CaseSpec, signal: AbortSignal): Promise<Omit<CaseResult, 'maxRssKiB'>> {
@@ -72,7 +74,7 @@ async function runCase(spec: CaseSpec, signal: AbortSignal): Promise<Omit<CaseRe
           tmpDir: spec.tmpDir,
           signal,
         });
-        return { ms: performance.now() - started, restoredBytes: result.bytesRestored, tablesChecked: result.tablesChecked };
+        return { ms: performance.now() - started, restoredBytes: result.bytesRestored, tablesChecked: result.tablesChecked, ...(result.timings && { timings: result.timings }) };
       }
     }
   } finally {

@@ -51,6 +51,8 @@ export interface RestoreResult {
   tablesChecked: number;
   bytesRestored: number;
   pgRestoreVersion: string;
+  /** Where the time went (ms from the start): spool verified, pg_restore done, rows checked. */
+  timings?: { spooledMs: number; pgRestoreDoneMs: number; checkedMs: number };
 }
 
 /** Objects in non-system schemas that a restore would collide with. */
@@ -113,6 +115,7 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
       throw error;
     }
     const bytesRestored = await spooling;
+    const spooledMs = performance.now() - started;
     report('restoring', dumpFile.size);
     input.onEvent?.('restore_verified', `${dumpFile.name}: size and SHA-256 match the manifest`);
 
@@ -148,7 +151,9 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
       );
     }
 
-    if (!checkRows) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: pgRestore.version };
+    const pgRestoreDoneMs = performance.now() - started;
+    const timings = () => ({ spooledMs: Math.round(spooledMs), pgRestoreDoneMs: Math.round(pgRestoreDoneMs), checkedMs: Math.round(performance.now() - started) });
+    if (!checkRows) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: pgRestore.version, timings: timings() };
     report('checking', dumpFile.size);
     const restored = rowCheck
       ? await rowCheck.finish(restoredTables, jobs)
@@ -160,7 +165,7 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
     if (mismatches.length > 0) {
       throw new BackstopError('RESTORE_FAILED', `The restored database differs from the backup: ${mismatches.join('; ')}.`);
     }
-    return { tablesChecked: restoredTables.length, bytesRestored, pgRestoreVersion: pgRestore.version };
+    return { tablesChecked: restoredTables.length, bytesRestored, pgRestoreVersion: pgRestore.version, timings: timings() };
   } catch (error) {
     await restore?.terminate();
     if (signal.aborted) throw signal.reason;
