@@ -13,7 +13,7 @@ import { coalesceChunks } from './coalesceChunks.ts';
 import { createCompressor, defaultCompression, fileExtension, type CompressionSettings } from './compression.ts';
 import { CustomArchiveScanner } from './customArchiveScanner.ts';
 import { readManifest } from './readManifest.ts';
-import { collectHeapEvery, YOUNG_EVERY_BYTES } from '../core/heapCollector.ts';
+import { collectHeapEvery, FULL_EVERY_BYTES, YOUNG_EVERY_BYTES } from './heapCollector.ts';
 import { openSourceSnapshot, type SourceSnapshot, type TableCount } from './sourceSnapshot.ts';
 
 export interface BackupProgress {
@@ -245,8 +245,17 @@ export async function storeStream(input: StreamToStore): Promise<StoredObject & 
   const onMultipartUpload: PutOptions['onMultipartUpload'] = onEvent
     ? ({ uploadId, state }) => onEvent(`upload_${state}`, `multipart upload of ${input.key} ${state}`, { storeUrl: input.store.url, key: input.key, uploadId })
     : undefined;
+  // See heapCollector.ts: what a store holds on to (S3 parts waiting for the network) outlives
+  // the young generation.
+  const collectStored = collectHeapEvery(FULL_EVERY_BYTES, 'major');
+  let storedBytes = 0;
+  const onProgress = (bytes: number) => {
+    collectStored(bytes - storedBytes);
+    storedBytes = bytes;
+    input.onStoredBytes?.(bytes);
+  };
   const [stored] = await Promise.all([
-    input.store.put(input.key, body, { signal: input.signal, onProgress: input.onStoredBytes, expectedBytes: input.expectedBytes, onMultipartUpload }),
+    input.store.put(input.key, body, { signal: input.signal, onProgress, expectedBytes: input.expectedBytes, onMultipartUpload }),
     feeding,
   ]);
   return { ...stored, uncompressedSize };

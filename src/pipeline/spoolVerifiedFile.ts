@@ -10,7 +10,7 @@ import type { Store } from '../storage/store.ts';
 import { createAgeDecryptStream, type AgeIdentity } from './age.ts';
 import { createDecompressor, findZstdCli } from './compression.ts';
 import { CustomArchiveScanner, writeDataOffsets } from './customArchiveScanner.ts';
-import { collectHeapEvery, YOUNG_EVERY_BYTES } from '../core/heapCollector.ts';
+import { collectHeapEvery, YOUNG_EVERY_BYTES } from './heapCollector.ts';
 
 /**
  * Streams one stored file through its digest check, decryption and decompression into

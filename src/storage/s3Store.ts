@@ -16,7 +16,6 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { BackstopError } from '../core/errors.ts';
-import { collectHeapEvery, FULL_EVERY_BYTES } from '../core/heapCollector.ts';
 import { parseS3Url, partSizeFor } from './s3Url.ts';
 import type { ListedObject, MultipartUploadState, PutOptions, Store, StoredObject } from './store.ts';
 
@@ -125,11 +124,8 @@ export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, 
       body.on('error', (error) => {
         bodyError ??= error;
       });
-      // See heapCollector.ts: parts waiting for the network outlive the young generation.
-      const collect = collectHeapEvery(FULL_EVERY_BYTES, 'major');
       const measure = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
-          collect(chunk.length);
           hash.update(chunk);
           size += chunk.length;
           onProgress?.(size);
