@@ -85,6 +85,25 @@ describe('spooling a stored file for pg_restore: the zstd tool and the built-in 
     });
   }
 
+  it('the data offsets come from the manifest; without them (an older backup) the spool is scanned, and wrong ones are not used', async () => {
+    const { manifest } = artifacts.plain;
+    const recorded = manifest.files[0]!.dataBlocks!;
+    assert.ok(recorded.length >= 3, 'the backup recorded where each data block starts');
+    const reference = await fs.readFile((await spool('plain', false)).spoolPath);
+    const withFile = (file: Partial<Manifest['files'][number]>): Manifest => ({ ...manifest, files: [{ ...manifest.files[0]!, ...file }] });
+
+    const { dataBlocks: _recorded, ...olderFile } = manifest.files[0]!;
+    const older = await spool('plain', true, { manifest: { ...manifest, files: [olderFile] } });
+    assert.ok((await fs.readFile(older.spoolPath)).equals(reference), 'scanned: the same offsets');
+
+    // Offsets that point elsewhere are refused as a whole: the spool stays as pg_dump wrote it.
+    const wrong = await spool('plain', true, { manifest: withFile({ dataBlocks: recorded.map(([id, offset]) => [id, offset + 1] as [number, number]) }) });
+    const asDumped = execFileSync('zstd', ['-d', '-c', path.join(root, 'store', artifacts.plain.prefix, manifest.files[0]!.name)], { maxBuffer: 1 << 30 });
+    assert.ok((await fs.readFile(wrong.spoolPath)).equals(asDumped));
+    assert.ok(!asDumped.equals(reference), 'the offsets are what differs');
+    assert.deepEqual(wrong.scanner.tableEntries(), older.scanner.tableEntries(), 'the TOC was read either way');
+  });
+
   it('a flipped byte is a checksum mismatch for both, and leaves no zstd running', async () => {
     const { prefix, manifest } = artifacts.plain;
     const file = path.join(root, 'store', prefix, manifest.files[0]!.name);

@@ -19,6 +19,12 @@ export const manifestFileSchema = z.object({
   size: z.number().int().nonnegative().describe('Stored size in bytes.'),
   sha256: sha256.describe('SHA-256 of the stored bytes.'),
   uncompressedSize: z.number().int().nonnegative().describe('Size of the content before compression.'),
+  dataBlocks: z
+    .array(z.tuple([z.number().int().positive(), z.number().int().nonnegative()]))
+    .optional()
+    .describe(
+      'For a "pg_dump-custom" file: where each data block starts in the plain archive, as [dump id, byte offset]. pg_dump writes these offsets into its table of contents only when its output is seekable, and Backstop dumps to a pipe; a restore fills them into its copy so that pg_restore --jobs can seek.',
+    ),
   dumpedBy: z
     .object({
       tool: z.enum(['pg_dump', 'pg_dumpall']),

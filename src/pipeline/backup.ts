@@ -119,6 +119,8 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
     });
 
     const tables = await tableCounts(archive, checksumming, source, input.signal);
+    // A restore fills these into its spool without scanning the whole archive again.
+    const dataBlocks = archive.dataBlocks();
     await source.close();
 
     progress.phase = 'manifest';
@@ -143,6 +145,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
           size: stored.size,
           sha256: stored.sha256,
           uncompressedSize: progress.bytesDumped,
+          ...(dataBlocks && { dataBlocks }),
         },
       ],
       tables,
@@ -245,9 +248,9 @@ export async function storeStream(input: StreamToStore): Promise<StoredObject & 
   const onMultipartUpload: PutOptions['onMultipartUpload'] = onEvent
     ? ({ uploadId, state }) => onEvent(`upload_${state}`, `multipart upload of ${input.key} ${state}`, { storeUrl: input.store.url, key: input.key, uploadId })
     : undefined;
-  // See heapCollector.ts: what a store holds on to (S3 parts waiting for the network) outlives
-  // the young generation.
-  const collectStored = collectHeapEvery(FULL_EVERY_BYTES, 'major');
+  // See heapCollector.ts: parts a store holds while they wait for the network outlive the
+  // young generation. (Elsewhere full collections cost CPU and saved nothing: measured.)
+  const collectStored = input.store.buffersParts ? collectHeapEvery(FULL_EVERY_BYTES, 'major') : () => {};
   let storedBytes = 0;
   const onProgress = (bytes: number) => {
     collectStored(bytes - storedBytes);

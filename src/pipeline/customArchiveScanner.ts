@@ -148,6 +148,8 @@ type Expecting = 'dumpId' | 'chunkLength' | 'objectId';
 /** Follows a custom-format archive as it streams past; see the top of this file. */
 export class CustomArchiveScanner {
   #failed = false;
+  /** Data block offsets came from adoptDataBlocks, not from scanning. */
+  #adopted = false;
   #position = 0;
   #tocBuffer: Buffer[] = [];
   #tocBytes = 0;
@@ -301,7 +303,32 @@ export class CustomArchiveScanner {
         this.#fail();
       }
     }
+    if (this.#adopted) return this.#toc;
     return this.#failed || this.#state !== 'type' ? null : this.#toc;
+  }
+
+  /** Whether the header and TOC have been read. */
+  tocRead(): boolean {
+    return this.#toc !== null;
+  }
+
+  /**
+   * Takes the data block offsets from elsewhere (the manifest recorded them when the backup
+   * scanned the archive), once the TOC has been read: the rest of the archive need not be
+   * scanned. writeDataOffsets still checks each against the file before using any.
+   */
+  adoptDataBlocks(blocks: ReadonlyArray<readonly [number, number]>): boolean {
+    if (this.#failed || this.#toc === null) return false;
+    this.#blocks.clear();
+    for (const [dumpId, offset] of blocks) this.#blocks.set(dumpId, offset);
+    this.#adopted = true;
+    return true;
+  }
+
+  /** Where each data block starts, as [dump id, offset], in file order; null as for tableRows. */
+  dataBlocks(): Array<[number, number]> | null {
+    if (this.#finished() === null) return null;
+    return [...this.#blocks].sort((a, b) => a[1] - b[1]);
   }
 
   /** The TOC's TABLE DATA entries, once the TOC has been read; empty before. */

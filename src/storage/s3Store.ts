@@ -109,6 +109,7 @@ export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, 
 
   return {
     url,
+    buffersParts: true,
 
     async put(key: string, body: Readable, options: PutOptions = {}): Promise<StoredObject> {
       const { signal, onProgress, expectedBytes } = options;

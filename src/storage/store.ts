@@ -41,6 +41,12 @@ export type MultipartUploadState = 'started' | 'completed' | 'aborted';
 export interface Store {
   /** Printable URL with no secrets in it. */
   readonly url: string;
+  /**
+   * A put gathers the data into parts that wait for the network (S3 multipart): long enough
+   * for V8 to promote their buffers, so the backup stream asks for full heap collections
+   * while it writes (see src/pipeline/heapCollector.ts).
+   */
+  readonly buffersParts?: boolean;
   put(key: string, body: Readable, options?: PutOptions): Promise<StoredObject>;
   /** Throws STORE_READ_FAILED when the object is missing or unreadable. */
   get(key: string, options?: { signal?: AbortSignal }): Promise<Readable>;
