@@ -50,7 +50,7 @@ describe('spooling a stored file for pg_restore: the zstd tool and the built-in 
     await fs.rm(root, { recursive: true, force: true });
   });
 
-  const spool = async (kind: 'plain' | 'encrypted', zstdCli: boolean, options: { manifest?: Manifest; signal?: AbortSignal } = {}) => {
+  const spool = async (kind: 'plain' | 'encrypted', zstdCli: boolean, options: { manifest?: Manifest; signal?: AbortSignal; identity?: string } = {}) => {
     const { prefix, manifest } = artifacts[kind];
     const spoolPath = path.join(root, `${kind}-${zstdCli ? 'cli' : 'builtin'}-${randomUUID()}.pgcustom`);
     const scanner = new CustomArchiveScanner();
@@ -62,7 +62,7 @@ describe('spooling a stored file for pg_restore: the zstd tool and the built-in 
       manifest: options.manifest ?? manifest,
       spoolPath,
       signal: options.signal ?? new AbortController().signal,
-      identities: parseIdentities(identity),
+      identities: parseIdentities(options.identity ?? identity),
       scanner,
       zstdCli,
     });
@@ -133,6 +133,19 @@ describe('spooling a stored file for pg_restore: the zstd tool and the built-in 
       }
     } finally {
       await fs.writeFile(file, original);
+    }
+    assert.equal(zstdProcesses(), 0);
+  });
+
+  it('a wrong identity is refused as such by both, not taken for a file that cannot be decompressed', async () => {
+    const other = generateIdentity().identity;
+    for (const zstdCli of [true, false]) {
+      await assert.rejects(spool('encrypted', zstdCli, { identity: other }), (error: unknown) => {
+        assert.ok(error instanceof BackstopError);
+        assert.equal(error.code, 'INVALID_INPUT');
+        assert.match(error.message, /None of the given identities/);
+        return true;
+      });
     }
     assert.equal(zstdProcesses(), 0);
   });

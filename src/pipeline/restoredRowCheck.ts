@@ -61,7 +61,12 @@ export class RestoredRowCheck {
 
   async #drain(): Promise<void> {
     try {
-      this.#client ??= await connectDatabase(this.#url);
+      if (!this.#client) {
+        this.#client = await connectDatabase(this.#url);
+        // pg_restore's jobs are still loading: a count that starts parallel workers (two by
+        // default) takes every core from them. One backend counts, at its own pace.
+        await this.#client.query('set max_parallel_workers_per_gather = 0');
+      }
       for (let table = this.#queue.shift(); table; table = this.#queue.shift()) {
         this.#signal.throwIfAborted();
         this.#counts.set(key(table), await countTable(this.#client, table));

@@ -136,6 +136,9 @@ async function decompressWithCli(zstd: string, compressed: [Readable, ...Transfo
       const feeding = pipeline(source, ...(stages as []), child.stdin!, { signal }).catch((error: unknown) => error);
       const [fed, { code, killedBy }] = await Promise.all([feeding, exited]);
       signal.throwIfAborted();
+      // A finding of Backstop's own stages (a wrong identity, a damaged age header) is the
+      // reason zstd saw its input end early, not the other way round.
+      if (fed instanceof BackstopError) throw fed;
       if (code !== 0) throw new Error(`zstd ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`}: ${stderr.trim() || 'no output'}`);
       if (fed) throw fed;
     } finally {
