@@ -9,6 +9,7 @@
  * records the load average of every sample); --rss-scaling adds about 8 minutes for a database
  * four times larger. Ctrl-C stops the cases in flight and removes the servers and temporary files.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -242,6 +243,7 @@ async function main(): Promise<void> {
     for (const restoreCase of [...restoreCases.slice(shift), ...restoreCases.slice(0, shift)]) {
       const target = await freshDatabase('bench_restore');
       try {
+        await settle();
         const load = await loadAverage();
         const sample = record(restoreCase.id, restoreCase.label, await restoreCase.run(target.url), load);
         log(`  ${restoreCase.id}: ${(sample.ms / 1000).toFixed(2)} s`);
@@ -260,6 +262,7 @@ async function main(): Promise<void> {
       // Rotate the order so that no case always runs right after the same neighbour.
       const shift = (round * 3) % list.length;
       for (const backupCase of [...list.slice(shift), ...list.slice(0, shift)]) {
+        await settle();
         const load = await loadAverage();
         const sample = record(idPrefix + backupCase.id, backupCase.label, await backupCase.run(), load);
         if (sample.prefix) artifacts.set(backupCase.id, sample.prefix);
@@ -311,6 +314,15 @@ async function main(): Promise<void> {
   await fs.writeFile(latest, report);
   process.stdout.write(report);
   log(`wrote ${path.relative(process.cwd(), dated)} and ${path.relative(process.cwd(), latest)}`);
+}
+
+/**
+ * Writes out what earlier cases left in the page cache before the next case starts: s3rver does
+ * not fsync, and its objects would otherwise be written back (30 s later, by the kernel) in the
+ * middle of whichever case runs then.
+ */
+async function settle(): Promise<void> {
+  await new Promise<void>((resolve) => execFile('sync', () => resolve()));
 }
 
 async function loadAverage(): Promise<number> {

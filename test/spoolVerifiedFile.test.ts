@@ -150,6 +150,24 @@ describe('spooling a stored file for pg_restore: the zstd tool and the built-in 
     assert.equal(zstdProcesses(), 0);
   });
 
+  it('a zstd tool that fails on good bytes is not the artifact’s fault: the built-in decompressor takes over', async () => {
+    const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-bad-zstd-'));
+    const savedPath = process.env.PATH;
+    try {
+      // Answers -V like zstd, and fails every decompression.
+      await fs.writeFile(path.join(directory, 'zstd'), '#!/bin/sh\n[ "$1" = -V ] && { echo "zstd v1.5.4"; exit 0; }\ncat >/dev/null; echo "zstd: error 11 : Allocation error" >&2; exit 1\n', { mode: 0o755 });
+      process.env.PATH = `${directory}${path.delimiter}${savedPath}`;
+      assert.equal(findZstdCli(), path.join(directory, 'zstd'));
+      const spooled = await spool('plain', true);
+      process.env.PATH = savedPath;
+      assert.equal(spooled.bytes, artifacts.plain.manifest.files[0]!.uncompressedSize);
+      assert.ok((await fs.readFile(spooled.spoolPath)).equals(await fs.readFile((await spool('plain', false)).spoolPath)));
+    } finally {
+      process.env.PATH = savedPath;
+      await fs.rm(directory, { recursive: true, force: true });
+    }
+  });
+
   it('an abort stops the zstd tool and rejects with the reason', async () => {
     const controller = new AbortController();
     const reason = new Error('stopped by the test');

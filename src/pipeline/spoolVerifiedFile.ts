@@ -87,6 +87,9 @@ export async function spoolVerifiedFile(input: {
     // stored bytes, because the checksum is the real finding.
     const digest = await digestOf(store, prefix + file.name);
     if (digest.sha256 !== file.sha256 || digest.size !== file.size) throw checksumMismatch(prefix, file, digest);
+    // The stored bytes are as written, so the zstd tool is what failed (an odd build, a
+    // missing library): the built-in decompressor decides.
+    if (zstdCli) return spoolVerifiedFile({ ...input, zstdCli: false });
     throw new BackstopError('ARTIFACT_CORRUPT', `${prefix}${file.name} matches its checksum but cannot be decompressed: ${(error as Error).message}`, { cause: error });
   }
   const digest = { sha256: hash.digest('hex'), size: storedBytes };
@@ -119,7 +122,7 @@ async function decompressWithCli(zstd: string, compressed: [Readable, ...Transfo
   const [source, ...stages] = compressed;
   const output = await fs.open(spoolPath, 'w', 0o600);
   try {
-    const child = spawn(zstd, ['-d', '-q', '-c', '--no-progress'], { stdio: ['pipe', output.fd, 'pipe'] });
+    const child = spawn(zstd, ['-d', '-q', '-c'], { stdio: ['pipe', output.fd, 'pipe'] });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (text: string) => {
       stderr = (stderr + text).slice(-2000);
