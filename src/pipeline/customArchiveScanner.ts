@@ -325,10 +325,10 @@ export class CustomArchiveScanner {
     return true;
   }
 
-  /** Where each data block starts, as [dump id, offset], in file order; null as for tableRows. */
+  /** Where each data block starts, as [dump id, offset], in file order (the order they were met); null as for tableRows. */
   dataBlocks(): Array<[number, number]> | null {
     if (this.#finished() === null) return null;
-    return [...this.#blocks].sort((a, b) => a[1] - b[1]);
+    return [...this.#blocks];
   }
 
   /** The TOC's TABLE DATA entries, once the TOC has been read; empty before. */

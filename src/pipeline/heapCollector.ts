@@ -11,7 +11,7 @@ import vm from 'node:vm';
  * then the dead buffers stay in malloc's heap, which rarely shrinks again. A scavenge of the
  * young generation every 4 MiB of data bounds them to a few MiB. Measured on the bench
  * database (250 MB dump, compiled code, 2 cores): peak RSS of a backup to local disk
- * 126–140 MB → 100–102 MB, and no more CPU (freed memory is reused while still in cache); a
+ * 132–140 MB → 100–110 MB, and no more CPU (freed memory is reused while still in cache); a
  * scavenge here takes about 0.1 ms.
  *
  * S3 parts are different: lib-storage joins each part into one 5 MiB buffer that waits for the
