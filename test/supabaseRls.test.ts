@@ -359,6 +359,49 @@ describe('Backstop catalog in Supabase: row-level security for every role × ope
     }
   });
 
+  it('tables only Backstop reads (tokens, runner tokens, the notification outbox, any table a later migration adds) refuse every API role but service_role', async () => {
+    const readable = ['targets', 'runs', 'run_events', 'organizations', 'organization_members'];
+    const tables = (
+      await adminQuery<{ name: string }>(
+        `select relname as name from pg_class where relnamespace = 'backstop'::regnamespace and relkind in ('r', 'p') order by 1`,
+        [],
+        catalog.url,
+      )
+    )
+      .map((row) => row.name)
+      .filter((name) => !readable.includes(name));
+    for (const table of ['api_tokens', 'runner_tokens', 'github_runner_tokens', 'notifications', 'migrations']) assert.ok(tables.includes(table), table);
+    for (const table of tables) {
+      const sql = `select count(*)::int as count from backstop.${table}`;
+      for (const actor of ['anon', 'outsider', 'memberA', 'adminA'] as const) {
+        await assert.rejects(runAs(actor, sql, []), (error) => pgErrorCode(error) === INSUFFICIENT_PRIVILEGE, `${actor}: ${sql}`);
+      }
+      const { rows } = await runAs('service_role', sql, []);
+      assert.equal(typeof rows[0]!.count, 'number');
+    }
+  });
+
+  it('the helpers read the same user auth.uid() reads, from either claim setting, and nobody without claims', async () => {
+    const client = new pg.Client({ connectionString: catalog.url });
+    await client.connect();
+    try {
+      const cases: Array<[string, string, string | null]> = [
+        ['request.jwt.claims', JSON.stringify({ sub: fixture.users.adminA, role: 'authenticated' }), fixture.users.adminA],
+        ['request.jwt.claim.sub', fixture.users.memberA, fixture.users.memberA],
+        ['request.jwt.claims', JSON.stringify({ role: 'anon' }), null],
+      ];
+      for (const [setting, value, expected] of cases) {
+        await client.query('begin');
+        await client.query('select set_config($1, $2, true)', [setting, value]);
+        const { rows } = await client.query('select backstop_private.request_user_id() as helper, auth.uid() as auth');
+        await client.query('rollback');
+        assert.deepEqual(rows[0], { helper: expected, auth: expected }, setting);
+      }
+    } finally {
+      await client.end();
+    }
+  });
+
   it('is_org_admin / is_org_member answer only for the request’s user: asking about another user is impossible', async () => {
     const claimsOf = (user: UserKey) => ({ sub: fixture.users[user], role: 'authenticated', aud: 'authenticated' });
     // The oracle: an outsider (or a member, or B's admin) asking who administers organisation A.
