@@ -14,6 +14,7 @@ import {
   asApiRole,
   createSupabaseCatalog,
   dropServiceRoleIfUnused,
+  PROTECTED_COLUMNS,
   seedOrganizations,
   supabaseMigrationSql,
   type ApiRole,
@@ -22,6 +23,7 @@ import {
 } from './support/supabaseCatalog.ts';
 
 const INSUFFICIENT_PRIVILEGE = '42501';
+const UNDEFINED_FUNCTION = '42883';
 
 type ActorName = 'anon' | 'outsider' | 'memberA' | 'adminA' | 'adminB' | 'service_role' | 'backstop_service';
 type TableName = 'targets' | 'runs' | 'run_events' | 'organization_members';
@@ -184,7 +186,7 @@ describe('Backstop catalog in Supabase: row-level security for every role × ope
       catalog.apiUrl,
       'authenticated',
       admin,
-      `select t.id, t.name, t.store_url, t.options, t.organization_id, r.status, e.message
+      `select t.id, t.name, t.schedule, t.organization_id, r.status, r.error_code, e.kind
        from backstop.targets t join backstop.runs r on r.target_id = t.id join backstop.run_events e on e.run_id = r.id`,
     );
     assert.equal(rows.length, 1);
@@ -234,14 +236,15 @@ describe('Backstop catalog in Supabase: row-level security for every role × ope
     assert.deepEqual(tableGrants, [
       { grantee: 'authenticated', object: 'organization_members', privilege: 'SELECT' },
       { grantee: 'authenticated', object: 'organizations', privilege: 'SELECT' },
-      { grantee: 'authenticated', object: 'run_events', privilege: 'SELECT' },
-      { grantee: 'authenticated', object: 'runs', privilege: 'SELECT' },
     ]);
     const columnGrants = grants.filter((grant) => grant.object.includes('.'));
-    assert.ok(columnGrants.every((grant) => grant.grantee === 'authenticated' && grant.privilege === 'SELECT' && grant.object.startsWith('targets.')));
-    const columns = columnGrants.map((grant) => grant.object.slice('targets.'.length));
-    assert.ok(columns.includes('name') && columns.includes('organization_id'));
-    assert.ok(!columns.includes('database_url') && !columns.includes('notifications'));
+    assert.ok(columnGrants.every((grant) => grant.grantee === 'authenticated' && grant.privilege === 'SELECT'), JSON.stringify(columnGrants));
+    const columns = columnGrants.map((grant) => grant.object);
+    for (const readable of ['targets.name', 'targets.organization_id', 'runs.status', 'runs.target_id', 'run_events.kind', 'run_events.run_id']) {
+      assert.ok(columns.includes(readable), `${readable} is granted`);
+    }
+    for (const column of PROTECTED_COLUMNS) assert.ok(!columns.includes(column), `${column} is not granted`);
+    assert.deepEqual([...new Set(columns.map((column) => column.split('.')[0]))].sort(), ['run_events', 'runs', 'targets']);
 
     const [privileges] = await adminQuery<Record<string, boolean>>(
       `select
@@ -261,27 +264,191 @@ describe('Backstop catalog in Supabase: row-level security for every role × ope
     assert.deepEqual(privileges, { anon_schema_usage: false, api_sequences: false, api_catalog_functions: false, anon_helpers: false });
   });
 
-  it('helpers are SECURITY DEFINER with an empty search_path in backstop_private; policies evaluate auth.uid() once per query', async () => {
-    const helpers = await adminQuery<{ name: string; definer: boolean; config: string[] }>(
-      `select p.proname as name, p.prosecdef as definer, p.proconfig as config from pg_proc p
-       where p.pronamespace = 'backstop_private'::regnamespace order by 1`,
+  it('helpers take no user id: SECURITY DEFINER with an empty search_path, answering for the request’s user only', async () => {
+    const helpers = await adminQuery<{ name: string; args: string; definer: boolean; config: string[] }>(
+      `select p.proname as name, pg_get_function_identity_arguments(p.oid) as args, p.prosecdef as definer, p.proconfig as config
+       from pg_proc p where p.pronamespace = 'backstop_private'::regnamespace order by 1`,
       [],
       catalog.url,
     );
     assert.deepEqual(helpers, [
-      { name: 'is_org_admin', definer: true, config: ['search_path=""'] },
-      { name: 'is_org_member', definer: true, config: ['search_path=""'] },
+      { name: 'is_org_admin', args: 'org uuid', definer: true, config: ['search_path=""'] },
+      { name: 'is_org_member', args: 'org uuid', definer: true, config: ['search_path=""'] },
+      { name: 'request_user_id', args: '', definer: false, config: ['search_path=""'] },
     ]);
-    const policies = await adminQuery<{ tablename: string; qual: string | null }>(
-      `select tablename, qual from pg_policies where schemaname = 'backstop' and qual like '%auth.uid()%'`,
+    const policies = await adminQuery<{ tablename: string; policyname: string; qual: string | null }>(
+      `select tablename, policyname, qual from pg_policies where schemaname = 'backstop' and roles = '{authenticated}'`,
       [],
       catalog.url,
     );
-    assert.ok(policies.length >= 5);
+    assert.equal(policies.length, 5);
     for (const policy of policies) {
+      // No policy hands a helper a user id; auth.uid() appears only as an initplan, once per query.
+      assert.doesNotMatch(policy.qual!, /is_org_(admin|member)\([^)]*,/, `${policy.tablename}.${policy.policyname}: ${policy.qual}`);
       const bare = policy.qual!.replaceAll(/\( SELECT auth\.uid\(\) AS uid\)/g, '');
       assert.ok(!bare.includes('auth.uid()'), `${policy.tablename}: ${policy.qual}`);
     }
+  });
+
+  // What only Backstop's own side may read: every API role × every protected column, read
+  // from organisation A's rows (the ones admin A sees). Column privileges are checked before
+  // any row is, so a refusal does not depend on which rows the policies let through.
+  const COLUMN_READS: Record<ActorName, 'allowed' | 'refused'> = {
+    anon: 'refused',
+    outsider: 'refused',
+    memberA: 'refused',
+    adminA: 'refused',
+    adminB: 'refused',
+    service_role: 'allowed',
+    backstop_service: 'allowed',
+  };
+  for (const [actor, expected] of Object.entries(COLUMN_READS) as Array<[ActorName, 'allowed' | 'refused']>) {
+    for (const column of PROTECTED_COLUMNS) {
+      it(`${actor} reads ${column}: ${expected}`, async () => {
+        const [table, name] = column.split('.') as [TableName, string];
+        const id = table === 'targets' ? fixture.targets.a : table === 'runs' ? fixture.runs.a : fixture.events.a;
+        const sql = `select ${name}::text as value from backstop.${table} where id = $1`;
+        if (expected === 'refused') {
+          await assert.rejects(runAs(actor, sql, [id]), (error) => pgErrorCode(error) === INSUFFICIENT_PRIVILEGE, `${actor}: ${sql}`);
+          return;
+        }
+        const { rows } = await runAs(actor, sql, [id]);
+        assert.equal(rows.length, 1);
+        assert.ok(String(rows[0]!.value).includes(fixture.protectedColumns[column]), `${column}: ${rows[0]!.value}`);
+      });
+    }
+  }
+
+  it('an organisation admin cannot reach a protected column sideways: whole rows, row values, filters, sorts', async () => {
+    const admin = { sub: fixture.users.adminA, role: 'authenticated', aud: 'authenticated' };
+    const attempts: Array<[string, unknown[]]> = [
+      ['select * from backstop.runs', []],
+      ['select r from backstop.runs r', []],
+      ['select to_jsonb(r) from backstop.runs r', []],
+      ['select row_to_json(e) from backstop.run_events e', []],
+      ['select * from backstop.run_events', []],
+      // Guessing a value through a predicate is reading the column too.
+      ['select id from backstop.runs where lease_id = $1', [fixture.protectedColumns['runs.lease_id']]],
+      [`select id from backstop.runs where claimed_by like '%' order by claimed_by`, []],
+      [`select id from backstop.runs where artifact->>'prefix' is not null`, []],
+      [`select id from backstop.run_events order by data`, []],
+      [`select id from backstop.targets where store_url like 's3://%'`, []],
+    ];
+    for (const [sql, values] of attempts) {
+      await assert.rejects(asApiRole(catalog.apiUrl, 'authenticated', admin, sql, values), (error) => pgErrorCode(error) === INSUFFICIENT_PRIVILEGE, sql);
+    }
+  });
+
+  it('every column an organisation admin may read, read at once, carries none of the protected values', async () => {
+    const granted = await adminQuery<{ table: string; columns: string[] }>(
+      `select c.relname as table, array_agg(att.attname::text order by att.attnum) as columns
+       from pg_attribute att join pg_class c on c.oid = att.attrelid cross join lateral aclexplode(att.attacl) a
+       join pg_roles r on r.oid = a.grantee
+       where c.relnamespace = 'backstop'::regnamespace and r.rolname = 'authenticated' and a.privilege_type = 'SELECT'
+       group by c.relname`,
+      [],
+      catalog.url,
+    );
+    assert.equal(granted.length, 3);
+    const admin = { sub: fixture.users.adminA, role: 'authenticated', aud: 'authenticated' };
+    for (const { table, columns } of granted) {
+      const { rows } = await asApiRole(catalog.apiUrl, 'authenticated', admin, `select ${columns.map((column) => `"${column}"`).join(', ')} from backstop.${table}`);
+      assert.equal(rows.length, 1, table);
+      const seen = JSON.stringify(rows);
+      for (const [column, value] of Object.entries(fixture.protectedColumns)) assert.ok(!seen.includes(value), `${table} shows ${column}: ${seen}`);
+    }
+  });
+
+  it('tables only Backstop reads (tokens, runner tokens, the notification outbox, any table a later migration adds) refuse every API role but service_role', async () => {
+    const readable = ['targets', 'runs', 'run_events', 'organizations', 'organization_members'];
+    const tables = (
+      await adminQuery<{ name: string }>(
+        `select relname as name from pg_class where relnamespace = 'backstop'::regnamespace and relkind in ('r', 'p') order by 1`,
+        [],
+        catalog.url,
+      )
+    )
+      .map((row) => row.name)
+      .filter((name) => !readable.includes(name));
+    for (const table of ['api_tokens', 'runner_tokens', 'github_runner_tokens', 'notifications', 'migrations']) assert.ok(tables.includes(table), table);
+    for (const table of tables) {
+      const sql = `select count(*)::int as count from backstop.${table}`;
+      for (const actor of ['anon', 'outsider', 'memberA', 'adminA'] as const) {
+        await assert.rejects(runAs(actor, sql, []), (error) => pgErrorCode(error) === INSUFFICIENT_PRIVILEGE, `${actor}: ${sql}`);
+      }
+      const { rows } = await runAs('service_role', sql, []);
+      assert.equal(typeof rows[0]!.count, 'number');
+    }
+  });
+
+  it('the helpers read the same user auth.uid() reads, from either claim setting, and nobody without claims', async () => {
+    const client = new pg.Client({ connectionString: catalog.url });
+    await client.connect();
+    try {
+      const cases: Array<[string, string, string | null]> = [
+        ['request.jwt.claims', JSON.stringify({ sub: fixture.users.adminA, role: 'authenticated' }), fixture.users.adminA],
+        ['request.jwt.claim.sub', fixture.users.memberA, fixture.users.memberA],
+        ['request.jwt.claims', JSON.stringify({ role: 'anon' }), null],
+      ];
+      for (const [setting, value, expected] of cases) {
+        await client.query('begin');
+        await client.query('select set_config($1, $2, true)', [setting, value]);
+        const { rows } = await client.query('select backstop_private.request_user_id() as helper, auth.uid() as auth');
+        await client.query('rollback');
+        assert.deepEqual(rows[0], { helper: expected, auth: expected }, setting);
+      }
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('is_org_admin / is_org_member answer only for the request’s user: asking about another user is impossible', async () => {
+    const claimsOf = (user: UserKey) => ({ sub: fixture.users[user], role: 'authenticated', aud: 'authenticated' });
+    // The oracle: an outsider (or a member, or B's admin) asking who administers organisation A.
+    for (const user of ['outsider', 'memberA', 'adminB', 'adminA'] as const) {
+      for (const helper of ['is_org_admin', 'is_org_member']) {
+        await assert.rejects(
+          asApiRole(catalog.apiUrl, 'authenticated', claimsOf(user), `select backstop_private.${helper}($1::uuid, $2::uuid) as answer`, [fixture.orgs.a, fixture.users.adminA]),
+          (error) => pgErrorCode(error) === UNDEFINED_FUNCTION,
+          `${user}: ${helper}(org, uid)`,
+        );
+      }
+      // Nor through the helper that reads the request's user: it is the helpers' own.
+      await assert.rejects(
+        asApiRole(catalog.apiUrl, 'authenticated', claimsOf(user), 'select backstop_private.request_user_id()'),
+        (error) => pgErrorCode(error) === INSUFFICIENT_PRIVILEGE,
+      );
+    }
+    await assert.rejects(
+      asApiRole(catalog.apiUrl, 'anon', { role: 'anon' }, 'select backstop_private.is_org_admin($1::uuid)', [fixture.orgs.a]),
+      (error) => pgErrorCode(error) === INSUFFICIENT_PRIVILEGE,
+    );
+    // What is left answers for the caller alone: admin A is admin of A, not of B; the others of neither.
+    const answers: Record<string, unknown> = {};
+    for (const user of ['outsider', 'memberA', 'adminA', 'adminB'] as const) {
+      const { rows } = await asApiRole(
+        catalog.apiUrl,
+        'authenticated',
+        claimsOf(user),
+        `select backstop_private.is_org_admin($1::uuid) as admin_a, backstop_private.is_org_admin($2::uuid) as admin_b,
+                backstop_private.is_org_member($1::uuid) as member_a`,
+        [fixture.orgs.a, fixture.orgs.b],
+      );
+      answers[user] = rows[0];
+    }
+    assert.deepEqual(answers, {
+      outsider: { admin_a: false, admin_b: false, member_a: false },
+      memberA: { admin_a: false, admin_b: false, member_a: true },
+      adminA: { admin_a: true, admin_b: false, member_a: true },
+      adminB: { admin_a: false, admin_b: true, member_a: false },
+    });
+    // No function left in backstop_private takes a user id at all.
+    const [{ count }] = (await adminQuery<{ count: number }>(
+      `select count(*)::int as count from pg_proc where pronamespace = 'backstop_private'::regnamespace and pronargs > 1`,
+      [],
+      catalog.url,
+    )) as [{ count: number }];
+    assert.equal(count, 0);
   });
 
   it("Backstop's own migrator, connected as its login role, finds the catalog up to date", async () => {

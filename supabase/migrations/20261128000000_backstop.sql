@@ -356,7 +356,10 @@ end $apply$;
 --   anon                          nothing: no privilege on schema backstop at all
 --   authenticated                 SELECT only, and only rows of organisations where the user is an
 --                                 admin (targets, their runs and run events); their own
---                                 memberships; never targets.database_url nor targets.notifications
+--                                 memberships; and only the columns granted below: never what
+--                                 only Backstop's own side may read (database URLs, notification
+--                                 channels, store URLs and artifact locations, lease ids, runner
+--                                 identity, executor details, free-text messages that name them)
 --   service_role (BYPASSRLS)      everything
 --   backstop_service (NOLOGIN)    everything, through policies; Backstop's own login role is a
 --                                 member of it (postgres is made one below)
@@ -419,27 +422,50 @@ end $owner$;
 -- schemas listed in the API settings are; never add this one), with an empty search_path and
 -- fully qualified names. They must read organization_members without its own policies, which
 -- call them: owned by the owner of organization_members, on which RLS is therefore not FORCEd.
--- The user id comes from the policy as `(select auth.uid())`, evaluated once per query by the
--- querying user.
+--
+-- They take no user id: each answers for the user of the request only. A helper that took the
+-- user as an argument answered for anyone (`is_org_admin(org, someone_else)` told any
+-- signed-in user who administers what). The request's user is read from the JWT claims
+-- PostgREST sets for the transaction, the same settings auth.uid() reads; read here directly
+-- because the helpers run as their owner, which holds no privilege on schema auth.
 create schema if not exists backstop_private;
 alter schema backstop_private owner to backstop_service;
 
-create or replace function backstop_private.is_org_admin(org uuid, uid uuid) returns boolean
+-- Policies name the helpers: drop them before the helpers they call (applying this again, or
+-- over a catalog whose helpers still took a uid).
+drop policy if exists org_admins_read on backstop.targets;
+drop policy if exists org_admins_read on backstop.runs;
+drop policy if exists org_admins_read on backstop.run_events;
+drop policy if exists members_read on backstop.organizations;
+drop policy if exists own_or_admin_read on backstop.organization_members;
+drop function if exists backstop_private.is_org_admin(uuid, uuid);
+drop function if exists backstop_private.is_org_member(uuid, uuid);
+
+create or replace function backstop_private.request_user_id() returns uuid
+language sql stable set search_path = '' as $fn$
+  select coalesce(
+    nullif(pg_catalog.current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+  )::uuid
+$fn$;
+
+create or replace function backstop_private.is_org_admin(org uuid) returns boolean
 language sql stable security definer set search_path = '' as $fn$
   select exists (
     select 1 from backstop.organization_members m
-    where m.organization_id = org and m.user_id = uid and m.role = 'admin')
+    where m.organization_id = org and m.user_id = (select backstop_private.request_user_id()) and m.role = 'admin')
 $fn$;
 
-create or replace function backstop_private.is_org_member(org uuid, uid uuid) returns boolean
+create or replace function backstop_private.is_org_member(org uuid) returns boolean
 language sql stable security definer set search_path = '' as $fn$
   select exists (
     select 1 from backstop.organization_members m
-    where m.organization_id = org and m.user_id = uid)
+    where m.organization_id = org and m.user_id = (select backstop_private.request_user_id()))
 $fn$;
 
-alter function backstop_private.is_org_admin(uuid, uuid) owner to backstop_service;
-alter function backstop_private.is_org_member(uuid, uuid) owner to backstop_service;
+alter function backstop_private.request_user_id() owner to backstop_service;
+alter function backstop_private.is_org_admin(uuid) owner to backstop_service;
+alter function backstop_private.is_org_member(uuid) owner to backstop_service;
 
 -- Privileges. Supabase's default privileges grant everything in schema public to anon and
 -- authenticated; the catalog is not in public, but nothing here relies on that: every
@@ -462,17 +488,32 @@ grant all on all tables in schema backstop to service_role;
 grant all on all sequences in schema backstop to service_role;
 grant execute on all functions in schema backstop to service_role;
 
--- Column list, not `grant select on backstop.targets`: database_url and the notification
--- channels (URLs and signing secrets) stay unreadable, and a column added later is not
--- readable until it is granted here.
-grant select (id, name, store_url, options, exclusive, max_attempts, created_at, updated_at, schedule, retention,
-              verification, executor_config, schedule_since, schedule_last_slot, verification_since,
-              verification_last_slot, organization_id)
+-- Column lists, not `grant select on backstop.targets`: what is not listed stays unreadable,
+-- and a column a later catalog migration adds is not readable until it is granted here.
+-- Only Backstop's own side (backstop_service, service_role) reads:
+--   targets.database_url, targets.notifications   credentials, channel URLs and signing secrets
+--   targets.store_url, targets.options             where the backups are (a store URL may name an
+--                                                  endpoint and bucket); options is free-form
+--   runs.artifact                                  store URL, prefix and files of the backup
+--   runs.lease_id                                  the fencing token: a runner's writes carry it
+--   runs.claimed_by, runs.executor                 who ran it (worker host, GitHub run)
+--   runs.error_message, runs.verification,         free text written for operators: it names
+--   run_events.message, run_events.data            runners, hosts, object keys and upload ids
+-- A signed-in admin reads status, codes, times and policies.
+grant select (id, name, exclusive, max_attempts, created_at, updated_at, schedule, retention, verification,
+              executor_config, schedule_since, schedule_last_slot, verification_since, verification_last_slot,
+              verification_nth_at, organization_id)
   on backstop.targets to authenticated;
-grant select on backstop.runs, backstop.run_events, backstop.organizations, backstop.organization_members to authenticated;
+grant select (id, target_id, kind, subject_run_id, status, trigger, exclusive, attempt, max_attempts,
+              lease_expires_at, heartbeat_at, start_deadline_at, deadline_at, cancel_requested_at,
+              created_at, started_at, finished_at, error_code, progress, schedule_slot, pruned_at)
+  on backstop.runs to authenticated;
+grant select (id, run_id, at, attempt, kind, status) on backstop.run_events to authenticated;
+grant select on backstop.organizations, backstop.organization_members to authenticated;
 
+-- The policies call the helpers as the querying user; anon and PUBLIC may not (revoked above).
 grant usage on schema backstop_private to authenticated, service_role;
-grant execute on function backstop_private.is_org_admin(uuid, uuid), backstop_private.is_org_member(uuid, uuid)
+grant execute on function backstop_private.is_org_admin(uuid), backstop_private.is_org_member(uuid)
   to authenticated, service_role;
 
 -- Row-level security on every table of the catalog. FORCE makes the policies bind the owner
@@ -493,26 +534,21 @@ begin
   end loop;
 end $rls$;
 
-drop policy if exists org_admins_read on backstop.targets;
 create policy org_admins_read on backstop.targets for select to authenticated
-  using (backstop_private.is_org_admin(organization_id, (select auth.uid())));
+  using (backstop_private.is_org_admin(organization_id));
 
-drop policy if exists org_admins_read on backstop.runs;
 create policy org_admins_read on backstop.runs for select to authenticated
   using (exists (
     select 1 from backstop.targets t
-    where t.id = runs.target_id and backstop_private.is_org_admin(t.organization_id, (select auth.uid()))));
+    where t.id = runs.target_id and backstop_private.is_org_admin(t.organization_id)));
 
-drop policy if exists org_admins_read on backstop.run_events;
 create policy org_admins_read on backstop.run_events for select to authenticated
   using (exists (
     select 1 from backstop.runs r join backstop.targets t on t.id = r.target_id
-    where r.id = run_events.run_id and backstop_private.is_org_admin(t.organization_id, (select auth.uid()))));
+    where r.id = run_events.run_id and backstop_private.is_org_admin(t.organization_id)));
 
-drop policy if exists members_read on backstop.organizations;
 create policy members_read on backstop.organizations for select to authenticated
-  using (backstop_private.is_org_member(id, (select auth.uid())));
+  using (backstop_private.is_org_member(id));
 
-drop policy if exists own_or_admin_read on backstop.organization_members;
 create policy own_or_admin_read on backstop.organization_members for select to authenticated
-  using (user_id = (select auth.uid()) or backstop_private.is_org_admin(organization_id, (select auth.uid())));
+  using (user_id = (select auth.uid()) or backstop_private.is_org_admin(organization_id));

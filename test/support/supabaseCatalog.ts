@@ -160,7 +160,28 @@ export interface OrgFixture {
   events: { a: number; b: number; none: number };
   /** Secrets stored on the targets: must never reach an API role. */
   secrets: string[];
+  /**
+   * What only Backstop's own side may read, as seeded on every target, run and event: each
+   * protected column (table.column) and a marker its value carries, unique to this fixture.
+   */
+  protectedColumns: Record<ProtectedColumn, string>;
 }
+
+export const PROTECTED_COLUMNS = [
+  'targets.database_url',
+  'targets.notifications',
+  'targets.store_url',
+  'targets.options',
+  'runs.lease_id',
+  'runs.claimed_by',
+  'runs.artifact',
+  'runs.executor',
+  'runs.error_message',
+  'runs.verification',
+  'run_events.message',
+  'run_events.data',
+] as const;
+export type ProtectedColumn = (typeof PROTECTED_COLUMNS)[number];
 
 export async function seedOrganizations(url: string): Promise<OrgFixture> {
   const id = () => crypto.randomUUID();
@@ -182,29 +203,65 @@ export async function seedOrganizations(url: string): Promise<OrgFixture> {
     url,
   );
   const notifications = JSON.stringify([{ id: 'c1', kind: 'webhook', url: `https://hooks.example.com/${secrets[1]}`, secret: secrets[1], on: ['failed'] }]);
+  const marker = (name: string) => `${name}-${randomBytes(6).toString('hex')}`;
+  const leaseId = crypto.randomUUID();
+  const protectedColumns: Record<ProtectedColumn, string> = {
+    'targets.database_url': secrets[0]!,
+    'targets.notifications': secrets[1]!,
+    'targets.store_url': marker('bucket'),
+    'targets.options': marker('option'),
+    'runs.lease_id': leaseId,
+    'runs.claimed_by': marker('runner'),
+    'runs.artifact': marker('prefix'),
+    'runs.executor': marker('workflow'),
+    'runs.error_message': marker('host'),
+    'runs.verification': marker('scratch'),
+    'run_events.message': marker('claimer'),
+    'run_events.data': marker('upload'),
+  };
+  const p = protectedColumns;
   for (const [key, org] of [['a', orgs.a], ['b', orgs.b], ['none', null]] as const) {
     await adminQuery(
-      `insert into backstop.targets (id, name, database_url, store_url, organization_id, notifications)
-       values ($1, $2, $3, 'file:///var/backups', $4, $5::jsonb)`,
-      [targets[key], `t-${key}-${suffix}`, `postgres://app:${secrets[0]}@db.example.com/app`, org, notifications],
+      `insert into backstop.targets (id, name, database_url, store_url, organization_id, notifications, options)
+       values ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)`,
+      [
+        targets[key],
+        `t-${key}-${suffix}`,
+        `postgres://app:${secrets[0]}@db.example.com/app`,
+        `s3://${p['targets.store_url']}/backups?endpoint=https://minio.internal`,
+        org,
+        notifications,
+        JSON.stringify({ profile: 'default', restoreTo: [`${p['targets.options']}.internal:5432`] }),
+      ],
       url,
     );
+    // A finished run as Backstop leaves it: the lease and runner stay recorded on it.
     await adminQuery(
-      `insert into backstop.runs (id, target_id, status, deadline_at, finished_at) values ($1, $2, 'succeeded', now() + interval '1 hour', now())`,
-      [runs[key], targets[key]],
+      `insert into backstop.runs (id, target_id, status, deadline_at, finished_at, lease_id, claimed_by, artifact, executor, error_message, verification)
+       values ($1, $2, 'succeeded', now() + interval '1 hour', now(), $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb)`,
+      [
+        runs[key],
+        targets[key],
+        leaseId,
+        `worker ${p['runs.claimed_by']}.internal:4242`,
+        JSON.stringify({ storeUrl: 's3://backups', prefix: `t-${key}/${p['runs.artifact']}`, files: [] }),
+        JSON.stringify({ kind: 'github', htmlUrl: `https://github.com/acme/${p['runs.executor']}/actions/runs/1` }),
+        `restore into ${p['runs.error_message']}.internal failed`,
+        JSON.stringify({ status: 'failed', error: { message: `scratch database ${p['runs.verification']} unreachable` } }),
+      ],
       url,
     );
   }
   const events = { a: 0, b: 0, none: 0 };
   for (const key of ['a', 'b', 'none'] as const) {
     const [row] = await adminQuery<{ id: number }>(
-      `insert into backstop.run_events (run_id, attempt, kind, status, message) values ($1, 1, 'finished', 'succeeded', 'done') returning id`,
-      [runs[key]],
+      `insert into backstop.run_events (run_id, attempt, kind, status, message, data) values ($1, 1, 'claimed', 'running', $2, $3::jsonb) returning id`,
+      [runs[key], `claimed by ${p['run_events.message']}`, JSON.stringify({ storeUrl: 's3://backups', key: 'x', uploadId: p['run_events.data'] })],
       url,
     );
     events[key] = Number(row!.id);
   }
-  return { users, orgs, targets, runs, events, secrets };
+  return { users, orgs, targets, runs, events, secrets, protectedColumns };
 }
 
 export interface EdgeSessions {
