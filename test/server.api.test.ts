@@ -340,7 +340,8 @@ describe('HTTP API', { timeout: 300_000 }, () => {
     assert.equal(finalized.json.status, 'cancelled');
     assert.equal((await api.request('POST', `/api/v1/runs/${run.id}/finalize`, { token, body: finalBody })).status, 200, 'finalize is idempotent');
     assertError(await api.request('POST', `/api/v1/runs/${run.id}/finalize`, { token, body: { ...finalBody, outcome: 'failed' } }), 409, 'LEASE_LOST');
-    assertError(await api.request('POST', `/api/v1/runs/${run.id}/heartbeat`, { token, body: { leaseId } }), 409, 'LEASE_LOST');
+    // The run ended, and its token with it (only a repeated finalize and the job's report still open).
+    assertError(await api.request('POST', `/api/v1/runs/${run.id}/heartbeat`, { token, body: { leaseId } }), 401, 'UNAUTHORIZED');
     assertError(await api.request('POST', `/api/v1/runs/${run.id}/runner-token`), 409, 'RUN_ALREADY_TERMINAL');
 
     // A newer token replaces the older one.

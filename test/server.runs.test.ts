@@ -140,6 +140,10 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
   it('restore in the background: 202, then a restored event; the copy has the rows', async () => {
     const destination = await createTestDatabase('restored');
     try {
+      // An operator restores only into a destination the target allow-lists.
+      const server = new URL(destination.url);
+      const allowed = await api.request('PATCH', '/api/v1/targets/sample', { body: { options: { restoreTo: [`${server.hostname}:${server.port || 5432}/*`] } } });
+      assert.equal(allowed.status, 200, allowed.text);
       const accepted = await api.request('POST', `/api/v1/runs/${succeededRunId}/restore`, {
         token: api.tokens.operator,
         body: { databaseUrl: destination.url, jobs: 1 },

@@ -53,6 +53,19 @@ export const configSchema = z.object({
       return parsed;
     })
     .describe('At most this many runs executing at once across all workers on this catalog. Default: no global limit.'),
+  BACKSTOP_MAX_STREAMS_PER_TOKEN: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value.trim() === '') return 20;
+      const parsed = Number(value);
+      if (!Number.isInteger(parsed) || parsed < 1) {
+        ctx.addIssue({ code: 'custom', message: `must be a whole number of streams above 0, got "${value}"` });
+        return z.NEVER;
+      }
+      return parsed;
+    })
+    .describe('Server: open event streams (dashboard tabs, `--follow`) one API token may hold at once; one more answers 429. Default 20.'),
   BACKSTOP_GITHUB_TOKEN: z
     .string()
     .optional()
@@ -93,6 +106,8 @@ export interface Config {
   pgTools: { dirs: string[]; only: boolean };
   scratchUrl: string | undefined;
   maxRunning: number | undefined;
+  /** Open event streams one API token may hold at once. */
+  maxStreamsPerToken: number;
   github: { token: string; apiUrl: string } | null;
   identityFile: string | undefined;
   /**
@@ -145,6 +160,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
     runDeadlineMs: values.BACKSTOP_RUN_DEADLINE * 1000,
     scratchUrl: values.BACKSTOP_SCRATCH_URL || undefined,
     maxRunning: values.BACKSTOP_MAX_RUNNING,
+    maxStreamsPerToken: values.BACKSTOP_MAX_STREAMS_PER_TOKEN,
     github: values.BACKSTOP_GITHUB_TOKEN
       ? { token: values.BACKSTOP_GITHUB_TOKEN, apiUrl: values.BACKSTOP_GITHUB_API_URL ?? 'https://api.github.com' }
       : null,

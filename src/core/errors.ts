@@ -32,6 +32,7 @@ export const errorCodes = {
   NOT_FOUND: { exitCode: 4, httpStatus: 404 },
   TOKEN_NOT_FOUND: { exitCode: 4, httpStatus: 404 },
   TARGET_BUSY: { exitCode: 5, httpStatus: 409 },
+  TOO_MANY_STREAMS: { exitCode: 5, httpStatus: 429 },
   PAYLOAD_TOO_LARGE: { exitCode: 2, httpStatus: 413 },
   UNSUPPORTED_MEDIA_TYPE: { exitCode: 2, httpStatus: 415 },
   DISPATCH_REFUSED: { exitCode: 13, httpStatus: 502 },

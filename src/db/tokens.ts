@@ -152,9 +152,37 @@ export async function issueRunnerToken(db: Queryable, runId: string): Promise<st
   return token;
 }
 
-/** The run a runner token is scoped to, or null for an unknown token. */
-export async function authenticateRunnerToken(db: Queryable, token: string): Promise<{ runId: string } | null> {
+/**
+ * How long after its run ended a runner token still opens the calls that must answer after the
+ * end: a repeated finalize (its answer was lost; the same lease gets the same success) and the
+ * CI job's closing `report` (which finds the run ended and leaves it). Nothing else.
+ */
+export const RUNNER_TOKEN_GRACE_MS = 15 * 60_000;
+
+/**
+ * `live`: the run has not ended and is before its hard deadline, so every runner route of the
+ * run opens. `ended`: the run ended (or passed its deadline) less than the grace ago, so only
+ * the after-the-end calls do. `expired`: nothing opens any more.
+ */
+export type RunnerTokenState = 'live' | 'ended' | 'expired';
+
+/** The run a runner token is scoped to and whether it still opens anything, or null for an unknown token. */
+export async function authenticateRunnerToken(
+  db: Queryable,
+  token: string,
+  graceMs: number = RUNNER_TOKEN_GRACE_MS,
+): Promise<{ runId: string; state: RunnerTokenState; status: string } | null> {
   if (!looksLikeToken(token, RUNNER_TOKEN_PREFIX)) return null;
-  const { rows } = await db.query<{ run_id: string }>(`select run_id from backstop.runner_tokens where token_hash = $1`, [hashToken(token)]);
-  return rows[0] ? { runId: rows[0].run_id } : null;
+  // The token ends with its run: at the finish, or at the run's hard deadline, whichever is first.
+  const { rows } = await db.query<{ run_id: string; status: string; state: RunnerTokenState }>(
+    `select t.run_id, r.status,
+            case when r.finished_at is null and r.deadline_at > now() then 'live'
+                 when least(coalesce(r.finished_at, r.deadline_at), r.deadline_at) + $2 * interval '1 millisecond' > now() then 'ended'
+                 else 'expired' end as state
+     from backstop.runner_tokens t join backstop.runs r on r.id = t.run_id
+     where t.token_hash = $1`,
+    [hashToken(token), graceMs],
+  );
+  const row = rows[0];
+  return row ? { runId: row.run_id, state: row.state, status: row.status } : null;
 }

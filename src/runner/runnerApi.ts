@@ -125,7 +125,10 @@ export async function callRunnerApi<T>(endpoint: RunnerApiEndpoint, method: 'GET
   throw refusal(endpoint, method, path, status, json);
 }
 
-/** The heartbeat over HTTP. Null means the lease is lost (409 LEASE_LOST, or the run is gone). */
+/**
+ * The heartbeat over HTTP. Null means the lease is lost: 409 LEASE_LOST, the run is gone, or
+ * 401 (the run's token no longer opens it: the run ended, or a newer token replaced this one).
+ */
 export async function renewLeaseOverHttp(
   endpoint: RunnerApiEndpoint,
   input: { runId: string; leaseId: string; progress?: Record<string, unknown> | null },
@@ -136,7 +139,7 @@ export async function renewLeaseOverHttp(
       progress: input.progress ?? null,
     });
   } catch (error) {
-    if (error instanceof BackstopError && (error.code === 'LEASE_LOST' || error.code === 'RUN_NOT_FOUND')) return null;
+    if (error instanceof BackstopError && (error.code === 'LEASE_LOST' || error.code === 'RUN_NOT_FOUND' || error.code === 'UNAUTHORIZED')) return null;
     throw error;
   }
 }

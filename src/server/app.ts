@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../core/config.ts';
 import { BACKSTOP_VERSION } from '../core/version.ts';
 import type { Pool } from '../db/pool.ts';
-import { installAuth } from './auth.ts';
+import { installAuth, stillAuthenticated } from './auth.ts';
 import { createBackgroundTasks } from './backgroundTasks.ts';
 import type { ServerContext } from './context.ts';
 import { installErrorHandling, sendError } from './httpErrors.ts';
@@ -19,6 +19,7 @@ import { registerRunRoutes } from './routes/runs.ts';
 import { registerTargetRoutes } from './routes/targets.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
 import { createEventStreams } from './runEventStream.ts';
+import { installSecurityHeaders } from './securityHeaders.ts';
 import { sharedSchemas } from './responseSchemas.ts';
 import { installValidation } from './validation.ts';
 
@@ -43,6 +44,10 @@ export interface AppOptions {
   ssePollIntervalMs?: number;
   /** Interval of SSE heartbeat comments (default 15 s). */
   sseHeartbeatMs?: number;
+  /** Open event streams one API token may hold at once (default: BACKSTOP_MAX_STREAMS_PER_TOKEN). */
+  maxStreamsPerToken?: number;
+  /** `/metrics` asks for an API token (default false; startServer sets it when listening beyond loopback). */
+  metricsNeedToken?: boolean;
 }
 
 /**
@@ -70,12 +75,16 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
     streams: createEventStreams(deps.pool, deps.log, {
       pollIntervalMs: options.ssePollIntervalMs ?? 500,
       heartbeatMs: options.sseHeartbeatMs ?? 15_000,
+      maxStreamsPerToken: options.maxStreamsPerToken ?? deps.config.maxStreamsPerToken,
+      stillAuthorized: (request) => stillAuthenticated(deps.pool, request),
     }),
     tasks: createBackgroundTasks(deps.log),
+    metricsNeedToken: options.metricsNeedToken ?? false,
   };
 
   installValidation(app);
   installErrorHandling(app);
+  installSecurityHeaders(app);
   for (const schema of sharedSchemas) app.addSchema(schema);
   await app.register(swagger, {
     openapi: {

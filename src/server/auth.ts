@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
 import { assertRunDispatchedTo, authenticateGithubRunnerToken, GITHUB_RUNNER_TOKEN_PREFIX } from '../db/githubRunnerTokens.ts';
-import { authenticateApiToken, authenticateRunnerToken, RUNNER_TOKEN_PREFIX, type ApiTokenRole } from '../db/tokens.ts';
+import { authenticateApiToken, authenticateRunnerToken, RUNNER_TOKEN_PREFIX, type ApiTokenRole, type AuthenticatedApiToken } from '../db/tokens.ts';
 
 export type Access = ApiTokenRole;
 
@@ -17,6 +17,11 @@ declare module 'fastify' {
     access?: Access;
     /** A runner token scoped to the run in `:id` may call the route too. */
     runner?: boolean;
+    /**
+     * A runner token may still call the route for a short while after its run ended: calls
+     * that answer the same after the end (a repeated finalize, the CI job's closing report).
+     */
+    runnerAfterEnd?: boolean;
     /** A GitHub runner token may call the route for a run in `:id` dispatched to its repository. */
     githubRunner?: boolean;
   }
@@ -50,6 +55,13 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
     if (token.startsWith(RUNNER_TOKEN_PREFIX)) {
       const runner = await authenticateRunnerToken(db, token);
       if (!runner) throw new BackstopError('UNAUTHORIZED', 'Unknown runner token (a newer token for this run replaces an older one).');
+      // A runner token lives as long as its run: a leaked one is worth nothing once the run ended.
+      if (runner.state === 'expired' || (runner.state === 'ended' && !config.runnerAfterEnd)) {
+        throw new BackstopError(
+          'UNAUTHORIZED',
+          `The runner token of run ${runner.runId} has expired: the run ended (${runner.status}) or passed its deadline. Trigger a new run; it gets a new token.`,
+        );
+      }
       const runId = (request.params as { id?: unknown } | undefined)?.id;
       if (!config.runner || request.is404 || runId !== runner.runId) {
         throw new BackstopError(
@@ -89,6 +101,35 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
     }
     request.principal = { kind: 'api', tokenId: apiToken.id, name: apiToken.name, role: apiToken.role };
   });
+}
+
+/**
+ * The API token of a request outside /api (`/metrics` on a server reachable beyond loopback):
+ * any live API token, whatever its role.
+ */
+export async function requireApiToken(db: Queryable, request: FastifyRequest, what: string): Promise<AuthenticatedApiToken> {
+  const match = /^Bearer +([^\s]+) *$/i.exec(request.headers.authorization ?? '');
+  const apiToken = match ? await authenticateApiToken(db, match[1]!) : null;
+  if (!apiToken) {
+    throw new BackstopError(
+      'UNAUTHORIZED',
+      `${what} needs an API token (any role; a viewer token is enough): send \`Authorization: Bearer <token>\` (create one with \`backstop token create --role viewer\`).`,
+    );
+  }
+  return apiToken;
+}
+
+/**
+ * Whether the API token a request was authenticated with is still live (not revoked), for
+ * long-lived responses (event streams) that must stop when it is revoked.
+ */
+export async function stillAuthenticated(db: Queryable, request: FastifyRequest): Promise<boolean> {
+  const principal = request.principal;
+  if (principal?.kind !== 'api') return false;
+  const match = /^Bearer +([^\s]+) *$/i.exec(request.headers.authorization ?? '');
+  if (!match) return false;
+  const apiToken = await authenticateApiToken(db, match[1]!);
+  return apiToken?.id === principal.tokenId;
 }
 
 /** Who did it, for event messages: a token name, never a token. */

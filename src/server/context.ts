@@ -13,4 +13,6 @@ export interface ServerContext {
   metrics: ServerMetrics;
   streams: EventStreams;
   tasks: BackgroundTasks;
+  /** `/metrics` asks for an API token (the server listens beyond loopback). */
+  metricsNeedToken: boolean;
 }

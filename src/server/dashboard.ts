@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import { BackstopError } from '../core/errors.ts';
+import { securityHeaders } from './securityHeaders.ts';
 
 /**
  * The dashboard: static files from web/ under /ui/, its page at /, and the three browser
@@ -19,12 +20,6 @@ const vendorModules: Record<string, string> = {
   'preact.mjs': 'preact',
   'preact-hooks.mjs': 'preact/hooks',
   'htm.mjs': 'htm',
-};
-
-const securityHeaders = {
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
 };
 
 /**

@@ -1,3 +1,4 @@
+import { RESTORE_TO_PATTERN } from '../core/restoreDestination.ts';
 import { backupProfiles } from '../core/manifest.ts';
 import { notificationEvents } from '../core/notificationChannels.ts';
 import { runnerOutcomes, runStatuses } from '../core/runState.ts';
@@ -151,6 +152,12 @@ const targetFields = {
       encryptTo: { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^age1[02-9ac-hj-np-z]{50,70}$' }, description: 'age recipients (public keys).' },
       profile: { type: 'string', enum: backupProfiles, description: 'How the target is dumped (supabase: roles, schema and data as `supabase db dump` splits them).' },
       checksums: { type: 'boolean', description: 'Record per-table content checksums at dump time.' },
+      restoreTo: {
+        type: 'array',
+        maxItems: 50,
+        items: { type: 'string', maxLength: 300, pattern: RESTORE_TO_PATTERN },
+        description: 'Where operators may restore this target\'s backups through the API: `HOST:PORT/DATABASE` entries, each part exact or `*` for any. Admins restore anywhere.',
+      },
     },
   },
   exclusive: { type: 'boolean', description: 'At most one executing run of this target at a time (default true).' },

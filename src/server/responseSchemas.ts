@@ -140,7 +140,8 @@ export const targetSchema = {
     id: uuid,
     name: { type: 'string' },
     storeUrl: { type: 'string' },
-    options: targetOptionsView,
+    // Only admins and operators need the restore destinations; runners get the plain view.
+    options: { ...targetOptionsView, properties: { ...targetOptionsView.properties, restoreTo: { type: 'array', items: { type: 'string' } } } },
     exclusive: { type: 'boolean' },
     maxAttempts: { type: 'integer' },
     schedule: nullable(scheduleView),

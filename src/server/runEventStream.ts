@@ -1,9 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { BackstopError } from '../core/errors.ts';
 import { isTerminal } from '../core/runState.ts';
 import type { Queryable } from '../db/pool.ts';
 import { listEventsAfter, type FeedEvent } from '../db/runEventFeed.ts';
 import { getRun, listRunEvents, type RunEvent } from '../db/runs.ts';
+import { securityHeaders } from './securityHeaders.ts';
 
 export interface EventStreamOptions {
   /** How often an open stream looks for new events in the catalog. */
@@ -12,7 +14,16 @@ export interface EventStreamOptions {
   heartbeatMs: number;
   /** How long the feed of all runs waits for a missing event id before skipping it (default 3 s). */
   gapWaitMs?: number;
+  /** Streams one API token may hold open at once; one more answers 429 (default 20). */
+  maxStreamsPerToken?: number;
+  /**
+   * Whether the request's token still opens the stream, asked before every poll: a token
+   * revoked while its stream is open stops receiving at the next poll. Default: always.
+   */
+  stillAuthorized?: (request: FastifyRequest) => Promise<boolean>;
 }
+
+export const DEFAULT_MAX_STREAMS_PER_TOKEN = 20;
 
 export interface EventStreams {
   /** Takes over the response and streams the run's events after `afterId`. */
@@ -72,11 +83,39 @@ interface SseConnection {
 export function createEventStreams(db: Queryable, log: Logger, options: EventStreamOptions): EventStreams {
   const closers = new Set<() => void>();
   const gapWaitMs = options.gapWaitMs ?? 3_000;
+  const maxPerToken = options.maxStreamsPerToken ?? DEFAULT_MAX_STREAMS_PER_TOKEN;
+  const stillAuthorized = options.stillAuthorized ?? (async () => true);
+  /** Open streams by token id: one token cannot hold the server's connections and polls. */
+  const perToken = new Map<string, number>();
 
-  const connect = (reply: FastifyReply): SseConnection => {
+  /** Counts the stream against its token, or refuses it (before the response is taken over). */
+  const admit = (request: FastifyRequest): (() => void) => {
+    const principal = request.principal;
+    if (principal?.kind !== 'api') return () => {};
+    const open = perToken.get(principal.tokenId) ?? 0;
+    if (open >= maxPerToken) {
+      throw new BackstopError(
+        'TOO_MANY_STREAMS',
+        `Token "${principal.name}" already holds ${open} open event streams, the most one token may (BACKSTOP_MAX_STREAMS_PER_TOKEN). Close some (each dashboard tab holds one or two) or poll the JSON form of the route instead.`,
+      );
+    }
+    perToken.set(principal.tokenId, open + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (perToken.get(principal.tokenId) ?? 1) - 1;
+      if (left <= 0) perToken.delete(principal.tokenId);
+      else perToken.set(principal.tokenId, left);
+    };
+  };
+
+  const connect = (request: FastifyRequest, reply: FastifyReply): SseConnection => {
+    const release = admit(request);
     reply.hijack();
     const response = reply.raw;
     response.writeHead(200, {
+      ...securityHeaders,
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
       connection: 'keep-alive',
@@ -93,6 +132,7 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
       clearInterval(heartbeat);
       clearTimeout(pollTimer);
       closers.delete(close);
+      release();
       wake?.();
       if (!response.writableEnded) response.end();
     };
@@ -112,11 +152,26 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
     };
   };
 
-  /** Runs `loop` until it returns or the stream closes; a failed catalog read ends the stream. */
-  const drive = (request: FastifyRequest, sse: SseConnection, what: Record<string, unknown>, loop: () => Promise<void>) => {
+  /**
+   * Runs `loop` until it returns or the stream closes; a failed catalog read ends the stream.
+   * `loop` calls `authorized()` on every poll, between its reads and its writes: false (the
+   * token was revoked) ends the stream with nothing more sent; the client's reconnect gets 401.
+   */
+  const drive = (
+    request: FastifyRequest,
+    sse: SseConnection,
+    what: Record<string, unknown>,
+    loop: (authorized: () => Promise<boolean>) => Promise<void>,
+  ) => {
+    const authorized = async () => {
+      if (await stillAuthorized(request)) return true;
+      if (!sse.closed()) sse.write(': token revoked; the stream ends\n\n');
+      request.log.info(what, 'event stream ended: its token no longer opens it');
+      return false;
+    };
     void (async () => {
       try {
-        await loop();
+        await loop(authorized);
       } catch (error) {
         // The client reconnects with Last-Event-ID and misses nothing.
         request.log.warn({ err: error, ...what }, 'event stream stopped: catalog read failed');
@@ -129,16 +184,18 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
   };
 
   const open = (request: FastifyRequest, reply: FastifyReply, runId: string, afterId: number) => {
-    const sse = connect(reply);
+    const sse = connect(request, reply);
     let lastId = afterId;
     let lastProgress = '';
-    drive(request, sse, { runId, afterId }, async () => {
+    drive(request, sse, { runId, afterId }, async (authorized) => {
       while (!sse.closed()) {
         // Status first, events second: when the status read is terminal, the events read
         // after it holds every event up to the terminal one (they are written together).
         const run = await getRun(db, runId);
         const events = await listRunEvents(db, runId, lastId);
-        if (sse.closed()) return;
+        // The token is checked after the reads: whatever they saw was recorded before a
+        // revocation that this check does not see, so nothing recorded after one is sent.
+        if (!(await authorized()) || sse.closed()) return;
         for (const event of events) {
           sse.write(`id: ${event.id}\ndata: ${JSON.stringify(eventJson(event))}\n\n`);
           lastId = event.id;
@@ -156,15 +213,15 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
   };
 
   const openFeed = (request: FastifyRequest, reply: FastifyReply, afterId: number) => {
-    const sse = connect(reply);
+    const sse = connect(request, reply);
     let lastId = afterId;
     let gapSeenAt: number | null = null;
     // Tells the client where the feed starts, as an id it can resume from.
     sse.write(`id: ${afterId}\nevent: ready\ndata: ${JSON.stringify({ lastEventId: afterId })}\n\n`);
-    drive(request, sse, { feed: 'all runs', afterId }, async () => {
+    drive(request, sse, { feed: 'all runs', afterId }, async (authorized) => {
       while (!sse.closed()) {
         const events = await listEventsAfter(db, lastId, FEED_PAGE, gapWaitMs);
-        if (sse.closed()) return;
+        if (!(await authorized()) || sse.closed()) return;
         for (const event of events) {
           if (event.id !== lastId + 1 && !event.settled) {
             gapSeenAt ??= performance.now();

@@ -34,12 +34,21 @@ export interface RunningServer {
 }
 
 /**
+ * Whether a listen address is reachable from this machine only: 127.0.0.0/8, ::1, localhost.
+ * Anything else, the wildcard addresses 0.0.0.0 and :: first, faces the network.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127(\.\d{1,3}){3}$/.test(bare) || /^::ffff:127(\.\d{1,3}){3}$/.test(bare);
+}
+
+/**
  * The long-running server: the API, the reaper (whose actions feed /metrics) and, unless
  * disabled, a worker. The pool belongs to the caller, who closes it after `close()`.
  */
 export async function startServer(deps: { pool: Pool; config: Config; log: Logger }, options: ServerOptions): Promise<RunningServer> {
   const metrics = createServerMetrics(deps.pool, { processMetrics: options.processMetrics });
-  const app = await buildApp({ ...deps, metrics }, options);
+  const app = await buildApp({ ...deps, metrics }, { ...options, metricsNeedToken: options.metricsNeedToken ?? !isLoopbackHost(options.host) });
   const reaper = startReaper(deps.pool, deps.config.reaperIntervalMs, deps.log.child({ component: 'reaper' }), (runs) => metrics.recordReaped(runs));
   let worker: Worker | null = null;
   // The control loops. Each is safe with several servers on one catalog: the scheduler's

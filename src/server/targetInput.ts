@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDatabaseUrl } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
+import { assertRestoreToEntry } from '../core/restoreDestination.ts';
 import type { BackupProfile } from '../core/manifest.ts';
 import { assertChannelUrl } from '../core/notificationChannels.ts';
 import { parseSchedule } from '../core/scheduleSlots.ts';
@@ -29,7 +30,7 @@ export interface TargetBody {
   name?: string;
   databaseUrl?: string;
   storeUrl?: string;
-  options?: { compression?: string; encryptTo?: string[]; profile?: BackupProfile; checksums?: boolean };
+  options?: { compression?: string; encryptTo?: string[]; profile?: BackupProfile; checksums?: boolean; restoreTo?: string[] };
   exclusive?: boolean;
   maxAttempts?: number;
   schedule?: { cron: string; timezone: string } | null;
@@ -100,6 +101,7 @@ export function checkTargetFields(body: TargetBody, existingChannels: Notificati
     const options = { ...body.options };
     if (options.compression !== undefined) parseCompression(options.compression);
     if (options.encryptTo !== undefined) options.encryptTo = options.encryptTo.map((recipient) => parseRecipient(recipient));
+    for (const entry of options.restoreTo ?? []) assertRestoreToEntry(entry);
     update.options = options;
   }
   if (body.exclusive !== undefined) update.exclusive = body.exclusive;

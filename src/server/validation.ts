@@ -1,6 +1,8 @@
 import AjvModule from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import { BackstopError } from '../core/errors.ts';
+import { exceedsJsonDepth, MAX_JSON_DEPTH } from './jsonDepth.ts';
 
 // Both packages are CommonJS with a `default` export; under Node's ESM loader the default
 // import is `module.exports`, whose `.default` is the same function.
@@ -38,13 +40,24 @@ export function installValidation(app: FastifyInstance): void {
 
   // An empty body with `Content-Type: application/json` (what many clients send for a bodiless
   // POST such as cancel) means "no body"; anything else goes to Fastify's own parser, which
-  // refuses __proto__ and constructor keys.
+  // refuses __proto__ and constructor keys. A document nested deeper than any request needs
+  // is refused first, with a 400 that says so.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') {
       done(null, undefined);
+      return;
+    }
+    if (exceedsJsonDepth(text)) {
+      done(
+        new BackstopError(
+          'INVALID_INPUT',
+          `Request body nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep; no Backstop request needs that many. Flatten it.`,
+        ),
+        undefined,
+      );
       return;
     }
     parseJson(request, text, done);

@@ -37,6 +37,8 @@ export interface TestServerOptions extends Partial<Pick<ServerOptions, 'ssePollI
   tokens?: boolean;
   /** Listen on this port (default: a free one), e.g. to restart a server where its clients expect it. */
   port?: number;
+  /** Listen on this address (default 127.0.0.1); `url` still connects through 127.0.0.1. */
+  host?: string;
 }
 
 /**
@@ -61,7 +63,7 @@ export async function startTestServer(options: TestServerOptions): Promise<TestS
     server = await startServer(
       { pool, config, log },
       {
-        host: '127.0.0.1',
+        host: options.host ?? '127.0.0.1',
         port: options.port ?? 0,
         worker: options.worker ? { concurrency: 2, pollIntervalMs: 100, drainTimeoutMs: 2_000 } : null,
         processMetrics: false,
@@ -78,8 +80,10 @@ export async function startTestServer(options: TestServerOptions): Promise<TestS
     for (const role of ['admin', 'operator', 'viewer'] as const) tokens[role] = (await createApiToken(pool, { name: `test ${role}`, role })).token;
   }
   const bodies: string[] = [];
+  // A wildcard listen address accepts loopback connections too.
+  const url = options.host && options.host !== '127.0.0.1' ? `http://127.0.0.1:${new URL(server.url).port}` : server.url;
   return {
-    url: server.url,
+    url,
     server,
     config,
     pool,
@@ -95,7 +99,7 @@ export async function startTestServer(options: TestServerOptions): Promise<TestS
         body = JSON.stringify(request.body);
         headers['content-type'] ??= 'application/json';
       }
-      const response = await fetch(server.url + path, { method, headers, body });
+      const response = await fetch(url + path, { method, headers, body });
       const text = await response.text();
       bodies.push(text);
       let json: unknown;

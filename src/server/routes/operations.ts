@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { BackstopError } from '../../core/errors.ts';
 import { BACKSTOP_VERSION } from '../../core/version.ts';
+import { requireApiToken } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { sendError } from '../httpErrors.ts';
 import { ref } from '../responseSchemas.ts';
@@ -51,11 +52,15 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServerContext
       schema: {
         tags,
         summary: 'Prometheus metrics',
+        description:
+          'Open on a server that listens on loopback only; one that listens beyond it (e.g. `--host 0.0.0.0`) asks for an API token of any role (Prometheus: `authorization: {credentials: <viewer token>}`).',
         security: [],
         response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
+      // Run counts, target activity and request volumes are for operators, not the network.
+      if (ctx.metricsNeedToken) await requireApiToken(ctx.pool, request, '/metrics on a server listening beyond loopback');
       await ctx.metrics.refresh();
       return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
     },

@@ -1,7 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { describeDatabase, parseDatabaseUrl, redactText } from '../../core/databaseUrl.ts';
 import { BackstopError, describeError } from '../../core/errors.ts';
+import { formatRestoreDestination, restoreDestinationOf, restoreToAllows } from '../../core/restoreDestination.ts';
 import { appendRunEvent, createRun, getRun, type RunRecord } from '../../db/runs.ts';
+import { getTargetWithSecret } from '../../db/targets.ts';
 import { parseIdentities, type AgeIdentity } from '../../pipeline/age.ts';
 import { readManifest } from '../../pipeline/readManifest.ts';
 import { restoreArtifact } from '../../pipeline/restore.ts';
@@ -29,6 +31,31 @@ function backupToUse(run: RunRecord, action: string): RunRecord & { artifact: No
   return run as RunRecord & { artifact: NonNullable<RunRecord['artifact']> };
 }
 
+/**
+ * Admins restore anywhere; anyone else only into a destination the target's `restoreTo` list
+ * names, so the API is no client of arbitrary hosts and ports.
+ */
+async function assertRestoreAllowed(ctx: ServerContext, request: FastifyRequest, run: RunRecord, databaseUrl: string): Promise<void> {
+  const principal = request.principal;
+  if (principal?.kind === 'api' && principal.role === 'admin') return;
+  const destination = restoreDestinationOf(databaseUrl);
+  const target = await getTargetWithSecret(ctx.pool, run.targetId);
+  const allowed = Array.isArray(target.options.restoreTo) ? (target.options.restoreTo as string[]) : [];
+  if (restoreToAllows(allowed, destination)) return;
+  throw new BackstopError(
+    'FORBIDDEN',
+    `${formatRestoreDestination(destination)} is not in the restore destinations of target "${target.name}": an operator restores only into one its options.restoreTo lists (HOST:PORT/DATABASE, * for any part). Ask an admin to add it (PATCH /api/v1/targets/${target.name}) or to run this restore.`,
+  );
+}
+
+/** What viewers read when the destination did not answer: never the destination server's own words. */
+function restoreFailureMessage(code: string, message: string, destination: string): string {
+  if (code === 'DATABASE_UNREACHABLE') {
+    return `could not connect to the restore destination (${destination}); check its host, port, database and credentials. The server log has the details.`;
+  }
+  return redactText(message);
+}
+
 export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post<{ Params: { id: string }; Body: RestoreBody }>(
     '/api/v1/runs/:id/restore',
@@ -38,7 +65,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
         tags: ['runs'],
         summary: 'Restore a backup into a database (in the background)',
         description:
-          'Checks the artifact against its manifest, runs pg_restore and compares row counts. Answers 202 at once; progress and the result are events of the run (`restore_started`, then `restored` or `restore_failed`).',
+          'Checks the artifact against its manifest, runs pg_restore and compares row counts. Answers 202 at once; progress and the result are events of the run (`restore_started`, then `restored` or `restore_failed`). Admins restore into any database; operators only into one the target\'s `options.restoreTo` lists (`HOST:PORT/DATABASE`, `*` for any part), else 403. A destination that cannot be reached fails with a generic message (the details go to the server log only).',
         params: runParams,
         body: restoreBody,
         response: {
@@ -56,6 +83,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       parseDatabaseUrl(body.databaseUrl);
       const identities: AgeIdentity[] | undefined = body.identity === undefined ? undefined : parseIdentities(body.identity);
       const run = backupToUse(await getRun(ctx.pool, request.params.id), 'restored');
+      await assertRestoreAllowed(ctx, request, run, body.databaseUrl);
       const destination = describeDatabase(body.databaseUrl);
       await appendRunEvent(ctx.pool, {
         runId: run.id,
@@ -102,7 +130,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
           await appendRunEvent(ctx.pool, {
             runId: run.id,
             kind: 'restore_failed',
-            message: redactText(described.message),
+            message: restoreFailureMessage(described.code, described.message, destination),
             data: { code: signal.aborted ? 'CANCELLED' : described.code },
           });
         }

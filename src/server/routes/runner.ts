@@ -150,7 +150,8 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
   }>(
     '/api/v1/runs/:id/finalize',
     {
-      config: runnerRoute,
+      // A lost answer is retried with the same lease, after the run ended too.
+      config: { ...runnerRoute, runnerAfterEnd: true },
       // The artifact lists every file: with Supabase Storage objects, tens of thousands.
       bodyLimit: FINALIZE_BODY_LIMIT,
       schema: {
@@ -228,7 +229,8 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
   app.post<{ Params: { id: string }; Body: { jobStatus: JobStatus } }>(
     '/api/v1/runs/:id/report',
     {
-      config: { ...runnerRoute, githubRunner: true },
+      // The job's last step runs after the run step ended the run, and must find it ended.
+      config: { ...runnerRoute, githubRunner: true, runnerAfterEnd: true },
       schema: {
         tags,
         summary: "End the run with its CI job's status, if the run step did not",
