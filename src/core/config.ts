@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { parsePrivateEndpointAllowance, type PrivateEndpointAllowance } from './addressClass.ts';
 import { BackstopError } from './errors.ts';
 
 const seconds = (fallback: number, description: string) =>
@@ -74,6 +75,19 @@ export const configSchema = z.object({
     .string()
     .optional()
     .describe("`backstop run` over HTTP: the database to back up (the API never sends database URLs); BACKSTOP_SOURCE_URL_<TARGET> for one target."),
+  BACKSTOP_ALLOW_PRIVATE_ENDPOINTS: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      try {
+        parsePrivateEndpointAllowance(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    })
+    .describe(
+      'Webhooks, Slack, S3 endpoints and the GitHub API may reach these loopback, private or link-local addresses: a comma-separated list of addresses and CIDR ranges (127.0.0.1,10.0.0.0/8,fd00::/8), or true for every address. Default: public addresses only.',
+    ),
   BACKSTOP_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -101,6 +115,11 @@ export interface Config {
    */
   remoteRunner: { apiUrl: string | undefined; token: string | undefined; sourceUrl: string | undefined };
   logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
+  /**
+   * Non-public addresses outbound requests may reach. Informational: the outbound guard
+   * (src/net/outboundGuard.ts) reads the setting from the environment at every request.
+   */
+  allowPrivateEndpoints: PrivateEndpointAllowance;
 }
 
 /** Reads the environment; reports every problem at once. */
@@ -155,5 +174,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
       only: values.BACKSTOP_PG_BIN_ONLY === 'true' || values.BACKSTOP_PG_BIN_ONLY === '1',
     },
     logLevel: values.BACKSTOP_LOG_LEVEL,
+    allowPrivateEndpoints: parsePrivateEndpointAllowance(values.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS),
   };
 }

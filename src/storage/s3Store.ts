@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { BackstopError } from '../core/errors.ts';
+import { guardedS3RequestHandler } from '../net/outboundGuard.ts';
 import { parseS3Url, partSizeFor } from './s3Url.ts';
 import type { ListedObject, MultipartUploadState, PutOptions, Store, StoredObject } from './store.ts';
 
@@ -56,8 +57,10 @@ export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, 
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     // No socket idle timeout: a GetObject body read by a slow consumer (pg_restore) sits
-    // idle under backpressure, and an idle timeout would cut it.
-    requestHandler: { connectionTimeout: 10_000 },
+    // idle under backpressure, and an idle timeout would cut it. The agents connect only to
+    // addresses the outbound guard allows (a custom endpoint on a private address needs
+    // BACKSTOP_ALLOW_PRIVATE_ENDPOINTS).
+    requestHandler: guardedS3RequestHandler(env, 10_000),
   });
 
   const objectKey = (key: string): string => {
