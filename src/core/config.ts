@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { parsePrivateEndpointAllowance, type PrivateEndpointAllowance } from './addressClass.ts';
+import { parsePrivateEndpointAllowance } from './addressClass.ts';
 import { BackstopError } from './errors.ts';
 
 const seconds = (fallback: number, description: string) =>
@@ -86,7 +86,7 @@ export const configSchema = z.object({
       }
     })
     .describe(
-      'Webhooks, Slack, S3 endpoints and the GitHub API may reach these loopback, private or link-local addresses: a comma-separated list of addresses and CIDR ranges (127.0.0.1,10.0.0.0/8,fd00::/8), or true for every address. Default: public addresses only.',
+      'Webhooks, Slack, S3 endpoints and the GitHub API may reach these loopback, private or link-local addresses: a comma-separated list of addresses and CIDR ranges (127.0.0.1,10.0.0.0/8,fd00::/8), or true for every address. Default: public addresses only. Validated here; the outbound guard (src/net/outboundGuard.ts) reads it from the environment at every request.',
     ),
   BACKSTOP_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -115,11 +115,6 @@ export interface Config {
    */
   remoteRunner: { apiUrl: string | undefined; token: string | undefined; sourceUrl: string | undefined };
   logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
-  /**
-   * Non-public addresses outbound requests may reach. Informational: the outbound guard
-   * (src/net/outboundGuard.ts) reads the setting from the environment at every request.
-   */
-  allowPrivateEndpoints: PrivateEndpointAllowance;
 }
 
 /** Reads the environment; reports every problem at once. */
@@ -174,6 +169,5 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
       only: values.BACKSTOP_PG_BIN_ONLY === 'true' || values.BACKSTOP_PG_BIN_ONLY === '1',
     },
     logLevel: values.BACKSTOP_LOG_LEVEL,
-    allowPrivateEndpoints: parsePrivateEndpointAllowance(values.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS),
   };
 }

@@ -141,7 +141,7 @@ async function canConnect(url: string): Promise<boolean> {
 function reachableBy(runAs: RunAs, target: string): Promise<boolean> {
   if (runAs.uid === undefined) return Promise.resolve(true);
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', 'test -x "$1"', 'sh', target], { ...runAs, stdio: 'ignore' });
+    const child = spawn('/bin/sh', ['-c', 'test -x "$1"', 'sh', target], { ...runAs, stdio: 'ignore', env: minimalEnvironment() });
     child.on('error', () => resolve(false));
     child.on('exit', (code) => resolve(code === 0));
   });
