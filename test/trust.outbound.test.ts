@@ -267,6 +267,11 @@ describe('outbound requests reach only public addresses unless BACKSTOP_ALLOW_PR
         assert.equal(created.status, 400, `${endpoint}: ${created.text}`);
         assert.match(created.json.error.message, /^The S3 endpoint points at .*BACKSTOP_ALLOW_PRIVATE_ENDPOINTS/);
       }
+      const before = (await s3.requests()).length;
+      const backup = await runCli(['backup', 'postgres://u:p@127.0.0.1:1/app', '--target', 'cli-s3', '--store', s3.storeUrl('cli')], { BACKSTOP_DATABASE_URL: catalog.url, ...s3.env });
+      assert.equal(backup.code, 2, backup.stderr);
+      assert.match(backup.stderr, /The S3 endpoint points at 127\.0\.0\.1, a loopback address .*BACKSTOP_ALLOW_PRIVATE_ENDPOINTS=127\.0\.0\.1/);
+      assert.equal((await s3.requests()).length, before, 's3rver received nothing');
     });
   });
 });
