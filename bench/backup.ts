@@ -30,6 +30,10 @@ import type { CaseSpec } from './runCase.ts';
 import { generateSampleDatabase, SAMPLE_SHAPES, type SampleShape } from './sampleDatabase.ts';
 import { refuseNewChildren, stopRunningChildren } from './timedProcess.ts';
 
+// s3rver (and the chaos proxy in front of it) listen on loopback, which the outbound guard
+// refuses unless allowed.
+process.env.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS ??= '127.0.0.0/8,::1';
+
 const { values: args } = parseArgs({
   options: {
     'size-mb': { type: 'string', default: '300' },

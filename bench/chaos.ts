@@ -13,6 +13,10 @@ import { renderChaosReport } from './chaos/report.ts';
 import { planFor, resolveChaosOptions, run } from './chaos/run.ts';
 import { writeResults } from './writeResults.ts';
 
+// s3rver (and the chaos proxy in front of it) listen on loopback, which the outbound guard
+// refuses unless allowed.
+process.env.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS ??= '127.0.0.0/8,::1';
+
 const usage = `npm run chaos -- [--runs 200] [--seed 1] [--rate 1] [--workers 3] [--concurrency 2] [--restore-sample N] [--plan-only] [--keep]
   --runs            runs to queue (default 200)
   --seed            seed of the schedule: the same seed gives the same runs and faults (default 1)

@@ -45,7 +45,15 @@ async function main(): Promise<number> {
       ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.BACKSTOP_TEST_CONCURRENCY ?? '2'}`, ...files],
       {
         stdio: 'inherit',
-        env: { ...process.env, BACKSTOP_TEST_ADMIN_URL: server.url(), BACKSTOP_TEST_TEMPLATE: TEMPLATE },
+        env: {
+          ...process.env,
+          BACKSTOP_TEST_ADMIN_URL: server.url(),
+          BACKSTOP_TEST_TEMPLATE: TEMPLATE,
+          // The tests' webhook receivers, s3rver and fake GitHub listen on loopback, which the
+          // outbound guard refuses by default; test/trust.outbound.test.ts removes this to
+          // show the refusal.
+          BACKSTOP_ALLOW_PRIVATE_ENDPOINTS: process.env.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS ?? '127.0.0.0/8,::1',
+        },
       },
     );
     const forward = (signal: NodeJS.Signals) => child.kill(signal);

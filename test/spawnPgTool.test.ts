@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
-import { spawnPgTool } from '../src/pgtools/spawnPgTool.ts';
+import { connectionArgs, spawnPgTool } from '../src/pgtools/spawnPgTool.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -69,5 +69,64 @@ describe('spawnPgTool', () => {
     );
     assert.deepEqual(seen, ['progress 1', 'error: one', 'progress 2', 'error: two']);
     assert.equal(run.stderr, 'error: one\nerror: two');
+  });
+
+  it('a tool gets PATH, HOME, locale and the libpq settings, not the rest of the environment', async () => {
+    const script = `
+      import { spawnPgTool } from ${JSON.stringify(new URL('../src/pgtools/spawnPgTool.ts', import.meta.url).href)};
+      const run = spawnPgTool('/usr/bin/env', [], { PGAPPNAME: 'x' });
+      let out = '';
+      run.child.stdout.on('data', (chunk) => (out += chunk));
+      await run.exited;
+      console.log(JSON.stringify(out.trim().split('\\n').map((line) => line.slice(0, line.indexOf('='))).sort()));`;
+    const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', script], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: '/home/someone',
+        LANG: 'C.UTF-8',
+        LC_ALL: 'C.UTF-8',
+        PGSSLMODE: 'require',
+        PGPASSFILE: '/home/someone/.pgpass',
+        PGPASSWORD: 'for-another-server',
+        PGHOST: 'elsewhere',
+        BACKSTOP_RUNNER_TOKEN: 'secret',
+        AWS_SECRET_ACCESS_KEY: 'secret',
+      },
+    });
+    assert.deepEqual(JSON.parse(stdout), ['HOME', 'LANG', 'LC_ALL', 'PATH', 'PGAPPNAME', 'PGPASSFILE', 'PGSSLMODE']);
+  });
+});
+
+describe('connectionArgs', () => {
+  it('takes every secret out of the URL: the password to PGPASSWORD, sslpassword to the service parameters', () => {
+    const fromQuery = connectionArgs('postgres://u@db.example.com:5432/app?sslmode=require&password=p%40ss&sslpassword=k%20ey&options=-c%20search_path%3Dx+y');
+    assert.equal(fromQuery.dbname, 'postgres://u@db.example.com:5432/app?sslmode=require&options=-c%20search_path%3Dx+y', 'the rest of the query is kept byte for byte');
+    assert.equal(fromQuery.env.PGPASSWORD, 'p@ss');
+    assert.deepEqual(fromQuery.serviceParameters, { sslpassword: 'k ey' });
+
+    const fromUserinfo = connectionArgs('postgres://u:pa%3Ass@db.example.com/app', 'backstop:run');
+    assert.equal(fromUserinfo.dbname, 'postgres://u@db.example.com/app');
+    assert.deepEqual(fromUserinfo.env, { PGAPPNAME: 'backstop:run', PGCONNECT_TIMEOUT: '15', PGPASSWORD: 'pa:ss' });
+    assert.deepEqual(fromUserinfo.serviceParameters, {});
+
+    // As libpq: the query string's password wins over the userinfo's, and a later one over an earlier one.
+    assert.equal(connectionArgs('postgres://u:first@h/app?password=second&password=third').env.PGPASSWORD, 'third');
+    assert.equal(connectionArgs('postgres://u@h/app?%70assword=encoded-key').env.PGPASSWORD, 'encoded-key');
+    assert.equal(connectionArgs('postgres://u@h/app?%70assword=encoded-key').dbname, 'postgres://u@h/app');
+  });
+
+  it('refuses what a service file cannot carry safely, saying what to do', () => {
+    assert.throws(() => connectionArgs('postgres://u@h/app?service=prod&sslpassword=x'), /names a service and gives sslpassword.*pg_service\.conf/);
+    assert.throws(() => connectionArgs('postgres://u@h/app?sslpassword=%20x'), /white space or holds a line break/);
+    assert.throws(() => connectionArgs('postgres://u@h/app?sslpassword=a%0Ab'), /line break/);
+    assert.doesNotThrow(() => connectionArgs('postgres://u:p@h/app?service=prod'));
+  });
+
+  it('a service file holds the secrets while the tool runs, privately, and is gone after', async () => {
+    const connection = connectionArgs('postgres://u@h/app?sslpassword=key-secret');
+    const run = await output(spawnPgTool('/bin/sh', ['-c', 'stat -c %a "$PGSERVICEFILE" "$(dirname "$PGSERVICEFILE")"; echo "$PGSERVICE"; cat "$PGSERVICEFILE"; echo "$PGSERVICEFILE" >&2'], connection));
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, '600\n700\nbackstop\n[backstop]\nsslpassword=key-secret\n');
+    await assert.rejects(fs.stat(path.dirname(run.stderr.trim())), { code: 'ENOENT' });
   });
 });

@@ -9,6 +9,7 @@ import {
 } from '../db/notifications.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { NotificationChannel } from '../db/targets.ts';
+import { guardedFetch, OutboundAddressRefused, type GuardedRequestInit } from '../net/outboundGuard.ts';
 import { startPeriodicTask } from './periodicTask.ts';
 
 export interface NotifierOptions {
@@ -44,7 +45,8 @@ export interface Notifier {
   stop(): Promise<void>;
 }
 
-type Fetch = typeof globalThis.fetch;
+/** guardedFetch: receivers are reached only at addresses the outbound guard allows. */
+type Fetch = (url: string, init: GuardedRequestInit) => Promise<Response>;
 
 /** Delay before the attempt after `attempts` failed ones: exponential, capped. */
 export function retryDelayMs(attempts: number, baseMs: number, maxMs: number): number {
@@ -71,7 +73,7 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
     retryBaseMs: options.retryBaseMs ?? 5000,
     retryMaxMs: options.retryMaxMs ?? 3_600_000,
   };
-  const doFetch = deps.fetch ?? globalThis.fetch;
+  const doFetch = deps.fetch ?? guardedFetch;
   const log = deps.log.child({ component: 'notifier' });
 
   const deliver = async (row: NotificationDelivery): Promise<DeliveryOutcome> => {
@@ -156,6 +158,8 @@ async function send(doFetch: Fetch, row: NotificationDelivery, channel: Notifica
   } catch (error) {
     const err = error as Error & { cause?: { code?: string; message?: string } };
     if (err.name === 'TimeoutError' || err.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+    // Refused before connecting (a loopback or private address): the refusal says what to set.
+    if (err.cause instanceof OutboundAddressRefused) return redact(err.cause.message, channel);
     const cause = err.cause?.code ?? err.cause?.message;
     return redact(`${err.message}${cause ? ` (${cause})` : ''}`, channel);
   }

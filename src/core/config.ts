@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { parsePrivateEndpointAllowance } from './addressClass.ts';
 import { BackstopError } from './errors.ts';
 
 const seconds = (fallback: number, description: string) =>
@@ -87,6 +88,19 @@ export const configSchema = z.object({
     .string()
     .optional()
     .describe("`backstop run` over HTTP: the database to back up (the API never sends database URLs); BACKSTOP_SOURCE_URL_<TARGET> for one target."),
+  BACKSTOP_ALLOW_PRIVATE_ENDPOINTS: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      try {
+        parsePrivateEndpointAllowance(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    })
+    .describe(
+      'Webhooks, Slack, S3 endpoints and the GitHub API may reach these loopback, private or link-local addresses: a comma-separated list of addresses and CIDR ranges (127.0.0.1,10.0.0.0/8,fd00::/8), or true for every address. Default: public addresses only. Validated here; the outbound guard (src/net/outboundGuard.ts) reads it from the environment at every request.',
+    ),
   BACKSTOP_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

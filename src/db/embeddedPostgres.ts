@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { BackstopError } from '../core/errors.ts';
+import { minimalEnvironment } from '../pgtools/childEnvironment.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -105,7 +106,9 @@ function runTool(file: string, args: string[], runAs: RunAs): Promise<{ code: nu
       // Its own session: a Ctrl-C aimed at Backstop must not reach the server it leaves running.
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
+      // Not Backstop's environment: the server (and code a restored dump runs in it) must not
+      // read the runner token, AWS keys or catalog URL from /proc/self/environ.
+      env: { ...minimalEnvironment(), LC_ALL: 'C', LANG: 'C' },
     });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -138,7 +141,7 @@ async function canConnect(url: string): Promise<boolean> {
 function reachableBy(runAs: RunAs, target: string): Promise<boolean> {
   if (runAs.uid === undefined) return Promise.resolve(true);
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', 'test -x "$1"', 'sh', target], { ...runAs, stdio: 'ignore' });
+    const child = spawn('/bin/sh', ['-c', 'test -x "$1"', 'sh', target], { ...runAs, stdio: 'ignore', env: minimalEnvironment() });
     child.on('error', () => resolve(false));
     child.on('exit', (code) => resolve(code === 0));
   });

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
+import { minimalEnvironment } from './childEnvironment.ts';
 
 const found = new Map<string, string | null>();
 
@@ -21,7 +22,7 @@ export function findWorkingCommand(name: string, probeArgs: string[]): string | 
     } catch {
       continue;
     }
-    const probe = spawnSync(candidate, probeArgs, { stdio: 'ignore', timeout: 5000 });
+    const probe = spawnSync(candidate, probeArgs, { stdio: 'ignore', timeout: 5000, env: minimalEnvironment() });
     if (probe.status === 0) result = candidate;
     break;
   }

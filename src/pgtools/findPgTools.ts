@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { minimalEnvironment } from './childEnvironment.ts';
 import { parseToolVersion, pickPgTool, type PgToolCandidate } from './pickPgTool.ts';
 
 const run = promisify(execFile);
@@ -25,7 +26,7 @@ async function isExecutable(file: string): Promise<boolean> {
 
 async function pgConfigBindir(): Promise<string[]> {
   try {
-    const { stdout } = await run('pg_config', ['--bindir'], { timeout: 5000 });
+    const { stdout } = await run('pg_config', ['--bindir'], { timeout: 5000, env: minimalEnvironment() });
     return [stdout.trim()];
   } catch {
     return [];
@@ -82,7 +83,7 @@ async function discover(tool: PgToolName, search: PgToolSearch): Promise<PgToolC
   const versions = await Promise.all(
     files.map(async (file) => {
       try {
-        const { stdout } = await run(file, ['--version'], { timeout: 5000 });
+        const { stdout } = await run(file, ['--version'], { timeout: 5000, env: minimalEnvironment() });
         const parsed = parseToolVersion(stdout);
         return parsed ? { path: file, ...parsed } : null;
       } catch {

@@ -1,6 +1,11 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { parseDatabaseUrl, redactText } from '../core/databaseUrl.ts';
+import { BackstopError } from '../core/errors.ts';
+import { pgToolEnvironment } from './childEnvironment.ts';
 import { findWorkingCommand } from './findCommand.ts';
 
 export interface PgToolProcess {
@@ -25,15 +30,91 @@ const STDERR_LIMIT = 16 * 1024;
 const STDOUT_BUFFER = '1M';
 
 /**
- * The connection for a pg tool: the URL without its password as --dbname, the password in
- * PGPASSWORD, so it never shows up in `ps` output or in error messages.
+ * libpq's connection parameters that carry a secret (the ones libpq itself shows masked):
+ * never in argv, where `ps` shows them to every user of the machine.
  */
-export function connectionArgs(databaseUrl: string, applicationName = 'backstop'): { dbname: string; env: Record<string, string> } {
+const SECRET_PARAMETERS = ['password', 'sslpassword', 'oauth_client_secret'];
+
+/** How a pg tool connects to a database, split so that no secret reaches its command line. */
+export interface PgConnection {
+  /** The URL without any secret (userinfo password and secret query parameters removed): for `--dbname`. */
+  dbname: string;
+  /** PGAPPNAME, PGCONNECT_TIMEOUT, and PGPASSWORD when the URL has a password (userinfo or `?password=`). */
+  env: Record<string, string>;
+  /**
+   * Secret parameters libpq reads from no environment variable (sslpassword,
+   * oauth_client_secret): spawnPgTool writes them to a private service file for the tool's
+   * lifetime.
+   */
+  serviceParameters: Record<string, string>;
+}
+
+function decodeComponent(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * The connection for a pg tool: the URL without its secrets as --dbname, the password in
+ * PGPASSWORD and the other secrets in a private service file (see spawnPgTool), so that none
+ * shows up in `ps` output or in error messages. The rest of the query string is kept byte for
+ * byte: libpq decodes only %-escapes, and re-encoding it (URLSearchParams turns spaces into
+ * "+") would change what libpq reads.
+ */
+export function connectionArgs(databaseUrl: string, applicationName = 'backstop'): PgConnection {
   const url = parseDatabaseUrl(databaseUrl);
   const env: Record<string, string> = { PGAPPNAME: applicationName, PGCONNECT_TIMEOUT: '15' };
-  if (url.password) env.PGPASSWORD = decodeURIComponent(url.password);
+  let password = url.password ? decodeComponent(url.password) : '';
   url.password = '';
-  return { dbname: url.toString(), env };
+  const kept: string[] = [];
+  const serviceParameters: Record<string, string> = {};
+  let namesService = false;
+  for (const part of url.search.replace(/^\?/, '').split('&')) {
+    if (part === '') continue;
+    const separator = part.indexOf('=');
+    const key = decodeComponent(separator < 0 ? part : part.slice(0, separator));
+    if (key === 'service') namesService = true;
+    if (!SECRET_PARAMETERS.includes(key)) {
+      kept.push(part);
+      continue;
+    }
+    // As libpq: a later value wins, and a query parameter wins over the userinfo.
+    const value = decodeComponent(separator < 0 ? '' : part.slice(separator + 1));
+    if (key === 'password') password = value;
+    else serviceParameters[key] = value;
+  }
+  url.search = kept.length > 0 ? `?${kept.join('&')}` : '';
+  if (password) env.PGPASSWORD = password;
+  const secrets = Object.keys(serviceParameters);
+  if (secrets.length > 0 && namesService) {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `The database URL names a service and gives ${secrets.join(', ')}: Backstop passes ${secrets.length === 1 ? 'that secret' : 'those secrets'} to pg tools through a service file of its own, so put ${secrets.length === 1 ? 'it' : 'them'} in your service's definition (pg_service.conf) instead of the URL.`,
+    );
+  }
+  for (const [key, value] of Object.entries(serviceParameters)) {
+    if (/[\r\n]/.test(value) || value !== value.trim()) {
+      throw new BackstopError('INVALID_INPUT', `The database URL's ${key} starts or ends with white space or holds a line break, which a pg tool cannot be given safely. Change it.`);
+    }
+  }
+  return { dbname: url.toString(), env, serviceParameters };
+}
+
+/** Writes `parameters` as service "backstop" in a new private folder; returns the variables that select it and a cleanup. */
+function writeServiceFile(parameters: Record<string, string>): { env: Record<string, string>; remove: () => void } {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'backstop-pg-'));
+  const file = path.join(folder, 'pg_service.conf');
+  try {
+    const lines = Object.entries(parameters).map(([key, value]) => `${key}=${value}`);
+    writeFileSync(file, `[backstop]\n${lines.join('\n')}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    rmSync(folder, { recursive: true, force: true });
+    throw error;
+  }
+  return { env: { PGSERVICEFILE: file, PGSERVICE: 'backstop' }, remove: () => rmSync(folder, { recursive: true, force: true }) };
 }
 
 /**
@@ -44,7 +125,7 @@ export function connectionArgs(databaseUrl: string, applicationName = 'backstop'
 export function spawnPgTool(
   file: string,
   args: string[],
-  env: Record<string, string>,
+  connection: PgConnection | Record<string, string>,
   options: {
     /**
      * Sees every stderr line as it arrives (the tool's --verbose progress); a line it returns
@@ -58,13 +139,24 @@ export function spawnPgTool(
     bufferedStdout?: boolean;
   } = {},
 ): PgToolProcess {
+  const isConnection = typeof connection.dbname === 'string' && typeof connection.env === 'object';
+  const { env, serviceParameters } = isConnection ? (connection as PgConnection) : { env: connection as Record<string, string>, serviceParameters: {} };
   const stdbuf = options.bufferedStdout ? findWorkingCommand('stdbuf', ['-o', STDOUT_BUFFER, 'true']) : null;
   const [command, commandArgs] = stdbuf ? [stdbuf, ['-o', STDOUT_BUFFER, file, ...args]] : [file, args];
-  const child = spawn(command, commandArgs, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-    env: { ...process.env, ...env },
-  });
+  // The service file lives as long as the tool: pg_restore -j and pg_dumpall connect again later.
+  const service = Object.keys(serviceParameters).length > 0 ? writeServiceFile(serviceParameters) : null;
+  let child: ChildProcessByStdio<null, Readable, Readable>;
+  try {
+    child = spawn(command, commandArgs, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      // Only what the tool needs: never Backstop's own secrets (see childEnvironment.ts).
+      env: pgToolEnvironment({ ...env, ...service?.env }),
+    });
+  } catch (error) {
+    service?.remove();
+    throw error;
+  }
   let stderr = '';
   let partial = '';
   const keep = (text: string) => {
@@ -85,7 +177,10 @@ export function spawnPgTool(
     child.on('error', (error) => {
       stderr += `\n${error.message}`;
     });
-    child.on('close', (code, signal) => resolve({ code, signal, stderr: redactText(stderr.trim()) }));
+    child.on('close', (code, signal) => {
+      service?.remove();
+      resolve({ code, signal, stderr: redactText(stderr.trim()) });
+    });
   });
   const killGroup = (signal: NodeJS.Signals) => {
     if (child.pid === undefined) return;

@@ -78,7 +78,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
     // The run id in application_name lets an operator (and the tests) find this dump in pg_stat_activity.
     const connection = connectionArgs(input.databaseUrl, `backstop:${input.runId}`);
     const options = [...DUMP_OPTIONS, ...(source.snapshot ? [`--snapshot=${source.snapshot}`] : [])];
-    dump = spawnPgTool(pgDump.path, [...options, '--no-password', `--dbname=${connection.dbname}`], connection.env, { bufferedStdout: true });
+    dump = spawnPgTool(pgDump.path, [...options, '--no-password', `--dbname=${connection.dbname}`], connection, { bufferedStdout: true });
     progress.phase = 'dumping';
     report();
     input.onEvent?.('dump_started', `pg_dump ${pgDump.version} against PostgreSQL ${source.serverVersion}`, {

@@ -140,7 +140,7 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
     signal.throwIfAborted();
     // pg_restore --schema restores the schema's objects but not the schema itself.
     for (const schema of selection.schemas) await client.query(`create schema if not exists ${client.escapeIdentifier(schema)}`);
-    restore = spawnPgTool(pgRestore.path, args, connection.env, { onStderrLine: rowCheck?.onStderrLine });
+    restore = spawnPgTool(pgRestore.path, args, connection, { onStderrLine: rowCheck?.onStderrLine });
     restore.child.stdout.resume();
     const { code, signal: killedBy, stderr } = await restore.exited;
     signal.throwIfAborted();

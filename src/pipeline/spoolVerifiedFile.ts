@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackstopError } from '../core/errors.ts';
+import { minimalEnvironment } from '../pgtools/childEnvironment.ts';
 import type { Manifest, ManifestFile } from '../core/manifest.ts';
 import type { Store } from '../storage/store.ts';
 import { createAgeDecryptStream, type AgeIdentity } from './age.ts';
@@ -122,7 +123,7 @@ async function decompressWithCli(zstd: string, compressed: [Readable, ...Transfo
   const [source, ...stages] = compressed;
   const output = await fs.open(spoolPath, 'w', 0o600);
   try {
-    const child = spawn(zstd, ['-d', '-q', '-c'], { stdio: ['pipe', output.fd, 'pipe'] });
+    const child = spawn(zstd, ['-d', '-q', '-c'], { stdio: ['pipe', output.fd, 'pipe'], env: minimalEnvironment() });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (text: string) => {
       stderr = (stderr + text).slice(-2000);

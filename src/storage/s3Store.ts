@@ -15,7 +15,9 @@ import {
   type ListObjectsV2CommandOutput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { PRIVATE_ENDPOINTS_SETTING } from '../core/addressClass.ts';
 import { BackstopError } from '../core/errors.ts';
+import { guardedS3RequestHandler } from '../net/outboundGuard.ts';
 import { parseS3Url, partSizeFor } from './s3Url.ts';
 import type { ListedObject, MultipartUploadState, PutOptions, Store, StoredObject } from './store.ts';
 
@@ -37,6 +39,7 @@ export interface S3StoreTuning {
  * URL form and options: see `parseS3Url`. Credentials come only from the environment
  * (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN in `env`) or, when those
  * are absent, from the AWS SDK's default provider chain (profiles, SSO, instance roles).
+ * BACKSTOP_ALLOW_PRIVATE_ENDPOINTS comes from `env` when it is set there, else from process.env.
  */
 export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, tuning: S3StoreTuning = {}): Store {
   const location = parseS3Url(storeUrl, env);
@@ -56,8 +59,10 @@ export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, 
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     // No socket idle timeout: a GetObject body read by a slow consumer (pg_restore) sits
-    // idle under backpressure, and an idle timeout would cut it.
-    requestHandler: { connectionTimeout: 10_000 },
+    // idle under backpressure, and an idle timeout would cut it. The agents connect only to
+    // addresses the outbound guard allows (a custom endpoint on a private address needs
+    // BACKSTOP_ALLOW_PRIVATE_ENDPOINTS).
+    requestHandler: guardedS3RequestHandler(PRIVATE_ENDPOINTS_SETTING in env ? env : process.env, 10_000),
   });
 
   const objectKey = (key: string): string => {

@@ -8,6 +8,7 @@ import { parseCompression } from '../../pipeline/compression.ts';
 import type { CommandContext } from '../context.ts';
 import { openHttpRunner, remoteRunnerName, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
 import { runInForeground } from './runInForeground.ts';
+import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
 import { storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
 import { assertStorageProfile, collect, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
 
@@ -35,6 +36,8 @@ export function registerBackupCommands(program: Command, context: () => CommandC
       const name = options.target ?? sanitizeTargetName(databaseName(databaseUrl));
       const { pool } = await ctx.catalog();
       const storeUrl = options.store ? storeUrlFor(options.store) : ctx.config.defaultStoreUrl;
+      // A new target's store is refused here, as by `target add`, not after the dump.
+      if (options.store) await assertTargetEndpointsAllowed({ storeUrl });
       const target = await ensureTarget(pool, {
         name,
         databaseUrl,

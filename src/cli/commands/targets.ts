@@ -5,6 +5,7 @@ import { databaseNow } from '../../db/retention.ts';
 import { createTarget, getTarget, listTargets, updateTargetPolicies, type TargetRecord } from '../../db/targets.ts';
 import { parseRecipient } from '../../pipeline/age.ts';
 import { parseCompression } from '../../pipeline/compression.ts';
+import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
 import { addPolicyOptions, describePolicies, parsePolicyOptions, type PolicyOptions } from './schedule.ts';
 import { assertStorageProfile, collect, githubExecutorConfig, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
 import type { CommandContext } from '../context.ts';
@@ -72,11 +73,13 @@ export function registerTargetCommands(program: Command, context: () => CommandC
         throw new BackstopError('INVALID_INPUT', `--max-attempts must be a whole number from 1 to 10, got "${options.maxAttempts}".`);
       }
       const { patch, generatedSecrets } = parsePolicyOptions(options);
+      const storeUrl = options.store ? storeUrlFor(options.store) : undefined;
+      await assertTargetEndpointsAllowed({ storeUrl, channels: patch.addChannels });
       const { pool } = await ctx.catalog();
       const created = await createTarget(pool, {
         name,
         databaseUrl: options.databaseUrl,
-        storeUrl: options.store ? storeUrlFor(options.store) : ctx.config.defaultStoreUrl,
+        storeUrl: storeUrl ?? ctx.config.defaultStoreUrl,
         options: {
           ...targetOptions(options.compression, options.encryptTo.map(parseRecipient), profile, options.withStorage),
           ...(options.checksums ? { checksums: true } : {}),
@@ -110,6 +113,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
       if (Object.keys(patch).length === 0) {
         throw new BackstopError('INVALID_INPUT', 'Nothing to change: pass --schedule, --timezone, --keep-*, --verify-every, --verify-cron, --notify-*, --no-schedule, --no-retention, --no-verify or --clear-notifications.');
       }
+      await assertTargetEndpointsAllowed({ channels: patch.addChannels });
       const updated = await updateTargetPolicies(pool, name, patch);
       if (options.json) printJson({ ...targetJson(updated), ...(generatedSecrets.length > 0 ? { webhookSecrets: generatedSecrets } : {}) });
       else {

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BackstopError } from '../../core/errors.ts';
+import { guardedFetch, OutboundAddressRefused } from '../../net/outboundGuard.ts';
 
 export interface GithubTarget {
   owner: string;
@@ -49,7 +50,9 @@ export function githubClient(options: GithubClientOptions) {
     for (let attempt = 0; ; attempt++) {
       let response: Response;
       try {
-        response = await fetch(`${base}${path}`, {
+        // Through the outbound guard: BACKSTOP_GITHUB_API_URL can name a GitHub Enterprise
+        // Server, and a private one must be allowed by BACKSTOP_ALLOW_PRIVATE_ENDPOINTS.
+        response = await guardedFetch(`${base}${path}`, {
           method,
           headers: {
             accept: 'application/vnd.github+json',
@@ -62,7 +65,9 @@ export function githubClient(options: GithubClientOptions) {
           signal: AbortSignal.timeout(30_000),
         });
       } catch (error) {
-        throw new BackstopError('GITHUB_UNAVAILABLE', `GitHub did not answer ${method} ${path}: ${(error as Error).message}`, { cause: error });
+        const cause = (error as { cause?: unknown }).cause;
+        const reason = cause instanceof OutboundAddressRefused ? cause.message : (error as Error).message;
+        throw new BackstopError('GITHUB_UNAVAILABLE', `GitHub did not answer ${method} ${path}: ${reason}`, { cause: error });
       }
       const text = await response.text();
       const json = text ? safeJson(text) : null;

@@ -90,7 +90,7 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
     for (const step of steps) {
       input.signal.throwIfAborted();
       const name = `${step.role}.sql${suffix}`;
-      running = spawnPgTool(step.tool.path, [...step.options, '--no-password', `--dbname=${connection.dbname}`], connection.env, { bufferedStdout: true });
+      running = spawnPgTool(step.tool.path, [...step.options, '--no-password', `--dbname=${connection.dbname}`], connection, { bufferedStdout: true });
       const storedBefore = progress.bytesStored;
       const stored = await storeStream({
         store: input.store,

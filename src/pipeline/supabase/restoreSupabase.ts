@@ -83,7 +83,7 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
     const args = ['--no-psqlrc', '--quiet', '--set=ON_ERROR_STOP=1', '--single-transaction', '--no-password', `--dbname=${connection.dbname}`];
     for (const spoolPath of spoolPaths) args.push(`--file=${spoolPath}`);
     signal.throwIfAborted();
-    psqlProcess = spawnPgTool(psql.path, args, connection.env);
+    psqlProcess = spawnPgTool(psql.path, args, connection);
     psqlProcess.child.stdout.resume();
     const { code, signal: killedBy, stderr } = await psqlProcess.exited;
     signal.throwIfAborted();

@@ -106,7 +106,7 @@ export async function scaffoldSupabaseProject(input: ScaffoldInput): Promise<Sca
         ...schemas.map((schema) => `--schema=${exactPattern(schema)}`),
         `--dbname=${source.dbname}`,
       ],
-      source.env,
+      source,
     );
     const dumped = await running.exited;
     input.signal?.throwIfAborted();
@@ -114,7 +114,7 @@ export async function scaffoldSupabaseProject(input: ScaffoldInput): Promise<Sca
 
     const psql = await findPgTool('psql', major, input.pgTools);
     const target = connectionArgs(input.scratchUrl, 'backstop:drill-scaffold');
-    running = spawnPgTool(psql.path, ['--no-psqlrc', '--quiet', '--no-password', `--file=${file}`, `--dbname=${target.dbname}`], target.env);
+    running = spawnPgTool(psql.path, ['--no-psqlrc', '--quiet', '--no-password', `--file=${file}`, `--dbname=${target.dbname}`], target);
     running.child.stdout.resume();
     const applied = await running.exited;
     input.signal?.throwIfAborted();

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, ListBucketsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { BackstopError } from '../../core/errors.ts';
+import { guardedS3RequestHandler } from '../../net/outboundGuard.ts';
 import { DEFAULT_REGION } from '../../storage/s3Url.ts';
 
 /**
@@ -90,7 +91,8 @@ export function openStorageEndpoint(config: StorageEndpointConfig): StorageEndpo
       : {}),
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: { connectionTimeout: 10_000 },
+    // Only to addresses the outbound guard allows, as every S3 endpoint (src/net/outboundGuard.ts).
+    requestHandler: guardedS3RequestHandler(process.env, 10_000),
   });
   const url = config.endpoint;
   const failed = (code: 'STORE_READ_FAILED' | 'STORE_WRITE_FAILED', what: string, error: unknown) =>

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { withTransaction } from '../../db/pool.ts';
 import { createTarget, deleteTarget, getTarget, listTargets, lockTargetForUpdate, updateTarget } from '../../db/targets.ts';
+import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
 import type { ServerContext } from '../context.ts';
 import { targetCreateBody, targetParams, targetUpdateBody } from '../requestSchemas.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
@@ -35,7 +36,9 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
       },
     },
     async (request, reply) => {
-      const target = await createTarget(ctx.pool, newTargetFrom(request.body, ctx.config.defaultStoreUrl));
+      const fields = newTargetFrom(request.body, ctx.config.defaultStoreUrl);
+      await assertTargetEndpointsAllowed({ storeUrl: request.body.storeUrl, channels: request.body.notifications });
+      const target = await createTarget(ctx.pool, fields);
       return reply.code(201).send(target);
     },
   );
@@ -62,13 +65,16 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
         response: { 200: ref('Target'), ...errorResponses },
       },
     },
-    async (request) =>
+    async (request) => {
+      // Resolved before the row is locked: a slow DNS answer must not hold the lock.
+      await assertTargetEndpointsAllowed({ storeUrl: request.body.storeUrl, channels: request.body.notifications });
       // Read-modify-write under the row lock: notification channels keep their write-only
       // URLs and secrets, which only the stored row knows.
-      withTransaction(ctx.pool, async (client) => {
+      return withTransaction(ctx.pool, async (client) => {
         const existing = await lockTargetForUpdate(client, request.params.name);
         return updateTarget(client, request.params.name, checkTargetFields(request.body, existing.notificationChannels));
-      }),
+      });
+    },
   );
 
   app.delete<{ Params: { name: string } }>(
