@@ -3,7 +3,7 @@ import { describeDatabase, parseDatabaseUrl, redactText } from '../../core/datab
 import { BackstopError, describeError } from '../../core/errors.ts';
 import { appendRunEvent, createRun, getRun, type RunRecord } from '../../db/runs.ts';
 import { parseIdentities, type AgeIdentity } from '../../pipeline/age.ts';
-import { readManifest } from '../../pipeline/readManifest.ts';
+import { readRunManifest } from '../../pipeline/readRunManifest.ts';
 import { restoreArtifact } from '../../pipeline/restore.ts';
 import { openStore } from '../../storage/openStore.ts';
 import { actorOf } from '../auth.ts';
@@ -69,10 +69,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
         try {
           const store = await openStore(run.artifact.storeUrl);
           try {
-            const { manifest, sha256 } = await readManifest(store, run.artifact.prefix);
-            if (sha256 !== run.artifact.manifest.sha256) {
-              throw new BackstopError('ARTIFACT_CORRUPT', `The manifest of run ${run.id} no longer matches the checksum recorded in the catalog; the artifact was altered.`);
-            }
+            const { manifest } = await readRunManifest(store, run);
             const result = await restoreArtifact({
               store,
               prefix: run.artifact.prefix,
