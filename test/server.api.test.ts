@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, artifactPrefix, manifestSchema, type ManifestFile } from '../src/core/manifest.ts';
 import { createRun, getRun } from '../src/db/runs.ts';
 import { createTarget, getTargetWithSecret } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
@@ -262,21 +267,64 @@ describe('HTTP API', { timeout: 300_000 }, () => {
   });
 
   it('a runner finalizes an artifact whose files include Supabase Storage objects (paths, any character, thousands of them)', async () => {
-    const target = await createTarget(catalog.pool, { name: 'remote-storage', databaseUrl: 'postgres://u@h/x', storeUrl: 'file:///tmp/x', exclusive: false });
-    const run = await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: 60_000 });
-    const token = (await api.request('POST', `/api/v1/runs/${run.id}/runner-token`, { token: api.tokens.operator })).json.token as string;
-    const claim = await api.request('POST', `/api/v1/runs/${run.id}/claim`, { token, body: {} });
-    assert.equal(claim.status, 200, claim.text);
-    const file = (name: string) => ({ name, size: 10, sha256: 'c'.repeat(64) });
-    const files = [file('roles.sql.zst'), file('schema.sql.zst'), file('data.sql.zst')];
-    for (let i = 0; i < 5000; i++) files.push(file(`storage/avatars/user ${i}/pictüre %2E ${i}.png.zst`));
-    const artifact = { storeUrl: 'file:///tmp/x', prefix: 'remote-storage/2026/11/run/attempt-1/', manifest: file('manifest.json'), files };
-    const finalized = await api.request('POST', `/api/v1/runs/${run.id}/finalize`, { token, body: { leaseId: claim.json.leaseId, outcome: 'succeeded', artifact } });
-    assert.equal(finalized.status, 200, finalized.text.slice(0, 500));
-    const recorded = await getRun(catalog.pool, run.id);
-    assert.equal(recorded.status, 'succeeded');
-    assert.equal(recorded.artifact?.files.length, 5003);
-    assert.equal(recorded.artifact?.files.at(-1)?.name, 'storage/avatars/user 4999/pictüre %2E 4999.png.zst');
+    // Finalize reads the artifact back: the files and the manifest are really in the target's store.
+    const storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-api-storage-'));
+    try {
+      const target = await createTarget(catalog.pool, { name: 'remote-storage', databaseUrl: 'postgres://u@h/x', storeUrl: `file://${storeDir}`, exclusive: false });
+      const run = await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: 60_000 });
+      // Written before the claim (its attempt will be 1): 5,000 files take longer than this server's short lease.
+      const prefix = artifactPrefix(target.name, run.createdAt, run.id, 1);
+      const manifestFiles: ManifestFile[] = [];
+      const write = async (name: string, extra: Partial<ManifestFile>) => {
+        const bytes = Buffer.from(`content of ${name}`);
+        await fs.mkdir(path.dirname(path.join(storeDir, prefix, name)), { recursive: true });
+        await fs.writeFile(path.join(storeDir, prefix, name), bytes);
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
+        manifestFiles.push({ name, role: 'schema', format: 'sql', size: bytes.length, sha256, uncompressedSize: bytes.length, ...extra } as ManifestFile);
+      };
+      for (const [name, role] of [['roles.sql.zst', 'roles'], ['schema.sql.zst', 'schema'], ['data.sql.zst', 'data']] as const) await write(name, { role });
+      for (let i = 0; i < 5000; i++) {
+        await write(`storage/avatars/user ${i}/pictüre %2E ${i}.png.zst`, { role: 'storage', format: 'object', object: { bucket: 'avatars', key: `user ${i}/pictüre . ${i}.png` } });
+      }
+      const manifest = manifestSchema.parse({
+        format: MANIFEST_FORMAT,
+        formatVersion: MANIFEST_VERSION,
+        backstopVersion: 'test',
+        runId: run.id,
+        attempt: 1,
+        target: target.name,
+        profile: 'supabase',
+        createdAt: run.createdAt,
+        source: { serverVersion: '17.0', serverVersionNum: 170000, database: 'x' },
+        pgDump: { version: '17.0', options: [], snapshot: true },
+        compression: { algorithm: 'zstd', level: 3 },
+        encryption: null,
+        files: manifestFiles,
+        storage: { buckets: ['avatars'] },
+        tables: [],
+        timings: { dumpMs: 1, totalMs: 1 },
+      });
+      const manifestBytes = Buffer.from(JSON.stringify(manifest));
+      await fs.writeFile(path.join(storeDir, prefix, 'manifest.json'), manifestBytes);
+      const artifact = {
+        storeUrl: `file://${storeDir}`,
+        prefix,
+        manifest: { name: 'manifest.json', size: manifestBytes.length, sha256: createHash('sha256').update(manifestBytes).digest('hex') },
+        files: manifestFiles.map((file) => ({ name: file.name, size: file.size, sha256: file.sha256 })),
+      };
+      const token = (await api.request('POST', `/api/v1/runs/${run.id}/runner-token`, { token: api.tokens.operator })).json.token as string;
+      const claim = await api.request('POST', `/api/v1/runs/${run.id}/claim`, { token, body: {} });
+      assert.equal(claim.status, 200, claim.text);
+      assert.equal(claim.json.run.attempt, 1);
+      const finalized = await api.request('POST', `/api/v1/runs/${run.id}/finalize`, { token, body: { leaseId: claim.json.leaseId, outcome: 'succeeded', artifact } });
+      assert.equal(finalized.status, 200, finalized.text.slice(0, 500));
+      const recorded = await getRun(catalog.pool, run.id);
+      assert.equal(recorded.status, 'succeeded');
+      assert.equal(recorded.artifact?.files.length, 5003);
+      assert.equal(recorded.artifact?.files.at(-1)?.name, 'storage/avatars/user 4999/pictüre %2E 4999.png.zst');
+    } finally {
+      await fs.rm(storeDir, { recursive: true, force: true });
+    }
   });
 
   it('runner tokens: claim, heartbeat, events and finalize of their own run, and nothing else', async () => {

@@ -1,7 +1,9 @@
 import { describeError } from '../core/errors.ts';
 import { MANIFEST_NAME, type Manifest } from '../core/manifest.ts';
+import { manifestBindsTo } from '../core/manifestBinding.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { Artifact } from '../db/runs.ts';
+import { assertTargetName } from '../db/targets.ts';
 import { readManifest } from '../pipeline/readManifest.ts';
 import type { Store } from '../storage/store.ts';
 
@@ -23,6 +25,12 @@ interface Candidate {
  * their recorded sizes, then inserts each backup as a succeeded run (creating targets that do
  * not exist, with no database URL: set one before backing them up again). Runs the catalog
  * already knows are left alone, whatever their status.
+ *
+ * A manifest is imported only where it belongs: at the prefix its own run id, attempt, target
+ * and date imply (a manifest copied elsewhere would give the catalog a row whose location
+ * retention and garbage collection then act on), and, when it records its target's id, under
+ * that target and no other (a target deleted and created again under the same name is another
+ * target: its backups are reported, not handed to it).
  */
 export async function importBackups(db: Queryable, store: Store): Promise<ImportOutcome> {
   const outcome: ImportOutcome = { imported: [], skipped: [], invalid: [] };
@@ -32,6 +40,12 @@ export async function importBackups(db: Queryable, store: Store): Promise<Import
     const prefix = object.key.slice(0, -MANIFEST_NAME.length);
     try {
       const { manifest, sha256, size } = await readManifest(store, prefix);
+      assertTargetName(manifest.target);
+      const binding = manifestBindsTo(manifest, { runId: manifest.runId, attempt: manifest.attempt, targetName: manifest.target, prefix });
+      if (!binding.bound) {
+        outcome.invalid.push({ prefix, reason: `not imported: ${binding.reason}` });
+        continue;
+      }
       const missing: string[] = [];
       for (const file of manifest.files) {
         const stat = await store.stat(prefix + file.name);
@@ -58,17 +72,18 @@ export async function importBackups(db: Queryable, store: Store): Promise<Import
 
   for (const candidate of candidates) {
     const { manifest } = candidate;
-    await db.query(
-      `insert into backstop.targets (name, database_url, store_url) values ($1, '', $2) on conflict (name) do nothing`,
-      [manifest.target, store.url],
-    );
+    const target = await importTarget(db, manifest, store.url);
+    if ('refused' in target) {
+      outcome.skipped.push({ runId: manifest.runId, prefix: candidate.prefix, reason: target.refused });
+      continue;
+    }
     const { rows } = await db.query<{ id: string }>(
       `with inserted as (
          insert into backstop.runs (id, target_id, kind, status, trigger, attempt, max_attempts, exclusive,
                                     deadline_at, created_at, started_at, finished_at, artifact)
          select $1, t.id, 'backup', 'succeeded', 'import', $3, $3, false,
                 $4::timestamptz, $4::timestamptz, $4::timestamptz, $4::timestamptz + $5 * interval '1 millisecond', $6::jsonb
-         from backstop.targets t where t.name = $2
+         from backstop.targets t where t.id = $2
          on conflict (id) do nothing
          returning id, attempt
        ), event as (
@@ -78,7 +93,7 @@ export async function importBackups(db: Queryable, store: Store): Promise<Import
        select id from inserted`,
       [
         manifest.runId,
-        manifest.target,
+        target.id,
         manifest.attempt,
         manifest.createdAt,
         manifest.timings.totalMs,
@@ -107,4 +122,33 @@ export async function importBackups(db: Queryable, store: Store): Promise<Import
     });
   }
   return outcome;
+}
+
+/**
+ * The target an imported backup belongs to: the one with the manifest's target id, else the
+ * one of its name (created, with the manifest's id when it has one, if there is none). A target
+ * of that name with another id is refused.
+ */
+async function importTarget(db: Queryable, manifest: Manifest, storeUrl: string): Promise<{ id: string } | { refused: string }> {
+  if (manifest.targetId !== undefined) {
+    const { rows } = await db.query<{ id: string }>('select id from backstop.targets where id = $1', [manifest.targetId]);
+    if (rows[0]) return { id: rows[0].id };
+  }
+  const { rows: created } = await db.query<{ id: string }>(
+    `insert into backstop.targets (id, name, database_url, store_url) values (coalesce($1::uuid, gen_random_uuid()), $2, '', $3)
+     on conflict (name) do nothing returning id`,
+    [manifest.targetId ?? null, manifest.target, storeUrl],
+  );
+  if (created[0]) return { id: created[0].id };
+  const { rows: named } = await db.query<{ id: string }>('select id from backstop.targets where name = $1', [manifest.target]);
+  const existing = named[0];
+  if (!existing) return { refused: `target "${manifest.target}" was deleted while importing; run the import again` };
+  if (manifest.targetId !== undefined && existing.id !== manifest.targetId) {
+    return {
+      refused:
+        `the catalog's target "${manifest.target}" (id ${existing.id}) is not the target this backup was taken of (id ${manifest.targetId}): ` +
+        'that one was deleted and its name reused. Restore this backup from its manifest URL, or import it into a catalog with no target of that name',
+    };
+  }
+  return { id: existing.id };
 }

@@ -19,6 +19,9 @@ export const errorCodes = {
   RESTORE_FAILED: { exitCode: 10, httpStatus: 500 },
   RESTORE_TARGET_NOT_EMPTY: { exitCode: 5, httpStatus: 409 },
   ARTIFACT_CORRUPT: { exitCode: 11, httpStatus: 500 },
+  // An artifact that is not the one the run was told to write (another store, another prefix,
+  // another run's manifest, files that differ from what was reported): refused, never recorded.
+  ARTIFACT_REJECTED: { exitCode: 11, httpStatus: 422 },
   VERIFY_MISMATCH: { exitCode: 11, httpStatus: 500 },
   STORE_WRITE_FAILED: { exitCode: 12, httpStatus: 502 },
   STORE_READ_FAILED: { exitCode: 12, httpStatus: 502 },

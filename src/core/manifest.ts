@@ -53,6 +53,13 @@ export const manifestSchema = z.object({
   runId: z.string().uuid(),
   attempt: z.number().int().positive(),
   target: z.string(),
+  targetId: z
+    .string()
+    .uuid()
+    .optional()
+    .describe(
+      "The catalog's id of the target (absent in manifests written before it was recorded). Names can be reused after a delete and changed by a rename; the id binds the backup to the one target it was taken for.",
+    ),
   profile: z
     .enum(backupProfiles)
     .optional()

@@ -360,6 +360,23 @@ export async function finalizeRun(db: Queryable, input: FinalizeInput): Promise<
   );
 }
 
+/**
+ * The run as a finalize with `leaseId` finds it: `held` while that lease still holds it (the
+ * only time a report is worth checking), `sameLease` when the run was last claimed with it.
+ */
+export async function getRunForLease(db: Queryable, runId: string, leaseId: string): Promise<{ run: RunRecord; held: boolean; sameLease: boolean }> {
+  assertRunId(runId);
+  const { rows } = await db.query<RunRow & { held: boolean; same_lease: boolean }>(
+    `select ${runColumns}, r.lease_id = $2 and r.status = any($3::text[]) and r.lease_expires_at > now() as held,
+       r.lease_id is not distinct from $2::uuid as same_lease
+     from backstop.runs r join backstop.targets t on t.id = r.target_id where r.id = $1`,
+    [runId, leaseId, leasedStatuses],
+  );
+  const row = rows[0];
+  if (!row) throw new BackstopError('RUN_NOT_FOUND', `No run with id ${runId}. List runs with \`backstop runs\`.`);
+  return { run: toRecord(row), held: row.held === true, sameLease: row.same_lease === true };
+}
+
 /** Records a drill's result on the backup run it verified (terminal runs accept this one column). */
 export async function recordVerification(db: Queryable, subjectRunId: string, verification: Record<string, unknown>): Promise<void> {
   await db.query(`update backstop.runs set verification = $2::jsonb || jsonb_build_object('at', now()) where id = $1`, [

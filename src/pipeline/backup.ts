@@ -28,6 +28,8 @@ export interface BackupInput {
   runId: string;
   attempt: number;
   targetName: string;
+  /** The target's catalog id, recorded in the manifest so that the backup names its target by more than a name. */
+  targetId?: string;
   /** Run creation time from the database; names the artifact's folder. */
   createdAt: string;
   databaseUrl: string;
@@ -132,6 +134,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
       runId: input.runId,
       attempt: input.attempt,
       target: input.targetName,
+      ...(input.targetId !== undefined && { targetId: input.targetId }),
       createdAt: input.createdAt,
       source: { serverVersion: source.serverVersion, serverVersionNum: source.serverVersionNum, database: source.database },
       pgDump: { version: pgDump.version, options, snapshot: source.snapshot !== null },

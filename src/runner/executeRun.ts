@@ -155,11 +155,14 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
         log.info({ status: finished.status }, 'run finished');
         return finished;
       } catch (finalizeError) {
-        // LEASE_LOST is definitive: the catalog will never list this attempt's artifact, so
-        // remove it. When the catalog was merely unreachable, a finalize may have committed
-        // with its answer lost: keep the files (garbage collection removes them if the run
-        // ends up anything but succeeded) rather than risk deleting a recorded backup.
-        if (artifact && store && isBackstopError(finalizeError, 'LEASE_LOST')) await deletePrefix(store, artifact.prefix).catch(() => {});
+        // LEASE_LOST and ARTIFACT_REJECTED are definitive: the catalog will never list this
+        // attempt's artifact, so remove it. When the catalog was merely unreachable, a
+        // finalize may have committed with its answer lost: keep the files (garbage collection
+        // removes them if the run ends up anything but succeeded) rather than risk deleting a
+        // recorded backup.
+        if (artifact && store && (isBackstopError(finalizeError, 'LEASE_LOST') || isBackstopError(finalizeError, 'ARTIFACT_REJECTED'))) {
+          await deletePrefix(store, artifact.prefix).catch(() => {});
+        }
         throw finalizeError;
       }
     } finally {

@@ -5,8 +5,8 @@ import type { FinalizeInput, RunRecord } from '../db/runs.ts';
 
 // Answers that another attempt cannot change: the lease is gone, or (over HTTP) the API
 // refuses this token, this run or this request. Anything else (the catalog or the API
-// unreachable, a 5xx) may pass, and is retried.
-const definitive = new Set<ErrorCode>(['LEASE_LOST', 'UNAUTHORIZED', 'FORBIDDEN', 'RUN_NOT_FOUND', 'NOT_FOUND', 'INVALID_INPUT']);
+// unreachable, a 5xx) may pass, and is retried. ARTIFACT_REJECTED has already ended the attempt.
+const definitive = new Set<ErrorCode>(['LEASE_LOST', 'UNAUTHORIZED', 'FORBIDDEN', 'RUN_NOT_FOUND', 'NOT_FOUND', 'INVALID_INPUT', 'ARTIFACT_REJECTED']);
 
 /**
  * Finalize, retried with capped exponential backoff until the lease would have expired by

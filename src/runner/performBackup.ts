@@ -19,6 +19,7 @@ export function performBackup(deps: RunnerDeps, run: ClaimedRun, target: RunnerT
     runId: run.id,
     attempt: run.attempt,
     targetName: run.targetName,
+    targetId: run.targetId,
     createdAt: run.createdAt,
     databaseUrl: target.databaseUrl,
     store,

@@ -4,7 +4,7 @@ import { BackstopError, describeError } from '../core/errors.ts';
 import { ensureEmbeddedPostgres } from '../db/embeddedPostgres.ts';
 import type { ClaimedRun } from '../db/runs.ts';
 import { parseIdentities } from '../pipeline/age.ts';
-import { readManifest } from '../pipeline/readManifest.ts';
+import { readRunManifest } from '../pipeline/readRunManifest.ts';
 import { verifyArtifact, type VerifyResult } from '../pipeline/verify.ts';
 import { openStore } from '../storage/openStore.ts';
 import { runnerCatalogOf, type RunnerDeps } from './executeRun.ts';
@@ -36,10 +36,8 @@ export async function performDrill(
   try {
     let result: VerifyResult;
     try {
-      const { manifest, sha256 } = await readManifest(store, subject.artifact.prefix);
-      if (sha256 !== subject.artifact.manifest.sha256) {
-        throw new BackstopError('ARTIFACT_CORRUPT', `The manifest of run ${subject.id} no longer matches the checksum recorded in the catalog; the artifact was altered.`);
-      }
+      // The catalog's row alone proves nothing: the manifest must be this backup's own.
+      const { manifest } = await readRunManifest(store, { ...subject, artifact: subject.artifact });
       const identities = deps.config.identityFile ? parseIdentities(await fs.readFile(deps.config.identityFile, 'utf8')) : undefined;
       const scratchServerUrl = deps.config.scratchUrl ?? (await ensureEmbeddedPostgres(deps.config.home)).url();
       options.onEvent('verify_started', `restore drill of backup ${subject.id}`, { subjectRunId: subject.id });
@@ -59,7 +57,7 @@ export async function performDrill(
     } catch (error) {
       options.signal.throwIfAborted();
       const described = describeError(error);
-      if (described.code !== 'ARTIFACT_CORRUPT' && described.code !== 'STORE_READ_FAILED') throw error;
+      if (described.code !== 'ARTIFACT_CORRUPT' && described.code !== 'ARTIFACT_REJECTED' && described.code !== 'STORE_READ_FAILED') throw error;
       result = {
         status: 'failed',
         checks: { digests: false, restore: false, rows: false, checksums: false },

@@ -1,7 +1,7 @@
+import { finalizeReportedRun } from '../control/finalizeReportedRun.ts';
 import type { Queryable } from '../db/pool.ts';
 import {
   appendRunnerEvent,
-  finalizeRun,
   getRun,
   recordVerification,
   releaseRun,
@@ -46,7 +46,7 @@ export function sqlRunnerCatalog(db: Queryable): RunnerCatalog {
     heartbeatChannel: connectionString ? { kind: 'sql', connectionString } : undefined,
     target: (run) => getTargetWithSecret(db, run.targetId),
     renewLease: (input) => renewLease(db, input),
-    finalize: (input) => finalizeRun(db, input),
+    finalize: (input) => finalizeReportedRun(db, input),
     release: (input) => releaseRun(db, input),
     appendEvent: (input) => appendRunnerEvent(db, input),
     getRun: (runId) => getRun(db, runId),

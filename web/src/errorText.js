@@ -14,6 +14,7 @@ const explanations = {
   RESTORE_FAILED: 'pg_restore stopped with an error; nothing was committed.',
   RESTORE_TARGET_NOT_EMPTY: 'The database to restore into is not empty. Use an empty database, or restore with "clean".',
   ARTIFACT_CORRUPT: 'A stored file does not match the checksum in its manifest: the backup was damaged or altered.',
+  ARTIFACT_REJECTED: 'The backup reported files that are not the ones this run was told to write (another store or folder, another run, or different sizes or checksums), so Backstop did not record it. Check the runner, then run it again.',
   VERIFY_MISMATCH: 'The restored copy does not match the backup (row counts or checksums differ).',
   STORE_WRITE_FAILED: 'Writing to the store failed (disk full, permissions or the bucket). Nothing partial was kept.',
   STORE_READ_FAILED: 'Reading from the store failed. Check the store and its credentials.',

@@ -8,6 +8,8 @@ import { restoreArtifact } from '../../pipeline/restore.ts';
 import { openStorageEndpoint, storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
 import { restoreStorageObjects, storageFilesOf } from '../../pipeline/supabase/storageObjects.ts';
 import { readManifest } from '../../pipeline/readManifest.ts';
+import { readRunManifest } from '../../pipeline/readRunManifest.ts';
+import type { RunRecord } from '../../db/runs.ts';
 import { locateManifest, looksLikeManifestUrl } from '../../storage/manifestLocation.ts';
 import { openStore } from '../../storage/openStore.ts';
 import { createProgressReporter } from '../progressReporter.ts';
@@ -55,7 +57,9 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
 
         // A manifest URL needs no catalog: the catalog is never opened (nor the embedded one started).
         let runId: string | null = null;
-        let location: { storeUrl: string; prefix: string; manifestSha256: string | null };
+        // A backup named by run id must be that run's own (readRunManifest); a manifest URL is the operator's choice.
+        let backup: (RunRecord & { artifact: NonNullable<RunRecord['artifact']> }) | null = null;
+        let location: { storeUrl: string; prefix: string };
         if (UUID.test(source)) {
           const { pool } = await ctx.catalog();
           const run = await getRun(pool, source);
@@ -66,19 +70,17 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
             );
           }
           runId = run.id;
-          location = { storeUrl: run.artifact.storeUrl, prefix: run.artifact.prefix, manifestSha256: run.artifact.manifest.sha256 };
+          backup = { ...run, artifact: run.artifact };
+          location = { storeUrl: run.artifact.storeUrl, prefix: run.artifact.prefix };
         } else if (looksLikeManifestUrl(source)) {
-          location = { ...locateManifest(source), manifestSha256: null };
+          location = locateManifest(source);
         } else {
           throw new BackstopError('RUN_NOT_FOUND', `"${source}" is neither a run id (a UUID) nor a manifest URL. List runs with \`backstop runs\`.`);
         }
 
         const store = await openStore(location.storeUrl);
         try {
-          const { manifest, sha256 } = await readManifest(store, location.prefix);
-          if (location.manifestSha256 !== null && sha256 !== location.manifestSha256) {
-            throw new BackstopError('ARTIFACT_CORRUPT', `The manifest of run ${runId} no longer matches the checksum recorded in the catalog; the artifact was altered.`);
-          }
+          const { manifest } = backup ? await readRunManifest(store, backup) : await readManifest(store, location.prefix);
           const storageObjects = storageFilesOf(manifest).length;
           if (storageConfig && storageObjects === 0 && !manifest.storage) {
             throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} holds no Supabase Storage objects (it was taken without --with-storage); restore it without --with-storage.`);

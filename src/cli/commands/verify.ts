@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
 import { claimRunById, createRun, getRun } from '../../db/runs.ts';
-import { readManifest } from '../../pipeline/readManifest.ts';
+import { readRunManifest } from '../../pipeline/readRunManifest.ts';
 import { openStore } from '../../storage/openStore.ts';
 import type { CommandContext } from '../context.ts';
 import { runInForeground } from './runInForeground.ts';
@@ -27,7 +27,7 @@ export function registerVerifyCommand(program: Command, context: () => CommandCo
       if (options.checksums) {
         const store = await openStore(subject.artifact.storeUrl);
         try {
-          const { manifest } = await readManifest(store, subject.artifact.prefix);
+          const { manifest } = await readRunManifest(store, { ...subject, artifact: subject.artifact });
           if (manifest.tables.some((table) => table.checksum === undefined)) {
             throw new BackstopError(
               'INVALID_INPUT',

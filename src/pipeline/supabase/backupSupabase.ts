@@ -168,6 +168,7 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
       runId: input.runId,
       attempt: input.attempt,
       target: input.targetName,
+      ...(input.targetId !== undefined && { targetId: input.targetId }),
       profile: 'supabase',
       createdAt: input.createdAt,
       source: { serverVersion: source.serverVersion, serverVersionNum: source.serverVersionNum, database: source.database },

@@ -5,7 +5,7 @@ import { formatRestoreDestination, restoreDestinationOf, restoreToAllows } from 
 import { appendRunEvent, createRun, getRun, type RunRecord } from '../../db/runs.ts';
 import { getTargetWithSecret } from '../../db/targets.ts';
 import { parseIdentities, type AgeIdentity } from '../../pipeline/age.ts';
-import { readManifest } from '../../pipeline/readManifest.ts';
+import { readRunManifest } from '../../pipeline/readRunManifest.ts';
 import { restoreArtifact } from '../../pipeline/restore.ts';
 import { openStore } from '../../storage/openStore.ts';
 import { actorOf } from '../auth.ts';
@@ -97,10 +97,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
         try {
           const store = await openStore(run.artifact.storeUrl);
           try {
-            const { manifest, sha256 } = await readManifest(store, run.artifact.prefix);
-            if (sha256 !== run.artifact.manifest.sha256) {
-              throw new BackstopError('ARTIFACT_CORRUPT', `The manifest of run ${run.id} no longer matches the checksum recorded in the catalog; the artifact was altered.`);
-            }
+            const { manifest } = await readRunManifest(store, run);
             const result = await restoreArtifact({
               store,
               prefix: run.artifact.prefix,

@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { finalizeReportedRun } from '../../control/finalizeReportedRun.ts';
 import { reportJobStatus, type JobStatus } from '../../control/jobReport.ts';
 import { BackstopError } from '../../core/errors.ts';
 import type { RunnerOutcome } from '../../core/runState.ts';
 import { withTransaction } from '../../db/pool.ts';
-import { appendRunnerEvent, claimRunById, finalizeRun, getRun, releaseRun, renewLease, type Artifact } from '../../db/runs.ts';
+import { appendRunnerEvent, claimRunById, getRun, releaseRun, renewLease, type Artifact } from '../../db/runs.ts';
 import { getTargetWithSecret } from '../../db/targets.ts';
 import { issueRunnerToken } from '../../db/tokens.ts';
 import { actorOf } from '../auth.ts';
@@ -157,7 +158,10 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
       schema: {
         tags,
         summary: 'End the run',
-        description: 'Repeating the same finalize with the same lease succeeds; anything else on a finished run is 409 LEASE_LOST.',
+        description:
+          'Repeating the same finalize with the same lease succeeds; anything else on a finished run is 409 LEASE_LOST. ' +
+          "A backup reported `succeeded` is read back from its target's store first: the artifact must be in the target's store under the prefix of this run and attempt, with the manifest, files, sizes and SHA-256 reported. " +
+          'Anything else is 422 ARTIFACT_REJECTED, and the attempt is recorded as failed with the reason.',
         params: runParams,
         body: finalizeBody,
         response: { 200: ref('Run'), ...errorResponses },
@@ -165,13 +169,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
     },
     async (request) => {
       const { leaseId, outcome, error, artifact } = request.body;
-      if (outcome === 'succeeded' && !artifact) {
-        const run = await getRun(ctx.pool, request.params.id);
-        if (run.kind === 'backup') {
-          throw new BackstopError('INVALID_INPUT', 'A backup can finalize as succeeded only with its artifact (files, sizes and SHA-256, manifest last).');
-        }
-      }
-      return finalizeRun(ctx.pool, {
+      return finalizeReportedRun(ctx.pool, {
         runId: request.params.id,
         leaseId,
         outcome,
