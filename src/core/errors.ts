@@ -19,6 +19,7 @@ export const errorCodes = {
   RESTORE_FAILED: { exitCode: 10, httpStatus: 500 },
   RESTORE_TARGET_NOT_EMPTY: { exitCode: 5, httpStatus: 409 },
   ARTIFACT_CORRUPT: { exitCode: 11, httpStatus: 500 },
+  ARTIFACT_UNSAFE: { exitCode: 11, httpStatus: 422 },
   VERIFY_MISMATCH: { exitCode: 11, httpStatus: 500 },
   STORE_WRITE_FAILED: { exitCode: 12, httpStatus: 502 },
   STORE_READ_FAILED: { exitCode: 12, httpStatus: 502 },
