@@ -81,7 +81,7 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
       // Before psql sees any of the files: a forged one must not run a single line.
       await assertPlainDumpShape(spoolPath, file.name, signal);
       spoolPaths.push(spoolPath);
-      input.onEvent?.('restore_verified', `${file.name}: size and SHA-256 match the manifest; exactly what pg_dump writes`);
+      input.onEvent?.('restore_verified', `${file.name}: size and SHA-256 match the manifest`);
     }
     report('restoring', bytesTotal);
     if (input.scratch) {
