@@ -215,6 +215,13 @@ describe('dumps are hostile input', () => {
       },
     ];
 
+    it("an honest Supabase backup passes its drill on Backstop's own scratch cluster, as the drill's role", async () => {
+      const drill = await runCli(['verify', subjectId, '--json'], env);
+      const verification = JSON.parse(drill.stdout);
+      assert.equal(verification.status, 'succeeded', JSON.stringify(verification.error));
+      assert.equal((await getRun(catalog.pool, subjectId)).verification?.status, 'passed');
+    });
+
     for (const attack of attacks) {
       it(`refuses ${attack.name} in an operator's restore and in a drill; the command never runs`, async () => {
         const marker = path.join(markerDir, `meta-${attacks.indexOf(attack)}`);
