@@ -282,7 +282,8 @@ describe('dumps are hostile input', () => {
     it('of a superuser is refused with what to do, unless its name is given to accept it', async () => {
       const refused = await verify({ BACKSTOP_SCRATCH_URL: adminUrl() });
       const text = `${refused.drill.stdout}${refused.drill.stderr}`;
-      assert.notEqual(refused.run?.status, 'succeeded');
+      assert.equal(refused.run?.status, 'failed', text);
+      assert.equal(refused.run?.error.code, 'CONFIG_INVALID');
       assert.match(text, /The scratch URL connects as \\?"postgres\\?", which is a superuser/);
       assert.match(text, /a role that has CREATEDB and owns only scratch databases/);
       assert.match(text, /BACKSTOP_SCRATCH_SUPERUSER_OK=postgres/);

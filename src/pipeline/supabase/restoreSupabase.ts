@@ -16,6 +16,7 @@ import { countListedTables, existingTable } from '../sourceSnapshot.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from '../spoolVerifiedFile.ts';
 import { assertPlainDumpShape } from './plainDumpCheck.ts';
 import { rewriteLines } from './rewriteLines.ts';
+import { missingRoleError } from './scaffoldSupabase.ts';
 import { isManagedSchema } from './supabaseProfile.ts';
 
 /** Restore order: roles own the objects of the schema, which the data fills. */
@@ -152,7 +153,11 @@ async function createRolesByName(rolesPath: string, adminUrl: string): Promise<v
     const present = new Set(rows.map((row) => row.name));
     for (const name of names.filter((candidate) => !present.has(candidate))) {
       // Another drill may create it at the same moment: a duplicate is as good as success.
-      await client.query(`do $$ begin create role ${client.escapeIdentifier(name)} nologin; exception when duplicate_object or unique_violation then null; end $$`);
+      await client
+        .query(`do $$ begin create role ${client.escapeIdentifier(name)} nologin; exception when duplicate_object or unique_violation then null; end $$`)
+        .catch((error: Error) => {
+          throw missingRoleError(name, error);
+        });
     }
   } finally {
     await client.end().catch(() => {});

@@ -48,6 +48,15 @@ export interface ScaffoldResult {
  * The drill's restore that follows runs
  *   with ON_ERROR_STOP, so anything the backup needs and the scaffold lacks fails it loudly.
  */
+/** The scratch URL's role may not create roles (as it should not): the user creates them once. */
+export function missingRoleError(role: string, cause: Error): BackstopError {
+  return new BackstopError(
+    'RESTORE_FAILED',
+    `The scratch server has no role "${role}", which the Supabase backup grants to, and could not create it (${cause.message}). Create it there once (CREATE ROLE "${role}" NOLOGIN), or unset BACKSTOP_SCRATCH_URL to use Backstop's own scratch cluster.`,
+    { cause },
+  );
+}
+
 export async function scaffoldSupabaseProject(input: ScaffoldInput): Promise<ScaffoldResult> {
   let sourceCatalog;
   let sourceRoles: string[];
@@ -83,7 +92,11 @@ export async function scaffoldSupabaseProject(input: ScaffoldInput): Promise<Sca
     const present = new Set(rows.map((row) => row.name));
     for (const role of sourceRoles.filter((name) => !present.has(name))) {
       // Another drill may create it at the same moment: a duplicate is as good as success.
-      await scratch.query(`do $$ begin create role ${scratch.escapeIdentifier(role)} nologin; exception when duplicate_object or unique_violation then null; end $$`);
+      await scratch
+        .query(`do $$ begin create role ${scratch.escapeIdentifier(role)} nologin; exception when duplicate_object or unique_violation then null; end $$`)
+        .catch((error: Error) => {
+          throw missingRoleError(role, error);
+        });
       createdRoles.push(role);
     }
   } finally {
