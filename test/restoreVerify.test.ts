@@ -22,7 +22,7 @@ describe('restore you can trust: drills, damaged artifacts, catalog-free restore
     catalog = await createTestCatalog();
     source = await createSampleDatabase(1500);
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-verify-'));
-    env = { BACKSTOP_DATABASE_URL: catalog.url, BACKSTOP_STORE: `file://${storeDir}`, BACKSTOP_SCRATCH_URL: adminUrl() };
+    env = { BACKSTOP_DATABASE_URL: catalog.url, BACKSTOP_STORE: `file://${storeDir}`, BACKSTOP_SCRATCH_URL: adminUrl(), BACKSTOP_SCRATCH_SUPERUSER_OK: 'postgres' };
   });
   after(async () => {
     for (const drop of drops) await drop();

@@ -35,7 +35,7 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
       catalogUrl: catalog.url,
       worker: true,
       sseHeartbeatMs: 200,
-      env: { BACKSTOP_STORE: `file://${storeDir}`, BACKSTOP_SCRATCH_URL: adminUrl(), BACKSTOP_LEASE_TTL: '10', BACKSTOP_HEARTBEAT_INTERVAL: '1' },
+      env: { BACKSTOP_STORE: `file://${storeDir}`, BACKSTOP_SCRATCH_URL: adminUrl(), BACKSTOP_SCRATCH_SUPERUSER_OK: 'postgres', BACKSTOP_LEASE_TTL: '10', BACKSTOP_HEARTBEAT_INTERVAL: '1' },
     });
     const created = await api.request('POST', '/api/v1/targets', { body: { name: 'sample', databaseUrl: source.url } });
     assert.equal(created.status, 201, created.text);

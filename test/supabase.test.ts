@@ -365,7 +365,7 @@ describe('Supabase profile against a Supabase-like database', () => {
 
     // A drill: a scratch database made like a new project of the source, the three files
     // restored into it, every carried table's rows compared, the scratch dropped.
-    const drill = await runCli(['verify', result.id, '--json'], { ...env, BACKSTOP_SCRATCH_URL: adminUrl() });
+    const drill = await runCli(['verify', result.id, '--json'], { ...env, BACKSTOP_SCRATCH_URL: adminUrl(), BACKSTOP_SCRATCH_SUPERUSER_OK: 'postgres' });
     assert.equal(drill.code, 0, `${drill.stdout}\n${drill.stderr}`);
     const verification = JSON.parse(drill.stdout);
     assert.equal(verification.status, 'succeeded', JSON.stringify(verification.error));

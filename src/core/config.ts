@@ -39,7 +39,11 @@ export const configSchema = z.object({
   BACKSTOP_SCRATCH_URL: z
     .string()
     .optional()
-    .describe('Server (any database URL on it) where verification drills create and drop scratch databases. Default: the embedded Postgres.'),
+    .describe("Server (any database URL on it) where verification drills create and drop scratch databases, as a role with CREATEDB and nothing more. Default: Backstop's own scratch cluster under BACKSTOP_HOME."),
+  BACKSTOP_SCRATCH_SUPERUSER_OK: z
+    .string()
+    .optional()
+    .describe('The role name of BACKSTOP_SCRATCH_URL when it is a superuser (or has CREATEROLE, or reads/writes server files): accepts it; drills then restore as a role made for each drill.'),
   BACKSTOP_IDENTITY_FILE: z.string().optional().describe('age identity file used by verification drills of encrypted backups.'),
   BACKSTOP_MAX_RUNNING: z
     .string()
@@ -119,6 +123,8 @@ export interface Config {
   /** Where to look for pg_dump / pg_restore: extra folders first; `only` skips the usual places. */
   pgTools: { dirs: string[]; only: boolean };
   scratchUrl: string | undefined;
+  /** The privileged scratch role the user accepted by name (BACKSTOP_SCRATCH_SUPERUSER_OK). */
+  scratchPrivilegedOk: string | undefined;
   maxRunning: number | undefined;
   /** Open event streams one API token may hold at once. */
   maxStreamsPerToken: number;
@@ -173,6 +179,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
     startDeadlineMs: values.BACKSTOP_START_DEADLINE * 1000,
     runDeadlineMs: values.BACKSTOP_RUN_DEADLINE * 1000,
     scratchUrl: values.BACKSTOP_SCRATCH_URL || undefined,
+    scratchPrivilegedOk: values.BACKSTOP_SCRATCH_SUPERUSER_OK || undefined,
     maxRunning: values.BACKSTOP_MAX_RUNNING,
     maxStreamsPerToken: values.BACKSTOP_MAX_STREAMS_PER_TOKEN,
     github: values.BACKSTOP_GITHUB_TOKEN

@@ -22,6 +22,8 @@ export const errorCodes = {
   // An artifact that is not the one the run was told to write (another store, another prefix,
   // another run's manifest, files that differ from what was reported): refused, never recorded.
   ARTIFACT_REJECTED: { exitCode: 11, httpStatus: 422 },
+  // A plain SQL file that is not what pg_dump writes (a meta-command outside its \restrict block).
+  ARTIFACT_UNSAFE: { exitCode: 11, httpStatus: 422 },
   VERIFY_MISMATCH: { exitCode: 11, httpStatus: 500 },
   STORE_WRITE_FAILED: { exitCode: 12, httpStatus: 502 },
   STORE_READ_FAILED: { exitCode: 12, httpStatus: 502 },

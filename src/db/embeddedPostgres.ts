@@ -325,6 +325,15 @@ export async function stopEmbeddedPostgres(home: string, options: EmbeddedOption
   return result.code === 0;
 }
 
+/**
+ * Backstop's own cluster for restore drills, under `home/scratch`: a dump's code never runs in
+ * the cluster that holds the catalog (and with it every target's credentials). Started on
+ * demand by the first drill, stopped by `backstop catalog stop`.
+ */
+export function scratchClusterHome(home: string): string {
+  return path.join(home, 'scratch');
+}
+
 /** A throwaway home for tests and benchmarks. */
 export async function temporaryHome(prefix = 'backstop-'): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));

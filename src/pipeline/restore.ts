@@ -34,6 +34,12 @@ export interface RestoreInput {
   checkRows?: boolean;
   /** age identities, required when the manifest says the artifact is encrypted. */
   identities?: AgeIdentity[];
+  /**
+   * A drill's scratch database, restored into as a role that owns only it (Supabase profile):
+   * the roles file is checked but not run, its roles are created by name (NOLOGIN) through
+   * `adminUrl` when there is one, and the schema file's owner changes are left out.
+   */
+  scratch?: { adminUrl: string | null };
   pgTools?: PgToolSearch;
   tmpDir?: string;
   signal?: AbortSignal;

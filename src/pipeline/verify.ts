@@ -1,12 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { withDatabase } from '../core/databaseUrl.ts';
 import { BackstopError, describeError } from '../core/errors.ts';
 import type { Manifest } from '../core/manifest.ts';
-import { connectDatabase } from '../db/pool.ts';
 import type { PgToolSearch } from '../pgtools/findPgTools.ts';
 import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
 import { restoreArtifact } from './restore.ts';
+import { allowReplicaSessions, createScratchDatabase, type ScratchServer } from './scratchDatabase.ts';
 import { scaffoldSupabaseProject } from './supabase/scaffoldSupabase.ts';
 import { digestOf } from './spoolVerifiedFile.ts';
 import { countListedTables } from './sourceSnapshot.ts';
@@ -15,8 +13,11 @@ export interface VerifyInput {
   store: Store;
   prefix: string;
   manifest: Manifest;
-  /** A server where the drill may create (and drop) a scratch database. */
-  scratchServerUrl: string;
+  /**
+   * A server where the drill may create (and drop) a scratch database, and a role that owns
+   * only it (see createScratchDatabase): never the catalog's cluster.
+   */
+  scratchServer: ScratchServer;
   /**
    * The database the backup came from. Needed for Supabase backups only: the drill reads the
    * platform's managed schemas there to make its scratch database look like a new project.
@@ -52,8 +53,8 @@ export interface VerifyResult {
 
 /**
  * A restore drill. Stored sizes and SHA-256 digests are checked first (a damaged artifact
- * fails here, before pg_restore runs); then the backup is restored into a scratch database
- * that is always dropped afterwards, and every table's row count (and, asked for, content
+ * fails here, before pg_restore runs); then the backup is restored into a scratch database,
+ * as a role that owns that database and nothing else, which is always dropped afterwards, and every table's row count (and, asked for, content
  * checksum) is compared with what the manifest recorded at dump time.
  */
 export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> {
@@ -86,17 +87,24 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
   checks.digests = true;
   input.onEvent?.('verify_digests_ok', `${input.manifest.files.length} file(s): sizes and SHA-256 match the manifest`);
 
-  const scratchName = `backstop_verify_${randomBytes(6).toString('hex')}`;
-  const scratchUrl = withDatabase(input.scratchServerUrl, scratchName);
   const supabase = input.manifest.profile === 'supabase';
   if (supabase && !input.sourceUrl) {
     throw new BackstopError('INVALID_INPUT', "A drill of a Supabase backup needs the project's database URL (the target's) to read the platform's schemas from.");
   }
-  await adminQuery(input.scratchServerUrl, `create database ${scratchName}`);
+  // Everything the dump holds runs as the scratch database's owner, which owns nothing else.
+  const scratch = await createScratchDatabase(input.scratchServer);
+  const scratchUrl = scratch.url;
   try {
     try {
       if (supabase) {
-        const scaffold = await scaffoldSupabaseProject({ sourceUrl: input.sourceUrl!, scratchUrl, pgTools: input.pgTools, signal: input.signal });
+        await allowReplicaSessions(scratch);
+        const scaffold = await scaffoldSupabaseProject({
+          sourceUrl: input.sourceUrl!,
+          scratchUrl,
+          adminUrl: scratch.adminUrl,
+          pgTools: input.pgTools,
+          signal: input.signal,
+        });
         input.onEvent?.(
           'verify_scaffolded',
           `scratch database made like a new Supabase project: ${scaffold.schemas.length} managed schema(s) from the project` +
@@ -110,9 +118,11 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
         prefix: input.prefix,
         manifest: input.manifest,
         toUrl: scratchUrl,
-        // Roles of the source may not exist on the scratch server; ownership is not what a drill
-        // proves. A Supabase backup restores with its roles file, owners and grants as they are.
+        // Roles of the source may not exist on the scratch server, and the drill's role may not
+        // hand objects to them; ownership is not what a drill proves. A Supabase backup keeps
+        // its grants; its roles are created by name, owners left out (see RestoreInput.scratch).
         noOwner: !supabase,
+        ...(supabase ? { scratch: { adminUrl: scratch.adminUrl } } : {}),
         checkRows: false,
         identities: input.identities,
         pgTools: input.pgTools,
@@ -122,7 +132,7 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
       input.signal?.throwIfAborted();
       const described = describeError(error);
       input.onEvent?.('verify_restore_failed', described.message);
-      return result('failed', described.code === 'ARTIFACT_CORRUPT' ? described : { code: 'RESTORE_FAILED', message: described.message });
+      return result('failed', described.code === 'ARTIFACT_CORRUPT' || described.code === 'ARTIFACT_UNSAFE' ? described : { code: 'RESTORE_FAILED', message: described.message });
     }
     checks.restore = true;
     await input.afterRestore?.(scratchUrl);
@@ -157,15 +167,6 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
     }
     return result('passed', null);
   } finally {
-    await adminQuery(input.scratchServerUrl, `drop database if exists ${scratchName} with (force)`).catch(() => {});
-  }
-}
-
-async function adminQuery(url: string, sql: string): Promise<void> {
-  const client = await connectDatabase(url);
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end().catch(() => {});
+    await scratch.drop().catch(() => {});
   }
 }

@@ -20,7 +20,7 @@ export interface RunnerDeps {
   /** The catalog, by SQL; or, for a remote runner, `catalog`. */
   db?: Queryable;
   catalog?: RunnerCatalog;
-  config: Pick<Config, 'leaseTtlMs' | 'heartbeatIntervalMs' | 'pgTools' | 'home' | 'scratchUrl' | 'identityFile'>;
+  config: Pick<Config, 'leaseTtlMs' | 'heartbeatIntervalMs' | 'pgTools' | 'home' | 'scratchUrl' | 'scratchPrivilegedOk' | 'identityFile'>;
   log: Logger;
 }
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import type { RunnerOutcome } from '../core/runState.ts';
 import { BackstopError, describeError } from '../core/errors.ts';
-import { ensureEmbeddedPostgres } from '../db/embeddedPostgres.ts';
+import { ensureEmbeddedPostgres, scratchClusterHome } from '../db/embeddedPostgres.ts';
 import type { ClaimedRun } from '../db/runs.ts';
 import { parseIdentities } from '../pipeline/age.ts';
 import { readRunManifest } from '../pipeline/readRunManifest.ts';
@@ -39,13 +39,17 @@ export async function performDrill(
       // The catalog's row alone proves nothing: the manifest must be this backup's own.
       const { manifest } = await readRunManifest(store, { ...subject, artifact: subject.artifact });
       const identities = deps.config.identityFile ? parseIdentities(await fs.readFile(deps.config.identityFile, 'utf8')) : undefined;
-      const scratchServerUrl = deps.config.scratchUrl ?? (await ensureEmbeddedPostgres(deps.config.home)).url();
+      // Never the catalog's cluster: by default Backstop's own scratch cluster, whose superuser
+      // holds nothing else; the restore itself runs as a role made for the drill (see verify.ts).
+      const scratchServer = deps.config.scratchUrl
+        ? { url: deps.config.scratchUrl, privilegedOk: deps.config.scratchPrivilegedOk }
+        : { url: (await ensureEmbeddedPostgres(scratchClusterHome(deps.config.home))).url(), dedicated: true };
       options.onEvent('verify_started', `restore drill of backup ${subject.id}`, { subjectRunId: subject.id });
       result = await verifyArtifact({
         store,
         prefix: subject.artifact.prefix,
         manifest,
-        scratchServerUrl,
+        scratchServer,
         ...(manifest.profile === 'supabase' ? { sourceUrl: (await catalog.target(run)).databaseUrl } : {}),
         checksums: options.checksums ?? Boolean(manifest.tables.length > 0 && manifest.tables.every((table) => table.checksum !== undefined)),
         identities,
@@ -57,7 +61,9 @@ export async function performDrill(
     } catch (error) {
       options.signal.throwIfAborted();
       const described = describeError(error);
-      if (described.code !== 'ARTIFACT_CORRUPT' && described.code !== 'ARTIFACT_REJECTED' && described.code !== 'STORE_READ_FAILED') throw error;
+      // Findings about the artifact itself fail the drill; anything else is a crash of the drill.
+      const findings = new Set(['ARTIFACT_CORRUPT', 'ARTIFACT_REJECTED', 'ARTIFACT_UNSAFE', 'STORE_READ_FAILED']);
+      if (!findings.has(described.code)) throw error;
       result = {
         status: 'failed',
         checks: { digests: false, restore: false, rows: false, checksums: false },

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { stopEmbeddedPostgres } from '../../db/embeddedPostgres.ts';
+import { scratchClusterHome, stopEmbeddedPostgres } from '../../db/embeddedPostgres.ts';
 import type { CommandContext } from '../context.ts';
 
 export function registerCatalogCommands(program: Command, context: () => CommandContext): void {
@@ -15,10 +15,16 @@ export function registerCatalogCommands(program: Command, context: () => Command
     });
   catalog
     .command('stop')
-    .description('Stop the embedded catalog server under BACKSTOP_HOME.')
+    .description("Stop the embedded catalog server and the drills' scratch server under BACKSTOP_HOME.")
     .action(async () => {
       const ctx = context();
-      if (ctx.config.databaseUrl) throw new BackstopError('INVALID_INPUT', 'BACKSTOP_DATABASE_URL is set: the catalog is not embedded, nothing to stop.');
+      // Drills use a scratch cluster of their own whether the catalog is embedded or not.
+      const scratchStopped = await stopEmbeddedPostgres(scratchClusterHome(ctx.config.home));
+      if (scratchStopped) process.stdout.write('Embedded scratch server stopped.\n');
+      if (ctx.config.databaseUrl) {
+        if (scratchStopped) return;
+        throw new BackstopError('INVALID_INPUT', 'BACKSTOP_DATABASE_URL is set: the catalog is not embedded, nothing to stop.');
+      }
       const stopped = await stopEmbeddedPostgres(ctx.config.home);
       process.stdout.write(stopped ? 'Embedded catalog stopped.\n' : 'The embedded catalog was not running.\n');
     });

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -12,6 +14,9 @@ import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/s
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../restore.ts';
 import { countListedTables, existingTable } from '../sourceSnapshot.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from '../spoolVerifiedFile.ts';
+import { assertPlainDumpShape } from './plainDumpCheck.ts';
+import { rewriteLines } from './rewriteLines.ts';
+import { missingRoleError } from './scaffoldSupabase.ts';
 import { isManagedSchema } from './supabaseProfile.ts';
 
 /** Restore order: roles own the objects of the schema, which the data fills. */
@@ -26,8 +31,9 @@ const relationsSql = `
 
 /**
  * Restores a Supabase-profile artifact into a Supabase project (a new one, or one made like
- * it): every file's size and SHA-256 is checked while it is spooled, before anything runs;
- * then psql runs roles, schema and data, in that order, as one transaction with
+ * it): every file's size and SHA-256 is checked while it is spooled, and its shape (exactly
+ * what pg_dump writes: no psql meta-command outside its `\restrict` block, see
+ * PlainDumpCheck), before anything runs; then psql, without ~/.psqlrc, runs roles, schema and data, in that order, as one transaction with
  * ON_ERROR_STOP, so a failure anywhere commits nothing; the data file sets
  * `session_replication_role = replica` itself. Row counts are compared with the manifest.
  */
@@ -73,10 +79,19 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
         onBytes: (bytes) => report('verifying', bytesVerified + bytes),
       });
       bytesVerified += file.size;
+      // Before psql sees any of the files: a forged one must not run a single line.
+      await assertPlainDumpShape(spoolPath, file.name, signal);
       spoolPaths.push(spoolPath);
       input.onEvent?.('restore_verified', `${file.name}: size and SHA-256 match the manifest`);
     }
     report('restoring', bytesTotal);
+    if (input.scratch) {
+      const [rolesPath, schemaPath, dataPath] = spoolPaths as [string, string, string];
+      await createRolesByName(rolesPath, input.scratch.adminUrl ?? input.toUrl);
+      const ownerless = path.join(spoolDir, 'schema-ownerless.sql');
+      await pipeline(rewriteLines(createReadStream(schemaPath, { signal }), leaveOutOwnership), createWriteStream(ownerless));
+      spoolPaths.splice(0, spoolPaths.length, ownerless, dataPath);
+    }
 
     const connection = connectionArgs(input.toUrl);
     // One transaction over the three files: roles, schema and data commit together or not at all.
@@ -115,6 +130,47 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
     await client.end().catch(() => {});
     if (spoolDir) await fs.rm(spoolDir, { recursive: true, force: true });
   }
+}
+
+const CREATE_ROLE_LINE = /^DO \$backstop\$ BEGIN CREATE ROLE "((?:[^"]|"")+)"; EXCEPTION /;
+
+/**
+ * A drill does not run the roles file (creating and altering roles needs CREATEROLE, which
+ * the drill's role must not have): the roles it creates are made by name, NOLOGIN and with
+ * no attributes, so that the schema's grants to them restore.
+ */
+async function createRolesByName(rolesPath: string, adminUrl: string): Promise<void> {
+  const names: string[] = [];
+  for await (const _ of rewriteLines(createReadStream(rolesPath), (line) => {
+    const created = CREATE_ROLE_LINE.exec(line);
+    if (created) names.push(created[1]!.replaceAll('""', '"'));
+    return '';
+  }));
+  if (names.length === 0) return;
+  const client = await connectDatabase(adminUrl);
+  try {
+    const { rows } = await client.query<{ name: string }>('select rolname as name from pg_roles where rolname = any($1::text[])', [names]);
+    const present = new Set(rows.map((row) => row.name));
+    for (const name of names.filter((candidate) => !present.has(candidate))) {
+      // Another drill may create it at the same moment: a duplicate is as good as success.
+      await client
+        .query(`do $$ begin create role ${client.escapeIdentifier(name)} nologin; exception when duplicate_object or unique_violation then null; end $$`)
+        .catch((error: Error) => {
+          throw missingRoleError(name, error);
+        });
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * A drill's role may not give objects away, nor set default privileges for other roles:
+ * those statements of the schema file are left out (the objects stay the drill's own).
+ */
+function leaveOutOwnership(line: string): string {
+  if (/^ALTER [A-Z ]+ .* OWNER TO .+;$/.test(line) || line.startsWith('ALTER DEFAULT PRIVILEGES FOR ROLE ')) return `-- left out for a drill: ${line}`;
+  return line;
 }
 
 /** Options of the pg_restore path that plain SQL restored with psql cannot honour. */

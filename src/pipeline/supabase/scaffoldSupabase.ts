@@ -13,8 +13,13 @@ import { exactPattern, isManagedSchema, isReservedRole } from './supabaseProfile
 export interface ScaffoldInput {
   /** The Supabase project the backup came from: the platform's schemas are read there. */
   sourceUrl: string;
-  /** The empty scratch database to make look like a new project. */
+  /** The empty scratch database to make look like a new project, as the role that owns it. */
   scratchUrl: string;
+  /**
+   * The scratch database as the server's administrative role, which creates the missing
+   * platform roles (names only, NOLOGIN). Null: they must exist already.
+   */
+  adminUrl?: string | null;
   pgTools?: PgToolSearch;
   signal?: AbortSignal;
   tmpDir?: string;
@@ -36,12 +41,22 @@ export interface ScaffoldResult {
  * - the reserved roles the source has and the scratch server lacks, created NOLOGIN (roles are
  *   cluster-wide; they stay on the scratch server, which is what a scratch server is for);
  * - the structure of every managed schema, with the extensions (`pg_dump --schema-only
- *   --no-owner --no-privileges`), applied without stopping at errors: a platform extension the
- *   scratch server does not have is reported, not fatal;
+ *   --no-owner --no-privileges`), applied as the scratch database's owner without stopping at
+ *   errors: a platform extension the scratch server does not have, or that only a superuser
+ *   may create, is reported, not fatal;
  * - Realtime's publications, empty (the backup's schema file adds the app's tables to them).
  * The drill's restore that follows runs
  *   with ON_ERROR_STOP, so anything the backup needs and the scaffold lacks fails it loudly.
  */
+/** The scratch URL's role may not create roles (as it should not): the user creates them once. */
+export function missingRoleError(role: string, cause: Error): BackstopError {
+  return new BackstopError(
+    'RESTORE_FAILED',
+    `The scratch server has no role "${role}", which the Supabase backup grants to, and could not create it (${cause.message}). Create it there once (CREATE ROLE "${role}" NOLOGIN), or unset BACKSTOP_SCRATCH_URL to use Backstop's own scratch cluster.`,
+    { cause },
+  );
+}
+
 export async function scaffoldSupabaseProject(input: ScaffoldInput): Promise<ScaffoldResult> {
   let sourceCatalog;
   let sourceRoles: string[];
@@ -70,14 +85,18 @@ export async function scaffoldSupabaseProject(input: ScaffoldInput): Promise<Sca
   }
   const schemas = sourceCatalog.schemas.filter((schema) => isManagedSchema(schema) && !schema.startsWith('pg_') && schema !== 'information_schema');
 
-  const scratch = await connectDatabase(input.scratchUrl);
+  const scratch = await connectDatabase(input.adminUrl ?? input.scratchUrl);
   const createdRoles: string[] = [];
   try {
     const { rows } = await scratch.query<{ name: string }>('select rolname as name from pg_roles');
     const present = new Set(rows.map((row) => row.name));
     for (const role of sourceRoles.filter((name) => !present.has(name))) {
       // Another drill may create it at the same moment: a duplicate is as good as success.
-      await scratch.query(`do $$ begin create role ${scratch.escapeIdentifier(role)} nologin; exception when duplicate_object or unique_violation then null; end $$`);
+      await scratch
+        .query(`do $$ begin create role ${scratch.escapeIdentifier(role)} nologin; exception when duplicate_object or unique_violation then null; end $$`)
+        .catch((error: Error) => {
+          throw missingRoleError(role, error);
+        });
       createdRoles.push(role);
     }
   } finally {
