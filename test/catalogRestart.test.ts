@@ -177,9 +177,14 @@ describe('the catalog restarts while a run is finishing', () => {
     assert.deepEqual((await listRunEvents(pool, run.id)).map((event) => event.kind).filter((kind) => kind === 'finished' || kind === 'reaped'), ['reaped']);
     assert.ok(!(await listRuns(pool, { status: 'succeeded' })).some((listed) => listed.id === run.id), 'not listed as a backup');
     assert.ok((await filesUnder(storeDir)).some((file) => file.includes(run.id) && file.endsWith('manifest.json')), 'kept until collected');
-    // Garbage collection: a prefix whose run is not succeeded goes once past the grace period.
+    // Garbage collection: a complete backup whose row says timed_out is no garbage (a catalog
+    // restored from before it finished says the same of a real backup): kept, reported.
     const report = await pruneTargets({ db: pool, log: pino({ level: 'silent' }) }, { gracePeriodMs: 0 });
     assert.equal(report.targets.flatMap((target) => target.error ? [target.error] : []).length, 0);
-    assert.ok(!(await filesUnder(storeDir)).some((file) => file.includes(run.id)), 'no manifest or dump of the run in the store');
+    assert.deepEqual(
+      report.targets.flatMap((target) => target.unknown).filter((item) => item.runId === run.id).map((item) => item.reason),
+      ['run-not-succeeded'],
+    );
+    assert.ok((await filesUnder(storeDir)).some((file) => file.includes(run.id) && file.endsWith('manifest.json')), 'the complete backup was collected');
   });
 });

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { planGarbage, type CatalogRun, type ExaminedPrefix, type ManifestCheck } from '../src/core/planGarbage.ts';
 import { planRetention, type RetentionBackup, type RetentionPolicy } from '../src/core/planRetention.ts';
+import { runStatuses } from '../src/core/runState.ts';
 
 /**
  * planRetention against arbitrary backup histories and policies. Times are drawn from a two-year
@@ -135,6 +137,118 @@ describe('planRetention (property-based)', () => {
           second.keep.map((entry) => entry.id),
           first.keep.map((entry) => entry.id),
         );
+      }),
+      params,
+    );
+  });
+});
+
+/**
+ * planGarbage against arbitrary store folders and catalog rows: a few run ids shared by many
+ * attempts, so that rows, superseded attempts and copies collide often.
+ */
+const runIds = ['f47ac10b-58cc-4372-a567-0e02b2c3d479', '9b2f7c1e-4a5d-4e6f-8a7b-1c2d3e4f5a6b', '0c8a4f1e-2b3d-4c5e-9f60-718293a4b5c6'];
+const prefixOf = (runId: string, attempt: number) => `app/2024/05/${runId}/attempt-${attempt}/`;
+
+const manifestArbitrary: fc.Arbitrary<ManifestCheck> = fc.oneof(
+  fc.constant({ state: 'absent' } as const),
+  fc.constant({ state: 'valid' } as const),
+  fc.constant({ state: 'invalid', problem: 'not its own' } as const),
+  fc.constant({ state: 'unreadable', problem: 'store error' } as const),
+);
+
+const prefixesArbitrary: fc.Arbitrary<ExaminedPrefix[]> = fc
+  .uniqueArray(
+    fc.record({ runId: fc.constantFrom(...runIds), attempt: fc.integer({ min: 1, max: 3 }), manifest: manifestArbitrary, newestAt: fc.integer({ min: 0, max: 2000 }) }),
+    { selector: (entry) => `${entry.runId}/${entry.attempt}`, maxLength: 9 },
+  )
+  .map((entries) =>
+    entries.map((entry) => ({
+      prefix: prefixOf(entry.runId, entry.attempt),
+      runId: entry.runId,
+      attempt: entry.attempt,
+      hasManifest: entry.manifest.state !== 'absent',
+      objects: 1,
+      newestAt: entry.newestAt,
+      manifest: entry.manifest,
+    })),
+  );
+
+const runsArbitrary: fc.Arbitrary<Map<string, CatalogRun>> = fc
+  .array(
+    fc.record({
+      runId: fc.constantFrom(...runIds),
+      status: fc.constantFrom(...runStatuses),
+      ofTarget: fc.boolean(),
+      attempt: fc.integer({ min: 1, max: 3 }),
+      misplaced: fc.boolean(),
+      pruned: fc.boolean(),
+    }),
+    { maxLength: 3 },
+  )
+  .map((rows) => {
+    const runs = new Map<string, CatalogRun>();
+    for (const row of rows) {
+      runs.set(row.runId, {
+        status: row.status,
+        ofTarget: row.ofTarget,
+        attempt: row.attempt,
+        artifactProblem: row.misplaced ? 'it records its artifact in file:///victim' : null,
+        artifactPrefix: row.status !== 'succeeded' ? null : row.misplaced ? 'victim/' : prefixOf(row.runId, row.attempt),
+        pruned: row.status === 'succeeded' && row.pruned,
+      });
+    }
+    return runs;
+  });
+
+describe('planGarbage (property-based)', () => {
+  const params = { numRuns: 1000 };
+  const options = { now: 1000, gracePeriodMs: 100 };
+
+  it('a prefix with a valid binding manifest is never deleted unless its run is a succeeded backup of this target recorded where Backstop puts it, at another attempt', () => {
+    fc.assert(
+      fc.property(prefixesArbitrary, runsArbitrary, (prefixes, runs) => {
+        const plan = planGarbage(prefixes, runs, options);
+        const byPrefix = new Map(prefixes.map((entry) => [entry.prefix, entry]));
+        for (const doomed of [...plan.delete, ...plan.waiting]) {
+          const examined = byPrefix.get(doomed.prefix)!;
+          if (examined.manifest.state !== 'valid') continue;
+          const run = runs.get(doomed.runId);
+          assert.ok(run, `${doomed.prefix}: a complete backup without a row was planned for deletion`);
+          assert.equal(run.status, 'succeeded', `${doomed.prefix}: deleted on a ${run.status} row`);
+          assert.ok(run.ofTarget && run.artifactProblem === null, `${doomed.prefix}: deleted on the word of a row that is not this target's own`);
+          assert.notEqual(run.attempt, doomed.attempt, `${doomed.prefix}: the live attempt was deleted`);
+          assert.equal(doomed.reason, 'superseded-attempt');
+        }
+        // And every complete backup that is neither live, nor in progress, nor superseded is reported.
+        for (const examined of prefixes) {
+          const run = runs.get(examined.runId);
+          const planned = [...plan.delete, ...plan.waiting].some((entry) => entry.prefix === examined.prefix);
+          const unknown = plan.unknown.some((entry) => entry.prefix === examined.prefix);
+          const live = run?.status === 'succeeded' && run.artifactPrefix === examined.prefix;
+          const active = run !== undefined && ['queued', 'dispatched', 'running', 'cancelling'].includes(run.status);
+          if (examined.manifest.state === 'valid' && !live && !active) assert.ok(planned || unknown, `${examined.prefix}: neither collected nor reported`);
+          if (unknown) assert.ok(!planned, `${examined.prefix}: both unknown and collected`);
+        }
+      }),
+      params,
+    );
+  });
+
+  it('never deletes on a failed read, a run in progress, a live artifact, or before the grace period', () => {
+    fc.assert(
+      fc.property(prefixesArbitrary, runsArbitrary, (prefixes, runs) => {
+        const plan = planGarbage(prefixes, runs, options);
+        const byPrefix = new Map(prefixes.map((entry) => [entry.prefix, entry]));
+        for (const doomed of plan.delete) {
+          const examined = byPrefix.get(doomed.prefix)!;
+          const run = runs.get(doomed.runId);
+          assert.notEqual(examined.manifest.state, 'unreadable', `${doomed.prefix}: deleted on a failed read`);
+          assert.ok(!run || !['queued', 'dispatched', 'running', 'cancelling'].includes(run.status), `${doomed.prefix}: a run in progress lost its files`);
+          assert.ok(!(run?.status === 'succeeded' && run.artifactPrefix === doomed.prefix), `${doomed.prefix}: a live artifact was deleted`);
+          assert.ok(examined.newestAt <= options.now - options.gracePeriodMs, `${doomed.prefix}: deleted inside the grace period`);
+        }
+        for (const waiting of plan.waiting) assert.ok(byPrefix.get(waiting.prefix)!.newestAt > options.now - options.gracePeriodMs);
       }),
       params,
     );

@@ -17,6 +17,7 @@ import { localStore } from '../src/storage/localStore.ts';
 import type { Store } from '../src/storage/store.ts';
 import { runCli } from './support/cli.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
+import { manifestFor } from './support/manifests.ts';
 import { filesUnder } from './support/store.ts';
 
 const DAY = 86_400_000;
@@ -121,15 +122,39 @@ describe('planGarbage (examples)', () => {
     );
   });
 
-  it('keeps live artifacts and runs in progress; deletes other leftovers past the grace period', () => {
+  it('deletes only on positive evidence: no valid manifest past the grace period, or a superseded attempt; complete backups without a vouching row are unknown', () => {
+    const third = '0c8a4f1e-2b3d-4c5e-9f60-718293a4b5c6';
+    const fourth = '1d9b5a2f-3c4e-4d6f-a071-8293a4b5c6d7';
+    const fifth = '2eac6b3a-4d5f-4e70-b182-93a4b5c6d7e8';
     const prefix = (id: string, attempt: number) => ({ prefix: `app/2024/05/${id}/attempt-${attempt}/`, runId: id, attempt, objects: 1, newestAt: 0 });
-    const runs = new Map<string, CatalogRun>([[run, { status: 'succeeded', artifactPrefix: `app/2024/05/${run}/attempt-2/`, pruned: false }]]);
+    const valid = { hasManifest: true, manifest: { state: 'valid' } } as const;
+    const row = (over: Partial<CatalogRun>): CatalogRun => ({
+      status: 'succeeded',
+      ofTarget: true,
+      attempt: 1,
+      artifactProblem: null,
+      artifactPrefix: null,
+      pruned: false,
+      ...over,
+    });
+    const runs = new Map<string, CatalogRun>([
+      [run, row({ attempt: 2, artifactPrefix: `app/2024/05/${run}/attempt-2/` })],
+      [third, row({ status: 'timed_out', artifactPrefix: null })],
+      [fourth, row({ artifactPrefix: `elsewhere/`, artifactProblem: 'it records its artifact in file:///victim' })],
+      [fifth, row({ ofTarget: false, attempt: 2, artifactPrefix: `other/2024/05/${fifth}/attempt-2/` })],
+    ]);
     const plan = planGarbage(
       [
-        { ...prefix(run, 1), hasManifest: true },
-        { ...prefix(run, 2), hasManifest: true },
-        { ...prefix(other, 1), hasManifest: false },
-        { ...prefix(other, 2), hasManifest: false, newestAt: 950 },
+        { ...prefix(run, 1), ...valid },
+        { ...prefix(run, 2), ...valid },
+        { ...prefix(run, 3), hasManifest: true, manifest: { state: 'invalid', problem: 'its manifest names run x' } },
+        { ...prefix(other, 1), hasManifest: false, manifest: { state: 'absent' } },
+        { ...prefix(other, 2), hasManifest: false, manifest: { state: 'absent' }, newestAt: 950 },
+        { ...prefix(other, 3), ...valid },
+        { ...prefix(other, 4), hasManifest: true, manifest: { state: 'unreadable', problem: 'connection reset' } },
+        { ...prefix(third, 1), ...valid },
+        { ...prefix(fourth, 1), ...valid },
+        { ...prefix(fifth, 1), ...valid },
       ],
       runs,
       { now: 1000, gracePeriodMs: 100 },
@@ -138,6 +163,7 @@ describe('planGarbage (examples)', () => {
       plan.delete.map((entry) => [entry.prefix, entry.reason]),
       [
         [`app/2024/05/${run}/attempt-1/`, 'superseded-attempt'],
+        [`app/2024/05/${run}/attempt-3/`, 'invalid-manifest'],
         [`app/2024/05/${other}/attempt-1/`, 'incomplete'],
       ],
     );
@@ -145,10 +171,22 @@ describe('planGarbage (examples)', () => {
       plan.waiting.map((entry) => entry.prefix),
       [`app/2024/05/${other}/attempt-2/`],
     );
-    const running = planGarbage([{ ...prefix(other, 1), hasManifest: false }], new Map([[other, { status: 'running', artifactPrefix: null, pruned: false }]]), {
-      now: 10 ** 12,
-      gracePeriodMs: 0,
-    });
+    assert.deepEqual(
+      plan.unknown.map((entry) => [entry.prefix, entry.reason]),
+      [
+        [`app/2024/05/${other}/attempt-3/`, 'run-missing'],
+        [`app/2024/05/${third}/attempt-1/`, 'run-not-succeeded'],
+        [`app/2024/05/${fourth}/attempt-1/`, 'recorded-elsewhere'],
+        [`app/2024/05/${fifth}/attempt-1/`, 'run-of-another-target'],
+      ],
+    );
+    assert.equal(plan.warnings.length, 1);
+    assert.match(plan.warnings[0]!, /attempt-4\/manifest\.json could not be read \(connection reset\); nothing is deleted on a failed read/);
+    const running = planGarbage(
+      [{ ...prefix(other, 1), hasManifest: false, manifest: { state: 'absent' } }],
+      new Map([[other, row({ status: 'running' })]]),
+      { now: 10 ** 12, gracePeriodMs: 0 },
+    );
     assert.deepEqual(running.delete, []);
   });
 });
@@ -181,7 +219,7 @@ describe('prune against a real catalog and a local store', { timeout: 300_000 },
   });
 
   /** A run `daysAgo` old (database time) with its objects in the store. */
-  const seed = async (input: { daysAgo: number; status?: string; verified?: boolean; manifest?: boolean; attempt?: number }) => {
+  const seed = async (input: { daysAgo: number; status?: string; verified?: boolean; manifest?: boolean | 'invalid'; attempt?: number }) => {
     const id = randomUUID();
     const status = input.status ?? 'succeeded';
     const terminal = ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(status);
@@ -199,7 +237,12 @@ describe('prune against a real catalog and a local store', { timeout: 300_000 },
     const dir = path.join(storeDir, prefix);
     await fs.mkdir(dir, { recursive: true });
     await fs.writeFile(path.join(dir, 'dump.pgcustom.zst'), `dump of ${id}`);
-    if (input.manifest ?? status === 'succeeded') await fs.writeFile(path.join(dir, 'manifest.json'), '{}');
+    const manifest = input.manifest ?? status === 'succeeded';
+    if (manifest === 'invalid') await fs.writeFile(path.join(dir, 'manifest.json'), '{}');
+    else if (manifest) {
+      const written = manifestFor({ runId: id, attempt: input.attempt ?? 1, target: target.name, createdAt: rows[0]!.created_at });
+      await fs.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(written));
+    }
     if (status === 'succeeded') {
       const artifact = {
         storeUrl: `file://${storeDir}`,
@@ -306,13 +349,14 @@ describe('prune against a real catalog and a local store', { timeout: 300_000 },
     assert.equal(await runExists(interrupted.id), false);
   });
 
-  it('collects leftovers older than the grace period: no manifest, a run that did not succeed, a run that is gone', async () => {
+  it('collects leftovers older than the grace period (no manifest, a manifest not its own); keeps complete backups of a run that did not succeed or is gone, as unknown', async () => {
     await catalog.pool.query('update backstop.targets set retention = null where id = $1', [target.id]);
     const live = await seed({ daysAgo: 3 });
     const orphan = await seed({ daysAgo: 3, status: 'succeeded' });
     await catalog.pool.query('delete from backstop.runs where id = $1', [orphan.id]); // manifest, run gone
     const killedAfterManifest = await seed({ daysAgo: 3, status: 'timed_out', manifest: true });
     const crashed = await seed({ daysAgo: 3, status: 'failed', manifest: false });
+    const garbled = await seed({ daysAgo: 3, status: 'failed', manifest: 'invalid' });
     const fresh = await seed({ daysAgo: 0, status: 'failed', manifest: false });
     const inProgress = await seed({ daysAgo: 3, status: 'running', manifest: false });
     const unknownRun = `${target.name}/2024/01/${randomUUID()}/attempt-1/`;
@@ -320,7 +364,7 @@ describe('prune against a real catalog and a local store', { timeout: 300_000 },
     await fs.writeFile(path.join(storeDir, unknownRun, 'dump.pgcustom.zst'), 'partial');
     const stranger = `${target.name}/README.txt`;
     await fs.writeFile(path.join(storeDir, stranger), 'not ours');
-    for (const prefix of [live, orphan, killedAfterManifest, crashed, inProgress].map((backup) => backup.prefix).concat(unknownRun)) await age(prefix, 3);
+    for (const prefix of [live, orphan, killedAfterManifest, crashed, garbled, inProgress].map((backup) => backup.prefix).concat(unknownRun)) await age(prefix, 3);
     await age(fresh.prefix, 0.01);
     const strangerTime = new Date(Date.now() - 30 * DAY);
     await fs.utimes(path.join(storeDir, stranger), strangerTime, strangerTime);
@@ -335,14 +379,18 @@ describe('prune against a real catalog and a local store', { timeout: 300_000 },
     const applied = await runCli(['prune', '--target', target.name, '--grace-period', '3600', '--json'], env);
     assert.equal(applied.code, 0, applied.stderr);
     const garbage = Object.fromEntries(JSON.parse(applied.stdout).targets[0].garbage.map((item: { prefix: string; reason: string }) => [item.prefix, item.reason]));
+    const report = JSON.parse(applied.stdout).targets[0];
     assert.deepEqual(garbage, {
-      [orphan.prefix]: 'run-missing',
-      [killedAfterManifest.prefix]: 'run-not-succeeded',
       [crashed.prefix]: 'incomplete',
+      [garbled.prefix]: 'invalid-manifest',
       [unknownRun]: 'incomplete',
     });
+    assert.deepEqual(
+      Object.fromEntries(report.unknown.map((item: { prefix: string; reason: string }) => [item.prefix, item.reason])),
+      { [orphan.prefix]: 'run-missing', [killedAfterManifest.prefix]: 'run-not-succeeded' },
+    );
     for (const prefix of Object.keys(garbage)) assert.equal(await exists(prefix), false, `${prefix} left`);
-    for (const prefix of [live.prefix, fresh.prefix, inProgress.prefix]) assert.ok(await exists(prefix), `${prefix} deleted`);
+    for (const prefix of [live.prefix, fresh.prefix, inProgress.prefix, orphan.prefix, killedAfterManifest.prefix]) assert.ok(await exists(prefix), `${prefix} deleted`);
     await fs.access(path.join(storeDir, stranger));
   });
 

@@ -77,7 +77,7 @@ export function renderChaosReport(result: ChaosResult, context: { command: strin
     `Checked: ${result.queued.length} runs and ${result.events} events read from the catalog with plain SQL and walked through the run lifecycle; ` +
       `${result.artifactsChecked} succeeded artifacts read back from the stores (manifest and every file hashed by the checker); ` +
       `${result.store.objects} objects (${(result.store.bytes / 1e6).toFixed(1)} MB) listed after \`backstop prune --grace-period 0\` ` +
-      `(${result.garbageCollection.prefixesDeleted} leftover prefixes deleted by it), ${result.store.live} of them live; ` +
+      `(${result.garbageCollection.prefixesDeleted} leftover prefixes deleted by it), ${result.store.live} of them live, ${result.store.unknownKept ?? 0} in complete backups of runs not succeeded (kept and reported as unknown, by design); ` +
       `${result.store.pendingMultipartUploads} multipart upload(s) left pending; ${result.restores.length} backups restored with \`age\`/\`zstd\`/\`pg_restore\` ` +
       `(${result.restores.filter((restore) => restore.ok).length} identical to their source); the catalog watched ${result.monitorPasses} times for overdue runs while the chaos ran.`,
   );

@@ -21,6 +21,12 @@ export interface StoreStats {
   bytes: number;
   /** Objects that belong to a succeeded run's artifact. */
   live: number;
+  /**
+   * Objects of complete backups no succeeded row names (a runner killed between its manifest
+   * and its finalize, whose run then timed out): garbage collection keeps and reports them
+   * by design, never deletes them on the absence of a row.
+   */
+  unknownKept: number;
 }
 
 export async function checkArtifacts(
@@ -80,8 +86,11 @@ async function artifactProblems(run: CatalogRun, artifact: CatalogArtifact, stor
 
 /**
  * After garbage collection every object must belong to a succeeded run's recorded artifact
- * (its files and manifest). Anything else — a prefix without a manifest, a failed run's
- * leftovers, a `.partial-*` file of a killed writer, a superseded attempt — is an orphan.
+ * (its files and manifest), or to a complete backup that garbage collection keeps by design: a
+ * folder whose manifest (read and parsed here) names exactly that run, attempt and target, of
+ * a run the catalog does not record as succeeded. Anything else — a prefix without a manifest,
+ * a failed run's leftovers, a `.partial-*` file of a killed writer, a superseded attempt of a
+ * succeeded run — is an orphan.
  */
 export async function checkOrphans(
   runs: readonly CatalogRun[],
@@ -89,7 +98,7 @@ export async function checkOrphans(
   readers: readonly { reader: ObjectReader; views: StoreView[] }[],
   violations: Violation[],
 ): Promise<StoreStats> {
-  const stats: StoreStats = { objects: 0, bytes: 0, live: 0 };
+  const stats: StoreStats = { objects: 0, bytes: 0, live: 0, unknownKept: 0 };
   const runsById = new Map(runs.map((run) => [run.id, run]));
   for (const { reader, views } of readers) {
     const live = new Set<string>();
@@ -99,11 +108,44 @@ export async function checkOrphans(
       if (!view) continue;
       for (const name of [run.artifact.manifest.name, ...run.artifact.files.map((file) => file.name)]) live.add(view.keyPrefix + run.artifact.prefix + name);
     }
-    for (const object of await reader.list()) {
+    const objects = await reader.list();
+    const kept = new Set<string>();
+    for (const object of objects) {
+      if (live.has(object.key) || !object.key.endsWith('/manifest.json')) continue;
+      const folder = object.key.slice(0, -'manifest.json'.length);
+      const view = views.find((candidate) => folder.startsWith(candidate.keyPrefix));
+      const match = view && /^([^/]+)\/(\d{4})\/(\d{2})\/([0-9a-f-]{36})\/attempt-(\d+)\/$/.exec(folder.slice(view.keyPrefix.length));
+      if (!match) continue;
+      const [, target, year, month, runId, attempt] = match;
+      if (runsById.get(runId!)?.status === 'succeeded') continue; // a superseded attempt: garbage
+      const stream = await reader.read(object.key);
+      if (!stream) continue;
+      let manifest: { runId?: string; attempt?: number; target?: string; createdAt?: string };
+      try {
+        manifest = JSON.parse((await readAll(stream)).toString('utf8'));
+      } catch {
+        continue;
+      }
+      const created = new Date(manifest.createdAt ?? '');
+      if (
+        manifest.runId === runId &&
+        manifest.attempt === Number(attempt) &&
+        manifest.target === target &&
+        created.getUTCFullYear() === Number(year) &&
+        created.getUTCMonth() + 1 === Number(month)
+      ) {
+        kept.add(folder);
+      }
+    }
+    for (const object of objects) {
       stats.objects++;
       stats.bytes += object.size;
       if (live.has(object.key)) {
         stats.live++;
+        continue;
+      }
+      if ([...kept].some((folder) => object.key.startsWith(folder))) {
+        stats.unknownKept++;
         continue;
       }
       const runId = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/.exec(object.key)?.[0];

@@ -7,6 +7,9 @@ export interface RetainedBackup {
   id: string;
   /** When the backup was taken: the run's start (its creation if it never recorded one). */
   takenAt: string;
+  /** The run's creation (dates its folder) and its succeeding attempt. */
+  createdAt: string;
+  attempt: number;
   verified: boolean;
   artifact: Artifact;
   /** Set when an earlier prune deleted its objects but not yet its row. */
@@ -18,14 +21,22 @@ const takenAt = 'coalesce(r.started_at, r.created_at)';
 
 /** Succeeded runs with an artifact of a target, newest first; those marked pruned included. */
 export async function listRetainedBackups(db: Queryable, targetId: string): Promise<RetainedBackup[]> {
-  const { rows } = await db.query<{ id: string; taken_at: string; verified: boolean; artifact: Artifact; pruned_at: string | null }>(
-    `select r.id, ${takenAt} as taken_at, coalesce(r.verification->>'status' = 'passed', false) as verified, r.artifact, r.pruned_at
+  const { rows } = await db.query<{ id: string; taken_at: string; created_at: string; attempt: number; verified: boolean; artifact: Artifact; pruned_at: string | null }>(
+    `select r.id, ${takenAt} as taken_at, r.created_at, r.attempt, coalesce(r.verification->>'status' = 'passed', false) as verified, r.artifact, r.pruned_at
      from backstop.runs r
      where r.target_id = $1 and r.kind = 'backup' and r.status = 'succeeded' and r.artifact is not null
      order by ${takenAt} desc, r.id desc`,
     [targetId],
   );
-  return rows.map((row) => ({ id: row.id, takenAt: row.taken_at, verified: row.verified, artifact: row.artifact, prunedAt: row.pruned_at }));
+  return rows.map((row) => ({
+    id: row.id,
+    takenAt: row.taken_at,
+    createdAt: row.created_at,
+    attempt: row.attempt,
+    verified: row.verified,
+    artifact: row.artifact,
+    prunedAt: row.pruned_at,
+  }));
 }
 
 /**
@@ -63,19 +74,125 @@ export async function deletePrunedRun(db: Queryable, runId: string): Promise<boo
 }
 
 export interface RunForGarbage {
+  id: string;
+  targetId: string;
+  kind: string;
   status: RunStatus;
-  artifactPrefix: string | null;
+  attempt: number;
+  createdAt: string;
+  artifact: { storeUrl: string; prefix: string } | null;
   pruned: boolean;
 }
 
 /** What the catalog says of the runs named by store prefixes. */
 export async function runsForGarbage(db: Queryable, runIds: string[]): Promise<Map<string, RunForGarbage>> {
   if (runIds.length === 0) return new Map();
-  const { rows } = await db.query<{ id: string; status: RunStatus; prefix: string | null; pruned: boolean }>(
-    `select id, status, artifact->>'prefix' as prefix, pruned_at is not null as pruned from backstop.runs where id = any($1::uuid[])`,
+  const { rows } = await db.query<{
+    id: string;
+    target_id: string;
+    kind: string;
+    status: RunStatus;
+    attempt: number;
+    created_at: string;
+    store_url: string | null;
+    prefix: string | null;
+    pruned: boolean;
+  }>(
+    `select id, target_id, kind, status, attempt, created_at, artifact->>'storeUrl' as store_url, artifact->>'prefix' as prefix, pruned_at is not null as pruned
+     from backstop.runs where id = any($1::uuid[])`,
     [runIds],
   );
-  return new Map(rows.map((row) => [row.id, { status: row.status, artifactPrefix: row.prefix, pruned: row.pruned }]));
+  return new Map(
+    rows.map((row) => [
+      row.id,
+      {
+        id: row.id,
+        targetId: row.target_id,
+        kind: row.kind,
+        status: row.status,
+        attempt: row.attempt,
+        createdAt: row.created_at,
+        artifact: row.store_url !== null && row.prefix !== null ? { storeUrl: row.store_url, prefix: row.prefix } : null,
+        pruned: row.pruned,
+      },
+    ]),
+  );
+}
+
+/** A complete backup in a target's folder that no catalog row vouches for (see planGarbage). */
+export interface UnknownBackup {
+  prefix: string;
+  runId: string;
+  attempt: number;
+  reason: string;
+  detail: string;
+  objects: number;
+  newestAt: string;
+  firstSeenAt: string;
+  lastSeenAt: string;
+}
+
+/** Replaces what the catalog knows of a target's unknown backups with what a prune pass found. */
+export async function recordUnknownBackups(
+  db: Queryable,
+  targetId: string,
+  found: readonly { prefix: string; runId: string; attempt: number; reason: string; detail: string; objects: number; newestAt: string }[],
+): Promise<void> {
+  await db.query(
+    `with found as (
+       select * from jsonb_to_recordset($2::jsonb)
+         as f(prefix text, "runId" uuid, attempt integer, reason text, detail text, objects integer, "newestAt" timestamptz)
+     ), gone as (
+       delete from backstop.unknown_backups u where u.target_id = $1 and u.prefix not in (select prefix from found)
+     )
+     insert into backstop.unknown_backups as u (target_id, prefix, run_id, attempt, reason, detail, objects, newest_at)
+     select $1, prefix, "runId", attempt, reason, detail, objects, "newestAt" from found
+     on conflict (target_id, prefix) do update
+       set reason = excluded.reason, detail = excluded.detail, objects = excluded.objects, newest_at = excluded.newest_at, last_seen_at = now()`,
+    [targetId, JSON.stringify(found)],
+  );
+}
+
+/** Forgets unknown backups of a target that were deleted on request. */
+export async function forgetUnknownBackups(db: Queryable, targetId: string, prefixes: readonly string[]): Promise<void> {
+  await db.query('delete from backstop.unknown_backups where target_id = $1 and prefix = any($2::text[])', [targetId, prefixes]);
+}
+
+/** The unknown backups the last prune pass of a target found, by prefix. */
+export async function listUnknownBackups(db: Queryable, targetId: string): Promise<UnknownBackup[]> {
+  const { rows } = await db.query<{
+    prefix: string;
+    run_id: string;
+    attempt: number;
+    reason: string;
+    detail: string;
+    objects: number;
+    newest_at: Date | string;
+    first_seen_at: Date | string;
+    last_seen_at: Date | string;
+  }>('select * from backstop.unknown_backups where target_id = $1 order by prefix', [targetId]);
+  const iso = (value: Date | string) => new Date(value).toISOString();
+  return rows.map((row) => ({
+    prefix: row.prefix,
+    runId: row.run_id,
+    attempt: row.attempt,
+    reason: row.reason,
+    detail: row.detail,
+    objects: row.objects,
+    newestAt: iso(row.newest_at),
+    firstSeenAt: iso(row.first_seen_at),
+    lastSeenAt: iso(row.last_seen_at),
+  }));
+}
+
+/** How many unknown backups each target has (targets with none included, as 0), for metrics. */
+export async function countUnknownBackups(db: Queryable): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ name: string; count: number }>(
+    `select t.name, count(u.prefix)::int as count
+     from backstop.targets t left join backstop.unknown_backups u on u.target_id = t.id
+     group by t.name`,
+  );
+  return new Map(rows.map((row) => [row.name, row.count]));
 }
 
 /** A multipart upload a run started and no event says was completed or aborted. */

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { runStatuses } from '../core/runState.ts';
 import type { Queryable } from '../db/pool.ts';
+import { countUnknownBackups } from '../db/retention.ts';
 import { countRunsByStatus, listFinishedRunsAfter, type ReapedRun } from '../db/runs.ts';
 
 export interface ServerMetrics {
@@ -29,6 +30,12 @@ export function createServerMetrics(db: Queryable, options: { processMetrics?: b
 
   const catalogUp = new Gauge({ name: 'backstop_catalog_up', help: '1 when the last scrape could read the catalog, 0 otherwise.', registers });
   const runs = new Gauge({ name: 'backstop_runs', help: 'Runs in the catalog, by status.', labelNames: ['status'], registers });
+  const unknownBackups = new Gauge({
+    name: 'backstop_unknown_backups',
+    help: 'Complete backups in a target\'s store folder that no catalog row vouches for, as the last prune pass found them: kept until imported (backstop import) or deleted (backstop prune --delete-unknown).',
+    labelNames: ['target'],
+    registers,
+  });
   const durations = new Histogram({
     name: 'backstop_run_duration_seconds',
     help: 'Time from claim to finish of finished runs, by kind and final status.',
@@ -76,6 +83,9 @@ export function createServerMetrics(db: Queryable, options: { processMetrics?: b
     try {
       const counts = await countRunsByStatus(db);
       for (const status of runStatuses) runs.set({ status }, counts[status] ?? 0);
+      const unknown = await countUnknownBackups(db);
+      unknownBackups.reset();
+      for (const [target, count] of unknown) unknownBackups.set({ target }, count);
       // Runs are read in finish order from a watermark, so each finished run is observed once
       // by this process, however often it is scraped; a large history is caught up in batches.
       for (let batch = 0; batch < FINISHED_BATCHES_PER_SCRAPE; batch++) {
@@ -91,6 +101,7 @@ export function createServerMetrics(db: Queryable, options: { processMetrics?: b
     } catch {
       // A scrape must still answer when the catalog is down: say so instead of failing.
       runs.reset();
+      unknownBackups.reset();
       catalogUp.set(0);
     }
   };

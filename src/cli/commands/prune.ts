@@ -8,20 +8,34 @@ export function registerPruneCommand(program: Command, context: () => CommandCon
   program
     .command('prune')
     .description(
-      "Apply each target's retention policy (kept backups with their reasons, deleted ones) and delete leftover prefixes (no manifest, or a run that did not succeed) older than the grace period.",
+      "Apply each target's retention policy (kept backups with their reasons, deleted ones) and delete leftover prefixes (no valid manifest of their own, or a superseded attempt) older than the grace period. Complete backups no catalog row vouches for are kept and listed as unknown.",
     )
     .option('--target <name>', 'only this target')
     .option('--dry-run', 'print the plan, delete nothing')
     .option('--grace-period <seconds>', 'leftovers younger than this are kept (a run may still be writing them)', String(DEFAULT_GC_GRACE_MS / 1000))
+    .option('--delete-unknown', 'also delete the unknown complete backups (listed first); import them instead with `backstop import` to keep them')
     .option('--json', 'print the report as JSON')
-    .action(async (options: { target?: string; dryRun?: boolean; gracePeriod: string; json?: boolean }) => {
+    .action(async (options: { target?: string; dryRun?: boolean; gracePeriod: string; deleteUnknown?: boolean; json?: boolean }) => {
       const grace = Number(options.gracePeriod);
       if (!Number.isFinite(grace) || grace < 0) {
         throw new BackstopError('INVALID_INPUT', `--grace-period must be a number of seconds, 0 or more, got "${options.gracePeriod}".`);
       }
       const ctx = context();
       const { pool } = await ctx.catalog();
-      const report = await pruneTargets({ db: pool, log: ctx.log }, { targetName: options.target, dryRun: options.dryRun, gracePeriodMs: grace * 1000 });
+      const report = await pruneTargets(
+        { db: pool, log: ctx.log },
+        {
+          targetName: options.target,
+          dryRun: options.dryRun,
+          gracePeriodMs: grace * 1000,
+          deleteUnknown: options.deleteUnknown,
+          // The names first, then exactly those are deleted (to stderr with --json: stdout is one document).
+          beforeDeletingUnknown: (target, prefixes) => {
+            const lines = [`${target}: deleting ${prefixes.length} unknown complete backup(s), as --delete-unknown asks:`, ...prefixes.map((prefix) => `  ${prefix}`)];
+            (options.json ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);
+          },
+        },
+      );
       if (options.json) printJson(report);
       else process.stdout.write(formatReport(report));
       const failure = firstPruneError(report);
@@ -44,6 +58,16 @@ function formatReport(report: PruneReport): string {
     for (const upload of target.uploads) {
       const done = upload.result === 'pending' ? 'would abort' : upload.result === 'aborted' ? 'aborted' : 'closed (the store no longer knew it)';
       lines.push(`  ${done} multipart upload ${upload.uploadId} of ${upload.key}  (run ${upload.runId} left it unfinished)`);
+    }
+    for (const item of target.unverified) lines.push(`  kept    ${item.id}  (retention chose it, but it was left in place: ${item.reason})`);
+    for (const item of target.unknown) {
+      const done = target.unknownDeleted.includes(item.prefix) ? 'deleted unknown' : 'unknown';
+      lines.push(`  ${done} ${item.prefix}  (a complete backup: ${item.detail}; ${item.objects} object(s), newest ${item.newestAt})`);
+    }
+    if (target.unknown.length > target.unknownDeleted.length) {
+      lines.push(
+        `  ${target.unknown.length - target.unknownDeleted.length} unknown complete backup(s) kept: import them (backstop import STORE_URL, the target's store) or delete them (backstop prune --target ${target.target} --delete-unknown)`,
+      );
     }
     if (target.garbageWaiting > 0) lines.push(`  ${target.garbageWaiting} leftover prefix(es) younger than the grace period kept for now`);
     for (const warning of target.warnings) lines.push(`  warning: ${warning}`);

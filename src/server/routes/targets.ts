@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { withTransaction } from '../../db/pool.ts';
+import { listUnknownBackups } from '../../db/retention.ts';
 import { createTarget, deleteTarget, getTarget, listTargets, lockTargetForUpdate, updateTarget } from '../../db/targets.ts';
 import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
 import type { ServerContext } from '../context.ts';
@@ -8,6 +9,22 @@ import { errorResponses, ref } from '../responseSchemas.ts';
 import { checkTargetFields, newTargetFrom, type TargetBody } from '../targetInput.ts';
 
 const tags = ['targets'];
+
+const unknownBackup = {
+  type: 'object',
+  required: ['prefix', 'runId', 'attempt', 'reason', 'detail', 'objects', 'newestAt', 'firstSeenAt', 'lastSeenAt'],
+  properties: {
+    prefix: { type: 'string', description: "The backup's folder in the target's store." },
+    runId: { type: 'string', format: 'uuid' },
+    attempt: { type: 'integer' },
+    reason: { type: 'string', enum: ['run-missing', 'run-not-succeeded', 'run-of-another-target', 'recorded-elsewhere'] },
+    detail: { type: 'string', description: 'What the catalog says of its run, in plain words.' },
+    objects: { type: 'integer' },
+    newestAt: { type: 'string', format: 'date-time', description: 'Modification time of its newest object.' },
+    firstSeenAt: { type: 'string', format: 'date-time' },
+    lastSeenAt: { type: 'string', format: 'date-time' },
+  },
+} as const;
 
 export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get(
@@ -50,6 +67,28 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
       schema: { tags, summary: 'Show a target', params: targetParams, response: { 200: ref('Target'), ...errorResponses } },
     },
     async (request) => getTarget(ctx.pool, request.params.name),
+  );
+
+  app.get<{ Params: { name: string } }>(
+    '/api/v1/targets/:name/unknown-backups',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags,
+        summary: "Complete backups in a target's store folder that no catalog row vouches for",
+        description:
+          'As the last prune pass found them (`backstop prune`, or the server\'s hourly pass). Garbage collection never deletes them: import them with `backstop import`, or delete them with `backstop prune --delete-unknown`.',
+        params: targetParams,
+        response: {
+          200: { type: 'object', required: ['target', 'items'], properties: { target: { type: 'string' }, items: { type: 'array', items: unknownBackup } } },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const target = await getTarget(ctx.pool, request.params.name);
+      return { target: target.name, items: await listUnknownBackups(ctx.pool, target.id) };
+    },
   );
 
   app.patch<{ Params: { name: string }; Body: TargetBody }>(

@@ -39,6 +39,17 @@ function Settings({ target }) {
   </section>`;
 }
 
+/** Complete backups in the store that no catalog row vouches for: kept until a person decides. */
+function UnknownBackups({ name, unknown }) {
+  const items = unknown.data?.items ?? [];
+  if (items.length === 0) return null;
+  return html`<div class="notice notice-info" role="status" id="unknown-backups">
+    <strong>${items.length} complete backup(s) in this target's store are unknown to the catalog.</strong>
+    They are kept: import them with <code>backstop import</code>, or delete them with <code>backstop prune --target ${name} --delete-unknown</code>.
+    <ul class="plain">${items.map((item) => html`<li key=${item.prefix}><span class="mono break">${item.prefix}</span> <span class="muted">${item.detail}</span></li>`)}</ul>
+  </div>`;
+}
+
 /** A target: its health, actions, charts of size and duration, recent runs and settings. */
 export function TargetPage({ me, name }) {
   usePageTitle(name);
@@ -48,6 +59,7 @@ export function TargetPage({ me, name }) {
   const summary = useResource(async () => (await api('/api/v1/overview')).items.find((item) => item.name === name) ?? null, [name]);
   const history = useResource(() => api(`${path}/history?limit=100`), [name]);
   const runs = useResource(() => api(`/api/v1/runs?target=${encodeURIComponent(name)}&limit=10`), [name]);
+  const unknown = useResource(() => api(`${path}/unknown-backups`), [name]);
   const [action, setAction] = useState({ busy: false, error: null });
   const pending = useRef(null);
 
@@ -95,6 +107,7 @@ export function TargetPage({ me, name }) {
     <${PageHeading} actions=${actions}>${name}<//>
     <p class="target-health">${s ? html`<${HealthBadge} health=${s.health} /> ${s.healthReason}` : null} <${LiveIndicator} connected=${connected} /></p>
     <${ErrorNotice} error=${action.error} title="That did not work" />
+    <${UnknownBackups} name=${name} unknown=${unknown} />
     ${s
       ? html`<dl class="facts facts-row card">
           <div><dt>Last run</dt><dd>${s.lastRun ? html`<a href=${`#/runs/${s.lastRun.id}`}><${StatusBadge} status=${s.lastRun.status} /></a> ${formatRelative(s.lastRun.finishedAt ?? s.lastRun.createdAt, now)}` : 'none yet'}</dd></div>
