@@ -12,7 +12,7 @@ import {
   type UnknownReason,
 } from '../core/planGarbage.ts';
 import { describeReason, planRetention, validateRetentionPolicy, type RetentionPolicy } from '../core/planRetention.ts';
-import { manifestBindsToPrefix, recordedArtifactProblem } from '../core/prefixBinding.ts';
+import { manifestBindsToItsPrefix, recordedArtifactProblem } from '../core/manifestBinding.ts';
 import type { Queryable } from '../db/pool.ts';
 import {
   databaseNow,
@@ -276,8 +276,8 @@ async function verifyOwnBackup(store: Store, target: TargetRecord, backup: Retai
 async function checkManifest(store: Store, targetName: string, prefix: string): Promise<ManifestCheck> {
   try {
     const { manifest } = await readManifest(store, prefix);
-    const problem = manifestBindsToPrefix(targetName, prefix, manifest);
-    return problem ? { state: 'invalid', problem } : { state: 'valid' };
+    const binding = manifestBindsToItsPrefix(manifest, targetName, prefix);
+    return binding.bound ? { state: 'valid' } : { state: 'invalid', problem: binding.reason };
   } catch (error) {
     if (isBackstopError(error, 'ARTIFACT_CORRUPT')) return { state: 'invalid', problem: error.message };
     return { state: 'unreadable', problem: describeError(error).message };

@@ -55,6 +55,41 @@ export function manifestBindsTo(manifest: Manifest, expected: ManifestBindingExp
   return { bound: true };
 }
 
+/**
+ * Whether a manifest read from `prefix` of `targetName`'s layout is that prefix's own backup:
+ * the question garbage collection asks when no catalog row names the prefix. The same rule as
+ * `manifestBindsTo`, with the run and attempt the manifest itself claims (the prefix check then
+ * ties them to the folder).
+ */
+export function manifestBindsToItsPrefix(manifest: Manifest, targetName: string, prefix: string): ManifestBinding {
+  return manifestBindsTo(manifest, { runId: manifest.runId, attempt: manifest.attempt, targetName, prefix });
+}
+
+/** A catalog row of a succeeded backup, as far as where its artifact lies goes. */
+export interface RecordedBackup {
+  id: string;
+  attempt: number;
+  /** The run's creation time, which dates its folder. */
+  createdAt: string;
+  artifact: { storeUrl: string; prefix: string } | null;
+}
+
+/**
+ * Null when the row's recorded artifact is exactly where the server would have put it: in the
+ * target's store, at `artifactPrefix(target's current name, run, attempt, created_at)`; else the
+ * problem. After a rename or a change of store, backups taken before fail this check and are
+ * left alone (reported), never deleted on the row's word.
+ */
+export function recordedArtifactProblem(row: RecordedBackup, target: { name: string; storeUrl: string }): string | null {
+  if (!row.artifact) return 'it records no artifact';
+  const expected = artifactPrefix(target.name, row.createdAt, row.id, row.attempt);
+  if (row.artifact.storeUrl !== target.storeUrl) {
+    return `it records its artifact in ${row.artifact.storeUrl}, not in the target's store ${target.storeUrl}`;
+  }
+  if (row.artifact.prefix !== expected) return `it records its artifact at ${row.artifact.prefix}, not at ${expected} where Backstop puts it`;
+  return null;
+}
+
 /** Why a manifest's file name does not stay inside its prefix, or null when it does. */
 function fileNameProblem(name: string): string | null {
   if (name === MANIFEST_NAME) return 'is the manifest itself';
