@@ -163,7 +163,8 @@ grant select on backstop.organizations, backstop.organization_members to authent
 -- edge function creates its runs with them as backstop_service. Not to the API roles: a
 -- signed-in user starts a backup through the edge function, which checks who may.
 grant execute on function backstop.create_run(uuid, text, double precision, text, uuid, text, text, jsonb, timestamptz, text[], text, double precision),
-                          backstop.claim_run(uuid, double precision, text, text[], text[])
+                          backstop.claim_run(uuid, double precision, text, text[], text[]),
+                          backstop.record_imported_run(uuid, text, integer, timestamptz, double precision, jsonb, text)
   to backstop_service;
 
 -- The policies call the helpers as the querying user; anon and PUBLIC may not (revoked above).

@@ -1,5 +1,5 @@
 -- Run creation and claiming, defined once. Every client that makes or claims runs (Backstop's
--- own catalog code, the scheduler, the Supabase edge function) calls these functions instead of
+-- own catalog code, the scheduler, import, the Supabase edge function) calls these functions instead of
 -- writing its own INSERT or UPDATE, so a new run is the same whoever asks for it.
 --
 -- Values that are configuration (deadlines, lease lengths) or that the state machine in
@@ -145,13 +145,50 @@ begin
 end
 $$;
 
+-- Records a backup found in a store (backstop import) as the succeeded run it was: its own id,
+-- attempt and times from its manifest, its artifact, and an `imported` event. Never exclusive
+-- and never executed. Returns no row when the target does not exist or the run is already in
+-- the catalog (its id is taken).
+create function backstop.record_imported_run(
+  p_run_id uuid,
+  p_target_name text,
+  p_attempt integer,
+  p_created_at timestamptz,
+  p_total_ms double precision,
+  p_artifact jsonb,
+  p_message text
+) returns setof backstop.runs
+language plpgsql volatile security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  run backstop.runs;
+begin
+  insert into backstop.runs (id, target_id, kind, status, trigger, attempt, max_attempts, exclusive,
+                             deadline_at, created_at, started_at, finished_at, artifact)
+  select p_run_id, t.id, 'backup', 'succeeded', 'import', p_attempt, p_attempt, false,
+         p_created_at, p_created_at, p_created_at, p_created_at + p_total_ms * interval '1 millisecond', p_artifact
+  from backstop.targets t where t.name = p_target_name
+  on conflict (id) do nothing
+  returning * into run;
+  if run.id is null then
+    return;
+  end if;
+  insert into backstop.run_events (run_id, attempt, kind, status, message)
+  values (run.id, run.attempt, 'imported', 'succeeded', p_message);
+  return next run;
+end
+$$;
+
 -- Functions are executable by PUBLIC unless revoked. These write runs: only their owner
 -- (Backstop's role, which applies its migrations) and, on Supabase, backstop_service run them.
 revoke execute on function backstop.create_run(uuid, text, double precision, text, uuid, text, text, jsonb, timestamptz, text[], text, double precision) from public;
 revoke execute on function backstop.claim_run(uuid, double precision, text, text[], text[]) from public;
+revoke execute on function backstop.record_imported_run(uuid, text, integer, timestamptz, double precision, jsonb, text) from public;
 do $grant$ begin
   if exists (select from pg_roles where rolname = 'backstop_service') then
     grant execute on function backstop.create_run(uuid, text, double precision, text, uuid, text, text, jsonb, timestamptz, text[], text, double precision) to backstop_service;
     grant execute on function backstop.claim_run(uuid, double precision, text, text[], text[]) to backstop_service;
+    grant execute on function backstop.record_imported_run(uuid, text, integer, timestamptz, double precision, jsonb, text) to backstop_service;
   end if;
 end $grant$;
