@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { createRun } from '../src/db/runs.ts';
+import { createTarget } from '../src/db/targets.ts';
+import { createTriggerBackupHandler } from '../src/supabase/triggerBackup.ts';
+import { createJwtVerifier, remoteKeySet } from '../src/supabase/verifyJwt.ts';
+import { generateSigner, signJwt, startJwksServer, type JwksServer, type TestSigner } from './support/jwks.ts';
+import { createSupabaseCatalog, edgeSessions, seedOrganizations, type EdgeSessions, type OrgFixture, type SupabaseCatalog } from './support/supabaseCatalog.ts';
+
+/**
+ * Runs are made in one place: backstop.create_run (migration 011). A run the edge function
+ * creates and one Backstop's catalog code creates from the same inputs are the same run, and
+ * nothing else in src/ inserts runs.
+ */
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const RUN_DEADLINE_MS = 3_600_000;
+
+describe('one definition of a new run, for every client', () => {
+  let catalog: SupabaseCatalog;
+  let fixture: OrgFixture;
+  let jwks: JwksServer;
+  let signer: TestSigner;
+  let sessions: EdgeSessions;
+
+  before(async () => {
+    catalog = await createSupabaseCatalog('sbrunfn');
+    fixture = await seedOrganizations(catalog.url);
+    signer = await generateSigner('RS256', 'rsa-1');
+    jwks = await startJwksServer([signer.publicJwk]);
+    sessions = edgeSessions(catalog.functionUrl);
+  });
+
+  after(async () => {
+    await sessions?.close();
+    await jwks?.close();
+    await catalog?.close();
+  });
+
+  it('the edge function and the TypeScript catalog make the same run (every column but id and times) with the same events', async () => {
+    const target = await createTarget(catalog.pool, {
+      name: 'same-run',
+      databaseUrl: 'postgres://backstop:secret@127.0.0.1:1/none',
+      storeUrl: 'file:///nowhere',
+      maxAttempts: 3,
+    });
+    await catalog.pool.query('update backstop.targets set organization_id = $1 where id = $2', [fixture.orgs.a, target.id]);
+    const handler = createTriggerBackupHandler({
+      verifyJwt: createJwtVerifier({ keySet: remoteKeySet(jwks.jwksUrl), issuer: `${jwks.supabaseUrl}/auth/v1`, audience: 'authenticated' }),
+      asCaller: sessions.asCaller,
+      asService: sessions.asService,
+      github: null,
+      runDeadlineMs: RUN_DEADLINE_MS,
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const token = await signJwt(signer, {
+      iss: `${jwks.supabaseUrl}/auth/v1`,
+      aud: 'authenticated',
+      sub: fixture.users.adminA,
+      role: 'authenticated',
+      iat: now,
+      exp: now + 3600,
+    });
+    const response = await handler(
+      new Request('http://127.0.0.1/functions/v1/trigger-backup', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ targetId: target.id }),
+      }),
+    );
+    const answer = (await response.json()) as { run: { id: string } };
+    assert.equal(response.status, 202, JSON.stringify(answer));
+    const edgeRunId = answer.run.id;
+
+    // The same inputs through Backstop's own code: the edge function's trigger, on behalf of the same user.
+    const catalogRun = await createRun(catalog.pool, { targetId: target.id, trigger: 'edge-function', runDeadlineMs: RUN_DEADLINE_MS, requestedBy: fixture.users.adminA });
+
+    const row = async (runId: string) => {
+      const { rows } = await catalog.pool.query<Record<string, unknown>>(
+        `select to_jsonb(r) - 'id' - 'created_at' - 'deadline_at' as run,
+                extract(epoch from r.deadline_at - r.created_at)::float8 as deadline_seconds
+         from backstop.runs r where r.id = $1`,
+        [runId],
+      );
+      return rows[0]!;
+    };
+    const events = async (runId: string) =>
+      (
+        await catalog.pool.query(
+          `select attempt, kind, status, message, data from backstop.run_events where run_id = $1 order by id`,
+          [runId],
+        )
+      ).rows;
+
+    const fromEdge = await row(edgeRunId);
+    const fromCatalog = await row(catalogRun.id);
+    assert.deepEqual(fromCatalog, fromEdge);
+    assert.equal(fromEdge.deadline_seconds, RUN_DEADLINE_MS / 1000);
+    const edgeEvents = await events(edgeRunId);
+    assert.deepEqual(await events(catalogRun.id), edgeEvents);
+    assert.deepEqual(
+      edgeEvents.map((event) => [event.kind, event.message]),
+      [['created', `queued by edge-function for user ${fixture.users.adminA}`]],
+    );
+    // The rules, not just their agreement: the target's max_attempts, exclusive for a backup, queued.
+    const run = fromEdge.run as Record<string, unknown>;
+    assert.equal(run.max_attempts, 3);
+    assert.equal(run.exclusive, true);
+    assert.equal(run.status, 'queued');
+    assert.equal(run.trigger, 'edge-function');
+  });
+
+  it('no module in src/ inserts runs itself: only migration 011 does', async () => {
+    const found: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        else if (/insert\s+into\s+(backstop\s*\.\s*)?"?runs"?(\s|\()/i.test(await fs.readFile(full, 'utf8'))) found.push(path.relative(repoRoot, full));
+      }
+    };
+    await walk(path.join(repoRoot, 'src'));
+    assert.deepEqual(found, ['src/db/migrations/011_run_functions.sql']);
+  });
+});
