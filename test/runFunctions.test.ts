@@ -3,11 +3,13 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createRun } from '../src/db/runs.ts';
+import { claimRunById, createRun, finalizeRun, getRun, listRunEvents } from '../src/db/runs.ts';
+import { enqueueScheduledDrill } from '../src/db/schedules.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { createTriggerBackupHandler } from '../src/supabase/triggerBackup.ts';
 import { createJwtVerifier, remoteKeySet } from '../src/supabase/verifyJwt.ts';
 import { generateSigner, signJwt, startJwksServer, type JwksServer, type TestSigner } from './support/jwks.ts';
+import { createTestCatalog } from './support/pg.ts';
 import { createSupabaseCatalog, edgeSessions, seedOrganizations, type EdgeSessions, type OrgFixture, type SupabaseCatalog } from './support/supabaseCatalog.ts';
 
 /**
@@ -124,5 +126,54 @@ describe('one definition of a new run, for every client', () => {
     };
     await walk(path.join(repoRoot, 'src'));
     assert.deepEqual(found, ['src/db/migrations/011_run_functions.sql']);
+  });
+
+  it('a scheduled drill is made by create_run too: a verify run of the newest backup, not exclusive, with its created event', async () => {
+    const plain = await createTestCatalog();
+    try {
+      const target = await createTarget(plain.pool, {
+        name: 'drilled',
+        databaseUrl: 'postgres://backstop:secret@127.0.0.1:1/none',
+        storeUrl: 'file:///nowhere',
+        maxAttempts: 2,
+      });
+      const backup = await createRun(plain.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: RUN_DEADLINE_MS });
+      const claimed = await claimRunById(plain.pool, backup.id, { leaseTtlMs: 60_000, claimedBy: 'test-runner' });
+      await finalizeRun(plain.pool, {
+        runId: backup.id,
+        leaseId: claimed.leaseId,
+        outcome: 'succeeded',
+        artifact: {
+          storeUrl: 'file:///nowhere',
+          prefix: 'drilled/run/attempt-1/',
+          manifest: { name: 'manifest.json', size: 10, sha256: 'a'.repeat(64) },
+          files: [{ name: 'dump.pgcustom.zst', size: 100, sha256: 'b'.repeat(64) }],
+        },
+      });
+      await plain.pool.query(`update backstop.targets set verification = '{"cron": "0 4 * * *"}'::jsonb where id = $1`, [target.id]);
+      const slot = Date.parse('2030-01-01T04:00:00Z');
+      const drill = await enqueueScheduledDrill(plain.pool, { targetId: target.id, slot, runDeadlineMs: RUN_DEADLINE_MS });
+      assert.equal(drill.claimed, true);
+      assert.ok(drill.runId, 'a drill was queued');
+      const run = await getRun(plain.pool, drill.runId);
+      assert.deepEqual(
+        { kind: run.kind, subject: run.subjectRunId, status: run.status, trigger: run.trigger, maxAttempts: run.maxAttempts, attempt: run.attempt },
+        { kind: 'verify', subject: backup.id, status: 'queued', trigger: 'schedule', maxAttempts: 2, attempt: 0 },
+      );
+      const { rows } = await plain.pool.query<{ exclusive: boolean }>('select exclusive from backstop.runs where id = $1', [drill.runId]);
+      assert.equal(rows[0]!.exclusive, false);
+      assert.deepEqual(
+        (await listRunEvents(plain.pool, drill.runId)).map((event) => [event.kind, event.status, event.message]),
+        [['created', 'queued', 'verification queued by the schedule for 2030-01-01T04:00:00.000Z']],
+      );
+      // The slot is settled: a second scheduler for the same slot queues nothing.
+      assert.deepEqual(await enqueueScheduledDrill(plain.pool, { targetId: target.id, slot, runDeadlineMs: RUN_DEADLINE_MS }), {
+        claimed: false,
+        runId: null,
+        subjectRunId: null,
+      });
+    } finally {
+      await plain.close();
+    }
   });
 });
