@@ -10,7 +10,7 @@ import { createTriggerBackupHandler } from '../src/supabase/triggerBackup.ts';
 import { createJwtVerifier, remoteKeySet } from '../src/supabase/verifyJwt.ts';
 import { generateSigner, signJwt, startJwksServer, type JwksServer, type TestSigner } from './support/jwks.ts';
 import { createTestCatalog } from './support/pg.ts';
-import { createSupabaseCatalog, edgeSessions, seedOrganizations, type EdgeSessions, type OrgFixture, type SupabaseCatalog } from './support/supabaseCatalog.ts';
+import { asApiRole, createSupabaseCatalog, edgeSessions, seedOrganizations, type EdgeSessions, type OrgFixture, type SupabaseCatalog } from './support/supabaseCatalog.ts';
 
 /**
  * Runs are made in one place: backstop.create_run (migration 011). A run the edge function
@@ -113,6 +113,24 @@ describe('one definition of a new run, for every client', () => {
     assert.equal(run.exclusive, true);
     assert.equal(run.status, 'queued');
     assert.equal(run.trigger, 'edge-function');
+  });
+
+  it('a signed-in admin cannot call the run functions directly (only the edge function, as backstop_service, makes their runs)', async () => {
+    const claims = { sub: fixture.users.adminA, role: 'authenticated', aud: 'authenticated' };
+    const before = Number((await catalog.pool.query('select count(*)::int as n from backstop.runs')).rows[0].n);
+    for (const [what, sql, values] of [
+      ['create_run', 'select * from backstop.create_run($1::uuid, $2::text, $3::float8)', [fixture.targets.a, 'attacker', 60_000]],
+      ['claim_run', 'select * from backstop.claim_run($1::uuid, $2::float8, $3::text, $4::text[], $5::text[])', [fixture.runs.a, 60_000, 'attacker', ['queued'], ['running']]],
+      ['record_imported_run', 'select * from backstop.record_imported_run(gen_random_uuid(), $1::text, 1, now(), 1, $2::jsonb, $3::text)', ['x', '{}', 'forged']],
+    ] as const) {
+      await assert.rejects(asApiRole(catalog.apiUrl, 'authenticated', claims, sql, [...values], { commit: true }), (error: { code?: string; message?: string }) => {
+        assert.equal(error.code, '42501', `${what}: permission denied`);
+        // Refused at the function, before its SECURITY INVOKER statements would be refused too.
+        assert.match(error.message ?? '', new RegExp(`permission denied for function ${what}`));
+        return true;
+      });
+    }
+    assert.equal(Number((await catalog.pool.query('select count(*)::int as n from backstop.runs')).rows[0].n), before, 'no run was made');
   });
 
   it('no module in src/ inserts runs itself: only migration 011 does', async () => {
