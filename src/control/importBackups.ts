@@ -78,19 +78,9 @@ export async function importBackups(db: Queryable, store: Store): Promise<Import
       continue;
     }
     const { rows } = await db.query<{ id: string }>(
-      `with inserted as (
-         insert into backstop.runs (id, target_id, kind, status, trigger, attempt, max_attempts, exclusive,
-                                    deadline_at, created_at, started_at, finished_at, artifact)
-         select $1, t.id, 'backup', 'succeeded', 'import', $3, $3, false,
-                $4::timestamptz, $4::timestamptz, $4::timestamptz, $4::timestamptz + $5 * interval '1 millisecond', $6::jsonb
-         from backstop.targets t where t.id = $2
-         on conflict (id) do nothing
-         returning id, attempt
-       ), event as (
-         insert into backstop.run_events (run_id, attempt, kind, status, message)
-         select id, attempt, 'imported', 'succeeded', $7 from inserted
-       )
-       select id from inserted`,
+      // backstop.record_imported_run (migration 011): the run as it was, and its `imported` event.
+      `select r.id from backstop.record_imported_run(p_run_id => $1, p_target_id => $2, p_attempt => $3, p_created_at => $4::timestamptz,
+         p_total_ms => $5, p_artifact => $6::jsonb, p_message => $7) r`,
       [
         manifest.runId,
         target.id,

@@ -126,23 +126,15 @@ function toClaimed(row: RunRow): ClaimedRun {
 
 export async function createRun(
   db: Queryable,
-  input: { targetId: string; trigger: string; runDeadlineMs: number; kind?: RunKind; subjectRunId?: string },
+  input: { targetId: string; trigger: string; runDeadlineMs: number; kind?: RunKind; subjectRunId?: string; requestedBy?: string },
 ): Promise<RunRecord> {
-  // Drills never count as "executing" for the one-run-per-target rule: they do not touch the source.
+  // backstop.create_run (migration 011) holds the rules of a new run, for every client.
   const { rows } = await db.query<RunRow>(
-    `with inserted as (
-       insert into backstop.runs (target_id, trigger, exclusive, max_attempts, deadline_at, kind, subject_run_id)
-       select t.id, $2, t.exclusive and $4 = 'backup', t.max_attempts, now() + $3 * interval '1 millisecond', $4, $5
-       from backstop.targets t where t.id = $1
-       returning *
-     ), event as (
-       insert into backstop.run_events (run_id, attempt, kind, status, message)
-       select id, 0, 'created', 'queued', case when kind = 'verify' then 'verification queued by ' else 'queued by ' end || trigger from inserted
-     ), notified as (
-       select pg_notify('backstop_runs', id::text) from inserted
-     )
-     select ${runColumns} from inserted r join backstop.targets t on t.id = r.target_id, notified`,
-    [input.targetId, input.trigger, input.runDeadlineMs, input.kind ?? 'backup', input.subjectRunId ?? null],
+    `select ${runColumns}
+     from backstop.create_run(p_target_id => $1, p_trigger => $2, p_run_deadline_ms => $3, p_kind => $4, p_subject_run_id => $5,
+                              p_requested_by => $6) r
+       join backstop.targets t on t.id = r.target_id`,
+    [input.targetId, input.trigger, input.runDeadlineMs, input.kind ?? 'backup', input.subjectRunId ?? null, input.requestedBy ?? null],
   );
   const row = rows[0];
   if (!row) throw new BackstopError('TARGET_NOT_FOUND', `Target ${input.targetId} does not exist.`);
@@ -203,10 +195,6 @@ export async function claimNextRun(db: Queryable | Pool, options: ClaimOptions):
   });
 }
 
-const claimSet = `status = 'running', attempt = r.attempt + 1, lease_id = gen_random_uuid(),
-  lease_expires_at = now() + $1 * interval '1 millisecond', heartbeat_at = now(), claimed_by = $2,
-  started_at = coalesce(r.started_at, now())`;
-
 /**
  * Claims the oldest queued run whose target has no executing run. Two workers racing for two
  * runs of one target both pass the NOT EXISTS check; the partial unique index then refuses
@@ -216,29 +204,9 @@ async function claimNextRunNow(db: Queryable, options: ClaimOptions): Promise<Cl
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const { rows } = await db.query<RunRow>(
-        `with candidate as (
-           select q.id from backstop.runs q
-           where q.status = 'queued' and q.cancel_requested_at is null and q.deadline_at > now()
-             and (q.start_deadline_at is null or q.start_deadline_at > now())
-             and (not q.exclusive or not exists (
-               select 1 from backstop.runs x
-               where x.target_id = q.target_id and x.exclusive and x.status = any($3::text[])))
-             -- Backups of targets with an external executor (GitHub Actions) are dispatched, not
-             -- claimed by workers; drills always run on workers.
-             and (q.kind = 'verify' or not exists (
-               select 1 from backstop.targets e where e.id = q.target_id and e.executor_config is not null))
-           order by q.created_at
-           for update skip locked
-           limit 1
-         ), claimed as (
-           update backstop.runs r set ${claimSet}
-           from candidate where r.id = candidate.id
-           returning r.*
-         ), event as (
-           insert into backstop.run_events (run_id, attempt, kind, status, message)
-           select id, attempt, 'claimed', 'running', 'claimed by ' || claimed_by from claimed
-         )
-         select ${runColumns} from claimed r join backstop.targets t on t.id = r.target_id`,
+        `select ${runColumns}
+         from backstop.claim_run(p_run_id => null, p_lease_ttl_ms => $1, p_claimed_by => $2, p_from_statuses => null, p_exclusive_statuses => $3) r
+           join backstop.targets t on t.id = r.target_id`,
         [options.leaseTtlMs, options.claimedBy, exclusiveStatuses],
       );
       return rows[0] ? toClaimed(rows[0]) : null;
@@ -255,17 +223,10 @@ export async function claimRunById(db: Queryable, runId: string, options: ClaimO
   let rows: RunRow[];
   try {
     ({ rows } = await db.query<RunRow>(
-      `with claimed as (
-         update backstop.runs r set ${claimSet}
-         where r.id = $3 and r.status = any($4::text[]) and r.cancel_requested_at is null
-           and r.deadline_at > now() and (r.start_deadline_at is null or r.start_deadline_at > now())
-         returning r.*
-       ), event as (
-         insert into backstop.run_events (run_id, attempt, kind, status, message)
-         select id, attempt, 'claimed', 'running', 'claimed by ' || claimed_by from claimed
-       )
-       select ${runColumns} from claimed r join backstop.targets t on t.id = r.target_id`,
-      [options.leaseTtlMs, options.claimedBy, runId, options.fromStatuses ?? ['queued', 'dispatched']],
+      `select ${runColumns}
+       from backstop.claim_run(p_run_id => $1, p_lease_ttl_ms => $2, p_claimed_by => $3, p_from_statuses => $4, p_exclusive_statuses => $5) r
+         join backstop.targets t on t.id = r.target_id`,
+      [runId, options.leaseTtlMs, options.claimedBy, options.fromStatuses ?? ['queued', 'dispatched'], exclusiveStatuses],
     ));
   } catch (error) {
     if (pgErrorCode(error) === pgErrorCodes.UNIQUE_VIOLATION) {

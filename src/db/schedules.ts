@@ -123,32 +123,27 @@ async function createScheduledRunBatch(db: Queryable, batch: readonly DueSlot[],
        where w.schedule_slot is not null and w.status in ('queued', 'dispatched')
        order by w.target_id, w.created_at
      ), inserted as (
-       insert into backstop.runs (target_id, trigger, exclusive, max_attempts, deadline_at, schedule_slot)
-       select t.id, 'schedule', t.exclusive, t.max_attempts, now() + $4 * interval '1 millisecond', d.slot
-       from due d join backstop.targets t on t.id = d.target_id
-       where t.schedule is not null and not exists (select 1 from waiting w where w.target_id = d.target_id)
-         and (t.schedule_last_slot is null or t.schedule_last_slot < d.slot)
-       order by t.id
-       on conflict (target_id, schedule_slot) where schedule_slot is not null do nothing
-       returning *
+       -- backstop.create_run (migration 011) makes the run, its created event and the wake-up;
+       -- in target order, as the locks are taken. A slot already taken yields no row.
+       select r.* from (
+         select d.* from due d join backstop.targets t on t.id = d.target_id
+         where t.schedule is not null and not exists (select 1 from waiting w where w.target_id = d.target_id)
+           and (t.schedule_last_slot is null or t.schedule_last_slot < d.slot)
+         order by d.target_id
+       ) d cross join lateral backstop.create_run(
+         p_target_id => d.target_id, p_trigger => 'schedule', p_run_deadline_ms => $4, p_schedule_slot => d.slot,
+         p_message => 'queued by the schedule for ' || backstop.iso_utc(d.slot)
+           || case when d.skipped > 0 then ' (catch-up; ' || d.skipped || ' earlier missed slot(s) skipped)' else '' end,
+         p_data => jsonb_build_object('scheduleSlot', backstop.iso_utc(d.slot), 'skippedSlots', d.skipped)) r
      ), settled as (
        update backstop.targets t set schedule_last_slot = d.slot
        from due d
        where t.id = d.target_id and (t.schedule_last_slot is null or t.schedule_last_slot < d.slot)
        returning t.id
-     ), event as (
-       insert into backstop.run_events (run_id, attempt, kind, status, message, data)
-       select r.id, 0, 'created', 'queued',
-              'queued by the schedule for ' || backstop.iso_utc(r.schedule_slot)
-                || case when d.skipped > 0 then ' (catch-up; ' || d.skipped || ' earlier missed slot(s) skipped)' else '' end,
-              jsonb_build_object('scheduleSlot', backstop.iso_utc(r.schedule_slot), 'skippedSlots', d.skipped)
-       from inserted r join due d on d.target_id = r.target_id
-     ), notified as (
-       select pg_notify('backstop_runs', id::text) from inserted
      )
      select d.target_id, r.id as run_id, w.id as waiting_run_id
      from due d left join inserted r on r.target_id = d.target_id left join waiting w on w.target_id = d.target_id
-       cross join (select count(*) from settled) s cross join (select count(*) from notified) n`,
+       cross join (select count(*) from settled) s cross join (select count(*) from inserted) i`,
     [batch.map((slot) => slot.targetId), batch.map((slot) => new Date(slot.slot).toISOString()), batch.map((slot) => slot.skipped), runDeadlineMs],
   );
   const outcomes = new Map<string, ScheduledRunOutcome>();
@@ -174,17 +169,13 @@ const newestBackup = `select r.id, r.finished_at from backstop.runs r
   where r.target_id = $1 and r.kind = 'backup' and r.status = 'succeeded' and r.artifact is not null and r.pruned_at is null
   order by coalesce(r.started_at, r.created_at) desc, r.id desc limit 1`;
 
+// backstop.create_run (migration 011) makes the drill, its created event and the wake-up.
 const insertDrill = (claimedCte: string, message: string) => `
   inserted as (
-    insert into backstop.runs (target_id, trigger, exclusive, max_attempts, deadline_at, kind, subject_run_id)
-    select c.id, 'schedule', false, c.max_attempts, now() + $2 * interval '1 millisecond', 'verify', c.subject_id
-    from ${claimedCte} c where c.subject_id is not null
-    returning *
-  ), event as (
-    insert into backstop.run_events (run_id, attempt, kind, status, message)
-    select id, 0, 'created', 'queued', ${message} from inserted
-  ), notified as (
-    select pg_notify('backstop_runs', id::text) from inserted
+    select r.* from ${claimedCte} c cross join lateral backstop.create_run(
+      p_target_id => c.id, p_trigger => 'schedule', p_run_deadline_ms => $2, p_kind => 'verify',
+      p_subject_run_id => c.subject_id, p_message => ${message}) r
+    where c.subject_id is not null
   )`;
 
 /**
@@ -201,7 +192,7 @@ export async function enqueueScheduledDrill(db: Queryable, input: { targetId: st
        returning t.id, t.max_attempts, (select id from subject) as subject_id
      ), ${insertDrill('claimed', `'verification queued by the schedule for ' || backstop.iso_utc($3::timestamptz)`)}
      select (select count(*) from claimed) as claimed, (select id from inserted) as run_id,
-            (select subject_id from claimed) as subject_id, (select count(*) from notified) as notified`,
+            (select subject_id from claimed) as subject_id, (select count(*) from inserted) as created`,
     [input.targetId, input.runDeadlineMs, new Date(input.slot).toISOString()],
   );
   const row = rows[0]!;
@@ -230,7 +221,7 @@ export async function enqueueNthDrill(db: Queryable, input: { targetId: string; 
        returning t.id, t.max_attempts, due.id as subject_id
      ), ${insertDrill('claimed', `'verification queued: every ' || $3::int || ' backups'`)}
      select (select count(*) from claimed) as claimed, (select id from inserted) as run_id,
-            (select subject_id from claimed) as subject_id, (select count(*) from notified) as notified`,
+            (select subject_id from claimed) as subject_id, (select count(*) from inserted) as created`,
     [input.targetId, input.runDeadlineMs, input.everyNth],
   );
   const row = rows[0]!;

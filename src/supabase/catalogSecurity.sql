@@ -159,6 +159,14 @@ grant select (id, target_id, kind, subject_run_id, status, trigger, exclusive, a
 grant select (id, run_id, at, attempt, kind, status) on backstop.run_events to authenticated;
 grant select on backstop.organizations, backstop.organization_members to authenticated;
 
+-- Runs are created and claimed only through the catalog's run functions (migration 011); the
+-- edge function creates its runs with them as backstop_service. Not to the API roles: a
+-- signed-in user starts a backup through the edge function, which checks who may.
+grant execute on function backstop.create_run(uuid, text, double precision, text, uuid, text, text, jsonb, timestamptz, text[], text, double precision),
+                          backstop.claim_run(uuid, double precision, text, text[], text[]),
+                          backstop.record_imported_run(uuid, uuid, integer, timestamptz, double precision, jsonb, text)
+  to backstop_service;
+
 -- The policies call the helpers as the querying user; anon and PUBLIC may not (revoked above).
 grant usage on schema backstop_private to authenticated, service_role;
 grant execute on function backstop_private.is_org_admin(uuid), backstop_private.is_org_member(uuid)

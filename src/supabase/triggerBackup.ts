@@ -158,33 +158,14 @@ export function createTriggerBackupHandler(deps: TriggerBackupDeps): (request: R
   };
 
   const createRun = async (target: TargetRow, dispatch: boolean, userId: string): Promise<{ id: string; status: string; created_at: string }> => {
+    // backstop.create_run (migration 011) is the catalog's own definition of a new run. It refuses
+    // a second active run of an exclusive target with 23505, as the unique index refuses a racing one.
     const rows = await deps.asService(
-      `with target as (
-         select t.id, t.exclusive, t.max_attempts from backstop.targets t where t.id = $1::uuid
-       ), inserted as (
-         insert into backstop.runs (target_id, trigger, exclusive, max_attempts, deadline_at, status, start_deadline_at, executor)
-         select t.id, $2::text, t.exclusive, t.max_attempts, now() + $3::float8 * interval '1 millisecond',
-                case when $5::boolean then 'dispatched' else 'queued' end,
-                case when $5::boolean then now() + least($3::float8, $4::float8) * interval '1 millisecond' end,
-                case when $5::boolean then jsonb_build_object('kind', 'github', 'state', 'dispatching', 'dispatcher', $6::text) end
-         from target t
-         -- One active run per exclusive target, queued runs included (the partial unique index
-         -- covers executing runs only, and refuses a racing insert with 23505).
-         where not t.exclusive or not exists (
-           select 1 from backstop.runs r where r.target_id = t.id and r.exclusive and r.status = any($7::text[]))
-         returning *
-       ), events as (
-         insert into backstop.run_events (run_id, attempt, kind, status, message)
-         select i.id, 0, e.kind, e.status, e.message
-         from inserted i cross join lateral (values
-           (1, 'created', 'queued', 'queued by ' || $2::text || ' for user ' || $8::text),
-           (2, 'dispatching', 'dispatched', 'handing the run to GitHub Actions')) as e(n, kind, status, message)
-         where e.n = 1 or i.status = 'dispatched'
-       ), notified as (
-         select pg_notify('backstop_runs', id::text) from inserted
-       )
-       select i.id::text as id, i.status, i.created_at::text as created_at from inserted i, notified`,
-      [target.id, TRIGGER, runDeadlineMs, startDeadlineMs, dispatch, DISPATCHER, activeStatuses, userId],
+      `select r.id::text as id, r.status, r.created_at::text as created_at
+       from backstop.create_run(p_target_id => $1::uuid, p_trigger => $2::text, p_run_deadline_ms => $3::float8,
+                                p_requested_by => $4::text, p_refuse_if_active => $5::text[],
+                                p_dispatcher => case when $6::boolean then $7::text end, p_start_deadline_ms => $8::float8) r`,
+      [target.id, TRIGGER, runDeadlineMs, userId, activeStatuses, dispatch, DISPATCHER, startDeadlineMs],
     ).catch((error: unknown) => {
       if ((error as { code?: string }).code === '23505') return [];
       throw error;
