@@ -121,7 +121,7 @@ describe('one definition of a new run, for every client', () => {
     for (const [what, sql, values] of [
       ['create_run', 'select * from backstop.create_run($1::uuid, $2::text, $3::float8)', [fixture.targets.a, 'attacker', 60_000]],
       ['claim_run', 'select * from backstop.claim_run($1::uuid, $2::float8, $3::text, $4::text[], $5::text[])', [fixture.runs.a, 60_000, 'attacker', ['queued'], ['running']]],
-      ['record_imported_run', 'select * from backstop.record_imported_run(gen_random_uuid(), gen_random_uuid(), 1, now(), 1, $1::jsonb, $2::text)', [ '{}', 'forged']],
+      ['record_imported_run', 'select * from backstop.record_imported_run(gen_random_uuid(), gen_random_uuid(), 1, now(), 1, $1::jsonb, $2::text)', ['{}', 'forged']],
     ] as const) {
       await assert.rejects(asApiRole(catalog.apiUrl, 'authenticated', claims, sql, [...values], { commit: true }), (error: { code?: string; message?: string }) => {
         assert.equal(error.code, '42501', `${what}: permission denied`);
