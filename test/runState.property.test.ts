@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
   applyRunEvent,
+  executorOutcomes,
   isOverdue,
   isTerminal,
   runnerOutcomes,
@@ -36,7 +37,8 @@ type RelativeEvent =
   | { type: 'requestCancel' }
   | { type: 'finalize'; leaseId: string; outcome: (typeof runnerOutcomes)[number] }
   | { type: 'release'; leaseId: string }
-  | { type: 'reap' };
+  | { type: 'reap' }
+  | { type: 'executorEnd'; outcome: (typeof executorOutcomes)[number] };
 
 const relativeEvent: fc.Arbitrary<RelativeEvent> = fc.oneof(
   fc.record({ type: fc.constant('dispatch' as const), in: fc.integer({ min: -200, max: 20_000 }) }),
@@ -46,6 +48,7 @@ const relativeEvent: fc.Arbitrary<RelativeEvent> = fc.oneof(
   { arbitrary: fc.record({ type: fc.constant('finalize' as const), leaseId, outcome: fc.constantFrom(...runnerOutcomes) }), weight: 2 },
   fc.record({ type: fc.constant('release' as const), leaseId }),
   { arbitrary: fc.record({ type: fc.constant('reap' as const) }), weight: 2 },
+  fc.record({ type: fc.constant('executorEnd' as const), outcome: fc.constantFrom(...executorOutcomes) }),
 );
 
 const step = fc.record({ advanceMs: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 400 }), fc.integer({ min: 0, max: 4_000 })), event: relativeEvent });

@@ -108,7 +108,9 @@ describe('dashboard API: me, overview, history, the feed of all runs', { timeout
     const [ok, failed] = history.json.items;
     assert.equal(ok.bytes, 210);
     assert.equal(ok.dumpedBytes, 5000);
-    assert.ok(ok.durationSeconds >= 0);
+    // `null >= 0` is true: check the type first, or a missing duration passes.
+    assert.equal(typeof ok.durationSeconds, 'number', `durationSeconds is ${ok.durationSeconds}`);
+    assert.ok(ok.durationSeconds >= 0, `durationSeconds is ${ok.durationSeconds}`);
     assert.equal(failed.bytes, null);
     assert.equal(failed.errorCode, 'DUMP_FAILED');
     const one = await api.request('GET', '/api/v1/targets/bad/history?limit=1');

@@ -25,6 +25,9 @@ export const exclusiveStatuses = ['dispatched', 'running', 'cancelling'] as cons
 /** What a runner may finalize with. `timed_out` belongs to the reaper alone. */
 export const runnerOutcomes = ['succeeded', 'failed', 'cancelled'] as const;
 export type RunnerOutcome = (typeof runnerOutcomes)[number];
+/** What an executor may end a run with when its job is over without the runner finalizing. */
+export const executorOutcomes = ['failed', 'cancelled'] as const;
+export type ExecutorOutcome = (typeof executorOutcomes)[number];
 
 export function isTerminal(status: RunStatus): status is TerminalStatus {
   return (terminalStatuses as readonly string[]).includes(status);
@@ -53,7 +56,9 @@ export type RunEvent =
   | { type: 'requestCancel' }
   | { type: 'finalize'; leaseId: string; outcome: RunnerOutcome }
   | { type: 'release'; leaseId: string }
-  | { type: 'reap' };
+  | { type: 'reap' }
+  /** The executor's job is over (CI job report, GitHub run completed or refused): no runner can hold the run any more. */
+  | { type: 'executorEnd'; outcome: ExecutorOutcome };
 
 export type Transition =
   | { ok: true; state: RunState; changed: boolean }
@@ -81,6 +86,14 @@ function holdsLease(state: RunState, leaseId: string, now: number): boolean {
   );
 }
 
+/**
+ * What a run handed back to the queue (released, or reaped with attempts left) gives up: the
+ * lease, and the start deadline, which bounded the dispatch that was used. Left in place, an
+ * old start deadline would end a retried GitHub run before it could be dispatched again, with
+ * an error saying no executor ever claimed it.
+ */
+const requeued = { leaseId: null, leaseExpiresAt: null, startDeadlineAt: null } as const;
+
 /** Apply one event. Terminal runs never move; a finalize repeated with the same lease is a no-op success. */
 export function applyRunEvent(state: RunState, event: RunEvent, clock: RunClock): Transition {
   const { now } = clock;
@@ -94,6 +107,8 @@ export function applyRunEvent(state: RunState, event: RunEvent, clock: RunClock)
   switch (event.type) {
     case 'dispatch':
       if (state.status !== 'queued') return { ok: false, reason: 'invalid' };
+      // Like a claim: a run already past a deadline belongs to the reaper, not to an executor.
+      if (isOverdue(state, now) || state.cancelRequested) return { ok: false, reason: 'not_claimable' };
       return { ok: true, changed: true, state: { ...state, status: 'dispatched', startDeadlineAt: event.startDeadlineAt } };
     case 'claim':
       if (state.status !== 'queued' && state.status !== 'dispatched') return { ok: false, reason: 'not_claimable' };
@@ -126,14 +141,22 @@ export function applyRunEvent(state: RunState, event: RunEvent, clock: RunClock)
     case 'release':
       // A worker shutting down hands a run back to the queue; a run being cancelled cannot be handed back.
       if (!holdsLease(state, event.leaseId, now) || state.status !== 'running') return { ok: false, reason: 'lease_lost' };
-      return { ok: true, changed: true, state: { ...state, status: 'queued', leaseId: null, leaseExpiresAt: null } };
+      return { ok: true, changed: true, state: { ...state, status: 'queued', ...requeued } };
     case 'reap': {
       if (!isOverdue(state, now)) return { ok: false, reason: 'not_due' };
       const leaseExpired = (state.status === 'running' || state.status === 'cancelling') && now < state.deadlineAt;
       if (leaseExpired && state.status === 'running' && state.attempt < state.maxAttempts) {
-        return { ok: true, changed: true, state: { ...state, status: 'queued', leaseId: null, leaseExpiresAt: null } };
+        return { ok: true, changed: true, state: { ...state, status: 'queued', ...requeued } };
       }
       return { ok: true, changed: true, state: { ...state, status: 'timed_out' } };
     }
+    case 'executorEnd':
+      // Whatever the lease: the job that could have held it has ended. The lease id stays, so
+      // a runner repeating the same outcome still gets the idempotent success.
+      return {
+        ok: true,
+        changed: true,
+        state: { ...state, status: event.outcome, cancelRequested: state.cancelRequested || event.outcome === 'cancelled' },
+      };
   }
 }

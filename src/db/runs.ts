@@ -350,7 +350,8 @@ export async function recordVerification(db: Queryable, subjectRunId: string, ve
 export async function releaseRun(db: Queryable, input: { runId: string; leaseId: string; reason: string }): Promise<boolean> {
   const { rowCount } = await db.query(
     `with released as (
-       update backstop.runs set status = 'queued', lease_id = null, lease_expires_at = null, claimed_by = null, progress = null
+       update backstop.runs set status = 'queued', lease_id = null, lease_expires_at = null, claimed_by = null, progress = null,
+         start_deadline_at = null
        where id = $1 and lease_id = $2 and status = 'running' and lease_expires_at > now()
        returning id, attempt
      )
@@ -425,6 +426,8 @@ export async function reapRuns(db: Queryable): Promise<ReapedRun[]> {
          lease_id = case when o.retry then null else r.lease_id end,
          lease_expires_at = case when o.retry then null else r.lease_expires_at end,
          claimed_by = case when o.retry then null else r.claimed_by end,
+         -- A start deadline bounds one dispatch; the requeued run waits for a new one.
+         start_deadline_at = case when o.retry then null else r.start_deadline_at end,
          error_code = case when o.retry then null else o.reason end,
          error_message = case when o.retry then null else
            case o.reason
@@ -648,6 +651,13 @@ export async function claimForDispatch(db: Queryable, options: { startDeadlineMs
          and q.cancel_requested_at is null and q.deadline_at > now()
          and (not q.exclusive or not exists (
            select 1 from backstop.runs x where x.target_id = q.target_id and x.exclusive and x.status = any($3::text[])))
+         -- Of an exclusive target's queued backups only the oldest: the NOT EXISTS above sees
+         -- none of this statement's own updates, so two of them would both be dispatched and
+         -- the one-executing-run index would fail the whole pass, for every target, every time.
+         and (not q.exclusive or not exists (
+           select 1 from backstop.runs y
+           where y.target_id = q.target_id and y.exclusive and y.status = 'queued' and y.kind = 'backup'
+             and y.cancel_requested_at is null and y.deadline_at > now() and (y.created_at, y.id) < (q.created_at, q.id)))
        order by q.created_at
        for update of q skip locked
        limit $2
