@@ -112,4 +112,16 @@ describe('restored row check (pg_restore --jobs --verbose)', () => {
     await assert.rejects(check.finish(tables, 1));
     await check.close();
   });
+  it('progress lines interleaved by parallel jobs are still consumed, and a finished table still counted at once', async () => {
+    const check = new RestoredRowCheck('postgres://nobody@127.0.0.1:1/none', tables, scanner.tableEntries(), new AbortController().signal);
+    const log = scanner.tableEntries().find((entry) => entry.name === 'log')!;
+    // Two jobs' writes met in one line: the table it names is queued (and its count, against
+    // an unreachable server, fails: the proof that it was queued before finish).
+    assert.equal(check.onStderrLine(`pg_restore:pg_restore:  finished item ${log.dumpId} TABLE DATA log`), true);
+    assert.equal(check.onStderrLine('creating CONSTRAINT "audit.log log_pkey"'), true);
+    assert.equal(check.onStderrLine(' executing SEQUENCE SET log_id_seq'), true);
+    assert.equal(check.onStderrLine('pg_restore: error: could not execute query: ERROR:  permission denied'), false);
+    await assert.rejects(check.finish([], 1));
+    await check.close();
+  });
 });

@@ -104,6 +104,21 @@ function literalRefusal(host: string | null | undefined, env: NodeJS.ProcessEnv)
 
 type AgentOptions = http.AgentOptions & { env?: NodeJS.ProcessEnv };
 
+/**
+ * Node skips `lookup` for a literal address, so both agents judge those here, before any
+ * socket exists; true when the connection was refused (the callback has the reason).
+ */
+function refusedBeforeConnecting(
+  options: http.ClientRequestArgs,
+  env: NodeJS.ProcessEnv,
+  callback: ((err: Error | null, stream: Duplex) => void) | undefined,
+): boolean {
+  const refused = literalRefusal(options.host ?? options.hostname, env);
+  if (!refused) return false;
+  process.nextTick(() => callback?.(refused, undefined as unknown as Duplex));
+  return true;
+}
+
 /** An http.Agent whose every connection goes through the guard. */
 export class GuardedHttpAgent extends http.Agent {
   readonly #env: NodeJS.ProcessEnv;
@@ -112,12 +127,7 @@ export class GuardedHttpAgent extends http.Agent {
     this.#env = env;
   }
   override createConnection(options: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
-    const refused = literalRefusal(options.host ?? options.hostname, this.#env);
-    if (refused) {
-      process.nextTick(() => callback?.(refused, undefined as unknown as Duplex));
-      return undefined;
-    }
-    return super.createConnection(options, callback);
+    return refusedBeforeConnecting(options, this.#env, callback) ? undefined : super.createConnection(options, callback);
   }
 }
 
@@ -129,12 +139,7 @@ export class GuardedHttpsAgent extends https.Agent {
     this.#env = env;
   }
   override createConnection(options: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
-    const refused = literalRefusal(options.host ?? options.hostname, this.#env);
-    if (refused) {
-      process.nextTick(() => callback?.(refused, undefined as unknown as Duplex));
-      return undefined;
-    }
-    return super.createConnection(options, callback);
+    return refusedBeforeConnecting(options, this.#env, callback) ? undefined : super.createConnection(options, callback);
   }
 }
 

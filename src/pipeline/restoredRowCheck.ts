@@ -11,11 +11,16 @@ const key = (table: Table) => `${table.schema}.${table.name}`;
  * pg_restore --verbose in parallel mode says `finished item 3475 TABLE DATA attachments` once
  * a table's COPY has committed (the tag is the bare table name; the dump id says which one).
  */
-const FINISHED_TABLE_DATA = /^pg_restore: finished item (\d+) TABLE DATA /;
+const FINISHED_TABLE_DATA = /^\s*(?:pg_restore:\s*)*finished item (\d+) TABLE DATA /;
 
-/** pg_restore --verbose progress lines: consumed, so that its error messages stay readable. */
+/**
+ * pg_restore --verbose progress lines: consumed, so that its error messages stay readable.
+ * Parallel jobs write the "pg_restore: " prefix and the message in separate writes to one
+ * shared stderr, so lines arrive interleaved ("pg_restore:pg_restore:  finished item …", then
+ * a message with no prefix): the prefix is optional and may repeat.
+ */
 const PROGRESS_LINE =
-  /^pg_restore: (processing|finished|launching|creating|executing|connecting|entering|implied|dropping|setting owner|restoring|disabling|enabling|skipping|reducing|table of contents)\b/;
+  /^\s*(?:pg_restore:\s*)*(processing|finished|launching|creating|executing|connecting|entering|implied|dropping|setting owner|restoring|disabling|enabling|skipping|reducing|table of contents)\b/;
 
 /**
  * Counts the rows of restored tables while pg_restore --jobs still works on the others: each

@@ -106,11 +106,17 @@ export async function createSupabaseCatalog(prefix = 'sbcatalog'): Promise<Supab
 
 export async function dropServiceRoleIfUnused(): Promise<void> {
   await withRoleLock(async () => {
-    try {
-      await adminQuery('drop role if exists backstop_service');
-    } catch (error) {
-      // Another test file's database still grants it something: that file drops it.
-      if (pgErrorCode(error) !== DEPENDENT_OBJECTS_STILL_EXIST) throw error;
+    // A migration applying in another file's database may touch the role's catalog row at
+    // the same moment ("tuple concurrently updated", XX000): try again, a few times.
+    for (let tries = 1; ; tries++) {
+      try {
+        await adminQuery('drop role if exists backstop_service');
+        return;
+      } catch (error) {
+        // Another test file's database still grants it something: that file drops it.
+        if (pgErrorCode(error) === DEPENDENT_OBJECTS_STILL_EXIST) return;
+        if (pgErrorCode(error) !== 'XX000' || tries >= 5) throw error;
+      }
     }
   });
 }
