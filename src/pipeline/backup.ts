@@ -42,6 +42,8 @@ export interface BackupInput {
   pgTools?: PgToolSearch;
   signal: AbortSignal;
   onProgress?: (progress: BackupProgress) => void;
+  /** Least time between two progress reports while bytes flow (default PROGRESS_EVERY_MS). */
+  progressEveryMs?: number;
   onEvent?: RunEventSink;
 }
 
@@ -64,7 +66,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
   const compression = input.compression ?? defaultCompression;
   const recipients = (input.encryptTo ?? []).map(parseRecipient);
   const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
-  const { progress, report } = trackBackupProgress(started, input.onProgress);
+  const { progress, report, moved } = trackBackupProgress(started, input.onProgress, input.progressEveryMs);
   input.signal.throwIfAborted();
 
   // Finding the installed pg_dumps (a --version each) runs while the snapshot is opened: only
@@ -107,9 +109,11 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
       onEvent: input.onEvent,
       onContentBytes: (bytes) => {
         progress.bytesDumped += bytes;
+        moved();
       },
       onStoredBytes: (bytes) => {
         progress.bytesStored = bytes;
+        moved();
       },
     });
     const dumpMs = performance.now() - dumpStarted;
@@ -323,12 +327,25 @@ export async function completeArtifact(store: Store, prefix: string, manifest: M
 }
 
 /** The progress of one backup, and the function that stamps its time and rate and reports it. */
-export function trackBackupProgress(started: number, onProgress?: (progress: BackupProgress) => void) {
+/** How often a running backup reports its byte counts (the heartbeat carries the newest). */
+export const PROGRESS_EVERY_MS = 1000;
+
+/**
+ * A backup's progress and its reporting: `report` at each phase change, `moved` whenever a
+ * byte count changed, which reports at most every `everyMs` (0: every time), so the figures a
+ * run page shows move while pg_dump streams, not only between phases.
+ */
+export function trackBackupProgress(started: number, onProgress?: (progress: BackupProgress) => void, everyMs = PROGRESS_EVERY_MS) {
   const progress: BackupProgress = { phase: 'connecting', bytesDumped: 0, bytesStored: 0, rateBytesPerSecond: 0, elapsedMs: 0 };
+  let reportedAt = -Infinity;
   const report = () => {
     progress.elapsedMs = performance.now() - started;
     progress.rateBytesPerSecond = progress.elapsedMs > 0 ? Math.round((progress.bytesDumped * 1000) / progress.elapsedMs) : 0;
+    reportedAt = progress.elapsedMs;
     onProgress?.({ ...progress });
   };
-  return { progress, report };
+  const moved = () => {
+    if (onProgress && performance.now() - started - reportedAt >= everyMs) report();
+  };
+  return { progress, report, moved };
 }

@@ -49,7 +49,7 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
   const compression = input.compression ?? defaultCompression;
   const recipients = (input.encryptTo ?? []).map(parseRecipient);
   const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
-  const { progress, report } = trackBackupProgress(started, input.onProgress);
+  const { progress, report, moved } = trackBackupProgress(started, input.onProgress, input.progressEveryMs);
   input.signal.throwIfAborted();
 
   // The installed tools are found while the snapshot is opened (see backupDatabase).
@@ -103,9 +103,11 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
         expectedBytes: source.databaseBytes,
         onContentBytes: (bytes) => {
           progress.bytesDumped += bytes;
+          moved();
         },
         onStoredBytes: (bytes) => {
           progress.bytesStored = storedBefore + bytes;
+          moved();
         },
       });
       running = undefined;
@@ -148,6 +150,7 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
           onEvent: input.onEvent,
           onStoredBytes: (bytes) => {
             progress.bytesStored = storedBefore + bytes;
+            moved();
           },
         });
         files.push(...copied.files);
