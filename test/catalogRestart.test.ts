@@ -142,7 +142,7 @@ describe('the catalog restarts while a run is finishing', () => {
     assert.match(runner.stdout(), new RegExp(`Run ${run.id} \\(restart-within-lease\\) succeeded`));
   });
 
-  it('down longer than the lease: the runner gives up, the reaper times the run out, garbage collection removes its files', TEST_TIMEOUT, async () => {
+  it('down longer than the lease: the runner gives up, the reaper times the run out, garbage collection keeps its complete files and reports them', TEST_TIMEOUT, async () => {
     // Long enough that, once the lock is released, the dump and its manifest are written well
     // inside the lease even on a loaded machine (the files are what this test follows).
     const leaseTtlSeconds = 8;
