@@ -47,7 +47,7 @@ export async function privilegesOf(client: pg.Client): Promise<RolePrivileges> {
 export function privilegeReasons(role: RolePrivileges): string[] {
   return [
     role.superuser ? 'a superuser' : null,
-    role.createrole ? 'has CREATEROLE' : null,
+    role.createrole && !role.superuser ? 'has CREATEROLE' : null,
     ...role.serverAccess.map((name) => `a member of ${name}`),
     ...role.elevatedRoles.map((name) => `a member of "${name}" (a superuser or CREATEROLE role)`),
   ].filter((reason): reason is string => reason !== null);
