@@ -303,6 +303,11 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
       await dialog.getByLabel(/to confirm/).fill('sho');
       assert.equal(await restore.isDisabled(), true);
       await dialog.getByLabel(/to confirm/).fill('shop');
+      // The test server's role is a superuser: refused, saying what to do, until accepted by name.
+      await restore.click();
+      await dialog.getByRole('alert').filter({ hasText: 'RESTORE_ROLE_PRIVILEGED' }).waitFor();
+      assert.match(await dialog.getByRole('alert').innerText(), /owns the destination database and nothing more.*"privilegedRole": "postgres"/s);
+      await dialog.getByLabel(/Accept a privileged role/).fill('postgres');
       await restore.click();
       await page.locator('.timeline [data-kind="restored"]').waitFor({ timeout: 60_000 });
       await page.getByText('Restore finished').waitFor();

@@ -146,7 +146,8 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
       assert.equal(allowed.status, 200, allowed.text);
       const accepted = await api.request('POST', `/api/v1/runs/${succeededRunId}/restore`, {
         token: api.tokens.operator,
-        body: { databaseUrl: destination.url, jobs: 1 },
+        // The test server's role is a superuser: accepted by name (privilegedRole).
+        body: { databaseUrl: destination.url, jobs: 1, privilegedRole: 'postgres' },
       });
       assert.equal(accepted.status, 202, accepted.text);
       const outcome = await waitFor('restore result event', async () => {
@@ -157,7 +158,7 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
       const [row] = await adminQuery<{ count: string }>('select count(*) as count from orders', [], destination.url);
       assert.equal(Number(row!.count), 300);
       // Restoring again into the now non-empty database fails, as an event, not as a crash.
-      await api.request('POST', `/api/v1/runs/${succeededRunId}/restore`, { body: { databaseUrl: destination.url } });
+      await api.request('POST', `/api/v1/runs/${succeededRunId}/restore`, { body: { databaseUrl: destination.url, privilegedRole: 'postgres' } });
       const failed = await waitFor('restore_failed event', async () => {
         const events = await api.request('GET', `/api/v1/runs/${succeededRunId}/events`);
         return events.json.items.find((e: { kind: string }) => e.kind === 'restore_failed');

@@ -217,7 +217,7 @@ describe('a hostile runner token cannot make the server record or act on an arti
     // The API restore (an admin's: operators restore only to allow-listed servers) refuses it before anything reaches the destination.
     const destination = await createTestDatabase('dest');
     try {
-      const restore = await api.request('POST', `/api/v1/runs/${forgedId}/restore`, { token: api.tokens.admin, body: { databaseUrl: destination.url } });
+      const restore = await api.request('POST', `/api/v1/runs/${forgedId}/restore`, { token: api.tokens.admin, body: { databaseUrl: destination.url, privilegedRole: 'postgres' } });
       assert.equal(restore.status, 202, restore.text);
       const failed = await waitFor('restore_failed', async () => (await listRunEvents(catalog.pool, forgedId)).find((event) => event.kind === 'restore_failed' || event.kind === 'restored'));
       assert.equal(failed.kind, 'restore_failed');

@@ -307,7 +307,8 @@ describe('restore destinations: operators only into the allow-list, connection f
       assert.deepEqual(patched.json.options.restoreTo, ['other.example:5432/*', entry]);
       assertRefusal(await api.request('PATCH', '/api/v1/targets/shop', { body: { options: { restoreTo: ['no port here'] } } }), 400, 'INVALID_INPUT');
 
-      const started = await api.request('POST', `/api/v1/runs/${backupId}/restore`, { token: api.tokens.operator, body: { databaseUrl: destination.url } });
+      // The test server's role is a superuser: accepted by name (privilegedRole).
+      const started = await api.request('POST', `/api/v1/runs/${backupId}/restore`, { token: api.tokens.operator, body: { databaseUrl: destination.url, privilegedRole: 'postgres' } });
       assert.equal(started.status, 202, started.text);
       const restored = await waitFor('the restore to end', async () => (await eventsOf(backupId)).find((event) => event.kind === 'restored' || event.kind === 'restore_failed'), 60_000);
       assert.equal(restored.kind, 'restored', restored.message);

@@ -18,6 +18,9 @@ export const errorCodes = {
   DUMP_FAILED: { exitCode: 10, httpStatus: 500 },
   RESTORE_FAILED: { exitCode: 10, httpStatus: 500 },
   RESTORE_TARGET_NOT_EMPTY: { exitCode: 5, httpStatus: 409 },
+  // An API restore whose destination role could run programs or read files on its server
+  // (superuser, CREATEROLE, server-access roles), not accepted by name.
+  RESTORE_ROLE_PRIVILEGED: { exitCode: 2, httpStatus: 403 },
   ARTIFACT_CORRUPT: { exitCode: 11, httpStatus: 500 },
   // An artifact that is not the one the run was told to write (another store, another prefix,
   // another run's manifest, files that differ from what was reported): refused, never recorded.

@@ -3,12 +3,10 @@ import pg from 'pg';
 import { withDatabase } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
 import { connectDatabase } from '../db/pool.ts';
+import { privilegeReasons, privilegesOf } from './rolePrivileges.ts';
 
 /** The setting that accepts a privileged scratch role, by name. */
 export const SCRATCH_PRIVILEGED_OK = 'BACKSTOP_SCRATCH_SUPERUSER_OK';
-
-/** Built-in roles whose members read or write the server's files or run programs on it. */
-const SERVER_ACCESS_ROLES = ['pg_execute_server_program', 'pg_write_server_files', 'pg_read_server_files'];
 
 export interface ScratchServer {
   /** Any database URL on the server. */
@@ -37,14 +35,6 @@ export interface ScratchDatabase {
   drop(): Promise<void>;
 }
 
-interface RolePrivileges {
-  name: string;
-  superuser: boolean;
-  createrole: boolean;
-  createdb: boolean;
-  serverAccess: string[];
-}
-
 /**
  * A scratch database for one drill, which never runs a dump's content with more privilege than
  * its own objects had (a CHECK, a default or an index expression runs at restore time, as the
@@ -63,11 +53,10 @@ export async function createScratchDatabase(server: ScratchServer): Promise<Scra
   const admin = await connectDatabase(server.url);
   try {
     const role = await privilegesOf(admin);
-    const privileged = role.superuser || role.createrole || role.serverAccess.length > 0;
+    const reasons = privilegeReasons(role);
+    const privileged = reasons.length > 0;
     if (privileged && !server.dedicated && server.privilegedOk !== role.name) {
-      const what = [role.superuser ? 'a superuser' : null, role.createrole ? 'has CREATEROLE' : null, ...role.serverAccess.map((name) => `a member of ${name}`)]
-        .filter(Boolean)
-        .join(', ');
+      const what = reasons.join(', ');
       throw new BackstopError(
         'CONFIG_INVALID',
         `The scratch URL connects as "${role.name}", which is ${what}: a drill restores a dump's code (CHECKs, defaults, index expressions) as that role, so a source database's owner could run programs and read files on the scratch server. ` +
@@ -119,21 +108,6 @@ export async function createScratchDatabase(server: ScratchServer): Promise<Scra
   } finally {
     await admin.end().catch(() => {});
   }
-}
-
-async function privilegesOf(client: pg.Client): Promise<RolePrivileges> {
-  const { rows } = await client.query<{ name: string; superuser: boolean; createrole: boolean; createdb: boolean }>(
-    `select rolname as name, rolsuper as superuser, rolcreaterole as createrole, rolcreatedb as createdb from pg_roles where rolname = current_user`,
-  );
-  const serverAccess: string[] = [];
-  for (const builtIn of SERVER_ACCESS_ROLES) {
-    const { rows: member } = await client.query<{ member: boolean }>(
-      `select exists (select 1 from pg_roles where rolname = $1) and pg_has_role(current_user, $1, 'MEMBER') as member`,
-      [builtIn],
-    );
-    if (member[0]?.member && !rows[0]!.superuser) serverAccess.push(builtIn);
-  }
-  return { ...rows[0]!, serverAccess };
 }
 
 async function dropScratch(serverUrl: string, name: string, role: string | null): Promise<void> {

@@ -215,6 +215,13 @@ export const restoreBody = {
     jobs: { type: 'integer', minimum: 1, maximum: 64, default: 1, description: 'Parallel pg_restore jobs; 1 restores in one transaction.' },
     noOwner: { type: 'boolean', default: false, description: 'Do not restore ownership and privileges.' },
     identity: { type: 'string', minLength: 1, maxLength: 16_384, writeOnly: true, description: 'Secret: age identity file contents, for an encrypted backup.' },
+    privilegedRole: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 63,
+      description:
+        'The role the destination URL connects as, to accept it although it is a superuser, has CREATEROLE or can run programs or read files on its server (the backup\'s code runs as it). Without it, or with another name, such a role is refused (403 RESTORE_ROLE_PRIVILEGED).',
+    },
   },
   examples: [{ databaseUrl: 'postgres://restore:secret@db.example.com:5432/app_restored', clean: false, jobs: 1 }],
 } as const;

@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { describeDatabase, parseDatabaseUrl, redactText } from '../../core/databaseUrl.ts';
-import { BackstopError, describeError } from '../../core/errors.ts';
+import { BackstopError, describeError, isBackstopError } from '../../core/errors.ts';
 import { formatRestoreDestination, restoreDestinationOf, restoreToAllows } from '../../core/restoreDestination.ts';
+import { connectDatabase } from '../../db/pool.ts';
 import { appendRunEvent, createRun, getRun, type RunRecord } from '../../db/runs.ts';
 import { getTargetWithSecret } from '../../db/targets.ts';
 import { parseIdentities, type AgeIdentity } from '../../pipeline/age.ts';
 import { readRunManifest } from '../../pipeline/readRunManifest.ts';
+import { privilegeReasons, privilegesOf } from '../../pipeline/rolePrivileges.ts';
 import { restoreArtifact } from '../../pipeline/restore.ts';
 import { openStore } from '../../storage/openStore.ts';
 import { actorOf } from '../auth.ts';
@@ -19,6 +21,7 @@ interface RestoreBody {
   jobs: number;
   noOwner: boolean;
   identity?: string;
+  privilegedRole?: string;
 }
 
 function backupToUse(run: RunRecord, action: string): RunRecord & { artifact: NonNullable<RunRecord['artifact']> } {
@@ -48,6 +51,28 @@ async function assertRestoreAllowed(ctx: ServerContext, request: FastifyRequest,
   );
 }
 
+/**
+ * pg_restore runs the backup's code (CHECKs, defaults, index expressions) as the destination
+ * URL's role, and a backup is what its source database's owner made it. A role that could run
+ * programs or read files on the destination server is refused unless the request names it.
+ */
+async function assertRestoreRoleAccepted(databaseUrl: string, privilegedRole: string | undefined): Promise<void> {
+  const client = await connectDatabase(databaseUrl);
+  try {
+    const role = await privilegesOf(client);
+    const reasons = privilegeReasons(role);
+    if (reasons.length === 0 || privilegedRole === role.name) return;
+    throw new BackstopError(
+      'RESTORE_ROLE_PRIVILEGED',
+      `The restore destination connects as "${role.name}", which is ${reasons.join(', ')}: pg_restore runs the backup's code (CHECKs, defaults, index expressions) as that role, so whoever owned objects in the source database could run programs and read files on the destination server. ` +
+        `Restore with a role that owns the destination database and nothing more (CREATE ROLE app_restore LOGIN PASSWORD '…'; CREATE DATABASE app_restored OWNER app_restore), ` +
+        `or accept this role by passing "privilegedRole": ${JSON.stringify(role.name)} in the request.`,
+    );
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 /** What viewers read when the destination did not answer: never the destination server's own words. */
 function restoreFailureMessage(code: string, message: string, destination: string): string {
   if (code === 'DATABASE_UNREACHABLE') {
@@ -65,7 +90,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
         tags: ['runs'],
         summary: 'Restore a backup into a database (in the background)',
         description:
-          'Checks the artifact against its manifest, runs pg_restore and compares row counts. Answers 202 at once; progress and the result are events of the run (`restore_started`, then `restored` or `restore_failed`). Admins restore into any database; operators only into one the target\'s `options.restoreTo` lists (`HOST:PORT/DATABASE`, `*` for any part), else 403. A destination that cannot be reached fails with a generic message (the details go to the server log only).',
+          'Checks the artifact against its manifest, runs pg_restore and compares row counts. Answers 202 at once; progress and the result are events of the run (`restore_started`, then `restored` or `restore_failed`). Admins restore into any database; operators only into one the target\'s `options.restoreTo` lists (`HOST:PORT/DATABASE`, `*` for any part), else 403. A destination that cannot be reached fails with a generic message (the details go to the server log only). A destination role that is a superuser, has CREATEROLE or is a member of pg_execute_server_program, pg_write_server_files or pg_read_server_files (or of a superuser or CREATEROLE role) is refused with 403 `RESTORE_ROLE_PRIVILEGED` unless `privilegedRole` names it: the backup\'s code runs as that role.',
         params: runParams,
         body: restoreBody,
         response: {
@@ -84,6 +109,16 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       const identities: AgeIdentity[] | undefined = body.identity === undefined ? undefined : parseIdentities(body.identity);
       const run = backupToUse(await getRun(ctx.pool, request.params.id), 'restored');
       await assertRestoreAllowed(ctx, request, run, body.databaseUrl);
+      // Checked before answering, so the refusal is the answer. A destination that does not
+      // answer now is checked again by the restore itself, which reports it in generic words.
+      let roleChecked = false;
+      try {
+        await assertRestoreRoleAccepted(body.databaseUrl, body.privilegedRole);
+        roleChecked = true;
+      } catch (error) {
+        if (isBackstopError(error, 'RESTORE_ROLE_PRIVILEGED')) throw error;
+        request.log.info({ err: error }, 'restore destination not checked before starting');
+      }
       const destination = describeDatabase(body.databaseUrl);
       await appendRunEvent(ctx.pool, {
         runId: run.id,
@@ -95,6 +130,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       ctx.tasks.start(`restore of ${run.id}`, async (signal) => {
         const started = performance.now();
         try {
+          if (!roleChecked) await assertRestoreRoleAccepted(body.databaseUrl, body.privilegedRole);
           const store = await openStore(run.artifact.storeUrl);
           try {
             const { manifest } = await readRunManifest(store, run);

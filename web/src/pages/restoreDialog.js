@@ -6,12 +6,14 @@ import { html } from '../html.js';
 /**
  * Restore a backup into a database the user names. Restoring overwrites data, so the user
  * confirms by typing the target's name; the database URL is sent once and never shown again.
+ * A privileged destination role is accepted only when the user types its name.
  */
 export function RestoreDialog({ run, open, onClose, onStarted }) {
   const dialog = useRef(null);
   const [databaseUrl, setDatabaseUrl] = useState('');
   const [clean, setClean] = useState(false);
   const [identity, setIdentity] = useState('');
+  const [privilegedRole, setPrivilegedRole] = useState('');
   const [confirmation, setConfirmation] = useState('');
   const [state, setState] = useState({ busy: false, error: null });
 
@@ -21,6 +23,7 @@ export function RestoreDialog({ run, open, onClose, onStarted }) {
       setDatabaseUrl('');
       setConfirmation('');
       setIdentity('');
+      setPrivilegedRole('');
       setClean(false);
       setState({ busy: false, error: null });
       element.showModal();
@@ -36,6 +39,7 @@ export function RestoreDialog({ run, open, onClose, onStarted }) {
     try {
       const body = { databaseUrl: databaseUrl.trim(), clean, jobs: 1 };
       if (identity.trim()) body.identity = identity.trim();
+      if (privilegedRole.trim()) body.privilegedRole = privilegedRole.trim();
       const started = await api(`/api/v1/runs/${run.id}/restore`, { method: 'POST', body });
       setState({ busy: false, error: null });
       onStarted(started.message);
@@ -62,6 +66,12 @@ export function RestoreDialog({ run, open, onClose, onStarted }) {
         <label for="restore-identity">age identity (only for an encrypted backup)</label>
         <textarea id="restore-identity" rows="2" autocomplete="off" spellcheck="false" placeholder="AGE-SECRET-KEY-1…"
           value=${identity} onInput=${(event) => setIdentity(event.currentTarget.value)}></textarea>
+      </div>
+      <div class="field">
+        <label for="restore-privileged">Accept a privileged role (optional)</label>
+        <input id="restore-privileged" type="text" autocomplete="off" spellcheck="false" placeholder="postgres"
+          value=${privilegedRole} onInput=${(event) => setPrivilegedRole(event.currentTarget.value)} />
+        <p class="help">The backup's own code runs as the URL's role. A superuser (or a role that can run programs or read files on the server) is refused unless you type its name here; better, use a role that owns the database and nothing more.</p>
       </div>
       <div class="field">
         <label for="restore-confirm">Type <strong>${run.targetName}</strong> to confirm</label>
