@@ -3,12 +3,15 @@ import pino, { type Logger } from 'pino';
 /**
  * JSON logs on stderr, written synchronously so nothing is lost when the process exits.
  * Redaction is a second line of defence: secrets are kept out of log calls in the first place.
+ * Errors are logged as their type, code and message; the stack trace only at debug level
+ * (an operator's terminal is no place for one: `prune --dry-run` printed them before its report).
  */
 export function createLogger(level: string): Logger {
   return pino(
     {
       level,
       base: { pid: process.pid },
+      serializers: { err: level === 'debug' || level === 'trace' ? pino.stdSerializers.err : errorWithoutStack },
       redact: {
         paths: ['databaseUrl', '*.databaseUrl', 'password', '*.password', 'token', '*.token', 'identity', '*.identity'],
         censor: '*****',
@@ -16,4 +19,10 @@ export function createLogger(level: string): Logger {
     },
     pino.destination({ fd: 2, sync: true }),
   );
+}
+
+function errorWithoutStack(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const { stack: _stack, ...rest } = pino.stdSerializers.err(error);
+  return rest;
 }
