@@ -5,6 +5,7 @@ import path from 'node:path';
 import { addAbortSignal, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackstopError } from '../core/errors.ts';
+import { adviceForOsError } from '../core/osError.ts';
 import type { ListedObject, PutOptions, Store, StoredObject } from './store.ts';
 
 const PARTIAL_MARKER = '.partial-';
@@ -56,10 +57,12 @@ export function localStore(root: string): Store {
         await fsyncDirectory(dir);
         return { key, size, sha256: hash.digest('hex') };
       } catch (error) {
-        await fs.rm(tempPath, { force: true });
+        // Best effort: under a path through a file (ENOTDIR) the clean-up fails too, and must not hide why.
+        await fs.rm(tempPath, { force: true }).catch(() => {});
         if (options.signal?.aborted) throw options.signal.reason ?? error;
         if (error instanceof BackstopError) throw error;
-        throw new BackstopError('STORE_WRITE_FAILED', `Could not write ${key} to ${absoluteRoot}: ${(error as Error).message}`, {
+        const advice = adviceForOsError(error);
+        throw new BackstopError('STORE_WRITE_FAILED', `Could not write ${key} to ${absoluteRoot}: ${(error as Error).message}${advice ? `: ${advice}` : ''}`, {
           cause: error,
         });
       }
