@@ -269,6 +269,10 @@ describe('the CLI keeps its promises', () => {
         const result = await cli(['prune', '--dry-run']);
         assert.match(result.stdout, /^edges:/m, result.stdout);
         assert.match(result.stdout, /Dry run: nothing was deleted\./);
+        // The unreadable target's line says why in plain words; the exit code is the store's.
+        assert.match(result.stdout, /^unreadable:.*\n\s+error: \[STORE_READ_FAILED\] .*not a folder/m, result.stdout);
+        assert.doesNotMatch(result.stdout, /INTERNAL/);
+        assert.equal(result.code, 12, result.stderr);
       } finally {
         await catalog.pool.query(`delete from backstop.targets where name = 'unreadable'`);
       }
