@@ -3,15 +3,16 @@ import pino, { type Logger } from 'pino';
 /**
  * JSON logs on stderr, written synchronously so nothing is lost when the process exits.
  * Redaction is a second line of defence: secrets are kept out of log calls in the first place.
- * Errors are logged as their type, code and message; the stack trace only at debug level
- * (an operator's terminal is no place for one: `prune --dry-run` printed them before its report).
+ * A one-shot command logs errors as their type, code and message, the stack trace only at debug
+ * level (an operator's terminal is no place for one: `prune --dry-run` printed them before its
+ * report); a worker or server, whose logs are collected, keeps them (`errorStacks`).
  */
-export function createLogger(level: string): Logger {
+export function createLogger(level: string, options: { errorStacks?: boolean } = {}): Logger {
   return pino(
     {
       level,
       base: { pid: process.pid },
-      serializers: { err: level === 'debug' || level === 'trace' ? pino.stdSerializers.err : errorWithoutStack },
+      serializers: { err: options.errorStacks || level === 'debug' || level === 'trace' ? pino.stdSerializers.err : errorWithoutStack },
       redact: {
         paths: ['databaseUrl', '*.databaseUrl', 'password', '*.password', 'token', '*.token', 'identity', '*.identity'],
         censor: '*****',

@@ -30,7 +30,7 @@ import { jsonDocumentPrinted, printJson } from './output.ts';
 export async function main(argv: string[]): Promise<void> {
   silenceClosedOutput();
   let ctx: CommandContext | undefined;
-  const context = () => (ctx ??= createContext({ defaultLogLevel: longRunning(argv) ? 'info' : 'error' }));
+  const context = () => (ctx ??= createContext({ defaultLogLevel: longRunning(argv) ? 'info' : 'error', errorStacks: longRunning(argv) }));
   const program = createProgram(context);
 
   try {
