@@ -11,9 +11,9 @@ export interface CommandContext {
   close(): Promise<void>;
 }
 
-export function createContext(options: { defaultLogLevel: string }): CommandContext {
+export function createContext(options: { defaultLogLevel: string; errorStacks?: boolean }): CommandContext {
   const config = loadConfig(process.env, process.cwd());
-  const log = createLogger(process.env.BACKSTOP_LOG_LEVEL ? config.logLevel : options.defaultLogLevel);
+  const log = createLogger(process.env.BACKSTOP_LOG_LEVEL ? config.logLevel : options.defaultLogLevel, { errorStacks: options.errorStacks });
   let opened: Promise<Catalog> | null = null;
   return {
     config,

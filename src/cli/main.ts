@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { BackstopError, errorCodes } from '../core/errors.ts';
+import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
 import { redactText } from '../core/databaseUrl.ts';
 import { isConnectionLost } from '../db/pool.ts';
 import { BACKSTOP_VERSION } from '../core/version.ts';
@@ -20,14 +20,30 @@ import { registerTokenCommands } from './commands/token.ts';
 import { registerVerifyCommand } from './commands/verify.ts';
 import { registerWorkerCommand } from './commands/worker.ts';
 import { createContext, type CommandContext } from './context.ts';
+import { describeOsError } from './osError.ts';
+import { jsonDocumentPrinted, printJson } from './output.ts';
 
 /**
  * The one place errors become exit codes. No process.exit(): the exit code is set and the
  * process ends when its work (and the final report) is done.
  */
 export async function main(argv: string[]): Promise<void> {
+  silenceClosedOutput();
   let ctx: CommandContext | undefined;
-  const context = () => (ctx ??= createContext({ defaultLogLevel: longRunning(argv) ? 'info' : 'error' }));
+  const context = () => (ctx ??= createContext({ defaultLogLevel: longRunning(argv) ? 'info' : 'error', errorStacks: longRunning(argv) }));
+  const program = createProgram(context);
+
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    process.exitCode = report(error, wantsJson(argv));
+  } finally {
+    await ctx?.close().catch(() => {});
+  }
+}
+
+/** Every command, registered; the context is built only when a command's action runs. */
+export function createProgram(context: () => CommandContext): Command {
   const program = new Command()
     .name('backstop')
     .description('PostgreSQL and Supabase backups whose run status never lies.')
@@ -53,35 +69,63 @@ export async function main(argv: string[]): Promise<void> {
   registerInitCommand(program);
   registerReportCommand(program, context);
   for (const command of program.commands) command.exitOverride();
-
-  try {
-    await program.parseAsync(argv);
-  } catch (error) {
-    process.exitCode = report(error);
-  } finally {
-    await ctx?.close().catch(() => {});
-  }
+  return program;
 }
 
 function longRunning(argv: string[]): boolean {
   return argv.includes('worker') || argv.includes('server');
 }
 
-function report(error: unknown): number {
+/** `--json` anywhere before a `--`: every outcome, errors too, is one JSON document on stdout. */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/**
+ * `backstop runs show ID | head -1`: once the reader is gone, nothing more is written and the
+ * process ends quietly (exit 0), as other command-line tools do, instead of dying on EPIPE.
+ */
+function silenceClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      stream.write = (() => true) as typeof stream.write;
+    });
+  }
+}
+
+function report(error: unknown, json: boolean): number {
+  const { code, message, exitCode, printed } = classify(error);
+  if (!printed && message) process.stderr.write(`backstop: ${message}\n`);
+  // One document: a command that already printed its outcome (a failed run, a prune report) is not followed by a second.
+  if (json && code && !jsonDocumentPrinted()) printJson({ error: { code, message: message.replace(/ \[[A-Z_]+\]$/, '') } });
+  return exitCode;
+}
+
+function classify(error: unknown): { code: ErrorCode | null; message: string; exitCode: number; printed?: boolean } {
   if (error instanceof CommanderError) {
     // Help and version exit 0; usage errors were already printed by commander.
-    return error.exitCode === 0 ? 0 : 2;
+    if (error.exitCode === 0) return { code: null, message: '', exitCode: 0 };
+    return { code: 'INVALID_INPUT', message: error.message.replace(/^error: /, ''), exitCode: 2, printed: true };
   }
+  const os = describeOsError(error);
+  if (os) return { code: os.code, message: `${os.message} [${os.code}]`, exitCode: errorCodes[os.code].exitCode };
   if (error instanceof BackstopError) {
-    process.stderr.write(`backstop: ${error.message} [${error.code}]\n`);
-    return errorCodes[error.code].exitCode;
+    return { code: error.code, message: `${error.message} [${error.code}]`, exitCode: errorCodes[error.code].exitCode };
   }
   if (isConnectionLost(error)) {
-    process.stderr.write(
-      `backstop: lost the connection to the catalog: ${redactText((error as Error)?.message ?? String(error))}. Run the command again once it is reachable. [CATALOG_UNAVAILABLE]\n`,
-    );
-    return errorCodes.CATALOG_UNAVAILABLE.exitCode;
+    return {
+      code: 'CATALOG_UNAVAILABLE',
+      message: `lost the connection to the catalog: ${redactText((error as Error)?.message ?? String(error))}. Run the command again once it is reachable. [CATALOG_UNAVAILABLE]`,
+      exitCode: errorCodes.CATALOG_UNAVAILABLE.exitCode,
+    };
   }
-  process.stderr.write(`backstop: unexpected error: ${redactText((error as Error)?.stack ?? String(error))}\n`);
-  return 1;
+  // A bug: the stack is what a report needs, but only when asked for; one line otherwise.
+  const detail = process.env.BACKSTOP_LOG_LEVEL === 'debug' || process.env.BACKSTOP_LOG_LEVEL === 'trace' ? (error as Error)?.stack : undefined;
+  return {
+    code: 'INTERNAL',
+    message: `unexpected error: ${redactText(detail ?? (error as Error)?.message ?? String(error))}. Run it again with BACKSTOP_LOG_LEVEL=debug for the details and report it. [INTERNAL]`,
+    exitCode: 1,
+  };
 }

@@ -21,7 +21,15 @@ export function runJson(run: RunRecord) {
   };
 }
 
+let printedJson = false;
+
+/** Whether this process already printed its one `--json` document (an error then adds none). */
+export function jsonDocumentPrinted(): boolean {
+  return printedJson;
+}
+
 export function printJson(value: unknown): void {
+  printedJson = true;
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 

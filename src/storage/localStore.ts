@@ -5,6 +5,7 @@ import path from 'node:path';
 import { addAbortSignal, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackstopError } from '../core/errors.ts';
+import { adviceForOsError } from '../core/osError.ts';
 import type { ListedObject, PutOptions, Store, StoredObject } from './store.ts';
 
 const PARTIAL_MARKER = '.partial-';
@@ -56,10 +57,11 @@ export function localStore(root: string): Store {
         await fsyncDirectory(dir);
         return { key, size, sha256: hash.digest('hex') };
       } catch (error) {
-        await fs.rm(tempPath, { force: true });
+        // Best effort: under a path through a file (ENOTDIR) the clean-up fails too, and must not hide why.
+        await fs.rm(tempPath, { force: true }).catch(() => {});
         if (options.signal?.aborted) throw options.signal.reason ?? error;
         if (error instanceof BackstopError) throw error;
-        throw new BackstopError('STORE_WRITE_FAILED', `Could not write ${key} to ${absoluteRoot}: ${(error as Error).message}`, {
+        throw new BackstopError('STORE_WRITE_FAILED', `Could not write ${key} to ${absoluteRoot}: ${withAdvice(error)}`, {
           cause: error,
         });
       }
@@ -74,7 +76,7 @@ export function localStore(root: string): Store {
         const stream = createReadStream(full, { highWaterMark: 1 << 20 });
         return options.signal === undefined ? stream : addAbortSignal(options.signal, stream);
       } catch (error) {
-        throw new BackstopError('STORE_READ_FAILED', `Could not read ${key} from ${absoluteRoot}: ${(error as Error).message}`, {
+        throw new BackstopError('STORE_READ_FAILED', `Could not read ${key} from ${absoluteRoot}: ${withAdvice(error)}`, {
           cause: error,
         });
       }
@@ -92,7 +94,11 @@ export function localStore(root: string): Store {
 
     async *list(prefix: string): AsyncIterable<ListedObject> {
       const found: ListedObject[] = [];
-      await walk(absoluteRoot, found);
+      try {
+        await walk(absoluteRoot, found);
+      } catch (error) {
+        throw new BackstopError('STORE_READ_FAILED', `Could not list ${absoluteRoot}: ${withAdvice(error)}`, { cause: error });
+      }
       found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       for (const item of found) if (item.key.startsWith(prefix)) yield item;
     },
@@ -100,7 +106,9 @@ export function localStore(root: string): Store {
     async delete(keys: string[]): Promise<void> {
       for (const key of keys) {
         const full = resolveKey(key);
-        await fs.rm(full, { force: true });
+        await fs.rm(full, { force: true }).catch((error: unknown) => {
+          throw new BackstopError('STORE_WRITE_FAILED', `Could not delete ${key} from ${absoluteRoot}: ${withAdvice(error)}`, { cause: error });
+        });
         await removeEmptyParents(path.dirname(full), absoluteRoot);
       }
     },
@@ -129,6 +137,12 @@ export function localStore(root: string): Store {
       }
     }
   }
+}
+
+/** An OS error's message with what to do about it (ENOTDIR, EACCES, EROFS, ENOSPC, …). */
+function withAdvice(error: unknown): string {
+  const advice = adviceForOsError(error);
+  return `${(error as Error).message}${advice ? `: ${advice}` : ''}`;
 }
 
 async function fsyncDirectory(dir: string): Promise<void> {

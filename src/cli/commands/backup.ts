@@ -8,6 +8,7 @@ import { parseCompression } from '../../pipeline/compression.ts';
 import type { CommandContext } from '../context.ts';
 import { openHttpRunner, remoteRunnerName, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
 import { runInForeground } from './runInForeground.ts';
+import { resolveRunId } from '../runIdArgument.ts';
 import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
 import { storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
 import { assertStorageProfile, collect, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
@@ -94,7 +95,7 @@ export function registerBackupCommands(program: Command, context: () => CommandC
         return;
       }
       const { pool } = await ctx.catalog();
-      const claimed = await claimRunById(pool, runId, { leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `run:${process.pid}` });
+      const claimed = await claimRunById(pool, await resolveRunId(pool, runId), { leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `run:${process.pid}` });
       await runInForeground(ctx, claimed, { json: options.json });
     });
 }

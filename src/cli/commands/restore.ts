@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { parseIdentities, type AgeIdentity } from '../../pipeline/age.ts';
 import { describeDatabase, parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
+import { describeCliError } from '../osError.ts';
 import { appendRunEvent, getRun } from '../../db/runs.ts';
 import { restoreArtifact } from '../../pipeline/restore.ts';
 import { openStorageEndpoint, storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
@@ -16,6 +17,7 @@ import { createProgressReporter } from '../progressReporter.ts';
 import { collect } from './targetOptions.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson } from '../output.ts';
+import { looksLikeRunId, resolveRunId } from '../runIdArgument.ts';
 
 export async function readIdentityFile(file: string): Promise<AgeIdentity[]> {
   let text: string;
@@ -60,27 +62,41 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
         // A backup named by run id must be that run's own (readRunManifest); a manifest URL is the operator's choice.
         let backup: (RunRecord & { artifact: NonNullable<RunRecord['artifact']> }) | null = null;
         let location: { storeUrl: string; prefix: string };
-        if (UUID.test(source)) {
+        if (looksLikeManifestUrl(source)) {
+          location = locateManifest(source);
+        } else if (looksLikeRunId(source)) {
           const { pool } = await ctx.catalog();
-          const run = await getRun(pool, source);
+          const run = await getRun(pool, await resolveRunId(pool, source));
           if (run.kind !== 'backup' || run.status !== 'succeeded' || !run.artifact) {
             throw new BackstopError(
               'INVALID_INPUT',
-              `Run ${source} is ${run.kind === 'backup' ? run.status : 'a verification'}; only a succeeded backup can be restored. List them with \`backstop runs --status succeeded\`.`,
+              `Run ${run.id} is ${run.kind === 'backup' ? run.status : 'a verification'}; only a succeeded backup can be restored. List them with \`backstop runs --status succeeded\`.`,
             );
           }
           runId = run.id;
           backup = { ...run, artifact: run.artifact };
           location = { storeUrl: run.artifact.storeUrl, prefix: run.artifact.prefix };
-        } else if (looksLikeManifestUrl(source)) {
-          location = locateManifest(source);
         } else {
           throw new BackstopError('RUN_NOT_FOUND', `"${source}" is neither a run id (a UUID) nor a manifest URL. List runs with \`backstop runs\`.`);
         }
 
+        // With --json the outcome is one document shaped like a run's (id, status, error, times),
+        // whether the restore succeeded or not.
+        const startedAt = new Date().toISOString();
+        let backupRunId = runId;
+        const outcome = (fields: Record<string, unknown>) => ({
+          runId: backupRunId,
+          kind: 'restore',
+          startedAt,
+          finishedAt: new Date().toISOString(),
+          ...fields,
+        });
         const store = await openStore(location.storeUrl);
+        let target: string | null = backup?.targetName ?? null;
         try {
           const { manifest } = backup ? await readRunManifest(store, backup) : await readManifest(store, location.prefix);
+          backupRunId ??= manifest.runId;
+          target = manifest.target;
           const storageObjects = storageFilesOf(manifest).length;
           if (storageConfig && storageObjects === 0 && !manifest.storage) {
             throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} holds no Supabase Storage objects (it was taken without --with-storage); restore it without --with-storage.`);
@@ -127,7 +143,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
                 data: { tablesChecked: result.tablesChecked, elapsedMs, ...(storage ? { storageObjects: storage.objects } : {}) },
               });
             }
-            if (options.json) printJson({ runId: runId ?? manifest.runId, status: 'restored', ...result, ...(storage ? { storage } : {}), elapsedMs });
+            if (options.json) printJson(outcome({ target, status: 'restored', error: null, ...result, storage, elapsedMs }));
             else {
               process.stdout.write(`Restored backup ${manifest.runId} of ${manifest.target} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
               if (storage) process.stdout.write(`Restored ${storage.objects} Storage object(s) (${storage.bytes} bytes) into ${storage.buckets.length} bucket(s)\n`);
@@ -138,11 +154,12 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
             process.off('SIGINT', onSignal);
             process.off('SIGTERM', onSignal);
           }
+        } catch (error) {
+          if (options.json) printJson(outcome({ target, status: 'failed', error: describeCliError(error) }));
+          throw error;
         } finally {
           await store.close();
         }
       },
     );
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { runStatuses, type RunStatus } from '../../core/runState.ts';
+import { isTerminal, runStatuses, type RunStatus } from '../../core/runState.ts';
 import { createRun, getRun, listRunEvents, listRuns, requestCancel } from '../../db/runs.ts';
 import { getTarget } from '../../db/targets.ts';
 import type { CommandContext } from '../context.ts';
 import { describeRun, formatBytes, printJson, runJson, table } from '../output.ts';
+import { resolveRunId } from '../runIdArgument.ts';
+import { exitCodeFor } from './runInForeground.ts';
 
 export function registerRunCommands(program: Command, context: () => CommandContext): void {
   program
@@ -64,13 +66,16 @@ export function registerRunCommands(program: Command, context: () => CommandCont
   runs
     .command('show')
     .description('Show one run with its events.')
-    .argument('<run-id>', 'run id')
+    .argument('<run-id>', 'run id, or its first 8 characters')
     .option('--json', 'print JSON')
-    .action(async (runId: string, options: { json?: boolean }) => {
+    .action(async (input: string, options: { json?: boolean }) => {
       const ctx = context();
       const { pool } = await ctx.catalog();
+      const runId = await resolveRunId(pool, input);
       const run = await getRun(pool, runId);
       const events = await listRunEvents(pool, runId);
+      // Like `run`: a run that ended other than succeeded exits with its error's code.
+      if (isTerminal(run.status) && run.status !== 'succeeded') process.exitCode = exitCodeFor(run);
       if (options.json) {
         printJson({ ...runJson(run), events });
         return;
@@ -87,12 +92,12 @@ export function registerRunCommands(program: Command, context: () => CommandCont
   program
     .command('cancel')
     .description('Cancel a run: a queued one ends at once, a running one is stopped through its heartbeat.')
-    .argument('<run-id>', 'run id')
+    .argument('<run-id>', 'run id, or its first 8 characters')
     .option('--json', 'print the run as JSON')
-    .action(async (runId: string, options: { json?: boolean }) => {
+    .action(async (input: string, options: { json?: boolean }) => {
       const ctx = context();
       const { pool } = await ctx.catalog();
-      const run = await requestCancel(pool, runId, 'Cancelled on request (backstop cancel).');
+      const run = await requestCancel(pool, await resolveRunId(pool, input), 'Cancelled on request (backstop cancel).');
       if (options.json) printJson(runJson(run));
       else if (run.status === 'cancelling') process.stdout.write(`Run ${run.id} is being cancelled; its runner stops at its next heartbeat.\n`);
       else process.stdout.write(`Run ${run.id} cancelled.\n`);

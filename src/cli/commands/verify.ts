@@ -5,6 +5,7 @@ import { readRunManifest } from '../../pipeline/readRunManifest.ts';
 import { openStore } from '../../storage/openStore.ts';
 import type { CommandContext } from '../context.ts';
 import { runInForeground } from './runInForeground.ts';
+import { resolveRunId } from '../runIdArgument.ts';
 
 export function registerVerifyCommand(program: Command, context: () => CommandContext): void {
   program
@@ -14,9 +15,10 @@ export function registerVerifyCommand(program: Command, context: () => CommandCo
     .option('--checksums', 'require and compare per-table content checksums (the target must record them: --checksums on the target)')
     .option('--identity <file>', 'age identity file, for an encrypted backup (or BACKSTOP_IDENTITY_FILE)')
     .option('--json', 'print the verification run as JSON')
-    .action(async (runId: string, options: { checksums?: boolean; identity?: string; json?: boolean }) => {
+    .action(async (input: string, options: { checksums?: boolean; identity?: string; json?: boolean }) => {
       const ctx = context();
       const { pool } = await ctx.catalog();
+      const runId = await resolveRunId(pool, input);
       const subject = await getRun(pool, runId);
       if (subject.kind !== 'backup' || subject.status !== 'succeeded' || !subject.artifact) {
         throw new BackstopError(
