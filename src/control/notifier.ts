@@ -46,7 +46,7 @@ export interface Notifier {
 }
 
 /** guardedFetch: receivers are reached only at addresses the outbound guard allows. */
-type Fetch = (url: string, init: GuardedRequestInit) => Promise<Response>;
+export type Fetch = (url: string, init: GuardedRequestInit) => Promise<Response>;
 
 /** Delay before the attempt after `attempts` failed ones: exponential, capped. */
 export function retryDelayMs(attempts: number, baseMs: number, maxMs: number): number {
@@ -79,7 +79,7 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
   const deliver = async (row: NotificationDelivery): Promise<DeliveryOutcome> => {
     let error: string | null = null;
     if (!row.channel) error = `channel ${row.channelId} no longer exists on the target`;
-    else error = await send(doFetch, row, row.channel, settings.requestTimeoutMs);
+    else error = (await deliverToChannel(doFetch, row, row.channel, settings.requestTimeoutMs)).error;
     const outcome: DeliveryOutcome = {
       id: row.id,
       channelId: row.channelId,
@@ -129,9 +129,18 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
   return { deliverOnce: task.runOnce, stop: task.stop };
 }
 
-/** One HTTP request; null on a 2xx answer, otherwise what went wrong (never the URL or secret). */
-async function send(doFetch: Fetch, row: NotificationDelivery, channel: NotificationChannel, timeoutMs: number): Promise<string | null> {
-  const document = { deliveryId: row.id, ...row.payload };
+/**
+ * One delivery to one channel: the HTTP request every notification makes (signed webhook or
+ * Slack text), through the outbound guard. Null on a 2xx answer, otherwise what went wrong
+ * (never the URL or secret). `status` is the receiver's HTTP status when it answered.
+ */
+export async function deliverToChannel(
+  doFetch: Fetch,
+  delivery: Pick<NotificationDelivery, 'id' | 'event' | 'payload'> | { id: string; event: string; payload: Record<string, unknown> },
+  channel: NotificationChannel,
+  timeoutMs: number,
+): Promise<{ error: string | null; status: number | null }> {
+  const document = { deliveryId: delivery.id, ...delivery.payload };
   const body = JSON.stringify(channel.kind === 'slack' ? { text: slackText(document as PayloadView) } : document);
   const headers: Record<string, string> = {
     'content-type': 'application/json',
@@ -139,8 +148,8 @@ async function send(doFetch: Fetch, row: NotificationDelivery, channel: Notifica
   };
   if (channel.kind === 'webhook') {
     const timestamp = String(Math.floor(Date.now() / 1000));
-    headers['x-backstop-event'] = row.event;
-    headers['x-backstop-delivery'] = String(row.id);
+    headers['x-backstop-event'] = delivery.event;
+    headers['x-backstop-delivery'] = String(delivery.id);
     headers['x-backstop-timestamp'] = timestamp;
     if (channel.secret) headers['x-backstop-signature'] = webhookSignature(channel.secret, timestamp, body);
   }
@@ -153,15 +162,15 @@ async function send(doFetch: Fetch, row: NotificationDelivery, channel: Notifica
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await response.text().catch(() => '');
-    if (response.status >= 200 && response.status < 300) return null;
-    return redact(`HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, channel);
+    if (response.status >= 200 && response.status < 300) return { error: null, status: response.status };
+    return { error: redact(`HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, channel), status: response.status };
   } catch (error) {
     const err = error as Error & { cause?: { code?: string; message?: string } };
-    if (err.name === 'TimeoutError' || err.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+    if (err.name === 'TimeoutError' || err.name === 'AbortError') return { error: `no answer within ${timeoutMs} ms`, status: null };
     // Refused before connecting (a loopback or private address): the refusal says what to set.
-    if (err.cause instanceof OutboundAddressRefused) return redact(err.cause.message, channel);
+    if (err.cause instanceof OutboundAddressRefused) return { error: redact(err.cause.message, channel), status: null };
     const cause = err.cause?.code ?? err.cause?.message;
-    return redact(`${err.message}${cause ? ` (${cause})` : ''}`, channel);
+    return { error: redact(`${err.message}${cause ? ` (${cause})` : ''}`, channel), status: null };
   }
 }
 
@@ -202,6 +211,8 @@ export function slackText(payload: PayloadView): string {
       return `:white_check_mark: Backup of ${target} recovered: succeeded after a ${escape(payload.previousStatus ?? 'failed')} run${size}${suffix}`;
     case 'succeeded':
       return `:white_check_mark: Backup of ${target} succeeded${size}${suffix}`;
+    case 'test':
+      return `:information_source: Test notification for ${target} from Backstop: this channel works.`;
     case 'verify_failed':
       return `:warning: Restore drill of ${target}${run.subjectRunId ? ` backup ${run.subjectRunId}` : ''} failed${error}${run.id ? ` (drill ${run.id})` : ''}`;
     default:

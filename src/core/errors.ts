@@ -28,6 +28,9 @@ export const errorCodes = {
   // A plain SQL file that is not what pg_dump writes (a meta-command outside its \restrict block).
   ARTIFACT_UNSAFE: { exitCode: 11, httpStatus: 422 },
   VERIFY_MISMATCH: { exitCode: 11, httpStatus: 500 },
+  // An encrypted backup and no age identity that decrypts it: neither given with the request nor
+  // held by the server (BACKSTOP_IDENTITY_FILE). Refused before anything starts.
+  IDENTITY_REQUIRED: { exitCode: 2, httpStatus: 409 },
   STORE_WRITE_FAILED: { exitCode: 12, httpStatus: 502 },
   STORE_READ_FAILED: { exitCode: 12, httpStatus: 502 },
   CANCELLED: { exitCode: 130, httpStatus: 409 },
@@ -53,10 +56,13 @@ export type ErrorCode = keyof typeof errorCodes;
 
 export class BackstopError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /** The request field at fault (`identity`, `options.encryptTo.0`…), when one is. */
+  readonly field: string | undefined;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; field?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BackstopError';
     this.code = code;
+    this.field = options?.field;
   }
 }
 

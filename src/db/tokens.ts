@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { BackstopError } from '../core/errors.ts';
+import { apiTokenRoles, type ApiTokenRole } from '../core/roles.ts';
 import type { Queryable } from './pool.ts';
 
 /**
@@ -8,8 +9,7 @@ import type { Queryable } from './pool.ts';
  * is nothing to guess, and an indexed equality lookup stays possible.
  */
 
-export const apiTokenRoles = ['admin', 'operator', 'viewer'] as const;
-export type ApiTokenRole = (typeof apiTokenRoles)[number];
+export { apiTokenRoles, type ApiTokenRole };
 
 /** The prefixes tell the two kinds apart before any lookup, and make leaked tokens greppable. */
 export const API_TOKEN_PREFIX = 'bst_';

@@ -87,6 +87,14 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
   checks.digests = true;
   input.onEvent?.('verify_digests_ok', `${input.manifest.files.length} file(s): sizes and SHA-256 match the manifest`);
 
+  // Without a key that fits, pg_restore would fail on bytes it cannot read: say what is missing.
+  const recipients = input.manifest.encryption?.recipients ?? [];
+  if (recipients.length > 0 && !(input.identities ?? []).some((identity) => recipients.includes(identity.recipient))) {
+    const message = `The backup is encrypted to ${recipients.join(', ')}, and the worker holds no identity for any of them: give the workers the identity file of one of its recipients (BACKSTOP_IDENTITY_FILE).`;
+    input.onEvent?.('verify_restore_failed', message);
+    return result('failed', { code: 'IDENTITY_REQUIRED', message });
+  }
+
   const supabase = input.manifest.profile === 'supabase';
   if (supabase && !input.sourceUrl) {
     throw new BackstopError('INVALID_INPUT', "A drill of a Supabase backup needs the project's database URL (the target's) to read the platform's schemas from.");

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BackstopError } from '../core/errors.ts';
+import { hasRole } from '../core/roles.ts';
 import type { Queryable } from '../db/pool.ts';
 import { assertRunDispatchedTo, authenticateGithubRunnerToken, GITHUB_RUNNER_TOKEN_PREFIX } from '../db/githubRunnerTokens.ts';
 import { authenticateApiToken, authenticateRunnerToken, RUNNER_TOKEN_PREFIX, type ApiTokenRole, type AuthenticatedApiToken } from '../db/tokens.ts';
@@ -29,8 +30,6 @@ declare module 'fastify' {
     principal?: Principal;
   }
 }
-
-const rank: Record<ApiTokenRole, number> = { viewer: 0, operator: 1, admin: 2 };
 
 function bearerToken(request: FastifyRequest): string {
   const header = request.headers.authorization;
@@ -96,7 +95,7 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
     // An unknown route answers 404 to any valid token; a route that forgot to declare its
     // access is admin-only rather than open.
     const required: Access = config.access ?? (request.is404 ? 'viewer' : 'admin');
-    if (rank[apiToken.role] < rank[required]) {
+    if (!hasRole(apiToken.role, required)) {
       throw new BackstopError('FORBIDDEN', `This needs the ${required} role; token "${apiToken.name}" has the ${apiToken.role} role.`);
     }
     request.principal = { kind: 'api', tokenId: apiToken.id, name: apiToken.name, role: apiToken.role };
@@ -130,6 +129,11 @@ export async function stillAuthenticated(db: Queryable, request: FastifyRequest)
   if (!match) return false;
   const apiToken = await authenticateApiToken(db, match[1]!);
   return apiToken?.id === principal.tokenId;
+}
+
+/** The API token role of a request, or null for anything else (what src/core/actions.ts decides with). */
+export function roleOf(request: FastifyRequest): ApiTokenRole | null {
+  return request.principal?.kind === 'api' ? request.principal.role : null;
 }
 
 /** Who did it, for event messages: a token name, never a token. */

@@ -3,9 +3,12 @@ import { redactText } from '../core/databaseUrl.ts';
 import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
 import { isConnectionLost, pgErrorCode } from '../db/pool.ts';
 
-/** Every error the API sends: `{error: {code, message}}`, the code from src/core/errors.ts. */
+/**
+ * Every error the API sends: `{error: {code, message, field?}}`, the code from
+ * src/core/errors.ts; `field` names the request field at fault when there is one.
+ */
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string };
+  error: { code: ErrorCode; message: string; field?: string };
 }
 
 export interface HttpError {
@@ -24,15 +27,15 @@ const statusCodes: Partial<Record<number, ErrorCode>> = {
   415: 'UNSUPPORTED_MEDIA_TYPE',
 };
 
-function body(code: ErrorCode, message: string): ErrorBody {
-  return { error: { code, message } };
+function body(code: ErrorCode, message: string, field?: string): ErrorBody {
+  return { error: field === undefined ? { code, message } : { code, message, field } };
 }
 
 /** Maps anything thrown while handling a request to a status and an error body. */
 export function toHttpError(error: unknown, requestId: string): HttpError {
   if (error instanceof BackstopError) {
     const status = errorCodes[error.code].httpStatus;
-    return { status, body: body(error.code, redactText(error.message)), serverFault: status >= 500 };
+    return { status, body: body(error.code, redactText(error.message), error.field), serverFault: status >= 500 };
   }
   const fastifyError = error as Partial<FastifyError> & { validation?: unknown };
   if (fastifyError.validation) {

@@ -23,7 +23,16 @@ export const errorSchema = {
     error: {
       type: 'object',
       required: ['code', 'message'],
-      properties: { code: { type: 'string' }, message: { type: 'string' } },
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        field: { type: 'string', description: 'The request field at fault (a dotted path such as `options.encryptTo.0`), when one is.' },
+        fields: {
+          type: 'array',
+          description: 'Every field at fault, when there are several, each with its own message.',
+          items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' } } },
+        },
+      },
     },
   },
 } as const;
@@ -61,6 +70,27 @@ export const artifactBody = {
   },
 } as const;
 
+const actionVerdict = {
+  type: 'object',
+  required: ['allowed'],
+  properties: {
+    allowed: { type: 'boolean' },
+    blockedBy: { type: 'string', enum: ['role', 'state', 'identity'], description: "Why not: the caller's role, the run's or target's state, or no age identity to decrypt with." },
+    reason: { type: 'string', description: 'Why not, in plain words.' },
+    identityRequired: { type: 'boolean', description: 'Restore: the backup is encrypted and the server holds no identity, so the request must send one.' },
+  },
+} as const;
+
+const actionsOf = (names: readonly string[], description: string) => ({
+  type: 'object',
+  description,
+  required: names,
+  properties: Object.fromEntries(names.map((name) => [name, actionVerdict])),
+});
+
+export const runActionNames = ['cancel', 'verify', 'restore', 'download'] as const;
+export const targetActionNames = ['backup', 'verifyNewest', 'restoreNewest', 'test', 'edit', 'pause', 'delete', 'testNotification'] as const;
+
 export const runSchema = {
   $id: 'Run',
   type: 'object',
@@ -94,6 +124,7 @@ export const runSchema = {
     artifact: nullable(artifactBody),
     executor: nullable(freeObject),
     verification: nullable(freeObject),
+    actions: actionsOf(runActionNames, "What the caller may do with this run now, and why not (GET /api/v1/runs/{id} only): the same rules the acting routes apply."),
   },
 } as const;
 
@@ -183,6 +214,7 @@ export const targetSchema = {
     }),
     createdAt: dateTime,
     updatedAt: dateTime,
+    actions: actionsOf(targetActionNames, "What the caller may do with this target now, and why not (GET /api/v1/targets/{name} only)."),
   },
 } as const;
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { describeDatabase, parseDatabaseUrl, redactText } from '../../core/databaseUrl.ts';
 import { BackstopError, describeError, isBackstopError } from '../../core/errors.ts';
@@ -5,11 +6,11 @@ import { formatRestoreDestination, restoreDestinationOf, restoreToAllows } from 
 import { connectDatabase } from '../../db/pool.ts';
 import { appendRunEvent, createRun, getRun, type RunRecord } from '../../db/runs.ts';
 import { getTargetWithSecret } from '../../db/targets.ts';
-import { parseIdentities, type AgeIdentity } from '../../pipeline/age.ts';
 import { readRunManifest } from '../../pipeline/readRunManifest.ts';
 import { privilegeReasons, privilegesOf } from '../../pipeline/rolePrivileges.ts';
 import { restoreArtifact } from '../../pipeline/restore.ts';
 import { openStore } from '../../storage/openStore.ts';
+import { assertDrillCanDecrypt, restoreIdentities } from '../../operations/runCapabilities.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { restoreBody, runParams } from '../requestSchemas.ts';
@@ -106,9 +107,9 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
     async (request, reply) => {
       const body = request.body;
       parseDatabaseUrl(body.databaseUrl);
-      const identities: AgeIdentity[] | undefined = body.identity === undefined ? undefined : parseIdentities(body.identity);
       const run = backupToUse(await getRun(ctx.pool, request.params.id), 'restored');
       await assertRestoreAllowed(ctx, request, run, body.databaseUrl);
+      const identities = await restoreIdentities(ctx.config, run, body.identity);
       // Checked before answering, so the refusal is the answer. A destination that does not
       // answer now is checked again by the restore itself, which reports it in generic words.
       let roleChecked = false;
@@ -120,11 +121,14 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
         request.log.info({ err: error }, 'restore destination not checked before starting');
       }
       const destination = describeDatabase(body.databaseUrl);
+      // Ties the outcome event to this start: restores of one backup may overlap.
+      const restoreId = randomUUID();
+      const requestedBy = actorOf(request);
       await appendRunEvent(ctx.pool, {
         runId: run.id,
         kind: 'restore_started',
-        message: `restoring into ${destination} (${actorOf(request)})`,
-        data: { clean: body.clean, jobs: body.jobs },
+        message: `restoring into ${destination} (${requestedBy})`,
+        data: { restoreId, requestedBy, clean: body.clean, jobs: body.jobs },
       });
       const log = request.log.child({ runId: run.id });
       ctx.tasks.start(`restore of ${run.id}`, async (signal) => {
@@ -151,7 +155,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
               runId: run.id,
               kind: 'restored',
               message: `restored into ${destination}`,
-              data: { tablesChecked: result.tablesChecked, bytesRestored: result.bytesRestored, elapsedMs },
+              data: { restoreId, tablesChecked: result.tablesChecked, bytesRestored: result.bytesRestored, elapsedMs },
             });
             log.info({ elapsedMs }, 'restore finished');
           } finally {
@@ -164,7 +168,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
             runId: run.id,
             kind: 'restore_failed',
             message: restoreFailureMessage(described.code, described.message, destination),
-            data: { code: signal.aborted ? 'CANCELLED' : described.code },
+            data: { restoreId, code: signal.aborted ? 'CANCELLED' : described.code },
           });
         }
       });
@@ -184,13 +188,14 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
         tags: ['runs'],
         summary: 'Verify a backup with a restore drill',
         description:
-          'Queues a verification run (kind `verify`) of this succeeded backup: stored digests are checked, the backup is restored into a scratch database and row counts (and checksums, when recorded) are compared. A worker executes it; the result is recorded on both runs.',
+          'Queues a verification run (kind `verify`) of this succeeded backup: stored digests are checked, the backup is restored into a scratch database and row counts (and checksums, when recorded) are compared. A worker executes it; the result is recorded on both runs. An encrypted backup that the server\'s identity (BACKSTOP_IDENTITY_FILE, which its workers share) cannot decrypt is refused with 409 `IDENTITY_REQUIRED` and nothing is queued.',
         params: runParams,
         response: { 201: ref('Run'), ...errorResponses },
       },
     },
     async (request, reply) => {
       const subject = backupToUse(await getRun(ctx.pool, request.params.id), 'verified');
+      await assertDrillCanDecrypt(ctx.config, subject);
       const run = await createRun(ctx.pool, {
         targetId: subject.targetId,
         trigger: 'api',

@@ -4,7 +4,8 @@ import { isTerminal, type RunStatus } from '../../core/runState.ts';
 import { createRun, getRun, listRunEvents, listRunsPage, requestCancel, type RunKind } from '../../db/runs.ts';
 import { getTarget } from '../../db/targets.ts';
 import { issueRunnerToken } from '../../db/tokens.ts';
-import { actorOf } from '../auth.ts';
+import { runActionsFor } from '../../operations/runCapabilities.ts';
+import { actorOf, roleOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { decodeRunCursor, encodeRunCursor } from '../runCursor.ts';
 import { eventJson } from '../runEventStream.ts';
@@ -85,7 +86,10 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
       config: { access: 'viewer' },
       schema: { tags, summary: 'Show a run', params: runParams, response: { 200: ref('Run'), ...errorResponses } },
     },
-    async (request) => getRun(ctx.pool, request.params.id),
+    async (request) => {
+      const run = await getRun(ctx.pool, request.params.id);
+      return { ...run, actions: await runActionsFor(ctx.config, run, roleOf(request)) };
+    },
   );
 
   app.post<{ Params: { id: string } }>(

@@ -3,6 +3,8 @@ import { withTransaction } from '../../db/pool.ts';
 import { listUnknownBackups } from '../../db/retention.ts';
 import { createTarget, deleteTarget, getTarget, listTargets, lockTargetForUpdate, updateTarget } from '../../db/targets.ts';
 import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
+import { targetActionsFor } from '../../operations/runCapabilities.ts';
+import { roleOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { targetCreateBody, targetParams, targetUpdateBody } from '../requestSchemas.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
@@ -66,7 +68,10 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
       config: { access: 'viewer' },
       schema: { tags, summary: 'Show a target', params: targetParams, response: { 200: ref('Target'), ...errorResponses } },
     },
-    async (request) => getTarget(ctx.pool, request.params.name),
+    async (request) => {
+      const target = await getTarget(ctx.pool, request.params.name);
+      return { ...target, actions: await targetActionsFor(ctx.pool, ctx.config, target, roleOf(request)) };
+    },
   );
 
   app.get<{ Params: { name: string } }>(
