@@ -7,6 +7,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { getRun } from '../src/db/runs.ts';
 import { getTargetWithSecret } from '../src/db/targets.ts';
+import { assertChromium, CHROMIUM, chromiumArgs, layoutProblems } from './support/browser.ts';
 import { startCli, type CliProcess } from './support/cli.ts';
 import { adminQuery, createSampleDatabase, createTestCatalog, createTestDatabase, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { closedPort, startTestServer, type TestServer } from './support/server.ts';
@@ -21,8 +22,6 @@ import { waitFor } from './support/wait.ts';
  * deadlines, never sleeps.
  */
 
-export const CHROMIUM = process.env.BACKSTOP_CHROMIUM ?? '/usr/bin/chromium';
-export const chromiumArgs = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const WAIT = 30_000;
 
 describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
@@ -57,9 +56,7 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
   };
 
   before(async () => {
-    await fs.access(CHROMIUM).catch(() => {
-      throw new Error(`No Chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (scripts/setup.sh does), or set BACKSTOP_CHROMIUM.`);
-    });
+    await assertChromium();
     catalog = await createTestCatalog();
     source = await createSampleDatabase(300);
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-dashboard-store-'));
@@ -178,16 +175,23 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     await page.getByLabel('Daily').fill('3');
     await page.getByLabel('Its URL (write-only)').fill('https://hooks.example.com/hook-SECRET-9f2');
     await page.getByRole('button', { name: 'Save changes' }).click();
-    // The edit page's title also says "shop": wait for the target's own page.
+    // A new webhook gets a signing secret, shown this once.
+    const shown = page.getByRole('textbox', { name: 'Signing secret' });
+    await shown.waitFor();
+    const secret = await shown.inputValue();
+    assert.match(secret, /^[0-9a-f]{64}$/);
+    await page.getByRole('link', { name: 'Continue to shop' }).click();
     await page.waitForURL(/#\/targets\/shop$/);
     await page.getByRole('heading', { name: 'Settings' }).waitFor();
     await page.getByText('keep last 7, 3 daily').waitFor();
-    await page.getByText('webhook on failed, timed_out, recovered').waitFor();
+    await page.getByText('webhook on failed, timed out, recovered (signed)').waitFor();
+    assert.ok(!(await page.content()).includes(secret), 'the secret is shown again');
     const id = (await api.request('GET', '/api/v1/targets/shop')).json.id;
     const stored = await getTargetWithSecret(catalog.pool, id);
     assert.equal(stored.databaseUrl, source.url);
     assert.deepEqual(stored.retention, { keepLast: 7, daily: 3 });
     assert.equal(stored.notificationChannels[0]!.url, 'https://hooks.example.com/hook-SECRET-9f2');
+    assert.equal(stored.notificationChannels[0]!.secret, secret);
 
     // Editing again shows neither secret, and saving keeps both.
     await page.getByRole('link', { name: 'Edit' }).click();
@@ -203,6 +207,7 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     assert.equal(again.schedule?.timezone, 'UTC');
     assert.equal(again.databaseUrl, source.url);
     assert.equal(again.notificationChannels[0]!.url, 'https://hooks.example.com/hook-SECRET-9f2');
+    assert.equal(again.notificationChannels[0]!.secret, secret);
   });
 
   it('triggers a backup and shows it go queued → running → succeeded live, without reloading', async () => {
@@ -306,7 +311,10 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
       // The test server's role is a superuser: refused, saying what to do, until accepted by name.
       await restore.click();
       await dialog.getByRole('alert').filter({ hasText: 'RESTORE_ROLE_PRIVILEGED' }).waitFor();
-      assert.match(await dialog.getByRole('alert').innerText(), /owns the destination database and nothing more.*"privilegedRole": "postgres"/s);
+      // In the dashboard's words, pointing at the field that accepts the role (not at the API's).
+      const refusal = await dialog.getByRole('alert').innerText();
+      assert.match(refusal, /owns the destination database and nothing more, or accept "postgres" by typing its name below/);
+      assert.doesNotMatch(refusal, /privilegedRole|`/);
       await dialog.getByLabel(/Accept a privileged role/).fill('postgres');
       await restore.click();
       await page.locator('.timeline [data-kind="restored"]').waitFor({ timeout: 60_000 });
@@ -345,21 +353,26 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     assert.match(await shop.innerText(), /Next scheduled run\s+in /);
   });
 
-  it('is readable on a phone: no horizontal scrolling', async () => {
-    const phone = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+  it('is readable on a phone (390×844): nothing scrolls sideways, no word is cut in two', async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 3 });
     try {
       await phone.addInitScript((token) => sessionStorage.setItem('backstop.token', token), api.tokens.admin);
       const small = await phone.newPage();
       for (const [hash, ready] of [
         ['#/', '.target-card'],
-        [`#/runs/${succeededRunId}`, '.files-table'],
+        [`#/runs/${succeededRunId}`, '.files-table tbody tr'],
         ['#/targets/shop', '#chart-size svg'],
+        ['#/targets/shop', '#restores tbody tr'],
+        ['#/targets/shop/edit', '#target-cron'],
+        ['#/targets', '.targets-table tbody tr'],
         ['#/runs', 'tr[data-run]'],
       ] as const) {
         await small.goto(`${api.url}/${hash}`);
         await small.locator(ready).first().waitFor();
-        const widths = await small.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
-        assert.ok(widths.scroll <= widths.client, `${hash} scrolls sideways on a phone: ${JSON.stringify(widths)}`);
+        const problems = await layoutProblems(small);
+        assert.equal(problems.pageScroll, null, `${hash} scrolls sideways on a phone`);
+        assert.deepEqual(problems.sideways, [], `${hash}: content wider than the phone`);
+        assert.deepEqual(problems.brokenWords, [], `${hash}: words cut in two`);
       }
     } finally {
       await phone.close();
@@ -380,14 +393,24 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     await page.locator('.files-table').waitFor();
     await page.goto(`${api.url}/#/targets`);
     await page.locator('td a', { hasText: 'shop' }).waitFor();
+    // Every button that acts is disabled and says why; no link that acts is left.
     for (const hash of ['#/targets/shop', `#/runs/${succeededRunId}`, '#/targets', '#/runs', '#/']) {
       await page.goto(`${api.url}/${hash}`);
       await page.locator('#page-title').waitFor();
       await page.locator('.loading').waitFor({ state: 'detached' });
-      const acting = await page.locator('main button, main a.button').allInnerTexts();
-      // "Load older runs" and chart tables only read.
-      assert.deepEqual(acting.filter((text) => !/Load older/.test(text)), [], `${hash} shows ${acting.join(', ')}`);
+      if (hash !== '#/targets' && hash !== '#/runs' && hash !== '#/') await page.locator('main button').first().waitFor();
+      const enabled = await page.locator('main button:enabled, main a.button').allInnerTexts();
+      // "Load older runs" only reads.
+      assert.deepEqual(enabled.filter((text) => !/Load older/.test(text)), [], `${hash} offers ${enabled.join(', ')}`);
+      for (const button of await page.locator('main button:disabled').all()) {
+        const reasonId = await button.getAttribute('aria-describedby');
+        assert.ok(reasonId, `${hash}: "${await button.innerText()}" is disabled without a reason`);
+        assert.match(await page.locator(`[id="${reasonId.split(' ')[0]}"]`).innerText(), /needs an? (operator|admin) token/);
+      }
     }
+    await page.goto(`${api.url}/#/targets/shop`);
+    assert.equal(await page.getByRole('button', { name: 'Back up now' }).isDisabled(), true);
+    await page.locator('#action-backup-reason', { hasText: 'Backing up needs an operator token' }).waitFor();
     await page.goto(`${api.url}/#/targets/new`);
     await page.getByText('Only an admin token').waitFor();
     assert.equal(await page.locator('form').count(), 0);

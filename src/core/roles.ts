@@ -5,9 +5,10 @@
 export const apiTokenRoles = ['admin', 'operator', 'viewer'] as const;
 export type ApiTokenRole = (typeof apiTokenRoles)[number];
 
-const rank: Record<ApiTokenRole, number> = { viewer: 0, operator: 1, admin: 2 };
+/** Each role may do what every role of a lower rank may. */
+export const roleRank: Record<ApiTokenRole, number> = { viewer: 0, operator: 1, admin: 2 };
 
 /** Whether `role` may do what `required` may. */
 export function hasRole(role: ApiTokenRole, required: ApiTokenRole): boolean {
-  return rank[role] >= rank[required];
+  return roleRank[role] >= roleRank[required];
 }

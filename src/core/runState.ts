@@ -15,6 +15,10 @@ export const runStatuses = [
 ] as const;
 export type RunStatus = (typeof runStatuses)[number];
 
+/** A backup, or a restore drill of one (`verify`). */
+export const runKinds = ['backup', 'verify'] as const;
+export type RunKind = (typeof runKinds)[number];
+
 export const terminalStatuses = ['succeeded', 'failed', 'cancelled', 'timed_out'] as const;
 export type TerminalStatus = (typeof terminalStatuses)[number];
 export const activeStatuses = ['queued', 'dispatched', 'running', 'cancelling'] as const;

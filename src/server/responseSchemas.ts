@@ -1,4 +1,4 @@
-import { runStatuses } from '../core/runState.ts';
+import { runKinds, runStatuses } from '../core/runState.ts';
 import { apiTokenRoles } from '../db/tokens.ts';
 
 /**
@@ -7,7 +7,7 @@ import { apiTokenRoles } from '../db/tokens.ts';
  * addSchema, appear by name in /api/openapi.json. See requestSchemas.ts for what is accepted.
  */
 
-export const runKinds = ['backup', 'verify'] as const;
+export { runKinds };
 export const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
 export const uuid = { type: 'string', format: 'uuid' } as const;
 const dateTime = { type: 'string', format: 'date-time' } as const;

@@ -1,3 +1,4 @@
+// @ts-check
 import { html } from './html.js';
 import { formatTime } from './format.js';
 
@@ -11,6 +12,7 @@ const W = 640;
 const H = 240;
 const PAD = { left: 72, right: 16, top: 16, bottom: 40 };
 
+/** @param {number} value */
 function niceCeiling(value) {
   if (!(value > 0)) return 1;
   const magnitude = 10 ** Math.floor(Math.log10(value));
@@ -18,18 +20,29 @@ function niceCeiling(value) {
   return 10 * magnitude;
 }
 
-const shortDate = (ms) => new Date(ms).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+const shortDate = (/** @type {number} */ ms) => new Date(ms).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 
+/**
+ * @typedef {object} ChartPoint
+ * @property {number} at          ms since the epoch
+ * @property {number | null | undefined} value
+ * @property {boolean} bad
+ * @property {string} status
+ */
+
+/**
+ * @param {{ id: string, title: string, points: ChartPoint[], format: (value: number) => string }} props
+ */
 export function LineChart({ id, title, points, format }) {
-  const plotted = points.filter((point) => point.value !== null && point.value !== undefined);
+  const plotted = /** @type {(ChartPoint & { value: number })[]} */ (points.filter((point) => point.value !== null && point.value !== undefined));
   if (plotted.length === 0) {
     return html`<figure class="chart" id=${id}><figcaption>${title}</figcaption><p class="muted">No finished backups to draw yet.</p></figure>`;
   }
   let [tMin, tMax] = [Math.min(...plotted.map((p) => p.at)), Math.max(...plotted.map((p) => p.at))];
   if (tMin === tMax) [tMin, tMax] = [tMin - 3_600_000, tMax + 3_600_000];
   const yMax = niceCeiling(Math.max(...plotted.map((p) => p.value)) * 1.05);
-  const x = (t) => PAD.left + ((t - tMin) / (tMax - tMin)) * (W - PAD.left - PAD.right);
-  const y = (v) => H - PAD.bottom - (v / yMax) * (H - PAD.top - PAD.bottom);
+  const x = (/** @type {number} */ t) => PAD.left + ((t - tMin) / (tMax - tMin)) * (W - PAD.left - PAD.right);
+  const y = (/** @type {number} */ v) => H - PAD.bottom - (v / yMax) * (H - PAD.top - PAD.bottom);
   const good = plotted.filter((p) => !p.bad);
   const line = good.map((p, index) => `${index === 0 ? 'M' : 'L'}${x(p.at).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ');
   const yTicks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * yMax);

@@ -1,3 +1,4 @@
+// @ts-check
 import { reportUnauthorized } from './api.js';
 import { storedToken } from './session.js';
 
@@ -9,15 +10,18 @@ import { storedToken } from './session.js';
  *
  * Handlers: onEvent({id, event, data}) for every event (data parsed as JSON), onEnd(data),
  * onConnected(boolean) when the connection opens or drops.
+ * @param {string} path
+ * @param {{ lastEventId?: string | null, onEvent: (message: { id: string | null, event: string, data: any }) => void, onEnd?: (data: any) => void, onConnected?: (connected: boolean) => void }} handlers
  */
 export function openEventStream(path, { lastEventId = null, onEvent, onEnd = () => {}, onConnected = () => {} }) {
   const controller = new AbortController();
+  /** @type {string | null} */
   let lastId = lastEventId;
   let retryMs = 2000;
   let stopped = false;
 
-  const pause = (ms) =>
-    new Promise((resolve) => {
+  const pause = (/** @type {number} */ ms) =>
+    new Promise(/** @param {(value?: unknown) => void} resolve */ (resolve) => {
       const timer = setTimeout(resolve, ms);
       controller.signal.addEventListener('abort', () => {
         clearTimeout(timer);
@@ -25,7 +29,8 @@ export function openEventStream(path, { lastEventId = null, onEvent, onEnd = () 
       });
     });
 
-  const dispatch = (message) => {
+  /** @typedef {{ id: string | null, event: string, data: string, hasData: boolean }} Message */
+  const dispatch = (/** @type {Message} */ message) => {
     if (message.id !== null) lastId = message.id;
     if (!message.hasData) return false;
     let data;
@@ -43,6 +48,7 @@ export function openEventStream(path, { lastEventId = null, onEvent, onEnd = () 
   };
 
   const readOnce = async () => {
+    /** @type {Record<string, string>} */
     const headers = { accept: 'text/event-stream', authorization: `Bearer ${storedToken()}` };
     if (lastId !== null && lastId !== undefined) headers['last-event-id'] = String(lastId);
     const response = await fetch(path, { headers, signal: controller.signal, cache: 'no-store' });
@@ -58,13 +64,14 @@ export function openEventStream(path, { lastEventId = null, onEvent, onEnd = () 
     onConnected(true);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
+    /** @type {Message} */
     let message = { id: null, event: 'message', data: '', hasData: false };
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return false;
       buffer += value;
       const lines = buffer.split(/\r\n|\n|\r/);
-      buffer = lines.pop();
+      buffer = lines.pop() ?? '';
       for (const line of lines) {
         if (line === '') {
           if (dispatch(message)) return true;

@@ -1,7 +1,9 @@
+// @ts-check
 /** Formatting for people: sizes, durations, ages, times. Pure functions of their arguments. */
 
 const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
+/** @param {number | null | undefined} bytes */
 export function formatBytes(bytes) {
   if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return '—';
   let value = bytes;
@@ -13,10 +15,12 @@ export function formatBytes(bytes) {
   return `${unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
+/** @param {number | null | undefined} bytesPerSecond */
 export function formatRate(bytesPerSecond) {
   return bytesPerSecond ? `${formatBytes(bytesPerSecond)}/s` : '—';
 }
 
+/** @param {number | null | undefined} seconds */
 export function formatDuration(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
   if (seconds === 0) return '0 s';
@@ -29,7 +33,10 @@ export function formatDuration(seconds) {
   return `${Math.floor(hours / 24)} d ${hours % 24} h`;
 }
 
-/** "5 min ago" / "in 3 h", from milliseconds between `at` and `now`. */
+/**
+ * "5 min ago" / "in 3 h", from milliseconds between `at` and `now`.
+ * @param {string | null | undefined} at
+ */
 export function formatRelative(at, now = Date.now()) {
   if (!at) return '—';
   const ms = Date.parse(at) - now;
@@ -42,11 +49,13 @@ export function formatRelative(at, now = Date.now()) {
   return ms < 0 ? `${text} ago` : `in ${text}`;
 }
 
+/** @param {string | null | undefined} at */
 export function formatTime(at) {
   if (!at) return '—';
   return new Date(at).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 }
 
+/** @param {string | null | undefined} id */
 export function shortId(id) {
   return id ? id.slice(0, 8) : '';
 }

@@ -1,3 +1,4 @@
+// @ts-check
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { openEventStream } from './eventStream.js';
 import { html } from './html.js';
@@ -7,6 +8,8 @@ import { html } from './html.js';
  * event; `onReady` fires when the stream is open, including after a reconnect, which is when
  * a page reloads what it shows so that nothing between the two is lost. Returns whether the
  * stream is connected.
+ * @param {(event: import('./types').FeedEvent) => void} onEvent
+ * @param {(data: unknown) => void} [onReady]
  */
 export function useLiveFeed(onEvent, onReady = () => {}) {
   const handlers = useRef({ onEvent, onReady });
@@ -25,6 +28,7 @@ export function useLiveFeed(onEvent, onReady = () => {}) {
   return connected;
 }
 
+/** @param {{ connected: boolean }} props */
 export function LiveIndicator({ connected }) {
   return connected
     ? html`<span class="live live-on" title="Updates arrive as they happen">● Live</span>`

@@ -1,3 +1,4 @@
+// @ts-check
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, setUnauthorizedHandler } from './api.js';
@@ -12,7 +13,13 @@ import { TargetPage } from './pages/target.js';
 import { TargetsPage } from './pages/targets.js';
 import { forgetToken, storedToken, storeToken } from './session.js';
 
-/** The route from the URL's hash: #/runs/ID?x=y → {path: ['runs', 'ID'], query}. */
+/** @typedef {import('./types').Me} Me */
+/** @typedef {{ path: string[], query: URLSearchParams, key: string }} Route */
+
+/**
+ * The route from the URL's hash: #/runs/ID?x=y → {path: ['runs', 'ID'], query}.
+ * @returns {Route}
+ */
 function currentRoute() {
   const [pathPart, queryPart = ''] = location.hash.replace(/^#/, '').split('?');
   return { path: pathPart.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(queryPart), key: location.hash };
@@ -28,6 +35,10 @@ function useRoute() {
   return route;
 }
 
+/**
+ * @param {Route} route
+ * @param {Me} me
+ */
 function page(route, me) {
   const [section, id, sub] = route.path;
   if (!section) return html`<${OverviewPage} me=${me} />`;
@@ -41,12 +52,13 @@ function page(route, me) {
     <p>There is no page here. <a href="#/">Go to the overview</a>.</p>`;
 }
 
+/** @param {{ me: Me, route: Route, onLogout: () => void, children: import('preact').ComponentChildren }} props */
 function Layout({ me, route, onLogout, children }) {
   const section = route.path[0] ?? '';
-  const link = (href, label, name) =>
+  const link = (/** @type {string} */ href, /** @type {string} */ label, /** @type {string} */ name) =>
     html`<li><a href=${href} aria-current=${section === name ? 'page' : undefined}>${label}</a></li>`;
   return html`
-    <a class="skip-link" href="#main" onClick=${(event) => { event.preventDefault(); document.getElementById('page-title')?.focus(); }}>Skip to content</a>
+    <a class="skip-link" href="#main" onClick=${(/** @type {Event} */ event) => { event.preventDefault(); document.getElementById('page-title')?.focus(); }}>Skip to content</a>
     <header class="site-header">
       <a class="brand" href="#/">Backstop</a>
       <nav aria-label="Main">
@@ -66,9 +78,11 @@ function Layout({ me, route, onLogout, children }) {
 
 function App() {
   const route = useRoute();
-  const [session, setSession] = useState({ state: storedToken() ? 'checking' : 'signed-out', me: null, notice: null });
+  const [session, setSession] = useState(
+    /** @type {{ state: 'checking' | 'signed-out' | 'signed-in', me: Me | null, notice: string | null }} */ ({ state: storedToken() ? 'checking' : 'signed-out', me: null, notice: null }),
+  );
 
-  const signOut = (notice = null) => {
+  const signOut = (/** @type {string | null} */ notice = null) => {
     forgetToken();
     setSession({ state: 'signed-out', me: null, notice });
   };
@@ -96,16 +110,17 @@ function App() {
   if (session.state === 'signed-out') {
     return html`<${LoginPage}
       notice=${session.notice}
-      onLogin=${(token, me) => {
+      onLogin=${(/** @type {string} */ token, /** @type {Me} */ me) => {
         storeToken(token);
         setSession({ state: 'signed-in', me, notice: null });
       }}
     />`;
   }
-  return html`<${Layout} me=${session.me} route=${route} onLogout=${() => signOut('You are logged out.')}>${page(route, session.me)}<//>`;
+  const me = /** @type {Me} */ (session.me);
+  return html`<${Layout} me=${me} route=${route} onLogout=${() => signOut('You are logged out.')}>${page(route, me)}<//>`;
 }
 
 // The boot message goes: Preact would otherwise keep it above the app.
-const root = document.getElementById('app');
+const root = /** @type {HTMLElement} */ (document.getElementById('app'));
 root.replaceChildren();
 render(html`<${App} />`, root);

@@ -97,8 +97,13 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
         response: {
           202: {
             type: 'object',
-            required: ['runId', 'status', 'message'],
-            properties: { runId: { type: 'string' }, status: { type: 'string', enum: ['started'] }, message: { type: 'string' } },
+            required: ['runId', 'restoreId', 'status', 'message'],
+            properties: {
+              runId: { type: 'string' },
+              restoreId: { type: 'string', description: "Carried by this restore's events (`data.restoreId`) and its entry in the target's restore history." },
+              status: { type: 'string', enum: ['started'] },
+              message: { type: 'string' },
+            },
           },
           ...errorResponses,
         },
@@ -174,6 +179,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       });
       return reply.code(202).send({
         runId: run.id,
+        restoreId,
         status: 'started',
         message: `Restoring run ${run.id} into ${destination}; follow GET /api/v1/runs/${run.id}/events for the result.`,
       });

@@ -1,16 +1,21 @@
+// @ts-check
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { html } from '../html.js';
+import { plainMessage } from '../errorText.js';
 import { usePageTitle } from '../hooks.js';
 
-/** Sign in with an API token; it is checked with GET /api/v1/me before it is kept. */
+/**
+ * Sign in with an API token; it is checked with GET /api/v1/me before it is kept.
+ * @param {{ notice: string | null, onLogin: (token: string, me: import('../types').Me) => void }} props
+ */
 export function LoginPage({ notice, onLogin }) {
   usePageTitle('Sign in');
   const [token, setToken] = useState('');
-  const [error, setError] = useState(null);
+  const [error, setError] = useState(/** @type {string | null} */ (null));
   const [busy, setBusy] = useState(false);
 
-  const submit = async (event) => {
+  const submit = async (/** @type {Event} */ event) => {
     event.preventDefault();
     const value = token.trim();
     if (!value) {
@@ -23,7 +28,8 @@ export function LoginPage({ notice, onLogin }) {
       const me = await api('/api/v1/me', { token: value });
       onLogin(value, me);
     } catch (failure) {
-      setError(failure.status === 401 ? 'This token is unknown or was revoked. Create one with `backstop token create --name NAME --role viewer|operator|admin`.' : failure.message);
+      const error = /** @type {import('../api.js').ApiError} */ (failure);
+      setError(error.status === 401 ? 'This token is unknown or was revoked. Ask an admin for a new one.' : plainMessage(error));
     } finally {
       setBusy(false);
     }
@@ -35,10 +41,10 @@ export function LoginPage({ notice, onLogin }) {
     ${notice ? html`<p class="notice notice-info" role="status">${notice}</p>` : null}
     <form class="card" onSubmit=${submit} aria-describedby="token-help">
       <label for="token">API token</label>
-      <input id="token" name="token" type="password" autocomplete="off" spellcheck="false" required
-        value=${token} onInput=${(event) => setToken(event.currentTarget.value)}
+      <input id="token" name="token" type="password" autocomplete="off" spellcheck=${false} required
+        value=${token} onInput=${(/** @type {any} */ event) => setToken(event.currentTarget.value)}
         aria-invalid=${error ? 'true' : undefined} aria-describedby=${error ? 'token-error' : 'token-help'} />
-      <p id="token-help" class="help">Kept for this browser tab only. Create one with <code>backstop token create --name me --role viewer</code>.</p>
+      <p id="token-help" class="help">Kept for this browser tab only. An admin gives out tokens; the server prints an admin token when it first starts.</p>
       ${error ? html`<p id="token-error" class="field-error" role="alert">${error}</p>` : null}
       <button type="submit" disabled=${busy}>${busy ? 'Signing in…' : 'Sign in'}</button>
     </form>

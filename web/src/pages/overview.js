@@ -1,3 +1,4 @@
+// @ts-check
 import { useRef } from 'preact/hooks';
 import { api } from '../api.js';
 import { ErrorNotice, HealthBadge, Loading, PageHeading, StatusBadge } from '../components.js';
@@ -7,8 +8,11 @@ import { useNow, usePageTitle, useResource } from '../hooks.js';
 import { LiveIndicator, useLiveFeed } from '../liveFeed.js';
 import { can } from '../session.js';
 
+/** @typedef {import('../types').OverviewItem} OverviewItem */
+
 const severity = { failing: 0, stale: 1, never: 2, ok: 3 };
 
+/** @param {{ target: OverviewItem, now: number }} props */
 function TargetCard({ target, now }) {
   const last = target.lastRun;
   const active = target.activeRun;
@@ -38,18 +42,20 @@ function TargetCard({ target, now }) {
 }
 
 /** Every target at a glance; problems first. Reloads (debounced) whenever any run records an event. */
+/** @param {{ me: import('../types').Me }} props */
 export function OverviewPage({ me }) {
   usePageTitle('Overview');
   const now = useNow();
   const overview = useResource(() => api('/api/v1/overview'), []);
-  const pending = useRef(null);
+  const pending = useRef(/** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined));
   const reloadSoon = () => {
     clearTimeout(pending.current);
     pending.current = setTimeout(() => overview.reload(), 300);
   };
   const connected = useLiveFeed(reloadSoon, reloadSoon);
 
-  const items = [...(overview.data?.items ?? [])].sort((a, b) => severity[a.health] - severity[b.health] || a.name.localeCompare(b.name));
+  /** @type {OverviewItem[]} */
+  const items = [.../** @type {OverviewItem[]} */ (overview.data?.items ?? [])].sort((a, b) => severity[a.health] - severity[b.health] || a.name.localeCompare(b.name));
   const problems = items.filter((item) => item.health === 'failing' || item.health === 'stale').length;
   return html`
     <${PageHeading} actions=${html`<${LiveIndicator} connected=${connected} />`}>Overview<//>

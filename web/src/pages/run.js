@@ -1,26 +1,32 @@
+// @ts-check
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { ErrorNotice, isTerminal, Loading, PageHeading, RunError, StatusBadge } from '../components.js';
+import { ActionBar, ErrorNotice, EventBadge, isTerminal, Loading, PageHeading, RunError, StatusBadge } from '../components.js';
 import { openEventStream } from '../eventStream.js';
 import { formatBytes, formatDuration, formatRate, formatRelative, formatTime, shortId } from '../format.js';
 import { html } from '../html.js';
 import { useNow, usePageTitle, useResource } from '../hooks.js';
-import { can } from '../session.js';
 import { RestoreDialog } from './restoreDialog.js';
+import { ArtifactPanel } from './runFiles.js';
 
+/** @typedef {import('../types').Run} Run */
+/** @typedef {import('../types').RunEvent} RunEvent */
+/** @typedef {import('../types').Progress} Progress */
+
+/** @type {Record<string, string>} */
 const phases = { connecting: 'connecting to the database', dumping: 'dumping', manifest: 'writing the manifest', done: 'finishing' };
 
 /**
  * The bytes the previous good backup of the target dumped: a running backup's bar is an
  * estimate against it, said so on screen (pg_dump cannot know its total in advance).
  */
-function useExpectedBytes(run) {
-  const [expected, setExpected] = useState(null);
+function useExpectedBytes(/** @type {Run | undefined} */ run) {
+  const [expected, setExpected] = useState(/** @type {number | null} */ (null));
   const active = run && run.kind === 'backup' && !isTerminal(run.status);
   useEffect(() => {
     if (!active) return;
-    api(`/api/v1/targets/${encodeURIComponent(run.targetName)}/history?limit=20`)
-      .then((history) => {
+    api(`/api/v1/targets/${encodeURIComponent(/** @type {Run} */ (run).targetName)}/history?limit=20`)
+      .then((/** @type {{ items: import('../types').HistoryPoint[] }} */ history) => {
         const previous = [...history.items].reverse().find((point) => point.status === 'succeeded' && point.dumpedBytes);
         setExpected(previous?.dumpedBytes ?? null);
       })
@@ -29,12 +35,13 @@ function useExpectedBytes(run) {
   return expected;
 }
 
+/** @param {{ run: Run, progress: Progress | null, expectedBytes: number | null }} props */
 function ProgressPanel({ run, progress, expectedBytes }) {
   if (isTerminal(run.status) || run.kind !== 'backup') return null;
   const dumped = progress?.bytesDumped ?? 0;
   const fraction = expectedBytes ? Math.min(dumped / expectedBytes, 0.99) : null;
   const label = progress
-    ? `${phases[progress.phase] ?? progress.phase}: ${formatBytes(dumped)} dumped, ${formatBytes(progress.bytesStored)} stored, ${formatRate(progress.rateBytesPerSecond)}`
+    ? `${phases[progress.phase ?? ''] ?? progress.phase}: ${formatBytes(dumped)} dumped, ${formatBytes(progress.bytesStored)} stored, ${formatRate(progress.rateBytesPerSecond)}`
     : run.status === 'queued'
       ? 'Waiting for a worker to pick this run up'
       : 'Starting';
@@ -46,21 +53,7 @@ function ProgressPanel({ run, progress, expectedBytes }) {
   </section>`;
 }
 
-function ArtifactPanel({ artifact }) {
-  if (!artifact) return null;
-  const files = [...artifact.files, artifact.manifest];
-  const total = files.reduce((sum, file) => sum + file.size, 0);
-  return html`<section class="card" aria-labelledby="artifact-title">
-    <h2 id="artifact-title">Files</h2>
-    <p class="muted break">${artifact.storeUrl.replace(/\/?$/, '/')}${artifact.prefix}</p>
-    <div class="table-wrap"><table class="files-table">
-      <thead><tr><th scope="col">File</th><th scope="col">Size</th><th scope="col">SHA-256</th></tr></thead>
-      <tbody>${files.map((file) => html`<tr key=${file.name}><td class="mono">${file.name}</td><td>${formatBytes(file.size)}</td><td class="mono hash">${file.sha256}</td></tr>`)}</tbody>
-      <tfoot><tr><th scope="row">Total</th><td colspan="2">${formatBytes(total)} (${total.toLocaleString()} bytes)</td></tr></tfoot>
-    </table></div>
-  </section>`;
-}
-
+/** @param {{ events: RunEvent[] }} props */
 function Timeline({ events }) {
   return html`<section class="card" aria-labelledby="events-title">
     <h2 id="events-title">Events</h2>
@@ -68,26 +61,43 @@ function Timeline({ events }) {
     <ol class="timeline">${events.map((event) => html`<li key=${event.id} data-kind=${event.kind} class=${/failed|reaped|error|mismatch/.test(event.kind) ? 'timeline-bad' : ''}>
       <time datetime=${event.at} title=${event.at}>${formatTime(event.at)}</time>
       <span class="event-kind">${event.kind.replaceAll('_', ' ')}</span>
-      ${event.status ? html`<${StatusBadge} status=${event.status} />` : null}
+      <${EventBadge} event=${event} />
       ${event.message ? html`<span class="event-message">${event.message}</span>` : null}
     </li>`)}</ol>
   </section>`;
 }
 
-/** One run, live: status, progress, events, error, files; cancel, verify and restore for operators. */
-export function RunPage({ me, id }) {
+/**
+ * How long a run took, from the catalog's own start and finish times (one clock): a run still
+ * going has no duration yet, rather than one measured against this browser's clock.
+ * @param {Run} run
+ */
+function durationOf(run) {
+  if (!run.startedAt || !run.finishedAt) return null;
+  const seconds = (Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000;
+  return seconds >= 0 ? seconds : null;
+}
+
+/**
+ * One run, live: status, progress, events, error, files; cancel, verify and restore as far as
+ * the server says they can succeed.
+ * @param {{ me: import('../types').Me, id: string }} props
+ */
+export function RunPage({ id }) {
   const now = useNow(5_000);
   const run = useResource(() => api(`/api/v1/runs/${id}`), [id]);
-  const [events, setEvents] = useState([]);
-  const [progress, setProgress] = useState(null);
-  const [action, setAction] = useState({ busy: false, error: null, notice: null });
-  const [restoring, setRestoring] = useState(false);
+  const [events, setEvents] = useState(/** @type {RunEvent[]} */ ([]));
+  const [progress, setProgress] = useState(/** @type {Progress | null} */ (null));
+  const [action, setAction] = useState(/** @type {{ busy: boolean, error: any, notice: string | null }} */ ({ busy: false, error: null, notice: null }));
+  const [restoring, setRestoring] = useState(/** @type {string | null} */ (null));
   const [dialogOpen, setDialogOpen] = useState(false);
-  const refresh = useRef(null);
+  const refresh = useRef(/** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined));
+  /** @type {Run | undefined} */
   const data = run.data;
   usePageTitle(data ? `${data.kind === 'verify' ? 'Restore drill' : 'Backup'} of ${data.targetName}` : 'Run');
   const expectedBytes = useExpectedBytes(data);
 
+  /** @param {RunEvent[]} incoming */
   const mergeEvents = (incoming) =>
     setEvents((current) => {
       const seen = new Set(current.map((event) => event.id));
@@ -122,23 +132,26 @@ export function RunPage({ me, id }) {
     if (data?.progress && !isTerminal(data.status)) setProgress((current) => current ?? data.progress);
   }, [data]);
 
-  // A restore runs in the background and reports as events of this (finished) run.
+  // A restore runs in the background and reports as events of this (finished) run, carrying
+  // its restore id: only this restore's outcome ends the wait.
   useEffect(() => {
     if (!restoring) return;
     const timer = setInterval(async () => {
       const result = await api(`/api/v1/runs/${id}/events`).catch(() => null);
       if (!result) return;
       mergeEvents(result.items);
-      const outcome = [...result.items].reverse().find((event) => event.kind === 'restored' || event.kind === 'restore_failed' || event.kind === 'restore_started');
-      if (outcome && outcome.kind !== 'restore_started') {
-        setRestoring(false);
-        setAction({ busy: false, error: null, notice: outcome.kind === 'restored' ? `Restore finished: ${outcome.message}.` : null });
-        if (outcome.kind === 'restore_failed') setAction({ busy: false, error: { message: outcome.message, code: outcome.data?.code }, notice: null });
-      }
+      const outcome = /** @type {RunEvent[]} */ (result.items).find(
+        (event) => (event.kind === 'restored' || event.kind === 'restore_failed') && event.data?.restoreId === restoring,
+      );
+      if (!outcome) return;
+      setRestoring(null);
+      if (outcome.kind === 'restored') setAction({ busy: false, error: null, notice: `Restore finished: ${outcome.message}.` });
+      else setAction({ busy: false, error: { message: outcome.message ?? 'The restore failed.', code: outcome.data?.code }, notice: null });
     }, 1000);
     return () => clearInterval(timer);
   }, [restoring, id]);
 
+  /** @param {() => Promise<void>} work */
   const act = async (work) => {
     setAction({ busy: true, error: null, notice: null });
     try {
@@ -152,27 +165,39 @@ export function RunPage({ me, id }) {
   if (run.error && !data) return html`<${PageHeading}>Run ${shortId(id)}<//><${ErrorNotice} error=${run.error} title="This run could not be loaded" />`;
   if (!data) return html`<${PageHeading}>Run ${shortId(id)}<//><${Loading} />`;
 
-  const operator = can(me, 'operator');
-  const goodBackup = data.kind === 'backup' && data.status === 'succeeded' && data.artifact;
-  const actions = operator
-    ? html`
-        ${!isTerminal(data.status) && data.status !== 'cancelling'
-          ? html`<button type="button" class="button-danger" disabled=${action.busy}
-              onClick=${() => act(async () => run.setData(await api(`/api/v1/runs/${id}/cancel`, { method: 'POST' })))}>Cancel run</button>`
-          : null}
-        ${goodBackup
-          ? html`<button type="button" disabled=${action.busy}
-              onClick=${() => act(async () => { const drill = await api(`/api/v1/runs/${id}/verify`, { method: 'POST' }); location.hash = `#/runs/${drill.id}`; })}>Verify (restore drill)</button>
-            <button type="button" disabled=${action.busy || restoring} onClick=${() => setDialogOpen(true)}>Restore…</button>`
-          : null}`
-    : null;
-  const duration = data.startedAt ? ((data.finishedAt ? Date.parse(data.finishedAt) : now) - Date.parse(data.startedAt)) / 1000 : null;
+  const actions = data.actions;
+  /** @type {import('../components.js').Action[]} */
+  const buttons = [];
+  if (!isTerminal(data.status)) {
+    buttons.push({
+      id: 'action-cancel',
+      label: 'Cancel run',
+      danger: true,
+      verdict: actions?.cancel,
+      onClick: () => act(async () => run.setData({ ...(await api(`/api/v1/runs/${id}/cancel`, { method: 'POST' })), actions })),
+    });
+  }
+  if (data.kind === 'backup' && data.status === 'succeeded') {
+    buttons.push(
+      {
+        id: 'action-verify',
+        label: 'Verify (restore drill)',
+        verdict: actions?.verify,
+        onClick: () => act(async () => {
+          const drill = await api(`/api/v1/runs/${id}/verify`, { method: 'POST' });
+          location.hash = `#/runs/${drill.id}`;
+        }),
+      },
+      { id: 'action-restore', label: 'Restore…', verdict: restoring ? { allowed: false, blockedBy: 'state', reason: 'A restore of this backup is under way.' } : actions?.restore, onClick: () => setDialogOpen(true) },
+    );
+  }
+  const duration = durationOf(data);
 
   return html`
-    <${PageHeading} actions=${actions}>
+    <${PageHeading} actions=${buttons.length > 0 ? html`<${ActionBar} actions=${buttons} busy=${action.busy} />` : null}>
       ${data.kind === 'verify' ? 'Restore drill' : 'Backup'} of <a href=${`#/targets/${encodeURIComponent(data.targetName)}`}>${data.targetName}</a>
     <//>
-    <p class="run-id">Run <span class="mono">${data.id}</span></p>
+    <p class="run-id">Run <span class="mono wrap-anywhere">${data.id}</span></p>
     <p class="run-status-line">Status: <span id="run-status" aria-live="polite" aria-atomic="true"><${StatusBadge} status=${data.status} /></span></p>
     <${ErrorNotice} error=${action.error} title="That did not work" />
     ${action.notice ? html`<p class="notice notice-info" role="status">${action.notice}</p>` : null}
@@ -187,18 +212,18 @@ export function RunPage({ me, id }) {
         <div><dt>Created</dt><dd><time datetime=${data.createdAt}>${formatTime(data.createdAt)}</time> <span class="muted">(${formatRelative(data.createdAt, now)})</span></dd></div>
         <div><dt>Started</dt><dd>${formatTime(data.startedAt)}</dd></div>
         <div><dt>Finished</dt><dd>${formatTime(data.finishedAt)}</dd></div>
-        <div><dt>Duration</dt><dd>${formatDuration(duration)}</dd></div>
-        ${data.claimedBy ? html`<div><dt>Executed by</dt><dd class="break">${data.claimedBy}</dd></div>` : null}
+        <div><dt>Duration</dt><dd id="run-duration">${duration !== null ? formatDuration(duration) : data.startedAt && !data.finishedAt ? 'still running' : '—'}</dd></div>
+        ${data.claimedBy ? html`<div><dt>Executed by</dt><dd class="wrap-anywhere">${data.claimedBy}</dd></div>` : null}
         ${data.subjectRunId ? html`<div><dt>Backup restored</dt><dd><a href=${`#/runs/${data.subjectRunId}`} class="mono">${shortId(data.subjectRunId)}</a></dd></div>` : null}
         ${data.verification ? html`<div><dt>Verification</dt><dd><${StatusBadge} status=${data.verification.status === 'passed' ? 'succeeded' : 'failed'} /> ${data.verification.status} ${data.verification.at ? formatRelative(data.verification.at, now) : ''}</dd></div>` : null}
-        ${data.executor?.htmlUrl ? html`<div><dt>GitHub run</dt><dd><a href=${data.executor.htmlUrl} rel="noreferrer">${data.executor.htmlUrl}</a></dd></div>` : null}
+        ${data.executor?.htmlUrl ? html`<div><dt>GitHub run</dt><dd><a href=${data.executor.htmlUrl} rel="noreferrer" class="wrap-anywhere">${data.executor.htmlUrl}</a></dd></div>` : null}
       </dl>
     </section>
-    <${ArtifactPanel} artifact=${data.artifact} />
+    <${ArtifactPanel} run=${data} />
     <${Timeline} events=${events} />
-    ${goodBackup && operator
+    ${data.kind === 'backup' && data.status === 'succeeded' && actions?.restore.allowed
       ? html`<${RestoreDialog} run=${data} open=${dialogOpen}
           onClose=${() => setDialogOpen(false)}
-          onStarted=${(message) => { setDialogOpen(false); setAction({ busy: false, error: null, notice: message }); setRestoring(true); }} />`
+          onStarted=${(/** @type {string} */ message, /** @type {string} */ restoreId) => { setDialogOpen(false); setAction({ busy: false, error: null, notice: message }); setRestoring(restoreId); }} />`
       : null}`;
 }

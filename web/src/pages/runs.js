@@ -1,3 +1,4 @@
+// @ts-check
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { ErrorNotice, isTerminal, Loading, PageHeading, StatusBadge } from '../components.js';
@@ -5,10 +6,18 @@ import { formatDuration, formatRelative, shortId } from '../format.js';
 import { html } from '../html.js';
 import { useNow, usePageTitle, useResource } from '../hooks.js';
 import { LiveIndicator, useLiveFeed } from '../liveFeed.js';
+import { runKinds, runStatuses } from '../serverConstants.js';
 
-const statuses = ['queued', 'dispatched', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled', 'timed_out'];
+/** @typedef {import('../types').Run} Run */
+/** @typedef {{ target: string, status: string, kind: string }} Filters */
+/** @typedef {{ items: Run[], nextCursor: string | null }} RunPage */
+
 const PAGE = 50;
 
+/**
+ * @param {Filters} filters
+ * @param {string | null} [cursor]
+ */
 function runsQuery(filters, cursor) {
   const query = new URLSearchParams({ limit: String(PAGE) });
   for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
@@ -16,42 +25,49 @@ function runsQuery(filters, cursor) {
   return `/api/v1/runs?${query}`;
 }
 
+/** @param {Run} run */
 function durationOf(run) {
   if (!run.startedAt) return null;
   const end = run.finishedAt ? Date.parse(run.finishedAt) : Date.now();
   return (end - Date.parse(run.startedAt)) / 1000;
 }
 
+/**
+ * @param {Run} run
+ * @param {Filters} filters
+ */
 function matches(run, filters) {
   return (!filters.target || run.targetName === filters.target) && (!filters.status || run.status === filters.status) && (!filters.kind || run.kind === filters.kind);
 }
 
 /** Runs, newest first, with filters in the URL; statuses change live from the feed of all runs. */
+/** @param {{ me: import('../types').Me, query: URLSearchParams }} props */
 export function RunsPage({ query }) {
   usePageTitle('Runs');
   const now = useNow(5_000);
   const filters = { target: query.get('target') ?? '', status: query.get('status') ?? '', kind: query.get('kind') ?? '' };
   const filterKey = JSON.stringify(filters);
   const targets = useResource(() => api('/api/v1/targets'), []);
-  const runs = useResource(() => api(runsQuery(filters)), [filterKey]);
-  const [more, setMore] = useState({ busy: false, error: null });
+  const runs = useResource(/** @returns {Promise<RunPage>} */ () => api(runsQuery(filters)), [filterKey]);
+  const [more, setMore] = useState(/** @type {{ busy: boolean, error: any }} */ ({ busy: false, error: null }));
   const [announcement, setAnnouncement] = useState('');
 
   const connected = useLiveFeed(
     async (event) => {
       const known = runs.data?.items.some((run) => run.id === event.runId);
       if (known && event.status) {
-        runs.setData((data) => ({ ...data, items: data.items.map((run) => (run.id === event.runId ? { ...run, status: event.status } : run)) }));
+        const status = /** @type {import('../types').RunStatus} */ (event.status);
+        runs.setData((data) => ({ ...(/** @type {RunPage} */ (data)), items: (/** @type {RunPage} */ (data)).items.map((run) => (run.id === event.runId ? { ...run, status } : run)) }));
         if (isTerminal(event.status) || event.kind === 'claimed') {
           // Times, error and artifact come with the run itself.
           const fresh = await api(`/api/v1/runs/${event.runId}`).catch(() => null);
-          if (fresh) runs.setData((data) => ({ ...data, items: data.items.map((run) => (run.id === fresh.id ? fresh : run)) }));
+          if (fresh) runs.setData((data) => ({ ...(/** @type {RunPage} */ (data)), items: (/** @type {RunPage} */ (data)).items.map((run) => (run.id === fresh.id ? fresh : run)) }));
           setAnnouncement(`Run ${shortId(event.runId)} of ${event.targetName}: ${event.status.replace('_', ' ')}.`);
         }
       } else if (!known && event.kind === 'created') {
         const fresh = await api(`/api/v1/runs/${event.runId}`).catch(() => null);
         if (fresh && matches(fresh, filters)) {
-          runs.setData((data) => (data && !data.items.some((run) => run.id === fresh.id) ? { ...data, items: [fresh, ...data.items] } : data));
+          runs.setData((data) => /** @type {RunPage} */ (data && !data.items.some((run) => run.id === fresh.id) ? { ...data, items: [fresh, ...data.items] } : data));
           setAnnouncement(`New run ${shortId(fresh.id)} of ${fresh.targetName}: ${fresh.status}.`);
         }
       }
@@ -60,7 +76,7 @@ export function RunsPage({ query }) {
     () => runs.data !== undefined && runs.reload(),
   );
 
-  const setFilter = (name, value) => {
+  const setFilter = (/** @type {keyof Filters} */ name, /** @type {string} */ value) => {
     const next = new URLSearchParams({ ...filters, [name]: value });
     for (const [key, v] of [...next]) if (!v) next.delete(key);
     location.hash = `#/runs${[...next].length ? `?${next}` : ''}`;
@@ -69,17 +85,21 @@ export function RunsPage({ query }) {
   const loadMore = async () => {
     setMore({ busy: true, error: null });
     try {
-      const page = await api(runsQuery(filters, runs.data.nextCursor));
-      runs.setData((data) => ({ items: [...data.items, ...page.items.filter((run) => !data.items.some((known) => known.id === run.id))], nextCursor: page.nextCursor }));
+      /** @type {RunPage} */
+      const page = await api(runsQuery(filters, runs.data?.nextCursor));
+      runs.setData((data) => {
+        const items = data?.items ?? [];
+        return { items: [...items, ...page.items.filter((run) => !items.some((known) => known.id === run.id))], nextCursor: page.nextCursor };
+      });
       setMore({ busy: false, error: null });
     } catch (error) {
       setMore({ busy: false, error });
     }
   };
 
-  const select = (name, label, options) => html`<div class="field">
+  const select = (/** @type {keyof Filters} */ name, /** @type {string} */ label, /** @type {readonly string[]} */ options) => html`<div class="field">
     <label for=${`filter-${name}`}>${label}</label>
-    <select id=${`filter-${name}`} value=${filters[name]} onChange=${(event) => setFilter(name, event.currentTarget.value)}>
+    <select id=${`filter-${name}`} value=${filters[name]} onChange=${(/** @type {any} */ event) => setFilter(name, event.currentTarget.value)}>
       <option value="">All</option>
       ${options.map((option) => html`<option value=${option}>${option.replace('_', ' ')}</option>`)}
     </select>
@@ -87,10 +107,10 @@ export function RunsPage({ query }) {
 
   return html`
     <${PageHeading} actions=${html`<${LiveIndicator} connected=${connected} />`}>Runs<//>
-    <form class="filters" role="search" aria-label="Filter runs" onSubmit=${(event) => event.preventDefault()}>
-      ${select('target', 'Target', (targets.data?.items ?? []).map((target) => target.name))}
-      ${select('status', 'Status', statuses)}
-      ${select('kind', 'Kind', ['backup', 'verify'])}
+    <form class="filters" role="search" aria-label="Filter runs" onSubmit=${(/** @type {Event} */ event) => event.preventDefault()}>
+      ${select('target', 'Target', /** @type {import('../types').Target[]} */ (targets.data?.items ?? []).map((target) => target.name))}
+      ${select('status', 'Status', runStatuses)}
+      ${select('kind', 'Kind', runKinds)}
     </form>
     <p class="visually-hidden" aria-live="polite">${announcement}</p>
     <${ErrorNotice} error=${runs.error} title="The runs could not be loaded" />

@@ -1,67 +1,55 @@
+// @ts-check
 import { useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { LineChart } from '../charts.js';
-import { ErrorNotice, HealthBadge, isTerminal, Loading, PageHeading, StatusBadge } from '../components.js';
+import { ActionBar, ErrorNotice, HealthBadge, isTerminal, Loading, PageHeading, StatusBadge } from '../components.js';
 import { formatBytes, formatDuration, formatRelative, shortId } from '../format.js';
 import { html } from '../html.js';
 import { useNow, usePageTitle, useResource } from '../hooks.js';
 import { LiveIndicator, useLiveFeed } from '../liveFeed.js';
-import { can } from '../session.js';
+import { RestoreHistory } from './restoreHistory.js';
+import { DeletedNotice, TargetLifecycle } from './targetLifecycle.js';
+import { TargetSettings } from './targetSettings.js';
 
-function describeRetention(retention) {
-  if (!retention) return 'keep every backup';
-  const parts = [];
-  if (retention.keepLast) parts.push(`last ${retention.keepLast}`);
-  if (retention.daily) parts.push(`${retention.daily} daily`);
-  if (retention.weekly) parts.push(`${retention.weekly} weekly`);
-  if (retention.monthly) parts.push(`${retention.monthly} monthly`);
-  return parts.length ? `keep ${parts.join(', ')}` : 'keep every backup';
-}
+/** @typedef {import('../types').Target} Target */
+/** @typedef {import('../types').OverviewItem} OverviewItem */
+/** @typedef {import('../types').HistoryPoint} HistoryPoint */
+/** @typedef {import('../types').Run} Run */
+/** @typedef {import('../types').UnknownBackup} UnknownBackup */
+/** @typedef {import('../types').DeletedTarget} DeletedTarget */
 
-function Settings({ target }) {
-  return html`<section class="card" aria-labelledby="settings-title">
-    <h2 id="settings-title">Settings</h2>
-    <dl class="facts facts-wide">
-      <div><dt>Store</dt><dd class="break mono">${target.storeUrl}</dd></div>
-      <div><dt>Schedule</dt><dd>${target.schedule ? html`<code>${target.schedule.cron}</code> (${target.schedule.timezone})` : 'on demand only'}</dd></div>
-      <div><dt>Retention</dt><dd>${describeRetention(target.retention)}</dd></div>
-      <div><dt>Profile</dt><dd>${target.options?.profile ?? 'default'}</dd></div>
-      <div><dt>Encryption</dt><dd>${target.options?.encryptTo?.length
-        ? html`age, to <ul class="plain">${target.options.encryptTo.map((recipient) => html`<li class="mono break">${recipient}</li>`)}</ul>`
-        : 'none'}</dd></div>
-      <div><dt>Restore drills</dt><dd>${target.verification?.everyNth ? `every ${target.verification.everyNth} backups` : target.verification?.cron ? html`<code>${target.verification.cron}</code>` : 'on demand only'}</dd></div>
-      <div><dt>Notifications</dt><dd>${target.notifications.length
-        ? html`<ul class="plain">${target.notifications.map((channel) => html`<li>${channel.kind} on ${channel.on.join(', ')}${channel.signed ? ' (signed)' : ''}</li>`)}</ul>`
-        : 'none'}</dd></div>
-      <div><dt>Executed by</dt><dd>${target.executor ? `GitHub Actions (${target.executor.owner}/${target.executor.repo})` : 'Backstop workers'}</dd></div>
-      <div><dt>Database</dt><dd class="muted">stored, never shown</dd></div>
-    </dl>
-  </section>`;
-}
-
-/** Complete backups in the store that no catalog row vouches for: kept until a person decides. */
-function UnknownBackups({ name, unknown }) {
+/**
+ * Complete backups in the store that no catalog row vouches for: kept until a person decides.
+ * @param {{ unknown: { data?: { items: UnknownBackup[] } } }} props
+ */
+function UnknownBackups({ unknown }) {
   const items = unknown.data?.items ?? [];
   if (items.length === 0) return null;
   return html`<div class="notice notice-info" role="status" id="unknown-backups">
     <strong>${items.length} complete backup(s) in this target's store are unknown to the catalog.</strong>
-    They are kept: import them with <code>backstop import</code>, or delete them with <code>backstop prune --target ${name} --delete-unknown</code>.
-    <ul class="plain">${items.map((item) => html`<li key=${item.prefix}><span class="mono break">${item.prefix}</span> <span class="muted">${item.detail}</span></li>`)}</ul>
+    They are kept until an administrator imports them into the catalog or deletes them.
+    <ul class="plain">${items.map((item) => html`<li key=${item.prefix}><span class="mono wrap-anywhere">${item.prefix}</span> <span class="muted">${item.detail}</span></li>`)}</ul>
   </div>`;
 }
 
-/** A target: its health, actions, charts of size and duration, recent runs and settings. */
-export function TargetPage({ me, name }) {
+/**
+ * A target: its health, actions, charts of size and duration, recent runs, restores, settings
+ * and its life (test, pause, edit, rename, delete).
+ * @param {{ me: import('../types').Me, name: string }} props
+ */
+export function TargetPage({ name }) {
   usePageTitle(name);
   const now = useNow();
   const path = `/api/v1/targets/${encodeURIComponent(name)}`;
   const target = useResource(() => api(path), [name]);
-  const summary = useResource(async () => (await api('/api/v1/overview')).items.find((item) => item.name === name) ?? null, [name]);
+  const summary = useResource(async () => /** @type {OverviewItem[]} */ ((await api('/api/v1/overview')).items).find((item) => item.name === name) ?? null, [name]);
   const history = useResource(() => api(`${path}/history?limit=100`), [name]);
   const runs = useResource(() => api(`/api/v1/runs?target=${encodeURIComponent(name)}&limit=10`), [name]);
   const unknown = useResource(() => api(`${path}/unknown-backups`), [name]);
-  const [action, setAction] = useState({ busy: false, error: null });
-  const pending = useRef(null);
+  const [action, setAction] = useState(/** @type {{ busy: boolean, error: any }} */ ({ busy: false, error: null }));
+  const [restoresKey, setRestoresKey] = useState(0);
+  const [deleted, setDeleted] = useState(/** @type {DeletedTarget | null} */ (null));
+  const pending = useRef(/** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined));
 
   const connected = useLiveFeed((event) => {
     if (event.targetName !== name) return;
@@ -69,10 +57,13 @@ export function TargetPage({ me, name }) {
     pending.current = setTimeout(() => {
       void summary.reload();
       void runs.reload();
+      void target.reload();
+      if (event.kind.startsWith('restore')) setRestoresKey((key) => key + 1);
       if (event.status && isTerminal(event.status)) void history.reload();
     }, 200);
   });
 
+  /** @param {() => Promise<void>} work */
   const act = async (work) => {
     setAction({ busy: true, error: null });
     try {
@@ -83,37 +74,54 @@ export function TargetPage({ me, name }) {
     }
   };
 
+  if (deleted) return html`<${PageHeading}>${name}<//><${DeletedNotice} result=${deleted} />`;
   if (target.error) return html`<${PageHeading}>${name}<//><${ErrorNotice} error=${target.error} title="This target could not be loaded" />`;
   if (!target.data) return html`<${PageHeading}>${name}<//><${Loading} />`;
 
+  /** @type {Target} */
+  const data = target.data;
+  /** @type {OverviewItem | null | undefined} */
   const s = summary.data;
   const newest = s?.newestBackup;
-  const actions = html`
-    ${can(me, 'operator')
-      ? html`<button type="button" disabled=${action.busy}
-          onClick=${() => act(async () => { const run = await api('/api/v1/runs', { method: 'POST', body: { target: name } }); location.hash = `#/runs/${run.id}`; })}>Back up now</button>
-        ${newest
-          ? html`<button type="button" disabled=${action.busy}
-              onClick=${() => act(async () => { const drill = await api(`/api/v1/runs/${newest.id}/verify`, { method: 'POST' }); location.hash = `#/runs/${drill.id}`; })}>Verify newest backup</button>
-            <a class="button button-quiet" href=${`#/runs/${newest.id}`}>Restore newest backup…</a>`
-          : null}`
-      : null}
-    ${can(me, 'admin') ? html`<a class="button button-quiet" href=${`#/targets/${encodeURIComponent(name)}/edit`}>Edit</a>` : null}`;
-  const points = (history.data?.items ?? []).map((point) => ({ at: Date.parse(point.finishedAt), status: point.status, bad: point.status !== 'succeeded' }));
-  const sizes = (history.data?.items ?? []).map((point, index) => ({ ...points[index], value: point.status === 'succeeded' ? point.bytes : null }));
-  const durations = (history.data?.items ?? []).map((point, index) => ({ ...points[index], value: point.status === 'cancelled' ? null : point.durationSeconds }));
+  const actions = data.actions;
+  const heading = html`<${ActionBar} busy=${action.busy} actions=${[
+    {
+      id: 'action-backup',
+      label: 'Back up now',
+      verdict: actions?.backup,
+      onClick: () => act(async () => {
+        const run = await api('/api/v1/runs', { method: 'POST', body: { target: name } });
+        location.hash = `#/runs/${run.id}`;
+      }),
+    },
+    {
+      id: 'action-verify-newest',
+      label: 'Verify newest backup',
+      verdict: actions?.verifyNewest,
+      onClick: () => act(async () => {
+        const drill = await api(`/api/v1/runs/${/** @type {NonNullable<typeof newest>} */ (newest).id}/verify`, { method: 'POST' });
+        location.hash = `#/runs/${drill.id}`;
+      }),
+    },
+    { id: 'action-restore-newest', label: 'Restore newest backup…', quiet: true, verdict: newest ? actions?.restoreNewest : { allowed: false, blockedBy: 'state', reason: 'No backup of this target has succeeded yet.' }, href: newest ? `#/runs/${newest.id}` : undefined },
+  ]} />`;
+  /** @type {HistoryPoint[]} */
+  const historyItems = history.data?.items ?? [];
+  const points = historyItems.map((point) => ({ at: Date.parse(point.finishedAt), status: point.status, bad: point.status !== 'succeeded' }));
+  const sizes = historyItems.map((point, index) => ({ ...points[index], value: point.status === 'succeeded' ? point.bytes : null }));
+  const durations = historyItems.map((point, index) => ({ ...points[index], value: point.status === 'cancelled' ? null : point.durationSeconds }));
 
   return html`
-    <${PageHeading} actions=${actions}>${name}<//>
-    <p class="target-health">${s ? html`<${HealthBadge} health=${s.health} /> ${s.healthReason}` : null} <${LiveIndicator} connected=${connected} /></p>
+    <${PageHeading} actions=${heading}>${name}<//>
+    <p class="target-health">${s ? html`<${HealthBadge} health=${s.health} /> ${s.healthReason}` : null}${data.paused ? html` <span class="status status-cancelled">schedule paused</span>` : null} <${LiveIndicator} connected=${connected} /></p>
     <${ErrorNotice} error=${action.error} title="That did not work" />
-    <${UnknownBackups} name=${name} unknown=${unknown} />
+    <${UnknownBackups} unknown=${unknown} />
     ${s
       ? html`<dl class="facts facts-row card">
           <div><dt>Last run</dt><dd>${s.lastRun ? html`<a href=${`#/runs/${s.lastRun.id}`}><${StatusBadge} status=${s.lastRun.status} /></a> ${formatRelative(s.lastRun.finishedAt ?? s.lastRun.createdAt, now)}` : 'none yet'}</dd></div>
           <div><dt>Newest good backup</dt><dd>${newest ? html`${formatRelative(newest.finishedAt, now)} (${formatBytes(newest.bytes)})` : 'none'}</dd></div>
           <div><dt>Last verification</dt><dd>${s.lastVerification ? html`<${StatusBadge} status=${s.lastVerification.status} /> ${formatRelative(s.lastVerification.finishedAt, now)}` : 'never'}</dd></div>
-          <div><dt>Next scheduled run</dt><dd>${s.nextScheduledAt ? formatRelative(s.nextScheduledAt, now) : 'on demand only'}</dd></div>
+          <div><dt>Next scheduled run</dt><dd>${data.paused ? 'paused' : s.nextScheduledAt ? formatRelative(s.nextScheduledAt, now) : 'on demand only'}</dd></div>
         </dl>`
       : null}
     <section class="card charts" aria-labelledby="charts-title">
@@ -127,11 +135,16 @@ export function TargetPage({ me, name }) {
     <section class="card" aria-labelledby="recent-title">
       <h2 id="recent-title">Recent runs</h2>
       ${runs.data?.items.length === 0 ? html`<p class="muted">No runs yet.</p>` : null}
-      <ul class="plain recent-runs">${(runs.data?.items ?? []).map((run) => html`<li key=${run.id}>
+      <ul class="plain recent-runs">${/** @type {Run[]} */ (runs.data?.items ?? []).map((run) => html`<li key=${run.id}>
         <${StatusBadge} status=${run.status} /> <a href=${`#/runs/${run.id}`} class="mono">${shortId(run.id)}</a>
         ${run.kind === 'verify' ? ' restore drill' : ' backup'} · ${formatRelative(run.createdAt, now)}
       </li>`)}</ul>
       <p><a href=${`#/runs?target=${encodeURIComponent(name)}`}>All runs of ${name}</a></p>
     </section>
-    <${Settings} target=${target.data} />`;
+    <${RestoreHistory} name=${name} reloadKey=${restoresKey} now=${now} />
+    <${TargetSettings} target=${data} />
+    <${TargetLifecycle} target=${data}
+      onChanged=${() => target.reload()}
+      onRenamed=${(/** @type {string} */ renamed) => { location.hash = `#/targets/${encodeURIComponent(renamed)}`; }}
+      onDeleted=${setDeleted} />`;
 }

@@ -1,3 +1,4 @@
+// @ts-check
 import { api } from '../api.js';
 import { ErrorNotice, Loading, PageHeading } from '../components.js';
 import { html } from '../html.js';
@@ -5,6 +6,7 @@ import { usePageTitle, useResource } from '../hooks.js';
 import { can } from '../session.js';
 
 /** Every target with where and when it is backed up; admins add new ones here. */
+/** @param {{ me: import('../types').Me }} props */
 export function TargetsPage({ me }) {
   usePageTitle('Targets');
   const targets = useResource(() => api('/api/v1/targets'), []);
@@ -15,14 +17,14 @@ export function TargetsPage({ me }) {
     ${targets.data === undefined && !targets.error ? html`<${Loading} />` : null}
     ${targets.data?.items.length === 0 ? html`<p>No targets yet.</p>` : null}
     ${targets.data?.items.length
-      ? html`<div class="table-wrap"><table>
+      ? html`<table class="stack-table targets-table">
           <thead><tr><th scope="col">Name</th><th scope="col">Schedule</th><th scope="col">Store</th><th scope="col">Encrypted</th></tr></thead>
-          <tbody>${targets.data.items.map((target) => html`<tr key=${target.id}>
-            <td><a href=${`#/targets/${encodeURIComponent(target.name)}`}>${target.name}</a></td>
-            <td>${target.schedule ? html`<code>${target.schedule.cron}</code> ${target.schedule.timezone}` : 'on demand'}</td>
-            <td class="break mono">${target.storeUrl}</td>
-            <td>${target.options?.encryptTo?.length ? 'yes' : 'no'}</td>
+          <tbody>${/** @type {import('../types').Target[]} */ (targets.data.items).map((target) => html`<tr key=${target.id}>
+            <td data-label="Name"><a href=${`#/targets/${encodeURIComponent(target.name)}`}>${target.name}</a></td>
+            <td data-label="Schedule">${target.schedule ? html`<code>${target.schedule.cron}</code> ${target.schedule.timezone}${target.paused ? ', paused' : ''}` : 'on demand'}</td>
+            <td data-label="Store" class="wrap-anywhere mono">${target.storeUrl}</td>
+            <td data-label="Encrypted">${target.options?.encryptTo?.length ? 'yes' : 'no'}</td>
           </tr>`)}</tbody>
-        </table></div>`
+        </table>`
       : null}`;
 }

@@ -1,0 +1,69 @@
+/// <reference lib="dom" />
+import fs from 'node:fs/promises';
+import type { Page } from 'playwright-core';
+
+/** Debian's Chromium, driven by playwright-core (no browser download). */
+export const CHROMIUM = process.env.BACKSTOP_CHROMIUM ?? '/usr/bin/chromium';
+export const chromiumArgs = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+export async function assertChromium(): Promise<void> {
+  await fs.access(CHROMIUM).catch(() => {
+    throw new Error(`No Chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (scripts/setup.sh does), or set BACKSTOP_CHROMIUM.`);
+  });
+}
+
+export interface LayoutProblems {
+  /** The page is wider than the window. */
+  pageScroll: { scroll: number; client: number } | null;
+  /** Elements inside the page that scroll (or would be cut) sideways. */
+  sideways: string[];
+  /** Words split across two lines, outside the elements allowed to break anywhere (ids, file names, hashes, URLs). */
+  brokenWords: string[];
+}
+
+/**
+ * What a phone-sized window shows wrong in the page's main content: sideways scrolling, and
+ * words cut in the middle. A word is a run of letters and digits; it is broken when its
+ * characters lie on more than one line.
+ */
+export function layoutProblems(page: Page): Promise<LayoutProblems> {
+  return page.evaluate(() => {
+    const root = document.documentElement;
+    const pageScroll = root.scrollWidth > root.clientWidth ? { scroll: root.scrollWidth, client: root.clientWidth } : null;
+    const describe = (element: Element) => `${element.tagName.toLowerCase()}${element.id ? `#${element.id}` : ''}${element.className && typeof element.className === 'string' ? `.${element.className.trim().split(/\s+/).join('.')}` : ''}`;
+    // Visually hidden helpers (clipped to nothing, for screen readers) are meant to overflow.
+    const clipped = (element: Element) => {
+      for (let at: Element | null = element; at && at !== document.body; at = at.parentElement) {
+        if (getComputedStyle(at).clipPath !== 'none') return true;
+      }
+      return false;
+    };
+    const sideways: string[] = [];
+    for (const element of document.querySelectorAll('main *')) {
+      if (element.closest('svg, dialog:not([open])')) continue;
+      const style = getComputedStyle(element);
+      if (style.display === 'none' || style.visibility === 'hidden') continue;
+      if (element.clientWidth <= 1 || clipped(element)) continue;
+      if (element.scrollWidth > element.clientWidth + 1 && (style.overflowX === 'auto' || style.overflowX === 'scroll' || style.overflowX === 'hidden')) {
+        sideways.push(`${describe(element)} (${element.scrollWidth} > ${element.clientWidth})`);
+      }
+      const box = element.getBoundingClientRect();
+      if (box.width > 0 && box.right > root.clientWidth + 1 && !element.closest('.visually-hidden')) sideways.push(`${describe(element)} ends at ${Math.round(box.right)} px`);
+    }
+    const brokenWords: string[] = [];
+    const walker = document.createTreeWalker(document.querySelector('main') ?? document.body, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode() as Text | null; node; node = walker.nextNode() as Text | null) {
+      const parent = node.parentElement;
+      if (!parent || parent.closest('.wrap-anywhere, svg, .visually-hidden, dialog:not([open]), details:not([open]) > :not(summary)') || clipped(parent)) continue;
+      for (const match of node.data.matchAll(/[\p{L}\p{N}]+/gu)) {
+        if (match[0].length < 2) continue;
+        const range = document.createRange();
+        range.setStart(node, match.index!);
+        range.setEnd(node, match.index! + match[0].length);
+        const lines = new Set([...range.getClientRects()].filter((rect) => rect.width > 0).map((rect) => Math.round(rect.top)));
+        if (lines.size > 1) brokenWords.push(`"${match[0]}" in ${describe(parent)}`);
+      }
+    }
+    return { pageScroll, sideways: [...new Set(sideways)], brokenWords };
+  });
+}
