@@ -225,9 +225,18 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     await waitFor('pg_dump of the run connected', async () => (await dumpSessions(runId)) > 0, WAIT);
     await page.locator('#run-progress').waitFor();
     await page.locator('.timeline [data-kind="claimed"]').waitFor();
+    // Measured with the catalog's clock only: nothing until the run ends, never below zero.
+    assert.equal(await page.locator('#run-duration').innerText(), 'still running');
     await lock.release();
     lock = undefined;
     await waitForStatus('#run-status', 'succeeded');
+    await page.locator('#run-duration', { hasText: /^\d/ }).waitFor();
+    const finished = await getRun(catalog.pool, runId);
+    const seconds = (Date.parse(finished.finishedAt!) - Date.parse(finished.startedAt!)) / 1000;
+    const shown = /^(\d+(?:\.\d+)?) (ms|s)$/.exec(await page.locator('#run-duration').innerText());
+    assert.ok(shown, `duration shown as "${await page.locator('#run-duration').innerText()}"`);
+    const shownSeconds = Number(shown[1]) / (shown[2] === 'ms' ? 1000 : 1);
+    assert.ok(Math.abs(shownSeconds - seconds) <= 0.05 + seconds * 0.05, `shown ${shownSeconds} s, the catalog says ${seconds} s`);
 
     const { seen, sameDocument } = await recordedStatuses();
     assert.ok(sameDocument, 'the page was reloaded');
