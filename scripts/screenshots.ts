@@ -43,6 +43,8 @@ interface SampleRun {
   kind?: 'backup' | 'verify';
   subjectRunId?: string;
   status: 'succeeded' | 'failed' | 'timed_out' | 'running';
+  /** Its target encrypts: the dump file is named `….age`, as backups name it. */
+  encrypted?: boolean;
   createdAt: number;
   seconds: number;
   bytes?: number;
@@ -52,7 +54,7 @@ interface SampleRun {
 
 async function insertRun(pool: Pool, run: SampleRun): Promise<string> {
   const running = run.status === 'running';
-  const files = run.bytes ? [{ name: 'dump.pgcustom.zst', size: run.bytes, sha256: 'a'.repeat(48) + run.createdAt.toString(16).padStart(16, '0').slice(-16) }] : [];
+  const files = run.bytes ? [{ name: `dump.pgcustom.zst${run.encrypted ? '.age' : ''}`, size: run.bytes, sha256: 'a'.repeat(48) + run.createdAt.toString(16).padStart(16, '0').slice(-16) }] : [];
   const artifact = run.bytes
     ? { storeUrl: 's3://acme-backups/prod?region=eu-west-1', prefix: `sample/${run.createdAt}/`, manifest: { name: 'manifest.json', size: 2_148, sha256: 'b'.repeat(64) }, files }
     : null;
@@ -115,7 +117,7 @@ async function fillCatalog(pool: Pool, now: number): Promise<string> {
       continue;
     }
     const bytes = Math.round((180 + (30 - day) * 2.1 + next() * 8) * MiB);
-    lastApp = await insertRun(pool, { targetId: app, status: 'succeeded', createdAt, seconds: 38 + (30 - day) * 0.9 + next() * 9, bytes });
+    lastApp = await insertRun(pool, { targetId: app, status: 'succeeded', createdAt, seconds: 38 + (30 - day) * 0.9 + next() * 9, bytes, encrypted: true });
   }
   await insertRun(pool, { targetId: app, kind: 'verify', subjectRunId: lastApp, status: 'succeeded', createdAt: now - 20 * HOUR, seconds: 95 });
   const dumped = Math.round(255 * MiB * 3.4);

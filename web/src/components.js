@@ -123,7 +123,7 @@ export function ActionBar({ actions, busy = false }) {
     })}</div>
     ${blocked.length > 0
       ? html`<ul class="action-reasons">${blocked.map((action) => html`<li id=${`${action.id}-reason`} data-blocked-by=${action.verdict && !action.verdict.allowed ? action.verdict.blockedBy : undefined}>
-          <strong>${action.label}:</strong> ${action.verdict && !action.verdict.allowed ? action.verdict.reason : ''}</li>`)}</ul>`
+          <strong>${action.label.replace(/…$/, '')}:</strong> ${action.verdict && !action.verdict.allowed ? action.verdict.reason : ''}</li>`)}</ul>`
       : null}
   </div>`;
 }
