@@ -17,7 +17,8 @@ import { isDumpedDataTable, planSupabaseDump, RESERVED_ROLES } from '../src/pipe
 import { localStore } from '../src/storage/localStore.ts';
 import type { Store } from '../src/storage/store.ts';
 import { runCli } from './support/cli.ts';
-import { getRun, listRunEvents } from '../src/db/runs.ts';
+import { listRunEvents } from '../src/db/runEvents.ts';
+import { getRun } from '../src/db/runRecords.ts';
 import { adminQuery, adminUrl, createTestCatalog, dumpSessions, holdTableLock, tableFingerprints, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { filesUnder } from './support/store.ts';
 import { addSupabaseApp, appSecurity, createSupabaseProject, notesVisibleTo, type SupabaseApp } from './support/supabase.ts';

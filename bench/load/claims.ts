@@ -1,6 +1,8 @@
 import pg from 'pg';
 import type { Pool } from '../../src/db/pool.ts';
-import { claimNextRun, finalizeRun, type Artifact, type ClaimedRun } from '../../src/db/runs.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
+import { claimNextRun, finalizeRun } from '../../src/db/runLeases.ts';
+import type { ClaimedRun } from '../../src/db/runRecords.ts';
 
 /**
  * Claim throughput: N loops, each on its own connection (a worker's claim path without the

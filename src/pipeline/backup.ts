@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { BackstopError } from '../core/errors.ts';
 import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, artifactPrefix, manifestSchema, type Manifest } from '../core/manifest.ts';
 import { BACKSTOP_VERSION } from '../core/version.ts';
-import type { Artifact } from '../db/runs.ts';
+import type { Artifact } from '../core/artifact.ts';
 import { discoverPgTools, findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum } from '../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';

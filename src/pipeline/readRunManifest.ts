@@ -1,6 +1,7 @@
 import { BackstopError } from '../core/errors.ts';
 import { manifestBindsTo } from '../core/manifestBinding.ts';
-import type { Artifact, RunRecord } from '../db/runs.ts';
+import type { Artifact } from '../core/artifact.ts';
+import type { RunRecord } from '../db/runRecords.ts';
 import type { Store } from '../storage/store.ts';
 import { readManifest } from './readManifest.ts';
 

@@ -1,7 +1,7 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import pg from 'pg';
-import { renewLease, type LeaseState } from '../db/runs.ts';
+import { renewLease, type LeaseState } from '../db/runLeases.ts';
 import { startHeartbeat, type Heartbeat, type HeartbeatOptions } from './heartbeat.ts';
 import { renewLeaseOverHttp } from './runnerApi.ts';
 import type { HeartbeatChannel } from './runnerCatalog.ts';

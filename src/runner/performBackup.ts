@@ -1,4 +1,5 @@
-import type { ClaimedRun, Artifact } from '../db/runs.ts';
+import type { Artifact } from '../core/artifact.ts';
+import type { ClaimedRun } from '../db/runRecords.ts';
 import { backupDatabase, type BackupProgress, type RunEventSink } from '../pipeline/backup.ts';
 import { parseCompression } from '../pipeline/compression.ts';
 import { backupSupabase } from '../pipeline/supabase/backupSupabase.ts';

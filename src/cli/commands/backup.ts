@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { databaseName, parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
-import { claimRunById, createRun } from '../../db/runs.ts';
+import { claimRunById } from '../../db/runLeases.ts';
+import { createRun } from '../../db/runRecords.ts';
 import { ensureTarget } from '../../db/targets.ts';
 import { parseRecipient } from '../../pipeline/age.ts';
 import { parseCompression } from '../../pipeline/compression.ts';

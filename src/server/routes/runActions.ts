@@ -3,7 +3,8 @@ import { describeDatabase, parseDatabaseUrl, redactText } from '../../core/datab
 import { BackstopError, describeError, isBackstopError } from '../../core/errors.ts';
 import { formatRestoreDestination, restoreDestinationOf, restoreToAllows } from '../../core/restoreDestination.ts';
 import { connectDatabase } from '../../db/pool.ts';
-import { appendRunEvent, createRun, getRun, type RunRecord } from '../../db/runs.ts';
+import { appendRunEvent } from '../../db/runEvents.ts';
+import { createRun, getRun, type RunRecord } from '../../db/runRecords.ts';
 import { getTargetWithSecret } from '../../db/targets.ts';
 import { parseIdentities, type AgeIdentity } from '../../pipeline/age.ts';
 import { readRunManifest } from '../../pipeline/readRunManifest.ts';
