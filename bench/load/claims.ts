@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Pool } from '../../src/db/pool.ts';
+import { catalogTypes, type Pool } from '../../src/db/pool.ts';
 import type { Artifact } from '../../src/core/artifact.ts';
 import { claimNextRun, finalizeRun } from '../../src/db/runLeases.ts';
 import type { ClaimedRun } from '../../src/db/runRecords.ts';
@@ -47,7 +47,7 @@ export async function claimLoops(
 ): Promise<Omit<ClaimResult, 'loops'>> {
   const clients = await Promise.all(
     Array.from({ length: options.loops }, async (_, index) => {
-      const client = new pg.Client({ connectionString: catalogUrl, application_name: `bench-claimer-${index}` });
+      const client = new pg.Client({ connectionString: catalogUrl, application_name: `bench-claimer-${index}`, types: catalogTypes });
       client.on('error', () => {});
       await client.connect();
       return client;

@@ -1,7 +1,8 @@
 import type { Artifact } from '../core/artifact.ts';
 import { BackstopError, type ErrorCode } from '../core/errors.ts';
 import { activeStatuses, exclusiveStatuses, leasedStatuses, type RunStatus, type RunnerOutcome } from '../core/runState.ts';
-import { pgErrorCode, pgErrorCodes, withTransaction, type Pool, type Queryable } from './pool.ts';
+import { pgErrorCode, pgErrorCodes } from '../core/pgErrors.ts';
+import { withTransaction, type Pool, type Queryable } from './pool.ts';
 import { assertRunId, getRun, runColumns, toClaimed, toRecord, type ClaimedRun, type RunRecord, type RunRow } from './runRecords.ts';
 
 interface ClaimOptions {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { BackstopError } from '../core/errors.ts';
 import type { Manifest } from '../core/manifest.ts';
-import { connectDatabase } from '../db/pool.ts';
+import { connectDatabase } from '../pgtools/connectDatabase.ts';
 import { findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
 import { parseToolVersion, serverMajorFromVersionNum, type PgToolCandidate } from '../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';

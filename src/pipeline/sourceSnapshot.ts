@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { describeDatabase } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
-import { connectDatabase, pgErrorCode } from '../db/pool.ts';
+import { pgErrorCode } from '../core/pgErrors.ts';
+import { connectDatabase } from '../pgtools/connectDatabase.ts';
 
 export interface TableCount {
   schema: string;

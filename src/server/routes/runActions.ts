@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { describeDatabase, parseDatabaseUrl, redactText } from '../../core/databaseUrl.ts';
 import { BackstopError, describeError, isBackstopError } from '../../core/errors.ts';
 import { formatRestoreDestination, restoreDestinationOf, restoreToAllows } from '../../core/restoreDestination.ts';
-import { connectDatabase } from '../../db/pool.ts';
+import { connectDatabase } from '../../pgtools/connectDatabase.ts';
 import { appendRunEvent } from '../../db/runEvents.ts';
 import { createRun, getRun, type RunRecord } from '../../db/runRecords.ts';
 import { getTargetWithSecret } from '../../db/targets.ts';
