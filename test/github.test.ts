@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { startGithubExecutor, type GithubExecutor } from '../src/control/githubExecutor.ts';
+import { startGithubExecutor, type GithubExecutor } from '../src/executors/github/githubExecutor.ts';
 import { listRunEvents } from '../src/db/runEvents.ts';
 import { reapRuns } from '../src/db/runLeases.ts';
 import { createRun, getRun, requestCancel } from '../src/db/runRecords.ts';

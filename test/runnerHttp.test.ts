@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { startGithubExecutor, type GithubExecutor } from '../src/control/githubExecutor.ts';
+import { startGithubExecutor, type GithubExecutor } from '../src/executors/github/githubExecutor.ts';
 import { createGithubRunnerToken, revokeGithubRunnerToken } from '../src/db/githubRunnerTokens.ts';
 import { claimForDispatch, endRunFromExecutor } from '../src/db/executorRuns.ts';
 import { listRunEvents } from '../src/db/runEvents.ts';

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { migrate, readMigrations } from '../src/db/migrate.ts';
 import { pgErrorCode } from '../src/core/pgErrors.ts';
 import { createPool } from '../src/db/pool.ts';
-import { buildSupabaseMigration, CATALOG_SECURITY_PATH } from '../src/supabase/supabaseMigration.ts';
+import { buildSupabaseMigration, CATALOG_SECURITY_PATH } from '../src/supabaseCatalog/supabaseMigration.ts';
 import { repoRoot } from './support/cli.ts';
 import { adminQuery } from './support/pg.ts';
 import { createSupabaseProject } from './support/supabase.ts';

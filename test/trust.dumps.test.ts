@@ -17,7 +17,7 @@ import { MANIFEST_NAME } from '../src/core/manifest.ts';
 import { ensureEmbeddedPostgres, scratchClusterHome, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
 import { claimRunById } from '../src/db/runLeases.ts';
 import { createRun, getRun } from '../src/db/runRecords.ts';
-import { PlainDumpCheck } from '../src/pipeline/supabase/plainDumpCheck.ts';
+import { PlainDumpCheck } from '../src/pipeline/supabaseSource/plainDumpCheck.ts';
 import { performDrill } from '../src/runner/performDrill.ts';
 import { runCli } from './support/cli.ts';
 import { adminQuery, adminUrl, createSampleDatabase, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';

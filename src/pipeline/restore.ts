@@ -15,7 +15,7 @@ import { assertCanDecrypt, spoolVerifiedFile } from './spoolVerifiedFile.ts';
 import { CustomArchiveScanner } from './customArchiveScanner.ts';
 import { RestoredRowCheck } from './restoredRowCheck.ts';
 import { countListedTables } from './sourceSnapshot.ts';
-import { restoreSupabaseArtifact } from './supabase/restoreSupabase.ts';
+import { restoreSupabaseArtifact } from './supabaseSource/restoreSupabase.ts';
 
 export interface RestoreInput {
   store: Store;

@@ -2,7 +2,7 @@ import type { Artifact } from '../core/artifact.ts';
 import type { ClaimedRun } from '../db/runRecords.ts';
 import { backupDatabase, type BackupProgress, type RunEventSink } from '../pipeline/backup.ts';
 import { parseCompression } from '../pipeline/compression.ts';
-import { backupSupabase } from '../pipeline/supabase/backupSupabase.ts';
+import { backupSupabase } from '../pipeline/supabaseSource/backupSupabase.ts';
 import type { Store } from '../storage/store.ts';
 import type { RunnerDeps } from './executeRun.ts';
 import type { RunnerTarget } from './runnerCatalog.ts';

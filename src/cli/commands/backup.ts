@@ -11,7 +11,7 @@ import { openHttpRunner, remoteRunnerName, remoteRunnerOptionHelp, remoteRunnerS
 import { runInForeground } from './runInForeground.ts';
 import { resolveRunId } from '../runIdArgument.ts';
 import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
-import { storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
+import { storageEndpointFromEnv } from '../../pipeline/supabaseSource/storageEndpoint.ts';
 import { assertStorageProfile, collect, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
 
 export function registerBackupCommands(program: Command, context: () => CommandContext): void {
