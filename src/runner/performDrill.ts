@@ -7,7 +7,7 @@ import { parseIdentities } from '../pipeline/age.ts';
 import { readRunManifest } from '../pipeline/readRunManifest.ts';
 import { verifyArtifact, type VerifyResult } from '../pipeline/verify.ts';
 import { openStore } from '../storage/openStore.ts';
-import { runnerCatalogOf, type RunnerDeps } from './executeRun.ts';
+import { runnerCatalogOf, type RunnerDeps } from './runnerDeps.ts';
 
 export interface DrillOptions {
   signal: AbortSignal;

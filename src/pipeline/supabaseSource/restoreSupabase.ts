@@ -11,7 +11,7 @@ import { connectDatabase } from '../../pgtools/connectDatabase.ts';
 import { findPgTool } from '../../pgtools/findPgTools.ts';
 import { parseToolVersion, serverMajorFromVersionNum } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
-import type { RestoreInput, RestoreProgress, RestoreResult } from '../restore.ts';
+import type { RestoreInput, RestoreProgress, RestoreResult } from '../restoreInput.ts';
 import { countListedTables, existingTable } from '../sourceSnapshot.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from '../spoolVerifiedFile.ts';
 import { assertPlainDumpShape } from './plainDumpCheck.ts';
