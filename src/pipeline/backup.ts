@@ -2,7 +2,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackstopError } from '../core/errors.ts';
 import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, artifactPrefix, manifestSchema, type Manifest } from '../core/manifest.ts';
-import { BACKSTOP_VERSION } from '../core/version.ts';
+import { BACKSTOP_VERSION } from '../version.ts';
 import type { Artifact } from '../core/artifact.ts';
 import { discoverPgTools, findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum } from '../pgtools/pickPgTool.ts';

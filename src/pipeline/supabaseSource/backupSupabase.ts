@@ -1,5 +1,5 @@
 import { MANIFEST_FORMAT, MANIFEST_VERSION, artifactPrefix, manifestSchema, type ManifestFile } from '../../core/manifest.ts';
-import { BACKSTOP_VERSION } from '../../core/version.ts';
+import { BACKSTOP_VERSION } from '../../version.ts';
 import type { Artifact } from '../../core/artifact.ts';
 import { discoverPgTools, findPgTool } from '../../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum, type PgToolCandidate } from '../../pgtools/pickPgTool.ts';
