@@ -77,7 +77,6 @@ const KNOWN_DB_IMPORTS = [
   'src/cli/commands/targets.ts',
   'src/cli/commands/token.ts',
   'src/cli/commands/verify.ts',
-  'src/cli/main.ts',
   'src/cli/output.ts',
   'src/cli/runIdArgument.ts',
   'src/cli/sampleDatabase.ts',

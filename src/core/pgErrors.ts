@@ -17,6 +17,34 @@ export function pgErrorCode(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : undefined;
 }
 
+// Connection-level failures: the server is down, restarting, or refusing connections.
+const unavailableCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EPIPE',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+]);
+
+/**
+ * A connection-level failure: the server is down, restarting, or refusing connections, or the
+ * connection broke mid-query (node-postgres then refuses further queries on that client with
+ * "Client has encountered a connection error"). A raw one that reaches the API or the CLI came
+ * from the catalog (connections to databases being backed up or restored are turned into
+ * DATABASE_UNREACHABLE where they are made).
+ */
+export function isConnectionLost(error: unknown): boolean {
+  const code = pgErrorCode(error);
+  if (code && (unavailableCodes.has(code) || code.startsWith('08'))) return true;
+  const message = (error as Error)?.message ?? '';
+  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error/i.test(message);
+}
+
 /** Turns a connection failure into an error that names the (redacted) URL and what to check. */
 export function connectionError(databaseUrl: string, error: unknown, role: 'catalog' | 'database'): BackstopError {
   const code = pgErrorCode(error);

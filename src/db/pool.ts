@@ -1,5 +1,4 @@
 import pg from 'pg';
-import { pgErrorCode } from '../core/pgErrors.ts';
 
 /** The one-method port every query module takes: the pool, a client, or a transaction. */
 export interface Queryable {
@@ -32,32 +31,6 @@ export function createPool(databaseUrl: string, options: { max?: number; applica
   // that would crash the process. The next query gets a fresh connection.
   pool.on('error', () => {});
   return pool;
-}
-
-// Connection-level failures: the catalog is down, restarting, or refusing connections.
-const unavailableCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'EPIPE',
-  '57P01', // admin_shutdown
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now
-  '53300', // too_many_connections
-]);
-
-/**
- * A connection-level failure: the server is down, restarting, or refusing connections, or the
- * connection broke mid-query. A raw one that reaches the API or the CLI came from the catalog
- * (connections to databases being backed up or restored fail as DATABASE_UNREACHABLE).
- */
-export function isConnectionLost(error: unknown): boolean {
-  const code = pgErrorCode(error);
-  if (code && (unavailableCodes.has(code) || code.startsWith('08'))) return true;
-  const message = (error as Error)?.message ?? '';
-  return /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error/i.test(message);
 }
 
 export async function withTransaction<T>(pool: Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {

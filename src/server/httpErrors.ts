@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { redactText } from '../core/databaseUrl.ts';
 import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
 import { pgErrorCode } from '../core/pgErrors.ts';
-import { isConnectionLost } from '../db/pool.ts';
+import { isConnectionLost } from '../core/pgErrors.ts';
 
 /** Every error the API sends: `{error: {code, message}}`, the code from src/core/errors.ts. */
 export interface ErrorBody {
