@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { getRun } from '../src/db/runs.ts';
+import { getRun } from '../src/db/runRecords.ts';
 import { generateIdentity } from '../src/pipeline/age.ts';
 import { assertChromium, CHROMIUM, chromiumArgs } from './support/browser.ts';
 import { createSampleDatabase, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';

@@ -1,6 +1,4 @@
-import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
-import { BACKSTOP_VERSION } from '../version.ts';
 import {
   claimDueNotifications,
   markNotificationAttemptFailed,
@@ -8,8 +6,8 @@ import {
   type NotificationDelivery,
 } from '../db/notifications.ts';
 import type { Queryable } from '../db/pool.ts';
-import type { NotificationChannel } from '../db/targets.ts';
-import { guardedFetch, OutboundAddressRefused, type GuardedRequestInit } from '../net/outboundGuard.ts';
+import { guardedFetch } from '../net/outboundGuard.ts';
+import { deliverToChannel, type Fetch } from '../operations/deliverNotification.ts';
 import { startPeriodicTask } from './periodicTask.ts';
 
 export interface NotifierOptions {
@@ -45,17 +43,9 @@ export interface Notifier {
   stop(): Promise<void>;
 }
 
-/** guardedFetch: receivers are reached only at addresses the outbound guard allows. */
-export type Fetch = (url: string, init: GuardedRequestInit) => Promise<Response>;
-
 /** Delay before the attempt after `attempts` failed ones: exponential, capped. */
 export function retryDelayMs(attempts: number, baseMs: number, maxMs: number): number {
   return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempts - 1));
-}
-
-/** `sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>"): what a receiver recomputes. */
-export function webhookSignature(secret: string, timestamp: string, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
 /**
@@ -127,106 +117,4 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
     nextDelayMs: (outcomes) => (outcomes.length >= settings.batchSize ? 0 : settings.pollIntervalMs),
   });
   return { deliverOnce: task.runOnce, stop: task.stop };
-}
-
-/**
- * One delivery to one channel: the HTTP request every notification makes (signed webhook or
- * Slack text), through the outbound guard. Null on a 2xx answer, otherwise what went wrong
- * (never the URL or secret). `status` is the receiver's HTTP status when it answered.
- */
-export async function deliverToChannel(
-  doFetch: Fetch,
-  delivery: Pick<NotificationDelivery, 'id' | 'event' | 'payload'> | { id: string; event: string; payload: Record<string, unknown> },
-  channel: NotificationChannel,
-  timeoutMs: number,
-): Promise<{ error: string | null; status: number | null }> {
-  const document = { deliveryId: delivery.id, ...delivery.payload };
-  const body = JSON.stringify(channel.kind === 'slack' ? { text: slackText(document as PayloadView) } : document);
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    'user-agent': `backstop/${BACKSTOP_VERSION}`,
-  };
-  if (channel.kind === 'webhook') {
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    headers['x-backstop-event'] = delivery.event;
-    headers['x-backstop-delivery'] = String(delivery.id);
-    headers['x-backstop-timestamp'] = timestamp;
-    if (channel.secret) headers['x-backstop-signature'] = webhookSignature(channel.secret, timestamp, body);
-  }
-  try {
-    const response = await doFetch(channel.url, {
-      method: 'POST',
-      headers,
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await response.text().catch(() => '');
-    if (response.status >= 200 && response.status < 300) return { error: null, status: response.status };
-    return { error: redact(`HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, channel), status: response.status };
-  } catch (error) {
-    const err = error as Error & { cause?: { code?: string; message?: string } };
-    if (err.name === 'TimeoutError' || err.name === 'AbortError') return { error: `no answer within ${timeoutMs} ms`, status: null };
-    // Refused before connecting (a loopback or private address): the refusal says what to set.
-    if (err.cause instanceof OutboundAddressRefused) return { error: redact(err.cause.message, channel), status: null };
-    const cause = err.cause?.code ?? err.cause?.message;
-    return { error: redact(`${err.message}${cause ? ` (${cause})` : ''}`, channel), status: null };
-  }
-}
-
-function redact(text: string, channel: NotificationChannel): string {
-  let result = text.split(channel.url).join('<channel url>');
-  if (channel.secret) result = result.split(channel.secret).join('*****');
-  return result;
-}
-
-interface PayloadView {
-  event?: string;
-  target?: { name?: string };
-  run?: {
-    id?: string;
-    subjectRunId?: string | null;
-    error?: { code?: string; message?: string } | null;
-    artifact?: { files?: number; bytes?: number } | null;
-  };
-  previousStatus?: string | null;
-}
-
-/** The one-line Slack message for a payload (Slack's text escaping applied). */
-export function slackText(payload: PayloadView): string {
-  const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-  const target = `*${escape(payload.target?.name ?? 'unknown target')}*`;
-  const run = payload.run ?? {};
-  const error = run.error ? `: [${escape(run.error.code ?? '')}] ${escape(run.error.message ?? '')}` : '';
-  const size = run.artifact ? `: ${formatBytes(run.artifact.bytes ?? 0)} in ${run.artifact.files ?? 0} file(s)` : '';
-  const suffix = run.id ? ` (run ${run.id})` : '';
-  switch (payload.event) {
-    case 'failed':
-      return `:x: Backup of ${target} failed${error}${suffix}`;
-    case 'timed_out':
-      return `:hourglass: Backup of ${target} timed out${error}${suffix}`;
-    case 'cancelled':
-      return `:no_entry_sign: Backup of ${target} was cancelled${suffix}`;
-    case 'recovered':
-      return `:white_check_mark: Backup of ${target} recovered: succeeded after a ${escape(payload.previousStatus ?? 'failed')} run${size}${suffix}`;
-    case 'succeeded':
-      return `:white_check_mark: Backup of ${target} succeeded${size}${suffix}`;
-    case 'test':
-      return `:information_source: Test notification for ${target} from Backstop: this channel works.`;
-    case 'verify_failed':
-      return `:warning: Restore drill of ${target}${run.subjectRunId ? ` backup ${run.subjectRunId}` : ''} failed${error}${run.id ? ` (drill ${run.id})` : ''}`;
-    default:
-      return `Backup of ${target}: ${escape(payload.event ?? 'event')}${suffix}`;
-  }
-}
-
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }

@@ -1,6 +1,7 @@
 import { activeStatuses } from '../core/runState.ts';
 import type { Queryable } from './pool.ts';
-import type { Artifact, RunKind } from './runs.ts';
+import type { Artifact } from '../core/artifact.ts';
+import type { RunKind } from './runRecords.ts';
 import type { RunStatus } from '../core/runState.ts';
 
 /** What decides a target's actions (src/core/actions.ts): its newest kept good backup, and whether a run is under way. */

@@ -5,7 +5,7 @@ import { decideRunActions } from '../core/actions.ts';
 import { BackstopError } from '../core/errors.ts';
 import { MANIFEST_NAME } from '../core/manifest.ts';
 import type { Queryable } from '../db/pool.ts';
-import { getRun } from '../db/runs.ts';
+import { getRun } from '../db/runRecords.ts';
 import { readRunManifest } from '../pipeline/readRunManifest.ts';
 import { openStore } from '../storage/openStore.ts';
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { deliverToChannel, type Fetch } from '../control/notifier.ts';
+import { deliverToChannel, type Fetch } from './deliverNotification.ts';
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
 import { getTarget, getTargetWithSecret } from '../db/targets.ts';
