@@ -222,9 +222,10 @@ describe('API bad input, generated from /api/openapi.json', { timeout: 300_000 }
 
   /** A path with its parameters filled: valid, existing values unless overridden. */
   const fillPath = (operation: Operation, override: Record<string, string> = {}) =>
-    operation.path.replace(/\{(\w+)\}/g, (_, name: string) => {
+    operation.path.replace(/\{(\w+|\*)\}/g, (_, name: string) => {
       if (name in override) return encodeURIComponent(override[name]!);
-      return name === 'name' ? fixture.target : fixture.runId;
+      // `*`: a backup's file name (GET /api/v1/runs/{id}/files/{*}).
+      return name === 'name' ? fixture.target : name === '*' ? 'manifest.json' : name === 'channelId' ? 'no-such-channel' : fixture.runId;
     });
 
   /** Every kind of bad request for one operation, each as an arbitrary. */

@@ -37,20 +37,19 @@ export const errorSchema = {
   },
 } as const;
 
+/**
+ * A path relative to an artifact's prefix: Supabase Storage objects are stored as
+ * `storage/<bucket>/<key>`, whose key may hold any character. No empty, `.` or `..` segment
+ * and no control character, so that a name can never leave its prefix.
+ */
+export const ARTIFACT_FILE_NAME_PATTERN = '^(?!/)(?!.*/$)(?!.*//)(?!(.*/)?\\.\\.?(/|$))[^\\u0000-\\u001f]+$';
+
 const artifactFile = {
   type: 'object',
   required: ['name', 'size', 'sha256'],
   additionalProperties: false,
   properties: {
-    // A path relative to the artifact's prefix: Supabase Storage objects are stored as
-    // `storage/<bucket>/<key>`, whose key may hold any character. No empty, `.` or `..`
-    // segment and no control character, so that a name can never leave its prefix.
-    name: {
-      type: 'string',
-      minLength: 1,
-      maxLength: 1024,
-      pattern: '^(?!/)(?!.*/$)(?!.*//)(?!(.*/)?\\.\\.?(/|$))[^\\u0000-\\u001f]+$',
-    },
+    name: { type: 'string', minLength: 1, maxLength: 1024, pattern: ARTIFACT_FILE_NAME_PATTERN },
     size: { type: 'integer', minimum: 0 },
     sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
   },
