@@ -100,6 +100,20 @@ describe('artifacts: encryption, S3, version matching', () => {
       assert.deepEqual(await tableFingerprints(target.url), await tableFingerprints(source.url));
     });
 
+    it('verifies with --identity, and refuses a drill without one before recording it', async () => {
+      const countDrills = async () => (await catalog.pool.query<{ n: number }>(`select count(*)::int as n from backstop.runs where kind = 'verify'`)).rows[0]!.n;
+      const before = await countDrills();
+      const missing = await runCli(['verify', runId], env);
+      assert.equal(missing.code, 2, missing.stderr);
+      assert.match(missing.stderr, /IDENTITY_REQUIRED/);
+      assert.match(missing.stderr, /--identity FILE/);
+      assert.equal(await countDrills(), before, 'a drill without an identity was recorded');
+
+      const drill = await runCli(['verify', runId, '--identity', identityFile, '--json'], env);
+      assert.equal(drill.code, 0, drill.stderr);
+      assert.equal(JSON.parse(drill.stdout).status, 'succeeded');
+    });
+
     it('refuses an invalid recipient with a clear message', async () => {
       const bad = await runCli(['backup', source.url, '--target', 'bad-recipient', '--encrypt-to', 'age1notakey'], env);
       assert.equal(bad.code, 2);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { BackstopError } from '../../core/errors.ts';
+import { BackstopError, isBackstopError } from '../../core/errors.ts';
 import { claimRunById } from '../../db/runLeases.ts';
 import { createRun, getRun } from '../../db/runRecords.ts';
+import { assertDrillCanDecrypt } from '../../operations/runCapabilities.ts';
 import { readRunManifest } from '../../pipeline/readRunManifest.ts';
 import { openStore } from '../../storage/openStore.ts';
 import type { CommandContext } from '../context.ts';
@@ -41,6 +42,18 @@ export function registerVerifyCommand(program: Command, context: () => CommandCo
           await store.close();
         }
       }
+      const config = options.identity ? { ...ctx.config, identityFile: options.identity } : ctx.config;
+      // The API's rule: a drill that could not decrypt is refused before it is recorded (a
+      // failed drill would mark the target failing for want of a key).
+      try {
+        await assertDrillCanDecrypt(config, { ...subject, artifact: subject.artifact });
+      } catch (error) {
+        if (!isBackstopError(error, 'IDENTITY_REQUIRED')) throw error;
+        throw new BackstopError(
+          'IDENTITY_REQUIRED',
+          `Backup ${runId} is encrypted, and no identity at hand decrypts it (${error.message}). Pass --identity FILE (or set BACKSTOP_IDENTITY_FILE) with the identity of one of its recipients; no drill was recorded.`,
+        );
+      }
       const run = await createRun(pool, {
         targetId: subject.targetId,
         trigger: 'cli',
@@ -49,7 +62,6 @@ export function registerVerifyCommand(program: Command, context: () => CommandCo
         subjectRunId: subject.id,
       });
       const claimed = await claimRunById(pool, run.id, { leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `verify:${process.pid}` });
-      const config = options.identity ? { ...ctx.config, identityFile: options.identity } : ctx.config;
       await runInForeground({ ...ctx, config }, claimed, { json: options.json });
     });
 }
