@@ -7,10 +7,10 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { getRun } from '../src/db/runRecords.ts';
 import { generateIdentity } from '../src/pipeline/age.ts';
-import { assertChromium, CHROMIUM, chromiumArgs } from './support/browser.ts';
+import { launchChromium, openPage } from './support/browser.ts';
 import { createSampleDatabase, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
@@ -58,10 +58,9 @@ describe('dashboard actions in headless Chromium', { timeout: 600_000 }, () => {
   let storeDir: string;
   let api: TestServer;
   let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
   let receiver: Receiver;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
   const key = generateIdentity();
   let sealedRun = '';
   let plainRun = '';
@@ -80,7 +79,6 @@ describe('dashboard actions in headless Chromium', { timeout: 600_000 }, () => {
   };
 
   before(async () => {
-    await assertChromium();
     catalog = await createTestCatalog();
     source = await createSampleDatabase(150);
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-actions-ui-'));
@@ -102,15 +100,10 @@ describe('dashboard actions in headless Chromium', { timeout: 600_000 }, () => {
       database: typeof shown.json.database?.host === 'string',
     };
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: chromiumArgs });
-    context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: api.url });
-    await context.addInitScript((token) => sessionStorage.setItem('backstop.token', token), api.tokens.admin);
-    page = await context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(`pageerror: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) pageErrors.push(`console: ${message.text()}`);
-    });
+    browser = await launchChromium();
+    ({ page, pageErrors } = await openPage(browser, { acceptDownloads: true }));
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: api.url });
+    await page.context().addInitScript((token) => sessionStorage.setItem('backstop.token', token), api.tokens.admin);
   });
 
   after(async () => {

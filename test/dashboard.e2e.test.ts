@@ -4,10 +4,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { getRun } from '../src/db/runRecords.ts';
 import { getTargetWithSecret } from '../src/db/targets.ts';
-import { assertChromium, CHROMIUM, chromiumArgs, layoutProblems } from './support/browser.ts';
+import { launchChromium, layoutProblems, openPage } from './support/browser.ts';
 import { startCli, type CliProcess } from './support/cli.ts';
 import { adminQuery, createSampleDatabase, createTestCatalog, createTestDatabase, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { closedPort, startTestServer, type TestServer } from './support/server.ts';
@@ -30,11 +30,10 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
   let storeDir: string;
   let api: TestServer;
   let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
   let worker: CliProcess | undefined;
   let lock: { release(): Promise<void> } | undefined;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
   let succeededRunId = '';
 
   const workerEnv = () => ({
@@ -56,21 +55,14 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
   };
 
   before(async () => {
-    await assertChromium();
     catalog = await createTestCatalog();
     source = await createSampleDatabase(300);
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-dashboard-store-'));
     // No in-process worker: runs are executed by a `backstop worker` child this test can kill.
     // The server's reaper runs every 0.5 s (test/support/server.ts).
     api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_STORE: `file://${storeDir}` } });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: chromiumArgs });
-    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    page = await context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(`pageerror: ${error.message}`));
-    page.on('console', (message) => {
-      // Chromium logs every 4xx answer as a console error; the ones tests provoke are expected.
-      if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) pageErrors.push(`console: ${message.text()}`);
-    });
+    browser = await launchChromium();
+    ({ page, pageErrors } = await openPage(browser));
   });
 
   afterEach(async () => {

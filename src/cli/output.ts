@@ -1,3 +1,4 @@
+import { formatBytes } from '../core/formatBytes.ts';
 import type { RunRecord } from '../db/runRecords.ts';
 
 /** The `--json` shape of a run: stable, secret-free. */
@@ -31,17 +32,6 @@ export function jsonDocumentPrinted(): boolean {
 export function printJson(value: unknown): void {
   printedJson = true;
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 export function formatDuration(ms: number): string {

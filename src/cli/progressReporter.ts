@@ -1,4 +1,4 @@
-import { formatBytes } from './output.ts';
+import { formatBytes } from '../core/formatBytes.ts';
 
 /** What any long operation reports: a phase, bytes done (of a total when known), time. */
 export interface ProgressSnapshot {

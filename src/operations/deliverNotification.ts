@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { NotificationDelivery } from '../db/notifications.ts';
 import type { NotificationChannel } from '../db/targets.ts';
+import { formatBytes } from '../core/formatBytes.ts';
 import { OutboundAddressRefused, type GuardedRequestInit } from '../net/outboundGuard.ts';
 import { BACKSTOP_VERSION } from '../version.ts';
 
@@ -107,15 +108,4 @@ export function slackText(payload: PayloadView): string {
     default:
       return `Backup of ${target}: ${escape(payload.event ?? 'event')}${suffix}`;
   }
-}
-
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }

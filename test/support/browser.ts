@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 import fs from 'node:fs/promises';
-import type { Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
 
 /** Debian's Chromium, driven by playwright-core (no browser download). */
 export const CHROMIUM = process.env.BACKSTOP_CHROMIUM ?? '/usr/bin/chromium';
@@ -10,6 +10,28 @@ export async function assertChromium(): Promise<void> {
   await fs.access(CHROMIUM).catch(() => {
     throw new Error(`No Chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (scripts/setup.sh does), or set BACKSTOP_CHROMIUM.`);
   });
+}
+
+/** Headless Chromium, after checking it is installed. */
+export async function launchChromium(): Promise<Browser> {
+  await assertChromium();
+  return chromium.launch({ executablePath: CHROMIUM, args: chromiumArgs });
+}
+
+/**
+ * A page in a new context whose script errors and console errors are collected in
+ * `pageErrors` (a test ends by asserting it is empty). Chromium logs every 4xx answer as a
+ * console error; the ones tests provoke are expected and not collected.
+ */
+export async function openPage(browser: Browser, options: BrowserContextOptions = {}): Promise<{ page: Page; pageErrors: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
+  const page = await context.newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(`pageerror: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) pageErrors.push(`console: ${message.text()}`);
+  });
+  return { page, pageErrors };
 }
 
 export interface LayoutProblems {

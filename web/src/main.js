@@ -21,7 +21,7 @@ import { forgetToken, storedToken, storeToken } from './session.js';
  * @returns {Route}
  */
 function currentRoute() {
-  const [pathPart, queryPart = ''] = location.hash.replace(/^#/, '').split('?');
+  const [pathPart = '', queryPart = ''] = location.hash.replace(/^#/, '').split('?');
   return { path: pathPart.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(queryPart), key: location.hash };
 }
 

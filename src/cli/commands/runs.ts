@@ -6,7 +6,8 @@ import { listRuns } from '../../db/runListing.ts';
 import { createRun, getRun, requestCancel } from '../../db/runRecords.ts';
 import { getTarget } from '../../db/targets.ts';
 import type { CommandContext } from '../context.ts';
-import { describeRun, formatBytes, printJson, runJson, table } from '../output.ts';
+import { formatBytes } from '../../core/formatBytes.ts';
+import { describeRun, printJson, runJson, table } from '../output.ts';
 import { resolveRunId } from '../runIdArgument.ts';
 import { exitCodeFor } from './runInForeground.ts';
 

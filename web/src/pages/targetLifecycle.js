@@ -52,15 +52,18 @@ function Dialog({ id, title, open, onClose, children }) {
 }
 
 /**
- * Rename: the new name is checked by the server (a name taken is refused at the field).
- * @param {{ target: Target, open: boolean, onClose: () => void, onRenamed: (name: string) => void }} props
+ * A dialog's one text field and its submission: reset whenever the dialog opens; `work` gets
+ * the trimmed value on submit, and a refusal is kept to show.
+ * @param {boolean} open
+ * @param {string} initial
+ * @param {(value: string) => Promise<void>} work
  */
-function RenameDialog({ target, open, onClose, onRenamed }) {
-  const [name, setName] = useState(target.name);
+function useDialogForm(open, initial, work) {
+  const [value, setValue] = useState(initial);
   const [state, setState] = useState(/** @type {{ busy: boolean, error: ApiError | null }} */ ({ busy: false, error: null }));
   useEffect(() => {
     if (open) {
-      setName(target.name);
+      setValue(initial);
       setState({ busy: false, error: null });
     }
   }, [open]);
@@ -69,12 +72,23 @@ function RenameDialog({ target, open, onClose, onRenamed }) {
     event.preventDefault();
     setState({ busy: true, error: null });
     try {
-      const renamed = await api(`/api/v1/targets/${encodeURIComponent(target.name)}`, { method: 'PATCH', body: { name: name.trim() } });
-      onRenamed(renamed.name);
+      await work(value.trim());
     } catch (error) {
       setState({ busy: false, error: /** @type {ApiError} */ (error) });
     }
   };
+  return { value, setValue, state, submit };
+}
+
+/**
+ * Rename: the new name is checked by the server (a name taken is refused at the field).
+ * @param {{ target: Target, open: boolean, onClose: () => void, onRenamed: (name: string) => void }} props
+ */
+function RenameDialog({ target, open, onClose, onRenamed }) {
+  const { value: name, setValue: setName, state, submit } = useDialogForm(open, target.name, async (value) => {
+    const renamed = await api(`/api/v1/targets/${encodeURIComponent(target.name)}`, { method: 'PATCH', body: { name: value } });
+    onRenamed(renamed.name);
+  });
   const fieldMessage = state.error?.fields?.find((problem) => problem.field === 'name')?.message ?? (state.error?.code === 'TARGET_EXISTS' ? plainMessage(state.error) : undefined);
   return html`<${Dialog} id="rename-dialog" title=${`Rename ${target.name}`} open=${open} onClose=${onClose}>
     <form class="stack" onSubmit=${submit} novalidate>
@@ -100,26 +114,11 @@ function RenameDialog({ target, open, onClose, onRenamed }) {
  * @param {{ target: Target, open: boolean, onClose: () => void, onDeleted: (result: DeletedTarget) => void }} props
  */
 function DeleteDialog({ target, open, onClose, onDeleted }) {
-  const [confirmation, setConfirmation] = useState('');
-  const [state, setState] = useState(/** @type {{ busy: boolean, error: ApiError | null }} */ ({ busy: false, error: null }));
-  useEffect(() => {
-    if (open) {
-      setConfirmation('');
-      setState({ busy: false, error: null });
-    }
-  }, [open]);
-  /** @param {Event} event */
-  const submit = async (event) => {
-    event.preventDefault();
-    setState({ busy: true, error: null });
-    try {
-      /** @type {DeletedTarget | undefined} */
-      const answer = await api(`/api/v1/targets/${encodeURIComponent(target.name)}`, { method: 'DELETE' });
-      onDeleted(answer ?? { deleted: target.name, keptBackups: [], storeUrl: target.storeUrl });
-    } catch (error) {
-      setState({ busy: false, error: /** @type {ApiError} */ (error) });
-    }
-  };
+  const { value: confirmation, setValue: setConfirmation, state, submit } = useDialogForm(open, '', async () => {
+    /** @type {DeletedTarget | undefined} */
+    const answer = await api(`/api/v1/targets/${encodeURIComponent(target.name)}`, { method: 'DELETE' });
+    onDeleted(answer ?? { deleted: target.name, keptBackups: [], storeUrl: target.storeUrl });
+  });
   return html`<${Dialog} id="delete-dialog" title=${`Delete ${target.name}`} open=${open} onClose=${onClose}>
     <form class="stack" onSubmit=${submit} novalidate>
       <p>The target, its schedule and its run history go. Its backups stay in the store, and are listed once it is deleted: adding the target again and importing them brings them back.</p>

@@ -1,0 +1,117 @@
+/**
+ * The API's answers as the dashboard reads them: the server's own types (src/), plus what the
+ * routes add. Only for `npm run typecheck` of the JSDoc-checked modules beside this file
+ * (`import('./types')`); the browser never loads it.
+ */
+import type { ActionVerdict, RunActions, TargetActions } from '../../src/core/actions.ts';
+import type { Artifact, ArtifactFile } from '../../src/core/artifact.ts';
+import type { RestoreRecord } from '../../src/core/restoreHistory.ts';
+import type { TargetHealth } from '../../src/core/targetHealth.ts';
+import type { RunEventRecord } from '../../src/db/runEvents.ts';
+import type { RunRecord } from '../../src/db/runRecords.ts';
+import type { BackupHistoryPoint, RunBrief } from '../../src/db/targetActivity.ts';
+import type { NotificationChannelView, TargetRecord } from '../../src/db/targets.ts';
+import type { TestNotificationResult } from '../../src/operations/sendTestNotification.ts';
+import type { ApiTokenRole, RunKind, RunStatus } from './serverConstants.js';
+
+export type { ActionVerdict, ApiTokenRole, Artifact, ArtifactFile, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
+
+export interface Me {
+  id: string;
+  name: string;
+  role: ApiTokenRole;
+}
+
+export interface RunErrorInfo {
+  code: string;
+  message: string;
+}
+
+/** What a runner reports of a backup under way (the `progress` of a run). */
+export interface Progress {
+  phase?: string;
+  bytesDumped?: number;
+  bytesStored?: number;
+  rateBytesPerSecond?: number;
+  elapsedMs?: number;
+}
+
+/** GET /api/v1/runs/{id} (`actions` only there), and each item of GET /api/v1/runs. */
+export type Run = Omit<RunRecord, 'progress' | 'executor' | 'verification'> & {
+  progress: Progress | null;
+  executor: ({ htmlUrl?: string } & Record<string, unknown>) | null;
+  verification: ({ status?: string; at?: string } & Record<string, unknown>) | null;
+  actions?: RunActions;
+};
+
+export type RunEvent = RunEventRecord;
+
+/** An event of the feed of all runs (GET /api/v1/events). */
+export interface FeedEvent extends RunEvent {
+  targetName: string;
+  runKind: RunKind;
+}
+
+/** GET /api/v1/targets/{name} (`actions` only there), and each item of GET /api/v1/targets. */
+export type Target = Omit<TargetRecord, 'options'> & {
+  options: TargetRecord['options'] & { withStorage?: boolean; restoreTo?: string[] };
+  /** Which database it points at; never the password (the target lifecycle contract). */
+  database?: { host: string; port: number | null; database: string; user: string | null };
+  paused?: boolean;
+  actions?: TargetActions;
+};
+
+/** An item of GET /api/v1/overview. */
+export interface OverviewItem {
+  name: string;
+  health: TargetHealth;
+  healthReason: string;
+  schedule: TargetRecord['schedule'];
+  executor?: 'worker' | 'github';
+  nextScheduledAt: string | null;
+  lastRun: RunBrief | null;
+  activeRun: RunBrief | null;
+  newestBackup: RunBrief | null;
+  lastVerification: RunBrief | null;
+}
+
+export type HistoryPoint = BackupHistoryPoint;
+
+export interface UnknownBackup {
+  prefix: string;
+  runId: string;
+  detail: string;
+}
+
+export type Restore = RestoreRecord;
+
+export type TestNotification = TestNotificationResult;
+
+/** POST /api/v1/targets/{name}/test (the target lifecycle contract). */
+export interface ConnectionCheck {
+  name: 'store-url' | 'database' | 'pg-dump' | 'store-write';
+  ok: boolean;
+  detail: string;
+  error?: RunErrorInfo;
+}
+
+export interface TargetTest {
+  target: Target;
+  ok: boolean;
+  checks: ConnectionCheck[];
+  serverVersion?: string;
+  pgDump?: { path: string; version: string };
+}
+
+/** DELETE /api/v1/targets/{name} (the target lifecycle contract). */
+export interface DeletedTarget {
+  deleted: string;
+  keptBackups: { runId: string; prefix: string; finishedAt: string | null; sizeBytes: number | null }[];
+  storeUrl: string;
+}
+
+/** A request field at fault, as 4xx answers name them. */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
