@@ -1,7 +1,8 @@
 /**
  * The API's answers as the dashboard reads them: the server's own types (src/), plus what the
  * routes add. Only for `npm run typecheck` of the JSDoc-checked modules beside this file
- * (`import('./types')`); the browser never loads it.
+ * (`import('./types')`); the browser never loads it, and the npm package ships no TypeScript
+ * but declarations, so it is a .d.ts, checked because web/tsconfig.json checks libraries too.
  */
 import type { ActionVerdict, RunActions, TargetActions } from '../../src/core/actions.ts';
 import type { Artifact, ArtifactFile } from '../../src/core/artifact.ts';
