@@ -76,7 +76,20 @@ function notAGoodBackup(run: ActionRun, done: string): ActionVerdict | null {
 export const noIdentityReason = (held: HeldIdentities): string =>
   `This backup is encrypted, and the server holds no age identity to decrypt it${held.problem ? ` (${held.problem})` : ''}. An administrator can give the server the identity of one of its recipients (the BACKSTOP_IDENTITY_FILE setting of the server and its workers).`;
 
-export function decideRunActions(run: ActionRun, role: ApiTokenRole | null, held: HeldIdentities): RunActions {
+/**
+ * An operator restores through the API only into a database the target lists for operators
+ * (`options.restoreTo`); with none listed, every restore of theirs would be refused.
+ */
+function operatorHasNowhere(role: ApiTokenRole | null, restoreDestinations: number | undefined): ActionVerdict | null {
+  if (role !== 'operator' || restoreDestinations === undefined || restoreDestinations > 0) return null;
+  return blocked(
+    'role',
+    'An operator restores only into a database this target lists for operators, and it lists none. An admin can add some to the target, or restore it.',
+  );
+}
+
+/** `restoreDestinations`: how many entries the target's `options.restoreTo` has, when known. */
+export function decideRunActions(run: ActionRun, role: ApiTokenRole | null, held: HeldIdentities, restoreDestinations?: number): RunActions {
   const encrypted = run.artifact !== null && isEncryptedArtifact(run.artifact);
   const withoutIdentity = encrypted && held.recipients.length === 0;
   const cancel =
@@ -89,7 +102,7 @@ export function decideRunActions(run: ActionRun, role: ApiTokenRole | null, held
     notAGoodBackup(run, 'verified') ??
     (withoutIdentity ? blocked('identity', noIdentityReason(held)) : null) ??
     allowed;
-  const restore = needsRole(role, 'operator', 'Restoring a backup') ?? notAGoodBackup(run, 'restored') ?? allowed;
+  const restore = needsRole(role, 'operator', 'Restoring a backup') ?? notAGoodBackup(run, 'restored') ?? operatorHasNowhere(role, restoreDestinations) ?? allowed;
   const download = needsRole(role, 'admin', 'Downloading backup files') ?? notAGoodBackup(run, 'downloaded') ?? allowed;
   return { cancel, verify, restore: { ...restore, identityRequired: restore.allowed && withoutIdentity }, download };
 }
@@ -100,11 +113,13 @@ export interface ActionTarget {
   /** A run of the target is queued or executing. */
   busy: boolean;
   notificationChannels: number;
+  /** Entries of the target's `options.restoreTo`. */
+  restoreDestinations: number;
 }
 
 export function decideTargetActions(target: ActionTarget, role: ApiTokenRole | null, held: HeldIdentities): TargetActions {
   const noBackup = blocked('state', 'No backup of this target has succeeded yet.');
-  const newest = target.newestBackup ? decideRunActions(target.newestBackup, role, held) : null;
+  const newest = target.newestBackup ? decideRunActions(target.newestBackup, role, held, target.restoreDestinations) : null;
   const admin = (what: string) => needsRole(role, 'admin', what) ?? allowed;
   return {
     backup: needsRole(role, 'operator', 'Backing up') ?? allowed,

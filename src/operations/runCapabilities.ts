@@ -6,7 +6,7 @@ import type { Queryable } from '../db/pool.ts';
 import type { Artifact } from '../core/artifact.ts';
 import type { RunRecord } from '../db/runRecords.ts';
 import { getTargetRunFacts } from '../db/targetRunFacts.ts';
-import type { TargetRecord } from '../db/targets.ts';
+import { getTargetWithSecret, type TargetRecord } from '../db/targets.ts';
 import { parseIdentities, type AgeIdentity } from '../pipeline/age.ts';
 import { readRunManifest } from '../pipeline/readRunManifest.ts';
 import { openStore } from '../storage/openStore.ts';
@@ -20,8 +20,14 @@ import { readServerIdentities } from './heldIdentities.ts';
 
 type GoodBackup = Pick<RunRecord, 'id' | 'attempt' | 'targetId' | 'targetName'> & { artifact: Artifact };
 
-export async function runActionsFor(config: Pick<Config, 'identityFile'>, run: RunRecord, role: ApiTokenRole | null): Promise<RunActions> {
-  return decideRunActions(run, role, await readServerIdentities(config.identityFile));
+export async function runActionsFor(db: Queryable, config: Pick<Config, 'identityFile'>, run: RunRecord, role: ApiTokenRole | null): Promise<RunActions> {
+  // Only an operator's restore depends on the target's settings: nobody else pays the query.
+  const destinations = role === 'operator' && run.kind === 'backup' && run.status === 'succeeded' ? restoreDestinationsOf(await getTargetWithSecret(db, run.targetId)) : undefined;
+  return decideRunActions(run, role, await readServerIdentities(config.identityFile), destinations);
+}
+
+function restoreDestinationsOf(target: Pick<TargetRecord, 'options'>): number {
+  return Array.isArray(target.options.restoreTo) ? target.options.restoreTo.length : 0;
 }
 
 export async function targetActionsFor(
@@ -32,7 +38,7 @@ export async function targetActionsFor(
 ): Promise<TargetActions> {
   const facts = await getTargetRunFacts(db, target.id);
   return decideTargetActions(
-    { newestBackup: facts.newestBackup, busy: facts.busy, notificationChannels: target.notifications.length },
+    { newestBackup: facts.newestBackup, busy: facts.busy, notificationChannels: target.notifications.length, restoreDestinations: restoreDestinationsOf(target) },
     role,
     await readServerIdentities(config.identityFile),
   );

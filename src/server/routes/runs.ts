@@ -90,7 +90,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
     },
     async (request) => {
       const run = await getRun(ctx.pool, request.params.id);
-      return { ...run, actions: await runActionsFor(ctx.config, run, roleOf(request)) };
+      return { ...run, actions: await runActionsFor(ctx.pool, ctx.config, run, roleOf(request)) };
     },
   );
 
