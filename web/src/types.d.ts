@@ -97,7 +97,8 @@ export interface ConnectionCheck {
 }
 
 export interface TargetTest {
-  target: Target;
+  /** The name of the target tested. */
+  target: string;
   ok: boolean;
   checks: ConnectionCheck[];
   serverVersion?: string;
@@ -107,7 +108,7 @@ export interface TargetTest {
 /** DELETE /api/v1/targets/{name} (the target lifecycle contract). */
 export interface DeletedTarget {
   deleted: string;
-  keptBackups: { runId: string; prefix: string; finishedAt: string | null; sizeBytes: number | null }[];
+  keptBackups: { runId: string; storeUrl?: string; prefix: string; finishedAt: string | null; sizeBytes: number | null }[];
   storeUrl: string;
 }
 

@@ -146,7 +146,7 @@ export function DeletedNotice({ result }) {
       : html`Its ${result.keptBackups.length} backup${result.keptBackups.length === 1 ? ' stays' : 's stay'} in <span class="mono wrap-anywhere">${result.storeUrl}</span>:`}</p>
     ${result.keptBackups.length > 0
       ? html`<ul class="plain kept-backups">${result.keptBackups.map((backup) => html`<li key=${backup.runId}>
-          <span class="mono wrap-anywhere">${backup.prefix}</span> <span class="muted">(backup ${shortId(backup.runId)}, ${formatTime(backup.finishedAt)}, ${formatBytes(backup.sizeBytes)})</span>
+          <span class="mono wrap-anywhere">${(backup.storeUrl ?? result.storeUrl).replace(/\/*$/, '/')}${backup.prefix}</span> <span class="muted">(backup ${shortId(backup.runId)}, ${formatTime(backup.finishedAt)}, ${formatBytes(backup.sizeBytes)})</span>
         </li>`)}</ul>`
       : null}
     <p><a href="#/">Back to the overview</a></p>
