@@ -29,6 +29,7 @@ export interface BackupFileStream {
  */
 export async function openBackupFile(db: Queryable, runId: string, name: string): Promise<BackupFileStream> {
   const run = await getRun(db, runId);
+  // The route lets admins only; what is left is the run's state, judged as its actions judge it.
   const verdict = decideRunActions(run, 'admin', { recipients: [], problem: null }).download;
   if (!verdict.allowed || !run.artifact) throw new BackstopError('INVALID_INPUT', verdict.allowed ? `Run ${run.id} has no stored files.` : verdict.reason);
   const artifact = run.artifact;
