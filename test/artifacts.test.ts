@@ -289,7 +289,8 @@ describe('artifacts: encryption, S3, version matching', () => {
       assert.equal(result.error.code, 'PG_VERSION_MISMATCH');
       assert.match(result.error.message, /PostgreSQL 17/);
       assert.match(result.error.message, /15\.\d+ \(/);
-      assert.match(result.error.message, /postgresql-client-17/);
+      // On Debian 12, whose own archive has only PostgreSQL 15: the PGDG repository's client.
+      assert.match(result.error.message, /`sudo apt-get install -y postgresql-common && sudo \/usr\/share\/postgresql-common\/pgdg\/apt\.postgresql\.org\.sh -y && sudo apt-get install -y postgresql-client-17`/);
       assert.deepEqual(await filesUnder(storeDir), []);
       const events = JSON.parse((await runCli(['runs', 'show', result.id, '--json'], env)).stdout).events;
       assert.ok(!events.some((event: { kind: string }) => event.kind === 'dump_started'));

@@ -143,7 +143,8 @@ describe('bad input through the CLI', () => {
       assert.equal(rows.length, 1);
       assert.equal(rows[0]!.status, 'failed');
       assert.equal(rows[0]!.error_code, 'PG_TOOL_NOT_FOUND');
-      assert.match(rows[0]!.error_message, /Install the PostgreSQL \d+ client \(Debian\/Ubuntu: apt-get install postgresql-client-\d+\)/);
+      // This machine is Debian: the command that gets a client of any major.
+      assert.match(rows[0]!.error_message, /Install the PostgreSQL \d+ client from the PostgreSQL project's apt repository: `sudo apt-get install -y postgresql-common && sudo \/usr\/share\/postgresql-common\/pgdg\/apt\.postgresql\.org\.sh -y && sudo apt-get install -y postgresql-client-\d+`/);
       assert.match(rows[0]!.error_message, /BACKSTOP_PG_BIN/);
       assert.equal(rows[0]!.artifact, null);
     });
