@@ -4,16 +4,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import pino from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { bundle, bundles } from '../scripts/bundle.ts';
-import { startGithubExecutor, type GithubExecutor } from '../src/control/githubExecutor.ts';
+import type { GithubExecutor } from '../src/control/githubExecutor.ts';
 import { createGithubRunnerToken } from '../src/db/githubRunnerTokens.ts';
 import { endRunFromExecutor, getRun } from '../src/db/runs.ts';
 import { createTarget } from '../src/db/targets.ts';
-import { githubClient } from '../src/executors/github/githubClient.ts';
 import { repoRoot } from './support/cli.ts';
-import { startFakeGithub, type FakeGithub, type FakeRun } from './support/fakeGithub.ts';
+import { startFakeGithub, startTestGithubExecutor, type FakeGithub, type FakeRun } from './support/fakeGithub.ts';
 import { createSampleDatabase, createTestCatalog, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
@@ -106,13 +104,7 @@ describe('the GitHub Action (action.yml → dist/action/index.cjs)', { timeout: 
       run.status = 'in_progress';
       started.set(run.inputs.run_id!, runStep(runInputs(run.inputs.run_id!), { GITHUB_RUN_ID: String(run.id) }));
     });
-    executor = startGithubExecutor({
-      db: catalog.pool,
-      client: githubClient({ apiUrl: github.apiUrl, token: GITHUB_TOKEN, maxRateLimitWaitMs: 5000 }),
-      log: pino({ level: 'silent' }),
-      startDeadlineMs: 60_000,
-      intervalMs: 3_600_000,
-    });
+    executor = startTestGithubExecutor(catalog.pool, github, GITHUB_TOKEN);
   });
 
   afterEach(async () => {
@@ -131,6 +123,7 @@ describe('the GitHub Action (action.yml → dist/action/index.cjs)', { timeout: 
     await catalog?.close();
     await source?.drop();
     if (workDir) await fs.rm(workDir, { recursive: true, force: true });
+    assert.deepEqual(github.violations, [], "every request and response follows GitHub's OpenAPI description");
   });
 
   async function dispatch(): Promise<{ runId: string; step: ActionProcess }> {

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { buildExecutable } from '../scripts/buildExecutable.ts';
 import { repoRoot } from './support/cli.ts';
-import { createSampleDatabase, createTestDatabase, tableFingerprints, type TestDatabase } from './support/pg.ts';
+import { assertBackupRestores, createSampleDatabase, createTestDatabase, type TestDatabase } from './support/pg.ts';
 
 const run = promisify(execFile);
 
@@ -61,16 +61,7 @@ describe('the single executable, with no Node.js 24 on PATH', { timeout: 600_000
   });
 
   it('backs up into a new catalog it migrates itself, and restores', async () => {
-    const backup = await backstop(['backup', source.url, '--target', 'executable', '--json']);
-    const result = JSON.parse(backup.stdout) as { id: string; status: string };
-    assert.equal(result.status, 'succeeded', backup.stderr);
-    const restored = await createTestDatabase('executable_restore');
-    try {
-      await backstop(['restore', result.id, '--to', restored.url]);
-      assert.deepEqual(await tableFingerprints(restored.url), await tableFingerprints(source.url));
-    } finally {
-      await restored.drop();
-    }
+    await assertBackupRestores(backstop, source, 'executable');
   });
 
   it('pins `init github` to the commit it was built from, and says what to set without a catalog URL', async () => {

@@ -3,13 +3,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import pino from 'pino';
-import { startGithubExecutor, type GithubExecutor } from '../src/control/githubExecutor.ts';
+import type { GithubExecutor } from '../src/control/githubExecutor.ts';
 import { reapRuns, createRun, getRun, listRunEvents, requestCancel } from '../src/db/runs.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
-import { githubClient } from '../src/executors/github/githubClient.ts';
 import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
-import { startFakeGithub, type FakeGithub, type FakeRun } from './support/fakeGithub.ts';
+import { startFakeGithub, startTestGithubExecutor, type FakeGithub, type FakeRun } from './support/fakeGithub.ts';
 import { createSampleDatabase, createTestCatalog, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -48,13 +46,7 @@ describe('GitHub Actions executor against a fake GitHub validated by its OpenAPI
         if (run.status !== 'completed') github.complete(run.id, signal ? 'cancelled' : code === 0 ? 'success' : 'failure');
       });
     });
-    executor = startGithubExecutor({
-      db: catalog.pool,
-      client: githubClient({ apiUrl: github.apiUrl, token: TOKEN, maxRateLimitWaitMs: 5000 }),
-      log: pino({ level: 'silent' }),
-      startDeadlineMs: 60_000,
-      intervalMs: 3_600_000,
-    });
+    executor = startTestGithubExecutor(catalog.pool, github, TOKEN);
   });
 
   afterEach(async () => {

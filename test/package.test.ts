@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { repoRoot } from './support/cli.ts';
-import { createSampleDatabase, createTestCatalog, createTestDatabase, tableFingerprints, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { assertBackupRestores, createSampleDatabase, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
 const run = promisify(execFile);
@@ -78,16 +78,7 @@ describe('the npm package, installed with npm install -g', { timeout: 600_000 },
   });
 
   it('backs up and restores, run from a folder outside the checkout', async () => {
-    const backup = await backstop(['backup', source.url, '--target', 'packaged', '--json']);
-    const result = JSON.parse(backup.stdout) as { id: string; status: string };
-    assert.equal(result.status, 'succeeded');
-    const target = await createTestDatabase('packaged_restore');
-    try {
-      await backstop(['restore', result.id, '--to', target.url]);
-      assert.deepEqual(await tableFingerprints(target.url), await tableFingerprints(source.url));
-    } finally {
-      await target.drop();
-    }
+    await assertBackupRestores(backstop, source, 'packaged');
   });
 
   it("the systemd unit passes systemd-analyze verify and its ExecStart line serves, then stops on systemd's SIGTERM", async (t) => {
