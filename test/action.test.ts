@@ -91,7 +91,9 @@ describe('the GitHub Action (action.yml → dist/action/index.cjs)', { timeout: 
     await fs.copyFile(path.join(repoRoot, 'action.yml'), path.join(workDir, 'action', 'action.yml'));
     catalog = await createTestCatalog();
     source = await createSampleDatabase(300);
-    api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_LEASE_TTL: '4', BACKSTOP_HEARTBEAT_INTERVAL: '0.5' } });
+    // Long enough that the always() step, a fresh process on a loaded machine, reports before
+    // a killed run step's lease runs out; short enough that the reaper's timeout comes soon.
+    api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_LEASE_TTL: '12', BACKSTOP_HEARTBEAT_INTERVAL: '0.5' } });
     github = await startFakeGithub({ ...WORKFLOW, token: GITHUB_TOKEN });
     await createTarget(catalog.pool, {
       name: 'action',
