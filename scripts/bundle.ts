@@ -47,7 +47,7 @@ export async function bundledFiles(): Promise<Record<string, string>> {
  * PostgreSQL, to report that its binaries are missing. Any other use fails the bundle.
  */
 const readsImportMetaOnlyFromFiles = new Set([
-  'src/core/version.ts',
+  'src/version.ts',
   'src/db/migrate.ts',
   'src/db/embeddedPostgres.ts',
   'src/runner/heartbeatThread.ts',

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { bundledFiles } from '../core/bundledFiles.ts';
 import { BackstopError } from '../core/errors.ts';
-import { BACKSTOP_REPOSITORY } from '../core/version.ts';
+import { BACKSTOP_REPOSITORY } from '../version.ts';
 
 const run = promisify(execFile);
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import pino from 'pino';
-import { startGithubExecutor, type GithubExecutor } from '../../src/control/githubExecutor.ts';
+import { startGithubExecutor, type GithubExecutor } from '../../src/executors/github/githubExecutor.ts';
 import type { Pool } from '../../src/db/pool.ts';
 import { githubClient } from '../../src/executors/github/githubClient.ts';
 

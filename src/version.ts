@@ -1,18 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { bundledFiles } from './bundledFiles.ts';
+import { bundledFiles } from './core/bundledFiles.ts';
 
 interface PackageJson {
-  name: string;
   version: string;
   repository: { url: string };
 }
 
-const packageJson = JSON.parse(bundledFiles?.['package.json'] ?? readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as PackageJson;
+const packageJson = JSON.parse(bundledFiles?.['package.json'] ?? readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as PackageJson;
 
 export const BACKSTOP_VERSION: string = packageJson.version;
-
-/** The npm package's name: what `npm install -g` takes. */
-export const BACKSTOP_PACKAGE: string = packageJson.name;
 
 /** OWNER/REPO of Backstop's GitHub repository, which is also its GitHub Action. */
 export const BACKSTOP_REPOSITORY: string = /github\.com[/:]([^/]+\/[^/.]+)/.exec(packageJson.repository.url)?.[1] ?? '';
