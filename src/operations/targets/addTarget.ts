@@ -23,16 +23,17 @@ export async function storeNewTarget(deps: TargetDeps, target: TargetCreate): Pr
     throw new BackstopError('TARGET_EXISTS', `A target named "${target.name}" already exists. Pick another name or change that one.`, { field: 'name' });
   }
   const storeUrl = target.storeUrl ?? absoluteStoreUrl(deps.config.defaultStoreUrl);
+  const notifications = mergeNotifications(target.notifications ?? [], []);
   await assertChannelsAllowed(target.notifications ?? []);
   await assertTargetChecks(
     { name: target.name, databaseUrl: target.databaseUrl, storeUrl, profile: target.options?.profile, github: Boolean(target.executor) },
     { pgTools: deps.config.pgTools },
     { database: true, store: true, reachability: target.checks !== false },
   );
-  return createTarget(deps.pool, newTargetFrom(target, storeUrl));
+  return createTarget(deps.pool, newTargetFrom(target, storeUrl, notifications));
 }
 
-function newTargetFrom(target: TargetCreate, storeUrl: string): NewTarget {
+function newTargetFrom(target: TargetCreate, storeUrl: string, notifications: NewTarget['notifications']): NewTarget {
   return {
     name: target.name,
     databaseUrl: target.databaseUrl,
@@ -43,7 +44,7 @@ function newTargetFrom(target: TargetCreate, storeUrl: string): NewTarget {
     schedule: target.schedule,
     retention: target.retention,
     verification: target.verification,
-    notifications: mergeNotifications(target.notifications ?? [], []),
+    notifications,
     executor: target.executor ? { ...target.executor, ref: target.executor.ref ?? 'main' } : target.executor,
     paused: target.paused,
   };

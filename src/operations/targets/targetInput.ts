@@ -135,7 +135,7 @@ const timezone = z
   .string()
   .min(1)
   .max(64)
-  .refine(isValidTimezone, { error: 'is not a time zone: use an IANA name such as UTC, Europe/Paris or America/New_York' });
+  .refine(isValidTimezone, { error: (issue) => `"${String(issue.input)}" is not a time zone: use an IANA name such as UTC, Europe/Paris or America/New_York` });
 
 const schedule = z
   .strictObject({

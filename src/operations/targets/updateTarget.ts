@@ -23,6 +23,8 @@ export async function updateTarget(deps: TargetDeps, name: string, input: Target
   if (renamed && (await findTargetWithSecret(deps.pool, fields.name!))) {
     throw new BackstopError('TARGET_EXISTS', `A target named "${fields.name}" already exists. Pick another name.`, { field: 'name' });
   }
+  // Said before the checks; merged again under the row lock below, against the channels then.
+  if (fields.notifications !== undefined) mergeNotifications(fields.notifications, current.notificationChannels);
   await assertChannelsAllowed(fields.notifications ?? []);
   const databaseChanged = fields.databaseUrl !== undefined && fields.databaseUrl !== current.databaseUrl;
   const storeChanged = fields.storeUrl !== undefined && fields.storeUrl !== current.storeUrl;
