@@ -6,6 +6,7 @@ import { isBackstopError } from '../src/core/errors.ts';
 import { parseSchedule, planScheduleSlot } from '../src/core/scheduleSlots.ts';
 import { listRunEvents, requestCancel } from '../src/db/runs.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
+import { pauseTarget, resumeTarget } from '../src/operations/targets/pauseTarget.ts';
 import { runCli } from './support/cli.ts';
 import { openConnections, type Connections } from './support/connections.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
@@ -302,6 +303,45 @@ describe('scheduler against a real catalog', { timeout: 300_000 }, () => {
       (await drillsOf(target)).map((row) => row.subject),
       [second, fourth],
     );
+  });
+
+  it('a paused target gets no scheduled backup or drill; resuming settles what passed (no catch-up), the next slot runs', async () => {
+    const deps = { pool: catalog.pool, config: { defaultStoreUrl: 'file:///tmp/backstop-scheduler-test', pgTools: { dirs: [], only: false } } };
+    // Two identical targets whose schedules were set ten minutes ago: ten slots due, backups and drills.
+    const make = async () => {
+      const target = await scheduledTarget('* * * * *');
+      await catalog.pool.query(
+        `update backstop.targets set verification = '{"cron": "* * * * *", "everyNth": 1}' where id = $1;`,
+        [target.id],
+      );
+      await catalog.pool.query(
+        `update backstop.targets set schedule_since = now() - interval '10 minutes', verification_since = now() - interval '10 minutes' where id = $1`,
+        [target.id],
+      );
+      await succeededBackup(target);
+      return target;
+    };
+    const control = await make();
+    const paused = await make();
+    assert.equal((await pauseTarget(deps, paused.name)).paused, true);
+    const s = scheduler();
+    const mine = (result: Awaited<ReturnType<Scheduler['tickOnce']>>, target: TargetRecord) => ({
+      scheduled: result.scheduled.filter((slot) => slot.targetId === target.id).map((slot) => slot.outcome.kind),
+      drills: result.verifications.filter((drill) => drill.targetId === target.id).map((drill) => drill.reason).sort(),
+    });
+
+    const first = await s.tickOnce();
+    assert.deepEqual(mine(first, control), { scheduled: ['created'], drills: ['cron', 'everyNth'] }, 'an unpaused target catches up');
+    assert.deepEqual(mine(first, paused), { scheduled: [], drills: [] });
+    assert.deepEqual(mine(await s.tickOnce(first.now + 5 * MINUTE), paused), { scheduled: [], drills: [] });
+    assert.equal((await runsOf(paused)).length, 1, 'only its own backup');
+
+    assert.equal((await resumeTarget(deps, paused.name)).paused, false);
+    const resumed = await s.tickOnce();
+    assert.deepEqual(mine(resumed, paused), { scheduled: [], drills: [] }, 'no burst, no catch-up after a resume');
+    const next = await s.tickOnce(resumed.now + MINUTE + 1000);
+    assert.deepEqual(mine(next, paused), { scheduled: ['created'], drills: ['cron'] }, 'the first slot after the resume runs');
+    assert.equal(next.scheduled.find((slot) => slot.targetId === paused.id)!.skipped, 0);
   });
 });
 
