@@ -147,8 +147,9 @@ export function parsePolicyOptions(options: PolicyOptions, current: TargetRecord
 export function describePolicies(target: TargetRecord, generatedSecrets: ParsedPolicies['generatedSecrets'], now: number): string {
   const lines: string[] = [];
   if (target.schedule) {
-    const next = upcomingSlots(target.schedule, now, 1)[0];
-    lines.push(`  schedule: ${target.schedule.cron} (${target.schedule.timezone})${next !== undefined ? `, next run at ${new Date(next).toISOString()}` : ''}`);
+    const next = target.paused ? undefined : upcomingSlots(target.schedule, now, 1)[0];
+    const when = target.paused ? ', paused' : next !== undefined ? `, next run at ${new Date(next).toISOString()}` : '';
+    lines.push(`  schedule: ${target.schedule.cron} (${target.schedule.timezone})${when}`);
   }
   if (target.retention) lines.push(`  retention: ${describeRetention(target.retention)}`);
   if (target.verification) lines.push(`  verification: ${describeVerification(target.verification)}`);

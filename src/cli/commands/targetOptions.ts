@@ -112,7 +112,13 @@ export function flagFor(field: string, overrides: Record<string, string> = {}): 
 export function withFlagNames(error: unknown, overrides: Record<string, string> = {}): unknown {
   if (!(error instanceof BackstopError) || error.field === undefined) return error;
   const name = (field: string) => flagFor(field, overrides);
-  const message = error.fields ? describeProblems(error.fields, name) : `${name(error.field)}: ${error.message}`;
+  // Several problems, one per line: a terminal is read line by line.
+  const message =
+    error.fields && error.fields.length > 1
+      ? `${error.fields.length} problems:\n${error.fields.map((problem) => `  ${describeProblems([problem], name)}`).join('\n')}`
+      : error.fields
+        ? describeProblems(error.fields, name)
+        : `${name(error.field)}: ${error.message}`;
   return new BackstopError(error.code, message, { cause: error, field: error.field, ...(error.fields ? { fields: error.fields } : {}) });
 }
 

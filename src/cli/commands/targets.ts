@@ -265,7 +265,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
         const result = await testTarget(await deps(), name);
         if (flags.json) printJson(result);
         else {
-          process.stdout.write(`${table(['CHECK', 'RESULT', 'DETAIL'], result.checks.map((check) => [check.name, check.ok ? 'ok' : check.error ? 'FAILED' : 'not tried', check.detail]))}\n`);
+          process.stdout.write(`${table(['CHECK', 'RESULT', 'DETAIL'], result.checks.map((check) => [check.name, check.ok ? 'ok' : check.error ? 'FAILED' : '-', check.detail]))}\n`);
           process.stdout.write(result.ok ? `Target ${name} passed every check.\n` : `Target ${name} failed a check.\n`);
         }
         const failed = result.checks.find((check) => check.error);
