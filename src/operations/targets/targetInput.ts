@@ -279,7 +279,13 @@ export const targetUpdateSchema = z
   .meta({
     description:
       'Fields to change; absent fields keep their value. `name` renames the target, `options` and `notifications` replace the whole set. With `checks` (default true), a new databaseUrl or storeUrl is checked before anything is stored.',
-    examples: [{ maxAttempts: 3, schedule: { cron: '30 2 * * *', timezone: 'UTC' } }],
+    examples: [
+      {
+        maxAttempts: 3,
+        schedule: { cron: '30 2 * * *', timezone: 'UTC' },
+        notifications: [{ kind: 'webhook', url: 'https://hooks.example.com/backstop', secret: 'a-shared-signing-secret', on: ['failed', 'timed_out'] }],
+      },
+    ],
   });
 
 /** What a caller sends to create a target (the API's body, what the CLI builds from its flags). */
