@@ -3,7 +3,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { redactText } from '../core/databaseUrl.ts';
 import { BackstopError, errorCodes, type ErrorCode, type FieldProblem } from '../core/errors.ts';
 import { describeProblems } from '../core/inputProblems.ts';
-import { isConnectionLost, pgErrorCode } from '../db/pool.ts';
+import { pgErrorCode } from '../core/pgErrors.ts';
+import { isConnectionLost } from '../core/pgErrors.ts';
 import { partSubject, problemsFromAjv } from './validationProblems.ts';
 
 /**

@@ -2,14 +2,14 @@ import type { Command } from 'commander';
 import { databaseName } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { describeProblems } from '../../core/inputProblems.ts';
-import { claimRunById } from '../../db/runs.ts';
+import { claimRunById } from '../../db/runLeases.ts';
 import { claimOneShotRun, discardOneShotTarget, ensureOneShotTarget, TargetSettingsDiffer, type OneShotTarget } from '../../operations/targets/oneShotTarget.ts';
 import type { TargetCreateInput } from '../../operations/targets/targetInput.ts';
 import type { CommandContext } from '../context.ts';
 import { openHttpRunner, remoteRunnerName, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
 import { runInForeground } from './runInForeground.ts';
 import { resolveRunId } from '../runIdArgument.ts';
-import { storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
+import { storageEndpointFromEnv } from '../../pipeline/supabaseSource/storageEndpoint.ts';
 import { addDumpOptions, flagFor, optionsFromFlags, sayingFlags, storeUrlFor, type DumpFlags } from './targetOptions.ts';
 
 /** The target a one-shot backup files under: --target, else its database's name made into a target name. */

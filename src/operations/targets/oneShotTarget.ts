@@ -1,6 +1,7 @@
 import { BackstopError, isBackstopError, type FieldProblem } from '../../core/errors.ts';
 import { describeProblems, parseInput } from '../../core/inputProblems.ts';
-import { claimRunById, createRun, type ClaimedRun } from '../../db/runs.ts';
+import { claimRunById } from '../../db/runLeases.ts';
+import { createRun, type ClaimedRun } from '../../db/runRecords.ts';
 import { deleteTargetById, findTargetWithSecret, type TargetRecord, type TargetWithSecret } from '../../db/targets.ts';
 import { defaultCompression, parseCompression } from '../../pipeline/compression.ts';
 import { storeNewTarget } from './addTarget.ts';
