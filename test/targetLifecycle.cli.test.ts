@@ -322,7 +322,7 @@ describe('target lifecycle through the CLI', () => {
       const otherStore = path.join(workDir, 'other-store');
       const { recipient } = generateIdentity();
       for (const [flags, expected] of [
-        [['--compression', 'gzip'], /--compression: the target "oneshot" has compression zstd:1, not gzip:6/],
+        [['--compression', 'gzip'], /--compression: the target "oneshot" has compression zstd:1, not gzip:6\. Change the target with `backstop target update oneshot --compression gzip`/],
         [['--store', otherStore], /--store: the target "oneshot" has its backups at file:\/\/.*, not file:\/\/.*other-store/],
         [['--encrypt-to', recipient], /--encrypt-to: the target "oneshot" has no encryption, not encryption to age1/],
         [['--profile', 'supabase'], /--profile: the target "oneshot" has the default profile, not the supabase profile/],

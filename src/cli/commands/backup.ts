@@ -115,10 +115,13 @@ function sanitizeTargetName(name: string): string {
  * nor applied behind the user's back: say which, and the two ways on.
  */
 function settingsDifferError(error: TargetSettingsDiffer, name: string): BackstopError {
-  const flags = error.differences.map((difference) => flagFor(difference.field, backupFlagNames));
+  const flagOf = (field: string) => flagFor(field, backupFlagNames);
+  const update = error.differences.flatMap(({ field, value }) =>
+    value === true ? [flagOf(field)] : (Array.isArray(value) ? value : [String(value)]).map((item) => `${flagOf(field)} ${item}`),
+  );
   return new BackstopError(
     'INVALID_INPUT',
-    `${describeProblems(error.fields ?? [], (field) => flagFor(field, backupFlagNames))} Change the target with \`backstop target update ${name} ${flags.join(' … ')} …\`, or back this database up under another name with --target NEW_NAME.`,
+    `${describeProblems(error.fields ?? [], flagOf)} Change the target with \`backstop target update ${name} ${update.join(' ')}\`, or back this database up under another name with --target NEW_NAME.`,
     { cause: error },
   );
 }

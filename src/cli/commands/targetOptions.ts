@@ -96,6 +96,8 @@ const flagNames: Array<[RegExp, string]> = [
   [/^executor\.ref$/, '--github-ref'],
   [/^executor$/, '--github'],
   [/^paused$/, 'pause/resume'],
+  // The target a command acts on (its NAME argument), as opposed to `name`, the one it is given.
+  [/^target$/, 'NAME'],
 ];
 
 /** The flag (or argument) that gave an input field; `overrides` for a command's own names (NAME, --target…). */

@@ -22,6 +22,8 @@ export interface SettingDifference {
   field: string;
   stored: string;
   given: string;
+  /** The value given, as the input had it (to say how to change the target to it). */
+  value: string | string[] | boolean;
 }
 
 /** Refused: the settings given are not the existing target's (change them with an update, or use another name). */
@@ -49,10 +51,15 @@ export function settingDifferences(existing: TargetRecord, wanted: TargetCreate)
   const differences: SettingDifference[] = [];
   const options = wanted.options ?? {};
   if (wanted.storeUrl !== undefined && wanted.storeUrl !== existing.storeUrl) {
-    differences.push({ field: 'storeUrl', stored: `its backups at ${existing.storeUrl}`, given: wanted.storeUrl });
+    differences.push({ field: 'storeUrl', stored: `its backups at ${existing.storeUrl}`, given: wanted.storeUrl, value: wanted.storeUrl });
   }
   if (options.compression !== undefined && compressionText(options.compression) !== compressionText(existing.options.compression)) {
-    differences.push({ field: 'options.compression', stored: `compression ${compressionText(existing.options.compression)}`, given: compressionText(options.compression) });
+    differences.push({
+      field: 'options.compression',
+      stored: `compression ${compressionText(existing.options.compression)}`,
+      given: compressionText(options.compression),
+      value: options.compression,
+    });
   }
   const storedRecipients = existing.options.encryptTo ?? [];
   if (options.encryptTo !== undefined && options.encryptTo.length > 0 && [...options.encryptTo].sort().join() !== [...storedRecipients].sort().join()) {
@@ -60,14 +67,15 @@ export function settingDifferences(existing: TargetRecord, wanted: TargetCreate)
       field: 'options.encryptTo',
       stored: storedRecipients.length === 0 ? 'no encryption' : `encryption to ${storedRecipients.join(', ')}`,
       given: `encryption to ${options.encryptTo.join(', ')}`,
+      value: options.encryptTo,
     });
   }
   const storedProfile = existing.options.profile ?? 'default';
   if (options.profile !== undefined && options.profile !== storedProfile) {
-    differences.push({ field: 'options.profile', stored: `the ${storedProfile} profile`, given: `the ${options.profile} profile` });
+    differences.push({ field: 'options.profile', stored: `the ${storedProfile} profile`, given: `the ${options.profile} profile`, value: options.profile });
   }
   if (options.withStorage === true && existing.options.withStorage !== true) {
-    differences.push({ field: 'options.withStorage', stored: 'backups without Storage objects', given: 'with Storage objects' });
+    differences.push({ field: 'options.withStorage', stored: 'backups without Storage objects', given: 'with Storage objects', value: true });
   }
   return differences;
 }

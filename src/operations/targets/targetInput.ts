@@ -98,7 +98,7 @@ const options = z
       .meta({ description: 'zstd, zstd:LEVEL, gzip, gzip:LEVEL or none (default zstd:1).' }),
     encryptTo: z.array(recipient).max(20).optional().meta({ description: 'age recipients (public keys); an empty list: no encryption.' }),
     profile: z
-      .enum(backupProfiles, { error: `must be ${backupProfiles.join(' or ')}` })
+      .enum(backupProfiles, { error: (issue) => `${typeof issue.input === 'string' ? `"${issue.input}" is not a profile: ` : ''}use ${backupProfiles.join(' or ')}` })
       .optional()
       .meta({ description: 'How the target is dumped (supabase: roles, schema and data as `supabase db dump` splits them).' }),
     checksums: z.boolean().optional().meta({ description: 'Record per-table content checksums at dump time.' }),
