@@ -7,6 +7,9 @@ import { runStatuses } from '../src/core/runState.ts';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
 import { generateIdentity } from '../src/pipeline/age.ts';
 import { discoverPgTools } from '../src/pgtools/findPgTools.ts';
+import { targetCreateSchema, targetUpdateSchema } from '../src/operations/targets/targetInput.ts';
+import { targetCreateBody, targetUpdateBody } from '../src/server/requestSchemas.ts';
+import { ajv } from '../src/server/validation.ts';
 import { adminQuery, createSampleDatabase, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startTestServer, type HttpResult, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
@@ -32,6 +35,29 @@ function assertRefused(result: HttpResult, status: number, code: string, field?:
   }
   return error;
 }
+
+describe('target bodies: JSON Schema derived from the operations\' zod schemas', () => {
+  it('compiles in the server\'s strict Ajv, which agrees with zod on the documented examples and on shape errors', () => {
+    for (const [body, schema] of [
+      [targetCreateBody, targetCreateSchema],
+      [targetUpdateBody, targetUpdateSchema],
+    ] as const) {
+      const validate = ajv({ coerce: false }).compile(body);
+      const examples = body.examples as unknown[];
+      assert.ok(examples.length > 0);
+      for (const example of examples) {
+        assert.equal(validate(example), true, JSON.stringify(validate.errors));
+        assert.equal(schema.safeParse(example).success, true);
+      }
+      for (const wrong of [{ maxAttempts: '3' }, { options: { compression: 7 } }, { unknownField: true }, { schedule: { cron: '0 3 * * *' } }]) {
+        const input = { ...(examples[0] as object), ...wrong };
+        assert.equal(validate(input), false, JSON.stringify(wrong));
+        assert.equal(schema.safeParse(input).success, false, JSON.stringify(wrong));
+      }
+    }
+    assert.deepEqual((targetCreateBody as { required: string[] }).required.sort(), ['databaseUrl', 'name']);
+  });
+});
 
 describe('target lifecycle through the API', () => {
   let catalog: TestCatalog;

@@ -12,7 +12,8 @@ import { partSubject } from './validationProblems.ts';
 const Ajv = AjvModule.default;
 const addFormats = addFormatsModule.default;
 
-function ajv(options: { coerce: boolean }) {
+/** The Ajv the server validates with (exported for the test that derived schemas compile in it). */
+export function ajv(options: { coerce: boolean }) {
   const instance = new Ajv({
     // Query strings and path parameters arrive as text, so they are coerced to the declared
     // types; JSON bodies are not: `"maxAttempts": "3"` or `"name": 12` is a client bug to report.
