@@ -142,9 +142,9 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     await page.getByLabel('Store URL').fill(`file://${storeDir}`);
     await page.getByLabel('Cron expression').fill('every day');
     await page.getByRole('button', { name: 'Create target' }).click();
-    // Bad input: the API's message, which says what to write instead, at the field when the API
-    // names it (else above the form).
-    await page.locator('#target-cron-error, [role="alert"]').filter({ hasText: 'is not a cron expression' }).first().waitFor();
+    // Bad input: the API's message, which says what to write instead, at the field it names.
+    await page.locator('#target-cron-error', { hasText: 'is not a cron expression' }).waitFor();
+    assert.equal(await page.getByLabel('Cron expression').getAttribute('aria-invalid'), 'true');
     await page.getByLabel('Cron expression').fill('0 3 * * *');
     await page.getByLabel('Time zone').fill('Europe/Paris');
     await page.getByLabel('Keep the last').fill('5');
