@@ -12,7 +12,7 @@ import { getRun } from '../src/db/runRecords.ts';
 import { generateIdentity } from '../src/pipeline/age.ts';
 import { launchChromium, openPage } from './support/browser.ts';
 import { createSampleDatabase, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
-import { startTestServer, type TestServer } from './support/server.ts';
+import { backUpThroughApi, startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
 
 /**
@@ -65,17 +65,6 @@ describe('dashboard actions in headless Chromium', { timeout: 600_000 }, () => {
   let sealedRun = '';
   let plainRun = '';
 
-  const backup = async (target: string) => {
-    const triggered = await api.request('POST', '/api/v1/runs', { body: { target } });
-    assert.equal(triggered.status, 201, triggered.text);
-    await waitFor(`the backup of ${target}`, async () => {
-      const run = await getRun(catalog.pool, triggered.json.id);
-      if (run.status === 'failed' || run.status === 'timed_out') throw new Error(`backup ${run.status}: ${run.error?.message}`);
-      return run.status === 'succeeded';
-    }, WAIT);
-    return triggered.json.id as string;
-  };
-
   before(async () => {
     catalog = await createTestCatalog();
     source = await createSampleDatabase(150);
@@ -87,8 +76,8 @@ describe('dashboard actions in headless Chromium', { timeout: 600_000 }, () => {
       const created = await api.request('POST', '/api/v1/targets', { body: { name, databaseUrl: source.url, storeUrl: `file://${storeDir}`, options: { encryptTo } } });
       assert.equal(created.status, 201, created.text);
     }
-    sealedRun = await backup('vault');
-    plainRun = await backup('plain');
+    sealedRun = await backUpThroughApi(api, 'vault');
+    plainRun = await backUpThroughApi(api, 'plain');
 
     browser = await launchChromium();
     ({ page, pageErrors } = await openPage(browser, { acceptDownloads: true }));

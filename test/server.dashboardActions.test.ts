@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { generateIdentity } from '../src/pipeline/age.ts';
 import { getRun } from '../src/db/runRecords.ts';
 import { createSampleDatabase, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
-import { startTestServer, type TestServer } from './support/server.ts';
+import { backUpThroughApi, startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
 
 /**
@@ -31,18 +31,6 @@ describe('dashboard actions: capabilities, refusals, downloads, restores, test n
   let encryptedRun = '';
   let plainRun = '';
 
-  const backup = async (target: string) => {
-    const triggered = await api.request('POST', '/api/v1/runs', { body: { target } });
-    assert.equal(triggered.status, 201, triggered.text);
-    const id = triggered.json.id as string;
-    await waitFor(`backup of ${target}`, async () => {
-      const run = await getRun(catalog.pool, id);
-      if (run.status === 'failed' || run.status === 'timed_out') throw new Error(`backup ${run.status}: ${run.error?.message}`);
-      return run.status === 'succeeded';
-    }, WAIT);
-    return id;
-  };
-
   before(async () => {
     catalog = await createTestCatalog();
     source = await createSampleDatabase(200);
@@ -55,8 +43,8 @@ describe('dashboard actions: capabilities, refusals, downloads, restores, test n
     // Backups need a worker; drills later must be claimed only by the worker the test means.
     const workers = await startTestServer({ catalogUrl: catalog.url, worker: true, tokens: false });
     try {
-      encryptedRun = await backup('sealed');
-      plainRun = await backup('open');
+      encryptedRun = await backUpThroughApi(api, 'sealed');
+      plainRun = await backUpThroughApi(api, 'open');
     } finally {
       await workers.close();
     }

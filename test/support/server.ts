@@ -1,9 +1,11 @@
 import pino from 'pino';
 import { loadConfig, type Config } from '../../src/core/config.ts';
 import { createPool, type Pool } from '../../src/db/pool.ts';
+import { getRun } from '../../src/db/runRecords.ts';
 import { createApiToken, type ApiTokenRole } from '../../src/db/tokens.ts';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/server/startServer.ts';
 import { fastLeaseEnv, repoRoot } from './cli.ts';
+import { waitFor } from './wait.ts';
 
 export interface HttpResult {
   status: number;
@@ -115,6 +117,22 @@ export async function startTestServer(options: TestServerOptions): Promise<TestS
       await pool.end();
     },
   };
+}
+
+/**
+ * Triggers a backup of `target` through the API and waits until a worker finished it;
+ * returns its run id. A backup that ends otherwise fails the wait with its error.
+ */
+export async function backUpThroughApi(api: TestServer, target: string, timeoutMs = 60_000): Promise<string> {
+  const triggered = await api.request('POST', '/api/v1/runs', { body: { target } });
+  if (triggered.status !== 201) throw new Error(`triggering a backup of ${target} answered ${triggered.status}: ${triggered.text}`);
+  const id = triggered.json.id as string;
+  await waitFor(`the backup of ${target}`, async () => {
+    const run = await getRun(api.pool, id);
+    if (run.status === 'failed' || run.status === 'timed_out') throw new Error(`backup ${run.status}: ${run.error?.message}`);
+    return run.status === 'succeeded';
+  }, timeoutMs);
+  return id;
 }
 
 /** A port nothing listens on: bound, then released. */
