@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
 import { BACKSTOP_VERSION } from '../../core/version.ts';
+import { printJson } from '../output.ts';
 
 export const GITHUB_TEMPLATE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'templates', 'github', 'backup.yml');
 
@@ -14,8 +15,13 @@ export function registerInitCommand(program: Command): void {
     .description('Write the GitHub Actions workflow that executes dispatched runs (.github/workflows/backstop-backup.yml).')
     .option('--dir <repository>', 'repository root', '.')
     .option('--force', 'overwrite an existing workflow file')
-    .action(async (options: { dir: string; force?: boolean }) => {
-      const destination = path.join(path.resolve(options.dir), '.github', 'workflows', 'backstop-backup.yml');
+    .option('--json', 'print the written file and the secrets to add as JSON')
+    .action(async (options: { dir: string; force?: boolean; json?: boolean }) => {
+      const repository = path.resolve(options.dir);
+      // A mistyped --dir would otherwise become a new folder tree holding a lone workflow.
+      const isFolder = await fs.stat(repository).then((stat) => stat.isDirectory(), () => false);
+      if (!isFolder) throw new BackstopError('INVALID_INPUT', `--dir ${repository} is not a folder: pass the root folder of the repository.`);
+      const destination = path.join(repository, '.github', 'workflows', 'backstop-backup.yml');
       const template = (await fs.readFile(GITHUB_TEMPLATE, 'utf8')).replace(/BACKSTOP_VERSION: '[^']*'/, `BACKSTOP_VERSION: '${BACKSTOP_VERSION}'`);
       await fs.mkdir(path.dirname(destination), { recursive: true });
       try {
@@ -25,6 +31,10 @@ export function registerInitCommand(program: Command): void {
           throw new BackstopError('INVALID_INPUT', `${destination} already exists. Pass --force to overwrite it.`);
         }
         throw error;
+      }
+      if (options.json) {
+        printJson({ workflow: destination, secrets: ['BACKSTOP_API_URL', 'BACKSTOP_RUNNER_TOKEN', 'BACKSTOP_SOURCE_URL', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] });
+        return;
       }
       process.stdout.write(
         `Wrote ${destination}.\n` +
