@@ -37,7 +37,7 @@ const PARALLEL = { concurrency: 4 };
 const STACK_FRAME = /(^|\n|\\n)\s+at \S/;
 const NODE_INTERNAL = /node:internal/;
 // Words of a message that says what to do next.
-const ADVICE = /`backstop [^`]*`|--[a-z]|BACKSTOP_[A-Z]|\b(use|pass|list|set|unset|choose|check|run|restore|drop|add|import|create|start|stop|give|free|point)\b/i;
+const ADVICE = /`backstop [^`]*`|--[a-z]|BACKSTOP_[A-Z]|\b(use|pass|list|set|unset|choose|check|run|restore|drop|add|import|create|start|stop|give|free|point|write)\b/i;
 
 type Env = Record<string, string>;
 
