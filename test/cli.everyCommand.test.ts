@@ -8,7 +8,7 @@ import type { Command, Option } from 'commander';
 import { errorCodes, type ErrorCode } from '../src/core/errors.ts';
 import { createProgram, everyCommand, runnable } from '../src/cli/main.ts';
 import { repoRoot } from './support/cli.ts';
-import { createSampleDatabase, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { adminQuery, createSampleDatabase, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 
 /**
  * Every command of the CLI, read from the commander program itself (a command added later is
@@ -101,7 +101,7 @@ async function documentedExitCodes(): Promise<Set<number>> {
   const readme = await fs.readFile(path.join(repoRoot, 'README.md'), 'utf8');
   const sentence = /Exit code 0 means[^(]*\(([^)]*)\)/.exec(readme);
   assert.ok(sentence, 'README: the sentence "Exit code 0 means … (2 bad input, …)" is gone');
-  return new Set([...sentence[1]!.matchAll(/(\d+) [a-z]/g)].map((match) => Number(match[1])));
+  return new Set([...sentence[1]!.matchAll(/(\d+) [A-Za-z]/g)].map((match) => Number(match[1])));
 }
 
 interface Failure {
@@ -483,6 +483,54 @@ describe('every command keeps the CLI promises', () => {
         });
       }
     }
+  });
+
+  describe('options that cannot apply say so', () => {
+    it('restore --identity of a backup that is not encrypted: restored, with a warning that says it was ignored', TEST_TIMEOUT, async () => {
+      const into = await createTestDatabase('restored');
+      const key = paths.file('restore-key.txt');
+      try {
+        const made = await backstop(['keygen', '-o', key], env);
+        assert.equal(made.code, 0, made.stderr);
+        const args = ['restore', succeeded, '--to', into.url, '--identity', key, '--json'];
+        const outcome = await backstop(args, env);
+        assert.equal(outcome.code, 0, describeOutcome(args, outcome));
+        assert.equal((JSON.parse(outcome.stdout) as { status: string }).status, 'restored');
+        assert.match(outcome.stderr, new RegExp(`^backstop: warning: --identity \\S+ is not needed: backup ${succeeded} is not encrypted; it was ignored\\.\\n$`), describeOutcome(args, outcome));
+      } finally {
+        await into.drop();
+      }
+    });
+
+    it('verify --identity of a backup that is not encrypted: a warning before the drill', TEST_TIMEOUT, async () => {
+      const key = paths.file('verify-key.txt');
+      const made = await backstop(['keygen', '-o', key], env);
+      assert.equal(made.code, 0, made.stderr);
+      // A scratch server that cannot be reached ends the drill at once: only the warning matters here.
+      const args = ['verify', succeeded, '--identity', key];
+      const outcome = await backstop(args, { ...env, BACKSTOP_SCRATCH_URL: 'postgres://nobody@127.0.0.1:1/scratch' });
+      assertNoStackTrace(args, outcome);
+      assert.match(outcome.stderr, new RegExp(`backstop: warning: --identity \\S+ is not needed: backup ${succeeded} is not encrypted`), describeOutcome(args, outcome));
+    });
+
+    it('restore --schema or --table the backup does not hold: refused with what it holds, the database untouched', TEST_TIMEOUT, async () => {
+      const into = await createTestDatabase('partial');
+      try {
+        const args = ['restore', succeeded, '--to', into.url, '--schema', 'no_such_schema', '--table', 'orders'];
+        const outcome = await backstop(args, env);
+        assertFails(args, outcome, { code: 'INVALID_INPUT', json: false, says: /no schema "no_such_schema" \(it holds audit, public\)/ });
+        const schemas = await adminQuery<{ nspname: string }>(`select nspname from pg_namespace where nspname = 'no_such_schema'`, [], into.url);
+        assert.deepEqual(schemas, [], 'pg_restore --schema used to create the schema before restoring nothing into it');
+      } finally {
+        await into.drop();
+      }
+    });
+
+    it('server --no-worker with the worker\'s options: refused, naming them', TEST_TIMEOUT, async () => {
+      const args = ['server', '--no-worker', '--concurrency', '2', '--poll-interval', '5'];
+      const outcome = await backstop(args, { ...env, ...UNREACHABLE_CATALOG });
+      assertFails(args, outcome, { code: 'INVALID_INPUT', json: false, says: /--concurrency, --poll-interval set the in-process worker, which --no-worker turns off/ });
+    });
   });
 
   describe('a listing whose reader goes away ends quietly: exit 0, nothing on stderr', PARALLEL, () => {
