@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Command, Option } from 'commander';
 import { errorCodes, type ErrorCode } from '../src/core/errors.ts';
 import { createProgram, everyCommand, runnable } from '../src/cli/main.ts';
+import { insertFailedRun } from './support/runRows.ts';
 import { repoRoot } from './support/cli.ts';
 import { adminQuery, createSampleDatabase, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 
@@ -340,13 +341,7 @@ describe('every command keeps the CLI promises', () => {
     const backup = await backstop(['backup', source.url, '--target', 'probe', '--json'], env);
     assert.equal(backup.code, 0, describeOutcome(['backup'], backup));
     succeeded = (JSON.parse(backup.stdout) as { id: string }).id;
-    const { rows } = await catalog.pool.query<{ id: string }>(
-      `insert into backstop.runs (target_id, status, attempt, deadline_at, started_at, finished_at, error_code, error_message)
-       select target_id, 'failed', 1, now() + interval '1 hour', now() - interval '2 seconds', now(), 'DUMP_FAILED', 'pg_dump stopped with an error.'
-         from backstop.runs where id = $1 returning id`,
-      [succeeded],
-    );
-    failed = rows[0]!.id;
+    failed = await insertFailedRun(catalog.pool, succeeded);
     await catalog.pool.query(`update backstop.targets set schedule = '{"cron": "0 3 * * *", "timezone": "UTC"}' where name = 'probe'`);
   });
 
