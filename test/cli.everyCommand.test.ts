@@ -521,6 +521,20 @@ describe('every command keeps the CLI promises', () => {
       }
     });
 
+    it('prune --dry-run --delete-unknown: the plan shows the unknown backups it would delete, and deletes nothing', TEST_TIMEOUT, async () => {
+      const backup = await backstop(['backup', source.url, '--target', 'unknowns', '--json'], env);
+      assert.equal(backup.code, 0, backup.stderr);
+      const run = JSON.parse(backup.stdout) as { id: string; artifact: { prefix: string } };
+      // The catalog forgets the run: its complete backup is now unknown.
+      await catalog.pool.query('delete from backstop.runs where id = $1', [run.id]);
+      const args = ['prune', '--target', 'unknowns', '--dry-run', '--delete-unknown'];
+      const outcome = await backstop(args, env);
+      assert.equal(outcome.code, 0, describeOutcome(args, outcome));
+      assert.match(outcome.stdout, new RegExp(`^  would delete unknown ${run.artifact.prefix}`, 'm'), describeOutcome(args, outcome));
+      assert.doesNotMatch(outcome.stdout, /unknown complete backup\(s\) kept/, describeOutcome(args, outcome));
+      await fs.access(path.join(home, 'backups', run.artifact.prefix, 'manifest.json'));
+    });
+
     it('server --no-worker with the worker\'s options: refused, naming them', TEST_TIMEOUT, async () => {
       const args = ['server', '--no-worker', '--concurrency', '2', '--poll-interval', '5'];
       const outcome = await backstop(args, { ...env, ...UNREACHABLE_CATALOG });
