@@ -71,10 +71,7 @@ const KNOWN_DB_IMPORTS = [
   'src/cli/commands/restore.ts',
   'src/cli/commands/runInForeground.ts',
   'src/cli/commands/runs.ts',
-  'src/cli/commands/schedule.ts',
   'src/cli/commands/server.ts',
-  'src/cli/commands/targetOptions.ts',
-  'src/cli/commands/targets.ts',
   'src/cli/commands/token.ts',
   'src/cli/commands/verify.ts',
   'src/cli/output.ts',
@@ -85,7 +82,6 @@ const KNOWN_DB_IMPORTS = [
   'src/server/routes/runActions.ts',
   'src/server/routes/runner.ts',
   'src/server/routes/runs.ts',
-  'src/server/routes/targets.ts',
   'src/server/routes/tokens.ts',
 ];
 
