@@ -38,7 +38,7 @@ const PARALLEL = { concurrency: 4 };
 const STACK_FRAME = /(^|\n|\\n)\s+at \S/;
 const NODE_INTERNAL = /node:internal/;
 // Words of a message that says what to do next.
-const ADVICE = /`backstop [^`]*`|--[a-z]|BACKSTOP_[A-Z]|\b(use|pass|list|set|unset|choose|check|run|restore|drop|add|import|create|start|stop|give|free|point|write)\b/i;
+const ADVICE = /`backstop [^`]*`|--[a-z]|BACKSTOP_[A-Z]|\b(use|pass|list|set|unset|choose|check|run|restore|drop|add|import|create|start|stop|give|free|point|write|pick|must be)\b/i;
 
 type Env = Record<string, string>;
 
@@ -153,7 +153,7 @@ describe('every command keeps the CLI promises', () => {
     backup: {
       failing: [
         { args: () => ['notaurl'], code: 'INVALID_INPUT' },
-        { args: () => [source.url, '--target', 'Bad Name!'], code: 'INVALID_INPUT', says: /Bad Name!/ },
+        { args: () => [source.url, '--target', 'Bad Name!'], code: 'INVALID_INPUT', says: /Bad Name!|--target/ },
       ],
       base: { args: () => ['postgres://nobody@127.0.0.1:1/nowhere'] },
     },
@@ -167,7 +167,7 @@ describe('every command keeps the CLI promises', () => {
     },
     'target add': {
       failing: [
-        { args: () => ['Bad Name!', '--database-url', source.url], code: 'INVALID_INPUT', says: /Bad Name!/ },
+        { args: () => ['Bad Name!', '--database-url', source.url], code: 'INVALID_INPUT', says: /Bad Name!|NAME/ },
         { args: () => ['probe', '--database-url', source.url], code: 'TARGET_EXISTS', says: /probe/ },
       ],
       base: { args: () => ['probe', '--database-url', source.url] },
@@ -178,6 +178,23 @@ describe('every command keeps the CLI promises', () => {
         { args: () => ['probe'], code: 'INVALID_INPUT', says: /Nothing to change/ },
       ],
       base: { args: () => ['probe', '--keep-last', '5'] },
+    },
+    'target rename': {
+      failing: [
+        { args: () => ['no-such-target', 'other'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ },
+        { args: () => ['probe', 'Bad Name!'], code: 'INVALID_INPUT', says: /Bad Name!|NEW_NAME/ },
+      ],
+    },
+    'target pause': { failing: [{ args: () => ['no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ }] },
+    'target resume': { failing: [{ args: () => ['no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ }] },
+    'target test': { failing: [{ args: () => ['no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ }] },
+    'target delete': { failing: [{ args: () => ['no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ }] },
+    'target show': {
+      failing: [
+        { args: () => ['no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ },
+        { args: () => ['Not A Name'], code: 'INVALID_INPUT', says: /Not A Name/ },
+      ],
+      lists: [() => ['probe'], () => ['probe', '--json']],
     },
     'target list': { failing: [{ args: () => [], code: 'CATALOG_UNAVAILABLE', env: UNREACHABLE_CATALOG }], lists: [() => [], () => ['--json']] },
     trigger: { failing: [{ args: () => ['no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ }] },
@@ -275,15 +292,16 @@ describe('every command keeps the CLI promises', () => {
    */
   const invalidValues: Record<string, { args: string[]; says?: RegExp; code?: ErrorCode } | null> = {
     '--store': { args: ['--store', 's3://'] },
-    'backup --target': { args: ['--target', 'Bad Name!'], says: /Bad Name!/ },
+    'backup --target': { args: ['--target', 'Bad Name!'], says: /Bad Name!|--target/ },
     '--target': { args: ['--target', 'no-such-target'], says: /no-such-target/, code: 'TARGET_NOT_FOUND' },
-    '--compression': { args: ['--compression', 'lzma'], says: /lzma/ },
+    '--compression': { args: ['--compression', 'lzma'], says: /lzma|--compression/ },
     // Not echoed: a secret key pasted by mistake must not be printed.
     '--encrypt-to': { args: ['--encrypt-to', 'not-a-recipient'], says: /recipient/ },
     '--profile': { args: ['--profile', 'bogus'], says: /bogus/ },
     '--api-url': { args: ['--api-url', 'not-a-url'], says: /not-a-url/, code: 'CONFIG_INVALID' },
     '--token': { args: ['--token', 'bsr_x'], says: /--api-url/, code: 'CONFIG_INVALID' },
     '--database-url': { args: ['--database-url', 'not-a-url'] },
+    '--restore-to': { args: ['--restore-to', 'nowhere'], says: /--restore-to/ },
     '--max-attempts': { args: ['--max-attempts', '0'], says: /--max-attempts/ },
     '--github': { args: ['--github', 'not a repository'], says: /--github/ },
     '--github-workflow': { args: ['--github', 'acme/infra', '--github-workflow', 'notes.txt'], says: /--github-workflow/ },
@@ -297,7 +315,7 @@ describe('every command keeps the CLI promises', () => {
     // Channel URLs are secrets (a Slack webhook's is its key): never echoed.
     '--notify-webhook': { args: ['--notify-webhook', 'not-a-url'], says: /webhook/i },
     '--notify-slack': { args: ['--notify-slack', 'not-a-url'], says: /Slack/ },
-    '--notify-on': { args: ['--notify-webhook', 'https://hooks.example.com/x', '--notify-on', 'sometimes'], says: /sometimes/ },
+    '--notify-on': { args: ['--notify-webhook', 'https://hooks.example.com/x', '--notify-on', 'sometimes'], says: /sometimes|--notify-on/ },
     '--webhook-secret': { args: ['--webhook-secret', 'secret-without-a-webhook'], says: /--notify-webhook/ },
     '--verify-every': { args: ['--verify-every', '0'], says: /--verify-every/ },
     '--verify-cron': { args: ['--verify-cron', 'weekly-ish'], says: /weekly-ish/ },
@@ -473,7 +491,8 @@ describe('every command keeps the CLI promises', () => {
           assert.ok(base, `add a \`base\` invocation for ${commandPath} to \`expectations\`, to probe its options`);
           const args = [...commandPath.split(' '), ...base.args(), ...invalid.args, ...(withJson ? ['--json'] : [])];
           const outcome = await backstop(args, { ...env, ...base.env });
-          assertFails(args, outcome, { code: invalid.code ?? 'INVALID_INPUT', says: invalid.says, json: withJson });
+          const says = new RegExp(`${invalid.says ? `${invalid.says.source}|` : ''}${option.long}`);
+          assertFails(args, outcome, { code: invalid.code ?? 'INVALID_INPUT', says, json: withJson });
           assert.doesNotMatch(outcome.stdout + outcome.stderr, /unknown option|missing required|too many arguments/, describeOutcome(args, outcome));
         });
       }
