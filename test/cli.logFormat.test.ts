@@ -80,6 +80,16 @@ function assertJsonLines(output: Output, what: string): void {
   }
 }
 
+/** `backstop trigger TARGET`: the queued run's id, from its stdout. */
+async function triggerRun(env: Record<string, string>, target: string): Promise<string> {
+  const child = spawn(process.execPath, ['bin/backstop.js', 'trigger', target], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 0, stdout);
+  return stdout.trim();
+}
+
 describe('logs: pretty on a terminal, JSON lines when piped', () => {
   let catalog: TestCatalog;
   let home: string;
@@ -127,8 +137,12 @@ describe('logs: pretty on a terminal, JSON lines when piped', () => {
     assert.doesNotMatch(output.text, ANSI, 'no colour codes where no terminal reads them');
   });
 
-  it('a failed one-shot backup on a terminal: its error on the line below, a type, a code and a message, no stack', TEST_TIMEOUT, async () => {
-    const output = await runBackstop(['backup', 'postgres://nobody@127.0.0.1:1/nowhere', '--target', 'gone'], env, { terminal: true });
+  it('a failed one-shot run on a terminal: its error on the line below, a type, a code and a message, no stack', TEST_TIMEOUT, async () => {
+    // A target whose database is gone (added without the connection check), and a run of it.
+    const added = await runBackstop(['target', 'add', 'gone', '--database-url', 'postgres://nobody@127.0.0.1:1/nowhere', '--skip-checks'], env, { terminal: false });
+    assert.equal(added.code, 0, added.text);
+    const runId = await triggerRun(env, 'gone');
+    const output = await runBackstop(['run', runId], env, { terminal: true });
     assert.equal(output.code, 8, output.text);
     const lines = linesOf(output);
     const logged = lines.filter((line) => !line.startsWith('Run '));
