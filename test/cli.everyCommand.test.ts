@@ -338,6 +338,7 @@ describe('every command keeps the CLI promises', () => {
     '--count': { args: ['--count', '0'], says: /--count/ },
     '--output': { args: ['--output', '/etc/passwd/key.txt'], says: /not a folder/ },
     '--dir': { args: ['--dir', '/etc/passwd'], says: /not a folder/ },
+    '--action-ref': { args: ['--action-ref', 'not-a-reference'], says: /not-a-reference/ },
     '--job-status': { args: ['--job-status', 'maybe'], says: /maybe/ },
   };
   const valueOptions = runnables.flatMap(([command, commandPath]) =>
