@@ -1,6 +1,8 @@
 import { BackstopError, type ErrorCode } from '../core/errors.ts';
 import { activeStatuses, exclusiveStatuses, leasedStatuses, runStatuses, type RunStatus, type RunnerOutcome } from '../core/runState.ts';
+import { readStoredProgress, type ReportedProgress, type RunProgress } from '../core/runProgress.ts';
 import { pgErrorCode, pgErrorCodes, withTransaction, type Pool, type Queryable } from './pool.ts';
+import { catalogNowJson, shownProgressSql } from './runProgress.ts';
 
 export type RunKind = 'backup' | 'verify';
 
@@ -25,7 +27,8 @@ export interface RunRecord {
   startedAt: string | null;
   finishedAt: string | null;
   error: { code: string; message: string } | null;
-  progress: Record<string, unknown> | null;
+  /** The run's backup or drill as it goes (or as it ended), or a restore of its backup under way. */
+  progress: RunProgress | null;
   artifact: Artifact | null;
   executor: Record<string, unknown> | null;
   /** The latest drill's result, on a backup run. */
@@ -61,7 +64,7 @@ export function assertRunId(runId: string): void {
 const runColumns = `r.id, r.kind, r.subject_run_id, r.verification, r.target_id, t.name as target_name, r.status, r.trigger, r.attempt, r.max_attempts,
   r.lease_id, r.lease_expires_at, r.heartbeat_at, r.claimed_by, r.start_deadline_at, r.deadline_at,
   r.cancel_requested_at, r.created_at, r.started_at, r.finished_at, r.error_code, r.error_message,
-  r.progress, r.artifact, r.executor`;
+  ${shownProgressSql} as progress, r.artifact, r.executor`;
 
 interface RunRow {
   id: string;
@@ -86,7 +89,7 @@ interface RunRow {
   finished_at: string | null;
   error_code: string | null;
   error_message: string | null;
-  progress: Record<string, unknown> | null;
+  progress: unknown;
   artifact: Artifact | null;
   executor: Record<string, unknown> | null;
 }
@@ -112,7 +115,7 @@ function toRecord(row: RunRow): RunRecord {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
-    progress: row.progress,
+    progress: readStoredProgress(row.progress),
     artifact: row.artifact,
     executor: row.executor,
     verification: row.verification,
@@ -264,7 +267,7 @@ export async function renewLease(
 ): Promise<LeaseState | null> {
   const { rows } = await db.query<{ status: RunStatus; cancel_requested: boolean; lease_expires_at: string }>(
     `update backstop.runs set lease_expires_at = now() + $3 * interval '1 millisecond', heartbeat_at = now(),
-       progress = coalesce($4::jsonb, progress)
+       progress = coalesce($4::jsonb || jsonb_build_object('updatedAt', ${catalogNowJson}), progress)
      where id = $1 and lease_id = $2 and status = any($5::text[]) and lease_expires_at > now() and deadline_at > now()
      returning status, cancel_requested_at is not null as cancel_requested, lease_expires_at`,
     [input.runId, input.leaseId, input.leaseTtlMs, input.progress ? JSON.stringify(input.progress) : null, leasedStatuses],
@@ -279,6 +282,8 @@ export interface FinalizeInput {
   outcome: RunnerOutcome;
   error?: { code: string; message: string } | null;
   artifact?: Artifact | null;
+  /** How the work ended, as the runner counted it; absent: the run keeps its last progress. */
+  progress?: ReportedProgress | null;
 }
 
 /**
@@ -288,7 +293,8 @@ export interface FinalizeInput {
 export async function finalizeRun(db: Queryable, input: FinalizeInput): Promise<RunRecord> {
   const { rows } = await db.query<RunRow>(
     `with done as (
-       update backstop.runs set status = $3, finished_at = now(), error_code = $4, error_message = $5, artifact = $6::jsonb
+       update backstop.runs set status = $3, finished_at = now(), error_code = $4, error_message = $5, artifact = $6::jsonb,
+         progress = coalesce($8::jsonb || jsonb_build_object('updatedAt', ${catalogNowJson}), progress)
        where id = $1 and lease_id = $2 and status = any($7::text[]) and lease_expires_at > now()
        returning *
      ), event as (
@@ -306,6 +312,7 @@ export async function finalizeRun(db: Queryable, input: FinalizeInput): Promise<
       input.error?.message ?? null,
       input.artifact ? JSON.stringify(input.artifact) : null,
       leasedStatuses,
+      input.progress ? JSON.stringify(input.progress) : null,
     ],
   );
   if (rows[0]) return toRecord(rows[0]);

@@ -1,4 +1,5 @@
 import { finalizeReportedRun } from '../control/finalizeReportedRun.ts';
+import type { ReportedProgress } from '../core/runProgress.ts';
 import type { Queryable } from '../db/pool.ts';
 import {
   appendRunnerEvent,
@@ -11,10 +12,14 @@ import {
   type LeaseState,
   type RunRecord,
 } from '../db/runs.ts';
+import { previousBackupBytes, reportRunProgress } from '../db/runProgress.ts';
 import { getTargetWithSecret, type TargetWithSecret } from '../db/targets.ts';
 
-/** What a runner needs of its target: the database to dump, where to store it, and how. */
-export type RunnerTarget = Pick<TargetWithSecret, 'id' | 'name' | 'storeUrl' | 'options' | 'databaseUrl'>;
+/**
+ * What a runner needs of its target: the database to dump, where to store it, and how; and
+ * the plain size of its newest succeeded backup, against which a backup's progress is told.
+ */
+export type RunnerTarget = Pick<TargetWithSecret, 'id' | 'name' | 'storeUrl' | 'options' | 'databaseUrl'> & { previousBackupBytes?: number | null };
 
 /**
  * How a heartbeat thread reaches the same catalog on its own: a connection string next to the
@@ -30,6 +35,8 @@ export type HeartbeatChannel = { kind: 'sql'; connectionString: string } | { kin
 export interface RunnerCatalog {
   target(run: ClaimedRun): Promise<RunnerTarget>;
   renewLease(input: { runId: string; leaseId: string; leaseTtlMs: number; progress?: Record<string, unknown> | null }): Promise<LeaseState | null>;
+  /** Progress between heartbeats; false when the lease no longer holds the run. */
+  reportProgress(input: { runId: string; leaseId: string; progress: ReportedProgress }): Promise<boolean>;
   finalize(input: FinalizeInput): Promise<RunRecord>;
   release(input: { runId: string; leaseId: string; reason: string }): Promise<boolean>;
   appendEvent(input: { runId: string; leaseId: string; kind: string; message: string; data?: Record<string, unknown> }): Promise<boolean>;
@@ -44,8 +51,9 @@ export function sqlRunnerCatalog(db: Queryable): RunnerCatalog {
   const connectionString = connectionStringOf(db);
   return {
     heartbeatChannel: connectionString ? { kind: 'sql', connectionString } : undefined,
-    target: (run) => getTargetWithSecret(db, run.targetId),
+    target: async (run) => ({ ...(await getTargetWithSecret(db, run.targetId)), previousBackupBytes: await previousBackupBytes(db, run.targetId) }),
     renewLease: (input) => renewLease(db, input),
+    reportProgress: (input) => reportRunProgress(db, input),
     finalize: (input) => finalizeReportedRun(db, input),
     release: (input) => releaseRun(db, input),
     appendEvent: (input) => appendRunnerEvent(db, input),
