@@ -83,6 +83,7 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
   const progressIntervalMs = options.progressIntervalMs ?? PROGRESS_REPORT_MS;
   const progressTick = async () => {
     if (stopped || !report) return;
+    const tickStarted = performance.now();
     const progress = options.progress();
     const text = progress ? JSON.stringify(progress) : null;
     if (progress && text !== progressSent) {
@@ -92,7 +93,8 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
         options.log.debug({ err: error, runId: options.runId }, 'progress report failed');
       }
     }
-    if (!stopped) progressTimer = setTimeout(progressTick, progressIntervalMs);
+    // On a fixed beat: a slow write does not stretch the time between two.
+    if (!stopped) progressTimer = setTimeout(progressTick, Math.max(0, progressIntervalMs - (performance.now() - tickStarted)));
   };
   if (report) progressTimer = setTimeout(progressTick, progressIntervalMs);
 
