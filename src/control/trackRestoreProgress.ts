@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { createProgressMeter, PROGRESS_REPORT_MS, type ProgressReading, type ReportedProgress } from '../core/runProgress.ts';
 import type { Queryable } from '../db/pool.ts';
 import { endRestoreProgress, startRestoreProgress, updateRestoreProgress } from '../db/runProgress.ts';
-import type { RestoreProgress } from '../pipeline/restore.ts';
+import type { RestoreProgress } from '../pipeline/restoreInput.ts';
 import { restoreReading } from '../runner/progressReadings.ts';
 
 export interface RestoreProgressTracker {

@@ -3,9 +3,10 @@ import type { Manifest } from '../core/manifest.ts';
 import type { PgToolSearch } from '../pgtools/findPgTools.ts';
 import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
-import { restoreArtifact, type RestoreInput } from './restore.ts';
+import { restoreArtifact } from './restore.ts';
+import type { RestoreInput } from './restoreInput.ts';
 import { allowReplicaSessions, createScratchDatabase, type ScratchServer } from './scratchDatabase.ts';
-import { scaffoldSupabaseProject } from './supabase/scaffoldSupabase.ts';
+import { scaffoldSupabaseProject } from './supabaseSource/scaffoldSupabase.ts';
 import { digestOf } from './spoolVerifiedFile.ts';
 import { countListedTables } from './sourceSnapshot.ts';
 

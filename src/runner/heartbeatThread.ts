@@ -2,8 +2,9 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import pino from 'pino';
 import pg from 'pg';
 import { PROGRESS_REPORT_MS, type ReportedProgress } from '../core/runProgress.ts';
+import { catalogTypes } from '../db/pool.ts';
+import { renewLease, type LeaseState } from '../db/runLeases.ts';
 import { reportRunProgress } from '../db/runProgress.ts';
-import { renewLease, type LeaseState } from '../db/runs.ts';
 import { startHeartbeat, type Heartbeat, type HeartbeatOptions } from './heartbeat.ts';
 import { renewLeaseOverHttp, reportProgressOverHttp } from './runnerApi.ts';
 import type { HeartbeatChannel } from './runnerCatalog.ts';
@@ -141,7 +142,7 @@ function sqlRenewal(connectionString: string, runId: string): ThreadRenewal {
   let client: Promise<pg.Client> | null = null;
   const connection = () =>
     (client ??= (async () => {
-      const fresh = new pg.Client({ connectionString, application_name: `backstop-heartbeat:${runId}`, connectionTimeoutMillis: 10_000 });
+      const fresh = new pg.Client({ connectionString, application_name: `backstop-heartbeat:${runId}`, connectionTimeoutMillis: 10_000, types: catalogTypes });
       fresh.on('error', () => {});
       try {
         await fresh.connect();

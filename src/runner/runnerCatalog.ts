@@ -1,18 +1,10 @@
 import { finalizeReportedRun } from '../control/finalizeReportedRun.ts';
 import type { ReportedProgress } from '../core/runProgress.ts';
 import type { Queryable } from '../db/pool.ts';
-import {
-  appendRunnerEvent,
-  getRun,
-  recordVerification,
-  releaseRun,
-  renewLease,
-  type ClaimedRun,
-  type FinalizeInput,
-  type LeaseState,
-  type RunRecord,
-} from '../db/runs.ts';
+import { appendRunnerEvent } from '../db/runEvents.ts';
+import { releaseRun, renewLease, type FinalizeInput, type LeaseState } from '../db/runLeases.ts';
 import { previousBackupBytes, reportRunProgress } from '../db/runProgress.ts';
+import { getRun, recordVerification, type ClaimedRun, type RunRecord } from '../db/runRecords.ts';
 import { getTargetWithSecret, type TargetWithSecret } from '../db/targets.ts';
 
 /**
