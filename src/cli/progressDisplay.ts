@@ -40,11 +40,13 @@ export function createProgressDisplay(enabled: boolean, options: { stream?: Node
   if (!enabled) return { update() {}, done() {} };
   if (stream.isTTY !== true) {
     let lastPhase = '';
-    let lastAt = -Infinity;
+    let lastAt = performance.now();
     return {
       update(progress) {
         const now = performance.now();
-        if (progress.phase === lastPhase && now - lastAt < plainEveryMs) return;
+        // Each phase once as it starts (connecting and done say nothing the result does not), then every plainEveryMs.
+        const newPhase = progress.phase !== lastPhase && progress.phase !== 'connecting' && progress.phase !== 'done';
+        if (!newPhase && now - lastAt < plainEveryMs) return;
         lastPhase = progress.phase;
         lastAt = now;
         stream.write(`${describeProgress(progress)}\n`);
