@@ -80,6 +80,13 @@ describe('progress in the catalog', { timeout: 300_000 }, () => {
     } finally {
       heartbeat.stop();
     }
+    // A heartbeat and a report travel separately and may land out of order: the older never undoes the newer.
+    assert.equal(await reportRunProgress(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, progress: sampleProgress({ bytesDone: 9, elapsedMs: 9_000 }) }), true);
+    await renewLease(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, leaseTtlMs: 60_000, progress: sampleProgress({ bytesDone: 8, elapsedMs: 8_000 }) });
+    assert.equal(await reportRunProgress(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, progress: sampleProgress({ bytesDone: 7, elapsedMs: 7_000 }) }), true);
+    assert.equal((await getRun(catalog.pool, run.id)).progress?.bytesDone, 9, 'a late, older report changed nothing');
+    current = sampleProgress({ bytesDone: 2, bytesDumped: 2, elapsedMs: 10_000 });
+    await reportRunProgress(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, progress: current });
     await finalizeRun(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, outcome: 'failed', error: { code: 'DUMP_FAILED', message: 'test' } });
     assert.equal(await reportRunProgress(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, progress: sampleProgress({ bytesDone: 3 }) }), false);
     assert.equal((await getRun(catalog.pool, run.id)).progress?.bytesDone, 2, 'a finished run keeps how its work ended');

@@ -4,7 +4,7 @@ import { activeStatuses, exclusiveStatuses, leasedStatuses, type RunStatus, type
 import { pgErrorCode, pgErrorCodes } from '../core/pgErrors.ts';
 import type { ReportedProgress } from '../core/runProgress.ts';
 import { withTransaction, type Pool, type Queryable } from './pool.ts';
-import { catalogNowJson } from './runProgress.ts';
+import { catalogNowJson, newerProgressSql } from './runProgress.ts';
 import { assertRunId, getRun, runColumns, toClaimed, toRecord, type ClaimedRun, type RunRecord, type RunRow } from './runRecords.ts';
 
 interface ClaimOptions {
@@ -106,7 +106,7 @@ export async function renewLease(
 ): Promise<LeaseState | null> {
   const { rows } = await db.query<{ status: RunStatus; cancel_requested: boolean; lease_expires_at: string }>(
     `update backstop.runs set lease_expires_at = now() + $3 * interval '1 millisecond', heartbeat_at = now(),
-       progress = coalesce($4::jsonb || jsonb_build_object('updatedAt', ${catalogNowJson}), progress)
+       progress = ${newerProgressSql('$4')}
      where id = $1 and lease_id = $2 and status = any($5::text[]) and lease_expires_at > now() and deadline_at > now()
      returning status, cancel_requested_at is not null as cancel_requested, lease_expires_at`,
     [input.runId, input.leaseId, input.leaseTtlMs, input.progress ? JSON.stringify(input.progress) : null, leasedStatuses],

@@ -11,6 +11,17 @@ import type { Queryable } from './pool.ts';
 /** The catalog's clock as JSON text (the pg type parsers only see top-level columns). */
 export const catalogNowJson = `to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
+/**
+ * SQL for the progress a runner's write leaves on its run, `param` being the new progress:
+ * the new one, unless the stored one is newer by the runner's own clock. A heartbeat and a
+ * progress report travel separately (over HTTP, in parallel) and may land out of order; the
+ * older must not undo the newer, or a count would go back. A new attempt starts from null.
+ */
+export const newerProgressSql = (param: string) => `case
+  when ${param}::jsonb is null then progress
+  when (progress->>'elapsedMs')::float8 > (${param}::jsonb->>'elapsedMs')::float8 then progress
+  else ${param}::jsonb || jsonb_build_object('updatedAt', ${catalogNowJson}) end`;
+
 /** A restore not written for this long has no process behind it any more. */
 export const RESTORE_PROGRESS_STALE_MS = 30_000;
 
@@ -34,11 +45,12 @@ export async function previousBackupBytes(db: Queryable, targetId: string): Prom
 /**
  * Records a runner's progress between heartbeats. It leaves the lease alone, so the row's
  * indexed columns do not change and the update stays cheap (a heap-only tuple) at one a
- * second. False when the lease no longer holds the run (the heartbeat finds out why).
+ * second. False when the lease no longer holds the run (the heartbeat finds out why); true
+ * also when newer progress was already there (see newerProgressSql).
  */
 export async function reportRunProgress(db: Queryable, input: { runId: string; leaseId: string; progress: ReportedProgress }): Promise<boolean> {
   const { rowCount } = await db.query(
-    `update backstop.runs set progress = $3::jsonb || jsonb_build_object('updatedAt', ${catalogNowJson})
+    `update backstop.runs set progress = ${newerProgressSql('$3')}
      where id = $1 and lease_id = $2 and status = any($4::text[]) and lease_expires_at > now()`,
     [input.runId, input.leaseId, JSON.stringify(input.progress), leasedStatuses],
   );
