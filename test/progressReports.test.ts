@@ -14,6 +14,7 @@ import { readManifest } from '../src/pipeline/readManifest.ts';
 import { executeRun } from '../src/runner/executeRun.ts';
 import { startThreadedHeartbeat } from '../src/runner/heartbeatThread.ts';
 import { openStore } from '../src/storage/openStore.ts';
+import { runCli } from './support/cli.ts';
 import { adminQuery, adminUrl, createSampleDatabase, createTestCatalog, createTestDatabase, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { sampleProgress } from './support/progress.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
@@ -131,6 +132,20 @@ describe('progress in the catalog', { timeout: 300_000 }, () => {
       { operation: finished!.progress?.operation, phase: finished!.progress?.phase, bytesDone: finished!.progress?.bytesDone, totalBasis: finished!.progress?.totalBasis, percent: finished!.progress?.percent },
       { operation: 'drill', phase: 'done', bytesDone: second.plainBytes, totalBasis: 'manifest', percent: 100 },
     );
+  });
+
+  it('without a terminal, the CLI prints plain progress lines (no bar, no control character); with --json, none', async () => {
+    const env = { BACKSTOP_DATABASE_URL: catalog.url, BACKSTOP_STORE: `file://${storeDir}`, BACKSTOP_LOG_LEVEL: 'error' };
+    const plain = await runCli(['backup', source.url, '--target', 'plain'], env);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stderr, /^dumping [\d.]+ [KMG]?i?B/m);
+    assert.match(plain.stderr, /^writing the manifest /m);
+    assert.doesNotMatch(plain.stderr, /[\r\x1b█░]/, 'a pipe gets lines, never a redrawn bar');
+    assert.match(plain.stdout, /succeeded/);
+    const json = await runCli(['backup', source.url, '--target', 'plain', '--json'], env);
+    assert.equal(json.code, 0, json.stderr);
+    assert.doesNotMatch(json.stderr, /dumping/);
+    assert.equal(JSON.parse(json.stdout).progress.phase, 'done');
   });
 
   describe('a restore through the API', () => {
