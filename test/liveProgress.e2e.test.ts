@@ -6,17 +6,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { RunProgress } from '../src/core/runProgress.ts';
 import { createTarget } from '../src/db/targets.ts';
+import { launchChromium } from './support/chromium.ts';
 import { repoRoot } from './support/cli.ts';
 import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { readEventStream, startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
-
-// As test/dashboard.e2e.test.ts launches it (importing that file would run its tests too).
-const CHROMIUM = process.env.BACKSTOP_CHROMIUM ?? '/usr/bin/chromium';
-const chromiumArgs = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /**
  * Progress that a person can watch, end to end, on a backup that takes more than ten seconds
@@ -151,9 +148,6 @@ describe('progress that is live everywhere', { timeout: 1_200_000 }, () => {
   let backupRunId = '';
 
   before(async () => {
-    await fs.access(CHROMIUM).catch(() => {
-      throw new Error(`No Chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (scripts/setup.sh does), or set BACKSTOP_CHROMIUM.`);
-    });
     await fs.access('/usr/bin/script').catch(() => {
       throw new Error('No `script` (util-linux) at /usr/bin/script: install it with `apt-get install -y util-linux`.');
     });
@@ -161,7 +155,7 @@ describe('progress that is live everywhere', { timeout: 1_200_000 }, () => {
     source = await createAddressDatabase();
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-live-progress-'));
     api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_STORE: `file://${storeDir}`, BACKSTOP_LEASE_TTL: '30', BACKSTOP_HEARTBEAT_INTERVAL: '10' } });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: chromiumArgs });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     await context.addInitScript((token) => {
       // Every page starts signed in (a viewer); a new tab's first, blank document has no storage.
