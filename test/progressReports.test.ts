@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { loadConfig } from '../src/core/config.ts';
 import type { ReportedProgress } from '../src/core/runProgress.ts';
-import { reportRunProgress } from '../src/db/runProgress.ts';
+import { listLiveProgress, reportRunProgress } from '../src/db/runProgress.ts';
 import { claimRunById, finalizeRun, renewLease } from '../src/db/runLeases.ts';
 import { createRun, getRun } from '../src/db/runRecords.ts';
 import { createTarget } from '../src/db/targets.ts';
@@ -75,6 +75,8 @@ describe('progress in the catalog', { timeout: 300_000 }, () => {
       await waitFor('the first progress', async () => (await getRun(catalog.pool, run.id)).progress?.bytesDone === 1);
       current = sampleProgress({ bytesDone: 2, bytesDumped: 2 });
       await waitFor('the next progress', async () => (await getRun(catalog.pool, run.id)).progress?.bytesDone === 2);
+      const live = (await listLiveProgress(catalog.pool)).find((item) => item.runId === run.id);
+      assert.equal((live?.progress as ReportedProgress | undefined)?.bytesDone, 2, 'the feed of all runs finds it');
       const after = await leaseOf(run.id);
       assert.equal(String(after.heartbeat_at), String(lease.heartbeat_at), 'no heartbeat carried it');
       assert.equal(String(after.lease_expires_at), String(lease.lease_expires_at), 'the lease was left alone');
@@ -181,6 +183,8 @@ describe('progress in the catalog', { timeout: 300_000 }, () => {
         assert.equal(waiting.bytesStored, (await getRun(catalog.pool, backup.id)).artifact!.files[0]!.size, 'the stored file was read and checked first');
         const listed = (await api.request('GET', '/api/v1/runs?target=estimated&status=succeeded&kind=backup&limit=1')).json.items[0];
         assert.equal(listed.progress.operation, 'restore', 'the list shows it too');
+        const live = (await listLiveProgress(catalog.pool)).filter((item) => item.runId === backup.id);
+        assert.deepEqual(live.map((item) => (item.progress as ReportedProgress).operation), ['restore'], 'the feed of all runs finds it, once');
         await lock.release();
         released = true;
         await waitFor('the restore ended', async () => {

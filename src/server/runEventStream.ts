@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { BackstopError } from '../core/errors.ts';
 import { isLiveProgress, PROGRESS_REPORT_MS, readStoredProgress } from '../core/runProgress.ts';
-import { activeStatuses, isTerminal } from '../core/runState.ts';
+import { isTerminal } from '../core/runState.ts';
 import { listLiveProgress } from '../db/runProgress.ts';
 import type { Queryable } from '../db/pool.ts';
 import { listEventsAfter, type FeedEvent } from '../db/runEventFeed.ts';
@@ -231,7 +231,7 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
     drive(request, sse, { feed: 'all runs', afterId }, async (authorized) => {
       while (!sse.closed()) {
         const events = await listEventsAfter(db, lastId, FEED_PAGE, gapWaitMs);
-        const live = performance.now() - progressReadAt >= PROGRESS_REPORT_MS ? await listLiveProgress(db, activeStatuses) : null;
+        const live = performance.now() - progressReadAt >= PROGRESS_REPORT_MS ? await listLiveProgress(db) : null;
         if (live) progressReadAt = performance.now();
         if (!(await authorized()) || sse.closed()) return;
         for (const event of events) {
