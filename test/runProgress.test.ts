@@ -4,6 +4,7 @@ import {
   createProgressMeter,
   estimateBackupTotal,
   isLiveProgress,
+  parseHeartbeatProgress,
   parseRunProgress,
   progressFigures,
   RATE_WINDOW_MS,
@@ -115,6 +116,9 @@ describe('live progress, decided in pure code', () => {
     });
     assert.equal(readStoredProgress({ bytes: 1 }), null);
     assert.equal(readStoredProgress('text'), null);
+    // A runner pinned to an earlier version still sends that shape with its heartbeats.
+    assert.equal(parseHeartbeatProgress({ phase: 'dumping', bytesDumped: 10, bytesStored: 4, updatedAt: 'forged' })?.bytesDone, 10);
+    assert.equal('updatedAt' in parseHeartbeatProgress({ ...sampleProgress(), updatedAt: 'forged' })!, false, "the time is the catalog's");
   });
 
   it("live: a run's own progress while it is active, a restore's whenever it shows", () => {

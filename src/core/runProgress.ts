@@ -64,36 +64,47 @@ export function parseRunProgress(value: unknown): ReportedProgress | null {
   return parsed.success ? parsed.data : null;
 }
 
+const earlierBackupProgress = z.object({
+  phase: z.enum(progressPhases),
+  bytesDumped: bytes,
+  bytesStored: bytes.default(0),
+  rateBytesPerSecond: bytes.optional(),
+  elapsedMs: bytes.optional(),
+});
+
 /**
- * Progress as the catalog returns it. Backups recorded before progress had an operation kept
- * `{phase, bytesDumped, bytesStored, rateBytesPerSecond, elapsedMs}`: they are read as what
- * they were; anything else unreadable is no progress.
+ * Progress a runner reports with its heartbeat: this version's, or what backup runners sent
+ * before progress had an operation (`{phase, bytesDumped, bytesStored, rateBytesPerSecond,
+ * elapsedMs}`: a runner pinned to an earlier version still shows its bytes), read as what it
+ * was. Null for anything else.
  */
-export function readStoredProgress(value: unknown): RunProgress | null {
-  if (value === null || typeof value !== 'object') return null;
-  const stored = value as Record<string, unknown>;
-  const updatedAt = typeof stored.updatedAt === 'string' ? { updatedAt: stored.updatedAt } : {};
+export function parseHeartbeatProgress(value: unknown): ReportedProgress | null {
   const current = parseRunProgress(value);
-  if (current) return { ...current, ...updatedAt };
-  const old = z
-    .object({ phase: z.enum(progressPhases), bytesDumped: bytes, bytesStored: bytes.default(0), rateBytesPerSecond: bytes.optional(), elapsedMs: bytes.optional() })
-    .safeParse(value);
-  if (!old.success) return null;
-  const transferred = transferredPhases.has(old.data.phase);
+  if (current) return current;
+  const earlier = earlierBackupProgress.safeParse(value);
+  if (!earlier.success) return null;
+  const transferred = transferredPhases.has(earlier.data.phase);
   return {
     operation: 'backup',
-    phase: old.data.phase,
-    bytesDone: old.data.bytesDumped,
-    bytesStored: old.data.bytesStored,
-    bytesDumped: old.data.bytesDumped,
-    totalBytes: transferred ? old.data.bytesDumped : null,
+    phase: earlier.data.phase,
+    bytesDone: earlier.data.bytesDumped,
+    bytesStored: earlier.data.bytesStored,
+    bytesDumped: earlier.data.bytesDumped,
+    totalBytes: transferred ? earlier.data.bytesDumped : null,
     totalBasis: null,
     percent: transferred ? 100 : null,
-    rateBytesPerSecond: old.data.rateBytesPerSecond ?? null,
+    rateBytesPerSecond: earlier.data.rateBytesPerSecond ?? null,
     etaSeconds: transferred ? 0 : null,
-    elapsedMs: old.data.elapsedMs ?? 0,
-    ...updatedAt,
+    elapsedMs: earlier.data.elapsedMs ?? 0,
   };
+}
+
+/** Progress as the catalog returns it (kept in either shape parseHeartbeatProgress reads), with the catalog's time. */
+export function readStoredProgress(value: unknown): RunProgress | null {
+  const progress = parseHeartbeatProgress(value);
+  if (!progress) return null;
+  const updatedAt = (value as Record<string, unknown>).updatedAt;
+  return typeof updatedAt === 'string' ? { ...progress, updatedAt } : progress;
 }
 
 /**

@@ -169,7 +169,12 @@ function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void
   const { renew, report, drop }: ThreadRenewal =
     channel.kind === 'sql'
       ? sqlRenewal(channel.connectionString, data.runId)
-      : { renew: (input) => renewLeaseOverHttp(channel, input), report: (input) => reportProgressOverHttp(channel, input), drop: async () => {} };
+      : {
+          renew: (input) => renewLeaseOverHttp(channel, input),
+          // Without the route, progress rides on the renewals only.
+          report: async (input) => !channel.progressRoute || reportProgressOverHttp(channel, input),
+          drop: async () => {},
+        };
   const counter = new Int32Array(data.liveness);
   let seen = Atomics.load(counter, 0);
   let seenAt = performance.now();

@@ -63,6 +63,10 @@ export function httpRunner(options: HttpRunnerOptions): HttpRunner {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const retryDelaysMs = options.retryDelaysMs ?? [500, 1000, 2000];
   const targets = new Map<string, ClaimAnswer['target'] & { previousBackupBytes: number | null }>();
+  // A server older than live progress answers a claim without previousBackupBytes, refuses a
+  // finalize that carries progress (400) and has no progress route: its runs get progress
+  // with their heartbeats only, as they did.
+  let progressRoute = false;
 
   // Under a lease, a request that hangs must not outlast the lease it is meant to keep.
   const leaseTimeoutMs = () => (leaseTtlMs === null ? timeoutMs : Math.min(timeoutMs, Math.max(1000, leaseTtlMs / 2)));
@@ -96,14 +100,14 @@ export function httpRunner(options: HttpRunnerOptions): HttpRunner {
       return { ...target, databaseUrl: options.sourceUrl(target.name) };
     },
     renewLease: (input) => renewLeaseOverHttp(endpoint(), input),
-    reportProgress: (input) => reportProgressOverHttp(endpoint(), input),
+    reportProgress: async (input) => !progressRoute || reportProgressOverHttp(endpoint(), input),
     finalize: (input) =>
       callRunnerApi<RunRecord>(endpoint(), 'POST', runPath(input.runId, 'finalize'), {
         leaseId: input.leaseId,
         outcome: input.outcome,
         error: input.error ? { code: input.error.code, message: input.error.message.slice(0, MAX_ERROR_MESSAGE) } : null,
         artifact: input.artifact ?? null,
-        ...(input.progress ? { progress: input.progress } : {}),
+        ...(input.progress && progressRoute ? { progress: input.progress } : {}),
       }),
     async release(input) {
       try {
@@ -136,7 +140,7 @@ export function httpRunner(options: HttpRunnerOptions): HttpRunner {
     },
     // Read when the heartbeat starts, after the claim: by then `token` is the run's own.
     get heartbeatChannel(): HeartbeatChannel {
-      return { kind: 'http', apiUrl: options.apiUrl, token, timeoutMs: leaseTimeoutMs() };
+      return { kind: 'http', apiUrl: options.apiUrl, token, timeoutMs: leaseTimeoutMs(), progressRoute };
     },
   };
 
@@ -151,6 +155,7 @@ export function httpRunner(options: HttpRunnerOptions): HttpRunner {
       if (answer.runnerToken) token = answer.runnerToken;
       leaseTtlMs = answer.leaseTtlMs;
       targets.set(answer.run.id, { ...answer.target, previousBackupBytes: answer.previousBackupBytes ?? null });
+      progressRoute = 'previousBackupBytes' in answer;
       return { run: { ...answer.run, leaseId: answer.leaseId }, leaseTtlMs: answer.leaseTtlMs, heartbeatIntervalMs: answer.heartbeatIntervalMs };
     },
     // Reporting twice changes nothing (the second finds the run ended), so any transient failure is retried.

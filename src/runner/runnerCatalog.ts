@@ -17,7 +17,10 @@ export type RunnerTarget = Pick<TargetWithSecret, 'id' | 'name' | 'storeUrl' | '
  * How a heartbeat thread reaches the same catalog on its own: a connection string next to the
  * catalog, or the API with the run's token for a remote runner.
  */
-export type HeartbeatChannel = { kind: 'sql'; connectionString: string } | { kind: 'http'; apiUrl: string; token: string; timeoutMs: number };
+export type HeartbeatChannel =
+  | { kind: 'sql'; connectionString: string }
+  /** `progressRoute`: the server takes progress between heartbeats (servers older than live progress do not). */
+  | { kind: 'http'; apiUrl: string; token: string; timeoutMs: number; progressRoute: boolean };
 
 /**
  * Everything a runner asks of the catalog, as one port: the SQL implementation for workers

@@ -3,7 +3,7 @@ import { finalizeReportedRun } from '../../control/finalizeReportedRun.ts';
 import { reportJobStatus, type JobStatus } from '../../control/jobReport.ts';
 import { BackstopError } from '../../core/errors.ts';
 import type { RunnerOutcome } from '../../core/runState.ts';
-import { parseRunProgress, runProgressSchema } from '../../core/runProgress.ts';
+import { parseHeartbeatProgress, parseRunProgress, runProgressSchema } from '../../core/runProgress.ts';
 import { withTransaction } from '../../db/pool.ts';
 import type { Artifact } from '../../core/artifact.ts';
 import { appendRunnerEvent } from '../../db/runEvents.ts';
@@ -150,7 +150,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         leaseId: request.body.leaseId,
         leaseTtlMs: ctx.config.leaseTtlMs,
         // A heartbeat is never refused for its progress: the lease matters more.
-        progress: parseRunProgress(request.body.progress),
+        progress: parseHeartbeatProgress(request.body.progress),
       });
       return state ?? leaseLost(ctx, request.params.id);
     },
