@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseJobStatus, reportJobStatus } from '../../control/jobReport.ts';
 import type { CommandContext } from '../context.ts';
+import { writeGithubOutputs } from '../githubOutput.ts';
 import { describeRun, printJson, runJson } from '../output.ts';
 import { resolveRunId } from '../runIdArgument.ts';
 import { openHttpRunner, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
@@ -27,6 +28,7 @@ export function registerReportCommand(program: Command, context: () => CommandCo
       const { ended, run } = remote
         ? await openHttpRunner(ctx, remote).report(runId, jobStatus)
         : await reportJobStatus((await ctx.catalog()).pool, await resolveRunId((await ctx.catalog()).pool, runId), jobStatus);
+      writeGithubOutputs(run);
       if (options.json) printJson(runJson(run));
       else process.stdout.write(`${ended ? 'Ended' : 'Already ended'}: ${describeRun(run)}\n`);
     });
