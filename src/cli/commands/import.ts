@@ -1,4 +1,6 @@
+import fs from 'node:fs/promises';
 import type { Command } from 'commander';
+import { BackstopError } from '../../core/errors.ts';
 import { importBackups } from '../../control/importBackups.ts';
 import { openStore } from '../../storage/openStore.ts';
 import type { CommandContext } from '../context.ts';
@@ -15,6 +17,7 @@ export function registerImportCommand(program: Command, context: () => CommandCo
       const ctx = context();
       const store = await openStore(storeUrlFor(storeUrl));
       try {
+        await assertFolderExists(store.url);
         const { pool } = await ctx.catalog();
         const outcome = await importBackups(pool, store);
         if (options.json) {
@@ -29,4 +32,16 @@ export function registerImportCommand(program: Command, context: () => CommandCo
         await store.close();
       }
     });
+}
+
+/**
+ * A local store that does not exist holds nothing to import: a mistyped path would otherwise
+ * import 0 backups and succeed. (A backup creates its folder; an import only reads.)
+ */
+async function assertFolderExists(storeUrl: string): Promise<void> {
+  // A local store's url is `file://` and its absolute path, as is (see localStore).
+  if (!storeUrl.startsWith('file://')) return;
+  const folder = storeUrl.slice('file://'.length);
+  const isFolder = await fs.stat(folder).then((stat) => stat.isDirectory(), () => false);
+  if (!isFolder) throw new BackstopError('STORE_READ_FAILED', `No folder at ${folder}: check the path of the store to import from.`);
 }

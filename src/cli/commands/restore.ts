@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { parseIdentities, type AgeIdentity } from '../../pipeline/age.ts';
 import { describeDatabase, parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
+import { adviceForOsError } from '../../core/osError.ts';
 import { describeCliError } from '../osError.ts';
 import { appendRunEvent } from '../../db/runEvents.ts';
 import { getRun } from '../../db/runRecords.ts';
@@ -18,7 +19,7 @@ import { trackRestoreProgress } from '../../control/trackRestoreProgress.ts';
 import { createProgressDisplay } from '../progressDisplay.ts';
 import { collect } from './targetOptions.ts';
 import type { CommandContext } from '../context.ts';
-import { printJson } from '../output.ts';
+import { printJson, warn } from '../output.ts';
 import { looksLikeRunId, resolveRunId } from '../runIdArgument.ts';
 
 export async function readIdentityFile(file: string): Promise<AgeIdentity[]> {
@@ -26,7 +27,8 @@ export async function readIdentityFile(file: string): Promise<AgeIdentity[]> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (error) {
-    throw new BackstopError('INVALID_INPUT', `Cannot read the identity file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
+    const reason = adviceForOsError(error) ?? (error as Error).message;
+    throw new BackstopError('INVALID_INPUT', `Cannot read the identity file ${file}: ${reason}. Pass the file \`backstop keygen -o\` or \`age-keygen -o\` wrote.`);
   }
   return parseIdentities(text);
 }
@@ -99,6 +101,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
           const { manifest } = backup ? await readRunManifest(store, backup) : await readManifest(store, location.prefix);
           backupRunId ??= manifest.runId;
           target = manifest.target;
+          if (options.identity && !manifest.encryption) warn(`--identity ${options.identity} is not needed: backup ${manifest.runId} is not encrypted; it was ignored.`);
           const storageObjects = storageFilesOf(manifest).length;
           if (storageConfig && storageObjects === 0 && !manifest.storage) {
             throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} holds no Supabase Storage objects (it was taken without --with-storage); restore it without --with-storage.`);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
 import { assertRepository, createGithubRunnerToken, listGithubRunnerTokens, revokeGithubRunnerToken } from '../../db/githubRunnerTokens.ts';
-import { apiTokenRoles, assertRole, createApiToken, listApiTokens, revokeApiToken } from '../../db/tokens.ts';
+import { apiTokenRoles, assertRole, assertTokenName, createApiToken, listApiTokens, revokeApiToken } from '../../db/tokens.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
 
@@ -25,6 +25,7 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
           'Pass either --role ROLE (an API token) or --github OWNER/REPO (a GitHub runner token for that repository\'s BACKSTOP_RUNNER_TOKEN secret).',
         );
       }
+      assertTokenName(options.name);
       if (options.role !== undefined) assertRole(options.role);
       if (options.github !== undefined) assertRepository(options.github);
       const { pool } = await ctx.catalog();
@@ -70,11 +71,13 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
     .command('revoke')
     .description('Revoke an API token or a GitHub runner token; requests made with it are refused from now on.')
     .argument('<id>', 'token id (from `backstop token list`)')
-    .action(async (id: string) => {
+    .option('--json', 'print the revoked token as JSON')
+    .action(async (id: string, options: { json?: boolean }) => {
       const ctx = context();
       const { pool } = await ctx.catalog();
       const runner = await revokeGithubRunnerToken(pool, id);
       const revoked = runner ?? (await revokeApiToken(pool, id));
-      process.stdout.write(`Token ${revoked.id} ("${revoked.name}") revoked.\n`);
+      if (options.json) printJson(runner ? { ...runner, role: 'github-runner' } : revoked);
+      else process.stdout.write(`Token ${revoked.id} ("${revoked.name}") revoked.\n`);
     });
 }

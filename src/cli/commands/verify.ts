@@ -7,6 +7,8 @@ import { openStore } from '../../storage/openStore.ts';
 import type { CommandContext } from '../context.ts';
 import { runInForeground } from './runInForeground.ts';
 import { resolveRunId } from '../runIdArgument.ts';
+import { warn } from '../output.ts';
+import { readIdentityFile } from './restore.ts';
 
 export function registerVerifyCommand(program: Command, context: () => CommandContext): void {
   program
@@ -18,6 +20,8 @@ export function registerVerifyCommand(program: Command, context: () => CommandCo
     .option('--json', 'print the verification run as JSON')
     .action(async (input: string, options: { checksums?: boolean; identity?: string; json?: boolean }) => {
       const ctx = context();
+      // A missing or unreadable identity file is said now, not by a drill that fails later.
+      if (options.identity) await readIdentityFile(options.identity);
       const { pool } = await ctx.catalog();
       const runId = await resolveRunId(pool, input);
       const subject = await getRun(pool, runId);
@@ -27,11 +31,12 @@ export function registerVerifyCommand(program: Command, context: () => CommandCo
           `Run ${runId} is ${subject.kind === 'backup' ? subject.status : 'a verification'}; only a succeeded backup can be verified. List them with \`backstop runs --status succeeded\`.`,
         );
       }
-      if (options.checksums) {
+      if (options.checksums || options.identity) {
         const store = await openStore(subject.artifact.storeUrl);
         try {
           const { manifest } = await readRunManifest(store, { ...subject, artifact: subject.artifact });
-          if (manifest.tables.some((table) => table.checksum === undefined)) {
+          if (options.identity && !manifest.encryption) warn(`--identity ${options.identity} is not needed: backup ${runId} is not encrypted; it was ignored.`);
+          if (options.checksums && manifest.tables.some((table) => table.checksum === undefined)) {
             throw new BackstopError(
               'INVALID_INPUT',
               `Backup ${runId} recorded no per-table checksums. Enable them on the target for future backups, or verify without --checksums.`,
