@@ -13,6 +13,7 @@ import { CustomArchiveScanner, type TocObject } from './customArchiveScanner.ts'
 import { RestoredRowCheck } from './restoredRowCheck.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from './restoreInput.ts';
 import { countListedTables } from './sourceSnapshot.ts';
+import { watchRestoredBytes } from './watchRestoredBytes.ts';
 
 /** Objects in non-system schemas that a restore would collide with. */
 const userObjectsSql = `
@@ -35,8 +36,15 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
   assertCanDecrypt(input.manifest, input.identities);
 
   const started = performance.now();
-  const report = (phase: RestoreProgress['phase'], bytesRead: number) =>
-    input.onProgress?.({ phase, bytesRead, bytesTotal: dumpFile.size, elapsedMs: performance.now() - started });
+  const report = (phase: RestoreProgress['phase'], bytesRead: number, bytesRestored = 0) =>
+    input.onProgress?.({
+      phase,
+      bytesRead,
+      bytesTotal: dumpFile.size,
+      bytesRestored,
+      bytesRestoredTotal: dumpFile.uncompressedSize,
+      elapsedMs: performance.now() - started,
+    });
   // The spool (read, check, decompress) starts at once; the checks of the target database and
   // the choice of pg_restore run meanwhile. Nothing touches the target before both are done.
   const spoolPath = path.join(input.tmpDir ?? os.tmpdir(), `backstop-restore-${randomBytes(8).toString('hex')}.pgcustom`);
@@ -102,7 +110,8 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     for (const schema of selection.schemas) await client.query(`create schema if not exists ${client.escapeIdentifier(schema)}`);
     restore = spawnPgTool(pgRestore.path, args, connection, { onStderrLine: rowCheck?.onStderrLine });
     restore.child.stdout.resume();
-    const { code, signal: killedBy, stderr } = await restore.exited;
+    const stopWatching = watchRestoredBytes(restore.child.pid, dumpFile.uncompressedSize, (bytes) => report('restoring', dumpFile.size, bytes));
+    const { code, signal: killedBy, stderr } = await restore.exited.finally(stopWatching);
     signal.throwIfAborted();
     if (code !== 0) {
       throw new BackstopError(
@@ -114,7 +123,7 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     const pgRestoreDoneMs = performance.now() - started;
     const timings = () => ({ spooledMs: Math.round(spooledMs), pgRestoreDoneMs: Math.round(pgRestoreDoneMs), checkedMs: Math.round(performance.now() - started) });
     if (!checkRows) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: pgRestore.version, timings: timings() };
-    report('checking', dumpFile.size);
+    report('checking', dumpFile.size, dumpFile.uncompressedSize);
     const restored = rowCheck
       ? await rowCheck.finish(restoredTables, jobs)
       : await countListedTables(input.toUrl, restoredTables, { connections: jobs, signal });

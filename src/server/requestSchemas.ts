@@ -134,9 +134,37 @@ export const heartbeatBody = {
   required: ['leaseId'],
   properties: {
     leaseId,
-    progress: { ...nullable({ type: 'object', maxProperties: 50 }), description: 'Free-form progress (bytes, tables…).' },
+    progress: {
+      ...nullable({ type: 'object', maxProperties: 50 }),
+      description: 'Progress, as POST /api/v1/runs/{id}/progress takes it. Progress that is not in that shape is left out (the lease is still renewed).',
+    },
   },
-  examples: [{ leaseId: '00000000-0000-4000-8000-000000000000', progress: { bytes: 1048576 } }],
+  examples: [{ leaseId: '00000000-0000-4000-8000-000000000000' }],
+} as const;
+
+const progressExample = {
+  operation: 'backup',
+  phase: 'dumping',
+  bytesDone: 104857600,
+  bytesStored: 31457280,
+  bytesDumped: 104857600,
+  totalBytes: 262144000,
+  totalBasis: 'previous-backup',
+  percent: 40,
+  rateBytesPerSecond: 26214400,
+  etaSeconds: 6,
+  elapsedMs: 4100,
+};
+
+export const progressBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['leaseId', 'progress'],
+  properties: {
+    leaseId,
+    progress: { type: 'object', maxProperties: 50, description: 'Operation, phase, byte counts, total, percent, rate, time left: see the Run schema.' },
+  },
+  examples: [{ leaseId: '00000000-0000-4000-8000-000000000000', progress: progressExample }],
 } as const;
 
 export const finalizeBody = {
@@ -153,6 +181,7 @@ export const finalizeBody = {
       properties: { code: { type: 'string', pattern: '^[A-Z][A-Z0-9_]{0,63}$' }, message: { type: 'string', maxLength: 4000 } },
     }),
     artifact: { ...nullable(artifactBody), description: 'Required to finalize a backup as succeeded.' },
+    progress: { ...nullable({ type: 'object', maxProperties: 50 }), description: 'How the work ended, as the progress route takes it.' },
   },
   examples: [{ leaseId: '00000000-0000-4000-8000-000000000000', outcome: 'failed', error: { code: 'DUMP_FAILED', message: 'pg_dump exited with 1' } }],
 } as const;

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { runProgressSchema } from '../core/runProgress.ts';
 import { runKinds, runStatuses } from '../core/runState.ts';
 import { apiTokenRoles } from '../db/tokens.ts';
 
@@ -91,6 +93,16 @@ const actionsOf = (names: readonly string[], description: string) => ({
 export const runActionNames = ['cancel', 'verify', 'restore', 'download'] as const;
 export const targetActionNames = ['backup', 'verifyNewest', 'restoreNewest', 'test', 'edit', 'pause', 'delete', 'testNotification'] as const;
 
+const { $schema: _draft, ...reportedProgress } = z.toJSONSchema(runProgressSchema) as { $schema: string; properties: Record<string, unknown> };
+
+/** Live progress, from the schema runners' reports are parsed with (src/core/runProgress.ts). */
+export const runProgressView = {
+  ...reportedProgress,
+  description:
+    "The run's backup or drill as it goes (or as it ended), or a restore of its backup while one runs (operation `restore`). Written by whatever does the work about once a second.",
+  properties: { ...reportedProgress.properties, updatedAt: { ...dateTime, description: 'When the catalog recorded it (its clock).' } },
+};
+
 export const runSchema = {
   $id: 'Run',
   type: 'object',
@@ -120,7 +132,7 @@ export const runSchema = {
       required: ['code', 'message'],
       properties: { code: { type: 'string' }, message: { type: 'string' } },
     }),
-    progress: nullable(freeObject),
+    progress: nullable(runProgressView),
     artifact: nullable(artifactBody),
     executor: nullable(freeObject),
     verification: nullable(freeObject),

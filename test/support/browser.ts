@@ -1,22 +1,5 @@
 /// <reference lib="dom" />
-import fs from 'node:fs/promises';
-import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
-
-/** Debian's Chromium, driven by playwright-core (no browser download). */
-export const CHROMIUM = process.env.BACKSTOP_CHROMIUM ?? '/usr/bin/chromium';
-export const chromiumArgs = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-export async function assertChromium(): Promise<void> {
-  await fs.access(CHROMIUM).catch(() => {
-    throw new Error(`No Chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (scripts/setup.sh does), or set BACKSTOP_CHROMIUM.`);
-  });
-}
-
-/** Headless Chromium, after checking it is installed. */
-export async function launchChromium(): Promise<Browser> {
-  await assertChromium();
-  return chromium.launch({ executablePath: CHROMIUM, args: chromiumArgs });
-}
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 
 /**
  * A page in a new context whose script errors and console errors are collected in

@@ -8,7 +8,7 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
  * @property {any} error
  * @property {boolean} loading
  * @property {() => Promise<void>} reload
- * @property {(update: T | ((previous: T | undefined) => T)) => void} setData
+ * @property {(update: T | ((previous: T | undefined) => T | undefined)) => void} setData
  */
 
 /**
@@ -37,8 +37,8 @@ export function useResource(load, deps) {
     void reload();
   }, [reload]);
   const setData = useCallback(
-    (/** @type {T | ((previous: T | undefined) => T)} */ update) =>
-      setState((previous) => ({ ...previous, data: typeof update === 'function' ? /** @type {(previous: T | undefined) => T} */ (update)(previous.data) : update })),
+    (/** @type {T | ((previous: T | undefined) => T | undefined)} */ update) =>
+      setState((previous) => ({ ...previous, data: typeof update === 'function' ? /** @type {(previous: T | undefined) => T | undefined} */ (update)(previous.data) : update })),
     [],
   );
   return { ...state, reload, setData };

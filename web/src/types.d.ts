@@ -7,6 +7,7 @@
 import type { ActionVerdict, RunActions, TargetActions } from '../../src/core/actions.ts';
 import type { Artifact, ArtifactFile } from '../../src/core/artifact.ts';
 import type { RestoreRecord } from '../../src/core/restoreHistory.ts';
+import type { RunProgress } from '../../src/core/runProgress.ts';
 import type { TargetHealth } from '../../src/core/targetHealth.ts';
 import type { RunEventRecord } from '../../src/db/runEvents.ts';
 import type { RunRecord } from '../../src/db/runRecords.ts';
@@ -28,14 +29,8 @@ export interface RunErrorInfo {
   message: string;
 }
 
-/** What a runner reports of a backup under way (the `progress` of a run). */
-export interface Progress {
-  phase?: string;
-  bytesDumped?: number;
-  bytesStored?: number;
-  rateBytesPerSecond?: number;
-  elapsedMs?: number;
-}
+/** Work under way on a run, as the server decides its figures (the `progress` of a run). */
+export type Progress = RunProgress;
 
 /** GET /api/v1/runs/{id} (`actions` only there), and each item of GET /api/v1/runs. */
 export type Run = Omit<RunRecord, 'progress' | 'executor' | 'verification'> & {

@@ -15,7 +15,8 @@ import { readRunManifest } from '../../pipeline/readRunManifest.ts';
 import type { RunRecord } from '../../db/runRecords.ts';
 import { locateManifest, looksLikeManifestUrl } from '../../storage/manifestLocation.ts';
 import { openStore } from '../../storage/openStore.ts';
-import { createProgressReporter } from '../progressReporter.ts';
+import { trackRestoreProgress } from '../../control/trackRestoreProgress.ts';
+import { createProgressDisplay } from '../progressDisplay.ts';
 import { collect } from './targetOptions.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, warn } from '../output.ts';
@@ -109,7 +110,12 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
           const onSignal = () => controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
           process.once('SIGINT', onSignal);
           process.once('SIGTERM', onSignal);
-          const progress = createProgressReporter(!options.json);
+          const display = createProgressDisplay(!options.json);
+          // A restore of a run in the catalog shows there too (the API, the dashboard).
+          const progress = trackRestoreProgress({
+            catalog: runId ? { db: (await ctx.catalog()).pool, runId, log: ctx.log } : null,
+            show: (next) => display.update(next),
+          });
           const started = performance.now();
           try {
             const result = await restoreArtifact({
@@ -125,9 +131,10 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
               identities,
               pgTools: ctx.config.pgTools,
               signal: controller.signal,
-              onProgress: (next) => progress.update({ phase: next.phase, done: next.bytesRead, total: next.bytesTotal, elapsedMs: next.elapsedMs }),
+              onProgress: (next) => progress.update(next),
             });
-            progress.done();
+            display.done();
+            await progress.end();
             let storage: { objects: number; bytes: number; buckets: string[] } | null = null;
             if (storageConfig) {
               const endpoint = openStorageEndpoint(storageConfig);
@@ -154,7 +161,8 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
               else if (storageObjects > 0) process.stdout.write(`The backup also holds ${storageObjects} Storage object(s), not restored: pass --with-storage to write them back\n`);
             }
           } finally {
-            progress.done();
+            display.done();
+            await progress.end();
             process.off('SIGINT', onSignal);
             process.off('SIGTERM', onSignal);
           }

@@ -6,7 +6,7 @@ import { listBackupHistory, listTargetActivity } from '../../db/targetActivity.t
 import { getTarget } from '../../db/targets.ts';
 import type { ServerContext } from '../context.ts';
 import { historyQuery, targetParams } from '../requestSchemas.ts';
-import { errorResponses, nullable, runKinds, uuid } from '../responseSchemas.ts';
+import { errorResponses, nullable, runKinds, runProgressView, uuid } from '../responseSchemas.ts';
 
 const dateTime = { type: 'string', format: 'date-time' } as const;
 const nullableDateTime = { type: ['string', 'null'], format: 'date-time' } as const;
@@ -24,6 +24,7 @@ const runBrief = nullable({
     error: nullable({ type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } }),
     bytes: { type: ['integer', 'null'], description: 'Stored bytes of the artifact (files and manifest).' },
     subjectRunId: { type: ['string', 'null'], description: 'For a restore drill: the backup it restored.' },
+    progress: { ...nullable(runProgressView), description: 'While the run has not finished: its progress (see the Run schema).' },
   },
 });
 

@@ -10,6 +10,7 @@ import { getTargetWithSecret } from '../../db/targets.ts';
 import { readRunManifest } from '../../pipeline/readRunManifest.ts';
 import { privilegeReasons, privilegesOf } from '../../pipeline/rolePrivileges.ts';
 import { restoreArtifact } from '../../pipeline/restore.ts';
+import { trackRestoreProgress } from '../../control/trackRestoreProgress.ts';
 import { openStore } from '../../storage/openStore.ts';
 import { assertDrillCanDecrypt, restoreIdentities } from '../../operations/runCapabilities.ts';
 import { actorOf } from '../auth.ts';
@@ -139,6 +140,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       const log = request.log.child({ runId: run.id });
       ctx.tasks.start(`restore of ${run.id}`, async (signal) => {
         const started = performance.now();
+        const progress = trackRestoreProgress({ catalog: { db: ctx.pool, runId: run.id, log } });
         try {
           if (!roleChecked) await assertRestoreRoleAccepted(body.databaseUrl, body.privilegedRole);
           const store = await openStore(run.artifact.storeUrl);
@@ -155,7 +157,9 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
               identities,
               pgTools: ctx.config.pgTools,
               signal,
+              onProgress: (next) => progress.update(next),
             });
+            await progress.end();
             const elapsedMs = Math.round(performance.now() - started);
             await appendRunEvent(ctx.pool, {
               runId: run.id,
@@ -168,6 +172,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
             await store.close();
           }
         } catch (error) {
+          await progress.end();
           const described = describeError(error);
           log.warn({ err: error }, 'restore failed');
           await appendRunEvent(ctx.pool, {

@@ -3,16 +3,18 @@ import { finalizeReportedRun } from '../../control/finalizeReportedRun.ts';
 import { reportJobStatus, type JobStatus } from '../../control/jobReport.ts';
 import { BackstopError } from '../../core/errors.ts';
 import type { RunnerOutcome } from '../../core/runState.ts';
+import { parseHeartbeatProgress, parseRunProgress, runProgressSchema } from '../../core/runProgress.ts';
 import { withTransaction } from '../../db/pool.ts';
 import type { Artifact } from '../../core/artifact.ts';
 import { appendRunnerEvent } from '../../db/runEvents.ts';
 import { claimRunById, releaseRun, renewLease } from '../../db/runLeases.ts';
+import { previousBackupBytes, reportRunProgress } from '../../db/runProgress.ts';
 import { getRun } from '../../db/runRecords.ts';
 import { getTargetWithSecret } from '../../db/targets.ts';
 import { issueRunnerToken } from '../../db/tokens.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
-import { claimBody, finalizeBody, heartbeatBody, jobReportBody, releaseBody, runParams, runnerEventBody } from '../requestSchemas.ts';
+import { claimBody, finalizeBody, heartbeatBody, jobReportBody, progressBody, releaseBody, runParams, runnerEventBody } from '../requestSchemas.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
 
 /**
@@ -68,6 +70,10 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
               deadlineAt: { type: 'string', format: 'date-time' },
               run: ref('Run'),
               target: ref('RunnerTarget'),
+              previousBackupBytes: {
+                type: ['number', 'null'],
+                description: "The plain size of the target's newest succeeded backup: what the runner reports this backup's progress against.",
+              },
               runnerToken: { type: 'string', description: "Only when claimed with a GitHub runner token: this run's runner token, shown once." },
             },
           },
@@ -112,6 +118,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         run: claimed,
         // An allow-list, so a secret added to targets later cannot leak through here.
         target: { id: target.id, name: target.name, storeUrl: target.storeUrl, options: target.options },
+        previousBackupBytes: await previousBackupBytes(ctx.pool, claimed.targetId),
         ...(runnerToken ? { runnerToken } : {}),
       };
     },
@@ -142,15 +149,41 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         runId: request.params.id,
         leaseId: request.body.leaseId,
         leaseTtlMs: ctx.config.leaseTtlMs,
-        progress: request.body.progress ?? null,
+        // A heartbeat is never refused for its progress: the lease matters more.
+        progress: parseHeartbeatProgress(request.body.progress),
       });
       return state ?? leaseLost(ctx, request.params.id);
     },
   );
 
+  app.post<{ Params: { id: string }; Body: { leaseId: string; progress: unknown } }>(
+    '/api/v1/runs/:id/progress',
+    {
+      config: runnerRoute,
+      schema: {
+        tags,
+        summary: 'Report progress between heartbeats',
+        description:
+          'About once a second while bytes move: the run (and its event stream) shows it at once, where a heartbeat comes every third of the lease. Leaves the lease alone. 409 LEASE_LOST when this lease no longer holds the run.',
+        params: runParams,
+        body: progressBody,
+        response: { 204: { type: 'null', description: 'Recorded.' }, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const progress = runProgressSchema.safeParse(request.body.progress);
+      if (!progress.success) {
+        throw new BackstopError('INVALID_INPUT', `The progress is not in the shape this server takes (${progress.error.issues[0]?.path.join('.') || 'progress'}: ${progress.error.issues[0]?.message}). Update the runner to this server's version.`);
+      }
+      const recorded = await reportRunProgress(ctx.pool, { runId: request.params.id, leaseId: request.body.leaseId, progress: progress.data });
+      if (!recorded) await leaseLost(ctx, request.params.id);
+      return reply.code(204).send();
+    },
+  );
+
   app.post<{
     Params: { id: string };
-    Body: { leaseId: string; outcome: RunnerOutcome; error?: { code: string; message: string } | null; artifact?: Artifact | null };
+    Body: { leaseId: string; outcome: RunnerOutcome; error?: { code: string; message: string } | null; artifact?: Artifact | null; progress?: unknown };
   }>(
     '/api/v1/runs/:id/finalize',
     {
@@ -171,13 +204,14 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
       },
     },
     async (request) => {
-      const { leaseId, outcome, error, artifact } = request.body;
+      const { leaseId, outcome, error, artifact, progress } = request.body;
       return finalizeReportedRun(ctx.pool, {
         runId: request.params.id,
         leaseId,
         outcome,
         error: outcome === 'succeeded' ? null : (error ?? null),
         artifact: outcome === 'succeeded' ? (artifact ?? null) : null,
+        progress: parseRunProgress(progress),
       });
     },
   );
