@@ -1,16 +1,8 @@
-import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
 import { endRunFromExecutor, getRun, type RunRecord } from '../db/runs.ts';
 
 export const jobStatuses = ['success', 'failure', 'cancelled'] as const;
 export type JobStatus = (typeof jobStatuses)[number];
-
-export function parseJobStatus(value: string): JobStatus {
-  if (!(jobStatuses as readonly string[]).includes(value)) {
-    throw new BackstopError('INVALID_INPUT', `--job-status must be success, failure or cancelled (GitHub: \${{ job.status }}), got "${value}".`);
-  }
-  return value as JobStatus;
-}
 
 /**
  * A CI job's last, `if: always()` step. When the run step finished the run, this changes

@@ -1,20 +1,17 @@
 import { RESTORE_TO_PATTERN } from '../core/restoreDestination.ts';
 import { backupProfiles } from '../core/manifest.ts';
 import { notificationEvents } from '../core/notificationChannels.ts';
-import { runnerOutcomes, runStatuses } from '../core/runState.ts';
-import { jobStatuses } from '../control/jobReport.ts';
-import { apiTokenRoles } from '../db/tokens.ts';
-import { artifactBody, nullable, runKinds, uuid } from './responseSchemas.ts';
+import { nullable, uuid } from './responseSchemas.ts';
 
 /**
- * Request schemas of the API: path parameters, query strings and bodies. Bodies are validated
- * without type coercion and refuse unknown properties (see validation.ts); what JSON Schema
- * cannot say (URLs, cron, time zones, age keys) is checked in targetInput.ts. The `examples`
- * are valid requests: the property test in test/server.property.test.ts breaks them.
+ * Request schemas of the API that no operation owns yet: path parameters, headers and the
+ * target bodies. The bodies and query strings of the other routes are the zod schemas of the
+ * operations they feed (src/operations/), turned into JSON Schema by requestJsonSchema. Bodies
+ * are validated without type coercion and refuse unknown properties (see validation.ts); what
+ * JSON Schema cannot say (URLs, cron, time zones, age keys) is checked in targetInput.ts. The
+ * `examples` are valid requests: the property test in test/server.property.test.ts breaks them.
  */
 
-export const MAX_PAGE_SIZE = 200;
-export const MAX_OFFSET = 10_000;
 export const TARGET_NAME_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,62}$';
 
 export const runParams = {
@@ -36,33 +33,6 @@ export const tokenParams = {
   required: ['id'],
   additionalProperties: false,
   properties: { id: { ...uuid, description: 'API token id.' } },
-} as const;
-
-export const runListQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    target: { type: 'string', pattern: TARGET_NAME_PATTERN, description: 'Only runs of this target.' },
-    status: { type: 'string', enum: runStatuses, description: 'Only runs in this status.' },
-    kind: { type: 'string', enum: runKinds, description: 'Only backups or only verification drills.' },
-    limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE_SIZE, default: 50, description: `Page size, at most ${MAX_PAGE_SIZE}.` },
-    cursor: {
-      type: 'string',
-      minLength: 1,
-      maxLength: 200,
-      pattern: '^[A-Za-z0-9_-]+$',
-      description: '`nextCursor` of the previous page (newest first). Stable while runs are added.',
-    },
-    offset: { type: 'integer', minimum: 0, maximum: MAX_OFFSET, description: 'Skip this many runs (instead of a cursor).' },
-  },
-} as const;
-
-export const historyQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100, description: 'How many of the newest finished backups, at most 1000.' },
-  },
 } as const;
 
 export const eventFeedHeaders = {
@@ -195,113 +165,4 @@ export const targetUpdateBody = {
   properties: targetFields,
   description: 'Fields to change; absent fields keep their value. `notifications` replaces the list.',
   examples: [{ maxAttempts: 3, schedule: { cron: '30 2 * * *', timezone: 'UTC' } }],
-} as const;
-
-export const runCreateBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['target'],
-  properties: { target: { type: 'string', pattern: TARGET_NAME_PATTERN, description: 'Name of the target to back up.' } },
-  examples: [{ target: 'app' }],
-} as const;
-
-export const restoreBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['databaseUrl'],
-  properties: {
-    databaseUrl: { type: 'string', minLength: 1, maxLength: 2048, writeOnly: true, description: 'Secret: the database to restore into (empty unless clean).' },
-    clean: { type: 'boolean', default: false, description: 'Drop and recreate the objects the backup contains.' },
-    jobs: { type: 'integer', minimum: 1, maximum: 64, default: 1, description: 'Parallel pg_restore jobs; 1 restores in one transaction.' },
-    noOwner: { type: 'boolean', default: false, description: 'Do not restore ownership and privileges.' },
-    identity: { type: 'string', minLength: 1, maxLength: 16_384, writeOnly: true, description: 'Secret: age identity file contents, for an encrypted backup.' },
-    privilegedRole: {
-      type: 'string',
-      minLength: 1,
-      maxLength: 63,
-      description:
-        'The role the destination URL connects as, to accept it although it is a superuser, has CREATEROLE or can run programs or read files on its server (the backup\'s code runs as it). Without it, or with another name, such a role is refused (403 RESTORE_ROLE_PRIVILEGED).',
-    },
-  },
-  examples: [{ databaseUrl: 'postgres://restore:secret@db.example.com:5432/app_restored', clean: false, jobs: 1 }],
-} as const;
-
-export const tokenCreateBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['name', 'role'],
-  properties: {
-    name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9 _.@:-]{0,99}$' },
-    role: { type: 'string', enum: apiTokenRoles },
-  },
-  examples: [{ name: 'dashboard', role: 'viewer' }],
-} as const;
-
-export const claimBody = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    claimedBy: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9 _.:/@()#-]{0,199}$', description: 'Who runs it, e.g. a CI job URL.' },
-  },
-  examples: [{ claimedBy: 'github:acme/app#1234' }],
-} as const;
-
-const leaseId = { type: 'string', format: 'uuid', description: 'The lease id returned by claim.' } as const;
-
-export const heartbeatBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['leaseId'],
-  properties: {
-    leaseId,
-    progress: { ...nullable({ type: 'object', maxProperties: 50 }), description: 'Free-form progress (bytes, tables…).' },
-  },
-  examples: [{ leaseId: '00000000-0000-4000-8000-000000000000', progress: { bytes: 1048576 } }],
-} as const;
-
-export const finalizeBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['leaseId', 'outcome'],
-  properties: {
-    leaseId,
-    outcome: { type: 'string', enum: runnerOutcomes },
-    error: nullable({
-      type: 'object',
-      additionalProperties: false,
-      required: ['code', 'message'],
-      properties: { code: { type: 'string', pattern: '^[A-Z][A-Z0-9_]{0,63}$' }, message: { type: 'string', maxLength: 4000 } },
-    }),
-    artifact: { ...nullable(artifactBody), description: 'Required to finalize a backup as succeeded.' },
-  },
-  examples: [{ leaseId: '00000000-0000-4000-8000-000000000000', outcome: 'failed', error: { code: 'DUMP_FAILED', message: 'pg_dump exited with 1' } }],
-} as const;
-
-export const releaseBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['leaseId', 'reason'],
-  properties: { leaseId, reason: { type: 'string', minLength: 1, maxLength: 500, description: 'Why the run goes back to the queue.' } },
-  examples: [{ leaseId: '00000000-0000-4000-8000-000000000000', reason: 'runner shutting down' }],
-} as const;
-
-export const jobReportBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['jobStatus'],
-  properties: { jobStatus: { type: 'string', enum: jobStatuses, description: "The CI job's status (GitHub: `${{ job.status }}`)." } },
-  examples: [{ jobStatus: 'failure' }],
-} as const;
-
-export const runnerEventBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['leaseId', 'kind', 'message'],
-  properties: {
-    leaseId,
-    kind: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,39}$' },
-    message: { type: 'string', minLength: 1, maxLength: 2000 },
-    data: { type: 'object', maxProperties: 50 },
-  },
-  examples: [{ leaseId: '00000000-0000-4000-8000-000000000000', kind: 'progress', message: 'dumped 3 of 12 tables' }],
 } as const;

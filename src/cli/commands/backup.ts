@@ -8,7 +8,7 @@ import { parseCompression } from '../../pipeline/compression.ts';
 import type { CommandContext } from '../context.ts';
 import { openHttpRunner, remoteRunnerName, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
 import { runInForeground } from './runInForeground.ts';
-import { resolveRunId } from '../runIdArgument.ts';
+import { resolveRunId } from '../../operations/resolveRunId.ts';
 import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
 import { storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
 import { assertStorageProfile, collect, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';

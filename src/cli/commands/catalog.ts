@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { scratchClusterHome, stopEmbeddedPostgres } from '../../db/embeddedPostgres.ts';
+import { stopEmbeddedServers } from '../../operations/stopEmbeddedServers.ts';
 import type { CommandContext } from '../context.ts';
 
 export function registerCatalogCommands(program: Command, context: () => CommandContext): void {
@@ -18,14 +18,12 @@ export function registerCatalogCommands(program: Command, context: () => Command
     .description("Stop the embedded catalog server and the drills' scratch server under BACKSTOP_HOME.")
     .action(async () => {
       const ctx = context();
-      // Drills use a scratch cluster of their own whether the catalog is embedded or not.
-      const scratchStopped = await stopEmbeddedPostgres(scratchClusterHome(ctx.config.home));
-      if (scratchStopped) process.stdout.write('Embedded scratch server stopped.\n');
-      if (ctx.config.databaseUrl) {
-        if (scratchStopped) return;
+      const stopped = await stopEmbeddedServers(ctx.config);
+      if (stopped.scratch) process.stdout.write('Embedded scratch server stopped.\n');
+      if (stopped.catalog === null) {
+        if (stopped.scratch) return;
         throw new BackstopError('INVALID_INPUT', 'BACKSTOP_DATABASE_URL is set: the catalog is not embedded, nothing to stop.');
       }
-      const stopped = await stopEmbeddedPostgres(ctx.config.home);
-      process.stdout.write(stopped ? 'Embedded catalog stopped.\n' : 'The embedded catalog was not running.\n');
+      process.stdout.write(stopped.catalog ? 'Embedded catalog stopped.\n' : 'The embedded catalog was not running.\n');
     });
 }

@@ -1,5 +1,5 @@
 import { BackstopError, errorCodes, type ErrorCode } from '../../core/errors.ts';
-import type { ClaimedRun, RunRecord } from '../../db/runs.ts';
+import type { ClaimedRun, RunRecord } from '../../operations/runRecord.ts';
 import { executeRun, type RunnerDeps } from '../../runner/executeRun.ts';
 import type { RunnerCatalog } from '../../runner/runnerCatalog.ts';
 import type { CommandContext } from '../context.ts';

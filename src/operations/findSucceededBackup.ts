@@ -1,0 +1,8 @@
+import { assertSucceededBackup } from '../core/succeededBackup.ts';
+import type { Queryable } from '../db/pool.ts';
+import { getRun, type Artifact, type RunRecord } from '../db/runs.ts';
+
+/** A succeeded backup run of the catalog, for a restore or a drill; anything else is refused. */
+export async function findSucceededBackup(db: Queryable, runId: string, use: 'restored' | 'verified'): Promise<RunRecord & { artifact: Artifact }> {
+  return assertSucceededBackup(await getRun(db, runId), use);
+}

@@ -1,0 +1,27 @@
+import { z } from 'zod';
+import type { Config } from '../core/config.ts';
+import type { Queryable } from '../db/pool.ts';
+import { renewLease, type LeaseState } from '../db/runs.ts';
+import { detailsObject } from './detailsObject.ts';
+import { leaseId } from './leaseId.ts';
+import { leaseLost } from './leaseLost.ts';
+import { parseInput } from './parseInput.ts';
+
+export const heartbeatRequest = z
+  .strictObject({
+    leaseId,
+    progress: detailsObject(50).nullable().optional().describe('Free-form progress (bytes, tables…).'),
+  })
+  .meta({ examples: [{ leaseId: '00000000-0000-4000-8000-000000000000', progress: { bytes: 1048576 } }] });
+
+export type HeartbeatRequest = z.input<typeof heartbeatRequest>;
+
+/**
+ * A runner's heartbeat: extends its lease and records progress. LEASE_LOST when the run was
+ * reaped, finished or claimed again (stop at once); the answer carries cancel requests.
+ */
+export async function heartbeat(db: Queryable, config: Pick<Config, 'leaseTtlMs'>, runId: string, request: HeartbeatRequest): Promise<LeaseState> {
+  const parsed = parseInput(heartbeatRequest, request);
+  const state = await renewLease(db, { runId, leaseId: parsed.leaseId, leaseTtlMs: config.leaseTtlMs, progress: parsed.progress ?? null });
+  return state ?? leaseLost(db, runId);
+}

@@ -1,0 +1,42 @@
+import type { Config } from '../core/config.ts';
+import { BackstopError } from '../core/errors.ts';
+import type { Queryable } from '../db/pool.ts';
+import { createRun, type RunRecord } from '../db/runs.ts';
+import { readRunManifest } from '../pipeline/readRunManifest.ts';
+import { openStore } from '../storage/openStore.ts';
+import { findSucceededBackup } from './findSucceededBackup.ts';
+
+/**
+ * Queues a restore drill (a run of kind `verify`) of a succeeded backup. With
+ * `requireChecksums`, the backup must have recorded per-table content checksums, read from its
+ * own manifest: a drill asked to compare them must not quietly compare row counts only.
+ */
+export async function queueDrill(
+  db: Queryable,
+  config: Pick<Config, 'runDeadlineMs'>,
+  input: { runId: string; requireChecksums?: boolean },
+  origin: { trigger: string },
+): Promise<RunRecord> {
+  const subject = await findSucceededBackup(db, input.runId, 'verified');
+  if (input.requireChecksums) {
+    const store = await openStore(subject.artifact.storeUrl);
+    try {
+      const { manifest } = await readRunManifest(store, subject);
+      if (manifest.tables.some((table) => table.checksum === undefined)) {
+        throw new BackstopError(
+          'INVALID_INPUT',
+          `Backup ${subject.id} recorded no per-table checksums. Enable them on the target for future backups, or verify without checksums.`,
+        );
+      }
+    } finally {
+      await store.close();
+    }
+  }
+  return createRun(db, {
+    targetId: subject.targetId,
+    trigger: origin.trigger,
+    runDeadlineMs: config.runDeadlineMs,
+    kind: 'verify',
+    subjectRunId: subject.id,
+  });
+}
