@@ -14,7 +14,7 @@ import { createSampleDatabase, dumpSessions, holdTableLock, type TestDatabase } 
 import { processesMatching } from './support/processes.ts';
 import { filesUnder } from './support/store.ts';
 import pino from 'pino';
-import { pruneTargets } from '../src/control/pruner.ts';
+import { pruneTargets } from '../src/operations/pruneTargets.ts';
 import { waitFor } from './support/wait.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { importBackups, type ImportOutcome } from '../control/importBackups.ts';
+import { importBackups, type ImportOutcome } from './importBackups.ts';
 import type { Queryable } from '../db/pool.ts';
 import { openStore } from '../storage/openStore.ts';
 

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { DEFAULT_GC_GRACE_MS, pruneTargets, type PruneReport } from '../control/pruner.ts';
+import { DEFAULT_GC_GRACE_MS, pruneTargets, type PruneReport } from './pruneTargets.ts';
 import type { Queryable } from '../db/pool.ts';
 import { parseInput } from './parseInput.ts';
 import { targetName } from './targetName.ts';
 
-export { firstPruneError, type PruneReport } from '../control/pruner.ts';
+export { firstPruneError, type PruneReport } from './pruneTargets.ts';
 
 export const pruneRequest = z.strictObject({
   target: targetName.optional().describe('Only this target; default every target.'),

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseInput } from '../../operations/parseInput.ts';
-import { jobReportRequest, reportJobOutcome } from '../../operations/reportJobOutcome.ts';
+import { jobReportRequest, reportJobStatus } from '../../operations/reportJobStatus.ts';
 import type { CommandContext } from '../context.ts';
 import { describeRun, printJson, runJson } from '../output.ts';
 import { openHttpRunner, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
@@ -27,7 +27,7 @@ export function registerReportCommand(program: Command, context: () => CommandCo
       const remote = remoteRunnerSettings(ctx.config, options);
       const { ended, run } = remote
         ? await openHttpRunner(ctx, remote).report(runId, request.jobStatus)
-        : await reportJobOutcome(ctx.db, runId, request);
+        : await reportJobStatus(ctx.db, runId, request);
       if (options.json) printJson(runJson(run));
       else process.stdout.write(`${ended ? 'Ended' : 'Already ended'}: ${describeRun(run)}\n`);
     });

@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { finalizeReportedRun } from '../../control/finalizeReportedRun.ts';
 import { claimForRunner, claimRequest, type ClaimRequest } from '../../operations/claimForRunner.ts';
-import { finalizeReport, finalizeRequest, type FinalizeRequest } from '../../operations/finalizeReport.ts';
+import { finalizeInputOf, finalizeRequest, type FinalizeRequest } from '../../operations/finalizeRequest.ts';
 import { handBack, handBackRequest, type HandBackRequest } from '../../operations/handBack.ts';
 import { heartbeat, heartbeatRequest, type HeartbeatRequest } from '../../operations/heartbeat.ts';
 import { recordRunnerEvent, runnerEventRequest, type RunnerEventRequest } from '../../operations/recordRunnerEvent.ts';
-import { jobReportRequest, reportJobOutcome, type JobReportRequest } from '../../operations/reportJobOutcome.ts';
+import { jobReportRequest, reportJobStatus, type JobReportRequest } from '../../operations/reportJobStatus.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { runParams } from '../requestSchemas.ts';
@@ -110,7 +111,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         response: { 200: ref('Run'), ...errorResponses },
       },
     },
-    async (request) => finalizeReport(ctx.pool, request.params.id, request.body),
+    async (request) => finalizeReportedRun(ctx.pool, finalizeInputOf(request.params.id, request.body)),
   );
 
   app.post<{ Params: { id: string }; Body: RunnerEventRequest }>(
@@ -167,7 +168,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
       },
     },
     async (request) => {
-      const result = await reportJobOutcome(ctx.pool, request.params.id, request.body);
+      const result = await reportJobStatus(ctx.pool, request.params.id, request.body);
       if (result.ended) request.log.warn({ runId: request.params.id, jobStatus: request.body.jobStatus, by: actorOf(request) }, 'a CI job ended without the run step recording an outcome');
       return result;
     },

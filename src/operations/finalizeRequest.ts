@@ -1,8 +1,6 @@
 import { z } from 'zod';
-import { finalizeReportedRun } from '../control/finalizeReportedRun.ts';
 import { runnerOutcomes } from '../core/runState.ts';
-import type { Queryable } from '../db/pool.ts';
-import type { RunRecord } from '../db/runs.ts';
+import type { FinalizeInput } from '../db/runs.ts';
 import { leaseId } from './leaseId.ts';
 import { parseInput } from './parseInput.ts';
 import { reportedArtifact } from './reportedArtifact.ts';
@@ -22,17 +20,17 @@ export const finalizeRequest = z
 export type FinalizeRequest = z.input<typeof finalizeRequest>;
 
 /**
- * A remote runner ends its run. A succeeded backup keeps only its artifact, which is read back
- * from the target's store and checked first (finalizeReportedRun); any other outcome keeps
- * only its error. Repeating the same finalize with the same lease succeeds.
+ * What a remote runner's finalize asks for, as the catalog takes it: a succeeded run keeps
+ * only its artifact, any other outcome only its error. The report is then finalized by
+ * control/finalizeReportedRun.ts, the same check the SQL runner's finalize goes through.
  */
-export async function finalizeReport(db: Queryable, runId: string, request: FinalizeRequest): Promise<RunRecord> {
+export function finalizeInputOf(runId: string, request: FinalizeRequest): FinalizeInput {
   const { leaseId: lease, outcome, error, artifact } = parseInput(finalizeRequest, request);
-  return finalizeReportedRun(db, {
+  return {
     runId,
     leaseId: lease,
     outcome,
     error: outcome === 'succeeded' ? null : (error ?? null),
     artifact: outcome === 'succeeded' ? (artifact ?? null) : null,
-  });
+  };
 }
