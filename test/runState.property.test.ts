@@ -7,7 +7,7 @@ import {
   isOverdue,
   isTerminal,
   runnerOutcomes,
-  type RunEvent,
+  type RunStateEvent,
   type RunState,
 } from '../src/core/runState.ts';
 
@@ -22,7 +22,7 @@ const leasePool = ['lease-a', 'lease-b', 'lease-c'] as const;
 
 interface Step {
   advanceMs: number;
-  event: RunEvent;
+  event: RunStateEvent;
 }
 
 const leaseId = fc.constantFrom(...leasePool);
@@ -59,7 +59,7 @@ const scenario = fc.record({
   steps: fc.array(step, { minLength: 1, maxLength: 60 }),
 });
 
-function absolute(event: RelativeEvent, now: number): RunEvent {
+function absolute(event: RelativeEvent, now: number): RunStateEvent {
   switch (event.type) {
     case 'dispatch':
       return { type: 'dispatch', startDeadlineAt: now + event.in };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createRun } from '../src/db/runs.ts';
+import { createRun } from '../src/db/runRecords.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { runCli } from './support/cli.ts';
 import { createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';

@@ -1,8 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
 import { redactText } from '../core/databaseUrl.ts';
-import { BACKSTOP_VERSION } from '../core/version.ts';
-import { isCatalogConnectionLost } from '../operations/openCatalog.ts';
+import { isConnectionLost } from '../core/pgErrors.ts';
+import { BACKSTOP_VERSION } from '../version.ts';
 import { registerBackupCommands } from './commands/backup.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDemoCommand } from './commands/demo.ts';
@@ -114,7 +114,7 @@ function classify(error: unknown): { code: ErrorCode | null; message: string; ex
   if (error instanceof BackstopError) {
     return { code: error.code, message: `${error.message} [${error.code}]`, exitCode: errorCodes[error.code].exitCode };
   }
-  if (isCatalogConnectionLost(error)) {
+  if (isConnectionLost(error)) {
     return {
       code: 'CATALOG_UNAVAILABLE',
       message: `lost the connection to the catalog: ${redactText((error as Error)?.message ?? String(error))}. Run the command again once it is reachable. [CATALOG_UNAVAILABLE]`,

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
-import { BACKSTOP_VERSION } from '../core/version.ts';
+import { BACKSTOP_VERSION } from '../version.ts';
 import {
   claimDueNotifications,
   markNotificationAttemptFailed,

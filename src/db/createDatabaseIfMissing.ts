@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { pgErrorCode, pgErrorCodes } from './pool.ts';
+import { pgErrorCode, pgErrorCodes } from '../core/pgErrors.ts';
 
 /** Creates a database on a server (through its admin URL) unless it exists. */
 export async function createDatabaseIfMissing(adminUrl: string, name: string): Promise<void> {

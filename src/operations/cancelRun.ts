@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.ts';
-import { requestCancel, type RunRecord } from '../db/runs.ts';
+import { requestCancel, type RunRecord } from '../db/runRecords.ts';
 
 /**
  * Cancels a run: a queued or dispatched one ends `cancelled` at once, a running one becomes

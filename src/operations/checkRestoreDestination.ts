@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import { BackstopError, isBackstopError } from '../core/errors.ts';
 import { formatRestoreDestination, restoreDestinationOf, restoreToAllows } from '../core/restoreDestination.ts';
-import { connectDatabase, type Queryable } from '../db/pool.ts';
-import type { RunRecord } from '../db/runs.ts';
+import type { Queryable } from '../db/pool.ts';
+import type { RunRecord } from '../db/runRecords.ts';
 import { getTargetWithSecret } from '../db/targets.ts';
 import type { ApiTokenRole } from '../db/tokens.ts';
+import { connectDatabase } from '../pgtools/connectDatabase.ts';
 import { privilegeReasons, privilegesOf } from '../pipeline/rolePrivileges.ts';
 
 /**

@@ -1,6 +1,7 @@
 import type { Config } from '../core/config.ts';
 import type { Queryable } from '../db/pool.ts';
-import { claimRunById, type ClaimedRun } from '../db/runs.ts';
+import { claimRunById } from '../db/runLeases.ts';
+import type { ClaimedRun } from '../db/runRecords.ts';
 
 /**
  * Claims one queued or dispatched run for this process to execute in the foreground (`backstop

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { runnerOutcomes } from '../core/runState.ts';
-import type { FinalizeInput } from '../db/runs.ts';
+import type { FinalizeInput } from '../db/runLeases.ts';
 import { leaseId } from './leaseId.ts';
 import { parseInput } from './parseInput.ts';
 import { reportedArtifact } from './reportedArtifact.ts';

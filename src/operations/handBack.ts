@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Queryable } from '../db/pool.ts';
-import { releaseRun } from '../db/runs.ts';
+import { releaseRun } from '../db/runLeases.ts';
 import { leaseId } from './leaseId.ts';
 import { leaseLost } from './leaseLost.ts';
 import { parseInput } from './parseInput.ts';

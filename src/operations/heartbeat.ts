@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Config } from '../core/config.ts';
 import type { Queryable } from '../db/pool.ts';
-import { renewLease, type LeaseState } from '../db/runs.ts';
+import { renewLease, type LeaseState } from '../db/runLeases.ts';
 import { detailsObject } from './detailsObject.ts';
 import { leaseId } from './leaseId.ts';
 import { leaseLost } from './leaseLost.ts';

@@ -1,7 +1,7 @@
 import { BackstopError } from '../core/errors.ts';
 import { isTerminal } from '../core/runState.ts';
 import type { Queryable } from '../db/pool.ts';
-import { getRun } from '../db/runs.ts';
+import { getRun } from '../db/runRecords.ts';
 import { issueRunnerToken as storeRunnerToken } from '../db/tokens.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
-import { getRun } from '../db/runs.ts';
+import { getRun } from '../db/runRecords.ts';
 
 /** Zero rows updated under a lease: either the run does not exist (RUN_NOT_FOUND) or this lease no longer holds it (LEASE_LOST). */
 export async function leaseLost(db: Queryable, runId: string): Promise<never> {

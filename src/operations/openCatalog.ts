@@ -5,7 +5,8 @@ import { parseDatabaseUrl } from '../core/databaseUrl.ts';
 import { createDatabaseIfMissing } from '../db/createDatabaseIfMissing.ts';
 import { ensureEmbeddedPostgres, type EmbeddedInstance } from '../db/embeddedPostgres.ts';
 import { migrate } from '../db/migrate.ts';
-import { connectionError, createPool, isConnectionLost, pgErrorCode, type Pool, type Queryable } from '../db/pool.ts';
+import { connectionError, pgErrorCode } from '../core/pgErrors.ts';
+import { createPool, type Pool, type Queryable } from '../db/pool.ts';
 
 /** What every operation takes to reach the catalog: the pool, a client, or a transaction. */
 export type { Queryable } from '../db/pool.ts';
@@ -22,12 +23,6 @@ export interface Catalog {
 }
 
 const CATALOG_DATABASE = 'backstop';
-
-/**
- * A raw error that says the catalog connection broke (the server went away mid-command), for
- * the entry points that turn it into CATALOG_UNAVAILABLE.
- */
-export const isCatalogConnectionLost = isConnectionLost;
 
 /**
  * The catalog as operations take it, opened on its first query: a command that fails on its

@@ -1,7 +1,7 @@
 import type { Config } from '../core/config.ts';
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
-import { createRun, type RunRecord } from '../db/runs.ts';
+import { createRun, type RunRecord } from '../db/runRecords.ts';
 import { readRunManifest } from '../pipeline/readRunManifest.ts';
 import { openStore } from '../storage/openStore.ts';
 import { findSucceededBackup } from './findSucceededBackup.ts';

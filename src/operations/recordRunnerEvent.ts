@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
-import { appendRunnerEvent } from '../db/runs.ts';
+import { appendRunnerEvent } from '../db/runEvents.ts';
 import { detailsObject } from './detailsObject.ts';
 import { leaseId } from './leaseId.ts';
 import { leaseLost } from './leaseLost.ts';

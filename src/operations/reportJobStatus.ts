@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { jobStatuses } from '../core/jobStatus.ts';
 import type { Queryable } from '../db/pool.ts';
-import { endRunFromExecutor, getRun, type RunRecord } from '../db/runs.ts';
+import { endRunFromExecutor } from '../db/executorRuns.ts';
+import { getRun, type RunRecord } from '../db/runRecords.ts';
 import { parseInput } from './parseInput.ts';
 import { resolveRunId } from './resolveRunId.ts';
 

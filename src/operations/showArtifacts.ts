@@ -1,6 +1,7 @@
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
-import { getRun, type ArtifactFile } from '../db/runs.ts';
+import type { ArtifactFile } from '../core/artifact.ts';
+import { getRun } from '../db/runRecords.ts';
 
 export interface ArtifactListing {
   runId: string;

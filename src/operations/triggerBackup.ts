@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Config } from '../core/config.ts';
 import type { Queryable } from '../db/pool.ts';
-import { createRun, type RunRecord } from '../db/runs.ts';
+import { createRun, type RunRecord } from '../db/runRecords.ts';
 import { getTarget } from '../db/targets.ts';
 import { parseInput } from './parseInput.ts';
 import { targetName } from './targetName.ts';

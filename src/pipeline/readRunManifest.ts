@@ -1,6 +1,6 @@
 import { BackstopError } from '../core/errors.ts';
 import { manifestBindsTo } from '../core/manifestBinding.ts';
-import type { Artifact, RunRecord } from '../db/runs.ts';
+import type { Artifact } from '../core/artifact.ts';
 import type { Store } from '../storage/store.ts';
 import { readManifest } from './readManifest.ts';
 
@@ -14,7 +14,7 @@ import { readManifest } from './readManifest.ts';
  */
 export async function readRunManifest(
   store: Store,
-  run: Pick<RunRecord, 'id' | 'attempt' | 'targetId' | 'targetName'> & { artifact: Artifact },
+  run: { id: string; attempt: number; targetId: string; targetName: string; artifact: Artifact },
 ): ReturnType<typeof readManifest> {
   const read = await readManifest(store, run.artifact.prefix);
   if (read.sha256 !== run.artifact.manifest.sha256) {

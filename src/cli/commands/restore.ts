@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
 import { prepareRestore } from '../../operations/prepareRestore.ts';
-import { storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
+import { storageEndpointFromEnv } from '../../pipeline/supabaseSource/storageEndpoint.ts';
 import type { CommandContext } from '../context.ts';
 import { describeCliError } from '../osError.ts';
 import { printJson } from '../output.ts';
