@@ -286,15 +286,15 @@ describe('artifacts: encryption, S3, version matching', () => {
       const storeDir = path.join(workDir, 'pg17-store');
       const backup = await runCli(['backup', pg17Url, '--target', 'pg17', '--store', storeDir, '--json'], env);
       assert.equal(backup.code, 9, backup.stderr);
-      const result = JSON.parse(backup.stdout);
-      assert.equal(result.status, 'failed');
-      assert.equal(result.error.code, 'PG_VERSION_MISMATCH');
-      assert.match(result.error.message, /PostgreSQL 17/);
-      assert.match(result.error.message, /15\.\d+ \(/);
-      assert.match(result.error.message, /postgresql-client-17/);
+      // Refused by the checks a new target passes: no target, no run, nothing stored.
+      const { error } = JSON.parse(backup.stdout);
+      assert.equal(error.code, 'PG_VERSION_MISMATCH');
+      assert.match(error.message, /PostgreSQL 17/);
+      assert.match(error.message, /15\.\d+ \(/);
+      assert.match(error.message, /postgresql-client-17/);
       assert.deepEqual(await filesUnder(storeDir), []);
-      const events = JSON.parse((await runCli(['runs', 'show', result.id, '--json'], env)).stdout).events;
-      assert.ok(!events.some((event: { kind: string }) => event.kind === 'dump_started'));
+      const listed = JSON.parse((await runCli(['target', 'list', '--json'], env)).stdout) as Array<{ name: string }>;
+      assert.ok(!listed.some((target) => target.name === 'pg17'), 'no target left behind');
     });
   });
 });

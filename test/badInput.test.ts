@@ -109,43 +109,30 @@ describe('bad input through the CLI', () => {
       });
     }
 
-    it('an unreachable database: exit 8, the run failed with DATABASE_UNREACHABLE, and the password is nowhere', TEST_TIMEOUT, async () => {
+    const targetNames = async () => (await catalog.pool.query<{ name: string }>('select name from backstop.targets order by name')).rows.map((row) => row.name);
+
+    it('an unreachable database: exit 8, DATABASE_UNREACHABLE naming the URL argument, no target or run left, and the password is nowhere', TEST_TIMEOUT, async () => {
       const secret = 'SECRETPW';
+      const [targetsBefore, runsBefore] = [await targetNames(), await runCount()];
       const result = await cli(['backup', `postgres://u:${secret}@127.0.0.1:1/db`, '--target', 'unreachable'], { BACKSTOP_LOG_LEVEL: 'debug' });
       assert.equal(result.code, 8, result.stderr);
-      assert.match(result.stdout, /DATABASE_UNREACHABLE/);
-      assert.match(result.stdout, /127\.0\.0\.1:1/, 'the message says where it tried to connect');
-
-      const { rows } = await catalog.pool.query<{ id: string; status: string; error_code: string; error_message: string }>(
-        `select r.id, r.status, r.error_code, r.error_message from backstop.runs r join backstop.targets t on t.id = r.target_id where t.name = 'unreachable'`,
-      );
-      assert.equal(rows.length, 1);
-      const run = rows[0]!;
-      assert.equal(run.status, 'failed');
-      assert.equal(run.error_code, 'DATABASE_UNREACHABLE');
-      assert.match(run.error_message, /Check that the server is running/);
-
-      const row = JSON.stringify(await runRowJson(run.id));
-      const events = JSON.stringify(await eventsJson(run.id));
-      assert.ok((await eventsJson(run.id)).length >= 3, events);
-      for (const [where, text] of Object.entries({ stdout: result.stdout, stderr: result.stderr, row, events })) {
+      assert.match(result.stderr, /DATABASE_URL: Cannot connect to the database at postgres:\/\/u:\*{5}@127\.0\.0\.1:1\/db: .*Check that the server is running.*\[DATABASE_UNREACHABLE\]/);
+      assert.deepEqual(await targetNames(), targetsBefore, 'the target list is unchanged');
+      assert.equal(await runCount(), runsBefore);
+      for (const [where, text] of Object.entries({ stdout: result.stdout, stderr: result.stderr })) {
         assert.ok(!text.includes(secret), `the password appears in ${where}: ${text}`);
       }
     });
 
-    it('no pg_dump to be found: exit 9, the run failed with PG_TOOL_NOT_FOUND and says what to install', TEST_TIMEOUT, async () => {
+    it('no pg_dump to be found: exit 9, PG_TOOL_NOT_FOUND says what to install, before any target or run exists', TEST_TIMEOUT, async () => {
+      const [targetsBefore, runsBefore] = [await targetNames(), await runCount()];
       const result = await cli(['backup', source.url, '--target', 'no-tools'], { BACKSTOP_PG_BIN: '/nonexistent', BACKSTOP_PG_BIN_ONLY: 'true' });
       assert.equal(result.code, 9, result.stderr);
-      assert.match(result.stdout, /PG_TOOL_NOT_FOUND/);
-      const { rows } = await catalog.pool.query<{ status: string; error_code: string; error_message: string; artifact: unknown }>(
-        `select r.status, r.error_code, r.error_message, r.artifact from backstop.runs r join backstop.targets t on t.id = r.target_id where t.name = 'no-tools'`,
-      );
-      assert.equal(rows.length, 1);
-      assert.equal(rows[0]!.status, 'failed');
-      assert.equal(rows[0]!.error_code, 'PG_TOOL_NOT_FOUND');
-      assert.match(rows[0]!.error_message, /Install the PostgreSQL \d+ client \(Debian\/Ubuntu: apt-get install postgresql-client-\d+\)/);
-      assert.match(rows[0]!.error_message, /BACKSTOP_PG_BIN/);
-      assert.equal(rows[0]!.artifact, null);
+      assert.match(result.stderr, /\[PG_TOOL_NOT_FOUND\]/);
+      assert.match(result.stderr, /Install the PostgreSQL \d+ client \(Debian\/Ubuntu: apt-get install postgresql-client-\d+\)/);
+      assert.match(result.stderr, /BACKSTOP_PG_BIN/);
+      assert.deepEqual(await targetNames(), targetsBefore);
+      assert.equal(await runCount(), runsBefore);
     });
   });
 
@@ -229,7 +216,7 @@ describe('bad input through the CLI', () => {
       for (const name of ['Bad Name', '.leading-dot', 'UPPER', 'x'.repeat(64)]) {
         const result = await cli(['target', 'add', name, '--database-url', source.url]);
         assert.equal(result.code, 2, `${name}: ${result.stderr}`);
-        assert.match(result.stderr, /is not valid: use 1 to 63 lowercase letters/);
+        assert.match(result.stderr, /NAME: must be 1 to 63 lowercase letters/);
       }
       const { rowCount } = await catalog.pool.query(`select 1 from backstop.targets where name in ('Bad Name', '.leading-dot', 'UPPER')`);
       assert.equal(rowCount, 0);

@@ -7,6 +7,7 @@ import { parseSchedule, planScheduleSlot } from '../src/core/scheduleSlots.ts';
 import { listRunEvents } from '../src/db/runEvents.ts';
 import { requestCancel } from '../src/db/runRecords.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
+import { pauseTarget, resumeTarget } from '../src/operations/targets/pauseTarget.ts';
 import { runCli } from './support/cli.ts';
 import { openConnections, type Connections } from './support/connections.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
@@ -304,6 +305,45 @@ describe('scheduler against a real catalog', { timeout: 300_000 }, () => {
       [second, fourth],
     );
   });
+
+  it('a paused target gets no scheduled backup or drill; resuming settles what passed (no catch-up), the next slot runs', async () => {
+    const deps = { pool: catalog.pool, config: { defaultStoreUrl: 'file:///tmp/backstop-scheduler-test', pgTools: { dirs: [], only: false } } };
+    // Two identical targets whose schedules were set ten minutes ago: ten slots due, backups and drills.
+    const make = async () => {
+      const target = await scheduledTarget('* * * * *');
+      await catalog.pool.query(
+        `update backstop.targets set verification = '{"cron": "* * * * *", "everyNth": 1}' where id = $1;`,
+        [target.id],
+      );
+      await catalog.pool.query(
+        `update backstop.targets set schedule_since = now() - interval '10 minutes', verification_since = now() - interval '10 minutes' where id = $1`,
+        [target.id],
+      );
+      await succeededBackup(target);
+      return target;
+    };
+    const control = await make();
+    const paused = await make();
+    assert.equal((await pauseTarget(deps, paused.name)).paused, true);
+    const s = scheduler();
+    const mine = (result: Awaited<ReturnType<Scheduler['tickOnce']>>, target: TargetRecord) => ({
+      scheduled: result.scheduled.filter((slot) => slot.targetId === target.id).map((slot) => slot.outcome.kind),
+      drills: result.verifications.filter((drill) => drill.targetId === target.id).map((drill) => drill.reason).sort(),
+    });
+
+    const first = await s.tickOnce();
+    assert.deepEqual(mine(first, control), { scheduled: ['created'], drills: ['cron', 'everyNth'] }, 'an unpaused target catches up');
+    assert.deepEqual(mine(first, paused), { scheduled: [], drills: [] });
+    assert.deepEqual(mine(await s.tickOnce(first.now + 5 * MINUTE), paused), { scheduled: [], drills: [] });
+    assert.equal((await runsOf(paused)).length, 1, 'only its own backup');
+
+    assert.equal((await resumeTarget(deps, paused.name)).paused, false);
+    const resumed = await s.tickOnce();
+    assert.deepEqual(mine(resumed, paused), { scheduled: [], drills: [] }, 'no burst, no catch-up after a resume');
+    const next = await s.tickOnce(resumed.now + MINUTE + 1000);
+    assert.deepEqual(mine(next, paused), { scheduled: ['created'], drills: ['cron'] }, 'the first slot after the resume runs');
+    assert.equal(next.scheduled.find((slot) => slot.targetId === paused.id)!.skipped, 0);
+  });
 });
 
 describe('schedules through the CLI', { timeout: 300_000 }, () => {
@@ -322,13 +362,13 @@ describe('schedules through the CLI', { timeout: 300_000 }, () => {
   it('an invalid cron or time zone is refused with exit code 2 and nothing is created', async () => {
     const badCron = await runCli(['target', 'add', 'app', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--schedule', '61 * * * *'], env);
     assert.equal(badCron.code, 2, badCron.stderr);
-    assert.match(badCron.stderr, /Invalid schedule: "61 \* \* \* \*" is not a valid cron expression.*\[INVALID_INPUT\]/);
+    assert.match(badCron.stderr, /--schedule: Invalid schedule: "61 \* \* \* \*" is not a valid cron expression.*\[INVALID_INPUT\]/);
     const badZone = await runCli(
       ['target', 'add', 'app', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--schedule', '0 3 * * *', '--timezone', 'Europe/Atlantis'],
       env,
     );
     assert.equal(badZone.code, 2, badZone.stderr);
-    assert.match(badZone.stderr, /"Europe\/Atlantis" is not a time zone/);
+    assert.match(badZone.stderr, /--timezone: "Europe\/Atlantis" is not a time zone/);
     assert.ok(!badZone.stderr.includes('secret'));
     const { rows } = await catalog.pool.query('select 1 from backstop.targets');
     assert.equal(rows.length, 0);
@@ -336,7 +376,7 @@ describe('schedules through the CLI', { timeout: 300_000 }, () => {
 
   it('target add/update set and remove a schedule; `schedules` lists the next runs', async () => {
     const added = await runCli(
-      ['target', 'add', 'app', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--schedule', '0 3 * * *', '--timezone', 'Europe/Paris', '--keep-last', '3'],
+      ['target', 'add', 'app', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--schedule', '0 3 * * *', '--timezone', 'Europe/Paris', '--keep-last', '3', '--skip-checks'],
       env,
     );
     assert.equal(added.code, 0, added.stderr);
@@ -367,7 +407,7 @@ describe('schedules through the CLI', { timeout: 300_000 }, () => {
   });
 
   it('target add/update schedule restore drills: every Nth backup, on a cron, or none', async () => {
-    const added = await runCli(['target', 'add', 'drilled', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--verify-every', '5', '--json'], env);
+    const added = await runCli(['target', 'add', 'drilled', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--verify-every', '5', '--skip-checks', '--json'], env);
     assert.equal(added.code, 0, added.stderr);
     assert.deepEqual(JSON.parse(added.stdout).verification, { everyNth: 5 });
 
@@ -378,8 +418,8 @@ describe('schedules through the CLI', { timeout: 300_000 }, () => {
     assert.deepEqual(rows[0]!.verification, { everyNth: 5, cron: '0 4 * * 0', timezone: 'Europe/Paris' });
 
     for (const [args, message] of [
-      [['--verify-every', '0'], /--verify-every must be a whole number from 1 to 1000, got "0"/],
-      [['--verify-every', 'often'], /--verify-every must be a whole number/],
+      [['--verify-every', '0'], /--verify-every: must be a whole number from 1 to 1000/],
+      [['--verify-every', 'often'], /--verify-every: must be a whole number/],
       [['--verify-cron', '61 * * * *'], /61/],
       [['--no-verify', '--verify-every', '2'], /cannot be combined with --no-verify/],
     ] as const) {

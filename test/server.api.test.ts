@@ -71,6 +71,8 @@ describe('HTTP API', { timeout: 300_000 }, () => {
       body: {
         name: 'crud',
         databaseUrl,
+        // No such database: stored without reaching it.
+        checks: false,
         storeUrl: 'file:///var/backups/crud',
         options: { compression: 'zstd:3' },
         maxAttempts: 2,
@@ -106,7 +108,7 @@ describe('HTTP API', { timeout: 300_000 }, () => {
     assert.equal(stored.notificationChannels[0]!.url, `https://hooks.example.com/${HOOK_SECRET}`);
     assert.equal(stored.notificationChannels[0]!.secret, SIGNING_SECRET);
 
-    const renamed = await api.request('PATCH', '/api/v1/targets/crud', { body: { name: 'crud2', databaseUrl: `${databaseUrl}?sslmode=require` } });
+    const renamed = await api.request('PATCH', '/api/v1/targets/crud', { body: { name: 'crud2', databaseUrl: `${databaseUrl}?sslmode=require`, checks: false } });
     assert.equal(renamed.status, 200, renamed.text);
     assertError(await api.request('GET', '/api/v1/targets/crud'), 404, 'TARGET_NOT_FOUND');
 
@@ -115,7 +117,8 @@ describe('HTTP API', { timeout: 300_000 }, () => {
     assertError(await api.request('DELETE', '/api/v1/targets/crud2'), 409, 'TARGET_BUSY');
     await api.request('POST', `/api/v1/runs/${run.id}/cancel`);
     const deleted = await api.request('DELETE', '/api/v1/targets/crud2');
-    assert.equal(deleted.status, 204, deleted.text);
+    assert.equal(deleted.status, 200, deleted.text);
+    assert.deepEqual(deleted.json, { deleted: 'crud2', storeUrl: 'file:///var/backups/crud', keptBackups: [] });
     assertError(await api.request('GET', '/api/v1/targets/crud2'), 404, 'TARGET_NOT_FOUND');
     assertError(await api.request('DELETE', '/api/v1/targets/crud2'), 404, 'TARGET_NOT_FOUND');
   });

@@ -338,7 +338,7 @@ describe('Supabase profile against a Supabase-like database', () => {
   it('through the CLI: backup --profile supabase, restore RUN_ID --to a new project', async () => {
     const bad = await runCli(['backup', source.url, '--profile', 'firebase'], env);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /Unknown profile "firebase"\. Use default or supabase/);
+    assert.match(bad.stderr, /--profile: "firebase" is not a profile: use default or supabase/);
 
     const backup = await runCli(['backup', source.url, '--profile', 'supabase', '--json'], env);
     assert.equal(backup.code, 0, backup.stderr);
@@ -355,7 +355,7 @@ describe('Supabase profile against a Supabase-like database', () => {
     // Same database, other profile: refused rather than silently dumped the other way.
     const mixed = await runCli(['backup', source.url, '--profile', 'default'], env);
     assert.equal(mixed.code, 2);
-    assert.match(mixed.stderr, /already exists with the supabase profile/);
+    assert.match(mixed.stderr, /--profile: the target ".*" has the supabase profile, not the default profile\. Change the target with `backstop target update \S+ --profile default`/);
 
     const target = await newProject();
     const restore = await runCli(['restore', result.id, '--to', target.url, '--json'], env);

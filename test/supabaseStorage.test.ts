@@ -257,10 +257,10 @@ describe('Supabase Storage objects in a backup (--with-storage), through the S3 
     const storeDir = path.join(workDir, 'refusals');
     const noProfile = await runCli(['backup', project.url, '--with-storage', '--store', storeDir, '--target', 'no-profile'], { ...env, ...storageEnv(source) });
     assert.equal(noProfile.code, 2);
-    assert.match(noProfile.stderr, /--profile supabase/);
+    assert.match(noProfile.stderr, /--with-storage: copies the Storage objects of a Supabase project: it needs the supabase profile/);
     const targetAdd = await runCli(['target', 'add', 'no-profile-target', '--database-url', project.url, '--with-storage'], env);
     assert.equal(targetAdd.code, 2);
-    assert.match(targetAdd.stderr, /--profile supabase/);
+    assert.match(targetAdd.stderr, /--with-storage: copies the Storage objects of a Supabase project: it needs the supabase profile/);
     const noEndpoint = await runCli(['backup', project.url, '--profile', 'supabase', '--with-storage', '--store', storeDir, '--target', 'no-endpoint'], env);
     assert.equal(noEndpoint.code, 2);
     assert.match(noEndpoint.stderr, /SUPABASE_STORAGE_S3_ENDPOINT/);

@@ -61,3 +61,33 @@ export function describeDatabase(raw: string): string {
   const url = parseDatabaseUrl(raw);
   return `database "${databaseName(raw)}" on ${url.hostname || url.searchParams.get('host')}${url.port ? `:${url.port}` : ''}`;
 }
+
+/** Which database a URL points at, for display: never its password or other query parameters. */
+export interface DatabaseLocation {
+  host: string;
+  port: number | null;
+  database: string;
+  user: string | null;
+}
+
+/** The location of a stored database URL; null when there is none (a target made by `import`) or it does not parse. */
+export function databaseLocation(raw: string): DatabaseLocation | null {
+  let url: URL;
+  try {
+    url = parseDatabaseUrl(raw);
+  } catch {
+    return null;
+  }
+  const decode = (text: string) => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return text;
+    }
+  };
+  const host = url.hostname ? url.hostname.replace(/^\[|\]$/g, '') : (url.searchParams.get('host') ?? '');
+  const port = url.port || url.searchParams.get('port');
+  const user = url.username ? decode(url.username) : url.searchParams.get('user');
+  const database = decode(url.pathname.replace(/^\//, '')) || url.searchParams.get('dbname') || user || 'postgres';
+  return { host, port: port && /^\d+$/.test(port) ? Number(port) : null, database, user: user || null };
+}

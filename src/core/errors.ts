@@ -51,13 +51,34 @@ export const errorCodes = {
 
 export type ErrorCode = keyof typeof errorCodes;
 
+/**
+ * One problem with one input field. `field` is the path of the field in the input object
+ * (`databaseUrl`, `options.encryptTo.0`): the API names it as is, the CLI as its flag.
+ */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
 export class BackstopError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /** The input field at fault, when one is (the first of `fields` when there are several). */
+  readonly field?: string;
+  /** Every problem with the input, each with its field (input validation reports them all at once). */
+  readonly fields?: readonly FieldProblem[];
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; field?: string; fields?: readonly FieldProblem[] }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BackstopError';
     this.code = code;
+    const field = options?.field ?? options?.fields?.[0]?.field;
+    if (field !== undefined) this.field = field;
+    if (options?.fields !== undefined) this.fields = options.fields;
   }
+}
+
+/** The same error, now naming the input field it is about (a check that failed on that field's value). */
+export function forField(error: BackstopError, field: string): BackstopError {
+  return new BackstopError(error.code, error.message, { cause: error, field });
 }
 
 export function isBackstopError(error: unknown, code?: ErrorCode): error is BackstopError {

@@ -21,6 +21,7 @@ export interface ScheduledTargets {
 
 /**
  * Targets with a schedule or a verification policy, read together with the database clock.
+ * Paused targets are left out: nothing of theirs comes due (resuming settles what passed).
  * Read every second by every scheduler, for every scheduled target: the schedule comes as
  * two text columns and the instants as epoch milliseconds, which cost far less to parse than
  * jsonb and timestamptz values (10,000 targets: a third of the time).
@@ -41,7 +42,7 @@ export async function listScheduledTargets(db: Queryable): Promise<ScheduledTarg
        (extract(epoch from greatest(t.schedule_since, t.schedule_last_slot)) * 1000)::float8 as schedule_settled_ms,
        (extract(epoch from greatest(t.verification_since, t.verification_last_slot)) * 1000)::float8 as verification_settled_ms
      from (select now() as now) n
-     left join backstop.targets t on t.schedule is not null or t.verification ? 'cron' or t.verification ? 'everyNth'
+     left join backstop.targets t on (t.schedule is not null or t.verification ? 'cron' or t.verification ? 'everyNth') and not t.paused
      order by t.name`,
   );
   // Exact milliseconds (computed as numeric), truncated like a timestamptz read through the driver.
@@ -128,7 +129,8 @@ async function createScheduledRunBatch(db: Queryable, batch: readonly DueSlot[],
        -- in target order, as the locks are taken. A slot already taken yields no row.
        select r.* from (
          select d.* from due d join backstop.targets t on t.id = d.target_id
-         where t.schedule is not null and not exists (select 1 from waiting w where w.target_id = d.target_id)
+         -- Paused since the list was read: settled below, without a run.
+         where t.schedule is not null and not t.paused and not exists (select 1 from waiting w where w.target_id = d.target_id)
            and (t.schedule_last_slot is null or t.schedule_last_slot < d.slot)
          order by d.target_id
        ) d cross join lateral backstop.create_run(
@@ -189,7 +191,7 @@ export async function enqueueScheduledDrill(db: Queryable, input: { targetId: st
     `with subject as (${newestBackup}),
      claimed as (
        update backstop.targets t set verification_last_slot = $3::timestamptz
-       where t.id = $1 and t.verification ? 'cron' and (t.verification_last_slot is null or t.verification_last_slot < $3::timestamptz)
+       where t.id = $1 and t.verification ? 'cron' and not t.paused and (t.verification_last_slot is null or t.verification_last_slot < $3::timestamptz)
        returning t.id, t.max_attempts, (select id from subject) as subject_id
      ), ${insertDrill('claimed', `'verification queued by the schedule for ' || backstop.iso_utc($3::timestamptz)`)}
      select (select count(*) from claimed) as claimed, (select id from inserted) as run_id,
@@ -218,7 +220,7 @@ export async function enqueueNthDrill(db: Queryable, input: { targetId: string; 
      ), claimed as (
        update backstop.targets t set verification_nth_at = due.finished_at
        from due
-       where t.id = $1 and t.verification ? 'everyNth' and (t.verification_nth_at is null or t.verification_nth_at < due.finished_at)
+       where t.id = $1 and t.verification ? 'everyNth' and not t.paused and (t.verification_nth_at is null or t.verification_nth_at < due.finished_at)
        returning t.id, t.max_attempts, due.id as subject_id
      ), ${insertDrill('claimed', `'verification queued: every ' || $3::int || ' backups'`)}
      select (select count(*) from claimed) as claimed, (select id from inserted) as run_id,

@@ -1,4 +1,6 @@
+import { databaseLocation, type DatabaseLocation } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
+import { assertTargetName } from '../core/targetName.ts';
 import { activeStatuses } from '../core/runState.ts';
 import { pgErrorCode, pgErrorCodes } from '../core/pgErrors.ts';
 import type { Queryable } from './pool.ts';
@@ -73,6 +75,10 @@ export interface TargetRecord {
   verification: VerificationPolicy | null;
   notifications: NotificationChannelView[];
   executor: GithubExecutorConfig | null;
+  /** No scheduled backups or drills while paused; manual runs still work. */
+  paused: boolean;
+  /** Which database it backs up, from its URL: never the password or query parameters. Null without a URL (made by `import`). */
+  database: DatabaseLocation | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -96,6 +102,7 @@ interface TargetRow {
   verification: VerificationPolicy | null;
   notifications: NotificationChannel[];
   executor_config: GithubExecutorConfig | null;
+  paused: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -113,20 +120,11 @@ function toRecord(row: TargetRow): TargetRecord {
     verification: row.verification,
     notifications: (row.notifications ?? []).map((channel) => ({ id: channel.id, kind: channel.kind, on: channel.on, signed: Boolean(channel.secret) })),
     executor: row.executor_config,
+    paused: row.paused,
+    database: databaseLocation(row.database_url),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
-}
-
-export const TARGET_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
-
-export function assertTargetName(name: string): void {
-  if (!TARGET_NAME.test(name)) {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      `Target name "${name}" is not valid: use 1 to 63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit.`,
-    );
-  }
 }
 
 export interface NewTarget {
@@ -141,6 +139,7 @@ export interface NewTarget {
   verification?: VerificationPolicy | null;
   notifications?: NotificationChannel[];
   executor?: GithubExecutorConfig | null;
+  paused?: boolean;
 }
 
 export async function createTarget(db: Queryable, input: NewTarget): Promise<TargetRecord> {
@@ -148,8 +147,8 @@ export async function createTarget(db: Queryable, input: NewTarget): Promise<Tar
   try {
     const { rows } = await db.query<TargetRow>(
       `insert into backstop.targets (name, database_url, store_url, options, exclusive, max_attempts,
-         schedule, retention, verification, notifications, executor_config)
-       values ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10::jsonb, $11::jsonb) returning *`,
+         schedule, retention, verification, notifications, executor_config, paused)
+       values ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10::jsonb, $11::jsonb, $12) returning *`,
       [
         input.name,
         input.databaseUrl,
@@ -162,12 +161,13 @@ export async function createTarget(db: Queryable, input: NewTarget): Promise<Tar
         json(input.verification),
         JSON.stringify(input.notifications ?? []),
         json(input.executor),
+        input.paused ?? false,
       ],
     );
     return toRecord(rows[0]!);
   } catch (error) {
     if (pgErrorCode(error) === pgErrorCodes.UNIQUE_VIOLATION) {
-      throw new BackstopError('TARGET_EXISTS', `A target named "${input.name}" already exists. Pick another name or use the existing one.`);
+      throw new BackstopError('TARGET_EXISTS', `A target named "${input.name}" already exists. Pick another name or use the existing one.`, { field: 'name' });
     }
     throw error;
   }
@@ -177,6 +177,10 @@ function json(value: unknown): string | null {
   return value === undefined || value === null ? null : JSON.stringify(value);
 }
 
+export function targetNotFound(name: string): BackstopError {
+  return new BackstopError('TARGET_NOT_FOUND', `No target named "${name}". List targets with \`backstop target list\`.`);
+}
+
 async function findTargetRow(db: Queryable, name: string): Promise<TargetRow | undefined> {
   const { rows } = await db.query<TargetRow>('select * from backstop.targets where name = $1', [name]);
   return rows[0];
@@ -184,8 +188,14 @@ async function findTargetRow(db: Queryable, name: string): Promise<TargetRow | u
 
 export async function getTarget(db: Queryable, name: string): Promise<TargetRecord> {
   const row = await findTargetRow(db, name);
-  if (!row) throw new BackstopError('TARGET_NOT_FOUND', `No target named "${name}". List targets with \`backstop target list\`.`);
+  if (!row) throw targetNotFound(name);
   return toRecord(row);
+}
+
+/** The target of that name with its secrets, or null. */
+export async function findTargetWithSecret(db: Queryable, name: string): Promise<TargetWithSecret | null> {
+  const row = await findTargetRow(db, name);
+  return row ? { ...toRecord(row), databaseUrl: row.database_url, notificationChannels: row.notifications ?? [] } : null;
 }
 
 export async function getTargetWithSecret(db: Queryable, targetId: string): Promise<TargetWithSecret> {
@@ -228,7 +238,7 @@ export async function ensureTarget(db: Queryable, input: NewTarget): Promise<Tar
 export async function lockTargetForUpdate(db: Queryable, name: string): Promise<TargetWithSecret> {
   const { rows } = await db.query<TargetRow>('select * from backstop.targets where name = $1 for update', [name]);
   const row = rows[0];
-  if (!row) throw new BackstopError('TARGET_NOT_FOUND', `No target named "${name}". List targets with \`backstop target list\`.`);
+  if (!row) throw targetNotFound(name);
   return { ...toRecord(row), databaseUrl: row.database_url, notificationChannels: row.notifications ?? [] };
 }
 
@@ -247,6 +257,7 @@ const updatableColumns: Record<keyof NewTarget, { column: string; encode: (value
   verification: { column: 'verification', encode: json, cast: 'jsonb' },
   notifications: { column: 'notifications', encode: (value) => JSON.stringify(value ?? []), cast: 'jsonb' },
   executor: { column: 'executor_config', encode: json, cast: 'jsonb' },
+  paused: { column: 'paused', encode: (value) => value },
 };
 
 /** Changes some fields of a target (a rename included). Runs already queued keep their settings. */
@@ -264,41 +275,73 @@ export async function updateTarget(db: Queryable, name: string, update: TargetUp
   try {
     const { rows } = await db.query<TargetRow>(`update backstop.targets set ${assignments.join(', ')} where name = $1 returning *`, values);
     const row = rows[0];
-    if (!row) throw new BackstopError('TARGET_NOT_FOUND', `No target named "${name}". List targets with \`backstop target list\`.`);
+    if (!row) throw targetNotFound(name);
     return toRecord(row);
   } catch (error) {
     if (pgErrorCode(error) === pgErrorCodes.UNIQUE_VIOLATION) {
-      throw new BackstopError('TARGET_EXISTS', `A target named "${update.name}" already exists. Pick another name.`);
+      throw new BackstopError('TARGET_EXISTS', `A target named "${update.name}" already exists. Pick another name.`, { field: 'name' });
     }
     throw error;
   }
 }
 
+/** A backup that stays in its store when its target is deleted. */
+export interface KeptBackup {
+  runId: string;
+  storeUrl: string;
+  prefix: string;
+  finishedAt: string;
+  /** The artifact's files and manifest together. */
+  sizeBytes: number;
+}
+
 /**
- * Deletes a target and its finished runs (their rows, not their backups in the store). Refused
- * while the target has a run that is not terminal: deleting it would pull the row from under
- * its runner.
+ * Deletes a target and its finished runs (their rows, not their backups in the store), and
+ * answers the backups that stay behind so a person knows where they are. Refused while the
+ * target has a run that is not terminal: deleting it would pull the row from under its runner.
+ * One statement: the target row is locked first, so no run can be created for it meanwhile.
  */
-export async function deleteTarget(db: Queryable, name: string): Promise<void> {
-  const { rows } = await db.query<{ id: string | null; active: number }>(
+export async function deleteTarget(db: Queryable, name: string): Promise<{ storeUrl: string; keptBackups: KeptBackup[] }> {
+  const { rows } = await db.query<{ id: string | null; active: number; found: number; store_url: string | null; kept: KeptBackup[] | null }>(
     `with target as (
-       select id from backstop.targets where name = $1 for update
+       select id, store_url from backstop.targets where name = $1 for update
      ), active as (
        select count(*)::int as active from backstop.runs r join target on r.target_id = target.id where r.status = any($2::text[])
+     ), kept as (
+       select r.id, r.artifact, r.finished_at from backstop.runs r join target on r.target_id = target.id
+       where r.kind = 'backup' and r.status = 'succeeded' and r.artifact is not null and r.pruned_at is null
      ), deleted as (
        delete from backstop.targets t using target, active where t.id = target.id and active.active = 0 returning t.id
      )
-     select (select id from deleted) as id, (select active from active) as active, (select count(*) from target)::int as found`,
+     select (select id from deleted) as id, (select active from active) as active, (select count(*) from target)::int as found,
+       (select store_url from target) as store_url,
+       (select jsonb_agg(jsonb_build_object(
+          'runId', k.id, 'storeUrl', k.artifact->>'storeUrl', 'prefix', k.artifact->>'prefix', 'finishedAt', backstop.iso_utc(k.finished_at),
+          'sizeBytes', coalesce((k.artifact->'manifest'->>'size')::bigint, 0)
+            + coalesce((select sum((f->>'size')::bigint) from jsonb_array_elements(k.artifact->'files') f), 0))
+          order by k.finished_at desc, k.id)
+        from kept k) as kept`,
     [name, activeStatuses],
   );
-  const row = rows[0] as { id: string | null; active: number; found: number } | undefined;
-  if (!row || row.found === 0) throw new BackstopError('TARGET_NOT_FOUND', `No target named "${name}". List targets with \`backstop target list\`.`);
+  const row = rows[0];
+  if (!row || row.found === 0) throw targetNotFound(name);
   if (row.id === null) {
     throw new BackstopError(
       'TARGET_BUSY',
       `Target "${name}" has ${row.active} run(s) not finished yet. Cancel them (or wait for them to end), then delete the target.`,
     );
   }
+  return { storeUrl: row.store_url!, keptBackups: (row.kept ?? []).map((backup) => ({ ...backup, sizeBytes: Number(backup.sizeBytes) })) };
+}
+
+/** Deletes a target by id, with its runs, unless one of them is active; whether it was deleted. */
+export async function deleteTargetById(db: Queryable, id: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `delete from backstop.targets t where t.id = $1
+       and not exists (select 1 from backstop.runs r where r.target_id = t.id and r.status = any($2::text[]))`,
+    [id, activeStatuses],
+  );
+  return (rowCount ?? 0) > 0;
 }
 
 export interface TargetPolicyPatch {
@@ -339,6 +382,6 @@ export async function updateTargetPolicies(db: Queryable, name: string, patch: T
     ],
   );
   const row = rows[0];
-  if (!row) throw new BackstopError('TARGET_NOT_FOUND', `No target named "${name}". List targets with \`backstop target list\`.`);
+  if (!row) throw targetNotFound(name);
   return toRecord(row);
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Queryable } from '../db/pool.ts';
 import { listBackupHistory, type BackupHistoryPoint } from '../db/targetActivity.ts';
 import { getTarget } from '../db/targets.ts';
-import { parseInput } from './parseInput.ts';
+import { parseInput } from '../core/inputProblems.ts';
 
 export const backupHistoryQuery = z.strictObject({
   limit: z.int().min(1).max(1000).default(100).describe('How many of the newest finished backups, at most 1000.'),

@@ -6,7 +6,7 @@ import { claimRunById } from '../db/runLeases.ts';
 import { getRun, type ClaimedRun } from '../db/runRecords.ts';
 import { getTargetWithSecret, type TargetOptions } from '../db/targets.ts';
 import { issueRunnerToken } from '../db/tokens.ts';
-import { parseInput } from './parseInput.ts';
+import { parseInput } from '../core/inputProblems.ts';
 
 export const claimRequest = z
   .strictObject({

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Queryable } from '../db/pool.ts';
 import { apiTokenRoles, createApiToken as storeApiToken, type ApiTokenRecord } from '../db/tokens.ts';
-import { parseInput } from './parseInput.ts';
+import { parseInput } from '../core/inputProblems.ts';
 import { tokenName } from './tokenName.ts';
 
 export { apiTokenRoles, type ApiTokenRecord, type ApiTokenRole } from '../db/tokens.ts';

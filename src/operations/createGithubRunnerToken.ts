@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import { createGithubRunnerToken as storeGithubRunnerToken, GITHUB_REPOSITORY, type GithubRunnerTokenRecord } from '../db/githubRunnerTokens.ts';
 import type { Queryable } from '../db/pool.ts';
-import { parseInput } from './parseInput.ts';
+import { parseInput } from '../core/inputProblems.ts';
 import { tokenName } from './tokenName.ts';
 
 export const githubRunnerTokenRequest = z.strictObject({
   name: tokenName,
-  repository: z.string().regex(GITHUB_REPOSITORY, 'is not a GitHub repository: write it as OWNER/REPO, e.g. acme/infra'),
+  repository: z.string().regex(GITHUB_REPOSITORY, 'must be a GitHub repository written OWNER/REPO, e.g. acme/infra'),
 });
 
 export type GithubRunnerTokenRequest = z.input<typeof githubRunnerTokenRequest>;

@@ -3,7 +3,7 @@ import type { Queryable } from '../db/pool.ts';
 import { releaseRun } from '../db/runLeases.ts';
 import { leaseId } from './leaseId.ts';
 import { leaseLost } from './leaseLost.ts';
-import { parseInput } from './parseInput.ts';
+import { parseInput } from '../core/inputProblems.ts';
 
 export const handBackRequest = z
   .strictObject({

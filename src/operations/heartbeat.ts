@@ -5,7 +5,7 @@ import { renewLease, type LeaseState } from '../db/runLeases.ts';
 import { detailsObject } from './detailsObject.ts';
 import { leaseId } from './leaseId.ts';
 import { leaseLost } from './leaseLost.ts';
-import { parseInput } from './parseInput.ts';
+import { parseInput } from '../core/inputProblems.ts';
 
 export const heartbeatRequest = z
   .strictObject({

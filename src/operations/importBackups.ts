@@ -3,7 +3,7 @@ import { MANIFEST_NAME, type Manifest } from '../core/manifest.ts';
 import { manifestBindsTo } from '../core/manifestBinding.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { Artifact } from '../core/artifact.ts';
-import { assertTargetName } from '../db/targets.ts';
+import { assertTargetName } from '../core/targetName.ts';
 import { readManifest } from '../pipeline/readManifest.ts';
 import type { Store } from '../storage/store.ts';
 

@@ -5,10 +5,10 @@ import type { Queryable } from '../db/pool.ts';
 import { listRunsPage } from '../db/runListing.ts';
 import type { RunRecord } from '../db/runRecords.ts';
 import { getTarget } from '../db/targets.ts';
-import { parseInput } from './parseInput.ts';
+import { parseInput } from '../core/inputProblems.ts';
 import { decodeRunCursor, encodeRunCursor } from './runCursor.ts';
 import { runKinds } from './runRecord.ts';
-import { targetName } from './targetName.ts';
+import { targetNameSchema as targetName } from './targets/targetInput.ts';
 
 export const MAX_PAGE_SIZE = 200;
 export const MAX_OFFSET = 10_000;

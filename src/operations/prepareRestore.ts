@@ -19,7 +19,7 @@ import { openStore } from '../storage/openStore.ts';
 import type { Store } from '../storage/store.ts';
 import { assertRestoreRoleAccepted, checkRestoreDestination } from './checkRestoreDestination.ts';
 import { findSucceededBackup } from './findSucceededBackup.ts';
-import { parseInput } from './parseInput.ts';
+import { parseInput } from '../core/inputProblems.ts';
 import { restoreRequest, type RestoreRequest } from './restoreRequest.ts';
 import { looksLikeRunId, resolveRunId } from './resolveRunId.ts';
 

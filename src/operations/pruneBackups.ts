@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { DEFAULT_GC_GRACE_MS, pruneTargets, type PruneReport } from './pruneTargets.ts';
 import type { Queryable } from '../db/pool.ts';
-import { parseInput } from './parseInput.ts';
-import { targetName } from './targetName.ts';
+import { parseInput } from '../core/inputProblems.ts';
+import { targetNameSchema as targetName } from './targets/targetInput.ts';
 
 export { firstPruneError, type PruneReport } from './pruneTargets.ts';
 

@@ -5,7 +5,7 @@ import { appendRunnerEvent } from '../db/runEvents.ts';
 import { detailsObject } from './detailsObject.ts';
 import { leaseId } from './leaseId.ts';
 import { leaseLost } from './leaseLost.ts';
-import { parseInput } from './parseInput.ts';
+import { parseInput } from '../core/inputProblems.ts';
 
 /** Written by the transitions themselves; a runner must not be able to fake one. */
 const lifecycleEventKinds = new Set(['created', 'claimed', 'finished', 'released', 'cancel_requested', 'reaped', 'requeued']);

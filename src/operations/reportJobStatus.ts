@@ -3,13 +3,13 @@ import { jobStatuses } from '../core/jobStatus.ts';
 import type { Queryable } from '../db/pool.ts';
 import { endRunFromExecutor } from '../db/executorRuns.ts';
 import { getRun, type RunRecord } from '../db/runRecords.ts';
-import { parseInput } from './parseInput.ts';
+import { parseInput } from '../core/inputProblems.ts';
 import { resolveRunId } from './resolveRunId.ts';
 
 export const jobReportRequest = z
   .strictObject({
     jobStatus: z
-      .enum(jobStatuses, { error: 'The job status must be success, failure or cancelled (GitHub: ${{ job.status }})' })
+      .enum(jobStatuses, { error: 'must be success, failure or cancelled (GitHub: ${{ job.status }})' })
       .describe("The CI job's status (GitHub: `${{ job.status }}`)."),
   })
   .meta({ examples: [{ jobStatus: 'failure' }] });

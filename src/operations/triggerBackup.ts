@@ -3,8 +3,8 @@ import type { Config } from '../core/config.ts';
 import type { Queryable } from '../db/pool.ts';
 import { createRun, type RunRecord } from '../db/runRecords.ts';
 import { getTarget } from '../db/targets.ts';
-import { parseInput } from './parseInput.ts';
-import { targetName } from './targetName.ts';
+import { parseInput } from '../core/inputProblems.ts';
+import { targetNameSchema as targetName } from './targets/targetInput.ts';
 
 export const triggerRequest = z
   .strictObject({ target: targetName.describe('Name of the target to back up.') })

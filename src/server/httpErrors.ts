@@ -1,12 +1,19 @@
+import type { ErrorObject } from 'ajv';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { redactText } from '../core/databaseUrl.ts';
-import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
+import { BackstopError, errorCodes, type ErrorCode, type FieldProblem } from '../core/errors.ts';
+import { describeProblems } from '../core/inputProblems.ts';
 import { pgErrorCode } from '../core/pgErrors.ts';
 import { isConnectionLost } from '../core/pgErrors.ts';
+import { partSubject, problemsFromAjv } from './validationProblems.ts';
 
-/** Every error the API sends: `{error: {code, message}}`, the code from src/core/errors.ts. */
+/**
+ * Every error the API sends: `{error: {code, message}}`, the code from src/core/errors.ts;
+ * with `field` when one input field is at fault, and `fields` listing every problem of an input
+ * that failed validation.
+ */
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string };
+  error: { code: ErrorCode; message: string; field?: string; fields?: FieldProblem[] };
 }
 
 export interface HttpError {
@@ -25,19 +32,32 @@ const statusCodes: Partial<Record<number, ErrorCode>> = {
   415: 'UNSUPPORTED_MEDIA_TYPE',
 };
 
-function body(code: ErrorCode, message: string): ErrorBody {
-  return { error: { code, message } };
+function body(code: ErrorCode, message: string, problems: { field?: string; fields?: readonly FieldProblem[] } = {}): ErrorBody {
+  const field = problems.field ?? problems.fields?.[0]?.field;
+  return {
+    error: {
+      code,
+      message,
+      ...(field !== undefined ? { field } : {}),
+      ...(problems.fields !== undefined ? { fields: problems.fields.map((problem) => ({ field: problem.field, message: redactText(problem.message) })) } : {}),
+    },
+  };
 }
 
 /** Maps anything thrown while handling a request to a status and an error body. */
 export function toHttpError(error: unknown, requestId: string): HttpError {
   if (error instanceof BackstopError) {
-    const status = errorCodes[error.code].httpStatus;
-    return { status, body: body(error.code, redactText(error.message)), serverFault: status >= 500 };
+    // A failure that names an input field (a database that does not answer, a store that takes
+    // no write) is the request's value at fault, not the server: 422, whatever the code's
+    // status elsewhere.
+    const status = error.field !== undefined && errorCodes[error.code].httpStatus >= 500 ? 422 : errorCodes[error.code].httpStatus;
+    return { status, body: body(error.code, redactText(error.message), error), serverFault: status >= 500 };
   }
-  const fastifyError = error as Partial<FastifyError> & { validation?: unknown };
+  const fastifyError = error as Partial<FastifyError> & { validation?: ErrorObject[]; validationContext?: string };
   if (fastifyError.validation) {
-    return { status: 400, body: body('INVALID_INPUT', `Invalid request: ${fastifyError.message}.`), serverFault: false };
+    const part = fastifyError.validationContext ?? 'body';
+    const fields = problemsFromAjv(fastifyError.validation, part);
+    return { status: 400, body: body('INVALID_INPUT', redactText(describeProblems(fields, undefined, partSubject(part))), { fields }), serverFault: false };
   }
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {

@@ -2,7 +2,7 @@ import { runStatuses } from '../core/runState.ts';
 import { apiTokenRoles } from '../operations/createApiToken.ts';
 import { reportedArtifact } from '../operations/reportedArtifact.ts';
 import { runKinds } from '../operations/runRecord.ts';
-import { requestJsonSchema } from './requestJsonSchema.ts';
+import { zodJsonSchema } from './validation.ts';
 
 /**
  * Response schemas of the API. They serialize responses as an allow-list (a field not listed
@@ -19,19 +19,28 @@ const freeObject = { type: 'object', additionalProperties: true } as const;
 export const errorSchema = {
   $id: 'Error',
   type: 'object',
-  description: 'Every error response. `code` is stable (see src/core/errors.ts); `message` says what to do next.',
+  description:
+    'Every error response. `code` is stable (see src/core/errors.ts); `message` says what to do next. `field` names the input field at fault (`databaseUrl`, `options.encryptTo.0`); an input that failed validation lists every problem in `fields`.',
   required: ['error'],
   properties: {
     error: {
       type: 'object',
       required: ['code', 'message'],
-      properties: { code: { type: 'string' }, message: { type: 'string' } },
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        field: { type: 'string' },
+        fields: {
+          type: 'array',
+          items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' } } },
+        },
+      },
     },
   },
 } as const;
 
 /** An artifact as the catalog records it: what a remote runner sends to finalize, checked by the same rules. */
-export const artifactBody = requestJsonSchema(reportedArtifact);
+export const artifactBody = zodJsonSchema(reportedArtifact);
 
 export const runSchema = {
   $id: 'Run',
@@ -107,11 +116,20 @@ export const targetSchema = {
   $id: 'Target',
   type: 'object',
   description: 'A database to back up. Its database URL and notification URLs and secrets are write-only.',
-  required: ['id', 'name', 'storeUrl', 'options', 'exclusive', 'maxAttempts', 'notifications', 'createdAt', 'updatedAt'],
+  required: ['id', 'name', 'storeUrl', 'options', 'exclusive', 'maxAttempts', 'notifications', 'paused', 'database', 'createdAt', 'updatedAt'],
   properties: {
     id: uuid,
     name: { type: 'string' },
     storeUrl: { type: 'string' },
+    paused: { type: 'boolean', description: 'No scheduled backups or drills while paused; manual runs still work.' },
+    database: {
+      ...nullable({
+        type: 'object',
+        required: ['host', 'port', 'database', 'user'],
+        properties: { host: { type: 'string' }, port: { type: ['integer', 'null'] }, database: { type: 'string' }, user: { type: ['string', 'null'] } },
+      }),
+      description: 'Which database it backs up, from its URL (never the password or query parameters); null for a target made by an import, which has no URL yet.',
+    },
     // Only admins and operators need the restore destinations; runners get the plain view.
     options: { ...targetOptionsView, properties: { ...targetOptionsView.properties, restoreTo: { type: 'array', items: { type: 'string' } } } },
     exclusive: { type: 'boolean' },

@@ -5,6 +5,15 @@ import { localStore } from './localStore.ts';
 import type { Store } from './store.ts';
 
 /**
+ * A store as an absolute URL, so that it means the same thing from any folder: a plain path
+ * becomes `file:///absolute/path`; a URL (any scheme, to be judged by whoever stores it) stays.
+ */
+export function absoluteStoreUrl(store: string, cwd: string = process.cwd()): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(store)) return store;
+  return `file://${path.resolve(cwd, store)}`;
+}
+
+/**
  * Store URLs: `file:///absolute/path`, a plain path, or (see s3Store) `s3://bucket/prefix`.
  */
 export async function openStore(storeUrl: string, cwd: string = process.cwd()): Promise<Store> {

@@ -150,7 +150,7 @@ grant execute on all functions in schema backstop to service_role;
 -- A signed-in admin reads status, codes, times and policies.
 grant select (id, name, exclusive, max_attempts, created_at, updated_at, schedule, retention, verification,
               executor_config, schedule_since, schedule_last_slot, verification_since, verification_last_slot,
-              verification_nth_at, organization_id)
+              verification_nth_at, paused, organization_id)
   on backstop.targets to authenticated;
 grant select (id, target_id, kind, subject_run_id, status, trigger, exclusive, attempt, max_attempts,
               lease_expires_at, heartbeat_at, start_deadline_at, deadline_at, cancel_requested_at,

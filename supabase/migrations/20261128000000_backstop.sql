@@ -580,6 +580,42 @@ $backstop_011_run_functions$;
   end if;
 end $apply$;
 
+-- 012_paused_targets.sql
+do $apply$ begin
+  if not exists (select 1 from backstop.migrations where id = 12) then
+    insert into backstop.migrations (id, name) values (12, '012_paused_targets');
+    execute $backstop_012_paused_targets$
+-- A target's schedule can be paused: while `paused`, the scheduler queues none of its scheduled
+-- backups and none of its scheduled drills (manual runs still work).
+alter table backstop.targets add column paused boolean not null default false;
+
+-- Resuming settles everything that came due while the target was paused: its backup slots,
+-- its drill slots, and the successful backups counted towards an every-Nth drill. A resume
+-- therefore never queues a catch-up burst (nor the single catch-up run a downtime gets): the
+-- first scheduled run is the first slot after the resume. Done here, in the same row update
+-- that resumes, so every path that resumes (CLI, API, SQL) settles alike and no scheduler can
+-- see the target resumed but unsettled.
+create function backstop.settle_slots_on_resume() returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if old.paused and not new.paused then
+    new.schedule_last_slot := greatest(new.schedule_last_slot, now());
+    new.verification_last_slot := greatest(new.verification_last_slot, now());
+    new.verification_nth_at := greatest(new.verification_nth_at, now());
+  end if;
+  return new;
+end
+$$;
+
+create trigger targets_settle_slots_on_resume
+  before update of paused on backstop.targets
+  for each row execute function backstop.settle_slots_on_resume();
+$backstop_012_paused_targets$;
+  end if;
+end $apply$;
+
 -- src/supabaseCatalog/catalogSecurity.sql
 -- Backstop's catalog in a Supabase project: organisations, row-level security, privileges.
 --
@@ -733,7 +769,7 @@ grant execute on all functions in schema backstop to service_role;
 -- A signed-in admin reads status, codes, times and policies.
 grant select (id, name, exclusive, max_attempts, created_at, updated_at, schedule, retention, verification,
               executor_config, schedule_since, schedule_last_slot, verification_since, verification_last_slot,
-              verification_nth_at, organization_id)
+              verification_nth_at, paused, organization_id)
   on backstop.targets to authenticated;
 grant select (id, target_id, kind, subject_run_id, status, trigger, exclusive, attempt, max_attempts,
               lease_expires_at, heartbeat_at, start_deadline_at, deadline_at, cancel_requested_at,

@@ -1,79 +1,83 @@
 import type { Command } from 'commander';
-import { databaseName, parseDatabaseUrl } from '../../core/databaseUrl.ts';
+import { databaseName } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
-import { claimRunById } from '../../db/runLeases.ts';
-import { createRun } from '../../db/runRecords.ts';
-import { ensureTarget } from '../../db/targets.ts';
-import { parseRecipient } from '../../pipeline/age.ts';
-import { parseCompression } from '../../pipeline/compression.ts';
+import { describeProblems } from '../../core/inputProblems.ts';
+import { claimRun } from '../../operations/claimRun.ts';
+import { claimOneShotRun, discardOneShotTarget, ensureOneShotTarget, TargetSettingsDiffer, type OneShotTarget } from '../../operations/targets/oneShotTarget.ts';
+import type { TargetCreateInput } from '../../operations/targets/targetInput.ts';
 import type { CommandContext } from '../context.ts';
 import { openHttpRunner, remoteRunnerName, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
 import { runInForeground } from './runInForeground.ts';
 import { resolveRunId } from '../../operations/resolveRunId.ts';
-import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
 import { storageEndpointFromEnv } from '../../pipeline/supabaseSource/storageEndpoint.ts';
-import { assertStorageProfile, collect, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
+import { addDumpOptions, flagFor, optionsFromFlags, sayingFlags, storeUrlFor, type DumpFlags } from './targetOptions.ts';
+
+/** The target a one-shot backup files under: --target, else its database's name made into a target name. */
+function oneShotName(databaseUrl: string, given: string | undefined): string {
+  if (given !== undefined) return given;
+  try {
+    return sanitizeTargetName(databaseName(databaseUrl));
+  } catch {
+    // The URL's own problem is reported with its field by the operation.
+    return 'database';
+  }
+}
+
+const backupFlagNames = { name: '--target', databaseUrl: 'DATABASE_URL' };
 
 export function registerBackupCommands(program: Command, context: () => CommandContext): void {
-  program
-    .command('backup')
-    .description('Back up a database now, in this process, through the same claim / lease / finalize path as every run.')
-    .argument('<database-url>', 'postgres://USER:PASSWORD@HOST:PORT/DATABASE')
-    .option('--store <url>', 'where to store it (file:///path, a folder, s3://bucket/prefix); default: the target\'s store or BACKSTOP_STORE')
-    .option('--target <name>', 'target name to file it under (default: the database name)')
-    .option('--compression <algorithm>', 'zstd, zstd:LEVEL, gzip, gzip:LEVEL or none (for a new target)')
-    .option('--encrypt-to <recipient>', 'age recipient (age1…) to encrypt to; repeatable (for a new target)', collect, [])
-    .option('--profile <profile>', 'default (one pg_dump archive) or supabase (roles, schema and data files, as `supabase db dump` splits them) (for a new target)')
-    .option('--with-storage', 'with --profile supabase: also copy the Storage objects through the S3 endpoint (SUPABASE_STORAGE_S3_ENDPOINT and keys) (for a new target)')
+  addDumpOptions(
+    program
+      .command('backup')
+      .description(
+        'Back up a database now, in this process, through the same claim / lease / finalize path as every run. A new target is checked and registered first, and removed again if this first backup fails.',
+      )
+      .argument('<database-url>', 'postgres://USER:PASSWORD@HOST:PORT/DATABASE')
+      .option('--store <url>', "where to store it (file:///path, a folder, s3://bucket/prefix); default: the target's store or BACKSTOP_STORE")
+      .option('--target <name>', 'target name to file it under (default: the database name)'),
+    ' (for a new target; an existing one must already have it: change it with `target update`)',
+  )
     .option('--json', 'print the run as one JSON document')
-    .action(async (databaseUrl: string, options: { store?: string; target?: string; compression?: string; encryptTo: string[]; profile?: string; withStorage?: boolean; json?: boolean }) => {
-      const ctx = context();
-      parseDatabaseUrl(databaseUrl);
-      if (options.compression) parseCompression(options.compression);
-      const encryptTo = options.encryptTo.map(parseRecipient);
-      const profile = options.profile === undefined ? undefined : parseProfile(options.profile);
-      assertStorageProfile(options.withStorage, profile);
-      // The backup runs here: without the endpoint it would fail after the dump; say so now.
-      if (options.withStorage) storageEndpointFromEnv(process.env);
-      const name = options.target ?? sanitizeTargetName(databaseName(databaseUrl));
-      const { pool } = await ctx.catalog();
-      const storeUrl = options.store ? storeUrlFor(options.store) : ctx.config.defaultStoreUrl;
-      // A new target's store is refused here, as by `target add`, not after the dump.
-      if (options.store) await assertTargetEndpointsAllowed({ storeUrl });
-      const target = await ensureTarget(pool, {
-        name,
-        databaseUrl,
-        storeUrl,
-        options: targetOptions(options.compression, encryptTo, profile, options.withStorage),
-      });
-      if (profile && (target.options.profile ?? 'default') !== profile) {
-        throw new BackstopError(
-          'INVALID_INPUT',
-          `Target "${name}" already exists with the ${target.options.profile ?? 'default'} profile. Use --target NEW_NAME for a target with the ${profile} profile.`,
-        );
-      }
-      if (options.withStorage && target.options.withStorage !== true) {
-        throw new BackstopError(
-          'INVALID_INPUT',
-          `Target "${name}" already exists without --with-storage. Use --target NEW_NAME for a target whose backups copy Storage objects.`,
-        );
-      }
-      if (encryptTo.length > 0 && JSON.stringify(target.options.encryptTo ?? []) !== JSON.stringify(encryptTo)) {
-        throw new BackstopError(
-          'INVALID_INPUT',
-          `Target "${name}" already exists with other encryption recipients. Use --target NEW_NAME for a target encrypted to these.`,
-        );
-      }
-      if (options.store && target.storeUrl !== storeUrl) {
-        throw new BackstopError(
-          'INVALID_INPUT',
-          `Target "${name}" stores its backups at ${target.storeUrl}, not ${storeUrl}. Use --target NEW_NAME for a target with another store.`,
-        );
-      }
-      const run = await createRun(pool, { targetId: target.id, trigger: 'cli', runDeadlineMs: ctx.config.runDeadlineMs });
-      const claimed = await claimRunById(pool, run.id, { leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `backup:${process.pid}` });
-      await runInForeground(ctx, claimed, { json: options.json });
-    });
+    .action((databaseUrl: string, flags: DumpFlags & { store?: string; target?: string; json?: boolean }) =>
+      sayingFlags(backupFlagNames, async () => {
+        const ctx = context();
+        const name = oneShotName(databaseUrl, flags.target);
+        const options = optionsFromFlags(flags);
+        const input: TargetCreateInput = {
+          name,
+          databaseUrl,
+          ...(flags.store !== undefined ? { storeUrl: storeUrlFor(flags.store) } : {}),
+          ...(Object.keys(options).length > 0 ? { options } : {}),
+        };
+        // The backup runs here: without the endpoint it would fail after the dump; say so now.
+        if (flags.withStorage) storageEndpointFromEnv(process.env);
+        const deps = { pool: (await ctx.catalog()).pool, config: ctx.config };
+        let prepared: OneShotTarget;
+        try {
+          prepared = await ensureOneShotTarget(deps, input);
+        } catch (error) {
+          if (error instanceof TargetSettingsDiffer) throw settingsDifferError(error, name);
+          throw error;
+        }
+        const { target, created } = prepared;
+        let succeeded = false;
+        try {
+          const claimed = await claimOneShotRun(deps, target.id, { runDeadlineMs: ctx.config.runDeadlineMs, leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `backup:${process.pid}` });
+          succeeded = (await runInForeground(ctx, claimed, { json: flags.json })).status === 'succeeded';
+        } finally {
+          // A target this command made and whose first backup failed is removed with that run:
+          // a failed one-shot backup leaves the target list as it was.
+          if (created && !succeeded) {
+            const removed = await discardOneShotTarget(deps, target.id).catch(() => false);
+            process.stderr.write(
+              removed
+                ? `backstop: target "${target.name}" was not kept: this was its first backup and it did not succeed. Fix the cause and run the command again.\n`
+                : `backstop: target "${target.name}" could not be removed after its first backup failed; delete it with \`backstop target delete ${target.name}\` if you do not want it.\n`,
+            );
+          }
+        }
+      }),
+    );
 
   program
     .command('run')
@@ -95,8 +99,7 @@ export function registerBackupCommands(program: Command, context: () => CommandC
         });
         return;
       }
-      const { pool } = await ctx.catalog();
-      const claimed = await claimRunById(pool, await resolveRunId(pool, runId), { leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `run:${process.pid}` });
+      const claimed = await claimRun(ctx.db, ctx.config, await resolveRunId(ctx.db, runId), `run:${process.pid}`);
       await runInForeground(ctx, claimed, { json: options.json });
     });
 }
@@ -104,4 +107,20 @@ export function registerBackupCommands(program: Command, context: () => CommandC
 function sanitizeTargetName(name: string): string {
   const cleaned = name.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 63);
   return cleaned || 'database';
+}
+
+/**
+ * Settings given for an existing target that differ from its own are refused, never ignored
+ * nor applied behind the user's back: say which, and the two ways on.
+ */
+function settingsDifferError(error: TargetSettingsDiffer, name: string): BackstopError {
+  const flagOf = (field: string) => flagFor(field, backupFlagNames);
+  const update = error.differences.flatMap(({ field, value }) =>
+    value === true ? [flagOf(field)] : (Array.isArray(value) ? value : [String(value)]).map((item) => `${flagOf(field)} ${item}`),
+  );
+  return new BackstopError(
+    'INVALID_INPUT',
+    `${describeProblems(error.fields ?? [], flagOf)} Change the target with \`backstop target update ${name} ${update.join(' ')}\`, or back this database up under another name with --target NEW_NAME.`,
+    { cause: error },
+  );
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { firstPruneError, pruneBackups, pruneRequest, type PruneReport } from '../../operations/pruneBackups.ts';
+import { sayingFlags } from './targetOptions.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson } from '../output.ts';
 
@@ -16,7 +17,7 @@ export function registerPruneCommand(program: Command, context: () => CommandCon
     .option('--json', 'print the report as JSON')
     .action(async (options: { target?: string; dryRun?: boolean; gracePeriod: string; deleteUnknown?: boolean; json?: boolean }) => {
       const ctx = context();
-      const report = await pruneBackups(
+      const report = await sayingFlags({ target: '--target', gracePeriodSeconds: '--grace-period' }, () => pruneBackups(
         { db: ctx.db, log: ctx.log },
         {
           target: options.target,
@@ -31,7 +32,7 @@ export function registerPruneCommand(program: Command, context: () => CommandCon
             (options.json ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);
           },
         },
-      );
+      ));
       if (options.json) printJson(report);
       else process.stdout.write(formatReport(report));
       const failure = firstPruneError(report);

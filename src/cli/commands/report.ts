@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import { parseInput } from '../../operations/parseInput.ts';
+import { parseInput } from '../../core/inputProblems.ts';
 import { jobReportRequest, reportJobStatus } from '../../operations/reportJobStatus.ts';
 import type { CommandContext } from '../context.ts';
 import { describeRun, printJson, runJson } from '../output.ts';
 import { openHttpRunner, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
+import { sayingFlags } from './targetOptions.ts';
 
 /**
  * The workflow's last, `if: always()` step. When the run step finished the run, this does
@@ -23,7 +24,7 @@ export function registerReportCommand(program: Command, context: () => CommandCo
     .action(async (runId: string, options: { jobStatus: string; json?: boolean } & RemoteRunnerFlags) => {
       const ctx = context();
       // Checked here too: over HTTP, a bad status is refused before anything is sent.
-      const request = parseInput(jobReportRequest, { jobStatus: options.jobStatus });
+      const request = await sayingFlags({ jobStatus: '--job-status' }, async () => parseInput(jobReportRequest, { jobStatus: options.jobStatus }));
       const remote = remoteRunnerSettings(ctx.config, options);
       const { ended, run } = remote
         ? await openHttpRunner(ctx, remote).report(runId, request.jobStatus)

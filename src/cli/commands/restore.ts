@@ -7,7 +7,9 @@ import type { CommandContext } from '../context.ts';
 import { describeCliError } from '../osError.ts';
 import { printJson } from '../output.ts';
 import { createProgressReporter } from '../progressReporter.ts';
-import { collect } from './targetOptions.ts';
+import { collect, sayingFlags } from './targetOptions.ts';
+
+const restoreFlags = { databaseUrl: '--to', jobs: '--jobs', identity: '--identity' };
 
 /** The contents of an age identity file, for the restore to parse (it says what is wrong with them). */
 async function readIdentityFile(file: string): Promise<string> {
@@ -41,11 +43,13 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
         const identity = options.identity === undefined ? undefined : await readIdentityFile(options.identity);
         const storage = options.withStorage ? storageEndpointFromEnv(process.env) : null;
         // A manifest URL needs no catalog: ctx.db opens it (or starts the embedded one) only for a run id.
-        const restore = await prepareRestore(
-          { db: ctx.db, config: ctx.config },
-          source,
-          { databaseUrl: options.to, clean: options.clean ?? false, jobs: Number(options.jobs), noOwner: !options.owner, identity },
-          { via: 'cli' },
+        const restore = await sayingFlags(restoreFlags, () =>
+          prepareRestore(
+            { db: ctx.db, config: ctx.config },
+            source,
+            { databaseUrl: options.to, clean: options.clean ?? false, jobs: Number(options.jobs), noOwner: !options.owner, identity },
+            { via: 'cli' },
+          ),
         );
 
         // With --json the outcome is one document shaped like a run's (id, status, error, times),

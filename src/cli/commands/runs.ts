@@ -11,6 +11,7 @@ import type { Queryable } from '../../operations/openCatalog.ts';
 import type { CommandContext } from '../context.ts';
 import { describeRun, formatBytes, printJson, runJson, table } from '../output.ts';
 import { exitCodeFor } from './runInForeground.ts';
+import { sayingFlags } from './targetOptions.ts';
 
 /** The CLI shows up to this many runs at once, read in pages of the API's size. */
 const MAX_LISTED = 1000;
@@ -34,7 +35,7 @@ export function registerRunCommands(program: Command, context: () => CommandCont
     .option('--json', 'print the run as JSON')
     .action(async (targetName: string, options: { json?: boolean }) => {
       const ctx = context();
-      const run = await triggerBackup(ctx.db, ctx.config, { target: targetName }, { trigger: 'manual' });
+      const run = await sayingFlags({ target: 'TARGET' }, () => triggerBackup(ctx.db, ctx.config, { target: targetName }, { trigger: 'manual' }));
       if (options.json) printJson(runJson(run));
       else process.stdout.write(`${run.id}\n`);
     });
@@ -53,7 +54,9 @@ export function registerRunCommands(program: Command, context: () => CommandCont
       if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LISTED) {
         throw new BackstopError('INVALID_INPUT', `--limit must be a whole number from 1 to ${MAX_LISTED}, got "${options.limit}".`);
       }
-      const list = await newestRuns(ctx.db, { target: options.target, status: options.status as RunListQuery['status'] }, limit);
+      const list = await sayingFlags({ target: '--target', status: '--status' }, () =>
+        newestRuns(ctx.db, { target: options.target, status: options.status as RunListQuery['status'] }, limit),
+      );
       if (options.json) {
         printJson(list.map(runJson));
         return;

@@ -1,22 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { BackstopError } from '../../core/errors.ts';
-import { assertChannelUrl, defaultNotificationEvents, parseNotificationEvents } from '../../core/notificationChannels.ts';
-import { validateRetentionPolicy } from '../../core/planRetention.ts';
-import { parseSchedule, upcomingSlots } from '../../core/scheduleSlots.ts';
-import { databaseNow } from '../../db/retention.ts';
-import {
-  listTargets,
-  type NotificationChannel,
-  type RetentionConfig,
-  type ScheduleConfig,
-  type TargetPolicyPatch,
-  type TargetRecord,
-  type VerificationPolicy,
-} from '../../db/targets.ts';
+import { BackstopError, type FieldProblem } from '../../core/errors.ts';
+import { invalidInput } from '../../core/inputProblems.ts';
+import { defaultNotificationEvents, type NotificationEventName } from '../../core/notificationChannels.ts';
+import { upcomingSlots } from '../../core/scheduleSlots.ts';
+import { listTargetSchedules } from '../../operations/targets/listTargetSchedules.ts';
+import type { RetentionConfig, TargetRecord, VerificationPolicy } from '../../operations/targets/targetDeps.ts';
+import type { TargetUpdateInput } from '../../operations/targets/targetInput.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
-import { collect } from './targetOptions.ts';
+import { collect, flagNumber } from './targetOptions.ts';
 
 /** Options shared by `target add` and `target update`: schedule, retention, notifications. */
 export interface PolicyOptions {
@@ -55,41 +48,34 @@ export function addPolicyOptions(command: Command): Command {
 }
 
 export interface ParsedPolicies {
-  patch: TargetPolicyPatch;
+  /** The schedule, retention, drill and notification fields of the target input, as the flags set them. */
+  input: Pick<TargetUpdateInput, 'schedule' | 'retention' | 'verification' | 'notifications'>;
   /** Generated webhook secrets, to show once. */
   generatedSecrets: { channelId: string; secret: string }[];
 }
 
 /**
- * Turns the options into a patch; every problem is reported at once (INVALID_INPUT, exit 2).
- * `current` is the target being updated (its schedule's time zone is kept when only the cron
- * changes, and the other way round).
+ * Turns the flags into target input fields. Flags that contradict each other are refused here
+ * (every one at once, INVALID_INPUT); the values themselves are the operation's to judge.
+ * `current` is the target being updated: a cron given alone keeps its time zone and the other
+ * way round, counts given replace the same counts of its retention, and channels are added to
+ * its own.
  */
 export function parsePolicyOptions(options: PolicyOptions, current: TargetRecord | null = null): ParsedPolicies {
-  const problems: string[] = [];
-  const patch: TargetPolicyPatch = {};
+  const problems: FieldProblem[] = [];
+  const input: ParsedPolicies['input'] = {};
   const generatedSecrets: ParsedPolicies['generatedSecrets'] = [];
-  const attempt = (work: () => void) => {
-    try {
-      work();
-    } catch (error) {
-      if (error instanceof BackstopError) problems.push(error.message.replace(/\.$/, ''));
-      else throw error;
-    }
-  };
 
   if (options.schedule === false) {
-    if (options.timezone) problems.push('--timezone cannot be combined with --no-schedule');
-    patch.schedule = null;
+    if (options.timezone) problems.push({ field: '--timezone', message: 'cannot be combined with --no-schedule' });
+    input.schedule = null;
   } else if (options.schedule !== undefined || (options.timezone !== undefined && current?.schedule)) {
-    const schedule: ScheduleConfig = {
+    input.schedule = {
       cron: options.schedule ?? current!.schedule!.cron,
       timezone: options.timezone ?? current?.schedule?.timezone ?? 'UTC',
     };
-    attempt(() => parseSchedule(schedule.cron, schedule.timezone));
-    patch.schedule = schedule;
   } else if (options.timezone !== undefined && options.verifyCron === undefined) {
-    problems.push('--timezone needs a schedule: pass --schedule CRON (or --verify-cron CRON) as well');
+    problems.push({ field: '--timezone', message: 'needs a schedule: pass --schedule CRON (or --verify-cron CRON) as well' });
   }
 
   const counts: [flag: string, field: keyof RetentionConfig, raw: string | undefined][] = [
@@ -99,83 +85,71 @@ export function parsePolicyOptions(options: PolicyOptions, current: TargetRecord
     ['--keep-monthly', 'monthly', options.keepMonthly],
   ];
   if (options.retention === false) {
-    if (counts.some(([, , raw]) => raw !== undefined)) problems.push('--keep-* options cannot be combined with --no-retention');
-    patch.retention = null;
+    if (counts.some(([, , raw]) => raw !== undefined)) problems.push({ field: '--keep-*', message: 'cannot be combined with --no-retention' });
+    input.retention = null;
   } else if (counts.some(([, , raw]) => raw !== undefined)) {
-    // Given counts replace the same counts of the current policy; the others are kept.
+    // Given counts replace the same counts of the current policy; 0 removes that rule.
     const retention: RetentionConfig = { ...(current?.retention ?? {}) };
-    for (const [flag, field, raw] of counts) {
+    for (const [, field, raw] of counts) {
       if (raw === undefined) continue;
-      const value = Number(raw);
-      if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value)) problems.push(`${flag} must be a whole number, got "${raw}"`);
-      else if (value === 0) delete retention[field];
+      const value = flagNumber(raw);
+      if (value === 0) delete retention[field];
       else retention[field] = value;
     }
-    attempt(() => validateRetentionPolicy(retention));
-    patch.retention = retention;
+    input.retention = retention;
   }
 
-  let on = defaultNotificationEvents as string[];
-  if (options.notifyOn !== undefined) {
-    attempt(() => (on = parseNotificationEvents(options.notifyOn!)));
-    if (options.notifyWebhook.length + options.notifySlack.length === 0) {
-      problems.push('--notify-on applies to the channels added with --notify-webhook or --notify-slack; pass one');
-    }
+  const adding = options.notifyWebhook.length + options.notifySlack.length > 0;
+  if (options.notifyOn !== undefined && !adding) {
+    problems.push({ field: '--notify-on', message: 'applies to the channels added with --notify-webhook or --notify-slack; pass one' });
   }
   if (options.webhookSecret !== undefined && options.notifyWebhook.length === 0) {
-    problems.push('--webhook-secret applies to webhooks added with --notify-webhook; pass one');
+    problems.push({ field: '--webhook-secret', message: 'applies to webhooks added with --notify-webhook; pass one' });
   }
-  const channels: NotificationChannel[] = [];
-  for (const url of options.notifyWebhook) {
-    attempt(() => assertChannelUrl(url, 'webhook'));
-    const channel: NotificationChannel = { id: randomUUID(), kind: 'webhook', url, secret: options.webhookSecret, on: on as NotificationChannel['on'] };
-    if (!channel.secret) {
-      channel.secret = randomBytes(24).toString('base64url');
-      generatedSecrets.push({ channelId: channel.id, secret: channel.secret });
+  if (adding || options.clearNotifications) {
+    const on = (options.notifyOn?.split(',').map((name) => name.trim()).filter(Boolean) ?? defaultNotificationEvents) as NotificationEventName[];
+    // Channels of the target are kept by id (their URLs and secrets stay stored).
+    const kept = options.clearNotifications ? [] : (current?.notifications ?? []).map(({ id, kind, on: events }) => ({ id, kind, on: events }));
+    const added: NonNullable<TargetUpdateInput['notifications']> = [];
+    for (const url of options.notifyWebhook) {
+      const id = randomUUID();
+      let secret = options.webhookSecret;
+      if (secret === undefined) {
+        secret = randomBytes(24).toString('base64url');
+        generatedSecrets.push({ channelId: id, secret });
+      }
+      added.push({ id, kind: 'webhook', url, secret, on });
     }
-    channels.push(channel);
+    for (const url of options.notifySlack) added.push({ id: randomUUID(), kind: 'slack', url, on });
+    input.notifications = [...kept, ...added];
   }
-  for (const url of options.notifySlack) {
-    attempt(() => assertChannelUrl(url, 'slack'));
-    channels.push({ id: randomUUID(), kind: 'slack', url, on: on as NotificationChannel['on'] });
-  }
-  if (channels.length > 0) patch.addChannels = channels;
-  if (options.clearNotifications) patch.clearChannels = true;
 
   const verifying = options.verifyEvery !== undefined || options.verifyCron !== undefined;
   if (options.verify === false) {
-    if (verifying) problems.push('--verify-every and --verify-cron cannot be combined with --no-verify');
-    patch.verification = null;
+    if (verifying) problems.push({ field: '--verify-every', message: 'cannot be combined with --no-verify (nor can --verify-cron)' });
+    input.verification = null;
   } else if (verifying) {
     // Given options replace the same fields of the current policy; the others are kept.
     const verification: VerificationPolicy = { ...(current?.verification ?? {}) };
-    if (options.verifyEvery !== undefined) {
-      const value = Number(options.verifyEvery);
-      if (!/^\d+$/.test(options.verifyEvery.trim()) || value < 1 || value > 1000) {
-        problems.push(`--verify-every must be a whole number from 1 to 1000, got "${options.verifyEvery}"`);
-      } else {
-        verification.everyNth = value;
-      }
-    }
+    if (options.verifyEvery !== undefined) verification.everyNth = flagNumber(options.verifyEvery);
     if (options.verifyCron !== undefined) {
-      const timezone = options.timezone ?? current?.verification?.timezone ?? current?.schedule?.timezone ?? 'UTC';
-      attempt(() => parseSchedule(options.verifyCron!, timezone));
       verification.cron = options.verifyCron;
-      verification.timezone = timezone;
+      verification.timezone = options.timezone ?? current?.verification?.timezone ?? current?.schedule?.timezone ?? 'UTC';
     }
-    patch.verification = verification;
+    input.verification = verification;
   }
 
-  if (problems.length > 0) throw new BackstopError('INVALID_INPUT', problems.length === 1 ? `${problems[0]}.` : `Invalid options:\n  ${problems.join('\n  ')}`);
-  return { patch, generatedSecrets };
+  if (problems.length > 0) throw invalidInput(problems);
+  return { input, generatedSecrets };
 }
 
 /** What `target add/update` prints about policies (never a URL; generated secrets once). */
 export function describePolicies(target: TargetRecord, generatedSecrets: ParsedPolicies['generatedSecrets'], now: number): string {
   const lines: string[] = [];
   if (target.schedule) {
-    const next = upcomingSlots(target.schedule, now, 1)[0];
-    lines.push(`  schedule: ${target.schedule.cron} (${target.schedule.timezone})${next !== undefined ? `, next run at ${new Date(next).toISOString()}` : ''}`);
+    const next = target.paused ? undefined : upcomingSlots(target.schedule, now, 1)[0];
+    const when = target.paused ? ', paused' : next !== undefined ? `, next run at ${new Date(next).toISOString()}` : '';
+    lines.push(`  schedule: ${target.schedule.cron} (${target.schedule.timezone})${when}`);
   }
   if (target.retention) lines.push(`  retention: ${describeRetention(target.retention)}`);
   if (target.verification) lines.push(`  verification: ${describeVerification(target.verification)}`);
@@ -218,19 +192,7 @@ export function registerScheduleCommands(program: Command, context: () => Comman
       }
       const ctx = context();
       const { pool } = await ctx.catalog();
-      const now = await databaseNow(pool);
-      const rows = (await listTargets(pool))
-        .filter((target) => target.schedule)
-        .map((target) => {
-          let next: string[] = [];
-          let error: string | null = null;
-          try {
-            next = upcomingSlots(target.schedule!, now, count).map((at) => new Date(at).toISOString());
-          } catch (problem) {
-            error = (problem as Error).message;
-          }
-          return { target: target.name, cron: target.schedule!.cron, timezone: target.schedule!.timezone, next, retention: target.retention, error };
-        });
+      const rows = await listTargetSchedules({ pool }, count);
       if (options.json) {
         printJson(rows);
         return;
@@ -242,7 +204,7 @@ export function registerScheduleCommands(program: Command, context: () => Comman
       process.stdout.write(
         `${table(
           ['TARGET', 'CRON', 'TIMEZONE', 'NEXT', 'RETENTION'],
-          rows.map((row) => [row.target, row.cron, row.timezone, row.error ?? row.next.join(', '), row.retention ? describeRetention(row.retention) : 'keep all']),
+          rows.map((row) => [row.target, row.cron, row.timezone, row.error ?? (row.paused ? 'paused' : row.next.join(', ')), row.retention ? describeRetention(row.retention) : 'keep all']),
         )}\n`,
       );
     });

@@ -1,12 +1,19 @@
-import path from 'node:path';
+import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { backupProfiles, type BackupProfile } from '../../core/manifest.ts';
-import type { GithubExecutorConfig, TargetOptions } from '../../db/targets.ts';
+import { describeProblems } from '../../core/inputProblems.ts';
+import type { TargetCreateInput } from '../../operations/targets/targetInput.ts';
+import { absoluteStoreUrl } from '../../storage/openStore.ts';
+
+/**
+ * Flags of the target commands (`target add|update`, `backup`), turned into the input object
+ * the target operations take — the same object the API receives as JSON — and the
+ * operations' field names turned back into flags in their errors. No rule about targets is
+ * written here: the operations hold them all, so the CLI and the API accept and refuse alike.
+ */
 
 /** Store URLs are kept absolute so that a target means the same thing from any folder. */
 export function storeUrlFor(store: string): string {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(store)) return store;
-  return `file://${path.resolve(store)}`;
+  return absoluteStoreUrl(store);
 }
 
 /** commander collector for repeatable options. */
@@ -14,39 +21,114 @@ export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** `--profile`: how the target is dumped. */
-export function parseProfile(text: string): BackupProfile {
-  const profile = backupProfiles.find((candidate) => candidate === text);
-  if (!profile) throw new BackstopError('INVALID_INPUT', `Unknown profile "${text}". Use ${backupProfiles.join(' or ')}.`);
-  return profile;
+/**
+ * A whole number given as a flag's text; anything else becomes NaN, which the operation's
+ * schema refuses with its own words ("must be a whole number from 1 to 10").
+ */
+export function flagNumber(text: string): number {
+  return /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
 }
 
-export function targetOptions(compression: string | undefined, encryptTo: string[], profile?: BackupProfile, withStorage?: boolean): TargetOptions {
+/** Options shared by `target add`, `target update` and `backup`: how the target is dumped. */
+export interface DumpFlags {
+  compression?: string;
+  encryptTo: string[];
+  profile?: string;
+  withStorage?: boolean;
+}
+
+/** --compression, --encrypt-to, --profile, --with-storage; `what` ends each help text. */
+export function addDumpOptions(command: Command, what: string): Command {
+  return command
+    .option('--compression <algorithm>', `zstd, zstd:LEVEL, gzip, gzip:LEVEL or none${what}`)
+    .option('--encrypt-to <recipient>', `age recipient (age1…) to encrypt to; repeatable${what}`, collect, [])
+    .option('--profile <profile>', `default (one pg_dump archive) or supabase (roles, schema and data files, as \`supabase db dump\` splits them)${what}`)
+    .option('--with-storage', `with --profile supabase: also copy the Storage objects through the S3 endpoint (SUPABASE_STORAGE_S3_* where the backup runs)${what}`);
+}
+
+/** The options object for the flags given (absent flags are absent, so an existing target's values stay). */
+export function optionsFromFlags(flags: DumpFlags): NonNullable<TargetCreateInput['options']> {
   return {
-    ...(compression ? { compression } : {}),
-    ...(encryptTo.length > 0 ? { encryptTo } : {}),
-    ...(profile ? { profile } : {}),
-    ...(withStorage ? { withStorage: true } : {}),
+    ...(flags.compression !== undefined ? { compression: flags.compression } : {}),
+    ...(flags.encryptTo.length > 0 ? { encryptTo: flags.encryptTo } : {}),
+    ...(flags.profile !== undefined ? { profile: flags.profile as 'default' } : {}),
+    ...(flags.withStorage ? { withStorage: true } : {}),
   };
 }
 
-/** `--with-storage` copies a Supabase project's Storage objects: it belongs with the Supabase profile. */
-export function assertStorageProfile(withStorage: boolean | undefined, profile: BackupProfile | undefined): void {
-  if (withStorage && profile !== 'supabase') {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      '--with-storage copies the Storage objects of a Supabase project: use it with --profile supabase (and set SUPABASE_STORAGE_S3_ENDPOINT and its keys where the backup runs).',
-    );
-  }
+/** `--github OWNER/REPO` as the executor's owner and repo (the operation checks each). */
+export function githubExecutor(repository: string, workflow: string | undefined, ref: string | undefined): NonNullable<TargetCreateInput['executor']> {
+  const slash = repository.indexOf('/');
+  return {
+    kind: 'github',
+    owner: slash === -1 ? repository : repository.slice(0, slash),
+    repo: slash === -1 ? '' : repository.slice(slash + 1),
+    ...(workflow !== undefined ? { workflow } : { workflow: 'backstop-backup.yml' }),
+    ...(ref !== undefined ? { ref } : {}),
+  };
 }
 
-/** `--github OWNER/REPO` with its workflow and ref, checked before anything is stored. */
-export function githubExecutorConfig(repository: string, workflow: string, ref: string): GithubExecutorConfig {
-  const match = /^([A-Za-z0-9-]{1,39})\/([A-Za-z0-9._-]{1,100})$/.exec(repository);
-  if (!match) throw new BackstopError('INVALID_INPUT', `--github must be OWNER/REPO, got "${repository}".`);
-  if (!/^[A-Za-z0-9._-]+\.ya?ml$/.test(workflow)) {
-    throw new BackstopError('INVALID_INPUT', `--github-workflow must be a workflow file name such as backstop-backup.yml, got "${workflow}".`);
+const flagNames: Array<[RegExp, string]> = [
+  [/^databaseUrl$/, '--database-url'],
+  [/^storeUrl$/, '--store'],
+  [/^options\.compression$/, '--compression'],
+  [/^options\.encryptTo(\.\d+)?$/, '--encrypt-to'],
+  [/^options\.profile$/, '--profile'],
+  [/^options\.checksums$/, '--checksums'],
+  [/^options\.withStorage$/, '--with-storage'],
+  [/^options\.restoreTo(\.\d+)?$/, '--restore-to'],
+  [/^exclusive$/, '--exclusive'],
+  [/^maxAttempts$/, '--max-attempts'],
+  [/^schedule(\.cron)?$/, '--schedule'],
+  [/^(schedule|verification)\.timezone$/, '--timezone'],
+  [/^retention\.keepLast$/, '--keep-last'],
+  [/^retention\.daily$/, '--keep-daily'],
+  [/^retention\.weekly$/, '--keep-weekly'],
+  [/^retention\.monthly$/, '--keep-monthly'],
+  [/^retention$/, '--keep-*'],
+  [/^verification\.everyNth$/, '--verify-every'],
+  [/^verification(\.cron)?$/, '--verify-cron'],
+  [/^notifications\.\d+\.on(\.\d+)?$/, '--notify-on'],
+  [/^notifications\.\d+\.secret$/, '--webhook-secret'],
+  [/^notifications(\.\d+(\.url)?)?$/, '--notify-webhook/--notify-slack'],
+  [/^executor\.(owner|repo)$/, '--github'],
+  [/^executor\.workflow$/, '--github-workflow'],
+  [/^executor\.ref$/, '--github-ref'],
+  [/^executor$/, '--github'],
+  [/^paused$/, 'pause/resume'],
+  // The target a command acts on (its NAME argument), as opposed to `name`, the one it is given.
+  [/^target$/, 'NAME'],
+];
+
+/** The flag (or argument) that gave an input field; `overrides` for a command's own names (NAME, --target…). */
+export function flagFor(field: string, overrides: Record<string, string> = {}): string {
+  if (field in overrides) return overrides[field]!;
+  for (const [pattern, flag] of flagNames) if (pattern.test(field)) return flag;
+  return field;
+}
+
+/**
+ * An operation's error as the CLI says it: each problem after the flag that gave its field
+ * ("--encrypt-to: must be an age recipient (age1…)"), the code and exit code unchanged.
+ */
+export function withFlagNames(error: unknown, overrides: Record<string, string> = {}): unknown {
+  if (!(error instanceof BackstopError) || error.field === undefined) return error;
+  const name = (field: string) => flagFor(field, overrides);
+  // Several problems, one per line: a terminal is read line by line.
+  const message =
+    error.fields && error.fields.length > 1
+      ? `${error.fields.length} problems:\n${error.fields.map((problem) => `  ${describeProblems([problem], name)}`).join('\n')}`
+      : error.fields
+        ? describeProblems(error.fields, name)
+        : `${name(error.field)}: ${error.message}`;
+  return new BackstopError(error.code, message, { cause: error, field: error.field, ...(error.fields ? { fields: error.fields } : {}) });
+}
+
+/** Runs a command's action, its errors said with flag names. */
+export async function sayingFlags<T>(overrides: Record<string, string>, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw withFlagNames(error, overrides);
   }
-  if (!ref.trim()) throw new BackstopError('INVALID_INPUT', '--github-ref must name a branch or tag.');
-  return { kind: 'github', owner: match[1]!, repo: match[2]!, workflow, ref };
 }

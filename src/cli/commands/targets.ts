@@ -1,136 +1,335 @@
 import type { Command } from 'commander';
-import { parseDatabaseUrl } from '../../core/databaseUrl.ts';
-import { BackstopError } from '../../core/errors.ts';
-import { databaseNow } from '../../db/retention.ts';
-import { createTarget, getTarget, listTargets, updateTargetPolicies, type TargetRecord } from '../../db/targets.ts';
-import { parseRecipient } from '../../pipeline/age.ts';
-import { parseCompression } from '../../pipeline/compression.ts';
-import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
-import { addPolicyOptions, describePolicies, parsePolicyOptions, type PolicyOptions } from './schedule.ts';
-import { assertStorageProfile, collect, githubExecutorConfig, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
+import { BackstopError, errorCodes } from '../../core/errors.ts';
+import { addTarget } from '../../operations/targets/addTarget.ts';
+import { deleteTarget } from '../../operations/targets/deleteTarget.ts';
+import { listTargets, showTarget } from '../../operations/targets/listTargets.ts';
+import { pauseTarget, resumeTarget } from '../../operations/targets/pauseTarget.ts';
+import { renameTarget } from '../../operations/targets/renameTarget.ts';
+import type { TargetDeps, TargetRecord } from '../../operations/targets/targetDeps.ts';
+import type { TargetCreateInput, TargetUpdateInput } from '../../operations/targets/targetInput.ts';
+import { testTarget } from '../../operations/targets/testTarget.ts';
+import { updateTarget } from '../../operations/targets/updateTarget.ts';
 import type { CommandContext } from '../context.ts';
-import { printJson, table } from '../output.ts';
+import { formatBytes, printJson, table } from '../output.ts';
+import { addPolicyOptions, describePolicies, parsePolicyOptions, type PolicyOptions } from './schedule.ts';
+import { addDumpOptions, collect, flagNumber, githubExecutor, optionsFromFlags, sayingFlags, storeUrlFor, type DumpFlags } from './targetOptions.ts';
 
-function targetJson(target: TargetRecord) {
+/** The `--json` shape of a target: what the API answers, never a URL with a password, never a channel URL. */
+export function targetJson(target: TargetRecord) {
   return {
     id: target.id,
     name: target.name,
+    database: target.database,
     storeUrl: target.storeUrl,
     options: target.options,
     exclusive: target.exclusive,
     maxAttempts: target.maxAttempts,
+    paused: target.paused,
     schedule: target.schedule,
     retention: target.retention,
     verification: target.verification,
     notifications: target.notifications,
+    executor: target.executor,
     createdAt: target.createdAt,
+    updatedAt: target.updatedAt,
   };
 }
 
+function describeDatabase(target: TargetRecord): string {
+  const database = target.database;
+  if (!database) return 'none yet (set one with `backstop target update NAME --database-url URL`)';
+  return `${database.database} on ${database.host}${database.port !== null ? `:${database.port}` : ''}${database.user ? ` as ${database.user}` : ''}`;
+}
+
+/** What `target show` prints (and add/update after their one-line summary). */
+function describeTarget(target: TargetRecord): string {
+  const options = target.options;
+  const lines = [
+    `target ${target.name}${target.paused ? ' (paused: no scheduled backups or drills)' : ''}`,
+    `  database: ${describeDatabase(target)}`,
+    `  store: ${target.storeUrl}`,
+    `  dump: ${options.profile ?? 'default'} profile, compression ${options.compression ?? 'zstd'}${options.checksums ? ', checksums' : ''}${options.withStorage ? ', Storage objects' : ''}`,
+    `  encryption: ${options.encryptTo?.length ? `age, to ${options.encryptTo.join(', ')}` : 'none'}`,
+    `  runs: ${target.exclusive ? 'one at a time' : 'several at once'}, ${target.maxAttempts} attempt(s) each${target.executor ? `, on GitHub Actions (${target.executor.owner}/${target.executor.repo}, ${target.executor.workflow} on ${target.executor.ref})` : ''}`,
+  ];
+  if (Array.isArray(options.restoreTo) && options.restoreTo.length > 0) lines.push(`  operators restore into: ${options.restoreTo.join(', ')}`);
+  if (!target.schedule) lines.push('  schedule: none (on demand)');
+  if (!target.retention) lines.push('  retention: keep every backup');
+  if (!target.verification) lines.push('  verification: none');
+  return `${lines.join('\n')}\n`;
+}
+
+function print(target: TargetRecord, json: boolean | undefined, headline: string, generatedSecrets: { channelId: string; secret: string }[] = []): void {
+  if (json) {
+    printJson({ ...targetJson(target), ...(generatedSecrets.length > 0 ? { webhookSecrets: generatedSecrets } : {}) });
+    return;
+  }
+  process.stdout.write(`${headline}\n${describeTarget(target)}`);
+  process.stdout.write(describePolicies(target, generatedSecrets, Date.now()));
+}
+
+interface AddFlags extends PolicyOptions, DumpFlags {
+  databaseUrl: string;
+  store?: string;
+  maxAttempts?: string;
+  checksums?: boolean;
+  restoreTo: string[];
+  exclusive: boolean;
+  github?: string;
+  githubWorkflow: string;
+  githubRef: string;
+  paused?: boolean;
+  skipChecks?: boolean;
+  json?: boolean;
+}
+
+interface UpdateFlags extends PolicyOptions, DumpFlags {
+  databaseUrl?: string;
+  store?: string;
+  maxAttempts?: string;
+  checksums?: boolean;
+  /** `--no-encryption`: commander sets false. */
+  encryption?: boolean;
+  restoreTo: string[] | false;
+  exclusive?: boolean;
+  github?: string | false;
+  githubWorkflow?: string;
+  githubRef?: string;
+  skipChecks?: boolean;
+  json?: boolean;
+}
+
+/** The input `target update` sends: only what the flags change, options merged into the current ones. */
+function updateInput(flags: UpdateFlags, current: TargetRecord): { input: TargetUpdateInput; generatedSecrets: { channelId: string; secret: string }[] } {
+  const { input: policies, generatedSecrets } = parsePolicyOptions(flags, current);
+  const input: TargetUpdateInput = { ...policies };
+  if (flags.databaseUrl !== undefined) input.databaseUrl = flags.databaseUrl;
+  if (flags.store !== undefined) input.storeUrl = storeUrlFor(flags.store);
+  if (flags.maxAttempts !== undefined) input.maxAttempts = flagNumber(flags.maxAttempts);
+  if (flags.exclusive !== undefined) input.exclusive = flags.exclusive;
+  const changed = optionsFromFlags(flags);
+  if (flags.checksums !== undefined) changed.checksums = flags.checksums;
+  if (flags.withStorage === false) changed.withStorage = false;
+  if (Array.isArray(flags.restoreTo) && flags.restoreTo.length > 0) changed.restoreTo = flags.restoreTo;
+  const removeEncryption = flags.encryption === false;
+  const removeRestoreTo = flags.restoreTo === false;
+  if (Object.keys(changed).length > 0 || removeEncryption || removeRestoreTo) {
+    // `options` replaces the whole set: what the flags do not mention is sent as it is.
+    const { encryptTo, restoreTo, ...kept } = current.options;
+    input.options = {
+      ...kept,
+      ...(removeEncryption || encryptTo === undefined ? {} : { encryptTo }),
+      ...(removeRestoreTo || restoreTo === undefined ? {} : { restoreTo }),
+      ...changed,
+    } as TargetUpdateInput['options'];
+  }
+  if (flags.github === false) input.executor = null;
+  else if (flags.github !== undefined) input.executor = githubExecutor(flags.github, flags.githubWorkflow, flags.githubRef);
+  else if ((flags.githubWorkflow !== undefined || flags.githubRef !== undefined) && current.executor) {
+    input.executor = { ...current.executor, ...(flags.githubWorkflow !== undefined ? { workflow: flags.githubWorkflow } : {}), ...(flags.githubRef !== undefined ? { ref: flags.githubRef } : {}) };
+  }
+  if (Object.keys(input).length === 0) {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      'Nothing to change: pass what to change, e.g. --database-url, --store, --compression, --encrypt-to, --no-encryption, --max-attempts, --schedule, --keep-*, --verify-every, --notify-*, --github (see `backstop target update --help`).',
+    );
+  }
+  if (flags.skipChecks) input.checks = false;
+  return { input, generatedSecrets };
+}
+
 export function registerTargetCommands(program: Command, context: () => CommandContext): void {
-  const target = program.command('target').description('Manage backup targets (databases to back up).');
-  const add = target
-    .command('add')
-    .description('Register a database to back up.')
-    .argument('<name>', 'lowercase name: letters, digits, ".", "_", "-"')
-    .requiredOption('--database-url <url>', 'postgres://USER:PASSWORD@HOST:PORT/DATABASE (stored, never shown again)')
-    .option('--store <url>', 'file:///path, a folder, or s3://bucket/prefix (default: BACKSTOP_STORE)')
-    .option('--compression <algorithm>', 'zstd, zstd:LEVEL, gzip, gzip:LEVEL or none')
-    .option('--encrypt-to <recipient>', 'age recipient (age1…) to encrypt to; repeatable', collect, [])
-    .option('--profile <profile>', 'default (one pg_dump archive) or supabase (roles, schema and data files, as `supabase db dump` splits them)')
-    .option('--max-attempts <n>', 'attempts per run when a runner dies (1 = no retry)', '1')
+  const target = program.command('target').description('Manage backup targets (databases to back up): add, update, rename, pause, resume, test, delete, list, show.');
+  const deps = async (): Promise<TargetDeps> => {
+    const ctx = context();
+    return { pool: (await ctx.catalog()).pool, config: ctx.config };
+  };
+
+  const add = addDumpOptions(
+    target
+      .command('add')
+      .description('Register a database to back up, after checking that the database answers, a fitting pg_dump is installed and the store takes a write.')
+      .argument('<name>', 'lowercase name: letters, digits, ".", "_", "-"')
+      .requiredOption('--database-url <url>', 'postgres://USER:PASSWORD@HOST:PORT/DATABASE (stored, never shown again)')
+      .option('--store <url>', 'file:///path, a folder, or s3://bucket/prefix (default: BACKSTOP_STORE)'),
+    '',
+  )
+    .option('--max-attempts <n>', 'attempts per run when a runner dies (1 = no retry, the default)')
     .option('--checksums', 'record a content checksum per table at dump time, for `verify --checksums`')
-    .option('--with-storage', 'with --profile supabase: also copy the Storage objects through the S3 endpoint (SUPABASE_STORAGE_S3_* where the backup runs)')
+    .option('--restore-to <host:port/database>', 'where operators may restore its backups through the API (* for any part); repeatable', collect, [])
+    .option('--no-exclusive', 'let several of its runs execute at once')
     .option('--github <owner/repo>', 'run its backups on GitHub Actions in this repository (see `backstop init github`)')
     .option('--github-workflow <file>', 'workflow file name', 'backstop-backup.yml')
     .option('--github-ref <ref>', 'branch or tag the workflow runs on', 'main')
+    .option('--paused', 'add it with its schedule paused (`target resume` starts it)')
+    .option('--skip-checks', 'store it without reaching the database or the store (e.g. a database only a GitHub runner reaches)')
     .option('--json', 'print the target as JSON');
-  addPolicyOptions(add).action(
-    async (
-      name: string,
-      options: PolicyOptions & {
-        databaseUrl: string;
-        store?: string;
-        compression?: string;
-        encryptTo: string[];
-        profile?: string;
-        maxAttempts: string;
-        checksums?: boolean;
-        withStorage?: boolean;
-        github?: string;
-        githubWorkflow: string;
-        githubRef: string;
-        json?: boolean;
-      },
-    ) => {
-      const ctx = context();
-      parseDatabaseUrl(options.databaseUrl);
-      if (options.compression) parseCompression(options.compression);
-      const profile = options.profile === undefined ? undefined : parseProfile(options.profile);
-      assertStorageProfile(options.withStorage, profile);
-      const maxAttempts = Number(options.maxAttempts);
-      if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10) {
-        throw new BackstopError('INVALID_INPUT', `--max-attempts must be a whole number from 1 to 10, got "${options.maxAttempts}".`);
-      }
-      const { patch, generatedSecrets } = parsePolicyOptions(options);
-      const storeUrl = options.store ? storeUrlFor(options.store) : undefined;
-      await assertTargetEndpointsAllowed({ storeUrl, channels: patch.addChannels });
-      const { pool } = await ctx.catalog();
-      const created = await createTarget(pool, {
+  addPolicyOptions(add).action((name: string, flags: AddFlags) =>
+    sayingFlags({ name: 'NAME' }, async () => {
+      const { input: policies, generatedSecrets } = parsePolicyOptions(flags);
+      const options = optionsFromFlags(flags);
+      if (flags.checksums) options.checksums = true;
+      if (flags.restoreTo.length > 0) options.restoreTo = flags.restoreTo;
+      const input: TargetCreateInput = {
         name,
-        databaseUrl: options.databaseUrl,
-        storeUrl: storeUrl ?? ctx.config.defaultStoreUrl,
-        options: {
-          ...targetOptions(options.compression, options.encryptTo.map(parseRecipient), profile, options.withStorage),
-          ...(options.checksums ? { checksums: true } : {}),
-        },
-        maxAttempts,
-        executor: options.github ? githubExecutorConfig(options.github, options.githubWorkflow, options.githubRef) : null,
-        schedule: patch.schedule,
-        retention: patch.retention,
-        verification: patch.verification,
-        notifications: patch.addChannels,
-      });
-      if (options.json) printJson({ ...targetJson(created), ...(generatedSecrets.length > 0 ? { webhookSecrets: generatedSecrets } : {}) });
-      else {
-        process.stdout.write(`Target ${created.name} added; backups go to ${created.storeUrl}\n`);
-        process.stdout.write(describePolicies(created, generatedSecrets, await databaseNow(pool)));
-      }
-    },
+        databaseUrl: flags.databaseUrl,
+        ...(flags.store !== undefined ? { storeUrl: storeUrlFor(flags.store) } : {}),
+        ...(Object.keys(options).length > 0 ? { options } : {}),
+        ...(flags.maxAttempts !== undefined ? { maxAttempts: flagNumber(flags.maxAttempts) } : {}),
+        ...(flags.exclusive === false ? { exclusive: false } : {}),
+        ...(flags.github !== undefined ? { executor: githubExecutor(flags.github, flags.githubWorkflow, flags.githubRef) } : {}),
+        ...(flags.paused ? { paused: true } : {}),
+        ...policies,
+        ...(flags.skipChecks ? { checks: false } : {}),
+      };
+      const created = await addTarget(await deps(), input);
+      print(created, flags.json, `Target ${created.name} added; backups go to ${created.storeUrl}`, generatedSecrets);
+    }),
   );
-  // --schedule is defined before --no-schedule: commander then leaves it undefined when neither is given.
-  addPolicyOptions(target.command('update').description("Change a target's schedule, retention, drills or notifications.").argument('<name>', 'target name'))
+
+  // Positive flags are defined before their --no- forms: commander then leaves them undefined when neither is given.
+  const update = addDumpOptions(
+    target
+      .command('update')
+      .description('Change any setting of a target. A new database URL or store is checked first, as by `target add`.')
+      .argument('<name>', 'target name')
+      .option('--database-url <url>', 'a new postgres://USER:PASSWORD@HOST:PORT/DATABASE (e.g. a rotated password)')
+      .option('--store <url>', 'a new store (new backups go there; the old ones stay where they are)'),
+    ' (replaces what the target has)',
+  )
+    .option('--no-encryption', 'stop encrypting new backups')
+    .option('--no-with-storage', 'stop copying Storage objects')
+    .option('--max-attempts <n>', 'attempts per run when a runner dies (1 = no retry)')
+    .option('--checksums', 'record content checksums at dump time')
+    .option('--no-checksums', 'stop recording content checksums')
+    .option('--restore-to <host:port/database>', 'where operators may restore through the API (replaces the list); repeatable', collect, [])
+    .option('--no-restore-to', 'operators may not restore its backups through the API')
+    .option('--exclusive', 'at most one of its runs executes at a time')
+    .option('--no-exclusive', 'let several of its runs execute at once')
+    .option('--github <owner/repo>', 'run its backups on GitHub Actions in this repository')
+    .option('--no-github', 'run its backups on workers again')
+    .option('--github-workflow <file>', 'workflow file name')
+    .option('--github-ref <ref>', 'branch or tag the workflow runs on');
+  addPolicyOptions(update)
     .option('--no-schedule', 'remove the schedule')
     .option('--no-retention', 'remove the retention policy (keep every backup)')
     .option('--no-verify', 'remove the drill schedule (--verify-every, --verify-cron)')
     .option('--clear-notifications', 'remove every notification channel (before adding the ones given)')
+    .option('--skip-checks', 'store a new database URL or store without reaching it')
     .option('--json', 'print the target as JSON')
-    .action(async (name: string, options: PolicyOptions & { json?: boolean }) => {
-      const ctx = context();
-      const { pool } = await ctx.catalog();
-      const current = await getTarget(pool, name);
-      const { patch, generatedSecrets } = parsePolicyOptions(options, current);
-      if (Object.keys(patch).length === 0) {
-        throw new BackstopError('INVALID_INPUT', 'Nothing to change: pass --schedule, --timezone, --keep-*, --verify-every, --verify-cron, --notify-*, --no-schedule, --no-retention, --no-verify or --clear-notifications.');
-      }
-      await assertTargetEndpointsAllowed({ channels: patch.addChannels });
-      const updated = await updateTargetPolicies(pool, name, patch);
-      if (options.json) printJson({ ...targetJson(updated), ...(generatedSecrets.length > 0 ? { webhookSecrets: generatedSecrets } : {}) });
-      else {
-        process.stdout.write(`Target ${updated.name} updated.\n`);
-        process.stdout.write(describePolicies(updated, generatedSecrets, await databaseNow(pool)));
-      }
-    });
+    .action((name: string, flags: UpdateFlags) =>
+      sayingFlags({ name: 'NAME' }, async () => {
+        const targetDeps = await deps();
+        const current = await showTarget(targetDeps, name);
+        const { input, generatedSecrets } = updateInput(flags, current);
+        const updated = await updateTarget(targetDeps, name, input);
+        print(updated, flags.json, `Target ${updated.name} updated.`, generatedSecrets);
+      }),
+    );
+
+  target
+    .command('rename')
+    .description('Give a target another name; its runs follow it. New backups go under the new name in the store; stored ones stay restorable where they are.')
+    .argument('<name>', 'target name')
+    .argument('<new-name>', 'its new name')
+    .option('--json', 'print the target as JSON')
+    .action((name: string, newName: string, flags: { json?: boolean }) =>
+      sayingFlags({ name: 'NEW_NAME' }, async () => print(await renameTarget(await deps(), name, newName), flags.json, `Target ${name} is now ${newName}.`)),
+    );
+
+  target
+    .command('pause')
+    .description('Stop queueing its scheduled backups and drills (manual ones still run). `target resume` starts again from the next slot.')
+    .argument('<name>', 'target name')
+    .option('--json', 'print the target as JSON')
+    .action((name: string, flags: { json?: boolean }) =>
+      sayingFlags({}, async () => print(await pauseTarget(await deps(), name), flags.json, `Target ${name} paused: no scheduled backups or drills until \`backstop target resume ${name}\`.`)),
+    );
+
+  target
+    .command('resume')
+    .description('Queue its scheduled backups and drills again, from the next slot on: slots that passed while it was paused are not caught up.')
+    .argument('<name>', 'target name')
+    .option('--json', 'print the target as JSON')
+    .action((name: string, flags: { json?: boolean }) =>
+      sayingFlags({}, async () => print(await resumeTarget(await deps(), name), flags.json, `Target ${name} resumed.`)),
+    );
+
+  target
+    .command('test')
+    .description('Check a target now: its store URL, its database and server version, a fitting pg_dump, a write to its store. Exits with the first failure\'s code.')
+    .argument('<name>', 'target name')
+    .option('--json', 'print the result as JSON')
+    .action((name: string, flags: { json?: boolean }) =>
+      sayingFlags({}, async () => {
+        const result = await testTarget(await deps(), name);
+        if (flags.json) printJson(result);
+        else {
+          process.stdout.write(`${table(['CHECK', 'RESULT', 'DETAIL'], result.checks.map((check) => [check.name, check.ok ? 'ok' : check.error ? 'FAILED' : '-', check.detail]))}\n`);
+          process.stdout.write(result.ok ? `Target ${name} passed every check.\n` : `Target ${name} failed a check.\n`);
+        }
+        const failed = result.checks.find((check) => check.error);
+        if (failed?.error) process.exitCode = errorCodes[failed.error.code].exitCode;
+      }),
+    );
+
+  target
+    .command('delete')
+    .description('Delete a target and its run history. Its backups stay in the store and are listed; `backstop import STORE_URL` brings the target and them back.')
+    .argument('<name>', 'target name')
+    .option('--json', 'print the result as JSON')
+    .action((name: string, flags: { json?: boolean }) =>
+      sayingFlags({}, async () => {
+        const deleted = await deleteTarget(await deps(), name);
+        if (flags.json) {
+          printJson(deleted);
+          return;
+        }
+        process.stdout.write(`Target ${name} deleted.\n`);
+        if (deleted.keptBackups.length === 0) return;
+        process.stdout.write(
+          `Its ${deleted.keptBackups.length} backup(s) stay in the store (\`backstop import ${deleted.storeUrl}\` brings the target and them back; \`backstop restore MANIFEST_URL\` restores one without the catalog):\n`,
+        );
+        process.stdout.write(
+          `${table(['RUN', 'FINISHED', 'SIZE', 'WHERE'], deleted.keptBackups.map((backup) => [backup.runId, backup.finishedAt, formatBytes(backup.sizeBytes), `${backup.storeUrl.replace(/\/+$/, '')}/${backup.prefix}`]))}\n`,
+        );
+      }),
+    );
+
   target
     .command('list')
     .description('List targets (database URLs are secrets and never shown).')
     .option('--json', 'print JSON')
-    .action(async (options: { json?: boolean }) => {
-      const ctx = context();
-      const { pool } = await ctx.catalog();
-      const targets = await listTargets(pool);
-      if (options.json) printJson(targets.map(targetJson));
+    .action(async (flags: { json?: boolean }) => {
+      const targets = await listTargets(await deps());
+      if (flags.json) printJson(targets.map(targetJson));
       else if (targets.length === 0) process.stdout.write('No targets yet. Add one with `backstop target add NAME --database-url URL`.\n');
-      else process.stdout.write(`${table(['NAME', 'STORE', 'CREATED'], targets.map((t) => [t.name, t.storeUrl, t.createdAt]))}\n`);
+      else {
+        process.stdout.write(
+          `${table(
+            ['NAME', 'DATABASE', 'STORE', 'SCHEDULE', 'CREATED'],
+            targets.map((t) => [
+              t.name,
+              t.database ? `${t.database.host}${t.database.port !== null ? `:${t.database.port}` : ''}/${t.database.database}` : '-',
+              t.storeUrl,
+              t.schedule ? `${t.schedule.cron}${t.paused ? ' (paused)' : ''}` : t.paused ? 'paused' : '-',
+              t.createdAt,
+            ]),
+          )}\n`,
+        );
+      }
     });
+
+  target
+    .command('show')
+    .description('Show one target (its database URL is a secret and never shown: its host, port, database and user are).')
+    .argument('<name>', 'target name')
+    .option('--json', 'print JSON')
+    .action((name: string, flags: { json?: boolean }) =>
+      sayingFlags({}, async () => {
+        const shown = await showTarget(await deps(), name);
+        if (flags.json) printJson(targetJson(shown));
+        else process.stdout.write(`${describeTarget(shown)}${describePolicies(shown, [], Date.now())}`);
+      }),
+    );
 }

@@ -6,6 +6,9 @@ import { listTokens } from '../../operations/listTokens.ts';
 import { revokeToken } from '../../operations/revokeToken.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
+import { sayingFlags } from './targetOptions.ts';
+
+const tokenFlags = { name: '--name', role: '--role', repository: '--github' };
 
 export function registerTokenCommands(program: Command, context: () => CommandContext): void {
   const token = program.command('token').description('Manage API tokens and GitHub runner tokens for `backstop server` (stored as SHA-256 hashes).');
@@ -28,7 +31,7 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
         );
       }
       if (options.github !== undefined) {
-        const created = await createGithubRunnerToken(ctx.db, { name: options.name, repository: options.github });
+        const created = await sayingFlags(tokenFlags, () => createGithubRunnerToken(ctx.db, { name: options.name, repository: options.github! }));
         if (options.json) printJson(created);
         else {
           process.stdout.write(`${created.token}\n`);
@@ -38,7 +41,7 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
         }
         return;
       }
-      const created = await createApiToken(ctx.db, { name: options.name, role: options.role as (typeof apiTokenRoles)[number] });
+      const created = await sayingFlags(tokenFlags, () => createApiToken(ctx.db, { name: options.name, role: options.role as (typeof apiTokenRoles)[number] }));
       if (options.json) printJson(created);
       else {
         process.stdout.write(`${created.token}\n`);

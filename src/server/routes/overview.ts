@@ -5,7 +5,7 @@ import { overview } from '../../operations/overview.ts';
 import { runKinds } from '../../operations/runRecord.ts';
 import type { ServerContext } from '../context.ts';
 import { targetParams } from '../requestSchemas.ts';
-import { requestJsonSchema } from '../requestJsonSchema.ts';
+import { zodBody, zodJsonSchema } from '../validation.ts';
 import { errorResponses, nullable, uuid } from '../responseSchemas.ts';
 
 const dateTime = { type: 'string', format: 'date-time' } as const;
@@ -92,7 +92,7 @@ export function registerOverviewRoutes(app: FastifyInstance, ctx: ServerContext)
         summary: 'Size and duration of a target’s finished backups, oldest first',
         description: 'The newest `limit` finished backup runs (any outcome), for charts.',
         params: targetParams,
-        querystring: requestJsonSchema(backupHistoryQuery),
+        querystring: zodJsonSchema(backupHistoryQuery),
         response: {
           200: { type: 'object', required: ['target', 'items'], properties: { target: { type: 'string' }, items: { type: 'array', items: historyPoint } } },
           ...errorResponses,

@@ -6,7 +6,7 @@ import { restoreRequest, type RestoreRequest } from '../../operations/restoreReq
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { runParams } from '../requestSchemas.ts';
-import { requestJsonSchema } from '../requestJsonSchema.ts';
+import { zodBody, zodJsonSchema } from '../validation.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
 
 export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -20,7 +20,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
         description:
           'Checks the artifact against its manifest, runs pg_restore and compares row counts. Answers 202 at once; progress and the result are events of the run (`restore_started`, then `restored` or `restore_failed`). Admins restore into any database; operators only into one the target\'s `options.restoreTo` lists (`HOST:PORT/DATABASE`, `*` for any part), else 403. A destination that cannot be reached fails with a generic message (the details go to the server log only). A destination role that is a superuser, has CREATEROLE or is a member of pg_execute_server_program, pg_write_server_files or pg_read_server_files (or of a superuser or CREATEROLE role) is refused with 403 `RESTORE_ROLE_PRIVILEGED` unless `privilegedRole` names it: the backup\'s code runs as that role.',
         params: runParams,
-        body: requestJsonSchema(restoreRequest),
+        body: zodBody(restoreRequest),
         response: {
           202: {
             type: 'object',

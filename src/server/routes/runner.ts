@@ -9,7 +9,7 @@ import { jobReportRequest, reportJobStatus, type JobReportRequest } from '../../
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { runParams } from '../requestSchemas.ts';
-import { requestJsonSchema } from '../requestJsonSchema.ts';
+import { zodBody, zodJsonSchema } from '../validation.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
 
 /**
@@ -41,7 +41,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
           "`target` says where to store and how to dump, never the database URL. Claimed with a GitHub runner token (only a run dispatched to its repository), the answer carries `runnerToken`, the run's own token: use it for every later call. " +
           'Verification drills run on workers, never here.',
         params: runParams,
-        body: requestJsonSchema(claimRequest),
+        body: zodBody(claimRequest),
         response: {
           200: {
             type: 'object',
@@ -78,7 +78,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         summary: 'Extend the lease and report progress',
         description: '409 LEASE_LOST means the run was reaped, finished or claimed again: stop at once. `cancelRequested` asks the runner to stop and finalize as cancelled.',
         params: runParams,
-        body: requestJsonSchema(heartbeatRequest),
+        body: zodBody(heartbeatRequest),
         response: {
           200: {
             type: 'object',
@@ -107,7 +107,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
           "A backup reported `succeeded` is read back from its target's store first: the artifact must be in the target's store under the prefix of this run and attempt, with the manifest, files, sizes and SHA-256 reported. " +
           'Anything else is 422 ARTIFACT_REJECTED, and the attempt is recorded as failed with the reason.',
         params: runParams,
-        body: requestJsonSchema(finalizeRequest),
+        body: zodJsonSchema(finalizeRequest),
         response: { 200: ref('Run'), ...errorResponses },
       },
     },
@@ -123,7 +123,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         summary: 'Record an event of the run',
         description: 'Accepted only while the lease holds.',
         params: runParams,
-        body: requestJsonSchema(runnerEventRequest),
+        body: zodBody(runnerEventRequest),
         response: { 204: { type: 'null', description: 'Recorded.' }, ...errorResponses },
       },
     },
@@ -142,7 +142,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         summary: 'Hand the run back to the queue',
         description: 'For a runner shutting down before it could finish: the run is queued again for another runner. 409 LEASE_LOST when this lease no longer holds it.',
         params: runParams,
-        body: requestJsonSchema(handBackRequest),
+        body: zodBody(handBackRequest),
         response: { 200: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['queued'] } } }, ...errorResponses },
       },
     },
@@ -160,7 +160,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         description:
           "A CI job's last, `if: always()` step (`backstop report`). A finished run is left as it is (`ended: false`). Otherwise the job is over, so no runner can still hold the run: it ends at once, `cancelled` for a cancelled job and `failed` otherwise, with EXECUTOR_ENDED.",
         params: runParams,
-        body: requestJsonSchema(jobReportRequest),
+        body: zodBody(jobReportRequest),
         response: {
           200: { type: 'object', required: ['ended', 'run'], properties: { ended: { type: 'boolean' }, run: ref('Run') } },
           ...errorResponses,

@@ -10,7 +10,7 @@ import { triggerBackup, triggerRequest, type TriggerRequest } from '../../operat
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { runParams } from '../requestSchemas.ts';
-import { requestJsonSchema } from '../requestJsonSchema.ts';
+import { zodBody, zodJsonSchema } from '../validation.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
 import { eventJson } from '../runEventStream.ts';
 
@@ -34,7 +34,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
         tags,
         summary: 'List runs, newest first',
         description: 'Filter by target, status and kind; page with `cursor` (stable) or `offset`.',
-        querystring: requestJsonSchema(runListQuery),
+        querystring: zodJsonSchema(runListQuery),
         response: { 200: runPage, ...errorResponses },
       },
     },
@@ -49,7 +49,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
         tags,
         summary: 'Trigger a backup',
         description: 'Queues a run of the target; a worker (or a runner holding a runner token) executes it.',
-        body: requestJsonSchema(triggerRequest),
+        body: zodBody(triggerRequest),
         response: { 201: ref('Run'), ...errorResponses },
       },
     },

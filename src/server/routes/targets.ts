@@ -1,12 +1,15 @@
 import type { FastifyInstance } from 'fastify';
-import { withTransaction } from '../../db/pool.ts';
-import { listUnknownBackups } from '../../db/retention.ts';
-import { createTarget, deleteTarget, getTarget, listTargets, lockTargetForUpdate, updateTarget } from '../../db/targets.ts';
-import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
+import { addTarget } from '../../operations/targets/addTarget.ts';
+import { deleteTarget } from '../../operations/targets/deleteTarget.ts';
+import { listTargets, showTarget } from '../../operations/targets/listTargets.ts';
+import { listUnknownBackups } from '../../operations/targets/listUnknownBackups.ts';
+import { targetCheckNames } from '../../operations/targets/targetChecks.ts';
+import type { TargetCreateInput, TargetUpdateInput } from '../../operations/targets/targetInput.ts';
+import { testTarget } from '../../operations/targets/testTarget.ts';
+import { updateTarget } from '../../operations/targets/updateTarget.ts';
 import type { ServerContext } from '../context.ts';
 import { targetCreateBody, targetParams, targetUpdateBody } from '../requestSchemas.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
-import { checkTargetFields, newTargetFrom, type TargetBody } from '../targetInput.ts';
 
 const tags = ['targets'];
 
@@ -26,7 +29,60 @@ const unknownBackup = {
   },
 } as const;
 
+const checkError = {
+  type: 'object',
+  required: ['code', 'message'],
+  properties: { code: { type: 'string' }, message: { type: 'string' } },
+} as const;
+
+const testResult = {
+  type: 'object',
+  required: ['target', 'ok', 'checks'],
+  properties: {
+    target: { type: 'string', description: 'The target tested.' },
+    ok: { type: 'boolean', description: 'Every check passed.' },
+    checks: {
+      type: 'array',
+      description: 'In order: store-url, database, pg-dump, store-write. A check that needs what a failed one would have found is not tried (ok false, its detail says so, no error).',
+      items: {
+        type: 'object',
+        required: ['name', 'ok', 'detail'],
+        properties: { name: { type: 'string', enum: targetCheckNames }, ok: { type: 'boolean' }, detail: { type: 'string' }, error: checkError },
+      },
+    },
+    serverVersion: { type: 'string', description: "The database server's version." },
+    pgDump: { type: 'object', required: ['path', 'version'], properties: { path: { type: 'string' }, version: { type: 'string' } } },
+  },
+} as const;
+
+const deletedTarget = {
+  type: 'object',
+  required: ['deleted', 'storeUrl', 'keptBackups'],
+  properties: {
+    deleted: { type: 'string', description: 'The name of the deleted target.' },
+    storeUrl: { type: 'string', description: 'Its store.' },
+    keptBackups: {
+      type: 'array',
+      description: 'Its backups, newest first: they stay in the store. `backstop import STORE_URL` brings the target and them back.',
+      items: {
+        type: 'object',
+        required: ['runId', 'storeUrl', 'prefix', 'finishedAt', 'sizeBytes'],
+        properties: {
+          runId: { type: 'string', format: 'uuid' },
+          storeUrl: { type: 'string', description: 'The store it is in (the target may have moved since).' },
+          prefix: { type: 'string' },
+          finishedAt: { type: 'string', format: 'date-time' },
+          sizeBytes: { type: 'integer' },
+        },
+      },
+    },
+  },
+} as const;
+
+/** Target routes: each parses, calls the target operation the CLI calls too, and answers. */
 export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const deps = { pool: ctx.pool, config: ctx.config };
+
   app.get(
     '/api/v1/targets',
     {
@@ -37,27 +93,23 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
         response: { 200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: ref('Target') } } }, ...errorResponses },
       },
     },
-    async () => ({ items: await listTargets(ctx.pool) }),
+    async () => ({ items: await listTargets(deps) }),
   );
 
-  app.post<{ Body: TargetBody & { name: string; databaseUrl: string } }>(
+  app.post<{ Body: TargetCreateInput }>(
     '/api/v1/targets',
     {
       config: { access: 'admin' },
       schema: {
         tags,
         summary: 'Create a target',
-        description: 'The database URL and notification URLs and secrets are stored and never returned.',
+        description:
+          'The database URL and notification URLs and secrets are stored and never returned. Before anything is stored (unless `checks` is false): the store URL must be usable, the database must answer (422 DATABASE_UNREACHABLE), a pg_dump that fits its version must be installed (422 PG_VERSION_MISMATCH) and the store must take a write (422 STORE_WRITE_FAILED); `error.field` names the body field at fault.',
         body: targetCreateBody,
         response: { 201: ref('Target'), ...errorResponses },
       },
     },
-    async (request, reply) => {
-      const fields = newTargetFrom(request.body, ctx.config.defaultStoreUrl);
-      await assertTargetEndpointsAllowed({ storeUrl: request.body.storeUrl, channels: request.body.notifications });
-      const target = await createTarget(ctx.pool, fields);
-      return reply.code(201).send(target);
-    },
+    async (request, reply) => reply.code(201).send(await addTarget(deps, request.body)),
   );
 
   app.get<{ Params: { name: string } }>(
@@ -66,7 +118,7 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
       config: { access: 'viewer' },
       schema: { tags, summary: 'Show a target', params: targetParams, response: { 200: ref('Target'), ...errorResponses } },
     },
-    async (request) => getTarget(ctx.pool, request.params.name),
+    async (request) => showTarget(deps, request.params.name),
   );
 
   app.get<{ Params: { name: string } }>(
@@ -85,35 +137,39 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
         },
       },
     },
-    async (request) => {
-      const target = await getTarget(ctx.pool, request.params.name);
-      return { target: target.name, items: await listUnknownBackups(ctx.pool, target.id) };
-    },
+    async (request) => listUnknownBackups(deps, request.params.name),
   );
 
-  app.patch<{ Params: { name: string }; Body: TargetBody }>(
+  app.post<{ Params: { name: string } }>(
+    '/api/v1/targets/:name/test',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags,
+        summary: "Check a target: its store URL, its database and version, a fitting pg_dump, a write to its store",
+        description: 'Answers 200 with every check whether it passed or not (the test ran); 404 for an unknown target.',
+        params: targetParams,
+        response: { 200: testResult, ...errorResponses },
+      },
+    },
+    async (request) => testTarget(deps, request.params.name),
+  );
+
+  app.patch<{ Params: { name: string }; Body: TargetUpdateInput }>(
     '/api/v1/targets/:name',
     {
       config: { access: 'admin' },
       schema: {
         tags,
         summary: 'Change a target',
-        description: 'Absent fields keep their value. Runs already queued keep the settings they were created with.',
+        description:
+          'Absent fields keep their value; `name` renames it (409 TARGET_EXISTS when taken), `paused` pauses or resumes its schedule. A new `databaseUrl` or `storeUrl` is checked as on create unless `checks` is false. Runs already queued keep the settings they were created with.',
         params: targetParams,
         body: targetUpdateBody,
         response: { 200: ref('Target'), ...errorResponses },
       },
     },
-    async (request) => {
-      // Resolved before the row is locked: a slow DNS answer must not hold the lock.
-      await assertTargetEndpointsAllowed({ storeUrl: request.body.storeUrl, channels: request.body.notifications });
-      // Read-modify-write under the row lock: notification channels keep their write-only
-      // URLs and secrets, which only the stored row knows.
-      return withTransaction(ctx.pool, async (client) => {
-        const existing = await lockTargetForUpdate(client, request.params.name);
-        return updateTarget(client, request.params.name, checkTargetFields(request.body, existing.notificationChannels));
-      });
-    },
+    async (request) => updateTarget(deps, request.params.name, request.body),
   );
 
   app.delete<{ Params: { name: string } }>(
@@ -123,14 +179,12 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
       schema: {
         tags,
         summary: 'Delete a target',
-        description: 'Refused (409 TARGET_BUSY) while one of its runs is not finished. Its run rows go with it; stored backups stay in the store.',
+        description:
+          'Refused (409 TARGET_BUSY) while one of its runs is not finished. Its run history goes with it; its backups stay in the store and are listed in the answer.',
         params: targetParams,
-        response: { 204: { type: 'null', description: 'Deleted.' }, ...errorResponses },
+        response: { 200: deletedTarget, ...errorResponses },
       },
     },
-    async (request, reply) => {
-      await deleteTarget(ctx.pool, request.params.name);
-      return reply.code(204).send();
-    },
+    async (request) => deleteTarget(deps, request.params.name),
   );
 }

@@ -6,7 +6,7 @@ import { revokeToken } from '../../operations/revokeToken.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { tokenParams } from '../requestSchemas.ts';
-import { requestJsonSchema } from '../requestJsonSchema.ts';
+import { zodBody, zodJsonSchema } from '../validation.ts';
 import { apiTokenSchema, errorResponses, ref } from '../responseSchemas.ts';
 
 const tags = ['tokens'];
@@ -58,7 +58,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
         tags,
         summary: 'Create an API token',
         description: 'The token is in this response only; the catalog keeps its SHA-256.',
-        body: requestJsonSchema(apiTokenRequest),
+        body: zodBody(apiTokenRequest),
         response: {
           201: {
             type: 'object',

@@ -1,0 +1,51 @@
+import { BackstopError } from '../../core/errors.ts';
+import { parseInput } from '../../core/inputProblems.ts';
+import { createTarget, findTargetWithSecret, type NewTarget, type TargetRecord } from '../../db/targets.ts';
+import { absoluteStoreUrl } from '../../storage/openStore.ts';
+import { assertTargetChecks } from './targetChecks.ts';
+import type { TargetDeps } from './targetDeps.ts';
+import { targetCreateSchema, type TargetCreate, type TargetCreateInput } from './targetInput.ts';
+import { assertChannelsAllowed, mergeNotifications } from './targetNotifications.ts';
+
+/**
+ * Registers a target, after every check (see targetChecks.ts) unless `checks: false` skips
+ * those that reach the database and the store. Nothing is stored when any fails.
+ */
+export async function addTarget(deps: TargetDeps, input: TargetCreateInput | unknown): Promise<TargetRecord> {
+  const target = parseInput(targetCreateSchema, input);
+  return storeNewTarget(deps, target);
+}
+
+/** The part of `addTarget` after validation (the one-shot backup validates first, then decides). */
+export async function storeNewTarget(deps: TargetDeps, target: TargetCreate): Promise<TargetRecord> {
+  // A taken name is said before checks that may take seconds (the insert still decides a race).
+  if (await findTargetWithSecret(deps.pool, target.name)) {
+    throw new BackstopError('TARGET_EXISTS', `A target named "${target.name}" already exists. Pick another name or change that one.`, { field: 'name' });
+  }
+  const storeUrl = target.storeUrl ?? absoluteStoreUrl(deps.config.defaultStoreUrl);
+  const notifications = mergeNotifications(target.notifications ?? [], []);
+  await assertChannelsAllowed(target.notifications ?? []);
+  await assertTargetChecks(
+    { name: target.name, databaseUrl: target.databaseUrl, storeUrl, profile: target.options?.profile, github: Boolean(target.executor) },
+    { pgTools: deps.config.pgTools },
+    { database: true, store: true, reachability: target.checks !== false },
+  );
+  return createTarget(deps.pool, newTargetFrom(target, storeUrl, notifications));
+}
+
+function newTargetFrom(target: TargetCreate, storeUrl: string, notifications: NewTarget['notifications']): NewTarget {
+  return {
+    name: target.name,
+    databaseUrl: target.databaseUrl,
+    storeUrl,
+    options: target.options ?? {},
+    exclusive: target.exclusive,
+    maxAttempts: target.maxAttempts,
+    schedule: target.schedule,
+    retention: target.retention,
+    verification: target.verification,
+    notifications,
+    executor: target.executor ? { ...target.executor, ref: target.executor.ref ?? 'main' } : target.executor,
+    paused: target.paused,
+  };
+}
