@@ -129,7 +129,8 @@ describe('bad input through the CLI', () => {
       const result = await cli(['backup', source.url, '--target', 'no-tools'], { BACKSTOP_PG_BIN: '/nonexistent', BACKSTOP_PG_BIN_ONLY: 'true' });
       assert.equal(result.code, 9, result.stderr);
       assert.match(result.stderr, /\[PG_TOOL_NOT_FOUND\]/);
-      assert.match(result.stderr, /Install the PostgreSQL \d+ client \(Debian\/Ubuntu: apt-get install postgresql-client-\d+\)/);
+      // This machine is Debian: the command that gets a client of any major.
+      assert.match(result.stderr, /Install the PostgreSQL \d+ client from the PostgreSQL project's apt repository: `sudo apt-get install -y postgresql-common && sudo \/usr\/share\/postgresql-common\/pgdg\/apt\.postgresql\.org\.sh -y && sudo apt-get install -y postgresql-client-\d+`/);
       assert.match(result.stderr, /BACKSTOP_PG_BIN/);
       assert.deepEqual(await targetNames(), targetsBefore);
       assert.equal(await runCount(), runsBefore);

@@ -7,6 +7,7 @@ import { isBackstopError } from '../src/core/errors.ts';
 import { artifactPrefix } from '../src/core/manifest.ts';
 import { manifestJsonSchema } from '../src/core/manifestJsonSchema.ts';
 import { parseCompression } from '../src/pipeline/compression.ts';
+import { clientInstallAdvice, hostSystemFrom } from '../src/pgtools/clientInstallAdvice.ts';
 import { parseToolVersion, pickPgTool, serverMajorFromVersionNum } from '../src/pgtools/pickPgTool.ts';
 
 describe('pure pieces', () => {
@@ -50,9 +51,38 @@ describe('pure pieces', () => {
     assert.equal(pickPgTool('pg_dump', found, 16).major, 16);
     assert.throws(
       () => pickPgTool('pg_dump', found, 18),
-      (error) => isBackstopError(error, 'PG_VERSION_MISMATCH') && /15\.18.*16\.6.*17\.2/.test(error.message) && /postgresql-client-18/.test(error.message),
+      (error) => isBackstopError(error, 'PG_VERSION_MISMATCH') && /15\.18.*16\.6.*17\.2/.test(error.message) && /BACKSTOP_PG_BIN/.test(error.message),
+    );
+    assert.throws(
+      () => pickPgTool('pg_dump', found, 18, 'server', { kind: 'macos' }),
+      (error) => isBackstopError(error, 'PG_VERSION_MISMATCH') && /`brew install postgresql@18`/.test(error.message),
     );
     assert.throws(() => pickPgTool('pg_dump', [], 15), (error) => isBackstopError(error, 'PG_TOOL_NOT_FOUND') && /BACKSTOP_PG_BIN/.test(error.message));
+  });
+
+  it('names the command that gets a matching PostgreSQL client on the machine it runs on', () => {
+    const osRelease = (lines: string[]) => lines.join('\n');
+    const system = (platform: string, release: string | null, env: Record<string, string> = {}) => hostSystemFrom({ platform, arch: 'x64', env, osRelease: release });
+    const debian12 = system('linux', osRelease(['PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"', 'ID=debian', 'VERSION_ID="12"', 'VERSION_CODENAME=bookworm']));
+    const ubuntu = system('linux', osRelease(['ID=ubuntu', 'ID_LIKE=debian', 'VERSION_ID="24.04"']));
+    const fedora = system('linux', osRelease(['ID=fedora', 'VERSION_ID=41']));
+    const rocky9 = system('linux', osRelease(['ID="rocky"', 'ID_LIKE="rhel centos fedora"', 'VERSION_ID="9.4"']));
+    const rhel10 = system('linux', osRelease(['ID="rhel"', 'ID_LIKE="fedora"', 'VERSION_ID="10.0"']));
+    const alpine = system('linux', osRelease(['ID=alpine', 'VERSION_ID=3.21.0']));
+    const pgdgApt = 'sudo apt-get install -y postgresql-common && sudo /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y && sudo apt-get install -y postgresql-client-17';
+    assert.deepEqual([debian12, ubuntu].map((host) => host.kind), ['debian', 'debian']);
+    assert.equal(clientInstallAdvice(debian12, 17), `Install the PostgreSQL 17 client from the PostgreSQL project's apt repository: \`${pgdgApt}\``);
+    assert.equal(clientInstallAdvice(ubuntu, 17), clientInstallAdvice(debian12, 17));
+    assert.equal(clientInstallAdvice(system('darwin', null), 17), 'Install the PostgreSQL 17 client with Homebrew: `brew install postgresql@17`');
+    assert.match(clientInstallAdvice(fedora, 17), /`sudo dnf install -y https:\/\/download\.postgresql\.org\/pub\/repos\/yum\/reporpms\/F-\$\(rpm -E %fedora\)-x86_64\/pgdg-fedora-repo-latest\.noarch\.rpm && sudo dnf install -y postgresql17`/);
+    assert.match(clientInstallAdvice(rocky9, 16), /reporpms\/EL-9-x86_64\/pgdg-redhat-repo-latest\.noarch\.rpm && sudo dnf -qy module disable postgresql && sudo dnf install -y postgresql16`/);
+    assert.doesNotMatch(clientInstallAdvice(rhel10, 16), /module disable/);
+    assert.equal(clientInstallAdvice(alpine, 17), 'Install the PostgreSQL 17 client: `apk add postgresql17-client`');
+    // A GitHub-hosted runner: the workflow's own step, whatever the runner's distribution.
+    const runner = system('linux', osRelease(['ID=ubuntu', 'ID_LIKE=debian']), { GITHUB_ACTIONS: 'true' });
+    assert.match(clientInstallAdvice(runner, 17), /Backstop's workflow \(`backstop init github`\) does it in its "Install the PostgreSQL client" step when dispatched with pg_major 17/);
+    assert.ok(clientInstallAdvice(runner, 17).includes(pgdgApt));
+    assert.equal(system('linux', null).kind, 'other');
   });
 
   it('loads configuration with defaults and reports every problem at once', () => {

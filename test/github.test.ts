@@ -3,15 +3,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import pino from 'pino';
-import { startGithubExecutor, type GithubExecutor } from '../src/executors/github/githubExecutor.ts';
+import type { GithubExecutor } from '../src/executors/github/githubExecutor.ts';
 import { listRunEvents } from '../src/db/runEvents.ts';
 import { reapRuns } from '../src/db/runLeases.ts';
 import { createRun, getRun, requestCancel } from '../src/db/runRecords.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
-import { githubClient } from '../src/executors/github/githubClient.ts';
 import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
-import { startFakeGithub, type FakeGithub, type FakeRun } from './support/fakeGithub.ts';
+import { startFakeGithub, startTestGithubExecutor, type FakeGithub, type FakeRun } from './support/fakeGithub.ts';
 import { createSampleDatabase, createTestCatalog, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -50,13 +48,7 @@ describe('GitHub Actions executor against a fake GitHub validated by its OpenAPI
         if (run.status !== 'completed') github.complete(run.id, signal ? 'cancelled' : code === 0 ? 'success' : 'failure');
       });
     });
-    executor = startGithubExecutor({
-      db: catalog.pool,
-      client: githubClient({ apiUrl: github.apiUrl, token: TOKEN, maxRateLimitWaitMs: 5000 }),
-      log: pino({ level: 'silent' }),
-      startDeadlineMs: 60_000,
-      intervalMs: 3_600_000,
-    });
+    executor = startTestGithubExecutor(catalog.pool, github, TOKEN);
   });
 
   afterEach(async () => {

@@ -19,7 +19,7 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
  */
 const LAYERS: Record<string, { holds: string; mayImport: string[] }> = {
   core: { holds: 'pure domain: run states, plans, schemas, error codes', mayImport: [] },
-  version: { holds: "Backstop's version, read from package.json", mayImport: [] },
+  version: { holds: "Backstop's version and repository, read from package.json or inlined in a bundle", mayImport: ['core'] },
   pgtools: { holds: 'pg_dump/pg_restore/psql and connections to the databases backed up or restored into', mayImport: ['core'] },
   net: { holds: 'the outbound guard: which hosts Backstop may reach', mayImport: ['core', 'storage'] },
   storage: { holds: 'the Store interface, local disk and S3', mayImport: ['core', 'net'] },
@@ -42,6 +42,7 @@ const LAYERS: Record<string, { holds: string; mayImport: string[] }> = {
     holds: 'the Fastify app: API, event streams, dashboard',
     mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'runner', 'operations', 'control', 'executors', 'supabaseCatalog'],
   },
+  action: { holds: 'the GitHub Action: its inputs become the run/report command', mayImport: ['core', 'control', 'cli'] },
   cli: {
     holds: 'commander commands',
     mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'runner', 'operations', 'control', 'executors', 'supabaseCatalog', 'server'],

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { startGithubExecutor, type GithubExecutor } from '../src/executors/github/githubExecutor.ts';
+import type { GithubExecutor } from '../src/executors/github/githubExecutor.ts';
 import { createGithubRunnerToken, revokeGithubRunnerToken } from '../src/db/githubRunnerTokens.ts';
 import { claimForDispatch, endRunFromExecutor } from '../src/db/executorRuns.ts';
 import { listRunEvents } from '../src/db/runEvents.ts';
@@ -12,11 +12,10 @@ import { reapRuns } from '../src/db/runLeases.ts';
 import { createRun, getRun, requestCancel } from '../src/db/runRecords.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { issueRunnerToken } from '../src/db/tokens.ts';
-import { githubClient } from '../src/executors/github/githubClient.ts';
 import { startThreadedHeartbeat } from '../src/runner/heartbeatThread.ts';
 import { httpRunner } from '../src/runner/httpRunnerCatalog.ts';
 import { killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
-import { startFakeGithub, type FakeGithub, type FakeRun } from './support/fakeGithub.ts';
+import { startFakeGithub, startTestGithubExecutor, type FakeGithub, type FakeRun } from './support/fakeGithub.ts';
 import { createSampleDatabase, createTestCatalog, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { closedPort, startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
@@ -99,13 +98,7 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
         if (run.status !== 'completed') github.complete(run.id, signal ? 'cancelled' : code === 0 ? 'success' : 'failure');
       });
     });
-    executor = startGithubExecutor({
-      db: catalog.pool,
-      client: githubClient({ apiUrl: github.apiUrl, token: GITHUB_TOKEN, maxRateLimitWaitMs: 5000 }),
-      log: pino({ level: 'silent' }),
-      startDeadlineMs: 60_000,
-      intervalMs: 3_600_000,
-    });
+    executor = startTestGithubExecutor(catalog.pool, github, GITHUB_TOKEN);
   });
 
   afterEach(async () => {

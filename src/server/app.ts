@@ -10,6 +10,7 @@ import type { ServerContext } from './context.ts';
 import { installErrorHandling, sendError } from './httpErrors.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { registerDashboard } from './dashboard.ts';
+import { bundledFiles } from '../core/bundledFiles.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
 import { registerOverviewRoutes } from './routes/overview.ts';
@@ -132,6 +133,8 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   registerTokenRoutes(app, ctx);
   registerOverviewRoutes(app, ctx);
   registerEventRoutes(app, ctx);
-  await registerDashboard(app);
+  // The dashboard is files (web/, and Preact from node_modules) that the single executable
+  // does not carry: it serves the API alone, and says so at start-up (startServer logs it).
+  if (!bundledFiles) await registerDashboard(app);
   return app;
 }

@@ -13,7 +13,9 @@ import { securityHeaders } from './securityHeaders.ts';
  * so nothing loads from a CDN and there is no build step. The client talks to the API only.
  */
 
-export const webRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'web');
+function webRoot(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'web');
+}
 
 /** The only files served from node_modules: the page's import map points at these names. */
 const vendorModules: Record<string, string> = {
@@ -43,12 +45,13 @@ function contentSecurityPolicy(page: string): string {
 }
 
 export async function registerDashboard(app: FastifyInstance): Promise<void> {
-  const page = fs.readFileSync(path.join(webRoot, 'index.html'), 'utf8');
+  const root = webRoot();
+  const page = fs.readFileSync(path.join(root, 'index.html'), 'utf8');
   const csp = contentSecurityPolicy(page);
   const vendorFiles = new Map(Object.entries(vendorModules).map(([name, specifier]) => [name, fileURLToPath(import.meta.resolve(specifier))]));
 
   await app.register(fastifyStatic, {
-    root: webRoot,
+    root,
     prefix: '/ui/',
     index: false,
     // Revalidated on every load (ETag): a server upgrade must never mix old and new modules.

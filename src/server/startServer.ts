@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { bundledFiles } from '../core/bundledFiles.ts';
 import type { Config } from '../core/config.ts';
 import { startReaper, type Reaper } from '../control/reaper.ts';
 import { startWorker, type Worker } from '../control/worker.ts';
@@ -91,6 +92,7 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   worker = options.worker
     ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false })
     : null;
+  if (bundledFiles) deps.log.warn('the single executable serves the API without the dashboard: install the npm package for it');
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;

@@ -3,6 +3,10 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import pino from 'pino';
+import { startGithubExecutor, type GithubExecutor } from '../../src/executors/github/githubExecutor.ts';
+import type { Pool } from '../../src/db/pool.ts';
+import { githubClient } from '../../src/executors/github/githubClient.ts';
 
 /**
  * A local stand-in for the GitHub REST API's Actions endpoints that Backstop calls. Every
@@ -283,4 +287,15 @@ export async function startFakeGithub(options: { owner: string; repo: string; wo
         server.close(() => resolve());
       }),
   };
+}
+
+/** Backstop's GitHub executor dispatching to a fake GitHub; tests tick it by hand (`tickOnce`). */
+export function startTestGithubExecutor(db: Pool, github: FakeGithub, token: string): GithubExecutor {
+  return startGithubExecutor({
+    db,
+    client: githubClient({ apiUrl: github.apiUrl, token, maxRateLimitWaitMs: 5000 }),
+    log: pino({ level: 'silent' }),
+    startDeadlineMs: 60_000,
+    intervalMs: 3_600_000,
+  });
 }

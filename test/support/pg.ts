@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { withDatabase } from '../../src/core/databaseUrl.ts';
@@ -131,4 +132,21 @@ export async function holdTableLock(url: string, table: string): Promise<{ relea
 export async function dumpSessions(runId: string): Promise<number> {
   const [row] = await adminQuery<{ count: string }>(`select count(*) as count from pg_stat_activity where application_name = $1`, [`backstop:${runId}`]);
   return Number(row!.count);
+}
+
+/**
+ * `backstop backup SOURCE` then `backstop restore` into a new database, through whichever
+ * installed form `backstop` runs; the restored tables must equal the source's.
+ */
+export async function assertBackupRestores(backstop: (args: string[]) => Promise<{ stdout: string; stderr: string }>, source: TestDatabase, target: string): Promise<void> {
+  const backup = await backstop(['backup', source.url, '--target', target, '--json']);
+  const result = JSON.parse(backup.stdout) as { id: string; status: string };
+  assert.equal(result.status, 'succeeded', backup.stderr);
+  const restored = await createTestDatabase(`${target}_restore`);
+  try {
+    await backstop(['restore', result.id, '--to', restored.url]);
+    assert.deepEqual(await tableFingerprints(restored.url), await tableFingerprints(source.url));
+  } finally {
+    await restored.drop();
+  }
 }

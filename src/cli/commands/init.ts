@@ -1,11 +1,17 @@
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { bundledFiles } from '../../core/bundledFiles.ts';
 import { BackstopError } from '../../core/errors.ts';
-import { BACKSTOP_VERSION } from '../../version.ts';
+import { defaultActionReference, parseActionReference } from '../actionReference.ts';
 
-export const GITHUB_TEMPLATE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'templates', 'github', 'backup.yml');
+/** The placeholder the template's `uses:` lines carry until `init github` pins them. */
+export const ACTION_PLACEHOLDER = 'OWNER/REPO@FULL_COMMIT_SHA';
+
+export function githubTemplate(): string {
+  return bundledFiles?.['templates/github/backup.yml'] ?? readFileSync(new URL('../../../templates/github/backup.yml', import.meta.url), 'utf8');
+}
 
 export function registerInitCommand(program: Command): void {
   const init = program.command('init').description('Write deployment files into a repository.');
@@ -13,10 +19,12 @@ export function registerInitCommand(program: Command): void {
     .command('github')
     .description('Write the GitHub Actions workflow that executes dispatched runs (.github/workflows/backstop-backup.yml).')
     .option('--dir <repository>', 'repository root', '.')
+    .option('--action-ref <owner/repo@sha>', "the Backstop action the workflow runs (default: Backstop's repository at this version's commit)")
     .option('--force', 'overwrite an existing workflow file')
-    .action(async (options: { dir: string; force?: boolean }) => {
+    .action(async (options: { dir: string; actionRef?: string; force?: boolean }) => {
+      const reference = options.actionRef === undefined ? await defaultActionReference() : parseActionReference(options.actionRef);
       const destination = path.join(path.resolve(options.dir), '.github', 'workflows', 'backstop-backup.yml');
-      const template = (await fs.readFile(GITHUB_TEMPLATE, 'utf8')).replace(/BACKSTOP_VERSION: '[^']*'/, `BACKSTOP_VERSION: '${BACKSTOP_VERSION}'`);
+      const template = githubTemplate().replaceAll(ACTION_PLACEHOLDER, reference.uses);
       await fs.mkdir(path.dirname(destination), { recursive: true });
       try {
         await fs.writeFile(destination, template, { flag: options.force ? 'w' : 'wx' });
@@ -26,8 +34,13 @@ export function registerInitCommand(program: Command): void {
         }
         throw error;
       }
+      if (!reference.pinned) {
+        process.stderr.write(
+          `backstop: the workflow runs ${reference.uses}, which is not a full commit SHA: whoever can move that reference can run other code with your secrets. Pin a commit unless the repository is yours.\n`,
+        );
+      }
       process.stdout.write(
-        `Wrote ${destination}.\n` +
+        `Wrote ${destination} (action ${reference.uses}).\n` +
           `Next, the job talks to your Backstop server over HTTP (it never gets the catalog's URL):\n` +
           `  1. Make the repository's runner token (shown once):\n` +
           `       backstop token create --name github-REPO --github OWNER/REPO\n` +

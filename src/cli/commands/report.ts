@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { parseInput } from '../../core/inputProblems.ts';
 import { jobReportRequest, reportJobStatus } from '../../operations/reportJobStatus.ts';
 import type { CommandContext } from '../context.ts';
+import { writeGithubOutputs } from '../githubOutput.ts';
 import { describeRun, printJson, runJson } from '../output.ts';
 import { openHttpRunner, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
 import { sayingFlags } from './targetOptions.ts';
@@ -29,6 +30,7 @@ export function registerReportCommand(program: Command, context: () => CommandCo
       const { ended, run } = remote
         ? await openHttpRunner(ctx, remote).report(runId, request.jobStatus)
         : await reportJobStatus(ctx.db, runId, request);
+      writeGithubOutputs(run);
       if (options.json) printJson(runJson(run));
       else process.stdout.write(`${ended ? 'Ended' : 'Already ended'}: ${describeRun(run)}\n`);
     });

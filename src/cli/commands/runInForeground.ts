@@ -5,6 +5,7 @@ import type { RunnerDeps } from '../../runner/runnerDeps.ts';
 import type { RunnerCatalog } from '../../runner/runnerCatalog.ts';
 import type { CommandContext } from '../context.ts';
 import { describeRun, printJson, runJson } from '../output.ts';
+import { writeGithubOutputs } from '../githubOutput.ts';
 import { createProgressReporter } from '../progressReporter.ts';
 
 /**
@@ -39,6 +40,7 @@ export async function runInForeground(
     const finished = await execution.result;
     progress.done();
     if (!finished) throw new BackstopError('INTERNAL', `Run ${run.id} was handed back without an outcome.`);
+    writeGithubOutputs(finished);
     if (options.json) printJson(runJson(finished));
     else process.stdout.write(`${describeRun(finished)}\n`);
     if (finished.status !== 'succeeded') process.exitCode = exitCodeFor(finished);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { bundledFiles } from '../../core/bundledFiles.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { quickstart } from '../../operations/quickstart.ts';
 import { SAMPLE_DATABASE } from '../../operations/sampleDatabase.ts';
@@ -60,7 +61,7 @@ export function registerServerCommand(program: Command, context: () => CommandCo
           await server.close(`received ${signalled}`);
         } else {
           say(`Backstop is serving ${server.url} (API: ${server.url}/api/v1, OpenAPI: ${server.url}/api/openapi.json)`);
-          say(`Dashboard: ${server.url}/ (sign in with an API token).`);
+          say(bundledFiles ? 'No dashboard: the single executable serves the API alone (the npm package has the dashboard).' : `Dashboard: ${server.url}/ (sign in with an API token).`);
           say(server.worker ? `In-process worker ${server.worker.name}, concurrency ${concurrency}.` : 'No in-process worker (--no-worker).');
           say('Stop with Ctrl-C (SIGINT) or SIGTERM.');
           await done;
