@@ -124,7 +124,19 @@ async function fillCatalog(pool: Pool, now: number): Promise<string> {
     status: 'running',
     createdAt: now - 41_000,
     seconds: 0,
-    progress: { phase: 'dumping', bytesDumped: Math.round(dumped * 0.62), bytesStored: Math.round(dumped * 0.62 * 0.29), rateBytesPerSecond: Math.round((dumped * 0.62) / 39), elapsedMs: 39_000 },
+    progress: {
+      operation: 'backup',
+      phase: 'dumping',
+      bytesDone: Math.round(dumped * 0.62),
+      bytesDumped: Math.round(dumped * 0.62),
+      bytesStored: Math.round(dumped * 0.62 * 0.29),
+      totalBytes: dumped,
+      totalBasis: 'previous-backup',
+      percent: 62,
+      rateBytesPerSecond: Math.round((dumped * 0.62) / 39),
+      etaSeconds: 24,
+      elapsedMs: 39_000,
+    },
   });
 
   const billing = await target('billing', { cron: '0 */6 * * *', timezone: 'UTC' }, 20);

@@ -155,7 +155,7 @@ describe('keys', () => {
       [key.recipient.slice(0, -3), /checksum does not match/],
       ['', /not bech32-encoded/],
       ['age1pq1' + 'q'.repeat(60), /Invalid age recipient|Unsupported age recipient/],
-      ['ssh-ed25519 AAAA', /Invalid age recipient the value given/],
+      ['ssh-ed25519 AAAA', /Invalid age recipient given/],
       [key.identity, /identity \(secret key\) was given where a recipient/],
     ] as const;
     for (const [text, pattern] of cases) {

@@ -5,10 +5,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import type { Command } from 'commander';
-import { createProgram } from '../src/cli/main.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { killAll, repoRoot, startCli, type CliProcess } from './support/cli.ts';
+import { insertFailedRun } from './support/runRows.ts';
 import { createSampleDatabase, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
 
 /**
@@ -26,25 +25,6 @@ const STACK_FRAME = /(^|\n|\\n)\s+at \S/;
 function assertNoStack(output: { stdout: string; stderr: string }, what: string): void {
   assert.doesNotMatch(output.stdout, STACK_FRAME, `${what}: a stack trace on stdout:\n${output.stdout}`);
   assert.doesNotMatch(output.stderr, STACK_FRAME, `${what}: a stack trace on stderr:\n${output.stderr}`);
-}
-
-/** Every command path (e.g. `runs show`) that takes --json, read from the commander program itself. */
-function commandsTakingJson(): string[] {
-  const found: string[] = [];
-  const walk = (command: Command, prefix: string[]) => {
-    for (const sub of command.commands) {
-      const name = [...prefix, sub.name()];
-      if (sub.options.some((option) => option.long === '--json')) found.push(name.join(' '));
-      walk(sub, name);
-    }
-  };
-  walk(
-    createProgram(() => {
-      throw new Error('not run');
-    }),
-    [],
-  );
-  return found.sort();
 }
 
 describe('the CLI keeps its promises', () => {
@@ -74,13 +54,7 @@ describe('the CLI keeps its promises', () => {
     assert.equal(backup.code, 0, backup.stderr);
     succeeded = (JSON.parse(backup.stdout) as { id: string }).id;
     // A failed run of the same target, as a runner records one.
-    const { rows } = await catalog.pool.query<{ id: string }>(
-      `insert into backstop.runs (target_id, status, attempt, deadline_at, started_at, finished_at, error_code, error_message)
-       select target_id, 'failed', 1, now() + interval '1 hour', now() - interval '2 seconds', now(), 'DUMP_FAILED', 'pg_dump stopped with an error.'
-         from backstop.runs where id = $1 returning id`,
-      [succeeded],
-    );
-    failed = rows[0]!.id;
+    failed = await insertFailedRun(catalog.pool, succeeded);
   });
 
   afterEach(async () => {
@@ -95,49 +69,7 @@ describe('the CLI keeps its promises', () => {
   });
 
   describe('--json errors are one JSON document on stdout', () => {
-    const unreachableCatalog = { BACKSTOP_DATABASE_URL: 'postgres://backstop:pw@127.0.0.1:1/backstop' };
-    // One failing invocation per command that takes --json, with the code it must report.
-    const failing: Record<string, { args: () => string[]; code: string; exit: number; env?: Record<string, string> }> = {
-      backup: { args: () => ['backup', 'notaurl'], code: 'INVALID_INPUT', exit: 2 },
-      run: { args: () => ['run', UNKNOWN_RUN], code: 'RUN_NOT_FOUND', exit: 4 },
-      'target add': { args: () => ['target', 'add', 'bad-url', '--database-url', 'notaurl'], code: 'INVALID_INPUT', exit: 2 },
-      'target update': { args: () => ['target', 'update', 'no-such-target', '--keep-last', '3'], code: 'TARGET_NOT_FOUND', exit: 4 },
-      'target rename': { args: () => ['target', 'rename', 'no-such-target', 'other'], code: 'TARGET_NOT_FOUND', exit: 4 },
-      'target pause': { args: () => ['target', 'pause', 'no-such-target'], code: 'TARGET_NOT_FOUND', exit: 4 },
-      'target resume': { args: () => ['target', 'resume', 'no-such-target'], code: 'TARGET_NOT_FOUND', exit: 4 },
-      'target test': { args: () => ['target', 'test', 'no-such-target'], code: 'TARGET_NOT_FOUND', exit: 4 },
-      'target delete': { args: () => ['target', 'delete', 'no-such-target'], code: 'TARGET_NOT_FOUND', exit: 4 },
-      'target show': { args: () => ['target', 'show', 'Not A Name'], code: 'INVALID_INPUT', exit: 2 },
-      'target list': { args: () => ['target', 'list'], code: 'CATALOG_UNAVAILABLE', exit: 7, env: unreachableCatalog },
-      trigger: { args: () => ['trigger', 'no-such-target'], code: 'TARGET_NOT_FOUND', exit: 4 },
-      runs: { args: () => ['runs', '--status', 'bogus'], code: 'INVALID_INPUT', exit: 2 },
-      'runs show': { args: () => ['runs', 'show', UNKNOWN_RUN], code: 'RUN_NOT_FOUND', exit: 4 },
-      cancel: { args: () => ['cancel', UNKNOWN_RUN], code: 'RUN_NOT_FOUND', exit: 4 },
-      restore: { args: () => ['restore', UNKNOWN_RUN, '--to', source.url], code: 'RUN_NOT_FOUND', exit: 4 },
-      verify: { args: () => ['verify', failed], code: 'INVALID_INPUT', exit: 2 },
-      import: { args: () => ['import', 's3://'], code: 'INVALID_INPUT', exit: 2 },
-      'token create': { args: () => ['token', 'create', '--name', 'x'], code: 'INVALID_INPUT', exit: 2 },
-      'token list': { args: () => ['token', 'list'], code: 'CATALOG_UNAVAILABLE', exit: 7, env: unreachableCatalog },
-      prune: { args: () => ['prune', '--grace-period', '-1'], code: 'INVALID_INPUT', exit: 2 },
-      schedules: { args: () => ['schedules', '--count', '0'], code: 'INVALID_INPUT', exit: 2 },
-      report: { args: () => ['report', UNKNOWN_RUN, '--job-status', 'maybe'], code: 'INVALID_INPUT', exit: 2 },
-    };
-
-    it('every command that takes --json has a failing invocation here', () => {
-      assert.deepEqual(commandsTakingJson(), Object.keys(failing).sort());
-    });
-
-    for (const [name, failure] of Object.entries(failing)) {
-      it(`\`${name} --json\` failing: exit ${failure.exit}, stdout is one document with error.code ${failure.code}`, TEST_TIMEOUT, async () => {
-        const result = await cli([...failure.args(), '--json'], failure.env);
-        assert.equal(result.code, failure.exit, result.stderr);
-        const document = JSON.parse(result.stdout) as { error?: { code?: string; message?: string } };
-        assert.equal(document.error?.code, failure.code, result.stdout);
-        assert.ok(document.error?.message && document.error.message.length > 10, result.stdout);
-        assert.doesNotMatch(document.error.message, /\[[A-Z_]+\]$/, 'the code is a field, not a suffix of the message');
-      });
-    }
-
+    // Every command's failing inputs, with and without --json, are in cli.everyCommand.test.ts.
     it('a usage error with --json (a required option missing) is a document too, exit 2', TEST_TIMEOUT, async () => {
       const result = await cli(['restore', UNKNOWN_RUN, '--json']);
       assert.equal(result.code, 2);

@@ -7,6 +7,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { getRun } from '../src/db/runRecords.ts';
 import { getTargetWithSecret } from '../src/db/targets.ts';
+import { CHROMIUM, chromiumArgs } from './support/chromium.ts';
 import { startCli, type CliProcess } from './support/cli.ts';
 import { adminQuery, createSampleDatabase, createTestCatalog, createTestDatabase, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { closedPort, startTestServer, type TestServer } from './support/server.ts';
@@ -21,8 +22,7 @@ import { waitFor } from './support/wait.ts';
  * deadlines, never sleeps.
  */
 
-export const CHROMIUM = process.env.BACKSTOP_CHROMIUM ?? '/usr/bin/chromium';
-export const chromiumArgs = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export { CHROMIUM, chromiumArgs };
 const WAIT = 30_000;
 
 describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {

@@ -66,6 +66,8 @@ describe('the single executable, with no Node.js 24 on PATH', { timeout: 600_000
 
   it('pins `init github` to the commit it was built from, and says what to set without a catalog URL', async () => {
     const repo = path.join(workDir, 'repo');
+    // `init github` writes into an existing repository; it refuses to invent the folder.
+    await fs.mkdir(repo);
     await backstop(['init', 'github', '--dir', repo]);
     const head = (await run('git', ['--git-dir', path.join(repoRoot, '.git'), 'rev-parse', 'HEAD'])).stdout.trim();
     assert.match(await fs.readFile(path.join(repo, '.github', 'workflows', 'backstop-backup.yml'), 'utf8'), new RegExp(`uses: backstop-pg/backstop@${head}\\n`));

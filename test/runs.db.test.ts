@@ -8,6 +8,7 @@ import { createRun, getRun, requestCancel, type ClaimedRun, type RunRecord } fro
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
 import { openConnections, type Connections } from './support/connections.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
+import { sampleProgress, withoutTimestamp } from './support/progress.ts';
 import { waitFor } from './support/wait.ts';
 
 /**
@@ -105,14 +106,16 @@ describe('run queries against a real catalog', () => {
     assert.equal(third.attempt, 3);
     assert.ok(third.leaseId !== first.leaseId && third.leaseId !== second.leaseId);
 
-    const renewed = await renewLease(catalog.pool, { runId: queued.id, leaseId: third.leaseId, leaseTtlMs: LONG_TTL_MS, progress: { phase: 'dumping' } });
+    const renewed = await renewLease(catalog.pool, { runId: queued.id, leaseId: third.leaseId, leaseTtlMs: LONG_TTL_MS, progress: sampleProgress() });
     assert.deepEqual(renewed && { status: renewed.status, cancelRequested: renewed.cancelRequested }, { status: 'running', cancelRequested: false });
     const { rows } = await catalog.pool.query<{ ok: boolean }>(
       `select lease_expires_at > now() + interval '50 seconds' as ok from backstop.runs where id = $1`,
       [queued.id],
     );
     assert.equal(rows[0]!.ok, true, 'the lease was extended by the TTL from database time');
-    assert.deepEqual((await getRun(catalog.pool, queued.id)).progress, { phase: 'dumping' });
+    const progress = (await getRun(catalog.pool, queued.id)).progress;
+    assert.deepEqual(withoutTimestamp(progress), sampleProgress());
+    assert.match(progress?.updatedAt ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/, 'stamped with the catalog clock');
     assert.deepEqual(await kinds(queued.id), ['created', 'claimed', 'requeued', 'claimed', 'requeued', 'claimed']);
   });
 

@@ -8,6 +8,7 @@ import { MANIFEST_FORMAT, MANIFEST_VERSION, artifactPrefix, manifestSchema, type
 import { createRun, getRun } from '../src/db/runRecords.ts';
 import { createTarget, getTargetWithSecret } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
+import { sampleProgress, withoutTimestamp } from './support/progress.ts';
 import { closedPort, startTestServer, type HttpResult, type TestServer } from './support/server.ts';
 
 /**
@@ -356,10 +357,23 @@ describe('HTTP API', { timeout: 300_000 }, () => {
     assertError(await api.request('POST', `/api/v1/runs/${run.id}/claim`, { token }), 409, 'RUN_NOT_CLAIMABLE');
     const leaseId = claim.json.leaseId as string;
 
-    const beat = await api.request('POST', `/api/v1/runs/${run.id}/heartbeat`, { token, body: { leaseId, progress: { bytes: 1024 } } });
+    const beat = await api.request('POST', `/api/v1/runs/${run.id}/heartbeat`, { token, body: { leaseId, progress: sampleProgress() } });
     assert.equal(beat.status, 200, beat.text);
     assert.equal(beat.json.cancelRequested, false);
-    assert.deepEqual((await getRun(catalog.pool, run.id)).progress, { bytes: 1024 });
+    assert.deepEqual(withoutTimestamp((await getRun(catalog.pool, run.id)).progress), sampleProgress());
+    // Progress in another shape is left out; the lease is renewed all the same.
+    const odd = await api.request('POST', `/api/v1/runs/${run.id}/heartbeat`, { token, body: { leaseId, progress: { bytes: 1024, note: '<script>' } } });
+    assert.equal(odd.status, 200, odd.text);
+    assert.deepEqual(withoutTimestamp((await getRun(catalog.pool, run.id)).progress), sampleProgress());
+    // Between heartbeats, progress alone: recorded, shown with the run; refused in another shape or without the lease.
+    const moved = sampleProgress({ bytesDone: 8192, bytesDumped: 8192, percent: 50 });
+    const report = await api.request('POST', `/api/v1/runs/${run.id}/progress`, { token, body: { leaseId, progress: { ...moved, updatedAt: '2000-01-01T00:00:00Z', extra: 1 } } });
+    assert.equal(report.status, 204, report.text);
+    const shown = (await api.request('GET', `/api/v1/runs/${run.id}`)).json.progress;
+    assert.deepEqual(withoutTimestamp(shown), moved, 'unknown fields are dropped');
+    assert.notEqual(shown.updatedAt, '2000-01-01T00:00:00Z', "the time is the catalog's, never the runner's");
+    assertError(await api.request('POST', `/api/v1/runs/${run.id}/progress`, { token, body: { leaseId, progress: { ...moved, percent: 250 } } }), 400, 'INVALID_INPUT');
+    assertError(await api.request('POST', `/api/v1/runs/${run.id}/progress`, { token, body: { leaseId: UNKNOWN_ID, progress: moved } }), 409, 'LEASE_LOST');
     assertError(await api.request('POST', `/api/v1/runs/${run.id}/heartbeat`, { token, body: { leaseId: UNKNOWN_ID } }), 409, 'LEASE_LOST');
     const event = await api.request('POST', `/api/v1/runs/${run.id}/events`, { token, body: { leaseId, kind: 'dump_started', message: 'remote dump' } });
     assert.equal(event.status, 204, event.text);

@@ -6,6 +6,7 @@ import { claimRunById, finalizeRun, renewLease } from '../src/db/runLeases.ts';
 import { createRun } from '../src/db/runRecords.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
+import { sampleProgress, withoutTimestamp } from './support/progress.ts';
 import { readEventStream, startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -41,7 +42,7 @@ describe('dashboard API: me, overview, history, the feed of all runs', { timeout
   const finishRun = async (targetId: string, outcome: 'succeeded' | 'failed', options: { kind?: 'backup' | 'verify'; subjectRunId?: string; bytes?: number } = {}) => {
     const run = await createRun(catalog.pool, { targetId, trigger: 'test', runDeadlineMs: 60_000, kind: options.kind, subjectRunId: options.subjectRunId });
     const claimed = await claimRunById(catalog.pool, run.id, { leaseTtlMs: 60_000, claimedBy: 'test' });
-    await renewLease(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, leaseTtlMs: 60_000, progress: { phase: 'done', bytesDumped: 5_000 } });
+    await renewLease(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, leaseTtlMs: 60_000, progress: sampleProgress({ phase: 'done', bytesDone: 5_000, bytesDumped: 5_000, totalBytes: 5_000, percent: 100, etaSeconds: 0 }) });
     return finalizeRun(catalog.pool, {
       runId: run.id,
       leaseId: claimed.leaseId,
@@ -207,10 +208,10 @@ describe('dashboard API: me, overview, history, the feed of all runs', { timeout
     const response = await fetch(`${api.url}/api/v1/runs/${run.id}/events`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${api.tokens.viewer}` } });
     const stream = readEventStream(response);
     await waitFor('the claimed event', () => stream.messages.some((message) => message.event === 'message' && JSON.parse(message.data).kind === 'claimed'));
-    await renewLease(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, leaseTtlMs: 60_000, progress: { phase: 'dumping', bytesDumped: 4096, rateBytesPerSecond: 1024 } });
+    await renewLease(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, leaseTtlMs: 60_000, progress: sampleProgress() });
     const progress = await waitFor('a progress event', () => stream.messages.find((message) => message.event === 'progress'));
     assert.equal(progress.id, undefined, 'progress events are not replayed, so they carry no id');
-    assert.deepEqual(JSON.parse(progress.data).progress, { phase: 'dumping', bytesDumped: 4096, rateBytesPerSecond: 1024 });
+    assert.deepEqual(withoutTimestamp(JSON.parse(progress.data).progress), sampleProgress());
     await finalizeRun(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, outcome: 'failed', error: { code: 'DUMP_FAILED', message: 'x' } });
     await stream.ended;
     assert.equal(stream.messages.at(-1)!.event, 'end');

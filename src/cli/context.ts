@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { loadConfig, type Config } from '../core/config.ts';
 import { openCatalog, openOnFirstQuery, type Catalog, type Queryable } from '../operations/openCatalog.ts';
-import { createLogger } from './logger.ts';
+import { chooseLogFormat, createLogger } from './logger.ts';
 
 /** What every command gets: config, a logger, and (lazily) the catalog. Built once per process. */
 export interface CommandContext {
@@ -15,7 +15,10 @@ export interface CommandContext {
 
 export function createContext(options: { defaultLogLevel: string; errorStacks?: boolean }): CommandContext {
   const config = loadConfig(process.env, process.cwd());
-  const log = createLogger(process.env.BACKSTOP_LOG_LEVEL ? config.logLevel : options.defaultLogLevel, { errorStacks: options.errorStacks });
+  const log = createLogger(process.env.BACKSTOP_LOG_LEVEL ? config.logLevel : options.defaultLogLevel, {
+    errorStacks: options.errorStacks,
+    format: chooseLogFormat(config.logFormat, process.stderr.isTTY === true),
+  });
   let opened: Promise<Catalog> | null = null;
   const catalog = () => (opened ??= openCatalog(config, log));
   return {

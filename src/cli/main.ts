@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
 import { redactText } from '../core/databaseUrl.ts';
 import { isConnectionLost } from '../core/pgErrors.ts';
@@ -68,8 +68,46 @@ export function createProgram(context: () => CommandContext): Command {
   registerKeygenCommand(program);
   registerInitCommand(program);
   registerReportCommand(program, context);
-  for (const command of program.commands) command.exitOverride();
+  for (const [command, path] of everyCommand(program)) {
+    // A usage error points at the help of the command that was typed, not at the whole program's,
+    // in the JSON document too (the hint commander prints goes to stderr only).
+    command.showHelpAfterError(`(run \`backstop ${path} --help\` for usage)`);
+    command.exitOverride((error) => {
+      throw Object.assign(error, { commandPath: path });
+    });
+    if (runnable(command) && !command.options.some((option) => option.long === '--json')) refuseJson(command, path);
+  }
   return program;
+}
+
+/** Every command and subcommand under `root`, with its path as typed (`runs show`). */
+export function everyCommand(root: Command, prefix: string[] = []): Array<[Command, string]> {
+  return root.commands.flatMap((command) => {
+    const path = [...prefix, command.name()];
+    return [[command, path.join(' ')] as [Command, string], ...everyCommand(command, path)];
+  });
+}
+
+/** Whether a command does something itself (`runs` does; `target` only groups its subcommands). */
+export function runnable(command: Command): boolean {
+  // commander keeps the action in a private field; a group without one prints its help.
+  return (command as unknown as { _actionHandler: unknown })._actionHandler != null;
+}
+
+/**
+ * A command with no result to print (a worker, the server, the demo) still accepts `--json`, to
+ * refuse it with the reason: a script that asks for a document learns why there is none, as
+ * one document (exit 2), instead of an "unknown option".
+ */
+function refuseJson(command: Command, path: string): void {
+  command.addOption(new Option('--json').hideHelp());
+  command.hook('preAction', (_command, actionCommand) => {
+    if (actionCommand.opts().json !== true) return;
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `\`backstop ${path}\` prints no result to read as JSON; drop --json. Its logs go to stderr, as JSON lines when stderr is not a terminal or BACKSTOP_LOG_FORMAT=json.`,
+    );
+  });
 }
 
 function longRunning(argv: string[]): boolean {
@@ -107,7 +145,8 @@ function classify(error: unknown): { code: ErrorCode | null; message: string; ex
   if (error instanceof CommanderError) {
     // Help and version exit 0; usage errors were already printed by commander.
     if (error.exitCode === 0) return { code: null, message: '', exitCode: 0 };
-    return { code: 'INVALID_INPUT', message: error.message.replace(/^error: /, ''), exitCode: 2, printed: true };
+    const help = `backstop ${(error as CommanderError & { commandPath?: string }).commandPath ?? ''} --help`.replace('  ', ' ');
+    return { code: 'INVALID_INPUT', message: `${error.message.replace(/^error: /, '').replace(/\.?$/, '.')} Run \`${help}\` for usage.`, exitCode: 2, printed: true };
   }
   const os = describeOsError(error);
   if (os) return { code: os.code, message: `${os.message} [${os.code}]`, exitCode: errorCodes[os.code].exitCode };

@@ -17,7 +17,8 @@ export function describeOsError(error: unknown): BackstopError | null {
   }
   const where = os.path ? ` ${os.path}` : os.address ? ` ${os.address}${os.port !== undefined ? `:${os.port}` : ''}` : '';
   const action = os.syscall ? `${os.syscall}${where}` : where.trim() || 'the operation';
-  const code: ErrorCode = os.code === 'EADDRINUSE' || os.code === 'EADDRNOTAVAIL' ? 'INVALID_INPUT' : 'STORE_WRITE_FAILED';
+  // A busy address or a path with nothing there was given by the user; anything else is the disk's.
+  const code: ErrorCode = os.code === 'EADDRINUSE' || os.code === 'EADDRNOTAVAIL' || os.code === 'ENOENT' ? 'INVALID_INPUT' : 'STORE_WRITE_FAILED';
   return new BackstopError(code, `${action} failed: ${advice} (${os.code}).`, { cause: error });
 }
 

@@ -21,6 +21,14 @@ export function runJson(run: RunRecord) {
   };
 }
 
+/**
+ * An option that was given but cannot apply, said on stderr (stdout stays the result, one
+ * document with --json): the command goes on, since the result is the same without it.
+ */
+export function warn(message: string): void {
+  process.stderr.write(`backstop: warning: ${message}\n`);
+}
+
 let printedJson = false;
 
 /** Whether this process already printed its one `--json` document (an error then adds none). */

@@ -108,7 +108,11 @@ export const configSchema = z.object({
   BACKSTOP_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
-    .describe('Log level of the JSON logs written to stderr.'),
+    .describe('Log level of the logs written to stderr.'),
+  BACKSTOP_LOG_FORMAT: z
+    .enum(['json', 'pretty', ''])
+    .optional()
+    .describe('Logs on stderr as JSON lines (json) or as lines for a person (pretty). Default: pretty when stderr is a terminal, json otherwise.'),
 });
 
 export interface Config {
@@ -136,6 +140,8 @@ export interface Config {
    */
   remoteRunner: { apiUrl: string | undefined; token: string | undefined; sourceUrl: string | undefined };
   logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
+  /** Unset: chosen by whether stderr is a terminal (see chooseLogFormat). */
+  logFormat: 'json' | 'pretty' | undefined;
 }
 
 /** Reads the environment; reports every problem at once. */
@@ -192,5 +198,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
       only: values.BACKSTOP_PG_BIN_ONLY === 'true' || values.BACKSTOP_PG_BIN_ONLY === '1',
     },
     logLevel: values.BACKSTOP_LOG_LEVEL,
+    logFormat: values.BACKSTOP_LOG_FORMAT || undefined,
   };
 }

@@ -3,6 +3,7 @@
  * disk, a busy port): the advice the CLI prints and the stores put into their messages.
  */
 export const osErrorAdvice = {
+  ENOENT: 'nothing is there; check the path',
   ENOTDIR: 'a part of this path is a file, not a folder; choose a path whose parents are all folders',
   EISDIR: 'this path is a folder where a file was expected; choose a file path',
   EACCES: 'permission denied; choose a path this user may write (or fix its permissions)',

@@ -2,7 +2,9 @@ import type { Artifact } from '../core/artifact.ts';
 import { BackstopError, type ErrorCode } from '../core/errors.ts';
 import { activeStatuses, exclusiveStatuses, leasedStatuses, type RunStatus, type RunnerOutcome } from '../core/runState.ts';
 import { pgErrorCode, pgErrorCodes } from '../core/pgErrors.ts';
+import type { ReportedProgress } from '../core/runProgress.ts';
 import { withTransaction, type Pool, type Queryable } from './pool.ts';
+import { catalogNowJson, newerProgressSql } from './runProgress.ts';
 import { assertRunId, getRun, runColumns, toClaimed, toRecord, type ClaimedRun, type RunRecord, type RunRow } from './runRecords.ts';
 
 interface ClaimOptions {
@@ -104,7 +106,7 @@ export async function renewLease(
 ): Promise<LeaseState | null> {
   const { rows } = await db.query<{ status: RunStatus; cancel_requested: boolean; lease_expires_at: string }>(
     `update backstop.runs set lease_expires_at = now() + $3 * interval '1 millisecond', heartbeat_at = now(),
-       progress = coalesce($4::jsonb, progress)
+       progress = ${newerProgressSql('$4')}
      where id = $1 and lease_id = $2 and status = any($5::text[]) and lease_expires_at > now() and deadline_at > now()
      returning status, cancel_requested_at is not null as cancel_requested, lease_expires_at`,
     [input.runId, input.leaseId, input.leaseTtlMs, input.progress ? JSON.stringify(input.progress) : null, leasedStatuses],
@@ -119,6 +121,8 @@ export interface FinalizeInput {
   outcome: RunnerOutcome;
   error?: { code: string; message: string } | null;
   artifact?: Artifact | null;
+  /** How the work ended, as the runner counted it; absent: the run keeps its last progress. */
+  progress?: ReportedProgress | null;
 }
 
 /**
@@ -128,7 +132,8 @@ export interface FinalizeInput {
 export async function finalizeRun(db: Queryable, input: FinalizeInput): Promise<RunRecord> {
   const { rows } = await db.query<RunRow>(
     `with done as (
-       update backstop.runs set status = $3, finished_at = now(), error_code = $4, error_message = $5, artifact = $6::jsonb
+       update backstop.runs set status = $3, finished_at = now(), error_code = $4, error_message = $5, artifact = $6::jsonb,
+         progress = coalesce($8::jsonb || jsonb_build_object('updatedAt', ${catalogNowJson}), progress)
        where id = $1 and lease_id = $2 and status = any($7::text[]) and lease_expires_at > now()
        returning *
      ), event as (
@@ -146,6 +151,7 @@ export async function finalizeRun(db: Queryable, input: FinalizeInput): Promise<
       input.error?.message ?? null,
       input.artifact ? JSON.stringify(input.artifact) : null,
       leasedStatuses,
+      input.progress ? JSON.stringify(input.progress) : null,
     ],
   );
   if (rows[0]) return toRecord(rows[0]);

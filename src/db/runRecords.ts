@@ -1,7 +1,9 @@
 import type { Artifact } from '../core/artifact.ts';
 import { BackstopError } from '../core/errors.ts';
 import { activeStatuses, type RunStatus } from '../core/runState.ts';
+import { readStoredProgress, type RunProgress } from '../core/runProgress.ts';
 import type { Queryable } from './pool.ts';
+import { shownProgressSql } from './runProgress.ts';
 
 export type RunKind = 'backup' | 'verify';
 
@@ -26,7 +28,8 @@ export interface RunRecord {
   startedAt: string | null;
   finishedAt: string | null;
   error: { code: string; message: string } | null;
-  progress: Record<string, unknown> | null;
+  /** The run's backup or drill as it goes (or as it ended), or a restore of its backup under way. */
+  progress: RunProgress | null;
   artifact: Artifact | null;
   executor: Record<string, unknown> | null;
   /** The latest drill's result, on a backup run. */
@@ -50,7 +53,7 @@ export function assertRunId(runId: string): void {
 export const runColumns = `r.id, r.kind, r.subject_run_id, r.verification, r.target_id, t.name as target_name, r.status, r.trigger, r.attempt, r.max_attempts,
   r.lease_id, r.lease_expires_at, r.heartbeat_at, r.claimed_by, r.start_deadline_at, r.deadline_at,
   r.cancel_requested_at, r.created_at, r.started_at, r.finished_at, r.error_code, r.error_message,
-  r.progress, r.artifact, r.executor`;
+  ${shownProgressSql} as progress, r.artifact, r.executor`;
 
 export interface RunRow {
   id: string;
@@ -75,7 +78,7 @@ export interface RunRow {
   finished_at: string | null;
   error_code: string | null;
   error_message: string | null;
-  progress: Record<string, unknown> | null;
+  progress: unknown;
   artifact: Artifact | null;
   executor: Record<string, unknown> | null;
 }
@@ -101,7 +104,7 @@ export function toRecord(row: RunRow): RunRecord {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
-    progress: row.progress,
+    progress: readStoredProgress(row.progress),
     artifact: row.artifact,
     executor: row.executor,
     verification: row.verification,

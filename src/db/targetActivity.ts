@@ -1,3 +1,4 @@
+import { readStoredProgress, type RunProgress } from '../core/runProgress.ts';
 import type { RunStatus } from '../core/runState.ts';
 import { activeStatuses, terminalStatuses } from '../core/runState.ts';
 import type { Queryable } from './pool.ts';
@@ -20,6 +21,8 @@ export interface RunBrief {
   /** Stored bytes of the artifact (files and manifest), or null without one. */
   bytes: number | null;
   subjectRunId: string | null;
+  /** The run's progress while it has not finished. */
+  progress: RunProgress | null;
 }
 
 export interface TargetActivity {
@@ -50,7 +53,8 @@ const brief = `jsonb_build_object(
   'id', r.id, 'kind', r.kind, 'status', r.status, 'createdAt', ${iso('r.created_at')},
   'startedAt', ${iso('r.started_at')}, 'finishedAt', ${iso('r.finished_at')},
   'error', case when r.error_code is null then null else jsonb_build_object('code', r.error_code, 'message', coalesce(r.error_message, '')) end,
-  'bytes', ${artifactBytes}, 'subjectRunId', r.subject_run_id)`;
+  'bytes', ${artifactBytes}, 'subjectRunId', r.subject_run_id,
+  'progress', case when r.finished_at is null then r.progress end)`;
 
 const latest = (where: string, order = 'r.created_at desc') =>
   `(select ${brief} from backstop.runs r where r.target_id = t.id and ${where} order by ${order} limit 1)`;
@@ -77,16 +81,17 @@ export async function listTargetActivity(db: Queryable): Promise<TargetActivity[
      order by t.name`,
     [terminalStatuses, activeStatuses],
   );
+  const read = (brief: RunBrief | null): RunBrief | null => brief && { ...brief, progress: readStoredProgress(brief.progress) };
   return rows.map((row) => ({
     name: row.name,
     createdAt: row.created_at,
     schedule: row.schedule,
     executor: row.external ? 'github' : 'worker',
-    lastRun: row.last_run,
-    lastFinishedRun: row.last_finished_run,
-    activeRun: row.active_run,
-    newestBackup: row.newest_backup,
-    lastVerification: row.last_verification,
+    lastRun: read(row.last_run),
+    lastFinishedRun: read(row.last_finished_run),
+    activeRun: read(row.active_run),
+    newestBackup: read(row.newest_backup),
+    lastVerification: read(row.last_verification),
   }));
 }
 

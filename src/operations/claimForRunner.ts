@@ -3,6 +3,7 @@ import type { Config } from '../core/config.ts';
 import { BackstopError } from '../core/errors.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import { claimRunById } from '../db/runLeases.ts';
+import { previousBackupBytes } from '../db/runProgress.ts';
 import { getRun, type ClaimedRun } from '../db/runRecords.ts';
 import { getTargetWithSecret, type TargetOptions } from '../db/targets.ts';
 import { issueRunnerToken } from '../db/tokens.ts';
@@ -29,6 +30,8 @@ export interface RunnerClaim {
   run: ClaimedRun;
   /** Where to store and how to dump; never the database URL. */
   target: { id: string; name: string; storeUrl: string; options: TargetOptions };
+  /** The plain size of the target's newest succeeded backup: what the runner reports this backup's progress against. */
+  previousBackupBytes: number | null;
   /** Claimed with a GitHub runner token: the run's own runner token, for every later call. */
   runnerToken?: string;
 }
@@ -80,6 +83,7 @@ export async function claimForRunner(
     run: claimed,
     // An allow-list, so a secret added to targets later cannot leak through here.
     target: { id: target.id, name: target.name, storeUrl: target.storeUrl, options: target.options },
+    previousBackupBytes: await previousBackupBytes(db, claimed.targetId),
     ...(runnerToken ? { runnerToken } : {}),
   };
 }

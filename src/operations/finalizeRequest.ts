@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import { parseRunProgress } from '../core/runProgress.ts';
 import { runnerOutcomes } from '../core/runState.ts';
 import type { FinalizeInput } from '../db/runLeases.ts';
+import { detailsObject } from './detailsObject.ts';
 import { leaseId } from './leaseId.ts';
 import { reportedArtifact } from './reportedArtifact.ts';
 
@@ -13,6 +15,7 @@ export const finalizeRequest = z
       .nullable()
       .optional(),
     artifact: reportedArtifact.nullable().optional().describe('Required to finalize a backup as succeeded.'),
+    progress: detailsObject(50).nullable().optional().describe('How the work ended, as the progress route takes it.'),
   })
   .meta({ examples: [{ leaseId: '00000000-0000-4000-8000-000000000000', outcome: 'failed', error: { code: 'DUMP_FAILED', message: 'pg_dump exited with 1' } }] });
 
@@ -29,12 +32,13 @@ export type FinalizeRequest = z.input<typeof finalizeRequest>;
  * reads every one of them back.
  */
 export function finalizeInputOf(runId: string, request: z.output<typeof finalizeRequest>): FinalizeInput {
-  const { leaseId: lease, outcome, error, artifact } = request;
+  const { leaseId: lease, outcome, error, artifact, progress } = request;
   return {
     runId,
     leaseId: lease,
     outcome,
     error: outcome === 'succeeded' ? null : (error ?? null),
     artifact: outcome === 'succeeded' ? (artifact ?? null) : null,
+    progress: parseRunProgress(progress),
   };
 }

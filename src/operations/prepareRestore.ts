@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.ts';
+import type { ReportedProgress } from '../core/runProgress.ts';
 import { describeDatabase, parseDatabaseUrl, redactText } from '../core/databaseUrl.ts';
 import { BackstopError, describeError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
@@ -11,7 +12,7 @@ import { parseIdentities } from '../pipeline/age.ts';
 import { readManifest } from '../pipeline/readManifest.ts';
 import { readRunManifest } from '../pipeline/readRunManifest.ts';
 import { restoreArtifact } from '../pipeline/restore.ts';
-import type { RestoreProgress, RestoreResult } from '../pipeline/restoreInput.ts';
+import type { RestoreResult } from '../pipeline/restoreInput.ts';
 import { openStorageEndpoint, type StorageEndpointConfig } from '../pipeline/supabaseSource/storageEndpoint.ts';
 import { restoreStorageObjects, storageFilesOf } from '../pipeline/supabaseSource/storageObjects.ts';
 import { locateManifest, looksLikeManifestUrl } from '../storage/manifestLocation.ts';
@@ -21,6 +22,7 @@ import { assertRestoreRoleAccepted, checkRestoreDestination } from './checkResto
 import { findSucceededBackup } from './findSucceededBackup.ts';
 import { parseInput } from '../core/inputProblems.ts';
 import { restoreRequest, type RestoreRequest } from './restoreRequest.ts';
+import { trackRestoreProgress } from './trackRestoreProgress.ts';
 import { looksLikeRunId, resolveRunId } from './resolveRunId.ts';
 
 export type RestoreCaller =
@@ -31,7 +33,7 @@ export type RestoreCaller =
    * checkRestoreDestination), and its start and outcome are events of the backup run, which
    * is where the client learns them.
    */
-  | { via: 'api'; role: ApiTokenRole; actor: string; log: Pick<Logger, 'info' | 'warn'> };
+  | { via: 'api'; role: ApiTokenRole; actor: string };
 
 export interface RestoreExecution {
   /** Only these schemas, or tables of these names. */
@@ -40,9 +42,10 @@ export interface RestoreExecution {
   /** Also write a Supabase backup's Storage objects back through this endpoint. */
   storage?: StorageEndpointConfig | null;
   signal?: AbortSignal;
-  onProgress?: (progress: RestoreProgress) => void;
-  /** Called once the manifest is read and checked: which backup is being restored. */
-  onManifest?: (backup: { runId: string; target: string }) => void;
+  /** The restore's progress as it goes, for the person watching (the catalog records it too, for a run of the catalog). */
+  showProgress?: (progress: ReportedProgress) => void;
+  /** Called once the manifest is read and checked: which backup is being restored, and whether it is encrypted. */
+  onManifest?: (backup: { runId: string; target: string; encrypted: boolean }) => void;
 }
 
 export interface RestoreOutcome extends RestoreResult {
@@ -81,7 +84,7 @@ function failureMessage(code: string, message: string, destination: string): str
  * of a manifest.json: the catalog is then never queried.
  */
 export async function prepareRestore(
-  deps: { db: Queryable; config: Pick<Config, 'pgTools'> },
+  deps: { db: Queryable; config: Pick<Config, 'pgTools'>; log: Pick<Logger, 'info' | 'warn'> },
   backup: string,
   request: RestoreRequest,
   caller: RestoreCaller,
@@ -110,7 +113,7 @@ export async function prepareRestore(
       databaseUrl: parsed.databaseUrl,
       privilegedRole: parsed.privilegedRole,
       role: caller.role,
-      log: caller.log,
+      log: deps.log,
     }));
     await appendRunEvent(db, {
       runId: run!.id,
@@ -123,12 +126,14 @@ export async function prepareRestore(
   const execute = async (execution: RestoreExecution = {}): Promise<RestoreOutcome> => {
     const started = performance.now();
     let store: Store | null = null;
+    // A restore of a run of the catalog shows there too (the API, the dashboard), whoever started it.
+    const progress = trackRestoreProgress({ catalog: run ? { db, runId: run.id, log: deps.log } : null, show: execution.showProgress });
     try {
       if (!roleChecked) await assertRestoreRoleAccepted(parsed.databaseUrl, parsed.privilegedRole);
       store = await openStore(location.storeUrl);
       // A backup named by run id must be that run's own; a manifest URL is the person's choice.
       const { manifest } = run ? await readRunManifest(store, run) : await readManifest(store, location.prefix);
-      execution.onManifest?.({ runId: manifest.runId, target: manifest.target });
+      execution.onManifest?.({ runId: manifest.runId, target: manifest.target, encrypted: manifest.encryption !== null });
       const storageObjects = storageFilesOf(manifest).length;
       if (execution.storage && storageObjects === 0 && !manifest.storage) {
         throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} holds no Supabase Storage objects (it was taken without --with-storage); restore it without --with-storage.`);
@@ -146,8 +151,9 @@ export async function prepareRestore(
         identities,
         pgTools: deps.config.pgTools,
         signal: execution.signal,
-        onProgress: execution.onProgress,
+        onProgress: (next) => progress.update(next),
       });
+      await progress.end();
       let storage: RestoreOutcome['storage'] = null;
       if (execution.storage) {
         const endpoint = openStorageEndpoint(execution.storage);
@@ -170,7 +176,8 @@ export async function prepareRestore(
     } catch (error) {
       if (caller.via === 'api') {
         const described = describeError(error);
-        caller.log.warn({ err: error }, 'restore failed');
+        await progress.end();
+        deps.log.warn({ err: error }, 'restore failed');
         await appendRunEvent(db, {
           runId: run!.id,
           kind: 'restore_failed',
@@ -180,6 +187,7 @@ export async function prepareRestore(
       }
       throw error;
     } finally {
+      await progress.end();
       await store?.close();
     }
   };

@@ -6,23 +6,32 @@ import { readRunManifest } from '../pipeline/readRunManifest.ts';
 import { openStore } from '../storage/openStore.ts';
 import { findSucceededBackup } from './findSucceededBackup.ts';
 
+export interface QueuedDrill {
+  run: RunRecord;
+  /** Whether the backup is encrypted, when its manifest was read before queueing; null otherwise. */
+  encrypted: boolean | null;
+}
+
 /**
  * Queues a restore drill (a run of kind `verify`) of a succeeded backup. With
  * `requireChecksums`, the backup must have recorded per-table content checksums, read from its
- * own manifest: a drill asked to compare them must not quietly compare row counts only.
+ * own manifest: a drill asked to compare them must not quietly compare row counts only. With
+ * `readManifest`, the manifest is read anyway, to say whether the backup is encrypted.
  */
 export async function queueDrill(
   db: Queryable,
   config: Pick<Config, 'runDeadlineMs'>,
-  input: { runId: string; requireChecksums?: boolean },
+  input: { runId: string; requireChecksums?: boolean; readManifest?: boolean },
   origin: { trigger: string },
-): Promise<RunRecord> {
+): Promise<QueuedDrill> {
   const subject = await findSucceededBackup(db, input.runId, 'verified');
-  if (input.requireChecksums) {
+  let encrypted: boolean | null = null;
+  if (input.requireChecksums || input.readManifest) {
     const store = await openStore(subject.artifact.storeUrl);
     try {
       const { manifest } = await readRunManifest(store, subject);
-      if (manifest.tables.some((table) => table.checksum === undefined)) {
+      encrypted = manifest.encryption !== null;
+      if (input.requireChecksums && manifest.tables.some((table) => table.checksum === undefined)) {
         throw new BackstopError(
           'INVALID_INPUT',
           `Backup ${subject.id} recorded no per-table checksums. Enable them on the target for future backups, or verify without checksums.`,
@@ -32,11 +41,12 @@ export async function queueDrill(
       await store.close();
     }
   }
-  return createRun(db, {
+  const run = await createRun(db, {
     targetId: subject.targetId,
     trigger: origin.trigger,
     runDeadlineMs: config.runDeadlineMs,
     kind: 'verify',
     subjectRunId: subject.id,
   });
+  return { run, encrypted };
 }

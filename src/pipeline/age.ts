@@ -140,7 +140,8 @@ function decodeRecipient(text: string): Buffer {
       `An age identity (secret key) was given where a recipient (public key) is expected. ${hint}`,
     );
   }
-  const shown = /^age1[a-z0-9]{0,100}$/i.test(trimmed) ? `"${trimmed}"` : 'the value given';
+  // Anything else is not echoed: it may be a secret key pasted by mistake.
+  const shown = /^age1[a-z0-9]{0,100}$/i.test(trimmed) ? `"${trimmed}"` : 'given';
   const decoded = bech32Decode(trimmed);
   if (typeof decoded === 'string') {
     throw new BackstopError('INVALID_INPUT', `Invalid age recipient ${shown}: ${decoded}. ${hint}`);

@@ -22,6 +22,8 @@ export interface BackupProgress {
   bytesStored: number;
   rateBytesPerSecond: number;
   elapsedMs: number;
+  /** The source database's size on disk (pg_database_size), once connected: a first backup's estimate. */
+  databaseBytes: number | null;
 }
 
 export interface BackupInput {
@@ -73,6 +75,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
   // the choice among them waits for the server's version.
   discoverPgTools('pg_dump', input.pgTools).catch(() => {});
   const source = await openSourceSnapshot(input.databaseUrl);
+  progress.databaseBytes = source.databaseBytes;
   let dump: PgToolProcess | undefined;
   const stopDump = () => void dump?.terminate();
   input.signal.addEventListener('abort', stopDump, { once: true });
@@ -336,7 +339,7 @@ export const PROGRESS_EVERY_MS = 1000;
  * run page shows move while pg_dump streams, not only between phases.
  */
 export function trackBackupProgress(started: number, onProgress?: (progress: BackupProgress) => void, everyMs = PROGRESS_EVERY_MS) {
-  const progress: BackupProgress = { phase: 'connecting', bytesDumped: 0, bytesStored: 0, rateBytesPerSecond: 0, elapsedMs: 0 };
+  const progress: BackupProgress = { phase: 'connecting', bytesDumped: 0, bytesStored: 0, rateBytesPerSecond: 0, elapsedMs: 0, databaseBytes: null };
   let reportedAt = -Infinity;
   const report = () => {
     progress.elapsedMs = performance.now() - started;

@@ -58,12 +58,20 @@ export interface TableDataEntry {
   name: string;
 }
 
+/** Any entry of the TOC: what it is (`TABLE`, `VIEW`, `SCHEMA`, …), its schema and name. */
+export interface TocObject {
+  desc: string;
+  schema: string | null;
+  name: string;
+}
+
 interface Toc {
   intSize: number;
   offSize: number;
   /** Entries whose data offset is "not set". */
   slots: TocSlot[];
   tables: TableDataEntry[];
+  objects: TocObject[];
   /** Where the data blocks start. */
   end: number;
 }
@@ -119,6 +127,7 @@ function parseToc(buffer: Buffer): Toc {
   if (count < 0) throw new Unsupported('TOC entry count');
   const slots: TocSlot[] = [];
   const tables: TableDataEntry[] = [];
+  const objects: TocObject[] = [];
   for (let entry = 0; entry < count; entry++) {
     const dumpId = int();
     int(); // had a data dumper
@@ -131,6 +140,7 @@ function parseToc(buffer: Buffer): Toc {
     const namespace = string();
     skipString(); // tablespace
     if (desc === 'TABLE DATA' && tag !== null && namespace !== null) tables.push({ dumpId, schema: namespace, name: tag });
+    if (desc !== null && tag !== null) objects.push({ desc, schema: namespace, name: tag });
     if (archiveVersion >= K_VERS_1_14) skipString(); // tableam
     if (archiveVersion >= K_VERS_1_16) int(); // relkind
     skipString(); // owner
@@ -140,7 +150,7 @@ function parseToc(buffer: Buffer): Toc {
     if (buffer[at] === K_OFFSET_POS_NOT_SET) slots.push({ dumpId, position: at });
     at += 1 + offSize;
   }
-  return { intSize, offSize, slots, tables, end: at };
+  return { intSize, offSize, slots, tables, objects, end: at };
 }
 
 type Expecting = 'dumpId' | 'chunkLength' | 'objectId';
@@ -329,6 +339,11 @@ export class CustomArchiveScanner {
   dataBlocks(): Array<[number, number]> | null {
     if (this.#finished() === null) return null;
     return [...this.#blocks];
+  }
+
+  /** Every entry of the TOC, once it has been read; empty before (or when it could not be read). */
+  tocObjects(): readonly TocObject[] {
+    return this.#toc?.objects ?? [];
   }
 
   /** The TOC's TABLE DATA entries, once the TOC has been read; empty before. */

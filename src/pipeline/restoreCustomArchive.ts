@@ -9,10 +9,11 @@ import { findPgTool } from '../pgtools/findPgTools.ts';
 import { parseToolVersion, serverMajorFromVersionNum, type PgToolCandidate } from '../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from './spoolVerifiedFile.ts';
-import { CustomArchiveScanner } from './customArchiveScanner.ts';
+import { CustomArchiveScanner, type TocObject } from './customArchiveScanner.ts';
 import { RestoredRowCheck } from './restoredRowCheck.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from './restoreInput.ts';
 import { countListedTables } from './sourceSnapshot.ts';
+import { watchRestoredBytes } from './watchRestoredBytes.ts';
 
 /** Objects in non-system schemas that a restore would collide with. */
 const userObjectsSql = `
@@ -35,8 +36,15 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
   assertCanDecrypt(input.manifest, input.identities);
 
   const started = performance.now();
-  const report = (phase: RestoreProgress['phase'], bytesRead: number) =>
-    input.onProgress?.({ phase, bytesRead, bytesTotal: dumpFile.size, elapsedMs: performance.now() - started });
+  const report = (phase: RestoreProgress['phase'], bytesRead: number, bytesRestored = 0) =>
+    input.onProgress?.({
+      phase,
+      bytesRead,
+      bytesTotal: dumpFile.size,
+      bytesRestored,
+      bytesRestoredTotal: dumpFile.uncompressedSize,
+      elapsedMs: performance.now() - started,
+    });
   // The spool (read, check, decompress) starts at once; the checks of the target database and
   // the choice of pg_restore run meanwhile. Nothing touches the target before both are done.
   const spoolPath = path.join(input.tmpDir ?? os.tmpdir(), `backstop-restore-${randomBytes(8).toString('hex')}.pgcustom`);
@@ -74,6 +82,7 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
       throw error;
     }
     const bytesRestored = await spooling;
+    assertSelectionInArchive(selection, scanner.tocObjects());
     const spooledMs = performance.now() - started;
     report('restoring', dumpFile.size);
     input.onEvent?.('restore_verified', `${dumpFile.name}: size and SHA-256 match the manifest`);
@@ -101,7 +110,8 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     for (const schema of selection.schemas) await client.query(`create schema if not exists ${client.escapeIdentifier(schema)}`);
     restore = spawnPgTool(pgRestore.path, args, connection, { onStderrLine: rowCheck?.onStderrLine });
     restore.child.stdout.resume();
-    const { code, signal: killedBy, stderr } = await restore.exited;
+    const stopWatching = watchRestoredBytes(restore.child.pid, dumpFile.uncompressedSize, (bytes) => report('restoring', dumpFile.size, bytes));
+    const { code, signal: killedBy, stderr } = await restore.exited.finally(stopWatching);
     signal.throwIfAborted();
     if (code !== 0) {
       throw new BackstopError(
@@ -113,7 +123,7 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     const pgRestoreDoneMs = performance.now() - started;
     const timings = () => ({ spooledMs: Math.round(spooledMs), pgRestoreDoneMs: Math.round(pgRestoreDoneMs), checkedMs: Math.round(performance.now() - started) });
     if (!checkRows) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: pgRestore.version, timings: timings() };
-    report('checking', dumpFile.size);
+    report('checking', dumpFile.size, dumpFile.uncompressedSize);
     const restored = rowCheck
       ? await rowCheck.finish(restoredTables, jobs)
       : await countListedTables(input.toUrl, restoredTables, { connections: jobs, signal });
@@ -149,6 +159,35 @@ function isSelected(table: { schema: string; name: string }, selection: Selectio
     (selection.schemas.length === 0 || selection.schemas.includes(table.schema)) &&
     (selection.tables.length === 0 || selection.tables.includes(table.name))
   );
+}
+
+/** What `pg_restore --table` matches: "table" includes views, materialized views, sequences and foreign tables. */
+const RELATION_KINDS = new Set(['TABLE', 'VIEW', 'MATERIALIZED VIEW', 'SEQUENCE', 'FOREIGN TABLE']);
+
+/**
+ * pg_restore restores nothing, and says nothing, for a --schema or --table the archive does
+ * not hold (a typo, another backup's table): refused, naming what the archive holds, before
+ * the database is touched. An archive whose TOC could not be read is left to pg_restore.
+ */
+export function assertSelectionInArchive(selection: Selection, objects: readonly TocObject[]): void {
+  if (objects.length === 0 || (selection.schemas.length === 0 && selection.tables.length === 0)) return;
+  const schemas = [...new Set(objects.flatMap((object) => (object.desc === 'SCHEMA' ? [object.name] : object.schema ? [object.schema] : [])))].sort();
+  const relations = objects.filter((object) => RELATION_KINDS.has(object.desc) && (selection.schemas.length === 0 || selection.schemas.includes(object.schema ?? '')));
+  const tables = [...new Set(relations.map((object) => object.name))].sort();
+  const problems = [
+    ...selection.schemas.filter((schema) => !schemas.includes(schema)).map((schema) => `no schema "${schema}" (it holds ${listed(schemas)})`),
+    ...selection.tables
+      .filter((table) => !tables.includes(table))
+      .map((table) => `no table "${table}"${selection.schemas.length > 0 ? ` in ${selection.schemas.join(', ')}` : ''} (it holds ${listed(tables)})`),
+  ];
+  if (problems.length > 0) {
+    throw new BackstopError('INVALID_INPUT', `The backup holds ${problems.join(', and ')}. Pass --schema and --table names the backup holds, or neither to restore everything.`);
+  }
+}
+
+function listed(names: string[]): string {
+  if (names.length === 0) return 'none';
+  return names.length > 10 ? `${names.slice(0, 10).join(', ')}, …` : names.join(', ');
 }
 
 /**

@@ -34,8 +34,17 @@ export interface RestoreInput {
 
 export interface RestoreProgress {
   phase: 'verifying' | 'restoring' | 'checking';
+  /** Stored bytes read and checked against the manifest. */
   bytesRead: number;
+  /** The stored size of what is restored. */
   bytesTotal: number;
+  /**
+   * Plain bytes the restoring tool has read of the checked spool, where the system tells
+   * (see processReadBytes); otherwise they move only when the phase ends.
+   */
+  bytesRestored: number;
+  /** The plain size of what is restored (the manifest's uncompressedSize). */
+  bytesRestoredTotal: number;
   elapsedMs: number;
 }
 

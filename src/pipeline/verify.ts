@@ -4,6 +4,7 @@ import type { PgToolSearch } from '../pgtools/findPgTools.ts';
 import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
 import { restoreArtifact } from './restore.ts';
+import type { RestoreInput } from './restoreInput.ts';
 import { allowReplicaSessions, createScratchDatabase, type ScratchServer } from './scratchDatabase.ts';
 import { scaffoldSupabaseProject } from './supabaseSource/scaffoldSupabase.ts';
 import { digestOf } from './spoolVerifiedFile.ts';
@@ -31,6 +32,8 @@ export interface VerifyInput {
   /** Runs against the restored scratch database before it is compared: custom checks. */
   afterRestore?: (scratchUrl: string) => Promise<void>;
   onEvent?: (kind: string, message: string, data?: Record<string, unknown>) => void;
+  /** The restore's progress (see restoreArtifact). */
+  onProgress?: RestoreInput['onProgress'];
 }
 
 export interface TableMismatch {
@@ -127,6 +130,7 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
         identities: input.identities,
         pgTools: input.pgTools,
         signal: input.signal,
+        onProgress: input.onProgress,
       });
     } catch (error) {
       input.signal?.throwIfAborted();

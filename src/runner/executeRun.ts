@@ -1,13 +1,15 @@
 import { BackstopError, describeError, isBackstopError } from '../core/errors.ts';
 import type { RunnerOutcome } from '../core/runState.ts';
 import type { Artifact } from '../core/artifact.ts';
+import { createProgressMeter, type ProgressReading, type ReportedProgress } from '../core/runProgress.ts';
 import type { ClaimedRun, RunRecord } from '../db/runRecords.ts';
-import { deletePrefix, type BackupProgress } from '../pipeline/backup.ts';
+import { deletePrefix } from '../pipeline/backup.ts';
 import { openStore } from '../storage/openStore.ts';
 import type { Store } from '../storage/store.ts';
 import { finalizeWithRetry } from './finalizeWithRetry.ts';
 import { performBackup } from './performBackup.ts';
 import { performDrill } from './performDrill.ts';
+import { backupReading, restoreReading } from '../pipeline/progressReadings.ts';
 import { startHeartbeat, type HeartbeatOptions } from './heartbeat.ts';
 import { startThreadedHeartbeat } from './heartbeatThread.ts';
 import { runnerCatalogOf, type RunnerDeps } from './runnerDeps.ts';
@@ -15,7 +17,7 @@ import { runnerCatalogOf, type RunnerDeps } from './runnerDeps.ts';
 export type StopRequest = { kind: 'cancel'; reason: string } | { kind: 'release'; reason: string };
 
 export interface ExecuteOptions {
-  onProgress?: (progress: BackupProgress) => void;
+  onProgress?: (progress: ReportedProgress) => void;
 }
 
 export interface RunExecution {
@@ -35,7 +37,15 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
   const controller = new AbortController();
   let stopRequest: StopRequest | null = null;
   let leaseLostReason: string | null = null;
-  let progress: BackupProgress | null = null;
+  // The newest counts of the work; the meter turns them into progress whenever it is asked,
+  // so the rate and the elapsed time stay true while the counts stand still.
+  const meter = createProgressMeter(run.kind === 'verify' ? 'drill' : 'backup', performance.now());
+  let reading: ProgressReading | null = null;
+  const progress = () => (reading ? meter.read(reading, performance.now()) : null);
+  const onReading = (next: ProgressReading) => {
+    reading = next;
+    if (options.onProgress) options.onProgress(progress()!);
+  };
   const log = deps.log.child({ runId: run.id, attempt: run.attempt });
 
   const stop = (request: StopRequest) => {
@@ -55,7 +65,8 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
     leaseTtlMs: deps.config.leaseTtlMs,
     intervalMs: deps.config.heartbeatIntervalMs,
     log,
-    progress: () => (progress ? { ...progress } : null),
+    progress,
+    reportProgress: catalog.reportProgress,
     onLeaseLost: (reason) => {
       leaseLostReason = reason;
       log.error({ reason }, 'lease lost; stopping the run');
@@ -90,15 +101,16 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
       try {
         const target = await catalog.target(run);
         if (run.kind === 'verify') {
-          ({ outcome, error } = await performDrill({ ...deps, catalog }, run, { signal: controller.signal, onEvent: event }));
+          ({ outcome, error } = await performDrill({ ...deps, catalog }, run, {
+            signal: controller.signal,
+            onEvent: event,
+            onProgress: (next) => onReading(restoreReading(next)),
+          }));
         } else {
           store = await openStore(target.storeUrl);
           artifact = await performBackup(deps, run, target, store, {
             signal: controller.signal,
-            onProgress: (next) => {
-              progress = next;
-              options.onProgress?.(next);
-            },
+            onProgress: (next) => onReading(backupReading(next, target.previousBackupBytes ?? null)),
             onEvent: event,
           });
           outcome = 'succeeded';
@@ -130,10 +142,14 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
         }
       }
       await events;
+      // A drill that passed restored every byte, whatever the last look at pg_restore saw.
+      const last = reading as ProgressReading | null;
+      if (last && outcome === 'succeeded' && run.kind === 'verify') reading = { ...last, phase: 'done', bytesDone: last.expected?.bytes ?? last.bytesDone };
       try {
         const finished = await finalizeWithRetry(
           catalog.finalize,
-          { runId: run.id, leaseId: run.leaseId, outcome, error, artifact },
+          // The final figures go with the outcome: a later backup estimates its total from them.
+          { runId: run.id, leaseId: run.leaseId, outcome, error, artifact, progress: progress() },
           { until: () => heartbeat.leaseValidUntil(), log },
         );
         log.info({ status: finished.status }, 'run finished');

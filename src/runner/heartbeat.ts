@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { PROGRESS_REPORT_MS, type ReportedProgress } from '../core/runProgress.ts';
 import type { RunnerCatalog } from './runnerCatalog.ts';
 
 export interface HeartbeatOptions {
@@ -8,7 +9,13 @@ export interface HeartbeatOptions {
   leaseTtlMs: number;
   intervalMs: number;
   log: Logger;
-  progress: () => Record<string, unknown> | null;
+  progress: () => ReportedProgress | null;
+  /**
+   * Writes changed progress between renewals, every `progressIntervalMs` (PROGRESS_REPORT_MS):
+   * a lease lasts tens of seconds, progress must not wait that long to be seen.
+   */
+  reportProgress?: RunnerCatalog['reportProgress'];
+  progressIntervalMs?: number;
   /** The run was reaped, finished elsewhere, or the catalog was unreachable for a whole lease. */
   onLeaseLost: (reason: string) => void;
   onCancelRequested: () => void;
@@ -32,18 +39,22 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let cancelSignalled = false;
+  // What the catalog last accepted, by either path: unchanged progress is not written again.
+  let progressSent: string | null = null;
 
   const tick = async () => {
     if (stopped) return;
     const sentAt = performance.now();
+    const progress = options.progress();
     try {
       const state = await options.renewLease({
         runId: options.runId,
         leaseId: options.leaseId,
         leaseTtlMs: options.leaseTtlMs,
-        progress: options.progress(),
+        progress,
       });
       if (stopped) return;
+      if (state && progress) progressSent = JSON.stringify(progress);
       if (!state) {
         stopped = true;
         options.onLeaseLost('the catalog refused the heartbeat: the run was reaped, finished or claimed by another attempt');
@@ -66,11 +77,33 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
   };
   timer = setTimeout(tick, options.intervalMs);
 
+  // Progress alone, between renewals. Its failures are left to the renewals to judge.
+  let progressTimer: NodeJS.Timeout | undefined;
+  const report = options.reportProgress;
+  const progressIntervalMs = options.progressIntervalMs ?? PROGRESS_REPORT_MS;
+  const progressTick = async () => {
+    if (stopped || !report) return;
+    const tickStarted = performance.now();
+    const progress = options.progress();
+    const text = progress ? JSON.stringify(progress) : null;
+    if (progress && text !== progressSent) {
+      try {
+        if (await report({ runId: options.runId, leaseId: options.leaseId, progress })) progressSent = text;
+      } catch (error) {
+        options.log.debug({ err: error, runId: options.runId }, 'progress report failed');
+      }
+    }
+    // On a fixed beat: a slow write does not stretch the time between two.
+    if (!stopped) progressTimer = setTimeout(progressTick, Math.max(0, progressIntervalMs - (performance.now() - tickStarted)));
+  };
+  if (report) progressTimer = setTimeout(progressTick, progressIntervalMs);
+
   return {
     leaseValidUntil: () => lastRenewed + options.leaseTtlMs,
     stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
+      if (progressTimer) clearTimeout(progressTimer);
     },
   };
 }

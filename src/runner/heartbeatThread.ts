@@ -3,10 +3,12 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import pino from 'pino';
 import pg from 'pg';
 import { bundledFiles, EXECUTABLE_SCRIPT_ASSET } from '../core/bundledFiles.ts';
+import { PROGRESS_REPORT_MS, type ReportedProgress } from '../core/runProgress.ts';
 import { catalogTypes } from '../db/pool.ts';
 import { renewLease, type LeaseState } from '../db/runLeases.ts';
+import { reportRunProgress } from '../db/runProgress.ts';
 import { startHeartbeat, type Heartbeat, type HeartbeatOptions } from './heartbeat.ts';
-import { renewLeaseOverHttp } from './runnerApi.ts';
+import { renewLeaseOverHttp, reportProgressOverHttp } from './runnerApi.ts';
 import type { HeartbeatChannel } from './runnerCatalog.ts';
 
 /**
@@ -31,6 +33,7 @@ interface ThreadData {
   leaseId: string;
   leaseTtlMs: number;
   intervalMs: number;
+  progressIntervalMs: number;
   stallLimitMs: number;
   liveness: SharedArrayBuffer;
   logLevel: string;
@@ -42,7 +45,7 @@ type ToMain =
   | { type: 'lost'; reason: string }
   | { type: 'log'; level: 'warn' | 'error'; message: string; error?: string }
   | { type: 'stopped' };
-type ToThread = { type: 'progress'; progress: Record<string, unknown> | null } | { type: 'stop' };
+type ToThread = { type: 'progress'; progress: ReportedProgress | null } | { type: 'stop' };
 
 /** Absolute milliseconds on the monotonic clock, comparable across threads. */
 const absoluteNow = () => performance.timeOrigin + performance.now();
@@ -59,6 +62,7 @@ export function startThreadedHeartbeat(options: HeartbeatOptions & { channel: He
     leaseId: options.leaseId,
     leaseTtlMs: options.leaseTtlMs,
     intervalMs: options.intervalMs,
+    progressIntervalMs: options.progressIntervalMs ?? PROGRESS_REPORT_MS,
     stallLimitMs: options.stallLimitMs ?? Math.max(5 * options.leaseTtlMs, 60_000),
     liveness,
     logLevel: options.log.level,
@@ -108,10 +112,11 @@ export function startThreadedHeartbeat(options: HeartbeatOptions & { channel: He
     }
   });
   // Liveness and progress from the main thread. If this timer stops firing, the main thread is stuck.
+  // Twice per progress report, so what the thread writes is at most half an interval old.
   const alive = setInterval(() => {
     Atomics.add(counter, 0, 1);
     thread.postMessage({ type: 'progress', progress: options.progress() } satisfies ToThread);
-  }, Math.max(50, Math.min(options.intervalMs, 1000)));
+  }, Math.max(50, Math.min(options.intervalMs, data.progressIntervalMs / 2)));
   alive.unref();
 
   return {
@@ -140,6 +145,7 @@ function bundledThread(data: ThreadData): Worker {
 
 interface ThreadRenewal {
   renew: (input: { runId: string; leaseId: string; leaseTtlMs: number; progress?: Record<string, unknown> | null }) => Promise<LeaseState | null>;
+  report: (input: { runId: string; leaseId: string; progress: ReportedProgress }) => Promise<boolean>;
   /** After a failure: forget the connection, if any; the next renewal makes a new one. */
   drop: () => Promise<void>;
 }
@@ -161,6 +167,7 @@ function sqlRenewal(connectionString: string, runId: string): ThreadRenewal {
     })());
   return {
     renew: async (input) => renewLease(await connection(), input),
+    report: async (input) => reportRunProgress(await connection(), input),
     drop: async () => {
       const previous = client;
       client = null;
@@ -172,20 +179,29 @@ function sqlRenewal(connectionString: string, runId: string): ThreadRenewal {
 function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void {
   const send = (message: ToMain) => port.postMessage(message);
   const channel = data.channel;
-  const { renew, drop }: ThreadRenewal =
-    channel.kind === 'sql' ? sqlRenewal(channel.connectionString, data.runId) : { renew: (input) => renewLeaseOverHttp(channel, input), drop: async () => {} };
+  const { renew, report, drop }: ThreadRenewal =
+    channel.kind === 'sql'
+      ? sqlRenewal(channel.connectionString, data.runId)
+      : {
+          renew: (input) => renewLeaseOverHttp(channel, input),
+          // Without the route, progress rides on the renewals only.
+          report: async (input) => !channel.progressRoute || reportProgressOverHttp(channel, input),
+          drop: async () => {},
+        };
   const counter = new Int32Array(data.liveness);
   let seen = Atomics.load(counter, 0);
   let seenAt = performance.now();
-  let progress: Record<string, unknown> | null = null;
+  let progress: ReportedProgress | null = null;
 
   const heartbeat = startHeartbeat({
     runId: data.runId,
     leaseId: data.leaseId,
     leaseTtlMs: data.leaseTtlMs,
     intervalMs: data.intervalMs,
+    progressIntervalMs: data.progressIntervalMs,
     log: pino({ level: 'silent' }),
     progress: () => progress,
+    reportProgress: report,
     renewLease: async (input) => {
       const now = Atomics.load(counter, 0);
       if (now !== seen) {

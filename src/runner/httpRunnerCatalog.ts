@@ -4,7 +4,7 @@ import type { JobStatus } from '../core/jobStatus.ts';
 import { BackstopError, isBackstopError } from '../core/errors.ts';
 import type { ClaimedRun, RunRecord } from '../db/runRecords.ts';
 import type { TargetOptions } from '../db/targets.ts';
-import { callRunnerApi, isTransient, isUndelivered, renewLeaseOverHttp, type RunnerApiEndpoint } from './runnerApi.ts';
+import { callRunnerApi, isTransient, isUndelivered, renewLeaseOverHttp, reportProgressOverHttp, type RunnerApiEndpoint } from './runnerApi.ts';
 import type { HeartbeatChannel, RunnerCatalog, RunnerTarget } from './runnerCatalog.ts';
 
 export interface HttpRunnerOptions {
@@ -43,6 +43,8 @@ interface ClaimAnswer {
   heartbeatIntervalMs: number;
   run: RunRecord;
   target: { id: string; name: string; storeUrl: string; options: TargetOptions };
+  /** Absent from servers older than live progress. */
+  previousBackupBytes?: number | null;
   runnerToken?: string;
 }
 
@@ -60,7 +62,11 @@ export function httpRunner(options: HttpRunnerOptions): HttpRunner {
   let leaseTtlMs: number | null = null;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const retryDelaysMs = options.retryDelaysMs ?? [500, 1000, 2000];
-  const targets = new Map<string, ClaimAnswer['target']>();
+  const targets = new Map<string, ClaimAnswer['target'] & { previousBackupBytes: number | null }>();
+  // A server older than live progress answers a claim without previousBackupBytes, refuses a
+  // finalize that carries progress (400) and has no progress route: its runs get progress
+  // with their heartbeats only, as they did.
+  let progressRoute = false;
 
   // Under a lease, a request that hangs must not outlast the lease it is meant to keep.
   const leaseTimeoutMs = () => (leaseTtlMs === null ? timeoutMs : Math.min(timeoutMs, Math.max(1000, leaseTtlMs / 2)));
@@ -94,12 +100,14 @@ export function httpRunner(options: HttpRunnerOptions): HttpRunner {
       return { ...target, databaseUrl: options.sourceUrl(target.name) };
     },
     renewLease: (input) => renewLeaseOverHttp(endpoint(), input),
+    reportProgress: async (input) => !progressRoute || reportProgressOverHttp(endpoint(), input),
     finalize: (input) =>
       callRunnerApi<RunRecord>(endpoint(), 'POST', runPath(input.runId, 'finalize'), {
         leaseId: input.leaseId,
         outcome: input.outcome,
         error: input.error ? { code: input.error.code, message: input.error.message.slice(0, MAX_ERROR_MESSAGE) } : null,
         artifact: input.artifact ?? null,
+        ...(input.progress && progressRoute ? { progress: input.progress } : {}),
       }),
     async release(input) {
       try {
@@ -132,7 +140,7 @@ export function httpRunner(options: HttpRunnerOptions): HttpRunner {
     },
     // Read when the heartbeat starts, after the claim: by then `token` is the run's own.
     get heartbeatChannel(): HeartbeatChannel {
-      return { kind: 'http', apiUrl: options.apiUrl, token, timeoutMs: leaseTimeoutMs() };
+      return { kind: 'http', apiUrl: options.apiUrl, token, timeoutMs: leaseTimeoutMs(), progressRoute };
     },
   };
 
@@ -146,7 +154,8 @@ export function httpRunner(options: HttpRunnerOptions): HttpRunner {
       );
       if (answer.runnerToken) token = answer.runnerToken;
       leaseTtlMs = answer.leaseTtlMs;
-      targets.set(answer.run.id, answer.target);
+      targets.set(answer.run.id, { ...answer.target, previousBackupBytes: answer.previousBackupBytes ?? null });
+      progressRoute = 'previousBackupBytes' in answer;
       return { run: { ...answer.run, leaseId: answer.leaseId }, leaseTtlMs: answer.leaseTtlMs, heartbeatIntervalMs: answer.heartbeatIntervalMs };
     },
     // Reporting twice changes nothing (the second finds the run ended), so any transient failure is retried.

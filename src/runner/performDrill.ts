@@ -6,6 +6,7 @@ import { ensureEmbeddedPostgres, scratchClusterHome } from '../db/embeddedPostgr
 import type { ClaimedRun } from '../db/runRecords.ts';
 import { parseIdentities } from '../pipeline/age.ts';
 import { readRunManifest } from '../pipeline/readRunManifest.ts';
+import type { RestoreProgress } from '../pipeline/restoreInput.ts';
 import { verifyArtifact, type VerifyResult } from '../pipeline/verify.ts';
 import { openStore } from '../storage/openStore.ts';
 import { runnerCatalogOf, type RunnerDeps } from './runnerDeps.ts';
@@ -15,6 +16,7 @@ export interface DrillOptions {
   onEvent: (kind: string, message: string, data?: Record<string, unknown>) => void;
   checksums?: boolean;
   afterRestore?: (scratchUrl: string) => Promise<void>;
+  onProgress?: (progress: RestoreProgress) => void;
 }
 
 /**
@@ -55,6 +57,7 @@ export async function performDrill(
         signal: options.signal,
         afterRestore: options.afterRestore,
         onEvent: options.onEvent,
+        onProgress: options.onProgress,
       });
     } catch (error) {
       options.signal.throwIfAborted();

@@ -1,4 +1,5 @@
 import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
+import type { ReportedProgress } from '../core/runProgress.ts';
 import type { LeaseState } from '../db/runLeases.ts';
 
 /**
@@ -140,6 +141,20 @@ export async function renewLeaseOverHttp(
     });
   } catch (error) {
     if (error instanceof BackstopError && (error.code === 'LEASE_LOST' || error.code === 'RUN_NOT_FOUND' || error.code === 'UNAUTHORIZED')) return null;
+    throw error;
+  }
+}
+
+/**
+ * Progress between heartbeats, over HTTP (see reportRunProgress). False when the lease no
+ * longer holds the run; the heartbeat decides what that means.
+ */
+export async function reportProgressOverHttp(endpoint: RunnerApiEndpoint, input: { runId: string; leaseId: string; progress: ReportedProgress }): Promise<boolean> {
+  try {
+    await callRunnerApi(endpoint, 'POST', `/api/v1/runs/${encodeURIComponent(input.runId)}/progress`, { leaseId: input.leaseId, progress: input.progress });
+    return true;
+  } catch (error) {
+    if (error instanceof BackstopError && (error.code === 'LEASE_LOST' || error.code === 'RUN_NOT_FOUND' || error.code === 'UNAUTHORIZED')) return false;
     throw error;
   }
 }

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { runProgressSchema } from '../core/runProgress.ts';
 import { runStatuses } from '../core/runState.ts';
 import { apiTokenRoles } from '../operations/createApiToken.ts';
 import { reportedArtifact } from '../operations/reportedArtifact.ts';
@@ -42,6 +44,16 @@ export const errorSchema = {
 /** An artifact as the catalog records it: what a remote runner sends to finalize, checked by the same rules. */
 export const artifactBody = zodJsonSchema(reportedArtifact);
 
+const { $schema: _draft, ...reportedProgress } = z.toJSONSchema(runProgressSchema) as { $schema: string; properties: Record<string, unknown> };
+
+/** Live progress, from the schema runners' reports are parsed with (src/core/runProgress.ts). */
+export const runProgressView = {
+  ...reportedProgress,
+  description:
+    "The run's backup or drill as it goes (or as it ended), or a restore of its backup while one runs (operation `restore`). Written by whatever does the work about once a second.",
+  properties: { ...reportedProgress.properties, updatedAt: { ...dateTime, description: 'When the catalog recorded it (its clock).' } },
+};
+
 export const runSchema = {
   $id: 'Run',
   type: 'object',
@@ -71,7 +83,7 @@ export const runSchema = {
       required: ['code', 'message'],
       properties: { code: { type: 'string' }, message: { type: 'string' } },
     }),
-    progress: nullable(freeObject),
+    progress: nullable(runProgressView),
     artifact: nullable(artifactBody),
     executor: nullable(freeObject),
     verification: nullable(freeObject),

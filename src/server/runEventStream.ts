@@ -1,7 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { BackstopError } from '../core/errors.ts';
+import { isLiveProgress, PROGRESS_REPORT_MS, readStoredProgress } from '../core/runProgress.ts';
 import { isTerminal } from '../core/runState.ts';
+import { listLiveProgress } from '../db/runProgress.ts';
 import type { Queryable } from '../db/pool.ts';
 import { listEventsAfter, type FeedEvent } from '../db/runEventFeed.ts';
 import { listRunEvents, type RunEventRecord } from '../db/runEvents.ts';
@@ -71,11 +73,14 @@ interface SseConnection {
  *
  * A run's stream replays its events after `afterId` (Last-Event-ID), then sends new ones; each
  * event's SSE id is its run_events id. Between them, `progress` events (no id: they are not
- * replayed) carry the runner's latest progress report when it changes. When the run is terminal
- * and its last event was sent, an `end` event closes the stream; a client that reconnects after
- * that gets 204, which tells EventSource to stop.
+ * replayed) carry the run's progress when it changes: its runner's, or a restore's of its
+ * backup. When the run is terminal, no restore of it shows progress and its last event was
+ * sent, an `end` event closes the stream; a client that reconnects after that gets 204, which
+ * tells EventSource to stop.
  *
- * The feed of all runs does the same across runs and never ends by itself. Ids come from one
+ * The feed of all runs does the same across runs and never ends by itself; its `progress`
+ * events (no id either) carry the progress of every run with work under way, each when it
+ * changes, read at most once per PROGRESS_REPORT_MS. Ids come from one
  * sequence but commit out of order: an insert that took id 10 may commit after id 11 was read.
  * So the feed stops at a gap and waits up to `gapWaitMs` for it to fill (event inserts are
  * single statements or short transactions) before treating it as a rolled-back or deleted
@@ -201,10 +206,12 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
           sse.write(`id: ${event.id}\ndata: ${JSON.stringify(eventJson(event))}\n\n`);
           lastId = event.id;
         }
-        const progress = run.progress && !isTerminal(run.status) ? JSON.stringify({ runId, status: run.status, heartbeatAt: run.heartbeatAt, progress: run.progress }) : '';
+        // A restore of a finished backup keeps its stream open for as long as it shows progress.
+        const live = isLiveProgress(run.progress, !isTerminal(run.status));
+        const progress = live ? JSON.stringify({ runId, status: run.status, heartbeatAt: run.heartbeatAt, progress: run.progress }) : '';
         if (progress !== lastProgress && progress !== '') sse.write(`event: progress\ndata: ${progress}\n\n`);
         lastProgress = progress;
-        if (isTerminal(run.status)) {
+        if (isTerminal(run.status) && !live) {
           sse.write(`event: end\ndata: ${JSON.stringify({ runId, status: run.status })}\n\n`);
           return;
         }
@@ -219,9 +226,13 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
     let gapSeenAt: number | null = null;
     // Tells the client where the feed starts, as an id it can resume from.
     sse.write(`id: ${afterId}\nevent: ready\ndata: ${JSON.stringify({ lastEventId: afterId })}\n\n`);
+    const progressSent = new Map<string, string>();
+    let progressReadAt = -Infinity;
     drive(request, sse, { feed: 'all runs', afterId }, async (authorized) => {
       while (!sse.closed()) {
         const events = await listEventsAfter(db, lastId, FEED_PAGE, gapWaitMs);
+        const live = performance.now() - progressReadAt >= PROGRESS_REPORT_MS ? await listLiveProgress(db) : null;
+        if (live) progressReadAt = performance.now();
         if (!(await authorized()) || sse.closed()) return;
         for (const event of events) {
           if (event.id !== lastId + 1 && !event.settled) {
@@ -232,6 +243,15 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
           sse.write(`id: ${event.id}\ndata: ${JSON.stringify(feedEventJson(event))}\n\n`);
           lastId = event.id;
         }
+        for (const item of live ?? []) {
+          const progress = readStoredProgress(item.progress);
+          if (!progress) continue;
+          const text = JSON.stringify({ runId: item.runId, targetName: item.targetName, runKind: item.runKind, status: item.status, progress });
+          if (progressSent.get(item.runId) === text) continue;
+          progressSent.set(item.runId, text);
+          sse.write(`event: progress\ndata: ${text}\n\n`);
+        }
+        if (live) for (const runId of progressSent.keys()) if (!live.some((item) => item.runId === runId)) progressSent.delete(runId);
         // A full page means more are waiting: read on at once.
         if (events.length < FEED_PAGE || gapSeenAt !== null) await sse.pause();
       }

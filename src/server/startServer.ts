@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { bundledFiles } from '../core/bundledFiles.ts';
 import type { Config } from '../core/config.ts';
+import { BackstopError } from '../core/errors.ts';
 import { startReaper, type Reaper } from '../control/reaper.ts';
 import { startWorker, type Worker } from '../control/worker.ts';
 import { startGithubExecutor } from '../executors/github/githubExecutor.ts';
@@ -84,6 +85,11 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
     await app.listen({ host: options.host, port: options.port });
   } catch (error) {
     await close('server could not start');
+    const code = (error as NodeJS.ErrnoException).code;
+    // Not the catalog's name: the listen address's (getaddrinfo), which the operator chose.
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+      throw new BackstopError('INVALID_INPUT', `The listen address "${options.host}" does not resolve on this machine (${code}); choose another --host (127.0.0.1, 0.0.0.0).`, { cause: error });
+    }
     throw error;
   }
   // Only now, with the app compiled and listening: start-up work blocks this thread, and a run

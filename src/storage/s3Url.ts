@@ -62,7 +62,7 @@ export function parseS3Url(storeUrl: string, env: NodeJS.ProcessEnv = process.en
     );
   }
   const bucket = url.hostname;
-  if (bucket === '') problems.push('the URL names no bucket (s3://BUCKET/prefix)');
+  if (bucket === '') problems.push('the URL names no bucket: write s3://BUCKET/prefix');
   if (url.port !== '') problems.push('a port belongs in the endpoint option, not after the bucket name');
 
   for (const name of new Set(url.searchParams.keys())) {

@@ -17,16 +17,27 @@ export function formatRate(bytesPerSecond) {
   return bytesPerSecond ? `${formatBytes(bytesPerSecond)}/s` : '—';
 }
 
+/**
+ * A duration in seconds, for people: "618 ms", "4.2 s", "38 s", "2 min 5 s", "3 h 10 min",
+ * "2 d 4 h". Under a second it is milliseconds, so a quick run never reads "0 s". A negative
+ * span is the browser's clock and the catalog's disagreeing (clock skew), not time running
+ * backwards: it reads as no time at all. Each unit is rounded before it is shown, so 59.7 s
+ * is "1 min 0 s", never "60 s".
+ */
 export function formatDuration(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
-  if (seconds === 0) return '0 s';
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
-  const hours = Math.floor(minutes / 60);
-  if (hours < 48) return `${hours} h ${minutes % 60} min`;
-  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+  const ms = Math.round(Math.max(0, seconds) * 1000);
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 9_950) return `${(ms / 1000).toFixed(1)} s`;
+  const whole = Math.round(ms / 1000);
+  if (whole < 60) return `${whole} s`;
+  const minutes = Math.floor(whole / 60);
+  if (minutes < 60) return `${minutes} min ${whole % 60} s`;
+  const totalMinutes = Math.round(whole / 60);
+  const hours = Math.floor(totalMinutes / 60);
+  if (hours < 48) return `${hours} h ${totalMinutes % 60} min`;
+  const totalHours = Math.round(totalMinutes / 60);
+  return `${Math.floor(totalHours / 24)} d ${totalHours % 24} h`;
 }
 
 /** "5 min ago" / "in 3 h", from milliseconds between `at` and `now`. */

@@ -5,12 +5,13 @@ import { html } from './html.js';
 /**
  * Every run's events, live (GET /api/v1/events as Server-Sent Events). `onEvent` gets each
  * event; `onReady` fires when the stream is open, including after a reconnect, which is when
- * a page reloads what it shows so that nothing between the two is lost. Returns whether the
- * stream is connected.
+ * a page reloads what it shows so that nothing between the two is lost; `onProgress` gets
+ * each `progress` event ({runId, targetName, runKind, status, progress}) of work under way.
+ * Returns whether the stream is connected.
  */
-export function useLiveFeed(onEvent, onReady = () => {}) {
-  const handlers = useRef({ onEvent, onReady });
-  handlers.current = { onEvent, onReady };
+export function useLiveFeed(onEvent, onReady = () => {}, onProgress = () => {}) {
+  const handlers = useRef({ onEvent, onReady, onProgress });
+  handlers.current = { onEvent, onReady, onProgress };
   const [connected, setConnected] = useState(false);
   useEffect(() => {
     const stream = openEventStream('/api/v1/events', {
@@ -18,6 +19,7 @@ export function useLiveFeed(onEvent, onReady = () => {}) {
       onEvent: ({ event, data }) => {
         if (event === 'ready') handlers.current.onReady(data);
         else if (event === 'message') handlers.current.onEvent(data);
+        else if (event === 'progress') handlers.current.onProgress(data);
       },
     });
     return () => stream.close();

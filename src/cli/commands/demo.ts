@@ -33,7 +33,7 @@ export function registerDemoCommand(program: Command, context: () => CommandCont
       if (run.status !== 'succeeded') return;
 
       const restoreUrl = await recreateDatabase(embedded, RESTORED_DATABASE);
-      const restore = await prepareRestore({ db: pool, config: ctx.config }, run.id, { databaseUrl: restoreUrl }, { via: 'cli' });
+      const restore = await prepareRestore({ db: pool, config: ctx.config, log: ctx.log }, run.id, { databaseUrl: restoreUrl }, { via: 'cli' });
       const restored = await restore.execute();
       say(`Restored into ${RESTORED_DATABASE}: ${restored.tablesChecked} tables, row counts match the manifest`);
       const runs = (await listRuns(pool, { limit: 10 })).items;

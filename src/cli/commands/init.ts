@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { bundledFiles } from '../../core/bundledFiles.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { defaultActionReference, parseActionReference } from '../actionReference.ts';
+import { printJson } from '../output.ts';
 
 /** The placeholder the template's `uses:` lines carry until `init github` pins them. */
 export const ACTION_PLACEHOLDER = 'OWNER/REPO@FULL_COMMIT_SHA';
@@ -21,9 +22,14 @@ export function registerInitCommand(program: Command): void {
     .option('--dir <repository>', 'repository root', '.')
     .option('--action-ref <owner/repo@sha>', "the Backstop action the workflow runs (default: Backstop's repository at this version's commit)")
     .option('--force', 'overwrite an existing workflow file')
-    .action(async (options: { dir: string; actionRef?: string; force?: boolean }) => {
+    .option('--json', 'print the written file, the action and the secrets to add as JSON')
+    .action(async (options: { dir: string; actionRef?: string; force?: boolean; json?: boolean }) => {
       const reference = options.actionRef === undefined ? await defaultActionReference() : parseActionReference(options.actionRef);
-      const destination = path.join(path.resolve(options.dir), '.github', 'workflows', 'backstop-backup.yml');
+      const repository = path.resolve(options.dir);
+      // A mistyped --dir would otherwise become a new folder tree holding a lone workflow.
+      const isFolder = await fs.stat(repository).then((stat) => stat.isDirectory(), () => false);
+      if (!isFolder) throw new BackstopError('INVALID_INPUT', `--dir ${repository} is not a folder: pass the root folder of the repository.`);
+      const destination = path.join(repository, '.github', 'workflows', 'backstop-backup.yml');
       const template = githubTemplate().replaceAll(ACTION_PLACEHOLDER, reference.uses);
       await fs.mkdir(path.dirname(destination), { recursive: true });
       try {
@@ -38,6 +44,14 @@ export function registerInitCommand(program: Command): void {
         process.stderr.write(
           `backstop: the workflow runs ${reference.uses}, which is not a full commit SHA: whoever can move that reference can run other code with your secrets. Pin a commit unless the repository is yours.\n`,
         );
+      }
+      if (options.json) {
+        printJson({
+          workflow: destination,
+          action: reference.uses,
+          secrets: ['BACKSTOP_API_URL', 'BACKSTOP_RUNNER_TOKEN', 'BACKSTOP_SOURCE_URL', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'],
+        });
+        return;
       }
       process.stdout.write(
         `Wrote ${destination} (action ${reference.uses}).\n` +

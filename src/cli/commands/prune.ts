@@ -34,13 +34,14 @@ export function registerPruneCommand(program: Command, context: () => CommandCon
         },
       ));
       if (options.json) printJson(report);
-      else process.stdout.write(formatReport(report));
+      else process.stdout.write(formatReport(report, options.deleteUnknown === true));
       const failure = firstPruneError(report);
       if (failure) throw failure;
     });
 }
 
-function formatReport(report: PruneReport): string {
+/** `deleteUnknown`: a dry run's plan shows the unknown backups --delete-unknown would delete. */
+function formatReport(report: PruneReport, deleteUnknown: boolean): string {
   const lines: string[] = [];
   const verb = report.dryRun ? 'would delete' : 'deleted';
   for (const target of report.targets) {
@@ -57,11 +58,12 @@ function formatReport(report: PruneReport): string {
       lines.push(`  ${done} multipart upload ${upload.uploadId} of ${upload.key}  (run ${upload.runId} left it unfinished)`);
     }
     for (const item of target.unverified) lines.push(`  kept    ${item.id}  (retention chose it, but it was left in place: ${item.reason})`);
+    const wouldDeleteUnknown = report.dryRun && deleteUnknown && !target.error;
     for (const item of target.unknown) {
-      const done = target.unknownDeleted.includes(item.prefix) ? 'deleted unknown' : 'unknown';
+      const done = target.unknownDeleted.includes(item.prefix) ? 'deleted unknown' : wouldDeleteUnknown ? 'would delete unknown' : 'unknown';
       lines.push(`  ${done} ${item.prefix}  (a complete backup: ${item.detail}; ${item.objects} object(s), newest ${item.newestAt})`);
     }
-    if (target.unknown.length > target.unknownDeleted.length) {
+    if (target.unknown.length > target.unknownDeleted.length && !wouldDeleteUnknown) {
       lines.push(
         `  ${target.unknown.length - target.unknownDeleted.length} unknown complete backup(s) kept: import them (backstop import STORE_URL, the target's store) or delete them (backstop prune --target ${target.target} --delete-unknown)`,
       );

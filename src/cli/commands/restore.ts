@@ -5,18 +5,20 @@ import { prepareRestore } from '../../operations/prepareRestore.ts';
 import { storageEndpointFromEnv } from '../../pipeline/supabaseSource/storageEndpoint.ts';
 import type { CommandContext } from '../context.ts';
 import { describeCliError } from '../osError.ts';
-import { printJson } from '../output.ts';
-import { createProgressReporter } from '../progressReporter.ts';
+import { printJson, warn } from '../output.ts';
+import { adviceForOsError } from '../../core/osError.ts';
+import { createProgressDisplay } from '../progressDisplay.ts';
 import { collect, sayingFlags } from './targetOptions.ts';
 
 const restoreFlags = { databaseUrl: '--to', jobs: '--jobs', identity: '--identity' };
 
-/** The contents of an age identity file, for the restore to parse (it says what is wrong with them). */
-async function readIdentityFile(file: string): Promise<string> {
+/** The contents of an age identity file, for the operation to parse (it says what is wrong with them). */
+export async function readIdentityFile(file: string): Promise<string> {
   try {
     return await fs.readFile(file, 'utf8');
   } catch (error) {
-    throw new BackstopError('INVALID_INPUT', `Cannot read the identity file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`);
+    const reason = adviceForOsError(error) ?? (error as Error).message;
+    throw new BackstopError('INVALID_INPUT', `Cannot read the identity file ${file}: ${reason}. Pass the file \`backstop keygen -o\` or \`age-keygen -o\` wrote.`);
   }
 }
 
@@ -45,7 +47,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
         // A manifest URL needs no catalog: ctx.db opens it (or starts the embedded one) only for a run id.
         const restore = await sayingFlags(restoreFlags, () =>
           prepareRestore(
-            { db: ctx.db, config: ctx.config },
+            { db: ctx.db, config: ctx.config, log: ctx.log },
             source,
             { databaseUrl: options.to, clean: options.clean ?? false, jobs: Number(options.jobs), noOwner: !options.owner, identity },
             { via: 'cli' },
@@ -68,17 +70,20 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
         const onSignal = () => controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
-        const progress = createProgressReporter(!options.json);
+        const display = createProgressDisplay(!options.json);
         try {
           const { storage: restoredStorage, storageObjects, runId, target, elapsedMs, ...result } = await restore.execute({
             schemas: options.schema,
             tables: options.table,
             storage,
             signal: controller.signal,
-            onManifest: (found) => (backup = found),
-            onProgress: (next) => progress.update({ phase: next.phase, done: next.bytesRead, total: next.bytesTotal, elapsedMs: next.elapsedMs }),
+            onManifest: (found) => {
+              backup = { runId: found.runId, target: found.target };
+              if (options.identity && !found.encrypted) warn(`--identity ${options.identity} is not needed: backup ${found.runId} is not encrypted; it was ignored.`);
+            },
+            showProgress: (next) => display.update(next),
           });
-          progress.done();
+          display.done();
           if (options.json) printJson(outcome({ status: 'restored', error: null, ...result, storage: restoredStorage, elapsedMs }));
           else {
             process.stdout.write(`Restored backup ${runId} of ${target} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
@@ -89,7 +94,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
           if (options.json) printJson(outcome({ status: 'failed', error: describeCliError(error) }));
           throw error;
         } finally {
-          progress.done();
+          display.done();
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
         }

@@ -6,7 +6,7 @@ import type { RunnerCatalog } from '../../runner/runnerCatalog.ts';
 import type { CommandContext } from '../context.ts';
 import { describeRun, printJson, runJson } from '../output.ts';
 import { writeGithubOutputs } from '../githubOutput.ts';
-import { createProgressReporter } from '../progressReporter.ts';
+import { createProgressDisplay } from '../progressDisplay.ts';
 
 /**
  * Executes a claimed run in this process and reports it. SIGINT and SIGTERM cancel the run
@@ -26,10 +26,8 @@ export async function runInForeground(
   const deps: RunnerDeps = remote
     ? { catalog: remote.catalog, config: { ...ctx.config, leaseTtlMs: remote.leaseTtlMs, heartbeatIntervalMs: remote.heartbeatIntervalMs }, log: ctx.log }
     : { db: (await ctx.catalog()).pool, config: ctx.config, log: ctx.log };
-  const progress = createProgressReporter(!options.json);
-  const execution = executeRun(deps, run, {
-    onProgress: (next) => progress.update({ phase: next.phase, done: next.bytesDumped, elapsedMs: next.elapsedMs }),
-  });
+  const progress = createProgressDisplay(!options.json);
+  const execution = executeRun(deps, run, { onProgress: (next) => progress.update(next) });
   const onSignal = (signal: NodeJS.Signals) => {
     ctx.log.warn({ signal, runId: run.id }, 'signal received; cancelling the run');
     execution.stop({ kind: 'cancel', reason: `Cancelled: the runner received ${signal}.` });

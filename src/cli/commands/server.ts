@@ -27,8 +27,17 @@ export function registerServerCommand(program: Command, context: () => CommandCo
     .option('--poll-interval <seconds>', 'how often the worker looks for queued runs', '1')
     .option('--drain-timeout <seconds>', 'on shutdown, how long running backups may finish before they are handed back', '5')
     .option('--quickstart', 'first start: add a sample target (embedded catalog) when there is none, and print a new admin token when there is none')
-    .action(async (flags: ServerFlags) => {
+    .action(async (flags: ServerFlags, command: Command) => {
       const ctx = context();
+      if (!/^[A-Za-z0-9.:_-]+$/.test(flags.host)) {
+        throw new BackstopError('INVALID_INPUT', `--host "${flags.host}" is not an address or host name; use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or a name of this machine.`);
+      }
+      // The in-process worker's settings do nothing without it: say so rather than ignore them.
+      const workerFlags = ['concurrency', 'pollInterval', 'drainTimeout'].filter((flag) => command.getOptionValueSource(flag) === 'cli');
+      if (!flags.worker && workerFlags.length > 0) {
+        const given = workerFlags.map((flag) => `--${flag.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`).join(', ');
+        throw new BackstopError('INVALID_INPUT', `${given} set the in-process worker, which --no-worker turns off; drop ${workerFlags.length === 1 ? 'it' : 'them'}, or --no-worker.`);
+      }
       const port = number('--port', flags.port, { integer: true, min: 0, max: 65535 });
       const concurrency = number('--concurrency', flags.concurrency, { integer: true, min: 1, max: 64 });
       const pollIntervalMs = number('--poll-interval', flags.pollInterval, { min: 0.01 }) * 1000;

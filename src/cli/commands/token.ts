@@ -70,9 +70,11 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
     .command('revoke')
     .description('Revoke an API token or a GitHub runner token; requests made with it are refused from now on.')
     .argument('<id>', 'token id (from `backstop token list`)')
-    .action(async (id: string) => {
+    .option('--json', 'print the revoked token as JSON')
+    .action(async (id: string, options: { json?: boolean }) => {
       const ctx = context();
-      const { token: revoked } = await revokeToken(ctx.db, id, { githubRunnerTokens: true });
-      process.stdout.write(`Token ${revoked.id} ("${revoked.name}") revoked.\n`);
+      const revoked = await revokeToken(ctx.db, id, { githubRunnerTokens: true });
+      if (options.json) printJson(revoked.kind === 'github-runner' ? { ...revoked.token, role: 'github-runner' } : revoked.token);
+      else process.stdout.write(`Token ${revoked.token.id} ("${revoked.token.name}") revoked.\n`);
     });
 }

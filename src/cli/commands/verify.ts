@@ -2,7 +2,10 @@ import type { Command } from 'commander';
 import { claimRun } from '../../operations/claimRun.ts';
 import { queueDrill } from '../../operations/queueDrill.ts';
 import { resolveRunId } from '../../operations/resolveRunId.ts';
+import { parseIdentities } from '../../pipeline/age.ts';
 import type { CommandContext } from '../context.ts';
+import { warn } from '../output.ts';
+import { readIdentityFile } from './restore.ts';
 import { runInForeground } from './runInForeground.ts';
 
 export function registerVerifyCommand(program: Command, context: () => CommandContext): void {
@@ -15,8 +18,16 @@ export function registerVerifyCommand(program: Command, context: () => CommandCo
     .option('--json', 'print the verification run as JSON')
     .action(async (input: string, options: { checksums?: boolean; identity?: string; json?: boolean }) => {
       const ctx = context();
+      // A missing or unreadable identity file is said now, not by a drill that fails later.
+      if (options.identity) parseIdentities(await readIdentityFile(options.identity));
       const runId = await resolveRunId(ctx.db, input);
-      const drill = await queueDrill(ctx.db, ctx.config, { runId, requireChecksums: options.checksums }, { trigger: 'cli' });
+      const { run: drill, encrypted } = await queueDrill(
+        ctx.db,
+        ctx.config,
+        { runId, requireChecksums: options.checksums, readManifest: options.identity !== undefined },
+        { trigger: 'cli' },
+      );
+      if (options.identity && encrypted === false) warn(`--identity ${options.identity} is not needed: backup ${runId} is not encrypted; it was ignored.`);
       // The drill runs here, in the foreground, rather than waiting for a worker.
       const claimed = await claimRun(ctx.db, ctx.config, drill.id, `verify:${process.pid}`);
       const config = options.identity ? { ...ctx.config, identityFile: options.identity } : ctx.config;

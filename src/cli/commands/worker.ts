@@ -29,13 +29,14 @@ export function registerWorkerCommand(program: Command, context: () => CommandCo
             intervalMs: Math.max(pollIntervalMs, 5000),
           })
         : null;
-      ctx.log.info({ worker: worker.name, concurrency }, 'worker started');
       const onSignal = (signal: NodeJS.Signals) => {
         ctx.log.info({ signal }, 'shutting down');
         void worker.stop(`received ${signal}`);
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      // Only now: whoever waits for this line may signal at once, and must not kill the process.
+      ctx.log.info({ worker: worker.name, concurrency }, 'worker started');
       await worker.done;
       github?.stop();
       process.off('SIGINT', onSignal);

@@ -12,6 +12,7 @@ import { findPgTool } from '../../pgtools/findPgTools.ts';
 import { parseToolVersion, serverMajorFromVersionNum } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../restoreInput.ts';
+import { watchRestoredBytes } from '../watchRestoredBytes.ts';
 import { countListedTables, existingTable } from '../sourceSnapshot.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from '../spoolVerifiedFile.ts';
 import { assertPlainDumpShape } from './plainDumpCheck.ts';
@@ -61,8 +62,9 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
     spoolDir = await fs.mkdtemp(path.join(input.tmpDir ?? os.tmpdir(), `backstop-restore-${randomBytes(4).toString('hex')}-`));
     const started = performance.now();
     const bytesTotal = files.reduce((sum, file) => sum + file.size, 0);
-    const report = (phase: RestoreProgress['phase'], bytesRead: number) =>
-      input.onProgress?.({ phase, bytesRead, bytesTotal, elapsedMs: performance.now() - started });
+    const plainTotal = files.reduce((sum, file) => sum + file.uncompressedSize, 0);
+    const report = (phase: RestoreProgress['phase'], bytesRead: number, bytesRestored = 0) =>
+      input.onProgress?.({ phase, bytesRead, bytesTotal, bytesRestored, bytesRestoredTotal: plainTotal, elapsedMs: performance.now() - started });
     const spoolPaths: string[] = [];
     let bytesRestored = 0;
     let bytesVerified = 0;
@@ -100,7 +102,8 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
     signal.throwIfAborted();
     psqlProcess = spawnPgTool(psql.path, args, connection);
     psqlProcess.child.stdout.resume();
-    const { code, signal: killedBy, stderr } = await psqlProcess.exited;
+    const stopWatching = watchRestoredBytes(psqlProcess.child.pid, plainTotal, (bytes) => report('restoring', bytesTotal, bytes));
+    const { code, signal: killedBy, stderr } = await psqlProcess.exited.finally(stopWatching);
     signal.throwIfAborted();
     if (code !== 0) {
       throw new BackstopError(
@@ -109,7 +112,7 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
       );
     }
 
-    report('checking', bytesTotal);
+    report('checking', bytesTotal, plainTotal);
     if (input.checkRows === false) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: psql.version };
     const restored = await countListedTables(input.toUrl, input.manifest.tables, { signal, connections: 2 });
     const mismatches: string[] = [];

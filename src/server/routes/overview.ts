@@ -6,7 +6,7 @@ import { runKinds } from '../../operations/runRecord.ts';
 import type { ServerContext } from '../context.ts';
 import { targetParams } from '../requestSchemas.ts';
 import { zodBody, zodJsonSchema } from '../validation.ts';
-import { errorResponses, nullable, uuid } from '../responseSchemas.ts';
+import { errorResponses, nullable, runProgressView, uuid } from '../responseSchemas.ts';
 
 const dateTime = { type: 'string', format: 'date-time' } as const;
 const nullableDateTime = { type: ['string', 'null'], format: 'date-time' } as const;
@@ -24,6 +24,7 @@ const runBrief = nullable({
     error: nullable({ type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } }),
     bytes: { type: ['integer', 'null'], description: 'Stored bytes of the artifact (files and manifest).' },
     subjectRunId: { type: ['string', 'null'], description: 'For a restore drill: the backup it restored.' },
+    progress: { ...nullable(runProgressView), description: 'While the run has not finished: its progress (see the Run schema).' },
   },
 });
 

@@ -36,11 +36,10 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       // The route is for API tokens of the operator role and up (config.access above).
       if (principal?.kind !== 'api') throw new BackstopError('FORBIDDEN', 'Only API tokens restore backups.');
       const log = request.log.child({ runId: request.params.id });
-      const restore = await prepareRestore({ db: ctx.pool, config: ctx.config }, request.params.id, request.body, {
+      const restore = await prepareRestore({ db: ctx.pool, config: ctx.config, log }, request.params.id, request.body, {
         via: 'api',
         role: principal.role,
         actor: actorOf(request),
-        log,
       });
       // The outcome is an event of the run (restored or restore_failed), recorded by the restore itself.
       ctx.tasks.start(`restore of ${restore.runId}`, async (signal) => {
@@ -69,7 +68,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       },
     },
     async (request, reply) => {
-      const run = await queueDrill(ctx.pool, ctx.config, { runId: request.params.id }, { trigger: 'api' });
+      const { run } = await queueDrill(ctx.pool, ctx.config, { runId: request.params.id }, { trigger: 'api' });
       request.log.info({ runId: run.id, subjectRunId: run.subjectRunId, by: actorOf(request) }, 'verification queued');
       return reply.code(201).send(run);
     },

@@ -5,6 +5,7 @@ import { finalizeInputOf, finalizeRequest, type FinalizeRequest } from '../../op
 import { handBack, handBackRequest, type HandBackRequest } from '../../operations/handBack.ts';
 import { heartbeat, heartbeatRequest, type HeartbeatRequest } from '../../operations/heartbeat.ts';
 import { recordRunnerEvent, runnerEventRequest, type RunnerEventRequest } from '../../operations/recordRunnerEvent.ts';
+import { progressRequest, reportProgress, type ProgressRequest } from '../../operations/reportProgress.ts';
 import { jobReportRequest, reportJobStatus, type JobReportRequest } from '../../operations/reportJobStatus.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
@@ -54,6 +55,10 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
               deadlineAt: { type: 'string', format: 'date-time' },
               run: ref('Run'),
               target: ref('RunnerTarget'),
+              previousBackupBytes: {
+                type: ['number', 'null'],
+                description: "The plain size of the target's newest succeeded backup: what the runner reports this backup's progress against.",
+              },
               runnerToken: { type: 'string', description: "Only when claimed with a GitHub runner token: this run's runner token, shown once." },
             },
           },
@@ -90,6 +95,26 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
       },
     },
     async (request) => heartbeat(ctx.pool, ctx.config, request.params.id, request.body),
+  );
+
+  app.post<{ Params: { id: string }; Body: ProgressRequest }>(
+    '/api/v1/runs/:id/progress',
+    {
+      config: runnerRoute,
+      schema: {
+        tags,
+        summary: 'Report progress between heartbeats',
+        description:
+          'About once a second while bytes move: the run (and its event stream) shows it at once, where a heartbeat comes every third of the lease. Leaves the lease alone. 409 LEASE_LOST when this lease no longer holds the run.',
+        params: runParams,
+        body: zodBody(progressRequest),
+        response: { 204: { type: 'null', description: 'Recorded.' }, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      await reportProgress(ctx.pool, request.params.id, request.body);
+      return reply.code(204).send();
+    },
   );
 
   app.post<{ Params: { id: string }; Body: FinalizeRequest }>(

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { isLiveProgress } from '../../core/runProgress.ts';
 import { isTerminal } from '../../core/runState.ts';
 import { cancelRun } from '../../operations/cancelRun.ts';
 import { issueRunnerToken } from '../../operations/issueRunnerToken.ts';
@@ -121,7 +122,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
         tags,
         summary: 'Events of a run (JSON, or a Server-Sent Events stream)',
         description:
-          'With `Accept: text/event-stream`: replays the events after `Last-Event-ID`, streams new ones, and ends with an `end` event once the run is terminal (204 when there is nothing left to send). Otherwise: the events as JSON.',
+          'With `Accept: text/event-stream`: replays the events after `Last-Event-ID`, streams new ones, and ends with an `end` event once the run is terminal and no restore of its backup is under way (204 when there is nothing left to send). `progress` events (no id) carry the progress of the run, or of a restore of it, as it changes. Otherwise: the events as JSON.',
         params: runParams,
         headers: {
           type: 'object',
@@ -146,7 +147,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
       if (!(request.headers.accept ?? '').includes('text/event-stream')) {
         return reply.type('application/json; charset=utf-8').send({ items: events.map(eventJson) });
       }
-      if (isTerminal(run.status) && events.length === 0) {
+      if (isTerminal(run.status) && !isLiveProgress(run.progress, false) && events.length === 0) {
         return reply.code(204).send();
       }
       ctx.streams.open(request, reply, run.id, afterId);
@@ -162,7 +163,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
         tags: ['runner'],
         summary: 'Issue the runner token of a queued run',
         description:
-          'Returned once. It lets a remote runner (e.g. a CI job) claim, heartbeat, finalize, release, report and add events to this run only. Issuing again replaces the previous token. (GitHub jobs get theirs at claim, in exchange for their repository\'s GitHub runner token.)',
+          'Returned once. It lets a remote runner (e.g. a CI job) claim, heartbeat, report progress, finalize, release, report and add events to this run only. Issuing again replaces the previous token. (GitHub jobs get theirs at claim, in exchange for their repository\'s GitHub runner token.)',
         params: runParams,
         response: {
           201: { type: 'object', required: ['runId', 'token'], properties: { runId: { type: 'string' }, token: { type: 'string' } } },

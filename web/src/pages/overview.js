@@ -1,17 +1,20 @@
-import { useRef } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { ErrorNotice, HealthBadge, Loading, PageHeading, StatusBadge } from '../components.js';
 import { formatBytes, formatRelative } from '../format.js';
 import { html } from '../html.js';
 import { useNow, usePageTitle, useResource } from '../hooks.js';
 import { LiveIndicator, useLiveFeed } from '../liveFeed.js';
+import { ProgressBar } from '../progress.js';
 import { can } from '../session.js';
 
 const severity = { failing: 0, stale: 1, never: 2, ok: 3 };
 
-function TargetCard({ target, now }) {
+function TargetCard({ target, now, liveProgress }) {
   const last = target.lastRun;
   const active = target.activeRun;
+  // The feed's progress is newer than the overview's, which is read again only on events.
+  const progress = active ? (liveProgress[active.id] ?? active.progress) : null;
   const problem = target.health === 'failing' || target.health === 'stale';
   return html`<li class="card target-card health-border-${target.health}" data-target=${target.name}>
     <div class="card-title">
@@ -26,6 +29,7 @@ function TargetCard({ target, now }) {
       ${active && active.id !== last?.id
         ? html`<div><dt>In progress</dt><dd><a href=${`#/runs/${active.id}`}><${StatusBadge} status=${active.status} /></a></dd></div>`
         : null}
+      ${active && progress ? html`<div class="card-progress"><dt>Backup progress</dt><dd><${ProgressBar} progress=${progress} compact /></dd></div>` : null}
       <div><dt>Newest good backup</dt><dd>${target.newestBackup
         ? html`<a href=${`#/runs/${target.newestBackup.id}`}>${formatRelative(target.newestBackup.finishedAt, now)}</a> <span class="muted">(${formatBytes(target.newestBackup.bytes)})</span>`
         : 'none'}</dd></div>
@@ -47,7 +51,10 @@ export function OverviewPage({ me }) {
     clearTimeout(pending.current);
     pending.current = setTimeout(() => overview.reload(), 300);
   };
-  const connected = useLiveFeed(reloadSoon, reloadSoon);
+  const [liveProgress, setLiveProgress] = useState({});
+  const connected = useLiveFeed(reloadSoon, reloadSoon, (live) => {
+    if (live.runKind === 'backup' && live.progress?.operation === 'backup') setLiveProgress((current) => ({ ...current, [live.runId]: live.progress }));
+  });
 
   const items = [...(overview.data?.items ?? [])].sort((a, b) => severity[a.health] - severity[b.health] || a.name.localeCompare(b.name));
   const problems = items.filter((item) => item.health === 'failing' || item.health === 'stale').length;
@@ -60,6 +67,6 @@ export function OverviewPage({ me }) {
       : null}
     ${items.length > 0
       ? html`<p class="summary" aria-live="polite">${items.length} target${items.length === 1 ? '' : 's'}${problems > 0 ? html`, <strong class="problem-count">${problems} need${problems === 1 ? 's' : ''} attention</strong>` : ', all fine'}.</p>
-        <ul class="card-grid" aria-label="Targets">${items.map((target) => html`<${TargetCard} key=${target.name} target=${target} now=${now} />`)}</ul>`
+        <ul class="card-grid" aria-label="Targets">${items.map((target) => html`<${TargetCard} key=${target.name} target=${target} now=${now} liveProgress=${liveProgress} />`)}</ul>`
       : null}`;
 }

@@ -2,47 +2,27 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { ErrorNotice, isTerminal, Loading, PageHeading, RunError, StatusBadge } from '../components.js';
 import { openEventStream } from '../eventStream.js';
-import { formatBytes, formatDuration, formatRate, formatRelative, formatTime, shortId } from '../format.js';
+import { formatBytes, formatDuration, formatRelative, formatTime, shortId } from '../format.js';
 import { html } from '../html.js';
 import { useNow, usePageTitle, useResource } from '../hooks.js';
+import { isLiveProgress, ProgressBar } from '../progress.js';
 import { can } from '../session.js';
 import { RestoreDialog } from './restoreDialog.js';
 
-const phases = { connecting: 'connecting to the database', dumping: 'dumping', manifest: 'writing the manifest', done: 'finishing' };
-
 /**
- * The bytes the previous good backup of the target dumped: a running backup's bar is an
- * estimate against it, said so on screen (pg_dump cannot know its total in advance).
+ * The work under way on this run, live: its backup or drill while the run is active, or a
+ * restore of its backup (which the catalog shows while it runs, then the events tell how it
+ * ended). Every figure (total, percent, rate, time left) is the server's.
  */
-function useExpectedBytes(run) {
-  const [expected, setExpected] = useState(null);
-  const active = run && run.kind === 'backup' && !isTerminal(run.status);
-  useEffect(() => {
-    if (!active) return;
-    api(`/api/v1/targets/${encodeURIComponent(run.targetName)}/history?limit=20`)
-      .then((history) => {
-        const previous = [...history.items].reverse().find((point) => point.status === 'succeeded' && point.dumpedBytes);
-        setExpected(previous?.dumpedBytes ?? null);
-      })
-      .catch(() => setExpected(null));
-  }, [active, run?.targetName]);
-  return expected;
-}
-
-function ProgressPanel({ run, progress, expectedBytes }) {
-  if (isTerminal(run.status) || run.kind !== 'backup') return null;
-  const dumped = progress?.bytesDumped ?? 0;
-  const fraction = expectedBytes ? Math.min(dumped / expectedBytes, 0.99) : null;
-  const label = progress
-    ? `${phases[progress.phase] ?? progress.phase}: ${formatBytes(dumped)} dumped, ${formatBytes(progress.bytesStored)} stored, ${formatRate(progress.rateBytesPerSecond)}`
-    : run.status === 'queued'
-      ? 'Waiting for a worker to pick this run up'
-      : 'Starting';
+function ProgressPanel({ run, progress }) {
+  const live = isLiveProgress({ status: run.status, progress });
+  if (!live && isTerminal(run.status)) return null;
+  const waiting = run.status === 'queued' || run.status === 'dispatched' ? 'Waiting for a worker to pick this run up' : 'Starting';
   return html`<section class="card progress-card" aria-labelledby="progress-title">
-    <h2 id="progress-title">Progress</h2>
-    <progress id="run-progress" max="1" value=${fraction ?? undefined} aria-describedby="progress-text" data-bytes=${dumped}></progress>
-    <p id="progress-text" class="progress-text">${label}${fraction !== null ? html` <span class="muted">(about ${Math.round(fraction * 100)}% of the previous backup's ${formatBytes(expectedBytes)})</span>` : null}</p>
-    ${progress?.elapsedMs ? html`<p class="muted">Running for ${formatDuration(progress.elapsedMs / 1000)}; the runner reports at every heartbeat.</p>` : null}
+    <h2 id="progress-title">${progress?.operation === 'restore' ? 'Restore in progress' : 'Progress'}</h2>
+    ${live
+      ? html`<${ProgressBar} progress=${progress} id="run-progress" />`
+      : html`<progress id="run-progress" class="progress-bar" max="1" aria-describedby="progress-text"></progress><p id="progress-text" class="progress-text">${waiting}</p>`}
   </section>`;
 }
 
@@ -86,7 +66,6 @@ export function RunPage({ me, id }) {
   const refresh = useRef(null);
   const data = run.data;
   usePageTitle(data ? `${data.kind === 'verify' ? 'Restore drill' : 'Backup'} of ${data.targetName}` : 'Run');
-  const expectedBytes = useExpectedBytes(data);
 
   const mergeEvents = (incoming) =>
     setEvents((current) => {
@@ -118,15 +97,20 @@ export function RunPage({ me, id }) {
     };
   }, [id]);
 
+  // The run as read (at load, after every event) carries its progress too: the newer of the two wins.
   useEffect(() => {
-    if (data?.progress && !isTerminal(data.status)) setProgress((current) => current ?? data.progress);
+    if (!data) return;
+    if (isLiveProgress(data)) setProgress((current) => (current && (current.updatedAt ?? '') > (data.progress.updatedAt ?? '') ? current : data.progress));
+    else setProgress((current) => (current?.operation === 'restore' ? null : current));
   }, [data]);
 
   // A restore runs in the background and reports as events of this (finished) run.
   useEffect(() => {
     if (!restoring) return;
     const timer = setInterval(async () => {
-      const result = await api(`/api/v1/runs/${id}/events`).catch(() => null);
+      // The restore's progress comes with the run; this run's stream may have ended long ago.
+      const [result, fresh] = await Promise.all([api(`/api/v1/runs/${id}/events`).catch(() => null), api(`/api/v1/runs/${id}`).catch(() => null)]);
+      if (fresh) run.setData(fresh);
       if (!result) return;
       mergeEvents(result.items);
       const outcome = [...result.items].reverse().find((event) => event.kind === 'restored' || event.kind === 'restore_failed' || event.kind === 'restore_started');
@@ -178,7 +162,7 @@ export function RunPage({ me, id }) {
     ${action.notice ? html`<p class="notice notice-info" role="status">${action.notice}</p>` : null}
     ${restoring ? html`<p class="notice notice-info" role="status">Restoring in the background; the result appears in the events below.</p>` : null}
     <${RunError} error=${data.error} />
-    <${ProgressPanel} run=${data} progress=${progress} expectedBytes=${expectedBytes} />
+    <${ProgressPanel} run=${data} progress=${progress} />
     <section class="card" aria-labelledby="facts-title">
       <h2 id="facts-title">Details</h2>
       <dl class="facts facts-wide">

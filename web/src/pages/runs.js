@@ -1,10 +1,11 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { ErrorNotice, isTerminal, Loading, PageHeading, StatusBadge } from '../components.js';
-import { formatDuration, formatRelative, shortId } from '../format.js';
+import { formatBytes, formatDuration, formatRelative, shortId } from '../format.js';
 import { html } from '../html.js';
 import { useNow, usePageTitle, useResource } from '../hooks.js';
 import { LiveIndicator, useLiveFeed } from '../liveFeed.js';
+import { isLiveProgress, ProgressBar, runDurationSeconds, runSizeBytes } from '../progress.js';
 
 const statuses = ['queued', 'dispatched', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled', 'timed_out'];
 const PAGE = 50;
@@ -16,11 +17,7 @@ function runsQuery(filters, cursor) {
   return `/api/v1/runs?${query}`;
 }
 
-function durationOf(run) {
-  if (!run.startedAt) return null;
-  const end = run.finishedAt ? Date.parse(run.finishedAt) : Date.now();
-  return (end - Date.parse(run.startedAt)) / 1000;
-}
+const kindWords = { backup: 'backup', verify: 'restore drill' };
 
 function matches(run, filters) {
   return (!filters.target || run.targetName === filters.target) && (!filters.status || run.status === filters.status) && (!filters.kind || run.kind === filters.kind);
@@ -29,7 +26,7 @@ function matches(run, filters) {
 /** Runs, newest first, with filters in the URL; statuses change live from the feed of all runs. */
 export function RunsPage({ query }) {
   usePageTitle('Runs');
-  const now = useNow(5_000);
+  const now = useNow(1_000);
   const filters = { target: query.get('target') ?? '', status: query.get('status') ?? '', kind: query.get('kind') ?? '' };
   const filterKey = JSON.stringify(filters);
   const targets = useResource(() => api('/api/v1/targets'), []);
@@ -48,6 +45,10 @@ export function RunsPage({ query }) {
           if (fresh) runs.setData((data) => ({ ...data, items: data.items.map((run) => (run.id === fresh.id ? fresh : run)) }));
           setAnnouncement(`Run ${shortId(event.runId)} of ${event.targetName}: ${event.status.replace('_', ' ')}.`);
         }
+      } else if (known && (event.kind === 'restored' || event.kind === 'restore_failed')) {
+        // A restore of this backup ended: its progress goes with it.
+        const fresh = await api(`/api/v1/runs/${event.runId}`).catch(() => null);
+        if (fresh) runs.setData((data) => ({ ...data, items: data.items.map((run) => (run.id === fresh.id ? fresh : run)) }));
       } else if (!known && event.kind === 'created') {
         const fresh = await api(`/api/v1/runs/${event.runId}`).catch(() => null);
         if (fresh && matches(fresh, filters)) {
@@ -58,6 +59,8 @@ export function RunsPage({ query }) {
     },
     // (Re)connected: whatever happened while the stream was down is in a fresh list.
     () => runs.data !== undefined && runs.reload(),
+    // Progress of the runs on screen, as it moves (a restore's too, on a finished backup).
+    (live) => runs.setData((data) => data && { ...data, items: data.items.map((run) => (run.id === live.runId ? { ...run, progress: live.progress } : run)) }),
   );
 
   const setFilter = (name, value) => {
@@ -99,14 +102,16 @@ export function RunsPage({ query }) {
     ${runs.data && runs.data.items.length > 0
       ? html`<div class="table-wrap"><table class="runs-table">
           <caption class="visually-hidden">Runs, newest first</caption>
-          <thead><tr><th scope="col">Status</th><th scope="col">Run</th><th scope="col">Target</th><th scope="col">Kind</th><th scope="col">Created</th><th scope="col">Duration</th></tr></thead>
+          <thead><tr><th scope="col">Status</th><th scope="col">Run</th><th scope="col">Target</th><th scope="col">Kind</th><th scope="col">Created</th><th scope="col">Duration</th><th scope="col">Size</th><th scope="col">Progress</th></tr></thead>
           <tbody>${runs.data.items.map((run) => html`<tr key=${run.id} data-run=${run.id}>
             <td class="run-status"><${StatusBadge} status=${run.status} /></td>
             <td><a href=${`#/runs/${run.id}`} class="mono">${shortId(run.id)}</a></td>
             <td><a href=${`#/targets/${encodeURIComponent(run.targetName)}`}>${run.targetName}</a></td>
-            <td>${run.kind === 'verify' ? 'restore drill' : 'backup'}</td>
+            <td class="run-kind">${kindWords[run.kind] ?? run.kind}</td>
             <td title=${run.createdAt}>${formatRelative(run.createdAt, now)}</td>
-            <td>${formatDuration(durationOf(run))}</td>
+            <td class="run-duration">${formatDuration(runDurationSeconds(run, now))}</td>
+            <td class="run-size" title=${runSizeBytes(run) === null ? '' : `${runSizeBytes(run).toLocaleString()} bytes stored`}>${runSizeBytes(run) === null ? '—' : formatBytes(runSizeBytes(run))}</td>
+            <td class="run-progress">${isLiveProgress(run) ? html`<${ProgressBar} progress=${run.progress} compact />` : null}</td>
           </tr>`)}</tbody>
         </table></div>
         ${runs.data.nextCursor ? html`<p><button type="button" class="button-quiet" onClick=${loadMore} disabled=${more.busy}>${more.busy ? 'Loading…' : 'Load older runs'}</button></p>` : null}
