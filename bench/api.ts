@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { createDatabaseIfMissing } from '../src/cli/catalog.ts';
+import { createDatabaseIfMissing } from '../src/db/createDatabaseIfMissing.ts';
 import { loadConfig } from '../src/core/config.ts';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
 import { migrate } from '../src/db/migrate.ts';

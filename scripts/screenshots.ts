@@ -14,7 +14,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { chromium } from 'playwright-core';
-import { createDatabaseIfMissing } from '../src/cli/catalog.ts';
+import { createDatabaseIfMissing } from '../src/db/createDatabaseIfMissing.ts';
 import { loadConfig } from '../src/core/config.ts';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
 import { migrate } from '../src/db/migrate.ts';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool } from '../src/db/pool.ts';
-import { createDatabaseIfMissing } from '../src/cli/catalog.ts';
+import { createDatabaseIfMissing } from '../src/db/createDatabaseIfMissing.ts';
 
 const TEMPLATE = 'backstop_template';
 

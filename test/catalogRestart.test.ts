@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { createDatabaseIfMissing } from '../src/cli/catalog.ts';
+import { createDatabaseIfMissing } from '../src/db/createDatabaseIfMissing.ts';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome, type EmbeddedInstance } from '../src/db/embeddedPostgres.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
@@ -17,7 +17,7 @@ import { createSampleDatabase, dumpSessions, holdTableLock, type TestDatabase } 
 import { processesMatching } from './support/processes.ts';
 import { filesUnder } from './support/store.ts';
 import pino from 'pino';
-import { pruneTargets } from '../src/control/pruner.ts';
+import { pruneTargets } from '../src/operations/pruneTargets.ts';
 import { waitFor } from './support/wait.ts';
 
 /**

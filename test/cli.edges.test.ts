@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { createTarget } from '../src/db/targets.ts';
 import { killAll, repoRoot, startCli, type CliProcess } from './support/cli.ts';
 import { insertFailedRun } from './support/runRows.ts';
 import { createSampleDatabase, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
@@ -134,6 +135,29 @@ describe('the CLI keeps its promises', () => {
       const none = await cli(['runs', 'show', 'ffffffff', '--json']);
       assert.equal(none.code, 4, none.stderr);
       assert.equal((JSON.parse(none.stdout) as { error: { code: string } }).error.code, 'RUN_NOT_FOUND');
+    });
+  });
+
+  describe('runs --limit past one page', () => {
+    it('`runs --limit N` lists the N newest runs, read page by page as the API serves them', TEST_TIMEOUT, async () => {
+      const target = await createTarget(catalog.pool, { name: 'many', databaseUrl: source.url, storeUrl: `file://${storeDir}` });
+      await catalog.pool.query(
+        `insert into backstop.runs (target_id, status, deadline_at, created_at, finished_at, error_code, error_message)
+         select $1, 'cancelled', now(), now() - i * interval '1 second', now(), 'CANCELLED', 'test' from generate_series(1, 260) as i`,
+        [target.id],
+      );
+      const listed = async (limit: number) => {
+        const result = await cli(['runs', '--target', 'many', '--limit', String(limit), '--json']);
+        assert.equal(result.code, 0, result.stderr);
+        return JSON.parse(result.stdout) as Array<{ id: string; createdAt: string }>;
+      };
+      const some = await listed(250);
+      assert.equal(some.length, 250);
+      assert.equal(new Set(some.map((run) => run.id)).size, 250, 'a run was listed twice across pages');
+      const times = some.map((run) => Date.parse(run.createdAt));
+      assert.deepEqual(times, [...times].sort((a, b) => b - a), 'not newest first');
+      assert.equal((await listed(1000)).length, 260);
+      assert.equal((await cli(['runs', '--limit', '1001'])).code, 2);
     });
   });
 

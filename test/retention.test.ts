@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
-import { pruneTargets } from '../src/control/pruner.ts';
+import { pruneTargets } from '../src/operations/pruneTargets.ts';
 import { isBackstopError } from '../src/core/errors.ts';
 import { artifactPrefix } from '../src/core/manifest.ts';
 import { groupArtifactPrefixes, planGarbage, type CatalogRun } from '../src/core/planGarbage.ts';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { reportJobStatus, type JobStatus } from '../src/control/jobReport.ts';
+import type { JobStatus } from '../src/core/jobStatus.ts';
+import { reportJobStatus } from '../src/operations/reportJobStatus.ts';
 import { isBackstopError } from '../src/core/errors.ts';
 import {
   applyRunEvent,
@@ -437,7 +438,7 @@ class JobReport implements Command {
   async run(model: Model, real: Real) {
     const run = pick(model, this.index, active);
     const from = run.state.status;
-    const { ended } = await reportJobStatus(real.catalog.pool, run.id, this.jobStatus);
+    const { ended } = await reportJobStatus(real.catalog.pool, run.id, { jobStatus: this.jobStatus });
     const expected = apply(run, { type: 'executorEnd', outcome: this.jobStatus === 'cancelled' ? 'cancelled' : 'failed' });
     assert.equal(ended, expected, `job report ${this.jobStatus} on ${from}: catalog ${ended ? 'ended' : 'left'} the run`);
     count('jobReport', ended);

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { pruneTargets } from '../src/control/pruner.ts';
+import { pruneTargets } from '../src/operations/pruneTargets.ts';
 import { artifactPrefix } from '../src/core/manifest.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';

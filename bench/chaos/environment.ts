@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { createDatabaseIfMissing } from '../../src/cli/catalog.ts';
+import { createDatabaseIfMissing } from '../../src/db/createDatabaseIfMissing.ts';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../../src/db/embeddedPostgres.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createPool, type Pool } from '../../src/db/pool.ts';

@@ -1,5 +1,5 @@
 import { BackstopError } from '../core/errors.ts';
-import { jobStatuses } from '../control/jobReport.ts';
+import { jobStatuses } from '../core/jobStatus.ts';
 
 /**
  * The GitHub Action's inputs (action.yml), read the way the runner hands them over: each as

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { loadConfig, type Config } from '../core/config.ts';
-import { openCatalog, type Catalog } from './catalog.ts';
+import { openCatalog, openOnFirstQuery, type Catalog, type Queryable } from '../operations/openCatalog.ts';
 import { chooseLogFormat, createLogger } from './logger.ts';
 
 /** What every command gets: config, a logger, and (lazily) the catalog. Built once per process. */
@@ -8,6 +8,8 @@ export interface CommandContext {
   config: Config;
   log: Logger;
   catalog(): Promise<Catalog>;
+  /** The catalog for operations: opened on the first query, so bad input is refused first. */
+  db: Queryable;
   close(): Promise<void>;
 }
 
@@ -18,10 +20,12 @@ export function createContext(options: { defaultLogLevel: string; errorStacks?: 
     format: chooseLogFormat(config.logFormat, process.stderr.isTTY === true),
   });
   let opened: Promise<Catalog> | null = null;
+  const catalog = () => (opened ??= openCatalog(config, log));
   return {
     config,
     log,
-    catalog: () => (opened ??= openCatalog(config, log)),
+    catalog,
+    db: openOnFirstQuery(catalog),
     async close() {
       if (opened) await (await opened.catch(() => null))?.close();
     },

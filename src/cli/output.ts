@@ -1,5 +1,5 @@
 import { formatBytes } from '../core/formatBytes.ts';
-import type { RunRecord } from '../db/runRecords.ts';
+import type { RunRecord } from '../operations/runRecord.ts';
 
 /** The `--json` shape of a run: stable, secret-free. */
 export function runJson(run: RunRecord) {

@@ -3,7 +3,9 @@ import type { Config } from '../core/config.ts';
 import { BackstopError, describeError } from '../core/errors.ts';
 import { createSlotPlanner, planScheduleSlot } from '../core/scheduleSlots.ts';
 import type { Queryable } from '../db/pool.ts';
-import { createScheduledRuns, enqueueNthDrill, enqueueScheduledDrill, listScheduledTargets, type ScheduledRunOutcome, type ScheduledTarget } from '../db/schedules.ts';
+import { listScheduledTargets, type ScheduledTarget } from '../db/schedules.ts';
+import { queueScheduledBackups, type ScheduledRunOutcome } from '../operations/queueScheduledBackups.ts';
+import { queueScheduledDrill } from '../operations/queueScheduledDrill.ts';
 
 export interface ScheduledSlot {
   targetId: string;
@@ -58,7 +60,9 @@ export interface Scheduler {
 /**
  * Creates the runs of schedule slots (targets.schedule: cron + time zone). Decides with the
  * database clock; any number of schedulers may run against one catalog, since each slot's run
- * is created by a single conditional insert guarded by the unique slot key.
+ * is created by a single conditional insert guarded by the unique slot key. It queues through
+ * the operations (src/operations/) and so the catalog's `backstop.create_run`, as the CLI and
+ * the API do.
  */
 export function startScheduler(
   deps: { db: Queryable; config: Pick<Config, 'runDeadlineMs'>; log: Logger; onScheduled?: (slot: ScheduledSlot) => void },
@@ -109,10 +113,10 @@ export function startScheduler(
     // Apply: the due slots' runs, a few set-based statements for all of them.
     if (due.length > 0) {
       try {
-        const outcomes = await createScheduledRuns(
+        const outcomes = await queueScheduledBackups(
           deps.db,
+          deps.config,
           due.map(({ target, slot, skipped }) => ({ targetId: target.id, slot, skipped })),
-          deps.config.runDeadlineMs,
         );
         for (const { target, slot, skipped } of due) {
           const outcome = outcomes.get(target.id) ?? { kind: 'taken' };
@@ -150,7 +154,7 @@ export function startScheduler(
           });
           considerNext(decision.nextAt);
           if (decision.slot !== null) {
-            const drill = await enqueueScheduledDrill(deps.db, { targetId: target.id, slot: decision.slot, runDeadlineMs: deps.config.runDeadlineMs });
+            const drill = await queueScheduledDrill(deps.db, deps.config, { targetId: target.id, slot: decision.slot });
             if (drill.claimed) {
               await drilled({ targetId: target.id, targetName: target.name, reason: 'cron', slot: new Date(decision.slot).toISOString(), runId: drill.runId, subjectRunId: drill.subjectRunId });
             }
@@ -160,7 +164,7 @@ export function startScheduler(
           if (!Number.isInteger(verification.everyNth) || verification.everyNth < 1) {
             throw new BackstopError('INVALID_INPUT', `verification.everyNth must be a whole number from 1, got ${JSON.stringify(verification.everyNth)}.`);
           }
-          const drill = await enqueueNthDrill(deps.db, { targetId: target.id, everyNth: verification.everyNth, runDeadlineMs: deps.config.runDeadlineMs });
+          const drill = await queueScheduledDrill(deps.db, deps.config, { targetId: target.id, everyNth: verification.everyNth });
           if (drill.claimed) {
             await drilled({ targetId: target.id, targetName: target.name, reason: 'everyNth', slot: null, runId: drill.runId, subjectRunId: drill.subjectRunId });
           }

@@ -1,7 +1,7 @@
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from './pool.ts';
 import { assertRunId } from './runRecords.ts';
-import { assertTokenName, hashToken, looksLikeToken, newToken } from './tokens.ts';
+import { hashToken, looksLikeToken, newToken } from './tokens.ts';
 
 /**
  * GitHub runner tokens: the long-lived secret a repository keeps for its Backstop workflow.
@@ -38,16 +38,12 @@ function toRecord(row: Row): GithubRunnerTokenRecord {
   return { id: row.id, name: row.name, repository: row.repository, createdAt: row.created_at, lastUsedAt: row.last_used_at, revokedAt: row.revoked_at };
 }
 
-export function assertRepository(repository: string): void {
-  if (!GITHUB_REPOSITORY.test(repository)) {
-    throw new BackstopError('INVALID_INPUT', `"${repository}" is not a GitHub repository: write it as OWNER/REPO, e.g. acme/infra.`);
-  }
-}
-
-/** Creates a token for one repository; the returned `token` is the only time it exists outside its holder. */
+/**
+ * Creates a token for one repository; the returned `token` is the only time it exists outside
+ * its holder. The name and repository were checked by the operation that asked
+ * (src/operations/createGithubRunnerToken.ts).
+ */
 export async function createGithubRunnerToken(db: Queryable, input: { name: string; repository: string }): Promise<GithubRunnerTokenRecord & { token: string }> {
-  assertTokenName(input.name);
-  assertRepository(input.repository);
   const token = newToken(GITHUB_RUNNER_TOKEN_PREFIX);
   const { rows } = await db.query<Row>(
     `insert into backstop.github_runner_tokens (name, repository, token_hash) values ($1, $2, $3) returning ${columns}`,

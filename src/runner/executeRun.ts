@@ -9,7 +9,7 @@ import type { Store } from '../storage/store.ts';
 import { finalizeWithRetry } from './finalizeWithRetry.ts';
 import { performBackup } from './performBackup.ts';
 import { performDrill } from './performDrill.ts';
-import { backupReading, restoreReading } from './progressReadings.ts';
+import { backupReading, restoreReading } from '../pipeline/progressReadings.ts';
 import { startHeartbeat, type HeartbeatOptions } from './heartbeat.ts';
 import { startThreadedHeartbeat } from './heartbeatThread.ts';
 import { runnerCatalogOf, type RunnerDeps } from './runnerDeps.ts';

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { JobStatus } from '../control/jobReport.ts';
+import type { JobStatus } from '../core/jobStatus.ts';
 import { BackstopError, isBackstopError } from '../core/errors.ts';
 import type { ClaimedRun, RunRecord } from '../db/runRecords.ts';
 import type { TargetOptions } from '../db/targets.ts';

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import type { RunnerOutcome } from '../core/runState.ts';
 import { BackstopError, describeError } from '../core/errors.ts';
+import { assertSucceededBackup } from '../core/succeededBackup.ts';
 import { ensureEmbeddedPostgres, scratchClusterHome } from '../db/embeddedPostgres.ts';
 import type { ClaimedRun } from '../db/runRecords.ts';
 import { parseIdentities } from '../pipeline/age.ts';
@@ -30,16 +31,13 @@ export async function performDrill(
 ): Promise<{ outcome: RunnerOutcome; error: { code: string; message: string } | null; result: VerifyResult | null }> {
   if (!run.subjectRunId) throw new BackstopError('INVALID_INPUT', `Run ${run.id} is a verification without a backup to verify.`);
   const catalog = runnerCatalogOf(deps);
-  const subject = await catalog.getRun(run.subjectRunId);
-  if (subject.status !== 'succeeded' || !subject.artifact) {
-    throw new BackstopError('INVALID_INPUT', `Run ${subject.id} is ${subject.status}; only a succeeded backup can be verified.`);
-  }
+  const subject = assertSucceededBackup(await catalog.getRun(run.subjectRunId), 'verified');
   const store = await openStore(subject.artifact.storeUrl);
   try {
     let result: VerifyResult;
     try {
       // The catalog's row alone proves nothing: the manifest must be this backup's own.
-      const { manifest } = await readRunManifest(store, { ...subject, artifact: subject.artifact });
+      const { manifest } = await readRunManifest(store, subject);
       const identities = deps.config.identityFile ? parseIdentities(await fs.readFile(deps.config.identityFile, 'utf8')) : undefined;
       // Never the catalog's cluster: by default Backstop's own scratch cluster, whose superuser
       // holds nothing else; the restore itself runs as a role made for the drill (see verify.ts).

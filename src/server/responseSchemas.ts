@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { runProgressSchema } from '../core/runProgress.ts';
+import { apiTokenRoles } from '../operations/createApiToken.ts';
+import { reportedArtifact } from '../operations/reportedArtifact.ts';
 import { runKinds, runStatuses } from '../core/runState.ts';
-import { apiTokenRoles } from '../db/tokens.ts';
+import { zodJsonSchema } from './validation.ts';
 
 /**
  * Response schemas of the API. They serialize responses as an allow-list (a field not listed
@@ -9,7 +11,6 @@ import { apiTokenRoles } from '../db/tokens.ts';
  * addSchema, appear by name in /api/openapi.json. See requestSchemas.ts for what is accepted.
  */
 
-export { runKinds };
 export const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
 export const uuid = { type: 'string', format: 'uuid' } as const;
 const dateTime = { type: 'string', format: 'date-time' } as const;
@@ -40,37 +41,8 @@ export const errorSchema = {
   },
 } as const;
 
-/**
- * A path relative to an artifact's prefix: Supabase Storage objects are stored as
- * `storage/<bucket>/<key>`, whose key may hold any character. No empty, `.` or `..` segment
- * and no control character, so that a name can never leave its prefix.
- */
-export const ARTIFACT_FILE_NAME_PATTERN = '^(?!/)(?!.*/$)(?!.*//)(?!(.*/)?\\.\\.?(/|$))[^\\u0000-\\u001f]+$';
-
-const artifactFile = {
-  type: 'object',
-  required: ['name', 'size', 'sha256'],
-  additionalProperties: false,
-  properties: {
-    name: { type: 'string', minLength: 1, maxLength: 1024, pattern: ARTIFACT_FILE_NAME_PATTERN },
-    size: { type: 'integer', minimum: 0 },
-    sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-  },
-} as const;
-
-/** An artifact as the catalog records it; also what a remote runner sends to finalize. */
-export const artifactBody = {
-  type: 'object',
-  required: ['storeUrl', 'prefix', 'manifest', 'files'],
-  additionalProperties: false,
-  properties: {
-    storeUrl: { type: 'string', minLength: 1, maxLength: 2048 },
-    prefix: { type: 'string', minLength: 1, maxLength: 1024 },
-    manifest: artifactFile,
-    // A Supabase backup with Storage files lists every object (the manifest is capped at 16 MiB).
-    files: { type: 'array', minItems: 1, maxItems: 100_000, items: artifactFile },
-  },
-} as const;
+/** An artifact as the catalog records it: what a remote runner sends to finalize, checked by the same rules. */
+export const artifactBody = zodJsonSchema(reportedArtifact);
 
 const actionVerdict = {
   type: 'object',

@@ -37,13 +37,23 @@ export function ajv(options: { coerce: boolean }) {
 const zodBodies = new WeakMap<object, z.ZodType>();
 
 /**
- * A route's body schema from a zod input schema (src/operations): the JSON Schema that the
- * OpenAPI document shows (draft-07, which the server's Ajv takes, for the input side of the
- * schema), validated with the zod schema itself so the API refuses exactly what the
- * operation and the CLI refuse, with the same messages.
+ * The JSON Schema of a zod input schema (src/operations): draft-07, which the server's Ajv
+ * takes, for the input side of the schema (what a client sends: a field with a default is
+ * optional). What the OpenAPI document shows; for a query string, also what Ajv checks, after
+ * coercing the text of each value to its type.
+ */
+export function zodJsonSchema(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _dialect, ...json } = z.toJSONSchema(schema, { io: 'input', target: 'draft-07' }) as Record<string, unknown>;
+  return json;
+}
+
+/**
+ * A route's body schema from a zod input schema (src/operations), validated with the zod
+ * schema itself so the API refuses exactly what the operation and the CLI refuse, with the
+ * same messages.
  */
 export function zodBody(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _dialect, ...json } = z.toJSONSchema(schema, { io: 'input', target: 'draft-07' }) as Record<string, unknown>;
+  const json = zodJsonSchema(schema);
   zodBodies.set(json, schema);
   return json;
 }

@@ -2,13 +2,13 @@ import type { Command } from 'commander';
 import { databaseName } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { describeProblems } from '../../core/inputProblems.ts';
-import { claimRunById } from '../../db/runLeases.ts';
+import { claimRun } from '../../operations/claimRun.ts';
 import { claimOneShotRun, discardOneShotTarget, ensureOneShotTarget, TargetSettingsDiffer, type OneShotTarget } from '../../operations/targets/oneShotTarget.ts';
 import type { TargetCreateInput } from '../../operations/targets/targetInput.ts';
 import type { CommandContext } from '../context.ts';
 import { openHttpRunner, remoteRunnerName, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
 import { runInForeground } from './runInForeground.ts';
-import { resolveRunId } from '../runIdArgument.ts';
+import { resolveRunId } from '../../operations/resolveRunId.ts';
 import { storageEndpointFromEnv } from '../../pipeline/supabaseSource/storageEndpoint.ts';
 import { addDumpOptions, flagFor, optionsFromFlags, sayingFlags, storeUrlFor, type DumpFlags } from './targetOptions.ts';
 
@@ -99,8 +99,7 @@ export function registerBackupCommands(program: Command, context: () => CommandC
         });
         return;
       }
-      const { pool } = await ctx.catalog();
-      const claimed = await claimRunById(pool, await resolveRunId(pool, runId), { leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `run:${process.pid}` });
+      const claimed = await claimRun(ctx.db, ctx.config, await resolveRunId(ctx.db, runId), `run:${process.pid}`);
       await runInForeground(ctx, claimed, { json: options.json });
     });
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { scratchClusterHome, stopEmbeddedPostgres } from '../../db/embeddedPostgres.ts';
+import { stopEmbeddedServers } from '../../operations/stopEmbeddedServers.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson } from '../output.ts';
 
@@ -25,16 +25,13 @@ export function registerCatalogCommands(program: Command, context: () => Command
       const say = (line: string) => {
         if (!options.json) process.stdout.write(`${line}\n`);
       };
-      // Drills use a scratch cluster of their own whether the catalog is embedded or not.
-      const scratchStopped = await stopEmbeddedPostgres(scratchClusterHome(ctx.config.home));
-      if (scratchStopped) say('Embedded scratch server stopped.');
-      let catalogStopped: boolean | null = null;
-      if (ctx.config.databaseUrl) {
-        if (!scratchStopped) throw new BackstopError('INVALID_INPUT', 'BACKSTOP_DATABASE_URL is set: the catalog is not embedded, nothing to stop.');
+      const stopped = await stopEmbeddedServers(ctx.config);
+      if (stopped.scratch) say('Embedded scratch server stopped.');
+      if (stopped.catalog === null) {
+        if (!stopped.scratch) throw new BackstopError('INVALID_INPUT', 'BACKSTOP_DATABASE_URL is set: the catalog is not embedded, nothing to stop.');
       } else {
-        catalogStopped = await stopEmbeddedPostgres(ctx.config.home);
-        say(catalogStopped ? 'Embedded catalog stopped.' : 'The embedded catalog was not running.');
+        say(stopped.catalog ? 'Embedded catalog stopped.' : 'The embedded catalog was not running.');
       }
-      if (options.json) printJson({ catalogStopped, scratchStopped });
+      if (options.json) printJson({ catalogStopped: stopped.catalog, scratchStopped: stopped.scratch });
     });
 }

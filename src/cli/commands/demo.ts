@@ -1,14 +1,12 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { claimRunById } from '../../db/runLeases.ts';
-import { listRuns } from '../../db/runListing.ts';
-import { createRun } from '../../db/runRecords.ts';
-import { ensureTarget } from '../../db/targets.ts';
-import { restoreArtifact } from '../../pipeline/restore.ts';
-import { readManifest } from '../../pipeline/readManifest.ts';
-import { openStore } from '../../storage/openStore.ts';
+import { claimRun } from '../../operations/claimRun.ts';
+import { ensureSampleTarget } from '../../operations/ensureSampleTarget.ts';
+import { listRuns } from '../../operations/listRuns.ts';
+import { prepareRestore } from '../../operations/prepareRestore.ts';
+import { recreateDatabase, SAMPLE_DATABASE } from '../../operations/sampleDatabase.ts';
+import { triggerBackup } from '../../operations/triggerBackup.ts';
 import type { CommandContext } from '../context.ts';
-import { ensureSampleDatabase, SAMPLE_DATABASE, withClient } from '../sampleDatabase.ts';
 import { describeRun, table } from '../output.ts';
 import { runInForeground } from './runInForeground.ts';
 
@@ -26,34 +24,19 @@ export function registerDemoCommand(program: Command, context: () => CommandCont
       }
       const say = (line: string) => process.stdout.write(`${line}\n`);
       say(`Catalog: embedded PostgreSQL in ${embedded.dataDir}`);
-      const sampleUrl = await ensureSampleDatabase(embedded);
+      const target = await ensureSampleTarget(pool, embedded, ctx.config);
       say(`Sample database ${SAMPLE_DATABASE}: 2,000 customers, 10,000 orders`);
 
-      const target = await ensureTarget(pool, { name: 'sample', databaseUrl: sampleUrl, storeUrl: ctx.config.defaultStoreUrl });
-      const queued = await createRun(pool, { targetId: target.id, trigger: 'demo', runDeadlineMs: ctx.config.runDeadlineMs });
-      const claimed = await claimRunById(pool, queued.id, { leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `demo:${process.pid}` });
+      const queued = await triggerBackup(pool, ctx.config, { target: target.name }, { trigger: 'demo' });
+      const claimed = await claimRun(pool, ctx.config, queued.id, `demo:${process.pid}`);
       const run = await runInForeground(ctx, claimed, {});
-      if (run.status !== 'succeeded' || !run.artifact) return;
+      if (run.status !== 'succeeded') return;
 
-      await withClient(embedded.url(), async (client) => {
-        await client.query(`drop database if exists ${client.escapeIdentifier(RESTORED_DATABASE)} with (force)`);
-        await client.query(`create database ${client.escapeIdentifier(RESTORED_DATABASE)}`);
-      });
-      const store = await openStore(run.artifact.storeUrl);
-      try {
-        const { manifest } = await readManifest(store, run.artifact.prefix);
-        const restored = await restoreArtifact({
-          store,
-          prefix: run.artifact.prefix,
-          manifest,
-          toUrl: embedded.url(RESTORED_DATABASE),
-          pgTools: ctx.config.pgTools,
-        });
-        say(`Restored into ${RESTORED_DATABASE}: ${restored.tablesChecked} tables, row counts match the manifest`);
-      } finally {
-        await store.close();
-      }
-      const runs = await listRuns(pool, { limit: 10 });
+      const restoreUrl = await recreateDatabase(embedded, RESTORED_DATABASE);
+      const restore = await prepareRestore({ db: pool, config: ctx.config, log: ctx.log }, run.id, { databaseUrl: restoreUrl }, { via: 'cli' });
+      const restored = await restore.execute();
+      say(`Restored into ${RESTORED_DATABASE}: ${restored.tablesChecked} tables, row counts match the manifest`);
+      const runs = (await listRuns(pool, { limit: 10 })).items;
       say('');
       say(table(['ID', 'TARGET', 'STATUS', 'CREATED'], runs.map((r) => [r.id, r.targetName, r.status, r.createdAt])));
       say('');

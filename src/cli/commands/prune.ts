@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { BackstopError } from '../../core/errors.ts';
-import { DEFAULT_GC_GRACE_MS, firstPruneError, pruneTargets, type PruneReport } from '../../control/pruner.ts';
+import { firstPruneError, pruneBackups, pruneRequest, type PruneReport } from '../../operations/pruneBackups.ts';
+import { sayingFlags } from './targetOptions.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson } from '../output.ts';
 
@@ -12,30 +12,27 @@ export function registerPruneCommand(program: Command, context: () => CommandCon
     )
     .option('--target <name>', 'only this target')
     .option('--dry-run', 'print the plan, delete nothing')
-    .option('--grace-period <seconds>', 'leftovers younger than this are kept (a run may still be writing them)', String(DEFAULT_GC_GRACE_MS / 1000))
+    .option('--grace-period <seconds>', 'leftovers younger than this are kept (a run may still be writing them)', String(pruneRequest.shape.gracePeriodSeconds.parse(undefined)))
     .option('--delete-unknown', 'also delete the unknown complete backups (listed first); import them instead with `backstop import` to keep them')
     .option('--json', 'print the report as JSON')
     .action(async (options: { target?: string; dryRun?: boolean; gracePeriod: string; deleteUnknown?: boolean; json?: boolean }) => {
-      const grace = Number(options.gracePeriod);
-      if (!Number.isFinite(grace) || grace < 0) {
-        throw new BackstopError('INVALID_INPUT', `--grace-period must be a number of seconds, 0 or more, got "${options.gracePeriod}".`);
-      }
       const ctx = context();
-      const { pool } = await ctx.catalog();
-      const report = await pruneTargets(
-        { db: pool, log: ctx.log },
+      const report = await sayingFlags({ target: '--target', gracePeriodSeconds: '--grace-period' }, () => pruneBackups(
+        { db: ctx.db, log: ctx.log },
         {
-          targetName: options.target,
-          dryRun: options.dryRun,
-          gracePeriodMs: grace * 1000,
-          deleteUnknown: options.deleteUnknown,
+          target: options.target,
+          dryRun: options.dryRun ?? false,
+          gracePeriodSeconds: options.gracePeriod.trim() === '' ? Number.NaN : Number(options.gracePeriod),
+          deleteUnknown: options.deleteUnknown ?? false,
+        },
+        {
           // The names first, then exactly those are deleted (to stderr with --json: stdout is one document).
           beforeDeletingUnknown: (target, prefixes) => {
             const lines = [`${target}: deleting ${prefixes.length} unknown complete backup(s), as --delete-unknown asks:`, ...prefixes.map((prefix) => `  ${prefix}`)];
             (options.json ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);
           },
         },
-      );
+      ));
       if (options.json) printJson(report);
       else process.stdout.write(formatReport(report, options.deleteUnknown === true));
       const failure = firstPruneError(report);

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { parseJobStatus, reportJobStatus } from '../../control/jobReport.ts';
+import { parseInput } from '../../core/inputProblems.ts';
+import { jobReportRequest, reportJobStatus } from '../../operations/reportJobStatus.ts';
 import type { CommandContext } from '../context.ts';
 import { writeGithubOutputs } from '../githubOutput.ts';
 import { describeRun, printJson, runJson } from '../output.ts';
-import { resolveRunId } from '../runIdArgument.ts';
 import { openHttpRunner, remoteRunnerOptionHelp, remoteRunnerSettings, type RemoteRunnerFlags } from '../remoteRunner.ts';
+import { sayingFlags } from './targetOptions.ts';
 
 /**
  * The workflow's last, `if: always()` step. When the run step finished the run, this does
@@ -23,11 +24,12 @@ export function registerReportCommand(program: Command, context: () => CommandCo
     .option('--token <token>', remoteRunnerOptionHelp.token)
     .action(async (runId: string, options: { jobStatus: string; json?: boolean } & RemoteRunnerFlags) => {
       const ctx = context();
-      const jobStatus = parseJobStatus(options.jobStatus);
+      // Checked here too: over HTTP, a bad status is refused before anything is sent.
+      const request = await sayingFlags({ jobStatus: '--job-status' }, async () => parseInput(jobReportRequest, { jobStatus: options.jobStatus }));
       const remote = remoteRunnerSettings(ctx.config, options);
       const { ended, run } = remote
-        ? await openHttpRunner(ctx, remote).report(runId, jobStatus)
-        : await reportJobStatus((await ctx.catalog()).pool, await resolveRunId((await ctx.catalog()).pool, runId), jobStatus);
+        ? await openHttpRunner(ctx, remote).report(runId, request.jobStatus)
+        : await reportJobStatus(ctx.db, runId, request);
       writeGithubOutputs(run);
       if (options.json) printJson(runJson(run));
       else process.stdout.write(`${ended ? 'Ended' : 'Already ended'}: ${describeRun(run)}\n`);

@@ -1,36 +1,25 @@
 import fs from 'node:fs/promises';
 import type { Command } from 'commander';
-import { parseIdentities, type AgeIdentity } from '../../pipeline/age.ts';
-import { describeDatabase, parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
-import { adviceForOsError } from '../../core/osError.ts';
-import { describeCliError } from '../osError.ts';
-import { appendRunEvent } from '../../db/runEvents.ts';
-import { getRun } from '../../db/runRecords.ts';
-import { restoreArtifact } from '../../pipeline/restore.ts';
-import { openStorageEndpoint, storageEndpointFromEnv } from '../../pipeline/supabaseSource/storageEndpoint.ts';
-import { restoreStorageObjects, storageFilesOf } from '../../pipeline/supabaseSource/storageObjects.ts';
-import { readManifest } from '../../pipeline/readManifest.ts';
-import { readRunManifest } from '../../pipeline/readRunManifest.ts';
-import type { RunRecord } from '../../db/runRecords.ts';
-import { locateManifest, looksLikeManifestUrl } from '../../storage/manifestLocation.ts';
-import { openStore } from '../../storage/openStore.ts';
-import { trackRestoreProgress } from '../../control/trackRestoreProgress.ts';
-import { createProgressDisplay } from '../progressDisplay.ts';
-import { collect } from './targetOptions.ts';
+import { prepareRestore } from '../../operations/prepareRestore.ts';
+import { storageEndpointFromEnv } from '../../pipeline/supabaseSource/storageEndpoint.ts';
 import type { CommandContext } from '../context.ts';
+import { describeCliError } from '../osError.ts';
 import { printJson, warn } from '../output.ts';
-import { looksLikeRunId, resolveRunId } from '../runIdArgument.ts';
+import { adviceForOsError } from '../../core/osError.ts';
+import { createProgressDisplay } from '../progressDisplay.ts';
+import { collect, sayingFlags } from './targetOptions.ts';
 
-export async function readIdentityFile(file: string): Promise<AgeIdentity[]> {
-  let text: string;
+const restoreFlags = { databaseUrl: '--to', jobs: '--jobs', identity: '--identity' };
+
+/** The contents of an age identity file, for the operation to parse (it says what is wrong with them). */
+export async function readIdentityFile(file: string): Promise<string> {
   try {
-    text = await fs.readFile(file, 'utf8');
+    return await fs.readFile(file, 'utf8');
   } catch (error) {
     const reason = adviceForOsError(error) ?? (error as Error).message;
     throw new BackstopError('INVALID_INPUT', `Cannot read the identity file ${file}: ${reason}. Pass the file \`backstop keygen -o\` or \`age-keygen -o\` wrote.`);
   }
-  return parseIdentities(text);
 }
 
 export function registerRestoreCommand(program: Command, context: () => CommandContext): void {
@@ -53,124 +42,61 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
         options: { to: string; clean?: boolean; jobs: string; schema: string[]; table: string[]; owner: boolean; identity?: string; withStorage?: boolean; json?: boolean },
       ) => {
         const ctx = context();
-        parseDatabaseUrl(options.to);
-        const jobs = Number(options.jobs);
-        if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
-          throw new BackstopError('INVALID_INPUT', `--jobs must be a whole number from 1 to 64, got "${options.jobs}".`);
-        }
-        const identities = options.identity ? await readIdentityFile(options.identity) : undefined;
-        const storageConfig = options.withStorage ? storageEndpointFromEnv(process.env) : null;
-
-        // A manifest URL needs no catalog: the catalog is never opened (nor the embedded one started).
-        let runId: string | null = null;
-        // A backup named by run id must be that run's own (readRunManifest); a manifest URL is the operator's choice.
-        let backup: (RunRecord & { artifact: NonNullable<RunRecord['artifact']> }) | null = null;
-        let location: { storeUrl: string; prefix: string };
-        if (looksLikeManifestUrl(source)) {
-          location = locateManifest(source);
-        } else if (looksLikeRunId(source)) {
-          const { pool } = await ctx.catalog();
-          const run = await getRun(pool, await resolveRunId(pool, source));
-          if (run.kind !== 'backup' || run.status !== 'succeeded' || !run.artifact) {
-            throw new BackstopError(
-              'INVALID_INPUT',
-              `Run ${run.id} is ${run.kind === 'backup' ? run.status : 'a verification'}; only a succeeded backup can be restored. List them with \`backstop runs --status succeeded\`.`,
-            );
-          }
-          runId = run.id;
-          backup = { ...run, artifact: run.artifact };
-          location = { storeUrl: run.artifact.storeUrl, prefix: run.artifact.prefix };
-        } else {
-          throw new BackstopError('RUN_NOT_FOUND', `"${source}" is neither a run id (a UUID) nor a manifest URL. List runs with \`backstop runs\`.`);
-        }
+        const identity = options.identity === undefined ? undefined : await readIdentityFile(options.identity);
+        const storage = options.withStorage ? storageEndpointFromEnv(process.env) : null;
+        // A manifest URL needs no catalog: ctx.db opens it (or starts the embedded one) only for a run id.
+        const restore = await sayingFlags(restoreFlags, () =>
+          prepareRestore(
+            { db: ctx.db, config: ctx.config, log: ctx.log },
+            source,
+            { databaseUrl: options.to, clean: options.clean ?? false, jobs: Number(options.jobs), noOwner: !options.owner, identity },
+            { via: 'cli' },
+          ),
+        );
 
         // With --json the outcome is one document shaped like a run's (id, status, error, times),
         // whether the restore succeeded or not.
         const startedAt = new Date().toISOString();
-        let backupRunId = runId;
+        let backup = { runId: restore.runId, target: restore.target };
         const outcome = (fields: Record<string, unknown>) => ({
-          runId: backupRunId,
+          runId: backup.runId,
           kind: 'restore',
+          target: backup.target,
           startedAt,
           finishedAt: new Date().toISOString(),
           ...fields,
         });
-        const store = await openStore(location.storeUrl);
-        let target: string | null = backup?.targetName ?? null;
+        const controller = new AbortController();
+        const onSignal = () => controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        const display = createProgressDisplay(!options.json);
         try {
-          const { manifest } = backup ? await readRunManifest(store, backup) : await readManifest(store, location.prefix);
-          backupRunId ??= manifest.runId;
-          target = manifest.target;
-          if (options.identity && !manifest.encryption) warn(`--identity ${options.identity} is not needed: backup ${manifest.runId} is not encrypted; it was ignored.`);
-          const storageObjects = storageFilesOf(manifest).length;
-          if (storageConfig && storageObjects === 0 && !manifest.storage) {
-            throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} holds no Supabase Storage objects (it was taken without --with-storage); restore it without --with-storage.`);
-          }
-          const controller = new AbortController();
-          const onSignal = () => controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
-          process.once('SIGINT', onSignal);
-          process.once('SIGTERM', onSignal);
-          const display = createProgressDisplay(!options.json);
-          // A restore of a run in the catalog shows there too (the API, the dashboard).
-          const progress = trackRestoreProgress({
-            catalog: runId ? { db: (await ctx.catalog()).pool, runId, log: ctx.log } : null,
-            show: (next) => display.update(next),
+          const { storage: restoredStorage, storageObjects, runId, target, elapsedMs, ...result } = await restore.execute({
+            schemas: options.schema,
+            tables: options.table,
+            storage,
+            signal: controller.signal,
+            onManifest: (found) => {
+              backup = { runId: found.runId, target: found.target };
+              if (options.identity && !found.encrypted) warn(`--identity ${options.identity} is not needed: backup ${found.runId} is not encrypted; it was ignored.`);
+            },
+            showProgress: (next) => display.update(next),
           });
-          const started = performance.now();
-          try {
-            const result = await restoreArtifact({
-              store,
-              prefix: location.prefix,
-              manifest,
-              toUrl: options.to,
-              clean: options.clean,
-              jobs,
-              schemas: options.schema,
-              tables: options.table,
-              noOwner: !options.owner,
-              identities,
-              pgTools: ctx.config.pgTools,
-              signal: controller.signal,
-              onProgress: (next) => progress.update(next),
-            });
-            display.done();
-            await progress.end();
-            let storage: { objects: number; bytes: number; buckets: string[] } | null = null;
-            if (storageConfig) {
-              const endpoint = openStorageEndpoint(storageConfig);
-              try {
-                storage = await restoreStorageObjects({ endpoint, store, prefix: location.prefix, manifest, identities, signal: controller.signal });
-              } finally {
-                endpoint.close();
-              }
-            }
-            const elapsedMs = Math.round(performance.now() - started);
-            if (runId) {
-              const { pool } = await ctx.catalog();
-              await appendRunEvent(pool, {
-                runId,
-                kind: 'restored',
-                message: `restored into ${describeDatabase(options.to)}`,
-                data: { tablesChecked: result.tablesChecked, elapsedMs, ...(storage ? { storageObjects: storage.objects } : {}) },
-              });
-            }
-            if (options.json) printJson(outcome({ target, status: 'restored', error: null, ...result, storage, elapsedMs }));
-            else {
-              process.stdout.write(`Restored backup ${manifest.runId} of ${manifest.target} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
-              if (storage) process.stdout.write(`Restored ${storage.objects} Storage object(s) (${storage.bytes} bytes) into ${storage.buckets.length} bucket(s)\n`);
-              else if (storageObjects > 0) process.stdout.write(`The backup also holds ${storageObjects} Storage object(s), not restored: pass --with-storage to write them back\n`);
-            }
-          } finally {
-            display.done();
-            await progress.end();
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
+          display.done();
+          if (options.json) printJson(outcome({ status: 'restored', error: null, ...result, storage: restoredStorage, elapsedMs }));
+          else {
+            process.stdout.write(`Restored backup ${runId} of ${target} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
+            if (restoredStorage) process.stdout.write(`Restored ${restoredStorage.objects} Storage object(s) (${restoredStorage.bytes} bytes) into ${restoredStorage.buckets.length} bucket(s)\n`);
+            else if (storageObjects > 0) process.stdout.write(`The backup also holds ${storageObjects} Storage object(s), not restored: pass --with-storage to write them back\n`);
           }
         } catch (error) {
-          if (options.json) printJson(outcome({ target, status: 'failed', error: describeCliError(error) }));
+          if (options.json) printJson(outcome({ status: 'failed', error: describeCliError(error) }));
           throw error;
         } finally {
-          await store.close();
+          display.done();
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
         }
       },
     );

@@ -1,5 +1,5 @@
 import { BackstopError, errorCodes, type ErrorCode } from '../../core/errors.ts';
-import type { ClaimedRun, RunRecord } from '../../db/runRecords.ts';
+import type { ClaimedRun, RunRecord } from '../../operations/runRecord.ts';
 import { executeRun } from '../../runner/executeRun.ts';
 import type { RunnerDeps } from '../../runner/runnerDeps.ts';
 import type { RunnerCatalog } from '../../runner/runnerCatalog.ts';

@@ -1,15 +1,32 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { isTerminal, runStatuses, type RunStatus } from '../../core/runState.ts';
-import { listRunEvents } from '../../db/runEvents.ts';
-import { listRuns } from '../../db/runListing.ts';
-import { createRun, getRun, requestCancel } from '../../db/runRecords.ts';
-import { getTarget } from '../../db/targets.ts';
+import { isTerminal, runStatuses } from '../../core/runState.ts';
+import { cancelRun } from '../../operations/cancelRun.ts';
+import { listRunEvents } from '../../operations/listRunEvents.ts';
+import { listRuns, MAX_PAGE_SIZE, type RunListQuery } from '../../operations/listRuns.ts';
+import { resolveRunId } from '../../operations/resolveRunId.ts';
+import type { RunRecord } from '../../operations/runRecord.ts';
+import { triggerBackup } from '../../operations/triggerBackup.ts';
+import type { Queryable } from '../../operations/openCatalog.ts';
 import type { CommandContext } from '../context.ts';
 import { formatBytes } from '../../core/formatBytes.ts';
 import { describeRun, printJson, runJson, table } from '../output.ts';
-import { resolveRunId } from '../runIdArgument.ts';
 import { exitCodeFor } from './runInForeground.ts';
+import { sayingFlags } from './targetOptions.ts';
+
+/** The CLI shows up to this many runs at once, read in pages of the API's size. */
+const MAX_LISTED = 1000;
+
+async function newestRuns(db: Queryable, filter: Omit<RunListQuery, 'limit' | 'cursor' | 'offset'>, count: number): Promise<RunRecord[]> {
+  const runs: RunRecord[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await listRuns(db, { ...filter, limit: Math.min(MAX_PAGE_SIZE, count - runs.length), cursor });
+    runs.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor && runs.length < count);
+  return runs;
+}
 
 export function registerRunCommands(program: Command, context: () => CommandContext): void {
   program
@@ -19,9 +36,7 @@ export function registerRunCommands(program: Command, context: () => CommandCont
     .option('--json', 'print the run as JSON')
     .action(async (targetName: string, options: { json?: boolean }) => {
       const ctx = context();
-      const { pool } = await ctx.catalog();
-      const target = await getTarget(pool, targetName);
-      const run = await createRun(pool, { targetId: target.id, trigger: 'manual', runDeadlineMs: ctx.config.runDeadlineMs });
+      const run = await sayingFlags({ target: 'TARGET' }, () => triggerBackup(ctx.db, ctx.config, { target: targetName }, { trigger: 'manual' }));
       if (options.json) printJson(runJson(run));
       else process.stdout.write(`${run.id}\n`);
     });
@@ -36,16 +51,13 @@ export function registerRunCommands(program: Command, context: () => CommandCont
     .option('--json', 'print JSON')
     .action(async (options: { target?: string; status?: string; limit: string; json?: boolean }) => {
       const ctx = context();
-      if (options.status && !(runStatuses as readonly string[]).includes(options.status)) {
-        throw new BackstopError('INVALID_INPUT', `Unknown status "${options.status}". Use one of: ${runStatuses.join(', ')}.`);
-      }
       const limit = Number(options.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-        throw new BackstopError('INVALID_INPUT', `--limit must be a whole number from 1 to 1000, got "${options.limit}".`);
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LISTED) {
+        throw new BackstopError('INVALID_INPUT', `--limit must be a whole number from 1 to ${MAX_LISTED}, got "${options.limit}".`);
       }
-      const { pool } = await ctx.catalog();
-      if (options.target) await getTarget(pool, options.target);
-      const list = await listRuns(pool, { targetName: options.target, status: options.status as RunStatus | undefined, limit });
+      const list = await sayingFlags({ target: '--target', status: '--status' }, () =>
+        newestRuns(ctx.db, { target: options.target, status: options.status as RunListQuery['status'] }, limit),
+      );
       if (options.json) {
         printJson(list.map(runJson));
         return;
@@ -73,10 +85,7 @@ export function registerRunCommands(program: Command, context: () => CommandCont
     .option('--json', 'print JSON')
     .action(async (input: string, options: { json?: boolean }) => {
       const ctx = context();
-      const { pool } = await ctx.catalog();
-      const runId = await resolveRunId(pool, input);
-      const run = await getRun(pool, runId);
-      const events = await listRunEvents(pool, runId);
+      const { run, events } = await listRunEvents(ctx.db, await resolveRunId(ctx.db, input));
       // Like `run`: a run that ended other than succeeded exits with its error's code.
       if (isTerminal(run.status) && run.status !== 'succeeded') process.exitCode = exitCodeFor(run);
       if (options.json) {
@@ -99,8 +108,7 @@ export function registerRunCommands(program: Command, context: () => CommandCont
     .option('--json', 'print the run as JSON')
     .action(async (input: string, options: { json?: boolean }) => {
       const ctx = context();
-      const { pool } = await ctx.catalog();
-      const run = await requestCancel(pool, await resolveRunId(pool, input), 'Cancelled on request (backstop cancel).');
+      const run = await cancelRun(ctx.db, await resolveRunId(ctx.db, input), 'backstop cancel');
       if (options.json) printJson(runJson(run));
       else if (run.status === 'cancelling') process.stdout.write(`Run ${run.id} is being cancelled; its runner stops at its next heartbeat.\n`);
       else process.stdout.write(`Run ${run.id} cancelled.\n`);

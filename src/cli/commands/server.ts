@@ -1,14 +1,10 @@
 import type { Command } from 'commander';
 import { bundledFiles } from '../../core/bundledFiles.ts';
 import { BackstopError } from '../../core/errors.ts';
-import type { Pool } from '../../db/pool.ts';
-import { ensureTarget, listTargets } from '../../db/targets.ts';
-import { countActiveApiTokens, createApiToken } from '../../db/tokens.ts';
+import { quickstart } from '../../operations/quickstart.ts';
+import { SAMPLE_DATABASE } from '../../operations/sampleDatabase.ts';
 import type { RunningServer } from '../../server/startServer.ts';
-import type { Catalog } from '../catalog.ts';
 import type { CommandContext } from '../context.ts';
-import { ensureSampleDatabase, SAMPLE_DATABASE } from '../sampleDatabase.ts';
-import { createRun } from '../../db/runRecords.ts';
 
 interface ServerFlags {
   host: string;
@@ -48,7 +44,7 @@ export function registerServerCommand(program: Command, context: () => CommandCo
       const drainTimeoutMs = number('--drain-timeout', flags.drainTimeout, { min: 0 }) * 1000;
       const catalog = await ctx.catalog();
       const say = (line: string) => process.stdout.write(`${line}\n`);
-      if (flags.quickstart) await quickstart(ctx, catalog, say);
+      if (flags.quickstart) printQuickstart(await quickstart(catalog, ctx.config), say);
 
       // Handlers first: a signal that arrives while starting, or right after the ready line was
       // read by whoever started us, must shut down cleanly rather than kill the process.
@@ -87,29 +83,18 @@ export function registerServerCommand(program: Command, context: () => CommandCo
     });
 }
 
-/**
- * `npm start`: the first start on the embedded defaults gives something to look at and a way
- * in. The admin token goes to stdout once, never to the log.
- */
-async function quickstart(ctx: CommandContext, catalog: Catalog, say: (line: string) => void): Promise<void> {
-  const pool: Pool = catalog.pool;
-  if ((await listTargets(pool)).length === 0) {
-    if (catalog.embedded) {
-      const sampleUrl = await ensureSampleDatabase(catalog.embedded);
-      const target = await ensureTarget(pool, { name: 'sample', databaseUrl: sampleUrl, storeUrl: ctx.config.defaultStoreUrl });
-      say(`Added target "sample": the database ${SAMPLE_DATABASE} in the embedded PostgreSQL (2,000 customers, 10,000 orders).`);
-      // The main job, once, so a first start shows a real backup: the in-process worker takes it.
-      const run = await createRun(pool, { targetId: target.id, trigger: 'quickstart', runDeadlineMs: ctx.config.runDeadlineMs });
-      say(`Queued a first backup of "sample": run ${run.id} (follow it with \`backstop runs show ${run.id}\`).`);
-    } else {
-      say('No targets yet; the sample target needs the embedded catalog (BACKSTOP_DATABASE_URL is set). Add one with POST /api/v1/targets.');
-    }
+/** What a first start made: the sample target and its first run, and the admin token, shown once (never logged). */
+function printQuickstart(made: Awaited<ReturnType<typeof quickstart>>, say: (line: string) => void): void {
+  if (made.sample) {
+    say(`Added target "${made.sample.target}": the database ${SAMPLE_DATABASE} in the embedded PostgreSQL (2,000 customers, 10,000 orders).`);
+    say(`Queued a first backup of "${made.sample.target}": run ${made.sample.runId} (follow it with \`backstop runs show ${made.sample.runId}\`).`);
+  } else if (made.sampleNeedsEmbedded) {
+    say('No targets yet; the sample target needs the embedded catalog (BACKSTOP_DATABASE_URL is set). Add one with POST /api/v1/targets.');
   }
-  if ((await countActiveApiTokens(pool, 'admin')) === 0) {
-    const created = await createApiToken(pool, { name: 'first-start admin', role: 'admin' });
+  if (made.adminToken) {
     say('');
     say('Admin API token (shown once; store it now, revoke it with `backstop token revoke ID`):');
-    say(`  ${created.token}`);
+    say(`  ${made.adminToken}`);
     say('');
   }
 }

@@ -1,9 +1,14 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { assertRepository, createGithubRunnerToken, listGithubRunnerTokens, revokeGithubRunnerToken } from '../../db/githubRunnerTokens.ts';
-import { apiTokenRoles, assertRole, assertTokenName, createApiToken, listApiTokens, revokeApiToken } from '../../db/tokens.ts';
+import { apiTokenRoles, createApiToken } from '../../operations/createApiToken.ts';
+import { createGithubRunnerToken } from '../../operations/createGithubRunnerToken.ts';
+import { listTokens } from '../../operations/listTokens.ts';
+import { revokeToken } from '../../operations/revokeToken.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
+import { sayingFlags } from './targetOptions.ts';
+
+const tokenFlags = { name: '--name', role: '--role', repository: '--github' };
 
 export function registerTokenCommands(program: Command, context: () => CommandContext): void {
   const token = program.command('token').description('Manage API tokens and GitHub runner tokens for `backstop server` (stored as SHA-256 hashes).');
@@ -25,12 +30,8 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
           'Pass either --role ROLE (an API token) or --github OWNER/REPO (a GitHub runner token for that repository\'s BACKSTOP_RUNNER_TOKEN secret).',
         );
       }
-      assertTokenName(options.name);
-      if (options.role !== undefined) assertRole(options.role);
-      if (options.github !== undefined) assertRepository(options.github);
-      const { pool } = await ctx.catalog();
       if (options.github !== undefined) {
-        const created = await createGithubRunnerToken(pool, { name: options.name, repository: options.github });
+        const created = await sayingFlags(tokenFlags, () => createGithubRunnerToken(ctx.db, { name: options.name, repository: options.github! }));
         if (options.json) printJson(created);
         else {
           process.stdout.write(`${created.token}\n`);
@@ -40,7 +41,7 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
         }
         return;
       }
-      const created = await createApiToken(pool, { name: options.name, role: options.role as (typeof apiTokenRoles)[number] });
+      const created = await sayingFlags(tokenFlags, () => createApiToken(ctx.db, { name: options.name, role: options.role as (typeof apiTokenRoles)[number] }));
       if (options.json) printJson(created);
       else {
         process.stdout.write(`${created.token}\n`);
@@ -53,9 +54,7 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }) => {
       const ctx = context();
-      const { pool } = await ctx.catalog();
-      const tokens = await listApiTokens(pool);
-      const runners = await listGithubRunnerTokens(pool);
+      const { apiTokens: tokens, githubRunnerTokens: runners } = await listTokens(ctx.db);
       if (options.json) printJson(runners.length > 0 ? [...tokens, ...runners.map((runner) => ({ ...runner, role: 'github-runner' }))] : tokens);
       else if (tokens.length === 0 && runners.length === 0) process.stdout.write('No API tokens yet. Create one with `backstop token create --name NAME --role admin`.\n');
       else {
@@ -74,10 +73,8 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
     .option('--json', 'print the revoked token as JSON')
     .action(async (id: string, options: { json?: boolean }) => {
       const ctx = context();
-      const { pool } = await ctx.catalog();
-      const runner = await revokeGithubRunnerToken(pool, id);
-      const revoked = runner ?? (await revokeApiToken(pool, id));
-      if (options.json) printJson(runner ? { ...runner, role: 'github-runner' } : revoked);
-      else process.stdout.write(`Token ${revoked.id} ("${revoked.name}") revoked.\n`);
+      const revoked = await revokeToken(ctx.db, id, { githubRunnerTokens: true });
+      if (options.json) printJson(revoked.kind === 'github-runner' ? { ...revoked.token, role: 'github-runner' } : revoked.token);
+      else process.stdout.write(`Token ${revoked.token.id} ("${revoked.token.name}") revoked.\n`);
     });
 }

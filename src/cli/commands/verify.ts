@@ -1,15 +1,13 @@
 import type { Command } from 'commander';
 import { BackstopError, isBackstopError } from '../../core/errors.ts';
-import { claimRunById } from '../../db/runLeases.ts';
-import { createRun, getRun } from '../../db/runRecords.ts';
-import { assertDrillCanDecrypt } from '../../operations/runCapabilities.ts';
-import { readRunManifest } from '../../pipeline/readRunManifest.ts';
-import { openStore } from '../../storage/openStore.ts';
+import { claimRun } from '../../operations/claimRun.ts';
+import { queueDrill } from '../../operations/queueDrill.ts';
+import { resolveRunId } from '../../operations/resolveRunId.ts';
+import { parseIdentities } from '../../pipeline/age.ts';
 import type { CommandContext } from '../context.ts';
-import { runInForeground } from './runInForeground.ts';
-import { resolveRunId } from '../runIdArgument.ts';
 import { warn } from '../output.ts';
 import { readIdentityFile } from './restore.ts';
+import { runInForeground } from './runInForeground.ts';
 
 export function registerVerifyCommand(program: Command, context: () => CommandContext): void {
   program
@@ -22,36 +20,12 @@ export function registerVerifyCommand(program: Command, context: () => CommandCo
     .action(async (input: string, options: { checksums?: boolean; identity?: string; json?: boolean }) => {
       const ctx = context();
       // A missing or unreadable identity file is said now, not by a drill that fails later.
-      if (options.identity) await readIdentityFile(options.identity);
-      const { pool } = await ctx.catalog();
-      const runId = await resolveRunId(pool, input);
-      const subject = await getRun(pool, runId);
-      if (subject.kind !== 'backup' || subject.status !== 'succeeded' || !subject.artifact) {
-        throw new BackstopError(
-          'INVALID_INPUT',
-          `Run ${runId} is ${subject.kind === 'backup' ? subject.status : 'a verification'}; only a succeeded backup can be verified. List them with \`backstop runs --status succeeded\`.`,
-        );
-      }
-      if (options.checksums || options.identity) {
-        const store = await openStore(subject.artifact.storeUrl);
-        try {
-          const { manifest } = await readRunManifest(store, { ...subject, artifact: subject.artifact });
-          if (options.identity && !manifest.encryption) warn(`--identity ${options.identity} is not needed: backup ${runId} is not encrypted; it was ignored.`);
-          if (options.checksums && manifest.tables.some((table) => table.checksum === undefined)) {
-            throw new BackstopError(
-              'INVALID_INPUT',
-              `Backup ${runId} recorded no per-table checksums. Enable them on the target for future backups, or verify without --checksums.`,
-            );
-          }
-        } finally {
-          await store.close();
-        }
-      }
+      if (options.identity) parseIdentities(await readIdentityFile(options.identity));
+      const runId = await resolveRunId(ctx.db, input);
       const config = options.identity ? { ...ctx.config, identityFile: options.identity } : ctx.config;
-      // The API's rule: a drill that could not decrypt is refused before it is recorded (a
-      // failed drill would mark the target failing for want of a key).
+      let queued: Awaited<ReturnType<typeof queueDrill>>;
       try {
-        await assertDrillCanDecrypt(config, { ...subject, artifact: subject.artifact });
+        queued = await queueDrill(ctx.db, config, { runId, requireChecksums: options.checksums, readManifest: options.identity !== undefined }, { trigger: 'cli' });
       } catch (error) {
         if (!isBackstopError(error, 'IDENTITY_REQUIRED')) throw error;
         throw new BackstopError(
@@ -59,14 +33,10 @@ export function registerVerifyCommand(program: Command, context: () => CommandCo
           `Backup ${runId} is encrypted, and no identity at hand decrypts it (${error.message}). Pass --identity FILE (or set BACKSTOP_IDENTITY_FILE) with the identity of one of its recipients; no drill was recorded.`,
         );
       }
-      const run = await createRun(pool, {
-        targetId: subject.targetId,
-        trigger: 'cli',
-        runDeadlineMs: ctx.config.runDeadlineMs,
-        kind: 'verify',
-        subjectRunId: subject.id,
-      });
-      const claimed = await claimRunById(pool, run.id, { leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `verify:${process.pid}` });
+      const { run: drill, encrypted } = queued;
+      if (options.identity && encrypted === false) warn(`--identity ${options.identity} is not needed: backup ${runId} is not encrypted; it was ignored.`);
+      // The drill runs here, in the foreground, rather than waiting for a worker.
+      const claimed = await claimRun(ctx.db, ctx.config, drill.id, `verify:${process.pid}`);
       await runInForeground({ ...ctx, config }, claimed, { json: options.json });
     });
 }

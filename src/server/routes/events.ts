@@ -1,11 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { latestEventId, listEventsAfter } from '../../db/runEventFeed.ts';
+import { newestEventId, readEventFeed } from '../../operations/readEventFeed.ts';
 import type { ServerContext } from '../context.ts';
 import { eventFeedHeaders } from '../requestSchemas.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
 import { feedEventJson } from '../runEventStream.ts';
-
-const JSON_PAGE = 500;
 
 const feedEvent = {
   allOf: [
@@ -55,13 +53,10 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ServerContext): v
     async (request, reply) => {
       const header = request.headers['last-event-id'];
       if (!(request.headers.accept ?? '').includes('text/event-stream')) {
-        const afterId = Number(header ?? 0);
-        const events = await listEventsAfter(ctx.pool, afterId, JSON_PAGE, 0);
-        return reply
-          .type('application/json; charset=utf-8')
-          .send({ items: events.map(feedEventJson), lastEventId: events.at(-1)?.id ?? afterId });
+        const { events, lastEventId } = await readEventFeed(ctx.pool, Number(header ?? 0));
+        return reply.type('application/json; charset=utf-8').send({ items: events.map(feedEventJson), lastEventId });
       }
-      ctx.streams.openFeed(request, reply, header === undefined ? await latestEventId(ctx.pool) : Number(header));
+      ctx.streams.openFeed(request, reply, header === undefined ? await newestEventId(ctx.pool) : Number(header));
       return reply;
     },
   );

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { runStatuses } from '../../core/runState.ts';
-import { assessTargetHealth } from '../../core/targetHealth.ts';
-import { databaseNow } from '../../db/retention.ts';
-import { listBackupHistory, listTargetActivity } from '../../db/targetActivity.ts';
-import { getTarget } from '../../db/targets.ts';
+import { backupHistory, backupHistoryQuery, type BackupHistoryQuery } from '../../operations/backupHistory.ts';
+import { overview } from '../../operations/overview.ts';
+import { runKinds } from '../../operations/runRecord.ts';
 import type { ServerContext } from '../context.ts';
-import { historyQuery, targetParams } from '../requestSchemas.ts';
-import { errorResponses, nullable, runKinds, runProgressView, uuid } from '../responseSchemas.ts';
+import { targetParams } from '../requestSchemas.ts';
+import { zodBody, zodJsonSchema } from '../validation.ts';
+import { errorResponses, nullable, runProgressView, uuid } from '../responseSchemas.ts';
 
 const dateTime = { type: 'string', format: 'date-time' } as const;
 const nullableDateTime = { type: ['string', 'null'], format: 'date-time' } as const;
@@ -81,37 +81,10 @@ export function registerOverviewRoutes(app: FastifyInstance, ctx: ServerContext)
         },
       },
     },
-    async () => {
-      const [now, targets] = await Promise.all([databaseNow(ctx.pool), listTargetActivity(ctx.pool)]);
-      const items = targets.map((target) => {
-        const newestGoodBackupAt = target.newestBackup?.finishedAt ? Date.parse(target.newestBackup.finishedAt) : null;
-        const assessed = assessTargetHealth({
-          now,
-          createdAt: Date.parse(target.createdAt),
-          schedule: target.schedule,
-          lastFinishedBackup: target.lastFinishedRun ? { status: target.lastFinishedRun.status, errorCode: target.lastFinishedRun.error?.code ?? null } : null,
-          newestGoodBackupAt,
-          lastVerification: target.lastVerification,
-        });
-        return {
-          name: target.name,
-          health: assessed.health,
-          healthReason: assessed.reason,
-          schedule: target.schedule,
-          executor: target.executor,
-          nextScheduledAt: assessed.nextScheduledAt === null ? null : new Date(assessed.nextScheduledAt).toISOString(),
-          lastRun: target.lastRun,
-          activeRun: target.activeRun,
-          newestBackup: target.newestBackup,
-          newestBackupAgeSeconds: newestGoodBackupAt === null ? null : Math.max(0, (now - newestGoodBackupAt) / 1000),
-          lastVerification: target.lastVerification,
-        };
-      });
-      return { now: new Date(now).toISOString(), items };
-    },
+    async () => overview(ctx.pool),
   );
 
-  app.get<{ Params: { name: string }; Querystring: { limit: number } }>(
+  app.get<{ Params: { name: string }; Querystring: BackupHistoryQuery }>(
     '/api/v1/targets/:name/history',
     {
       config: { access: 'viewer' },
@@ -120,16 +93,13 @@ export function registerOverviewRoutes(app: FastifyInstance, ctx: ServerContext)
         summary: 'Size and duration of a target’s finished backups, oldest first',
         description: 'The newest `limit` finished backup runs (any outcome), for charts.',
         params: targetParams,
-        querystring: historyQuery,
+        querystring: zodJsonSchema(backupHistoryQuery),
         response: {
           200: { type: 'object', required: ['target', 'items'], properties: { target: { type: 'string' }, items: { type: 'array', items: historyPoint } } },
           ...errorResponses,
         },
       },
     },
-    async (request) => {
-      const target = await getTarget(ctx.pool, request.params.name);
-      return { target: target.name, items: await listBackupHistory(ctx.pool, target.id, request.query.limit) };
-    },
+    async (request) => backupHistory(ctx.pool, request.params.name, request.query),
   );
 }

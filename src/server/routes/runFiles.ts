@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { openBackupFile } from '../../operations/openBackupFile.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
-import { ARTIFACT_FILE_NAME_PATTERN, errorResponses, uuid } from '../responseSchemas.ts';
+import { ARTIFACT_FILE_NAME } from '../../operations/reportedArtifact.ts';
+import { errorResponses, uuid } from '../responseSchemas.ts';
 
 /** `filename*` (RFC 6266/8187) for any name, and a plain ASCII `filename` for old clients. */
 function contentDisposition(fileName: string): string {
@@ -25,7 +26,7 @@ export function registerRunFileRoutes(app: FastifyInstance, ctx: ServerContext):
           type: 'object',
           required: ['id', '*'],
           additionalProperties: false,
-          properties: { id: { ...uuid, description: 'Run id.' }, '*': { type: 'string', minLength: 1, maxLength: 1024, pattern: ARTIFACT_FILE_NAME_PATTERN, description: "The file's name as the manifest lists it." } },
+          properties: { id: { ...uuid, description: 'Run id.' }, '*': { type: 'string', minLength: 1, maxLength: 1024, pattern: ARTIFACT_FILE_NAME.source, description: "The file's name as the manifest lists it." } },
         },
         response: { 200: { description: "The file's bytes", content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, ...errorResponses },
       },

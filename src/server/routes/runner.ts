@@ -1,20 +1,16 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { finalizeReportedRun } from '../../control/finalizeReportedRun.ts';
-import { reportJobStatus, type JobStatus } from '../../control/jobReport.ts';
-import { BackstopError } from '../../core/errors.ts';
-import type { RunnerOutcome } from '../../core/runState.ts';
-import { parseHeartbeatProgress, parseRunProgress, runProgressSchema } from '../../core/runProgress.ts';
-import { withTransaction } from '../../db/pool.ts';
-import type { Artifact } from '../../core/artifact.ts';
-import { appendRunnerEvent } from '../../db/runEvents.ts';
-import { claimRunById, releaseRun, renewLease } from '../../db/runLeases.ts';
-import { previousBackupBytes, reportRunProgress } from '../../db/runProgress.ts';
-import { getRun } from '../../db/runRecords.ts';
-import { getTargetWithSecret } from '../../db/targets.ts';
-import { issueRunnerToken } from '../../db/tokens.ts';
+import { claimForRunner, claimRequest, type ClaimRequest } from '../../operations/claimForRunner.ts';
+import { finalizeInputOf, finalizeRequest, type FinalizeRequest } from '../../operations/finalizeRequest.ts';
+import { handBack, handBackRequest, type HandBackRequest } from '../../operations/handBack.ts';
+import { heartbeat, heartbeatRequest, type HeartbeatRequest } from '../../operations/heartbeat.ts';
+import { recordRunnerEvent, runnerEventRequest, type RunnerEventRequest } from '../../operations/recordRunnerEvent.ts';
+import { progressRequest, reportProgress, type ProgressRequest } from '../../operations/reportProgress.ts';
+import { jobReportRequest, reportJobStatus, type JobReportRequest } from '../../operations/reportJobStatus.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
-import { claimBody, finalizeBody, heartbeatBody, jobReportBody, progressBody, releaseBody, runParams, runnerEventBody } from '../requestSchemas.ts';
+import { runParams } from '../requestSchemas.ts';
+import { zodBody, zodJsonSchema } from '../validation.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
 
 /**
@@ -28,24 +24,13 @@ const tags = ['runner'];
 /** A finalize body's largest size: an artifact of 100,000 files at about 300 bytes each fits. */
 const FINALIZE_BODY_LIMIT = 32 * 1024 * 1024;
 const runnerRoute = { access: 'operator', runner: true } as const;
-/** Written by the transitions themselves; a runner must not be able to fake one. */
-const lifecycleEventKinds = new Set(['created', 'claimed', 'finished', 'released', 'cancel_requested', 'reaped', 'requeued']);
-
-/** Zero rows updated: either the run does not exist (404) or this lease no longer holds it (409). */
-async function leaseLost(ctx: ServerContext, runId: string): Promise<never> {
-  const run = await getRun(ctx.pool, runId);
-  throw new BackstopError(
-    'LEASE_LOST',
-    `Run ${runId} is no longer held by this lease (it is ${run.status}, attempt ${run.attempt}). Stop working on it: its outcome is decided elsewhere.`,
-  );
-}
-
-function runnerName(request: FastifyRequest, claimedBy: string | undefined): string {
-  return claimedBy ?? `remote ${actorOf(request)} from ${request.ip}`;
+/** Who claimed, when the runner does not say: the token's holder and address. */
+function runnerName(request: FastifyRequest): string {
+  return `remote ${actorOf(request)} from ${request.ip}`;
 }
 
 export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post<{ Params: { id: string }; Body: { claimedBy?: string } }>(
+  app.post<{ Params: { id: string }; Body: ClaimRequest }>(
     '/api/v1/runs/:id/claim',
     {
       config: { ...runnerRoute, githubRunner: true, optionalBody: true },
@@ -57,7 +42,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
           "`target` says where to store and how to dump, never the database URL. Claimed with a GitHub runner token (only a run dispatched to its repository), the answer carries `runnerToken`, the run's own token: use it for every later call. " +
           'Verification drills run on workers, never here.',
         params: runParams,
-        body: claimBody,
+        body: zodBody(claimRequest),
         response: {
           200: {
             type: 'object',
@@ -82,49 +67,14 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
       },
     },
     async (request) => {
-      const principal = request.principal;
-      const run = await getRun(ctx.pool, request.params.id);
-      if (run.kind !== 'backup') {
-        throw new BackstopError(
-          'RUN_NOT_CLAIMABLE',
-          `Run ${run.id} is a verification drill: drills restore into a scratch database next to the catalog and run on Backstop workers (\`backstop worker\`), not over HTTP.`,
-        );
-      }
-      const byGithub = principal?.kind === 'github';
-      if (byGithub && run.status === 'queued') {
-        throw new BackstopError('RUN_NOT_CLAIMABLE', `Run ${run.id} is queued, not dispatched: a GitHub job may only claim the run Backstop dispatched to it.`);
-      }
-      const options = {
-        leaseTtlMs: ctx.config.leaseTtlMs,
-        claimedBy: runnerName(request, request.body?.claimedBy),
-        // A repository's token takes only what Backstop handed to GitHub, checked in the claim itself.
-        fromStatuses: byGithub ? (['dispatched'] as Array<'dispatched'>) : undefined,
-      };
-      // The claim and the run's own token commit together: a job never holds a lease it cannot use.
-      const { claimed, runnerToken } = byGithub
-        ? await withTransaction(ctx.pool, async (client) => {
-            const claimed = await claimRunById(client, run.id, options);
-            return { claimed, runnerToken: await issueRunnerToken(client, run.id) };
-          })
-        : { claimed: await claimRunById(ctx.pool, run.id, options), runnerToken: undefined };
-      const target = await getTargetWithSecret(ctx.pool, claimed.targetId);
-      if (byGithub) request.log.info({ runId: run.id, by: actorOf(request) }, 'run claimed by a GitHub job');
-      return {
-        leaseId: claimed.leaseId,
-        leaseTtlMs: Math.round(ctx.config.leaseTtlMs),
-        heartbeatIntervalMs: Math.round(ctx.config.heartbeatIntervalMs),
-        leaseExpiresAt: claimed.leaseExpiresAt!,
-        deadlineAt: claimed.deadlineAt,
-        run: claimed,
-        // An allow-list, so a secret added to targets later cannot leak through here.
-        target: { id: target.id, name: target.name, storeUrl: target.storeUrl, options: target.options },
-        previousBackupBytes: await previousBackupBytes(ctx.pool, claimed.targetId),
-        ...(runnerToken ? { runnerToken } : {}),
-      };
+      const byGithub = request.principal?.kind === 'github';
+      const claim = await claimForRunner(ctx.pool, ctx.config, request.params.id, request.body, { byGithub, defaultName: runnerName(request) });
+      if (byGithub) request.log.info({ runId: claim.run.id, by: actorOf(request) }, 'run claimed by a GitHub job');
+      return claim;
     },
   );
 
-  app.post<{ Params: { id: string }; Body: { leaseId: string; progress?: Record<string, unknown> | null } }>(
+  app.post<{ Params: { id: string }; Body: HeartbeatRequest }>(
     '/api/v1/runs/:id/heartbeat',
     {
       config: runnerRoute,
@@ -133,7 +83,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         summary: 'Extend the lease and report progress',
         description: '409 LEASE_LOST means the run was reaped, finished or claimed again: stop at once. `cancelRequested` asks the runner to stop and finalize as cancelled.',
         params: runParams,
-        body: heartbeatBody,
+        body: zodBody(heartbeatRequest),
         response: {
           200: {
             type: 'object',
@@ -144,19 +94,10 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         },
       },
     },
-    async (request) => {
-      const state = await renewLease(ctx.pool, {
-        runId: request.params.id,
-        leaseId: request.body.leaseId,
-        leaseTtlMs: ctx.config.leaseTtlMs,
-        // A heartbeat is never refused for its progress: the lease matters more.
-        progress: parseHeartbeatProgress(request.body.progress),
-      });
-      return state ?? leaseLost(ctx, request.params.id);
-    },
+    async (request) => heartbeat(ctx.pool, ctx.config, request.params.id, request.body),
   );
 
-  app.post<{ Params: { id: string }; Body: { leaseId: string; progress: unknown } }>(
+  app.post<{ Params: { id: string }; Body: ProgressRequest }>(
     '/api/v1/runs/:id/progress',
     {
       config: runnerRoute,
@@ -166,25 +107,17 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         description:
           'About once a second while bytes move: the run (and its event stream) shows it at once, where a heartbeat comes every third of the lease. Leaves the lease alone. 409 LEASE_LOST when this lease no longer holds the run.',
         params: runParams,
-        body: progressBody,
+        body: zodBody(progressRequest),
         response: { 204: { type: 'null', description: 'Recorded.' }, ...errorResponses },
       },
     },
     async (request, reply) => {
-      const progress = runProgressSchema.safeParse(request.body.progress);
-      if (!progress.success) {
-        throw new BackstopError('INVALID_INPUT', `The progress is not in the shape this server takes (${progress.error.issues[0]?.path.join('.') || 'progress'}: ${progress.error.issues[0]?.message}). Update the runner to this server's version.`);
-      }
-      const recorded = await reportRunProgress(ctx.pool, { runId: request.params.id, leaseId: request.body.leaseId, progress: progress.data });
-      if (!recorded) await leaseLost(ctx, request.params.id);
+      await reportProgress(ctx.pool, request.params.id, request.body);
       return reply.code(204).send();
     },
   );
 
-  app.post<{
-    Params: { id: string };
-    Body: { leaseId: string; outcome: RunnerOutcome; error?: { code: string; message: string } | null; artifact?: Artifact | null; progress?: unknown };
-  }>(
+  app.post<{ Params: { id: string }; Body: FinalizeRequest }>(
     '/api/v1/runs/:id/finalize',
     {
       // A lost answer is retried with the same lease, after the run ended too.
@@ -199,24 +132,14 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
           "A backup reported `succeeded` is read back from its target's store first: the artifact must be in the target's store under the prefix of this run and attempt, with the manifest, files, sizes and SHA-256 reported. " +
           'Anything else is 422 ARTIFACT_REJECTED, and the attempt is recorded as failed with the reason.',
         params: runParams,
-        body: finalizeBody,
+        body: zodJsonSchema(finalizeRequest),
         response: { 200: ref('Run'), ...errorResponses },
       },
     },
-    async (request) => {
-      const { leaseId, outcome, error, artifact, progress } = request.body;
-      return finalizeReportedRun(ctx.pool, {
-        runId: request.params.id,
-        leaseId,
-        outcome,
-        error: outcome === 'succeeded' ? null : (error ?? null),
-        artifact: outcome === 'succeeded' ? (artifact ?? null) : null,
-        progress: parseRunProgress(progress),
-      });
-    },
+    async (request) => finalizeReportedRun(ctx.pool, finalizeInputOf(request.params.id, request.body)),
   );
 
-  app.post<{ Params: { id: string }; Body: { leaseId: string; kind: string; message: string; data?: Record<string, unknown> } }>(
+  app.post<{ Params: { id: string }; Body: RunnerEventRequest }>(
     '/api/v1/runs/:id/events',
     {
       config: runnerRoute,
@@ -225,22 +148,17 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         summary: 'Record an event of the run',
         description: 'Accepted only while the lease holds.',
         params: runParams,
-        body: runnerEventBody,
+        body: zodBody(runnerEventRequest),
         response: { 204: { type: 'null', description: 'Recorded.' }, ...errorResponses },
       },
     },
     async (request, reply) => {
-      const { leaseId, kind, message, data } = request.body;
-      if (lifecycleEventKinds.has(kind)) {
-        throw new BackstopError('INVALID_INPUT', `Event kind "${kind}" is recorded by the catalog itself with each transition; pick another kind.`);
-      }
-      const recorded = await appendRunnerEvent(ctx.pool, { runId: request.params.id, leaseId, kind, message, data });
-      if (!recorded) await leaseLost(ctx, request.params.id);
+      await recordRunnerEvent(ctx.pool, request.params.id, request.body);
       return reply.code(204).send();
     },
   );
 
-  app.post<{ Params: { id: string }; Body: { leaseId: string; reason: string } }>(
+  app.post<{ Params: { id: string }; Body: HandBackRequest }>(
     '/api/v1/runs/:id/release',
     {
       config: runnerRoute,
@@ -249,19 +167,14 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         summary: 'Hand the run back to the queue',
         description: 'For a runner shutting down before it could finish: the run is queued again for another runner. 409 LEASE_LOST when this lease no longer holds it.',
         params: runParams,
-        body: releaseBody,
+        body: zodBody(handBackRequest),
         response: { 200: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['queued'] } } }, ...errorResponses },
       },
     },
-    async (request) => {
-      const { leaseId, reason } = request.body;
-      const released = await releaseRun(ctx.pool, { runId: request.params.id, leaseId, reason: `${reason} (${actorOf(request)})` });
-      if (!released) await leaseLost(ctx, request.params.id);
-      return { status: 'queued' };
-    },
+    async (request) => handBack(ctx.pool, request.params.id, request.body, actorOf(request)),
   );
 
-  app.post<{ Params: { id: string }; Body: { jobStatus: JobStatus } }>(
+  app.post<{ Params: { id: string }; Body: JobReportRequest }>(
     '/api/v1/runs/:id/report',
     {
       // The job's last step runs after the run step ended the run, and must find it ended.
@@ -272,7 +185,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
         description:
           "A CI job's last, `if: always()` step (`backstop report`). A finished run is left as it is (`ended: false`). Otherwise the job is over, so no runner can still hold the run: it ends at once, `cancelled` for a cancelled job and `failed` otherwise, with EXECUTOR_ENDED.",
         params: runParams,
-        body: jobReportBody,
+        body: zodBody(jobReportRequest),
         response: {
           200: { type: 'object', required: ['ended', 'run'], properties: { ended: { type: 'boolean' }, run: ref('Run') } },
           ...errorResponses,
@@ -280,7 +193,7 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
       },
     },
     async (request) => {
-      const result = await reportJobStatus(ctx.pool, request.params.id, request.body.jobStatus);
+      const result = await reportJobStatus(ctx.pool, request.params.id, request.body);
       if (result.ended) request.log.warn({ runId: request.params.id, jobStatus: request.body.jobStatus, by: actorOf(request) }, 'a CI job ended without the run step recording an outcome');
       return result;
     },

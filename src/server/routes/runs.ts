@@ -1,30 +1,22 @@
 import type { FastifyInstance } from 'fastify';
-import { BackstopError } from '../../core/errors.ts';
 import { isLiveProgress } from '../../core/runProgress.ts';
-import { isTerminal, type RunStatus } from '../../core/runState.ts';
-import { listRunEvents } from '../../db/runEvents.ts';
-import { listRunsPage } from '../../db/runListing.ts';
-import { createRun, getRun, requestCancel, type RunKind } from '../../db/runRecords.ts';
-import { getTarget } from '../../db/targets.ts';
-import { issueRunnerToken } from '../../db/tokens.ts';
+import { isTerminal } from '../../core/runState.ts';
+import { cancelRun } from '../../operations/cancelRun.ts';
+import { issueRunnerToken } from '../../operations/issueRunnerToken.ts';
+import { listRunEvents } from '../../operations/listRunEvents.ts';
+import { listRuns, runListQuery, type RunListQuery } from '../../operations/listRuns.ts';
+import { showArtifacts } from '../../operations/showArtifacts.ts';
+import { showRun } from '../../operations/showRun.ts';
+import { triggerBackup, triggerRequest, type TriggerRequest } from '../../operations/triggerBackup.ts';
 import { runActionsFor } from '../../operations/runCapabilities.ts';
 import { actorOf, roleOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
-import { decodeRunCursor, encodeRunCursor } from '../runCursor.ts';
-import { eventJson } from '../runEventStream.ts';
-import { runCreateBody, runListQuery, runParams } from '../requestSchemas.ts';
+import { runParams } from '../requestSchemas.ts';
+import { zodBody, zodJsonSchema } from '../validation.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
+import { eventJson } from '../runEventStream.ts';
 
 const tags = ['runs'];
-
-interface RunListQuery {
-  target?: string;
-  status?: RunStatus;
-  kind?: RunKind;
-  limit: number;
-  cursor?: string;
-  offset?: number;
-}
 
 const runPage = {
   type: 'object',
@@ -44,26 +36,14 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
         tags,
         summary: 'List runs, newest first',
         description: 'Filter by target, status and kind; page with `cursor` (stable) or `offset`.',
-        querystring: runListQuery,
+        querystring: zodJsonSchema(runListQuery),
         response: { 200: runPage, ...errorResponses },
       },
     },
-    async (request) => {
-      const { target, status, kind, limit, cursor, offset } = request.query;
-      if (cursor !== undefined && offset !== undefined) {
-        throw new BackstopError('INVALID_INPUT', 'Pass either cursor or offset, not both.');
-      }
-      if (target !== undefined) await getTarget(ctx.pool, target);
-      const after = cursor === undefined ? undefined : decodeRunCursor(cursor);
-      // One more than asked tells whether there is a next page without a count.
-      const { runs, positions } = await listRunsPage(ctx.pool, { targetName: target, status, kind, limit: limit + 1, after, offset });
-      const hasMore = runs.length > limit;
-      const last = positions[limit - 1];
-      return { items: runs.slice(0, limit), nextCursor: hasMore && last ? encodeRunCursor(last) : null };
-    },
+    async (request) => listRuns(ctx.pool, request.query),
   );
 
-  app.post<{ Body: { target: string } }>(
+  app.post<{ Body: TriggerRequest }>(
     '/api/v1/runs',
     {
       config: { access: 'operator' },
@@ -71,14 +51,13 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
         tags,
         summary: 'Trigger a backup',
         description: 'Queues a run of the target; a worker (or a runner holding a runner token) executes it.',
-        body: runCreateBody,
+        body: zodBody(triggerRequest),
         response: { 201: ref('Run'), ...errorResponses },
       },
     },
     async (request, reply) => {
-      const target = await getTarget(ctx.pool, request.body.target);
-      const run = await createRun(ctx.pool, { targetId: target.id, trigger: 'api', runDeadlineMs: ctx.config.runDeadlineMs });
-      request.log.info({ runId: run.id, target: target.name, by: actorOf(request) }, 'run triggered');
+      const run = await triggerBackup(ctx.pool, ctx.config, request.body, { trigger: 'api' });
+      request.log.info({ runId: run.id, target: run.targetName, by: actorOf(request) }, 'run triggered');
       return reply.code(201).send(run);
     },
   );
@@ -90,7 +69,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
       schema: { tags, summary: 'Show a run', params: runParams, response: { 200: ref('Run'), ...errorResponses } },
     },
     async (request) => {
-      const run = await getRun(ctx.pool, request.params.id);
+      const run = await showRun(ctx.pool, request.params.id);
       return { ...run, actions: await runActionsFor(ctx.pool, ctx.config, run, roleOf(request)) };
     },
   );
@@ -107,7 +86,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
         response: { 200: ref('Run'), ...errorResponses },
       },
     },
-    async (request) => requestCancel(ctx.pool, request.params.id, `Cancelled on request (API, ${actorOf(request)}).`),
+    async (request) => cancelRun(ctx.pool, request.params.id, `API, ${actorOf(request)}`),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -136,15 +115,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
         },
       },
     },
-    async (request) => {
-      const run = await getRun(ctx.pool, request.params.id);
-      if (!run.artifact) {
-        throw new BackstopError('NOT_FOUND', `Run ${run.id} has no backup (it is ${run.status}${run.kind === 'verify' ? ', a verification drill' : ''}).`);
-      }
-      const { storeUrl, prefix, files, manifest } = run.artifact;
-      const totalBytes = files.reduce((sum, file) => sum + file.size, manifest.size);
-      return { runId: run.id, storeUrl, prefix, files, manifest, totalBytes };
-    },
+    async (request) => showArtifacts(ctx.pool, request.params.id),
   );
 
   app.get<{ Params: { id: string }; Headers: { 'last-event-id'?: string } }>(
@@ -175,13 +146,12 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
       },
     },
     async (request, reply) => {
-      const run = await getRun(ctx.pool, request.params.id);
       const afterId = Number(request.headers['last-event-id'] ?? 0);
+      const { run, events } = await listRunEvents(ctx.pool, request.params.id, afterId);
       if (!(request.headers.accept ?? '').includes('text/event-stream')) {
-        const events = await listRunEvents(ctx.pool, run.id, afterId);
         return reply.type('application/json; charset=utf-8').send({ items: events.map(eventJson) });
       }
-      if (isTerminal(run.status) && !isLiveProgress(run.progress, false) && (await listRunEvents(ctx.pool, run.id, afterId)).length === 0) {
+      if (isTerminal(run.status) && !isLiveProgress(run.progress, false) && events.length === 0) {
         return reply.code(204).send();
       }
       ctx.streams.open(request, reply, run.id, afterId);
@@ -206,16 +176,9 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
       },
     },
     async (request, reply) => {
-      const run = await getRun(ctx.pool, request.params.id);
-      if (isTerminal(run.status)) {
-        throw new BackstopError('RUN_ALREADY_TERMINAL', `Run ${run.id} already finished as ${run.status}; trigger a new run instead.`);
-      }
-      if (run.status !== 'queued' && run.status !== 'dispatched') {
-        throw new BackstopError('RUN_NOT_CLAIMABLE', `Run ${run.id} is ${run.status}: it is already being executed.`);
-      }
-      const token = await issueRunnerToken(ctx.pool, run.id);
-      request.log.info({ runId: run.id, by: actorOf(request) }, 'runner token issued');
-      return reply.code(201).send({ runId: run.id, token });
+      const issued = await issueRunnerToken(ctx.pool, request.params.id);
+      request.log.info({ runId: issued.runId, by: actorOf(request) }, 'runner token issued');
+      return reply.code(201).send(issued);
     },
   );
 }

@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { BackstopError } from '../../core/errors.ts';
-import { apiTokenRoles, createApiToken, listApiTokens, revokeApiToken, type ApiTokenRole } from '../../db/tokens.ts';
+import { apiTokenRequest, apiTokenRoles, createApiToken, type ApiTokenRequest } from '../../operations/createApiToken.ts';
+import { listTokens } from '../../operations/listTokens.ts';
+import { revokeToken } from '../../operations/revokeToken.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
-import { tokenCreateBody, tokenParams } from '../requestSchemas.ts';
+import { tokenParams } from '../requestSchemas.ts';
+import { zodBody, zodJsonSchema } from '../validation.ts';
 import { apiTokenSchema, errorResponses, ref } from '../responseSchemas.ts';
 
 const tags = ['tokens'];
@@ -44,10 +47,10 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
         response: { 200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: ref('ApiToken') } } }, ...errorResponses },
       },
     },
-    async () => ({ items: await listApiTokens(ctx.pool) }),
+    async () => ({ items: (await listTokens(ctx.pool)).apiTokens }),
   );
 
-  app.post<{ Body: { name: string; role: ApiTokenRole } }>(
+  app.post<{ Body: ApiTokenRequest }>(
     '/api/v1/tokens',
     {
       config: { access: 'admin' },
@@ -55,7 +58,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
         tags,
         summary: 'Create an API token',
         description: 'The token is in this response only; the catalog keeps its SHA-256.',
-        body: tokenCreateBody,
+        body: zodBody(apiTokenRequest),
         response: {
           201: {
             type: 'object',
@@ -86,9 +89,9 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
       },
     },
     async (request) => {
-      const revoked = await revokeApiToken(ctx.pool, request.params.id);
-      request.log.info({ tokenId: revoked.id, by: actorOf(request) }, 'API token revoked');
-      return revoked;
+      const { token } = await revokeToken(ctx.pool, request.params.id, { githubRunnerTokens: false });
+      request.log.info({ tokenId: token.id, by: actorOf(request) }, 'API token revoked');
+      return token;
     },
   );
 }

@@ -3,7 +3,7 @@ import { createProgressMeter, PROGRESS_REPORT_MS, type ProgressReading, type Rep
 import type { Queryable } from '../db/pool.ts';
 import { endRestoreProgress, startRestoreProgress, updateRestoreProgress } from '../db/runProgress.ts';
 import type { RestoreProgress } from '../pipeline/restoreInput.ts';
-import { restoreReading } from '../runner/progressReadings.ts';
+import { restoreReading } from '../pipeline/progressReadings.ts';
 
 export interface RestoreProgressTracker {
   /** For restoreArtifact's onProgress. */

@@ -1,28 +1,47 @@
+import type pg from 'pg';
 import type { Logger } from 'pino';
-import pg from 'pg';
 import type { Config } from '../core/config.ts';
 import { parseDatabaseUrl } from '../core/databaseUrl.ts';
+import { createDatabaseIfMissing } from '../db/createDatabaseIfMissing.ts';
 import { ensureEmbeddedPostgres, type EmbeddedInstance } from '../db/embeddedPostgres.ts';
 import { migrate } from '../db/migrate.ts';
-import { connectionError, pgErrorCode, pgErrorCodes } from '../core/pgErrors.ts';
-import { createPool, type Pool } from '../db/pool.ts';
+import { connectionError, pgErrorCode } from '../core/pgErrors.ts';
+import { createPool, type Pool, type Queryable } from '../db/pool.ts';
+
+/** What every operation takes to reach the catalog: the pool, a client, or a transaction. */
+export type { Queryable } from '../db/pool.ts';
+/** The catalog's connection pool. */
+export type CatalogPool = Pool;
+/** The embedded PostgreSQL server (its other databases host the demo's sample). */
+export type EmbeddedServer = EmbeddedInstance;
 
 export interface Catalog {
-  pool: Pool;
-  /** The embedded server, when the catalog is embedded (its other databases host the demo). */
-  embedded: EmbeddedInstance | null;
+  pool: CatalogPool;
+  /** The embedded server, when the catalog is embedded. */
+  embedded: EmbeddedServer | null;
   close(): Promise<void>;
 }
 
 const CATALOG_DATABASE = 'backstop';
 
 /**
+ * The catalog as operations take it, opened on its first query: a command that fails on its
+ * input, or needs no catalog after all (a restore from a manifest URL), never starts the
+ * embedded server or waits for an unreachable one.
+ */
+export function openOnFirstQuery(open: () => Promise<Catalog>): Queryable {
+  return {
+    query: async <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => (await open()).pool.query<R>(text, values),
+  };
+}
+
+/**
  * Connects to the catalog (BACKSTOP_DATABASE_URL, or the embedded Postgres under
- * BACKSTOP_HOME) and applies pending migrations.
+ * BACKSTOP_HOME, started on first use) and applies pending migrations.
  */
 export async function openCatalog(config: Config, log: Logger, options: { poolSize?: number } = {}): Promise<Catalog> {
   let url: string;
-  let embedded: EmbeddedInstance | null = null;
+  let embedded: EmbeddedServer | null = null;
   if (config.databaseUrl) {
     parseDatabaseUrl(config.databaseUrl);
     url = config.databaseUrl;
@@ -46,21 +65,4 @@ export async function openCatalog(config: Config, log: Logger, options: { poolSi
     embedded,
     close: () => pool.end(),
   };
-}
-
-export async function createDatabaseIfMissing(adminUrl: string, name: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name]);
-    if (rowCount === 0) {
-      await client.query(`create database ${client.escapeIdentifier(name)}`).catch((error) => {
-        // Another process created it between our check and our create.
-        if (pgErrorCode(error) !== '42P04' && pgErrorCode(error) !== pgErrorCodes.UNIQUE_VIOLATION) throw error;
-      });
-    }
-  } finally {
-    await client.end();
-  }
 }

@@ -1,6 +1,6 @@
 import { estimateBackupTotal, type ProgressReading } from '../core/runProgress.ts';
-import type { BackupProgress } from '../pipeline/backup.ts';
-import type { RestoreProgress } from '../pipeline/restoreInput.ts';
+import type { BackupProgress } from './backup.ts';
+import type { RestoreProgress } from './restoreInput.ts';
 
 /** A backup's counts as a reading: its total estimated from the previous backup, else from the database's size. */
 export function backupReading(progress: BackupProgress, previousBackupBytes: number | null): ProgressReading {

@@ -1,6 +1,6 @@
 import pg from 'pg';
+import { createDatabaseIfMissing } from '../db/createDatabaseIfMissing.ts';
 import type { EmbeddedInstance } from '../db/embeddedPostgres.ts';
-import { createDatabaseIfMissing } from './catalog.ts';
 
 /** The sample database `demo` and `npm start` create in the embedded Postgres, next to the catalog. */
 export const SAMPLE_DATABASE = 'backstop_sample';
@@ -40,7 +40,16 @@ export async function ensureSampleDatabase(embedded: EmbeddedInstance): Promise<
   return sampleUrl;
 }
 
-export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Drops a database of the embedded server (if it exists) and creates it empty: where the demo restores. */
+export async function recreateDatabase(embedded: EmbeddedInstance, name: string): Promise<string> {
+  await withClient(embedded.url(), async (client) => {
+    await client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`);
+    await client.query(`create database ${client.escapeIdentifier(name)}`);
+  });
+  return embedded.url(name);
+}
+
+async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
   client.on('error', () => {});
   await client.connect();

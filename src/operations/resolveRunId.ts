@@ -5,14 +5,15 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PREFIX = /^[0-9a-f][0-9a-f-]{3,35}$/i;
 const SHOWN_MATCHES = 10;
 
-/** Whether a command-line argument could name a run (a full id or the start of one). */
+/** Whether an argument could name a run (a full id or the start of one). */
 export function looksLikeRunId(input: string): boolean {
   return UUID.test(input) || PREFIX.test(input);
 }
 
 /**
- * A run id as typed: the full UUID, or its first characters as the dashboard and `runs` show
- * them (8), when they name exactly one run. Every CLI command that takes a run id resolves it here.
+ * A run id as a person types it: the full UUID, or its first characters as the dashboard and
+ * `runs` show them (8), when they name exactly one run. Every CLI command that takes a run id
+ * resolves it here.
  */
 export async function resolveRunId(db: Queryable, input: string): Promise<string> {
   if (UUID.test(input)) return input.toLowerCase();
