@@ -16,10 +16,7 @@ describe('pure pieces', () => {
   });
 
   it('names artifact prefixes by target, UTC month, run and attempt', () => {
-    assert.equal(
-      artifactPrefix('app', '2026-01-31T23:59:59.000Z', '6f1c8a44-0000-4000-8000-000000000001', 2),
-      'app/2026/01/6f1c8a44-0000-4000-8000-000000000001/attempt-2/',
-    );
+    assert.equal(artifactPrefix('app', '2026-01-31T23:59:59.000Z', '6f1c8a44-0000-4000-8000-000000000001', 2), 'app/2026/01/6f1c8a44-0000-4000-8000-000000000001/attempt-2/');
   });
 
   it('parses compression settings and rejects bad ones with what to use', () => {
@@ -28,7 +25,11 @@ describe('pure pieces', () => {
     assert.deepEqual(parseCompression('gzip'), { algorithm: 'gzip', level: 6 });
     assert.deepEqual(parseCompression('none'), { algorithm: 'none', level: null });
     for (const bad of ['zstd:0', 'zstd:20', 'gzip:10', 'lz4', 'none:1', '']) {
-      assert.throws(() => parseCompression(bad), (error) => isBackstopError(error, 'INVALID_INPUT'), bad);
+      assert.throws(
+        () => parseCompression(bad),
+        (error) => isBackstopError(error, 'INVALID_INPUT'),
+        bad,
+      );
     }
   });
 
@@ -52,7 +53,10 @@ describe('pure pieces', () => {
       () => pickPgTool('pg_dump', found, 18),
       (error) => isBackstopError(error, 'PG_VERSION_MISMATCH') && /15\.18.*16\.6.*17\.2/.test(error.message) && /postgresql-client-18/.test(error.message),
     );
-    assert.throws(() => pickPgTool('pg_dump', [], 15), (error) => isBackstopError(error, 'PG_TOOL_NOT_FOUND') && /BACKSTOP_PG_BIN/.test(error.message));
+    assert.throws(
+      () => pickPgTool('pg_dump', [], 15),
+      (error) => isBackstopError(error, 'PG_TOOL_NOT_FOUND') && /BACKSTOP_PG_BIN/.test(error.message),
+    );
   });
 
   it('loads configuration with defaults and reports every problem at once', () => {

@@ -92,8 +92,7 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
   });
 
   const statusOf = (selector: string) => page.locator(`${selector} [data-status]`).first().getAttribute('data-status');
-  const waitForStatus = (selector: string, status: string, timeout = WAIT) =>
-    page.locator(`${selector} [data-status="${status}"]`).first().waitFor({ timeout });
+  const waitForStatus = (selector: string, status: string, timeout = WAIT) => page.locator(`${selector} [data-status="${status}"]`).first().waitFor({ timeout });
   const currentRunId = () => /#\/runs\/([0-9a-f-]{36})/.exec(page.url())?.[1] ?? '';
 
   /** Records every status text shown in `selector`, from now on, without reloading the page. */
@@ -111,8 +110,7 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
       // A page that reloads loses this marker.
       (window as unknown as { sameDocument: boolean }).sameDocument = true;
     }, selector);
-  const recordedStatuses = () =>
-    page.evaluate(() => ({ seen: (window as any).seenStatuses as string[], sameDocument: (window as any).sameDocument === true }));
+  const recordedStatuses = () => page.evaluate(() => ({ seen: (window as any).seenStatuses as string[], sameDocument: (window as any).sameDocument === true }));
 
   const signIn = async (token: string) => {
     await page.goto(api.url);
@@ -386,7 +384,11 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
       await page.locator('.loading').waitFor({ state: 'detached' });
       const acting = await page.locator('main button, main a.button').allInnerTexts();
       // "Load older runs" and chart tables only read.
-      assert.deepEqual(acting.filter((text) => !/Load older/.test(text)), [], `${hash} shows ${acting.join(', ')}`);
+      assert.deepEqual(
+        acting.filter((text) => !/Load older/.test(text)),
+        [],
+        `${hash} shows ${acting.join(', ')}`,
+      );
     }
     await page.goto(`${api.url}/#/targets/new`);
     await page.getByText('Only an admin token').waitFor();

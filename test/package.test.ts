@@ -50,7 +50,10 @@ describe('the published package', () => {
     assert.ok(files.includes(path.join('dist', 'cli', 'main.js')));
     assert.ok(files.includes(path.join('dist', 'db', 'migrations', '001_catalog.sql')));
     assert.ok(files.includes(path.join('templates', 'github', 'backup.yml')));
-    assert.deepEqual(files.filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts')), []);
+    assert.deepEqual(
+      files.filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts')),
+      [],
+    );
     const { stdout } = await backstop(['--version']);
     const { version } = JSON.parse(await fs.readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
     assert.equal(stdout.trim(), version);

@@ -3,28 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { reportJobStatus, type JobStatus } from '../src/control/jobReport.ts';
 import { isBackstopError } from '../src/core/errors.ts';
-import {
-  applyRunEvent,
-  exclusiveStatuses,
-  isTerminal,
-  runnerOutcomes,
-  type RunEvent,
-  type RunnerOutcome,
-  type RunState,
-  type RunStatus,
-} from '../src/core/runState.ts';
-import {
-  claimForDispatch,
-  claimNextRun,
-  claimRunById,
-  createRun,
-  finalizeRun,
-  reapRuns,
-  releaseRun,
-  renewLease,
-  requestCancel,
-  type Artifact,
-} from '../src/db/runs.ts';
+import { applyRunEvent, exclusiveStatuses, isTerminal, runnerOutcomes, type RunEvent, type RunnerOutcome, type RunState, type RunStatus } from '../src/core/runState.ts';
+import { claimForDispatch, claimNextRun, claimRunById, createRun, finalizeRun, reapRuns, releaseRun, renewLease, requestCancel, type Artifact } from '../src/db/runs.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
 
@@ -104,10 +84,7 @@ function apply(run: ModelRun, event: RunEvent): boolean {
 function blockedByExclusive(model: Model, run: ModelRun, alsoExecuting: ModelRun[] = []): boolean {
   if (!model.targets[run.target].exclusive) return false;
   return model.runs.some(
-    (other) =>
-      other !== run &&
-      other.target === run.target &&
-      ((exclusiveStatuses as readonly RunStatus[]).includes(other.state.status) || alsoExecuting.includes(other)),
+    (other) => other !== run && other.target === run.target && ((exclusiveStatuses as readonly RunStatus[]).includes(other.state.status) || alsoExecuting.includes(other)),
   );
 }
 
@@ -240,9 +217,7 @@ class CreateRun implements Command {
 class WorkerClaim implements Command {
   check = () => true;
   async run(model: Model, real: Real) {
-    const expected = model.runs.find(
-      (run) => run.target === 'worker' && run.state.status === 'queued' && claimable(run) && !blockedByExclusive(model, run),
-    );
+    const expected = model.runs.find((run) => run.target === 'worker' && run.state.status === 'queued' && claimable(run) && !blockedByExclusive(model, run));
     const claimed = await claimNextRun(real.catalog.pool, { leaseTtlMs: LEASE_TTL_MS, claimedBy: 'model-worker' });
     assert.equal(claimed?.id ?? null, expected?.id ?? null, 'the worker claimed another run than the model picks');
     if (expected && claimed) {
@@ -287,7 +262,8 @@ class Heartbeat implements Command {
   readonly index: number;
   readonly lease: LeaseChoice;
   constructor(index: number, lease: LeaseChoice) {
-    this.index = index; this.lease = lease;
+    this.index = index;
+    this.lease = lease;
   }
   check = (model: Readonly<Model>) => model.runs.length > 0;
   async run(model: Model, real: Real) {
@@ -344,7 +320,9 @@ class Finalize implements Command {
   readonly lease: LeaseChoice;
   readonly outcome: RunnerOutcome;
   constructor(index: number, lease: LeaseChoice, outcome: RunnerOutcome) {
-    this.index = index; this.lease = lease; this.outcome = outcome;
+    this.index = index;
+    this.lease = lease;
+    this.outcome = outcome;
   }
   check = (model: Readonly<Model>) => model.runs.length > 0;
   async run(model: Model, real: Real) {
@@ -375,7 +353,8 @@ class Release implements Command {
   readonly index: number;
   readonly lease: LeaseChoice;
   constructor(index: number, lease: LeaseChoice) {
-    this.index = index; this.lease = lease;
+    this.index = index;
+    this.lease = lease;
   }
   check = (model: Readonly<Model>) => model.runs.length > 0;
   async run(model: Model, real: Real) {
@@ -439,7 +418,8 @@ class JobReport implements Command {
   readonly index: number;
   readonly jobStatus: JobStatus;
   constructor(index: number, jobStatus: JobStatus) {
-    this.index = index; this.jobStatus = jobStatus;
+    this.index = index;
+    this.jobStatus = jobStatus;
   }
   check = (model: Readonly<Model>) => model.runs.length > 0;
   async run(model: Model, real: Real) {
@@ -462,7 +442,8 @@ class Expire implements Command {
   readonly index: number;
   readonly what: Expiry;
   constructor(index: number, what: Expiry) {
-    this.index = index; this.what = what;
+    this.index = index;
+    this.what = what;
   }
   // Only runs whose column is still in the future: expiring anything else changes nothing.
   check = (model: Readonly<Model>) => this.candidates(model).length > 0;

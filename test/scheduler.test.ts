@@ -322,10 +322,7 @@ describe('schedules through the CLI', { timeout: 300_000 }, () => {
     const badCron = await runCli(['target', 'add', 'app', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--schedule', '61 * * * *'], env);
     assert.equal(badCron.code, 2, badCron.stderr);
     assert.match(badCron.stderr, /Invalid schedule: "61 \* \* \* \*" is not a valid cron expression.*\[INVALID_INPUT\]/);
-    const badZone = await runCli(
-      ['target', 'add', 'app', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--schedule', '0 3 * * *', '--timezone', 'Europe/Atlantis'],
-      env,
-    );
+    const badZone = await runCli(['target', 'add', 'app', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--schedule', '0 3 * * *', '--timezone', 'Europe/Atlantis'], env);
     assert.equal(badZone.code, 2, badZone.stderr);
     assert.match(badZone.stderr, /"Europe\/Atlantis" is not a time zone/);
     assert.ok(!badZone.stderr.includes('secret'));

@@ -152,7 +152,14 @@ export function startScheduler(
           if (decision.slot !== null) {
             const drill = await enqueueScheduledDrill(deps.db, { targetId: target.id, slot: decision.slot, runDeadlineMs: deps.config.runDeadlineMs });
             if (drill.claimed) {
-              await drilled({ targetId: target.id, targetName: target.name, reason: 'cron', slot: new Date(decision.slot).toISOString(), runId: drill.runId, subjectRunId: drill.subjectRunId });
+              await drilled({
+                targetId: target.id,
+                targetName: target.name,
+                reason: 'cron',
+                slot: new Date(decision.slot).toISOString(),
+                runId: drill.runId,
+                subjectRunId: drill.subjectRunId,
+              });
             }
           }
         }

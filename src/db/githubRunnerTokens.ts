@@ -49,10 +49,11 @@ export async function createGithubRunnerToken(db: Queryable, input: { name: stri
   assertTokenName(input.name);
   assertRepository(input.repository);
   const token = newToken(GITHUB_RUNNER_TOKEN_PREFIX);
-  const { rows } = await db.query<Row>(
-    `insert into backstop.github_runner_tokens (name, repository, token_hash) values ($1, $2, $3) returning ${columns}`,
-    [input.name, input.repository, hashToken(token)],
-  );
+  const { rows } = await db.query<Row>(`insert into backstop.github_runner_tokens (name, repository, token_hash) values ($1, $2, $3) returning ${columns}`, [
+    input.name,
+    input.repository,
+    hashToken(token),
+  ]);
   return { ...toRecord(rows[0]!), token };
 }
 
@@ -64,10 +65,7 @@ export async function listGithubRunnerTokens(db: Queryable): Promise<GithubRunne
 /** Revokes a token; null when no GitHub runner token has this id. Revoking twice keeps the first time. */
 export async function revokeGithubRunnerToken(db: Queryable, id: string): Promise<GithubRunnerTokenRecord | null> {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return null;
-  const { rows } = await db.query<Row>(
-    `update backstop.github_runner_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1 returning ${columns}`,
-    [id],
-  );
+  const { rows } = await db.query<Row>(`update backstop.github_runner_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1 returning ${columns}`, [id]);
   return rows[0] ? toRecord(rows[0]) : null;
 }
 

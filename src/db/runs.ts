@@ -143,19 +143,13 @@ export async function createRun(
 
 export async function getRun(db: Queryable, runId: string): Promise<RunRecord> {
   assertRunId(runId);
-  const { rows } = await db.query<RunRow>(
-    `select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id where r.id = $1`,
-    [runId],
-  );
+  const { rows } = await db.query<RunRow>(`select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id where r.id = $1`, [runId]);
   const row = rows[0];
   if (!row) throw new BackstopError('RUN_NOT_FOUND', `No run with id ${runId}. List runs with \`backstop runs\`.`);
   return toRecord(row);
 }
 
-export async function listRuns(
-  db: Queryable,
-  filter: { targetName?: string; status?: RunStatus; limit?: number } = {},
-): Promise<RunRecord[]> {
+export async function listRuns(db: Queryable, filter: { targetName?: string; status?: RunStatus; limit?: number } = {}): Promise<RunRecord[]> {
   const { rows } = await db.query<RunRow>(
     `select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id
      where ($1::text is null or t.name = $1) and ($2::text is null or r.status = $2)
@@ -186,10 +180,7 @@ export async function claimNextRun(db: Queryable | Pool, options: ClaimOptions):
   if (!('connect' in db)) throw new Error('claimNextRun with a global limit needs a pool');
   return withTransaction(db, async (client) => {
     await client.query('select pg_advisory_xact_lock($1)', [GLOBAL_LIMIT_LOCK_KEY]);
-    const { rows } = await client.query<{ count: number }>(
-      `select count(*)::int as count from backstop.runs where status = any($1::text[])`,
-      [leasedStatuses],
-    );
+    const { rows } = await client.query<{ count: number }>(`select count(*)::int as count from backstop.runs where status = any($1::text[])`, [leasedStatuses]);
     if ((rows[0]?.count ?? 0) >= options.globalLimit!) return null;
     return claimNextRunNow(client, options);
   });
@@ -258,10 +249,7 @@ export interface LeaseState {
  * Extends the lease and records progress. Null means the lease is lost (reaped, finished,
  * handed to another attempt, or past a deadline): the caller must stop at once.
  */
-export async function renewLease(
-  db: Queryable,
-  input: { runId: string; leaseId: string; leaseTtlMs: number; progress?: Record<string, unknown> | null },
-): Promise<LeaseState | null> {
+export async function renewLease(db: Queryable, input: { runId: string; leaseId: string; leaseTtlMs: number; progress?: Record<string, unknown> | null }): Promise<LeaseState | null> {
   const { rows } = await db.query<{ status: RunStatus; cancel_requested: boolean; lease_expires_at: string }>(
     `update backstop.runs set lease_expires_at = now() + $3 * interval '1 millisecond', heartbeat_at = now(),
        progress = coalesce($4::jsonb, progress)
@@ -298,21 +286,10 @@ export async function finalizeRun(db: Queryable, input: FinalizeInput): Promise<
        from done
      )
      select ${runColumns} from done r join backstop.targets t on t.id = r.target_id`,
-    [
-      input.runId,
-      input.leaseId,
-      input.outcome,
-      input.error?.code ?? null,
-      input.error?.message ?? null,
-      input.artifact ? JSON.stringify(input.artifact) : null,
-      leasedStatuses,
-    ],
+    [input.runId, input.leaseId, input.outcome, input.error?.code ?? null, input.error?.message ?? null, input.artifact ? JSON.stringify(input.artifact) : null, leasedStatuses],
   );
   if (rows[0]) return toRecord(rows[0]);
-  const { rows: current } = await db.query<RunRow>(
-    `select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id where r.id = $1`,
-    [input.runId],
-  );
+  const { rows: current } = await db.query<RunRow>(`select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id where r.id = $1`, [input.runId]);
   const row = current[0];
   if (row && row.lease_id === input.leaseId && row.status === input.outcome) return toRecord(row);
   throw new BackstopError(
@@ -340,10 +317,7 @@ export async function getRunForLease(db: Queryable, runId: string, leaseId: stri
 
 /** Records a drill's result on the backup run it verified (terminal runs accept this one column). */
 export async function recordVerification(db: Queryable, subjectRunId: string, verification: Record<string, unknown>): Promise<void> {
-  await db.query(`update backstop.runs set verification = $2::jsonb || jsonb_build_object('at', now()) where id = $1`, [
-    subjectRunId,
-    JSON.stringify(verification),
-  ]);
+  await db.query(`update backstop.runs set verification = $2::jsonb || jsonb_build_object('at', now()) where id = $1`, [subjectRunId, JSON.stringify(verification)]);
 }
 
 /** Hands a running run back to the queue (graceful worker shutdown). */
@@ -468,10 +442,7 @@ export interface RunEvent {
 }
 
 /** Appends an event on behalf of a runner, only while it still holds the lease. */
-export async function appendRunnerEvent(
-  db: Queryable,
-  input: { runId: string; leaseId: string; kind: string; message: string; data?: Record<string, unknown> },
-): Promise<boolean> {
+export async function appendRunnerEvent(db: Queryable, input: { runId: string; leaseId: string; kind: string; message: string; data?: Record<string, unknown> }): Promise<boolean> {
   const { rowCount } = await db.query(
     `insert into backstop.run_events (run_id, attempt, kind, status, message, data)
      select id, attempt, $3, status, $4, $5::jsonb from backstop.runs
@@ -481,10 +452,7 @@ export async function appendRunnerEvent(
   return (rowCount ?? 0) > 0;
 }
 
-export async function appendRunEvent(
-  db: Queryable,
-  input: { runId: string; kind: string; message: string; data?: Record<string, unknown> },
-): Promise<void> {
+export async function appendRunEvent(db: Queryable, input: { runId: string; kind: string; message: string; data?: Record<string, unknown> }): Promise<void> {
   await db.query(
     `insert into backstop.run_events (run_id, attempt, kind, status, message, data)
      select id, attempt, $2, status, $3, $4::jsonb from backstop.runs where id = $1`,
@@ -555,15 +523,7 @@ export async function listRunsPage(db: Queryable, filter: RunPageFilter): Promis
        and ($4::bigint is null or (r.created_at, r.id) < (timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::uuid))
      order by r.created_at desc, r.id desc
      limit $6 offset $7`,
-    [
-      filter.targetName ?? null,
-      filter.status ?? null,
-      filter.kind ?? null,
-      filter.after?.createdUs ?? null,
-      filter.after?.id ?? null,
-      filter.limit,
-      filter.offset ?? 0,
-    ],
+    [filter.targetName ?? null, filter.status ?? null, filter.kind ?? null, filter.after?.createdUs ?? null, filter.after?.id ?? null, filter.limit, filter.offset ?? 0],
   );
   return { runs: rows.map(toRecord), positions: rows.map((row) => ({ createdUs: Number(row.created_us), id: row.id })) };
 }

@@ -52,8 +52,7 @@ const brief = `jsonb_build_object(
   'error', case when r.error_code is null then null else jsonb_build_object('code', r.error_code, 'message', coalesce(r.error_message, '')) end,
   'bytes', ${artifactBytes}, 'subjectRunId', r.subject_run_id)`;
 
-const latest = (where: string, order = 'r.created_at desc') =>
-  `(select ${brief} from backstop.runs r where r.target_id = t.id and ${where} order by ${order} limit 1)`;
+const latest = (where: string, order = 'r.created_at desc') => `(select ${brief} from backstop.runs r where r.target_id = t.id and ${where} order by ${order} limit 1)`;
 
 export async function listTargetActivity(db: Queryable): Promise<TargetActivity[]> {
   const { rows } = await db.query<{

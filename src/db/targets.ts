@@ -121,10 +121,7 @@ export const TARGET_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 
 export function assertTargetName(name: string): void {
   if (!TARGET_NAME.test(name)) {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      `Target name "${name}" is not valid: use 1 to 63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit.`,
-    );
+    throw new BackstopError('INVALID_INPUT', `Target name "${name}" is not valid: use 1 to 63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit.`);
   }
 }
 
@@ -207,10 +204,7 @@ export async function ensureTarget(db: Queryable, input: NewTarget): Promise<Tar
   const existing = await findTargetRow(db, input.name);
   if (existing) {
     if (existing.database_url !== input.databaseUrl) {
-      throw new BackstopError(
-        'TARGET_EXISTS',
-        `Target "${input.name}" already exists for another database. Pass --target NAME to back this one up under a different name.`,
-      );
+      throw new BackstopError('TARGET_EXISTS', `Target "${input.name}" already exists for another database. Pass --target NAME to back this one up under a different name.`);
     }
     return toRecord(existing);
   }
@@ -293,10 +287,7 @@ export async function deleteTarget(db: Queryable, name: string): Promise<void> {
   const row = rows[0] as { id: string | null; active: number; found: number } | undefined;
   if (!row || row.found === 0) throw new BackstopError('TARGET_NOT_FOUND', `No target named "${name}". List targets with \`backstop target list\`.`);
   if (row.id === null) {
-    throw new BackstopError(
-      'TARGET_BUSY',
-      `Target "${name}" has ${row.active} run(s) not finished yet. Cancel them (or wait for them to end), then delete the target.`,
-    );
+    throw new BackstopError('TARGET_BUSY', `Target "${name}" has ${row.active} run(s) not finished yet. Cancel them (or wait for them to end), then delete the target.`);
   }
 }
 

@@ -55,10 +55,7 @@ export const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9 _.@:-]{0,99}$/;
 
 export function assertTokenName(name: string): void {
   if (!TOKEN_NAME.test(name)) {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      `Token name "${name}" is not valid: use 1 to 100 letters, digits, spaces, ".", "_", "@", ":" or "-", starting with a letter or digit.`,
-    );
+    throw new BackstopError('INVALID_INPUT', `Token name "${name}" is not valid: use 1 to 100 letters, digits, spaces, ".", "_", "@", ":" or "-", starting with a letter or digit.`);
   }
 }
 
@@ -82,17 +79,14 @@ export async function createApiToken(db: Queryable, input: { name: string; role:
 }
 
 export async function listApiTokens(db: Queryable): Promise<ApiTokenRecord[]> {
-  const { rows } = await db.query<ApiTokenRow>(
-    `select id, name, role, created_at, last_used_at, revoked_at from backstop.api_tokens order by created_at, id`,
-  );
+  const { rows } = await db.query<ApiTokenRow>(`select id, name, role, created_at, last_used_at, revoked_at from backstop.api_tokens order by created_at, id`);
   return rows.map(toRecord);
 }
 
 export async function countActiveApiTokens(db: Queryable, role?: ApiTokenRole): Promise<number> {
-  const { rows } = await db.query<{ count: number }>(
-    `select count(*)::int as count from backstop.api_tokens where revoked_at is null and ($1::text is null or role = $1)`,
-    [role ?? null],
-  );
+  const { rows } = await db.query<{ count: number }>(`select count(*)::int as count from backstop.api_tokens where revoked_at is null and ($1::text is null or role = $1)`, [
+    role ?? null,
+  ]);
   return rows[0]!.count;
 }
 

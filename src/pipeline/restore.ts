@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { BackstopError } from '../core/errors.ts';
 import type { Manifest } from '../core/manifest.ts';
 import { connectDatabase } from '../db/pool.ts';
@@ -82,8 +82,7 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
   assertCanDecrypt(input.manifest, input.identities);
 
   const started = performance.now();
-  const report = (phase: RestoreProgress['phase'], bytesRead: number) =>
-    input.onProgress?.({ phase, bytesRead, bytesTotal: dumpFile.size, elapsedMs: performance.now() - started });
+  const report = (phase: RestoreProgress['phase'], bytesRead: number) => input.onProgress?.({ phase, bytesRead, bytesTotal: dumpFile.size, elapsedMs: performance.now() - started });
   // The spool (read, check, decompress) starts at once; the checks of the target database and
   // the choice of pg_restore run meanwhile. Nothing touches the target before both are done.
   const spoolPath = path.join(input.tmpDir ?? os.tmpdir(), `backstop-restore-${randomBytes(8).toString('hex')}.pgcustom`);
@@ -161,9 +160,7 @@ export async function restoreArtifact(input: RestoreInput): Promise<RestoreResul
     const timings = () => ({ spooledMs: Math.round(spooledMs), pgRestoreDoneMs: Math.round(pgRestoreDoneMs), checkedMs: Math.round(performance.now() - started) });
     if (!checkRows) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: pgRestore.version, timings: timings() };
     report('checking', dumpFile.size);
-    const restored = rowCheck
-      ? await rowCheck.finish(restoredTables, jobs)
-      : await countListedTables(input.toUrl, restoredTables, { connections: jobs, signal });
+    const restored = rowCheck ? await rowCheck.finish(restoredTables, jobs) : await countListedTables(input.toUrl, restoredTables, { connections: jobs, signal });
     const rowsOf = (table: { schema: string; name: string }) => restored.get(`${table.schema}.${table.name}`)?.rows ?? null;
     const mismatches = restoredTables
       .filter((table) => rowsOf(table) !== table.rows)
@@ -192,10 +189,7 @@ interface Selection {
 }
 
 function isSelected(table: { schema: string; name: string }, selection: Selection): boolean {
-  return (
-    (selection.schemas.length === 0 || selection.schemas.includes(table.schema)) &&
-    (selection.tables.length === 0 || selection.tables.includes(table.name))
-  );
+  return (selection.schemas.length === 0 || selection.schemas.includes(table.schema)) && (selection.tables.length === 0 || selection.tables.includes(table.name));
 }
 
 /**

@@ -83,9 +83,7 @@ export async function createScratchDatabase(server: ScratchServer): Promise<Scra
     }
     const drillRole = name;
     const password = randomBytes(24).toString('base64url');
-    await admin.query(
-      `create role ${drillRole} login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password ${admin.escapeLiteral(password)}`,
-    );
+    await admin.query(`create role ${drillRole} login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password ${admin.escapeLiteral(password)}`);
     try {
       await admin.query(`create database ${name} owner ${drillRole}`);
     } catch (error) {

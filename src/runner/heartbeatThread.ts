@@ -105,10 +105,13 @@ export function startThreadedHeartbeat(options: HeartbeatOptions & { channel: He
     }
   });
   // Liveness and progress from the main thread. If this timer stops firing, the main thread is stuck.
-  const alive = setInterval(() => {
-    Atomics.add(counter, 0, 1);
-    thread.postMessage({ type: 'progress', progress: options.progress() } satisfies ToThread);
-  }, Math.max(50, Math.min(options.intervalMs, 1000)));
+  const alive = setInterval(
+    () => {
+      Atomics.add(counter, 0, 1);
+      thread.postMessage({ type: 'progress', progress: options.progress() } satisfies ToThread);
+    },
+    Math.max(50, Math.min(options.intervalMs, 1000)),
+  );
   alive.unref();
 
   return {
@@ -191,7 +194,8 @@ function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void
         throw error;
       }
     },
-    onLeaseLost: (reason) => send({ type: 'lost', reason: performance.now() - seenAt > data.stallLimitMs ? `the runner's main thread made no progress for ${data.stallLimitMs} ms` : reason }),
+    onLeaseLost: (reason) =>
+      send({ type: 'lost', reason: performance.now() - seenAt > data.stallLimitMs ? `the runner's main thread made no progress for ${data.stallLimitMs} ms` : reason }),
     onCancelRequested: () => send({ type: 'cancel' }),
   });
 

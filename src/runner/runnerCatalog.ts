@@ -1,16 +1,6 @@
 import { finalizeReportedRun } from '../control/finalizeReportedRun.ts';
 import type { Queryable } from '../db/pool.ts';
-import {
-  appendRunnerEvent,
-  getRun,
-  recordVerification,
-  releaseRun,
-  renewLease,
-  type ClaimedRun,
-  type FinalizeInput,
-  type LeaseState,
-  type RunRecord,
-} from '../db/runs.ts';
+import { appendRunnerEvent, getRun, recordVerification, releaseRun, renewLease, type ClaimedRun, type FinalizeInput, type LeaseState, type RunRecord } from '../db/runs.ts';
 import { getTargetWithSecret, type TargetWithSecret } from '../db/targets.ts';
 
 /** What a runner needs of its target: the database to dump, where to store it, and how. */

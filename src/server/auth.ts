@@ -64,10 +64,7 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
       }
       const runId = (request.params as { id?: unknown } | undefined)?.id;
       if (!config.runner || request.is404 || runId !== runner.runId) {
-        throw new BackstopError(
-          'FORBIDDEN',
-          `A runner token only lets its runner claim, heartbeat, finalize, release, report and add events to run ${runner.runId}.`,
-        );
+        throw new BackstopError('FORBIDDEN', `A runner token only lets its runner claim, heartbeat, finalize, release, report and add events to run ${runner.runId}.`);
       }
       request.principal = { kind: 'runner', runId: runner.runId };
       return;
@@ -82,10 +79,7 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
       }
       const runId = (request.params as { id?: unknown } | undefined)?.id;
       if (!config.githubRunner || request.is404 || typeof runId !== 'string') {
-        throw new BackstopError(
-          'FORBIDDEN',
-          `A GitHub runner token only lets a job of ${holder.repository} claim the run dispatched to it and report the job's outcome.`,
-        );
+        throw new BackstopError('FORBIDDEN', `A GitHub runner token only lets a job of ${holder.repository} claim the run dispatched to it and report the job's outcome.`);
       }
       await assertRunDispatchedTo(db, runId, holder.repository);
       request.principal = { kind: 'github', tokenId: holder.id, name: holder.name, repository: holder.repository };

@@ -156,7 +156,7 @@ const targetFields = {
         type: 'array',
         maxItems: 50,
         items: { type: 'string', maxLength: 300, pattern: RESTORE_TO_PATTERN },
-        description: 'Where operators may restore this target\'s backups through the API: `HOST:PORT/DATABASE` entries, each part exact or `*` for any. Admins restore anywhere.',
+        description: "Where operators may restore this target's backups through the API: `HOST:PORT/DATABASE` entries, each part exact or `*` for any. Admins restore anywhere.",
       },
     },
   },
@@ -220,7 +220,7 @@ export const restoreBody = {
       minLength: 1,
       maxLength: 63,
       description:
-        'The role the destination URL connects as, to accept it although it is a superuser, has CREATEROLE or can run programs or read files on its server (the backup\'s code runs as it). Without it, or with another name, such a role is refused (403 RESTORE_ROLE_PRIVILEGED).',
+        "The role the destination URL connects as, to accept it although it is a superuser, has CREATEROLE or can run programs or read files on its server (the backup's code runs as it). Without it, or with another name, such a role is refused (403 RESTORE_ROLE_PRIVILEGED).",
     },
   },
   examples: [{ databaseUrl: 'postgres://restore:secret@db.example.com:5432/app_restored', clean: false, jobs: 1 }],

@@ -53,10 +53,7 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   let worker: Worker | null = null;
   // The control loops. Each is safe with several servers on one catalog: the scheduler's
   // slots are unique keys, the notifier and dispatcher claim rows, the pruner is idempotent.
-  const scheduler = startScheduler(
-    { db: deps.pool, config: deps.config, log: deps.log },
-    { onScheduled: () => metrics.schedulerActions.inc({ action: 'enqueued' }) },
-  );
+  const scheduler = startScheduler({ db: deps.pool, config: deps.config, log: deps.log }, { onScheduled: () => metrics.schedulerActions.inc({ action: 'enqueued' }) });
   const notifier = startNotifier({ db: deps.pool, log: deps.log });
   const pruner = startPruner({ db: deps.pool, log: deps.log }, { intervalMs: 3_600_000 });
   const github = deps.config.github
@@ -88,9 +85,7 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   // Only now, with the app compiled and listening: start-up work blocks this thread, and a run
   // claimed before it would sit with no heartbeat thread yet. The worker would start a reaper
   // of its own, whose actions /metrics would not see; this process already runs one.
-  worker = options.worker
-    ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false })
-    : null;
+  worker = options.worker ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false }) : null;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;

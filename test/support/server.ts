@@ -46,17 +46,17 @@ export interface TestServerOptions extends Partial<Pick<ServerOptions, 'ssePollI
  * heartbeats and the reaper shortened to seconds. `close()` stops everything it started.
  */
 export async function startTestServer(options: TestServerOptions): Promise<TestServer> {
-  const config = loadConfig(
-    { ...fastLeaseEnv, BACKSTOP_DATABASE_URL: options.catalogUrl, BACKSTOP_LOG_LEVEL: 'silent', ...options.env },
-    repoRoot,
-  );
+  const config = loadConfig({ ...fastLeaseEnv, BACKSTOP_DATABASE_URL: options.catalogUrl, BACKSTOP_LOG_LEVEL: 'silent', ...options.env }, repoRoot);
   const logs: string[] = [];
-  const log = pino({ level: 'debug' }, {
-    write(line: string) {
-      logs.push(line);
-      if (process.env.BACKSTOP_TEST_SERVER_LOG) process.stderr.write(line);
+  const log = pino(
+    { level: 'debug' },
+    {
+      write(line: string) {
+        logs.push(line);
+        if (process.env.BACKSTOP_TEST_SERVER_LOG) process.stderr.write(line);
+      },
     },
-  });
+  );
   const pool = createPool(options.catalogUrl, { max: 10 });
   let server: RunningServer;
   try {

@@ -13,10 +13,13 @@ const explanations = {
   DUMP_FAILED: 'pg_dump stopped with an error; its message is below.',
   RESTORE_FAILED: 'pg_restore stopped with an error; nothing was committed.',
   RESTORE_TARGET_NOT_EMPTY: 'The database to restore into is not empty. Use an empty database, or restore with "clean".',
-  RESTORE_ROLE_PRIVILEGED: 'The database URL connects as a role that can run programs or read files on its server (a superuser, for one), and the backup\'s own code would run as it. Restore with a role that owns the destination database and nothing more, or accept this role by typing its name.',
+  RESTORE_ROLE_PRIVILEGED:
+    "The database URL connects as a role that can run programs or read files on its server (a superuser, for one), and the backup's own code would run as it. Restore with a role that owns the destination database and nothing more, or accept this role by typing its name.",
   ARTIFACT_CORRUPT: 'A stored file does not match the checksum in its manifest: the backup was damaged or altered.',
-  ARTIFACT_REJECTED: 'The backup reported files that are not the ones this run was told to write (another store or folder, another run, or different sizes or checksums), so Backstop did not record it. Check the runner, then run it again.',
-  ARTIFACT_UNSAFE: 'A file of the backup holds commands that pg_dump never writes (a psql meta-command outside its restrict block), so Backstop refused to run it. Treat the store as tampered with; restore an older backup.',
+  ARTIFACT_REJECTED:
+    'The backup reported files that are not the ones this run was told to write (another store or folder, another run, or different sizes or checksums), so Backstop did not record it. Check the runner, then run it again.',
+  ARTIFACT_UNSAFE:
+    'A file of the backup holds commands that pg_dump never writes (a psql meta-command outside its restrict block), so Backstop refused to run it. Treat the store as tampered with; restore an older backup.',
   VERIFY_MISMATCH: 'The restored copy does not match the backup (row counts or checksums differ).',
   STORE_WRITE_FAILED: 'Writing to the store failed (disk full, permissions or the bucket). Nothing partial was kept.',
   STORE_READ_FAILED: 'Reading from the store failed. Check the store and its credentials.',

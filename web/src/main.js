@@ -43,10 +43,12 @@ function page(route, me) {
 
 function Layout({ me, route, onLogout, children }) {
   const section = route.path[0] ?? '';
-  const link = (href, label, name) =>
-    html`<li><a href=${href} aria-current=${section === name ? 'page' : undefined}>${label}</a></li>`;
+  const link = (href, label, name) => html`<li><a href=${href} aria-current=${section === name ? 'page' : undefined}>${label}</a></li>`;
   return html`
-    <a class="skip-link" href="#main" onClick=${(event) => { event.preventDefault(); document.getElementById('page-title')?.focus(); }}>Skip to content</a>
+    <a class="skip-link" href="#main" onClick=${(event) => {
+      event.preventDefault();
+      document.getElementById('page-title')?.focus();
+    }}>Skip to content</a>
     <header class="site-header">
       <a class="brand" href="#/">Backstop</a>
       <nav aria-label="Main">

@@ -32,7 +32,9 @@ export async function readIdentityFile(file: string): Promise<AgeIdentity[]> {
 export function registerRestoreCommand(program: Command, context: () => CommandContext): void {
   program
     .command('restore')
-    .description('Restore a backup into a database, from a run id or, with no catalog at all, from the URL of its manifest.json. The artifact is checked against its manifest before pg_restore runs.')
+    .description(
+      'Restore a backup into a database, from a run id or, with no catalog at all, from the URL of its manifest.json. The artifact is checked against its manifest before pg_restore runs.',
+    )
     .argument('<run-id|manifest-url>', 'a succeeded run id, or s3://…/manifest.json, file:///…/manifest.json, a path')
     .requiredOption('--to <database-url>', 'database to restore into (must be empty unless --clean)')
     .option('--clean', 'drop and recreate objects the backup contains')
@@ -99,7 +101,10 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
           target = manifest.target;
           const storageObjects = storageFilesOf(manifest).length;
           if (storageConfig && storageObjects === 0 && !manifest.storage) {
-            throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} holds no Supabase Storage objects (it was taken without --with-storage); restore it without --with-storage.`);
+            throw new BackstopError(
+              'INVALID_INPUT',
+              `Backup ${manifest.runId} holds no Supabase Storage objects (it was taken without --with-storage); restore it without --with-storage.`,
+            );
           }
           const controller = new AbortController();
           const onSignal = () => controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
@@ -145,7 +150,9 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
             }
             if (options.json) printJson(outcome({ target, status: 'restored', error: null, ...result, storage, elapsedMs }));
             else {
-              process.stdout.write(`Restored backup ${manifest.runId} of ${manifest.target} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
+              process.stdout.write(
+                `Restored backup ${manifest.runId} of ${manifest.target} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`,
+              );
               if (storage) process.stdout.write(`Restored ${storage.objects} Storage object(s) (${storage.bytes} bytes) into ${storage.buckets.length} bucket(s)\n`);
               else if (storageObjects > 0) process.stdout.write(`The backup also holds ${storageObjects} Storage object(s), not restored: pass --with-storage to write them back\n`);
             }

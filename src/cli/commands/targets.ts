@@ -111,7 +111,10 @@ export function registerTargetCommands(program: Command, context: () => CommandC
       const current = await getTarget(pool, name);
       const { patch, generatedSecrets } = parsePolicyOptions(options, current);
       if (Object.keys(patch).length === 0) {
-        throw new BackstopError('INVALID_INPUT', 'Nothing to change: pass --schedule, --timezone, --keep-*, --verify-every, --verify-cron, --notify-*, --no-schedule, --no-retention, --no-verify or --clear-notifications.');
+        throw new BackstopError(
+          'INVALID_INPUT',
+          'Nothing to change: pass --schedule, --timezone, --keep-*, --verify-every, --verify-cron, --notify-*, --no-schedule, --no-retention, --no-verify or --clear-notifications.',
+        );
       }
       await assertTargetEndpointsAllowed({ channels: patch.addChannels });
       const updated = await updateTargetPolicies(pool, name, patch);
@@ -131,6 +134,12 @@ export function registerTargetCommands(program: Command, context: () => CommandC
       const targets = await listTargets(pool);
       if (options.json) printJson(targets.map(targetJson));
       else if (targets.length === 0) process.stdout.write('No targets yet. Add one with `backstop target add NAME --database-url URL`.\n');
-      else process.stdout.write(`${table(['NAME', 'STORE', 'CREATED'], targets.map((t) => [t.name, t.storeUrl, t.createdAt]))}\n`);
+      else
+        process.stdout.write(
+          `${table(
+            ['NAME', 'STORE', 'CREATED'],
+            targets.map((t) => [t.name, t.storeUrl, t.createdAt]),
+          )}\n`,
+        );
     });
 }

@@ -31,10 +31,7 @@ export function registerVerifyCommand(program: Command, context: () => CommandCo
         try {
           const { manifest } = await readRunManifest(store, { ...subject, artifact: subject.artifact });
           if (manifest.tables.some((table) => table.checksum === undefined)) {
-            throw new BackstopError(
-              'INVALID_INPUT',
-              `Backup ${runId} recorded no per-table checksums. Enable them on the target for future backups, or verify without --checksums.`,
-            );
+            throw new BackstopError('INVALID_INPUT', `Backup ${runId} recorded no per-table checksums. Enable them on the target for future backups, or verify without --checksums.`);
           }
         } finally {
           await store.close();

@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { BackstopError } from '../../core/errors.ts';
 import type { Manifest } from '../../core/manifest.ts';
 import { connectDatabase } from '../../db/pool.ts';
@@ -61,8 +61,7 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
     spoolDir = await fs.mkdtemp(path.join(input.tmpDir ?? os.tmpdir(), `backstop-restore-${randomBytes(4).toString('hex')}-`));
     const started = performance.now();
     const bytesTotal = files.reduce((sum, file) => sum + file.size, 0);
-    const report = (phase: RestoreProgress['phase'], bytesRead: number) =>
-      input.onProgress?.({ phase, bytesRead, bytesTotal, elapsedMs: performance.now() - started });
+    const report = (phase: RestoreProgress['phase'], bytesRead: number) => input.onProgress?.({ phase, bytesRead, bytesTotal, elapsedMs: performance.now() - started });
     const spoolPaths: string[] = [];
     let bytesRestored = 0;
     let bytesVerified = 0;

@@ -57,9 +57,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ServerContext): v
       if (!(request.headers.accept ?? '').includes('text/event-stream')) {
         const afterId = Number(header ?? 0);
         const events = await listEventsAfter(ctx.pool, afterId, JSON_PAGE, 0);
-        return reply
-          .type('application/json; charset=utf-8')
-          .send({ items: events.map(feedEventJson), lastEventId: events.at(-1)?.id ?? afterId });
+        return reply.type('application/json; charset=utf-8').send({ items: events.map(feedEventJson), lastEventId: events.at(-1)?.id ?? afterId });
       }
       ctx.streams.openFeed(request, reply, header === undefined ? await latestEventId(ctx.pool) : Number(header));
       return reply;

@@ -65,12 +65,14 @@ function Timeline({ events }) {
   return html`<section class="card" aria-labelledby="events-title">
     <h2 id="events-title">Events</h2>
     ${events.length === 0 ? html`<p class="muted">No events yet.</p>` : null}
-    <ol class="timeline">${events.map((event) => html`<li key=${event.id} data-kind=${event.kind} class=${/failed|reaped|error|mismatch/.test(event.kind) ? 'timeline-bad' : ''}>
+    <ol class="timeline">${events.map(
+      (event) => html`<li key=${event.id} data-kind=${event.kind} class=${/failed|reaped|error|mismatch/.test(event.kind) ? 'timeline-bad' : ''}>
       <time datetime=${event.at} title=${event.at}>${formatTime(event.at)}</time>
       <span class="event-kind">${event.kind.replaceAll('_', ' ')}</span>
       ${event.status ? html`<${StatusBadge} status=${event.status} />` : null}
       ${event.message ? html`<span class="event-message">${event.message}</span>` : null}
-    </li>`)}</ol>
+    </li>`,
+    )}</ol>
   </section>`;
 }
 
@@ -156,15 +158,23 @@ export function RunPage({ me, id }) {
   const goodBackup = data.kind === 'backup' && data.status === 'succeeded' && data.artifact;
   const actions = operator
     ? html`
-        ${!isTerminal(data.status) && data.status !== 'cancelling'
-          ? html`<button type="button" class="button-danger" disabled=${action.busy}
+        ${
+          !isTerminal(data.status) && data.status !== 'cancelling'
+            ? html`<button type="button" class="button-danger" disabled=${action.busy}
               onClick=${() => act(async () => run.setData(await api(`/api/v1/runs/${id}/cancel`, { method: 'POST' })))}>Cancel run</button>`
-          : null}
-        ${goodBackup
-          ? html`<button type="button" disabled=${action.busy}
-              onClick=${() => act(async () => { const drill = await api(`/api/v1/runs/${id}/verify`, { method: 'POST' }); location.hash = `#/runs/${drill.id}`; })}>Verify (restore drill)</button>
+            : null
+        }
+        ${
+          goodBackup
+            ? html`<button type="button" disabled=${action.busy}
+              onClick=${() =>
+                act(async () => {
+                  const drill = await api(`/api/v1/runs/${id}/verify`, { method: 'POST' });
+                  location.hash = `#/runs/${drill.id}`;
+                })}>Verify (restore drill)</button>
             <button type="button" disabled=${action.busy || restoring} onClick=${() => setDialogOpen(true)}>Restore…</button>`
-          : null}`
+            : null
+        }`
     : null;
   const duration = data.startedAt ? ((data.finishedAt ? Date.parse(data.finishedAt) : now) - Date.parse(data.startedAt)) / 1000 : null;
 
@@ -196,9 +206,15 @@ export function RunPage({ me, id }) {
     </section>
     <${ArtifactPanel} artifact=${data.artifact} />
     <${Timeline} events=${events} />
-    ${goodBackup && operator
-      ? html`<${RestoreDialog} run=${data} open=${dialogOpen}
+    ${
+      goodBackup && operator
+        ? html`<${RestoreDialog} run=${data} open=${dialogOpen}
           onClose=${() => setDialogOpen(false)}
-          onStarted=${(message) => { setDialogOpen(false); setAction({ busy: false, error: null, notice: message }); setRestoring(true); }} />`
-      : null}`;
+          onStarted=${(message) => {
+            setDialogOpen(false);
+            setAction({ busy: false, error: null, notice: message });
+            setRestoring(true);
+          }} />`
+        : null
+    }`;
 }

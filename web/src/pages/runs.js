@@ -88,7 +88,11 @@ export function RunsPage({ query }) {
   return html`
     <${PageHeading} actions=${html`<${LiveIndicator} connected=${connected} />`}>Runs<//>
     <form class="filters" role="search" aria-label="Filter runs" onSubmit=${(event) => event.preventDefault()}>
-      ${select('target', 'Target', (targets.data?.items ?? []).map((target) => target.name))}
+      ${select(
+        'target',
+        'Target',
+        (targets.data?.items ?? []).map((target) => target.name),
+      )}
       ${select('status', 'Status', statuses)}
       ${select('kind', 'Kind', ['backup', 'verify'])}
     </form>
@@ -96,20 +100,24 @@ export function RunsPage({ query }) {
     <${ErrorNotice} error=${runs.error} title="The runs could not be loaded" />
     ${runs.data === undefined && !runs.error ? html`<${Loading} />` : null}
     ${runs.data && runs.data.items.length === 0 ? html`<p>No runs${filterKey !== '{"target":"","status":"","kind":""}' ? ' match these filters' : ' yet'}.</p>` : null}
-    ${runs.data && runs.data.items.length > 0
-      ? html`<div class="table-wrap"><table class="runs-table">
+    ${
+      runs.data && runs.data.items.length > 0
+        ? html`<div class="table-wrap"><table class="runs-table">
           <caption class="visually-hidden">Runs, newest first</caption>
           <thead><tr><th scope="col">Status</th><th scope="col">Run</th><th scope="col">Target</th><th scope="col">Kind</th><th scope="col">Created</th><th scope="col">Duration</th></tr></thead>
-          <tbody>${runs.data.items.map((run) => html`<tr key=${run.id} data-run=${run.id}>
+          <tbody>${runs.data.items.map(
+            (run) => html`<tr key=${run.id} data-run=${run.id}>
             <td class="run-status"><${StatusBadge} status=${run.status} /></td>
             <td><a href=${`#/runs/${run.id}`} class="mono">${shortId(run.id)}</a></td>
             <td><a href=${`#/targets/${encodeURIComponent(run.targetName)}`}>${run.targetName}</a></td>
             <td>${run.kind === 'verify' ? 'restore drill' : 'backup'}</td>
             <td title=${run.createdAt}>${formatRelative(run.createdAt, now)}</td>
             <td>${formatDuration(durationOf(run))}</td>
-          </tr>`)}</tbody>
+          </tr>`,
+          )}</tbody>
         </table></div>
         ${runs.data.nextCursor ? html`<p><button type="button" class="button-quiet" onClick=${loadMore} disabled=${more.busy}>${more.busy ? 'Loading…' : 'Load older runs'}</button></p>` : null}
         <${ErrorNotice} error=${more.error} title="Older runs could not be loaded" />`
-      : null}`;
+        : null
+    }`;
 }

@@ -26,13 +26,15 @@ function Settings({ target }) {
       <div><dt>Schedule</dt><dd>${target.schedule ? html`<code>${target.schedule.cron}</code> (${target.schedule.timezone})` : 'on demand only'}</dd></div>
       <div><dt>Retention</dt><dd>${describeRetention(target.retention)}</dd></div>
       <div><dt>Profile</dt><dd>${target.options?.profile ?? 'default'}</dd></div>
-      <div><dt>Encryption</dt><dd>${target.options?.encryptTo?.length
-        ? html`age, to <ul class="plain">${target.options.encryptTo.map((recipient) => html`<li class="mono break">${recipient}</li>`)}</ul>`
-        : 'none'}</dd></div>
+      <div><dt>Encryption</dt><dd>${
+        target.options?.encryptTo?.length ? html`age, to <ul class="plain">${target.options.encryptTo.map((recipient) => html`<li class="mono break">${recipient}</li>`)}</ul>` : 'none'
+      }</dd></div>
       <div><dt>Restore drills</dt><dd>${target.verification?.everyNth ? `every ${target.verification.everyNth} backups` : target.verification?.cron ? html`<code>${target.verification.cron}</code>` : 'on demand only'}</dd></div>
-      <div><dt>Notifications</dt><dd>${target.notifications.length
-        ? html`<ul class="plain">${target.notifications.map((channel) => html`<li>${channel.kind} on ${channel.on.join(', ')}${channel.signed ? ' (signed)' : ''}</li>`)}</ul>`
-        : 'none'}</dd></div>
+      <div><dt>Notifications</dt><dd>${
+        target.notifications.length
+          ? html`<ul class="plain">${target.notifications.map((channel) => html`<li>${channel.kind} on ${channel.on.join(', ')}${channel.signed ? ' (signed)' : ''}</li>`)}</ul>`
+          : 'none'
+      }</dd></div>
       <div><dt>Executed by</dt><dd>${target.executor ? `GitHub Actions (${target.executor.owner}/${target.executor.repo})` : 'Backstop workers'}</dd></div>
       <div><dt>Database</dt><dd class="muted">stored, never shown</dd></div>
     </dl>
@@ -89,15 +91,27 @@ export function TargetPage({ me, name }) {
   const s = summary.data;
   const newest = s?.newestBackup;
   const actions = html`
-    ${can(me, 'operator')
-      ? html`<button type="button" disabled=${action.busy}
-          onClick=${() => act(async () => { const run = await api('/api/v1/runs', { method: 'POST', body: { target: name } }); location.hash = `#/runs/${run.id}`; })}>Back up now</button>
-        ${newest
-          ? html`<button type="button" disabled=${action.busy}
-              onClick=${() => act(async () => { const drill = await api(`/api/v1/runs/${newest.id}/verify`, { method: 'POST' }); location.hash = `#/runs/${drill.id}`; })}>Verify newest backup</button>
+    ${
+      can(me, 'operator')
+        ? html`<button type="button" disabled=${action.busy}
+          onClick=${() =>
+            act(async () => {
+              const run = await api('/api/v1/runs', { method: 'POST', body: { target: name } });
+              location.hash = `#/runs/${run.id}`;
+            })}>Back up now</button>
+        ${
+          newest
+            ? html`<button type="button" disabled=${action.busy}
+              onClick=${() =>
+                act(async () => {
+                  const drill = await api(`/api/v1/runs/${newest.id}/verify`, { method: 'POST' });
+                  location.hash = `#/runs/${drill.id}`;
+                })}>Verify newest backup</button>
             <a class="button button-quiet" href=${`#/runs/${newest.id}`}>Restore newest backup…</a>`
-          : null}`
-      : null}
+            : null
+        }`
+        : null
+    }
     ${can(me, 'admin') ? html`<a class="button button-quiet" href=${`#/targets/${encodeURIComponent(name)}/edit`}>Edit</a>` : null}`;
   const points = (history.data?.items ?? []).map((point) => ({ at: Date.parse(point.finishedAt), status: point.status, bad: point.status !== 'succeeded' }));
   const sizes = (history.data?.items ?? []).map((point, index) => ({ ...points[index], value: point.status === 'succeeded' ? point.bytes : null }));
@@ -108,14 +122,16 @@ export function TargetPage({ me, name }) {
     <p class="target-health">${s ? html`<${HealthBadge} health=${s.health} /> ${s.healthReason}` : null} <${LiveIndicator} connected=${connected} /></p>
     <${ErrorNotice} error=${action.error} title="That did not work" />
     <${UnknownBackups} name=${name} unknown=${unknown} />
-    ${s
-      ? html`<dl class="facts facts-row card">
+    ${
+      s
+        ? html`<dl class="facts facts-row card">
           <div><dt>Last run</dt><dd>${s.lastRun ? html`<a href=${`#/runs/${s.lastRun.id}`}><${StatusBadge} status=${s.lastRun.status} /></a> ${formatRelative(s.lastRun.finishedAt ?? s.lastRun.createdAt, now)}` : 'none yet'}</dd></div>
           <div><dt>Newest good backup</dt><dd>${newest ? html`${formatRelative(newest.finishedAt, now)} (${formatBytes(newest.bytes)})` : 'none'}</dd></div>
           <div><dt>Last verification</dt><dd>${s.lastVerification ? html`<${StatusBadge} status=${s.lastVerification.status} /> ${formatRelative(s.lastVerification.finishedAt, now)}` : 'never'}</dd></div>
           <div><dt>Next scheduled run</dt><dd>${s.nextScheduledAt ? formatRelative(s.nextScheduledAt, now) : 'on demand only'}</dd></div>
         </dl>`
-      : null}
+        : null
+    }
     <section class="card charts" aria-labelledby="charts-title">
       <h2 id="charts-title">Backups over time</h2>
       <${ErrorNotice} error=${history.error} title="The history could not be loaded" />
@@ -127,10 +143,12 @@ export function TargetPage({ me, name }) {
     <section class="card" aria-labelledby="recent-title">
       <h2 id="recent-title">Recent runs</h2>
       ${runs.data?.items.length === 0 ? html`<p class="muted">No runs yet.</p>` : null}
-      <ul class="plain recent-runs">${(runs.data?.items ?? []).map((run) => html`<li key=${run.id}>
+      <ul class="plain recent-runs">${(runs.data?.items ?? []).map(
+        (run) => html`<li key=${run.id}>
         <${StatusBadge} status=${run.status} /> <a href=${`#/runs/${run.id}`} class="mono">${shortId(run.id)}</a>
         ${run.kind === 'verify' ? ' restore drill' : ' backup'} · ${formatRelative(run.createdAt, now)}
-      </li>`)}</ul>
+      </li>`,
+      )}</ul>
       <p><a href=${`#/runs?target=${encodeURIComponent(name)}`}>All runs of ${name}</a></p>
     </section>
     <${Settings} target=${target.data} />`;

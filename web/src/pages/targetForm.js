@@ -120,13 +120,15 @@ export function TargetFormPage({ me, name }) {
       <div id="form-error" tabindex="-1"><${ErrorNotice} error=${state.error} title="The target was not saved" /></div>
       <fieldset>
         <legend>Database</legend>
-        ${editing
-          ? null
-          : html`<div class="field">
+        ${
+          editing
+            ? null
+            : html`<div class="field">
               <label for="target-name">Name</label>
               <input id="target-name" required value=${form.name} onInput=${set('name')} autocomplete="off" spellcheck="false" aria-describedby="target-name-help" />
               <p id="target-name-help" class="help">Lowercase letters, digits, ".", "_" and "-"; used in the store's folder names.</p>
-            </div>`}
+            </div>`
+        }
         <div class="field">
           <label for="target-database-url">Database URL${editing ? ' (leave blank to keep the stored one)' : ''}</label>
           <input id="target-database-url" type="password" required=${!editing} value=${form.databaseUrl} onInput=${set('databaseUrl')} autocomplete="off" spellcheck="false"
@@ -172,21 +174,25 @@ export function TargetFormPage({ me, name }) {
       <fieldset>
         <legend>Retention</legend>
         <div class="field-row">
-          ${retentionFields.map(([key, label]) => html`<div class="field field-narrow">
+          ${retentionFields.map(
+            ([key, label]) => html`<div class="field field-narrow">
             <label for=${`target-retention-${key}`}>${label}</label>
             <input id=${`target-retention-${key}`} type="number" min="0" inputmode="numeric" value=${form.retention[key]}
               onInput=${(event) => setForm({ ...form, retention: { ...form.retention, [key]: event.currentTarget.value } })} />
-          </div>`)}
+          </div>`,
+          )}
         </div>
         <p class="help">Backups kept by each rule; all empty keeps every backup. The newest backup is never deleted.</p>
       </fieldset>
       <fieldset>
         <legend>Notifications</legend>
-        ${(existing?.notifications ?? []).map((channel) => html`<div class="field field-check" key=${channel.id}>
+        ${(existing?.notifications ?? []).map(
+          (channel) => html`<div class="field field-check" key=${channel.id}>
           <input id=${`remove-${channel.id}`} type="checkbox" checked=${form.removeChannels.includes(channel.id)}
             onChange=${(event) => setForm({ ...form, removeChannels: event.currentTarget.checked ? [...form.removeChannels, channel.id] : form.removeChannels.filter((id) => id !== channel.id) })} />
           <label for=${`remove-${channel.id}`}>Remove the ${channel.kind} channel (on ${channel.on.join(', ')}; its URL is stored, never shown)</label>
-        </div>`)}
+        </div>`,
+        )}
         <div class="field-row">
           <div class="field field-narrow">
             <label for="channel-kind">New channel</label>
@@ -202,10 +208,12 @@ export function TargetFormPage({ me, name }) {
           </div>
         </div>
         <div class="checks" role="group" aria-label="Events that notify the new channel">
-          ${notificationEvents.map((eventName) => html`<span class="field-check">
+          ${notificationEvents.map(
+            (eventName) => html`<span class="field-check">
             <input id=${`channel-on-${eventName}`} type="checkbox" checked=${form.newChannel.on.includes(eventName)} onChange=${() => toggleEvent(eventName)} />
             <label for=${`channel-on-${eventName}`}>${eventName.replace('_', ' ')}</label>
-          </span>`)}
+          </span>`,
+          )}
         </div>
       </fieldset>
       <div class="actions">

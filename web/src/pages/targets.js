@@ -14,15 +14,19 @@ export function TargetsPage({ me }) {
     <${ErrorNotice} error=${targets.error} title="The targets could not be loaded" />
     ${targets.data === undefined && !targets.error ? html`<${Loading} />` : null}
     ${targets.data?.items.length === 0 ? html`<p>No targets yet.</p>` : null}
-    ${targets.data?.items.length
-      ? html`<div class="table-wrap"><table>
+    ${
+      targets.data?.items.length
+        ? html`<div class="table-wrap"><table>
           <thead><tr><th scope="col">Name</th><th scope="col">Schedule</th><th scope="col">Store</th><th scope="col">Encrypted</th></tr></thead>
-          <tbody>${targets.data.items.map((target) => html`<tr key=${target.id}>
+          <tbody>${targets.data.items.map(
+            (target) => html`<tr key=${target.id}>
             <td><a href=${`#/targets/${encodeURIComponent(target.name)}`}>${target.name}</a></td>
             <td>${target.schedule ? html`<code>${target.schedule.cron}</code> ${target.schedule.timezone}` : 'on demand'}</td>
             <td class="break mono">${target.storeUrl}</td>
             <td>${target.options?.encryptTo?.length ? 'yes' : 'no'}</td>
-          </tr>`)}</tbody>
+          </tr>`,
+          )}</tbody>
         </table></div>`
-      : null}`;
+        : null
+    }`;
 }
