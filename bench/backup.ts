@@ -148,7 +148,10 @@ async function main(): Promise<void> {
   const record = (id: string, label: string, sample: Sample, load: number): Sample => {
     sample.load = load;
     let entry = cases.get(id);
-    if (!entry) cases.set(id, (entry = { id, label, samples: [] }));
+    if (!entry) {
+      entry = { id, label, samples: [] };
+      cases.set(id, entry);
+    }
     entry.samples.push(sample);
     return sample;
   };

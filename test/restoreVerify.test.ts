@@ -110,7 +110,7 @@ describe('restore you can trust: drills, damaged artifacts, catalog-free restore
     const subject = await getRun(catalog.pool, run.id);
     assert.equal(subject.verification?.status, 'failed');
     assert.deepEqual(
-      (subject.verification?.mismatches as Array<{ table: string }>).map((m) => m.table),
+      (subject.verification?.mismatches as Array<{ table: string }> | undefined)?.map((m) => m.table),
       ['public.orders'],
     );
     assert.deepEqual(await scratchDatabases(), []);

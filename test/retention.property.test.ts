@@ -47,7 +47,10 @@ const newestFirst = (backups: readonly RetentionBackup[]) => [...backups].sort((
 const dayFormats = new Map<string, Intl.DateTimeFormat>();
 const dayIn = (timezone: string, at: number) => {
   let format = dayFormats.get(timezone);
-  if (!format) dayFormats.set(timezone, (format = new Intl.DateTimeFormat('sv-SE', { timeZone: timezone, dateStyle: 'short' })));
+  if (!format) {
+    format = new Intl.DateTimeFormat('sv-SE', { timeZone: timezone, dateStyle: 'short' });
+    dayFormats.set(timezone, format);
+  }
   return format.format(new Date(at));
 };
 

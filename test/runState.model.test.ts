@@ -67,7 +67,8 @@ interface Real {
 type Tally = Record<string, { accepted: number; refused: number }>;
 const tally: Tally = {};
 function count(name: string, accepted: boolean): void {
-  const entry = (tally[name] ??= { accepted: 0, refused: 0 });
+  const entry = tally[name] ?? { accepted: 0, refused: 0 };
+  tally[name] = entry;
   if (accepted) entry.accepted++;
   else entry.refused++;
 }
@@ -298,7 +299,7 @@ class RequestCancel implements Command {
   toString = () => `requestCancel(${this.index})`;
 }
 
-async function finalize(model: Model, real: Real, run: ModelRun, leaseId: string, outcome: RunnerOutcome, name: string): Promise<void> {
+async function finalize(real: Real, run: ModelRun, leaseId: string, outcome: RunnerOutcome, name: string): Promise<void> {
   const from = run.state.status;
   const accepted = await refusal(
     finalizeRun(real.catalog.pool, {
@@ -327,7 +328,7 @@ class Finalize implements Command {
   check = (model: Readonly<Model>) => model.runs.length > 0;
   async run(model: Model, real: Real) {
     const run = pick(model, this.index, leased);
-    await finalize(model, real, run, leaseFor(run, this.lease), this.outcome, `finalize:${this.lease}`);
+    await finalize(real, run, leaseFor(run, this.lease), this.outcome, `finalize:${this.lease}`);
     await compareRows(model, real, this.toString());
   }
   toString = () => `finalize(${this.index}, ${this.lease}, ${this.outcome})`;
@@ -343,7 +344,7 @@ class RepeatFinalize implements Command {
   async run(model: Model, real: Real) {
     const finalized = model.runs.filter((run) => run.lastFinalize !== null);
     const run = finalized[this.index % finalized.length]!;
-    await finalize(model, real, run, run.lastFinalize!.leaseId, run.lastFinalize!.outcome, 'finalize:repeat');
+    await finalize(real, run, run.lastFinalize!.leaseId, run.lastFinalize!.outcome, 'finalize:repeat');
     await compareRows(model, real, this.toString());
   }
   toString = () => `repeatFinalize(${this.index})`;

@@ -171,7 +171,10 @@ describe('HTTP API', { timeout: 300_000 }, () => {
       const page: HttpResult = await api.request('GET', `/api/v1/runs?target=alpha&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: api.tokens.viewer });
       assert.equal(page.status, 200, page.text);
       assert.ok(page.json.items.length <= 2);
-      seen.push(...page.json.items.map((run: { id: string; targetName: string }) => (assert.equal(run.targetName, 'alpha'), run.id)));
+      for (const run of page.json.items as { id: string; targetName: string }[]) {
+        assert.equal(run.targetName, 'alpha');
+        seen.push(run.id);
+      }
       cursor = page.json.nextCursor;
       pages++;
     } while (cursor);

@@ -83,8 +83,6 @@ export async function readCatalog(db: Queryable): Promise<CatalogSnapshot> {
 
 const ACTIVE = new Set(['queued', 'dispatched', 'running', 'cancelling']);
 const LEASED = new Set(['running', 'cancelling']);
-/** Events that end an attempt: the catalog no longer holds it for its process. */
-const ATTEMPT_ENDS = new Set(['finished', 'reaped', 'requeued', 'released', 'executor_ended']);
 
 export interface AttemptRecord {
   runId: string;

@@ -178,7 +178,11 @@ export async function run(input: ChaosOptions): Promise<ChaosResult> {
     const restores = await restoreSample(sample, { env, stores: storesByKind }, violations);
     bucketReader.close();
 
-    const count = (values: (string | null)[]) => values.reduce<Record<string, number>>((acc, value) => ((acc[value ?? 'none'] = (acc[value ?? 'none'] ?? 0) + 1), acc), {});
+    const count = (values: (string | null)[]) => {
+      const counts: Record<string, number> = {};
+      for (const value of values) counts[value ?? 'none'] = (counts[value ?? 'none'] ?? 0) + 1;
+      return counts;
+    };
     const keep = options.keepFiles === 'always' || (options.keepFiles === 'on-violation' && violations.length > 0);
     const result: ChaosResult = {
       options,

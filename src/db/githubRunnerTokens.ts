@@ -110,7 +110,7 @@ export async function assertRunDispatchedTo(db: Queryable, runId: string, reposi
     const { rowCount } = await db.query('select 1 from backstop.runs where id = $1', [runId]);
     if (!rowCount) throw new BackstopError('RUN_NOT_FOUND', `No run with id ${runId}. The job must be given the run id Backstop dispatched (inputs.run_id).`);
   }
-  if (!row || !row.dispatched || `${row.owner}/${row.repo}`.toLowerCase() !== repository.toLowerCase()) {
+  if (!row?.dispatched || `${row.owner}/${row.repo}`.toLowerCase() !== repository.toLowerCase()) {
     throw new BackstopError(
       'FORBIDDEN',
       `Run ${runId} was not dispatched to ${repository}: this GitHub runner token only opens runs that Backstop dispatched to that repository's workflow.`,

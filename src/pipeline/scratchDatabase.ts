@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { withDatabase } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
 import { connectDatabase } from '../db/pool.ts';

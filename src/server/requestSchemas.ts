@@ -289,6 +289,7 @@ export const jobReportBody = {
   type: 'object',
   additionalProperties: false,
   required: ['jobStatus'],
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, written as GitHub spells it
   properties: { jobStatus: { type: 'string', enum: jobStatuses, description: "The CI job's status (GitHub: `${{ job.status }}`)." } },
   examples: [{ jobStatus: 'failure' }],
 } as const;

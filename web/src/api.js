@@ -40,7 +40,7 @@ export async function api(path, { method = 'GET', body, token = storedToken() } 
     json = undefined;
   }
   if (!response.ok) {
-    const error = new ApiError(response.status, json?.error?.code ?? 'HTTP_' + response.status, json?.error?.message ?? `The server answered ${response.status}.`);
+    const error = new ApiError(response.status, json?.error?.code ?? `HTTP_${response.status}`, json?.error?.message ?? `The server answered ${response.status}.`);
     if (response.status === 401) onUnauthorized(error);
     throw error;
   }
