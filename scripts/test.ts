@@ -1,7 +1,8 @@
 /**
- * The test command: starts a real PostgreSQL server (the embedded binaries, as the postgres
- * user when run as root) in a temporary folder, prepares a migrated template catalog, runs
- * every test file with node:test, and stops the server whatever happened.
+ * The test command: runs the lint step (scripts/lint.ts) and stops if it fails, then starts a
+ * real PostgreSQL server (the embedded binaries, as the postgres user when run as root) in a
+ * temporary folder, prepares a migrated template catalog, runs every test file with node:test,
+ * and stops the server whatever happened.
  *
  *   npm test                      all tests
  *   npm test -- test/foo.test.ts  some files
@@ -13,6 +14,7 @@ import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../
 import { migrate } from '../src/db/migrate.ts';
 import { createPool } from '../src/db/pool.ts';
 import { createDatabaseIfMissing } from '../src/cli/catalog.ts';
+import { lintFixAdvice, runBiomeCheck } from './lint.ts';
 
 const TEMPLATE = 'backstop_template';
 
@@ -26,6 +28,12 @@ function requireTool(tool: string, install: string): void {
 }
 
 async function main(): Promise<number> {
+  const lint = runBiomeCheck([]);
+  if (lint.error) throw lint.error;
+  if (lint.status !== 0) {
+    process.stderr.write(lintFixAdvice);
+    return 1;
+  }
   requireTool('pg_dump', 'apt-get install -y postgresql-client');
   requireTool('age', 'apt-get install -y age');
 
