@@ -1,13 +1,13 @@
 /**
  * Writes the Supabase migration (supabase/migrations/…_backstop.sql) from the catalog
- * migrations and src/supabase/catalogSecurity.sql. `--check` writes nothing and exits 1 when
+ * migrations and src/supabaseCatalog/catalogSecurity.sql. `--check` writes nothing and exits 1 when
  * the committed file is out of date.
  *
  *   npx node scripts/supabaseMigration.ts [--check]
  */
 import fs from 'node:fs/promises';
 import { readMigrations } from '../src/db/migrate.ts';
-import { buildSupabaseMigration, CATALOG_SECURITY_PATH, SUPABASE_MIGRATION_PATH } from '../src/supabase/supabaseMigration.ts';
+import { buildSupabaseMigration, CATALOG_SECURITY_PATH, SUPABASE_MIGRATION_PATH } from '../src/supabaseCatalog/supabaseMigration.ts';
 
 const root = new URL('../', import.meta.url);
 const generated = buildSupabaseMigration(await readMigrations(), await fs.readFile(new URL(CATALOG_SECURITY_PATH, root), 'utf8'));

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { getRun } from '../src/db/runs.ts';
+import { getRun } from '../src/db/runRecords.ts';
 import { getTargetWithSecret } from '../src/db/targets.ts';
 import { startCli, type CliProcess } from './support/cli.ts';
 import { adminQuery, createSampleDatabase, createTestCatalog, createTestDatabase, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';

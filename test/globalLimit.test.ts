@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { claimNextRun, createRun, finalizeRun } from '../src/db/runs.ts';
+import { claimNextRun, finalizeRun } from '../src/db/runLeases.ts';
+import { createRun } from '../src/db/runRecords.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
 

@@ -11,7 +11,7 @@ import { artifactPrefix } from '../src/core/manifest.ts';
 import { groupArtifactPrefixes, planGarbage, type CatalogRun } from '../src/core/planGarbage.ts';
 import { describeReason, planRetention, validateRetentionPolicy, type RetentionBackup } from '../src/core/planRetention.ts';
 import { markRunPruned } from '../src/db/retention.ts';
-import { createRun, requestCancel } from '../src/db/runs.ts';
+import { createRun, requestCancel } from '../src/db/runRecords.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
 import { localStore } from '../src/storage/localStore.ts';
 import type { Store } from '../src/storage/store.ts';

@@ -3,8 +3,11 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { reportJobStatus, type JobStatus } from '../src/control/jobReport.ts';
 import { isBackstopError } from '../src/core/errors.ts';
-import { applyRunEvent, exclusiveStatuses, isTerminal, runnerOutcomes, type RunEvent, type RunnerOutcome, type RunState, type RunStatus } from '../src/core/runState.ts';
-import { claimForDispatch, claimNextRun, claimRunById, createRun, finalizeRun, reapRuns, releaseRun, renewLease, requestCancel, type Artifact } from '../src/db/runs.ts';
+import { applyRunEvent, exclusiveStatuses, isTerminal, runnerOutcomes, type RunStateEvent, type RunnerOutcome, type RunState, type RunStatus } from '../src/core/runState.ts';
+import type { Artifact } from '../src/core/artifact.ts';
+import { claimForDispatch } from '../src/db/executorRuns.ts';
+import { claimNextRun, claimRunById, finalizeRun, reapRuns, releaseRun, renewLease } from '../src/db/runLeases.ts';
+import { createRun, requestCancel } from '../src/db/runRecords.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
 
@@ -75,7 +78,7 @@ function count(name: string, accepted: boolean): void {
 
 const clock = { now: NOW };
 
-function apply(run: ModelRun, event: RunEvent): boolean {
+function apply(run: ModelRun, event: RunStateEvent): boolean {
   const result = applyRunEvent(run.state, event, clock);
   if (result.ok) run.state = result.state;
   return result.ok;

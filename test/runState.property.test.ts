@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { applyRunEvent, executorOutcomes, isOverdue, isTerminal, runnerOutcomes, type RunEvent, type RunState } from '../src/core/runState.ts';
+import { applyRunEvent, executorOutcomes, isOverdue, isTerminal, runnerOutcomes, type RunStateEvent, type RunState } from '../src/core/runState.ts';
 
 /**
  * The pure run state machine against arbitrary event sequences. Leases come from a small pool
@@ -14,7 +14,7 @@ const leasePool = ['lease-a', 'lease-b', 'lease-c'] as const;
 
 interface Step {
   advanceMs: number;
-  event: RunEvent;
+  event: RunStateEvent;
 }
 
 const leaseId = fc.constantFrom(...leasePool);
@@ -51,7 +51,7 @@ const scenario = fc.record({
   steps: fc.array(step, { minLength: 1, maxLength: 60 }),
 });
 
-function absolute(event: RelativeEvent, now: number): RunEvent {
+function absolute(event: RelativeEvent, now: number): RunStateEvent {
   switch (event.type) {
     case 'dispatch':
       return { type: 'dispatch', startDeadlineAt: now + event.in };

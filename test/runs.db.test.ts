@@ -1,21 +1,10 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { isBackstopError } from '../src/core/errors.ts';
-import {
-  claimNextRun,
-  claimRunById,
-  createRun,
-  finalizeRun,
-  getRun,
-  listRunEvents,
-  reapRuns,
-  releaseRun,
-  renewLease,
-  requestCancel,
-  type Artifact,
-  type ClaimedRun,
-  type RunRecord,
-} from '../src/db/runs.ts';
+import type { Artifact } from '../src/core/artifact.ts';
+import { listRunEvents } from '../src/db/runEvents.ts';
+import { claimNextRun, claimRunById, finalizeRun, reapRuns, releaseRun, renewLease } from '../src/db/runLeases.ts';
+import { createRun, getRun, requestCancel, type ClaimedRun, type RunRecord } from '../src/db/runRecords.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
 import { openConnections, type Connections } from './support/connections.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';

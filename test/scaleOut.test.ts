@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createRun } from '../src/db/runs.ts';
+import { createRun } from '../src/db/runRecords.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { killAll, startCli, type CliProcess } from './support/cli.ts';
 import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, artifactPrefix, manifestSchema, type ManifestFile } from '../src/core/manifest.ts';
-import { createRun, getRun } from '../src/db/runs.ts';
+import { createRun, getRun } from '../src/db/runRecords.ts';
 import { createTarget, getTargetWithSecret } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
 import { closedPort, startTestServer, type HttpResult, type TestServer } from './support/server.ts';

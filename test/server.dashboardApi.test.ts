@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { claimRunById, createRun, finalizeRun, renewLease, type Artifact } from '../src/db/runs.ts';
+import type { Artifact } from '../src/core/artifact.ts';
+import { claimRunById, finalizeRun, renewLease } from '../src/db/runLeases.ts';
+import { createRun } from '../src/db/runRecords.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
 import { readEventStream, startTestServer, type TestServer } from './support/server.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { createRun } from '../src/db/runs.ts';
+import { createRun } from '../src/db/runRecords.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
 import { startTestServer, type HttpResult, type TestServer } from './support/server.ts';

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { createRun, getRun } from '../src/db/runs.ts';
+import { createRun, getRun } from '../src/db/runRecords.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { fastLeaseEnv, killAll, startCli, type CliProcess } from './support/cli.ts';
 import { adminQuery, createSampleDatabase, createTestCatalog, dumpSessions, holdTableLock, type TestCatalog, type TestDatabase } from './support/pg.ts';

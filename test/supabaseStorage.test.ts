@@ -9,9 +9,9 @@ import { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, ListObjectsV
 import { isBackstopError } from '../src/core/errors.ts';
 import { generateIdentity, parseIdentities } from '../src/pipeline/age.ts';
 import { readManifest } from '../src/pipeline/readManifest.ts';
-import { backupSupabase } from '../src/pipeline/supabase/backupSupabase.ts';
-import { openStorageEndpoint, storageEndpointFromEnv } from '../src/pipeline/supabase/storageEndpoint.ts';
-import { restoreStorageObjects, storageFileName } from '../src/pipeline/supabase/storageObjects.ts';
+import { backupSupabase } from '../src/pipeline/supabaseSource/backupSupabase.ts';
+import { openStorageEndpoint, storageEndpointFromEnv } from '../src/pipeline/supabaseSource/storageEndpoint.ts';
+import { restoreStorageObjects, storageFileName } from '../src/pipeline/supabaseSource/storageObjects.ts';
 import { digestOf } from '../src/pipeline/spoolVerifiedFile.ts';
 import { localStore } from '../src/storage/localStore.ts';
 import { runCli } from './support/cli.ts';

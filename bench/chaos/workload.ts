@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createRun } from '../../src/db/runs.ts';
+import { createRun } from '../../src/db/runRecords.ts';
 import type { ChaosEnvironment } from './environment.ts';
 import type { PlannedRun } from './plan.ts';
 import type { ManagedProcess, Supervisor } from './processes.ts';

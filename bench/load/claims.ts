@@ -1,6 +1,8 @@
 import pg from 'pg';
-import type { Pool } from '../../src/db/pool.ts';
-import { claimNextRun, finalizeRun, type Artifact, type ClaimedRun } from '../../src/db/runs.ts';
+import { catalogTypes, type Pool } from '../../src/db/pool.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
+import { claimNextRun, finalizeRun } from '../../src/db/runLeases.ts';
+import type { ClaimedRun } from '../../src/db/runRecords.ts';
 
 /**
  * Claim throughput: N loops, each on its own connection (a worker's claim path without the
@@ -40,7 +42,7 @@ export async function measureClaims(pool: Pool, catalogUrl: string, options: { l
 export async function claimLoops(catalogUrl: string, options: { loops: number; seconds: number; artifact: (run: ClaimedRun) => Artifact | null }): Promise<Omit<ClaimResult, 'loops'>> {
   const clients = await Promise.all(
     Array.from({ length: options.loops }, async (_, index) => {
-      const client = new pg.Client({ connectionString: catalogUrl, application_name: `bench-claimer-${index}` });
+      const client = new pg.Client({ connectionString: catalogUrl, application_name: `bench-claimer-${index}`, types: catalogTypes });
       client.on('error', () => {});
       await client.connect();
       return client;

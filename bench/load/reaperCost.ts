@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Pool, Queryable } from '../../src/db/pool.ts';
-import { reapRuns } from '../../src/db/runs.ts';
+import { reapRuns } from '../../src/db/runLeases.ts';
 
 /**
  * Reaper cost with `running` runs in flight (one per target): one pass when none has

@@ -4,7 +4,8 @@ import type { Config } from '../core/config.ts';
 import { parseDatabaseUrl } from '../core/databaseUrl.ts';
 import { ensureEmbeddedPostgres, type EmbeddedInstance } from '../db/embeddedPostgres.ts';
 import { migrate } from '../db/migrate.ts';
-import { connectionError, createPool, pgErrorCode, pgErrorCodes, type Pool } from '../db/pool.ts';
+import { connectionError, pgErrorCode, pgErrorCodes } from '../core/pgErrors.ts';
+import { createPool, type Pool } from '../db/pool.ts';
 
 export interface Catalog {
   pool: Pool;

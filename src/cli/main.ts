@@ -1,8 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
 import { redactText } from '../core/databaseUrl.ts';
-import { isConnectionLost } from '../db/pool.ts';
-import { BACKSTOP_VERSION } from '../core/version.ts';
+import { isConnectionLost } from '../core/pgErrors.ts';
+import { BACKSTOP_VERSION } from '../version.ts';
 import { registerBackupCommands } from './commands/backup.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDemoCommand } from './commands/demo.ts';

@@ -1,4 +1,4 @@
-import type { RunRecord } from '../db/runs.ts';
+import type { RunRecord } from '../db/runRecords.ts';
 
 /** The `--json` shape of a run: stable, secret-free. */
 export function runJson(run: RunRecord) {

@@ -1,7 +1,8 @@
 import { BackstopError, describeError } from '../core/errors.ts';
 import { MANIFEST_NAME, artifactPrefix } from '../core/manifest.ts';
 import { manifestBindsTo } from '../core/manifestBinding.ts';
-import type { Artifact, RunRecord } from '../db/runs.ts';
+import type { Artifact } from '../core/artifact.ts';
+import type { RunRecord } from '../db/runRecords.ts';
 import { readManifest } from '../pipeline/readManifest.ts';
 import { openStore } from '../storage/openStore.ts';
 

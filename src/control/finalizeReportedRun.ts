@@ -1,6 +1,7 @@
 import { BackstopError, isBackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
-import { finalizeRun, getRunForLease, type FinalizeInput, type RunRecord } from '../db/runs.ts';
+import { finalizeRun, getRunForLease, type FinalizeInput } from '../db/runLeases.ts';
+import type { RunRecord } from '../db/runRecords.ts';
 import { getTargetWithSecret } from '../db/targets.ts';
 import { checkReportedArtifact } from './checkReportedArtifact.ts';
 

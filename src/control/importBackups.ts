@@ -2,7 +2,7 @@ import { describeError } from '../core/errors.ts';
 import { MANIFEST_NAME, type Manifest } from '../core/manifest.ts';
 import { manifestBindsTo } from '../core/manifestBinding.ts';
 import type { Queryable } from '../db/pool.ts';
-import type { Artifact } from '../db/runs.ts';
+import type { Artifact } from '../core/artifact.ts';
 import { assertTargetName } from '../db/targets.ts';
 import { readManifest } from '../pipeline/readManifest.ts';
 import type { Store } from '../storage/store.ts';

@@ -1,6 +1,7 @@
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
-import { endRunFromExecutor, getRun, type RunRecord } from '../db/runs.ts';
+import { endRunFromExecutor } from '../db/executorRuns.ts';
+import { getRun, type RunRecord } from '../db/runRecords.ts';
 
 export const jobStatuses = ['success', 'failure', 'cancelled'] as const;
 export type JobStatus = (typeof jobStatuses)[number];

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
-import { BACKSTOP_VERSION } from '../core/version.ts';
+import { BACKSTOP_VERSION } from '../version.ts';
 import { claimDueNotifications, markNotificationAttemptFailed, markNotificationDelivered, type NotificationDelivery } from '../db/notifications.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { NotificationChannel } from '../db/targets.ts';

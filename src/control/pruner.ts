@@ -25,7 +25,7 @@ import {
   runsForGarbage,
   type RetainedBackup,
 } from '../db/retention.ts';
-import { appendRunEvent } from '../db/runs.ts';
+import { appendRunEvent } from '../db/runEvents.ts';
 import { activeStatuses } from '../core/runState.ts';
 import { getTarget, listTargets, type TargetRecord } from '../db/targets.ts';
 import { deletePrefix } from '../pipeline/backup.ts';

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { startPeriodicTask } from './periodicTask.ts';
 import type { Queryable } from '../db/pool.ts';
-import { reapRuns, type ReapedRun } from '../db/runs.ts';
+import { reapRuns, type ReapedRun } from '../db/runLeases.ts';
 
 export interface Reaper {
   /** Runs one pass now (also what the timer calls). */

@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../core/config.ts';
 import { isBackstopError } from '../core/errors.ts';
 import type { Pool, Queryable } from '../db/pool.ts';
-import { claimNextRun, type RunRecord } from '../db/runs.ts';
+import { claimNextRun } from '../db/runLeases.ts';
+import type { RunRecord } from '../db/runRecords.ts';
 import { executeRun, type RunExecution } from '../runner/executeRun.ts';
 import { startReaper } from './reaper.ts';
 

@@ -1,7 +1,7 @@
 /**
- * The run state machine, pure. SQL in src/db/runs.ts encodes the same transitions as
- * conditional UPDATEs; the status sets below are passed to it as parameters so the two
- * cannot drift apart.
+ * The run state machine, pure. The SQL in src/db/ (runLeases.ts, runRecords.ts,
+ * executorRuns.ts) encodes the same transitions as conditional UPDATEs; the status sets below
+ * are passed to it as parameters so the two cannot drift apart.
  */
 export const runStatuses = ['queued', 'dispatched', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled', 'timed_out'] as const;
 export type RunStatus = (typeof runStatuses)[number];
@@ -40,7 +40,7 @@ export interface RunState {
   cancelRequested: boolean;
 }
 
-export type RunEvent =
+export type RunStateEvent =
   | { type: 'dispatch'; startDeadlineAt: number }
   | { type: 'claim'; leaseId: string; leaseExpiresAt: number }
   | { type: 'heartbeat'; leaseId: string; leaseExpiresAt: number }
@@ -79,7 +79,7 @@ function holdsLease(state: RunState, leaseId: string, now: number): boolean {
 const requeued = { leaseId: null, leaseExpiresAt: null, startDeadlineAt: null } as const;
 
 /** Apply one event. Terminal runs never move; a finalize repeated with the same lease is a no-op success. */
-export function applyRunEvent(state: RunState, event: RunEvent, clock: RunClock): Transition {
+export function applyRunEvent(state: RunState, event: RunStateEvent, clock: RunClock): Transition {
   const { now } = clock;
   if (isTerminal(state.status)) {
     if (event.type === 'finalize' && state.leaseId === event.leaseId && state.status === event.outcome) {

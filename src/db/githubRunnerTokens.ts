@@ -1,6 +1,6 @@
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from './pool.ts';
-import { assertRunId } from './runs.ts';
+import { assertRunId } from './runRecords.ts';
 import { assertTokenName, hashToken, looksLikeToken, newToken } from './tokens.ts';
 
 /**

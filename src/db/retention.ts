@@ -1,6 +1,6 @@
 import { activeStatuses, type RunStatus } from '../core/runState.ts';
 import type { Queryable } from './pool.ts';
-import type { Artifact } from './runs.ts';
+import type { Artifact } from '../core/artifact.ts';
 
 /** A succeeded run with an artifact, as retention sees it. */
 export interface RetainedBackup {

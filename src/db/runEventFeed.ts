@@ -1,8 +1,8 @@
 import type { Queryable } from './pool.ts';
-import { runEventFromRow, type RunEvent, type RunEventRow } from './runs.ts';
+import { runEventFromRow, type RunEventRecord, type RunEventRow } from './runEvents.ts';
 
 /** An event of any run, with what a live list of runs needs to place it. */
-export interface FeedEvent extends RunEvent {
+export interface FeedEvent extends RunEventRecord {
   targetName: string;
   runKind: 'backup' | 'verify';
   /** Whether the event was recorded more than `settledMs` ago by the database clock. */

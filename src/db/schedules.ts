@@ -1,4 +1,5 @@
-import { pgErrorCode, pgErrorCodes, type Queryable } from './pool.ts';
+import { pgErrorCode, pgErrorCodes } from '../core/pgErrors.ts';
+import type { Queryable } from './pool.ts';
 import type { ScheduleConfig, VerificationPolicy } from './targets.ts';
 
 /** A target with a schedule or a verification policy, with what the scheduler needs to decide. */

@@ -1,6 +1,7 @@
 import { BackstopError } from '../core/errors.ts';
 import { activeStatuses } from '../core/runState.ts';
-import { pgErrorCode, pgErrorCodes, type Queryable } from './pool.ts';
+import { pgErrorCode, pgErrorCodes } from '../core/pgErrors.ts';
+import type { Queryable } from './pool.ts';
 
 export interface TargetOptions {
   /** zstd, zstd:LEVEL, gzip, gzip:LEVEL or none. */

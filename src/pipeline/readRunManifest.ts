@@ -1,6 +1,6 @@
 import { BackstopError } from '../core/errors.ts';
 import { manifestBindsTo } from '../core/manifestBinding.ts';
-import type { Artifact, RunRecord } from '../db/runs.ts';
+import type { Artifact } from '../core/artifact.ts';
 import type { Store } from '../storage/store.ts';
 import { readManifest } from './readManifest.ts';
 
@@ -12,7 +12,7 @@ import { readManifest } from './readManifest.ts';
  * written before finalize checked artifacts, or altered since, may point at another target's
  * backup or at files nobody backed up.
  */
-export async function readRunManifest(store: Store, run: Pick<RunRecord, 'id' | 'attempt' | 'targetId' | 'targetName'> & { artifact: Artifact }): ReturnType<typeof readManifest> {
+export async function readRunManifest(store: Store, run: { id: string; attempt: number; targetId: string; targetName: string; artifact: Artifact }): ReturnType<typeof readManifest> {
   const read = await readManifest(store, run.artifact.prefix);
   if (read.sha256 !== run.artifact.manifest.sha256) {
     throw new BackstopError('ARTIFACT_CORRUPT', `The manifest of run ${run.id} no longer matches the checksum recorded in the catalog; the artifact was altered.`);

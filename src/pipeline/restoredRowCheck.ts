@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { connectDatabase } from '../db/pool.ts';
+import { connectDatabase } from '../pgtools/connectDatabase.ts';
 import type { TableDataEntry } from './customArchiveScanner.ts';
 import { countListedTables, countTable, type ListedTableCount } from './sourceSnapshot.ts';
 

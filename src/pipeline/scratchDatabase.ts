@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { withDatabase } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
-import { connectDatabase } from '../db/pool.ts';
+import { connectDatabase } from '../pgtools/connectDatabase.ts';
 import { privilegeReasons, privilegesOf } from './rolePrivileges.ts';
 
 /** The setting that accepts a privileged scratch role, by name. */

@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { describeDatabase } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
-import { connectDatabase, pgErrorCode } from '../db/pool.ts';
+import { isConnectionLost, pgErrorCode } from '../core/pgErrors.ts';
+import { connectDatabase } from '../pgtools/connectDatabase.ts';
 
 export interface TableCount {
   schema: string;
@@ -168,7 +169,7 @@ function sourceSessionError(databaseUrl: string, error: unknown, doing: string):
   const where = describeDatabase(databaseUrl);
   // 57P0x: the server shut down or an administrator ended the session; 3D000: the database was dropped.
   const code = pgErrorCode(error);
-  if (code?.startsWith('57P') || code === '3D000' || /Connection terminated|ECONNRESET|server closed the connection/i.test(message)) {
+  if (code?.startsWith('57P') || code === '3D000' || isConnectionLost(error) || /server closed the connection/i.test(message)) {
     return new BackstopError('DATABASE_UNREACHABLE', `The source ${where} went away while ${doing}: ${message}. Check that it is up, then run the backup again.`, {
       cause: error,
     });

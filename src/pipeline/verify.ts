@@ -5,7 +5,7 @@ import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
 import { restoreArtifact } from './restore.ts';
 import { allowReplicaSessions, createScratchDatabase, type ScratchServer } from './scratchDatabase.ts';
-import { scaffoldSupabaseProject } from './supabase/scaffoldSupabase.ts';
+import { scaffoldSupabaseProject } from './supabaseSource/scaffoldSupabase.ts';
 import { digestOf } from './spoolVerifiedFile.ts';
 import { countListedTables } from './sourceSnapshot.ts';
 

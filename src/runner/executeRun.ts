@@ -1,9 +1,7 @@
-import type { Logger } from 'pino';
-import type { Config } from '../core/config.ts';
 import { BackstopError, describeError, isBackstopError } from '../core/errors.ts';
 import type { RunnerOutcome } from '../core/runState.ts';
-import type { Queryable } from '../db/pool.ts';
-import type { Artifact, ClaimedRun, RunRecord } from '../db/runs.ts';
+import type { Artifact } from '../core/artifact.ts';
+import type { ClaimedRun, RunRecord } from '../db/runRecords.ts';
 import { deletePrefix, type BackupProgress } from '../pipeline/backup.ts';
 import { openStore } from '../storage/openStore.ts';
 import type { Store } from '../storage/store.ts';
@@ -12,17 +10,9 @@ import { performBackup } from './performBackup.ts';
 import { performDrill } from './performDrill.ts';
 import { startHeartbeat, type HeartbeatOptions } from './heartbeat.ts';
 import { startThreadedHeartbeat } from './heartbeatThread.ts';
-import { sqlRunnerCatalog, type RunnerCatalog } from './runnerCatalog.ts';
+import { runnerCatalogOf, type RunnerDeps } from './runnerDeps.ts';
 
 export type StopRequest = { kind: 'cancel'; reason: string } | { kind: 'release'; reason: string };
-
-export interface RunnerDeps {
-  /** The catalog, by SQL; or, for a remote runner, `catalog`. */
-  db?: Queryable;
-  catalog?: RunnerCatalog;
-  config: Pick<Config, 'leaseTtlMs' | 'heartbeatIntervalMs' | 'pgTools' | 'home' | 'scratchUrl' | 'scratchPrivilegedOk' | 'identityFile'>;
-  log: Logger;
-}
 
 export interface ExecuteOptions {
   onProgress?: (progress: BackupProgress) => void;
@@ -40,12 +30,6 @@ export interface RunExecution {
  * signal wired to cancel requests, lease loss and local stop requests, and always ends in a
  * finalize (or a release), whatever the backup did.
  */
-export function runnerCatalogOf(deps: RunnerDeps): RunnerCatalog {
-  if (deps.catalog) return deps.catalog;
-  if (deps.db) return sqlRunnerCatalog(deps.db);
-  throw new Error('a runner needs a catalog');
-}
-
 export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOptions = {}): RunExecution {
   const catalog = runnerCatalogOf(deps);
   const controller = new AbortController();

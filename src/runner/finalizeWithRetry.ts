@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { BackstopError, isBackstopError, type ErrorCode } from '../core/errors.ts';
-import type { FinalizeInput, RunRecord } from '../db/runs.ts';
+import type { FinalizeInput } from '../db/runLeases.ts';
+import type { RunRecord } from '../db/runRecords.ts';
 
 // Answers that another attempt cannot change: the lease is gone, or (over HTTP) the API
 // refuses this token, this run or this request. Anything else (the catalog or the API

@@ -1,7 +1,8 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import pg from 'pg';
-import { renewLease, type LeaseState } from '../db/runs.ts';
+import { catalogTypes } from '../db/pool.ts';
+import { renewLease, type LeaseState } from '../db/runLeases.ts';
 import { startHeartbeat, type Heartbeat, type HeartbeatOptions } from './heartbeat.ts';
 import { renewLeaseOverHttp } from './runnerApi.ts';
 import type { HeartbeatChannel } from './runnerCatalog.ts';
@@ -138,7 +139,7 @@ function sqlRenewal(connectionString: string, runId: string): ThreadRenewal {
   let client: Promise<pg.Client> | null = null;
   const connection = () =>
     (client ??= (async () => {
-      const fresh = new pg.Client({ connectionString, application_name: `backstop-heartbeat:${runId}`, connectionTimeoutMillis: 10_000 });
+      const fresh = new pg.Client({ connectionString, application_name: `backstop-heartbeat:${runId}`, connectionTimeoutMillis: 10_000, types: catalogTypes });
       fresh.on('error', () => {});
       try {
         await fresh.connect();

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { JobStatus } from '../control/jobReport.ts';
 import { BackstopError, isBackstopError } from '../core/errors.ts';
-import type { ClaimedRun, RunRecord } from '../db/runs.ts';
+import type { ClaimedRun, RunRecord } from '../db/runRecords.ts';
 import type { TargetOptions } from '../db/targets.ts';
 import { callRunnerApi, isTransient, isUndelivered, renewLeaseOverHttp, type RunnerApiEndpoint } from './runnerApi.ts';
 import type { HeartbeatChannel, RunnerCatalog, RunnerTarget } from './runnerCatalog.ts';

@@ -1,9 +1,10 @@
-import type { ClaimedRun, Artifact } from '../db/runs.ts';
-import { backupDatabase, type BackupProgress, type RunEventSink } from '../pipeline/backup.ts';
+import type { Artifact } from '../core/artifact.ts';
+import type { ClaimedRun } from '../db/runRecords.ts';
+import { artifactProfiles } from '../pipeline/artifactProfiles.ts';
+import type { BackupProgress, RunEventSink } from '../pipeline/backup.ts';
 import { parseCompression } from '../pipeline/compression.ts';
-import { backupSupabase } from '../pipeline/supabase/backupSupabase.ts';
 import type { Store } from '../storage/store.ts';
-import type { RunnerDeps } from './executeRun.ts';
+import type { RunnerDeps } from './runnerDeps.ts';
 import type { RunnerTarget } from './runnerCatalog.ts';
 
 export interface PerformOptions {
@@ -14,8 +15,7 @@ export interface PerformOptions {
 
 /** The work of a backup run: the target's profile decides how it is dumped. */
 export function performBackup(deps: RunnerDeps, run: ClaimedRun, target: RunnerTarget, store: Store, options: PerformOptions): Promise<Artifact> {
-  const backup = target.options.profile === 'supabase' ? backupSupabase : backupDatabase;
-  return backup({
+  return artifactProfiles[target.options.profile ?? 'default'].backup({
     runId: run.id,
     attempt: run.attempt,
     targetName: run.targetName,

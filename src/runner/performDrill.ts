@@ -2,12 +2,12 @@ import fs from 'node:fs/promises';
 import type { RunnerOutcome } from '../core/runState.ts';
 import { BackstopError, describeError } from '../core/errors.ts';
 import { ensureEmbeddedPostgres, scratchClusterHome } from '../db/embeddedPostgres.ts';
-import type { ClaimedRun } from '../db/runs.ts';
+import type { ClaimedRun } from '../db/runRecords.ts';
 import { parseIdentities } from '../pipeline/age.ts';
 import { readRunManifest } from '../pipeline/readRunManifest.ts';
 import { verifyArtifact, type VerifyResult } from '../pipeline/verify.ts';
 import { openStore } from '../storage/openStore.ts';
-import { runnerCatalogOf, type RunnerDeps } from './executeRun.ts';
+import { runnerCatalogOf, type RunnerDeps } from './runnerDeps.ts';
 
 export interface DrillOptions {
   signal: AbortSignal;

@@ -1,5 +1,5 @@
 import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
-import type { LeaseState } from '../db/runs.ts';
+import type { LeaseState } from '../db/runLeases.ts';
 
 /**
  * One request to Backstop's runner routes, with a timeout, and every failure turned into a

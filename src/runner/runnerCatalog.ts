@@ -1,6 +1,8 @@
 import { finalizeReportedRun } from '../control/finalizeReportedRun.ts';
 import type { Queryable } from '../db/pool.ts';
-import { appendRunnerEvent, getRun, recordVerification, releaseRun, renewLease, type ClaimedRun, type FinalizeInput, type LeaseState, type RunRecord } from '../db/runs.ts';
+import { appendRunnerEvent } from '../db/runEvents.ts';
+import { releaseRun, renewLease, type FinalizeInput, type LeaseState } from '../db/runLeases.ts';
+import { getRun, recordVerification, type ClaimedRun, type RunRecord } from '../db/runRecords.ts';
 import { getTargetWithSecret, type TargetWithSecret } from '../db/targets.ts';
 
 /** What a runner needs of its target: the database to dump, where to store it, and how. */

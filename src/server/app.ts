@@ -2,7 +2,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.ts';
-import { BACKSTOP_VERSION } from '../core/version.ts';
+import { BACKSTOP_VERSION } from '../version.ts';
 import type { Pool } from '../db/pool.ts';
 import { installAuth, stillAuthenticated } from './auth.ts';
 import { createBackgroundTasks } from './backgroundTasks.ts';

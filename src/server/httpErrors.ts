@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { redactText } from '../core/databaseUrl.ts';
 import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
-import { isConnectionLost, pgErrorCode } from '../db/pool.ts';
+import { pgErrorCode } from '../core/pgErrors.ts';
+import { isConnectionLost } from '../core/pgErrors.ts';
 
 /** Every error the API sends: `{error: {code, message}}`, the code from src/core/errors.ts. */
 export interface ErrorBody {

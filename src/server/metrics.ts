@@ -2,7 +2,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { runStatuses } from '../core/runState.ts';
 import type { Queryable } from '../db/pool.ts';
 import { countUnknownBackups } from '../db/retention.ts';
-import { countRunsByStatus, listFinishedRunsAfter, type ReapedRun } from '../db/runs.ts';
+import type { ReapedRun } from '../db/runLeases.ts';
+import { countRunsByStatus, listFinishedRunsAfter } from '../db/runListing.ts';
 
 export interface ServerMetrics {
   registry: Registry;

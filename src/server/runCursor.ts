@@ -1,5 +1,5 @@
 import { BackstopError } from '../core/errors.ts';
-import type { RunPosition } from '../db/runs.ts';
+import type { RunPosition } from '../db/runListing.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

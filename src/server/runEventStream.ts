@@ -4,7 +4,8 @@ import { BackstopError } from '../core/errors.ts';
 import { isTerminal } from '../core/runState.ts';
 import type { Queryable } from '../db/pool.ts';
 import { listEventsAfter, type FeedEvent } from '../db/runEventFeed.ts';
-import { getRun, listRunEvents, type RunEvent } from '../db/runs.ts';
+import { listRunEvents, type RunEventRecord } from '../db/runEvents.ts';
+import { getRun } from '../db/runRecords.ts';
 import { securityHeaders } from './securityHeaders.ts';
 
 export interface EventStreamOptions {
@@ -36,7 +37,7 @@ export interface EventStreams {
 }
 
 /** The JSON of one event, as the JSON route serializes it. */
-export function eventJson(event: RunEvent) {
+export function eventJson(event: RunEventRecord) {
   return {
     id: event.id,
     runId: event.runId,

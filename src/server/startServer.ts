@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../core/config.ts';
 import { startReaper, type Reaper } from '../control/reaper.ts';
 import { startWorker, type Worker } from '../control/worker.ts';
-import { startGithubExecutor } from '../control/githubExecutor.ts';
+import { startGithubExecutor } from '../executors/github/githubExecutor.ts';
 import { startNotifier } from '../control/notifier.ts';
 import { startPruner } from '../control/pruner.ts';
 import { startScheduler } from '../control/scheduler.ts';

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { catalogTypes } from '../../src/db/pool.ts';
 
 export interface Connections {
   clients: pg.Client[];
@@ -16,7 +17,7 @@ export async function openConnections(url: string, count: number): Promise<Conne
   };
   try {
     for (let i = 0; i < count; i++) {
-      const client = new pg.Client({ connectionString: url, application_name: `backstop-test-racer-${i}` });
+      const client = new pg.Client({ connectionString: url, application_name: `backstop-test-racer-${i}`, types: catalogTypes });
       client.on('error', () => {});
       clients.push(client);
       await client.connect();

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Jwk } from '../../src/supabase/verifyJwt.ts';
+import type { Jwk } from '../../src/supabaseCatalog/verifyJwt.ts';
 
 type SigningKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
 

@@ -12,9 +12,10 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { createPool, pgErrorCode, type Pool } from '../../src/db/pool.ts';
-import { SUPABASE_MIGRATION_PATH } from '../../src/supabase/supabaseMigration.ts';
-import { CALLER_SESSION_SQL, SERVICE_SESSION_SQL } from '../../src/supabase/triggerBackup.ts';
+import { pgErrorCode } from '../../src/core/pgErrors.ts';
+import { catalogTypes, createPool, type Pool } from '../../src/db/pool.ts';
+import { SUPABASE_MIGRATION_PATH } from '../../src/supabaseCatalog/supabaseMigration.ts';
+import { CALLER_SESSION_SQL, SERVICE_SESSION_SQL } from '../../src/supabaseCatalog/triggerBackup.ts';
 import { repoRoot } from './cli.ts';
 import { adminQuery, adminUrl, type TestDatabase } from './pg.ts';
 import { createSupabaseProject } from './supabase.ts';
@@ -143,7 +144,7 @@ export async function asApiRole<T extends pg.QueryResultRow = pg.QueryResultRow>
   values: unknown[] = [],
   options: { commit?: boolean } = {},
 ): Promise<pg.QueryResult<T>> {
-  const client = new pg.Client({ connectionString: apiUrl });
+  const client = new pg.Client({ connectionString: apiUrl, types: catalogTypes });
   client.on('error', () => {});
   await client.connect();
   try {

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { databaseName, parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
-import { claimRunById, createRun } from '../../db/runs.ts';
+import { claimRunById } from '../../db/runLeases.ts';
+import { createRun } from '../../db/runRecords.ts';
 import { ensureTarget } from '../../db/targets.ts';
 import { parseRecipient } from '../../pipeline/age.ts';
 import { parseCompression } from '../../pipeline/compression.ts';
@@ -10,7 +11,7 @@ import { openHttpRunner, remoteRunnerName, remoteRunnerOptionHelp, remoteRunnerS
 import { runInForeground } from './runInForeground.ts';
 import { resolveRunId } from '../runIdArgument.ts';
 import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
-import { storageEndpointFromEnv } from '../../pipeline/supabase/storageEndpoint.ts';
+import { storageEndpointFromEnv } from '../../pipeline/supabaseSource/storageEndpoint.ts';
 import { assertStorageProfile, collect, parseProfile, storeUrlFor, targetOptions } from './targetOptions.ts';
 
 export function registerBackupCommands(program: Command, context: () => CommandContext): void {

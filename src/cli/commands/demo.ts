@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { claimRunById, createRun, listRuns } from '../../db/runs.ts';
+import { claimRunById } from '../../db/runLeases.ts';
+import { listRuns } from '../../db/runListing.ts';
+import { createRun } from '../../db/runRecords.ts';
 import { ensureTarget } from '../../db/targets.ts';
 import { restoreArtifact } from '../../pipeline/restore.ts';
 import { readManifest } from '../../pipeline/readManifest.ts';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { BACKSTOP_VERSION } from '../../core/version.ts';
+import { BACKSTOP_VERSION } from '../../version.ts';
 
 export const GITHUB_TEMPLATE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'templates', 'github', 'backup.yml');
 

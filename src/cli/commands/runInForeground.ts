@@ -1,6 +1,7 @@
 import { BackstopError, errorCodes, type ErrorCode } from '../../core/errors.ts';
-import type { ClaimedRun, RunRecord } from '../../db/runs.ts';
-import { executeRun, type RunnerDeps } from '../../runner/executeRun.ts';
+import type { ClaimedRun, RunRecord } from '../../db/runRecords.ts';
+import { executeRun } from '../../runner/executeRun.ts';
+import type { RunnerDeps } from '../../runner/runnerDeps.ts';
 import type { RunnerCatalog } from '../../runner/runnerCatalog.ts';
 import type { CommandContext } from '../context.ts';
 import { describeRun, printJson, runJson } from '../output.ts';

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
 import { isTerminal, runStatuses, type RunStatus } from '../../core/runState.ts';
-import { createRun, getRun, listRunEvents, listRuns, requestCancel } from '../../db/runs.ts';
+import { listRunEvents } from '../../db/runEvents.ts';
+import { listRuns } from '../../db/runListing.ts';
+import { createRun, getRun, requestCancel } from '../../db/runRecords.ts';
 import { getTarget } from '../../db/targets.ts';
 import type { CommandContext } from '../context.ts';
 import { describeRun, formatBytes, printJson, runJson, table } from '../output.ts';

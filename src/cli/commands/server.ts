@@ -7,7 +7,7 @@ import type { RunningServer } from '../../server/startServer.ts';
 import type { Catalog } from '../catalog.ts';
 import type { CommandContext } from '../context.ts';
 import { ensureSampleDatabase, SAMPLE_DATABASE } from '../sampleDatabase.ts';
-import { createRun } from '../../db/runs.ts';
+import { createRun } from '../../db/runRecords.ts';
 
 interface ServerFlags {
   host: string;

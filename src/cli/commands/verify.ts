@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { claimRunById, createRun, getRun } from '../../db/runs.ts';
+import { claimRunById } from '../../db/runLeases.ts';
+import { createRun, getRun } from '../../db/runRecords.ts';
 import { readRunManifest } from '../../pipeline/readRunManifest.ts';
 import { openStore } from '../../storage/openStore.ts';
 import type { CommandContext } from '../context.ts';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { startGithubExecutor } from '../../control/githubExecutor.ts';
+import { startGithubExecutor } from '../../executors/github/githubExecutor.ts';
 import { startWorker } from '../../control/worker.ts';
 import { githubClient } from '../../executors/github/githubClient.ts';
 import type { CommandContext } from '../context.ts';

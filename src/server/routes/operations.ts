@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { BackstopError } from '../../core/errors.ts';
-import { BACKSTOP_VERSION } from '../../core/version.ts';
+import { BACKSTOP_VERSION } from '../../version.ts';
 import { requireApiToken } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { sendError } from '../httpErrors.ts';

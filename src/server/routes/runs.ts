@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { BackstopError } from '../../core/errors.ts';
 import { isTerminal, type RunStatus } from '../../core/runState.ts';
-import { createRun, getRun, listRunEvents, listRunsPage, requestCancel, type RunKind } from '../../db/runs.ts';
+import { listRunEvents } from '../../db/runEvents.ts';
+import { listRunsPage } from '../../db/runListing.ts';
+import { createRun, getRun, requestCancel, type RunKind } from '../../db/runRecords.ts';
 import { getTarget } from '../../db/targets.ts';
 import { issueRunnerToken } from '../../db/tokens.ts';
 import { actorOf } from '../auth.ts';

@@ -1,4 +1,4 @@
-// Supabase Edge Function `trigger-backup`: the Deno shell over src/supabase/triggerBackup.ts,
+// Supabase Edge Function `trigger-backup`: the Deno shell over src/supabaseCatalog/triggerBackup.ts,
 // which holds every decision and is tested under Node. This file only wires Deno's
 // environment, a Postgres connection and GitHub to it.
 //
@@ -9,8 +9,8 @@
 // itself, against the project's JWKS (asymmetric signing keys).
 import postgres from 'npm:postgres@3.4.7';
 import { githubClient } from '../../../src/executors/github/githubClient.ts';
-import { CALLER_SESSION_SQL, createTriggerBackupHandler, SERVICE_SESSION_SQL, type Row } from '../../../src/supabase/triggerBackup.ts';
-import { createJwtVerifier, remoteKeySet, staticKeySet, type Jwk } from '../../../src/supabase/verifyJwt.ts';
+import { CALLER_SESSION_SQL, createTriggerBackupHandler, SERVICE_SESSION_SQL, type Row } from '../../../src/supabaseCatalog/triggerBackup.ts';
+import { createJwtVerifier, remoteKeySet, staticKeySet, type Jwk } from '../../../src/supabaseCatalog/verifyJwt.ts';
 
 const env = (name: string): string | undefined => Deno.env.get(name) || undefined;
 const required = (name: string): string => {

@@ -1,6 +1,6 @@
 import { MANIFEST_FORMAT, MANIFEST_VERSION, artifactPrefix, manifestSchema, type ManifestFile } from '../../core/manifest.ts';
-import { BACKSTOP_VERSION } from '../../core/version.ts';
-import type { Artifact } from '../../db/runs.ts';
+import { BACKSTOP_VERSION } from '../../version.ts';
+import type { Artifact } from '../../core/artifact.ts';
 import { discoverPgTools, findPgTool } from '../../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum, type PgToolCandidate } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';

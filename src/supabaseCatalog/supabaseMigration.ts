@@ -1,7 +1,7 @@
 /**
  * The Supabase migration that holds Backstop's catalog: every catalog migration
  * (src/db/migrations/*.sql, the same files Backstop's own migrator applies), then the
- * Supabase part (src/supabase/catalogSecurity.sql: organisations, row-level security,
+ * Supabase part (src/supabaseCatalog/catalogSecurity.sql: organisations, row-level security,
  * privileges). Generated, never edited by hand: `npx node scripts/supabaseMigration.ts`
  * writes it, and a test fails when the committed file and the sources disagree.
  *
@@ -15,7 +15,7 @@
 /** Where the generated migration lives, relative to the repository root. */
 export const SUPABASE_MIGRATION_PATH = 'supabase/migrations/20261128000000_backstop.sql';
 /** The hand-written Supabase part, relative to the repository root. */
-export const CATALOG_SECURITY_PATH = 'src/supabase/catalogSecurity.sql';
+export const CATALOG_SECURITY_PATH = 'src/supabaseCatalog/catalogSecurity.sql';
 
 export interface CatalogMigration {
   id: number;

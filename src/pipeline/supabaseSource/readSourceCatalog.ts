@@ -1,4 +1,4 @@
-import { connectDatabase } from '../../db/pool.ts';
+import { connectDatabase } from '../../pgtools/connectDatabase.ts';
 import { PLATFORM_MIGRATION_TABLES, type SourceCatalog } from './supabaseProfile.ts';
 
 /** The source's schemas and platform migration tables, to name only what exists to pg_dump. */

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { describeError } from '../core/errors.ts';
-import type { Queryable } from '../db/pool.ts';
-import { claimForDispatch, endRunFromExecutor, listExecutorRuns, updateExecutor, type RunRecord } from '../db/runs.ts';
-import { getTargetWithSecret } from '../db/targets.ts';
-import { GithubRefusal, type GithubClient, type GithubTarget } from '../executors/github/githubClient.ts';
-import { startPeriodicTask } from './periodicTask.ts';
+import { describeError } from '../../core/errors.ts';
+import type { Queryable } from '../../db/pool.ts';
+import { claimForDispatch, endRunFromExecutor, listExecutorRuns, updateExecutor } from '../../db/executorRuns.ts';
+import type { RunRecord } from '../../db/runRecords.ts';
+import { getTargetWithSecret } from '../../db/targets.ts';
+import { GithubRefusal, type GithubClient, type GithubTarget } from './githubClient.ts';
+import { startPeriodicTask } from '../../control/periodicTask.ts';
 
 export interface GithubExecutorOptions {
   db: Queryable;

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { BackstopError } from '../../core/errors.ts';
-import { connectDatabase } from '../../db/pool.ts';
+import { connectDatabase } from '../../pgtools/connectDatabase.ts';
 import { findPgTool, type PgToolSearch } from '../../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';

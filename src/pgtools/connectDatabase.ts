@@ -1,0 +1,20 @@
+import pg from 'pg';
+import { connectionError } from '../core/pgErrors.ts';
+
+/**
+ * A single connection to a database being backed up or restored into (not the catalog),
+ * failing with DATABASE_UNREACHABLE and a message that names the redacted URL. Values parse
+ * as node-postgres parses them by default; the catalog's parsers (db/pool.ts) are not its.
+ */
+export async function connectDatabase(databaseUrl: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'backstop', connectionTimeoutMillis: 15_000 });
+  // An idle client whose server went away emits 'error'; the next query reports it instead.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw connectionError(databaseUrl, error, 'database');
+  }
+  return client;
+}
