@@ -50,12 +50,9 @@ describe('GitHub Actions workflow template', () => {
     assert.equal(job.env.BACKSTOP_RUNNER_TOKEN, undefined, 'the token is not given to every step');
     for (const step of [runStep, last]) {
       const env = step.env as Record<string, string>;
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, written as GitHub spells it
       assert.equal(env.BACKSTOP_API_URL, '${{ secrets.BACKSTOP_API_URL }}');
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, written as GitHub spells it
       assert.equal(env.BACKSTOP_RUNNER_TOKEN, '${{ secrets.BACKSTOP_RUNNER_TOKEN }}');
     }
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, written as GitHub spells it
     assert.equal((runStep.env as Record<string, string>).BACKSTOP_SOURCE_URL, '${{ secrets.BACKSTOP_SOURCE_URL }}');
     assert.deepEqual(Object.keys(inputs).sort(), ['pg_major', 'run_id', 'target']);
     assert.doesNotMatch(JSON.stringify(workflow.on), /secret|token/i);
