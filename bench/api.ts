@@ -143,10 +143,10 @@ interface ClaimResult {
 /** `workers` loops, each with its own connection, claiming and finalizing until time is up or the queue is empty. */
 async function measureClaims(url: string, pool: Pool, targetId: string, workers: number): Promise<ClaimResult> {
   await pool.query(`delete from backstop.runs where target_id = $1`, [targetId]);
-  await pool.query(
-    `insert into backstop.runs (target_id, trigger, exclusive, deadline_at) select $1, 'bench', false, now() + interval '1 hour' from generate_series(1, $2)`,
-    [targetId, CLAIM_RUNS],
-  );
+  await pool.query(`insert into backstop.runs (target_id, trigger, exclusive, deadline_at) select $1, 'bench', false, now() + interval '1 hour' from generate_series(1, $2)`, [
+    targetId,
+    CLAIM_RUNS,
+  ]);
   await pool.query('analyze backstop.runs');
   const measured = await claimLoops(url, { loops: workers, seconds: claimSeconds, artifact: () => null });
   return { workers, ...measured };

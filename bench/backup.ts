@@ -148,7 +148,10 @@ async function main(): Promise<void> {
   const record = (id: string, label: string, sample: Sample, load: number): Sample => {
     sample.load = load;
     let entry = cases.get(id);
-    if (!entry) cases.set(id, (entry = { id, label, samples: [] }));
+    if (!entry) {
+      entry = { id, label, samples: [] };
+      cases.set(id, entry);
+    }
     entry.samples.push(sample);
     return sample;
   };
@@ -163,17 +166,24 @@ async function main(): Promise<void> {
     const database = await freshDatabase(name);
     log(`generating ${database.name}: ${targetMB} MB, shape ${shape}`);
     let lastLogged = 0;
-    const generated = await generateSampleDatabase(database.url, targetMB * MB, (bytes) => {
-      if (bytes - lastLogged >= targetMB * MB * 0.25) {
-        lastLogged = bytes;
-        log(`  ${database.name}: ${(bytes / MB).toFixed(0)} MB`);
-      }
-    }, shape);
+    const generated = await generateSampleDatabase(
+      database.url,
+      targetMB * MB,
+      (bytes) => {
+        if (bytes - lastLogged >= targetMB * MB * 0.25) {
+          lastLogged = bytes;
+          log(`  ${database.name}: ${(bytes / MB).toFixed(0)} MB`);
+        }
+      },
+      shape,
+    );
     await admin.query('checkpoint');
     // Warm-up, and the uncompressed dump size.
     const warm = await pgDumpToFile(pgDump.path, database.url, path.join(filesDir, 'warmup.dump'), ['--compress=0']);
     await fs.rm(path.join(filesDir, 'warmup.dump'), { force: true });
-    log(`  ${database.name}: ${(generated.bytes / MB).toFixed(0)} MB, ${generated.tables} tables in ${generated.seconds.toFixed(0)} s; -Z0 dump ${(warm.bytes! / MB).toFixed(0)} MB in ${(warm.ms / 1000).toFixed(1)} s`);
+    log(
+      `  ${database.name}: ${(generated.bytes / MB).toFixed(0)} MB, ${generated.tables} tables in ${generated.seconds.toFixed(0)} s; -Z0 dump ${(warm.bytes! / MB).toFixed(0)} MB in ${(warm.ms / 1000).toFixed(1)} s`,
+    );
     return { ...generated, name: database.name, shape, dumpBytes: warm.bytes! };
   };
 
@@ -232,14 +242,12 @@ async function main(): Promise<void> {
       {
         id: 'restore-backstop',
         label: `Backstop restore --jobs=${jobs} (local, zstd 1)`,
-        run: (toUrl: string) =>
-          runBackstopCase({ kind: 'restore', storeUrl: localUrl, prefix: artifacts.get('local')!, toUrl, jobs, tmpDir: spoolDir }),
+        run: (toUrl: string) => runBackstopCase({ kind: 'restore', storeUrl: localUrl, prefix: artifacts.get('local')!, toUrl, jobs, tmpDir: spoolDir }),
       },
       {
         id: 'restore-backstop-age',
         label: `Backstop restore --jobs=${jobs} (local, zstd 1 + age)`,
-        run: (toUrl: string) =>
-          runBackstopCase({ kind: 'restore', storeUrl: localUrl, prefix: artifacts.get('local-age')!, toUrl, jobs, tmpDir: spoolDir, identity }),
+        run: (toUrl: string) => runBackstopCase({ kind: 'restore', storeUrl: localUrl, prefix: artifacts.get('local-age')!, toUrl, jobs, tmpDir: spoolDir, identity }),
       },
     ];
     // Rotated like the backups: no case always runs first after a round of backups.

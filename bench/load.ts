@@ -120,7 +120,8 @@ function render(results: LoadResults): string {
     '| table | heap (MB) | indexes (MB) | TOAST (MB) | total (MB) | per million runs (GB) |',
     '|---|---:|---:|---:|---:|---:|',
     ...size.grown.map(
-      (table) => `| ${table.table} | ${mb(table.heapBytes)} | ${mb(table.indexBytes)} | ${mb(table.toastBytes)} | ${mb(table.totalBytes)} | ${(perMillion(table.totalBytes) / 1e9).toFixed(2)} |`,
+      (table) =>
+        `| ${table.table} | ${mb(table.heapBytes)} | ${mb(table.indexBytes)} | ${mb(table.toastBytes)} | ${mb(table.totalBytes)} | ${(perMillion(table.totalBytes) / 1e9).toFixed(2)} |`,
     ),
     `| **both** | | | | ${mb(size.grown.reduce((sum, table) => sum + table.totalBytes, 0))} | **${(totalPerMillion / 1e9).toFixed(2)}** |`,
     '',
@@ -134,7 +135,8 @@ function render(results: LoadResults): string {
     '| loops | claims | claims/s | cycle p50 (ms) | cycle p99 (ms) |',
     '|---:|---:|---:|---:|---:|',
     ...claims.map(
-      (claim) => `| ${claim.loops} | ${claim.claims} | ${((claim.claims * 1000) / claim.elapsedMs).toFixed(0)} | ${ms(percentile(claim.cycleMs, 50))} | ${ms(percentile(claim.cycleMs, 99))} |`,
+      (claim) =>
+        `| ${claim.loops} | ${claim.claims} | ${((claim.claims * 1000) / claim.elapsedMs).toFixed(0)} | ${ms(percentile(claim.cycleMs, 50))} | ${ms(percentile(claim.cycleMs, 99))} |`,
     ),
     '',
     '## Reaper cost',

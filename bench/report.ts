@@ -232,7 +232,7 @@ export function renderReport(results: BenchResults): string {
     '',
     '## Targets',
     '',
-    'A ratio here is the median over rounds of the two cases\' ratio within one round (the cases of a round run minutes apart, so a shared machine\'s drifts cancel out); the tables above divide medians.',
+    "A ratio here is the median over rounds of the two cases' ratio within one round (the cases of a round run minutes apart, so a shared machine's drifts cancel out); the tables above divide medians.",
     '',
     '| target | measured | met |',
     '|---|---|---|',

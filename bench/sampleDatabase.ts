@@ -215,12 +215,7 @@ export interface GeneratedDatabase {
  * Fills the (empty) database at `url` until pg_database_size reaches `targetBytes`. The first
  * batch calibrates: later batches are sized to land within about 1/20 of the target.
  */
-export async function generateSampleDatabase(
-  url: string,
-  targetBytes: number,
-  onProgress?: (bytes: number) => void,
-  shape: SampleShape = 'mixed',
-): Promise<GeneratedDatabase> {
+export async function generateSampleDatabase(url: string, targetBytes: number, onProgress?: (bytes: number) => void, shape: SampleShape = 'mixed'): Promise<GeneratedDatabase> {
   const started = performance.now();
   const client = new pg.Client({ connectionString: url });
   client.on('error', () => {});
@@ -252,9 +247,7 @@ export async function generateSampleDatabase(
       }
     }
     await client.query('vacuum analyze');
-    const { rows } = await client.query<{ tables: number; rows: string }>(
-      `select count(*)::int as tables, sum(n_live_tup)::bigint as rows from pg_stat_user_tables`,
-    );
+    const { rows } = await client.query<{ tables: number; rows: string }>(`select count(*)::int as tables, sum(n_live_tup)::bigint as rows from pg_stat_user_tables`);
     return { bytes: await size(), tables: rows[0]!.tables, rows: Number(rows[0]!.rows), seconds: (performance.now() - started) / 1000 };
   } finally {
     await client.end().catch(() => {});

@@ -80,14 +80,20 @@ async function insertRun(pool: Pool, run: SampleRun): Promise<string> {
     ],
   );
   const id = rows[0]!.id;
-  const events: Array<[string, string, string, number]> = [['created', 'queued', 'queued by schedule', 0], ['claimed', 'running', 'claimed by worker-1 (pid 4242)', 2_000]];
+  const events: Array<[string, string, string, number]> = [
+    ['created', 'queued', 'queued by schedule', 0],
+    ['claimed', 'running', 'claimed by worker-1 (pid 4242)', 2_000],
+  ];
   if (run.status !== 'failed' || run.bytes) events.push(['dump_started', 'running', 'pg_dump 17.2 against PostgreSQL 17.2', 2_400]);
   if (!running) events.push(['finished', run.status, run.error?.message ?? 'finished', 2_000 + run.seconds * 1000]);
   for (const [kind, status, message, offset] of events) {
-    await pool.query(
-      `insert into backstop.run_events (run_id, attempt, kind, status, message, at) values ($1, 1, $2, $3, $4, to_timestamp($5 / 1000.0))`,
-      [id, kind, status, message, run.createdAt + offset],
-    );
+    await pool.query(`insert into backstop.run_events (run_id, attempt, kind, status, message, at) values ($1, 1, $2, $3, $4, to_timestamp($5 / 1000.0))`, [
+      id,
+      kind,
+      status,
+      message,
+      run.createdAt + offset,
+    ]);
   }
   return id;
 }
@@ -113,7 +119,13 @@ async function fillCatalog(pool: Pool, now: number): Promise<string> {
   for (let day = 30; day >= 1; day--) {
     const createdAt = now - day * DAY - 5 * HOUR;
     if (day === 12) {
-      await insertRun(pool, { targetId: app, status: 'failed', createdAt, seconds: 14, error: { code: 'DUMP_FAILED', message: 'pg_dump exited with code 1: could not obtain lock on relation "orders"' } });
+      await insertRun(pool, {
+        targetId: app,
+        status: 'failed',
+        createdAt,
+        seconds: 14,
+        error: { code: 'DUMP_FAILED', message: 'pg_dump exited with code 1: could not obtain lock on relation "orders"' },
+      });
       continue;
     }
     const bytes = Math.round((180 + (30 - day) * 2.1 + next() * 8) * MiB);
@@ -150,7 +162,11 @@ async function fillCatalog(pool: Pool, now: number): Promise<string> {
     status: 'failed',
     createdAt: now - 2 * HOUR,
     seconds: 1,
-    error: { code: 'DATABASE_UNREACHABLE', message: 'Cannot connect to the database at postgres://backup:***@billing.db.internal:5432/billing: connect ECONNREFUSED. Check that the server is running and the host, port and credentials are right.' },
+    error: {
+      code: 'DATABASE_UNREACHABLE',
+      message:
+        'Cannot connect to the database at postgres://backup:***@billing.db.internal:5432/billing: connect ECONNREFUSED. Check that the server is running and the host, port and credentials are right.',
+    },
   });
 
   const analytics = await target('analytics', { cron: '0 * * * *', timezone: 'UTC' }, 30);
@@ -179,7 +195,10 @@ async function main(): Promise<void> {
       const runId = await fillCatalog(pool, Date.parse(rows[0]!.now));
       const config = loadConfig({ BACKSTOP_DATABASE_URL: catalogUrl, BACKSTOP_HOME: home }, home);
       const server = await startServer({ pool, config, log: pino({ level: 'silent' }) }, { host: '127.0.0.1', port: 0, worker: null, processMetrics: false });
-      const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      });
       try {
         const { token } = await createApiToken(pool, { name: 'ops', role: 'operator' });
         const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: 'light', locale: 'en-GB', timezoneId: 'Europe/Paris' });

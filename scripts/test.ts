@@ -1,7 +1,8 @@
 /**
- * The test command: starts a real PostgreSQL server (the embedded binaries, as the postgres
- * user when run as root) in a temporary folder, prepares a migrated template catalog, runs
- * every test file with node:test, and stops the server whatever happened.
+ * The test command: runs the lint step (scripts/lint.ts) and stops if it fails, then starts a
+ * real PostgreSQL server (the embedded binaries, as the postgres user when run as root) in a
+ * temporary folder, prepares a migrated template catalog, runs every test file with node:test,
+ * and stops the server whatever happened.
  *
  *   npm test                      all tests
  *   npm test -- test/foo.test.ts  some files
@@ -26,6 +27,12 @@ function requireTool(tool: string, install: string): void {
 }
 
 async function main(): Promise<number> {
+  const lint = runBiomeCheck([]);
+  if (lint.error) throw lint.error;
+  if (lint.status !== 0) {
+    process.stderr.write(lintFixAdvice);
+    return 1;
+  }
   requireTool('pg_dump', 'apt-get install -y postgresql-client');
   requireTool('age', 'apt-get install -y age');
 
@@ -39,23 +46,25 @@ async function main(): Promise<number> {
     await pool.end();
 
     const args = process.argv.slice(2);
-    const files = args.length > 0 ? args : (await fs.readdir('test')).filter((file) => file.endsWith('.test.ts')).sort().map((file) => path.join('test', file));
-    const child = spawn(
-      process.execPath,
-      ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.BACKSTOP_TEST_CONCURRENCY ?? '2'}`, ...files],
-      {
-        stdio: 'inherit',
-        env: {
-          ...process.env,
-          BACKSTOP_TEST_ADMIN_URL: server.url(),
-          BACKSTOP_TEST_TEMPLATE: TEMPLATE,
-          // The tests' webhook receivers, s3rver and fake GitHub listen on loopback, which the
-          // outbound guard refuses by default; test/trust.outbound.test.ts removes this to
-          // show the refusal.
-          BACKSTOP_ALLOW_PRIVATE_ENDPOINTS: process.env.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS ?? '127.0.0.0/8,::1',
-        },
+    const files =
+      args.length > 0
+        ? args
+        : (await fs.readdir('test'))
+            .filter((file) => file.endsWith('.test.ts'))
+            .sort()
+            .map((file) => path.join('test', file));
+    const child = spawn(process.execPath, ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.BACKSTOP_TEST_CONCURRENCY ?? '2'}`, ...files], {
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        BACKSTOP_TEST_ADMIN_URL: server.url(),
+        BACKSTOP_TEST_TEMPLATE: TEMPLATE,
+        // The tests' webhook receivers, s3rver and fake GitHub listen on loopback, which the
+        // outbound guard refuses by default; test/trust.outbound.test.ts removes this to
+        // show the refusal.
+        BACKSTOP_ALLOW_PRIVATE_ENDPOINTS: process.env.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS ?? '127.0.0.0/8,::1',
       },
-    );
+    });
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);

@@ -130,10 +130,7 @@ describe('keys', () => {
     ] as const) {
       assert.throws(
         () => parseIdentities(text),
-        (error: unknown) =>
-          isBackstopError(error, 'INVALID_INPUT') &&
-          pattern.test(error.message) &&
-          !error.message.includes(damaged.slice(16, 40)),
+        (error: unknown) => isBackstopError(error, 'INVALID_INPUT') && pattern.test(error.message) && !error.message.includes(damaged.slice(16, 40)),
       );
     }
   });
@@ -161,12 +158,17 @@ describe('keys', () => {
     for (const [text, pattern] of cases) {
       assert.throws(
         () => parseRecipient(text),
-        (error: unknown) =>
-          isBackstopError(error, 'INVALID_INPUT') && pattern.test(error.message) && !error.message.includes(key.identity),
+        (error: unknown) => isBackstopError(error, 'INVALID_INPUT') && pattern.test(error.message) && !error.message.includes(key.identity),
       );
     }
-    assert.throws(() => createAgeEncryptStream([]), (error: unknown) => isBackstopError(error, 'INVALID_INPUT'));
-    assert.throws(() => createAgeEncryptStream([typo]), (error: unknown) => isBackstopError(error, 'INVALID_INPUT'));
+    assert.throws(
+      () => createAgeEncryptStream([]),
+      (error: unknown) => isBackstopError(error, 'INVALID_INPUT'),
+    );
+    assert.throws(
+      () => createAgeEncryptStream([typo]),
+      (error: unknown) => isBackstopError(error, 'INVALID_INPUT'),
+    );
     // Valid bech32 of 32 zero bytes: a low-order point that would give an all-zero shared secret.
     const lowOrder = 'age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq5cu47z';
     assert.equal(parseRecipient(lowOrder), lowOrder);
@@ -231,10 +233,7 @@ describe('round trips and interoperability', () => {
 
   test('unknown stanzas are skipped, including bodies spanning several lines', async () => {
     const grease: typage.Recipient = {
-      wrapFileKey: () => [
-        new typage.Stanza(['example.com/grease', 'a!b'], randomBytes(100)),
-        new typage.Stanza(['example.com/exact'], randomBytes(48)),
-      ],
+      wrapFileKey: () => [new typage.Stanza(['example.com/grease', 'a!b'], randomBytes(100)), new typage.Stanza(['example.com/exact'], randomBytes(48))],
     };
     const encrypter = new typage.Encrypter();
     encrypter.addRecipient(grease);
@@ -263,7 +262,10 @@ describe('refusals', () => {
       /None of the given identities can decrypt this artifact \(it was encrypted to 2 X25519 recipients\)\. .*--identity FILE/,
     );
     assert.ok(!error.message.includes(wrong.identity.slice(16, 40)));
-    assert.throws(() => createAgeDecryptStream([]), (e: unknown) => isBackstopError(e, 'INVALID_INPUT'));
+    assert.throws(
+      () => createAgeDecryptStream([]),
+      (e: unknown) => isBackstopError(e, 'INVALID_INPUT'),
+    );
   });
 
   test('a flipped payload byte is ARTIFACT_CORRUPT, in every chunk', async () => {
@@ -305,16 +307,8 @@ describe('refusals', () => {
 
   test('data after the final chunk is ARTIFACT_CORRUPT', async () => {
     const exact = await encrypt(randomBytes(64 * KiB), [key.recipient]);
-    await rejectsWith(
-      decrypt(Buffer.concat([exact, Buffer.from('x')]), identities),
-      'ARTIFACT_CORRUPT',
-      /Unexpected data after the final age chunk/,
-    );
-    await rejectsWith(
-      decrypt(Buffer.concat([encrypted, randomBytes(64 * KiB + 16)]), identities),
-      'ARTIFACT_CORRUPT',
-      /failed authentication/,
-    );
+    await rejectsWith(decrypt(Buffer.concat([exact, Buffer.from('x')]), identities), 'ARTIFACT_CORRUPT', /Unexpected data after the final age chunk/);
+    await rejectsWith(decrypt(Buffer.concat([encrypted, randomBytes(64 * KiB + 16)]), identities), 'ARTIFACT_CORRUPT', /failed authentication/);
   });
 
   test('an empty final chunk after a full one is ARTIFACT_CORRUPT, as the age CLI agrees', async () => {
@@ -342,11 +336,7 @@ describe('refusals', () => {
     };
     const reference = Buffer.concat([original.subarray(0, payloadStart + 16), sealChunk(0, true, full)]);
     assert.deepEqual(reference, original, 'the hand-sealed payload matches age-encryption');
-    const emptyLast = Buffer.concat([
-      original.subarray(0, payloadStart + 16),
-      sealChunk(0, false, full),
-      sealChunk(1, true, Buffer.alloc(0)),
-    ]);
+    const emptyLast = Buffer.concat([original.subarray(0, payloadStart + 16), sealChunk(0, false, full), sealChunk(1, true, Buffer.alloc(0))]);
     await assert.rejects(ageCli(['-d', '-i', keyFile], emptyLast));
     await rejectsWith(decrypt(emptyLast, identities), 'ARTIFACT_CORRUPT', /ends with an empty final chunk/);
   });

@@ -12,7 +12,17 @@ import { getRun } from '../src/db/runRecords.ts';
 import { discoverPgTools } from '../src/pgtools/findPgTools.ts';
 import { generateIdentity } from '../src/pipeline/age.ts';
 import { runCli, startCli } from './support/cli.ts';
-import { adminQuery, createSampleDatabase, createTestCatalog, createTestDatabase, dumpSessions, holdTableLock, tableFingerprints, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import {
+  adminQuery,
+  createSampleDatabase,
+  createTestCatalog,
+  createTestDatabase,
+  dumpSessions,
+  holdTableLock,
+  tableFingerprints,
+  type TestCatalog,
+  type TestDatabase,
+} from './support/pg.ts';
 import { startS3rver, type S3rverHandle } from './support/s3rver.ts';
 import { filesUnder } from './support/store.ts';
 import { waitFor } from './support/wait.ts';
@@ -158,7 +168,10 @@ describe('artifacts: encryption, S3, version matching', () => {
       assert.deepEqual(await s3.pendingMultipartUploads(), []);
       // The upload is on the run's record from its creation to its completion.
       const uploads = (await listRunEvents(catalog.pool, result.id)).filter((event) => event.kind.startsWith('upload_'));
-      assert.deepEqual(uploads.map((event) => event.kind), ['upload_started', 'upload_completed']);
+      assert.deepEqual(
+        uploads.map((event) => event.kind),
+        ['upload_started', 'upload_completed'],
+      );
       assert.equal(uploads[0]!.data?.uploadId, uploads[1]!.data?.uploadId);
       assert.match(String(uploads[0]!.data?.key), /^s3-big\/.*\/dump\.pgcustom\.zst$/);
 
@@ -190,7 +203,10 @@ describe('artifacts: encryption, S3, version matching', () => {
       assert.equal(shown.status, 'failed');
       assert.equal(shown.error.code, 'STORE_WRITE_FAILED');
       assert.equal(shown.artifact, null);
-      assert.deepEqual((await filesUnder(path.join(s3.directory, s3.bucket))).filter((file) => file.includes(runId)), []);
+      assert.deepEqual(
+        (await filesUnder(path.join(s3.directory, s3.bucket))).filter((file) => file.includes(runId)),
+        [],
+      );
       assert.deepEqual(await s3.pendingMultipartUploads(), []);
     });
 
@@ -212,12 +228,7 @@ describe('artifacts: encryption, S3, version matching', () => {
       const runner = startCli(['run', runId], { ...s3env, BACKSTOP_HEARTBEAT_INTERVAL: '0.3', BACKSTOP_LEASE_TTL: '3' });
       let started: { key: string; uploadId: string };
       try {
-        const event = await waitFor(
-          'upload recorded',
-          async () => (await listRunEvents(catalog.pool, runId)).find((candidate) => candidate.kind === 'upload_started'),
-          60_000,
-          10,
-        );
+        const event = await waitFor('upload recorded', async () => (await listRunEvents(catalog.pool, runId)).find((candidate) => candidate.kind === 'upload_started'), 60_000, 10);
         runner.child.kill('SIGKILL');
         started = event.data as { key: string; uploadId: string };
       } finally {
@@ -244,7 +255,10 @@ describe('artifacts: encryption, S3, version matching', () => {
       assert.deepEqual(JSON.parse(pruned.stdout).targets[0].uploads, [{ runId, key: started.key, uploadId: started.uploadId, result: 'aborted' }]);
       assert.deepEqual(await s3.pendingMultipartUploads(), []);
       const aborted = (await listRunEvents(catalog.pool, runId)).filter((event) => event.kind === 'upload_aborted');
-      assert.deepEqual(aborted.map((event) => event.data?.uploadId), [started.uploadId]);
+      assert.deepEqual(
+        aborted.map((event) => event.data?.uploadId),
+        [started.uploadId],
+      );
       const text = await runCli(['prune', '--target', 's3-killed', '--grace-period', '0'], s3env);
       assert.doesNotMatch(text.stdout, /multipart upload/, 'the next pass has nothing left to abort');
 
@@ -252,7 +266,10 @@ describe('artifacts: encryption, S3, version matching', () => {
       await appendRunEvent(catalog.pool, { runId, kind: 'upload_started', message: 'forged', data: { storeUrl, key: 'other-target/object', uploadId: 'abc123' } });
       const forged = JSON.parse((await runCli(['prune', '--target', 's3-killed', '--grace-period', '0', '--json'], s3env)).stdout).targets[0];
       assert.deepEqual(forged.uploads, []);
-      assert.ok(forged.warnings.some((warning: string) => warning.includes('other-target/object') && warning.includes('left alone')), forged.warnings.join('; '));
+      assert.ok(
+        forged.warnings.some((warning: string) => warning.includes('other-target/object') && warning.includes('left alone')),
+        forged.warnings.join('; '),
+      );
     });
 
     it('a cancel during the upload ends cancelled and leaves no object', async () => {
@@ -272,7 +289,10 @@ describe('artifacts: encryption, S3, version matching', () => {
       }
       const shown = JSON.parse((await runCli(['runs', 'show', runId, '--json'], s3env)).stdout);
       assert.equal(shown.status, 'cancelled');
-      assert.deepEqual((await filesUnder(path.join(s3.directory, s3.bucket))).filter((file) => file.includes(runId)), []);
+      assert.deepEqual(
+        (await filesUnder(path.join(s3.directory, s3.bucket))).filter((file) => file.includes(runId)),
+        [],
+      );
       assert.deepEqual(await s3.pendingMultipartUploads(), []);
     });
   });
@@ -313,4 +333,3 @@ describe('artifacts: encryption, S3, version matching', () => {
     });
   });
 });
-

@@ -57,8 +57,14 @@ describe('backup progress while the dump streams', () => {
       assert.ok(during[i]!.bytesDumped >= during[i - 1]!.bytesDumped, 'bytes dumped never go back');
       assert.ok(during[i]!.bytesStored >= during[i - 1]!.bytesStored, 'bytes stored never go back');
     }
-    assert.ok(new Set(during.map((report) => report.bytesDumped)).size >= 3, `the figure changes while the dump runs: ${JSON.stringify(during.map((r) => [r.bytesDumped, r.bytesStored]))} of ${final.bytesDumped}`);
-    assert.ok(during.some((report) => report.bytesStored > 0), 'stored bytes move too');
+    assert.ok(
+      new Set(during.map((report) => report.bytesDumped)).size >= 3,
+      `the figure changes while the dump runs: ${JSON.stringify(during.map((r) => [r.bytesDumped, r.bytesStored]))} of ${final.bytesDumped}`,
+    );
+    assert.ok(
+      during.some((report) => report.bytesStored > 0),
+      'stored bytes move too',
+    );
   });
 
   it('throttles reports by time: with a long interval, only the phase changes report', async () => {

@@ -82,7 +82,10 @@ describe('backup and restore through the CLI', () => {
     const backup = await runCli(['backup', source.url, '--target', 'gzipped', '--compression', 'gzip:6', '--json'], env);
     assert.equal(backup.code, 0, backup.stderr);
     const run = JSON.parse(backup.stdout);
-    assert.deepEqual(run.artifact.files.map((file: { name: string }) => file.name), ['dump.pgcustom.gz']);
+    assert.deepEqual(
+      run.artifact.files.map((file: { name: string }) => file.name),
+      ['dump.pgcustom.gz'],
+    );
     const manifest = JSON.parse(await fs.readFile(path.join(storeDir, run.artifact.prefix, 'manifest.json'), 'utf8'));
     assert.deepEqual(manifest.compression, { algorithm: 'gzip', level: 6 });
     const target = await createTestDatabase('gunzipped');

@@ -167,27 +167,34 @@ describe('the catalog restarts while a run is finishing', () => {
 
     await restartCatalog();
     // The runner never got its outcome through: the run is still "running" until the reaper ends it.
-    const reaped = await waitFor(
-      'the reaper ends the run',
-      async () => (await reapRuns(pool)).find((candidate) => candidate.id === run.id),
-      10_000,
-      100,
-    );
+    const reaped = await waitFor('the reaper ends the run', async () => (await reapRuns(pool)).find((candidate) => candidate.id === run.id), 10_000, 100);
     assert.deepEqual(reaped, { id: run.id, previousStatus: 'running', status: 'timed_out', errorCode: 'LEASE_EXPIRED' });
     const ended = await getRun(pool, run.id);
     assert.equal(ended.status, 'timed_out');
     assert.equal(ended.artifact, null);
-    assert.deepEqual((await listRunEvents(pool, run.id)).map((event) => event.kind).filter((kind) => kind === 'finished' || kind === 'reaped'), ['reaped']);
+    assert.deepEqual(
+      (await listRunEvents(pool, run.id)).map((event) => event.kind).filter((kind) => kind === 'finished' || kind === 'reaped'),
+      ['reaped'],
+    );
     assert.ok(!(await listRuns(pool, { status: 'succeeded' })).some((listed) => listed.id === run.id), 'not listed as a backup');
-    assert.ok((await filesUnder(storeDir)).some((file) => file.includes(run.id) && file.endsWith('manifest.json')), 'kept until collected');
+    assert.ok(
+      (await filesUnder(storeDir)).some((file) => file.includes(run.id) && file.endsWith('manifest.json')),
+      'kept until collected',
+    );
     // Garbage collection: a complete backup whose row says timed_out is no garbage (a catalog
     // restored from before it finished says the same of a real backup): kept, reported.
     const report = await pruneTargets({ db: pool, log: pino({ level: 'silent' }) }, { gracePeriodMs: 0 });
-    assert.equal(report.targets.flatMap((target) => target.error ? [target.error] : []).length, 0);
+    assert.equal(report.targets.flatMap((target) => (target.error ? [target.error] : [])).length, 0);
     assert.deepEqual(
-      report.targets.flatMap((target) => target.unknown).filter((item) => item.runId === run.id).map((item) => item.reason),
+      report.targets
+        .flatMap((target) => target.unknown)
+        .filter((item) => item.runId === run.id)
+        .map((item) => item.reason),
       ['run-not-succeeded'],
     );
-    assert.ok((await filesUnder(storeDir)).some((file) => file.includes(run.id) && file.endsWith('manifest.json')), 'the complete backup was collected');
+    assert.ok(
+      (await filesUnder(storeDir)).some((file) => file.includes(run.id) && file.endsWith('manifest.json')),
+      'the complete backup was collected',
+    );
   });
 });

@@ -22,7 +22,10 @@ describe('chaos', () => {
       assert.deepEqual([...roles].sort(), ['runner', 'server', 'worker'], `${kind} aimed at every kind of process`);
     }
     const times = plan.faults.map((fault) => fault.at);
-    assert.deepEqual(times, [...times].sort((a, b) => a - b));
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => a - b),
+    );
     assert.ok(times.every((at) => at >= 0 && at <= plan.windowMs));
   });
 
@@ -32,10 +35,19 @@ describe('chaos', () => {
     const report = renderChaosReport(result, { command: 'test/chaos.test.ts', machine: await describeMachine() });
     const context = `${report}\n\nLog:\n${lines.join('\n')}`;
     for (const kind of faultKinds) {
-      assert.ok(result.faults.some((fault) => fault.planned.kind === kind && fault.at !== null), `a ${kind} fault struck\n${context}`);
+      assert.ok(
+        result.faults.some((fault) => fault.planned.kind === kind && fault.at !== null),
+        `a ${kind} fault struck\n${context}`,
+      );
     }
-    assert.equal(Object.values(result.statuses).reduce((sum, count) => sum + count, 0), result.queued.length);
-    assert.deepEqual(Object.keys(result.statuses).filter((status) => !['succeeded', 'failed', 'cancelled', 'timed_out'].includes(status)), []);
+    assert.equal(
+      Object.values(result.statuses).reduce((sum, count) => sum + count, 0),
+      result.queued.length,
+    );
+    assert.deepEqual(
+      Object.keys(result.statuses).filter((status) => !['succeeded', 'failed', 'cancelled', 'timed_out'].includes(status)),
+      [],
+    );
     assert.ok((result.statuses.succeeded ?? 0) > 0, `some runs succeeded\n${context}`);
     assert.ok(result.restores.length > 0 && result.restores.every((restore) => restore.ok), `sampled backups restored\n${context}`);
     assert.deepEqual(result.violations, [], context);

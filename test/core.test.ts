@@ -17,10 +17,7 @@ describe('pure pieces', () => {
   });
 
   it('names artifact prefixes by target, UTC month, run and attempt', () => {
-    assert.equal(
-      artifactPrefix('app', '2026-01-31T23:59:59.000Z', '6f1c8a44-0000-4000-8000-000000000001', 2),
-      'app/2026/01/6f1c8a44-0000-4000-8000-000000000001/attempt-2/',
-    );
+    assert.equal(artifactPrefix('app', '2026-01-31T23:59:59.000Z', '6f1c8a44-0000-4000-8000-000000000001', 2), 'app/2026/01/6f1c8a44-0000-4000-8000-000000000001/attempt-2/');
   });
 
   it('parses compression settings and rejects bad ones with what to use', () => {
@@ -29,7 +26,11 @@ describe('pure pieces', () => {
     assert.deepEqual(parseCompression('gzip'), { algorithm: 'gzip', level: 6 });
     assert.deepEqual(parseCompression('none'), { algorithm: 'none', level: null });
     for (const bad of ['zstd:0', 'zstd:20', 'gzip:10', 'lz4', 'none:1', '']) {
-      assert.throws(() => parseCompression(bad), (error) => isBackstopError(error, 'INVALID_INPUT'), bad);
+      assert.throws(
+        () => parseCompression(bad),
+        (error) => isBackstopError(error, 'INVALID_INPUT'),
+        bad,
+      );
     }
   });
 
@@ -57,7 +58,10 @@ describe('pure pieces', () => {
       () => pickPgTool('pg_dump', found, 18, 'server', { kind: 'macos' }),
       (error) => isBackstopError(error, 'PG_VERSION_MISMATCH') && /`brew install postgresql@18`/.test(error.message),
     );
-    assert.throws(() => pickPgTool('pg_dump', [], 15), (error) => isBackstopError(error, 'PG_TOOL_NOT_FOUND') && /BACKSTOP_PG_BIN/.test(error.message));
+    assert.throws(
+      () => pickPgTool('pg_dump', [], 15),
+      (error) => isBackstopError(error, 'PG_TOOL_NOT_FOUND') && /BACKSTOP_PG_BIN/.test(error.message),
+    );
   });
 
   it('names the command that gets a matching PostgreSQL client on the machine it runs on', () => {

@@ -94,7 +94,10 @@ describe('custom-format archive scanner', () => {
 
   it('counts every table’s rows as the server does, however the stream is cut', async () => {
     const expected = await serverCounts(database);
-    assert.ok(expected.some((table) => table.rows === 0), 'an empty table is part of the check');
+    assert.ok(
+      expected.some((table) => table.rows === 0),
+      'an empty table is part of the check',
+    );
     for (const sizes of [[archive.length], [1 << 20], [65536], [4096, 13, 1], [1], [3, 7, 11, 100003]]) {
       // One byte at a time is slow: only over the start (TOC) and a prefix, then large pieces.
       const pieces = sizes.length === 1 && sizes[0] === 1 ? [1, 1, 1, 65536] : sizes;
@@ -136,6 +139,9 @@ describe('custom-format archive scanner', () => {
     for (let i = 0; i < patched.length; i++) if (patched[i] !== reference[i]) differing.push(i);
     // The creation time: 7 ints (sec, min, hour, mday, mon, year, isdst) right after the header,
     // within the first 100 bytes; nothing past the header may differ.
-    assert.ok(differing.every((at) => at < 100), `bytes differ only in the header's timestamp (first difference past it: ${differing.find((at) => at >= 100)})`);
+    assert.ok(
+      differing.every((at) => at < 100),
+      `bytes differ only in the header's timestamp (first difference past it: ${differing.find((at) => at >= 100)})`,
+    );
   });
 });

@@ -81,9 +81,7 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     if (storeDir) await fs.rm(storeDir, { recursive: true, force: true });
   });
 
-  const statusOf = (selector: string) => page.locator(`${selector} [data-status]`).first().getAttribute('data-status');
-  const waitForStatus = (selector: string, status: string, timeout = WAIT) =>
-    page.locator(`${selector} [data-status="${status}"]`).first().waitFor({ timeout });
+  const waitForStatus = (selector: string, status: string, timeout = WAIT) => page.locator(`${selector} [data-status="${status}"]`).first().waitFor({ timeout });
   const currentRunId = () => /#\/runs\/([0-9a-f-]{36})/.exec(page.url())?.[1] ?? '';
 
   /** Records every status text shown in `selector`, from now on, without reloading the page. */
@@ -101,17 +99,7 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
       // A page that reloads loses this marker.
       (window as unknown as { sameDocument: boolean }).sameDocument = true;
     }, selector);
-  const recordedStatuses = () =>
-    page.evaluate(() => ({ seen: (window as any).seenStatuses as string[], sameDocument: (window as any).sameDocument === true }));
-
-  const signIn = async (token: string) => {
-    await page.goto(api.url);
-    const input = page.getByLabel('API token');
-    await input.waitFor();
-    await input.fill(token);
-    await page.keyboard.press('Enter');
-    await page.locator('#page-title', { hasText: 'Overview' }).waitFor();
-  };
+  const recordedStatuses = () => page.evaluate(() => ({ seen: (window as any).seenStatuses as string[], sameDocument: (window as any).sameDocument === true }));
 
   it('signs in with an API token, using the keyboard only; a bad token is refused with what to do', async () => {
     await page.goto(api.url);

@@ -148,8 +148,7 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
   }
 
   const runCount = async () => Number((await catalog.pool.query<{ n: number }>('select count(*)::int as n from backstop.runs')).rows[0]!.n);
-  const nonTerminal = async () =>
-    (await catalog.pool.query<{ id: string }>(`select id from backstop.runs where status in ('queued', 'dispatched', 'running', 'cancelling')`)).rows;
+  const nonTerminal = async () => (await catalog.pool.query<{ id: string }>(`select id from backstop.runs where status in ('queued', 'dispatched', 'running', 'cancelling')`)).rows;
   const executorOf = async (runId: string) => (await getRun(catalog.pool, runId)).executor as Record<string, unknown>;
 
   describe('refusals, each with a clear JSON error and no run created', () => {
@@ -255,7 +254,10 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
     assert.equal(run.status, 'queued');
     assert.equal(run.trigger, 'edge-function');
     const events = await listRunEvents(catalog.pool, run.id);
-    assert.deepEqual(events.map((event) => event.kind), ['created']);
+    assert.deepEqual(
+      events.map((event) => event.kind),
+      ['created'],
+    );
     assert.match(events[0]!.message!, new RegExp(fixture.users.adminA));
     assert.equal(github.requests.filter((request) => request.body && JSON.stringify(request.body).includes(run.id)).length, 0);
   });
@@ -290,7 +292,7 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
       assert.deepEqual(await sessions.asCaller(claimsFor('memberA'), 'select status from backstop.runs where id = $1', [runId]), []);
     });
 
-    it('the job is killed (SIGKILL) mid-dump: the reaper times the run out, and GitHub\'s later failure changes nothing', async () => {
+    it("the job is killed (SIGKILL) mid-dump: the reaper times the run out, and GitHub's later failure changes nothing", async () => {
       jobLease = fastLeaseEnv;
       const lock = await holdTableLock(source.url, 'orders');
       try {
@@ -299,10 +301,14 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
         const runId = answer.json.run.id as string;
         await waitFor('dumping', async () => (await dumpSessions(runId)) > 0, 30_000);
         jobs.at(-1)!.child.kill('SIGKILL');
-        await waitFor('timed_out', async () => {
-          await reapRuns(catalog.pool);
-          return (await getRun(catalog.pool, runId)).status === 'timed_out';
-        }, 20_000);
+        await waitFor(
+          'timed_out',
+          async () => {
+            await reapRuns(catalog.pool);
+            return (await getRun(catalog.pool, runId)).status === 'timed_out';
+          },
+          20_000,
+        );
         await executor.tickOnce();
         const run = await getRun(catalog.pool, runId);
         assert.equal(run.status, 'timed_out');
@@ -331,7 +337,7 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
       }
     });
 
-    it('a GitHub run that completes without the runner reporting is ended with GitHub\'s conclusion', async () => {
+    it("a GitHub run that completes without the runner reporting is ended with GitHub's conclusion", async () => {
       job = 'none';
       const answer = await invoke({ targetId: ghTarget.id }, { token: await tokenFor('adminA') });
       const runId = answer.json.run.id as string;
@@ -343,7 +349,7 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
       assert.match(run.error!.message, /conclusion "failure"/);
     });
 
-    it('a dispatch GitHub refuses: 502 with GitHub\'s message, and the run is already failed', async () => {
+    it("a dispatch GitHub refuses: 502 with GitHub's message, and the run is already failed", async () => {
       github.queueDispatch('unprocessable');
       const answer = await invoke({ targetId: ghTarget.id }, { token: await tokenFor('adminA') });
       assert.equal(answer.status, 502);
@@ -361,7 +367,11 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
       const [finished] = (await catalog.pool.query<{ id: string }>(`select id from backstop.runs where status = 'succeeded' and target_id = $1 limit 1`, [ghTarget.id])).rows;
       assert.ok(finished, 'a succeeded run from the first test');
       const snapshot = async () =>
-        (await catalog.pool.query(`select r.id, r.status, r.attempt, r.lease_id, r.finished_at, (select count(*) from backstop.run_events e where e.run_id = r.id) as events from backstop.runs r order by r.id`)).rows;
+        (
+          await catalog.pool.query(
+            `select r.id, r.status, r.attempt, r.lease_id, r.finished_at, (select count(*) from backstop.run_events e where e.run_id = r.id) as events from backstop.runs r order by r.id`,
+          )
+        ).rows;
       const before = await snapshot();
       const unknown = await runCli(['run', crypto.randomUUID()], env);
       assert.equal(unknown.code, 4, unknown.stderr);

@@ -53,9 +53,7 @@ describe('GitHub Actions executor against a fake GitHub validated by its OpenAPI
 
   afterEach(async () => {
     // One run per target executes at a time: end whatever a test left behind.
-    const { rows } = await catalog.pool.query<{ id: string }>(
-      `select id from backstop.runs where status in ('queued', 'dispatched', 'running', 'cancelling')`,
-    );
+    const { rows } = await catalog.pool.query<{ id: string }>(`select id from backstop.runs where status in ('queued', 'dispatched', 'running', 'cancelling')`);
     for (const row of rows) await requestCancel(catalog.pool, row.id).catch(() => {});
     await executor.tickOnce();
     await killAll(jobs.splice(0));
@@ -68,7 +66,7 @@ describe('GitHub Actions executor against a fake GitHub validated by its OpenAPI
     await catalog.close();
     await source.drop();
     await fs.rm(storeDir, { recursive: true, force: true });
-    assert.deepEqual(github.violations, [], 'every request and response follows GitHub\'s OpenAPI description');
+    assert.deepEqual(github.violations, [], "every request and response follows GitHub's OpenAPI description");
   });
 
   const trigger = () => createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: 3_600_000 });
@@ -97,7 +95,13 @@ describe('GitHub Actions executor against a fake GitHub validated by its OpenAPI
     const fake = github.runs.get(Number(correlated.workflowRunId))!;
     assert.equal(fake.displayTitle, `Backstop backup ${run.id}`);
     const dispatches = github.requests.filter((r) => r.path.endsWith('/dispatches')).slice(-2);
-    assert.deepEqual(dispatches.map((r) => [r.status, (r.body as { return_run_details?: boolean }).return_run_details]), [[400, true], [204, undefined]]);
+    assert.deepEqual(
+      dispatches.map((r) => [r.status, (r.body as { return_run_details?: boolean }).return_run_details]),
+      [
+        [400, true],
+        [204, undefined],
+      ],
+    );
     const kinds = (await listRunEvents(catalog.pool, run.id)).map((event) => event.kind);
     assert.deepEqual(kinds, ['created', 'dispatching', 'dispatched', 'correlated']);
   });
@@ -129,17 +133,21 @@ describe('GitHub Actions executor against a fake GitHub validated by its OpenAPI
     assert.equal(typeof (await executorOf(run.id)).workflowRunId, 'number');
   });
 
-  it('a job killed mid-dump: the run is timed_out by the reaper, and GitHub\'s later failure changes nothing', async () => {
+  it("a job killed mid-dump: the run is timed_out by the reaper, and GitHub's later failure changes nothing", async () => {
     const lock = await holdTableLock(source.url, 'orders');
     try {
       const run = await trigger();
       await executor.tickOnce();
       await waitFor('dumping', async () => (await dumpSessions(run.id)) > 0, 30_000);
       jobs.at(-1)!.child.kill('SIGKILL');
-      await waitFor('timed_out', async () => {
-        await reapRuns(catalog.pool);
-        return (await getRun(catalog.pool, run.id)).status === 'timed_out';
-      }, 15_000);
+      await waitFor(
+        'timed_out',
+        async () => {
+          await reapRuns(catalog.pool);
+          return (await getRun(catalog.pool, run.id)).status === 'timed_out';
+        },
+        15_000,
+      );
       await executor.tickOnce();
       const ended = await getRun(catalog.pool, run.id);
       assert.equal(ended.status, 'timed_out');
@@ -168,7 +176,7 @@ describe('GitHub Actions executor against a fake GitHub validated by its OpenAPI
     }
   });
 
-  it('a GitHub run that completes without the runner reporting is ended with GitHub\'s conclusion', async () => {
+  it("a GitHub run that completes without the runner reporting is ended with GitHub's conclusion", async () => {
     job = 'none';
     const run = await trigger();
     await executor.tickOnce();

@@ -87,7 +87,10 @@ describe('heartbeats that blocking work cannot starve', () => {
       await waitFor('lease lost reported', () => lost.length > 0, 10_000);
       assert.match(lost[0]!, /main thread made no progress/);
       const reaped = await reapRuns(catalog.pool);
-      assert.deepEqual(reaped.map((run) => [run.id, run.status]), [[claimed.id, 'timed_out']]);
+      assert.deepEqual(
+        reaped.map((run) => [run.id, run.status]),
+        [[claimed.id, 'timed_out']],
+      );
     } finally {
       heartbeat.stop();
     }

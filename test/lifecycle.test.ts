@@ -79,7 +79,10 @@ describe('runs always terminate, truthfully (real processes, real signals)', () 
     const stuck = await trigger('locked');
     const first = start(['worker', '--poll-interval', '0.2']);
     await waitUntilDumping(stuck.id);
-    assert.ok((await filesUnder(storeDir)).some((file) => file.includes('.partial-')), 'a partial file is being written');
+    assert.ok(
+      (await filesUnder(storeDir)).some((file) => file.includes('.partial-')),
+      'a partial file is being written',
+    );
 
     const second = start(['worker', '--poll-interval', '0.2']);
     await waitFor('second worker up', () => second.stderr().includes('worker started'));
@@ -105,7 +108,10 @@ describe('runs always terminate, truthfully (real processes, real signals)', () 
     assert.ok(!JSON.parse(succeeded.stdout).some((run: RunRecord) => run.id === stuck.id));
     assert.ok(!(await filesUnder(storeDir)).some((file) => file.includes(stuck.id) && file.endsWith('manifest.json')));
     // The killed writer never removed its `.partial-*` file: garbage collection does.
-    assert.ok((await filesUnder(storeDir)).some((file) => file.includes(stuck.id) && file.includes('.partial-')), 'the killed writer left its partial file');
+    assert.ok(
+      (await filesUnder(storeDir)).some((file) => file.includes(stuck.id) && file.includes('.partial-')),
+      'the killed writer left its partial file',
+    );
     const pruned = await runCli(['prune', '--target', 'locked', '--grace-period', '0', '--json'], env);
     assert.equal(pruned.code, 0, pruned.stderr);
     assert.deepEqual(
@@ -138,7 +144,10 @@ describe('runs always terminate, truthfully (real processes, real signals)', () 
       assert.equal(ended.error?.code, 'CANCELLED');
       assert.match(ended.error!.message, new RegExp(signal));
       assert.deepEqual(await processesMatching('pg_dump', source.name), []);
-      assert.deepEqual((await filesUnder(storeDir)).filter((file) => file.includes(run.id)), []);
+      assert.deepEqual(
+        (await filesUnder(storeDir)).filter((file) => file.includes(run.id)),
+        [],
+      );
     });
   }
 
@@ -161,7 +170,10 @@ describe('runs always terminate, truthfully (real processes, real signals)', () 
     assert.equal(ended.status, 'cancelled');
     const kinds = (await listRunEvents(catalog.pool, run.id)).map((event) => `${event.kind}:${event.status}`);
     assert.deepEqual(kinds.slice(-2), ['cancel_requested:cancelling', 'finished:cancelled']);
-    assert.deepEqual((await filesUnder(storeDir)).filter((file) => file.includes(run.id)), []);
+    assert.deepEqual(
+      (await filesUnder(storeDir)).filter((file) => file.includes(run.id)),
+      [],
+    );
 
     const again = await runCli(['cancel', run.id], env);
     assert.equal(again.code, 5);

@@ -143,7 +143,11 @@ describe('notifications', { timeout: 300_000 }, () => {
     const expected = Buffer.from(`sha256=${createHmac('sha256', SECRET).update(`${timestamp}.${request!.body}`).digest('hex')}`);
     const signature = Buffer.from(String(request!.headers['x-backstop-signature']));
     assert.ok(signature.length === expected.length && timingSafeEqual(signature, expected), 'signature verifies');
-    const forged = Buffer.from(`sha256=${createHmac('sha256', SECRET).update(`${timestamp}.${request!.body.replace('failed', 'succeeded')}`).digest('hex')}`);
+    const forged = Buffer.from(
+      `sha256=${createHmac('sha256', SECRET)
+        .update(`${timestamp}.${request!.body.replace('failed', 'succeeded')}`)
+        .digest('hex')}`,
+    );
     assert.ok(!timingSafeEqual(signature, forged), 'a changed body does not verify');
 
     assert.equal(request!.headers['content-type'], 'application/json');

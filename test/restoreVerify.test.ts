@@ -43,8 +43,7 @@ describe('restore you can trust: drills, damaged artifacts, catalog-free restore
     drops.push(database.drop);
     return database;
   };
-  const scratchDatabases = async () =>
-    (await adminQuery<{ datname: string }>(`select datname from pg_database where datname like 'backstop_verify_%'`)).map((row) => row.datname);
+  const scratchDatabases = async () => (await adminQuery<{ datname: string }>(`select datname from pg_database where datname like 'backstop_verify_%'`)).map((row) => row.datname);
 
   it('a drill restores into a scratch database, compares every table, records the result, drops the scratch', async () => {
     const run = await backup('drilled');
@@ -89,7 +88,13 @@ describe('restore you can trust: drills, damaged artifacts, catalog-free restore
 
   it('a drill that finds a row-count mismatch is recorded as failed, naming the table', async () => {
     const run = await backup('tampered');
-    const drillRun = await createRun(catalog.pool, { targetId: (await getRun(catalog.pool, run.id)).targetId, trigger: 'test', runDeadlineMs: 600_000, kind: 'verify', subjectRunId: run.id });
+    const drillRun = await createRun(catalog.pool, {
+      targetId: (await getRun(catalog.pool, run.id)).targetId,
+      trigger: 'test',
+      runDeadlineMs: 600_000,
+      kind: 'verify',
+      subjectRunId: run.id,
+    });
     const claimed = await claimRunById(catalog.pool, drillRun.id, { leaseTtlMs: 60_000, claimedBy: 'test' });
     const config = { ...loadConfig(env, process.cwd()) };
     const result = await performDrill({ db: catalog.pool, config, log: pino({ level: 'silent' }) }, claimed, {
@@ -106,7 +111,10 @@ describe('restore you can trust: drills, damaged artifacts, catalog-free restore
     assert.equal(finished.status, 'failed');
     const subject = await getRun(catalog.pool, run.id);
     assert.equal(subject.verification?.status, 'failed');
-    assert.deepEqual((subject.verification?.mismatches as Array<{ table: string }>).map((m) => m.table), ['public.orders']);
+    assert.deepEqual(
+      (subject.verification?.mismatches as Array<{ table: string }> | undefined)?.map((m) => m.table),
+      ['public.orders'],
+    );
     assert.deepEqual(await scratchDatabases(), []);
   });
 
@@ -168,7 +176,10 @@ describe('restore you can trust: drills, damaged artifacts, catalog-free restore
       assert.ok(again.skipped.every((item: { reason: string }) => item.reason === 'already in the catalog'));
 
       const listed = JSON.parse((await runCli(['runs', '--target', 'imported', '--json'], importEnv)).stdout);
-      assert.deepEqual(listed.map((r: { id: string; status: string }) => [r.id, r.status]), [[run.id, 'succeeded']]);
+      assert.deepEqual(
+        listed.map((r: { id: string; status: string }) => [r.id, r.status]),
+        [[run.id, 'succeeded']],
+      );
       const viaImport = await fresh('via_import');
       const restored = await runCli(['restore', run.id, '--to', viaImport.url], importEnv);
       assert.equal(restored.code, 0, restored.stderr);

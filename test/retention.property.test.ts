@@ -15,18 +15,18 @@ const T0 = Date.UTC(2024, 0, 1);
 const SPAN = 2 * 365 * 86_400_000;
 
 const backupsArbitrary: fc.Arbitrary<RetentionBackup[]> = fc.uniqueArray(
-    fc.record({
-      id: fc.uuid(),
-      // Mostly clustered around a few dense weeks, sometimes anywhere in the span.
-      takenAt: fc.oneof(
-        fc.integer({ min: T0, max: T0 + SPAN }),
-        fc.integer({ min: T0 + 30 * 86_400_000, max: T0 + 44 * 86_400_000 }),
-        fc.integer({ min: T0 + 400 * 86_400_000, max: T0 + 402 * 86_400_000 }),
-      ),
-      verified: fc.boolean(),
-    }),
-    { selector: (backup) => backup.id, maxLength: 60 },
-  );
+  fc.record({
+    id: fc.uuid(),
+    // Mostly clustered around a few dense weeks, sometimes anywhere in the span.
+    takenAt: fc.oneof(
+      fc.integer({ min: T0, max: T0 + SPAN }),
+      fc.integer({ min: T0 + 30 * 86_400_000, max: T0 + 44 * 86_400_000 }),
+      fc.integer({ min: T0 + 400 * 86_400_000, max: T0 + 402 * 86_400_000 }),
+    ),
+    verified: fc.boolean(),
+  }),
+  { selector: (backup) => backup.id, maxLength: 60 },
+);
 
 const policyArbitrary: fc.Arbitrary<RetentionPolicy> = fc.record(
   {
@@ -41,14 +41,16 @@ const policyArbitrary: fc.Arbitrary<RetentionPolicy> = fc.record(
 
 const nowArbitrary = fc.integer({ min: T0 + 300 * 86_400_000, max: T0 + SPAN + 86_400_000 });
 
-const newestFirst = (backups: readonly RetentionBackup[]) =>
-  [...backups].sort((a, b) => b.takenAt - a.takenAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+const newestFirst = (backups: readonly RetentionBackup[]) => [...backups].sort((a, b) => b.takenAt - a.takenAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
 
 /** An independent day key: the calendar date in `timezone`, as sv-SE prints it (YYYY-MM-DD). */
 const dayFormats = new Map<string, Intl.DateTimeFormat>();
 const dayIn = (timezone: string, at: number) => {
   let format = dayFormats.get(timezone);
-  if (!format) dayFormats.set(timezone, (format = new Intl.DateTimeFormat('sv-SE', { timeZone: timezone, dateStyle: 'short' })));
+  if (!format) {
+    format = new Intl.DateTimeFormat('sv-SE', { timeZone: timezone, dateStyle: 'short' });
+    dayFormats.set(timezone, format);
+  }
   return format.format(new Date(at));
 };
 
@@ -158,10 +160,10 @@ const manifestArbitrary: fc.Arbitrary<ManifestCheck> = fc.oneof(
 );
 
 const prefixesArbitrary: fc.Arbitrary<ExaminedPrefix[]> = fc
-  .uniqueArray(
-    fc.record({ runId: fc.constantFrom(...runIds), attempt: fc.integer({ min: 1, max: 3 }), manifest: manifestArbitrary, newestAt: fc.integer({ min: 0, max: 2000 }) }),
-    { selector: (entry) => `${entry.runId}/${entry.attempt}`, maxLength: 9 },
-  )
+  .uniqueArray(fc.record({ runId: fc.constantFrom(...runIds), attempt: fc.integer({ min: 1, max: 3 }), manifest: manifestArbitrary, newestAt: fc.integer({ min: 0, max: 2000 }) }), {
+    selector: (entry) => `${entry.runId}/${entry.attempt}`,
+    maxLength: 9,
+  })
   .map((entries) =>
     entries.map((entry) => ({
       prefix: prefixOf(entry.runId, entry.attempt),

@@ -96,7 +96,10 @@ describe('planRetention (examples)', () => {
     assert.throws(
       () => validateRetentionPolicy({ keepLast: -1, daily: 1.5, timezone: 'Nowhere' }),
       (error: unknown) =>
-        isBackstopError(error, 'INVALID_INPUT') && /keepLast must be a whole number/.test(error.message) && /daily must/.test(error.message) && /"Nowhere" is not a time zone/.test(error.message),
+        isBackstopError(error, 'INVALID_INPUT') &&
+        /keepLast must be a whole number/.test(error.message) &&
+        /daily must/.test(error.message) &&
+        /"Nowhere" is not a time zone/.test(error.message),
     );
     assert.throws(() => validateRetentionPolicy({}), /keep at least one backup/);
   });
@@ -182,11 +185,10 @@ describe('planGarbage (examples)', () => {
     );
     assert.equal(plan.warnings.length, 1);
     assert.match(plan.warnings[0]!, /attempt-4\/manifest\.json could not be read \(connection reset\); nothing is deleted on a failed read/);
-    const running = planGarbage(
-      [{ ...prefix(other, 1), hasManifest: false, manifest: { state: 'absent' } }],
-      new Map([[other, row({ status: 'running' })]]),
-      { now: 10 ** 12, gracePeriodMs: 0 },
-    );
+    const running = planGarbage([{ ...prefix(other, 1), hasManifest: false, manifest: { state: 'absent' } }], new Map([[other, row({ status: 'running' })]]), {
+      now: 10 ** 12,
+      gracePeriodMs: 0,
+    });
     assert.deepEqual(running.delete, []);
   });
 });
@@ -385,10 +387,10 @@ describe('prune against a real catalog and a local store', { timeout: 300_000 },
       [garbled.prefix]: 'invalid-manifest',
       [unknownRun]: 'incomplete',
     });
-    assert.deepEqual(
-      Object.fromEntries(report.unknown.map((item: { prefix: string; reason: string }) => [item.prefix, item.reason])),
-      { [orphan.prefix]: 'run-missing', [killedAfterManifest.prefix]: 'run-not-succeeded' },
-    );
+    assert.deepEqual(Object.fromEntries(report.unknown.map((item: { prefix: string; reason: string }) => [item.prefix, item.reason])), {
+      [orphan.prefix]: 'run-missing',
+      [killedAfterManifest.prefix]: 'run-not-succeeded',
+    });
     for (const prefix of Object.keys(garbage)) assert.equal(await exists(prefix), false, `${prefix} left`);
     for (const prefix of [live.prefix, fresh.prefix, inProgress.prefix, orphan.prefix, killedAfterManifest.prefix]) assert.ok(await exists(prefix), `${prefix} deleted`);
     await fs.access(path.join(storeDir, stranger));

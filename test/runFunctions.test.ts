@@ -92,12 +92,7 @@ describe('one definition of a new run, for every client', () => {
       return rows[0]!;
     };
     const events = async (runId: string) =>
-      (
-        await catalog.pool.query(
-          `select attempt, kind, status, message, data from backstop.run_events where run_id = $1 order by id`,
-          [runId],
-        )
-      ).rows;
+      (await catalog.pool.query(`select attempt, kind, status, message, data from backstop.run_events where run_id = $1 order by id`, [runId])).rows;
 
     const fromEdge = await row(edgeRunId);
     const fromCatalog = await row(catalogRun.id);

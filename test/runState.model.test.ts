@@ -4,16 +4,7 @@ import fc from 'fast-check';
 import type { JobStatus } from '../src/core/jobStatus.ts';
 import { reportJobStatus } from '../src/operations/reportJobStatus.ts';
 import { isBackstopError } from '../src/core/errors.ts';
-import {
-  applyRunEvent,
-  exclusiveStatuses,
-  isTerminal,
-  runnerOutcomes,
-  type RunStateEvent,
-  type RunnerOutcome,
-  type RunState,
-  type RunStatus,
-} from '../src/core/runState.ts';
+import { applyRunEvent, exclusiveStatuses, isTerminal, runnerOutcomes, type RunStateEvent, type RunnerOutcome, type RunState, type RunStatus } from '../src/core/runState.ts';
 import type { Artifact } from '../src/core/artifact.ts';
 import { claimForDispatch } from '../src/db/executorRuns.ts';
 import { claimNextRun, claimRunById, finalizeRun, reapRuns, releaseRun, renewLease } from '../src/db/runLeases.ts';
@@ -80,7 +71,8 @@ interface Real {
 type Tally = Record<string, { accepted: number; refused: number }>;
 const tally: Tally = {};
 function count(name: string, accepted: boolean): void {
-  const entry = (tally[name] ??= { accepted: 0, refused: 0 });
+  const entry = tally[name] ?? { accepted: 0, refused: 0 };
+  tally[name] = entry;
   if (accepted) entry.accepted++;
   else entry.refused++;
 }
@@ -97,10 +89,7 @@ function apply(run: ModelRun, event: RunStateEvent): boolean {
 function blockedByExclusive(model: Model, run: ModelRun, alsoExecuting: ModelRun[] = []): boolean {
   if (!model.targets[run.target].exclusive) return false;
   return model.runs.some(
-    (other) =>
-      other !== run &&
-      other.target === run.target &&
-      ((exclusiveStatuses as readonly RunStatus[]).includes(other.state.status) || alsoExecuting.includes(other)),
+    (other) => other !== run && other.target === run.target && ((exclusiveStatuses as readonly RunStatus[]).includes(other.state.status) || alsoExecuting.includes(other)),
   );
 }
 
@@ -233,9 +222,7 @@ class CreateRun implements Command {
 class WorkerClaim implements Command {
   check = () => true;
   async run(model: Model, real: Real) {
-    const expected = model.runs.find(
-      (run) => run.target === 'worker' && run.state.status === 'queued' && claimable(run) && !blockedByExclusive(model, run),
-    );
+    const expected = model.runs.find((run) => run.target === 'worker' && run.state.status === 'queued' && claimable(run) && !blockedByExclusive(model, run));
     const claimed = await claimNextRun(real.catalog.pool, { leaseTtlMs: LEASE_TTL_MS, claimedBy: 'model-worker' });
     assert.equal(claimed?.id ?? null, expected?.id ?? null, 'the worker claimed another run than the model picks');
     if (expected && claimed) {
@@ -280,7 +267,8 @@ class Heartbeat implements Command {
   readonly index: number;
   readonly lease: LeaseChoice;
   constructor(index: number, lease: LeaseChoice) {
-    this.index = index; this.lease = lease;
+    this.index = index;
+    this.lease = lease;
   }
   check = (model: Readonly<Model>) => model.runs.length > 0;
   async run(model: Model, real: Real) {
@@ -315,7 +303,7 @@ class RequestCancel implements Command {
   toString = () => `requestCancel(${this.index})`;
 }
 
-async function finalize(model: Model, real: Real, run: ModelRun, leaseId: string, outcome: RunnerOutcome, name: string): Promise<void> {
+async function finalize(real: Real, run: ModelRun, leaseId: string, outcome: RunnerOutcome, name: string): Promise<void> {
   const from = run.state.status;
   const accepted = await refusal(
     finalizeRun(real.catalog.pool, {
@@ -337,12 +325,14 @@ class Finalize implements Command {
   readonly lease: LeaseChoice;
   readonly outcome: RunnerOutcome;
   constructor(index: number, lease: LeaseChoice, outcome: RunnerOutcome) {
-    this.index = index; this.lease = lease; this.outcome = outcome;
+    this.index = index;
+    this.lease = lease;
+    this.outcome = outcome;
   }
   check = (model: Readonly<Model>) => model.runs.length > 0;
   async run(model: Model, real: Real) {
     const run = pick(model, this.index, leased);
-    await finalize(model, real, run, leaseFor(run, this.lease), this.outcome, `finalize:${this.lease}`);
+    await finalize(real, run, leaseFor(run, this.lease), this.outcome, `finalize:${this.lease}`);
     await compareRows(model, real, this.toString());
   }
   toString = () => `finalize(${this.index}, ${this.lease}, ${this.outcome})`;
@@ -358,7 +348,7 @@ class RepeatFinalize implements Command {
   async run(model: Model, real: Real) {
     const finalized = model.runs.filter((run) => run.lastFinalize !== null);
     const run = finalized[this.index % finalized.length]!;
-    await finalize(model, real, run, run.lastFinalize!.leaseId, run.lastFinalize!.outcome, 'finalize:repeat');
+    await finalize(real, run, run.lastFinalize!.leaseId, run.lastFinalize!.outcome, 'finalize:repeat');
     await compareRows(model, real, this.toString());
   }
   toString = () => `repeatFinalize(${this.index})`;
@@ -368,7 +358,8 @@ class Release implements Command {
   readonly index: number;
   readonly lease: LeaseChoice;
   constructor(index: number, lease: LeaseChoice) {
-    this.index = index; this.lease = lease;
+    this.index = index;
+    this.lease = lease;
   }
   check = (model: Readonly<Model>) => model.runs.length > 0;
   async run(model: Model, real: Real) {
@@ -432,7 +423,8 @@ class JobReport implements Command {
   readonly index: number;
   readonly jobStatus: JobStatus;
   constructor(index: number, jobStatus: JobStatus) {
-    this.index = index; this.jobStatus = jobStatus;
+    this.index = index;
+    this.jobStatus = jobStatus;
   }
   check = (model: Readonly<Model>) => model.runs.length > 0;
   async run(model: Model, real: Real) {
@@ -455,7 +447,8 @@ class Expire implements Command {
   readonly index: number;
   readonly what: Expiry;
   constructor(index: number, what: Expiry) {
-    this.index = index; this.what = what;
+    this.index = index;
+    this.what = what;
   }
   // Only runs whose column is still in the future: expiring anything else changes nothing.
   check = (model: Readonly<Model>) => this.candidates(model).length > 0;

@@ -1,15 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import {
-  applyRunEvent,
-  executorOutcomes,
-  isOverdue,
-  isTerminal,
-  runnerOutcomes,
-  type RunStateEvent,
-  type RunState,
-} from '../src/core/runState.ts';
+import { applyRunEvent, executorOutcomes, isOverdue, isTerminal, runnerOutcomes, type RunStateEvent, type RunState } from '../src/core/runState.ts';
 
 /**
  * The pure run state machine against arbitrary event sequences. Leases come from a small pool

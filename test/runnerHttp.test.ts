@@ -120,8 +120,7 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
     assert.deepEqual(github.violations, [], "every request and response follows GitHub's OpenAPI description");
   });
 
-  const nonTerminal = async () =>
-    (await catalog.pool.query<{ id: string }>(`select id from backstop.runs where status in ('queued', 'dispatched', 'running', 'cancelling')`)).rows;
+  const nonTerminal = async () => (await catalog.pool.query<{ id: string }>(`select id from backstop.runs where status in ('queued', 'dispatched', 'running', 'cancelling')`)).rows;
 
   /** Triggers a backup through the API and lets the executor dispatch it; the fake GitHub starts the job. */
   async function dispatchRun(): Promise<{ runId: string; job: CliProcess | undefined }> {
@@ -135,7 +134,15 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
       // Once the process runs backstop (after exec), its environment is the job's own.
       await waitFor('job exec', async () => (await fs.readFile(`/proc/${started.child.pid}/cmdline`, 'utf8')).includes('backstop.js'), 10_000);
       const environ = await fs.readFile(`/proc/${started.child.pid}/environ`, 'utf8');
-      jobEnvironments.set(runId, Object.fromEntries(environ.split('\0').filter(Boolean).map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)])));
+      jobEnvironments.set(
+        runId,
+        Object.fromEntries(
+          environ
+            .split('\0')
+            .filter(Boolean)
+            .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
+        ),
+      );
     }
     return { runId, job: started };
   }
@@ -304,12 +311,18 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
       ['a revoked token', ['run', dispatched], { BACKSTOP_RUNNER_TOKEN: revoked.token }, 2, /refused the runner token/],
       ["another run's runner token", ['run', dispatched], { BACKSTOP_RUNNER_TOKEN: perRun.json.token }, 2, new RegExp(`only lets its runner .* run ${queued}`)],
       ["another repository's token", ['run', dispatched], { BACKSTOP_RUNNER_TOKEN: otherRepoToken }, 2, /was not dispatched to acme\/other/],
-      ['a report with another repository\'s token', ['report', dispatched, '--job-status', 'failure'], { BACKSTOP_RUNNER_TOKEN: otherRepoToken }, 2, /was not dispatched to acme\/other/],
+      ["a report with another repository's token", ['report', dispatched, '--job-status', 'failure'], { BACKSTOP_RUNNER_TOKEN: otherRepoToken }, 2, /was not dispatched to acme\/other/],
       ['a finished run', ['run', finished.id], {}, 5, /already finished as succeeded/],
       ['a run not dispatched yet', ['run', queued], {}, 2, /Run [0-9a-f-]{36} was not dispatched to acme\/infra/],
       ['an unknown run id', ['run', crypto.randomUUID()], {}, 4, /No run with id/],
       ['a run id that is no UUID', ['run', 'run-42'], {}, 4, /not a run id/],
-      ['an unreachable API', ['run', dispatched], { BACKSTOP_API_URL: `http://127.0.0.1:${await closedPort()}` }, 7, /Cannot reach the Backstop API at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)\. Check BACKSTOP_API_URL/],
+      [
+        'an unreachable API',
+        ['run', dispatched],
+        { BACKSTOP_API_URL: `http://127.0.0.1:${await closedPort()}` },
+        7,
+        /Cannot reach the Backstop API at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)\. Check BACKSTOP_API_URL/,
+      ],
       ['an API URL that is not one', ['run', dispatched], { BACKSTOP_API_URL: 'backstop.example.com' }, 2, /is not an http:\/\/ or https:\/\/ URL/],
       ['a secret that was never set', ['run', dispatched], { BACKSTOP_RUNNER_TOKEN: '' }, 2, /BACKSTOP_RUNNER_TOKEN \(or --token\) is empty/],
     ];
@@ -335,7 +348,10 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
       executor: { kind: 'github', ...WORKFLOW, ref: 'main' },
     });
     const run = await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: 600_000 });
-    assert.deepEqual((await claimForDispatch(catalog.pool, { startDeadlineMs: 60_000, limit: 10, dispatcher: 'test' })).map((d) => d.run.id), [run.id]);
+    assert.deepEqual(
+      (await claimForDispatch(catalog.pool, { startDeadlineMs: 60_000, limit: 10, dispatcher: 'test' })).map((d) => d.run.id),
+      [run.id],
+    );
     const as = (token: string, method: string, url: string, body?: unknown) => api.request(method, url, { token, body });
 
     for (const [method, url] of [

@@ -59,11 +59,9 @@ describe('run queries against a real catalog', () => {
       ...options,
     });
 
-  const queue = (targetId: string, runDeadlineMs = HOUR_MS): Promise<RunRecord> =>
-    createRun(catalog.pool, { targetId, trigger: 'test', runDeadlineMs });
+  const queue = (targetId: string, runDeadlineMs = HOUR_MS): Promise<RunRecord> => createRun(catalog.pool, { targetId, trigger: 'test', runDeadlineMs });
 
-  const claim = (runId: string, leaseTtlMs = LONG_TTL_MS): Promise<ClaimedRun> =>
-    claimRunById(catalog.pool, runId, { leaseTtlMs, claimedBy: 'test-runner' });
+  const claim = (runId: string, leaseTtlMs = LONG_TTL_MS): Promise<ClaimedRun> => claimRunById(catalog.pool, runId, { leaseTtlMs, claimedBy: 'test-runner' });
 
   const kinds = async (runId: string) => (await listRunEvents(catalog.pool, runId)).map((event) => event.kind);
 
@@ -71,8 +69,7 @@ describe('run queries against a real catalog', () => {
     (await catalog.pool.query<{ lease_id: string | null }>('select lease_id from backstop.runs where id = $1', [runId])).rows[0]!.lease_id;
 
   /** Polls the reaper until it has handled this run (every expiry is the database's). */
-  const waitUntilReaped = (runId: string) =>
-    waitFor(`run ${runId} reaped`, async () => (await reapRuns(catalog.pool)).find((reaped) => reaped.id === runId), 10_000, 25);
+  const waitUntilReaped = (runId: string) => waitFor(`run ${runId} reaped`, async () => (await reapRuns(catalog.pool)).find((reaped) => reaped.id === runId), 10_000, 25);
 
   it('a claim creates a new lease id and bumps the attempt; renewing needs that lease', async () => {
     const { id: targetId } = await target({ maxAttempts: 3 });
@@ -108,10 +105,7 @@ describe('run queries against a real catalog', () => {
 
     const renewed = await renewLease(catalog.pool, { runId: queued.id, leaseId: third.leaseId, leaseTtlMs: LONG_TTL_MS, progress: sampleProgress() });
     assert.deepEqual(renewed && { status: renewed.status, cancelRequested: renewed.cancelRequested }, { status: 'running', cancelRequested: false });
-    const { rows } = await catalog.pool.query<{ ok: boolean }>(
-      `select lease_expires_at > now() + interval '50 seconds' as ok from backstop.runs where id = $1`,
-      [queued.id],
-    );
+    const { rows } = await catalog.pool.query<{ ok: boolean }>(`select lease_expires_at > now() + interval '50 seconds' as ok from backstop.runs where id = $1`, [queued.id]);
     assert.equal(rows[0]!.ok, true, 'the lease was extended by the TTL from database time');
     const progress = (await getRun(catalog.pool, queued.id)).progress;
     assert.deepEqual(withoutTimestamp(progress), sampleProgress());
@@ -132,10 +126,7 @@ describe('run queries against a real catalog', () => {
     assert.deepEqual(again, finished);
 
     await rejectsWith(finalizeRun(catalog.pool, { runId: run.id, leaseId: crypto.randomUUID(), outcome: 'succeeded', artifact }), 'LEASE_LOST');
-    await rejectsWith(
-      finalizeRun(catalog.pool, { runId: run.id, leaseId: run.leaseId, outcome: 'failed', error: { code: 'DUMP_FAILED', message: 'late' } }),
-      'LEASE_LOST',
-    );
+    await rejectsWith(finalizeRun(catalog.pool, { runId: run.id, leaseId: run.leaseId, outcome: 'failed', error: { code: 'DUMP_FAILED', message: 'late' } }), 'LEASE_LOST');
     await rejectsWith(finalizeRun(catalog.pool, { runId: run.id, leaseId: run.leaseId, outcome: 'cancelled' }), 'LEASE_LOST');
     assert.equal(await renewLease(catalog.pool, { runId: run.id, leaseId: run.leaseId, leaseTtlMs: LONG_TTL_MS }), null);
     assert.equal(await releaseRun(catalog.pool, { runId: run.id, leaseId: run.leaseId, reason: 'late' }), false);
@@ -178,13 +169,17 @@ describe('run queries against a real catalog', () => {
     const otherRuns = [await queue(others[0]!.id), await queue(others[1]!.id)];
 
     connections = await openConnections(catalog.url, 12);
-    const claimed = await Promise.all(
-      connections.clients.map((client, index) => claimNextRun(client, { leaseTtlMs: LONG_TTL_MS, claimedBy: `racer-${index}` })),
-    );
+    const claimed = await Promise.all(connections.clients.map((client, index) => claimNextRun(client, { leaseTtlMs: LONG_TTL_MS, claimedBy: `racer-${index}` })));
     const won = claimed.filter((run): run is ClaimedRun => run !== null);
     const busyWon = won.filter((run) => run.targetId === busy.id);
     assert.equal(busyWon.length, 1, `claimed for the exclusive target: ${busyWon.map((run) => run.id).join(', ')}`);
-    assert.deepEqual(won.filter((run) => run.targetId !== busy.id).map((run) => run.id).sort(), otherRuns.map((run) => run.id).sort());
+    assert.deepEqual(
+      won
+        .filter((run) => run.targetId !== busy.id)
+        .map((run) => run.id)
+        .sort(),
+      otherRuns.map((run) => run.id).sort(),
+    );
     assert.equal(new Set(won.map((run) => run.id)).size, won.length, 'no run claimed twice');
 
     const { rows } = await catalog.pool.query<{ target_id: string; executing: number }>(
@@ -231,10 +226,7 @@ describe('run queries against a real catalog', () => {
     for (let i = 0; i < 5; i++) runs.push(await queue(shared.id));
     connections = await openConnections(catalog.url, 5);
     const claimed = await Promise.all(connections.clients.map((client) => claimNextRun(client, { leaseTtlMs: LONG_TTL_MS, claimedBy: 'racer' })));
-    assert.deepEqual(
-      claimed.map((run) => run?.id).sort(),
-      runs.map((run) => run.id).sort(),
-    );
+    assert.deepEqual(claimed.map((run) => run?.id).sort(), runs.map((run) => run.id).sort());
     assert.equal(new Set(claimed.map((run) => run?.leaseId)).size, 5);
   });
 
@@ -263,9 +255,7 @@ describe('run queries against a real catalog', () => {
     const byCode = new Map<string, number>();
     for (const run of passes.flat()) byCode.set(run.errorCode, (byCode.get(run.errorCode) ?? 0) + 1);
     assert.deepEqual(Object.fromEntries(byCode), { LEASE_EXPIRED: 20, DEADLINE_EXCEEDED: 30 });
-    const { rows: statuses } = await catalog.pool.query<{ status: string; count: number }>(
-      'select status, count(*)::int as count from backstop.runs group by status',
-    );
+    const { rows: statuses } = await catalog.pool.query<{ status: string; count: number }>('select status, count(*)::int as count from backstop.runs group by status');
     assert.deepEqual(statuses, [{ status: 'timed_out', count: 50 }]);
     assert.deepEqual(await reapRuns(catalog.pool), []);
   });

@@ -77,7 +77,10 @@ describe('scale-out: many workers and servers on one catalog', () => {
     );
     assert.deepEqual(notSucceeded, [], JSON.stringify(notSucceeded, null, 1) + processes.map((cli) => cli.stderr().slice(-1500)).join('\n----\n'));
     assert.deepEqual([...new Set(runs.map((run) => run.status))], ['succeeded']);
-    assert.ok(runs.every((run) => run.attempt === 1 && Number(run.claims) === 1 && Number(run.finished) === 1), 'each run claimed and finished exactly once');
+    assert.ok(
+      runs.every((run) => run.attempt === 1 && Number(run.claims) === 1 && Number(run.finished) === 1),
+      'each run claimed and finished exactly once',
+    );
     const executors = new Set(runs.map((run) => run.claimed_by.split(':').slice(0, 2).join(':')));
     assert.ok(executors.size >= 3, `work spread over ${executors.size} processes`);
     const manifests = (await fs.readdir(storeDir, { recursive: true })).filter((file) => String(file).endsWith('manifest.json'));

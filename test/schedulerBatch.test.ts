@@ -80,7 +80,10 @@ describe('scheduling many targets at one boundary', { timeout: 300_000 }, () => 
     // A minute later the runs still wait in the queue: the slot is settled, no second run piles up.
     const second = await Promise.all(schedulers.map((scheduler) => scheduler.tickOnce(boundary + MINUTE + 1000)));
     const outcomes = second.flatMap((result) => result.scheduled.map((slot) => slot.outcome.kind));
-    assert.ok(outcomes.every((kind) => kind === 'waiting' || kind === 'taken'), [...new Set(outcomes)].join(', '));
+    assert.ok(
+      outcomes.every((kind) => kind === 'waiting' || kind === 'taken'),
+      [...new Set(outcomes)].join(', '),
+    );
     const { rows: total } = await catalog.pool.query<{ runs: number }>('select count(*)::int as runs from backstop.runs');
     assert.equal(total[0]!.runs, TARGETS);
   });

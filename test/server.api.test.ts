@@ -91,7 +91,10 @@ describe('HTTP API', { timeout: 300_000 }, () => {
 
     const listed = await api.request('GET', '/api/v1/targets', { token: api.tokens.viewer });
     assert.equal(listed.status, 200);
-    assert.deepEqual(listed.json.items.map((t: { name: string }) => t.name), ['crud']);
+    assert.deepEqual(
+      listed.json.items.map((t: { name: string }) => t.name),
+      ['crud'],
+    );
     const shown = await api.request('GET', '/api/v1/targets/crud', { token: api.tokens.viewer });
     assert.equal(shown.status, 200);
     assert.equal(shown.json.id, created.json.id);
@@ -172,7 +175,10 @@ describe('HTTP API', { timeout: 300_000 }, () => {
       const page: HttpResult = await api.request('GET', `/api/v1/runs?target=alpha&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: api.tokens.viewer });
       assert.equal(page.status, 200, page.text);
       assert.ok(page.json.items.length <= 2);
-      seen.push(...page.json.items.map((run: { id: string; targetName: string }) => (assert.equal(run.targetName, 'alpha'), run.id)));
+      for (const run of page.json.items as { id: string; targetName: string }[]) {
+        assert.equal(run.targetName, 'alpha');
+        seen.push(run.id);
+      }
       cursor = page.json.nextCursor;
       pages++;
     } while (cursor);
@@ -183,9 +189,25 @@ describe('HTTP API', { timeout: 300_000 }, () => {
     const cancelled = await api.request('GET', '/api/v1/runs?status=cancelled');
     assert.deepEqual(cancelled.json.items.map((run: { id: string }) => run.id).sort(), [created[0], created[1]].sort());
     const offset = await api.request('GET', '/api/v1/runs?target=beta&limit=1&offset=1');
-    assert.deepEqual(offset.json.items.map((run: { id: string }) => run.id), [created[3]]);
+    assert.deepEqual(
+      offset.json.items.map((run: { id: string }) => run.id),
+      [created[3]],
+    );
 
-    for (const query of ['limit=201', 'limit=0', 'limit=-1', 'limit=abc', 'limit=99999999999999999999', 'offset=-1', 'offset=100000000', 'status=stuck', 'kind=x', 'cursor=!!', 'cursor=bm9wZQ', 'cursor=WzEsMl0&offset=1']) {
+    for (const query of [
+      'limit=201',
+      'limit=0',
+      'limit=-1',
+      'limit=abc',
+      'limit=99999999999999999999',
+      'offset=-1',
+      'offset=100000000',
+      'status=stuck',
+      'kind=x',
+      'cursor=!!',
+      'cursor=bm9wZQ',
+      'cursor=WzEsMl0&offset=1',
+    ]) {
       assertError(await api.request('GET', `/api/v1/runs?${query}`), 400, 'INVALID_INPUT');
     }
     assertError(await api.request('GET', '/api/v1/runs?target=nobody'), 404, 'TARGET_NOT_FOUND');
@@ -213,11 +235,7 @@ describe('HTTP API', { timeout: 300_000 }, () => {
     assert.equal(emptyJson.status, 200, emptyJson.text);
     assertError(await api.request('POST', `/api/v1/runs/${UNKNOWN_ID}/verify`), 404, 'RUN_NOT_FOUND');
     assertError(await api.request('POST', `/api/v1/runs/${second.json.id}/verify`), 400, 'INVALID_INPUT');
-    assertError(
-      await api.request('POST', `/api/v1/runs/${second.json.id}/restore`, { body: { databaseUrl: 'postgres://u:p@127.0.0.1:1/x' } }),
-      400,
-      'INVALID_INPUT',
-    );
+    assertError(await api.request('POST', `/api/v1/runs/${second.json.id}/restore`, { body: { databaseUrl: 'postgres://u:p@127.0.0.1:1/x' } }), 400, 'INVALID_INPUT');
   });
 
   it('roles: viewer reads, operator acts on runs, admin manages targets and tokens', async () => {
@@ -286,7 +304,12 @@ describe('HTTP API', { timeout: 300_000 }, () => {
         const sha256 = createHash('sha256').update(bytes).digest('hex');
         manifestFiles.push({ name, role: 'schema', format: 'sql', size: bytes.length, sha256, uncompressedSize: bytes.length, ...extra } as ManifestFile);
       };
-      for (const [name, role] of [['roles.sql.zst', 'roles'], ['schema.sql.zst', 'schema'], ['data.sql.zst', 'data']] as const) await write(name, { role });
+      for (const [name, role] of [
+        ['roles.sql.zst', 'roles'],
+        ['schema.sql.zst', 'schema'],
+        ['data.sql.zst', 'data'],
+      ] as const)
+        await write(name, { role });
       for (let i = 0; i < 5000; i++) {
         await write(`storage/avatars/user ${i}/pictüre %2E ${i}.png.zst`, { role: 'storage', format: 'object', object: { bucket: 'avatars', key: `user ${i}/pictüre . ${i}.png` } });
       }

@@ -107,7 +107,10 @@ describe('dashboard API: me, overview, history, the feed of all runs', { timeout
   it('history: finished backups oldest first with size and duration; limit; 404 and 400', async () => {
     const history = await api.request('GET', '/api/v1/targets/bad/history', { token: api.tokens.viewer });
     assert.equal(history.status, 200, history.text);
-    assert.deepEqual(history.json.items.map((point: { status: string }) => point.status), ['succeeded', 'failed']);
+    assert.deepEqual(
+      history.json.items.map((point: { status: string }) => point.status),
+      ['succeeded', 'failed'],
+    );
     const [ok, failed] = history.json.items;
     assert.equal(ok.bytes, 210);
     assert.equal(ok.dumpedBytes, 5000);
@@ -117,7 +120,10 @@ describe('dashboard API: me, overview, history, the feed of all runs', { timeout
     assert.equal(failed.bytes, null);
     assert.equal(failed.errorCode, 'DUMP_FAILED');
     const one = await api.request('GET', '/api/v1/targets/bad/history?limit=1');
-    assert.deepEqual(one.json.items.map((point: { status: string }) => point.status), ['failed']);
+    assert.deepEqual(
+      one.json.items.map((point: { status: string }) => point.status),
+      ['failed'],
+    );
     assert.equal((await api.request('GET', '/api/v1/targets/nope/history')).json.error.code, 'TARGET_NOT_FOUND');
     assert.equal((await api.request('GET', '/api/v1/targets/bad/history?limit=0')).status, 400);
   });
@@ -156,20 +162,29 @@ describe('dashboard API: me, overview, history, the feed of all runs', { timeout
       return events.some((event) => event.kind === 'cancel_requested') ? events : null;
     });
     // Only what happened after the stream opened, in id order.
-    assert.deepEqual(live.map((event) => [event.runId, event.kind, event.status, event.targetName, event.runKind]), [
-      [run.id, 'created', 'queued', 'good', 'backup'],
-      [run.id, 'cancel_requested', 'cancelled', 'good', 'backup'],
-    ]);
+    assert.deepEqual(
+      live.map((event) => [event.runId, event.kind, event.status, event.targetName, event.runKind]),
+      [
+        [run.id, 'created', 'queued', 'good', 'backup'],
+        [run.id, 'cancel_requested', 'cancelled', 'good', 'backup'],
+      ],
+    );
     assert.ok(live.every((event) => event.id > startId));
 
     const resumed = await openFeed(live[0].id);
     const replay = readFeed(resumed);
     await waitFor('the replayed event', () => replay.messages.some((message) => message.event === 'message'));
-    assert.deepEqual(replay.messages.filter((message) => message.event === 'message').map((message) => Number(message.id)), [live[1].id]);
+    assert.deepEqual(
+      replay.messages.filter((message) => message.event === 'message').map((message) => Number(message.id)),
+      [live[1].id],
+    );
 
     const json = await api.request('GET', '/api/v1/events', { token: api.tokens.viewer, headers: { 'last-event-id': String(startId) } });
     assert.equal(json.status, 200, json.text);
-    assert.deepEqual(json.json.items.map((event: { id: number }) => event.id), live.map((event) => event.id));
+    assert.deepEqual(
+      json.json.items.map((event: { id: number }) => event.id),
+      live.map((event) => event.id),
+    );
     assert.equal(json.json.lastEventId, live[1].id);
     assert.equal((await api.request('GET', '/api/v1/events', { headers: { 'last-event-id': 'x' } })).status, 400);
   });

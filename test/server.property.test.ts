@@ -113,7 +113,8 @@ function outOfRule(schema: Schema): fc.Arbitrary<Json> | null {
     if (main.minimum !== undefined) options.push(fc.constantFrom(main.minimum - 1, -1e300, -Number.MAX_SAFE_INTEGER));
   }
   if (main.type === 'array') {
-    if (main.maxItems !== undefined) options.push(fc.constant(Array.from({ length: main.maxItems + 1 }, (_, i) => (main.items?.enum ? main.items.enum[i % main.items.enum.length] : 'x'))));
+    if (main.maxItems !== undefined)
+      options.push(fc.constant(Array.from({ length: main.maxItems + 1 }, (_, i) => (main.items?.enum ? main.items.enum[i % main.items.enum.length] : 'x'))));
     if (main.minItems) options.push(fc.constant([]));
   }
   if (main.type === 'object' && main.minProperties) options.push(fc.constant({}));
@@ -390,9 +391,11 @@ describe('API bad input, generated from /api/openapi.json', { timeout: 300_000 }
     }
     // Every request here is refused, so they cannot interfere: run a few at a time.
     const queue = [...checks];
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) await next();
-    }));
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) await next();
+      }),
+    );
     // Routes without parameters or body (health, metrics, list targets, list tokens) have nothing to break.
     assert.ok(covered.size >= 17, `only ${covered.size} operations had inputs: ${[...covered].join(', ')}`);
     assert.ok(cases > 250, `only ${cases} requests`);

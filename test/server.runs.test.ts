@@ -36,7 +36,13 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
       catalogUrl: catalog.url,
       worker: true,
       sseHeartbeatMs: 200,
-      env: { BACKSTOP_STORE: `file://${storeDir}`, BACKSTOP_SCRATCH_URL: adminUrl(), BACKSTOP_SCRATCH_SUPERUSER_OK: 'postgres', BACKSTOP_LEASE_TTL: '10', BACKSTOP_HEARTBEAT_INTERVAL: '1' },
+      env: {
+        BACKSTOP_STORE: `file://${storeDir}`,
+        BACKSTOP_SCRATCH_URL: adminUrl(),
+        BACKSTOP_SCRATCH_SUPERUSER_OK: 'postgres',
+        BACKSTOP_LEASE_TTL: '10',
+        BACKSTOP_HEARTBEAT_INTERVAL: '1',
+      },
     });
     const created = await api.request('POST', '/api/v1/targets', { body: { name: 'sample', databaseUrl: source.url } });
     assert.equal(created.status, 201, created.text);
@@ -86,7 +92,10 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
     assert.equal(kinds.at(-1), 'finished');
     assert.ok(kinds.includes('dump_stored'), kinds.join(','));
     assert.ok(stream.messages.length > seenBeforeRelease, 'events arrived after the stream was open, not only in the replay');
-    assert.deepEqual(events.map((e) => e.id), [...events.map((e) => e.id)].sort((a, b) => a - b));
+    assert.deepEqual(
+      events.map((e) => e.id),
+      [...events.map((e) => e.id)].sort((a, b) => a - b),
+    );
     const end = stream.messages.at(-1)!;
     assert.equal(end.event, 'end');
     assert.deepEqual(JSON.parse(end.data), { runId, status: 'succeeded' });
@@ -96,13 +105,19 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
     const resumed = readEventStream(await openStream(runId, claimedId));
     await resumed.ended;
     const resumedIds = resumed.messages.filter((m) => m.event === 'message').map((m) => Number(m.id));
-    assert.deepEqual(resumedIds, events.slice(2).map((e) => e.id));
+    assert.deepEqual(
+      resumedIds,
+      events.slice(2).map((e) => e.id),
+    );
     assert.equal((await openStream(runId, events.at(-1)!.id)).status, 204);
     const badId = await openStream(runId, -1);
     assert.equal(badId.status, 400);
 
     const json = await api.request('GET', `/api/v1/runs/${runId}/events`, { token: api.tokens.viewer });
-    assert.deepEqual(json.json.items.map((e: { kind: string }) => e.kind), kinds);
+    assert.deepEqual(
+      json.json.items.map((e: { kind: string }) => e.kind),
+      kinds,
+    );
     succeededRunId = runId;
   });
 
@@ -112,7 +127,10 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
     const run = await getRun(catalog.pool, succeededRunId);
     assert.deepEqual(result.json.files, run.artifact!.files);
     assert.deepEqual(result.json.manifest, run.artifact!.manifest);
-    assert.equal(result.json.totalBytes, run.artifact!.files.reduce((sum, f) => sum + f.size, run.artifact!.manifest.size));
+    assert.equal(
+      result.json.totalBytes,
+      run.artifact!.files.reduce((sum, f) => sum + f.size, run.artifact!.manifest.size),
+    );
     for (const file of [...result.json.files, result.json.manifest]) {
       const stat = await fs.stat(path.join(storeDir, result.json.prefix, file.name));
       assert.equal(stat.size, file.size);
@@ -151,19 +169,27 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
         body: { databaseUrl: destination.url, jobs: 1, privilegedRole: 'postgres' },
       });
       assert.equal(accepted.status, 202, accepted.text);
-      const outcome = await waitFor('restore result event', async () => {
-        const events = await api.request('GET', `/api/v1/runs/${succeededRunId}/events`, { token: api.tokens.viewer });
-        return events.json.items.find((e: { kind: string }) => e.kind === 'restored' || e.kind === 'restore_failed');
-      }, 30_000);
+      const outcome = await waitFor(
+        'restore result event',
+        async () => {
+          const events = await api.request('GET', `/api/v1/runs/${succeededRunId}/events`, { token: api.tokens.viewer });
+          return events.json.items.find((e: { kind: string }) => e.kind === 'restored' || e.kind === 'restore_failed');
+        },
+        30_000,
+      );
       assert.equal(outcome.kind, 'restored', outcome.message);
       const [row] = await adminQuery<{ count: string }>('select count(*) as count from orders', [], destination.url);
       assert.equal(Number(row!.count), 300);
       // Restoring again into the now non-empty database fails, as an event, not as a crash.
       await api.request('POST', `/api/v1/runs/${succeededRunId}/restore`, { body: { databaseUrl: destination.url, privilegedRole: 'postgres' } });
-      const failed = await waitFor('restore_failed event', async () => {
-        const events = await api.request('GET', `/api/v1/runs/${succeededRunId}/events`);
-        return events.json.items.find((e: { kind: string }) => e.kind === 'restore_failed');
-      }, 30_000);
+      const failed = await waitFor(
+        'restore_failed event',
+        async () => {
+          const events = await api.request('GET', `/api/v1/runs/${succeededRunId}/events`);
+          return events.json.items.find((e: { kind: string }) => e.kind === 'restore_failed');
+        },
+        30_000,
+      );
       assert.equal(failed.data.code, 'RESTORE_TARGET_NOT_EMPTY');
       assert.equal(api.server.app.server.listening, true);
     } finally {
@@ -176,10 +202,14 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
     assert.equal(queued.status, 201, queued.text);
     assert.equal(queued.json.kind, 'verify');
     assert.equal(queued.json.subjectRunId, succeededRunId);
-    const finished = await waitFor('verification finished', async () => {
-      const run = await api.request('GET', `/api/v1/runs/${queued.json.id}`);
-      return ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(run.json.status) ? run.json : null;
-    }, 60_000);
+    const finished = await waitFor(
+      'verification finished',
+      async () => {
+        const run = await api.request('GET', `/api/v1/runs/${queued.json.id}`);
+        return ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(run.json.status) ? run.json : null;
+      },
+      60_000,
+    );
     assert.equal(finished.status, 'succeeded', JSON.stringify(finished.error));
     const verified = await api.request('GET', `/api/v1/runs/${succeededRunId}`);
     assert.equal(verified.json.verification?.status, 'passed');
@@ -192,13 +222,17 @@ describe('server with a worker: runs, live events, cancel, restore, verify, metr
     await claimRunById(catalog.pool, run.id, { leaseTtlMs: 100, claimedBy: 'a runner that dies' });
     await waitFor('the reaper ended the run', async () => (await getRun(catalog.pool, run.id)).status === 'timed_out', 10_000);
 
-    const text = await waitFor('finished runs in the histograms', async () => {
-      const metrics = await api.request('GET', '/metrics', { token: null });
-      return /^backstop_run_duration_seconds_count\{kind="backup",status="succeeded"\} [1-9]/m.test(metrics.text) &&
-        /^backstop_run_duration_seconds_count\{kind="backup",status="timed_out"\} [1-9]/m.test(metrics.text)
-        ? metrics.text
-        : null;
-    }, 10_000);
+    const text = await waitFor(
+      'finished runs in the histograms',
+      async () => {
+        const metrics = await api.request('GET', '/metrics', { token: null });
+        return /^backstop_run_duration_seconds_count\{kind="backup",status="succeeded"\} [1-9]/m.test(metrics.text) &&
+          /^backstop_run_duration_seconds_count\{kind="backup",status="timed_out"\} [1-9]/m.test(metrics.text)
+          ? metrics.text
+          : null;
+      },
+      10_000,
+    );
     assert.match(text, /^backstop_runs\{status="succeeded"\} [1-9]/m);
     assert.match(text, /^backstop_runs\{status="cancelled"\} [1-9]/m);
     assert.match(text, /^backstop_run_artifact_bytes_count\{kind="backup"\} [1-9]/m);

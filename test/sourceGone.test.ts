@@ -68,7 +68,10 @@ describe('the source database goes away mid-dump', () => {
     assert.equal(ended.status, 'failed');
     assert.equal(ended.error?.code, 'DATABASE_UNREACHABLE');
     assert.match(ended.error!.message, new RegExp(`database "${source.name}".*went away.*terminating connection`));
-    assert.deepEqual((await filesUnder(storeDir)).filter((file) => file.includes(run.id)), []);
+    assert.deepEqual(
+      (await filesUnder(storeDir)).filter((file) => file.includes(run.id)),
+      [],
+    );
   });
 
   it('the database is dropped: failed with an error from the dump, files removed, no pg_dump left', { timeout: 120_000 }, async () => {
@@ -80,7 +83,10 @@ describe('the source database goes away mid-dump', () => {
     assert.equal(ended.status, 'failed');
     assert.ok(ended.error && ['DUMP_FAILED', 'DATABASE_UNREACHABLE'].includes(ended.error.code), JSON.stringify(ended.error));
     assert.match(ended.error!.message, /terminating connection|does not exist|went away/);
-    assert.deepEqual((await filesUnder(storeDir)).filter((file) => file.includes(run.id)), []);
+    assert.deepEqual(
+      (await filesUnder(storeDir)).filter((file) => file.includes(run.id)),
+      [],
+    );
     assert.deepEqual(await processesMatching('pg_dump', source.name), []);
   });
 });

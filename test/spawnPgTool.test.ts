@@ -60,12 +60,17 @@ describe('spawnPgTool', () => {
   it('stderr lines the caller consumes are left out of the kept stderr; the rest, and a last line without a newline, stay', async () => {
     const seen: string[] = [];
     const run = await output(
-      spawnPgTool('/bin/sh', ['-c', 'printf "progress 1\\nerror: one\\nprogress 2\\nerror: two" >&2; exit 1'], {}, {
-        onStderrLine: (line) => {
-          seen.push(line);
-          return line.startsWith('progress');
+      spawnPgTool(
+        '/bin/sh',
+        ['-c', 'printf "progress 1\\nerror: one\\nprogress 2\\nerror: two" >&2; exit 1'],
+        {},
+        {
+          onStderrLine: (line) => {
+            seen.push(line);
+            return line.startsWith('progress');
+          },
         },
-      }),
+      ),
     );
     assert.deepEqual(seen, ['progress 1', 'error: one', 'progress 2', 'error: two']);
     assert.equal(run.stderr, 'error: one\nerror: two');
@@ -124,7 +129,9 @@ describe('connectionArgs', () => {
 
   it('a service file holds the secrets while the tool runs, privately, and is gone after', async () => {
     const connection = connectionArgs('postgres://u@h/app?sslpassword=key-secret');
-    const run = await output(spawnPgTool('/bin/sh', ['-c', 'stat -c %a "$PGSERVICEFILE" "$(dirname "$PGSERVICEFILE")"; echo "$PGSERVICE"; cat "$PGSERVICEFILE"; echo "$PGSERVICEFILE" >&2'], connection));
+    const run = await output(
+      spawnPgTool('/bin/sh', ['-c', 'stat -c %a "$PGSERVICEFILE" "$(dirname "$PGSERVICEFILE")"; echo "$PGSERVICE"; cat "$PGSERVICEFILE"; echo "$PGSERVICEFILE" >&2'], connection),
+    );
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, '600\n700\nbackstop\n[backstop]\nsslpassword=key-secret\n');
     await assert.rejects(fs.stat(path.dirname(run.stderr.trim())), { code: 'ENOENT' });

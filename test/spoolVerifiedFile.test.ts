@@ -155,7 +155,11 @@ describe('spooling a stored file for pg_restore: the zstd tool and the built-in 
     const savedPath = process.env.PATH;
     try {
       // Answers -V like zstd, and fails every decompression.
-      await fs.writeFile(path.join(directory, 'zstd'), '#!/bin/sh\n[ "$1" = -V ] && { echo "zstd v1.5.4"; exit 0; }\ncat >/dev/null; echo "zstd: error 11 : Allocation error" >&2; exit 1\n', { mode: 0o755 });
+      await fs.writeFile(
+        path.join(directory, 'zstd'),
+        '#!/bin/sh\n[ "$1" = -V ] && { echo "zstd v1.5.4"; exit 0; }\ncat >/dev/null; echo "zstd: error 11 : Allocation error" >&2; exit 1\n',
+        { mode: 0o755 },
+      );
       process.env.PATH = `${directory}${path.delimiter}${savedPath}`;
       assert.equal(findZstdCli(), path.join(directory, 'zstd'));
       const spooled = await spool('plain', true);
@@ -181,7 +185,10 @@ describe('spooling a stored file for pg_restore: the zstd tool and the built-in 
 /** zstd children of this process still running. */
 function zstdProcesses(): number {
   try {
-    return execFileSync('pgrep', ['-P', String(process.pid), '-x', 'zstd'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).length;
+    return execFileSync('pgrep', ['-P', String(process.pid), '-x', 'zstd'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean).length;
   } catch {
     return 0;
   }

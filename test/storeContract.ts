@@ -135,7 +135,10 @@ export function storeContract(name: string, makeStore: () => Promise<{ store: St
 
       assert.deepEqual(stored, { key: 'backups/2025/run-1/dump.bin', size: 5 * MIB + 12_345, sha256: body.sha256() });
       assert.ok(progress.length > 1, 'progress is reported while streaming');
-      assert.ok(progress.every((bytes, i) => i === 0 || bytes >= progress[i - 1]!), 'progress never goes back');
+      assert.ok(
+        progress.every((bytes, i) => i === 0 || bytes >= progress[i - 1]!),
+        'progress never goes back',
+      );
       assert.equal(progress.at(-1), stored.size);
 
       assert.deepEqual(await store.stat('backups/2025/run-1/dump.bin'), { size: stored.size });
@@ -235,10 +238,7 @@ export function storeContract(name: string, makeStore: () => Promise<{ store: St
 
     it('a put with an already aborted signal rejects with its reason and writes nothing', async () => {
       const reason = new Error('cancelled before start');
-      await assert.rejects(
-        store.put('early/dump.bin', testBody({ size: MIB }).stream, { signal: AbortSignal.abort(reason) }),
-        (error: unknown) => error === reason,
-      );
+      await assert.rejects(store.put('early/dump.bin', testBody({ size: MIB }).stream, { signal: AbortSignal.abort(reason) }), (error: unknown) => error === reason);
       assert.deepEqual(await listAll(store, 'early/'), []);
     });
 

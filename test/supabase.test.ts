@@ -46,10 +46,7 @@ describe('Supabase profile: pure rules', () => {
     assert.match(rewriteRolesLine('ALTER ROLE "service_role" SET "statement_timeout" TO \'8s\';'), /^-- left out/);
     assert.match(rewriteRolesLine('GRANT "app" TO "authenticator" GRANTED BY "postgres";'), /^-- left out/);
     assert.equal(rewriteRolesLine('GRANT "anon" TO "app_login" GRANTED BY "postgres";'), 'GRANT "anon" TO "app_login" GRANTED BY "postgres";');
-    assert.equal(
-      rewriteRolesLine('CREATE ROLE "my ""odd"" role";'),
-      'DO $backstop$ BEGIN CREATE ROLE "my ""odd"" role"; EXCEPTION WHEN duplicate_object THEN NULL; END $backstop$;',
-    );
+    assert.equal(rewriteRolesLine('CREATE ROLE "my ""odd"" role";'), 'DO $backstop$ BEGIN CREATE ROLE "my ""odd"" role"; EXCEPTION WHEN duplicate_object THEN NULL; END $backstop$;');
     assert.equal(
       rewriteRolesLine('ALTER ROLE "app" WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB LOGIN NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 3;'),
       'ALTER ROLE "app" WITH INHERIT NOCREATEROLE NOCREATEDB LOGIN CONNECTION LIMIT 3;',
@@ -193,7 +190,10 @@ describe('Supabase profile against a Supabase-like database', () => {
     const snapshotOption = manifest.pgDump.options.find((option) => option.startsWith('--snapshot='));
     assert.equal(snapshotOption !== undefined, manifest.pgDump.snapshot);
     for (const file of manifest.files.filter((candidate) => candidate.dumpedBy?.tool === 'pg_dump')) {
-      assert.equal(file.dumpedBy!.options.some((option) => option.startsWith('--snapshot=')), manifest.pgDump.snapshot);
+      assert.equal(
+        file.dumpedBy!.options.some((option) => option.startsWith('--snapshot=')),
+        manifest.pgDump.snapshot,
+      );
     }
 
     // Row counts for exactly the tables whose rows are in the data file.
@@ -245,19 +245,25 @@ describe('Supabase profile against a Supabase-like database', () => {
     const events: string[] = [];
     const result = await restoreArtifact({ store, prefix, manifest, toUrl: target.url, onEvent: (kind, message) => events.push(`${kind}: ${message}`) });
     assert.equal(result.tablesChecked, CARRIED_TABLES.length);
-    assert.deepEqual(events, ['roles.sql.zst', 'schema.sql.zst', 'data.sql.zst'].map((file) => `restore_verified: ${file}: size and SHA-256 match the manifest`));
+    assert.deepEqual(
+      events,
+      ['roles.sql.zst', 'schema.sql.zst', 'data.sql.zst'].map((file) => `restore_verified: ${file}: size and SHA-256 match the manifest`),
+    );
 
     assert.deepEqual(await carriedFingerprints(target.url), await carriedFingerprints(source.url));
     assert.deepEqual(await appSecurity(target.url), await appSecurity(source.url));
     for (const userId of app.userIds) assert.equal(await notesVisibleTo(target.url, userId), await notesVisibleTo(source.url, userId));
-    assert.ok((await notesVisibleTo(target.url, app.userIds[0]!)) < 200, 'RLS hides other users\' private notes');
+    assert.ok((await notesVisibleTo(target.url, app.userIds[0]!)) < 200, "RLS hides other users' private notes");
 
     // The data file did not carry the platform's migration history: the new project keeps its own.
     assert.deepEqual(
       (await adminQuery<{ version: string }>('select version from auth.schema_migrations order by 1', [], target.url)).map((row) => row.version),
       ['20171026211738', '20171026211808', '20171026211834'],
     );
-    assert.deepEqual((await adminQuery<{ id: number }>('select id from storage.migrations order by 1', [], target.url)).map((row) => row.id), [0, 1]);
+    assert.deepEqual(
+      (await adminQuery<{ id: number }>('select id from storage.migrations order by 1', [], target.url)).map((row) => row.id),
+      [0, 1],
+    );
     // Sequences follow the data.
     const [sequence] = await adminQuery<{ last: string }>(`select last_value as last from auth.refresh_tokens_id_seq`, [], target.url);
     assert.equal(Number(sequence!.last), 30);
@@ -320,10 +326,9 @@ describe('Supabase profile against a Supabase-like database', () => {
       });
       backup.catch(() => {});
       await waitFor('pg_dump to wait on the lock', async () => {
-        const [row] = await adminQuery<{ count: string }>(
-          `select count(*) as count from pg_stat_activity where application_name = $1 and wait_event_type = 'Lock'`,
-          [`backstop:${runId}`],
-        );
+        const [row] = await adminQuery<{ count: string }>(`select count(*) as count from pg_stat_activity where application_name = $1 and wait_event_type = 'Lock'`, [
+          `backstop:${runId}`,
+        ]);
         return Number(row!.count) > 0;
       });
       controller.abort(new BackstopError('CANCELLED', 'Cancelled by the test.'));
@@ -332,7 +337,10 @@ describe('Supabase profile against a Supabase-like database', () => {
       await lock.release();
     }
     await waitFor('the dump sessions to end', async () => (await dumpSessions(runId)) === 0);
-    assert.deepEqual((await filesUnder(path.join(workDir, 'store'))).filter((file) => file.includes(runId)), []);
+    assert.deepEqual(
+      (await filesUnder(path.join(workDir, 'store'))).filter((file) => file.includes(runId)),
+      [],
+    );
   });
 
   it('through the CLI: backup --profile supabase, restore RUN_ID --to a new project', async () => {
@@ -344,7 +352,10 @@ describe('Supabase profile against a Supabase-like database', () => {
     assert.equal(backup.code, 0, backup.stderr);
     const result = JSON.parse(backup.stdout);
     assert.equal(result.status, 'succeeded');
-    assert.deepEqual(result.artifact.files.map((file: { name: string }) => file.name), ['roles.sql.zst', 'schema.sql.zst', 'data.sql.zst']);
+    assert.deepEqual(
+      result.artifact.files.map((file: { name: string }) => file.name),
+      ['roles.sql.zst', 'schema.sql.zst', 'data.sql.zst'],
+    );
 
     const shown = JSON.parse((await runCli(['runs', 'show', result.id, '--json'], env)).stdout);
     assert.deepEqual(

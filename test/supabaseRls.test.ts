@@ -239,7 +239,10 @@ describe('Backstop catalog in Supabase: row-level security for every role × ope
       { grantee: 'authenticated', object: 'organizations', privilege: 'SELECT' },
     ]);
     const columnGrants = grants.filter((grant) => grant.object.includes('.'));
-    assert.ok(columnGrants.every((grant) => grant.grantee === 'authenticated' && grant.privilege === 'SELECT'), JSON.stringify(columnGrants));
+    assert.ok(
+      columnGrants.every((grant) => grant.grantee === 'authenticated' && grant.privilege === 'SELECT'),
+      JSON.stringify(columnGrants),
+    );
     const columns = columnGrants.map((grant) => grant.object);
     for (const readable of ['targets.name', 'targets.organization_id', 'runs.status', 'runs.target_id', 'run_events.kind', 'run_events.run_id']) {
       assert.ok(columns.includes(readable), `${readable} is granted`);
@@ -363,11 +366,7 @@ describe('Backstop catalog in Supabase: row-level security for every role × ope
   it('tables only Backstop reads (tokens, runner tokens, the notification outbox, any table a later migration adds) refuse every API role but service_role', async () => {
     const readable = ['targets', 'runs', 'run_events', 'organizations', 'organization_members'];
     const tables = (
-      await adminQuery<{ name: string }>(
-        `select relname as name from pg_class where relnamespace = 'backstop'::regnamespace and relkind in ('r', 'p') order by 1`,
-        [],
-        catalog.url,
-      )
+      await adminQuery<{ name: string }>(`select relname as name from pg_class where relnamespace = 'backstop'::regnamespace and relkind in ('r', 'p') order by 1`, [], catalog.url)
     )
       .map((row) => row.name)
       .filter((name) => !readable.includes(name));
@@ -457,7 +456,10 @@ describe('Backstop catalog in Supabase: row-level security for every role × ope
     try {
       assert.deepEqual(await migrate(pool), []);
       const { rows } = await pool.query<{ id: number }>('select id from backstop.migrations order by id');
-      assert.deepEqual(rows.map((row) => row.id), (await readMigrations()).map((migration) => migration.id));
+      assert.deepEqual(
+        rows.map((row) => row.id),
+        (await readMigrations()).map((migration) => migration.id),
+      );
     } finally {
       await pool.end();
     }

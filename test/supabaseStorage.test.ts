@@ -75,7 +75,10 @@ async function contentsOf(server: S3rverHandle, buckets: string[]): Promise<Reco
 
 const expectedContents = () =>
   Object.fromEntries(
-    SEED.map((object) => [`${object.bucket}/${object.key}`, { sha256: createHash('sha256').update(object.body).digest('hex'), size: object.body.length, contentType: object.contentType }]),
+    SEED.map((object) => [
+      `${object.bucket}/${object.key}`,
+      { sha256: createHash('sha256').update(object.body).digest('hex'), size: object.body.length, contentType: object.contentType },
+    ]),
   );
 
 async function bucketsOf(server: S3rverHandle): Promise<string[]> {
@@ -117,7 +120,11 @@ describe('Supabase Storage objects in a backup (--with-storage), through the S3 
     }
     project = await createSupabaseProject('sbstorage');
     databases.push(project);
-    await adminQuery(`create table public.items (id serial primary key, name text); insert into public.items (name) select 'item ' || i from generate_series(1, 50) i;`, [], project.url);
+    await adminQuery(
+      `create table public.items (id serial primary key, name text); insert into public.items (name) select 'item ' || i from generate_series(1, 50) i;`,
+      [],
+      project.url,
+    );
     catalog = await createTestCatalog();
   });
 
@@ -148,7 +155,10 @@ describe('Supabase Storage objects in a backup (--with-storage), through the S3 
   it('stores every object of every bucket as storage/<bucket>/<key>.zst, listed in the manifest with size, digest, key and content type', async () => {
     const { store, artifact, manifest } = await backup(path.join(workDir, 'plain'));
     assert.deepEqual(manifest.storage, { buckets: BUCKETS });
-    assert.deepEqual(manifest.files.slice(0, 3).map((file) => file.role), ['roles', 'schema', 'data']);
+    assert.deepEqual(
+      manifest.files.slice(0, 3).map((file) => file.role),
+      ['roles', 'schema', 'data'],
+    );
     const storage = manifest.files.filter((file) => file.role === 'storage');
     assert.equal(storage.length, SEED.length);
     for (const object of SEED) {
@@ -169,7 +179,11 @@ describe('Supabase Storage objects in a backup (--with-storage), through the S3 
   it('names artifact files injectively, whatever the key holds', () => {
     const names = ['a/b', 'a//b', 'a/./b', 'a/../b', 'a/%2E/b', 'a/%/b', '/a', 'a/'].map((key) => storageFileName('bucket', key, ''));
     assert.equal(new Set(names).size, names.length);
-    for (const name of names) assert.ok(name.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..'), name);
+    for (const name of names)
+      assert.ok(
+        name.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..'),
+        name,
+      );
   });
 
   it('restores every object into its bucket with its bytes and content type, creating missing buckets (empty ones too)', async () => {

@@ -24,7 +24,10 @@ describe('GitHub Actions workflow template', () => {
   it("passes GitHub's own workflow parser and has every safeguard", async () => {
     const content = await fs.readFile(TEMPLATE, 'utf8');
     const parsed = parseWorkflow({ name: 'backstop-backup.yml', content }, new NoOperationTraceWriter());
-    assert.deepEqual(parsed.context.errors.getErrors().map((error) => error.message), []);
+    assert.deepEqual(
+      parsed.context.errors.getErrors().map((error) => error.message),
+      [],
+    );
     const template = await convertWorkflowTemplate(parsed.context, parsed.value!);
     assert.deepEqual(template.errors ?? [], []);
 

@@ -94,7 +94,11 @@ describe('API restores never run a backup’s code as a privileged role unless i
     return { db, url: url.toString() };
   }
 
-  const exists = (file: string) => fs.access(file).then(() => true, () => false);
+  const exists = (file: string) =>
+    fs.access(file).then(
+      () => true,
+      () => false,
+    );
   const tablesIn = async (url: string) =>
     (await adminQuery<{ count: number }>(`select count(*)::int as count from pg_tables where schemaname not in ('pg_catalog', 'information_schema')`, [], url))[0]!.count;
   const eventsOf = async (runId: string) =>

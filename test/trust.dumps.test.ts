@@ -50,7 +50,11 @@ describe('dumps are hostile input', () => {
     for (const dir of [home, storeDir, markerDir]) await fs.rm(dir, { recursive: true, force: true });
   });
 
-  const exists = (file: string) => fs.access(file).then(() => true, () => false);
+  const exists = (file: string) =>
+    fs.access(file).then(
+      () => true,
+      () => false,
+    );
   const database = async (make: () => Promise<TestDatabase>) => {
     const made = await make();
     drops.push(made.drop);
@@ -61,8 +65,7 @@ describe('dumps are hostile input', () => {
     assert.equal(result.code, 0, result.stderr);
     return JSON.parse(result.stdout) as { id: string; artifact: { prefix: string } };
   };
-  const catalogScratch = async () =>
-    (await adminQuery<{ datname: string }>(`select datname from pg_database where datname like 'backstop_verify_%'`)).map((row) => row.datname);
+  const catalogScratch = async () => (await adminQuery<{ datname: string }>(`select datname from pg_database where datname like 'backstop_verify_%'`)).map((row) => row.datname);
 
   it('code in a dump that needs a superuser does not run in a drill, and the catalog cluster is never restored into', async () => {
     const marker = path.join(markerDir, 'check-constraint-ran');
@@ -113,7 +116,13 @@ describe('dumps are hostile input', () => {
     const source = await database(() => createSampleDatabase(300));
     const subject = await backup(source.url, 'benign');
     const config = loadConfig(env, process.cwd());
-    const verification = await createRun(catalog.pool, { targetId: (await getRun(catalog.pool, subject.id)).targetId, trigger: 'test', runDeadlineMs: 600_000, kind: 'verify', subjectRunId: subject.id });
+    const verification = await createRun(catalog.pool, {
+      targetId: (await getRun(catalog.pool, subject.id)).targetId,
+      trigger: 'test',
+      runDeadlineMs: 600_000,
+      kind: 'verify',
+      subjectRunId: subject.id,
+    });
     const claimed = await claimRunById(catalog.pool, verification.id, { leaseTtlMs: 60_000, claimedBy: 'test' });
     let seenAs: Record<string, unknown> | undefined;
     const result = await performDrill({ db: catalog.pool, config, log: pino({ level: 'silent' }) }, claimed, {
@@ -177,10 +186,7 @@ describe('dumps are hostile input', () => {
       const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2));
       await fs.writeFile(manifestPath, manifestBytes);
       const originalArtifact = (await getRun(catalog.pool, subjectId)).artifact;
-      await catalog.pool.query(`update backstop.runs set artifact = jsonb_set(artifact, '{manifest,sha256}', to_jsonb($2::text)) where id = $1`, [
-        subjectId,
-        sha256(manifestBytes),
-      ]);
+      await catalog.pool.query(`update backstop.runs set artifact = jsonb_set(artifact, '{manifest,sha256}', to_jsonb($2::text)) where id = $1`, [subjectId, sha256(manifestBytes)]);
       return {
         forgedPlain,
         restore: async () => {

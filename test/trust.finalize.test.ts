@@ -103,7 +103,7 @@ describe('a hostile runner token cannot make the server record or act on an arti
     victimDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-trust-victim-'));
     await fs.mkdir(path.join(victimDir, 'precious', 'nested'), { recursive: true });
     await fs.writeFile(path.join(victimDir, 'precious', 'ledger.db'), randomBytes(50_000));
-    await fs.writeFile(path.join(victimDir, 'precious', 'nested', 'notes.txt'), 'not a backup, and not Backstop\'s to delete\n');
+    await fs.writeFile(path.join(victimDir, 'precious', 'nested', 'notes.txt'), "not a backup, and not Backstop's to delete\n");
     api = await startTestServer({
       catalogUrl: catalog.url,
       worker: true,
@@ -116,10 +116,14 @@ describe('a hostile runner token cannot make the server record or act on an arti
     targetC = await createTarget(catalog.pool, { name: 'trust-c', databaseUrl: source.url, storeUrl, executor: GITHUB });
     // B is backed up by the server's own worker: the SQL runner path through the same check.
     const queued = await runOf(targetB);
-    const done = await waitFor('B backed up by the worker', async () => {
-      const run = await getRun(catalog.pool, queued.id);
-      return TERMINAL.has(run.status) ? run : null;
-    }, 120_000);
+    const done = await waitFor(
+      'B backed up by the worker',
+      async () => {
+        const run = await getRun(catalog.pool, queued.id);
+        return TERMINAL.has(run.status) ? run : null;
+      },
+      120_000,
+    );
     assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
     backupB = done as RunRecord & { artifact: Artifact };
   });
@@ -175,8 +179,14 @@ describe('a hostile runner token cannot make the server record or act on an arti
     assert.equal(prune.code, 0, prune.stderr + prune.stdout);
     assert.deepEqual(await fingerprint(victimDir), victimBefore, 'every file of the victim folder is still there, unchanged');
     const stillThere = await filesUnder(storeDir);
-    assert.ok(stillThere.some((file) => file.startsWith(artifact.prefix)), 'the honest backup is kept');
-    assert.ok(stillThere.some((file) => file.startsWith(backupB.artifact.prefix)), "target B's backup is kept");
+    assert.ok(
+      stillThere.some((file) => file.startsWith(artifact.prefix)),
+      'the honest backup is kept',
+    );
+    assert.ok(
+      stillThere.some((file) => file.startsWith(backupB.artifact.prefix)),
+      "target B's backup is kept",
+    );
   });
 
   it("(b) a run of target A reporting target B's real, complete artifact is refused, as is a copy of B's files under A's own prefix", async () => {
@@ -205,10 +215,14 @@ describe('a hostile runner token cannot make the server record or act on an arti
     );
     const queued = await api.request('POST', `/api/v1/runs/${forgedId}/verify`, { token: api.tokens.operator });
     assert.equal(queued.status, 201, queued.text);
-    const drill = await waitFor('the drill ends', async () => {
-      const run = await getRun(catalog.pool, queued.json.id);
-      return TERMINAL.has(run.status) ? run : null;
-    }, 120_000);
+    const drill = await waitFor(
+      'the drill ends',
+      async () => {
+        const run = await getRun(catalog.pool, queued.json.id);
+        return TERMINAL.has(run.status) ? run : null;
+      },
+      120_000,
+    );
     assert.notEqual(drill.status, 'succeeded');
     assert.equal(drill.status, 'failed');
     assert.equal(drill.error?.code, 'ARTIFACT_REJECTED');
@@ -221,14 +235,20 @@ describe('a hostile runner token cannot make the server record or act on an arti
     try {
       const restore = await api.request('POST', `/api/v1/runs/${forgedId}/restore`, { token: api.tokens.admin, body: { databaseUrl: destination.url, privilegedRole: 'postgres' } });
       assert.equal(restore.status, 202, restore.text);
-      const failed = await waitFor('restore_failed', async () => (await listRunEvents(catalog.pool, forgedId)).find((event) => event.kind === 'restore_failed' || event.kind === 'restored'));
+      const failed = await waitFor('restore_failed', async () =>
+        (await listRunEvents(catalog.pool, forgedId)).find((event) => event.kind === 'restore_failed' || event.kind === 'restored'),
+      );
       assert.equal(failed.kind, 'restore_failed');
       assert.equal(failed.data?.code, 'ARTIFACT_REJECTED');
       // The CLI restore by run id: the same refusal, with exit code 11.
       const cli = await runCli(['restore', forgedId, '--to', destination.url], { BACKSTOP_DATABASE_URL: catalog.url });
       assert.equal(cli.code, 11, cli.stderr);
       assert.match(cli.stderr, /ARTIFACT_REJECTED|does not point at that backup/);
-      const tables = await adminQuery<{ count: number }>(`select count(*)::int as count from pg_tables where schemaname not in ('pg_catalog', 'information_schema')`, [], destination.url);
+      const tables = await adminQuery<{ count: number }>(
+        `select count(*)::int as count from pg_tables where schemaname not in ('pg_catalog', 'information_schema')`,
+        [],
+        destination.url,
+      );
       assert.equal(tables[0]!.count, 0, 'nothing was restored');
     } finally {
       await destination.drop();

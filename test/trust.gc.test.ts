@@ -28,7 +28,10 @@ const log = pino({ level: 'silent' });
 /** Every file under a folder with its SHA-256, to prove a store was left byte for byte as it was. */
 async function fingerprint(root: string): Promise<Record<string, string>> {
   const result: Record<string, string> = {};
-  for (const file of await filesUnder(root)) result[file] = createHash('sha256').update(await fs.readFile(path.join(root, file))).digest('hex');
+  for (const file of await filesUnder(root))
+    result[file] = createHash('sha256')
+      .update(await fs.readFile(path.join(root, file)))
+      .digest('hex');
   return result;
 }
 
@@ -111,7 +114,10 @@ describe('nothing complete is deleted for lack of a catalog row', { timeout: 600
     assert.match(metrics.text, /^backstop_unknown_backups\{target="app"\} 3$/m);
     const listed = await server.request('GET', '/api/v1/targets/app/unknown-backups', { token: server.tokens.viewer });
     assert.equal(listed.status, 200, listed.text);
-    assert.deepEqual(listed.json.items.map((item: { prefix: string }) => item.prefix), oldPrefixes);
+    assert.deepEqual(
+      listed.json.items.map((item: { prefix: string }) => item.prefix),
+      oldPrefixes,
+    );
 
     // A person decides: the names first, then exactly those are deleted.
     const removal = await runCli(['prune', '--target', 'app', '--grace-period', '0', '--delete-unknown'], env);
@@ -199,10 +205,7 @@ describe('nothing complete is deleted for lack of a catalog row', { timeout: 600
     // And one whose manifest names the right run but another attempt.
     const otherAttempt = artifactPrefix('app', createdAt, randomUUID(), 2);
     await fs.mkdir(path.join(storeDir, otherAttempt), { recursive: true });
-    await fs.writeFile(
-      path.join(storeDir, otherAttempt, 'manifest.json'),
-      JSON.stringify(manifestFor({ runId: otherAttempt.split('/')[3]!, attempt: 1, target: 'app', createdAt })),
-    );
+    await fs.writeFile(path.join(storeDir, otherAttempt, 'manifest.json'), JSON.stringify(manifestFor({ runId: otherAttempt.split('/')[3]!, attempt: 1, target: 'app', createdAt })));
 
     const young = await runCli(['prune', '--target', 'app', '--grace-period', '3600', '--json'], env);
     assert.equal(young.code, 0, young.stderr);
@@ -217,10 +220,11 @@ describe('nothing complete is deleted for lack of a catalog row', { timeout: 600
     const old = await runCli(['prune', '--target', 'app', '--grace-period', '3600', '--json'], env);
     assert.equal(old.code, 0, old.stderr);
     const report = JSON.parse(old.stdout).targets[0];
-    assert.deepEqual(
-      Object.fromEntries(report.garbage.map((item: { prefix: string; reason: string }) => [item.prefix, item.reason])),
-      { [incomplete]: 'incomplete', [copied]: 'invalid-manifest', [otherAttempt]: 'invalid-manifest' },
-    );
+    assert.deepEqual(Object.fromEntries(report.garbage.map((item: { prefix: string; reason: string }) => [item.prefix, item.reason])), {
+      [incomplete]: 'incomplete',
+      [copied]: 'invalid-manifest',
+      [otherAttempt]: 'invalid-manifest',
+    });
     assert.deepEqual(report.unknown, []);
     assert.deepEqual(await completePrefixes(storeDir, 'app'), [real.artifact.prefix]);
     assert.deepEqual((await filesUnder(path.join(storeDir, 'app'))).length, Object.keys(realBefore).length);
@@ -278,7 +282,10 @@ describe('nothing complete is deleted for lack of a catalog row', { timeout: 600
       }
       const entry = report.targets[0]!;
       assert.deepEqual(entry.garbage, []);
-      assert.ok(entry.warnings.some((warning) => warning.includes(`${copied}manifest.json could not be read`) && /nothing is deleted on a failed read/.test(warning)), entry.warnings.join('\n'));
+      assert.ok(
+        entry.warnings.some((warning) => warning.includes(`${copied}manifest.json could not be read`) && /nothing is deleted on a failed read/.test(warning)),
+        entry.warnings.join('\n'),
+      );
       assert.deepEqual(await fingerprint(bucketDir), before, 'something was deleted on a failed read');
 
       // The store answers again: the copy is positively not a backup of its folder.
@@ -288,18 +295,24 @@ describe('nothing complete is deleted for lack of a catalog row', { timeout: 600
         [[copied, 'invalid-manifest']],
       );
       const left = Object.keys(await fingerprint(bucketDir)).filter((file) => !file.includes('._S3rver_uploads'));
-      assert.ok(left.every((file) => !file.includes(copied.split('/')[3]!)), left.join('\n'));
-      assert.ok(left.some((file) => file.includes(real.id) && file.includes('manifest.json')), 'the real backup is gone');
+      assert.ok(
+        left.every((file) => !file.includes(copied.split('/')[3]!)),
+        left.join('\n'),
+      );
+      assert.ok(
+        left.some((file) => file.includes(real.id) && file.includes('manifest.json')),
+        'the real backup is gone',
+      );
     });
   });
 
-  it('a forged catalog row chosen by retention (another folder, another target\'s backup): the victims are intact', async () => {
+  it("a forged catalog row chosen by retention (another folder, another target's backup): the victims are intact", async () => {
     const catalog = await createTestCatalog();
     cleanups.push(() => catalog.close());
     const storeDir = await newStoreDir();
     const victimDir = await newStoreDir();
     await fs.mkdir(path.join(victimDir, 'precious'), { recursive: true });
-    await fs.writeFile(path.join(victimDir, 'precious', 'data.txt'), 'not Backstop\'s');
+    await fs.writeFile(path.join(victimDir, 'precious', 'data.txt'), "not Backstop's");
     await fs.writeFile(path.join(victimDir, 'manifest.json'), '{}');
     const env = { BACKSTOP_DATABASE_URL: catalog.url, BACKSTOP_STORE: `file://${storeDir}` };
     await runCli(['target', 'add', 'app', '--database-url', source.url, '--store', `file://${storeDir}`, '--keep-last', '1'], env);

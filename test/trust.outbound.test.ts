@@ -135,7 +135,10 @@ describe('outbound requests reach only public addresses unless BACKSTOP_ALLOW_PR
     assert.equal(patched.status, 400, patched.text);
     assert.match(patched.json.error.message, /The webhook URL points at 127\.0\.0\.1, a loopback address \(127\.0\.0\.0\/8\).*BACKSTOP_ALLOW_PRIVATE_ENDPOINTS=127\.0\.0\.1/);
     const listed = await api.request('GET', '/api/v1/targets', { token: api.tokens.admin });
-    assert.deepEqual(listed.json.items.map((target: TargetRecord) => target.name), ['plain']);
+    assert.deepEqual(
+      listed.json.items.map((target: TargetRecord) => target.name),
+      ['plain'],
+    );
     assert.equal(hook.connections + (hook6?.connections ?? 0), 0, 'nothing connected to the listeners');
   });
 
@@ -264,7 +267,10 @@ describe('outbound requests reach only public addresses unless BACKSTOP_ALLOW_PR
     it('the API refuses a target whose S3 endpoint is loopback or private', async () => {
       for (const endpoint of [s3.endpoint, 'http://localhost:9000', 'http://169.254.169.254', 'http://172.16.0.10:9000', 'http://[fc00::5]:9000']) {
         const storeUrl = `s3://bucket/prefix?endpoint=${endpoint}`;
-        const created = await api.request('POST', '/api/v1/targets', { token: api.tokens.admin, body: { name: `s3-${randomBytes(3).toString('hex')}`, databaseUrl: 'postgres://u:p@db.example.com/app', storeUrl } });
+        const created = await api.request('POST', '/api/v1/targets', {
+          token: api.tokens.admin,
+          body: { name: `s3-${randomBytes(3).toString('hex')}`, databaseUrl: 'postgres://u:p@db.example.com/app', storeUrl },
+        });
         assert.equal(created.status, 400, `${endpoint}: ${created.text}`);
         assert.match(created.json.error.message, /^The S3 endpoint points at .*BACKSTOP_ALLOW_PRIVATE_ENDPOINTS/);
       }
@@ -349,7 +355,10 @@ describe('no secret in any argv, and pg tools get a minimal environment', { time
       const dumps = everyCmdline.filter(({ text }) => path.basename(text.split('\0')[0] ?? '') === 'pg_dump' && text.includes(source.name));
       assert.equal(dumps.length, 1, 'found the running pg_dump');
       const [environ] = (await readProcFiles('environ')).filter(({ pid }) => pid === dumps[0]!.pid);
-      const serviceFile = environ!.text.split('\0').find((line) => line.startsWith('PGSERVICEFILE='))?.slice('PGSERVICEFILE='.length);
+      const serviceFile = environ!.text
+        .split('\0')
+        .find((line) => line.startsWith('PGSERVICEFILE='))
+        ?.slice('PGSERVICEFILE='.length);
       const serviceFileMode = serviceFile ? (await fs.stat(serviceFile)).mode & 0o777 : null;
       const serviceFolderMode = serviceFile ? (await fs.stat(path.dirname(serviceFile))).mode & 0o777 : null;
       return {
@@ -368,12 +377,18 @@ describe('no secret in any argv, and pg tools get a minimal environment', { time
     } catch (error) {
       controller.abort();
       await lock.release();
-      const ended = await Promise.race([running.then(() => 'succeeded', (failure: Error) => failure.message), new Promise((resolve) => setTimeout(resolve, 2000, 'still running'))]);
+      const ended = await Promise.race([
+        running.then(
+          () => 'succeeded',
+          (failure: Error) => failure.message,
+        ),
+        new Promise((resolve) => setTimeout(resolve, 2000, 'still running')),
+      ]);
       throw new Error(`${(error as Error).message}; the backup: ${ended}`);
     }
   };
 
-  it('a password in the query string, in the userinfo, and an sslpassword never reach a command line; pg_dump inherits none of Backstop\'s secrets', async () => {
+  it("a password in the query string, in the userinfo, and an sslpassword never reach a command line; pg_dump inherits none of Backstop's secrets", async () => {
     const passwords = { query: `query-SECRET-${randomBytes(6).toString('hex')}`, userinfo: `userinfo-SECRET-${randomBytes(6).toString('hex')}` };
     const sslPassword = `sslkey-SECRET-${randomBytes(6).toString('hex')}`;
     // The cluster checks passwords (scram-sha-256): a dump that succeeds got its password from the environment.
@@ -389,7 +404,10 @@ describe('no secret in any argv, and pg tools get a minimal environment', { time
       const watched = await backupWhileWatched(testCase.url, testCase.secret);
       assert.deepEqual(watched.cmdlines, [], `${testCase.name}: no process shows the password in its argv`);
       assert.ok(!watched.dumpArgv.join(' ').includes(sslPassword), `${testCase.name}: nor the sslpassword`);
-      assert.ok(watched.dumpArgv.some((arg) => arg.startsWith('--dbname=') && arg.includes(source.name)), 'the rest of the URL is still in argv');
+      assert.ok(
+        watched.dumpArgv.some((arg) => arg.startsWith('--dbname=') && arg.includes(source.name)),
+        'the rest of the URL is still in argv',
+      );
       assert.ok(watched.dumpEnv.includes(`PGPASSWORD=${testCase.secret}`), `${testCase.name}: the password went through the environment`);
       for (const [name, value] of Object.entries(parentSecrets)) {
         assert.ok(!watched.dumpEnv.some((line) => line.includes(value)), `pg_dump's environment holds no ${name} of Backstop's`);

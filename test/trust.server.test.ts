@@ -65,8 +65,7 @@ describe('server boundaries: streams, deep JSON, runner tokens, /metrics, header
 
   const newRun = () => createRun(catalog.pool, { targetId, trigger: 'test', runDeadlineMs: 600_000 });
 
-  const openStream = (path: string, token: string) =>
-    fetch(`${api.url}${path}`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` } });
+  const openStream = (path: string, token: string) => fetch(`${api.url}${path}`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` } });
 
   for (const [what, streamPath] of [
     ['a run’s event stream', (runId: string) => `/api/v1/runs/${runId}/events`],
@@ -85,7 +84,11 @@ describe('server boundaries: streams, deep JSON, runner tokens, /metrics, header
       assert.equal(revoked.status, 200, revoked.text);
       await appendRunEvent(catalog.pool, { runId: run.id, kind: 'after_revocation', message: 'must never reach the revoked token' });
       await within(stream.ended, 20_000, 'the stream of a revoked token is still open');
-      assert.equal(stream.messages.some((m) => m.data.includes('after_revocation')), false, 'an event reached a revoked token');
+      assert.equal(
+        stream.messages.some((m) => m.data.includes('after_revocation')),
+        false,
+        'an event reached a revoked token',
+      );
       // Reconnecting, as every client does, is refused with what to do.
       assertRefusal(
         await api.request('GET', streamPath(run.id), { token: holder.token, headers: { accept: 'text/event-stream' } }),
@@ -282,7 +285,8 @@ describe('restore destinations: operators only into the allow-list, connection f
     if (storeDir) await fs.rm(storeDir, { recursive: true, force: true });
   });
 
-  const eventsOf = async (runId: string) => (await api.request('GET', `/api/v1/runs/${runId}/events`, { token: api.tokens.viewer })).json.items as Array<{ kind: string; message: string; data: Record<string, unknown> }>;
+  const eventsOf = async (runId: string) =>
+    (await api.request('GET', `/api/v1/runs/${runId}/events`, { token: api.tokens.viewer })).json.items as Array<{ kind: string; message: string; data: Record<string, unknown> }>;
 
   it('an operator’s restore into an unlisted host:port is refused (403, saying what to do) before any connection is tried', TEST, async () => {
     const port = await closedPort();
@@ -295,7 +299,11 @@ describe('restore destinations: operators only into the allow-list, connection f
       assertRefusal(refused, 403, 'FORBIDDEN', /restore|admin/);
       assert.match(refused.json.error.message, /(restoreTo|only an admin)/);
     }
-    assert.equal((await eventsOf(backupId)).some((event) => event.kind.startsWith('restore')), false, 'a refused restore started anyway');
+    assert.equal(
+      (await eventsOf(backupId)).some((event) => event.kind.startsWith('restore')),
+      false,
+      'a refused restore started anyway',
+    );
   });
 
   it('an operator restores into an allow-listed destination; the allow-list is checked when a target is saved', TEST, async () => {
@@ -331,6 +339,9 @@ describe('restore destinations: operators only into the allow-list, connection f
     const text = JSON.stringify((await eventsOf(backupId)).slice(before));
     for (const raw of [/ECONNREFUSED/i, /connection refused/i, /Cannot connect/]) assert.doesNotMatch(text, raw);
     // The details are for the server's log.
-    assert.ok(api.logs.some((line) => /restore failed/.test(line) && /ECONNREFUSED|Cannot connect/.test(line)), 'the server log lacks the details');
+    assert.ok(
+      api.logs.some((line) => /restore failed/.test(line) && /ECONNREFUSED|Cannot connect/.test(line)),
+      'the server log lacks the details',
+    );
   });
 });

@@ -71,9 +71,7 @@ export async function readCatalog(db: Queryable): Promise<CatalogSnapshot> {
             ${us('r.deadline_at')} as "deadlineUs"
      from backstop.runs r join backstop.targets t on t.id = r.target_id order by r.created_at, r.id`,
   );
-  const { rows } = await db.query<CatalogEvent>(
-    `select id, run_id as "runId", attempt, kind, status, ${us('at')} as "atUs", message from backstop.run_events order by run_id, id`,
-  );
+  const { rows } = await db.query<CatalogEvent>(`select id, run_id as "runId", attempt, kind, status, ${us('at')} as "atUs", message from backstop.run_events order by run_id, id`);
   const events = new Map<string, CatalogEvent[]>();
   for (const event of rows) {
     const list = events.get(event.runId) ?? [];
@@ -85,8 +83,6 @@ export async function readCatalog(db: Queryable): Promise<CatalogSnapshot> {
 
 const ACTIVE = new Set(['queued', 'dispatched', 'running', 'cancelling']);
 const LEASED = new Set(['running', 'cancelling']);
-/** Events that end an attempt: the catalog no longer holds it for its process. */
-const ATTEMPT_ENDS = new Set(['finished', 'reaped', 'requeued', 'released', 'executor_ended']);
 
 export interface AttemptRecord {
   runId: string;
@@ -143,7 +139,8 @@ export function checkRunEvents(snapshot: CatalogSnapshot, violations: Violation[
         case 'claimed':
           expect(event, ['queued', 'dispatched']);
           claims++;
-          if (event.attempt !== attempt + 1) fail('onceOnly', `claim event #${event.id} is for attempt ${event.attempt} after attempt ${attempt}: an attempt number claimed twice or skipped`);
+          if (event.attempt !== attempt + 1)
+            fail('onceOnly', `claim event #${event.id} is for attempt ${event.attempt} after attempt ${attempt}: an attempt number claimed twice or skipped`);
           attempt = event.attempt;
           current = { runId: run.id, attempt, target: run.target, exclusive: run.exclusive, claimedUs: event.atUs, claimEventId: event.id, end: null, dumpsStarted: 0 };
           attempts.push(current);
@@ -169,7 +166,8 @@ export function checkRunEvents(snapshot: CatalogSnapshot, violations: Violation[
         case 'reaped':
         case 'executor_ended':
           expect(event, event.kind === 'finished' ? ['running', 'cancelling'] : [...ACTIVE]);
-          if (event.kind === 'finished' && !['succeeded', 'failed', 'cancelled'].includes(event.status ?? '')) fail('eventsConsistent', `finish event #${event.id} with status ${event.status}`);
+          if (event.kind === 'finished' && !['succeeded', 'failed', 'cancelled'].includes(event.status ?? ''))
+            fail('eventsConsistent', `finish event #${event.id} with status ${event.status}`);
           if (event.kind === 'reaped' && event.status !== 'timed_out') fail('eventsConsistent', `reap event #${event.id} with status ${event.status}`);
           endAttempt(event);
           state = event.status ?? 'unknown';
@@ -178,7 +176,10 @@ export function checkRunEvents(snapshot: CatalogSnapshot, violations: Violation[
         default:
           // A runner's own event (dump_started, dump_stored, …): written only under its lease.
           if (!LEASED.has(state) || !current || event.attempt !== current.attempt) {
-            fail('onceOnly', `runner event #${event.id} ${event.kind} of attempt ${event.attempt} while the run was ${state}${current ? ` at attempt ${current.attempt}` : ''}: a runner wrote without holding the lease`);
+            fail(
+              'onceOnly',
+              `runner event #${event.id} ${event.kind} of attempt ${event.attempt} while the run was ${state}${current ? ` at attempt ${current.attempt}` : ''}: a runner wrote without holding the lease`,
+            );
           }
           if (event.kind === 'dump_started' && current) {
             current.dumpsStarted++;

@@ -122,7 +122,11 @@ export function startSupervisor(options: SupervisorOptions): Supervisor {
       child.on('close', (code, signal) => {
         logFile.end();
         // Errors are one line on stderr (not JSON, unlike the logs); an unexpected one starts with "backstop:".
-        const error = tail.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('{')).at(-1) ?? null;
+        const error =
+          tail
+            .split('\n')
+            .filter((line) => line.trim() !== '' && !line.startsWith('{'))
+            .at(-1) ?? null;
         const record: ExitRecord = { name, generation, code, signal, at: Date.now(), expected: managed.endRequested, error: code !== 0 && code !== null ? error : null };
         managed.exit = record;
         managed.ready = false;
@@ -145,9 +149,12 @@ export function startSupervisor(options: SupervisorOptions): Supervisor {
       options.log(`${name} (pid ${managed.pid}) exited (${record.signal ?? `code ${record.code}`}); restarting it`);
       // Restarted like a service manager would, after a short pause; a longer one when it did
       // not last (it cannot reach the catalog while that is down, and would only fail again).
-      setTimeout(() => {
-        if (!closing) startLongLived(name, role);
-      }, record.at - managed.startedAt < 10_000 ? 1500 : 300);
+      setTimeout(
+        () => {
+          if (!closing) startLongLived(name, role);
+        },
+        record.at - managed.startedAt < 10_000 ? 1500 : 300,
+      );
     });
   };
 

@@ -45,7 +45,10 @@ export function renderChaosReport(result: ChaosResult, context: { command: strin
   );
 
   out.push('', '## Faults injected', '');
-  out.push('Attempts caught: run attempts held by the process (or in flight on the resource) when the fault struck. "Ended after": from the fault to the catalog ending that attempt (terminal, or handed back to the queue for another attempt).', '');
+  out.push(
+    'Attempts caught: run attempts held by the process (or in flight on the resource) when the fault struck. "Ended after": from the fault to the catalog ending that attempt (terminal, or handed back to the queue for another attempt).',
+    '',
+  );
   out.push('| fault | planned | struck | skipped | attempts caught | ended after: p50 | ended after: max |', '|---|---:|---:|---:|---:|---:|---:|');
   const groups = new Map<string, typeof result.faults>();
   for (const kind of faultKinds) {
@@ -56,7 +59,10 @@ export function renderChaosReport(result: ChaosResult, context: { command: strin
   }
   for (const [key, faults] of groups) {
     const ids = new Set(faults.map((fault) => fault.planned.id));
-    const ended = result.timings.filter((timing) => ids.has(timing.faultId)).flatMap((timing) => timing.ended.map((one) => one.afterMs)).sort((a, b) => a - b);
+    const ended = result.timings
+      .filter((timing) => ids.has(timing.faultId))
+      .flatMap((timing) => timing.ended.map((one) => one.afterMs))
+      .sort((a, b) => a - b);
     const struck = faults.filter((fault) => fault.at !== null);
     out.push(
       `| ${key} | ${faults.length} | ${struck.length} | ${faults.length - struck.length} | ${struck.reduce((sum, fault) => sum + fault.held.length, 0)} | ${ended.length ? seconds(percentile(ended, 50)!) : '—'} | ${ended.length ? seconds(ended.at(-1)!) : '—'} |`,

@@ -137,10 +137,7 @@ export async function run(input: ChaosOptions): Promise<ChaosResult> {
     const injector = injectFaults(plan.faults, { env, supervisor, startedAt, log, signal: abort.signal });
     monitor = startOverdueMonitor(env.pool, { reaperIntervalMs: options.reaperIntervalMs, outages: injector.catalogOutages });
     launcher = startRunnerLauncher({ env, supervisor });
-    const [queued, faults] = await Promise.all([
-      feedRuns(plan.runs, { env, supervisor, startedAt, runDeadlineMs: options.runDeadlineMs, log, signal: abort.signal }),
-      injector.done,
-    ]);
+    const [queued, faults] = await Promise.all([feedRuns(plan.runs, { env, supervisor, startedAt, runDeadlineMs: options.runDeadlineMs, log, signal: abort.signal }), injector.done]);
     log('every fault struck and healed; waiting for the runs to end');
     await settle(env, options.settleTimeoutMs, log);
     violations = await monitor.stop();
@@ -181,7 +178,11 @@ export async function run(input: ChaosOptions): Promise<ChaosResult> {
     const restores = await restoreSample(sample, { env, stores: storesByKind }, violations);
     bucketReader.close();
 
-    const count = (values: (string | null)[]) => values.reduce<Record<string, number>>((acc, value) => ((acc[value ?? 'none'] = (acc[value ?? 'none'] ?? 0) + 1), acc), {});
+    const count = (values: (string | null)[]) => {
+      const counts: Record<string, number> = {};
+      for (const value of values) counts[value ?? 'none'] = (counts[value ?? 'none'] ?? 0) + 1;
+      return counts;
+    };
     const keep = options.keepFiles === 'always' || (options.keepFiles === 'on-violation' && violations.length > 0);
     const result: ChaosResult = {
       options,
@@ -195,7 +196,10 @@ export async function run(input: ChaosOptions): Promise<ChaosResult> {
       statuses: count(snapshot.runs.map((one) => one.status)),
       errorCodes: count(snapshot.runs.filter((one) => one.status !== 'succeeded').map((one) => `${one.status}: ${one.errorCode}`)),
       errorExamples: Object.fromEntries(
-        snapshot.runs.filter((one) => one.status !== 'succeeded').map((one) => [`${one.status}: ${one.errorCode}`, one.errorMessage ?? '']).reverse(),
+        snapshot.runs
+          .filter((one) => one.status !== 'succeeded')
+          .map((one) => [`${one.status}: ${one.errorCode}`, one.errorMessage ?? ''])
+          .reverse(),
       ),
       retried: snapshot.runs.filter((one) => one.attempt > 1).length,
       timings,
@@ -283,9 +287,7 @@ async function collectGarbage(env: ChaosEnvironment): Promise<ChaosResult['garba
  */
 function chooseRestoreSample(runs: readonly CatalogRun[], faults: readonly FaultRecord[], options: ResolvedChaosOptions): CatalogRun[] {
   const succeeded = runs.filter((one) => one.status === 'succeeded' && one.artifact);
-  const hit = new Set(
-    faults.filter((fault) => fault.planned.kind === 'target-gone').flatMap((fault) => fault.held.map((held) => `${held.runId}/${held.attempt}`)),
-  );
+  const hit = new Set(faults.filter((fault) => fault.planned.kind === 'target-gone').flatMap((fault) => fault.held.map((held) => `${held.runId}/${held.attempt}`)));
   const chosen = succeeded.filter((one) => hit.has(`${one.id}/${one.attempt}`));
   const others = derivePrng(options.seed, 'restore-sample').shuffle(succeeded.filter((one) => !chosen.includes(one)));
   return [...chosen, ...others.slice(0, Math.max(0, options.restoreSample - chosen.length))];

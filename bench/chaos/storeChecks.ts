@@ -56,7 +56,9 @@ async function artifactProblems(run: CatalogRun, artifact: CatalogArtifact, stor
   const manifestBytes = await readAll(manifestStream);
   const manifestDigest = { size: manifestBytes.length, sha256: createHash('sha256').update(manifestBytes).digest('hex') };
   if (manifestDigest.size !== artifact.manifest.size || manifestDigest.sha256 !== artifact.manifest.sha256) {
-    problems.push(`manifest is ${manifestDigest.size} bytes / ${manifestDigest.sha256.slice(0, 12)}…, the catalog recorded ${artifact.manifest.size} / ${artifact.manifest.sha256.slice(0, 12)}…`);
+    problems.push(
+      `manifest is ${manifestDigest.size} bytes / ${manifestDigest.sha256.slice(0, 12)}…, the catalog recorded ${artifact.manifest.size} / ${artifact.manifest.sha256.slice(0, 12)}…`,
+    );
   }
   let manifest: { runId?: string; attempt?: number; target?: string; files?: { name: string; size: number; sha256: string }[] };
   try {
@@ -69,7 +71,8 @@ async function artifactProblems(run: CatalogRun, artifact: CatalogArtifact, stor
   }
   const listed = (manifest.files ?? []).map((file) => `${file.name}:${file.size}:${file.sha256}`).sort();
   const recorded = artifact.files.map((file) => `${file.name}:${file.size}:${file.sha256}`).sort();
-  if (listed.length === 0 || JSON.stringify(listed) !== JSON.stringify(recorded)) problems.push(`manifest files [${listed.join(', ')}] differ from the catalog's [${recorded.join(', ')}]`);
+  if (listed.length === 0 || JSON.stringify(listed) !== JSON.stringify(recorded))
+    problems.push(`manifest files [${listed.join(', ')}] differ from the catalog's [${recorded.join(', ')}]`);
   for (const file of manifest.files ?? []) {
     const stream = await store.reader.read(store.keyPrefix + artifact.prefix + file.name);
     if (!stream) {

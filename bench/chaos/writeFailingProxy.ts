@@ -37,13 +37,10 @@ export async function startWriteFailingProxy(upstream: string): Promise<WriteFai
     const headers = { ...request.headers };
     // The proxy reads the whole body itself; the upstream needs no 100-continue handshake.
     delete headers.expect;
-    const forwarded = http.request(
-      { host: target.hostname, port: target.port, method: request.method, path: request.url, headers, agent },
-      (answer) => {
-        response.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(response);
-      },
-    );
+    const forwarded = http.request({ host: target.hostname, port: target.port, method: request.method, path: request.url, headers, agent }, (answer) => {
+      response.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(response);
+    });
     forwarded.on('error', () => response.destroy());
     response.on('close', () => {
       writesInFlight.delete(request.socket);

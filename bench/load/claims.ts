@@ -21,9 +21,7 @@ export interface ClaimResult {
 
 export async function measureClaims(pool: Pool, catalogUrl: string, options: { loops: number; seconds: number }): Promise<ClaimResult> {
   await pool.query(`delete from backstop.runs where status in ('queued', 'running')`);
-  await pool.query(
-    `insert into backstop.runs (target_id, trigger, deadline_at) select id, 'bench', now() + interval '1 hour' from backstop.targets`,
-  );
+  await pool.query(`insert into backstop.runs (target_id, trigger, deadline_at) select id, 'bench', now() + interval '1 hour' from backstop.targets`);
   await pool.query('analyze backstop.runs');
   const measured = await claimLoops(catalogUrl, {
     ...options,
@@ -41,10 +39,7 @@ export async function measureClaims(pool: Pool, catalogUrl: string, options: { l
  * `loops` claim loops, each on its own connection, claiming and finalizing the queued runs
  * (succeeded, with `artifact(run)`) until `seconds` are up or the queue is empty.
  */
-export async function claimLoops(
-  catalogUrl: string,
-  options: { loops: number; seconds: number; artifact: (run: ClaimedRun) => Artifact | null },
-): Promise<Omit<ClaimResult, 'loops'>> {
+export async function claimLoops(catalogUrl: string, options: { loops: number; seconds: number; artifact: (run: ClaimedRun) => Artifact | null }): Promise<Omit<ClaimResult, 'loops'>> {
   const clients = await Promise.all(
     Array.from({ length: options.loops }, async (_, index) => {
       const client = new pg.Client({ connectionString: catalogUrl, application_name: `bench-claimer-${index}`, types: catalogTypes });

@@ -36,7 +36,9 @@ export function remoteRunnerSettings(config: Pick<Config, 'remoteRunner'>, flags
   if (apiUrl === undefined && token === undefined) return null;
   const problems: string[] = [];
   if (!apiUrl) {
-    problems.push("BACKSTOP_API_URL (or --api-url) is empty: set it to the Backstop server's address, e.g. https://backstop.example.com (in GitHub Actions, the repository secret BACKSTOP_API_URL).");
+    problems.push(
+      "BACKSTOP_API_URL (or --api-url) is empty: set it to the Backstop server's address, e.g. https://backstop.example.com (in GitHub Actions, the repository secret BACKSTOP_API_URL).",
+    );
   } else if (!isHttpUrl(apiUrl)) {
     problems.push(`BACKSTOP_API_URL (or --api-url) "${apiUrl.slice(0, 200)}" is not an http:// or https:// URL; use the server's base URL, e.g. https://backstop.example.com.`);
   }
@@ -92,7 +94,12 @@ export function remoteRunnerName(env: Record<string, string | undefined>): strin
       ? `github:${env.GITHUB_REPOSITORY}#${env.GITHUB_RUN_ID}${env.GITHUB_RUN_ATTEMPT && env.GITHUB_RUN_ATTEMPT !== '1' ? `/${env.GITHUB_RUN_ATTEMPT}` : ''}`
       : `run:${process.pid}@${os.hostname()}`;
   // The API accepts letters, digits and a few separators (see claimBody).
-  return name.replace(/[^A-Za-z0-9 _.:/@()#-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 200) || 'remote-runner';
+  return (
+    name
+      .replace(/[^A-Za-z0-9 _.:/@()#-]/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 200) || 'remote-runner'
+  );
 }
 
 export function openHttpRunner(ctx: CommandContext, settings: RemoteRunnerSettings): HttpRunner {

@@ -46,7 +46,10 @@ export async function checkReportedArtifact(
   try {
     store = await openStore(target.storeUrl);
   } catch (error) {
-    throw rejected(`the server cannot open the target's store (${describeError(error).message})`, 'Fix the target\'s store URL or the server\'s store settings, then trigger a new backup.');
+    throw rejected(
+      `the server cannot open the target's store (${describeError(error).message})`,
+      "Fix the target's store URL or the server's store settings, then trigger a new backup.",
+    );
   }
   try {
     if (reported.storeUrl !== store.url) throw rejected(`it names the store ${reported.storeUrl}, but the target stores into ${store.url}`);
@@ -59,7 +62,7 @@ export async function checkReportedArtifact(
     } catch (error) {
       throw rejected(
         `its manifest could not be read back from ${store.url}/${prefix} (${describeError(error).message})`,
-        'The server must be able to read every target\'s store (it checks each backup, prunes and drills): check its access to the store, then trigger a new backup.',
+        "The server must be able to read every target's store (it checks each backup, prunes and drills): check its access to the store, then trigger a new backup.",
       );
     }
     if (read.sha256 !== reported.manifest.sha256 || read.size !== reported.manifest.size) {
@@ -91,7 +94,7 @@ export async function checkReportedArtifact(
       } catch (error) {
         throw rejected(
           `its files could not be listed in ${store.url}/${prefix} (${describeError(error).message})`,
-          'The server must be able to read every target\'s store: check its access to the store, then trigger a new backup.',
+          "The server must be able to read every target's store: check its access to the store, then trigger a new backup.",
         );
       }
       for (const file of read.manifest.files) {

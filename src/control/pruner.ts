@@ -7,10 +7,7 @@ export interface Pruner {
 }
 
 /** Prunes every target every `intervalMs` (for the server); passes never overlap. */
-export function startPruner(
-  deps: PruneDeps,
-  options: { intervalMs?: number; gracePeriodMs?: number; firstPassAfterMs?: number } = {},
-): Pruner {
+export function startPruner(deps: PruneDeps, options: { intervalMs?: number; gracePeriodMs?: number; firstPassAfterMs?: number } = {}): Pruner {
   const intervalMs = options.intervalMs ?? 3_600_000;
   const log = deps.log.child({ component: 'pruner' });
   const prunePass = async (): Promise<PruneReport | null> => {

@@ -156,7 +156,14 @@ export function startScheduler(
           if (decision.slot !== null) {
             const drill = await queueScheduledDrill(deps.db, deps.config, { targetId: target.id, slot: decision.slot });
             if (drill.claimed) {
-              await drilled({ targetId: target.id, targetName: target.name, reason: 'cron', slot: new Date(decision.slot).toISOString(), runId: drill.runId, subjectRunId: drill.subjectRunId });
+              await drilled({
+                targetId: target.id,
+                targetName: target.name,
+                reason: 'cron',
+                slot: new Date(decision.slot).toISOString(),
+                runId: drill.runId,
+                subjectRunId: drill.subjectRunId,
+              });
             }
           }
         }

@@ -34,10 +34,7 @@ export function workerName(): string {
 }
 
 /** Claims and executes queued runs, up to `concurrency` at once, and (unless told not to) reaps while it lives. */
-export function startWorker(
-  deps: { db: Queryable | Pool; config: Config; log: Logger },
-  options: WorkerOptions,
-): Worker {
+export function startWorker(deps: { db: Queryable | Pool; config: Config; log: Logger }, options: WorkerOptions): Worker {
   const name = options.name ?? workerName();
   const log = deps.log.child({ worker: name });
   const executions = new Map<string, RunExecution>();

@@ -201,7 +201,10 @@ export function parsePrivateEndpointAllowance(value: string | undefined): Privat
   if (text === 'true' || text === '1') return { all: true };
   const ranges: Range[] = [];
   const problems: string[] = [];
-  for (const entry of text.split(',').map((part) => part.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
     const [address, bitsText, extra] = entry.split('/');
     const parsed = parseAddress(address ?? '');
     const maxBits = parsed?.version === 4 ? 32 : 128;

@@ -20,10 +20,7 @@ const seconds = (fallback: number, description: string) =>
 
 /** Every setting Backstop reads from the environment, with its default and meaning. */
 export const configSchema = z.object({
-  BACKSTOP_DATABASE_URL: z
-    .string()
-    .optional()
-    .describe('Catalog Postgres URL. Unset: an embedded Postgres under BACKSTOP_HOME.'),
+  BACKSTOP_DATABASE_URL: z.string().optional().describe('Catalog Postgres URL. Unset: an embedded Postgres under BACKSTOP_HOME.'),
   BACKSTOP_HOME: z.string().optional().describe('Folder for the embedded catalog and the default local store. Default ./.backstop'),
   BACKSTOP_STORE: z.string().optional().describe('Default store URL for new targets. Default file://$BACKSTOP_HOME/backups'),
   BACKSTOP_LEASE_TTL: seconds(60, 'Lease time-to-live of a running run, seconds.'),
@@ -32,18 +29,19 @@ export const configSchema = z.object({
   BACKSTOP_START_DEADLINE: seconds(900, 'A dispatched run must be claimed within this many seconds.'),
   BACKSTOP_RUN_DEADLINE: seconds(21600, 'Hard deadline of a run from its creation, seconds.'),
   BACKSTOP_PG_BIN: z.string().optional().describe('Extra folder(s), colon-separated, holding pg_dump and pg_restore.'),
-  BACKSTOP_PG_BIN_ONLY: z
-    .enum(['true', 'false', '1', '0', ''])
-    .optional()
-    .describe('When true, look for pg tools only in BACKSTOP_PG_BIN (no PATH, pg_config or Debian folders).'),
+  BACKSTOP_PG_BIN_ONLY: z.enum(['true', 'false', '1', '0', '']).optional().describe('When true, look for pg tools only in BACKSTOP_PG_BIN (no PATH, pg_config or Debian folders).'),
   BACKSTOP_SCRATCH_URL: z
     .string()
     .optional()
-    .describe("Server (any database URL on it) where verification drills create and drop scratch databases, as a role with CREATEDB and nothing more. Default: Backstop's own scratch cluster under BACKSTOP_HOME."),
+    .describe(
+      "Server (any database URL on it) where verification drills create and drop scratch databases, as a role with CREATEDB and nothing more. Default: Backstop's own scratch cluster under BACKSTOP_HOME.",
+    ),
   BACKSTOP_SCRATCH_SUPERUSER_OK: z
     .string()
     .optional()
-    .describe('The role name of BACKSTOP_SCRATCH_URL when it is a superuser (or has CREATEROLE, or reads/writes server files): accepts it; drills then restore as a role made for each drill.'),
+    .describe(
+      'The role name of BACKSTOP_SCRATCH_URL when it is a superuser (or has CREATEROLE, or reads/writes server files): accepts it; drills then restore as a role made for each drill.',
+    ),
   BACKSTOP_IDENTITY_FILE: z.string().optional().describe('age identity file used by verification drills of encrypted backups.'),
   BACKSTOP_MAX_RUNNING: z
     .string()
@@ -75,23 +73,13 @@ export const configSchema = z.object({
     .string()
     .optional()
     .describe('Token (classic `repo`, or fine-grained / App "Actions: write") to dispatch and cancel runs of targets executed on GitHub Actions.'),
-  BACKSTOP_GITHUB_API_URL: z
-    .string()
-    .url()
-    .optional()
-    .describe('GitHub API base URL: https://api.github.com (default), or https://HOST/api/v3 for GitHub Enterprise Server.'),
-  BACKSTOP_API_URL: z
-    .string()
-    .optional()
-    .describe('`backstop run` / `report` only: the Backstop server to talk to over HTTP (with BACKSTOP_RUNNER_TOKEN) instead of the catalog.'),
-  BACKSTOP_RUNNER_TOKEN: z
-    .string()
-    .optional()
-    .describe("`backstop run` / `report` over HTTP: a repository's GitHub runner token, a run's runner token, or an operator token."),
+  BACKSTOP_GITHUB_API_URL: z.string().url().optional().describe('GitHub API base URL: https://api.github.com (default), or https://HOST/api/v3 for GitHub Enterprise Server.'),
+  BACKSTOP_API_URL: z.string().optional().describe('`backstop run` / `report` only: the Backstop server to talk to over HTTP (with BACKSTOP_RUNNER_TOKEN) instead of the catalog.'),
+  BACKSTOP_RUNNER_TOKEN: z.string().optional().describe("`backstop run` / `report` over HTTP: a repository's GitHub runner token, a run's runner token, or an operator token."),
   BACKSTOP_SOURCE_URL: z
     .string()
     .optional()
-    .describe("`backstop run` over HTTP: the database to back up (the API never sends database URLs); BACKSTOP_SOURCE_URL_<TARGET> for one target."),
+    .describe('`backstop run` over HTTP: the database to back up (the API never sends database URLs); BACKSTOP_SOURCE_URL_<TARGET> for one target.'),
   BACKSTOP_ALLOW_PRIVATE_ENDPOINTS: z
     .string()
     .optional()
@@ -164,9 +152,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
   // other settings are not, so that one run of the command reports every problem.
   const leaseTtl = configSchema.shape.BACKSTOP_LEASE_TTL.safeParse(env.BACKSTOP_LEASE_TTL);
   if (leaseTtl.success && heartbeatSeconds !== undefined && heartbeatSeconds >= leaseTtl.data) {
-    problems.push(
-      `BACKSTOP_HEARTBEAT_INTERVAL (${heartbeatSeconds}s) must be shorter than BACKSTOP_LEASE_TTL (${leaseTtl.data}s); a third of it is the default.`,
-    );
+    problems.push(`BACKSTOP_HEARTBEAT_INTERVAL (${heartbeatSeconds}s) must be shorter than BACKSTOP_LEASE_TTL (${leaseTtl.data}s); a third of it is the default.`);
   }
   if (!parsed.success || problems.length > 0) {
     throw new BackstopError('CONFIG_INVALID', `Invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -188,9 +174,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
     scratchPrivilegedOk: values.BACKSTOP_SCRATCH_SUPERUSER_OK || undefined,
     maxRunning: values.BACKSTOP_MAX_RUNNING,
     maxStreamsPerToken: values.BACKSTOP_MAX_STREAMS_PER_TOKEN,
-    github: values.BACKSTOP_GITHUB_TOKEN
-      ? { token: values.BACKSTOP_GITHUB_TOKEN, apiUrl: values.BACKSTOP_GITHUB_API_URL ?? 'https://api.github.com' }
-      : null,
+    github: values.BACKSTOP_GITHUB_TOKEN ? { token: values.BACKSTOP_GITHUB_TOKEN, apiUrl: values.BACKSTOP_GITHUB_API_URL ?? 'https://api.github.com' } : null,
     identityFile: values.BACKSTOP_IDENTITY_FILE || undefined,
     remoteRunner: { apiUrl: values.BACKSTOP_API_URL, token: values.BACKSTOP_RUNNER_TOKEN, sourceUrl: values.BACKSTOP_SOURCE_URL || undefined },
     pgTools: {

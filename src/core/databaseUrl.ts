@@ -9,16 +9,10 @@ export function parseDatabaseUrl(raw: string): URL {
   try {
     url = new URL(raw);
   } catch {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      `"${redactText(raw)}" is not a database URL. Use the form postgres://USER:PASSWORD@HOST:PORT/DATABASE.`,
-    );
+    throw new BackstopError('INVALID_INPUT', `"${redactText(raw)}" is not a database URL. Use the form postgres://USER:PASSWORD@HOST:PORT/DATABASE.`);
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      `Database URL must start with postgres:// or postgresql://, got "${url.protocol}//". Use postgres://USER:PASSWORD@HOST:PORT/DATABASE.`,
-    );
+    throw new BackstopError('INVALID_INPUT', `Database URL must start with postgres:// or postgresql://, got "${url.protocol}//". Use postgres://USER:PASSWORD@HOST:PORT/DATABASE.`);
   }
   if (!url.hostname && !url.searchParams.get('host')) {
     throw new BackstopError('INVALID_INPUT', 'Database URL has no host. Use postgres://USER:PASSWORD@HOST:PORT/DATABASE.');

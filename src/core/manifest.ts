@@ -13,9 +13,7 @@ const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex SHA-256 diges
 export const manifestFileSchema = z.object({
   name: z.string().min(1).describe('File name inside the backup prefix.'),
   role: z.enum(['dump', 'roles', 'schema', 'data', 'storage']).describe('What the file holds.'),
-  format: z
-    .enum(['pg_dump-custom', 'sql', 'object'])
-    .describe('Format of the decrypted, decompressed content. "object": the bytes of one Supabase Storage object, as stored.'),
+  format: z.enum(['pg_dump-custom', 'sql', 'object']).describe('Format of the decrypted, decompressed content. "object": the bytes of one Supabase Storage object, as stored.'),
   size: z.number().int().nonnegative().describe('Stored size in bytes.'),
   sha256: sha256.describe('SHA-256 of the stored bytes.'),
   uncompressedSize: z.number().int().nonnegative().describe('Size of the content before compression.'),

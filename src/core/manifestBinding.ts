@@ -36,7 +36,9 @@ export function manifestBindsTo(manifest: Manifest, expected: ManifestBindingExp
   }
   if (manifest.targetId !== undefined && expected.targetId !== undefined) {
     if (manifest.targetId !== expected.targetId) {
-      return refuse(`the manifest at ${expected.prefix} was written for target id ${manifest.targetId} ("${manifest.target}"), not for target id ${expected.targetId} ("${expected.targetName}")`);
+      return refuse(
+        `the manifest at ${expected.prefix} was written for target id ${manifest.targetId} ("${manifest.target}"), not for target id ${expected.targetId} ("${expected.targetName}")`,
+      );
     }
   } else if (manifest.target !== expected.targetName) {
     return refuse(`the manifest at ${expected.prefix} was written for target "${manifest.target}", not for target "${expected.targetName}"`);

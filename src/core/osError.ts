@@ -13,7 +13,7 @@ export const osErrorAdvice = {
   EDQUOT: 'the disk quota is exhausted; free space or choose a store on another disk',
   EMFILE: 'too many open files; raise the limit (ulimit -n) and run the command again',
   EADDRINUSE: 'the address is already in use; stop what listens there or choose another --port (0: any free port)',
-  EADDRNOTAVAIL: 'this address is not one of this machine\'s; choose another --host (127.0.0.1, 0.0.0.0)',
+  EADDRNOTAVAIL: "this address is not one of this machine's; choose another --host (127.0.0.1, 0.0.0.0)",
   EPIPE: 'the reader of the output went away; run the command again with a reader that reads to the end',
 } as const;
 
@@ -33,7 +33,6 @@ export function findOsError(error: unknown): OsError | null {
   }
   return null;
 }
-
 
 /** The advice for an OS error (or one among its causes), or null. */
 export function adviceForOsError(error: unknown): string | null {

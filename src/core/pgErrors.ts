@@ -53,9 +53,5 @@ export function connectionError(databaseUrl: string, error: unknown, role: 'cata
   let hint = 'Check that the server is running and the host, port and credentials are right.';
   if (code === pgErrorCodes.INVALID_CATALOG_NAME) hint = 'The database does not exist: create it or fix the URL.';
   if (code === pgErrorCodes.INVALID_PASSWORD || code === pgErrorCodes.INVALID_AUTHORIZATION) hint = 'Check the user name and password.';
-  return new BackstopError(
-    role === 'catalog' ? 'CATALOG_UNAVAILABLE' : 'DATABASE_UNREACHABLE',
-    `Cannot connect to the ${role} at ${where}: ${reason}. ${hint}`,
-    { cause: error },
-  );
+  return new BackstopError(role === 'catalog' ? 'CATALOG_UNAVAILABLE' : 'DATABASE_UNREACHABLE', `Cannot connect to the ${role} at ${where}: ${reason}. ${hint}`, { cause: error });
 }

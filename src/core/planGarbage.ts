@@ -113,11 +113,7 @@ export function groupArtifactPrefixes(target: string, keys: readonly StoredKey[]
   return [...groups.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : 1));
 }
 
-export function planGarbage(
-  prefixes: readonly ExaminedPrefix[],
-  runs: ReadonlyMap<string, CatalogRun>,
-  options: { now: number; gracePeriodMs: number },
-): GarbagePlan {
+export function planGarbage(prefixes: readonly ExaminedPrefix[], runs: ReadonlyMap<string, CatalogRun>, options: { now: number; gracePeriodMs: number }): GarbagePlan {
   const plan: GarbagePlan = { delete: [], waiting: [], unknown: [], warnings: [] };
   const collect = (summary: ExaminedPrefix, reason: GarbageReason) => {
     const { manifest: _manifest, ...rest } = summary;
@@ -162,7 +158,11 @@ export function planGarbage(
     } else if (run.status !== 'succeeded') {
       plan.unknown.push({ ...rest, reason: 'run-not-succeeded', detail: `the catalog records run ${summary.runId} as ${run.status}` });
     } else if (run.artifactProblem !== null || run.attempt === summary.attempt) {
-      plan.unknown.push({ ...rest, reason: 'recorded-elsewhere', detail: `the catalog's row of run ${summary.runId} does not name this folder: ${run.artifactProblem ?? `it records ${run.artifactPrefix}`}` });
+      plan.unknown.push({
+        ...rest,
+        reason: 'recorded-elsewhere',
+        detail: `the catalog's row of run ${summary.runId} does not name this folder: ${run.artifactProblem ?? `it records ${run.artifactPrefix}`}`,
+      });
     } else {
       collect(summary, 'superseded-attempt');
     }

@@ -53,9 +53,7 @@ export function restoreToAllows(entries: readonly string[], destination: Restore
     if (!match) return false;
     const [, host, port, database] = match as unknown as [string, string, string, string];
     return (
-      (host === '*' || host.toLowerCase() === destination.host) &&
-      (port === '*' || Number(port) === Number(destination.port)) &&
-      (database === '*' || database === destination.database)
+      (host === '*' || host.toLowerCase() === destination.host) && (port === '*' || Number(port) === Number(destination.port)) && (database === '*' || database === destination.database)
     );
   });
 }

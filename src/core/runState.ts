@@ -3,16 +3,7 @@
  * executorRuns.ts) encodes the same transitions as conditional UPDATEs; the status sets below
  * are passed to it as parameters so the two cannot drift apart.
  */
-export const runStatuses = [
-  'queued',
-  'dispatched',
-  'running',
-  'cancelling',
-  'succeeded',
-  'failed',
-  'cancelled',
-  'timed_out',
-] as const;
+export const runStatuses = ['queued', 'dispatched', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled', 'timed_out'] as const;
 export type RunStatus = (typeof runStatuses)[number];
 
 /** A backup, or a restore drill of one (`verify`). */
@@ -64,9 +55,7 @@ export type RunStateEvent =
   /** The executor's job is over (CI job report, GitHub run completed or refused): no runner can hold the run any more. */
   | { type: 'executorEnd'; outcome: ExecutorOutcome };
 
-export type Transition =
-  | { ok: true; state: RunState; changed: boolean }
-  | { ok: false; reason: 'terminal' | 'lease_lost' | 'not_claimable' | 'not_due' | 'invalid' };
+export type Transition = { ok: true; state: RunState; changed: boolean } | { ok: false; reason: 'terminal' | 'lease_lost' | 'not_claimable' | 'not_due' | 'invalid' };
 
 /** Whether a non-terminal run is past one of its deadlines at `now`. */
 export function isOverdue(state: RunState, now: number): boolean {
@@ -82,12 +71,7 @@ export function isOverdue(state: RunState, now: number): boolean {
 }
 
 function holdsLease(state: RunState, leaseId: string, now: number): boolean {
-  return (
-    (state.status === 'running' || state.status === 'cancelling') &&
-    state.leaseId === leaseId &&
-    state.leaseExpiresAt !== null &&
-    now < state.leaseExpiresAt
-  );
+  return (state.status === 'running' || state.status === 'cancelling') && state.leaseId === leaseId && state.leaseExpiresAt !== null && now < state.leaseExpiresAt;
 }
 
 /**

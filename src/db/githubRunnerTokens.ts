@@ -45,10 +45,11 @@ function toRecord(row: Row): GithubRunnerTokenRecord {
  */
 export async function createGithubRunnerToken(db: Queryable, input: { name: string; repository: string }): Promise<GithubRunnerTokenRecord & { token: string }> {
   const token = newToken(GITHUB_RUNNER_TOKEN_PREFIX);
-  const { rows } = await db.query<Row>(
-    `insert into backstop.github_runner_tokens (name, repository, token_hash) values ($1, $2, $3) returning ${columns}`,
-    [input.name, input.repository, hashToken(token)],
-  );
+  const { rows } = await db.query<Row>(`insert into backstop.github_runner_tokens (name, repository, token_hash) values ($1, $2, $3) returning ${columns}`, [
+    input.name,
+    input.repository,
+    hashToken(token),
+  ]);
   return { ...toRecord(rows[0]!), token };
 }
 
@@ -60,10 +61,7 @@ export async function listGithubRunnerTokens(db: Queryable): Promise<GithubRunne
 /** Revokes a token; null when no GitHub runner token has this id. Revoking twice keeps the first time. */
 export async function revokeGithubRunnerToken(db: Queryable, id: string): Promise<GithubRunnerTokenRecord | null> {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return null;
-  const { rows } = await db.query<Row>(
-    `update backstop.github_runner_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1 returning ${columns}`,
-    [id],
-  );
+  const { rows } = await db.query<Row>(`update backstop.github_runner_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1 returning ${columns}`, [id]);
   return rows[0] ? toRecord(rows[0]) : null;
 }
 
@@ -108,7 +106,7 @@ export async function assertRunDispatchedTo(db: Queryable, runId: string, reposi
     const { rowCount } = await db.query('select 1 from backstop.runs where id = $1', [runId]);
     if (!rowCount) throw new BackstopError('RUN_NOT_FOUND', `No run with id ${runId}. The job must be given the run id Backstop dispatched (inputs.run_id).`);
   }
-  if (!row || !row.dispatched || `${row.owner}/${row.repo}`.toLowerCase() !== repository.toLowerCase()) {
+  if (!row?.dispatched || `${row.owner}/${row.repo}`.toLowerCase() !== repository.toLowerCase()) {
     throw new BackstopError(
       'FORBIDDEN',
       `Run ${runId} was not dispatched to ${repository}: this GitHub runner token only opens runs that Backstop dispatched to that repository's workflow.`,

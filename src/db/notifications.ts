@@ -103,10 +103,7 @@ export async function markNotificationDelivered(db: Queryable, input: { id: numb
 }
 
 /** Records a failed attempt: retried after `retryInMs`, or given up (`final`). */
-export async function markNotificationAttemptFailed(
-  db: Queryable,
-  input: { id: number; attempts: number; error: string; retryInMs: number; final: boolean },
-): Promise<boolean> {
+export async function markNotificationAttemptFailed(db: Queryable, input: { id: number; attempts: number; error: string; retryInMs: number; final: boolean }): Promise<boolean> {
   const { rowCount } = await db.query(
     `update backstop.notifications set last_error = $3,
        next_attempt_at = now() + $4 * interval '1 millisecond',

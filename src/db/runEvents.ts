@@ -15,10 +15,7 @@ export interface RunEventRecord {
 }
 
 /** Appends an event on behalf of a runner, only while it still holds the lease. */
-export async function appendRunnerEvent(
-  db: Queryable,
-  input: { runId: string; leaseId: string; kind: string; message: string; data?: Record<string, unknown> },
-): Promise<boolean> {
+export async function appendRunnerEvent(db: Queryable, input: { runId: string; leaseId: string; kind: string; message: string; data?: Record<string, unknown> }): Promise<boolean> {
   const { rowCount } = await db.query(
     `insert into backstop.run_events (run_id, attempt, kind, status, message, data)
      select id, attempt, $3, status, $4, $5::jsonb from backstop.runs
@@ -28,10 +25,7 @@ export async function appendRunnerEvent(
   return (rowCount ?? 0) > 0;
 }
 
-export async function appendRunEvent(
-  db: Queryable,
-  input: { runId: string; kind: string; message: string; data?: Record<string, unknown> },
-): Promise<void> {
+export async function appendRunEvent(db: Queryable, input: { runId: string; kind: string; message: string; data?: Record<string, unknown> }): Promise<void> {
   await db.query(
     `insert into backstop.run_events (run_id, attempt, kind, status, message, data)
      select id, attempt, $2, status, $3, $4::jsonb from backstop.runs where id = $1`,

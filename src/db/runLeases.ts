@@ -28,10 +28,7 @@ export async function claimNextRun(db: Queryable | Pool, options: ClaimOptions):
   if (!('connect' in db)) throw new Error('claimNextRun with a global limit needs a pool');
   return withTransaction(db, async (client) => {
     await client.query('select pg_advisory_xact_lock($1)', [GLOBAL_LIMIT_LOCK_KEY]);
-    const { rows } = await client.query<{ count: number }>(
-      `select count(*)::int as count from backstop.runs where status = any($1::text[])`,
-      [leasedStatuses],
-    );
+    const { rows } = await client.query<{ count: number }>(`select count(*)::int as count from backstop.runs where status = any($1::text[])`, [leasedStatuses]);
     if ((rows[0]?.count ?? 0) >= options.globalLimit!) return null;
     return claimNextRunNow(client, options);
   });
@@ -100,10 +97,7 @@ export interface LeaseState {
  * Extends the lease and records progress. Null means the lease is lost (reaped, finished,
  * handed to another attempt, or past a deadline): the caller must stop at once.
  */
-export async function renewLease(
-  db: Queryable,
-  input: { runId: string; leaseId: string; leaseTtlMs: number; progress?: Record<string, unknown> | null },
-): Promise<LeaseState | null> {
+export async function renewLease(db: Queryable, input: { runId: string; leaseId: string; leaseTtlMs: number; progress?: Record<string, unknown> | null }): Promise<LeaseState | null> {
   const { rows } = await db.query<{ status: RunStatus; cancel_requested: boolean; lease_expires_at: string }>(
     `update backstop.runs set lease_expires_at = now() + $3 * interval '1 millisecond', heartbeat_at = now(),
        progress = ${newerProgressSql('$4')}
@@ -155,10 +149,7 @@ export async function finalizeRun(db: Queryable, input: FinalizeInput): Promise<
     ],
   );
   if (rows[0]) return toRecord(rows[0]);
-  const { rows: current } = await db.query<RunRow>(
-    `select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id where r.id = $1`,
-    [input.runId],
-  );
+  const { rows: current } = await db.query<RunRow>(`select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id where r.id = $1`, [input.runId]);
   const row = current[0];
   if (row && row.lease_id === input.leaseId && row.status === input.outcome) return toRecord(row);
   throw new BackstopError(

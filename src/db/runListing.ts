@@ -2,10 +2,7 @@ import { runStatuses, type RunStatus } from '../core/runState.ts';
 import type { Queryable } from './pool.ts';
 import { runColumns, toRecord, type RunKind, type RunRecord, type RunRow } from './runRecords.ts';
 
-export async function listRuns(
-  db: Queryable,
-  filter: { targetName?: string; status?: RunStatus; limit?: number } = {},
-): Promise<RunRecord[]> {
+export async function listRuns(db: Queryable, filter: { targetName?: string; status?: RunStatus; limit?: number } = {}): Promise<RunRecord[]> {
   const { rows } = await db.query<RunRow>(
     `select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id
      where ($1::text is null or t.name = $1) and ($2::text is null or r.status = $2)
@@ -47,15 +44,7 @@ export async function listRunsPage(db: Queryable, filter: RunPageFilter): Promis
        and ($4::bigint is null or (r.created_at, r.id) < (timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::uuid))
      order by r.created_at desc, r.id desc
      limit $6 offset $7`,
-    [
-      filter.targetName ?? null,
-      filter.status ?? null,
-      filter.kind ?? null,
-      filter.after?.createdUs ?? null,
-      filter.after?.id ?? null,
-      filter.limit,
-      filter.offset ?? 0,
-    ],
+    [filter.targetName ?? null, filter.status ?? null, filter.kind ?? null, filter.after?.createdUs ?? null, filter.after?.id ?? null, filter.limit, filter.offset ?? 0],
   );
   return { runs: rows.map(toRecord), positions: rows.map((row) => ({ createdUs: Number(row.created_us), id: row.id })) };
 }

@@ -135,10 +135,7 @@ export async function createRun(
 
 export async function getRun(db: Queryable, runId: string): Promise<RunRecord> {
   assertRunId(runId);
-  const { rows } = await db.query<RunRow>(
-    `select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id where r.id = $1`,
-    [runId],
-  );
+  const { rows } = await db.query<RunRow>(`select ${runColumns} from backstop.runs r join backstop.targets t on t.id = r.target_id where r.id = $1`, [runId]);
   const row = rows[0];
   if (!row) throw new BackstopError('RUN_NOT_FOUND', `No run with id ${runId}. List runs with \`backstop runs\`.`);
   return toRecord(row);
@@ -146,10 +143,7 @@ export async function getRun(db: Queryable, runId: string): Promise<RunRecord> {
 
 /** Records a drill's result on the backup run it verified (terminal runs accept this one column). */
 export async function recordVerification(db: Queryable, subjectRunId: string, verification: Record<string, unknown>): Promise<void> {
-  await db.query(`update backstop.runs set verification = $2::jsonb || jsonb_build_object('at', now()) where id = $1`, [
-    subjectRunId,
-    JSON.stringify(verification),
-  ]);
+  await db.query(`update backstop.runs set verification = $2::jsonb || jsonb_build_object('at', now()) where id = $1`, [subjectRunId, JSON.stringify(verification)]);
 }
 
 /**

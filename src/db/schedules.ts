@@ -151,10 +151,7 @@ async function createScheduledRunBatch(db: Queryable, batch: readonly DueSlot[],
   );
   const outcomes = new Map<string, ScheduledRunOutcome>();
   for (const row of rows) {
-    outcomes.set(
-      row.target_id,
-      row.run_id ? { kind: 'created', runId: row.run_id } : row.waiting_run_id ? { kind: 'waiting', waitingRunId: row.waiting_run_id } : { kind: 'taken' },
-    );
+    outcomes.set(row.target_id, row.run_id ? { kind: 'created', runId: row.run_id } : row.waiting_run_id ? { kind: 'waiting', waitingRunId: row.waiting_run_id } : { kind: 'taken' });
   }
   return outcomes;
 }

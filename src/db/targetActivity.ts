@@ -56,8 +56,7 @@ const brief = `jsonb_build_object(
   'bytes', ${artifactBytes}, 'subjectRunId', r.subject_run_id,
   'progress', case when r.finished_at is null then r.progress end)`;
 
-const latest = (where: string, order = 'r.created_at desc') =>
-  `(select ${brief} from backstop.runs r where r.target_id = t.id and ${where} order by ${order} limit 1)`;
+const latest = (where: string, order = 'r.created_at desc') => `(select ${brief} from backstop.runs r where r.target_id = t.id and ${where} order by ${order} limit 1)`;
 
 export async function listTargetActivity(db: Queryable): Promise<TargetActivity[]> {
   const { rows } = await db.query<{

@@ -218,10 +218,7 @@ export async function ensureTarget(db: Queryable, input: NewTarget): Promise<Tar
   const existing = await findTargetRow(db, input.name);
   if (existing) {
     if (existing.database_url !== input.databaseUrl) {
-      throw new BackstopError(
-        'TARGET_EXISTS',
-        `Target "${input.name}" already exists for another database. Pass --target NAME to back this one up under a different name.`,
-      );
+      throw new BackstopError('TARGET_EXISTS', `Target "${input.name}" already exists for another database. Pass --target NAME to back this one up under a different name.`);
     }
     return toRecord(existing);
   }
@@ -326,10 +323,7 @@ export async function deleteTarget(db: Queryable, name: string): Promise<{ store
   const row = rows[0];
   if (!row || row.found === 0) throw targetNotFound(name);
   if (row.id === null) {
-    throw new BackstopError(
-      'TARGET_BUSY',
-      `Target "${name}" has ${row.active} run(s) not finished yet. Cancel them (or wait for them to end), then delete the target.`,
-    );
+    throw new BackstopError('TARGET_BUSY', `Target "${name}" has ${row.active} run(s) not finished yet. Cancel them (or wait for them to end), then delete the target.`);
   }
   return { storeUrl: row.store_url!, keptBackups: (row.kept ?? []).map((backup) => ({ ...backup, sizeBytes: Number(backup.sizeBytes) })) };
 }

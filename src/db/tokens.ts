@@ -68,17 +68,14 @@ export async function createApiToken(db: Queryable, input: { name: string; role:
 }
 
 export async function listApiTokens(db: Queryable): Promise<ApiTokenRecord[]> {
-  const { rows } = await db.query<ApiTokenRow>(
-    `select id, name, role, created_at, last_used_at, revoked_at from backstop.api_tokens order by created_at, id`,
-  );
+  const { rows } = await db.query<ApiTokenRow>(`select id, name, role, created_at, last_used_at, revoked_at from backstop.api_tokens order by created_at, id`);
   return rows.map(toRecord);
 }
 
 export async function countActiveApiTokens(db: Queryable, role?: ApiTokenRole): Promise<number> {
-  const { rows } = await db.query<{ count: number }>(
-    `select count(*)::int as count from backstop.api_tokens where revoked_at is null and ($1::text is null or role = $1)`,
-    [role ?? null],
-  );
+  const { rows } = await db.query<{ count: number }>(`select count(*)::int as count from backstop.api_tokens where revoked_at is null and ($1::text is null or role = $1)`, [
+    role ?? null,
+  ]);
   return rows[0]!.count;
 }
 

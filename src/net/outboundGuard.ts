@@ -3,14 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import {
-  judgeAddress,
-  parseAddress,
-  parsePrivateEndpointAllowance,
-  PRIVATE_ENDPOINTS_SETTING,
-  type AddressClass,
-  type PrivateEndpointAllowance,
-} from '../core/addressClass.ts';
+import { judgeAddress, parseAddress, parsePrivateEndpointAllowance, PRIVATE_ENDPOINTS_SETTING, type AddressClass, type PrivateEndpointAllowance } from '../core/addressClass.ts';
 import { BackstopError } from '../core/errors.ts';
 import { parseS3Url } from '../storage/s3Url.ts';
 
@@ -108,11 +101,7 @@ type AgentOptions = http.AgentOptions & { env?: NodeJS.ProcessEnv };
  * Node skips `lookup` for a literal address, so both agents judge those here, before any
  * socket exists; true when the connection was refused (the callback has the reason).
  */
-function refusedBeforeConnecting(
-  options: http.ClientRequestArgs,
-  env: NodeJS.ProcessEnv,
-  callback: ((err: Error | null, stream: Duplex) => void) | undefined,
-): boolean {
+function refusedBeforeConnecting(options: http.ClientRequestArgs, env: NodeJS.ProcessEnv, callback: ((err: Error | null, stream: Duplex) => void) | undefined): boolean {
   const refused = literalRefusal(options.host ?? options.hostname, env);
   if (!refused) return false;
   process.nextTick(() => callback?.(refused, undefined as unknown as Duplex));
@@ -264,9 +253,7 @@ function requestOnce(
         else chunks.push(chunk);
       });
       response.on('error', failed);
-      response.on('end', () =>
-        resolve({ status: response.statusCode ?? 0, statusText: response.statusMessage ?? '', headers: response.headers, body: Buffer.concat(chunks) }),
-      );
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, statusText: response.statusMessage ?? '', headers: response.headers, body: Buffer.concat(chunks) }));
     });
     request.on('error', failed);
     request.end(body);

@@ -81,24 +81,15 @@ export async function importBackups(db: Queryable, store: Store): Promise<Import
       // backstop.record_imported_run (migration 011): the run as it was, and its `imported` event.
       `select r.id from backstop.record_imported_run(p_run_id => $1, p_target_id => $2, p_attempt => $3, p_created_at => $4::timestamptz,
          p_total_ms => $5, p_artifact => $6::jsonb, p_message => $7) r`,
-      [
-        manifest.runId,
-        target.id,
-        manifest.attempt,
-        manifest.createdAt,
-        manifest.timings.totalMs,
-        JSON.stringify(candidate.artifact),
-        `imported from ${store.url}/${candidate.prefix}`,
-      ],
+      [manifest.runId, target.id, manifest.attempt, manifest.createdAt, manifest.timings.totalMs, JSON.stringify(candidate.artifact), `imported from ${store.url}/${candidate.prefix}`],
     );
     if (rows.length > 0) {
       outcome.imported.push({ runId: manifest.runId, target: manifest.target, prefix: candidate.prefix });
       continue;
     }
-    const { rows: existing } = await db.query<{ status: string; prefix: string | null }>(
-      `select status, artifact->>'prefix' as prefix from backstop.runs where id = $1`,
-      [manifest.runId],
-    );
+    const { rows: existing } = await db.query<{ status: string; prefix: string | null }>(`select status, artifact->>'prefix' as prefix from backstop.runs where id = $1`, [
+      manifest.runId,
+    ]);
     const known = existing[0];
     outcome.skipped.push({
       runId: manifest.runId,

@@ -18,7 +18,10 @@ export function looksLikeRunId(input: string): boolean {
 export async function resolveRunId(db: Queryable, input: string): Promise<string> {
   if (UUID.test(input)) return input.toLowerCase();
   if (!PREFIX.test(input)) {
-    throw new BackstopError('RUN_NOT_FOUND', `"${input}" is not a run id. Run ids are UUIDs, or their first 8 characters as the dashboard shows them; list them with \`backstop runs\`.`);
+    throw new BackstopError(
+      'RUN_NOT_FOUND',
+      `"${input}" is not a run id. Run ids are UUIDs, or their first 8 characters as the dashboard shows them; list them with \`backstop runs\`.`,
+    );
   }
   const { rows } = await db.query<{ id: string; target: string; created_at: string }>(
     `select r.id, t.name as target, r.created_at from backstop.runs r join backstop.targets t on t.id = r.target_id

@@ -181,12 +181,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
  * count must agree with the archive's, table by table, or the backup fails. Should the
  * archive be one the scanner cannot follow, the rows are counted in the dump's snapshot.
  */
-async function tableCounts(
-  archive: CustomArchiveScanner,
-  checksumming: Promise<TableCount[]> | null,
-  source: SourceSnapshot,
-  signal: AbortSignal,
-): Promise<TableCount[]> {
+async function tableCounts(archive: CustomArchiveScanner, checksumming: Promise<TableCount[]> | null, source: SourceSnapshot, signal: AbortSignal): Promise<TableCount[]> {
   const archived = archive.tableRows();
   if (checksumming === null) return archived ?? (await source.countRows(signal));
   const counted = await checksumming;
@@ -267,10 +262,7 @@ export async function storeStream(input: StreamToStore): Promise<StoredObject & 
     storedBytes = bytes;
     input.onStoredBytes?.(bytes);
   };
-  const [stored] = await Promise.all([
-    input.store.put(input.key, body, { signal: input.signal, onProgress, expectedBytes: input.expectedBytes, onMultipartUpload }),
-    feeding,
-  ]);
+  const [stored] = await Promise.all([input.store.put(input.key, body, { signal: input.signal, onProgress, expectedBytes: input.expectedBytes, onMultipartUpload }), feeding]);
   return { ...stored, uncompressedSize };
 }
 
@@ -285,10 +277,7 @@ export async function* dumpOutput(dump: PgToolProcess, tool = 'pg_dump'): AsyncG
   for await (const chunk of coalesceChunks(dump.child.stdout, COALESCE_BYTES)) yield chunk;
   const { code, signal, stderr } = await dump.exited;
   if (code !== 0) {
-    throw new BackstopError(
-      'DUMP_FAILED',
-      `${tool} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: ${stderr.slice(-2000) || 'no output'}`,
-    );
+    throw new BackstopError('DUMP_FAILED', `${tool} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: ${stderr.slice(-2000) || 'no output'}`);
   }
 }
 
@@ -303,10 +292,7 @@ export async function writeManifest(store: Store, prefix: string, manifest: Mani
   for (const file of manifest.files) {
     const stat = await store.stat(prefix + file.name);
     if (!stat || stat.size !== file.size) {
-      throw new BackstopError(
-        'STORE_WRITE_FAILED',
-        `${file.name} in ${store.url}/${prefix} is ${stat ? `${stat.size} bytes` : 'missing'}, expected ${file.size} bytes.`,
-      );
+      throw new BackstopError('STORE_WRITE_FAILED', `${file.name} in ${store.url}/${prefix} is ${stat ? `${stat.size} bytes` : 'missing'}, expected ${file.size} bytes.`);
     }
   }
   return written;

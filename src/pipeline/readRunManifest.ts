@@ -12,10 +12,7 @@ import { readManifest } from './readManifest.ts';
  * written before finalize checked artifacts, or altered since, may point at another target's
  * backup or at files nobody backed up.
  */
-export async function readRunManifest(
-  store: Store,
-  run: { id: string; attempt: number; targetId: string; targetName: string; artifact: Artifact },
-): ReturnType<typeof readManifest> {
+export async function readRunManifest(store: Store, run: { id: string; attempt: number; targetId: string; targetName: string; artifact: Artifact }): ReturnType<typeof readManifest> {
   const read = await readManifest(store, run.artifact.prefix);
   if (read.sha256 !== run.artifact.manifest.sha256) {
     throw new BackstopError('ARTIFACT_CORRUPT', `The manifest of run ${run.id} no longer matches the checksum recorded in the catalog; the artifact was altered.`);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { BackstopError } from '../core/errors.ts';
 import { connectDatabase } from '../pgtools/connectDatabase.ts';
 import { findPgTool } from '../pgtools/findPgTools.ts';
@@ -155,10 +155,7 @@ interface Selection {
 }
 
 function isSelected(table: { schema: string; name: string }, selection: Selection): boolean {
-  return (
-    (selection.schemas.length === 0 || selection.schemas.includes(table.schema)) &&
-    (selection.tables.length === 0 || selection.tables.includes(table.name))
-  );
+  return (selection.schemas.length === 0 || selection.schemas.includes(table.schema)) && (selection.tables.length === 0 || selection.tables.includes(table.name));
 }
 
 /** What `pg_restore --table` matches: "table" includes views, materialized views, sequences and foreign tables. */

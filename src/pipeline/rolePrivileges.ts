@@ -24,10 +24,9 @@ export async function privilegesOf(client: pg.Client): Promise<RolePrivileges> {
   );
   const serverAccess: string[] = [];
   for (const builtIn of SERVER_ACCESS_ROLES) {
-    const { rows: member } = await client.query<{ member: boolean }>(
-      `select exists (select 1 from pg_roles where rolname = $1) and pg_has_role(current_user, $1, 'MEMBER') as member`,
-      [builtIn],
-    );
+    const { rows: member } = await client.query<{ member: boolean }>(`select exists (select 1 from pg_roles where rolname = $1) and pg_has_role(current_user, $1, 'MEMBER') as member`, [
+      builtIn,
+    ]);
     if (member[0]?.member && !rows[0]!.superuser) serverAccess.push(builtIn);
   }
   const { rows: elevated } = await client.query<{ name: string }>(

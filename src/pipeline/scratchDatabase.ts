@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { withDatabase } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
 import { connectDatabase } from '../pgtools/connectDatabase.ts';
@@ -83,9 +82,7 @@ export async function createScratchDatabase(server: ScratchServer): Promise<Scra
     }
     const drillRole = name;
     const password = randomBytes(24).toString('base64url');
-    await admin.query(
-      `create role ${drillRole} login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password ${admin.escapeLiteral(password)}`,
-    );
+    await admin.query(`create role ${drillRole} login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password ${admin.escapeLiteral(password)}`);
     try {
       await admin.query(`create database ${name} owner ${drillRole}`);
     } catch (error) {

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { describeDatabase } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
 import { isConnectionLost, pgErrorCode } from '../core/pgErrors.ts';

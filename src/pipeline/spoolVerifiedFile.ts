@@ -186,10 +186,7 @@ export function assertCanDecrypt(manifest: Manifest, identities: AgeIdentity[] =
   if (!manifest.encryption) return;
   const recipients = manifest.encryption.recipients;
   if (identities.length === 0) {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      `This backup is encrypted with age to ${recipients.join(', ')}. Pass the matching identity file with --identity FILE.`,
-    );
+    throw new BackstopError('INVALID_INPUT', `This backup is encrypted with age to ${recipients.join(', ')}. Pass the matching identity file with --identity FILE.`);
   }
   if (!identities.some((identity) => recipients.includes(identity.recipient))) {
     throw new BackstopError(

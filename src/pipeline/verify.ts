@@ -170,9 +170,7 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
     if (mismatches.length > 0) {
       const described = mismatches
         .map((m) =>
-          m.actualRows !== m.expectedRows
-            ? `${m.table}: ${m.actualRows ?? 'missing'} rows restored, ${m.expectedRows} at dump time`
-            : `${m.table}: content checksum differs`,
+          m.actualRows !== m.expectedRows ? `${m.table}: ${m.actualRows ?? 'missing'} rows restored, ${m.expectedRows} at dump time` : `${m.table}: content checksum differs`,
         )
         .join('; ');
       return result('failed', { code: 'VERIFY_MISMATCH', message: `The restored backup differs from the dump: ${described}.` }, mismatches);

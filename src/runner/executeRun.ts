@@ -123,12 +123,10 @@ export function executeRun(deps: RunnerDeps, run: ClaimedRun, options: ExecuteOp
         }
         const request = stopRequest as StopRequest | null;
         if (request?.kind === 'release') {
-          const released = await catalog.release({ runId: run.id, leaseId: run.leaseId, reason: request.reason }).catch(
-            (releaseError) => {
-              log.error({ err: releaseError }, 'could not hand the run back; the reaper will');
-              return false;
-            },
-          );
+          const released = await catalog.release({ runId: run.id, leaseId: run.leaseId, reason: request.reason }).catch((releaseError) => {
+            log.error({ err: releaseError }, 'could not hand the run back; the reaper will');
+            return false;
+          });
           log.info({ released }, 'run handed back to the queue');
           return null;
         }

@@ -28,10 +28,7 @@ export async function finalizeWithRetry(
     } catch (error) {
       if (isBackstopError(error) && definitive.has(error.code)) throw error;
       const remaining = options.until() - performance.now();
-      options.log.error(
-        { err: error, runId: input.runId, outcome: input.outcome, attempt, remainingMs: Math.round(remaining) },
-        'finalize failed',
-      );
+      options.log.error({ err: error, runId: input.runId, outcome: input.outcome, attempt, remainingMs: Math.round(remaining) }, 'finalize failed');
       if (remaining <= 0) {
         throw new BackstopError(
           'CATALOG_UNAVAILABLE',

@@ -221,7 +221,8 @@ function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void
         throw error;
       }
     },
-    onLeaseLost: (reason) => send({ type: 'lost', reason: performance.now() - seenAt > data.stallLimitMs ? `the runner's main thread made no progress for ${data.stallLimitMs} ms` : reason }),
+    onLeaseLost: (reason) =>
+      send({ type: 'lost', reason: performance.now() - seenAt > data.stallLimitMs ? `the runner's main thread made no progress for ${data.stallLimitMs} ms` : reason }),
     onCancelRequested: () => send({ type: 'cancel' }),
   });
 

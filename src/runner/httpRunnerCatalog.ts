@@ -88,10 +88,7 @@ export function httpRunner(options: HttpRunnerOptions): HttpRunner {
   };
 
   const drillsRefused = () =>
-    new BackstopError(
-      'INVALID_INPUT',
-      'Verification drills restore into a scratch database next to the catalog: they run on Backstop workers (`backstop worker`), not over HTTP.',
-    );
+    new BackstopError('INVALID_INPUT', 'Verification drills restore into a scratch database next to the catalog: they run on Backstop workers (`backstop worker`), not over HTTP.');
 
   const catalog: RunnerCatalog = {
     async target(run): Promise<RunnerTarget> {
@@ -147,11 +144,7 @@ export function httpRunner(options: HttpRunnerOptions): HttpRunner {
   return {
     catalog,
     async claim(runId, claimedBy) {
-      const answer = await withRetries(
-        'claim',
-        () => callRunnerApi<ClaimAnswer>(endpoint(timeoutMs), 'POST', runPath(runId, 'claim'), { claimedBy }),
-        isUndelivered,
-      );
+      const answer = await withRetries('claim', () => callRunnerApi<ClaimAnswer>(endpoint(timeoutMs), 'POST', runPath(runId, 'claim'), { claimedBy }), isUndelivered);
       if (answer.runnerToken) token = answer.runnerToken;
       leaseTtlMs = answer.leaseTtlMs;
       targets.set(answer.run.id, { ...answer.target, previousBackupBytes: answer.previousBackupBytes ?? null });

@@ -67,10 +67,7 @@ function refusal(endpoint: RunnerApiEndpoint, method: string, path: string, stat
   const message = typeof sent?.message === 'string' ? sent.message : '';
   const code = typeof sent?.code === 'string' && sent.code in errorCodes ? (sent.code as ErrorCode) : undefined;
   if (status === 401) {
-    return new BackstopError(
-      'UNAUTHORIZED',
-      `The Backstop API at ${origin} refused the runner token: ${message || 'unauthorized.'} Check BACKSTOP_RUNNER_TOKEN (or --token).`,
-    );
+    return new BackstopError('UNAUTHORIZED', `The Backstop API at ${origin} refused the runner token: ${message || 'unauthorized.'} Check BACKSTOP_RUNNER_TOKEN (or --token).`);
   }
   if (status === 403) {
     return new BackstopError('FORBIDDEN', `The Backstop API at ${origin} refused this token for ${method} ${path}: ${message || 'forbidden'}`);
@@ -130,10 +127,7 @@ export async function callRunnerApi<T>(endpoint: RunnerApiEndpoint, method: 'GET
  * The heartbeat over HTTP. Null means the lease is lost: 409 LEASE_LOST, the run is gone, or
  * 401 (the run's token no longer opens it: the run ended, or a newer token replaced this one).
  */
-export async function renewLeaseOverHttp(
-  endpoint: RunnerApiEndpoint,
-  input: { runId: string; leaseId: string; progress?: Record<string, unknown> | null },
-): Promise<LeaseState | null> {
+export async function renewLeaseOverHttp(endpoint: RunnerApiEndpoint, input: { runId: string; leaseId: string; progress?: Record<string, unknown> | null }): Promise<LeaseState | null> {
   try {
     return await callRunnerApi<LeaseState>(endpoint, 'POST', `/api/v1/runs/${encodeURIComponent(input.runId)}/heartbeat`, {
       leaseId: input.leaseId,

@@ -97,7 +97,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
         title: 'Backstop API',
         version: BACKSTOP_VERSION,
         description:
-          'PostgreSQL backups whose run status never lies. Every /api route needs `Authorization: Bearer <token>`: viewer tokens read, operator tokens also trigger, cancel, verify and restore, admin tokens also manage targets and tokens. A runner token (issued per run) opens only the runner routes of its run. A GitHub runner token (one per repository, kept in its Actions secrets) may only claim a run dispatched to that repository, receiving the run\'s runner token, and report its job\'s outcome.',
+          "PostgreSQL backups whose run status never lies. Every /api route needs `Authorization: Bearer <token>`: viewer tokens read, operator tokens also trigger, cancel, verify and restore, admin tokens also manage targets and tokens. A runner token (issued per run) opens only the runner routes of its run. A GitHub runner token (one per repository, kept in its Actions secrets) may only claim a run dispatched to that repository, receiving the run's runner token, and report its job's outcome.",
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],

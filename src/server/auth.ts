@@ -81,10 +81,7 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
       }
       const runId = (request.params as { id?: unknown } | undefined)?.id;
       if (!config.githubRunner || request.is404 || typeof runId !== 'string') {
-        throw new BackstopError(
-          'FORBIDDEN',
-          `A GitHub runner token only lets a job of ${holder.repository} claim the run dispatched to it and report the job's outcome.`,
-        );
+        throw new BackstopError('FORBIDDEN', `A GitHub runner token only lets a job of ${holder.repository} claim the run dispatched to it and report the job's outcome.`);
       }
       await assertRunDispatchedTo(db, runId, holder.repository);
       request.principal = { kind: 'github', tokenId: holder.id, name: holder.name, repository: holder.repository };

@@ -29,9 +29,7 @@ const vendorModules: Record<string, string> = {
  * API calls come from this origin, so an injected string can never load or send anything.
  */
 function contentSecurityPolicy(page: string): string {
-  const hashes = [...page.matchAll(/<script type="importmap">([\s\S]*?)<\/script>/g)].map(
-    (match) => `'sha256-${createHash('sha256').update(match[1]!).digest('base64')}'`,
-  );
+  const hashes = [...page.matchAll(/<script type="importmap">([\s\S]*?)<\/script>/g)].map((match) => `'sha256-${createHash('sha256').update(match[1]!).digest('base64')}'`);
   return [
     "default-src 'none'",
     `script-src 'self' ${hashes.join(' ')}`,

@@ -100,9 +100,6 @@ export function sendError(reply: FastifyReply, error: unknown): FastifyReply {
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, _request, reply) => sendError(reply, error));
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
-    sendError(
-      reply,
-      new BackstopError('NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}. The API is described at /api/openapi.json.`),
-    ),
+    sendError(reply, new BackstopError('NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}. The API is described at /api/openapi.json.`)),
   );
 }

@@ -33,7 +33,7 @@ export function createServerMetrics(db: Queryable, options: { processMetrics?: b
   const runs = new Gauge({ name: 'backstop_runs', help: 'Runs in the catalog, by status.', labelNames: ['status'], registers });
   const unknownBackups = new Gauge({
     name: 'backstop_unknown_backups',
-    help: 'Complete backups in a target\'s store folder that no catalog row vouches for, as the last prune pass found them: kept until imported (backstop import) or deleted (backstop prune --delete-unknown).',
+    help: "Complete backups in a target's store folder that no catalog row vouches for, as the last prune pass found them: kept until imported (backstop import) or deleted (backstop prune --delete-unknown).",
     labelNames: ['target'],
     registers,
   });

@@ -163,12 +163,7 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
    * `loop` calls `authorized()` on every poll, between its reads and its writes: false (the
    * token was revoked) ends the stream with nothing more sent; the client's reconnect gets 401.
    */
-  const drive = (
-    request: FastifyRequest,
-    sse: SseConnection,
-    what: Record<string, unknown>,
-    loop: (authorized: () => Promise<boolean>) => Promise<void>,
-  ) => {
+  const drive = (request: FastifyRequest, sse: SseConnection, what: Record<string, unknown>, loop: (authorized: () => Promise<boolean>) => Promise<void>) => {
     const authorized = async () => {
       if (await stillAuthorized(request)) return true;
       if (!sse.closed()) sse.write(': token revoked; the stream ends\n\n');

@@ -94,10 +94,7 @@ export function installValidation(app: FastifyInstance): void {
     }
     if (exceedsJsonDepth(text)) {
       done(
-        new BackstopError(
-          'INVALID_INPUT',
-          `Request body nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep; no Backstop request needs that many. Flatten it.`,
-        ),
+        new BackstopError('INVALID_INPUT', `Request body nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep; no Backstop request needs that many. Flatten it.`),
         undefined,
       );
       return;

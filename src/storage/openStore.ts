@@ -23,10 +23,7 @@ export async function openStore(storeUrl: string, cwd: string = process.cwd()): 
   }
   if (storeUrl.startsWith('file://')) return localStore(fileURLToPath(storeUrl));
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(storeUrl)) {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      `Unsupported store URL "${storeUrl.replace(/\/\/[^@/]*@/, '//*****@')}". Use file:///path, a folder path, or s3://bucket/prefix.`,
-    );
+    throw new BackstopError('INVALID_INPUT', `Unsupported store URL "${storeUrl.replace(/\/\/[^@/]*@/, '//*****@')}". Use file:///path, a folder path, or s3://bucket/prefix.`);
   }
   return localStore(path.resolve(cwd, storeUrl));
 }

@@ -50,9 +50,10 @@ export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, 
     region: location.region,
     ...(location.endpoint !== undefined && { endpoint: location.endpoint }),
     forcePathStyle: location.forcePathStyle,
-    ...(accessKeyId && secretAccessKey && {
-      credentials: { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }) },
-    }),
+    ...(accessKeyId &&
+      secretAccessKey && {
+        credentials: { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }) },
+      }),
     // Since SDK 3.729 the default is to send CRC32 checksums on every upload and to demand
     // them on downloads; R2, B2 and many MinIO versions reject or lack them. Checksums are
     // then sent only where the S3 API requires one.
@@ -217,9 +218,7 @@ export function s3Store(storeUrl: string, env: NodeJS.ProcessEnv = process.env, 
       do {
         let page: ListObjectsV2CommandOutput;
         try {
-          page = await client.send(
-            new ListObjectsV2Command({ Bucket, Prefix: keyPrefix + prefix, ContinuationToken, MaxKeys: tuning.listPageSize }),
-          );
+          page = await client.send(new ListObjectsV2Command({ Bucket, Prefix: keyPrefix + prefix, ContinuationToken, MaxKeys: tuning.listPageSize }));
         } catch (error) {
           throw new BackstopError('STORE_READ_FAILED', `Could not list "${prefix}" in ${url}: ${describeS3Error(error)}.`, { cause: error });
         }
@@ -327,10 +326,12 @@ function guardClient(client: S3Client, Bucket: string, Key: string, onMultipartU
     const uploadId = command.input.UploadId ?? '';
     let pending = aborts.get(uploadId);
     if (pending === undefined) {
-      pending = track(client.send(command).then(async (output) => {
-        await notify(uploadId, 'aborted');
-        return output;
-      }));
+      pending = track(
+        client.send(command).then(async (output) => {
+          await notify(uploadId, 'aborted');
+          return output;
+        }),
+      );
       aborts.set(uploadId, pending);
     }
     return pending;

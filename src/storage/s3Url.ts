@@ -57,9 +57,7 @@ export function parseS3Url(storeUrl: string, env: NodeJS.ProcessEnv = process.en
   }
   const problems: string[] = [];
   if (url.username !== '' || url.password !== '') {
-    problems.push(
-      'credentials in the store URL are not accepted; remove them from the URL and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an AWS profile) in the environment',
-    );
+    problems.push('credentials in the store URL are not accepted; remove them from the URL and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an AWS profile) in the environment');
   }
   const bucket = url.hostname;
   if (bucket === '') problems.push('the URL names no bucket: write s3://BUCKET/prefix');
@@ -78,9 +76,7 @@ export function parseS3Url(storeUrl: string, env: NodeJS.ProcessEnv = process.en
     try {
       const parsed = new URL(endpointOption);
       if (parsed.username !== '' || parsed.password !== '') {
-        problems.push(
-          'credentials in the endpoint are not accepted; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment',
-        );
+        problems.push('credentials in the endpoint are not accepted; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment');
       } else if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
         problems.push(`endpoint must be an http:// or https:// URL`);
       } else {

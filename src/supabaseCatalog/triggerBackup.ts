@@ -160,22 +160,24 @@ export function createTriggerBackupHandler(deps: TriggerBackupDeps): (request: R
   const createRun = async (target: TargetRow, dispatch: boolean, userId: string): Promise<{ id: string; status: string; created_at: string }> => {
     // backstop.create_run (migration 011) is the catalog's own definition of a new run. It refuses
     // a second active run of an exclusive target with 23505, as the unique index refuses a racing one.
-    const rows = await deps.asService(
-      `select r.id::text as id, r.status, r.created_at::text as created_at
+    const rows = await deps
+      .asService(
+        `select r.id::text as id, r.status, r.created_at::text as created_at
        from backstop.create_run(p_target_id => $1::uuid, p_trigger => $2::text, p_run_deadline_ms => $3::float8,
                                 p_requested_by => $4::text, p_refuse_if_active => $5::text[],
                                 p_dispatcher => case when $6::boolean then $7::text end, p_start_deadline_ms => $8::float8) r`,
-      [target.id, TRIGGER, runDeadlineMs, userId, activeStatuses, dispatch, DISPATCHER, startDeadlineMs],
-    ).catch((error: unknown) => {
-      if ((error as { code?: string }).code === '23505') return [];
-      throw error;
-    });
+        [target.id, TRIGGER, runDeadlineMs, userId, activeStatuses, dispatch, DISPATCHER, startDeadlineMs],
+      )
+      .catch((error: unknown) => {
+        if ((error as { code?: string }).code === '23505') return [];
+        throw error;
+      });
     const run = rows[0];
     if (run) return run as { id: string; status: string; created_at: string };
-    const [active] = await deps.asService(
-      `select id::text as id, status from backstop.runs where target_id = $1::uuid and status = any($2::text[]) order by created_at limit 1`,
-      [target.id, activeStatuses],
-    );
+    const [active] = await deps.asService(`select id::text as id, status from backstop.runs where target_id = $1::uuid and status = any($2::text[]) order by created_at limit 1`, [
+      target.id,
+      activeStatuses,
+    ]);
     throw new HttpError(
       409,
       'TARGET_BUSY',
@@ -229,7 +231,11 @@ export function createTriggerBackupHandler(deps: TriggerBackupDeps): (request: R
     }
     const status =
       result.workflowRunId !== null
-        ? await recordDispatch(runId, { state: 'dispatched', workflowRunId: result.workflowRunId, htmlUrl: result.htmlUrl }, `GitHub Actions run ${result.workflowRunId}: ${result.htmlUrl}`)
+        ? await recordDispatch(
+            runId,
+            { state: 'dispatched', workflowRunId: result.workflowRunId, htmlUrl: result.htmlUrl },
+            `GitHub Actions run ${result.workflowRunId}: ${result.htmlUrl}`,
+          )
         : await recordDispatch(
             runId,
             // GitHub Enterprise Server without return_run_details: Backstop's executor finds the run by its run-name.

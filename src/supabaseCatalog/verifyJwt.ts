@@ -56,10 +56,7 @@ type Algorithm = keyof typeof ALGORITHMS;
 type VerifyKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
 
 /** A key set fetched from a URL (`${SUPABASE_URL}/auth/v1/.well-known/jwks.json`), cached. */
-export function remoteKeySet(
-  url: string,
-  options: { fetch?: typeof fetch; cacheMs?: number; cooldownMs?: number; now?: () => number; timeoutMs?: number } = {},
-): KeySet {
+export function remoteKeySet(url: string, options: { fetch?: typeof fetch; cacheMs?: number; cooldownMs?: number; now?: () => number; timeoutMs?: number } = {}): KeySet {
   const fetchJwks = options.fetch ?? fetch;
   const cacheMs = options.cacheMs ?? 10 * 60_000;
   const cooldownMs = options.cooldownMs ?? 30_000;

@@ -242,7 +242,9 @@ export async function startFakeGithub(options: { owner: string; repo: string; wo
         createdAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
       };
       runs.set(run.id, run);
-      setImmediate(() => listeners.forEach((listener) => listener(run)));
+      setImmediate(() => {
+        for (const listener of listeners) listener(run);
+      });
       if (behaviour === 'legacy' || !input.return_run_details) return send(204);
       return send(200, {
         workflow_run_id: run.id,

@@ -104,10 +104,7 @@ function tokenize(source: string, file: string): Token[] {
       tokens.push({ type: 'punct', value: 'template', line });
     } else if (ch === '/') {
       const previous = last();
-      const startsRegex =
-        !previous ||
-        (previous.type === 'punct' && regexAfterPunct.has(previous.value)) ||
-        (previous.type === 'word' && regexAfterWord.has(previous.value));
+      const startsRegex = !previous || (previous.type === 'punct' && regexAfterPunct.has(previous.value)) || (previous.type === 'word' && regexAfterWord.has(previous.value));
       if (startsRegex) {
         i++;
         let inClass = false;

@@ -18,17 +18,14 @@ export interface TestSigner {
 
 export async function generateSigner(alg: 'RS256' | 'ES256', kid: string): Promise<TestSigner> {
   const algorithm =
-    alg === 'RS256'
-      ? { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }
-      : { name: 'ECDSA', namedCurve: 'P-256' };
+    alg === 'RS256' ? { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' } : { name: 'ECDSA', namedCurve: 'P-256' };
   const pair = (await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as { publicKey: SigningKey; privateKey: SigningKey };
   const exported = (await crypto.subtle.exportKey('jwk', pair.publicKey)) as Jwk & { key_ops?: string[]; ext?: boolean };
   const { key_ops: _ops, ext: _ext, ...publicJwk } = exported;
   return { alg, kid, publicJwk: { ...publicJwk, kid, alg, use: 'sig' }, privateKey: pair.privateKey };
 }
 
-const base64url = (bytes: Uint8Array | string): string =>
-  Buffer.from(typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes).toString('base64url');
+const base64url = (bytes: Uint8Array | string): string => Buffer.from(typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes).toString('base64url');
 
 /** A compact JWS; `header` overrides (alg, kid, typ) let a test forge what it needs. */
 export async function signJwt(signer: TestSigner, claims: Record<string, unknown>, header: Record<string, unknown> = {}): Promise<string> {

@@ -106,7 +106,10 @@ export async function schemaOf(url: string): Promise<string> {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
   const { stdout } = await promisify(execFile)('pg_dump', ['--schema-only', '--no-owner', '--no-privileges', `--dbname=${url}`]);
-  return stdout.replace(/^--.*$/gm, '').replace(/^\\(un)?restrict .*$/gm, '').trim();
+  return stdout
+    .replace(/^--.*$/gm, '')
+    .replace(/^\\(un)?restrict .*$/gm, '')
+    .trim();
 }
 
 /**

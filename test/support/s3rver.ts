@@ -63,10 +63,7 @@ interface ChildOptions {
   directory: string;
   bucket: string;
 }
-type ChildMessage =
-  | { type: 'listening'; port: number }
-  | { type: 'request'; request: RecordedRequest }
-  | { type: 'synced'; id: number };
+type ChildMessage = { type: 'listening'; port: number } | { type: 'request'; request: RecordedRequest } | { type: 'synced'; id: number };
 
 /** `startTimeoutMs`: how long a start (or restart) may take; a heavily loaded machine needs longer. */
 export async function startS3rver(bucket = 'backstop-test', options: { startTimeoutMs?: number } = {}): Promise<S3rverHandle> {

@@ -48,17 +48,17 @@ export interface TestServerOptions extends Partial<Pick<ServerOptions, 'ssePollI
  * heartbeats and the reaper shortened to seconds. `close()` stops everything it started.
  */
 export async function startTestServer(options: TestServerOptions): Promise<TestServer> {
-  const config = loadConfig(
-    { ...fastLeaseEnv, BACKSTOP_DATABASE_URL: options.catalogUrl, BACKSTOP_LOG_LEVEL: 'silent', ...options.env },
-    repoRoot,
-  );
+  const config = loadConfig({ ...fastLeaseEnv, BACKSTOP_DATABASE_URL: options.catalogUrl, BACKSTOP_LOG_LEVEL: 'silent', ...options.env }, repoRoot);
   const logs: string[] = [];
-  const log = pino({ level: 'debug' }, {
-    write(line: string) {
-      logs.push(line);
-      if (process.env.BACKSTOP_TEST_SERVER_LOG) process.stderr.write(line);
+  const log = pino(
+    { level: 'debug' },
+    {
+      write(line: string) {
+        logs.push(line);
+        if (process.env.BACKSTOP_TEST_SERVER_LOG) process.stderr.write(line);
+      },
     },
-  });
+  );
   const pool = createPool(options.catalogUrl, { max: 10 });
   let server: RunningServer;
   try {
@@ -167,8 +167,7 @@ export function readEventStream(response: Response): { messages: SseMessage[]; c
     let buffer = '';
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
       buffer += decoder.decode(chunk, { stream: true });
-      let boundary: number;
-      while ((boundary = buffer.indexOf('\n\n')) !== -1) {
+      for (let boundary = buffer.indexOf('\n\n'); boundary !== -1; boundary = buffer.indexOf('\n\n')) {
         const block = buffer.slice(0, boundary);
         buffer = buffer.slice(boundary + 2);
         const message: SseMessage = { event: 'message', data: '' };

@@ -27,10 +27,7 @@ const reservedRoles: Array<[string, string]> = [
 ];
 
 const roleSql = reservedRoles
-  .map(
-    ([name, attributes]) =>
-      `do $$ begin create role ${name} ${attributes}; exception when duplicate_object or unique_violation then null; end $$;`,
-  )
+  .map(([name, attributes]) => `do $$ begin create role ${name} ${attributes}; exception when duplicate_object or unique_violation then null; end $$;`)
   .join('\n');
 
 const projectSql = `
@@ -260,9 +257,7 @@ export async function appSecurity(url: string): Promise<Record<string, unknown>>
       `select schemaname, tablename, policyname, permissive, roles::text[] as roles, cmd, qual, with_check
        from pg_policies where schemaname = 'public' order by 1, 2, 3`,
     ),
-    rowSecurity: await query(
-      `select relname, relrowsecurity from pg_class where relnamespace = 'public'::regnamespace and relkind = 'r' order by 1`,
-    ),
+    rowSecurity: await query(`select relname, relrowsecurity from pg_class where relnamespace = 'public'::regnamespace and relkind = 'r' order by 1`),
     tableGrants: await query(
       `select grantee, table_schema, table_name, privilege_type from information_schema.role_table_grants
        where table_schema in ('public', 'app_private') order by 1, 2, 3, 4`,

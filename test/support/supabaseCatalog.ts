@@ -227,7 +227,11 @@ export async function seedOrganizations(url: string): Promise<OrgFixture> {
     'run_events.data': marker('upload'),
   };
   const p = protectedColumns;
-  for (const [key, org] of [['a', orgs.a], ['b', orgs.b], ['none', null]] as const) {
+  for (const [key, org] of [
+    ['a', orgs.a],
+    ['b', orgs.b],
+    ['none', null],
+  ] as const) {
     await adminQuery(
       `insert into backstop.targets (id, name, database_url, store_url, organization_id, notifications, options)
        values ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)`,

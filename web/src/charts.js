@@ -55,10 +55,12 @@ export function LineChart({ id, title, points, format }) {
     <svg viewBox=${`0 0 ${W} ${H}`} role="img" aria-labelledby=${`${id}-title ${id}-desc`} preserveAspectRatio="xMidYMid meet">
       <title id=${`${id}-title`}>${title}</title>
       <desc id=${`${id}-desc`}>${summary}</desc>
-      ${yTicks.map((v) => html`<g class="tick">
+      ${yTicks.map(
+        (v) => html`<g class="tick">
         <line x1=${PAD.left} x2=${W - PAD.right} y1=${y(v)} y2=${y(v)} />
         <text x=${PAD.left - 8} y=${y(v) + 4} text-anchor="end">${format(v)}</text>
-      </g>`)}
+      </g>`,
+      )}
       ${xTicks.map((t, index) => html`<text class="tick-label" x=${x(t)} y=${H - PAD.bottom + 22} text-anchor=${index === 0 ? 'start' : index === xTicks.length - 1 ? 'end' : 'middle'}>${shortDate(t)}</text>`)}
       <path class="series" d=${line} />
       ${plotted.map((p) =>

@@ -37,4 +37,3 @@ export function LiveIndicator({ connected }) {
     ? html`<span class="live live-on" title="Updates arrive as they happen">● Live</span>`
     : html`<span class="live live-off" title="Reconnecting to the server">○ Reconnecting</span>`;
 }
-

@@ -46,7 +46,7 @@ function page(route, me) {
   if (section === 'runs') return html`<${RunPage} me=${me} id=${id} key=${id} />`;
   if (section === 'targets' && !id) return html`<${TargetsPage} me=${me} />`;
   if (section === 'targets' && id === 'new') return html`<${TargetFormPage} me=${me} />`;
-  if (section === 'targets' && sub === 'edit') return html`<${TargetFormPage} me=${me} name=${id} key=${'edit-' + id} />`;
+  if (section === 'targets' && sub === 'edit') return html`<${TargetFormPage} me=${me} name=${id} key=${`edit-${id}`} />`;
   if (section === 'targets') return html`<${TargetPage} me=${me} name=${id} key=${id} />`;
   return html`<div class="page-heading"><h1 tabindex="-1" id="page-title">Not found</h1></div>
     <p>There is no page here. <a href="#/">Go to the overview</a>.</p>`;

@@ -81,7 +81,9 @@ export function registerBackupCommands(program: Command, context: () => CommandC
 
   program
     .command('run')
-    .description('Execute exactly one queued or dispatched run (what a CI job calls), through the catalog or, with an API URL and a runner token, over HTTP. Refuses unknown, running or finished runs.')
+    .description(
+      'Execute exactly one queued or dispatched run (what a CI job calls), through the catalog or, with an API URL and a runner token, over HTTP. Refuses unknown, running or finished runs.',
+    )
     .argument('<run-id>', 'the run id printed by `backstop trigger`')
     .option('--json', 'print the run as one JSON document')
     .option('--api-url <url>', remoteRunnerOptionHelp.apiUrl)
@@ -105,7 +107,11 @@ export function registerBackupCommands(program: Command, context: () => CommandC
 }
 
 function sanitizeTargetName(name: string): string {
-  const cleaned = name.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 63);
+  const cleaned = name
+    .toLowerCase()
+    .replace(/[^a-z0-9_.-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 63);
   return cleaned || 'database';
 }
 

@@ -38,7 +38,12 @@ export function registerDemoCommand(program: Command, context: () => CommandCont
       say(`Restored into ${RESTORED_DATABASE}: ${restored.tablesChecked} tables, row counts match the manifest`);
       const runs = (await listRuns(pool, { limit: 10 })).items;
       say('');
-      say(table(['ID', 'TARGET', 'STATUS', 'CREATED'], runs.map((r) => [r.id, r.targetName, r.status, r.createdAt])));
+      say(
+        table(
+          ['ID', 'TARGET', 'STATUS', 'CREATED'],
+          runs.map((r) => [r.id, r.targetName, r.status, r.createdAt]),
+        ),
+      );
       say('');
       say(describeRun(run));
       say('The embedded catalog keeps running for the next command; stop it with `npm run -s backstop -- catalog stop`.');

@@ -18,6 +18,7 @@ export function registerReportCommand(program: Command, context: () => CommandCo
     .command('report')
     .description("From a CI job's last step: end the run with the job's status if the run step did not.")
     .argument('<run-id>', 'the run the job was dispatched for')
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, written as GitHub spells it
     .requiredOption('--job-status <status>', 'success, failure or cancelled (GitHub: ${{ job.status }})')
     .option('--json', 'print the run as JSON')
     .option('--api-url <url>', remoteRunnerOptionHelp.apiUrl)

@@ -25,7 +25,9 @@ export async function readIdentityFile(file: string): Promise<string> {
 export function registerRestoreCommand(program: Command, context: () => CommandContext): void {
   program
     .command('restore')
-    .description('Restore a backup into a database, from a run id or, with no catalog at all, from the URL of its manifest.json. The artifact is checked against its manifest before pg_restore runs.')
+    .description(
+      'Restore a backup into a database, from a run id or, with no catalog at all, from the URL of its manifest.json. The artifact is checked against its manifest before pg_restore runs.',
+    )
     .argument('<run-id|manifest-url>', 'a succeeded run id, or s3://…/manifest.json, file:///…/manifest.json, a path')
     .requiredOption('--to <database-url>', 'database to restore into (must be empty unless --clean)')
     .option('--clean', 'drop and recreate objects the backup contains')

@@ -98,7 +98,12 @@ export function registerRunCommands(program: Command, context: () => CommandCont
           process.stdout.write(`  ${file.name}  ${formatBytes(file.size)}  sha256:${file.sha256}\n`);
         }
       }
-      process.stdout.write(`${table(['AT', 'ATTEMPT', 'EVENT', 'STATUS', 'MESSAGE'], events.map((e) => [e.at, String(e.attempt), e.kind, e.status ?? '', e.message ?? '']))}\n`);
+      process.stdout.write(
+        `${table(
+          ['AT', 'ATTEMPT', 'EVENT', 'STATUS', 'MESSAGE'],
+          events.map((e) => [e.at, String(e.attempt), e.kind, e.status ?? '', e.message ?? '']),
+        )}\n`,
+      );
     });
 
   program

@@ -44,7 +44,10 @@ export function addPolicyOptions(command: Command): Command {
     .option('--notify-on <events>', `comma-separated: failed, timed_out, succeeded, recovered, cancelled, verify_failed (default ${defaultNotificationEvents.join(',')})`)
     .option('--webhook-secret <secret>', 'HMAC secret for the webhooks added (default: one is generated and printed once)')
     .option('--verify-every <n>', 'restore drill of every Nth successful backup (1: each one)')
-    .option('--verify-cron <cron>', 'restore drill of the newest successful backup on this cron expression (in --timezone, or the schedule\'s); drills compare content checksums too when the target records them (--checksums)');
+    .option(
+      '--verify-cron <cron>',
+      "restore drill of the newest successful backup on this cron expression (in --timezone, or the schedule's); drills compare content checksums too when the target records them (--checksums)",
+    );
 }
 
 export interface ParsedPolicies {

@@ -101,12 +101,7 @@ function printQuickstart(made: Awaited<ReturnType<typeof quickstart>>, say: (lin
 
 function number(flag: string, value: string, rules: { integer?: boolean; min: number; max?: number }): number {
   const parsed = Number(value);
-  const ok =
-    value.trim() !== '' &&
-    Number.isFinite(parsed) &&
-    parsed >= rules.min &&
-    (rules.max === undefined || parsed <= rules.max) &&
-    (!rules.integer || Number.isInteger(parsed));
+  const ok = value.trim() !== '' && Number.isFinite(parsed) && parsed >= rules.min && (rules.max === undefined || parsed <= rules.max) && (!rules.integer || Number.isInteger(parsed));
   if (!ok) {
     const range = rules.max === undefined ? `at least ${rules.min}` : `from ${rules.min} to ${rules.max}`;
     throw new BackstopError('INVALID_INPUT', `${flag} must be a ${rules.integer ? 'whole ' : ''}number ${range}, got "${value}".`);

@@ -17,17 +17,14 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
     .description('Create an API token (--role) or a GitHub runner token (--github) and print it (the only time it is shown).')
     .requiredOption('--name <name>', 'what the token is for, e.g. "dashboard" or "ci"')
     .option('--role <role>', `${apiTokenRoles.join(', ')}: viewer reads; operator also triggers, cancels, verifies and restores; admin also manages targets and tokens`)
-    .option(
-      '--github <owner/repo>',
-      "a GitHub runner token for this repository's secrets: its jobs may claim only the runs Backstop dispatches to it, and report their outcome",
-    )
+    .option('--github <owner/repo>', "a GitHub runner token for this repository's secrets: its jobs may claim only the runs Backstop dispatches to it, and report their outcome")
     .option('--json', 'print the token and its record as JSON')
     .action(async (options: { name: string; role?: string; github?: string; json?: boolean }) => {
       const ctx = context();
       if ((options.role === undefined) === (options.github === undefined)) {
         throw new BackstopError(
           'INVALID_INPUT',
-          'Pass either --role ROLE (an API token) or --github OWNER/REPO (a GitHub runner token for that repository\'s BACKSTOP_RUNNER_TOKEN secret).',
+          "Pass either --role ROLE (an API token) or --github OWNER/REPO (a GitHub runner token for that repository's BACKSTOP_RUNNER_TOKEN secret).",
         );
       }
       if (options.github !== undefined) {

@@ -47,15 +47,25 @@ export function startGithubExecutor(options: GithubExecutorOptions): GithubExecu
     try {
       const result = await options.client.dispatch(target, inputs);
       if (result.workflowRunId !== null) {
-        await updateExecutor(options.db, run.id, { state: 'dispatched', workflowRunId: result.workflowRunId, htmlUrl: result.htmlUrl }, {
-          kind: 'dispatched',
-          message: `GitHub Actions run ${result.workflowRunId}: ${result.htmlUrl}`,
-        });
+        await updateExecutor(
+          options.db,
+          run.id,
+          { state: 'dispatched', workflowRunId: result.workflowRunId, htmlUrl: result.htmlUrl },
+          {
+            kind: 'dispatched',
+            message: `GitHub Actions run ${result.workflowRunId}: ${result.htmlUrl}`,
+          },
+        );
       } else {
-        await updateExecutor(options.db, run.id, { state: 'correlating', dispatchedAt: new Date().toISOString() }, {
-          kind: 'dispatched',
-          message: 'dispatched without run details (GitHub Enterprise Server); finding the run by its run-name',
-        });
+        await updateExecutor(
+          options.db,
+          run.id,
+          { state: 'correlating', dispatchedAt: new Date().toISOString() },
+          {
+            kind: 'dispatched',
+            message: 'dispatched without run details (GitHub Enterprise Server); finding the run by its run-name',
+          },
+        );
       }
     } catch (error) {
       if (error instanceof GithubRefusal) {
@@ -81,10 +91,15 @@ export function startGithubExecutor(options: GithubExecutorOptions): GithubExecu
     if (executor.state === 'correlating' && !executor.workflowRunId) {
       const found = await options.client.findRunByTitle(target, run.id, new Date(executor.dispatchedAt ?? run.createdAt));
       if (found) {
-        await updateExecutor(options.db, run.id, { state: 'dispatched', workflowRunId: found.id, htmlUrl: found.htmlUrl }, {
-          kind: 'correlated',
-          message: `GitHub Actions run ${found.id}: ${found.htmlUrl}`,
-        });
+        await updateExecutor(
+          options.db,
+          run.id,
+          { state: 'dispatched', workflowRunId: found.id, htmlUrl: found.htmlUrl },
+          {
+            kind: 'correlated',
+            message: `GitHub Actions run ${found.id}: ${found.htmlUrl}`,
+          },
+        );
       }
       return;
     }
@@ -92,10 +107,15 @@ export function startGithubExecutor(options: GithubExecutorOptions): GithubExecu
     const wantsCancel = run.status === 'cancelled' || run.status === 'cancelling';
     if (wantsCancel && !executor.cancelSent) {
       const result = await options.client.cancelRun(target, executor.workflowRunId);
-      await updateExecutor(options.db, run.id, { cancelSent: true, cancelResult: result }, {
-        kind: 'github_cancel',
-        message: result === 'cancelling' ? `asked GitHub to cancel run ${executor.workflowRunId}` : `GitHub run ${executor.workflowRunId} had already finished`,
-      });
+      await updateExecutor(
+        options.db,
+        run.id,
+        { cancelSent: true, cancelResult: result },
+        {
+          kind: 'github_cancel',
+          message: result === 'cancelling' ? `asked GitHub to cancel run ${executor.workflowRunId}` : `GitHub run ${executor.workflowRunId} had already finished`,
+        },
+      );
       if (run.status === 'cancelled') return;
     }
     const githubRun = await options.client.getRun(target, executor.workflowRunId);

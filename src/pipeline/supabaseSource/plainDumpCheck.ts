@@ -97,7 +97,9 @@ export class PlainDumpCheck {
       if (!overflow && line === `${UNRESTRICT} ${this.key}`) {
         this.where = 'after';
       } else if (unrestrict) {
-        this.refuse(`line ${number} holds a \`\\unrestrict\` that is not the end of its \`\\restrict\` block (psql would run what follows it unrestricted). Do not restore it; restore another backup`);
+        this.refuse(
+          `line ${number} holds a \`\\unrestrict\` that is not the end of its \`\\restrict\` block (psql would run what follows it unrestricted). Do not restore it; restore another backup`,
+        );
       }
       return;
     }

@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { BackstopError } from '../../core/errors.ts';
 import type { Manifest } from '../../core/manifest.ts';
 import { connectDatabase } from '../../pgtools/connectDatabase.ts';

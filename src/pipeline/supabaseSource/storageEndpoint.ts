@@ -48,11 +48,16 @@ export function storageEndpointFromEnv(env: NodeJS.ProcessEnv = process.env): St
     throw new BackstopError('INVALID_INPUT', `SUPABASE_STORAGE_S3_ENDPOINT is not a URL; use https://<project-ref>.supabase.co/storage/v1/s3.`);
   }
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) {
-    throw new BackstopError('INVALID_INPUT', 'SUPABASE_STORAGE_S3_ENDPOINT must be an http(s) URL without credentials; keys go in SUPABASE_STORAGE_S3_ACCESS_KEY_ID / _SECRET_ACCESS_KEY.');
+    throw new BackstopError(
+      'INVALID_INPUT',
+      'SUPABASE_STORAGE_S3_ENDPOINT must be an http(s) URL without credentials; keys go in SUPABASE_STORAGE_S3_ACCESS_KEY_ID / _SECRET_ACCESS_KEY.',
+    );
   }
   const accessKeyId = env.SUPABASE_STORAGE_S3_ACCESS_KEY_ID || env.AWS_ACCESS_KEY_ID || undefined;
   const secretAccessKey = env.SUPABASE_STORAGE_S3_SECRET_ACCESS_KEY || env.AWS_SECRET_ACCESS_KEY || undefined;
-  const buckets = env.SUPABASE_STORAGE_BUCKETS?.split(',').map((bucket) => bucket.trim()).filter(Boolean);
+  const buckets = env.SUPABASE_STORAGE_BUCKETS?.split(',')
+    .map((bucket) => bucket.trim())
+    .filter(Boolean);
   return {
     endpoint: `${url.origin}${url.pathname.replace(/\/+$/, '')}`,
     region: env.SUPABASE_STORAGE_S3_REGION || env.AWS_REGION || DEFAULT_REGION,

@@ -11,11 +11,10 @@ const tags = ['operations'];
 const status = { type: 'object', required: ['status'], properties: { status: { type: 'string' }, version: { type: 'string' } } } as const;
 
 export function registerOperationRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get(
-    '/healthz',
-    { schema: { tags, summary: 'Liveness: the process answers', security: [], response: { 200: status } } },
-    async () => ({ status: 'ok', version: BACKSTOP_VERSION }),
-  );
+  app.get('/healthz', { schema: { tags, summary: 'Liveness: the process answers', security: [], response: { 200: status } } }, async () => ({
+    status: 'ok',
+    version: BACKSTOP_VERSION,
+  }));
 
   app.get(
     '/readyz',

@@ -36,8 +36,7 @@ const targetSummary = {
     health: {
       type: 'string',
       enum: ['ok', 'failing', 'stale', 'never'],
-      description:
-        'failing: the last backup (or restore drill) failed or timed out; stale: scheduled, but no good backup since the slot before the latest; never: no good backup yet.',
+      description: 'failing: the last backup (or restore drill) failed or timed out; stale: scheduled, but no good backup since the slot before the latest; never: no good backup yet.',
     },
     healthReason: { type: 'string', description: 'The health in plain words.' },
     schedule: nullable({ type: 'object', required: ['cron', 'timezone'], properties: { cron: { type: 'string' }, timezone: { type: 'string' } } }),

@@ -134,7 +134,7 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
         tags,
         summary: "Complete backups in a target's store folder that no catalog row vouches for",
         description:
-          'As the last prune pass found them (`backstop prune`, or the server\'s hourly pass). Garbage collection never deletes them: import them with `backstop import`, or delete them with `backstop prune --delete-unknown`.',
+          "As the last prune pass found them (`backstop prune`, or the server's hourly pass). Garbage collection never deletes them: import them with `backstop import`, or delete them with `backstop prune --delete-unknown`.",
         params: targetParams,
         response: {
           200: { type: 'object', required: ['target', 'items'], properties: { target: { type: 'string' }, items: { type: 'array', items: unknownBackup } } },

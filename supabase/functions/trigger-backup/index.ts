@@ -38,8 +38,7 @@ const provided = env('SUPABASE_JWKS');
 const remote = remoteKeySet(jwksUrl);
 const keySet = provided
   ? {
-      keys: async (options?: { refresh?: boolean }) =>
-        options?.refresh ? remote.keys(options) : staticKeySet((JSON.parse(provided) as { keys: Jwk[] }).keys).keys(),
+      keys: async (options?: { refresh?: boolean }) => (options?.refresh ? remote.keys(options) : staticKeySet((JSON.parse(provided) as { keys: Jwk[] }).keys).keys()),
     }
   : remote;
 
@@ -48,9 +47,7 @@ const handler = createTriggerBackupHandler({
   verifyJwt: createJwtVerifier({ keySet, issuer: `${supabaseUrl}/auth/v1`, audience: 'authenticated' }),
   asCaller: (claims, text, values) => inSession(CALLER_SESSION_SQL, [JSON.stringify(claims)], text, values),
   asService: (text, values) => inSession(SERVICE_SESSION_SQL, [], text, values),
-  github: githubToken
-    ? githubClient({ apiUrl: env('BACKSTOP_GITHUB_API_URL') ?? 'https://api.github.com', token: githubToken, maxRateLimitWaitMs: 10_000 })
-    : null,
+  github: githubToken ? githubClient({ apiUrl: env('BACKSTOP_GITHUB_API_URL') ?? 'https://api.github.com', token: githubToken, maxRateLimitWaitMs: 10_000 }) : null,
   runDeadlineMs: env('BACKSTOP_RUN_DEADLINE') ? Number(env('BACKSTOP_RUN_DEADLINE')) * 1000 : undefined,
   startDeadlineMs: env('BACKSTOP_START_DEADLINE') ? Number(env('BACKSTOP_START_DEADLINE')) * 1000 : undefined,
   log: (message, details) => console.log(JSON.stringify({ message, ...details })),

@@ -37,12 +37,14 @@ function Timeline({ events }) {
   return html`<section class="card" aria-labelledby="events-title">
     <h2 id="events-title">Events</h2>
     ${events.length === 0 ? html`<p class="muted">No events yet.</p>` : null}
-    <ol class="timeline">${events.map((event) => html`<li key=${event.id} data-kind=${event.kind} class=${/failed|reaped|error|mismatch/.test(event.kind) ? 'timeline-bad' : ''}>
+    <ol class="timeline">${events.map(
+      (event) => html`<li key=${event.id} data-kind=${event.kind} class=${/failed|reaped|error|mismatch/.test(event.kind) ? 'timeline-bad' : ''}>
       <time datetime=${event.at} title=${event.at}>${formatTime(event.at)}</time>
       <span class="event-kind">${event.kind.replaceAll('_', ' ')}</span>
       <${EventBadge} event=${event} />
       ${event.message ? html`<span class="event-message">${event.message}</span>` : null}
-    </li>`)}</ol>
+    </li>`,
+    )}</ol>
   </section>`;
 }
 

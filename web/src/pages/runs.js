@@ -118,8 +118,9 @@ export function RunsPage({ query }) {
     <${ErrorNotice} error=${runs.error} title="The runs could not be loaded" />
     ${runs.data === undefined && !runs.error ? html`<${Loading} />` : null}
     ${runs.data && runs.data.items.length === 0 ? html`<p>No runs${filterKey !== '{"target":"","status":"","kind":""}' ? ' match these filters' : ' yet'}.</p>` : null}
-    ${runs.data && runs.data.items.length > 0
-      ? html`<div class="table-wrap"><table class="runs-table">
+    ${
+      runs.data && runs.data.items.length > 0
+        ? html`<div class="table-wrap"><table class="runs-table">
           <caption class="visually-hidden">Runs, newest first</caption>
           <thead><tr><th scope="col">Status</th><th scope="col">Run</th><th scope="col">Target</th><th scope="col">Kind</th><th scope="col">Created</th><th scope="col">Duration</th><th scope="col">Size</th><th scope="col">Progress</th></tr></thead>
           <tbody>${runs.data.items.map((run) => html`<tr key=${run.id} data-run=${run.id}>
@@ -135,5 +136,6 @@ export function RunsPage({ query }) {
         </table></div>
         ${runs.data.nextCursor ? html`<p><button type="button" class="button-quiet" onClick=${loadMore} disabled=${more.busy}>${more.busy ? 'Loading…' : 'Load older runs'}</button></p>` : null}
         <${ErrorNotice} error=${more.error} title="Older runs could not be loaded" />`
-      : null}`;
+        : null
+    }`;
 }

@@ -123,7 +123,8 @@ export function TargetPage({ name }) {
           <div><dt>Last verification</dt><dd>${s.lastVerification ? html`<${StatusBadge} status=${s.lastVerification.status} /> ${formatRelative(s.lastVerification.finishedAt, now)}` : 'never'}</dd></div>
           <div><dt>Next scheduled run</dt><dd>${data.paused ? 'paused' : s.nextScheduledAt ? formatRelative(s.nextScheduledAt, now) : 'on demand only'}</dd></div>
         </dl>`
-      : null}
+        : null
+    }
     <section class="card charts" aria-labelledby="charts-title">
       <h2 id="charts-title">Backups over time</h2>
       <${ErrorNotice} error=${history.error} title="The history could not be loaded" />
@@ -138,7 +139,8 @@ export function TargetPage({ name }) {
       <ul class="plain recent-runs">${/** @type {Run[]} */ (runs.data?.items ?? []).map((run) => html`<li key=${run.id}>
         <${StatusBadge} status=${run.status} /> <a href=${`#/runs/${run.id}`} class="mono">${shortId(run.id)}</a>
         ${run.kind === 'verify' ? ' restore drill' : ' backup'} · ${formatRelative(run.createdAt, now)}
-      </li>`)}</ul>
+      </li>`,
+      )}</ul>
       <p><a href=${`#/runs?target=${encodeURIComponent(name)}`}>All runs of ${name}</a></p>
     </section>
     <${RestoreHistory} name=${name} reloadKey=${restoresKey} now=${now} />

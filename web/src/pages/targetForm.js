@@ -221,7 +221,8 @@ export function TargetFormPage({ me, name }) {
       <fieldset>
         <legend>Retention</legend>
         <div class="field-row">
-          ${retentionFields.map(([key, label]) => html`<div class="field field-narrow">
+          ${retentionFields.map(
+            ([key, label]) => html`<div class="field field-narrow">
             <label for=${`target-retention-${key}`}>${label}</label>
             <input type="number" min="0" inputmode="numeric" value=${form.retention[key]} ...${described(`target-retention-${key}`)}
               onInput=${(/** @type {any} */ event) => update({ retention: { ...form.retention, [key]: event.currentTarget.value } })} />
@@ -274,7 +275,8 @@ export function TargetFormPage({ me, name }) {
       </fieldset>
       <fieldset>
         <legend>Notifications</legend>
-        ${(existing?.notifications ?? []).map((channel) => html`<div class="field field-check" key=${channel.id}>
+        ${(existing?.notifications ?? []).map(
+          (channel) => html`<div class="field field-check" key=${channel.id}>
           <input id=${`remove-${channel.id}`} type="checkbox" checked=${form.removeChannels.includes(channel.id)}
             onChange=${(/** @type {any} */ event) => update({ removeChannels: event.currentTarget.checked ? [...form.removeChannels, channel.id] : form.removeChannels.filter((id) => id !== channel.id) })} />
           <label for=${`remove-${channel.id}`}>Remove the ${channel.kind} channel (on ${channel.on.map((event) => event.replace('_', ' ')).join(', ')}; its URL is stored, never shown)</label>
@@ -296,10 +298,12 @@ export function TargetFormPage({ me, name }) {
         </div>
         <p id="channel-url-help" class="help">${form.newChannel.kind === 'webhook' ? 'A new webhook gets a signing secret, shown once after saving.' : "Slack's incoming-webhook URL."}</p>
         <div class="checks" role="group" aria-label="Events that notify the new channel">
-          ${notificationEvents.map((eventName) => html`<span class="field-check">
+          ${notificationEvents.map(
+            (eventName) => html`<span class="field-check">
             <input id=${`channel-on-${eventName}`} type="checkbox" checked=${form.newChannel.on.includes(eventName)} onChange=${() => toggleEvent(eventName)} />
             <label for=${`channel-on-${eventName}`}>${eventName.replace('_', ' ')}</label>
-          </span>`)}
+          </span>`,
+          )}
         </div>
         ${error('channel-on')}
       </fieldset>
