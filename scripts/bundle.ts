@@ -108,7 +108,7 @@ export async function staleBundles(): Promise<string[]> {
     const stale: string[] = [];
     for (const { output } of bundles) {
       const committed = await fs.readFile(path.join(root, output)).catch(() => null);
-      if (!committed || !committed.equals(await fs.readFile(path.join(fresh, output)))) stale.push(output);
+      if (!committed?.equals(await fs.readFile(path.join(fresh, output)))) stale.push(output);
     }
     return stale;
   } finally {

@@ -54,7 +54,9 @@ interface SampleRun {
 
 async function insertRun(pool: Pool, run: SampleRun): Promise<string> {
   const running = run.status === 'running';
-  const files = run.bytes ? [{ name: `dump.pgcustom.zst${run.encrypted ? '.age' : ''}`, size: run.bytes, sha256: 'a'.repeat(48) + run.createdAt.toString(16).padStart(16, '0').slice(-16) }] : [];
+  const files = run.bytes
+    ? [{ name: `dump.pgcustom.zst${run.encrypted ? '.age' : ''}`, size: run.bytes, sha256: 'a'.repeat(48) + run.createdAt.toString(16).padStart(16, '0').slice(-16) }]
+    : [];
   const artifact = run.bytes
     ? { storeUrl: 's3://acme-backups/prod?region=eu-west-1', prefix: `sample/${run.createdAt}/`, manifest: { name: 'manifest.json', size: 2_148, sha256: 'b'.repeat(64) }, files }
     : null;

@@ -14,6 +14,7 @@ import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../
 import { migrate } from '../src/db/migrate.ts';
 import { createPool } from '../src/db/pool.ts';
 import { createDatabaseIfMissing } from '../src/db/createDatabaseIfMissing.ts';
+import { lintFixAdvice, runBiomeCheck } from './lint.ts';
 
 const TEMPLATE = 'backstop_template';
 

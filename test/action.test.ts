@@ -72,7 +72,13 @@ describe('the GitHub Action (action.yml → dist/action/index.cjs)', { timeout: 
       output: outputFile,
       exited,
       log: () => log,
-      outputs: async () => Object.fromEntries((await fs.readFile(outputFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((line) => line.split(/=(.*)/s).slice(0, 2))),
+      outputs: async () =>
+        Object.fromEntries(
+          (await fs.readFile(outputFile, 'utf8').catch(() => ''))
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => line.split(/=(.*)/s).slice(0, 2)),
+        ),
     };
   }
 

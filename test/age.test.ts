@@ -151,7 +151,7 @@ describe('keys', () => {
       [typo, /checksum does not match.*age-keygen/],
       [key.recipient.slice(0, -3), /checksum does not match/],
       ['', /not bech32-encoded/],
-      ['age1pq1' + 'q'.repeat(60), /Invalid age recipient|Unsupported age recipient/],
+      [`age1pq1${'q'.repeat(60)}`, /Invalid age recipient|Unsupported age recipient/],
       ['ssh-ed25519 AAAA', /Invalid age recipient given/],
       [key.identity, /identity \(secret key\) was given where a recipient/],
     ] as const;

@@ -326,7 +326,10 @@ describe('artifacts: encryption, S3, version matching', () => {
       assert.match(error.message, /PostgreSQL 17/);
       assert.match(error.message, /15\.\d+ \(/);
       // On Debian 12, whose own archive has only PostgreSQL 15: the PGDG repository's client.
-      assert.match(error.message, /`sudo apt-get install -y postgresql-common && sudo \/usr\/share\/postgresql-common\/pgdg\/apt\.postgresql\.org\.sh -y && sudo apt-get install -y postgresql-client-17`/);
+      assert.match(
+        error.message,
+        /`sudo apt-get install -y postgresql-common && sudo \/usr\/share\/postgresql-common\/pgdg\/apt\.postgresql\.org\.sh -y && sudo apt-get install -y postgresql-client-17`/,
+      );
       assert.deepEqual(await filesUnder(storeDir), []);
       const listed = JSON.parse((await runCli(['target', 'list', '--json'], env)).stdout) as Array<{ name: string }>;
       assert.ok(!listed.some((target) => target.name === 'pg17'), 'no target left behind');

@@ -55,11 +55,6 @@ describe('bad input through the CLI', () => {
 
   const runCount = async () => (await catalog.pool.query<{ count: number }>('select count(*)::int as count from backstop.runs')).rows[0]!.count;
 
-  const runRowJson = async (runId: string) => (await catalog.pool.query<{ row: unknown }>('select row_to_json(r) as row from backstop.runs r where id = $1', [runId])).rows[0]?.row;
-
-  const eventsJson = async (runId: string) =>
-    (await catalog.pool.query<{ row: unknown }>('select row_to_json(e) as row from backstop.run_events e where run_id = $1 order by id', [runId])).rows.map((row) => row.row);
-
   describe('run ids', () => {
     const commands: Array<[string, (id: string) => string[]]> = [
       ['run', (id) => ['run', id]],
@@ -111,7 +106,10 @@ describe('bad input through the CLI', () => {
       const [targetsBefore, runsBefore] = [await targetNames(), await runCount()];
       const result = await cli(['backup', `postgres://u:${secret}@127.0.0.1:1/db`, '--target', 'unreachable'], { BACKSTOP_LOG_LEVEL: 'debug' });
       assert.equal(result.code, 8, result.stderr);
-      assert.match(result.stderr, /DATABASE_URL: Cannot connect to the database at postgres:\/\/u:\*{5}@127\.0\.0\.1:1\/db: .*Check that the server is running.*\[DATABASE_UNREACHABLE\]/);
+      assert.match(
+        result.stderr,
+        /DATABASE_URL: Cannot connect to the database at postgres:\/\/u:\*{5}@127\.0\.0\.1:1\/db: .*Check that the server is running.*\[DATABASE_UNREACHABLE\]/,
+      );
       assert.deepEqual(await targetNames(), targetsBefore, 'the target list is unchanged');
       assert.equal(await runCount(), runsBefore);
       for (const [where, text] of Object.entries({ stdout: result.stdout, stderr: result.stderr })) {
@@ -125,7 +123,10 @@ describe('bad input through the CLI', () => {
       assert.equal(result.code, 9, result.stderr);
       assert.match(result.stderr, /\[PG_TOOL_NOT_FOUND\]/);
       // This machine is Debian: the command that gets a client of any major.
-      assert.match(result.stderr, /Install the PostgreSQL \d+ client from the PostgreSQL project's apt repository: `sudo apt-get install -y postgresql-common && sudo \/usr\/share\/postgresql-common\/pgdg\/apt\.postgresql\.org\.sh -y && sudo apt-get install -y postgresql-client-\d+`/);
+      assert.match(
+        result.stderr,
+        /Install the PostgreSQL \d+ client from the PostgreSQL project's apt repository: `sudo apt-get install -y postgresql-common && sudo \/usr\/share\/postgresql-common\/pgdg\/apt\.postgresql\.org\.sh -y && sudo apt-get install -y postgresql-client-\d+`/,
+      );
       assert.match(result.stderr, /BACKSTOP_PG_BIN/);
       assert.deepEqual(await targetNames(), targetsBefore);
       assert.equal(await runCount(), runsBefore);

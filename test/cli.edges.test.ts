@@ -155,7 +155,11 @@ describe('the CLI keeps its promises', () => {
       assert.equal(some.length, 250);
       assert.equal(new Set(some.map((run) => run.id)).size, 250, 'a run was listed twice across pages');
       const times = some.map((run) => Date.parse(run.createdAt));
-      assert.deepEqual(times, [...times].sort((a, b) => b - a), 'not newest first');
+      assert.deepEqual(
+        times,
+        [...times].sort((a, b) => b - a),
+        'not newest first',
+      );
       assert.equal((await listed(1000)).length, 260);
       assert.equal((await cli(['runs', '--limit', '1001'])).code, 2);
     });

@@ -382,12 +382,20 @@ describe('every command keeps the CLI promises', () => {
     });
 
     it('every option that takes a value has an invalid value here (or is marked as taking any)', () => {
-      const missing = valueOptions.filter(({ commandPath, option }) => invalidValueFor(commandPath, option) === undefined).map(({ commandPath, option }) => `${commandPath} ${option.flags}`);
+      const missing = valueOptions
+        .filter(({ commandPath, option }) => invalidValueFor(commandPath, option) === undefined)
+        .map(({ commandPath, option }) => `${commandPath} ${option.flags}`);
       assert.deepEqual(missing, [], 'add an invalid value for these options to `invalidValues` in this file');
     });
 
     it('the commands with no result to print are exactly the worker, the server and the demo', () => {
-      assert.deepEqual(runnables.filter(([command]) => !takesJson(command)).map(([, commandPath]) => commandPath).sort(), ['demo', 'server', 'worker']);
+      assert.deepEqual(
+        runnables
+          .filter(([command]) => !takesJson(command))
+          .map(([, commandPath]) => commandPath)
+          .sort(),
+        ['demo', 'server', 'worker'],
+      );
     });
   });
 
@@ -432,7 +440,7 @@ describe('every command keeps the CLI promises', () => {
     if (expected.says) assert.match(message, expected.says, what);
   }
 
-  describe('usage errors: exit 2, said in a line that points at the command\'s help', PARALLEL, () => {
+  describe("usage errors: exit 2, said in a line that points at the command's help", PARALLEL, () => {
     for (const [command, commandPath] of runnables) {
       const words = commandPath.split(' ');
       const json = takesJson(command);
@@ -469,11 +477,15 @@ describe('every command keeps the CLI promises', () => {
       const json = takesJson(command);
       for (const failure of expectations[commandPath]?.failing ?? []) {
         for (const withJson of json ? [false, true] : [false]) {
-          it(`backstop ${commandPath} ${failure.args.toString().replace(/^\(\) => /, '')}${failure.env ? ' (catalog unreachable)' : ''}${withJson ? ' --json' : ''}: ${failure.code}`, TEST_TIMEOUT, async () => {
-            const args = [...commandPath.split(' '), ...failure.args(), ...(withJson ? ['--json'] : [])];
-            const outcome = await backstop(args, { ...env, ...failure.env });
-            assertFails(args, outcome, { code: failure.code, says: failure.says, json: withJson });
-          });
+          it(
+            `backstop ${commandPath} ${failure.args.toString().replace(/^\(\) => /, '')}${failure.env ? ' (catalog unreachable)' : ''}${withJson ? ' --json' : ''}: ${failure.code}`,
+            TEST_TIMEOUT,
+            async () => {
+              const args = [...commandPath.split(' '), ...failure.args(), ...(withJson ? ['--json'] : [])];
+              const outcome = await backstop(args, { ...env, ...failure.env });
+              assertFails(args, outcome, { code: failure.code, says: failure.says, json: withJson });
+            },
+          );
         }
       }
     }
@@ -511,7 +523,11 @@ describe('every command keeps the CLI promises', () => {
         const outcome = await backstop(args, env);
         assert.equal(outcome.code, 0, describeOutcome(args, outcome));
         assert.equal((JSON.parse(outcome.stdout) as { status: string }).status, 'restored');
-        assert.match(outcome.stderr, new RegExp(`^backstop: warning: --identity \\S+ is not needed: backup ${succeeded} is not encrypted; it was ignored\\.\\n$`), describeOutcome(args, outcome));
+        assert.match(
+          outcome.stderr,
+          new RegExp(`^backstop: warning: --identity \\S+ is not needed: backup ${succeeded} is not encrypted; it was ignored\\.\\n$`),
+          describeOutcome(args, outcome),
+        );
       } finally {
         await into.drop();
       }
@@ -555,7 +571,7 @@ describe('every command keeps the CLI promises', () => {
       await fs.access(path.join(home, 'backups', run.artifact.prefix, 'manifest.json'));
     });
 
-    it('server --no-worker with the worker\'s options: refused, naming them', TEST_TIMEOUT, async () => {
+    it("server --no-worker with the worker's options: refused, naming them", TEST_TIMEOUT, async () => {
       const args = ['server', '--no-worker', '--concurrency', '2', '--poll-interval', '5'];
       const outcome = await backstop(args, { ...env, ...UNREACHABLE_CATALOG });
       assertFails(args, outcome, { code: 'INVALID_INPUT', json: false, says: /--concurrency, --poll-interval set the in-process worker, which --no-worker turns off/ });

@@ -17,6 +17,7 @@ import { waitFor } from './support/wait.ts';
 const TEST_TIMEOUT = { timeout: 120_000 };
 // "[07:04:08.289] INFO: worker started {"worker":…}", colours aside.
 const PRETTY_LINE = /^\[\d\d:\d\d:\d\d\.\d{3}\] (TRACE|DEBUG|INFO|WARN|ERROR|FATAL): \S/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matches terminal colour escapes on purpose
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 interface Output {
@@ -58,7 +59,11 @@ async function runBackstop(args: string[], env: Record<string, string>, options:
 
 /** Lines as printed, colours and the terminal's carriage returns removed. */
 function linesOf(output: Output): string[] {
-  return output.text.replace(ANSI, '').replaceAll('\r', '').split('\n').filter((line) => line.trim() !== '');
+  return output.text
+    .replace(ANSI, '')
+    .replaceAll('\r', '')
+    .split('\n')
+    .filter((line) => line.trim() !== '');
 }
 
 function assertPretty(output: Output, what: string): void {
@@ -116,14 +121,20 @@ describe('logs: pretty on a terminal, JSON lines when piped', () => {
       lines.some((line) => /^\[[\d:.]+\] INFO: worker started \{"worker":"[^"]+","concurrency":1\}$/.test(line)),
       output.text,
     );
-    assert.ok(lines.some((line) => /INFO: worker stopped/.test(line)), `it stops on SIGTERM and says so:\n${output.text}`);
+    assert.ok(
+      lines.some((line) => /INFO: worker stopped/.test(line)),
+      `it stops on SIGTERM and says so:\n${output.text}`,
+    );
     assert.equal(output.code, 0, output.text);
   });
 
   it('the same worker through a pipe writes JSON lines', TEST_TIMEOUT, async () => {
     const output = await runBackstop(worker, env, { terminal: false, until: workerStarted });
     assertJsonLines(output, 'worker through a pipe');
-    assert.ok(linesOf(output).some((line) => (JSON.parse(line) as { msg: string }).msg === 'worker started'), output.text);
+    assert.ok(
+      linesOf(output).some((line) => (JSON.parse(line) as { msg: string }).msg === 'worker started'),
+      output.text,
+    );
   });
 
   it('BACKSTOP_LOG_FORMAT=json on a terminal: JSON lines', TEST_TIMEOUT, async () => {
@@ -147,7 +158,10 @@ describe('logs: pretty on a terminal, JSON lines when piped', () => {
     const lines = linesOf(output);
     const logged = lines.filter((line) => !line.startsWith('Run '));
     assertPretty({ ...output, text: logged.join('\n') }, 'a one-shot command on a terminal');
-    assert.ok(lines.some((line) => /^\s{4}err: BackstopError \[DATABASE_UNREACHABLE\]: Cannot connect/.test(line)), output.text);
+    assert.ok(
+      lines.some((line) => /^\s{4}err: BackstopError \[DATABASE_UNREACHABLE\]: Cannot connect/.test(line)),
+      output.text,
+    );
     assert.doesNotMatch(output.text, /\n\s+at \S/, `no stack trace:\n${output.text}`);
   });
 

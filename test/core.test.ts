@@ -74,12 +74,21 @@ describe('pure pieces', () => {
     const rhel10 = system('linux', osRelease(['ID="rhel"', 'ID_LIKE="fedora"', 'VERSION_ID="10.0"']));
     const alpine = system('linux', osRelease(['ID=alpine', 'VERSION_ID=3.21.0']));
     const pgdgApt = 'sudo apt-get install -y postgresql-common && sudo /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y && sudo apt-get install -y postgresql-client-17';
-    assert.deepEqual([debian12, ubuntu].map((host) => host.kind), ['debian', 'debian']);
+    assert.deepEqual(
+      [debian12, ubuntu].map((host) => host.kind),
+      ['debian', 'debian'],
+    );
     assert.equal(clientInstallAdvice(debian12, 17), `Install the PostgreSQL 17 client from the PostgreSQL project's apt repository: \`${pgdgApt}\``);
     assert.equal(clientInstallAdvice(ubuntu, 17), clientInstallAdvice(debian12, 17));
     assert.equal(clientInstallAdvice(system('darwin', null), 17), 'Install the PostgreSQL 17 client with Homebrew: `brew install postgresql@17`');
-    assert.match(clientInstallAdvice(fedora, 17), /`sudo dnf install -y https:\/\/download\.postgresql\.org\/pub\/repos\/yum\/reporpms\/F-\$\(rpm -E %fedora\)-x86_64\/pgdg-fedora-repo-latest\.noarch\.rpm && sudo dnf install -y postgresql17`/);
-    assert.match(clientInstallAdvice(rocky9, 16), /reporpms\/EL-9-x86_64\/pgdg-redhat-repo-latest\.noarch\.rpm && sudo dnf -qy module disable postgresql && sudo dnf install -y postgresql16`/);
+    assert.match(
+      clientInstallAdvice(fedora, 17),
+      /`sudo dnf install -y https:\/\/download\.postgresql\.org\/pub\/repos\/yum\/reporpms\/F-\$\(rpm -E %fedora\)-x86_64\/pgdg-fedora-repo-latest\.noarch\.rpm && sudo dnf install -y postgresql17`/,
+    );
+    assert.match(
+      clientInstallAdvice(rocky9, 16),
+      /reporpms\/EL-9-x86_64\/pgdg-redhat-repo-latest\.noarch\.rpm && sudo dnf -qy module disable postgresql && sudo dnf install -y postgresql16`/,
+    );
     assert.doesNotMatch(clientInstallAdvice(rhel10, 16), /module disable/);
     assert.equal(clientInstallAdvice(alpine, 17), 'Install the PostgreSQL 17 client: `apk add postgresql17-client`');
     // A GitHub-hosted runner: the workflow's own step, whatever the runner's distribution.

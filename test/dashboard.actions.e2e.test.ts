@@ -73,7 +73,10 @@ describe('dashboard actions in headless Chromium', { timeout: 600_000 }, () => {
     receiver = await startReceiver();
     // The server holds no age identity (no BACKSTOP_IDENTITY_FILE): its worker cannot decrypt.
     api = await startTestServer({ catalogUrl: catalog.url, worker: true, env: { BACKSTOP_STORE: `file://${storeDir}` } });
-    for (const [name, encryptTo] of [['vault', [key.recipient]], ['plain', []]] as const) {
+    for (const [name, encryptTo] of [
+      ['vault', [key.recipient]],
+      ['plain', []],
+    ] as const) {
       const created = await api.request('POST', '/api/v1/targets', { body: { name, databaseUrl: source.url, storeUrl: `file://${storeDir}`, options: { encryptTo } } });
       assert.equal(created.status, 201, created.text);
     }
@@ -214,10 +217,14 @@ describe('dashboard actions in headless Chromium', { timeout: 600_000 }, () => {
         // The second restore meets a database the first filled: it fails.
         const started = await api.request('POST', `/api/v1/runs/${plainRun}/restore`, { body: { databaseUrl: destination.url, privilegedRole: 'postgres' } });
         assert.equal(started.status, 202, started.text);
-        await waitFor(`restore ${expected}`, async () => {
-          const items = (await api.request('GET', '/api/v1/targets/plain/restores')).json.items as { id: string; status: string }[];
-          return items.find((item) => item.id === started.json.restoreId)?.status === expected;
-        }, WAIT);
+        await waitFor(
+          `restore ${expected}`,
+          async () => {
+            const items = (await api.request('GET', '/api/v1/targets/plain/restores')).json.items as { id: string; status: string }[];
+            return items.find((item) => item.id === started.json.restoreId)?.status === expected;
+          },
+          WAIT,
+        );
       }
       await page.goto(`${api.url}/#/targets/plain`);
       const rows = page.locator('#restores tbody tr');

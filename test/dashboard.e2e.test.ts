@@ -330,7 +330,9 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
 
   it('the overview puts a failing target first and says why', async () => {
     const port = await closedPort();
-    const created = await api.request('POST', '/api/v1/targets', { body: { name: 'broken', databaseUrl: `postgres://u:p@127.0.0.1:${port}/x`, storeUrl: `file://${storeDir}`, checks: false } });
+    const created = await api.request('POST', '/api/v1/targets', {
+      body: { name: 'broken', databaseUrl: `postgres://u:p@127.0.0.1:${port}/x`, storeUrl: `file://${storeDir}`, checks: false },
+    });
     assert.equal(created.status, 201, created.text);
     const triggered = await api.request('POST', '/api/v1/runs', { body: { target: 'broken' } });
     await waitFor('the broken backup failed', async () => (await getRun(catalog.pool, triggered.json.id)).status === 'failed', WAIT);
@@ -392,7 +394,11 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
       if (hash !== '#/targets' && hash !== '#/runs' && hash !== '#/') await page.locator('main button').first().waitFor();
       const enabled = await page.locator('main button:enabled, main a.button').allInnerTexts();
       // "Load older runs" only reads.
-      assert.deepEqual(enabled.filter((text) => !/Load older/.test(text)), [], `${hash} offers ${enabled.join(', ')}`);
+      assert.deepEqual(
+        enabled.filter((text) => !/Load older/.test(text)),
+        [],
+        `${hash} offers ${enabled.join(', ')}`,
+      );
       for (const button of await page.locator('main button:disabled').all()) {
         const reasonId = await button.getAttribute('aria-describedby');
         assert.ok(reasonId, `${hash}: "${await button.innerText()}" is disabled without a reason`);

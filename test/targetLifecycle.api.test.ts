@@ -36,8 +36,8 @@ function assertRefused(result: HttpResult, status: number, code: string, field?:
   return error;
 }
 
-describe('target bodies: JSON Schema derived from the operations\' zod schemas', () => {
-  it('compiles in the server\'s strict Ajv, which agrees with zod on the documented examples and on shape errors', () => {
+describe("target bodies: JSON Schema derived from the operations' zod schemas", () => {
+  it("compiles in the server's strict Ajv, which agrees with zod on the documented examples and on shape errors", () => {
     for (const [body, schema] of [
       [targetCreateBody, targetCreateSchema],
       [targetUpdateBody, targetUpdateSchema],
@@ -94,10 +94,15 @@ describe('target lifecycle through the API', () => {
   const backupOf = async (target: string) => {
     const triggered = await api.request('POST', '/api/v1/runs', { token: api.tokens.operator, body: { target } });
     assert.equal(triggered.status, 201, triggered.text);
-    return waitFor(`run of ${target} ended`, async () => {
-      const run = (await api.request('GET', `/api/v1/runs/${triggered.json.id}`)).json;
-      return ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(run.status) ? run : null;
-    }, 120_000, 200);
+    return waitFor(
+      `run of ${target} ended`,
+      async () => {
+        const run = (await api.request('GET', `/api/v1/runs/${triggered.json.id}`)).json;
+        return ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(run.status) ? run : null;
+      },
+      120_000,
+      200,
+    );
   };
 
   it('create refuses before storing anything: each check with its status, code and field; every input problem at once', TEST_TIMEOUT, async () => {
@@ -117,7 +122,12 @@ describe('target lifecycle through the API', () => {
       'STORE_WRITE_FAILED',
       'storeUrl',
     );
-    const ftp = assertRefused(await api.request('POST', '/api/v1/targets', { body: { name: 'refused', databaseUrl: source.url, storeUrl: 'ftp://files.example.com/b' } }), 400, 'INVALID_INPUT', 'storeUrl');
+    const ftp = assertRefused(
+      await api.request('POST', '/api/v1/targets', { body: { name: 'refused', databaseUrl: source.url, storeUrl: 'ftp://files.example.com/b' } }),
+      400,
+      'INVALID_INPUT',
+      'storeUrl',
+    );
     assert.match(ftp.fields![0]!.message, /^Backstop stores backups in a folder \(file:\/\/\/absolute\/path\) or an S3-compatible bucket/);
     const age = assertRefused(
       await api.request('POST', '/api/v1/targets', { body: { name: 'refused', databaseUrl: source.url, options: { encryptTo: ['age1notakey'] } } }),
@@ -195,7 +205,12 @@ describe('target lifecycle through the API', () => {
     assert.equal(created.status, 201, created.text);
     assert.equal(created.json.paused, false);
     assert.deepEqual(created.json.database, { host: '127.0.0.1', port: 1, database: 'db', user: 'u' });
-    assertRefused(await api.request('POST', '/api/v1/targets', { body: { name: 'later2', databaseUrl: source.url, storeUrl: 'ftp://x/y', checks: false } }), 400, 'INVALID_INPUT', 'storeUrl');
+    assertRefused(
+      await api.request('POST', '/api/v1/targets', { body: { name: 'later2', databaseUrl: source.url, storeUrl: 'ftp://x/y', checks: false } }),
+      400,
+      'INVALID_INPUT',
+      'storeUrl',
+    );
 
     const failing = await api.request('POST', '/api/v1/targets/later/test', { token: api.tokens.operator });
     assert.equal(failing.status, 200, failing.text);
@@ -290,7 +305,10 @@ describe('target lifecycle through the API', () => {
     assertRefused(await api.request('PATCH', '/api/v1/targets/app', { body: { name: 'taken' } }), 409, 'TARGET_EXISTS', 'name');
     const renamed = await api.request('PATCH', '/api/v1/targets/app', { body: { name: 'shop' } });
     assert.equal(renamed.status, 200, renamed.text);
-    assert.deepEqual((await api.request('GET', '/api/v1/runs?target=shop')).json.items.map((run: { id: string }) => run.id), runsBefore);
+    assert.deepEqual(
+      (await api.request('GET', '/api/v1/runs?target=shop')).json.items.map((run: { id: string }) => run.id),
+      runsBefore,
+    );
     assertRefused(await api.request('GET', '/api/v1/targets/app'), 404, 'TARGET_NOT_FOUND');
   });
 

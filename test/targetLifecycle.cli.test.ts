@@ -72,7 +72,7 @@ describe('target lifecycle through the CLI', () => {
     return cli(['run', triggered.stdout.trim(), '--json']);
   };
 
-  it('`target add` refuses, before anything is stored, with the failing check\'s code and the flag at fault', TEST_TIMEOUT, async () => {
+  it("`target add` refuses, before anything is stored, with the failing check's code and the flag at fault", TEST_TIMEOUT, async () => {
     const aFile = path.join(workDir, 'a-file');
     await fs.writeFile(aFile, 'not a folder');
     const cases: Array<{ what: string; args: string[]; env?: Record<string, string>; exit: number; stderr: RegExp }> = [
@@ -83,7 +83,12 @@ describe('target lifecycle through the CLI', () => {
         stderr: /--database-url: Cannot connect to the database at postgres:\/\/u:\*{5}@127\.0\.0\.1:1\/db: .*\[DATABASE_UNREACHABLE\]/,
       },
       { what: 'unwritable store', args: ['--database-url', source.url, '--store', path.join(aFile, 'store')], exit: 12, stderr: /--store: .*a-file.*\[STORE_WRITE_FAILED\]/ },
-      { what: 'ftp:// store', args: ['--database-url', source.url, '--store', 'ftp://files.example.com/backups'], exit: 2, stderr: /--store: Backstop stores backups in a folder .* or an S3-compatible bucket.*\[INVALID_INPUT\]/ },
+      {
+        what: 'ftp:// store',
+        args: ['--database-url', source.url, '--store', 'ftp://files.example.com/backups'],
+        exit: 2,
+        stderr: /--store: Backstop stores backups in a folder .* or an S3-compatible bucket.*\[INVALID_INPUT\]/,
+      },
       { what: 'an invalid age key', args: ['--database-url', source.url, '--encrypt-to', 'age1notakey'], exit: 2, stderr: /--encrypt-to: must be an age recipient \(age1…\)/ },
       {
         what: 'no pg_dump',
@@ -109,7 +114,7 @@ describe('target lifecycle through the CLI', () => {
     assert.deepEqual(await filesUnder(storeDir), [], 'no probe object left behind');
   });
 
-  it('`--skip-checks` stores a target nobody can reach now; `target test` reports every check and exits with the failure\'s code', TEST_TIMEOUT, async () => {
+  it("`--skip-checks` stores a target nobody can reach now; `target test` reports every check and exits with the failure's code", TEST_TIMEOUT, async () => {
     // The checks are skipped, the rules are not.
     const ftp = await cli(['target', 'add', 'later', '--database-url', 'postgres://u:p@127.0.0.1:1/db', '--store', 'ftp://x/y', '--skip-checks']);
     assert.equal(ftp.code, 2, ftp.stderr);
@@ -164,10 +169,31 @@ describe('target lifecycle through the CLI', () => {
     const newStore = path.join(workDir, 'moved');
     const { recipient } = generateIdentity();
     const updated = await json([
-      'target', 'update', 'app',
-      '--store', newStore, '--compression', 'gzip:5', '--encrypt-to', recipient, '--max-attempts', '3', '--checksums',
-      '--restore-to', 'restore.internal:5432/*', '--no-exclusive', '--schedule', '0 3 * * *', '--timezone', 'Europe/Paris',
-      '--keep-last', '4', '--verify-every', '2', '--notify-slack', 'https://hooks.example.com/services/x',
+      'target',
+      'update',
+      'app',
+      '--store',
+      newStore,
+      '--compression',
+      'gzip:5',
+      '--encrypt-to',
+      recipient,
+      '--max-attempts',
+      '3',
+      '--checksums',
+      '--restore-to',
+      'restore.internal:5432/*',
+      '--no-exclusive',
+      '--schedule',
+      '0 3 * * *',
+      '--timezone',
+      'Europe/Paris',
+      '--keep-last',
+      '4',
+      '--verify-every',
+      '2',
+      '--notify-slack',
+      'https://hooks.example.com/services/x',
     ]);
     assert.equal(updated.storeUrl, `file://${newStore}`);
     assert.deepEqual(updated.options, { compression: 'gzip:5', encryptTo: [recipient], checksums: true, restoreTo: ['restore.internal:5432/*'] });
@@ -176,18 +202,37 @@ describe('target lifecycle through the CLI', () => {
     assert.deepEqual(updated.schedule, { cron: '0 3 * * *', timezone: 'Europe/Paris' });
     assert.deepEqual(updated.retention, { keepLast: 4 });
     assert.deepEqual(updated.verification, { everyNth: 2 });
-    assert.deepEqual(updated.notifications.map((channel: { kind: string }) => channel.kind), ['slack']);
+    assert.deepEqual(
+      updated.notifications.map((channel: { kind: string }) => channel.kind),
+      ['slack'],
+    );
     const moved = JSON.parse((await backupOf('app')).stdout);
     assert.equal(moved.status, 'succeeded', JSON.stringify(moved.error));
     assert.equal(moved.artifact.storeUrl, `file://${newStore}`);
-    assert.ok(moved.artifact.files.some((file: { name: string }) => file.name === 'dump.pgcustom.gz.age'), JSON.stringify(moved.artifact.files));
+    assert.ok(
+      moved.artifact.files.some((file: { name: string }) => file.name === 'dump.pgcustom.gz.age'),
+      JSON.stringify(moved.artifact.files),
+    );
 
     const github = await json(['target', 'update', 'app', '--github', 'acme/infra', '--github-ref', 'release']);
     assert.deepEqual(github.executor, { kind: 'github', owner: 'acme', repo: 'infra', workflow: 'backstop-backup.yml', ref: 'release' });
     const back = await json([
-      'target', 'update', 'app',
-      '--no-github', '--no-encryption', '--no-checksums', '--no-restore-to', '--exclusive', '--profile', 'default',
-      '--no-schedule', '--no-retention', '--no-verify', '--clear-notifications', '--max-attempts', '1',
+      'target',
+      'update',
+      'app',
+      '--no-github',
+      '--no-encryption',
+      '--no-checksums',
+      '--no-restore-to',
+      '--exclusive',
+      '--profile',
+      'default',
+      '--no-schedule',
+      '--no-retention',
+      '--no-verify',
+      '--clear-notifications',
+      '--max-attempts',
+      '1',
     ]);
     assert.equal(back.executor, null);
     assert.deepEqual(back.options, { compression: 'gzip:5', checksums: false, profile: 'default' });
@@ -233,7 +278,10 @@ describe('target lifecycle through the CLI', () => {
     const paused = await json(['target', 'pause', 'shop']);
     assert.equal(paused.paused, true);
     const listed = (await json(['schedules'])) as Array<{ target: string; paused: boolean; next: string[] }>;
-    assert.deepEqual(listed.map(({ target, paused: p, next }) => [target, p, next.length]), [['shop', true, 0]]);
+    assert.deepEqual(
+      listed.map(({ target, paused: p, next }) => [target, p, next.length]),
+      [['shop', true, 0]],
+    );
     const human = await cli(['target', 'show', 'shop']);
     assert.match(human.stdout, /target shop \(paused: no scheduled backups or drills\)/);
     assert.match(human.stdout, new RegExp(`database: ${source.name} on 127\\.0\\.0\\.1:\\d+ as reader_`));
@@ -250,7 +298,7 @@ describe('target lifecycle through the CLI', () => {
     assert.match(busy.stderr, /TARGET_BUSY/);
     assert.equal((await cli(['cancel', queued.stdout.trim()])).code, 0);
 
-    const succeeded = ((await json(['runs', '--target', 'shop', '--status', 'succeeded'])) as Array<{ id: string; artifact: { storeUrl: string; prefix: string } }>);
+    const succeeded = (await json(['runs', '--target', 'shop', '--status', 'succeeded'])) as Array<{ id: string; artifact: { storeUrl: string; prefix: string } }>;
     const renamedId = (await json(['target', 'show', 'shop'])).id as string;
     const deleted = await json(['target', 'delete', 'shop']);
     assert.equal(deleted.deleted, 'shop');
@@ -273,12 +321,14 @@ describe('target lifecycle through the CLI', () => {
     const imported = await json(['import', movedStore]);
     assert.deepEqual(
       (imported.imported as Array<{ runId: string }>).map((item) => item.runId).sort(),
-      (deleted.keptBackups as Array<{ runId: string; storeUrl: string }>).filter((backup) => backup.storeUrl === movedStore).map((backup) => backup.runId).sort(),
+      (deleted.keptBackups as Array<{ runId: string; storeUrl: string }>)
+        .filter((backup) => backup.storeUrl === movedStore)
+        .map((backup) => backup.runId)
+        .sort(),
     );
-    const { rows } = await catalog.pool.query<{ count: number }>(
-      'select count(*)::int as count from backstop.runs r join backstop.targets t on t.id = r.target_id where t.id = $1',
-      [renamedId],
-    );
+    const { rows } = await catalog.pool.query<{ count: number }>('select count(*)::int as count from backstop.runs r join backstop.targets t on t.id = r.target_id where t.id = $1', [
+      renamedId,
+    ]);
     assert.equal(rows[0]!.count, imported.imported.length);
   });
 
@@ -322,7 +372,10 @@ describe('target lifecycle through the CLI', () => {
       const otherStore = path.join(workDir, 'other-store');
       const { recipient } = generateIdentity();
       for (const [flags, expected] of [
-        [['--compression', 'gzip'], /--compression: the target "oneshot" has compression zstd:1, not gzip:6\. Change the target with `backstop target update oneshot --compression gzip`/],
+        [
+          ['--compression', 'gzip'],
+          /--compression: the target "oneshot" has compression zstd:1, not gzip:6\. Change the target with `backstop target update oneshot --compression gzip`/,
+        ],
         [['--store', otherStore], /--store: the target "oneshot" has its backups at file:\/\/.*, not file:\/\/.*other-store/],
         [['--encrypt-to', recipient], /--encrypt-to: the target "oneshot" has no encryption, not encryption to age1/],
         [['--profile', 'supabase'], /--profile: the target "oneshot" has the default profile, not the supabase profile/],

@@ -79,7 +79,7 @@ describe('GitHub Actions workflow template', () => {
     assert.match(content, /^# Why the token lives in the repository's secrets, not in the dispatch: workflow_dispatch\n# inputs are public/m);
   });
 
-  it('`backstop init github` pins the action to this version\'s commit or to --action-ref, and will not overwrite without --force', async () => {
+  it("`backstop init github` pins the action to this version's commit or to --action-ref, and will not overwrite without --force", async () => {
     const repo = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-repo-'));
     const workflow = path.join(repo, '.github/workflows/backstop-backup.yml');
     try {
@@ -92,7 +92,10 @@ describe('GitHub Actions workflow template', () => {
       assert.equal(BACKSTOP_REPOSITORY, 'backstop-pg/backstop');
       assert.doesNotMatch(written, /OWNER\/REPO@FULL_COMMIT_SHA/);
       const parsed = parseWorkflow({ name: 'backstop-backup.yml', content: written }, new NoOperationTraceWriter());
-      assert.deepEqual(parsed.context.errors.getErrors().map((error) => error.message), []);
+      assert.deepEqual(
+        parsed.context.errors.getErrors().map((error) => error.message),
+        [],
+      );
       for (const step of ['backstop token create --name github-REPO --github OWNER/REPO', 'BACKSTOP_API_URL', 'BACKSTOP_RUNNER_TOKEN', 'BACKSTOP_SOURCE_URL']) {
         assert.ok(first.stdout.includes(step), `init github's instructions mention ${step}`);
       }
@@ -129,7 +132,7 @@ function registryFetches(text: string): string[] {
   const fetching = [
     /(^|[\s;&|(`])(npx|bunx|pnpx)(\s|$)/,
     /\b(pnpm|yarn|npm)\s+(dlx|exec|x)\b/,
-    /\b(npm|pnpm|yarn|bun)\s+(install|i|add|in|isntall)\b(?=.*\s(?![-.\/~$]|file:)[@a-z0-9])/i,
+    /\b(npm|pnpm|yarn|bun)\s+(install|i|add|in|isntall)\b(?=.*\s(?![-./~$]|file:)[@a-z0-9])/i,
   ];
   return text
     .split('\n')

@@ -36,10 +36,16 @@ export function actionInput(env: Record<string, string | undefined>, name: strin
 export function planAction(env: Record<string, string | undefined>): ActionPlan {
   const problems: string[] = [];
   const runId = actionInput(env, 'run-id');
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, shown to the user as written
   if (!runId) problems.push('`run-id` is empty: pass `run-id: ${{ inputs.run_id }}` (the id Backstop dispatched the workflow with).');
-  if (!actionInput(env, 'api-url')) problems.push("`api-url` is empty: pass `api-url: ${{ secrets.BACKSTOP_API_URL }}` and set that repository secret to your Backstop server's address.");
+  if (!actionInput(env, 'api-url'))
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, shown to the user as written
+    problems.push("`api-url` is empty: pass `api-url: ${{ secrets.BACKSTOP_API_URL }}` and set that repository secret to your Backstop server's address.");
   if (!actionInput(env, 'runner-token')) {
-    problems.push('`runner-token` is empty: pass `runner-token: ${{ secrets.BACKSTOP_RUNNER_TOKEN }}` and set that secret to a token from `backstop token create --name NAME --github OWNER/REPO`.');
+    problems.push(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, shown to the user as written
+      '`runner-token` is empty: pass `runner-token: ${{ secrets.BACKSTOP_RUNNER_TOKEN }}` and set that secret to a token from `backstop token create --name NAME --github OWNER/REPO`.',
+    );
   }
   const jobStatus = actionInput(env, 'job-status');
   if (jobStatus && !(jobStatuses as readonly string[]).includes(jobStatus)) {

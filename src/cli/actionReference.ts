@@ -25,7 +25,10 @@ export interface ActionReference {
 export function parseActionReference(value: string): ActionReference {
   const match = /^([A-Za-z0-9-]+\/[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._/-]+)?)@([A-Za-z0-9._/-]+)$/.exec(value.trim());
   if (!match) {
-    throw new BackstopError('INVALID_INPUT', `--action-ref must be OWNER/REPO@COMMIT_SHA (e.g. ${BACKSTOP_REPOSITORY || 'owner/backstop'}@${'0'.repeat(40)}), got "${value.slice(0, 200)}".`);
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `--action-ref must be OWNER/REPO@COMMIT_SHA (e.g. ${BACKSTOP_REPOSITORY || 'owner/backstop'}@${'0'.repeat(40)}), got "${value.slice(0, 200)}".`,
+    );
   }
   return { uses: `${match[1]}@${match[2]}`, pinned: FULL_SHA.test(match[2]!) };
 }
@@ -54,7 +57,10 @@ async function backstopCommit(): Promise<string | null> {
     recorded = await fs.readFile(new URL(`../${COMMIT_FILE}`, import.meta.url), 'utf8').catch(() => null);
     const gitDir = fileURLToPath(new URL('../../.git', import.meta.url));
     if (recorded === null && existsSync(gitDir)) {
-      recorded = await run('git', ['--git-dir', gitDir, 'rev-parse', 'HEAD'], { timeout: 10_000 }).then(({ stdout }) => stdout, () => null);
+      recorded = await run('git', ['--git-dir', gitDir, 'rev-parse', 'HEAD'], { timeout: 10_000 }).then(
+        ({ stdout }) => stdout,
+        () => null,
+      );
     }
   }
   const commit = recorded?.trim() ?? '';

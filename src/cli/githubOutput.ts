@@ -9,5 +9,10 @@ export function writeGithubOutputs(run: { status: string; error: { code: string 
   const file = env.GITHUB_OUTPUT;
   if (!file) return;
   const outputs = { status: run.status, 'error-code': run.error?.code ?? '' };
-  fs.appendFileSync(file, Object.entries(outputs).map(([name, value]) => `${name}=${value.replace(/[\r\n]/g, ' ')}\n`).join(''));
+  fs.appendFileSync(
+    file,
+    Object.entries(outputs)
+      .map(([name, value]) => `${name}=${value.replace(/[\r\n]/g, ' ')}\n`)
+      .join(''),
+  );
 }

@@ -56,10 +56,17 @@ function prettyLines(destination: DestinationStream, colorize: boolean): Destina
 function describeError(value: unknown): string {
   if (value === null || typeof value !== 'object') return String(value);
   const { type, code, message, stack } = value as { type?: string; code?: string; message?: string; stack?: string };
-  const frames = typeof stack === 'string' ? stack.split('\n').filter((line) => /^\s+at /.test(line)).map((line) => `  ${line.trim()}`) : [];
+  const frames =
+    typeof stack === 'string'
+      ? stack
+          .split('\n')
+          .filter((line) => /^\s+at /.test(line))
+          .map((line) => `  ${line.trim()}`)
+      : [];
   const line = `${type ?? 'Error'}${code ? ` [${code}]` : ''}: ${message ?? JSON.stringify(value)}`;
   // pino-pretty strips control characters from messages but not from what a prettifier returns:
   // an error's message may quote a tool's output, and a terminal would obey its escapes.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removes control characters (terminal escapes) from log text on purpose
   return [line, ...frames].join('\n').replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, '');
 }
 

@@ -1,10 +1,5 @@
 import type { Logger } from 'pino';
-import {
-  claimDueNotifications,
-  markNotificationAttemptFailed,
-  markNotificationDelivered,
-  type NotificationDelivery,
-} from '../db/notifications.ts';
+import { claimDueNotifications, markNotificationAttemptFailed, markNotificationDelivered, type NotificationDelivery } from '../db/notifications.ts';
 import type { Queryable } from '../db/pool.ts';
 import { guardedFetch } from '../net/outboundGuard.ts';
 import { deliverToChannel, type Fetch } from '../operations/deliverNotification.ts';

@@ -82,10 +82,7 @@ export const noIdentityReason = (held: HeldIdentities): string =>
  */
 function operatorHasNowhere(role: ApiTokenRole | null, restoreDestinations: number | undefined): ActionVerdict | null {
   if (role !== 'operator' || restoreDestinations === undefined || restoreDestinations > 0) return null;
-  return blocked(
-    'role',
-    'An operator restores only into a database this target lists for operators, and it lists none. An admin can add some to the target, or restore it.',
-  );
+  return blocked('role', 'An operator restores only into a database this target lists for operators, and it lists none. An admin can add some to the target, or restore it.');
 }
 
 /** `restoreDestinations`: how many entries the target's `options.restoreTo` has, when known. */
@@ -98,10 +95,7 @@ export function decideRunActions(run: ActionRun, role: ApiTokenRole | null, held
     (run.status === 'cancelling' ? blocked('state', 'The run is already being cancelled.') : null) ??
     allowed;
   const verify =
-    needsRole(role, 'operator', 'Verifying a backup') ??
-    notAGoodBackup(run, 'verified') ??
-    (withoutIdentity ? blocked('identity', noIdentityReason(held)) : null) ??
-    allowed;
+    needsRole(role, 'operator', 'Verifying a backup') ?? notAGoodBackup(run, 'verified') ?? (withoutIdentity ? blocked('identity', noIdentityReason(held)) : null) ?? allowed;
   const restore = needsRole(role, 'operator', 'Restoring a backup') ?? notAGoodBackup(run, 'restored') ?? operatorHasNowhere(role, restoreDestinations) ?? allowed;
   const download = needsRole(role, 'admin', 'Downloading backup files') ?? notAGoodBackup(run, 'downloaded') ?? allowed;
   return { cancel, verify, restore: { ...restore, identityRequired: restore.allowed && withoutIdentity }, download };
@@ -133,8 +127,6 @@ export function decideTargetActions(target: ActionTarget, role: ApiTokenRole | n
       (target.busy ? blocked('state', 'A run of this target is queued or in progress; wait for it to end, or cancel it, then delete.') : null) ??
       allowed,
     testNotification:
-      needsRole(role, 'admin', 'Sending a test notification') ??
-      (target.notificationChannels === 0 ? blocked('state', 'This target has no notification channel.') : null) ??
-      allowed,
+      needsRole(role, 'admin', 'Sending a test notification') ?? (target.notificationChannels === 0 ? blocked('state', 'This target has no notification channel.') : null) ?? allowed,
   };
 }

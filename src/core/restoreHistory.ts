@@ -64,7 +64,7 @@ export function restoreHistory(events: readonly RestoreEvent[]): RestoreRecord[]
     }
     if (event.kind !== 'restored' && event.kind !== 'restore_failed') continue;
     let record = restoreId ? byId.get(restoreId) : openWithoutId.get(event.runId)?.shift();
-    if (!record || record.status !== 'running') {
+    if (record?.status !== 'running') {
       const elapsedMs = typeof event.data?.elapsedMs === 'number' ? event.data.elapsedMs : null;
       record = {
         id: restoreId ?? `event-${event.id}`,

@@ -68,10 +68,10 @@ export async function startRestoreProgress(db: Queryable, runId: string, progres
 }
 
 export async function updateRestoreProgress(db: Queryable, id: string, progress: ReportedProgress): Promise<void> {
-  await db.query(
-    `update backstop.restore_progress set progress = $2::jsonb || jsonb_build_object('updatedAt', ${catalogNowJson}), updated_at = now() where id = $1`,
-    [id, JSON.stringify(progress)],
-  );
+  await db.query(`update backstop.restore_progress set progress = $2::jsonb || jsonb_build_object('updatedAt', ${catalogNowJson}), updated_at = now() where id = $1`, [
+    id,
+    JSON.stringify(progress),
+  ]);
 }
 
 export async function endRestoreProgress(db: Queryable, id: string): Promise<void> {

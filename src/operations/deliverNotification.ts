@@ -84,10 +84,10 @@ interface PayloadView {
 
 /** The one-line Slack message for a payload (Slack's text escaping applied). */
 export function slackText(payload: PayloadView): string {
-  const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-  const target = `*${escape(payload.target?.name ?? 'unknown target')}*`;
+  const escapeSlack = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const target = `*${escapeSlack(payload.target?.name ?? 'unknown target')}*`;
   const run = payload.run ?? {};
-  const error = run.error ? `: [${escape(run.error.code ?? '')}] ${escape(run.error.message ?? '')}` : '';
+  const error = run.error ? `: [${escapeSlack(run.error.code ?? '')}] ${escapeSlack(run.error.message ?? '')}` : '';
   const size = run.artifact ? `: ${formatBytes(run.artifact.bytes ?? 0)} in ${run.artifact.files ?? 0} file(s)` : '';
   const suffix = run.id ? ` (run ${run.id})` : '';
   switch (payload.event) {
@@ -98,7 +98,7 @@ export function slackText(payload: PayloadView): string {
     case 'cancelled':
       return `:no_entry_sign: Backup of ${target} was cancelled${suffix}`;
     case 'recovered':
-      return `:white_check_mark: Backup of ${target} recovered: succeeded after a ${escape(payload.previousStatus ?? 'failed')} run${size}${suffix}`;
+      return `:white_check_mark: Backup of ${target} recovered: succeeded after a ${escapeSlack(payload.previousStatus ?? 'failed')} run${size}${suffix}`;
     case 'succeeded':
       return `:white_check_mark: Backup of ${target} succeeded${size}${suffix}`;
     case 'test':
@@ -106,6 +106,6 @@ export function slackText(payload: PayloadView): string {
     case 'verify_failed':
       return `:warning: Restore drill of ${target}${run.subjectRunId ? ` backup ${run.subjectRunId}` : ''} failed${error}${run.id ? ` (drill ${run.id})` : ''}`;
     default:
-      return `Backup of ${target}: ${escape(payload.event ?? 'event')}${suffix}`;
+      return `Backup of ${target}: ${escapeSlack(payload.event ?? 'event')}${suffix}`;
   }
 }

@@ -12,7 +12,10 @@ async function assertFolderExists(storeUrl: string): Promise<void> {
   // A local store's url is `file://` and its absolute path, as is (see localStore).
   if (!storeUrl.startsWith('file://')) return;
   const folder = storeUrl.slice('file://'.length);
-  const isFolder = await fs.stat(folder).then((stat) => stat.isDirectory(), () => false);
+  const isFolder = await fs.stat(folder).then(
+    (stat) => stat.isDirectory(),
+    () => false,
+  );
   if (!isFolder) throw new BackstopError('STORE_READ_FAILED', `No folder at ${folder}: check the path of the store to import from.`);
 }
 

@@ -66,7 +66,13 @@ export async function openBackupFile(db: Queryable, runId: string, name: string)
       flush(callback) {
         const digest = hash.digest('hex');
         if (bytes === listed.size && digest === listed.sha256) callback(null, held ?? undefined);
-        else callback(new BackstopError('ARTIFACT_CORRUPT', `${artifact.prefix}${name} holds ${bytes} bytes with SHA-256 ${digest}; the manifest recorded ${listed.size} bytes with ${listed.sha256}.`));
+        else
+          callback(
+            new BackstopError(
+              'ARTIFACT_CORRUPT',
+              `${artifact.prefix}${name} holds ${bytes} bytes with SHA-256 ${digest}; the manifest recorded ${listed.size} bytes with ${listed.sha256}.`,
+            ),
+          );
       },
     });
     // A reader that goes away destroys `checked`, and the pipeline then the store's stream;

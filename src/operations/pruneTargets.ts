@@ -192,9 +192,7 @@ async function applyRetention(deps: { db: Queryable; log: Logger }, target: Targ
   if (target.retention) {
     const policy = validateRetentionPolicy({ timezone: target.schedule?.timezone, ...target.retention });
     entry.policy = policy;
-    const candidates = backups
-      .filter((backup) => backup.prunedAt === null)
-      .map((backup) => ({ id: backup.id, takenAt: Date.parse(backup.takenAt), verified: backup.verified }));
+    const candidates = backups.filter((backup) => backup.prunedAt === null).map((backup) => ({ id: backup.id, takenAt: Date.parse(backup.takenAt), verified: backup.verified }));
     const plan = planRetention(candidates, policy, context.now);
     entry.keep = plan.keep.map((kept) => ({ id: kept.id, takenAt: byId.get(kept.id)!.takenAt, reasons: kept.reasons.map(describeReason) }));
     entry.delete = plan.delete.map((doomed) => ({ id: doomed.id, takenAt: byId.get(doomed.id)!.takenAt, prefix: byId.get(doomed.id)!.artifact.prefix }));
@@ -211,7 +209,7 @@ async function applyRetention(deps: { db: Queryable; log: Logger }, target: Targ
   };
   const leaveAlone = (backup: RetainedBackup, reason: string) => {
     entry.unverified.push({ id: backup.id, prefix: backup.artifact.prefix, reason });
-    deps.log.warn({ target: target.name, runId: backup.id, reason }, 'retention: backup left in place, it could not be verified as this target\'s own');
+    deps.log.warn({ target: target.name, runId: backup.id, reason }, "retention: backup left in place, it could not be verified as this target's own");
   };
   for (const backup of interrupted) {
     // An earlier pass checked this backup before marking it, and may have deleted its manifest
@@ -372,18 +370,14 @@ async function collectGarbage(
  * the next pass does not ask again. No grace period: a run that is no longer active cannot
  * finish an upload that counts (a zombie runner still sending parts is refused, as it should be).
  */
-async function abortLeftUploads(
-  deps: { db: Queryable; log: Logger },
-  target: TargetRecord,
-  store: Store,
-  entry: TargetPruneReport,
-  dryRun: boolean,
-): Promise<void> {
+async function abortLeftUploads(deps: { db: Queryable; log: Logger }, target: TargetRecord, store: Store, entry: TargetPruneReport, dryRun: boolean): Promise<void> {
   for (const upload of await pendingUploads(deps.db, target.id)) {
     // The record comes from a runner: only an upload inside that run's own artifact folder of
     // the target's store is ever aborted on its word.
     if (upload.storeUrl !== store.url || artifactOfKey(target.name, upload.key)?.runId !== upload.runId) {
-      entry.warnings.push(`run ${upload.runId} recorded a multipart upload ${upload.uploadId} of ${upload.key} in ${upload.storeUrl}, outside its artifact folder in the target's store: left alone`);
+      entry.warnings.push(
+        `run ${upload.runId} recorded a multipart upload ${upload.uploadId} of ${upload.key} in ${upload.storeUrl}, outside its artifact folder in the target's store: left alone`,
+      );
       continue;
     }
     if (dryRun) {

@@ -34,10 +34,7 @@ export async function queueDrill(
       const { manifest } = await readRunManifest(store, subject);
       encrypted = manifest.encryption !== null;
       if (input.requireChecksums && manifest.tables.some((table) => table.checksum === undefined)) {
-        throw new BackstopError(
-          'INVALID_INPUT',
-          `Backup ${subject.id} recorded no per-table checksums. Enable them on the target for future backups, or verify without checksums.`,
-        );
+        throw new BackstopError('INVALID_INPUT', `Backup ${subject.id} recorded no per-table checksums. Enable them on the target for future backups, or verify without checksums.`);
       }
     } finally {
       await store.close();

@@ -9,10 +9,6 @@ export type { DueSlot, ScheduledRunOutcome } from '../db/schedules.ts';
  * catalog's `backstop.create_run`, as a triggered one is; exactly one per slot whatever the
  * number of schedulers, a few set-based statements for thousands of slots.
  */
-export async function queueScheduledBackups(
-  db: Queryable,
-  config: Pick<Config, 'runDeadlineMs'>,
-  slots: readonly DueSlot[],
-): Promise<Map<string, ScheduledRunOutcome>> {
+export async function queueScheduledBackups(db: Queryable, config: Pick<Config, 'runDeadlineMs'>, slots: readonly DueSlot[]): Promise<Map<string, ScheduledRunOutcome>> {
   return createScheduledRuns(db, slots, config.runDeadlineMs);
 }

@@ -8,9 +8,8 @@ import { resolveRunId } from './resolveRunId.ts';
 
 export const jobReportRequest = z
   .strictObject({
-    jobStatus: z
-      .enum(jobStatuses, { error: 'must be success, failure or cancelled (GitHub: ${{ job.status }})' })
-      .describe("The CI job's status (GitHub: `${{ job.status }}`)."),
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, shown to the user as written
+    jobStatus: z.enum(jobStatuses, { error: 'must be success, failure or cancelled (GitHub: ${{ job.status }})' }).describe("The CI job's status (GitHub: `${{ job.status }}`)."),
   })
   .meta({ examples: [{ jobStatus: 'failure' }] });
 

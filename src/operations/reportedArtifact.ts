@@ -5,6 +5,7 @@ import { z } from 'zod';
  * `storage/<bucket>/<key>`, whose key may hold any character. No empty, `.` or `..` segment
  * and no control character, so that a name can never leave its prefix.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: a file name with a control character is refused on purpose
 export const ARTIFACT_FILE_NAME = /^(?!\/)(?!.*\/$)(?!.*\/\/)(?!(.*\/)?\.\.?(\/|$))[^\u0000-\u001f]+$/;
 
 const artifactFile = z.strictObject({

@@ -3,20 +3,11 @@ import { z } from 'zod';
 /** How to restore a backup: the same fields from `backstop restore` and POST /api/v1/runs/:id/restore. */
 export const restoreRequest = z
   .strictObject({
-    databaseUrl: z
-      .string()
-      .min(1)
-      .max(2048)
-      .meta({ writeOnly: true, description: 'Secret: the database to restore into (empty unless clean).' }),
+    databaseUrl: z.string().min(1).max(2048).meta({ writeOnly: true, description: 'Secret: the database to restore into (empty unless clean).' }),
     clean: z.boolean().default(false).describe('Drop and recreate the objects the backup contains.'),
     jobs: z.int().min(1).max(64).default(1).describe('Parallel pg_restore jobs; 1 restores in one transaction.'),
     noOwner: z.boolean().default(false).describe('Do not restore ownership and privileges.'),
-    identity: z
-      .string()
-      .min(1)
-      .max(16_384)
-      .optional()
-      .meta({ writeOnly: true, description: 'Secret: age identity file contents, for an encrypted backup.' }),
+    identity: z.string().min(1).max(16_384).optional().meta({ writeOnly: true, description: 'Secret: age identity file contents, for an encrypted backup.' }),
     privilegedRole: z
       .string()
       .min(1)

@@ -30,12 +30,7 @@ function restoreDestinationsOf(target: Pick<TargetRecord, 'options'>): number {
   return Array.isArray(target.options.restoreTo) ? target.options.restoreTo.length : 0;
 }
 
-export async function targetActionsFor(
-  db: Queryable,
-  config: Pick<Config, 'identityFile'>,
-  target: TargetRecord,
-  role: ApiTokenRole | null,
-): Promise<TargetActions> {
+export async function targetActionsFor(db: Queryable, config: Pick<Config, 'identityFile'>, target: TargetRecord, role: ApiTokenRole | null): Promise<TargetActions> {
   const facts = await getTargetRunFacts(db, target.id);
   return decideTargetActions(
     { newestBackup: facts.newestBackup, busy: facts.busy, notificationChannels: target.notifications.length, restoreDestinations: restoreDestinationsOf(target) },
@@ -79,11 +74,7 @@ export async function assertDrillCanDecrypt(config: Pick<Config, 'identityFile'>
  * else the server's. Checked against the backup's recipients before the restore starts, so a
  * missing or wrong key is the answer (field `identity`) rather than a failed restore.
  */
-export async function restoreIdentities(
-  config: Pick<Config, 'identityFile'>,
-  backup: GoodBackup,
-  given: string | undefined,
-): Promise<AgeIdentity[] | undefined> {
+export async function restoreIdentities(config: Pick<Config, 'identityFile'>, backup: GoodBackup, given: string | undefined): Promise<AgeIdentity[] | undefined> {
   let identities: AgeIdentity[] | undefined;
   if (given !== undefined) {
     try {

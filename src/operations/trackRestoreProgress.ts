@@ -58,7 +58,8 @@ export function trackRestoreProgress(options: {
       await writing;
       const written = id;
       id = null;
-      if (catalog && written !== null) await endRestoreProgress(catalog.db, written).catch((error) => catalog.log.warn({ err: error, runId: catalog.runId }, 'could not remove restore progress'));
+      if (catalog && written !== null)
+        await endRestoreProgress(catalog.db, written).catch((error) => catalog.log.warn({ err: error, runId: catalog.runId }, 'could not remove restore progress'));
     },
   };
 }

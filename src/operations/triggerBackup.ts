@@ -6,9 +6,7 @@ import { getTarget } from '../db/targets.ts';
 import { parseInput } from '../core/inputProblems.ts';
 import { targetNameSchema as targetName } from './targets/targetInput.ts';
 
-export const triggerRequest = z
-  .strictObject({ target: targetName.describe('Name of the target to back up.') })
-  .meta({ examples: [{ target: 'app' }] });
+export const triggerRequest = z.strictObject({ target: targetName.describe('Name of the target to back up.') }).meta({ examples: [{ target: 'app' }] });
 
 export type TriggerRequest = z.input<typeof triggerRequest>;
 
@@ -17,12 +15,7 @@ export type TriggerRequest = z.input<typeof triggerRequest>;
  * The run is made by the catalog's `backstop.create_run`, as the scheduler's and the edge
  * function's are. `trigger` says who asked (manual, api, demo, quickstart).
  */
-export async function triggerBackup(
-  db: Queryable,
-  config: Pick<Config, 'runDeadlineMs'>,
-  request: TriggerRequest,
-  origin: { trigger: string },
-): Promise<RunRecord> {
+export async function triggerBackup(db: Queryable, config: Pick<Config, 'runDeadlineMs'>, request: TriggerRequest, origin: { trigger: string }): Promise<RunRecord> {
   const { target: name } = parseInput(triggerRequest, request);
   const target = await getTarget(db, name);
   return createRun(db, { targetId: target.id, trigger: origin.trigger, runDeadlineMs: config.runDeadlineMs });

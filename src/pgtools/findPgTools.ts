@@ -61,10 +61,11 @@ let hostSystem: Promise<HostSystem> | null = null;
 
 /** This machine, for the install command an error names; read once. */
 export function readHostSystem(): Promise<HostSystem> {
-  return (hostSystem ??= fs
+  hostSystem ??= fs
     .readFile('/etc/os-release', 'utf8')
     .catch(() => null)
-    .then((osRelease) => hostSystemFrom({ platform: process.platform, arch: process.arch, env: process.env, osRelease })));
+    .then((osRelease) => hostSystemFrom({ platform: process.platform, arch: process.arch, env: process.env, osRelease }));
+  return hostSystem;
 }
 
 const cache = new Map<string, Promise<PgToolCandidate[]>>();

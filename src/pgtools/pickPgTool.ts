@@ -33,10 +33,7 @@ export function pickPgTool(tool: string, candidates: PgToolCandidate[], minMajor
   const wanted = Math.ceil(minMajor);
   const install = `${clientInstallAdvice(system, wanted)}, or set BACKSTOP_PG_BIN to the bin folder of one you have.`;
   if (candidates.length === 0) {
-    throw new BackstopError(
-      'PG_TOOL_NOT_FOUND',
-      `No ${tool} found (looked in BACKSTOP_PG_BIN, PATH, \`pg_config --bindir\` and the folders PostgreSQL's packages use). ${install}`,
-    );
+    throw new BackstopError('PG_TOOL_NOT_FOUND', `No ${tool} found (looked in BACKSTOP_PG_BIN, PATH, \`pg_config --bindir\` and the folders PostgreSQL's packages use). ${install}`);
   }
   const found = [...candidates]
     .sort((a, b) => a.major - b.major)

@@ -124,9 +124,7 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     const timings = () => ({ spooledMs: Math.round(spooledMs), pgRestoreDoneMs: Math.round(pgRestoreDoneMs), checkedMs: Math.round(performance.now() - started) });
     if (!checkRows) return { tablesChecked: 0, bytesRestored, pgRestoreVersion: pgRestore.version, timings: timings() };
     report('checking', dumpFile.size, dumpFile.uncompressedSize);
-    const restored = rowCheck
-      ? await rowCheck.finish(restoredTables, jobs)
-      : await countListedTables(input.toUrl, restoredTables, { connections: jobs, signal });
+    const restored = rowCheck ? await rowCheck.finish(restoredTables, jobs) : await countListedTables(input.toUrl, restoredTables, { connections: jobs, signal });
     const rowsOf = (table: { schema: string; name: string }) => restored.get(`${table.schema}.${table.name}`)?.rows ?? null;
     const mismatches = restoredTables
       .filter((table) => rowsOf(table) !== table.rows)

@@ -113,10 +113,13 @@ export function startThreadedHeartbeat(options: HeartbeatOptions & { channel: He
   });
   // Liveness and progress from the main thread. If this timer stops firing, the main thread is stuck.
   // Twice per progress report, so what the thread writes is at most half an interval old.
-  const alive = setInterval(() => {
-    Atomics.add(counter, 0, 1);
-    thread.postMessage({ type: 'progress', progress: options.progress() } satisfies ToThread);
-  }, Math.max(50, Math.min(options.intervalMs, data.progressIntervalMs / 2)));
+  const alive = setInterval(
+    () => {
+      Atomics.add(counter, 0, 1);
+      thread.postMessage({ type: 'progress', progress: options.progress() } satisfies ToThread);
+    },
+    Math.max(50, Math.min(options.intervalMs, data.progressIntervalMs / 2)),
+  );
   alive.unref();
 
   return {

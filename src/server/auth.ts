@@ -63,10 +63,7 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
       }
       const runId = (request.params as { id?: unknown } | undefined)?.id;
       if (!config.runner || request.is404 || runId !== runner.runId) {
-        throw new BackstopError(
-          'FORBIDDEN',
-          `A runner token only lets its runner claim, heartbeat, report progress, finalize, release, report and add events to run ${runner.runId}.`,
-        );
+        throw new BackstopError('FORBIDDEN', `A runner token only lets its runner claim, heartbeat, report progress, finalize, release, report and add events to run ${runner.runId}.`);
       }
       request.principal = { kind: 'runner', runId: runner.runId };
       return;

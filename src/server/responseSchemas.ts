@@ -108,7 +108,7 @@ export const runSchema = {
     artifact: nullable(artifactBody),
     executor: nullable(freeObject),
     verification: nullable(freeObject),
-    actions: actionsOf(runActionNames, "What the caller may do with this run now, and why not (GET /api/v1/runs/{id} only): the same rules the acting routes apply."),
+    actions: actionsOf(runActionNames, 'What the caller may do with this run now, and why not (GET /api/v1/runs/{id} only): the same rules the acting routes apply.'),
   },
 } as const;
 
@@ -207,7 +207,7 @@ export const targetSchema = {
     }),
     createdAt: dateTime,
     updatedAt: dateTime,
-    actions: actionsOf(targetActionNames, "What the caller may do with this target now, and why not (GET /api/v1/targets/{name} only)."),
+    actions: actionsOf(targetActionNames, 'What the caller may do with this target now, and why not (GET /api/v1/targets/{name} only).'),
   },
 } as const;
 

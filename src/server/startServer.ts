@@ -85,16 +85,16 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
     const code = (error as NodeJS.ErrnoException).code;
     // Not the catalog's name: the listen address's (getaddrinfo), which the operator chose.
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-      throw new BackstopError('INVALID_INPUT', `The listen address "${options.host}" does not resolve on this machine (${code}); choose another --host (127.0.0.1, 0.0.0.0).`, { cause: error });
+      throw new BackstopError('INVALID_INPUT', `The listen address "${options.host}" does not resolve on this machine (${code}); choose another --host (127.0.0.1, 0.0.0.0).`, {
+        cause: error,
+      });
     }
     throw error;
   }
   // Only now, with the app compiled and listening: start-up work blocks this thread, and a run
   // claimed before it would sit with no heartbeat thread yet. The worker would start a reaper
   // of its own, whose actions /metrics would not see; this process already runs one.
-  worker = options.worker
-    ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false })
-    : null;
+  worker = options.worker ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false }) : null;
   if (bundledFiles) deps.log.warn('the single executable serves the API without the dashboard: install the npm package for it');
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

@@ -40,6 +40,7 @@ const join = (base: string, key: string) => (base === '' ? key : `${base}.${key}
 
 function problemOf(error: ErrorObject, part: string): FieldProblem | null {
   const field = pointerToField(error.instancePath);
+  // biome-ignore lint/suspicious/noExplicitAny: Ajv types params per keyword only loosely; each case reads the fields its keyword defines
   const params = error.params as Record<string, any>;
   switch (error.keyword) {
     case 'required':

@@ -35,7 +35,8 @@ export function layoutProblems(page: Page): Promise<LayoutProblems> {
   return page.evaluate(() => {
     const root = document.documentElement;
     const pageScroll = root.scrollWidth > root.clientWidth ? { scroll: root.scrollWidth, client: root.clientWidth } : null;
-    const describe = (element: Element) => `${element.tagName.toLowerCase()}${element.id ? `#${element.id}` : ''}${element.className && typeof element.className === 'string' ? `.${element.className.trim().split(/\s+/).join('.')}` : ''}`;
+    const describe = (element: Element) =>
+      `${element.tagName.toLowerCase()}${element.id ? `#${element.id}` : ''}${element.className && typeof element.className === 'string' ? `.${element.className.trim().split(/\s+/).join('.')}` : ''}`;
     // Visually hidden helpers (clipped to nothing, for screen readers) are meant to overflow.
     const clipped = (element: Element) => {
       for (let at: Element | null = element; at && at !== document.body; at = at.parentElement) {

@@ -127,11 +127,15 @@ export async function backUpThroughApi(api: TestServer, target: string, timeoutM
   const triggered = await api.request('POST', '/api/v1/runs', { body: { target } });
   if (triggered.status !== 201) throw new Error(`triggering a backup of ${target} answered ${triggered.status}: ${triggered.text}`);
   const id = triggered.json.id as string;
-  await waitFor(`the backup of ${target}`, async () => {
-    const run = await getRun(api.pool, id);
-    if (run.status === 'failed' || run.status === 'timed_out') throw new Error(`backup ${run.status}: ${run.error?.message}`);
-    return run.status === 'succeeded';
-  }, timeoutMs);
+  await waitFor(
+    `the backup of ${target}`,
+    async () => {
+      const run = await getRun(api.pool, id);
+      if (run.status === 'failed' || run.status === 'timed_out') throw new Error(`backup ${run.status}: ${run.error?.message}`);
+      return run.status === 'succeeded';
+    },
+    timeoutMs,
+  );
   return id;
 }
 

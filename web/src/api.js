@@ -46,9 +46,7 @@ export function reportUnauthorized(error = new ApiError(401, 'UNAUTHORIZED', 'Th
 function fieldsOf(body) {
   const error = body?.error;
   /** @type {FieldProblem[]} */
-  const fields = Array.isArray(error?.fields)
-    ? error.fields.filter((/** @type {any} */ entry) => typeof entry?.field === 'string' && typeof entry?.message === 'string')
-    : [];
+  const fields = Array.isArray(error?.fields) ? error.fields.filter((/** @type {any} */ entry) => typeof entry?.field === 'string' && typeof entry?.message === 'string') : [];
   if (typeof error?.field === 'string' && !fields.some((entry) => entry.field === error.field)) fields.push({ field: error.field, message: String(error.message ?? '') });
   return fields;
 }
@@ -79,7 +77,7 @@ async function errorOf(response) {
   } catch {
     json = undefined;
   }
-  const error = new ApiError(response.status, json?.error?.code ?? 'HTTP_' + response.status, json?.error?.message ?? `The server answered ${response.status}.`, fieldsOf(json));
+  const error = new ApiError(response.status, json?.error?.code ?? `HTTP_${response.status}`, json?.error?.message ?? `The server answered ${response.status}.`, fieldsOf(json));
   if (response.status === 401) onUnauthorized(error);
   return error;
 }
@@ -107,6 +105,6 @@ export async function api(path, { method = 'GET', body, token = storedToken() } 
   try {
     return text ? JSON.parse(text) : undefined;
   } catch {
-    throw new ApiError(response.status, 'HTTP_' + response.status, 'The server answered something that is not JSON.');
+    throw new ApiError(response.status, `HTTP_${response.status}`, 'The server answered something that is not JSON.');
   }
 }

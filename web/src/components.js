@@ -121,10 +121,14 @@ export function ActionBar({ actions, busy = false }) {
       return html`<button type="button" id=${action.id} class=${className} disabled=${!allowed || busy} aria-describedby=${describedBy}
         onClick=${action.onClick}>${action.label}</button>`;
     })}</div>
-    ${blocked.length > 0
-      ? html`<ul class="action-reasons">${blocked.map((action) => html`<li id=${`${action.id}-reason`} data-blocked-by=${action.verdict && !action.verdict.allowed ? action.verdict.blockedBy : undefined}>
-          <strong>${action.label.replace(/…$/, '')}:</strong> ${action.verdict && !action.verdict.allowed ? action.verdict.reason : ''}</li>`)}</ul>`
-      : null}
+    ${
+      blocked.length > 0
+        ? html`<ul class="action-reasons">${blocked.map(
+            (action) => html`<li id=${`${action.id}-reason`} data-blocked-by=${action.verdict && !action.verdict.allowed ? action.verdict.blockedBy : undefined}>
+          <strong>${action.label.replace(/…$/, '')}:</strong> ${action.verdict && !action.verdict.allowed ? action.verdict.reason : ''}</li>`,
+          )}</ul>`
+        : null
+    }
   </div>`;
 }
 

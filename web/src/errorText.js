@@ -15,15 +15,17 @@ const runExplanations = {
   START_DEADLINE_EXCEEDED: 'No worker or GitHub job picked the run up in time. Check that a worker is running (or that the GitHub workflow starts).',
   CANCELLED: 'Someone cancelled the run; nothing was kept.',
   DATABASE_UNREACHABLE: 'Backstop could not connect to the database. Check its host, port, user and password in the target.',
-  PG_VERSION_MISMATCH: 'The pg_dump on the worker is older than the database server. The worker needs the PostgreSQL client tools of the server\'s version.',
+  PG_VERSION_MISMATCH: "The pg_dump on the worker is older than the database server. The worker needs the PostgreSQL client tools of the server's version.",
   PG_TOOL_NOT_FOUND: 'No pg_dump or pg_restore was found on the worker. The worker needs the PostgreSQL client tools installed.',
   DUMP_FAILED: 'pg_dump stopped with an error; its message is below.',
   RESTORE_FAILED: 'pg_restore stopped with an error; nothing was committed.',
   RESTORE_TARGET_NOT_EMPTY: 'The database to restore into is not empty. Use an empty database, or choose to replace the objects that exist.',
-  RESTORE_ROLE_PRIVILEGED: 'The database URL connects as a role that can run programs or read files on its server (a superuser, for one), and the backup\'s own code would run as it. Restore with a role that owns the destination database and nothing more, or accept this role by typing its name.',
+  RESTORE_ROLE_PRIVILEGED:
+    "The database URL connects as a role that can run programs or read files on its server (a superuser, for one), and the backup's own code would run as it. Restore with a role that owns the destination database and nothing more, or accept this role by typing its name.",
   IDENTITY_REQUIRED: 'The backup is encrypted, and no age identity that decrypts it was at hand. The server and its workers need the identity of one of its recipients.',
   ARTIFACT_CORRUPT: 'A stored file does not match the checksum in its manifest: the backup was damaged or altered.',
-  ARTIFACT_REJECTED: 'The backup reported files that are not the ones this run was told to write (another store or folder, another run, or different sizes or checksums), so Backstop did not record it. Check the runner, then run it again.',
+  ARTIFACT_REJECTED:
+    'The backup reported files that are not the ones this run was told to write (another store or folder, another run, or different sizes or checksums), so Backstop did not record it. Check the runner, then run it again.',
   ARTIFACT_UNSAFE: 'A file of the backup holds commands that pg_dump never writes, so Backstop refused to run it. Treat the store as tampered with; restore an older backup.',
   VERIFY_MISMATCH: 'The restored copy does not match the backup (row counts or checksums differ).',
   STORE_WRITE_FAILED: 'Writing to the store failed (disk full, permissions or the bucket). Nothing partial was kept.',
@@ -48,7 +50,7 @@ export function explainError(error) {
 /** @type {Record<string, (message: string) => string>} */
 const apiExplanations = {
   UNAUTHORIZED: () => 'This API token is unknown or was revoked. Ask an admin for a new one.',
-  FORBIDDEN: (message) => (/restore destinations/.test(message) ? message.replace(/\s*\(PATCH [^)]*\)/, '') : 'Your token\'s role does not allow this. Ask an admin.'),
+  FORBIDDEN: (message) => (/restore destinations/.test(message) ? message.replace(/\s*\(PATCH [^)]*\)/, '') : "Your token's role does not allow this. Ask an admin."),
   TOO_MANY_STREAMS: () => 'Too many dashboard tabs are open with this token. Close some, then reload.',
   CATALOG_UNAVAILABLE: () => 'The catalog database is unreachable right now; try again shortly.',
   TARGET_BUSY: () => 'A run of this target is queued or in progress; wait for it to end, or cancel it, then try again.',

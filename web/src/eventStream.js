@@ -21,13 +21,15 @@ export function openEventStream(path, { lastEventId = null, onEvent, onEnd = () 
   let stopped = false;
 
   const pause = (/** @type {number} */ ms) =>
-    new Promise(/** @param {(value?: unknown) => void} resolve */ (resolve) => {
-      const timer = setTimeout(resolve, ms);
-      controller.signal.addEventListener('abort', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    new Promise(
+      /** @param {(value?: unknown) => void} resolve */ (resolve) => {
+        const timer = setTimeout(resolve, ms);
+        controller.signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      },
+    );
 
   /** @typedef {{ id: string | null, event: string, data: string, hasData: boolean }} Message */
   const dispatch = (/** @type {Message} */ message) => {

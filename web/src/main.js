@@ -58,7 +58,10 @@ function Layout({ me, route, onLogout, children }) {
   const link = (/** @type {string} */ href, /** @type {string} */ label, /** @type {string} */ name) =>
     html`<li><a href=${href} aria-current=${section === name ? 'page' : undefined}>${label}</a></li>`;
   return html`
-    <a class="skip-link" href="#main" onClick=${(/** @type {Event} */ event) => { event.preventDefault(); document.getElementById('page-title')?.focus(); }}>Skip to content</a>
+    <a class="skip-link" href="#main" onClick=${(/** @type {Event} */ event) => {
+      event.preventDefault();
+      document.getElementById('page-title')?.focus();
+    }}>Skip to content</a>
     <header class="site-header">
       <a class="brand" href="#/">Backstop</a>
       <nav aria-label="Main">
@@ -79,7 +82,11 @@ function Layout({ me, route, onLogout, children }) {
 function App() {
   const route = useRoute();
   const [session, setSession] = useState(
-    /** @type {{ state: 'checking' | 'signed-out' | 'signed-in', me: Me | null, notice: string | null }} */ ({ state: storedToken() ? 'checking' : 'signed-out', me: null, notice: null }),
+    /** @type {{ state: 'checking' | 'signed-out' | 'signed-in', me: Me | null, notice: string | null }} */ ({
+      state: storedToken() ? 'checking' : 'signed-out',
+      me: null,
+      notice: null,
+    }),
   );
 
   const signOut = (/** @type {string | null} */ notice = null) => {

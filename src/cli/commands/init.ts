@@ -27,7 +27,10 @@ export function registerInitCommand(program: Command): void {
       const reference = options.actionRef === undefined ? await defaultActionReference() : parseActionReference(options.actionRef);
       const repository = path.resolve(options.dir);
       // A mistyped --dir would otherwise become a new folder tree holding a lone workflow.
-      const isFolder = await fs.stat(repository).then((stat) => stat.isDirectory(), () => false);
+      const isFolder = await fs.stat(repository).then(
+        (stat) => stat.isDirectory(),
+        () => false,
+      );
       if (!isFolder) throw new BackstopError('INVALID_INPUT', `--dir ${repository} is not a folder: pass the root folder of the repository.`);
       const destination = path.join(repository, '.github', 'workflows', 'backstop-backup.yml');
       const template = githubTemplate().replaceAll(ACTION_PLACEHOLDER, reference.uses);

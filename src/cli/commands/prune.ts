@@ -17,22 +17,24 @@ export function registerPruneCommand(program: Command, context: () => CommandCon
     .option('--json', 'print the report as JSON')
     .action(async (options: { target?: string; dryRun?: boolean; gracePeriod: string; deleteUnknown?: boolean; json?: boolean }) => {
       const ctx = context();
-      const report = await sayingFlags({ target: '--target', gracePeriodSeconds: '--grace-period' }, () => pruneBackups(
-        { db: ctx.db, log: ctx.log },
-        {
-          target: options.target,
-          dryRun: options.dryRun ?? false,
-          gracePeriodSeconds: options.gracePeriod.trim() === '' ? Number.NaN : Number(options.gracePeriod),
-          deleteUnknown: options.deleteUnknown ?? false,
-        },
-        {
-          // The names first, then exactly those are deleted (to stderr with --json: stdout is one document).
-          beforeDeletingUnknown: (target, prefixes) => {
-            const lines = [`${target}: deleting ${prefixes.length} unknown complete backup(s), as --delete-unknown asks:`, ...prefixes.map((prefix) => `  ${prefix}`)];
-            (options.json ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);
+      const report = await sayingFlags({ target: '--target', gracePeriodSeconds: '--grace-period' }, () =>
+        pruneBackups(
+          { db: ctx.db, log: ctx.log },
+          {
+            target: options.target,
+            dryRun: options.dryRun ?? false,
+            gracePeriodSeconds: options.gracePeriod.trim() === '' ? Number.NaN : Number(options.gracePeriod),
+            deleteUnknown: options.deleteUnknown ?? false,
           },
-        },
-      ));
+          {
+            // The names first, then exactly those are deleted (to stderr with --json: stdout is one document).
+            beforeDeletingUnknown: (target, prefixes) => {
+              const lines = [`${target}: deleting ${prefixes.length} unknown complete backup(s), as --delete-unknown asks:`, ...prefixes.map((prefix) => `  ${prefix}`)];
+              (options.json ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);
+            },
+          },
+        ),
+      );
       if (options.json) printJson(report);
       else process.stdout.write(formatReport(report, options.deleteUnknown === true));
       const failure = firstPruneError(report);

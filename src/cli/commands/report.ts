@@ -28,9 +28,7 @@ export function registerReportCommand(program: Command, context: () => CommandCo
       // Checked here too: over HTTP, a bad status is refused before anything is sent.
       const request = await sayingFlags({ jobStatus: '--job-status' }, async () => parseInput(jobReportRequest, { jobStatus: options.jobStatus }));
       const remote = remoteRunnerSettings(ctx.config, options);
-      const { ended, run } = remote
-        ? await openHttpRunner(ctx, remote).report(runId, request.jobStatus)
-        : await reportJobStatus(ctx.db, runId, request);
+      const { ended, run } = remote ? await openHttpRunner(ctx, remote).report(runId, request.jobStatus) : await reportJobStatus(ctx.db, runId, request);
       writeGithubOutputs(run);
       if (options.json) printJson(runJson(run));
       else process.stdout.write(`${ended ? 'Ended' : 'Already ended'}: ${describeRun(run)}\n`);

@@ -74,7 +74,14 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
         process.once('SIGTERM', onSignal);
         const display = createProgressDisplay(!options.json);
         try {
-          const { storage: restoredStorage, storageObjects, runId, target, elapsedMs, ...result } = await restore.execute({
+          const {
+            storage: restoredStorage,
+            storageObjects,
+            runId,
+            target,
+            elapsedMs,
+            ...result
+          } = await restore.execute({
             schemas: options.schema,
             tables: options.table,
             storage,
@@ -89,7 +96,8 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
           if (options.json) printJson(outcome({ status: 'restored', error: null, ...result, storage: restoredStorage, elapsedMs }));
           else {
             process.stdout.write(`Restored backup ${runId} of ${target} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
-            if (restoredStorage) process.stdout.write(`Restored ${restoredStorage.objects} Storage object(s) (${restoredStorage.bytes} bytes) into ${restoredStorage.buckets.length} bucket(s)\n`);
+            if (restoredStorage)
+              process.stdout.write(`Restored ${restoredStorage.objects} Storage object(s) (${restoredStorage.bytes} bytes) into ${restoredStorage.buckets.length} bucket(s)\n`);
             else if (storageObjects > 0) process.stdout.write(`The backup also holds ${storageObjects} Storage object(s), not restored: pass --with-storage to write them back\n`);
           }
         } catch (error) {

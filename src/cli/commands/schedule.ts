@@ -110,7 +110,10 @@ export function parsePolicyOptions(options: PolicyOptions, current: TargetRecord
     problems.push({ field: '--webhook-secret', message: 'applies to webhooks added with --notify-webhook; pass one' });
   }
   if (adding || options.clearNotifications) {
-    const on = (options.notifyOn?.split(',').map((name) => name.trim()).filter(Boolean) ?? defaultNotificationEvents) as NotificationEventName[];
+    const on = (options.notifyOn
+      ?.split(',')
+      .map((name) => name.trim())
+      .filter(Boolean) ?? defaultNotificationEvents) as NotificationEventName[];
     // Channels of the target are kept by id (their URLs and secrets stay stored).
     const kept = options.clearNotifications ? [] : (current?.notifications ?? []).map(({ id, kind, on: events }) => ({ id, kind, on: events }));
     const added: NonNullable<TargetUpdateInput['notifications']> = [];
@@ -207,7 +210,13 @@ export function registerScheduleCommands(program: Command, context: () => Comman
       process.stdout.write(
         `${table(
           ['TARGET', 'CRON', 'TIMEZONE', 'NEXT', 'RETENTION'],
-          rows.map((row) => [row.target, row.cron, row.timezone, row.error ?? (row.paused ? 'paused' : row.next.join(', ')), row.retention ? describeRetention(row.retention) : 'keep all']),
+          rows.map((row) => [
+            row.target,
+            row.cron,
+            row.timezone,
+            row.error ?? (row.paused ? 'paused' : row.next.join(', ')),
+            row.retention ? describeRetention(row.retention) : 'keep all',
+          ]),
         )}\n`,
       );
     });

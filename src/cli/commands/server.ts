@@ -30,7 +30,10 @@ export function registerServerCommand(program: Command, context: () => CommandCo
     .action(async (flags: ServerFlags, command: Command) => {
       const ctx = context();
       if (!/^[A-Za-z0-9.:_-]+$/.test(flags.host)) {
-        throw new BackstopError('INVALID_INPUT', `--host "${flags.host}" is not an address or host name; use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or a name of this machine.`);
+        throw new BackstopError(
+          'INVALID_INPUT',
+          `--host "${flags.host}" is not an address or host name; use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or a name of this machine.`,
+        );
       }
       // The in-process worker's settings do nothing without it: say so rather than ignore them.
       const workerFlags = ['concurrency', 'pollInterval', 'drainTimeout'].filter((flag) => command.getOptionValueSource(flag) === 'cli');

@@ -127,7 +127,11 @@ function updateInput(flags: UpdateFlags, current: TargetRecord): { input: Target
   if (flags.github === false) input.executor = null;
   else if (flags.github !== undefined) input.executor = githubExecutor(flags.github, flags.githubWorkflow, flags.githubRef);
   else if ((flags.githubWorkflow !== undefined || flags.githubRef !== undefined) && current.executor) {
-    input.executor = { ...current.executor, ...(flags.githubWorkflow !== undefined ? { workflow: flags.githubWorkflow } : {}), ...(flags.githubRef !== undefined ? { ref: flags.githubRef } : {}) };
+    input.executor = {
+      ...current.executor,
+      ...(flags.githubWorkflow !== undefined ? { workflow: flags.githubWorkflow } : {}),
+      ...(flags.githubRef !== undefined ? { ref: flags.githubRef } : {}),
+    };
   }
   if (Object.keys(input).length === 0) {
     throw new BackstopError(
@@ -244,7 +248,9 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .argument('<name>', 'target name')
     .option('--json', 'print the target as JSON')
     .action((name: string, flags: { json?: boolean }) =>
-      sayingFlags({}, async () => print(await pauseTarget(await deps(), name), flags.json, `Target ${name} paused: no scheduled backups or drills until \`backstop target resume ${name}\`.`)),
+      sayingFlags({}, async () =>
+        print(await pauseTarget(await deps(), name), flags.json, `Target ${name} paused: no scheduled backups or drills until \`backstop target resume ${name}\`.`),
+      ),
     );
 
   target
@@ -252,13 +258,11 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .description('Queue its scheduled backups and drills again, from the next slot on: slots that passed while it was paused are not caught up.')
     .argument('<name>', 'target name')
     .option('--json', 'print the target as JSON')
-    .action((name: string, flags: { json?: boolean }) =>
-      sayingFlags({}, async () => print(await resumeTarget(await deps(), name), flags.json, `Target ${name} resumed.`)),
-    );
+    .action((name: string, flags: { json?: boolean }) => sayingFlags({}, async () => print(await resumeTarget(await deps(), name), flags.json, `Target ${name} resumed.`)));
 
   target
     .command('test')
-    .description('Check a target now: its store URL, its database and server version, a fitting pg_dump, a write to its store. Exits with the first failure\'s code.')
+    .description("Check a target now: its store URL, its database and server version, a fitting pg_dump, a write to its store. Exits with the first failure's code.")
     .argument('<name>', 'target name')
     .option('--json', 'print the result as JSON')
     .action((name: string, flags: { json?: boolean }) =>
@@ -266,7 +270,12 @@ export function registerTargetCommands(program: Command, context: () => CommandC
         const result = await testTarget(await deps(), name);
         if (flags.json) printJson(result);
         else {
-          process.stdout.write(`${table(['CHECK', 'RESULT', 'DETAIL'], result.checks.map((check) => [check.name, check.ok ? 'ok' : check.error ? 'FAILED' : '-', check.detail]))}\n`);
+          process.stdout.write(
+            `${table(
+              ['CHECK', 'RESULT', 'DETAIL'],
+              result.checks.map((check) => [check.name, check.ok ? 'ok' : check.error ? 'FAILED' : '-', check.detail]),
+            )}\n`,
+          );
           process.stdout.write(result.ok ? `Target ${name} passed every check.\n` : `Target ${name} failed a check.\n`);
         }
         const failed = result.checks.find((check) => check.error);
@@ -292,7 +301,10 @@ export function registerTargetCommands(program: Command, context: () => CommandC
           `Its ${deleted.keptBackups.length} backup(s) stay in the store (\`backstop import ${deleted.storeUrl}\` brings the target and them back; \`backstop restore MANIFEST_URL\` restores one without the catalog):\n`,
         );
         process.stdout.write(
-          `${table(['RUN', 'FINISHED', 'SIZE', 'WHERE'], deleted.keptBackups.map((backup) => [backup.runId, backup.finishedAt, formatBytes(backup.sizeBytes), `${backup.storeUrl.replace(/\/+$/, '')}/${backup.prefix}`]))}\n`,
+          `${table(
+            ['RUN', 'FINISHED', 'SIZE', 'WHERE'],
+            deleted.keptBackups.map((backup) => [backup.runId, backup.finishedAt, formatBytes(backup.sizeBytes), `${backup.storeUrl.replace(/\/+$/, '')}/${backup.prefix}`]),
+          )}\n`,
         );
       }),
     );

@@ -89,9 +89,7 @@ async function checkDatabase(subject: CheckSubject): Promise<{ detail: string; s
   try {
     const client = await connectDatabase(subject.databaseUrl);
     try {
-      const { rows } = await client.query<{ version: string; num: string }>(
-        `select current_setting('server_version') as version, current_setting('server_version_num') as num`,
-      );
+      const { rows } = await client.query<{ version: string; num: string }>(`select current_setting('server_version') as version, current_setting('server_version_num') as num`);
       const serverVersion = rows[0]!.version.split(' ')[0]!;
       return {
         detail: `PostgreSQL ${serverVersion}, ${describeDatabase(subject.databaseUrl)}`,
@@ -134,7 +132,9 @@ async function checkStoreWrite(subject: CheckSubject): Promise<string> {
       await store.put(key, Readable.from([Buffer.from('Backstop checks that it can write here; this object is deleted at once.\n')]), { signal });
     } catch (error) {
       if (signal.aborted) {
-        throw new BackstopError('STORE_WRITE_FAILED', `The store ${store.url} did not take a small object within ${STORE_PROBE_TIMEOUT_MS / 1000} s. Check that it is reachable.`, { cause: error });
+        throw new BackstopError('STORE_WRITE_FAILED', `The store ${store.url} did not take a small object within ${STORE_PROBE_TIMEOUT_MS / 1000} s. Check that it is reachable.`, {
+          cause: error,
+        });
       }
       throw error;
     }

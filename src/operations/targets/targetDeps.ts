@@ -10,9 +10,7 @@ export interface TargetDeps {
   config: Pick<Config, 'defaultStoreUrl' | 'pgTools'>;
 }
 
-export type {
-  DatabaseLocation,
-} from '../../core/databaseUrl.ts';
+export type { DatabaseLocation } from '../../core/databaseUrl.ts';
 export type {
   GithubExecutorConfig,
   KeptBackup,

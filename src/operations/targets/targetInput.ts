@@ -67,9 +67,7 @@ export function assertStoreUrl(storeUrl: string): void {
     if (!path.isAbsolute(folder)) invalid('A file store must name an absolute folder: file:///absolute/path.');
     return;
   }
-  invalid(
-    'Backstop stores backups in a folder (file:///absolute/path) or an S3-compatible bucket (s3://bucket/prefix?…, credentials from the environment, never the URL).',
-  );
+  invalid('Backstop stores backups in a folder (file:///absolute/path) or an S3-compatible bucket (s3://bucket/prefix?…, credentials from the environment, never the URL).');
 }
 
 const storeUrl = z
@@ -80,10 +78,7 @@ const storeUrl = z
   .meta({ description: 'file:///absolute/path or s3://bucket/prefix?… (default: the server’s BACKSTOP_STORE).' });
 
 const RECIPIENT = /^age1[02-9ac-hj-np-z]{50,70}$/;
-const recipient = z
-  .string({ error: 'must be an age recipient (age1…)' })
-  .regex(RECIPIENT, { error: 'must be an age recipient (age1…)' })
-  .superRefine(checkedBy(parseRecipient));
+const recipient = z.string({ error: 'must be an age recipient (age1…)' }).regex(RECIPIENT, { error: 'must be an age recipient (age1…)' }).superRefine(checkedBy(parseRecipient));
 
 const COMPRESSION = /^(zstd|gzip|none)(:-?[0-9]{1,3})?$/;
 const compressionRule = 'must be zstd, zstd:LEVEL (1-19), gzip, gzip:LEVEL (1-9) or none';
@@ -102,7 +97,7 @@ const options = z
       .optional()
       .meta({ description: 'How the target is dumped (supabase: roles, schema and data as `supabase db dump` splits them).' }),
     checksums: z.boolean().optional().meta({ description: 'Record per-table content checksums at dump time.' }),
-    withStorage: z.boolean().optional().meta({ description: 'Supabase profile only: also copy the project\'s Storage objects.' }),
+    withStorage: z.boolean().optional().meta({ description: "Supabase profile only: also copy the project's Storage objects." }),
     restoreTo: z
       .array(
         z
@@ -114,8 +109,7 @@ const options = z
       .max(50)
       .optional()
       .meta({
-        description:
-          "Where operators may restore this target's backups through the API: `HOST:PORT/DATABASE` entries, each part exact or `*` for any. Admins restore anywhere.",
+        description: "Where operators may restore this target's backups through the API: `HOST:PORT/DATABASE` entries, each part exact or `*` for any. Admins restore anywhere.",
       }),
   })
   .superRefine((value, ctx) => {
@@ -183,13 +177,7 @@ const notificationChannel = z
       .meta({ description: 'Keep an existing channel (and its url and secret) by sending its id.' }),
     kind: z.enum(['webhook', 'slack']),
     url: z.string().min(1).max(2048).optional().meta({ writeOnly: true, description: 'Secret: http(s) URL, never returned.' }),
-    secret: z
-      .string()
-      .min(16)
-      .max(256)
-      .nullable()
-      .optional()
-      .meta({ writeOnly: true, description: 'Secret: signs webhook deliveries, never returned. null removes it.' }),
+    secret: z.string().min(16).max(256).nullable().optional().meta({ writeOnly: true, description: 'Secret: signs webhook deliveries, never returned. null removes it.' }),
     on: z
       .array(z.enum(notificationEvents))
       .min(1)
@@ -218,9 +206,7 @@ const executor = z
     kind: z.literal('github'),
     owner: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, { error: 'must be a GitHub user or organisation name' }),
     repo: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, { error: 'must be a GitHub repository name' }),
-    workflow: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]{1,200}\.ya?ml$/, { error: 'must be a workflow file name such as backstop-backup.yml' }),
+    workflow: z.string().regex(/^[A-Za-z0-9._-]{1,200}\.ya?ml$/, { error: 'must be a workflow file name such as backstop-backup.yml' }),
     ref: z
       .string()
       .regex(/^[A-Za-z0-9._/-]{1,200}$/, { error: 'must name a branch or tag' })
@@ -252,22 +238,20 @@ const targetFields = {
   checks,
 };
 
-export const targetCreateSchema = z
-  .strictObject({ ...targetFields, name: targetNameSchema, databaseUrl })
-  .meta({
-    examples: [
-      {
-        name: 'app',
-        databaseUrl: 'postgres://backup:secret@db.example.com:5432/app',
-        storeUrl: 's3://backups/app?region=eu-west-1',
-        options: { compression: 'zstd' },
-        maxAttempts: 2,
-        schedule: { cron: '0 3 * * *', timezone: 'Europe/Paris' },
-        retention: { keepLast: 7, daily: 7, weekly: 4 },
-        notifications: [{ kind: 'webhook', url: 'https://hooks.example.com/backstop', on: ['failed', 'timed_out'] }],
-      },
-    ],
-  });
+export const targetCreateSchema = z.strictObject({ ...targetFields, name: targetNameSchema, databaseUrl }).meta({
+  examples: [
+    {
+      name: 'app',
+      databaseUrl: 'postgres://backup:secret@db.example.com:5432/app',
+      storeUrl: 's3://backups/app?region=eu-west-1',
+      options: { compression: 'zstd' },
+      maxAttempts: 2,
+      schedule: { cron: '0 3 * * *', timezone: 'Europe/Paris' },
+      retention: { keepLast: 7, daily: 7, weekly: 4 },
+      notifications: [{ kind: 'webhook', url: 'https://hooks.example.com/backstop', on: ['failed', 'timed_out'] }],
+    },
+  ],
+});
 
 export const targetUpdateSchema = z
   .strictObject(targetFields)

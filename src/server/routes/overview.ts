@@ -5,7 +5,7 @@ import { overview } from '../../operations/overview.ts';
 import { runKinds } from '../../operations/runRecord.ts';
 import type { ServerContext } from '../context.ts';
 import { targetParams } from '../requestSchemas.ts';
-import { zodBody, zodJsonSchema } from '../validation.ts';
+import { zodJsonSchema } from '../validation.ts';
 import { errorResponses, nullable, runProgressView, uuid } from '../responseSchemas.ts';
 
 const dateTime = { type: 'string', format: 'date-time' } as const;

@@ -6,7 +6,7 @@ import { restoreRequest, type RestoreRequest } from '../../operations/restoreReq
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { runParams } from '../requestSchemas.ts';
-import { zodBody, zodJsonSchema } from '../validation.ts';
+import { zodBody } from '../validation.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
 
 export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext): void {

@@ -19,14 +19,17 @@ export function registerRunFileRoutes(app: FastifyInstance, ctx: ServerContext):
       config: { access: 'admin' },
       schema: {
         tags: ['runs'],
-        summary: "Download one file of a backup, streamed through the server",
+        summary: 'Download one file of a backup, streamed through the server',
         description:
           "Only a file the run's record and its manifest both list (`manifest.json` included), read from the folder the manifest binds to the run; any other name is 404. The bytes are hashed as they stream: a file that no longer matches its manifest ends the response with an error instead of completing it. `Repr-Digest` carries the manifest's SHA-256.",
         params: {
           type: 'object',
           required: ['id', '*'],
           additionalProperties: false,
-          properties: { id: { ...uuid, description: 'Run id.' }, '*': { type: 'string', minLength: 1, maxLength: 1024, pattern: ARTIFACT_FILE_NAME.source, description: "The file's name as the manifest lists it." } },
+          properties: {
+            id: { ...uuid, description: 'Run id.' },
+            '*': { type: 'string', minLength: 1, maxLength: 1024, pattern: ARTIFACT_FILE_NAME.source, description: "The file's name as the manifest lists it." },
+          },
         },
         response: { 200: { description: "The file's bytes", content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, ...errorResponses },
       },

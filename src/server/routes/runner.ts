@@ -194,7 +194,8 @@ export function registerRunnerRoutes(app: FastifyInstance, ctx: ServerContext): 
     },
     async (request) => {
       const result = await reportJobStatus(ctx.pool, request.params.id, request.body);
-      if (result.ended) request.log.warn({ runId: request.params.id, jobStatus: request.body.jobStatus, by: actorOf(request) }, 'a CI job ended without the run step recording an outcome');
+      if (result.ended)
+        request.log.warn({ runId: request.params.id, jobStatus: request.body.jobStatus, by: actorOf(request) }, 'a CI job ended without the run step recording an outcome');
       return result;
     },
   );

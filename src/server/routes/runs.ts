@@ -167,7 +167,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
         tags: ['runner'],
         summary: 'Issue the runner token of a queued run',
         description:
-          'Returned once. It lets a remote runner (e.g. a CI job) claim, heartbeat, report progress, finalize, release, report and add events to this run only. Issuing again replaces the previous token. (GitHub jobs get theirs at claim, in exchange for their repository\'s GitHub runner token.)',
+          "Returned once. It lets a remote runner (e.g. a CI job) claim, heartbeat, report progress, finalize, release, report and add events to this run only. Issuing again replaces the previous token. (GitHub jobs get theirs at claim, in exchange for their repository's GitHub runner token.)",
         params: runParams,
         response: {
           201: { type: 'object', required: ['runId', 'token'], properties: { runId: { type: 'string' }, token: { type: 'string' } } },

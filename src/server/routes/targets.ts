@@ -151,7 +151,7 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
       config: { access: 'operator' },
       schema: {
         tags,
-        summary: "Check a target: its store URL, its database and version, a fitting pg_dump, a write to its store",
+        summary: 'Check a target: its store URL, its database and version, a fitting pg_dump, a write to its store',
         description: 'Answers 200 with every check whether it passed or not (the test ran); 404 for an unknown target.',
         params: targetParams,
         response: { 200: testResult, ...errorResponses },
@@ -184,8 +184,7 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
       schema: {
         tags,
         summary: 'Delete a target',
-        description:
-          'Refused (409 TARGET_BUSY) while one of its runs is not finished. Its run history goes with it; its backups stay in the store and are listed in the answer.',
+        description: 'Refused (409 TARGET_BUSY) while one of its runs is not finished. Its run history goes with it; its backups stay in the store and are listed in the answer.',
         params: targetParams,
         response: { 200: deletedTarget, ...errorResponses },
       },

@@ -6,7 +6,7 @@ import { revokeToken } from '../../operations/revokeToken.ts';
 import { actorOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { tokenParams } from '../requestSchemas.ts';
-import { zodBody, zodJsonSchema } from '../validation.ts';
+import { zodBody } from '../validation.ts';
 import { apiTokenSchema, errorResponses, ref } from '../responseSchemas.ts';
 
 const tags = ['tokens'];

@@ -27,19 +27,23 @@ function TargetCard({ target, now, liveProgress }) {
     </div>
     <p class=${problem ? 'health-reason health-reason-problem' : 'health-reason'}>${target.healthReason}</p>
     <dl class="facts">
-      <div><dt>Last run</dt><dd>${last
-        ? html`<a href=${`#/runs/${last.id}`}><${StatusBadge} status=${last.status} /></a> <span class="muted">${formatRelative(last.finishedAt ?? last.createdAt, now)}</span>`
-        : 'none yet'}</dd></div>
-      ${active && active.id !== last?.id
-        ? html`<div><dt>In progress</dt><dd><a href=${`#/runs/${active.id}`}><${StatusBadge} status=${active.status} /></a></dd></div>`
-        : null}
+      <div><dt>Last run</dt><dd>${
+        last
+          ? html`<a href=${`#/runs/${last.id}`}><${StatusBadge} status=${last.status} /></a> <span class="muted">${formatRelative(last.finishedAt ?? last.createdAt, now)}</span>`
+          : 'none yet'
+      }</dd></div>
+      ${active && active.id !== last?.id ? html`<div><dt>In progress</dt><dd><a href=${`#/runs/${active.id}`}><${StatusBadge} status=${active.status} /></a></dd></div>` : null}
       ${active && progress ? html`<div class="card-progress"><dt>Backup progress</dt><dd><${ProgressBar} progress=${progress} compact /></dd></div>` : null}
-      <div><dt>Newest good backup</dt><dd>${target.newestBackup
-        ? html`<a href=${`#/runs/${target.newestBackup.id}`}>${formatRelative(target.newestBackup.finishedAt, now)}</a> <span class="muted">(${formatBytes(target.newestBackup.bytes)})</span>`
-        : 'none'}</dd></div>
-      <div><dt>Last verification</dt><dd>${target.lastVerification
-        ? html`<a href=${`#/runs/${target.lastVerification.id}`}><${StatusBadge} status=${target.lastVerification.status} /></a> <span class="muted">${formatRelative(target.lastVerification.finishedAt, now)}</span>`
-        : 'never'}</dd></div>
+      <div><dt>Newest good backup</dt><dd>${
+        target.newestBackup
+          ? html`<a href=${`#/runs/${target.newestBackup.id}`}>${formatRelative(target.newestBackup.finishedAt, now)}</a> <span class="muted">(${formatBytes(target.newestBackup.bytes)})</span>`
+          : 'none'
+      }</dd></div>
+      <div><dt>Last verification</dt><dd>${
+        target.lastVerification
+          ? html`<a href=${`#/runs/${target.lastVerification.id}`}><${StatusBadge} status=${target.lastVerification.status} /></a> <span class="muted">${formatRelative(target.lastVerification.finishedAt, now)}</span>`
+          : 'never'
+      }</dd></div>
       <div><dt>Next scheduled run</dt><dd>${target.nextScheduledAt ? formatRelative(target.nextScheduledAt, now) : 'on demand only'}</dd></div>
     </dl>
   </li>`;
@@ -68,11 +72,15 @@ export function OverviewPage({ me }) {
     <${PageHeading} actions=${html`<${LiveIndicator} connected=${connected} />`}>Overview<//>
     <${ErrorNotice} error=${overview.error} title="The overview could not be loaded" />
     ${overview.data === undefined && !overview.error ? html`<${Loading} />` : null}
-    ${overview.data && items.length === 0
-      ? html`<p>No targets yet. ${can(me, 'admin') ? html`<a href="#/targets/new">Add the first database to back up</a>.` : 'An admin can add one.'}</p>`
-      : null}
-    ${items.length > 0
-      ? html`<p class="summary" aria-live="polite">${items.length} target${items.length === 1 ? '' : 's'}${problems > 0 ? html`, <strong class="problem-count">${problems} need${problems === 1 ? 's' : ''} attention</strong>` : ', all fine'}.</p>
+    ${
+      overview.data && items.length === 0
+        ? html`<p>No targets yet. ${can(me, 'admin') ? html`<a href="#/targets/new">Add the first database to back up</a>.` : 'An admin can add one.'}</p>`
+        : null
+    }
+    ${
+      items.length > 0
+        ? html`<p class="summary" aria-live="polite">${items.length} target${items.length === 1 ? '' : 's'}${problems > 0 ? html`, <strong class="problem-count">${problems} need${problems === 1 ? 's' : ''} attention</strong>` : ', all fine'}.</p>
         <ul class="card-grid" aria-label="Targets">${items.map((target) => html`<${TargetCard} key=${target.name} target=${target} now=${now} liveProgress=${liveProgress} />`)}</ul>`
-      : null}`;
+        : null
+    }`;
 }

@@ -27,8 +27,9 @@ export function RestoreHistory({ name, reloadKey, now }) {
     <h2 id="restores-title">Restores</h2>
     <${ErrorNotice} error=${restores.error} title="The restore history could not be loaded" />
     ${restores.data && items.length === 0 ? html`<p class="muted">No backup of this target has been restored yet.</p>` : null}
-    ${items.length > 0
-      ? html`<table class="restores-table stack-table">
+    ${
+      items.length > 0
+        ? html`<table class="restores-table stack-table">
           <thead><tr><th scope="col">Outcome</th><th scope="col">Backup</th><th scope="col">Started</th><th scope="col">Took</th><th scope="col">By</th><th scope="col">Details</th></tr></thead>
           <tbody>${items.map((restore) => {
             const took = durationOf(restore);
@@ -42,6 +43,7 @@ export function RestoreHistory({ name, reloadKey, now }) {
             </tr>`;
           })}</tbody>
         </table>`
-      : null}
+        : null
+    }
   </section>`;
 }

@@ -26,9 +26,11 @@ function ProgressPanel({ run, progress }) {
   const waiting = run.status === 'queued' || run.status === 'dispatched' ? 'Waiting for a worker to pick this run up' : 'Starting';
   return html`<section class="card progress-card" aria-labelledby="progress-title">
     <h2 id="progress-title">${progress?.operation === 'restore' ? 'Restore in progress' : 'Progress'}</h2>
-    ${live
-      ? html`<${ProgressBar} progress=${progress} id="run-progress" />`
-      : html`<progress id="run-progress" class="progress-bar" max="1" aria-describedby="progress-text"></progress><p id="progress-text" class="progress-text">${waiting}</p>`}
+    ${
+      live
+        ? html`<${ProgressBar} progress=${progress} id="run-progress" />`
+        : html`<progress id="run-progress" class="progress-bar" max="1" aria-describedby="progress-text"></progress><p id="progress-text" class="progress-text">${waiting}</p>`
+    }
   </section>`;
 }
 
@@ -125,9 +127,7 @@ export function RunPage({ id }) {
       if (fresh) run.setData(fresh);
       if (!result) return;
       mergeEvents(result.items);
-      const outcome = /** @type {RunEvent[]} */ (result.items).find(
-        (event) => (event.kind === 'restored' || event.kind === 'restore_failed') && event.data?.restoreId === restoring,
-      );
+      const outcome = /** @type {RunEvent[]} */ (result.items).find((event) => (event.kind === 'restored' || event.kind === 'restore_failed') && event.data?.restoreId === restoring);
       if (!outcome) return;
       setRestoring(null);
       if (outcome.kind === 'restored') setAction({ busy: false, error: null, notice: `Restore finished: ${outcome.message}.` });
@@ -168,12 +168,18 @@ export function RunPage({ id }) {
         id: 'action-verify',
         label: 'Verify (restore drill)',
         verdict: actions?.verify,
-        onClick: () => act(async () => {
-          const drill = await api(`/api/v1/runs/${id}/verify`, { method: 'POST' });
-          location.hash = `#/runs/${drill.id}`;
-        }),
+        onClick: () =>
+          act(async () => {
+            const drill = await api(`/api/v1/runs/${id}/verify`, { method: 'POST' });
+            location.hash = `#/runs/${drill.id}`;
+          }),
       },
-      { id: 'action-restore', label: 'Restore…', verdict: restoring ? { allowed: false, blockedBy: 'state', reason: 'A restore of this backup is under way.' } : actions?.restore, onClick: () => setDialogOpen(true) },
+      {
+        id: 'action-restore',
+        label: 'Restore…',
+        verdict: restoring ? { allowed: false, blockedBy: 'state', reason: 'A restore of this backup is under way.' } : actions?.restore,
+        onClick: () => setDialogOpen(true),
+      },
     );
   }
   const duration = durationOf(data);
@@ -206,9 +212,15 @@ export function RunPage({ id }) {
     </section>
     <${ArtifactPanel} run=${data} />
     <${Timeline} events=${events} />
-    ${data.kind === 'backup' && data.status === 'succeeded' && actions?.restore.allowed
-      ? html`<${RestoreDialog} run=${data} open=${dialogOpen}
+    ${
+      data.kind === 'backup' && data.status === 'succeeded' && actions?.restore.allowed
+        ? html`<${RestoreDialog} run=${data} open=${dialogOpen}
           onClose=${() => setDialogOpen(false)}
-          onStarted=${(/** @type {string} */ message, /** @type {string} */ restoreId) => { setDialogOpen(false); setAction({ busy: false, error: null, notice: message }); setRestoring(restoreId); }} />`
-      : null}`;
+          onStarted=${(/** @type {string} */ message, /** @type {string} */ restoreId) => {
+            setDialogOpen(false);
+            setAction({ busy: false, error: null, notice: message });
+            setRestoring(restoreId);
+          }} />`
+        : null
+    }`;
 }

@@ -38,15 +38,19 @@ export function ArtifactPanel({ run }) {
     <${ErrorNotice} error=${state.error} title="The download failed" />
     <table class="files-table stack-table">
       <thead><tr><th scope="col">File</th><th scope="col">Size</th><th scope="col">SHA-256</th>${canDownload ? html`<th scope="col"><span class="visually-hidden">Download</span></th>` : null}</tr></thead>
-      <tbody>${files.map((file) => html`<tr key=${file.name} data-file=${file.name}>
+      <tbody>${files.map(
+        (file) => html`<tr key=${file.name} data-file=${file.name}>
         <td class="mono wrap-anywhere" data-label="File">${file.name}</td>
         <td data-label="Size">${formatBytes(file.size)}</td>
         <td class="mono hash wrap-anywhere" data-label="SHA-256">${file.sha256}</td>
-        ${canDownload
-          ? html`<td data-label=""><button type="button" class="button-quiet download" disabled=${state.busy !== null}
+        ${
+          canDownload
+            ? html`<td data-label=""><button type="button" class="button-quiet download" disabled=${state.busy !== null}
               aria-label=${`Download ${file.name}`} onClick=${() => download(file)}>${state.busy === file.name ? 'Downloading…' : 'Download'}</button></td>`
-          : null}
-      </tr>`)}</tbody>
+            : null
+        }
+      </tr>`,
+      )}</tbody>
       <tfoot><tr><th scope="row">Total</th><td colspan=${canDownload ? 3 : 2}>${formatBytes(total)} (${total.toLocaleString()} bytes)</td></tr></tfoot>
     </table>
   </section>`;

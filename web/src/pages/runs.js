@@ -110,7 +110,11 @@ export function RunsPage({ query }) {
   return html`
     <${PageHeading} actions=${html`<${LiveIndicator} connected=${connected} />`}>Runs<//>
     <form class="filters" role="search" aria-label="Filter runs" onSubmit=${(/** @type {Event} */ event) => event.preventDefault()}>
-      ${select('target', 'Target', /** @type {import('../types').Target[]} */ (targets.data?.items ?? []).map((target) => target.name))}
+      ${select(
+        'target',
+        'Target',
+        /** @type {import('../types').Target[]} */ (targets.data?.items ?? []).map((target) => target.name),
+      )}
       ${select('status', 'Status', runStatuses)}
       ${select('kind', 'Kind', runKinds)}
     </form>
@@ -123,7 +127,8 @@ export function RunsPage({ query }) {
         ? html`<div class="table-wrap"><table class="runs-table">
           <caption class="visually-hidden">Runs, newest first</caption>
           <thead><tr><th scope="col">Status</th><th scope="col">Run</th><th scope="col">Target</th><th scope="col">Kind</th><th scope="col">Created</th><th scope="col">Duration</th><th scope="col">Size</th><th scope="col">Progress</th></tr></thead>
-          <tbody>${runs.data.items.map((run) => html`<tr key=${run.id} data-run=${run.id}>
+          <tbody>${runs.data.items.map(
+            (run) => html`<tr key=${run.id} data-run=${run.id}>
             <td class="run-status"><${StatusBadge} status=${run.status} /></td>
             <td><a href=${`#/runs/${run.id}`} class="mono">${shortId(run.id)}</a></td>
             <td><a href=${`#/targets/${encodeURIComponent(run.targetName)}`}>${run.targetName}</a></td>
@@ -132,7 +137,8 @@ export function RunsPage({ query }) {
             <td class="run-duration">${formatDuration(runDurationSeconds(run, now))}</td>
             <td class="run-size" title=${runSizeBytes(run) === null ? '' : `${runSizeBytes(run)?.toLocaleString()} bytes stored`}>${runSizeBytes(run) === null ? '—' : formatBytes(runSizeBytes(run))}</td>
             <td class="run-progress">${isLiveProgress(run) ? html`<${ProgressBar} progress=${run.progress} compact />` : null}</td>
-          </tr>`)}</tbody>
+          </tr>`,
+          )}</tbody>
         </table></div>
         ${runs.data.nextCursor ? html`<p><button type="button" class="button-quiet" onClick=${loadMore} disabled=${more.busy}>${more.busy ? 'Loading…' : 'Load older runs'}</button></p>` : null}
         <${ErrorNotice} error=${more.error} title="Older runs could not be loaded" />`

@@ -89,21 +89,29 @@ export function TargetPage({ name }) {
       id: 'action-backup',
       label: 'Back up now',
       verdict: actions?.backup,
-      onClick: () => act(async () => {
-        const run = await api('/api/v1/runs', { method: 'POST', body: { target: name } });
-        location.hash = `#/runs/${run.id}`;
-      }),
+      onClick: () =>
+        act(async () => {
+          const run = await api('/api/v1/runs', { method: 'POST', body: { target: name } });
+          location.hash = `#/runs/${run.id}`;
+        }),
     },
     {
       id: 'action-verify-newest',
       label: 'Verify newest backup',
       verdict: actions?.verifyNewest,
-      onClick: () => act(async () => {
-        const drill = await api(`/api/v1/runs/${/** @type {NonNullable<typeof newest>} */ (newest).id}/verify`, { method: 'POST' });
-        location.hash = `#/runs/${drill.id}`;
-      }),
+      onClick: () =>
+        act(async () => {
+          const drill = await api(`/api/v1/runs/${/** @type {NonNullable<typeof newest>} */ (newest).id}/verify`, { method: 'POST' });
+          location.hash = `#/runs/${drill.id}`;
+        }),
     },
-    { id: 'action-restore-newest', label: 'Restore newest backup…', quiet: true, verdict: newest ? actions?.restoreNewest : { allowed: false, blockedBy: 'state', reason: 'No backup of this target has succeeded yet.' }, href: newest ? `#/runs/${newest.id}` : undefined },
+    {
+      id: 'action-restore-newest',
+      label: 'Restore newest backup…',
+      quiet: true,
+      verdict: newest ? actions?.restoreNewest : { allowed: false, blockedBy: 'state', reason: 'No backup of this target has succeeded yet.' },
+      href: newest ? `#/runs/${newest.id}` : undefined,
+    },
   ]} />`;
   /** @type {HistoryPoint[]} */
   const historyItems = history.data?.items ?? [];
@@ -116,8 +124,9 @@ export function TargetPage({ name }) {
     <p class="target-health">${s ? html`<${HealthBadge} health=${s.health} /> ${s.healthReason}` : null}${data.paused ? html` <span class="status status-cancelled">schedule paused</span>` : null} <${LiveIndicator} connected=${connected} /></p>
     <${ErrorNotice} error=${action.error} title="That did not work" />
     <${UnknownBackups} unknown=${unknown} />
-    ${s
-      ? html`<dl class="facts facts-row card">
+    ${
+      s
+        ? html`<dl class="facts facts-row card">
           <div><dt>Last run</dt><dd>${s.lastRun ? html`<a href=${`#/runs/${s.lastRun.id}`}><${StatusBadge} status=${s.lastRun.status} /></a> ${formatRelative(s.lastRun.finishedAt ?? s.lastRun.createdAt, now)}` : 'none yet'}</dd></div>
           <div><dt>Newest good backup</dt><dd>${newest ? html`${formatRelative(newest.finishedAt, now)} (${formatBytes(newest.bytes)})` : 'none'}</dd></div>
           <div><dt>Last verification</dt><dd>${s.lastVerification ? html`<${StatusBadge} status=${s.lastVerification.status} /> ${formatRelative(s.lastVerification.finishedAt, now)}` : 'never'}</dd></div>
@@ -136,17 +145,22 @@ export function TargetPage({ name }) {
     <section class="card" aria-labelledby="recent-title">
       <h2 id="recent-title">Recent runs</h2>
       ${runs.data?.items.length === 0 ? html`<p class="muted">No runs yet.</p>` : null}
-      <ul class="plain recent-runs">${/** @type {Run[]} */ (runs.data?.items ?? []).map((run) => html`<li key=${run.id}>
+      <ul class="plain recent-runs">${
+        /** @type {Run[]} */ (runs.data?.items ?? []).map(
+          (run) => html`<li key=${run.id}>
         <${StatusBadge} status=${run.status} /> <a href=${`#/runs/${run.id}`} class="mono">${shortId(run.id)}</a>
         ${run.kind === 'verify' ? ' restore drill' : ' backup'} · ${formatRelative(run.createdAt, now)}
       </li>`,
-      )}</ul>
+        )
+      }</ul>
       <p><a href=${`#/runs?target=${encodeURIComponent(name)}`}>All runs of ${name}</a></p>
     </section>
     <${RestoreHistory} name=${name} reloadKey=${restoresKey} now=${now} />
     <${TargetSettings} target=${data} />
     <${TargetLifecycle} target=${data}
       onChanged=${() => target.reload()}
-      onRenamed=${(/** @type {string} */ renamed) => { location.hash = `#/targets/${encodeURIComponent(renamed)}`; }}
+      onRenamed=${(/** @type {string} */ renamed) => {
+        location.hash = `#/targets/${encodeURIComponent(renamed)}`;
+      }}
       onDeleted=${setDeleted} />`;
 }

@@ -102,7 +102,7 @@ export function TargetFormPage({ me, name }) {
     } catch (error) {
       setState({ busy: false, error: /** @type {Error} */ (error), loadError: null });
       // The first field at fault takes focus, else the banner above the form.
-      setTimeout(() => (/** @type {HTMLElement | null} */ (document.querySelector('[aria-invalid="true"]')) ?? document.getElementById('form-error'))?.focus(), 0);
+      setTimeout(() => /** @type {HTMLElement | null} */ (document.querySelector('[aria-invalid="true"]') ?? document.getElementById('form-error'))?.focus(), 0);
     }
   };
   /** @param {string} eventName */
@@ -227,7 +227,8 @@ export function TargetFormPage({ me, name }) {
             <input type="number" min="0" inputmode="numeric" value=${form.retention[key]} ...${described(`target-retention-${key}`)}
               onInput=${(/** @type {any} */ event) => update({ retention: { ...form.retention, [key]: event.currentTarget.value } })} />
             ${error(`target-retention-${key}`)}
-          </div>`)}
+          </div>`,
+          )}
         </div>
         <p class="help">Backups kept by each rule; all empty keeps every backup. The newest backup is never deleted.</p>
       </fieldset>
@@ -264,14 +265,25 @@ export function TargetFormPage({ me, name }) {
       <fieldset>
         <legend>Executed by</legend>
         ${checkbox('target-github', 'github', 'Run backups in GitHub Actions instead of Backstop workers')}
-        ${form.github
-          ? html`<div class="field-row">${/** @type {const} */ ([['owner', 'Owner'], ['repo', 'Repository'], ['workflow', 'Workflow file'], ['ref', 'Branch or tag']]).map(([key, label]) => html`<div class="field">
+        ${
+          form.github
+            ? html`<div class="field-row">${
+                /** @type {const} */ ([
+                  ['owner', 'Owner'],
+                  ['repo', 'Repository'],
+                  ['workflow', 'Workflow file'],
+                  ['ref', 'Branch or tag'],
+                ]).map(
+                  ([key, label]) => html`<div class="field">
               <label for=${`target-executor-${key}`}>${label}</label>
               <input value=${form.executor[key]} spellcheck=${false} ...${described(`target-executor-${key}`)}
                 onInput=${(/** @type {any} */ event) => update({ executor: { ...form.executor, [key]: event.currentTarget.value } })} />
               ${error(`target-executor-${key}`)}
-            </div>`)}</div>`
-          : null}
+            </div>`,
+                )
+              }</div>`
+            : null
+        }
       </fieldset>
       <fieldset>
         <legend>Notifications</legend>
@@ -280,7 +292,8 @@ export function TargetFormPage({ me, name }) {
           <input id=${`remove-${channel.id}`} type="checkbox" checked=${form.removeChannels.includes(channel.id)}
             onChange=${(/** @type {any} */ event) => update({ removeChannels: event.currentTarget.checked ? [...form.removeChannels, channel.id] : form.removeChannels.filter((id) => id !== channel.id) })} />
           <label for=${`remove-${channel.id}`}>Remove the ${channel.kind} channel (on ${channel.on.map((event) => event.replace('_', ' ')).join(', ')}; its URL is stored, never shown)</label>
-        </div>`)}
+        </div>`,
+        )}
         <div class="field-row">
           <div class="field field-narrow">
             <label for="channel-kind">New channel</label>

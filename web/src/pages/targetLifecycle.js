@@ -1,5 +1,6 @@
 // @ts-check
 import { useEffect, useRef, useState } from 'preact/hooks';
+// biome-ignore lint/correctness/noUnusedImports: ApiError names the type of the errors caught below, in JSDoc
 import { api, ApiError } from '../api.js';
 import { ActionBar, ErrorNotice, FieldError } from '../components.js';
 import { plainMessage } from '../errorText.js';
@@ -26,10 +27,12 @@ function TestResult({ result }) {
   return html`<div class=${`notice ${result.ok ? 'notice-ok' : 'notice-error'}`} role="status" id="test-result">
     <p><strong>${result.ok ? 'Every check passed.' : 'A check failed.'}</strong>
       ${result.serverVersion ? ` PostgreSQL ${result.serverVersion}.` : ''}${result.pgDump ? ` pg_dump ${result.pgDump.version}.` : ''}</p>
-    <ul class="checks-list">${result.checks.map((check) => html`<li data-check=${check.name} data-ok=${String(check.ok)}>
+    <ul class="checks-list">${result.checks.map(
+      (check) => html`<li data-check=${check.name} data-ok=${String(check.ok)}>
       <span aria-hidden="true">${check.ok ? '✓' : '✗'}</span> <strong>${checkLabels[check.name] ?? check.name}</strong>${check.ok ? '' : ' — failed'}:
       ${check.error ? plainMessage(check.error) : check.detail}
-    </li>`)}</ul>
+    </li>`,
+    )}</ul>
   </div>`;
 }
 
@@ -85,7 +88,12 @@ function useDialogForm(open, initial, work) {
  * @param {{ target: Target, open: boolean, onClose: () => void, onRenamed: (name: string) => void }} props
  */
 function RenameDialog({ target, open, onClose, onRenamed }) {
-  const { value: name, setValue: setName, state, submit } = useDialogForm(open, target.name, async (value) => {
+  const {
+    value: name,
+    setValue: setName,
+    state,
+    submit,
+  } = useDialogForm(open, target.name, async (value) => {
     const renamed = await api(`/api/v1/targets/${encodeURIComponent(target.name)}`, { method: 'PATCH', body: { name: value } });
     onRenamed(renamed.name);
   });
@@ -114,7 +122,12 @@ function RenameDialog({ target, open, onClose, onRenamed }) {
  * @param {{ target: Target, open: boolean, onClose: () => void, onDeleted: (result: DeletedTarget) => void }} props
  */
 function DeleteDialog({ target, open, onClose, onDeleted }) {
-  const { value: confirmation, setValue: setConfirmation, state, submit } = useDialogForm(open, '', async () => {
+  const {
+    value: confirmation,
+    setValue: setConfirmation,
+    state,
+    submit,
+  } = useDialogForm(open, '', async () => {
     /** @type {DeletedTarget | undefined} */
     const answer = await api(`/api/v1/targets/${encodeURIComponent(target.name)}`, { method: 'DELETE' });
     onDeleted(answer ?? { deleted: target.name, keptBackups: [], storeUrl: target.storeUrl });
@@ -141,14 +154,20 @@ function DeleteDialog({ target, open, onClose, onDeleted }) {
  */
 export function DeletedNotice({ result }) {
   return html`<div class="notice notice-info" role="status" id="deleted-target">
-    <p><strong>Target ${result.deleted} was deleted.</strong> ${result.keptBackups.length === 0
-      ? 'It had no backups in its store.'
-      : html`Its ${result.keptBackups.length} backup${result.keptBackups.length === 1 ? ' stays' : 's stay'} in <span class="mono wrap-anywhere">${result.storeUrl}</span>:`}</p>
-    ${result.keptBackups.length > 0
-      ? html`<ul class="plain kept-backups">${result.keptBackups.map((backup) => html`<li key=${backup.runId}>
+    <p><strong>Target ${result.deleted} was deleted.</strong> ${
+      result.keptBackups.length === 0
+        ? 'It had no backups in its store.'
+        : html`Its ${result.keptBackups.length} backup${result.keptBackups.length === 1 ? ' stays' : 's stay'} in <span class="mono wrap-anywhere">${result.storeUrl}</span>:`
+    }</p>
+    ${
+      result.keptBackups.length > 0
+        ? html`<ul class="plain kept-backups">${result.keptBackups.map(
+            (backup) => html`<li key=${backup.runId}>
           <span class="mono wrap-anywhere">${(backup.storeUrl ?? result.storeUrl).replace(/\/*$/, '/')}${backup.prefix}</span> <span class="muted">(backup ${shortId(backup.runId)}, ${formatTime(backup.finishedAt)}, ${formatBytes(backup.sizeBytes)})</span>
-        </li>`)}</ul>`
-      : null}
+        </li>`,
+          )}</ul>`
+        : null
+    }
     <p><a href="#/">Back to the overview</a></p>
   </div>`;
 }
@@ -187,11 +206,13 @@ export function TargetLifecycle({ target, onChanged, onRenamed, onDeleted }) {
     });
   return html`<section class="card" aria-labelledby="manage-title" id="manage">
     <h2 id="manage-title">Manage</h2>
-    <p>${target.paused
-      ? html`<span class="status status-cancelled" data-paused="true">schedule paused</span> No scheduled backups or drills are queued; backing up by hand still works.`
-      : target.schedule
-        ? 'The schedule is running.'
-        : 'Backed up on demand only.'}</p>
+    <p>${
+      target.paused
+        ? html`<span class="status status-cancelled" data-paused="true">schedule paused</span> No scheduled backups or drills are queued; backing up by hand still works.`
+        : target.schedule
+          ? 'The schedule is running.'
+          : 'Backed up on demand only.'
+    }</p>
     <${ActionBar} busy=${state.busy} actions=${[
       { id: 'action-test', label: state.busy && !state.test ? 'Testing…' : 'Test connection', verdict: actions?.test, onClick: test },
       target.paused
@@ -203,11 +224,21 @@ export function TargetLifecycle({ target, onChanged, onRenamed, onDeleted }) {
     ]} />
     <${ErrorNotice} error=${state.error} title="That did not work" />
     ${state.test ? html`<${TestResult} result=${state.test} />` : null}
-    ${actions?.edit.allowed
-      ? html`<${RenameDialog} target=${target} open=${dialog === 'rename'} onClose=${() => setDialog(null)} onRenamed=${(/** @type {string} */ name) => { setDialog(null); onRenamed(name); }} />`
-      : null}
-    ${actions?.delete.allowed
-      ? html`<${DeleteDialog} target=${target} open=${dialog === 'delete'} onClose=${() => setDialog(null)} onDeleted=${(/** @type {DeletedTarget} */ result) => { setDialog(null); onDeleted(result); }} />`
-      : null}
+    ${
+      actions?.edit.allowed
+        ? html`<${RenameDialog} target=${target} open=${dialog === 'rename'} onClose=${() => setDialog(null)} onRenamed=${(/** @type {string} */ name) => {
+            setDialog(null);
+            onRenamed(name);
+          }} />`
+        : null
+    }
+    ${
+      actions?.delete.allowed
+        ? html`<${DeleteDialog} target=${target} open=${dialog === 'delete'} onClose=${() => setDialog(null)} onDeleted=${(/** @type {DeletedTarget} */ result) => {
+            setDialog(null);
+            onDeleted(result);
+          }} />`
+        : null
+    }
   </section>`;
 }

@@ -54,11 +54,13 @@ function Channel({ target, channel }) {
     <button type="button" class="button-quiet button-small" disabled=${!verdict?.allowed || state.busy}
       aria-describedby=${verdict && !verdict.allowed ? reasonId : undefined} onClick=${send}>${state.busy ? 'Sending…' : 'Send test notification'}</button>
     ${verdict && !verdict.allowed ? html`<span id=${reasonId} class="muted action-reason-inline">${verdict.reason}</span>` : null}
-    ${state.result
-      ? html`<p class=${state.result.delivered ? 'channel-result channel-ok' : 'channel-result channel-bad'} role="status">${state.result.delivered
-          ? `Delivered${state.result.status ? ` (the receiver answered ${state.result.status})` : ''}.`
-          : `Not delivered: ${state.result.error ?? 'no answer'}.`}</p>`
-      : null}
+    ${
+      state.result
+        ? html`<p class=${state.result.delivered ? 'channel-result channel-ok' : 'channel-result channel-bad'} role="status">${
+            state.result.delivered ? `Delivered${state.result.status ? ` (the receiver answered ${state.result.status})` : ''}.` : `Not delivered: ${state.result.error ?? 'no answer'}.`
+          }</p>`
+        : null
+    }
     <${ErrorNotice} error=${state.error} title="The test notification was not sent" />
   </li>`;
 }
@@ -77,17 +79,23 @@ export function TargetSettings({ target }) {
       <div><dt>Retention</dt><dd>${describeRetention(target.retention)}</dd></div>
       <div><dt>Profile</dt><dd>${target.options?.profile ?? 'default'}${target.options?.withStorage ? ', with Storage files' : ''}</dd></div>
       <div><dt>Compression</dt><dd>${target.options?.compression ?? 'zstd'}</dd></div>
-      <div><dt>Encryption</dt><dd>${target.options?.encryptTo?.length
-        ? html`age, to <ul class="plain">${target.options.encryptTo.map((recipient) => html`<li class="mono wrap-anywhere">${recipient}</li>`)}</ul>`
-        : 'none'}</dd></div>
+      <div><dt>Encryption</dt><dd>${
+        target.options?.encryptTo?.length
+          ? html`age, to <ul class="plain">${target.options.encryptTo.map((recipient) => html`<li class="mono wrap-anywhere">${recipient}</li>`)}</ul>`
+          : 'none'
+      }</dd></div>
       <div><dt>Attempts</dt><dd>up to ${target.maxAttempts}${target.exclusive ? ', one run at a time' : ''}</dd></div>
       <div><dt>Restore drills</dt><dd>${target.verification?.everyNth ? `every ${target.verification.everyNth} backups` : target.verification?.cron ? html`<code>${target.verification.cron}</code>` : 'on demand only'}</dd></div>
-      <div><dt>Notifications</dt><dd>${target.notifications.length
-        ? html`<ul class="plain channels">${target.notifications.map((channel) => html`<${Channel} key=${channel.id} target=${target} channel=${channel} />`)}</ul>`
-        : 'none'}</dd></div>
-      ${target.options?.restoreTo?.length
-        ? html`<div><dt>Operators restore into</dt><dd><ul class="plain">${target.options.restoreTo.map((entry) => html`<li class="mono wrap-anywhere">${entry}</li>`)}</ul></dd></div>`
-        : null}
+      <div><dt>Notifications</dt><dd>${
+        target.notifications.length
+          ? html`<ul class="plain channels">${target.notifications.map((channel) => html`<${Channel} key=${channel.id} target=${target} channel=${channel} />`)}</ul>`
+          : 'none'
+      }</dd></div>
+      ${
+        target.options?.restoreTo?.length
+          ? html`<div><dt>Operators restore into</dt><dd><ul class="plain">${target.options.restoreTo.map((entry) => html`<li class="mono wrap-anywhere">${entry}</li>`)}</ul></dd></div>`
+          : null
+      }
       <div><dt>Executed by</dt><dd>${target.executor ? `GitHub Actions (${target.executor.owner}/${target.executor.repo})` : 'Backstop workers'}</dd></div>
     </dl>
   </section>`;

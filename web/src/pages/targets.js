@@ -16,15 +16,21 @@ export function TargetsPage({ me }) {
     <${ErrorNotice} error=${targets.error} title="The targets could not be loaded" />
     ${targets.data === undefined && !targets.error ? html`<${Loading} />` : null}
     ${targets.data?.items.length === 0 ? html`<p>No targets yet.</p>` : null}
-    ${targets.data?.items.length
-      ? html`<table class="stack-table targets-table">
+    ${
+      targets.data?.items.length
+        ? html`<table class="stack-table targets-table">
           <thead><tr><th scope="col">Name</th><th scope="col">Schedule</th><th scope="col">Store</th><th scope="col">Encrypted</th></tr></thead>
-          <tbody>${/** @type {import('../types').Target[]} */ (targets.data.items).map((target) => html`<tr key=${target.id}>
+          <tbody>${
+            /** @type {import('../types').Target[]} */ (targets.data.items).map(
+              (target) => html`<tr key=${target.id}>
             <td data-label="Name"><a href=${`#/targets/${encodeURIComponent(target.name)}`}>${target.name}</a></td>
             <td data-label="Schedule">${target.schedule ? html`<code>${target.schedule.cron}</code> ${target.schedule.timezone}${target.paused ? ', paused' : ''}` : 'on demand'}</td>
             <td data-label="Store" class="wrap-anywhere mono">${target.storeUrl}</td>
             <td data-label="Encrypted">${target.options?.encryptTo?.length ? 'yes' : 'no'}</td>
-          </tr>`)}</tbody>
+          </tr>`,
+            )
+          }</tbody>
         </table>`
-      : null}`;
+        : null
+    }`;
 }
