@@ -3,8 +3,7 @@ import type { BackupProfile } from '../core/manifest.ts';
 import { backupDatabase } from './backup.ts';
 import type { RestoreInput, RestoreResult } from './restoreInput.ts';
 import { restoreCustomArchive } from './restoreCustomArchive.ts';
-import { backupSupabase, type SupabaseBackupInput } from './supabaseSource/backupSupabase.ts';
-import { restoreSupabaseArtifact } from './supabaseSource/restoreSupabase.ts';
+import type { SupabaseBackupInput } from './supabaseSource/backupSupabase.ts';
 
 export interface ArtifactProfile {
   backup(input: SupabaseBackupInput): Promise<Artifact>;
@@ -14,9 +13,14 @@ export interface ArtifactProfile {
 /**
  * How each backup profile writes an artifact and restores one. The one place that knows every
  * profile: the generic backup and restore code imports none of them, so a profile can use
- * the generic code without an import cycle.
+ * the generic code without an import cycle. The Supabase profile is loaded when first used: it
+ * brings the S3 client for Storage objects, about 20 MB of memory that a default backup or
+ * restore would otherwise carry.
  */
 export const artifactProfiles: Record<BackupProfile, ArtifactProfile> = {
   default: { backup: backupDatabase, restore: restoreCustomArchive },
-  supabase: { backup: backupSupabase, restore: restoreSupabaseArtifact },
+  supabase: {
+    backup: async (input) => (await import('./supabaseSource/backupSupabase.ts')).backupSupabase(input),
+    restore: async (input) => (await import('./supabaseSource/restoreSupabase.ts')).restoreSupabaseArtifact(input),
+  },
 };
