@@ -339,7 +339,9 @@ describe('scheduler against a real catalog', { timeout: 300_000 }, () => {
     assert.equal((await resumeTarget(deps, paused.name)).paused, false);
     const resumed = await s.tickOnce();
     assert.deepEqual(mine(resumed, paused), { scheduled: [], drills: [] }, 'no burst, no catch-up after a resume');
-    const next = await s.tickOnce(resumed.now + MINUTE + 1000);
+    // Just past the first minute boundary after the resumed tick: exactly one slot has come since
+    // (a fixed minute later would hold two when the resumed tick fell in a minute's last second).
+    const next = await s.tickOnce(Math.floor(resumed.now / MINUTE) * MINUTE + MINUTE + 1000);
     assert.deepEqual(mine(next, paused), { scheduled: ['created'], drills: ['cron'] }, 'the first slot after the resume runs');
     assert.equal(next.scheduled.find((slot) => slot.targetId === paused.id)!.skipped, 0);
   });
