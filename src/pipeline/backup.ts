@@ -1,7 +1,8 @@
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackstopError } from '../core/errors.ts';
-import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, artifactPrefix, manifestSchema, type Manifest } from '../core/manifest.ts';
+import { describeDatabase } from '../core/databaseUrl.ts';
+import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, artifactPrefix, manifestSchema, type Manifest, type ManifestFile } from '../core/manifest.ts';
 import { BACKSTOP_VERSION } from '../version.ts';
 import type { Artifact } from '../core/artifact.ts';
 import { discoverPgTools, findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
@@ -70,46 +71,26 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
   const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
   const { progress, report, moved } = trackBackupProgress(started, input.onProgress, input.progressEveryMs);
   input.signal.throwIfAborted();
-
-  // Finding the installed pg_dumps (a --version each) runs while the snapshot is opened: only
-  // the choice among them waits for the server's version.
-  discoverPgTools('pg_dump', input.pgTools).catch(() => {});
-  const source = await openSourceSnapshot(input.databaseUrl);
-  progress.databaseBytes = source.databaseBytes;
-  let dump: PgToolProcess | undefined;
-  const stopDump = () => void dump?.terminate();
-  input.signal.addEventListener('abort', stopDump, { once: true });
   try {
-    const pgDump = await findPgTool('pg_dump', serverMajorFromVersionNum(source.serverVersionNum), input.pgTools);
-    input.signal.throwIfAborted();
-    // The run id in application_name lets an operator (and the tests) find this dump in pg_stat_activity.
-    const connection = connectionArgs(input.databaseUrl, `backstop:${input.runId}`);
-    const options = [...DUMP_OPTIONS, ...(source.snapshot ? [`--snapshot=${source.snapshot}`] : [])];
-    dump = spawnPgTool(pgDump.path, [...options, '--no-password', `--dbname=${connection.dbname}`], connection, { bufferedStdout: true });
-    progress.phase = 'dumping';
-    report();
-    input.onEvent?.('dump_started', `pg_dump ${pgDump.version} against PostgreSQL ${source.serverVersion}`, {
-      pgDumpVersion: pgDump.version,
-      serverVersion: source.serverVersion,
-    });
-
-    // Rows are counted in the archive as it streams past (free for the source server);
-    // checksums need the rows themselves, read on the snapshot's connection meanwhile.
-    const archive = new CustomArchiveScanner();
-    const checksumming = input.checksums ? source.countRows(input.signal, { checksums: true }) : null;
-    checksumming?.catch(() => {});
-    const dumpStarted = performance.now();
     const dumpFile = `dump.pgcustom${fileExtension(compression.algorithm)}${recipients.length > 0 ? '.age' : ''}`;
-    const stored = await storeStream({
+    const dumped = await dumpDatabaseFile({
+      databaseUrl: input.databaseUrl,
+      applicationName: `backstop:${input.runId}`,
       store: input.store,
       key: prefix + dumpFile,
-      content: tap(dumpOutput(dump), (chunk) => archive.write(chunk)),
-      // A dump is rarely larger than the database on disk, and compressed it is smaller.
-      expectedBytes: source.databaseBytes,
       compression,
       recipients,
+      checksums: input.checksums === true,
+      pgTools: input.pgTools,
       signal: input.signal,
       onEvent: input.onEvent,
+      onOpened: (source) => {
+        progress.databaseBytes = source.databaseBytes;
+      },
+      onDumpStarted: () => {
+        progress.phase = 'dumping';
+        report();
+      },
       onContentBytes: (bytes) => {
         progress.bytesDumped += bytes;
         moved();
@@ -118,19 +99,8 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
         progress.bytesStored = bytes;
         moved();
       },
+      onStored: report,
     });
-    const dumpMs = performance.now() - dumpStarted;
-    report();
-    input.onEvent?.('dump_stored', `stored ${dumpFile}: ${stored.size} bytes (${progress.bytesDumped} before compression)`, {
-      file: dumpFile,
-      size: stored.size,
-      sha256: stored.sha256,
-    });
-
-    const tables = await tableCounts(archive, checksumming, source, input.signal);
-    // A restore fills these into its spool without scanning the whole archive again.
-    const dataBlocks = archive.dataBlocks();
-    await source.close();
 
     progress.phase = 'manifest';
     report();
@@ -143,31 +113,137 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
       target: input.targetName,
       ...(input.targetId !== undefined && { targetId: input.targetId }),
       createdAt: input.createdAt,
-      source: { serverVersion: source.serverVersion, serverVersionNum: source.serverVersionNum, database: source.database },
-      pgDump: { version: pgDump.version, options, snapshot: source.snapshot !== null },
+      source: dumped.source,
+      pgDump: dumped.pgDump,
       compression: { algorithm: compression.algorithm, level: compression.level },
       encryption: recipients.length > 0 ? { algorithm: 'age', recipients } : null,
-      files: [
-        {
-          name: dumpFile,
-          role: 'dump',
-          format: 'pg_dump-custom',
-          size: stored.size,
-          sha256: stored.sha256,
-          uncompressedSize: progress.bytesDumped,
-          ...(dataBlocks && { dataBlocks }),
-        },
-      ],
-      tables,
-      timings: { dumpMs: Math.round(dumpMs), totalMs: Math.round(performance.now() - started) },
+      files: [{ ...dumped.file, name: dumpFile }],
+      tables: dumped.tables,
+      timings: { dumpMs: dumped.dumpMs, totalMs: Math.round(performance.now() - started) },
     };
     const artifact = await completeArtifact(input.store, prefix, manifest, input.signal);
     progress.phase = 'done';
     report();
     return artifact;
   } catch (error) {
-    await dump?.terminate();
     await deletePrefix(input.store, prefix).catch(() => {});
+    if (input.signal.aborted) throw input.signal.reason;
+    throw error;
+  }
+}
+
+export interface DatabaseFileInput {
+  databaseUrl: string;
+  /** Shown in pg_stat_activity: an operator (and the tests) find the dump by the run id in it. */
+  applicationName: string;
+  store: Store;
+  /** The file's full key in the store. */
+  key: string;
+  compression: CompressionSettings;
+  /** age recipients, already parsed; empty: not encrypted. */
+  recipients: string[];
+  checksums: boolean;
+  /** pg_dump options besides the archive format and the snapshot (the server profile's --create). */
+  extraOptions?: string[];
+  pgTools?: PgToolSearch;
+  signal: AbortSignal;
+  onEvent?: RunEventSink;
+  onOpened?: (source: SourceSnapshot) => void;
+  onDumpStarted?: () => void;
+  onContentBytes?: (bytes: number) => void;
+  onStoredBytes?: (bytes: number) => void;
+  onStored?: () => void;
+}
+
+export interface DumpedDatabase {
+  file: ManifestFile;
+  tables: TableCount[];
+  source: Manifest['source'];
+  pgDump: Manifest['pgDump'];
+  dumpMs: number;
+}
+
+/**
+ * One database as one stored custom-format archive: a snapshot is opened and exported, pg_dump
+ * reads it, its output is scanned (rows per table, data block offsets) and stored through
+ * `storeStream`. The row counts are the archive's (with checksums, checked against the
+ * snapshot's). pg_dump's process group is stopped on failure or abort; deleting what was
+ * stored is the caller's, which owns the prefix.
+ */
+export async function dumpDatabaseFile(input: DatabaseFileInput): Promise<DumpedDatabase> {
+  // Finding the installed pg_dumps (a --version each) runs while the snapshot is opened: only
+  // the choice among them waits for the server's version.
+  discoverPgTools('pg_dump', input.pgTools).catch(() => {});
+  const source = await openSourceSnapshot(input.databaseUrl);
+  input.onOpened?.(source);
+  let dump: PgToolProcess | undefined;
+  const stopDump = () => void dump?.terminate();
+  input.signal.addEventListener('abort', stopDump, { once: true });
+  try {
+    const pgDump = await findPgTool('pg_dump', serverMajorFromVersionNum(source.serverVersionNum), input.pgTools);
+    input.signal.throwIfAborted();
+    const connection = connectionArgs(input.databaseUrl, input.applicationName);
+    const options = [...DUMP_OPTIONS, ...(input.extraOptions ?? []), ...(source.snapshot ? [`--snapshot=${source.snapshot}`] : [])];
+    dump = spawnPgTool(pgDump.path, [...options, '--no-password', `--dbname=${connection.dbname}`], connection, { bufferedStdout: true });
+    input.onDumpStarted?.();
+    input.onEvent?.('dump_started', `pg_dump ${pgDump.version} of ${describeDatabase(input.databaseUrl)}, PostgreSQL ${source.serverVersion}`, {
+      pgDumpVersion: pgDump.version,
+      serverVersion: source.serverVersion,
+      database: source.database,
+    });
+
+    // Rows are counted in the archive as it streams past (free for the source server);
+    // checksums need the rows themselves, read on the snapshot's connection meanwhile.
+    const archive = new CustomArchiveScanner();
+    const checksumming = input.checksums ? source.countRows(input.signal, { checksums: true }) : null;
+    checksumming?.catch(() => {});
+    const dumpStarted = performance.now();
+    const name = input.key.slice(input.key.lastIndexOf('/') + 1);
+    let bytesDumped = 0;
+    const stored = await storeStream({
+      store: input.store,
+      key: input.key,
+      content: tap(dumpOutput(dump), (chunk) => archive.write(chunk)),
+      // A dump is rarely larger than the database on disk, and compressed it is smaller.
+      expectedBytes: source.databaseBytes,
+      compression: input.compression,
+      recipients: input.recipients,
+      signal: input.signal,
+      onEvent: input.onEvent,
+      onContentBytes: (bytes) => {
+        bytesDumped += bytes;
+        input.onContentBytes?.(bytes);
+      },
+      onStoredBytes: input.onStoredBytes,
+    });
+    const dumpMs = Math.round(performance.now() - dumpStarted);
+    input.onStored?.();
+    input.onEvent?.('dump_stored', `stored ${name}: ${stored.size} bytes (${bytesDumped} before compression)`, {
+      file: name,
+      size: stored.size,
+      sha256: stored.sha256,
+    });
+
+    const tables = await tableCounts(archive, checksumming, source, input.signal);
+    // A restore fills these into its spool without scanning the whole archive again.
+    const dataBlocks = archive.dataBlocks();
+    return {
+      file: {
+        name,
+        role: 'dump',
+        format: 'pg_dump-custom',
+        size: stored.size,
+        sha256: stored.sha256,
+        uncompressedSize: bytesDumped,
+        ...(dataBlocks && { dataBlocks }),
+      },
+      tables,
+      source: { serverVersion: source.serverVersion, serverVersionNum: source.serverVersionNum, database: source.database },
+      pgDump: { version: pgDump.version, options, snapshot: source.snapshot !== null },
+      dumpMs,
+    };
+  } catch (error) {
+    await dump?.terminate();
     if (input.signal.aborted) throw input.signal.reason;
     throw error;
   } finally {
