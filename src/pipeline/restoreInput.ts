@@ -68,6 +68,8 @@ export interface RestoreResult {
   tablesChecked: number;
   bytesRestored: number;
   pgRestoreVersion: string;
+  /** Server profile: the databases restored, in order. */
+  databases?: string[];
   /** Where the time went (ms from the start): spool verified, pg_restore done, rows checked. */
   timings?: { spooledMs: number; pgRestoreDoneMs: number; checkedMs: number };
 }

@@ -40,9 +40,10 @@ export const userTablesSql = `
  * md5. It streams over the table with constant memory, unlike an ordered string_agg.
  */
 function tableStatsSql(qualified: string, checksums: boolean): string {
+  // ONLY: an inheritance parent's own rows, as pg_dump writes them; its children are counted as themselves.
   return checksums
-    ? `select count(*) as count, coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text as checksum from ${qualified} t`
-    : `select count(*) as count from ${qualified}`;
+    ? `select count(*) as count, coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text as checksum from only ${qualified} t`
+    : `select count(*) as count from only ${qualified}`;
 }
 
 export async function countTableRows(client: pg.ClientBase, signal?: AbortSignal, options: { checksums?: boolean } = {}): Promise<TableCount[]> {

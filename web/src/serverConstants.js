@@ -35,7 +35,7 @@ export const notificationEvents = /** @type {const} */ (["failed","timed_out","s
 export const defaultNotificationEvents = /** @type {const} */ (["failed","timed_out","recovered"]);
 
 /** How a target is dumped. */
-export const backupProfiles = /** @type {const} */ (["default","supabase"]);
+export const backupProfiles = /** @type {const} */ (["default","supabase","server"]);
 /** @typedef {(typeof backupProfiles)[number]} BackupProfile */
 
 /** Events a restore leaves on the backup it restored. */

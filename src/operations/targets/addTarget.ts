@@ -2,6 +2,7 @@ import { BackstopError } from '../../core/errors.ts';
 import { parseInput } from '../../core/inputProblems.ts';
 import { createTarget, findTargetWithSecret, type NewTarget, type TargetRecord } from '../../db/targets.ts';
 import { absoluteStoreUrl } from '../../storage/openStore.ts';
+import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
 import { targetCreateSchema, type TargetCreate, type TargetCreateInput } from './targetInput.ts';
@@ -17,7 +18,9 @@ export async function addTarget(deps: TargetDeps, input: TargetCreateInput | unk
 }
 
 /** The part of `addTarget` after validation (the one-shot backup validates first, then decides). */
-export async function storeNewTarget(deps: TargetDeps, target: TargetCreate): Promise<TargetRecord> {
+export async function storeNewTarget(deps: TargetDeps, input: TargetCreate): Promise<TargetRecord> {
+  const resolved = resolveServerUrl(input);
+  const target = { ...resolved, databaseUrl: resolved.databaseUrl! };
   // A taken name is said before checks that may take seconds (the insert still decides a race).
   if (await findTargetWithSecret(deps.pool, target.name)) {
     throw new BackstopError('TARGET_EXISTS', `A target named "${target.name}" already exists. Pick another name or change that one.`, { field: 'name' });
@@ -33,7 +36,7 @@ export async function storeNewTarget(deps: TargetDeps, target: TargetCreate): Pr
   return createTarget(deps.pool, newTargetFrom(target, storeUrl, notifications));
 }
 
-function newTargetFrom(target: TargetCreate, storeUrl: string, notifications: NewTarget['notifications']): NewTarget {
+function newTargetFrom(target: Omit<TargetCreate, 'serverUrl'> & { databaseUrl: string }, storeUrl: string, notifications: NewTarget['notifications']): NewTarget {
   return {
     name: target.name,
     databaseUrl: target.databaseUrl,

@@ -124,7 +124,24 @@ export async function restoreServer(input: RestoreInput): Promise<RestoreResult>
   await Promise.all(Array.from({ length: Math.min(Math.max(1, input.jobs ?? 1), databases.length) }, worker));
   signal.throwIfAborted();
   if (failure) throw (failure as { error: unknown }).error;
-  return { tablesChecked, bytesRestored, pgRestoreVersion };
+  return { tablesChecked, bytesRestored, pgRestoreVersion, databases };
+}
+
+/**
+ * The globals file's text, once its size and SHA-256 match the manifest and its shape is what
+ * pg_dumpall writes (see assertGlobalsShape). A drill checks it this way without running it.
+ */
+export async function readGlobalsFile(
+  input: Pick<RestoreInput, 'store' | 'prefix' | 'manifest' | 'identities'>,
+  file: Manifest['files'][number],
+  spoolDir: string,
+  signal: AbortSignal,
+): Promise<{ text: string; plainBytes: number }> {
+  const spoolPath = path.join(spoolDir, 'globals.sql');
+  const plainBytes = await spoolVerifiedFile({ store: input.store, prefix: input.prefix, file, manifest: input.manifest, spoolPath, signal, identities: input.identities });
+  const text = await fs.readFile(spoolPath, 'utf8');
+  assertGlobalsShape(text, file.name);
+  return { text, plainBytes };
 }
 
 /**
@@ -139,10 +156,7 @@ async function restoreGlobals(input: RestoreInput, file: Manifest['files'][numbe
   const stop = () => void psqlProcess?.terminate();
   signal.addEventListener('abort', stop, { once: true });
   try {
-    const spoolPath = path.join(spoolDir, 'globals.sql');
-    const plainBytes = await spoolVerifiedFile({ store: input.store, prefix: input.prefix, file, manifest: input.manifest, spoolPath, signal, identities: input.identities });
-    const text = await fs.readFile(spoolPath, 'utf8');
-    assertGlobalsShape(text, file.name);
+    const { text, plainBytes } = await readGlobalsFile(input, file, spoolDir, signal);
     const plan = planGlobals(text, present);
     const runPath = path.join(spoolDir, 'globals-to-run.sql');
     await fs.writeFile(runPath, plan.sql, { mode: 0o600 });
