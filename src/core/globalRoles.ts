@@ -10,7 +10,7 @@ export interface DumpedRole {
   flags: RoleFlags;
 }
 
-const IDENTIFIER = String.raw`("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)`;
+const IDENTIFIER = `("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)`;
 const CREATE_ROLE = new RegExp(`^CREATE ROLE ${IDENTIFIER};$`);
 const ALTER_ROLE_WITH = new RegExp(`^ALTER ROLE ${IDENTIFIER} WITH (.*);$`);
 

@@ -33,11 +33,7 @@ export const manifestFileSchema = z.object({
     })
     .optional()
     .describe('The tool that wrote this file. Absent: pg_dump, as `pgDump` describes.'),
-  database: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('Server profile: the database a "dump" file holds (a pg_dump --create archive of it).'),
+  database: z.string().min(1).optional().describe('Server profile: the database a "dump" file holds (a pg_dump --create archive of it).'),
   object: z
     .object({
       bucket: z.string().min(1),

@@ -75,10 +75,15 @@ export interface PreparedRestore {
 function assertServerSelection(manifest: Manifest, request: { databases?: string[]; replaceDatabases?: string[] }, execution: RestoreExecution): void {
   const server = manifest.profile === 'server';
   if (!server && (request.databases !== undefined || request.replaceDatabases !== undefined)) {
-    throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} is of one database, not a server: restore it without --databases and --replace-databases.`, { field: 'databases' });
+    throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} is of one database, not a server: restore it without --databases and --replace-databases.`, {
+      field: 'databases',
+    });
   }
   if (server && ((execution.schemas?.length ?? 0) > 0 || (execution.tables?.length ?? 0) > 0)) {
-    throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} is of a whole server: choose its databases with --databases; --schema and --table apply to a backup of one database.`);
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `Backup ${manifest.runId} is of a whole server: choose its databases with --databases; --schema and --table apply to a backup of one database.`,
+    );
   }
 }
 
@@ -175,7 +180,10 @@ export async function prepareRestore(
         globals: parsed.globals,
         // A server's restore reports each step (globals, each database) on the backup run.
         onEvent: (kind, message) => {
-          if (run) events.push(appendRunEvent(db, { runId: run.id, kind, message, data: { restoreId } }).catch((error: unknown) => deps.log.warn({ err: error }, 'could not record a restore event')));
+          if (run)
+            events.push(
+              appendRunEvent(db, { runId: run.id, kind, message, data: { restoreId } }).catch((error: unknown) => deps.log.warn({ err: error }, 'could not record a restore event')),
+            );
         },
         identities,
         pgTools: deps.config.pgTools,

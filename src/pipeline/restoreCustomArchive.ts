@@ -32,7 +32,8 @@ const userObjectsSql = `
 export async function restoreCustomArchive(input: RestoreInput): Promise<RestoreResult> {
   const signal = input.signal ?? new AbortController().signal;
   const dumpFile = input.manifest.files.find((file) => file.role === 'dump' && file.database === input.database);
-  if (!dumpFile) throw new BackstopError('ARTIFACT_CORRUPT', `The manifest in ${input.prefix} lists no dump file${input.database === undefined ? '' : ` of database "${input.database}"`}.`);
+  if (!dumpFile)
+    throw new BackstopError('ARTIFACT_CORRUPT', `The manifest in ${input.prefix} lists no dump file${input.database === undefined ? '' : ` of database "${input.database}"`}.`);
   assertCanDecrypt(input.manifest, input.identities);
 
   const started = performance.now();
@@ -73,9 +74,12 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     const restoredTables = input.manifest.tables.filter((table) => table.database === input.database && isSelected(table, selection));
     let pgRestore: PgToolCandidate;
     try {
-      // With --create the database does not exist yet: the server's restore checked that.
-      client = await connectDatabase(input.createFrom ?? input.toUrl);
-      if (!input.clean && !input.createFrom) await assertNothingInTheWay(client, selection, restoredTables);
+      // With --create the database does not exist yet (the server's restore checked that), and
+      // no session of Backstop's may hold the database pg_restore drops or creates from.
+      if (!input.createFrom) {
+        client = await connectDatabase(input.toUrl);
+        if (!input.clean) await assertNothingInTheWay(client, selection, restoredTables);
+      }
       const dumpMajor = parseToolVersion(`(PostgreSQL) ${input.manifest.pgDump.version}`)?.major ?? serverMajorFromVersionNum(input.manifest.source.serverVersionNum);
       pgRestore = await findPgTool('pg_restore', dumpMajor, input.pgTools, 'archive (made by pg_dump)');
     } catch (error) {
@@ -110,7 +114,7 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     ];
     signal.throwIfAborted();
     // pg_restore --schema restores the schema's objects but not the schema itself.
-    for (const schema of selection.schemas) await client.query(`create schema if not exists ${client.escapeIdentifier(schema)}`);
+    for (const schema of selection.schemas) await client!.query(`create schema if not exists ${client!.escapeIdentifier(schema)}`);
     restore = spawnPgTool(pgRestore.path, args, connection, { onStderrLine: rowCheck?.onStderrLine });
     restore.child.stdout.resume();
     const stopWatching = watchRestoredBytes(restore.child.pid, dumpFile.uncompressedSize, (bytes) => report('restoring', dumpFile.size, bytes));

@@ -13,7 +13,19 @@ import type { CommandContext } from '../context.ts';
 import { formatBytes } from '../../core/formatBytes.ts';
 import { printJson, table } from '../output.ts';
 import { addPolicyOptions, describePolicies, parsePolicyOptions, type PolicyOptions } from './schedule.ts';
-import { addDumpOptions, addServerOptions, serverOptionsFromFlags, type ServerFlags, collect, flagNumber, githubExecutor, optionsFromFlags, sayingFlags, storeUrlFor, type DumpFlags } from './targetOptions.ts';
+import {
+  addDumpOptions,
+  addServerOptions,
+  serverOptionsFromFlags,
+  type ServerFlags,
+  collect,
+  flagNumber,
+  githubExecutor,
+  optionsFromFlags,
+  sayingFlags,
+  storeUrlFor,
+  type DumpFlags,
+} from './targetOptions.ts';
 
 /** The `--json` shape of a target: what the API answers, never a URL with a password, never a channel URL. */
 export function targetJson(target: TargetRecord) {

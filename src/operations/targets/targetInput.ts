@@ -81,16 +81,11 @@ const storeUrl = z
 const RECIPIENT = /^age1[02-9ac-hj-np-z]{50,70}$/;
 const recipient = z.string({ error: 'must be an age recipient (age1…)' }).regex(RECIPIENT, { error: 'must be an age recipient (age1…)' }).superRefine(checkedBy(parseRecipient));
 
-const serverUrl = z
-  .string()
-  .min(1)
-  .max(2048)
-  .superRefine(checkedBy(parseDatabaseUrl))
-  .meta({
-    writeOnly: true,
-    description:
-      'Secret: postgres://USER:PASSWORD@HOST:PORT/ — a whole server (the server profile): its roles and every database the target selects. A database in the path is where the server is read from (default postgres). Stored, never returned.',
-  });
+const serverUrl = z.string().min(1).max(2048).superRefine(checkedBy(parseDatabaseUrl)).meta({
+  writeOnly: true,
+  description:
+    'Secret: postgres://USER:PASSWORD@HOST:PORT/ — a whole server (the server profile): its roles and every database the target selects. A database in the path is where the server is read from (default postgres). Stored, never returned.',
+});
 
 const databaseNameRule = 'must be a database name (1 to 63 characters)';
 const databaseList = z.array(z.string({ error: databaseNameRule }).min(1, { error: databaseNameRule }).max(63, { error: databaseNameRule })).max(500);
@@ -278,7 +273,11 @@ const targetFields = {
  * `serverUrl` is `databaseUrl` with the server profile: whichever a caller sends, the target
  * stores one URL and its profile says what it is.
  */
-function serverUrlRules(value: { databaseUrl?: string; serverUrl?: string; options?: { profile?: string; server?: unknown } }, ctx: z.core.$RefinementCtx<unknown>, creating: boolean): void {
+function serverUrlRules(
+  value: { databaseUrl?: string; serverUrl?: string; options?: { profile?: string; server?: unknown } },
+  ctx: z.core.$RefinementCtx<unknown>,
+  creating: boolean,
+): void {
   if (value.serverUrl !== undefined && value.databaseUrl !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['serverUrl'], message: 'replaces databaseUrl for a whole server: give one of them', input: value.serverUrl });
   } else if (creating && value.serverUrl === undefined && value.databaseUrl === undefined) {
@@ -302,19 +301,19 @@ export const targetCreateSchema = z
   .strictObject({ ...targetFields, name: targetNameSchema })
   .superRefine((value, ctx) => serverUrlRules(value, ctx, true))
   .meta({
-  examples: [
-    {
-      name: 'app',
-      databaseUrl: 'postgres://backup:secret@db.example.com:5432/app',
-      storeUrl: 's3://backups/app?region=eu-west-1',
-      options: { compression: 'zstd' },
-      maxAttempts: 2,
-      schedule: { cron: '0 3 * * *', timezone: 'Europe/Paris' },
-      retention: { keepLast: 7, daily: 7, weekly: 4 },
-      notifications: [{ kind: 'webhook', url: 'https://hooks.example.com/backstop', on: ['failed', 'timed_out'] }],
-    },
-  ],
-});
+    examples: [
+      {
+        name: 'app',
+        databaseUrl: 'postgres://backup:secret@db.example.com:5432/app',
+        storeUrl: 's3://backups/app?region=eu-west-1',
+        options: { compression: 'zstd' },
+        maxAttempts: 2,
+        schedule: { cron: '0 3 * * *', timezone: 'Europe/Paris' },
+        retention: { keepLast: 7, daily: 7, weekly: 4 },
+        notifications: [{ kind: 'webhook', url: 'https://hooks.example.com/backstop', on: ['failed', 'timed_out'] }],
+      },
+    ],
+  });
 
 export const targetUpdateSchema = z
   .strictObject(targetFields)

@@ -72,7 +72,10 @@ export async function backupServer(input: ServerBackupInput): Promise<Artifact> 
   const facts = await readServerFacts(input.databaseUrl);
   const plan = planServerDatabases(facts.databases, options);
   if (plan.dump.length === 0) {
-    throw new BackstopError('DUMP_FAILED', 'The server has no database this target selects (templates and databases that refuse connections are never dumped). Check its --databases and --exclude-databases.');
+    throw new BackstopError(
+      'DUMP_FAILED',
+      'The server has no database this target selects (templates and databases that refuse connections are never dumped). Check its --databases and --exclude-databases.',
+    );
   }
   progress.databaseBytes = plan.dump.reduce((sum, name) => sum + (facts.bytes.get(name) ?? 0), 0);
   input.onEvent?.(
@@ -225,12 +228,7 @@ export async function backupServer(input: ServerBackupInput): Promise<Artifact> 
  * others (through `stopAll`) and is what the run reports, with the database's name; the
  * others' "aborted" errors are only its consequence.
  */
-async function dumpDatabases(
-  names: string[],
-  jobs: number,
-  stopAll: AbortController,
-  dump: (name: string, index: number) => Promise<DumpedDatabase>,
-): Promise<DumpedDatabase[]> {
+async function dumpDatabases(names: string[], jobs: number, stopAll: AbortController, dump: (name: string, index: number) => Promise<DumpedDatabase>): Promise<DumpedDatabase[]> {
   const results: DumpedDatabase[] = new Array(names.length);
   let next = 0;
   let firstFailure: { error: unknown } | null = null;

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { withDatabase } from '../../core/databaseUrl.ts';
+import { databaseName, withDatabase } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
-import { assertGlobalsShape, planGlobals, ROLE_FLAGS, type RoleFlags } from '../../core/globalRoles.ts';
+import { assertGlobalsShape, planGlobals, type ROLE_FLAGS, type RoleFlags } from '../../core/globalRoles.ts';
 import type { Manifest } from '../../core/manifest.ts';
 import { connectDatabase } from '../../pgtools/connectDatabase.ts';
 import { findPgTool } from '../../pgtools/findPgTools.ts';
@@ -20,7 +20,10 @@ export function selectedDatabases(manifest: Manifest, names: readonly string[] |
   if (!names || names.length === 0) return held;
   const missing = names.filter((name) => !held.includes(name));
   if (missing.length > 0) {
-    throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} holds no database ${missing.map((name) => `"${name}"`).join(', ')}; it holds ${held.join(', ')}. Pass --databases names it holds.`);
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `Backup ${manifest.runId} holds no database ${missing.map((name) => `"${name}"`).join(', ')}; it holds ${held.join(', ')}. Pass --databases names it holds.`,
+    );
   }
   return held.filter((name) => names.includes(name));
 }
@@ -40,14 +43,27 @@ export async function restoreServer(input: RestoreInput): Promise<RestoreResult>
   const replace = new Set(input.replaceDatabases ?? []);
   const strayReplace = [...replace].filter((name) => !databases.includes(name));
   if (strayReplace.length > 0) {
-    throw new BackstopError('INVALID_INPUT', `--replace-databases names ${strayReplace.map((name) => `"${name}"`).join(', ')}, which this restore does not restore (${databases.join(', ')}).`);
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `--replace-databases names ${strayReplace.map((name) => `"${name}"`).join(', ')}, which this restore does not restore (${databases.join(', ')}).`,
+    );
   }
 
   const client = await connectDatabase(input.toUrl);
   let present: Map<string, RoleFlags>;
+  const recreate = new Set<string>();
+  const empty = new Set<string>();
   try {
     const { rows } = await client.query<{ name: string }>('select datname as name from pg_database where datname = any($1::text[]) order by 1', [databases]);
-    const inTheWay = rows.map((row) => row.name).filter((name) => !replace.has(name));
+    const inTheWay: string[] = [];
+    for (const { name } of rows) {
+      if (replace.has(name)) recreate.add(name);
+      // Every server has a `postgres` database, empty when the server is new: nothing is lost by creating it again.
+      else if (await isEmptyDatabase(withDatabase(input.toUrl, name))) {
+        recreate.add(name);
+        empty.add(name);
+      } else inTheWay.push(name);
+    }
     if (inTheWay.length > 0) {
       throw new BackstopError(
         'RESTORE_TARGET_NOT_EMPTY',
@@ -76,7 +92,6 @@ export async function restoreServer(input: RestoreInput): Promise<RestoreResult>
   }
 
   let bytesRestored = 0;
-  let pgRestoreVersion = '';
   const globalsFile = input.manifest.files.find((file) => file.role === 'globals');
   if (globalsFile && input.globals !== false) {
     bytesRestored += await restoreGlobals(input, globalsFile, present, signal);
@@ -84,47 +99,94 @@ export async function restoreServer(input: RestoreInput): Promise<RestoreResult>
     input.onEvent?.('restore_globals_skipped', 'globals not restored (--no-globals): the roles the databases name must exist on the server');
   }
 
-  let tablesChecked = 0;
+  // pg_restore --create connects to a database of the server to create the restored one; the
+  // one the destination URL names can be dropped only from another (template1), and only while
+  // no other restore is connected to it: so it goes first, alone.
+  const maintenance = databaseName(input.toUrl);
+  const first = recreate.has(maintenance) ? [maintenance] : [];
+  const rest = databases.filter((name) => !first.includes(name));
+  const results: RestoreResult[] = [];
+  const restoreOne = async (name: string, restoreSignal: AbortSignal) => {
+    const replacing = recreate.has(name);
+    input.onEvent?.(
+      'restore_database_started',
+      `database "${name}": ${replacing ? (empty.has(name) ? 'on the server and empty; dropping and creating it again' : 'dropping and creating it again (--replace-databases)') : 'creating it'}, then restoring it`,
+    );
+    const result = await restoreCustomArchive({
+      ...input,
+      database: name,
+      toUrl: withDatabase(input.toUrl, name),
+      createFrom: name === maintenance ? withDatabase(input.toUrl, 'template1') : input.toUrl,
+      clean: replacing,
+      jobs: 1,
+      schemas: [],
+      tables: [],
+      signal: restoreSignal,
+    });
+    results.push(result);
+    input.onEvent?.('restore_database_done', `database "${name}" restored${input.checkRows === false ? '' : `: ${result.tablesChecked} tables, row counts match the backup`}`);
+  };
+  await inParallel(first, 1, signal, restoreOne, input.onEvent);
+  await inParallel(rest, Math.max(1, input.jobs ?? 1), signal, restoreOne, input.onEvent);
+  return {
+    tablesChecked: results.reduce((sum, result) => sum + result.tablesChecked, 0),
+    bytesRestored: bytesRestored + results.reduce((sum, result) => sum + result.bytesRestored, 0),
+    pgRestoreVersion: results[0]?.pgRestoreVersion ?? '',
+    databases,
+  };
+}
+
+/** No relation, function, large object or schema of its own besides public: a new server's `postgres`. */
+async function isEmptyDatabase(url: string): Promise<boolean> {
+  const client = await connectDatabase(url);
+  try {
+    const { rows } = await client.query<{ count: number }>(
+      `select ((select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_to%' and n.nspname not like 'pg\\_temp%')
+             + (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname not in ('pg_catalog', 'information_schema'))
+             + (select count(*) from pg_largeobject_metadata)
+             + (select count(*) from pg_namespace where nspname not in ('public', 'pg_catalog', 'information_schema') and nspname not like 'pg\\_to%' and nspname not like 'pg\\_temp%'))::int as count`,
+    );
+    return rows[0]!.count === 0;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Runs `work` over the databases, `jobs` at a time. The first failure stops the others and is
+ * what the restore reports, with the database's name.
+ */
+async function inParallel(
+  names: string[],
+  jobs: number,
+  signal: AbortSignal,
+  work: (name: string, signal: AbortSignal) => Promise<void>,
+  onEvent: RestoreInput['onEvent'],
+): Promise<void> {
   let next = 0;
   let failure: { error: unknown } | null = null;
   const stopAll = new AbortController();
-  const restoreSignal = AbortSignal.any([signal, stopAll.signal]);
+  const workSignal = AbortSignal.any([signal, stopAll.signal]);
   const worker = async () => {
-    while (next < databases.length && !failure) {
-      const name = databases[next++]!;
-      const replacing = replace.has(name);
-      input.onEvent?.('restore_database_started', `database "${name}": ${replacing ? 'dropping and creating it again' : 'creating it'}, then restoring it`);
+    while (next < names.length && !failure) {
+      const name = names[next++]!;
       try {
-        const result = await restoreCustomArchive({
-          ...input,
-          database: name,
-          toUrl: withDatabase(input.toUrl, name),
-          createFrom: input.toUrl,
-          clean: replacing,
-          jobs: 1,
-          schemas: [],
-          tables: [],
-          signal: restoreSignal,
-        });
-        tablesChecked += result.tablesChecked;
-        bytesRestored += result.bytesRestored;
-        pgRestoreVersion = result.pgRestoreVersion;
-        input.onEvent?.('restore_database_done', `database "${name}" restored${input.checkRows === false ? '' : `: ${result.tablesChecked} tables, row counts match the backup`}`);
+        await work(name, workSignal);
       } catch (error) {
         if (!failure && !stopAll.signal.aborted) {
           const message = error instanceof Error ? error.message : String(error);
           failure = { error: new BackstopError(error instanceof BackstopError ? error.code : 'RESTORE_FAILED', `Database "${name}": ${message}`, { cause: error }) };
-          input.onEvent?.('restore_database_failed', `database "${name}" failed: ${message}`);
+          onEvent?.('restore_database_failed', `database "${name}" failed: ${message}`);
           stopAll.abort(failure.error);
         }
         return;
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, input.jobs ?? 1), databases.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(jobs, names.length) }, worker));
   signal.throwIfAborted();
   if (failure) throw (failure as { error: unknown }).error;
-  return { tablesChecked, bytesRestored, pgRestoreVersion, databases };
 }
 
 /**
@@ -160,7 +222,8 @@ async function restoreGlobals(input: RestoreInput, file: Manifest['files'][numbe
     const plan = planGlobals(text, present);
     const runPath = path.join(spoolDir, 'globals-to-run.sql');
     await fs.writeFile(runPath, plan.sql, { mode: 0o600 });
-    const dumpMajor = parseToolVersion(`(PostgreSQL) ${file.dumpedBy?.version ?? input.manifest.pgDump.version}`)?.major ?? serverMajorFromVersionNum(input.manifest.source.serverVersionNum);
+    const dumpMajor =
+      parseToolVersion(`(PostgreSQL) ${file.dumpedBy?.version ?? input.manifest.pgDump.version}`)?.major ?? serverMajorFromVersionNum(input.manifest.source.serverVersionNum);
     const psql = await findPgTool('psql', dumpMajor, input.pgTools, 'globals file (made by pg_dumpall)');
     const connection = connectionArgs(input.toUrl);
     psqlProcess = spawnPgTool(psql.path, ['--no-psqlrc', '--quiet', '--set=ON_ERROR_STOP=1', '--no-password', `--dbname=${connection.dbname}`, `--file=${runPath}`], connection);
@@ -168,7 +231,10 @@ async function restoreGlobals(input: RestoreInput, file: Manifest['files'][numbe
     const { code, signal: killedBy, stderr } = await psqlProcess.exited;
     signal.throwIfAborted();
     if (code !== 0) {
-      throw new BackstopError('RESTORE_FAILED', `The globals (${file.name}) did not restore: psql ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`}: ${stderr.slice(-2000) || 'no output'}`);
+      throw new BackstopError(
+        'RESTORE_FAILED',
+        `The globals (${file.name}) did not restore: psql ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`}: ${stderr.slice(-2000) || 'no output'}`,
+      );
     }
     input.onEvent?.(
       'restore_globals_done',
