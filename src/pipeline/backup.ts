@@ -69,7 +69,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
   const compression = input.compression ?? defaultCompression;
   const recipients = (input.encryptTo ?? []).map(parseRecipient);
   const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
-  const { progress, report, moved } = trackBackupProgress(started, input.onProgress, input.progressEveryMs);
+  const { progress, report, fileProgress } = trackBackupProgress(started, input.onProgress, input.progressEveryMs);
   input.signal.throwIfAborted();
   try {
     const dumpFile = `dump.pgcustom${fileExtension(compression.algorithm)}${recipients.length > 0 ? '.age' : ''}`;
@@ -91,27 +91,14 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
         progress.phase = 'dumping';
         report();
       },
-      onContentBytes: (bytes) => {
-        progress.bytesDumped += bytes;
-        moved();
-      },
-      onStoredBytes: (bytes) => {
-        progress.bytesStored = bytes;
-        moved();
-      },
+      ...fileProgress(),
       onStored: report,
     });
 
     progress.phase = 'manifest';
     report();
     const manifest: Manifest = {
-      format: MANIFEST_FORMAT,
-      formatVersion: MANIFEST_VERSION,
-      backstopVersion: BACKSTOP_VERSION,
-      runId: input.runId,
-      attempt: input.attempt,
-      target: input.targetName,
-      ...(input.targetId !== undefined && { targetId: input.targetId }),
+      ...manifestHeader(input),
       createdAt: input.createdAt,
       source: dumped.source,
       pgDump: dumped.pgDump,
@@ -412,5 +399,88 @@ export function trackBackupProgress(started: number, onProgress?: (progress: Bac
   const moved = () => {
     if (onProgress && performance.now() - started - reportedAt >= everyMs) report();
   };
-  return { progress, report, moved };
+  /**
+   * The byte counters of one more file: its plain bytes add to `bytesDumped`, its stored bytes
+   * to `bytesStored` (files stored at once, a server's databases, each add their own).
+   */
+  const fileProgress = () => {
+    let stored = 0;
+    return {
+      onContentBytes: (bytes: number) => {
+        progress.bytesDumped += bytes;
+        moved();
+      },
+      onStoredBytes: (bytes: number) => {
+        progress.bytesStored += bytes - stored;
+        stored = bytes;
+        moved();
+      },
+    };
+  };
+  return { progress, report, moved, fileProgress };
+}
+
+/** What every manifest begins with: its format, and the run, attempt and target it binds to. */
+export function manifestHeader(input: Pick<BackupInput, 'runId' | 'attempt' | 'targetName' | 'targetId'>) {
+  return {
+    format: MANIFEST_FORMAT,
+    formatVersion: MANIFEST_VERSION,
+    backstopVersion: BACKSTOP_VERSION,
+    runId: input.runId,
+    attempt: input.attempt,
+    target: input.targetName,
+    ...(input.targetId !== undefined && { targetId: input.targetId }),
+  } as const;
+}
+
+export interface ToolFileInput {
+  tool: { name: 'pg_dump' | 'pg_dumpall'; path: string; version: string };
+  options: string[];
+  databaseUrl: string;
+  applicationName: string;
+  store: Store;
+  prefix: string;
+  name: string;
+  role: 'roles' | 'schema' | 'data' | 'globals';
+  /** The tool's output as stored (default: as it is). */
+  content?: (output: AsyncIterable<Buffer>) => AsyncIterable<Buffer>;
+  compression: CompressionSettings;
+  recipients: string[];
+  signal: AbortSignal;
+  expectedBytes?: number;
+  onEvent?: RunEventSink;
+  onContentBytes?: (bytes: number) => void;
+  onStoredBytes?: (bytes: number) => void;
+  /** The running tool, for the caller to stop on abort. */
+  onSpawned?: (tool: PgToolProcess | undefined) => void;
+}
+
+/** One plain SQL file written by pg_dump or pg_dumpall, stored through `storeStream`, as the manifest lists it. */
+export async function storeToolOutput(input: ToolFileInput): Promise<ManifestFile> {
+  const connection = connectionArgs(input.databaseUrl, input.applicationName);
+  const running = spawnPgTool(input.tool.path, [...input.options, '--no-password', `--dbname=${connection.dbname}`], connection, { bufferedStdout: true });
+  input.onSpawned?.(running);
+  const output = dumpOutput(running, input.tool.name);
+  const stored = await storeStream({
+    store: input.store,
+    key: input.prefix + input.name,
+    content: input.content ? input.content(output) : output,
+    compression: input.compression,
+    recipients: input.recipients,
+    signal: input.signal,
+    onEvent: input.onEvent,
+    expectedBytes: input.expectedBytes,
+    onContentBytes: input.onContentBytes,
+    onStoredBytes: input.onStoredBytes,
+  });
+  input.onSpawned?.(undefined);
+  return {
+    name: input.name,
+    role: input.role,
+    format: 'sql',
+    size: stored.size,
+    sha256: stored.sha256,
+    uncompressedSize: stored.uncompressedSize,
+    dumpedBy: { tool: input.tool.name, version: input.tool.version, options: input.options },
+  };
 }

@@ -281,7 +281,7 @@ function serverUrlRules(
   if (value.serverUrl !== undefined && value.databaseUrl !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['serverUrl'], message: 'replaces databaseUrl for a whole server: give one of them', input: value.serverUrl });
   } else if (creating && value.serverUrl === undefined && value.databaseUrl === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['databaseUrl'], message: 'is required (or serverUrl, for a whole server)', input: undefined });
+    ctx.addIssue({ code: 'custom', path: ['databaseUrl'], message: 'is required (or a server URL, for a whole server)', input: undefined });
   }
   const profile = value.options?.profile;
   if (value.serverUrl !== undefined && profile !== undefined && profile !== 'server') {

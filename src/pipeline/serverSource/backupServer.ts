@@ -1,15 +1,14 @@
 import { databaseName, withDatabase } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
-import { MANIFEST_FORMAT, MANIFEST_VERSION, artifactPrefix, manifestSchema, type Manifest, type ManifestFile } from '../../core/manifest.ts';
+import { artifactPrefix, manifestSchema, type Manifest, type ManifestFile } from '../../core/manifest.ts';
 import { databaseFileStem, planServerDatabases, type ListedDatabase, type ServerOptions } from '../../core/serverDatabases.ts';
 import type { Artifact } from '../../core/artifact.ts';
 import { connectDatabase } from '../../pgtools/connectDatabase.ts';
 import { findPgTool } from '../../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum } from '../../pgtools/pickPgTool.ts';
-import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
-import { BACKSTOP_VERSION } from '../../version.ts';
+import type { PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import { parseRecipient } from '../age.ts';
-import { completeArtifact, deletePrefix, dumpDatabaseFile, dumpOutput, storeStream, trackBackupProgress, type BackupInput, type DumpedDatabase } from '../backup.ts';
+import { completeArtifact, deletePrefix, dumpDatabaseFile, manifestHeader, storeToolOutput, trackBackupProgress, type BackupInput, type DumpedDatabase } from '../backup.ts';
 import { defaultCompression, fileExtension } from '../compression.ts';
 
 export interface ServerBackupInput extends BackupInput {
@@ -65,7 +64,7 @@ export async function backupServer(input: ServerBackupInput): Promise<Artifact> 
   const compression = input.compression ?? defaultCompression;
   const recipients = (input.encryptTo ?? []).map(parseRecipient);
   const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
-  const { progress, report, moved } = trackBackupProgress(started, input.onProgress, input.progressEveryMs);
+  const { progress, report, fileProgress } = trackBackupProgress(started, input.onProgress, input.progressEveryMs);
   const suffix = `${fileExtension(compression.algorithm)}${recipients.length > 0 ? '.age' : ''}`;
   input.signal.throwIfAborted();
 
@@ -109,36 +108,25 @@ export async function backupServer(input: ServerBackupInput): Promise<Artifact> 
       }
       const toolOptions = ['--globals-only', ...(passwords ? [] : ['--no-role-passwords'])];
       const name = `globals.sql${suffix}`;
-      const connection = connectionArgs(input.databaseUrl, `backstop:${input.runId}`);
-      globalsTool = spawnPgTool(pgDumpall.path, [...toolOptions, '--no-password', `--dbname=${connection.dbname}`], connection, { bufferedStdout: true });
-      const storedBefore = progress.bytesStored;
-      const stored = await storeStream({
+      const stored = await storeToolOutput({
+        tool: { ...pgDumpall, name: 'pg_dumpall' },
+        options: toolOptions,
+        databaseUrl: input.databaseUrl,
+        applicationName: `backstop:${input.runId}`,
         store: input.store,
-        key: prefix + name,
-        content: dumpOutput(globalsTool, 'pg_dumpall'),
+        prefix,
+        name,
+        role: 'globals',
         compression,
         recipients,
         signal,
         onEvent: input.onEvent,
-        onContentBytes: (bytes) => {
-          progress.bytesDumped += bytes;
-          moved();
+        onSpawned: (running: PgToolProcess | undefined) => {
+          globalsTool = running;
         },
-        onStoredBytes: (bytes) => {
-          progress.bytesStored = storedBefore + bytes;
-          moved();
-        },
+        ...fileProgress(),
       });
-      globalsTool = undefined;
-      files.push({
-        name,
-        role: 'globals',
-        format: 'sql',
-        size: stored.size,
-        sha256: stored.sha256,
-        uncompressedSize: stored.uncompressedSize,
-        dumpedBy: { tool: 'pg_dumpall', version: pgDumpall.version, options: toolOptions },
-      });
+      files.push(stored);
       globals = { file: name, passwords };
       input.onEvent?.('dump_stored', `stored ${name}: ${stored.size} bytes, roles ${passwords ? 'with' : 'without'} passwords`, {
         file: name,
@@ -150,7 +138,6 @@ export async function backupServer(input: ServerBackupInput): Promise<Artifact> 
     const dumpStarted = performance.now();
     const dumped = await dumpDatabases(plan.dump, Math.max(1, options.jobs ?? 1), stopAll, async (name, index) => {
       const file = `${databaseFileStem(name, index)}.pgcustom${suffix}`;
-      let stored = 0;
       return dumpDatabaseFile({
         databaseUrl: withDatabase(input.databaseUrl, name),
         applicationName: `backstop:${input.runId}`,
@@ -165,15 +152,7 @@ export async function backupServer(input: ServerBackupInput): Promise<Artifact> 
         pgTools: input.pgTools,
         signal,
         onEvent: input.onEvent,
-        onContentBytes: (bytes) => {
-          progress.bytesDumped += bytes;
-          moved();
-        },
-        onStoredBytes: (bytes) => {
-          progress.bytesStored += bytes - stored;
-          stored = bytes;
-          moved();
-        },
+        ...fileProgress(),
       }).then((result) => ({ ...result, file: { ...result.file, name: file, database: name } }));
     });
     const dumpMs = performance.now() - dumpStarted;
@@ -183,13 +162,7 @@ export async function backupServer(input: ServerBackupInput): Promise<Artifact> 
     report();
     const first = dumped[0]!;
     const manifest = manifestSchema.parse({
-      format: MANIFEST_FORMAT,
-      formatVersion: MANIFEST_VERSION,
-      backstopVersion: BACKSTOP_VERSION,
-      runId: input.runId,
-      attempt: input.attempt,
-      target: input.targetName,
-      ...(input.targetId !== undefined && { targetId: input.targetId }),
+      ...manifestHeader(input),
       profile: 'server',
       createdAt: input.createdAt,
       // The database the target's URL names: where the server was read from.
