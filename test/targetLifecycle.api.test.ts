@@ -330,7 +330,8 @@ describe('target lifecycle through the API', () => {
     const changed = await api.request('PATCH', '/api/v1/targets/whole', { body: { options: { profile: 'server', server: { excludeDatabases: ['scratch'], globals: 'roles' } } } });
     assert.equal(changed.status, 200, changed.text);
     assert.deepEqual(changed.json.options.server, { excludeDatabases: ['scratch'], globals: 'roles' });
-    assert.equal((await api.request('DELETE', '/api/v1/targets/whole')).status, 200);
+    const deleted = await api.request('DELETE', '/api/v1/targets/whole');
+    assert.equal(deleted.status, 200, deleted.text);
   });
 
   it('rename (PATCH name): 409 when the name is taken; its runs follow it', TEST_TIMEOUT, async () => {

@@ -180,7 +180,7 @@ export async function prepareRestore(
         globals: parsed.globals,
         // A server's restore reports each step (globals, each database) on the backup run.
         onEvent: (kind, message) => {
-          if (run)
+          if (run && manifest.profile === 'server')
             events.push(
               appendRunEvent(db, { runId: run.id, kind, message, data: { restoreId } }).catch((error: unknown) => deps.log.warn({ err: error }, 'could not record a restore event')),
             );

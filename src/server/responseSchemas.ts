@@ -143,6 +143,16 @@ const targetOptionsView = {
     profile: { type: 'string' },
     checksums: { type: 'boolean' },
     withStorage: { type: 'boolean' },
+    server: {
+      type: 'object',
+      description: 'The server profile: which databases and globals a backup takes.',
+      properties: {
+        databases: { type: 'array', items: { type: 'string' } },
+        excludeDatabases: { type: 'array', items: { type: 'string' } },
+        globals: { type: 'string' },
+        jobs: { type: 'integer' },
+      },
+    },
   },
 } as const;
 
