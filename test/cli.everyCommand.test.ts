@@ -301,6 +301,12 @@ describe('every command keeps the CLI promises', () => {
     '--api-url': { args: ['--api-url', 'not-a-url'], says: /not-a-url/, code: 'CONFIG_INVALID' },
     '--token': { args: ['--token', 'bsr_x'], says: /--api-url/, code: 'CONFIG_INVALID' },
     '--database-url': { args: ['--database-url', 'not-a-url'], says: /not-a-url/ },
+    '--server-url': { args: ['--server-url', 'not-a-url'], says: /not-a-url/ },
+    // A target's list must name a database; a restore's, a server backup (this one is of one database).
+    '--databases': { args: ['--databases', ','], says: /--databases/ },
+    '--replace-databases': { args: ['--replace-databases', 'app'], says: /--replace-databases/ },
+    '--exclude-databases': { args: ['--exclude-databases', 'x'.repeat(64)], says: /--exclude-databases/ },
+    '--globals': { args: ['--globals', 'everything'], says: /--globals/ },
     '--restore-to': { args: ['--restore-to', 'nowhere'], says: /--restore-to/ },
     '--max-attempts': { args: ['--max-attempts', '0'], says: /--max-attempts/ },
     '--github': { args: ['--github', 'not a repository'], says: /--github/ },
