@@ -65,9 +65,7 @@ export function materializedViewRefreshOrder(relations: readonly SourceRelation[
     if (ok) ordered.push({ schema: view.schema, name: view.name });
     return ok;
   };
-  const sorted = relations
-    .filter((relation) => relation.kind === 'materialized view')
-    .sort((a, b) => (a.schema === b.schema ? compare(a.name, b.name) : compare(a.schema, b.schema)));
+  const sorted = relations.filter((relation) => relation.kind === 'materialized view').sort((a, b) => (a.schema === b.schema ? compare(a.name, b.name) : compare(a.schema, b.schema)));
   for (const view of sorted) visit(view.oid);
   return ordered.filter((view) => !isManagedSchema(view.schema));
 }
