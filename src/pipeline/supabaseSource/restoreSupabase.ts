@@ -13,6 +13,7 @@ import { parseToolVersion, serverMajorFromVersionNum } from '../../pgtools/pickP
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../restoreInput.ts';
 import { watchRestoredBytes } from '../watchRestoredBytes.ts';
+import { lastLines } from '../pgRestoreErrors.ts';
 import { countListedTables, existingTable } from '../sourceSnapshot.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from '../spoolVerifiedFile.ts';
 import { assertPlainDumpShape } from './plainDumpCheck.ts';
@@ -114,7 +115,7 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
     if (code !== 0) {
       throw new BackstopError(
         'RESTORE_FAILED',
-        `psql ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`} (nothing was committed): ${stderr.slice(-2000) || 'no output'}`,
+        `psql ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`} (nothing was committed): ${lastLines(stderr) || 'no output'}`,
       );
     }
 
