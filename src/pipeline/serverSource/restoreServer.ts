@@ -33,8 +33,9 @@ export function selectedDatabases(manifest: Manifest, names: readonly string[] |
  * settings, tablespaces; see planGlobals for roles the server already has), then each selected
  * database, `jobs` at a time, created by `pg_restore --create` with its owner, settings and
  * ACLs, restored and its row counts compared with the manifest. A database the server already
- * has refuses the restore before anything runs, unless it is named in `replaceDatabases`:
- * then it is dropped and created again (`--clean --create`). Each step is an event.
+ * has refuses the restore before anything runs, unless it is named in `replaceDatabases` or is
+ * empty (a new server's `postgres`): then it is dropped and created again (`--clean --create`).
+ * Each step is an event.
  */
 export async function restoreServer(input: RestoreInput): Promise<RestoreResult> {
   const signal = input.signal ?? new AbortController().signal;
