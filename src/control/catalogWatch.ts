@@ -60,7 +60,9 @@ export function startCatalogWatch(deps: { db: Queryable; log: Logger; workerName
 
   const probe = async (): Promise<boolean> => {
     try {
-      channels = await listAlarmChannels(deps.db);
+      const known = await listAlarmChannels(deps.db);
+      if (known.length !== channels.length) log.info({ channels: known.length }, 'alarm channels known');
+      channels = known;
     } catch (error) {
       const now = performance.now();
       downSince ??= Date.now() - (now - lastReached);
