@@ -230,9 +230,9 @@ describe('alarms end to end', { timeout: 300_000 }, () => {
 
     const repeat = await waitFor('the repeat', () => alarmMessages(hooks, 'backup_overdue').find((message) => message.alarm.sentCount === 2), 20_000);
     assert.equal(repeat.alarm.id, first!.alarm.id);
-    const [row] = await catalog.pool.query<{ gap: number }>('select extract(epoch from last_sent_at - raised_at)::float8 as gap from backstop.alarms where id = $1', [
-      first!.alarm.id,
-    ]).then((result) => result.rows);
+    const [row] = await catalog.pool
+      .query<{ gap: number }>('select extract(epoch from last_sent_at - raised_at)::float8 as gap from backstop.alarms where id = $1', [first!.alarm.id])
+      .then((result) => result.rows);
     assert.ok(row!.gap >= 2, `repeated ${row!.gap} s after it was raised, before the 2 s interval`);
 
     await backUpThroughApi(api, 'overdue');
@@ -248,6 +248,13 @@ describe('alarms end to end', { timeout: 300_000 }, () => {
       counts.map((_, index) => index + 1),
     );
     assert.equal(alarmMessages(hooks, 'backup_overdue', 'alarm_cleared').filter((message) => message.alarm.id === first!.alarm.id).length, 1);
+    // And each repeat waited the interval after the message before it (database clock).
+    const sentAt = alarmMessages(hooks, 'backup_overdue')
+      .filter((message) => message.alarm.id === first!.alarm.id)
+      .sort((a, b) => a.alarm.sentCount - b.alarm.sentCount)
+      .map((message) => Date.parse(message.alarm.lastSentAt));
+    for (let index = 1; index < sentAt.length; index++)
+      assert.ok(sentAt[index]! - sentAt[index - 1]! >= 2000, `repeat ${index + 1} came ${sentAt[index]! - sentAt[index - 1]!} ms after the one before`);
   });
 
   it('slots missed while every server and worker was down are alarmed when one returns, and recover after the catch-up backup', async () => {
@@ -263,7 +270,9 @@ describe('alarms end to end', { timeout: 300_000 }, () => {
     // Nothing runs: wait (by the database clock) until two slots have passed unserved.
     await waitFor(
       'two schedule slots to pass',
-      async () => (await catalog.pool.query<{ passed: boolean }>(`select now() > schedule_since + interval '7 seconds' as passed from backstop.targets where id = $1`, [target.id])).rows[0]!.passed,
+      async () =>
+        (await catalog.pool.query<{ passed: boolean }>(`select now() > schedule_since + interval '7 seconds' as passed from backstop.targets where id = $1`, [target.id])).rows[0]!
+          .passed,
       30_000,
       200,
     );

@@ -48,9 +48,7 @@ export function startCatalogWatch(deps: { db: Queryable; log: Logger; workerName
       event,
       at: new Date().toISOString(),
     };
-    const results = await Promise.all(
-      channels.map((channel) => deliverToChannel(doFetch, { id: `${deps.workerName}/${++deliveries}`, event, payload }, channel, 10_000)),
-    );
+    const results = await Promise.all(channels.map((channel) => deliverToChannel(doFetch, { id: `${deps.workerName}/${++deliveries}`, event, payload }, channel, 10_000)));
     results.forEach((result, index) => {
       if (result.error) log.warn({ channel: channels[index]!.id, event, error: result.error }, 'could not deliver the catalog alarm');
     });

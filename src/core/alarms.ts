@@ -225,19 +225,14 @@ export interface ActiveAlarm {
 
 export type AlarmAction =
   | { type: 'raise'; targetId: string; kind: AlarmKind; since: number; details: AlarmDetails }
-  | { type: 'repeat'; alarmId: number; targetId: string; kind: AlarmKind; details: AlarmDetails }
+  | { type: 'repeat'; alarmId: number; targetId: string; kind: AlarmKind; details: AlarmDetails; sentCount: number }
   | { type: 'clear'; alarmId: number; targetId: string; kind: AlarmKind };
 
 /**
  * What to send: a new alarm once, a repeat every `repeatMs` while it lasts (0: never), a
  * recovery when it clears. `details` of a repeat are today's (the age grows).
  */
-export function planAlarmActions(
-  conditions: readonly { targetId: string; condition: AlarmCondition }[],
-  active: readonly ActiveAlarm[],
-  now: number,
-  repeatMs: number,
-): AlarmAction[] {
+export function planAlarmActions(conditions: readonly { targetId: string; condition: AlarmCondition }[], active: readonly ActiveAlarm[], now: number, repeatMs: number): AlarmAction[] {
   const byKey = new Map(active.map((alarm) => [`${alarm.targetId}|${alarm.kind}`, alarm]));
   const actions: AlarmAction[] = [];
   for (const { targetId, condition } of conditions) {
@@ -249,8 +244,8 @@ export function planAlarmActions(
       actions.push({ type: 'clear', alarmId: existing.id, targetId, kind });
     } else if (repeatMs > 0 && now - existing.lastSentAt >= repeatMs) {
       // A held alarm repeats with the words it was raised with: nothing new is known.
-      if (state === 'on') actions.push({ type: 'repeat', alarmId: existing.id, targetId, kind, details });
-      else actions.push({ type: 'repeat', alarmId: existing.id, targetId, kind, details: { what: '', whatToDo: '' } });
+      const repeated = { type: 'repeat' as const, alarmId: existing.id, targetId, kind, sentCount: existing.sentCount };
+      actions.push({ ...repeated, details: state === 'on' ? details : { what: '', whatToDo: '' } });
     }
   }
   return actions;

@@ -155,7 +155,9 @@ export async function readActiveAlarms(db: Queryable): Promise<ActiveAlarm[]> {
 export async function applyAlarmAction(db: Queryable, action: AlarmAction, link: (targetName: string) => string | null): Promise<AlarmRecord | null> {
   let row: AlarmRow | undefined;
   if (action.type === 'raise') {
-    ({ rows: [row] } = await db.query<AlarmRow>(
+    ({
+      rows: [row],
+    } = await db.query<AlarmRow>(
       `with inserted as (
          insert into backstop.alarms (target_id, kind, since, details) values ($1, $2, $3, $4::jsonb)
          on conflict (target_id, kind) where cleared_at is null do nothing returning *
@@ -163,16 +165,21 @@ export async function applyAlarmAction(db: Queryable, action: AlarmAction, link:
       [action.targetId, action.kind, new Date(action.since).toISOString(), JSON.stringify(action.details)],
     ));
   } else if (action.type === 'repeat') {
-    ({ rows: [row] } = await db.query<AlarmRow>(
+    ({
+      rows: [row],
+    } = await db.query<AlarmRow>(
       `with updated as (
          update backstop.alarms set last_sent_at = now(), sent_count = sent_count + 1,
            details = case when $2::jsonb->>'what' = '' then details else $2::jsonb end
-         where id = $1 and cleared_at is null returning *
+         where id = $1 and cleared_at is null and sent_count = $3 returning *
        ) select u.*, t.name as target_name from updated u join backstop.targets t on t.id = u.target_id`,
-      [action.alarmId, JSON.stringify(action.details)],
+      // Conditional on the count the plan saw: a repeat another evaluator already sent is not sent again.
+      [action.alarmId, JSON.stringify(action.details), action.sentCount],
     ));
   } else {
-    ({ rows: [row] } = await db.query<AlarmRow>(
+    ({
+      rows: [row],
+    } = await db.query<AlarmRow>(
       `with updated as (
          update backstop.alarms set cleared_at = now() where id = $1 and cleared_at is null returning *
        ) select u.*, t.name as target_name from updated u join backstop.targets t on t.id = u.target_id`,
@@ -205,6 +212,7 @@ export function alarmPayload(alarm: AlarmRecord, link: string | null): Record<st
       whatToDo: alarm.whatToDo,
       link,
       raisedAt: alarm.raisedAt,
+      lastSentAt: alarm.lastSentAt,
       sentCount: alarm.sentCount,
       clearedAt: alarm.clearedAt,
     },

@@ -223,7 +223,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .option('--no-retention', 'remove the retention policy (keep every backup)')
     .option('--no-verify', 'remove the drill schedule (--verify-every, --verify-cron)')
     .option('--clear-notifications', 'remove every notification channel (before adding the ones given)')
-    .option('--no-max-backup-age', "drop the explicit bound: derive it from the schedule again")
+    .option('--no-max-backup-age', 'drop the explicit bound: derive it from the schedule again')
     .option('--no-ping-url', 'stop pinging a heartbeat URL')
     .option('--skip-checks', 'store a new database URL or store without reaching it')
     .option('--json', 'print the target as JSON')

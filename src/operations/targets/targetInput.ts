@@ -216,12 +216,10 @@ const executor = z
   .nullable()
   .meta({ description: 'Run backups in GitHub Actions, or null for workers.' });
 
-const maxBackupAge = wholeNumber(1, 31_536_000)
-  .nullable()
-  .meta({
-    description:
-      "Alarm (backup_overdue) when the newest good backup is older than this many seconds; null: the schedule's interval plus BACKSTOP_ALARM_GRACE (no bound without a schedule).",
-  });
+const maxBackupAge = wholeNumber(1, 31_536_000).nullable().meta({
+  description:
+    "Alarm (backup_overdue) when the newest good backup is older than this many seconds; null: the schedule's interval plus BACKSTOP_ALARM_GRACE (no bound without a schedule).",
+});
 
 /** A heartbeat URL must be http(s); like a channel URL it is a secret and is not repeated. */
 export function assertPingUrl(raw: string): void {
@@ -232,20 +230,14 @@ export function assertPingUrl(raw: string): void {
     url = undefined;
   }
   if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
-    throw new BackstopError('INVALID_INPUT', 'is not an http:// or https:// URL: pass the check\'s full ping URL, e.g. https://hc-ping.com/UUID.');
+    throw new BackstopError('INVALID_INPUT', "is not an http:// or https:// URL: pass the check's full ping URL, e.g. https://hc-ping.com/UUID.");
   }
 }
 
-const pingUrl = z
-  .string()
-  .min(1)
-  .max(2048)
-  .superRefine(checkedBy(assertPingUrl))
-  .nullable()
-  .meta({
-    writeOnly: true,
-    description: 'Secret: a Healthchecks-style ping URL, pinged with /start when a backup starts, alone on success and with /fail on failure. null removes it. Never returned.',
-  });
+const pingUrl = z.string().min(1).max(2048).superRefine(checkedBy(assertPingUrl)).nullable().meta({
+  writeOnly: true,
+  description: 'Secret: a Healthchecks-style ping URL, pinged with /start when a backup starts, alone on success and with /fail on failure. null removes it. Never returned.',
+});
 
 const checks = z.boolean().optional().meta({
   description:

@@ -11,7 +11,8 @@ export function registerAlarmRoutes(app: FastifyInstance, ctx: ServerContext): v
       schema: {
         tags: ['targets'],
         summary: 'Alarms active now',
-        description: 'What should have happened and did not: a backup older than its bound, a schedule slot without a run, a drill overdue or failing, a store that cannot be written. Oldest first.',
+        description:
+          'What should have happened and did not: a backup older than its bound, a schedule slot without a run, a drill overdue or failing, a store that cannot be written. Oldest first.',
         querystring: { type: 'object', additionalProperties: false, properties: { target: { type: 'string', description: 'Only this target’s.' } } },
         response: { 200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: ref('Alarm') } } }, ...errorResponses },
       },
