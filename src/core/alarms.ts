@@ -105,6 +105,12 @@ export function backupAgeBoundMs(facts: Pick<TargetAlarmFacts, 'maxBackupAgeMs' 
 
 const failedStatuses: ReadonlySet<RunStatus> = new Set(['failed', 'timed_out']);
 
+/** Something that should have happened by `reference + bound`: on once that instant has passed. */
+function overdue(kind: AlarmKind, reference: number, bound: number, now: number, details: AlarmDetails): AlarmCondition {
+  const since = reference + bound;
+  return { kind, state: now > since ? 'on' : 'off', since, details };
+}
+
 export function assessAlarms(facts: TargetAlarmFacts, now: number, settings: AlarmSettings): AlarmCondition[] {
   const name = facts.targetName;
   const conditions: AlarmCondition[] = [];
@@ -115,19 +121,15 @@ export function assessAlarms(facts: TargetAlarmFacts, now: number, settings: Ala
   if (bound === null) conditions.push(off('backup_overdue'));
   else {
     const reference = facts.newestGoodBackupAt ?? Math.max(facts.createdAt, facts.maxBackupAgeMs === null ? (facts.scheduleSince ?? facts.createdAt) : facts.createdAt);
-    const since = reference + bound;
-    conditions.push({
-      kind: 'backup_overdue',
-      state: now > since ? 'on' : 'off',
-      since,
-      details: {
+    conditions.push(
+      overdue('backup_overdue', reference, bound, now, {
         what:
           facts.newestGoodBackupAt === null
             ? `${name} has no good backup, ${formatDuration(now - reference)} after it was set up (bound ${formatDuration(bound)}).`
             : `The newest good backup of ${name} is ${formatDuration(now - reference)} old, past its bound of ${formatDuration(bound)} (it finished ${iso(reference)}).`,
         whatToDo: `See why with \`backstop runs --target ${name}\`, check that a worker is running, and take a backup now with \`backstop trigger ${name}\`.`,
-      },
-    });
+      }),
+    );
   }
 
   // slot_missed.
@@ -168,19 +170,15 @@ export function assessAlarms(facts: TargetAlarmFacts, now: number, settings: Ala
     else {
       const drillBound = interval + settings.graceMs;
       const reference = facts.newestGoodDrillAt ?? Math.max(facts.createdAt, facts.drillSince ?? facts.createdAt);
-      const since = reference + drillBound;
-      conditions.push({
-        kind: 'drill_overdue',
-        state: now > since ? 'on' : 'off',
-        since,
-        details: {
+      conditions.push(
+        overdue('drill_overdue', reference, drillBound, now, {
           what:
             facts.newestGoodDrillAt === null
               ? `No restore drill of ${name} has succeeded within ${formatDuration(drillBound)} of its drill schedule being set.`
               : `The newest good restore drill of ${name} is ${formatDuration(now - reference)} old, past ${formatDuration(drillBound)}.`,
           whatToDo: `A drill needs a good backup and a worker; run one now with \`backstop verify ${name}\`.`,
-        },
-      });
+        }),
+      );
     }
   }
 

@@ -3,15 +3,15 @@ import { z } from 'zod';
 import { parsePrivateEndpointAllowance } from './addressClass.ts';
 import { BackstopError } from './errors.ts';
 
-const seconds = (fallback: number, description: string) =>
+const seconds = (fallback: number, description: string, options: { zero?: boolean } = {}) =>
   z
     .string()
     .optional()
     .transform((value, ctx) => {
       if (value === undefined || value.trim() === '') return fallback;
       const parsed = Number(value);
-      if (!Number.isFinite(parsed) || parsed <= 0) {
-        ctx.addIssue({ code: 'custom', message: `must be a positive number of seconds, got "${value}"` });
+      if (!Number.isFinite(parsed) || parsed < 0 || (parsed === 0 && !options.zero)) {
+        ctx.addIssue({ code: 'custom', message: `must be a ${options.zero ? 'number of seconds, 0 or more' : 'positive number of seconds'}, got "${value}"` });
         return z.NEVER;
       }
       return parsed;
@@ -94,19 +94,11 @@ export const configSchema = z.object({
       'Webhooks, Slack, S3 endpoints and the GitHub API may reach these loopback, private or link-local addresses: a comma-separated list of addresses and CIDR ranges (127.0.0.1,10.0.0.0/8,fd00::/8), or true for every address. Default: public addresses only. Validated here; the outbound guard (src/net/outboundGuard.ts) reads it from the environment at every request.',
     ),
   BACKSTOP_ALARM_INTERVAL: seconds(60, 'How often servers and workers evaluate alarms, seconds.'),
-  BACKSTOP_ALARM_REPEAT: z
-    .string()
-    .optional()
-    .transform((value, ctx) => {
-      if (value === undefined || value.trim() === '') return 14_400;
-      const parsed = Number(value);
-      if (!Number.isFinite(parsed) || parsed < 0) {
-        ctx.addIssue({ code: 'custom', message: `must be a number of seconds, 0 or more, got "${value}"` });
-        return z.NEVER;
-      }
-      return parsed;
-    })
-    .describe('An active alarm is sent again every this many seconds while it lasts (0: once only). Default 14400 (4 hours); `--alarm-repeat` overrides it.'),
+  BACKSTOP_ALARM_REPEAT: seconds(
+    14_400,
+    'An active alarm is sent again every this many seconds while it lasts (0: once only). Default 14400 (4 hours); `--alarm-repeat` overrides it.',
+    { zero: true },
+  ),
   BACKSTOP_ALARM_GRACE: seconds(3600, "Added to a schedule's interval for the bound on a backup's (or drill's) age when the target sets none, seconds."),
   BACKSTOP_ALARM_SLOT_GRACE: seconds(300, 'A schedule slot with no run after this many seconds raises slot_missed.'),
   BACKSTOP_CATALOG_ALARM_AFTER: seconds(300, 'A worker that cannot reach the catalog for this many seconds sends catalog_unreachable to the channels it knows.'),

@@ -29,16 +29,20 @@ export function parseNotificationEvents(list: string): NotificationEventName[] {
 
 /** A channel URL must be http(s); the URL itself is a secret and is not repeated in the message. */
 export function assertChannelUrl(raw: string, kind: 'webhook' | 'slack'): void {
-  let url: URL | undefined;
-  try {
-    url = new URL(raw);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+  if (!isHttpUrl(raw)) {
     throw new BackstopError(
       'INVALID_INPUT',
       `The ${kind === 'slack' ? 'Slack incoming-webhook' : 'webhook'} URL is not an http:// or https:// URL. Pass the full URL, e.g. https://hooks.example.com/backstop.`,
     );
+  }
+}
+
+/** Whether `raw` parses as an http:// or https:// URL: what every outbound URL a target holds must be. */
+export function isHttpUrl(raw: string): boolean {
+  try {
+    const url = new URL(raw);
+    return url.protocol === 'https:' || url.protocol === 'http:';
+  } catch {
+    return false;
   }
 }

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { backupProfiles } from '../../core/manifest.ts';
-import { assertChannelUrl, notificationEvents } from '../../core/notificationChannels.ts';
+import { assertChannelUrl, isHttpUrl, notificationEvents } from '../../core/notificationChannels.ts';
 import { assertRestoreToEntry, RESTORE_TO_PATTERN } from '../../core/restoreDestination.ts';
 import { isValidTimezone, parseSchedule } from '../../core/scheduleSlots.ts';
 import { TARGET_NAME, TARGET_NAME_RULE } from '../../core/targetName.ts';
@@ -223,13 +223,7 @@ const maxBackupAge = wholeNumber(1, 31_536_000).nullable().meta({
 
 /** A heartbeat URL must be http(s); like a channel URL it is a secret and is not repeated. */
 export function assertPingUrl(raw: string): void {
-  let url: URL | undefined;
-  try {
-    url = new URL(raw);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+  if (!isHttpUrl(raw)) {
     throw new BackstopError('INVALID_INPUT', "is not an http:// or https:// URL: pass the check's full ping URL, e.g. https://hc-ping.com/UUID.");
   }
 }
