@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { assessAlarms, planAlarmActions, type AlarmAction } from '../core/alarms.ts';
+import { assessAlarms, planAlarmActions, type AlarmAction, type ScheduleMemo } from '../core/alarms.ts';
 import type { AlarmConfig } from '../core/config.ts';
 import { ALARM_LOCK_KEY, applyAlarmAction, readActiveAlarms, readAlarmFacts, type AlarmRecord } from '../db/alarms.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
@@ -38,9 +38,10 @@ export function startAlarmEvaluator(deps: { pool: Pool; log: Logger }, config: A
         const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_xact_lock($1) as locked', [ALARM_LOCK_KEY]);
         if (!rows[0]?.locked) return { evaluated: false, sent: [] };
         const [{ now, targets }, active] = await Promise.all([readAlarmFacts(client), readActiveAlarms(client)]);
+        const memo: ScheduleMemo = new Map();
         const conditions = targets.flatMap((facts) => {
           try {
-            return assessAlarms(facts, now, config).map((condition) => ({ targetId: facts.targetId, condition }));
+            return assessAlarms(facts, now, config, memo).map((condition) => ({ targetId: facts.targetId, condition }));
           } catch (error) {
             // A schedule stored around the checks must not silence every other target's alarms.
             log.warn({ target: facts.targetName, err: error }, 'could not evaluate the alarms of this target');

@@ -1,3 +1,4 @@
+import type { Cron } from 'croner';
 import type { RunStatus } from './runState.ts';
 import { parseSchedule, type Schedule } from './scheduleSlots.ts';
 
@@ -87,22 +88,6 @@ export function formatDuration(ms: number): string {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** The interval between a schedule's two latest slots at `now` (its period, for regular schedules). */
-export function scheduleIntervalMs(schedule: Schedule, now: number): number | null {
-  const [latest, before] = parseSchedule(schedule.cron, schedule.timezone)
-    .previousRuns(2, new Date(now + 1))
-    .map((date) => date.getTime());
-  return latest !== undefined && before !== undefined ? latest - before : null;
-}
-
-/** The bound on the newest good backup's age: explicit, or the schedule's interval plus the grace; null: none. */
-export function backupAgeBoundMs(facts: Pick<TargetAlarmFacts, 'maxBackupAgeMs' | 'schedule'>, now: number, graceMs: number): number | null {
-  if (facts.maxBackupAgeMs !== null) return facts.maxBackupAgeMs;
-  if (!facts.schedule) return null;
-  const interval = scheduleIntervalMs(facts.schedule, now);
-  return interval === null ? null : interval + graceMs;
-}
-
 const failedStatuses: ReadonlySet<RunStatus> = new Set(['failed', 'timed_out']);
 
 /** Something that should have happened by `reference + bound`: on once that instant has passed. */
@@ -111,13 +96,37 @@ function overdue(kind: AlarmKind, reference: number, bound: number, now: number,
   return { kind, state: now > since ? 'on' : 'off', since, details };
 }
 
-export function assessAlarms(facts: TargetAlarmFacts, now: number, settings: AlarmSettings): AlarmCondition[] {
+/**
+ * What a schedule gives at one instant, computed once per distinct (cron, time zone) in a pass:
+ * a cron step costs about a millisecond, and thousands of targets share a few schedules.
+ */
+export type ScheduleMemo = Map<string, { cron: Cron; intervalMs: number | null; overdueSlot: number | undefined }>;
+
+function scheduleAt(memo: ScheduleMemo, schedule: Schedule, now: number, slotGraceMs: number) {
+  const key = `${schedule.cron}\u0000${schedule.timezone}`;
+  let known = memo.get(key);
+  if (!known) {
+    const cron = parseSchedule(schedule.cron, schedule.timezone);
+    // previousRuns is exclusive of its reference: +1 ms makes a slot exactly at the limit count.
+    const [latest, before] = cron.previousRuns(2, new Date(now + 1)).map((date) => date.getTime());
+    known = {
+      cron,
+      intervalMs: latest !== undefined && before !== undefined ? latest - before : null,
+      overdueSlot: cron.previousRuns(1, new Date(now - slotGraceMs + 1))[0]?.getTime(),
+    };
+    memo.set(key, known);
+  }
+  return known;
+}
+
+export function assessAlarms(facts: TargetAlarmFacts, now: number, settings: AlarmSettings, memo: ScheduleMemo = new Map()): AlarmCondition[] {
   const name = facts.targetName;
   const conditions: AlarmCondition[] = [];
   const off = (kind: AlarmKind): AlarmCondition => ({ kind, state: 'off', since: now, details: { what: '', whatToDo: '' } });
 
   // backup_overdue. A paused target is stopped on purpose: its age says nothing new.
-  const bound = facts.paused ? null : backupAgeBoundMs(facts, now, settings.graceMs);
+  const backupInterval = facts.schedule && facts.maxBackupAgeMs === null ? scheduleAt(memo, facts.schedule, now, settings.slotGraceMs).intervalMs : null;
+  const bound = facts.paused ? null : (facts.maxBackupAgeMs ?? (backupInterval === null ? null : backupInterval + settings.graceMs));
   if (bound === null) conditions.push(off('backup_overdue'));
   else {
     const reference = facts.newestGoodBackupAt ?? Math.max(facts.createdAt, facts.maxBackupAgeMs === null ? (facts.scheduleSince ?? facts.createdAt) : facts.createdAt);
@@ -135,10 +144,8 @@ export function assessAlarms(facts: TargetAlarmFacts, now: number, settings: Ala
   // slot_missed.
   if (!facts.schedule || facts.paused) conditions.push(off('slot_missed'));
   else {
-    const cron = parseSchedule(facts.schedule.cron, facts.schedule.timezone);
+    const { cron, overdueSlot } = scheduleAt(memo, facts.schedule, now, settings.slotGraceMs);
     const settled = Math.max(facts.createdAt, facts.scheduleSince ?? -Infinity, facts.scheduleLastSlot ?? -Infinity);
-    // previousRuns is exclusive of its reference: +1 ms makes a slot exactly at the limit count.
-    const overdueSlot = cron.previousRuns(1, new Date(now - settings.slotGraceMs + 1))[0]?.getTime();
     const whatToDo = `Keep \`backstop server\` (it runs the schedule) and a worker running; \`backstop runs --target ${name}\` shows the runs that followed.`;
     if (overdueSlot !== undefined && overdueSlot > settled) {
       conditions.push({
@@ -165,7 +172,7 @@ export function assessAlarms(facts: TargetAlarmFacts, now: number, settings: Ala
   // drill_overdue.
   if (!facts.drillSchedule || facts.paused) conditions.push(off('drill_overdue'));
   else {
-    const interval = scheduleIntervalMs(facts.drillSchedule, now);
+    const interval = scheduleAt(memo, facts.drillSchedule, now, settings.slotGraceMs).intervalMs;
     if (interval === null) conditions.push(off('drill_overdue'));
     else {
       const drillBound = interval + settings.graceMs;

@@ -35,15 +35,17 @@ export async function readAlarmFacts(db: Queryable): Promise<{ now: number; targ
        t.max_backup_age_seconds, t.verification, ${epochMs('t.verification_since')} as verification_since_ms,
        t.schedule_missed_slots, ${epochMs('t.schedule_missed_after')} as missed_after_ms, ${epochMs('t.schedule_missed_at')} as missed_at_ms,
        (select ${epochMs('max(r.finished_at)')} from backstop.runs r
-          where r.target_id = t.id and r.kind = 'backup' and r.status = 'succeeded') as good_backup_ms,
+          where r.target_id = t.id and r.kind = 'backup' and r.status = 'succeeded' and r.finished_at is not null) as good_backup_ms,
        (select jsonb_build_object('status', r.status, 'errorCode', r.error_code, 'finishedMs', ${epochMs('r.finished_at')})
           from backstop.runs r where r.target_id = t.id and r.kind = 'backup' and r.status in ('succeeded', 'failed', 'timed_out')
-          order by r.finished_at desc nulls last limit 1) as last_backup,
+            and r.finished_at is not null
+          order by r.finished_at desc limit 1) as last_backup,
        (select jsonb_build_object('status', r.status, 'errorCode', r.error_code, 'finishedMs', ${epochMs('r.finished_at')})
           from backstop.runs r where r.target_id = t.id and r.kind = 'verify' and r.status in ('succeeded', 'failed', 'timed_out')
-          order by r.finished_at desc nulls last limit 1) as last_drill,
+            and r.finished_at is not null
+          order by r.finished_at desc limit 1) as last_drill,
        (select ${epochMs('max(r.finished_at)')} from backstop.runs r
-          where r.target_id = t.id and r.kind = 'verify' and r.status = 'succeeded') as good_drill_ms
+          where r.target_id = t.id and r.kind = 'verify' and r.status = 'succeeded' and r.finished_at is not null) as good_drill_ms
      from (select now() as now) n left join backstop.targets t on true
      order by t.name`,
   );

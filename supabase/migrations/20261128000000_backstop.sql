@@ -679,7 +679,9 @@ create table backstop.alarms (
 create unique index alarms_one_active on backstop.alarms (target_id, kind) where cleared_at is null;
 create index alarms_by_target on backstop.alarms (target_id, raised_at desc);
 
--- Outbox rows of alarms and pings belong to no run.
+-- Every evaluation reads each target's newest finished backup and drill, and its newest good ones.
+create index runs_finished_by_target on backstop.runs (target_id, kind, status, finished_at desc) where finished_at is not null;
+
 -- Heartbeat pings ride the outbox (retried, through the outbound guard) under the reserved
 -- channel id '@ping', which no notification channel may take (ids are [A-Za-z0-9_-]).
 create function backstop.enqueue_run_ping() returns trigger
