@@ -318,6 +318,11 @@ describe('alarms end to end', { timeout: 300_000 }, () => {
     const shown = await api.request('GET', '/api/v1/targets/pinged');
     assert.equal(shown.json.ping, true);
     assert.ok(!shown.text.includes(pingUrl));
+    // And it goes through the outbound guard: a private address not allowed is refused up front.
+    const refused = await api.request('PATCH', '/api/v1/targets/pinged', { body: { pingUrl: 'http://10.20.30.40/ping/x' } });
+    assert.equal(refused.status >= 400 && refused.status < 500, true, refused.text);
+    assert.equal(refused.json.error.field, 'pingUrl', refused.text);
+    assert.match(refused.json.error.message, /BACKSTOP_ALLOW_PRIVATE_ENDPOINTS/);
   });
 });
 
