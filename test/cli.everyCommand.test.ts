@@ -262,6 +262,14 @@ describe('every command keeps the CLI promises', () => {
       base: { args: () => ['--dry-run'] },
       lists: [() => ['--dry-run'], () => ['--dry-run', '--json']],
     },
+    alarms: {
+      failing: [
+        { args: () => ['--target', 'no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ },
+        { args: () => [], code: 'CATALOG_UNAVAILABLE', env: UNREACHABLE_CATALOG },
+      ],
+      base: { args: () => [] },
+      lists: [() => [], () => ['--json']],
+    },
     schedules: {
       failing: [{ args: () => [], code: 'CATALOG_UNAVAILABLE', env: UNREACHABLE_CATALOG }],
       base: { args: () => [] },
@@ -325,6 +333,10 @@ describe('every command keeps the CLI promises', () => {
     '--notify-on': { args: ['--notify-webhook', 'https://hooks.example.com/x', '--notify-on', 'sometimes'], says: /sometimes|--notify-on/ },
     '--webhook-secret': { args: ['--webhook-secret', 'secret-without-a-webhook'], says: /--notify-webhook/ },
     '--verify-every': { args: ['--verify-every', '0'], says: /--verify-every/ },
+    '--max-backup-age': { args: ['--max-backup-age', 'soon'], says: /--max-backup-age/ },
+    // A ping URL is a secret: never echoed.
+    '--ping-url': { args: ['--ping-url', 'not-a-url'], says: /--ping-url/ },
+    '--alarm-repeat': { args: ['--alarm-repeat', '-1'], says: /--alarm-repeat/ },
     '--verify-cron': { args: ['--verify-cron', 'weekly-ish'], says: /weekly-ish/ },
     '--status': { args: ['--status', 'bogus'], says: /bogus/ },
     '--limit': { args: ['--limit', '0'], says: /--limit/ },

@@ -11,6 +11,7 @@ import { installErrorHandling, sendError } from './httpErrors.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { registerDashboard } from './dashboard.ts';
 import { bundledFiles } from '../core/bundledFiles.ts';
+import { registerAlarmRoutes } from './routes/alarms.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerNotificationTestRoutes } from './routes/notificationTests.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
@@ -138,6 +139,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   registerRunnerRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
   registerOverviewRoutes(app, ctx);
+  registerAlarmRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   // The dashboard is files (web/, and Preact from node_modules) that the single executable
   // does not carry: it serves the API alone, and says so at start-up (startServer logs it).
