@@ -8,4 +8,3 @@ export type Actor =
   | { kind: 'user'; subject: string; email: string | null; name: string | null; provider: string }
   | { kind: 'token'; tokenId: string; name: string; owner: string | null; tokenKind: 'api' | 'github-runner' }
   | { kind: 'runner'; runId: string };
-

@@ -97,15 +97,20 @@ export const configSchema = z.object({
   BACKSTOP_PUBLIC_URL: z
     .string()
     .optional()
-    .describe('Server: the address people open the dashboard at (https://backstop.example.com). Sign-in redirects back to it, and cookie-authenticated writes must come from its origin.'),
+    .describe(
+      'Server: the address people open the dashboard at (https://backstop.example.com). Sign-in redirects back to it, and cookie-authenticated writes must come from its origin.',
+    ),
   BACKSTOP_OIDC_ISSUER: z
     .string()
     .optional()
     .describe('Server: the OpenID Connect provider whose people may sign in to the dashboard (its issuer URL; its /.well-known/openid-configuration is read). Unset: API tokens only.'),
   BACKSTOP_OIDC_CLIENT_ID: z.string().optional().describe('Server: the client id Backstop is registered with at the OpenID Connect provider.'),
   BACKSTOP_OIDC_CLIENT_SECRET: z.string().optional().describe('Server: the client secret of that registration (unset: a public client, PKCE alone).'),
-  BACKSTOP_OIDC_SCOPES: z.string().optional().describe('Server: the scopes asked for at sign-in. Default "openid email profile"; add the one that releases groups (often "groups") and offline_access for a refresh token.'),
-  BACKSTOP_OIDC_GROUPS_CLAIM: z.string().optional().describe('Server: the claim that lists a person\'s groups. Default groups.'),
+  BACKSTOP_OIDC_SCOPES: z
+    .string()
+    .optional()
+    .describe('Server: the scopes asked for at sign-in. Default "openid email profile"; add the one that releases groups (often "groups") and offline_access for a refresh token.'),
+  BACKSTOP_OIDC_GROUPS_CLAIM: z.string().optional().describe("Server: the claim that lists a person's groups. Default groups."),
   [ROLE_MAP_SETTING]: z
     .string()
     .optional()

@@ -19,7 +19,10 @@ const RULE = /^(group|domain|email):(.+)=([a-z]+)$/;
 export function parseRoleRules(raw: string): RoleRule[] {
   const rules: RoleRule[] = [];
   const problems: string[] = [];
-  for (const part of raw.split(',').map((item) => item.trim()).filter(Boolean)) {
+  for (const part of raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)) {
     const match = RULE.exec(part);
     const role = match?.[3] as ApiTokenRole | undefined;
     if (!match || !role || !apiTokenRoles.includes(role)) {

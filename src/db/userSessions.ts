@@ -86,7 +86,18 @@ export async function createUserSession(
     `insert into backstop.user_sessions (cookie_hash, csrf_token, provider, subject, email, name, access_token, refresh_token, access_expires_at, expires_at)
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + $10 * interval '1 millisecond')
      returning ${COLUMNS}`,
-    [hashToken(cookie), csrfToken, input.provider, input.subject, input.email, input.name, input.tokens.accessToken, input.tokens.refreshToken, input.tokens.accessExpiresAt, input.ttlMs],
+    [
+      hashToken(cookie),
+      csrfToken,
+      input.provider,
+      input.subject,
+      input.email,
+      input.name,
+      input.tokens.accessToken,
+      input.tokens.refreshToken,
+      input.tokens.accessExpiresAt,
+      input.ttlMs,
+    ],
   );
   return { session: toSession(rows[0]!), cookie };
 }

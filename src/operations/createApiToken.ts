@@ -20,7 +20,12 @@ export const apiTokenRequest = z
       .optional()
       .describe('The person or service that holds the token, e.g. "alice@example.com" or "nightly-ci": shown in lists and in the records of what it did.'),
   })
-  .meta({ examples: [{ name: 'dashboard', role: 'viewer' }, { name: 'ci', role: 'operator', owner: 'nightly-ci' }] });
+  .meta({
+    examples: [
+      { name: 'dashboard', role: 'viewer' },
+      { name: 'ci', role: 'operator', owner: 'nightly-ci' },
+    ],
+  });
 
 export type ApiTokenRequest = z.input<typeof apiTokenRequest>;
 

@@ -19,7 +19,6 @@ export type Principal =
   | { kind: 'runner'; runId: string }
   | { kind: 'github'; tokenId: string; name: string; repository: string };
 
-
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** The least role that may call the route (default: admin). */

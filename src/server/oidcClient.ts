@@ -101,8 +101,7 @@ export function createOidcClient(settings: OidcConfig): OidcClient {
     return { ...identity, role: roleFor(settings.roleRules, { email, emailVerified: claims.email_verified === true, groups }) };
   };
 
-  const userinfo = async (config: openid.Configuration, subject: string, accessToken: string) =>
-    identityOf(await openid.fetchUserInfo(config, accessToken, subject), subject);
+  const userinfo = async (config: openid.Configuration, subject: string, accessToken: string) => identityOf(await openid.fetchUserInfo(config, accessToken, subject), subject);
 
   return {
     settings,
@@ -158,7 +157,8 @@ export function createOidcClient(settings: OidcConfig): OidcClient {
         return { identity: await userinfo(config, subject, refreshed.accessToken), tokens: refreshed };
       } catch (error) {
         if (error instanceof BackstopError) throw error;
-        if (isRefusal(error)) throw new BackstopError('SIGN_IN_FAILED', `The sign-in provider no longer accepts this sign-in (${(error as Error).message}). Sign in again.`, { cause: error });
+        if (isRefusal(error))
+          throw new BackstopError('SIGN_IN_FAILED', `The sign-in provider no longer accepts this sign-in (${(error as Error).message}). Sign in again.`, { cause: error });
         throw unavailable(settings, error);
       }
     },

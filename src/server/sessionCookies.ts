@@ -16,9 +16,7 @@ export interface CookieNames {
 
 export function cookieNames(settings: OidcConfig): CookieNames {
   const secure = settings.publicUrl.startsWith('https:');
-  return secure
-    ? { session: '__Host-backstop_session', signIn: '__Host-backstop_sign_in', secure }
-    : { session: 'backstop_session', signIn: 'backstop_sign_in', secure };
+  return secure ? { session: '__Host-backstop_session', signIn: '__Host-backstop_sign_in', secure } : { session: 'backstop_session', signIn: 'backstop_sign_in', secure };
 }
 
 /** The value of cookie `name` in the request, or undefined. */

@@ -40,8 +40,7 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
         }
         return;
       }
-      const created = await sayingFlags(tokenFlags, () => createApiToken(ctx.db, { name: options.name, role: options.role as (typeof apiTokenRoles)[number], owner: options.owner }),
-      );
+      const created = await sayingFlags(tokenFlags, () => createApiToken(ctx.db, { name: options.name, role: options.role as (typeof apiTokenRoles)[number], owner: options.owner }));
       if (options.json) printJson(created);
       else {
         process.stdout.write(`${created.token}\n`);
@@ -61,7 +60,7 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
         const state = (t: { revokedAt: string | null }) => (t.revokedAt ? `revoked ${t.revokedAt}` : 'active');
         const rows = [
           ...tokens.map((t) => [t.id, t.name, t.role, t.owner ?? '', t.createdAt, t.lastUsedAt ?? '', state(t)]),
-          ...runners.map((t) => [t.id, t.name, `github-runner`, t.repository, t.createdAt, t.lastUsedAt ?? '', state(t)]),
+          ...runners.map((t) => [t.id, t.name, `github-runner ${t.repository}`, '', t.createdAt, t.lastUsedAt ?? '', state(t)]),
         ];
         process.stdout.write(`${table(['ID', 'NAME', 'ROLE', 'OWNER', 'CREATED', 'LAST USED', 'STATE'], rows)}\n`);
       }
