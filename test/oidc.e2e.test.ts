@@ -241,6 +241,10 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     await page.locator('#action-backup').click();
     await page.waitForURL(/#\/runs\/[0-9a-f-]{36}$/, { timeout: WAIT });
     assert.equal(await runCount(), before + 1);
+    // The request's actor is the person, named by their address at the provider.
+    const runId = /#\/runs\/([0-9a-f-]{36})$/.exec(page.url())![1];
+    const logged = api.logs.map((line) => JSON.parse(line)).find((line) => line.msg === 'run triggered' && line.runId === runId);
+    assert.equal(logged?.by, 'user olivia@example.com');
   });
 
   it('bearer API tokens work as before, without CSRF token or Origin checks', async () => {

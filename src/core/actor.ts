@@ -6,5 +6,6 @@
  */
 export type Actor =
   | { kind: 'user'; subject: string; email: string | null; name: string | null; provider: string }
+  /** A GitHub runner token's owner is its repository. */
   | { kind: 'token'; tokenId: string; name: string; owner: string | null; tokenKind: 'api' | 'github-runner' }
   | { kind: 'runner'; runId: string };

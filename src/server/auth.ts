@@ -198,12 +198,11 @@ export function roleOf(request: FastifyRequest): ApiTokenRole | null {
   return principal?.kind === 'api' || principal?.kind === 'user' ? principal.role : null;
 }
 
-/** Who did it, for event messages: a token name, never a token. */
+/** Who did it, for event messages and logs (from `request.actor`): a name, never a token. */
 export function actorOf(request: FastifyRequest): string {
-  const principal = request.principal;
-  if (!principal) return 'anonymous';
-  if (principal.kind === 'api') return `token "${principal.name}"`;
-  if (principal.kind === 'user') return `user ${principal.email ?? principal.name}`;
-  if (principal.kind === 'github') return `GitHub runner token "${principal.name}" of ${principal.repository}`;
-  return `runner of run ${principal.runId}`;
+  const actor = request.actor;
+  if (!actor) return 'anonymous';
+  if (actor.kind === 'user') return `user ${actor.email ?? actor.name ?? actor.subject}`;
+  if (actor.kind === 'runner') return `runner of run ${actor.runId}`;
+  return actor.tokenKind === 'api' ? `token "${actor.name}"` : `GitHub runner token "${actor.name}" of ${actor.owner}`;
 }
