@@ -298,6 +298,21 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     assert.equal(rows.rowCount, 0);
   });
 
+  it('a provider that cannot be reached refuses cookie requests (502) rather than trusting an old answer, and ends no session', async () => {
+    const { page, context } = await signIn('olivia');
+    await page.locator('#page-title', { hasText: 'Overview' }).waitFor({ timeout: WAIT });
+    const cookie = await cookieHeader(context);
+    assert.equal((await fetch(`${api.url}/api/v1/me`, { headers: { cookie } })).status, 200);
+    await provider.close();
+    const refused = await fetch(`${api.url}/api/v1/targets`, { headers: { cookie } });
+    assert.equal(refused.status, 502);
+    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'IDENTITY_PROVIDER_UNAVAILABLE');
+    const rows = await catalog.pool.query(`select 1 from backstop.user_sessions where subject = 'olivia'`);
+    assert.equal(rows.rowCount, 1);
+    // Tokens do not depend on the provider.
+    assert.equal((await api.request('GET', '/api/v1/targets', { token: api.tokens.viewer })).status, 200);
+  });
+
   it('a callback whose state this browser was not given is refused', async () => {
     const response = await fetch(`${api.url}/auth/callback?code=x&state=forged`, { redirect: 'manual' });
     assert.equal(response.status, 400);

@@ -56,14 +56,18 @@ function unavailable(settings: OidcConfig, error: unknown): BackstopError {
   );
 }
 
-/** Errors that are the provider's answer about these tokens or this code, not an outage. */
+/**
+ * Errors that are the provider's answer about these tokens or this code (sign in again), not
+ * an outage: a provider answering 5xx, or not at all, must not sign everybody out.
+ */
 function isRefusal(error: unknown): boolean {
-  return (
-    error instanceof openid.ResponseBodyError ||
-    error instanceof openid.AuthorizationResponseError ||
-    error instanceof openid.WWWAuthenticateChallengeError ||
-    (error instanceof openid.ClientError && !(error.cause instanceof TypeError))
-  );
+  if (error instanceof openid.ResponseBodyError) return error.status < 500;
+  if (error instanceof openid.AuthorizationResponseError || error instanceof openid.WWWAuthenticateChallengeError) return true;
+  if (error instanceof openid.ClientError) {
+    if (error.cause instanceof Response) return error.cause.status < 500;
+    return !(error.cause instanceof TypeError);
+  }
+  return false;
 }
 
 function tokensOf(response: openid.TokenEndpointResponse, previous?: ProviderTokens): ProviderTokens {

@@ -58,8 +58,14 @@ export function registerSignInRoutes(app: FastifyInstance, db: Queryable, signIn
   if (!signIn) return;
   const { client, cookies, settings } = signIn;
 
-  app.get('/auth/login', { schema: { hide: true } }, async (_request, reply) => {
-    const attempt = await client.beginSignIn();
+  app.get('/auth/login', { schema: { hide: true } }, async (request, reply) => {
+    let attempt: Awaited<ReturnType<OidcClient['beginSignIn']>>;
+    try {
+      attempt = await client.beginSignIn();
+    } catch (error) {
+      request.log.warn({ err: error }, 'sign-in could not start');
+      return sendPage(reply, 502, 'Sign-in unavailable', (error as Error).message);
+    }
     await saveSignInAttempt(db, attempt.state, { nonce: attempt.nonce, codeVerifier: attempt.codeVerifier });
     setCookie(reply, cookies, cookies.signIn, attempt.state, SIGN_IN_ATTEMPT_SECONDS);
     return reply.header('cache-control', 'no-store').redirect(attempt.url, 302);

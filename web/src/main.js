@@ -79,8 +79,16 @@ function Layout({ me, route, onLogout, children }) {
     <main id="main">${children}</main>`;
 }
 
+/**
+ * How the page is signed in now, for the words of a 401: several requests may fail at once,
+ * and only the first one signs out (and says why).
+ * @type {'token' | 'user' | null}
+ */
+let signedInWith = null;
+
 /** @param {Me} me */
 function signedIn(me) {
+  signedInWith = me.kind;
   setCsrfToken(me.kind === 'user' ? (me.csrfToken ?? null) : null);
   return { state: /** @type {const} */ ('signed-in'), me, notice: null };
 }
@@ -94,6 +102,7 @@ function App() {
   const [providerName, setProviderName] = useState(/** @type {string | null} */ (null));
 
   const signOut = (/** @type {string | null} */ notice = null) => {
+    signedInWith = null;
     forgetToken();
     setCsrfToken(null);
     setSession({ state: 'signed-out', me: null, notice });
@@ -107,11 +116,16 @@ function App() {
     // Nobody may be signed in yet: a 401 here shows the sign-in page, not a notice.
     api('/api/v1/me')
       .then((me) => setSession(signedIn(me)))
-      .catch((error) => setSession({ state: 'signed-out', me: null, notice: error.status === 401 && !storedToken() ? null : error.message }))
+      .catch((error) => {
+        if (error.status !== 401) setSession({ state: 'signed-out', me: null, notice: error.message });
+        else if (storedToken()) signOut('Your session ended: the API token is unknown or was revoked. Sign in again.');
+        else setSession({ state: 'signed-out', me: null, notice: null });
+      })
       .finally(() =>
-        setUnauthorizedHandler((error) =>
-          signOut(storedToken() ? 'Your session ended: the API token is unknown or was revoked. Sign in again.' : `Your sign-in ended: ${error.message}`),
-        ),
+        setUnauthorizedHandler((error) => {
+          if (signedInWith === 'token') signOut('Your session ended: the API token is unknown or was revoked. Sign in again.');
+          else if (signedInWith === 'user') signOut(`Your sign-in ended: ${error.message}`);
+        }),
       );
   }, []);
 
