@@ -407,7 +407,7 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     }
     await page.goto(`${api.url}/#/targets/shop`);
     assert.equal(await page.getByRole('button', { name: 'Back up now' }).isDisabled(), true);
-    await page.locator('#action-backup-reason', { hasText: 'Backing up needs an operator token' }).waitFor();
+    await page.locator('#action-backup-reason', { hasText: 'Backing up needs the operator role' }).waitFor();
     await page.goto(`${api.url}/#/targets/new`);
     await page.getByText('Only an admin token').waitFor();
     assert.equal(await page.locator('form').count(), 0);

@@ -165,6 +165,7 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     await page.locator('#action-backup').waitFor();
     assert.equal(await page.locator('#action-backup').isDisabled(), true);
     assert.equal(await page.locator('#action-backup-reason').getAttribute('data-blocked-by'), 'role');
+    assert.match(await page.locator('#action-backup-reason').innerText(), /needs the operator role; you are signed in with the viewer role/);
     assert.equal(await page.locator('#action-verify-newest').isDisabled(), true);
     assert.equal(await page.getByRole('link', { name: 'Edit' }).count(), 0);
     await page.getByRole('link', { name: 'Targets', exact: true }).click();
