@@ -402,7 +402,7 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
       for (const button of await page.locator('main button:disabled').all()) {
         const reasonId = await button.getAttribute('aria-describedby');
         assert.ok(reasonId, `${hash}: "${await button.innerText()}" is disabled without a reason`);
-        assert.match(await page.locator(`[id="${reasonId.split(' ')[0]}"]`).innerText(), /needs an? (operator|admin) token/);
+        assert.match(await page.locator(`[id="${reasonId.split(' ')[0]}"]`).innerText(), /needs the (operator|admin) role/);
       }
     }
     await page.goto(`${api.url}/#/targets/shop`);
