@@ -9,7 +9,8 @@ import { openPage } from './support/browser.ts';
 import { launchChromium } from './support/chromium.ts';
 import { startOidcProvider, type TestOidcProvider } from './support/oidcProvider.ts';
 import { createSampleDatabase, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
-import { closedPort, startTestServer, type TestServer } from './support/server.ts';
+import { closedPort, readEventStream, startTestServer, type TestServer } from './support/server.ts';
+import { waitFor } from './support/wait.ts';
 
 /**
  * Dashboard sign-in with OpenID Connect, in headless Chromium, against a real provider
@@ -289,6 +290,26 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     await page.getByRole('link', { name: 'Sign in with Test IdP' }).waitFor();
     assert.equal((await fetch(`${api.url}/api/v1/me`, { headers: { cookie } })).status, 401);
     assert.equal(await cookieHeader(context), '');
+  });
+
+  it('an open event stream of a person ends once the provider removed them from their group', async () => {
+    const { page, context } = await signIn('vera');
+    await page.locator('#page-title', { hasText: 'Overview' }).waitFor({ timeout: WAIT });
+    const cookie = await cookieHeader(context);
+    await page.close();
+    const response = await fetch(`${api.url}/api/v1/events`, { headers: { cookie, accept: 'text/event-stream' } });
+    assert.equal(response.status, 200);
+    const stream = readEventStream(response);
+    await waitFor('the stream to start', () => stream.messages.some((message) => message.event === 'ready'));
+    provider.people.get('vera')!.groups = ['sales'];
+    // The stream asks the provider at most every 5 seconds.
+    let deadline: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([stream.ended.then(() => true), new Promise<false>((resolve) => (deadline = setTimeout(resolve, 20_000, false)))]);
+    clearTimeout(deadline);
+    assert.equal(ended, true, 'the stream is still open');
+    assert.match(stream.comments.join('\n'), /the stream ends/);
+    const rows = await catalog.pool.query(`select 1 from backstop.user_sessions where subject = 'vera'`);
+    assert.equal(rows.rowCount, 0);
   });
 
   it('a person no rule maps to a role gets a page that says so, and no session', async () => {
