@@ -352,6 +352,7 @@ describe('every command keeps the CLI promises', () => {
     '--port': { args: ['--port', 'eighty'], says: /--port/ },
     '--name': { args: ['--name', '!', '--role', 'viewer'], says: /"!"/ },
     '--role': { args: ['--role', 'overlord'], says: /overlord/ },
+    '--owner': { args: ['--role', 'viewer', '--owner', ' '], says: /--owner/ },
     'token create --github': { args: ['--github', 'not a repository'], says: /not a repository/ },
     '--grace-period': { args: ['--grace-period', '-1'], says: /--grace-period/ },
     '--count': { args: ['--count', '0'], says: /--count/ },

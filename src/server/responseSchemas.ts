@@ -253,6 +253,7 @@ export const apiTokenSchema = {
     id: uuid,
     name: { type: 'string' },
     role: { type: 'string', enum: apiTokenRoles },
+    owner: { type: ['string', 'null'], description: 'The person or service that holds the token.' },
     createdAt: dateTime,
     lastUsedAt: nullableDateTime,
     revokedAt: nullableDateTime,
