@@ -108,14 +108,9 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
       tables: dumped.tables,
       timings: { dumpMs: dumped.dumpMs, totalMs: Math.round(performance.now() - started) },
     };
-    const artifact = await completeArtifact(input.store, prefix, manifest, input.signal);
-    progress.phase = 'done';
-    report();
-    return artifact;
+    return await completeAttempt(input, prefix, manifest, progress, report);
   } catch (error) {
-    await deletePrefix(input.store, prefix).catch(() => {});
-    if (input.signal.aborted) throw input.signal.reason;
-    throw error;
+    return abandonAttempt(input, prefix, error);
   }
 }
 
@@ -365,6 +360,31 @@ export async function deletePrefix(store: Store, prefix: string): Promise<void> 
   const keys: string[] = [];
   for await (const object of store.list(prefix)) keys.push(object.key);
   if (keys.length > 0) await store.delete(keys);
+}
+
+/**
+ * The end of a failed attempt, once its tools are stopped (a tool still running could write
+ * again): nothing stays under the prefix, and a cancel is reported as the cancel, not as
+ * whatever error it caused.
+ */
+export async function abandonAttempt(input: { store: Store; signal: AbortSignal }, prefix: string, error: unknown): Promise<never> {
+  await deletePrefix(input.store, prefix).catch(() => {});
+  if (input.signal.aborted) throw input.signal.reason;
+  throw error;
+}
+
+/** The end of a good attempt: the manifest, written last, makes it complete. */
+export async function completeAttempt(
+  input: { store: Store; signal: AbortSignal },
+  prefix: string,
+  manifest: Manifest,
+  progress: { phase: string },
+  report: () => void,
+): Promise<Artifact> {
+  const artifact = await completeArtifact(input.store, prefix, manifest, input.signal);
+  progress.phase = 'done';
+  report();
+  return artifact;
 }
 
 /** Writes the manifest, last, and describes the now complete artifact for the catalog. */

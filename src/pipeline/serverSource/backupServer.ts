@@ -8,7 +8,7 @@ import { findPgTool } from '../../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum } from '../../pgtools/pickPgTool.ts';
 import type { PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import { parseRecipient } from '../age.ts';
-import { completeArtifact, deletePrefix, dumpDatabaseFile, manifestHeader, storeToolOutput, trackBackupProgress, type BackupInput, type DumpedDatabase } from '../backup.ts';
+import { abandonAttempt, completeAttempt, dumpDatabaseFile, manifestHeader, storeToolOutput, trackBackupProgress, type BackupInput, type DumpedDatabase } from '../backup.ts';
 import { defaultCompression, fileExtension } from '../compression.ts';
 
 export interface ServerBackupInput extends BackupInput {
@@ -181,16 +181,11 @@ export async function backupServer(input: ServerBackupInput): Promise<Artifact> 
       tables: dumped.flatMap((database) => database.tables.map((table) => ({ database: database.file.database!, ...table }))),
       timings: { dumpMs: Math.round(dumpMs), totalMs: Math.round(performance.now() - started) },
     });
-    const artifact = await completeArtifact(input.store, prefix, manifest, input.signal);
-    progress.phase = 'done';
-    report();
-    return artifact;
+    return await completeAttempt(input, prefix, manifest, progress, report);
   } catch (error) {
     stopAll.abort();
     await globalsTool?.terminate();
-    await deletePrefix(input.store, prefix).catch(() => {});
-    if (input.signal.aborted) throw input.signal.reason;
-    throw error;
+    return abandonAttempt(input, prefix, error);
   } finally {
     signal.removeEventListener('abort', stopGlobals);
   }

@@ -4,7 +4,7 @@ import { discoverPgTools, findPgTool } from '../../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum, type PgToolCandidate } from '../../pgtools/pickPgTool.ts';
 import type { PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import { parseRecipient } from '../age.ts';
-import { completeArtifact, deletePrefix, manifestHeader, storeToolOutput, trackBackupProgress, type BackupInput } from '../backup.ts';
+import { abandonAttempt, completeAttempt, manifestHeader, storeToolOutput, trackBackupProgress, type BackupInput } from '../backup.ts';
 import { defaultCompression, fileExtension } from '../compression.ts';
 import { openSourceSnapshot } from '../sourceSnapshot.ts';
 import { readSourceCatalog } from './readSourceCatalog.ts';
@@ -170,15 +170,10 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
       ...(catalog.materializedViews.length > 0 ? { materializedViews: catalog.materializedViews } : {}),
       timings: { dumpMs: Math.round(dumpMs), totalMs: Math.round(performance.now() - started) },
     });
-    const artifact = await completeArtifact(input.store, prefix, manifest, input.signal);
-    progress.phase = 'done';
-    report();
-    return artifact;
+    return await completeAttempt(input, prefix, manifest, progress, report);
   } catch (error) {
     await running?.terminate();
-    await deletePrefix(input.store, prefix).catch(() => {});
-    if (input.signal.aborted) throw input.signal.reason;
-    throw error;
+    return abandonAttempt(input, prefix, error);
   } finally {
     input.signal.removeEventListener('abort', stopTool);
     await source.close();
