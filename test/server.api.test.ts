@@ -10,6 +10,7 @@ import { createTarget, getTargetWithSecret } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
 import { sampleProgress, withoutTimestamp } from './support/progress.ts';
 import { closedPort, startTestServer, type HttpResult, type TestServer } from './support/server.ts';
+import { setTimeout } from 'node:timers/promises';
 
 /**
  * The REST API against a real catalog, over real HTTP: targets with write-only secrets, run
@@ -343,7 +344,19 @@ describe('HTTP API', { timeout: 300_000 }, () => {
       const claim = await api.request('POST', `/api/v1/runs/${run.id}/claim`, { token, body: {} });
       assert.equal(claim.status, 200, claim.text);
       assert.equal(claim.json.run.attempt, 1);
-      const finalized = await api.request('POST', `/api/v1/runs/${run.id}/finalize`, { token, body: { leaseId: claim.json.leaseId, outcome: 'succeeded', artifact } });
+      // The server reads 5,003 files back, longer than this server's 2 s lease on a loaded
+      // machine: as a real runner's heartbeat thread does, keep renewing until finalize answers.
+      let finalizing = true;
+      const renewing = (async () => {
+        while (finalizing) {
+          await api.request('POST', `/api/v1/runs/${run.id}/heartbeat`, { token, body: { leaseId: claim.json.leaseId } });
+          await setTimeout(claim.json.heartbeatIntervalMs as number);
+        }
+      })();
+      const finalized = await api
+        .request('POST', `/api/v1/runs/${run.id}/finalize`, { token, body: { leaseId: claim.json.leaseId, outcome: 'succeeded', artifact } })
+        .finally(() => (finalizing = false));
+      await renewing;
       assert.equal(finalized.status, 200, finalized.text.slice(0, 500));
       const recorded = await getRun(catalog.pool, run.id);
       assert.equal(recorded.status, 'succeeded');
