@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Actor } from '../core/actor.ts';
 import { BackstopError } from '../core/errors.ts';
 import { hasRole } from '../core/roles.ts';
 import type { Queryable } from '../db/pool.ts';
@@ -128,6 +129,21 @@ export async function stillAuthenticated(db: Queryable, request: FastifyRequest)
 /** The API token role of a request, or null for anything else (what src/core/actions.ts decides with). */
 export function roleOf(request: FastifyRequest): ApiTokenRole | null {
   return request.principal?.kind === 'api' ? request.principal.role : null;
+}
+
+/** The header the dashboard's pages send with their API calls, so the audit trail says "dashboard". */
+export const DASHBOARD_CLIENT_HEADER = 'x-backstop-client';
+
+/**
+ * Who made a request, for the operations and the audit trail: the API token (its id, name and
+ * role) and the client's address. The address is the peer of the connection: behind a
+ * reverse proxy, the proxy's. Only API tokens act on targets, runs and tokens.
+ */
+export function requestActor(request: FastifyRequest): Actor {
+  const principal = request.principal;
+  if (principal?.kind !== 'api') throw new BackstopError('FORBIDDEN', 'Only API tokens act on targets, runs and tokens.');
+  const client = request.headers[DASHBOARD_CLIENT_HEADER] === 'dashboard' ? 'dashboard' : 'api';
+  return { kind: 'token', id: principal.tokenId, name: principal.name, role: principal.role, address: request.ip, client };
 }
 
 /** Who did it, for event messages: a token name, never a token. */

@@ -52,7 +52,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
             { db: ctx.db, config: ctx.config, log: ctx.log },
             source,
             { databaseUrl: options.to, clean: options.clean ?? false, jobs: Number(options.jobs), noOwner: !options.owner, identity },
-            { via: 'cli' },
+            { via: 'cli', actor: ctx.actor },
           ),
         );
 

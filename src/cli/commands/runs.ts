@@ -36,7 +36,7 @@ export function registerRunCommands(program: Command, context: () => CommandCont
     .option('--json', 'print the run as JSON')
     .action(async (targetName: string, options: { json?: boolean }) => {
       const ctx = context();
-      const run = await sayingFlags({ target: 'TARGET' }, () => triggerBackup(ctx.db, ctx.config, { target: targetName }, { trigger: 'manual' }));
+      const run = await sayingFlags({ target: 'TARGET' }, () => triggerBackup(ctx.db, ctx.config, { target: targetName }, { trigger: 'manual', actor: ctx.actor }));
       if (options.json) printJson(runJson(run));
       else process.stdout.write(`${run.id}\n`);
     });
@@ -113,7 +113,7 @@ export function registerRunCommands(program: Command, context: () => CommandCont
     .option('--json', 'print the run as JSON')
     .action(async (input: string, options: { json?: boolean }) => {
       const ctx = context();
-      const run = await cancelRun(ctx.db, await resolveRunId(ctx.db, input), 'backstop cancel');
+      const run = await cancelRun(ctx.db, await resolveRunId(ctx.db, input), ctx.actor);
       if (options.json) printJson(runJson(run));
       else if (run.status === 'cancelling') process.stdout.write(`Run ${run.id} is being cancelled; its runner stops at its next heartbeat.\n`);
       else process.stdout.write(`Run ${run.id} cancelled.\n`);

@@ -47,7 +47,7 @@ export function registerServerCommand(program: Command, context: () => CommandCo
       const drainTimeoutMs = number('--drain-timeout', flags.drainTimeout, { min: 0 }) * 1000;
       const catalog = await ctx.catalog();
       const say = (line: string) => process.stdout.write(`${line}\n`);
-      if (flags.quickstart) printQuickstart(await quickstart(catalog, ctx.config), say);
+      if (flags.quickstart) printQuickstart(await quickstart(catalog, ctx.config, ctx.actor), say);
 
       // Handlers first: a signal that arrives while starting, or right after the ready line was
       // read by whoever started us, must shut down cleanly rather than kill the process.

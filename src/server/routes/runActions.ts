@@ -3,7 +3,7 @@ import { BackstopError } from '../../core/errors.ts';
 import { prepareRestore } from '../../operations/prepareRestore.ts';
 import { queueDrill } from '../../operations/queueDrill.ts';
 import { restoreRequest, type RestoreRequest } from '../../operations/restoreRequest.ts';
-import { actorOf } from '../auth.ts';
+import { actorOf, requestActor } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { runParams } from '../requestSchemas.ts';
 import { zodBody } from '../validation.ts';
@@ -44,7 +44,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       const restore = await prepareRestore({ db: ctx.pool, config: ctx.config, log }, request.params.id, request.body, {
         via: 'api',
         role: principal.role,
-        actor: actorOf(request),
+        actor: requestActor(request),
       });
       // The outcome is an event of the run (restored or restore_failed), recorded by the restore itself.
       ctx.tasks.start(`restore of ${restore.runId}`, async (signal) => {
@@ -74,7 +74,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       },
     },
     async (request, reply) => {
-      const { run } = await queueDrill(ctx.pool, ctx.config, { runId: request.params.id }, { trigger: 'api' });
+      const { run } = await queueDrill(ctx.pool, ctx.config, { runId: request.params.id }, { trigger: 'api', actor: requestActor(request) });
       request.log.info({ runId: run.id, subjectRunId: run.subjectRunId, by: actorOf(request) }, 'verification queued');
       return reply.code(201).send(run);
     },

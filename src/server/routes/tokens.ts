@@ -3,7 +3,7 @@ import { BackstopError } from '../../core/errors.ts';
 import { apiTokenRequest, apiTokenRoles, createApiToken, type ApiTokenRequest } from '../../operations/createApiToken.ts';
 import { listTokens } from '../../operations/listTokens.ts';
 import { revokeToken } from '../../operations/revokeToken.ts';
-import { actorOf } from '../auth.ts';
+import { actorOf, requestActor } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { tokenParams } from '../requestSchemas.ts';
 import { zodBody } from '../validation.ts';
@@ -70,7 +70,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
       },
     },
     async (request, reply) => {
-      const created = await createApiToken(ctx.pool, request.body);
+      const created = await createApiToken(ctx.pool, request.body, requestActor(request));
       request.log.info({ tokenId: created.id, role: created.role, by: actorOf(request) }, 'API token created');
       return reply.code(201).send(created);
     },
@@ -89,7 +89,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
       },
     },
     async (request) => {
-      const { token } = await revokeToken(ctx.pool, request.params.id, { githubRunnerTokens: false });
+      const { token } = await revokeToken(ctx.pool, request.params.id, { githubRunnerTokens: false }, requestActor(request));
       request.log.info({ tokenId: token.id, by: actorOf(request) }, 'API token revoked');
       return token;
     },
