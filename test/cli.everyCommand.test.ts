@@ -261,6 +261,15 @@ describe('every command keeps the CLI promises', () => {
       base: { args: () => ['--dry-run'] },
       lists: [() => ['--dry-run'], () => ['--dry-run', '--json']],
     },
+    audit: {
+      failing: [
+        { args: () => ['--since', 'yesterday'], code: 'INVALID_INPUT', says: /--since/ },
+        { args: () => ['--action', 'target.rename'], code: 'INVALID_INPUT', says: /--action/ },
+        { args: () => [], code: 'CATALOG_UNAVAILABLE', env: UNREACHABLE_CATALOG },
+      ],
+      base: { args: () => [] },
+      lists: [() => [], () => ['--json'], () => ['--since', '7d', '--action', 'target']],
+    },
     schedules: {
       failing: [{ args: () => [], code: 'CATALOG_UNAVAILABLE', env: UNREACHABLE_CATALOG }],
       base: { args: () => [] },

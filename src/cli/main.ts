@@ -3,6 +3,7 @@ import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
 import { redactText } from '../core/databaseUrl.ts';
 import { isConnectionLost } from '../core/pgErrors.ts';
 import { BACKSTOP_VERSION } from '../version.ts';
+import { registerAuditCommand } from './commands/audit.ts';
 import { registerBackupCommands } from './commands/backup.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDemoCommand } from './commands/demo.ts';
@@ -64,6 +65,7 @@ export function createProgram(context: () => CommandContext): Command {
   registerServerCommand(program, context);
   registerTokenCommands(program, context);
   registerPruneCommand(program, context);
+  registerAuditCommand(program, context);
   registerScheduleCommands(program, context);
   registerKeygenCommand(program);
   registerInitCommand(program);

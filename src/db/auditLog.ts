@@ -1,4 +1,5 @@
 import type { Actor } from '../core/actor.ts';
+import type { AuditSince } from '../core/auditSince.ts';
 import type { ApiTokenRole } from '../core/roles.ts';
 import type { AuditAction, AuditDetails, AuditEntry, AuditOutcome } from '../core/auditEntry.ts';
 import type { Queryable } from './pool.ts';
@@ -55,8 +56,8 @@ export async function insertAuditEntry(db: Queryable, entry: NewAuditEntry): Pro
 }
 
 export interface AuditFilter {
-  /** Entries at or after this time (ISO 8601). */
-  since?: string;
+  /** Entries at or after this time, or this long before now by the database's clock. */
+  since?: AuditSince;
   /** Entries whose actor's name or id is this. */
   actor?: string;
   /** Entries of these actions. */
@@ -70,10 +71,18 @@ export interface AuditFilter {
 export async function listAuditEntries(db: Queryable, filter: AuditFilter): Promise<AuditEntry[]> {
   const { rows } = await db.query<AuditRow>(
     `select ${columns} from backstop.audit_log
-     where ($1::timestamptz is null or at >= $1) and ($2::text is null or actor_name = $2 or actor_id = $2)
-       and ($3::text[] is null or action = any($3)) and ($4::bigint is null or id < $4)
-     order by id desc limit $5`,
-    [filter.since ?? null, filter.actor ?? null, filter.actions ?? null, filter.beforeId ?? null, filter.limit],
+     where ($1::timestamptz is null or at >= $1) and ($2::bigint is null or at >= clock_timestamp() - $2::bigint * interval '1 millisecond')
+       and ($3::text is null or actor_name = $3 or actor_id = $3)
+       and ($4::text[] is null or action = any($4)) and ($5::bigint is null or id < $5)
+     order by id desc limit $6`,
+    [
+      filter.since && 'time' in filter.since ? filter.since.time : null,
+      filter.since && 'agoMs' in filter.since ? filter.since.agoMs : null,
+      filter.actor ?? null,
+      filter.actions ?? null,
+      filter.beforeId ?? null,
+      filter.limit,
+    ],
   );
   return rows.map(toEntry);
 }

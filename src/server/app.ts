@@ -11,6 +11,7 @@ import { installErrorHandling, sendError } from './httpErrors.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { registerDashboard } from './dashboard.ts';
 import { bundledFiles } from '../core/bundledFiles.ts';
+import { registerAuditRoutes } from './routes/audit.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerNotificationTestRoutes } from './routes/notificationTests.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
@@ -106,6 +107,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
         { name: 'runs', description: 'Backups and verification drills' },
         { name: 'runner', description: 'Remote runners: claim, heartbeat, finalize' },
         { name: 'tokens', description: 'API tokens' },
+        { name: 'audit', description: 'Who did what: the append-only audit trail (admins)' },
         { name: 'operations', description: 'Health and metrics (no token needed)' },
       ],
     },
@@ -139,6 +141,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   registerTokenRoutes(app, ctx);
   registerOverviewRoutes(app, ctx);
   registerEventRoutes(app, ctx);
+  registerAuditRoutes(app, ctx);
   // The dashboard is files (web/, and Preact from node_modules) that the single executable
   // does not carry: it serves the API alone, and says so at start-up (startServer logs it).
   if (!bundledFiles) await registerDashboard(app);
