@@ -23,7 +23,11 @@ export const auditQuery = z.strictObject({
     .optional()
     .describe('Only this action (`target.update`), or every action of a group (`target`).'),
   limit: z.int().min(1).max(MAX_AUDIT_PAGE_SIZE).default(50).describe(`Page size, at most ${MAX_AUDIT_PAGE_SIZE}.`),
-  cursor: z.string().regex(/^[1-9][0-9]{0,17}$/).optional().describe('`nextCursor` of the previous page (newest first). Stable while entries are added.'),
+  cursor: z
+    .string()
+    .regex(/^[1-9][0-9]{0,17}$/)
+    .optional()
+    .describe('`nextCursor` of the previous page (newest first). Stable while entries are added.'),
 });
 
 export type AuditQuery = z.input<typeof auditQuery>;

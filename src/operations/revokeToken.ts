@@ -12,14 +12,9 @@ export type RevokedToken = { kind: 'api'; token: ApiTokenRecord } | { kind: 'git
  * both, the API's tokens route API tokens). TOKEN_NOT_FOUND otherwise.
  */
 export async function revokeToken(db: Queryable, id: string, options: { githubRunnerTokens: boolean }, actor: Actor): Promise<RevokedToken> {
-  return audited(
-    db,
-    actor,
-    { action: 'token.revoke', subject: id, detailsOf: (revoked) => ({ kind: revoked.kind, name: revoked.token.name }) },
-    async (): Promise<RevokedToken> => {
-      const runner = options.githubRunnerTokens ? await revokeGithubRunnerToken(db, id) : null;
-      if (runner) return { kind: 'github-runner', token: runner };
-      return { kind: 'api', token: await revokeApiToken(db, id) };
-    },
-  );
+  return audited(db, actor, { action: 'token.revoke', subject: id, detailsOf: (revoked) => ({ kind: revoked.kind, name: revoked.token.name }) }, async (): Promise<RevokedToken> => {
+    const runner = options.githubRunnerTokens ? await revokeGithubRunnerToken(db, id) : null;
+    if (runner) return { kind: 'github-runner', token: runner };
+    return { kind: 'api', token: await revokeApiToken(db, id) };
+  });
 }

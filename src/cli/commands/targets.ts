@@ -258,7 +258,9 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .description('Queue its scheduled backups and drills again, from the next slot on: slots that passed while it was paused are not caught up.')
     .argument('<name>', 'target name')
     .option('--json', 'print the target as JSON')
-    .action((name: string, flags: { json?: boolean }) => sayingFlags({}, async () => print(await resumeTarget(await deps(), name, context().actor), flags.json, `Target ${name} resumed.`)));
+    .action((name: string, flags: { json?: boolean }) =>
+      sayingFlags({}, async () => print(await resumeTarget(await deps(), name, context().actor), flags.json, `Target ${name} resumed.`)),
+    );
 
   target
     .command('test')

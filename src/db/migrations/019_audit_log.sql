@@ -60,3 +60,13 @@ revoke update, delete, truncate on backstop.audit_log from public;
 do $revoke$ begin
   execute format('revoke update, delete, truncate on backstop.audit_log from %I', current_user);
 end $revoke$;
+revoke execute on function backstop.refuse_audit_change() from public;
+
+-- On Supabase, the API's service role is granted every table of the schema by default
+-- privileges: it reads the trail but appends nothing (entries come from Backstop, which knows
+-- who acted). The Supabase migration's row-level security says the same (catalogSecurity.sql).
+do $supabase$ begin
+  if exists (select from pg_roles where rolname = 'service_role') then
+    revoke insert, update, delete, truncate on backstop.audit_log from service_role;
+  end if;
+end $supabase$;

@@ -17,7 +17,9 @@ import { assertChannelsAllowed, mergeNotifications } from './targetNotifications
 export async function addTarget(deps: TargetDeps, input: TargetCreateInput | unknown, actor: Actor): Promise<TargetRecord> {
   const given = input && typeof input === 'object' ? (input as Record<string, unknown>) : {};
   const subject = typeof given.name === 'string' ? given.name.slice(0, 200) : null;
-  const fields = Object.keys(given).filter((key) => key !== 'checks' && /^[A-Za-z]{1,40}$/.test(key)).sort();
+  const fields = Object.keys(given)
+    .filter((key) => key !== 'checks' && /^[A-Za-z]{1,40}$/.test(key))
+    .sort();
   return audited(deps.pool, actor, { action: 'target.create', subject, details: { fields } }, async () => storeNewTarget(deps, parseInput(targetCreateSchema, input)));
 }
 
