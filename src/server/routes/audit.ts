@@ -7,7 +7,7 @@ import type { ServerContext } from '../context.ts';
 import { zodJsonSchema } from '../validation.ts';
 import { errorResponses } from '../responseSchemas.ts';
 
-const detailValue = { type: ['string', 'number', 'boolean', 'null', 'array'], items: { type: 'string' } } as const;
+const detailValue = { anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'null' }, { type: 'array', items: { type: 'string' } }] } as const;
 
 const auditEntry = {
   type: 'object',
