@@ -4,9 +4,12 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { BackstopError } from '../src/core/errors.ts';
 import { pgErrorCode } from '../src/core/pgErrors.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool } from '../src/db/pool.ts';
+import { listAudit } from '../src/operations/listAudit.ts';
+import { recordChannelChange, recordSignIn } from '../src/operations/recordAudit.ts';
 import { runCli } from './support/cli.ts';
 import { adminQuery, createSampleDatabase, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
@@ -267,6 +270,8 @@ describe('audit trail from the API', () => {
         ['target.create', 'test admin', 'succeeded', null],
         ['target.update', 'test admin', 'succeeded', null],
         ['target.update', 'test admin', 'succeeded', null],
+        // Refused for its role by the API, before the operation: recorded all the same.
+        ['target.update', 'test operator', 'refused', 'FORBIDDEN'],
         ['run.trigger', 'test operator', 'succeeded', null],
         ['run.cancel', 'test operator', 'succeeded', null],
         ['run.trigger', 'test operator', 'succeeded', null],
@@ -285,9 +290,10 @@ describe('audit trail from the API', () => {
       const role = entry.actor.name === 'test admin' ? 'admin' : 'operator';
       assert.deepEqual(entry.actor, { kind: 'token', id: tokenIds[entry.actor.name], name: entry.actor.name, role, address: '127.0.0.1', client: 'api' });
     }
-    const [, changed, unchanged, , cancelled, triggered, refusedCancel, verify, restoreEntry, tokenCreated] = oldestFirst;
+    const [, changed, unchanged, forbidden, , cancelled, triggered, refusedCancel, verify, restoreEntry, tokenCreated] = oldestFirst;
     assert.deepEqual(changed!.details, { changed: ['databaseUrl', 'schedule'] });
     assert.deepEqual(unchanged!.details, { changed: [] });
+    assert.equal(forbidden!.subject, 'apiapp');
     assert.equal(cancelled!.subject, queued.id);
     assert.deepEqual(triggered!.details, { runId: backup.id });
     assert.equal(refusedCancel!.subject, backup.id);
@@ -404,4 +410,40 @@ describe('audit trail: append-only for every role', () => {
       }
     },
   );
+});
+
+describe('audit trail: the sign-in and channel hooks', () => {
+  let catalog: TestCatalog;
+  before(async () => {
+    catalog = await createTestCatalog();
+  });
+  after(async () => {
+    await catalog?.close();
+  });
+
+  it('records a sign-in and its refusal, and a channel change with its changed fields, never their values, in one call each', async () => {
+    const user = { kind: 'user', id: 'user-1', name: 'ada@example.com', role: 'admin', address: '198.51.100.7', client: 'dashboard' } as const;
+    await recordSignIn(catalog.pool, user, { method: 'oidc' });
+    await recordSignIn(catalog.pool, { ...user, id: '', name: 'mallory@example.com' }, { errorCode: 'UNAUTHORIZED', method: 'oidc' });
+    const webhook = 'https://hooks.example.com/CHANNELSECRET';
+    const saved = await recordChannelChange(catalog.pool, user, { kind: 'update', channel: 'ops-slack', changedFields: ['url', 'on'] }, async () => ({ url: webhook }));
+    assert.equal(saved.url, webhook);
+    await assert.rejects(
+      recordChannelChange(catalog.pool, user, { kind: 'delete', channel: 'ops-slack' }, async () => {
+        throw new BackstopError('TARGET_BUSY', 'A target still uses it.');
+      }),
+      /still uses it/,
+    );
+    const { items } = await listAudit(catalog.pool, { limit: 10 });
+    assert.deepEqual(
+      items.reverse().map((entry) => [entry.action, entry.actor.name, entry.subject, entry.outcome, entry.errorCode, entry.details]),
+      [
+        ['sign-in', 'ada@example.com', 'ada@example.com', 'succeeded', null, { method: 'oidc' }],
+        ['sign-in', 'mallory@example.com', 'mallory@example.com', 'refused', 'UNAUTHORIZED', { method: 'oidc' }],
+        ['channel.update', 'ada@example.com', 'ops-slack', 'succeeded', null, { changed: ['url', 'on'] }],
+        ['channel.delete', 'ada@example.com', 'ops-slack', 'refused', 'TARGET_BUSY', {}],
+      ],
+    );
+    assertNoSecret(await storedAuditText(catalog.url), ['CHANNELSECRET'], 'the audit_log rows');
+  });
 });

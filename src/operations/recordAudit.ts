@@ -57,6 +57,14 @@ export async function audited<T>(db: Queryable, actor: Actor, action: AuditedAct
 }
 
 /**
+ * Records an action refused before its operation ran: the API refuses a token whose role may
+ * not do it (FORBIDDEN) before the operation, which records everything else, is reached.
+ */
+export async function recordRefusal(db: Queryable, actor: Actor, action: AuditAction, subject: string | null, errorCode: string): Promise<void> {
+  await insertAuditEntry(db, { actor, action, subject, outcome: auditOutcomeOf(errorCode), errorCode, details: {} });
+}
+
+/**
  * Records a sign-in to the dashboard: called by the sign-in flow once it knows who signed in
  * (succeeded), or why it refused them (`errorCode`; `actor.name` is then what they claimed).
  */

@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Actor } from '../core/actor.ts';
+import type { AuditAction } from '../core/auditEntry.ts';
 import { BackstopError } from '../core/errors.ts';
 import { hasRole } from '../core/roles.ts';
 import type { Queryable } from '../db/pool.ts';
 import { assertRunDispatchedTo, authenticateGithubRunnerToken, GITHUB_RUNNER_TOKEN_PREFIX } from '../db/githubRunnerTokens.ts';
+import { recordRefusal } from '../operations/recordAudit.ts';
 import { authenticateApiToken, authenticateRunnerToken, RUNNER_TOKEN_PREFIX, type ApiTokenRole, type AuthenticatedApiToken } from '../db/tokens.ts';
 
 export type Access = ApiTokenRole;
@@ -26,6 +28,11 @@ declare module 'fastify' {
     runnerAfterEnd?: boolean;
     /** A GitHub runner token may call the route for a run in `:id` dispatched to its repository. */
     githubRunner?: boolean;
+    /**
+     * The audited action the route does: a token refused for its role is recorded as a refusal
+     * of it (the operation, which records everything else, is never reached).
+     */
+    audit?: AuditAction;
   }
   interface FastifyRequest {
     principal?: Principal;
@@ -90,10 +97,12 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
     // An unknown route answers 404 to any valid token; a route that forgot to declare its
     // access is admin-only rather than open.
     const required: Access = config.access ?? (request.is404 ? 'viewer' : 'admin');
+    request.principal = { kind: 'api', tokenId: apiToken.id, name: apiToken.name, role: apiToken.role };
     if (!hasRole(apiToken.role, required)) {
+      // The refusal is the answer even when it cannot be recorded.
+      if (config.audit) await recordRefusal(db, requestActor(request), config.audit, subjectOf(request), 'FORBIDDEN').catch(() => {});
       throw new BackstopError('FORBIDDEN', `This needs the ${required} role; token "${apiToken.name}" has the ${apiToken.role} role.`);
     }
-    request.principal = { kind: 'api', tokenId: apiToken.id, name: apiToken.name, role: apiToken.role };
   });
 }
 
@@ -129,6 +138,13 @@ export async function stillAuthenticated(db: Queryable, request: FastifyRequest)
 /** The API token role of a request, or null for anything else (what src/core/actions.ts decides with). */
 export function roleOf(request: FastifyRequest): ApiTokenRole | null {
   return request.principal?.kind === 'api' ? request.principal.role : null;
+}
+
+/** What a route acts on, from its path: a target's name, a run's or a token's id. */
+function subjectOf(request: FastifyRequest): string | null {
+  const params = request.params as { name?: unknown; id?: unknown } | undefined;
+  const subject = params?.name ?? params?.id;
+  return typeof subject === 'string' ? subject.slice(0, 200) : null;
 }
 
 /** The header the dashboard's pages send with their API calls, so the audit trail says "dashboard". */

@@ -13,7 +13,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
   app.post<{ Params: { id: string }; Body: RestoreRequest }>(
     '/api/v1/runs/:id/restore',
     {
-      config: { access: 'operator' },
+      config: { access: 'operator', audit: 'run.restore' },
       schema: {
         tags: ['runs'],
         summary: 'Restore a backup into a database (in the background)',
@@ -63,7 +63,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
   app.post<{ Params: { id: string } }>(
     '/api/v1/runs/:id/verify',
     {
-      config: { access: 'operator' },
+      config: { access: 'operator', audit: 'run.verify' },
       schema: {
         tags: ['runs'],
         summary: 'Verify a backup with a restore drill',

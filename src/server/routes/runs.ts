@@ -46,7 +46,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
   app.post<{ Body: TriggerRequest }>(
     '/api/v1/runs',
     {
-      config: { access: 'operator' },
+      config: { access: 'operator', audit: 'run.trigger' },
       schema: {
         tags,
         summary: 'Trigger a backup',
@@ -77,7 +77,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
   app.post<{ Params: { id: string } }>(
     '/api/v1/runs/:id/cancel',
     {
-      config: { access: 'operator' },
+      config: { access: 'operator', audit: 'run.cancel' },
       schema: {
         tags,
         summary: 'Cancel a run',

@@ -101,7 +101,7 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
   app.post<{ Body: TargetCreateInput }>(
     '/api/v1/targets',
     {
-      config: { access: 'admin' },
+      config: { access: 'admin', audit: 'target.create' },
       schema: {
         tags,
         summary: 'Create a target',
@@ -163,7 +163,7 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
   app.patch<{ Params: { name: string }; Body: TargetUpdateInput }>(
     '/api/v1/targets/:name',
     {
-      config: { access: 'admin' },
+      config: { access: 'admin', audit: 'target.update' },
       schema: {
         tags,
         summary: 'Change a target',
@@ -180,7 +180,7 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
   app.delete<{ Params: { name: string } }>(
     '/api/v1/targets/:name',
     {
-      config: { access: 'admin' },
+      config: { access: 'admin', audit: 'target.delete' },
       schema: {
         tags,
         summary: 'Delete a target',

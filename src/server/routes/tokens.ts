@@ -53,7 +53,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
   app.post<{ Body: ApiTokenRequest }>(
     '/api/v1/tokens',
     {
-      config: { access: 'admin' },
+      config: { access: 'admin', audit: 'token.create' },
       schema: {
         tags,
         summary: 'Create an API token',
@@ -79,7 +79,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
   app.delete<{ Params: { id: string } }>(
     '/api/v1/tokens/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'admin', audit: 'token.revoke' },
       schema: {
         tags,
         summary: 'Revoke an API token',
