@@ -349,6 +349,10 @@ describe('every command keeps the CLI promises', () => {
     '--dir': { args: ['--dir', '/etc/passwd'], says: /not a folder/ },
     '--action-ref': { args: ['--action-ref', 'not-a-reference'], says: /not-a-reference/ },
     '--job-status': { args: ['--job-status', 'maybe'], says: /maybe/ },
+    '--since': { args: ['--since', 'yesterday'], says: /--since/ },
+    '--action': { args: ['--action', 'target.rename'], says: /--action/ },
+    // A name or an id of anyone: no value is invalid.
+    '--actor': null,
   };
   const valueOptions = runnables.flatMap(([command, commandPath]) =>
     command.options.filter((option: Option) => option.required || option.optional).map((option) => ({ commandPath, option })),

@@ -1,7 +1,10 @@
 import type { ApiTokenRole } from './roles.ts';
 
-/** Through what an action came: the command line, the API, the dashboard (the API, from its pages), a loop of the server. */
-export const actorClients = ['cli', 'api', 'dashboard', 'scheduler'] as const;
+/**
+ * Through what an action came: the command line, the API, the dashboard (the API, from its
+ * pages), a loop of the server, the Supabase `trigger-backup` edge function.
+ */
+export const actorClients = ['cli', 'api', 'dashboard', 'scheduler', 'edge-function'] as const;
 export type ActorClient = (typeof actorClients)[number];
 
 export const actorKinds = ['user', 'token', 'cli', 'system'] as const;
@@ -14,8 +17,8 @@ export type ActorKind = (typeof actorKinds)[number];
  * client's IP address for the API, the host name for the CLI and the server's loops.
  */
 export type Actor =
-  /** A person signed in to the dashboard. */
-  | { kind: 'user'; id: string; name: string; role: ApiTokenRole; address: string | null; client: ActorClient }
+  /** A person signed in (to the dashboard; to a Supabase project, for the edge function, where the organisation decides and the role is null). */
+  | { kind: 'user'; id: string; name: string; role: ApiTokenRole | null; address: string | null; client: ActorClient }
   /** An API token (the dashboard's, a script's). */
   | { kind: 'token'; id: string; name: string; role: ApiTokenRole; address: string | null; client: ActorClient }
   /** A person at the command line, who holds the catalog: an OS user on a host. */

@@ -102,9 +102,8 @@ function toEntry(row: AuditRow): AuditEntry {
 
 function actorOf(row: AuditRow): Actor {
   const address = row.actor_address;
-  if (row.actor_kind === 'user' || row.actor_kind === 'token') {
-    return { kind: row.actor_kind, id: row.actor_id ?? '', name: row.actor_name, role: row.actor_role as ApiTokenRole, address, client: row.client };
-  }
+  if (row.actor_kind === 'user') return { kind: 'user', id: row.actor_id ?? '', name: row.actor_name, role: row.actor_role as ApiTokenRole | null, address, client: row.client };
+  if (row.actor_kind === 'token') return { kind: 'token', id: row.actor_id ?? '', name: row.actor_name, role: row.actor_role as ApiTokenRole, address, client: row.client };
   if (row.actor_kind === 'cli') return { kind: 'cli', name: row.actor_name, address, client: 'cli' };
   return { kind: 'system', name: row.actor_name, address, client: 'scheduler' };
 }

@@ -23,7 +23,7 @@ async function newestEntries(db: Queryable, filter: Omit<AuditQuery, 'limit' | '
 /** The actor in one cell: what kind, the name, a token's role. */
 function actorCell(entry: AuditEntry): string {
   const { actor } = entry;
-  if (actor.kind === 'token' || actor.kind === 'user') return `${actor.kind} ${actor.name} (${actor.role})`;
+  if ((actor.kind === 'token' || actor.kind === 'user') && actor.role) return `${actor.kind} ${actor.name} (${actor.role})`;
   return `${actor.kind} ${actor.name}`;
 }
 

@@ -22,7 +22,7 @@ const auditEntry = {
         kind: { type: 'string', enum: actorKinds },
         id: { type: 'string', description: "A user's or token's id." },
         name: { type: 'string', description: "A user's or token's name, the OS user at the CLI, or the server's loop." },
-        role: { type: 'string', enum: apiTokenRoles },
+        role: { type: ['string', 'null'], enum: [...apiTokenRoles, null], description: "A token's role; a user's, when Backstop gives them one." },
         address: { type: ['string', 'null'], description: "Where from: the client's IP address for the API, the host for the CLI." },
         client: { type: 'string', enum: actorClients },
       },

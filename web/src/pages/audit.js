@@ -36,7 +36,7 @@ function auditQuery(filters, cursor) {
 /** @param {AuditEntry['actor']} actor */
 function actorText(actor) {
   const kind = { user: 'User', token: 'Token', cli: 'CLI user', system: 'Backstop' }[actor.kind] ?? actor.kind;
-  return `${kind} ${actor.name}${'role' in actor ? ` (${actor.role})` : ''}`;
+  return `${kind} ${actor.name}${'role' in actor && actor.role ? ` (${actor.role})` : ''}`;
 }
 
 /** @param {AuditEntry} entry */
