@@ -70,32 +70,59 @@ function assertNoSecret(text: string, secrets: string[], where: string): void {
   for (const value of secrets) assert.ok(!text.includes(value), `${where} holds a secret (${value.slice(0, 6)}…)`);
 }
 
-describe('audit trail from the CLI', () => {
-  let catalog: TestCatalog;
-  let source: TestDatabase;
-  let restored: TestDatabase;
-  let role: Awaited<ReturnType<typeof databaseRole>>;
-  let workDir: string;
-  let env: Record<string, string>;
+/**
+ * What the CLI and API tests share: a catalog, a source database backed up as a role whose
+ * password the test changes, a database to restore into owned by that role, a work folder.
+ */
+interface Fixture {
+  catalog: TestCatalog;
+  source: TestDatabase;
+  restored: TestDatabase;
+  role: Awaited<ReturnType<typeof databaseRole>>;
+  storeUrl: string;
+  /** The role's first password, already set, and the one the test changes it to. */
+  first: string;
+  second: string;
+  close(): Promise<void>;
+}
+
+async function createFixture(label: string): Promise<Fixture> {
+  const catalog = await createTestCatalog();
+  const source = await createSampleDatabase(50);
+  const role = await databaseRole();
   const first = secret('FIRSTPW');
-  const second = secret('SECONDPW');
+  await role.setPassword(first);
+  const restored = await createTestDatabase('audit_restored');
+  await adminQuery(`alter database ${restored.name} owner to ${role.name}`);
+  const workDir = await fs.mkdtemp(path.join(os.tmpdir(), `backstop-audit-${label}-`));
+  return {
+    catalog,
+    source,
+    restored,
+    role,
+    storeUrl: `file://${path.join(workDir, 'store')}`,
+    first,
+    second: secret('SECONDPW'),
+    async close() {
+      await source.drop();
+      await restored.drop();
+      await role.drop();
+      await catalog.close();
+      await fs.rm(workDir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('audit trail from the CLI', () => {
+  let fixture: Fixture;
+  let env: Record<string, string>;
 
   before(async () => {
-    catalog = await createTestCatalog();
-    source = await createSampleDatabase(50);
-    role = await databaseRole();
-    await role.setPassword(first);
-    restored = await createTestDatabase('audit_restored');
-    await adminQuery(`alter database ${restored.name} owner to ${role.name}`);
-    workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-audit-cli-'));
-    env = { BACKSTOP_DATABASE_URL: catalog.url, BACKSTOP_STORE: `file://${path.join(workDir, 'store')}` };
+    fixture = await createFixture('cli');
+    env = { BACKSTOP_DATABASE_URL: fixture.catalog.url, BACKSTOP_STORE: fixture.storeUrl };
   });
   after(async () => {
-    await source?.drop();
-    await restored?.drop();
-    await role?.drop();
-    await catalog?.close();
-    if (workDir) await fs.rm(workDir, { recursive: true, force: true });
+    await fixture?.close();
   });
 
   const cli = async (args: string[], expectCode = 0) => {
@@ -105,6 +132,7 @@ describe('audit trail from the CLI', () => {
   };
 
   it('records each action with the OS user and host, the outcome and refusals, and never a password', TEST_TIMEOUT, async () => {
+    const { catalog, source, restored, role, first, second } = fixture;
     await cli(['target', 'add', 'cliapp', '--database-url', role.url(source, first)]);
     await role.setPassword(second);
     await cli(['target', 'update', 'cliapp', '--database-url', role.url(source, second), '--keep-last', '3']);
@@ -190,33 +218,17 @@ describe('audit trail from the CLI', () => {
 });
 
 describe('audit trail from the API', () => {
-  let catalog: TestCatalog;
-  let source: TestDatabase;
-  let restored: TestDatabase;
-  let role: Awaited<ReturnType<typeof databaseRole>>;
-  let workDir: string;
+  let fixture: Fixture;
   let api: TestServer;
-  const first = secret('FIRSTPW');
-  const second = secret('SECONDPW');
 
   before(async () => {
-    catalog = await createTestCatalog();
-    source = await createSampleDatabase(50);
-    role = await databaseRole();
-    await role.setPassword(first);
-    restored = await createTestDatabase('audit_restored');
-    await adminQuery(`alter database ${restored.name} owner to ${role.name}`);
-    workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-audit-api-'));
+    fixture = await createFixture('api');
     // No worker: a queued run stays queued until the test runs it, so a cancel is certain.
-    api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_STORE: `file://${path.join(workDir, 'store')}` } });
+    api = await startTestServer({ catalogUrl: fixture.catalog.url, env: { BACKSTOP_STORE: fixture.storeUrl } });
   });
   after(async () => {
     await api?.close();
-    await source?.drop();
-    await restored?.drop();
-    await role?.drop();
-    await catalog?.close();
-    if (workDir) await fs.rm(workDir, { recursive: true, force: true });
+    await fixture?.close();
   });
 
   const expectStatus = async (method: string, route: string, status: number, options: Parameters<TestServer['request']>[2] = {}) => {
@@ -226,6 +238,7 @@ describe('audit trail from the API', () => {
   };
 
   it('records each action with the token, its role and the client address; admins only read it, page by page', TEST_TIMEOUT, async () => {
+    const { catalog, source, restored, role, first, second } = fixture;
     const { admin, operator, viewer } = api.tokens;
     await expectStatus('POST', '/api/v1/targets', 201, { token: admin, body: { name: 'apiapp', databaseUrl: role.url(source, first) } });
     await role.setPassword(second);
