@@ -152,6 +152,8 @@ describe('audit trail from the CLI', () => {
     await cli(['prune', '--dry-run']);
     await cli(['cancel', backup], 5);
     await cli(['target', 'delete', 'no-such-target'], 4);
+    // The one-shot backup registers its target and runs it: both are actions of the person.
+    await cli(['backup', role.url(source, second), '--target', 'oneshot']);
 
     const entries: Entry[] = JSON.parse((await cli(['audit', '--json'])).stdout);
     const table = (await cli(['audit'])).stdout;
@@ -176,6 +178,8 @@ describe('audit trail from the CLI', () => {
         ['prune', 'succeeded', null],
         ['run.cancel', 'refused', 'RUN_ALREADY_TERMINAL'],
         ['target.delete', 'refused', 'TARGET_NOT_FOUND'],
+        ['target.create', 'succeeded', null],
+        ['run.trigger', 'succeeded', null],
       ],
     );
     const me = { kind: 'cli', name: os.userInfo().username, address: os.hostname(), client: 'cli' };
@@ -208,9 +212,11 @@ describe('audit trail from the CLI', () => {
     const targetOnly: Entry[] = JSON.parse((await cli(['audit', '--action', 'target', '--since', '1h', '--json'])).stdout);
     assert.deepEqual(
       targetOnly.map((entry) => entry.action),
-      ['target.delete', 'target.update', 'target.update', 'target.create'],
+      ['target.create', 'target.delete', 'target.update', 'target.update', 'target.create'],
     );
     assert.deepEqual(JSON.parse((await cli(['audit', '--action', 'run.cancel', '--json'])).stdout).length, 2);
+    const [oneShotRun, oneShotTarget] = entries;
+    assert.deepEqual([oneShotTarget!.subject, oneShotTarget!.details.oneShot, oneShotRun!.subject, oneShotRun!.details.oneShot], ['oneshot', true, 'oneshot', true]);
     assert.deepEqual(JSON.parse((await cli(['audit', '--actor', 'nobody-at-all', '--json'])).stdout), []);
     assert.deepEqual(JSON.parse((await cli(['audit', '--since', '2999-01-01', '--json'])).stdout), []);
     assert.equal(JSON.parse((await cli(['audit', '--actor', me.name, '--limit', '3', '--json'])).stdout).length, 3);

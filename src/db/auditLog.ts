@@ -5,14 +5,7 @@ import type { AuditAction, AuditDetails, AuditEntry, AuditOutcome } from '../cor
 import type { Queryable } from './pool.ts';
 
 /** What an operation records; the catalog adds the id and the time (its own clock). */
-export interface NewAuditEntry {
-  actor: Actor;
-  action: AuditAction;
-  subject: string | null;
-  outcome: AuditOutcome;
-  errorCode: string | null;
-  details: AuditDetails;
-}
+export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at'>;
 
 interface AuditRow {
   id: number;

@@ -5,19 +5,13 @@ import { listAudit, MAX_AUDIT_PAGE_SIZE, type AuditQuery } from '../../operation
 import type { Queryable } from '../../operations/openCatalog.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
+import { readPages } from '../readPages.ts';
 import { sayingFlags } from './targetOptions.ts';
 
 const MAX_LISTED = 10_000;
 
-async function newestEntries(db: Queryable, filter: Omit<AuditQuery, 'limit' | 'cursor'>, count: number): Promise<AuditEntry[]> {
-  const entries: AuditEntry[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await listAudit(db, { ...filter, limit: Math.min(MAX_AUDIT_PAGE_SIZE, count - entries.length), cursor });
-    entries.push(...page.items);
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor && entries.length < count);
-  return entries;
+function newestEntries(db: Queryable, filter: Omit<AuditQuery, 'limit' | 'cursor'>, count: number): Promise<AuditEntry[]> {
+  return readPages(count, MAX_AUDIT_PAGE_SIZE, (limit, cursor) => listAudit(db, { ...filter, limit, cursor }));
 }
 
 /** The actor in one cell: what kind, the name, a token's role. */

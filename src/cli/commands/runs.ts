@@ -11,21 +11,15 @@ import type { Queryable } from '../../operations/openCatalog.ts';
 import type { CommandContext } from '../context.ts';
 import { formatBytes } from '../../core/formatBytes.ts';
 import { describeRun, printJson, runJson, table } from '../output.ts';
+import { readPages } from '../readPages.ts';
 import { exitCodeFor } from './runInForeground.ts';
 import { sayingFlags } from './targetOptions.ts';
 
 /** The CLI shows up to this many runs at once, read in pages of the API's size. */
 const MAX_LISTED = 1000;
 
-async function newestRuns(db: Queryable, filter: Omit<RunListQuery, 'limit' | 'cursor' | 'offset'>, count: number): Promise<RunRecord[]> {
-  const runs: RunRecord[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await listRuns(db, { ...filter, limit: Math.min(MAX_PAGE_SIZE, count - runs.length), cursor });
-    runs.push(...page.items);
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor && runs.length < count);
-  return runs;
+function newestRuns(db: Queryable, filter: Omit<RunListQuery, 'limit' | 'cursor' | 'offset'>, count: number): Promise<RunRecord[]> {
+  return readPages(count, MAX_PAGE_SIZE, (limit, cursor) => listRuns(db, { ...filter, limit, cursor }));
 }
 
 export function registerRunCommands(program: Command, context: () => CommandContext): void {
