@@ -10,6 +10,7 @@ import { createProgram, everyCommand, runnable } from '../src/cli/main.ts';
 import { insertFailedRun } from './support/runRows.ts';
 import { repoRoot } from './support/cli.ts';
 import { adminQuery, createSampleDatabase, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { stopEmbeddedServers } from '../src/operations/stopEmbeddedServers.ts';
 
 /**
  * Every command of the CLI, read from the commander program itself (a command added later is
@@ -261,6 +262,14 @@ describe('every command keeps the CLI promises', () => {
       base: { args: () => ['--dry-run'] },
       lists: [() => ['--dry-run'], () => ['--dry-run', '--json']],
     },
+    alarms: {
+      failing: [
+        { args: () => ['--target', 'no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ },
+        { args: () => [], code: 'CATALOG_UNAVAILABLE', env: UNREACHABLE_CATALOG },
+      ],
+      base: { args: () => [] },
+      lists: [() => [], () => ['--json']],
+    },
     audit: {
       failing: [
         { args: () => ['--since', 'yesterday'], code: 'INVALID_INPUT', says: /--since/ },
@@ -327,6 +336,10 @@ describe('every command keeps the CLI promises', () => {
     '--notify-on': { args: ['--notify-webhook', 'https://hooks.example.com/x', '--notify-on', 'sometimes'], says: /sometimes|--notify-on/ },
     '--webhook-secret': { args: ['--webhook-secret', 'secret-without-a-webhook'], says: /--notify-webhook/ },
     '--verify-every': { args: ['--verify-every', '0'], says: /--verify-every/ },
+    '--max-backup-age': { args: ['--max-backup-age', 'soon'], says: /--max-backup-age/ },
+    // A ping URL is a secret: never echoed.
+    '--ping-url': { args: ['--ping-url', 'not-a-url'], says: /--ping-url/ },
+    '--alarm-repeat': { args: ['--alarm-repeat', '-1'], says: /--alarm-repeat/ },
     '--verify-cron': { args: ['--verify-cron', 'weekly-ish'], says: /weekly-ish/ },
     '--status': { args: ['--status', 'bogus'], says: /bogus/ },
     '--limit': { args: ['--limit', '0'], says: /--limit/ },
@@ -381,6 +394,8 @@ describe('every command keeps the CLI promises', () => {
     await catalog?.close();
     await source?.drop();
     await empty?.drop();
+    // Drills started a scratch server in this home: stop it before removing the home.
+    if (home) await stopEmbeddedServers({ home, databaseUrl: 'not embedded' });
     if (home) await fs.rm(home, { recursive: true, force: true });
   });
 

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
-import { claimDueNotifications, markNotificationAttemptFailed, markNotificationDelivered, type NotificationDelivery } from '../db/notifications.ts';
+import { claimDueNotifications, markNotificationAttemptFailed, markNotificationDelivered, PING_CHANNEL_ID, type NotificationDelivery } from '../db/notifications.ts';
 import type { Queryable } from '../db/pool.ts';
 import { guardedFetch } from '../net/outboundGuard.ts';
 import { deliverToChannel, type Fetch } from '../operations/deliverNotification.ts';
+import { deliverPing } from '../operations/deliverPing.ts';
 import { startPeriodicTask } from './periodicTask.ts';
 
 export interface NotifierOptions {
@@ -63,7 +64,12 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
 
   const deliver = async (row: NotificationDelivery): Promise<DeliveryOutcome> => {
     let error: string | null = null;
-    if (!row.channel) error = `channel ${row.channelId} no longer exists on the target`;
+    // A heartbeat ping rides the outbox under a reserved channel id, to the target's ping URL.
+    const ping = row.channelId === PING_CHANNEL_ID;
+    const gone = ping ? !row.pingUrl : !row.channel;
+    if (ping && row.pingUrl) error = (await deliverPing(doFetch, row, row.pingUrl, settings.requestTimeoutMs)).error;
+    else if (ping) error = 'the target no longer has a ping URL';
+    else if (!row.channel) error = `channel ${row.channelId} no longer exists on the target`;
     else error = (await deliverToChannel(doFetch, row, row.channel, settings.requestTimeoutMs)).error;
     const outcome: DeliveryOutcome = {
       id: row.id,
@@ -71,7 +77,7 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
       event: row.event,
       attempts: row.attempts,
       delivered: error === null,
-      final: error !== null && (!row.channel || row.attempts >= settings.maxAttempts),
+      final: error !== null && (gone || row.attempts >= settings.maxAttempts),
       error,
     };
     const fields = { notification: row.id, channel: row.channelId, event: row.event, runId: row.runId, attempt: row.attempts };

@@ -3,15 +3,15 @@ import { z } from 'zod';
 import { parsePrivateEndpointAllowance } from './addressClass.ts';
 import { BackstopError } from './errors.ts';
 
-const seconds = (fallback: number, description: string) =>
+const seconds = (fallback: number, description: string, options: { zero?: boolean } = {}) =>
   z
     .string()
     .optional()
     .transform((value, ctx) => {
       if (value === undefined || value.trim() === '') return fallback;
       const parsed = Number(value);
-      if (!Number.isFinite(parsed) || parsed <= 0) {
-        ctx.addIssue({ code: 'custom', message: `must be a positive number of seconds, got "${value}"` });
+      if (!Number.isFinite(parsed) || parsed < 0 || (parsed === 0 && !options.zero)) {
+        ctx.addIssue({ code: 'custom', message: `must be a ${options.zero ? 'number of seconds, 0 or more' : 'positive number of seconds'}, got "${value}"` });
         return z.NEVER;
       }
       return parsed;
@@ -93,6 +93,16 @@ export const configSchema = z.object({
     .describe(
       'Webhooks, Slack, S3 endpoints and the GitHub API may reach these loopback, private or link-local addresses: a comma-separated list of addresses and CIDR ranges (127.0.0.1,10.0.0.0/8,fd00::/8), or true for every address. Default: public addresses only. Validated here; the outbound guard (src/net/outboundGuard.ts) reads it from the environment at every request.',
     ),
+  BACKSTOP_ALARM_INTERVAL: seconds(60, 'How often servers and workers evaluate alarms, seconds.'),
+  BACKSTOP_ALARM_REPEAT: seconds(
+    14_400,
+    'An active alarm is sent again every this many seconds while it lasts (0: once only). Default 14400 (4 hours); `--alarm-repeat` overrides it.',
+    { zero: true },
+  ),
+  BACKSTOP_ALARM_GRACE: seconds(3600, "Added to a schedule's interval for the bound on a backup's (or drill's) age when the target sets none, seconds."),
+  BACKSTOP_ALARM_SLOT_GRACE: seconds(300, 'A schedule slot with no run after this many seconds raises slot_missed.'),
+  BACKSTOP_CATALOG_ALARM_AFTER: seconds(300, 'A worker that cannot reach the catalog for this many seconds sends catalog_unreachable to the channels it knows.'),
+  BACKSTOP_PUBLIC_URL: z.string().url().optional().describe("The dashboard's address as people reach it (https://backstop.example.com): alarms link to the target's page there."),
   BACKSTOP_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the logs written to stderr.'),
   BACKSTOP_LOG_FORMAT: z
     .enum(['json', 'pretty', ''])
@@ -124,9 +134,20 @@ export interface Config {
    * set, which the CLI reports): the API, the token, and the source database's URL.
    */
   remoteRunner: { apiUrl: string | undefined; token: string | undefined; sourceUrl: string | undefined };
+  alarms: AlarmConfig;
   logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
   /** Unset: chosen by whether stderr is a terminal (see chooseLogFormat). */
   logFormat: 'json' | 'pretty' | undefined;
+}
+
+export interface AlarmConfig {
+  intervalMs: number;
+  /** 0: an alarm is sent once. */
+  repeatMs: number;
+  graceMs: number;
+  slotGraceMs: number;
+  catalogUnreachableMs: number;
+  publicUrl: string | undefined;
 }
 
 /** Reads the environment; reports every problem at once. */
@@ -177,6 +198,14 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
     pgTools: {
       dirs: (values.BACKSTOP_PG_BIN ?? '').split(':').filter(Boolean),
       only: values.BACKSTOP_PG_BIN_ONLY === 'true' || values.BACKSTOP_PG_BIN_ONLY === '1',
+    },
+    alarms: {
+      intervalMs: values.BACKSTOP_ALARM_INTERVAL * 1000,
+      repeatMs: values.BACKSTOP_ALARM_REPEAT * 1000,
+      graceMs: values.BACKSTOP_ALARM_GRACE * 1000,
+      slotGraceMs: values.BACKSTOP_ALARM_SLOT_GRACE * 1000,
+      catalogUnreachableMs: values.BACKSTOP_CATALOG_ALARM_AFTER * 1000,
+      publicUrl: values.BACKSTOP_PUBLIC_URL?.replace(/\/+$/, ''),
     },
     logLevel: values.BACKSTOP_LOG_LEVEL,
     logFormat: values.BACKSTOP_LOG_FORMAT || undefined,

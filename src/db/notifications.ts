@@ -15,7 +15,12 @@ export interface NotificationDelivery {
   createdAt: string;
   /** Null when the channel was removed from the target since the row was enqueued. */
   channel: NotificationChannel | null;
+  /** A heartbeat ping (channel id `@ping`): the target's ping URL (a secret), null when it was removed. */
+  pingUrl?: string | null;
 }
+
+/** The reserved channel id of heartbeat pings: channel ids are [A-Za-z0-9_-], so no channel can take it. */
+export const PING_CHANNEL_ID = '@ping';
 
 /** An outbox row as shown to users and tests: no channel URL or secret. */
 export interface NotificationRecord {
@@ -56,10 +61,15 @@ interface NotificationRow {
  * dies mid-delivery simply lets its lease run out and the row becomes due again.
  */
 export async function claimDueNotifications(db: Queryable, input: { limit: number; leaseMs: number }): Promise<NotificationDelivery[]> {
-  const { rows } = await db.query<NotificationRow & { target_name: string | null; channel: NotificationChannel | null }>(
+  const { rows } = await db.query<NotificationRow & { target_name: string | null; channel: NotificationChannel | null; ping_url: string | null }>(
     `with due as (
        select id from backstop.notifications
        where delivered_at is null and failed_at is null and next_attempt_at <= now()
+         -- A target's pings go out in order (a start must not land after its success).
+         and (channel_id <> '@ping' or not exists (
+           select 1 from backstop.notifications p
+           where p.channel_id = '@ping' and p.target_id = notifications.target_id and p.id < notifications.id
+             and p.delivered_at is null and p.failed_at is null))
        order by next_attempt_at, id
        for update skip locked
        limit $1
@@ -68,7 +78,7 @@ export async function claimDueNotifications(db: Queryable, input: { limit: numbe
        from due where n.id = due.id
        returning n.*
      )
-     select c.*, t.name as target_name, ch.value as channel
+     select c.*, t.name as target_name, ch.value as channel, case when c.channel_id = '@ping' then t.ping_url end as ping_url
      from claimed c
      left join backstop.targets t on t.id = c.target_id
      left join lateral (
@@ -89,6 +99,7 @@ export async function claimDueNotifications(db: Queryable, input: { limit: numbe
     attempts: row.attempts,
     createdAt: row.created_at,
     channel: row.channel,
+    pingUrl: row.ping_url,
   }));
 }
 

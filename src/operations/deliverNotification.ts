@@ -55,23 +55,33 @@ export async function deliverToChannel(
     if (response.status >= 200 && response.status < 300) return { error: null, status: response.status };
     return { error: redact(`HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, channel), status: response.status };
   } catch (error) {
-    const err = error as Error & { cause?: { code?: string; message?: string } };
-    if (err.name === 'TimeoutError' || err.name === 'AbortError') return { error: `no answer within ${timeoutMs} ms`, status: null };
-    // Refused before connecting (a loopback or private address): the refusal says what to set.
-    if (err.cause instanceof OutboundAddressRefused) return { error: redact(err.cause.message, channel), status: null };
-    const cause = err.cause?.code ?? err.cause?.message;
-    return { error: redact(`${err.message}${cause ? ` (${cause})` : ''}`, channel), status: null };
+    return { error: deliveryError(error, timeoutMs, [channel.url, channel.secret]), status: null };
   }
 }
 
+/** What a request that threw went through, in words, with its secrets (URL first) taken out. */
+export function deliveryError(error: unknown, timeoutMs: number, secrets: (string | undefined)[]): string {
+  const err = error as Error & { cause?: { code?: string; message?: string } };
+  if (err.name === 'TimeoutError' || err.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+  // Refused before connecting (a loopback or private address): the refusal says what to set.
+  if (err.cause instanceof OutboundAddressRefused) return redactSecrets(err.cause.message, secrets);
+  const cause = err.cause?.code ?? err.cause?.message;
+  return redactSecrets(`${err.message}${cause ? ` (${cause})` : ''}`, secrets);
+}
+
 function redact(text: string, channel: NotificationChannel): string {
-  let result = text.split(channel.url).join('<channel url>');
-  if (channel.secret) result = result.split(channel.secret).join('*****');
+  return redactSecrets(text, [channel.url, channel.secret]);
+}
+
+function redactSecrets(text: string, [url, ...others]: (string | undefined)[]): string {
+  let result = url ? text.split(url).join('<channel url>') : text;
+  for (const secret of others) if (secret) result = result.split(secret).join('*****');
   return result;
 }
 
 interface PayloadView {
   event?: string;
+  alarm?: { kind?: string; what?: string; whatToDo?: string; since?: string; link?: string | null; sentCount?: number };
   target?: { name?: string };
   run?: {
     id?: string;
@@ -103,6 +113,13 @@ export function slackText(payload: PayloadView): string {
       return `:white_check_mark: Backup of ${target} succeeded${size}${suffix}`;
     case 'test':
       return `:information_source: Test notification for ${target} from Backstop: this channel works.`;
+    case 'alarm': {
+      const alarm = payload.alarm ?? {};
+      const link = alarm.link ? ` <${alarm.link}|${escapeSlack(payload.target?.name ?? 'target')}>` : '';
+      return `:rotating_light: ${alarm.sentCount && alarm.sentCount > 1 ? 'Still: ' : ''}${escapeSlack(alarm.what ?? '')} Since ${escapeSlack(alarm.since ?? '')}. ${escapeSlack(alarm.whatToDo ?? '')}${link}`;
+    }
+    case 'alarm_cleared':
+      return `:white_check_mark: Cleared for ${target}: ${escapeSlack(payload.alarm?.what ?? payload.alarm?.kind ?? '')}`;
     case 'verify_failed':
       return `:warning: Restore drill of ${target}${run.subjectRunId ? ` backup ${run.subjectRunId}` : ''} failed${error}${run.id ? ` (drill ${run.id})` : ''}`;
     default:

@@ -11,6 +11,7 @@ import { installErrorHandling, sendError } from './httpErrors.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { registerDashboard } from './dashboard.ts';
 import { bundledFiles } from '../core/bundledFiles.ts';
+import { registerAlarmRoutes } from './routes/alarms.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerNotificationTestRoutes } from './routes/notificationTests.ts';
@@ -140,6 +141,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   registerRunnerRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
   registerOverviewRoutes(app, ctx);
+  registerAlarmRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   // The dashboard is files (web/, and Preact from node_modules) that the single executable

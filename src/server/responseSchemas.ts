@@ -3,6 +3,7 @@ import { runProgressSchema } from '../core/runProgress.ts';
 import { apiTokenRoles } from '../operations/createApiToken.ts';
 import { reportedArtifact } from '../operations/reportedArtifact.ts';
 import { runKinds, runStatuses } from '../core/runState.ts';
+import { alarmKinds } from '../core/alarms.ts';
 import { zodJsonSchema } from './validation.ts';
 
 /**
@@ -146,6 +147,26 @@ const targetOptionsView = {
   },
 } as const;
 
+export const alarmSchema = {
+  $id: 'Alarm',
+  type: 'object',
+  description: 'An alarm active now: something that should have happened did not (see the README, Alarms).',
+  required: ['id', 'targetId', 'targetName', 'kind', 'since', 'what', 'whatToDo', 'raisedAt', 'lastSentAt', 'sentCount', 'clearedAt'],
+  properties: {
+    id: { type: 'integer' },
+    targetId: uuid,
+    targetName: { type: 'string' },
+    kind: { type: 'string', enum: alarmKinds },
+    since: { ...dateTime, description: 'When the condition began.' },
+    what: { type: 'string' },
+    whatToDo: { type: 'string' },
+    raisedAt: dateTime,
+    lastSentAt: dateTime,
+    sentCount: { type: 'integer', description: 'Messages sent: the first and its repeats.' },
+    clearedAt: nullableDateTime,
+  },
+} as const;
+
 export const targetSchema = {
   $id: 'Target',
   type: 'object',
@@ -205,6 +226,9 @@ export const targetSchema = {
         ref: { type: 'string' },
       },
     }),
+    maxBackupAge: { type: ['integer', 'null'], description: "Alarm bound on the newest good backup's age, seconds; null: derived from the schedule." },
+    ping: { type: 'boolean', description: 'Whether a heartbeat ping URL is set (the URL is never shown).' },
+    alarms: { type: 'array', items: { $ref: 'Alarm#' }, description: 'Alarms active now (GET only).' },
     createdAt: dateTime,
     updatedAt: dateTime,
     actions: actionsOf(targetActionNames, 'What the caller may do with this target now, and why not (GET /api/v1/targets/{name} only).'),
@@ -239,7 +263,7 @@ export const runnerTargetSchema = {
   },
 } as const;
 
-export const sharedSchemas = [errorSchema, runSchema, runEventSchema, targetSchema, apiTokenSchema, runnerTargetSchema];
+export const sharedSchemas = [errorSchema, runSchema, runEventSchema, alarmSchema, targetSchema, apiTokenSchema, runnerTargetSchema];
 
 export const ref = (id: string) => ({ $ref: `${id}#` });
 

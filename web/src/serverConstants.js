@@ -28,11 +28,11 @@ export const errorCodes = /** @type {const} */ (["INVALID_INPUT","CONFIG_INVALID
 /** @typedef {(typeof errorCodes)[number]} ErrorCode */
 
 /** What a notification channel can be told about. */
-export const notificationEvents = /** @type {const} */ (["failed","timed_out","succeeded","recovered","cancelled","verify_failed"]);
+export const notificationEvents = /** @type {const} */ (["failed","timed_out","succeeded","recovered","cancelled","verify_failed","alarm"]);
 /** @typedef {(typeof notificationEvents)[number]} NotificationEvent */
 
 /** What a channel hears when it does not say. */
-export const defaultNotificationEvents = /** @type {const} */ (["failed","timed_out","recovered"]);
+export const defaultNotificationEvents = /** @type {const} */ (["failed","timed_out","recovered","alarm"]);
 
 /** How a target is dumped. */
 export const backupProfiles = /** @type {const} */ (["default","supabase"]);

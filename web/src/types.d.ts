@@ -10,6 +10,7 @@ import type { Artifact, ArtifactFile } from '../../src/core/artifact.ts';
 import type { RestoreRecord } from '../../src/core/restoreHistory.ts';
 import type { RunProgress } from '../../src/core/runProgress.ts';
 import type { TargetHealth } from '../../src/core/targetHealth.ts';
+import type { AlarmRecord } from '../../src/db/alarms.ts';
 import type { RunEventRecord } from '../../src/db/runEvents.ts';
 import type { RunRecord } from '../../src/db/runRecords.ts';
 import type { BackupHistoryPoint, RunBrief } from '../../src/db/targetActivity.ts';
@@ -17,7 +18,7 @@ import type { NotificationChannelView, TargetRecord } from '../../src/db/targets
 import type { TestNotificationResult } from '../../src/operations/sendTestNotification.ts';
 import type { ApiTokenRole, RunKind, RunStatus } from './serverConstants.js';
 
-export type { ActionVerdict, ApiTokenRole, AuditEntry, Artifact, ArtifactFile, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
+export type { ActionVerdict, AlarmRecord, ApiTokenRole, AuditEntry, Artifact, ArtifactFile, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
 
 export interface Me {
   id: string;
@@ -56,6 +57,8 @@ export type Target = Omit<TargetRecord, 'options'> & {
   database?: { host: string; port: number | null; database: string; user: string | null };
   paused?: boolean;
   actions?: TargetActions;
+  /** Alarms active now (GET only). */
+  alarms?: AlarmRecord[];
 };
 
 /** An item of GET /api/v1/overview. */
@@ -70,6 +73,7 @@ export interface OverviewItem {
   activeRun: RunBrief | null;
   newestBackup: RunBrief | null;
   lastVerification: RunBrief | null;
+  alarms?: AlarmRecord[];
 }
 
 export type HistoryPoint = BackupHistoryPoint;

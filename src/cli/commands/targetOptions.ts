@@ -96,6 +96,8 @@ const flagNames: Array<[RegExp, string]> = [
   [/^executor\.ref$/, '--github-ref'],
   [/^executor$/, '--github'],
   [/^paused$/, 'pause/resume'],
+  [/^maxBackupAge$/, '--max-backup-age'],
+  [/^pingUrl$/, '--ping-url'],
   // The target a command acts on (its NAME argument), as opposed to `name`, the one it is given.
   [/^target$/, 'NAME'],
 ];

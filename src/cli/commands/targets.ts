@@ -10,6 +10,7 @@ import type { TargetCreateInput, TargetUpdateInput } from '../../operations/targ
 import { testTarget } from '../../operations/targets/testTarget.ts';
 import { updateTarget } from '../../operations/targets/updateTarget.ts';
 import type { CommandContext } from '../context.ts';
+import { describeAlarms } from './alarms.ts';
 import { formatBytes } from '../../core/formatBytes.ts';
 import { printJson, table } from '../output.ts';
 import { addPolicyOptions, describePolicies, parsePolicyOptions, type PolicyOptions } from './schedule.ts';
@@ -26,6 +27,8 @@ export function targetJson(target: TargetRecord) {
     exclusive: target.exclusive,
     maxAttempts: target.maxAttempts,
     paused: target.paused,
+    maxBackupAge: target.maxBackupAge,
+    ping: target.ping,
     schedule: target.schedule,
     retention: target.retention,
     verification: target.verification,
@@ -220,6 +223,8 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .option('--no-retention', 'remove the retention policy (keep every backup)')
     .option('--no-verify', 'remove the drill schedule (--verify-every, --verify-cron)')
     .option('--clear-notifications', 'remove every notification channel (before adding the ones given)')
+    .option('--no-max-backup-age', 'drop the explicit bound: derive it from the schedule again')
+    .option('--no-ping-url', 'stop pinging a heartbeat URL')
     .option('--skip-checks', 'store a new database URL or store without reaching it')
     .option('--json', 'print the target as JSON')
     .action((name: string, flags: UpdateFlags) =>
@@ -343,8 +348,8 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .action((name: string, flags: { json?: boolean }) =>
       sayingFlags({}, async () => {
         const shown = await showTarget(await deps(), name);
-        if (flags.json) printJson(targetJson(shown));
-        else process.stdout.write(`${describeTarget(shown)}${describePolicies(shown, [], Date.now())}`);
+        if (flags.json) printJson({ ...targetJson(shown), alarms: shown.alarms });
+        else process.stdout.write(`${describeTarget(shown)}${describePolicies(shown, [], Date.now())}${describeAlarms(shown.alarms)}`);
       }),
     );
 }

@@ -31,7 +31,7 @@ export async function storeNewTarget(deps: TargetDeps, target: TargetCreate): Pr
   }
   const storeUrl = target.storeUrl ?? absoluteStoreUrl(deps.config.defaultStoreUrl);
   const notifications = mergeNotifications(target.notifications ?? [], []);
-  await assertChannelsAllowed(target.notifications ?? []);
+  await assertChannelsAllowed(target.notifications ?? [], target.pingUrl);
   await assertTargetChecks(
     { name: target.name, databaseUrl: target.databaseUrl, storeUrl, profile: target.options?.profile, github: Boolean(target.executor) },
     { pgTools: deps.config.pgTools },
@@ -54,5 +54,7 @@ function newTargetFrom(target: TargetCreate, storeUrl: string, notifications: Ne
     notifications,
     executor: target.executor ? { ...target.executor, ref: target.executor.ref ?? 'main' } : target.executor,
     paused: target.paused,
+    maxBackupAge: target.maxBackupAge,
+    pingUrl: target.pingUrl,
   };
 }

@@ -1,5 +1,11 @@
 import type { TargetUpdate, TargetWithSecret } from '../../db/targets.ts';
 
+/**
+ * The stored value of a write-only field the target row read here does not carry (its ping
+ * URL: only whether one is set). It equals nothing, so sending a URL counts as a change.
+ */
+const NOT_READ = { notRead: true };
+
 /** Each updatable field and where the stored target holds its current value (with its secrets). */
 const currentValue: { [K in keyof Required<TargetUpdate>]: (target: TargetWithSecret) => unknown } = {
   name: (target) => target.name,
@@ -14,6 +20,8 @@ const currentValue: { [K in keyof Required<TargetUpdate>]: (target: TargetWithSe
   notifications: (target) => target.notificationChannels,
   executor: (target) => target.executor,
   paused: (target) => target.paused,
+  maxBackupAge: (target) => target.maxBackupAge,
+  pingUrl: (target) => (target.ping ? NOT_READ : null),
 };
 
 /**
@@ -29,6 +37,7 @@ export function changedTargetFields(current: TargetWithSecret, update: TargetUpd
 
 /** JSON with object keys sorted: jsonb hands objects back in its own key order. */
 function canonicalJson(value: unknown): string {
+  if (value === NOT_READ) return '(not read)';
   return JSON.stringify(value ?? null, (_key, item: unknown) =>
     item && typeof item === 'object' && !Array.isArray(item) ? Object.fromEntries(Object.entries(item).sort(([a], [b]) => a.localeCompare(b))) : item,
   );

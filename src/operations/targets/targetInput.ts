@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { backupProfiles } from '../../core/manifest.ts';
-import { assertChannelUrl, notificationEvents } from '../../core/notificationChannels.ts';
+import { assertChannelUrl, isHttpUrl, notificationEvents } from '../../core/notificationChannels.ts';
 import { assertRestoreToEntry, RESTORE_TO_PATTERN } from '../../core/restoreDestination.ts';
 import { isValidTimezone, parseSchedule } from '../../core/scheduleSlots.ts';
 import { TARGET_NAME, TARGET_NAME_RULE } from '../../core/targetName.ts';
@@ -216,6 +216,23 @@ const executor = z
   .nullable()
   .meta({ description: 'Run backups in GitHub Actions, or null for workers.' });
 
+const maxBackupAge = wholeNumber(1, 31_536_000).nullable().meta({
+  description:
+    "Alarm (backup_overdue) when the newest good backup is older than this many seconds; null: the schedule's interval plus BACKSTOP_ALARM_GRACE (no bound without a schedule).",
+});
+
+/** A heartbeat URL must be http(s); like a channel URL it is a secret and is not repeated. */
+export function assertPingUrl(raw: string): void {
+  if (!isHttpUrl(raw)) {
+    throw new BackstopError('INVALID_INPUT', "is not an http:// or https:// URL: pass the check's full ping URL, e.g. https://hc-ping.com/UUID.");
+  }
+}
+
+const pingUrl = z.string().min(1).max(2048).superRefine(checkedBy(assertPingUrl)).nullable().meta({
+  writeOnly: true,
+  description: 'Secret: a Healthchecks-style ping URL, pinged with /start when a backup starts, alone on success and with /fail on failure. null removes it. Never returned.',
+});
+
 const checks = z.boolean().optional().meta({
   description:
     'Check before storing anything (default true): the database is reached and its version read, a fitting pg_dump is found, and a probe object is written to the store and deleted. false skips those three (e.g. a database only a GitHub runner reaches).',
@@ -235,6 +252,8 @@ const targetFields = {
   verification: verification.optional(),
   notifications: notifications.optional(),
   executor: executor.optional(),
+  maxBackupAge: maxBackupAge.optional(),
+  pingUrl: pingUrl.optional(),
   checks,
 };
 

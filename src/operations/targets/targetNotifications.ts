@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { BackstopError, forField } from '../../core/errors.ts';
 import { invalidInput } from '../../core/inputProblems.ts';
 import type { NotificationChannel } from '../../db/targets.ts';
-import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
+import { assertOutboundUrlAllowed, assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
 import type { TargetCreate } from './targetInput.ts';
 
 type ChannelInput = NonNullable<TargetCreate['notifications']>[number];
@@ -28,7 +28,14 @@ export function mergeNotifications(input: readonly ChannelInput[], existing: rea
 }
 
 /** New channel URLs must reach public addresses (unless allowed): refused while the person is there to read why. */
-export async function assertChannelsAllowed(channels: readonly ChannelInput[]): Promise<void> {
+export async function assertChannelsAllowed(channels: readonly ChannelInput[], pingUrl?: string | null): Promise<void> {
+  if (pingUrl) {
+    try {
+      await assertOutboundUrlAllowed(pingUrl, 'ping URL');
+    } catch (error) {
+      throw error instanceof BackstopError ? forField(error, 'pingUrl') : error;
+    }
+  }
   for (const [index, channel] of channels.entries()) {
     try {
       await assertTargetEndpointsAllowed({ channels: [channel] });
