@@ -426,12 +426,12 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
       for (const button of await page.locator('main button:disabled').all()) {
         const reasonId = await button.getAttribute('aria-describedby');
         assert.ok(reasonId, `${hash}: "${await button.innerText()}" is disabled without a reason`);
-        assert.match(await page.locator(`[id="${reasonId.split(' ')[0]}"]`).innerText(), /needs an? (operator|admin) token/);
+        assert.match(await page.locator(`[id="${reasonId.split(' ')[0]}"]`).innerText(), /needs the (operator|admin) role/);
       }
     }
     await page.goto(`${api.url}/#/targets/shop`);
     assert.equal(await page.getByRole('button', { name: 'Back up now' }).isDisabled(), true);
-    await page.locator('#action-backup-reason', { hasText: 'Backing up needs an operator token' }).waitFor();
+    await page.locator('#action-backup-reason', { hasText: 'Backing up needs the operator role' }).waitFor();
     await page.goto(`${api.url}/#/targets/new`);
     await page.getByText('Only an admin token').waitFor();
     assert.equal(await page.locator('form').count(), 0);

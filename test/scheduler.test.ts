@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { startScheduler, type ScheduledSlot, type Scheduler, type VerificationSlot } from '../src/control/scheduler.ts';
-import type { Actor } from '../src/core/actor.ts';
+import type { AuditActor } from '../src/core/auditActor.ts';
 import { isBackstopError } from '../src/core/errors.ts';
 import { parseSchedule, planScheduleSlot } from '../src/core/scheduleSlots.ts';
 import { listRunEvents } from '../src/db/runEvents.ts';
@@ -14,7 +14,7 @@ import { openConnections, type Connections } from './support/connections.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
-const testActor: Actor = { kind: 'cli', name: 'scheduler test', address: null, client: 'cli' };
+const testActor: AuditActor = { kind: 'cli', name: 'scheduler test', address: null, client: 'cli' };
 
 const MINUTE = 60_000;
 const log = pino({ level: 'silent' });

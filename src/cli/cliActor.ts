@@ -1,11 +1,11 @@
 import os from 'node:os';
-import type { Actor } from '../core/actor.ts';
+import type { AuditActor } from '../core/auditActor.ts';
 
 /**
  * The person at the command line, for the audit trail: the OS user running the command and
  * the host it runs on. The CLI holds the catalog, so this is what the OS says, not a proof.
  */
-export function cliActor(): Actor {
+export function cliActor(): AuditActor {
   let user: string;
   try {
     user = os.userInfo().username;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Actor } from '../core/actor.ts';
+import type { AuditActor } from '../core/auditActor.ts';
 import { loadConfig, type Config } from '../core/config.ts';
 import { openCatalog, openOnFirstQuery, type Catalog, type Queryable } from '../operations/openCatalog.ts';
 import { cliActor } from './cliActor.ts';
@@ -13,7 +13,7 @@ export interface CommandContext {
   /** The catalog for operations: opened on the first query, so bad input is refused first. */
   db: Queryable;
   /** Who runs the command, as the audit trail records it: the OS user and host. */
-  actor: Actor;
+  actor: AuditActor;
   close(): Promise<void>;
 }
 

@@ -1,46 +1,11 @@
-import type { ApiTokenRole } from './roles.ts';
-
 /**
- * Through what an action came: the command line, the API, the dashboard (the API, from its
- * pages), a loop of the server, the Supabase `trigger-backup` edge function.
- */
-export const actorClients = ['cli', 'api', 'dashboard', 'scheduler', 'edge-function'] as const;
-export type ActorClient = (typeof actorClients)[number];
-
-export const actorKinds = ['user', 'token', 'cli', 'system'] as const;
-export type ActorKind = (typeof actorKinds)[number];
-
-/**
- * Who asked for an action, as the audit trail records it. Every entry point builds one and
- * hands it to the operation: the API from the request's credentials and client address, the
- * CLI from the OS user and host, the scheduler names itself. `address` is where from: the
- * client's IP address for the API, the host name for the CLI and the server's loops.
+ * Who made a request, for the records that say who did what: one per authenticated request
+ * (src/server/auth.ts sets it as `request.actor`). A person signed in with OpenID Connect, or
+ * a token: an API token (with the person or service that holds it, when known) or a GitHub
+ * runner token; a run's own runner token acts for its run.
  */
 export type Actor =
-  /** A person signed in (to the dashboard; to a Supabase project, for the edge function, where the organisation decides and the role is null). */
-  | { kind: 'user'; id: string; name: string; role: ApiTokenRole | null; address: string | null; client: ActorClient }
-  /** An API token (the dashboard's, a script's). */
-  | { kind: 'token'; id: string; name: string; role: ApiTokenRole; address: string | null; client: ActorClient }
-  /** A person at the command line, who holds the catalog: an OS user on a host. */
-  | { kind: 'cli'; name: string; address: string | null; client: 'cli' }
-  /** A loop of Backstop itself (the scheduler, the hourly prune pass). */
-  | { kind: 'system'; name: string; address: string | null; client: 'scheduler' };
-
-/** The actor in words, for run events and lines of text: never a token, only its name. */
-export function describeActor(actor: Actor): string {
-  switch (actor.kind) {
-    case 'user':
-      return `user "${actor.name}"`;
-    case 'token':
-      return `token "${actor.name}"`;
-    case 'cli':
-      return `${actor.name} at the command line${actor.address ? ` of ${actor.address}` : ''}`;
-    case 'system':
-      return `Backstop's ${actor.name}`;
-  }
-}
-
-/** The actor for a loop of the server: the scheduler, the pruner. */
-export function systemActor(name: string, host: string | null): Actor {
-  return { kind: 'system', name, address: host, client: 'scheduler' };
-}
+  | { kind: 'user'; subject: string; email: string | null; name: string | null; provider: string }
+  /** A GitHub runner token's owner is its repository. */
+  | { kind: 'token'; tokenId: string; name: string; owner: string | null; tokenKind: 'api' | 'github-runner' }
+  | { kind: 'runner'; runId: string };

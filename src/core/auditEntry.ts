@@ -1,4 +1,4 @@
-import type { Actor } from './actor.ts';
+import type { AuditActor } from './auditActor.ts';
 
 /**
  * What the audit trail records. Each action is done by one operation in src/operations/,
@@ -36,7 +36,7 @@ export type AuditDetails = Record<string, string | number | boolean | null | str
 export interface AuditEntry {
   id: number;
   at: string;
-  actor: Actor;
+  actor: AuditActor;
   action: AuditAction;
   subject: string | null;
   outcome: AuditOutcome;

@@ -1,4 +1,4 @@
-import type { Actor } from '../core/actor.ts';
+import type { AuditActor } from '../core/auditActor.ts';
 import type { AuditSince } from '../core/auditSince.ts';
 import type { ApiTokenRole } from '../core/roles.ts';
 import type { AuditAction, AuditDetails, AuditEntry, AuditOutcome } from '../core/auditEntry.ts';
@@ -10,12 +10,12 @@ export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at'>;
 interface AuditRow {
   id: number;
   at: string;
-  actor_kind: Actor['kind'];
+  actor_kind: AuditActor['kind'];
   actor_id: string | null;
   actor_name: string;
   actor_role: string | null;
   actor_address: string | null;
-  client: Actor['client'];
+  client: AuditActor['client'];
   action: AuditAction;
   subject: string | null;
   outcome: AuditOutcome;
@@ -93,7 +93,7 @@ function toEntry(row: AuditRow): AuditEntry {
   };
 }
 
-function actorOf(row: AuditRow): Actor {
+function actorOf(row: AuditRow): AuditActor {
   const address = row.actor_address;
   if (row.actor_kind === 'user') return { kind: 'user', id: row.actor_id ?? '', name: row.actor_name, role: row.actor_role as ApiTokenRole | null, address, client: row.client };
   if (row.actor_kind === 'token') return { kind: 'token', id: row.actor_id ?? '', name: row.actor_name, role: row.actor_role as ApiTokenRole, address, client: row.client };

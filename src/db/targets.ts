@@ -1,3 +1,5 @@
+import type { BackupProfile } from '../core/manifest.ts';
+import type { ServerOptions } from '../core/serverDatabases.ts';
 import { databaseLocation, type DatabaseLocation } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
 import { assertTargetName } from '../core/targetName.ts';
@@ -9,9 +11,11 @@ export interface TargetOptions {
   /** zstd, zstd:LEVEL, gzip, gzip:LEVEL or none. */
   compression?: string;
   encryptTo?: string[];
-  profile?: 'default' | 'supabase';
+  profile?: BackupProfile;
   /** Record per-table content checksums at dump time, for `verify --checksums`. */
   checksums?: boolean;
+  /** Server profile: which databases, which globals, how many at once. */
+  server?: ServerOptions;
   [key: string]: unknown;
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { createGithubRunnerToken as storeGithubRunnerToken, GITHUB_REPOSITORY, type GithubRunnerTokenRecord } from '../db/githubRunnerTokens.ts';
-import type { Actor } from '../core/actor.ts';
+import type { AuditActor } from '../core/auditActor.ts';
 import type { Queryable } from '../db/pool.ts';
 import { parseInput } from '../core/inputProblems.ts';
 import { audited } from './recordAudit.ts';
@@ -18,7 +18,7 @@ export type GithubRunnerTokenRequest = z.input<typeof githubRunnerTokenRequest>;
  * jobs may claim only the runs Backstop dispatches to that repository, and report their
  * outcome. The returned `token` is the only time it exists outside its holder.
  */
-export async function createGithubRunnerToken(db: Queryable, request: GithubRunnerTokenRequest, actor: Actor): Promise<GithubRunnerTokenRecord & { token: string }> {
+export async function createGithubRunnerToken(db: Queryable, request: GithubRunnerTokenRequest, actor: AuditActor): Promise<GithubRunnerTokenRecord & { token: string }> {
   return audited(
     db,
     actor,

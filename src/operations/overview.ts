@@ -33,6 +33,7 @@ export async function overview(db: Queryable): Promise<{ now: string; items: Tar
       now,
       createdAt: Date.parse(target.createdAt),
       schedule: target.schedule,
+      paused: target.paused,
       lastFinishedBackup: target.lastFinishedRun ? { status: target.lastFinishedRun.status, errorCode: target.lastFinishedRun.error?.code ?? null } : null,
       newestGoodBackupAt,
       lastVerification: target.lastVerification,

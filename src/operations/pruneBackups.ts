@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Actor } from '../core/actor.ts';
+import type { AuditActor } from '../core/auditActor.ts';
 import { DEFAULT_GC_GRACE_MS, pruneTargets, type PruneReport } from './pruneTargets.ts';
 import type { Queryable } from '../db/pool.ts';
 import { parseInput } from '../core/inputProblems.ts';
@@ -30,7 +30,7 @@ export type PruneRequest = z.input<typeof pruneRequest>;
  * deleted (only with `deleteUnknown`). Per-target failures are in the report (firstPruneError).
  */
 export async function pruneBackups(
-  deps: { db: Queryable; log: Logger; actor: Actor },
+  deps: { db: Queryable; log: Logger; actor: AuditActor },
   request: PruneRequest,
   hooks: { beforeDeletingUnknown?: (target: string, prefixes: readonly string[]) => void } = {},
 ): Promise<PruneReport> {

@@ -1,4 +1,4 @@
-import type { Actor } from '../core/actor.ts';
+import type { AuditActor } from '../core/auditActor.ts';
 import type { Config } from '../core/config.ts';
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
@@ -26,7 +26,7 @@ export async function queueDrill(
   db: Queryable,
   config: Pick<Config, 'runDeadlineMs' | 'identityFile'>,
   input: { runId: string; requireChecksums?: boolean; readManifest?: boolean },
-  origin: { trigger: string; actor: Actor },
+  origin: { trigger: string; actor: AuditActor },
 ): Promise<QueuedDrill> {
   return audited(db, origin.actor, { action: 'run.verify', subject: input.runId, detailsOf: ({ run }) => ({ runId: run.id }) }, () => queue(db, config, input, origin));
 }

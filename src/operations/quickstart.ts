@@ -1,4 +1,4 @@
-import type { Actor } from '../core/actor.ts';
+import type { AuditActor } from '../core/auditActor.ts';
 import type { Config } from '../core/config.ts';
 import { listTargets } from '../db/targets.ts';
 import { countActiveApiTokens } from '../db/tokens.ts';
@@ -21,7 +21,7 @@ export interface QuickstartOutcome {
  * in: the sample target with a first backup queued (the in-process worker takes it), and an
  * admin token when there is none. Both are in the audit trail as `actor`'s (who started the server).
  */
-export async function quickstart(catalog: Catalog, config: Pick<Config, 'defaultStoreUrl' | 'runDeadlineMs'>, actor: Actor): Promise<QuickstartOutcome> {
+export async function quickstart(catalog: Catalog, config: Pick<Config, 'defaultStoreUrl' | 'runDeadlineMs'>, actor: AuditActor): Promise<QuickstartOutcome> {
   const outcome: QuickstartOutcome = { sample: null, sampleNeedsEmbedded: false, adminToken: null };
   if ((await listTargets(catalog.pool)).length === 0) {
     if (catalog.embedded) {

@@ -1,10 +1,10 @@
-import type { Actor } from '../core/actor.ts';
+import type { AuditActor } from '../core/auditActor.ts';
 import { auditOutcomeOf, type AuditAction, type AuditDetails, type AuditEntry } from '../core/auditEntry.ts';
 import { describeError } from '../core/errors.ts';
 import { insertAuditEntry } from '../db/auditLog.ts';
 import type { Queryable } from '../db/pool.ts';
 
-export type { Actor } from '../core/actor.ts';
+export type { AuditActor } from '../core/auditActor.ts';
 
 export interface AuditedAction<T> {
   action: AuditAction;
@@ -29,7 +29,7 @@ export interface AuditedAction<T> {
  * done. A refusal that cannot be recorded throws the refusal, which is what the caller
  * must see.
  */
-export async function audited<T>(db: Queryable, actor: Actor, action: AuditedAction<T>, work: () => Promise<T>): Promise<T> {
+export async function audited<T>(db: Queryable, actor: AuditActor, action: AuditedAction<T>, work: () => Promise<T>): Promise<T> {
   let result: T;
   try {
     result = await work();
@@ -60,7 +60,7 @@ export async function audited<T>(db: Queryable, actor: Actor, action: AuditedAct
  * Records an action refused before its operation ran: the API refuses a token whose role may
  * not do it (FORBIDDEN) before the operation, which records everything else, is reached.
  */
-export async function recordRefusal(db: Queryable, actor: Actor, action: AuditAction, subject: string | null, errorCode: string): Promise<void> {
+export async function recordRefusal(db: Queryable, actor: AuditActor, action: AuditAction, subject: string | null, errorCode: string): Promise<void> {
   await insertAuditEntry(db, { actor, action, subject, outcome: auditOutcomeOf(errorCode), errorCode, details: {} });
 }
 
@@ -68,7 +68,7 @@ export async function recordRefusal(db: Queryable, actor: Actor, action: AuditAc
  * Records a sign-in to the dashboard: called by the sign-in flow once it knows who signed in
  * (succeeded), or why it refused them (`errorCode`; `actor.name` is then what they claimed).
  */
-export async function recordSignIn(db: Queryable, actor: Actor, outcome: { errorCode?: string; method?: string } = {}): Promise<AuditEntry> {
+export async function recordSignIn(db: Queryable, actor: AuditActor, outcome: { errorCode?: string; method?: string } = {}): Promise<AuditEntry> {
   return insertAuditEntry(db, {
     actor,
     action: 'sign-in',
@@ -86,7 +86,7 @@ export async function recordSignIn(db: Queryable, actor: Actor, outcome: { error
  */
 export async function recordChannelChange<T>(
   db: Queryable,
-  actor: Actor,
+  actor: AuditActor,
   change: { kind: 'create' | 'update' | 'delete'; channel: string; changedFields?: string[] },
   work: () => Promise<T>,
 ): Promise<T> {

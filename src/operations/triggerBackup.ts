@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Actor } from '../core/actor.ts';
+import type { AuditActor } from '../core/auditActor.ts';
 import type { Config } from '../core/config.ts';
 import type { Queryable } from '../db/pool.ts';
 import { createRun, type RunRecord } from '../db/runRecords.ts';
@@ -18,7 +18,7 @@ export type TriggerRequest = z.input<typeof triggerRequest>;
  * function's are. `trigger` says through what (manual, api, demo, quickstart), `actor` who asked
  * (the audit trail records it).
  */
-export async function triggerBackup(db: Queryable, config: Pick<Config, 'runDeadlineMs'>, request: TriggerRequest, origin: { trigger: string; actor: Actor }): Promise<RunRecord> {
+export async function triggerBackup(db: Queryable, config: Pick<Config, 'runDeadlineMs'>, request: TriggerRequest, origin: { trigger: string; actor: AuditActor }): Promise<RunRecord> {
   const subject = typeof (request as { target?: unknown } | null)?.target === 'string' ? (request as { target: string }).target.slice(0, 200) : null;
   return audited(db, origin.actor, { action: 'run.trigger', subject, detailsOf: (run) => ({ runId: run.id }) }, async () => {
     const { target: name } = parseInput(triggerRequest, request);

@@ -144,6 +144,16 @@ const targetOptionsView = {
     profile: { type: 'string' },
     checksums: { type: 'boolean' },
     withStorage: { type: 'boolean' },
+    server: {
+      type: 'object',
+      description: 'The server profile: which databases and globals a backup takes.',
+      properties: {
+        databases: { type: 'array', items: { type: 'string' } },
+        excludeDatabases: { type: 'array', items: { type: 'string' } },
+        globals: { type: 'string' },
+        jobs: { type: 'integer' },
+      },
+    },
   },
 } as const;
 
@@ -243,6 +253,7 @@ export const apiTokenSchema = {
     id: uuid,
     name: { type: 'string' },
     role: { type: 'string', enum: apiTokenRoles },
+    owner: { type: ['string', 'null'], description: 'The person or service that holds the token.' },
     createdAt: dateTime,
     lastUsedAt: nullableDateTime,
     revokedAt: nullableDateTime,

@@ -24,6 +24,12 @@ export interface Me {
   id: string;
   name: string;
   role: ApiTokenRole;
+  /** An API token, or a person signed in with the sign-in provider (a session cookie). */
+  kind: 'token' | 'user';
+  owner?: string | null;
+  email?: string | null;
+  /** A person: what their writes send in x-backstop-csrf. */
+  csrfToken?: string;
 }
 
 export interface RunErrorInfo {

@@ -1,9 +1,10 @@
-import type { Actor } from '../../core/actor.ts';
+import type { AuditActor } from '../../core/auditActor.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { parseInput } from '../../core/inputProblems.ts';
 import { createTarget, findTargetWithSecret, type NewTarget, type TargetRecord } from '../../db/targets.ts';
 import { absoluteStoreUrl } from '../../storage/openStore.ts';
 import { audited } from '../recordAudit.ts';
+import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
 import { targetCreateSchema, type TargetCreate, type TargetCreateInput } from './targetInput.ts';
@@ -14,7 +15,7 @@ import { assertChannelsAllowed, mergeNotifications } from './targetNotifications
  * those that reach the database and the store. Nothing is stored when any fails. The audit
  * trail records the target's name and which fields were given, never their values.
  */
-export async function addTarget(deps: TargetDeps, input: TargetCreateInput | unknown, actor: Actor): Promise<TargetRecord> {
+export async function addTarget(deps: TargetDeps, input: TargetCreateInput | unknown, actor: AuditActor): Promise<TargetRecord> {
   const given = input && typeof input === 'object' ? (input as Record<string, unknown>) : {};
   const subject = typeof given.name === 'string' ? given.name.slice(0, 200) : null;
   const fields = Object.keys(given)
@@ -24,7 +25,9 @@ export async function addTarget(deps: TargetDeps, input: TargetCreateInput | unk
 }
 
 /** The part of `addTarget` after validation (the one-shot backup validates first, then decides). */
-export async function storeNewTarget(deps: TargetDeps, target: TargetCreate): Promise<TargetRecord> {
+export async function storeNewTarget(deps: TargetDeps, input: TargetCreate): Promise<TargetRecord> {
+  const resolved = resolveServerUrl(input);
+  const target = { ...resolved, databaseUrl: resolved.databaseUrl! };
   // A taken name is said before checks that may take seconds (the insert still decides a race).
   if (await findTargetWithSecret(deps.pool, target.name)) {
     throw new BackstopError('TARGET_EXISTS', `A target named "${target.name}" already exists. Pick another name or change that one.`, { field: 'name' });
@@ -40,7 +43,7 @@ export async function storeNewTarget(deps: TargetDeps, target: TargetCreate): Pr
   return createTarget(deps.pool, newTargetFrom(target, storeUrl, notifications));
 }
 
-function newTargetFrom(target: TargetCreate, storeUrl: string, notifications: NewTarget['notifications']): NewTarget {
+function newTargetFrom(target: Omit<TargetCreate, 'serverUrl'> & { databaseUrl: string }, storeUrl: string, notifications: NewTarget['notifications']): NewTarget {
   return {
     name: target.name,
     databaseUrl: target.databaseUrl,

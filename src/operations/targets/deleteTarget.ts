@@ -1,4 +1,4 @@
-import type { Actor } from '../../core/actor.ts';
+import type { AuditActor } from '../../core/auditActor.ts';
 import { assertTargetName } from '../../core/targetName.ts';
 import { deleteTarget as deleteStoredTarget, type KeptBackup } from '../../db/targets.ts';
 import { audited } from '../recordAudit.ts';
@@ -16,7 +16,7 @@ export interface DeletedTarget {
  * Deletes a target and its run history; refused (TARGET_BUSY) while one of its runs is not
  * finished. Its backups are not deleted: they are listed, so a person knows where they are.
  */
-export async function deleteTarget(deps: TargetDeps, name: string, actor: Actor): Promise<DeletedTarget> {
+export async function deleteTarget(deps: TargetDeps, name: string, actor: AuditActor): Promise<DeletedTarget> {
   return audited(deps.pool, actor, { action: 'target.delete', subject: name.slice(0, 200), detailsOf: (deleted) => ({ keptBackups: deleted.keptBackups.length }) }, async () => {
     assertTargetName(name, 'target');
     const { storeUrl, keptBackups } = await deleteStoredTarget(deps.pool, name);

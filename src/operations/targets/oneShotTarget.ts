@@ -1,7 +1,7 @@
 import { BackstopError, isBackstopError, type FieldProblem } from '../../core/errors.ts';
 import { describeProblems, parseInput } from '../../core/inputProblems.ts';
 import { claimRunById } from '../../db/runLeases.ts';
-import type { Actor } from '../../core/actor.ts';
+import type { AuditActor } from '../../core/auditActor.ts';
 import { createRun, type ClaimedRun } from '../../db/runRecords.ts';
 import { deleteTargetById, findTargetWithSecret, type TargetRecord, type TargetWithSecret } from '../../db/targets.ts';
 import { defaultCompression, parseCompression } from '../../pipeline/compression.ts';
@@ -89,7 +89,7 @@ export interface OneShotTarget {
 }
 
 /** The target to back up now: the existing one of that name (same database, same settings), or a new one, checked and stored. */
-export async function ensureOneShotTarget(deps: TargetDeps, input: TargetCreateInput, actor: Actor): Promise<OneShotTarget> {
+export async function ensureOneShotTarget(deps: TargetDeps, input: TargetCreateInput, actor: AuditActor): Promise<OneShotTarget> {
   const wanted = parseInput(targetCreateSchema, input);
   // Twice at most: a target created by another process between the read and the insert is
   // then read as an existing one.
@@ -124,7 +124,7 @@ export async function claimOneShotRun(
   deps: Pick<TargetDeps, 'pool'>,
   target: { id: string; name: string },
   settings: { runDeadlineMs: number; leaseTtlMs: number; claimedBy: string },
-  actor: Actor,
+  actor: AuditActor,
 ): Promise<ClaimedRun> {
   const run = await audited(deps.pool, actor, { action: 'run.trigger', subject: target.name, detailsOf: (made) => ({ runId: made.id, oneShot: true }) }, () =>
     createRun(deps.pool, { targetId: target.id, trigger: 'cli', runDeadlineMs: settings.runDeadlineMs }),
@@ -137,7 +137,7 @@ export async function claimOneShotRun(
  * list is as before the command. Returns false when it must stay (another run of it is active:
  * someone else uses it already).
  */
-export async function discardOneShotTarget(deps: Pick<TargetDeps, 'pool'>, target: { id: string; name: string }, actor: Actor): Promise<boolean> {
+export async function discardOneShotTarget(deps: Pick<TargetDeps, 'pool'>, target: { id: string; name: string }, actor: AuditActor): Promise<boolean> {
   return audited(deps.pool, actor, { action: 'target.delete', subject: target.name, details: { reason: 'its first backup did not succeed' } }, () =>
     deleteTargetById(deps.pool, target.id),
   );

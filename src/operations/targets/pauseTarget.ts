@@ -1,10 +1,10 @@
-import type { Actor } from '../../core/actor.ts';
+import type { AuditActor } from '../../core/auditActor.ts';
 import type { TargetRecord } from '../../db/targets.ts';
 import type { TargetDeps } from './targetDeps.ts';
 import { updateTarget } from './updateTarget.ts';
 
 /** Stops a target's scheduled backups and scheduled drills; manual runs still work. */
-export function pauseTarget(deps: TargetDeps, name: string, actor: Actor): Promise<TargetRecord> {
+export function pauseTarget(deps: TargetDeps, name: string, actor: AuditActor): Promise<TargetRecord> {
   return updateTarget(deps, name, { paused: true }, actor);
 }
 
@@ -12,6 +12,6 @@ export function pauseTarget(deps: TargetDeps, name: string, actor: Actor): Promi
  * Starts a paused target's schedule again from now: slots that passed while it was paused are
  * settled, not caught up (migration 012), so the first scheduled run is the next slot.
  */
-export function resumeTarget(deps: TargetDeps, name: string, actor: Actor): Promise<TargetRecord> {
+export function resumeTarget(deps: TargetDeps, name: string, actor: AuditActor): Promise<TargetRecord> {
   return updateTarget(deps, name, { paused: false }, actor);
 }

@@ -1,4 +1,4 @@
-import type { Actor } from '../../core/actor.ts';
+import type { AuditActor } from '../../core/auditActor.ts';
 import type { AuditDetails } from '../../core/auditEntry.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { parseInput } from '../../core/inputProblems.ts';
@@ -7,6 +7,7 @@ import { withTransaction } from '../../db/pool.ts';
 import { findTargetWithSecret, lockTargetForUpdate, targetNotFound, updateTarget as storeTargetUpdate, type TargetRecord, type TargetUpdate } from '../../db/targets.ts';
 import { audited } from '../recordAudit.ts';
 import { changedTargetFields } from './changedTargetFields.ts';
+import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
 import { targetUpdateSchema, type TargetUpdateFields, type TargetUpdateInput } from './targetInput.ts';
@@ -19,16 +20,17 @@ import { assertChannelsAllowed, mergeNotifications } from './targetNotifications
  * queued keep the settings they were created with. The audit trail records which fields
  * changed, never their values.
  */
-export async function updateTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown, actor: Actor): Promise<TargetRecord> {
+export async function updateTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown, actor: AuditActor): Promise<TargetRecord> {
   const facts: AuditDetails = {};
   return audited(deps.pool, actor, { action: 'target.update', subject: name.slice(0, 200), detailsOf: () => facts }, () => changeTarget(deps, name, input, facts));
 }
 
 async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown, facts: AuditDetails): Promise<TargetRecord> {
   assertTargetName(name, 'target');
-  const fields = parseInput(targetUpdateSchema, input);
+  const parsed = parseInput(targetUpdateSchema, input);
   const current = await findTargetWithSecret(deps.pool, name);
   if (!current) throw targetNotFound(name);
+  const fields = resolveServerUrl(parsed, current.options);
   const renamed = fields.name !== undefined && fields.name !== name;
   if (renamed && (await findTargetWithSecret(deps.pool, fields.name!))) {
     throw new BackstopError('TARGET_EXISTS', `A target named "${fields.name}" already exists. Pick another name.`, { field: 'name' });
@@ -61,7 +63,7 @@ async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateI
   });
 }
 
-function updateFrom(fields: TargetUpdateFields, existingChannels: Parameters<typeof mergeNotifications>[1]): TargetUpdate {
+function updateFrom(fields: Omit<TargetUpdateFields, 'serverUrl'>, existingChannels: Parameters<typeof mergeNotifications>[1]): TargetUpdate {
   const { checks: _checks, notifications, executor, ...rest } = fields;
   const update: TargetUpdate = { ...rest };
   if (notifications !== undefined) update.notifications = mergeNotifications(notifications, existingChannels);

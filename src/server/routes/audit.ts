@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { actorClients, actorKinds } from '../../core/actor.ts';
+import { actorClients, actorKinds } from '../../core/auditActor.ts';
 import { auditActions, auditOutcomes } from '../../core/auditEntry.ts';
 import { apiTokenRoles } from '../../core/roles.ts';
 import { auditQuery, listAudit, type AuditQuery } from '../../operations/listAudit.ts';
