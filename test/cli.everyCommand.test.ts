@@ -270,6 +270,15 @@ describe('every command keeps the CLI promises', () => {
       base: { args: () => [] },
       lists: [() => [], () => ['--json']],
     },
+    audit: {
+      failing: [
+        { args: () => ['--since', 'yesterday'], code: 'INVALID_INPUT', says: /--since/ },
+        { args: () => ['--action', 'target.rename'], code: 'INVALID_INPUT', says: /--action/ },
+        { args: () => [], code: 'CATALOG_UNAVAILABLE', env: UNREACHABLE_CATALOG },
+      ],
+      base: { args: () => [] },
+      lists: [() => [], () => ['--json'], () => ['--since', '7d', '--action', 'target']],
+    },
     schedules: {
       failing: [{ args: () => [], code: 'CATALOG_UNAVAILABLE', env: UNREACHABLE_CATALOG }],
       base: { args: () => [] },
@@ -360,6 +369,10 @@ describe('every command keeps the CLI promises', () => {
     '--dir': { args: ['--dir', '/etc/passwd'], says: /not a folder/ },
     '--action-ref': { args: ['--action-ref', 'not-a-reference'], says: /not-a-reference/ },
     '--job-status': { args: ['--job-status', 'maybe'], says: /maybe/ },
+    '--since': { args: ['--since', 'yesterday'], says: /--since/ },
+    '--action': { args: ['--action', 'target.rename'], says: /--action/ },
+    // A name or an id of anyone: no value is invalid.
+    '--actor': null,
   };
   const valueOptions = runnables.flatMap(([command, commandPath]) =>
     command.options.filter((option: Option) => option.required || option.optional).map((option) => ({ commandPath, option })),

@@ -11,6 +11,7 @@ import { reapRuns } from '../src/db/runLeases.ts';
 import { getRun, requestCancel } from '../src/db/runRecords.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { githubClient } from '../src/executors/github/githubClient.ts';
+import { listAudit } from '../src/operations/listAudit.ts';
 import { createTriggerBackupHandler } from '../src/supabaseCatalog/triggerBackup.ts';
 import { createJwtVerifier, remoteKeySet } from '../src/supabaseCatalog/verifyJwt.ts';
 import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
@@ -132,8 +133,9 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
   };
   const tokenFor = (user: keyof OrgFixture['users'], signer: TestSigner = rsa, overrides: Record<string, unknown> = {}) => signJwt(signer, claimsFor(user, overrides));
 
-  async function invoke(body: unknown, options: { token?: string | null; method?: string; rawBody?: string } = {}) {
+  async function invoke(body: unknown, options: { token?: string | null; method?: string; rawBody?: string; forwardedFor?: string } = {}) {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (options.forwardedFor) headers['x-forwarded-for'] = options.forwardedFor;
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     const method = options.method ?? 'POST';
     const response = await handler(
@@ -229,11 +231,16 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
 
     it('403 for a member of the organisation who is not its admin (checked under RLS, as the caller)', async () => {
       const before = await runCount();
-      const answer = await invoke({ target: ghTarget.name }, { token: await tokenFor('memberA', ec) });
+      const answer = await invoke({ target: ghTarget.name }, { token: await tokenFor('memberA', ec), forwardedFor: '198.51.100.23, 10.0.0.1' });
       assert.equal(answer.status, 403);
       assert.equal(answer.json.error.code, 'FORBIDDEN');
       assert.match(answer.json.error.message, /Only admins/);
       assert.equal(await runCount(), before);
+      const { items } = await listAudit(catalog.pool, { actor: fixture.users.memberA, limit: 1 });
+      assert.deepEqual(
+        items.map((entry) => [entry.action, entry.subject, entry.outcome, entry.errorCode, entry.actor.address, entry.actor.client]),
+        [['run.trigger', ghTarget.name, 'refused', 'FORBIDDEN', '198.51.100.23', 'edge-function']],
+      );
     });
 
     it('409 while a run of the target is active, queued ones included', async () => {
@@ -259,6 +266,13 @@ describe('trigger-backup edge function (its logic under Node) → GitHub → `ba
       ['created'],
     );
     assert.match(events[0]!.message!, new RegExp(fixture.users.adminA));
+    // The audit trail names the user; the entry is written by the statement that made the run.
+    const audit = (await listAudit(catalog.pool, { action: 'run.trigger', actor: fixture.users.adminA, limit: 50 })).items.find((entry) => entry.details.runId === run.id);
+    assert.ok(audit, 'the run is in the audit trail');
+    assert.deepEqual(
+      [audit.outcome, audit.subject, audit.actor.kind, 'id' in audit.actor ? audit.actor.id : null, audit.actor.client],
+      ['succeeded', queuedTarget.name, 'user', fixture.users.adminA, 'edge-function'],
+    );
     assert.equal(github.requests.filter((request) => request.body && JSON.stringify(request.body).includes(run.id)).length, 0);
   });
 

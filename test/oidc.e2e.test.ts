@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { listAudit } from '../src/operations/listAudit.ts';
 import { openPage } from './support/browser.ts';
 import { launchChromium } from './support/chromium.ts';
 import { startOidcProvider, type TestOidcProvider } from './support/oidcProvider.ts';
@@ -149,6 +150,12 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     );
     const rows = await catalog.pool.query('select subject, email from backstop.user_sessions');
     assert.deepEqual(rows.rows, [{ subject: 'olivia', email: 'olivia@example.com' }]);
+    // The sign-in is in the audit trail, with the person and the browser's address.
+    const signIns = (await listAudit(catalog.pool, { action: 'sign-in', actor: 'olivia' })).items;
+    assert.deepEqual(
+      signIns.map((entry) => [entry.actor.kind, entry.actor.name, 'role' in entry.actor ? entry.actor.role : null, entry.actor.address, entry.actor.client, entry.outcome]),
+      [['user', 'olivia@example.com', 'operator', '127.0.0.1', 'dashboard', 'succeeded']],
+    );
   });
 
   it('the mapped role governs the pages: the operator may back up, the viewer is offered no operator or admin action', async () => {
@@ -182,6 +189,8 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     assert.equal(refused.status, 403, refused.text);
     assert.match(JSON.parse(refused.text).error.message, /needs the operator role; Vera Viewer has the viewer role/);
     assert.equal(await runCount(), before);
+    const [audited] = (await listAudit(catalog.pool, { action: 'run.trigger', actor: 'vera', limit: 1 })).items;
+    assert.deepEqual(audited && [audited.outcome, audited.errorCode], ['refused', 'FORBIDDEN']);
   });
 
   it('writes with the session cookie but without the CSRF token, or from another origin, are refused (403) and change nothing', async () => {
@@ -247,6 +256,9 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     const runId = /#\/runs\/([0-9a-f-]{36})$/.exec(page.url())![1];
     const logged = api.logs.map((line) => JSON.parse(line)).find((line) => line.msg === 'run triggered' && line.runId === runId);
     assert.equal(logged?.by, 'user olivia@example.com');
+    // The audit trail names the person, with the role the provider gave them.
+    const triggered = (await listAudit(catalog.pool, { action: 'run.trigger', actor: 'olivia' })).items.find((entry) => entry.details.runId === runId);
+    assert.deepEqual(triggered && [triggered.actor.kind, triggered.actor.name, triggered.actor.client], ['user', 'olivia@example.com', 'dashboard']);
   });
 
   it('bearer API tokens work as before, without CSRF token or Origin checks', async () => {
@@ -318,6 +330,8 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     assert.match(await page.getByRole('alert').innerText(), /nadia@elsewhere\.example.*no role.*\(sales\).*BACKSTOP_OIDC_ROLE_MAP/s);
     const rows = await catalog.pool.query(`select 1 from backstop.user_sessions where subject = 'nadia'`);
     assert.equal(rows.rowCount, 0);
+    const [refused] = (await listAudit(catalog.pool, { action: 'sign-in', actor: 'nadia', limit: 1 })).items;
+    assert.deepEqual(refused && [refused.actor.name, refused.outcome, refused.errorCode], ['nadia@elsewhere.example', 'refused', 'FORBIDDEN']);
   });
 
   it('a provider that cannot be reached refuses cookie requests (502) rather than trusting an old answer, and ends no session', async () => {

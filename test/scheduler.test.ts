@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { startScheduler, type ScheduledSlot, type Scheduler, type VerificationSlot } from '../src/control/scheduler.ts';
+import type { AuditActor } from '../src/core/auditActor.ts';
 import { isBackstopError } from '../src/core/errors.ts';
 import { parseSchedule, planScheduleSlot } from '../src/core/scheduleSlots.ts';
 import { listRunEvents } from '../src/db/runEvents.ts';
@@ -12,6 +13,8 @@ import { runCli } from './support/cli.ts';
 import { openConnections, type Connections } from './support/connections.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
+
+const testActor: AuditActor = { kind: 'cli', name: 'scheduler test', address: null, client: 'cli' };
 
 const MINUTE = 60_000;
 const log = pino({ level: 'silent' });
@@ -320,7 +323,7 @@ describe('scheduler against a real catalog', { timeout: 300_000 }, () => {
     };
     const control = await make();
     const paused = await make();
-    assert.equal((await pauseTarget(deps, paused.name)).paused, true);
+    assert.equal((await pauseTarget(deps, paused.name, testActor)).paused, true);
     const s = scheduler();
     const mine = (result: Awaited<ReturnType<Scheduler['tickOnce']>>, target: TargetRecord) => ({
       scheduled: result.scheduled.filter((slot) => slot.targetId === target.id).map((slot) => slot.outcome.kind),
@@ -336,7 +339,7 @@ describe('scheduler against a real catalog', { timeout: 300_000 }, () => {
     assert.deepEqual(mine(await s.tickOnce(first.now + 5 * MINUTE), paused), { scheduled: [], drills: [] });
     assert.equal((await runsOf(paused)).length, 1, 'only its own backup');
 
-    assert.equal((await resumeTarget(deps, paused.name)).paused, false);
+    assert.equal((await resumeTarget(deps, paused.name, testActor)).paused, false);
     const resumed = await s.tickOnce();
     assert.deepEqual(mine(resumed, paused), { scheduled: [], drills: [] }, 'no burst, no catch-up after a resume');
     // Just past the first minute boundary after the resumed tick: exactly one slot has come since

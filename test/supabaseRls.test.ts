@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -6,6 +7,7 @@ import pg from 'pg';
 import { migrate, readMigrations } from '../src/db/migrate.ts';
 import { pgErrorCode } from '../src/core/pgErrors.ts';
 import { createPool } from '../src/db/pool.ts';
+import { recordSignIn } from '../src/operations/recordAudit.ts';
 import { buildSupabaseMigration, CATALOG_SECURITY_PATH } from '../src/supabaseCatalog/supabaseMigration.ts';
 import { repoRoot } from './support/cli.ts';
 import { adminQuery } from './support/pg.ts';
@@ -215,8 +217,72 @@ describe('Backstop catalog in Supabase: row-level security for every role × ope
     );
     assert.ok(tables.length >= 9, `catalog tables: ${tables.map((t) => t.name).join(', ')}`);
     for (const table of tables) {
-      assert.deepEqual(table, { name: table.name, enabled: true, forced: table.name !== 'organization_members', service_policy: true });
+      // The audit trail has read and append policies instead (see the audit test below).
+      assert.deepEqual(table, { name: table.name, enabled: true, forced: table.name !== 'organization_members', service_policy: table.name !== 'audit_log' });
     }
+  });
+
+  it('the audit trail: only Backstop appends, through its own role; no role reads it from the API but service_role, and none changes, deletes or truncates an entry', async () => {
+    // The intended path: Backstop's login (a member of backstop_service) records an action.
+    const actor = { kind: 'token', id: randomUUID(), name: 'supabase audit', role: 'admin', address: '203.0.113.9', client: 'api' } as const;
+    const recorded = await recordSignIn(catalog.pool, actor);
+    const snapshot = async () => adminQuery('select * from backstop.audit_log order by id', [], catalog.url);
+    const before = await snapshot();
+    assert.ok(before.some((row) => Number(row.id) === recorded.id && row.actor_name === 'supabase audit'));
+
+    const forged = `insert into backstop.audit_log (actor_kind, actor_name, client, action, outcome) values ('user', 'forger', 'api', 'sign-in', 'succeeded')`;
+    const attempts = {
+      select: 'select count(*)::int as n from backstop.audit_log',
+      insert: forged,
+      update: `update backstop.audit_log set actor_name = 'someone else', outcome = 'refused', error_code = 'FORBIDDEN' where id = ${recorded.id}`,
+      delete: `delete from backstop.audit_log where id = ${recorded.id}`,
+      truncate: 'truncate backstop.audit_log',
+    };
+    type Attempt = keyof typeof attempts;
+    const expected: Record<ActorName | 'postgres', Record<Attempt, 'allowed' | 'refused'>> = {
+      anon: { select: 'refused', insert: 'refused', update: 'refused', delete: 'refused', truncate: 'refused' },
+      outsider: { select: 'refused', insert: 'refused', update: 'refused', delete: 'refused', truncate: 'refused' },
+      memberA: { select: 'refused', insert: 'refused', update: 'refused', delete: 'refused', truncate: 'refused' },
+      adminA: { select: 'refused', insert: 'refused', update: 'refused', delete: 'refused', truncate: 'refused' },
+      adminB: { select: 'refused', insert: 'refused', update: 'refused', delete: 'refused', truncate: 'refused' },
+      service_role: { select: 'allowed', insert: 'refused', update: 'refused', delete: 'refused', truncate: 'refused' },
+      backstop_service: { select: 'allowed', insert: 'allowed', update: 'refused', delete: 'refused', truncate: 'refused' },
+      // The project's owner role (a superuser here, as the Supabase CLI's migrations run):
+      // privileges do not bind it, the trigger does.
+      postgres: { select: 'allowed', insert: 'allowed', update: 'refused', delete: 'refused', truncate: 'refused' },
+    };
+    const seen: string[] = [];
+    for (const [who, cells] of Object.entries(expected) as Array<[ActorName | 'postgres', Record<Attempt, 'allowed' | 'refused'>]>) {
+      for (const [attempt, verdict] of Object.entries(cells) as Array<[Attempt, 'allowed' | 'refused']>) {
+        // Each attempt is made for real and committed when it goes through (the inserts are
+        // rolled back: they would be entries, and the point is the old one staying as it was).
+        const sql = attempts[attempt];
+        const commit = attempt !== 'insert' && attempt !== 'select';
+        const run = async () => {
+          if (who === 'postgres') {
+            if (attempt === 'insert') return adminQuery(`begin; ${sql}; rollback;`, [], catalog.url);
+            return adminQuery(sql, [], catalog.url);
+          }
+          const how = ACTORS[who];
+          if (how === 'backstop_service') {
+            if (commit) return catalog.pool.query(sql);
+            return runAs(who, sql, []);
+          }
+          const claims = how.user ? { sub: fixture.users[how.user], role: how.role, aud: 'authenticated' } : { role: how.role };
+          return asApiRole(catalog.apiUrl, how.role, claims, sql, [], { commit });
+        };
+        let outcome: string;
+        try {
+          await run();
+          outcome = 'allowed';
+        } catch (error) {
+          outcome = pgErrorCode(error) === INSUFFICIENT_PRIVILEGE ? 'refused' : `error ${pgErrorCode(error)}: ${(error as Error).message}`;
+        }
+        seen.push(`${who} ${attempt}: ${outcome}`);
+        assert.equal(outcome, verdict, `${who} ${attempt.toUpperCase()}`);
+      }
+    }
+    assert.deepEqual(await snapshot(), before, `every entry as it was after: ${seen.join('; ')}`);
   });
 
   it('anon, authenticated and PUBLIC hold no privilege but SELECT where a policy decides; nothing on sequences or catalog functions', async () => {

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
+import type { AuditActor } from '../core/auditActor.ts';
 import { loadConfig, type Config } from '../core/config.ts';
 import { openCatalog, openOnFirstQuery, type Catalog, type Queryable } from '../operations/openCatalog.ts';
+import { cliActor } from './cliActor.ts';
 import { chooseLogFormat, createLogger } from './logger.ts';
 
 /** What every command gets: config, a logger, and (lazily) the catalog. Built once per process. */
@@ -10,6 +12,8 @@ export interface CommandContext {
   catalog(): Promise<Catalog>;
   /** The catalog for operations: opened on the first query, so bad input is refused first. */
   db: Queryable;
+  /** Who runs the command, as the audit trail records it: the OS user and host. */
+  actor: AuditActor;
   close(): Promise<void>;
 }
 
@@ -26,6 +30,7 @@ export function createContext(options: { defaultLogLevel: string; errorStacks?: 
     log,
     catalog,
     db: openOnFirstQuery(catalog),
+    actor: cliActor(),
     async close() {
       if (opened) await (await opened.catch(() => null))?.close();
     },

@@ -4,6 +4,7 @@ import { redactText } from '../core/databaseUrl.ts';
 import { isConnectionLost } from '../core/pgErrors.ts';
 import { BACKSTOP_VERSION } from '../version.ts';
 import { registerAlarmCommand } from './commands/alarms.ts';
+import { registerAuditCommand } from './commands/audit.ts';
 import { registerBackupCommands } from './commands/backup.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDemoCommand } from './commands/demo.ts';
@@ -65,6 +66,7 @@ export function createProgram(context: () => CommandContext): Command {
   registerServerCommand(program, context);
   registerTokenCommands(program, context);
   registerPruneCommand(program, context);
+  registerAuditCommand(program, context);
   registerScheduleCommands(program, context);
   registerAlarmCommand(program, context);
   registerKeygenCommand(program);

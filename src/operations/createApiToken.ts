@@ -1,7 +1,9 @@
 import { z } from 'zod';
+import type { AuditActor } from '../core/auditActor.ts';
 import type { Queryable } from '../db/pool.ts';
 import { apiTokenRoles, createApiToken as storeApiToken, type ApiTokenRecord } from '../db/tokens.ts';
 import { parseInput } from '../core/inputProblems.ts';
+import { audited } from './recordAudit.ts';
 import { tokenName } from './tokenName.ts';
 
 export { apiTokenRoles, type ApiTokenRecord, type ApiTokenRole } from '../db/tokens.ts';
@@ -30,6 +32,11 @@ export const apiTokenRequest = z
 export type ApiTokenRequest = z.input<typeof apiTokenRequest>;
 
 /** Creates an API token; the returned `token` is the only time it exists outside its holder (the catalog keeps its SHA-256). */
-export async function createApiToken(db: Queryable, request: ApiTokenRequest): Promise<ApiTokenRecord & { token: string }> {
-  return storeApiToken(db, parseInput(apiTokenRequest, request));
+export async function createApiToken(db: Queryable, request: ApiTokenRequest, actor: AuditActor): Promise<ApiTokenRecord & { token: string }> {
+  return audited(
+    db,
+    actor,
+    { action: 'token.create', subject: null, subjectOf: (created) => created.id, detailsOf: (created) => ({ name: created.name, role: created.role }) },
+    async () => storeApiToken(db, parseInput(apiTokenRequest, request)),
+  );
 }

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { describeAuditActor, type AuditActor } from '../core/auditActor.ts';
+import type { AuditDetails } from '../core/auditEntry.ts';
 import type { Config } from '../core/config.ts';
 import type { ReportedProgress } from '../core/runProgress.ts';
-import { describeDatabase, parseDatabaseUrl, redactText } from '../core/databaseUrl.ts';
+import { databaseLocation, describeDatabase, parseDatabaseUrl, redactText } from '../core/databaseUrl.ts';
 import { BackstopError, describeError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { Artifact } from '../core/artifact.ts';
@@ -24,19 +26,20 @@ import { assertRestoreRoleAccepted, checkRestoreDestination } from './checkResto
 import { findSucceededBackup } from './findSucceededBackup.ts';
 import { parseInput } from '../core/inputProblems.ts';
 import { restoreRequest, type RestoreRequest } from './restoreRequest.ts';
+import { audited } from './recordAudit.ts';
 import { trackRestoreProgress } from './trackRestoreProgress.ts';
 import { looksLikeRunId, resolveRunId } from './resolveRunId.ts';
 import { restoreIdentities } from './runCapabilities.ts';
 
 export type RestoreCaller =
   /** A person at the command line, who holds the catalog: restores anywhere, as any role, and sees the outcome. */
-  | { via: 'cli' }
+  | { via: 'cli'; actor: AuditActor }
   /**
    * An API token: the server runs the restore. Its destination is checked first (see
    * checkRestoreDestination), and its start and outcome are events of the backup run, which
    * is where the client learns them.
    */
-  | { via: 'api'; role: ApiTokenRole; actor: string };
+  | { via: 'api'; role: ApiTokenRole; actor: AuditActor };
 
 export interface RestoreExecution {
   /** Only these schemas, or tables of these names. */
@@ -102,9 +105,38 @@ function failureMessage(code: string, message: string, destination: string): str
  * manifest, runs pg_restore, compares row counts and records `restored` on the backup run.
  *
  * `backup` is a run id (or its first characters), or, for a person without a catalog, the URL
- * of a manifest.json: the catalog is then never queried.
+ * of a manifest.json: the catalog is then never queried (nor is the restore in the audit
+ * trail, which is in the catalog).
+ *
+ * The audit trail records the restore when it is prepared (accepted, or refused with the
+ * reason), with where to: host, port and database, never the URL's password. Its result is
+ * an event of the run (`restored`, `restore_failed`) carrying the same `restoreId`.
  */
 export async function prepareRestore(
+  deps: { db: Queryable; config: Pick<Config, 'pgTools' | 'identityFile'>; log: Pick<Logger, 'info' | 'warn'> },
+  backup: string,
+  request: RestoreRequest,
+  caller: RestoreCaller,
+): Promise<PreparedRestore> {
+  if (caller.via === 'cli' && looksLikeManifestUrl(backup)) return prepare(deps, backup, request, caller);
+  const rawUrl = (request as { databaseUrl?: unknown } | null)?.databaseUrl;
+  const location = typeof rawUrl === 'string' ? databaseLocation(rawUrl) : null;
+  const details: AuditDetails = location ? { host: location.host, port: location.port, database: location.database } : {};
+  return audited(
+    deps.db,
+    caller.actor,
+    {
+      action: 'run.restore',
+      subject: looksLikeRunId(backup) ? backup : null,
+      details,
+      subjectOf: (restore) => restore.runId,
+      detailsOf: (restore) => ({ restoreId: restore.restoreId }),
+    },
+    () => prepare(deps, backup, request, caller),
+  );
+}
+
+async function prepare(
   deps: { db: Queryable; config: Pick<Config, 'pgTools' | 'identityFile'>; log: Pick<Logger, 'info' | 'warn'> },
   backup: string,
   request: RestoreRequest,
@@ -143,8 +175,8 @@ export async function prepareRestore(
     await appendRunEvent(db, {
       runId: run!.id,
       kind: 'restore_started',
-      message: `restoring into ${destination} (${caller.actor})`,
-      data: { restoreId, requestedBy: caller.actor, clean: parsed.clean, jobs: parsed.jobs },
+      message: `restoring into ${destination} (${describeAuditActor(caller.actor)})`,
+      data: { restoreId, requestedBy: describeAuditActor(caller.actor), clean: parsed.clean, jobs: parsed.jobs },
     });
   }
 

@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import type { AuditActor } from '../core/auditActor.ts';
 import { DEFAULT_GC_GRACE_MS, pruneTargets, type PruneReport } from './pruneTargets.ts';
 import type { Queryable } from '../db/pool.ts';
 import { parseInput } from '../core/inputProblems.ts';
+import { audited } from './recordAudit.ts';
 import { targetNameSchema as targetName } from './targets/targetInput.ts';
 
 export { firstPruneError, type PruneReport } from './pruneTargets.ts';
@@ -28,16 +30,34 @@ export type PruneRequest = z.input<typeof pruneRequest>;
  * deleted (only with `deleteUnknown`). Per-target failures are in the report (firstPruneError).
  */
 export async function pruneBackups(
-  deps: { db: Queryable; log: Logger },
+  deps: { db: Queryable; log: Logger; actor: AuditActor },
   request: PruneRequest,
   hooks: { beforeDeletingUnknown?: (target: string, prefixes: readonly string[]) => void } = {},
 ): Promise<PruneReport> {
-  const parsed = parseInput(pruneRequest, request);
-  return pruneTargets(deps, {
-    targetName: parsed.target,
-    dryRun: parsed.dryRun,
-    gracePeriodMs: parsed.gracePeriodSeconds * 1000,
-    deleteUnknown: parsed.deleteUnknown,
-    beforeDeletingUnknown: hooks.beforeDeletingUnknown,
-  });
+  const asked = request as { target?: unknown; dryRun?: unknown; deleteUnknown?: unknown } | null;
+  const subject = typeof asked?.target === 'string' ? asked.target.slice(0, 200) : null;
+  return audited(
+    deps.db,
+    deps.actor,
+    { action: 'prune', subject, details: { dryRun: asked?.dryRun === true, deleteUnknown: asked?.deleteUnknown === true }, detailsOf: pruneFacts },
+    async () => {
+      const parsed = parseInput(pruneRequest, request);
+      return pruneTargets(deps, {
+        targetName: parsed.target,
+        dryRun: parsed.dryRun,
+        gracePeriodMs: parsed.gracePeriodSeconds * 1000,
+        deleteUnknown: parsed.deleteUnknown,
+        beforeDeletingUnknown: hooks.beforeDeletingUnknown,
+      });
+    },
+  );
+}
+
+/** What a prune did, counted: the backups and leftovers it deleted (none on a dry run). */
+function pruneFacts(report: PruneReport) {
+  return {
+    targets: report.targets.length,
+    backupsDeleted: report.targets.reduce((sum, target) => sum + target.deleted.length, 0),
+    leftoversDeleted: report.dryRun ? 0 : report.targets.reduce((sum, target) => sum + target.garbage.length, 0),
+  };
 }

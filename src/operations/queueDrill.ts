@@ -1,3 +1,4 @@
+import type { AuditActor } from '../core/auditActor.ts';
 import type { Config } from '../core/config.ts';
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
@@ -5,6 +6,7 @@ import { createRun, type RunRecord } from '../db/runRecords.ts';
 import { readRunManifest } from '../pipeline/readRunManifest.ts';
 import { openStore } from '../storage/openStore.ts';
 import { findSucceededBackup } from './findSucceededBackup.ts';
+import { audited } from './recordAudit.ts';
 import { assertDrillCanDecrypt } from './runCapabilities.ts';
 
 export interface QueuedDrill {
@@ -21,6 +23,15 @@ export interface QueuedDrill {
  * encrypted backup the configured identity cannot decrypt is refused (IDENTITY_REQUIRED).
  */
 export async function queueDrill(
+  db: Queryable,
+  config: Pick<Config, 'runDeadlineMs' | 'identityFile'>,
+  input: { runId: string; requireChecksums?: boolean; readManifest?: boolean },
+  origin: { trigger: string; actor: AuditActor },
+): Promise<QueuedDrill> {
+  return audited(db, origin.actor, { action: 'run.verify', subject: input.runId, detailsOf: ({ run }) => ({ runId: run.id }) }, () => queue(db, config, input, origin));
+}
+
+async function queue(
   db: Queryable,
   config: Pick<Config, 'runDeadlineMs' | 'identityFile'>,
   input: { runId: string; requireChecksums?: boolean; readManifest?: boolean },

@@ -1,6 +1,8 @@
+import type { AuditActor } from '../core/auditActor.ts';
 import type { Config } from '../core/config.ts';
 import { listTargets } from '../db/targets.ts';
-import { countActiveApiTokens, createApiToken } from '../db/tokens.ts';
+import { countActiveApiTokens } from '../db/tokens.ts';
+import { createApiToken } from './createApiToken.ts';
 import { ensureSampleTarget } from './ensureSampleTarget.ts';
 import type { Catalog } from './openCatalog.ts';
 import { triggerBackup } from './triggerBackup.ts';
@@ -17,21 +19,21 @@ export interface QuickstartOutcome {
 /**
  * `npm start`: the first start on the embedded defaults gives something to look at and a way
  * in: the sample target with a first backup queued (the in-process worker takes it), and an
- * admin token when there is none.
+ * admin token when there is none. Both are in the audit trail as `actor`'s (who started the server).
  */
-export async function quickstart(catalog: Catalog, config: Pick<Config, 'defaultStoreUrl' | 'runDeadlineMs'>): Promise<QuickstartOutcome> {
+export async function quickstart(catalog: Catalog, config: Pick<Config, 'defaultStoreUrl' | 'runDeadlineMs'>, actor: AuditActor): Promise<QuickstartOutcome> {
   const outcome: QuickstartOutcome = { sample: null, sampleNeedsEmbedded: false, adminToken: null };
   if ((await listTargets(catalog.pool)).length === 0) {
     if (catalog.embedded) {
       const target = await ensureSampleTarget(catalog.pool, catalog.embedded, config);
-      const run = await triggerBackup(catalog.pool, config, { target: target.name }, { trigger: 'quickstart' });
+      const run = await triggerBackup(catalog.pool, config, { target: target.name }, { trigger: 'quickstart', actor });
       outcome.sample = { target: target.name, runId: run.id };
     } else {
       outcome.sampleNeedsEmbedded = true;
     }
   }
   if ((await countActiveApiTokens(catalog.pool, 'admin')) === 0) {
-    outcome.adminToken = (await createApiToken(catalog.pool, { name: 'first-start admin', role: 'admin' })).token;
+    outcome.adminToken = (await createApiToken(catalog.pool, { name: 'first-start admin', role: 'admin' }, actor)).token;
   }
   return outcome;
 }

@@ -12,6 +12,7 @@ import type { ServerMetrics } from './metrics.ts';
 import { registerDashboard } from './dashboard.ts';
 import { bundledFiles } from '../core/bundledFiles.ts';
 import { registerAlarmRoutes } from './routes/alarms.ts';
+import { registerAuditRoutes } from './routes/audit.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerNotificationTestRoutes } from './routes/notificationTests.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
@@ -109,6 +110,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
         { name: 'runs', description: 'Backups and verification drills' },
         { name: 'runner', description: 'Remote runners: claim, heartbeat, finalize' },
         { name: 'tokens', description: 'API tokens' },
+        { name: 'audit', description: 'Who did what: the append-only audit trail (admins)' },
         { name: 'operations', description: 'Health and metrics (no token needed)' },
       ],
     },
@@ -144,6 +146,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   registerOverviewRoutes(app, ctx);
   registerAlarmRoutes(app, ctx);
   registerEventRoutes(app, ctx);
+  registerAuditRoutes(app, ctx);
   // The dashboard is files (web/, and Preact from node_modules) that the single executable
   // does not carry: it serves the API alone, and says so at start-up (startServer logs it).
   if (!bundledFiles) await registerDashboard(app);

@@ -1,9 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Actor } from '../core/actor.ts';
+import type { AuditActor } from '../core/auditActor.ts';
+import type { AuditAction } from '../core/auditEntry.ts';
 import { BackstopError } from '../core/errors.ts';
 import { hasRole } from '../core/roles.ts';
 import type { Queryable } from '../db/pool.ts';
 import { assertRunDispatchedTo, authenticateGithubRunnerToken, GITHUB_RUNNER_TOKEN_PREFIX } from '../db/githubRunnerTokens.ts';
+import { recordRefusal } from '../operations/recordAudit.ts';
 import { authenticateApiToken, authenticateRunnerToken, RUNNER_TOKEN_PREFIX, type ApiTokenRole, type AuthenticatedApiToken } from '../db/tokens.ts';
 import { findUserSession } from '../db/userSessions.ts';
 import type { SignIn } from './signIn.ts';
@@ -32,6 +35,11 @@ declare module 'fastify' {
     runnerAfterEnd?: boolean;
     /** A GitHub runner token may call the route for a run in `:id` dispatched to its repository. */
     githubRunner?: boolean;
+    /**
+     * The audited action the route does: a token refused for its role is recorded as a refusal
+     * of it (the operation, which records everything else, is never reached).
+     */
+    audit?: AuditAction;
   }
   interface FastifyRequest {
     principal?: Principal;
@@ -79,6 +87,7 @@ async function authenticateSession(db: Queryable, signIn: SignIn, request: Fasti
   request.actor = { kind: 'user', subject: session.subject, email: identity.email, name: identity.name, provider: session.provider };
   const required = requiredRole(request);
   if (!hasRole(identity.role, required)) {
+    await recordRoleRefusal(db, request);
     throw new BackstopError('FORBIDDEN', `This needs the ${required} role; ${name} has the ${identity.role} role (from BACKSTOP_OIDC_ROLE_MAP).`);
   }
 }
@@ -138,11 +147,12 @@ export function installAuth(app: FastifyInstance, db: Queryable, signIn: SignIn 
     // An unknown route answers 404 to any valid token; a route that forgot to declare its
     // access is admin-only rather than open.
     const required = requiredRole(request);
-    if (!hasRole(apiToken.role, required)) {
-      throw new BackstopError('FORBIDDEN', `This needs the ${required} role; token "${apiToken.name}" has the ${apiToken.role} role.`);
-    }
     request.principal = { kind: 'api', tokenId: apiToken.id, name: apiToken.name, role: apiToken.role, owner: apiToken.owner };
     request.actor = { kind: 'token', tokenKind: 'api', tokenId: apiToken.id, name: apiToken.name, owner: apiToken.owner };
+    if (!hasRole(apiToken.role, required)) {
+      await recordRoleRefusal(db, request);
+      throw new BackstopError('FORBIDDEN', `This needs the ${required} role; token "${apiToken.name}" has the ${apiToken.role} role.`);
+    }
   });
 }
 
@@ -196,6 +206,42 @@ export async function stillAuthenticated(db: Queryable, signIn: SignIn | null, r
 export function roleOf(request: FastifyRequest): ApiTokenRole | null {
   const principal = request.principal;
   return principal?.kind === 'api' || principal?.kind === 'user' ? principal.role : null;
+}
+
+/**
+ * A person or token refused for its role never reaches the operation, which records
+ * everything else: the route's declared action is recorded as refused here. The refusal is
+ * the answer even when it cannot be recorded.
+ */
+async function recordRoleRefusal(db: Queryable, request: FastifyRequest): Promise<void> {
+  const action = request.routeOptions.config.audit;
+  if (action) await recordRefusal(db, requestActor(request), action, subjectOf(request), 'FORBIDDEN').catch(() => {});
+}
+
+/** What a route acts on, from its path: a target's name, a run's or a token's id. */
+function subjectOf(request: FastifyRequest): string | null {
+  const params = request.params as { name?: unknown; id?: unknown } | undefined;
+  const subject = params?.name ?? params?.id;
+  return typeof subject === 'string' ? subject.slice(0, 200) : null;
+}
+
+/** The header the dashboard's pages send with their API calls, so the audit trail says "dashboard". */
+export const DASHBOARD_CLIENT_HEADER = 'x-backstop-client';
+
+/**
+ * Who made a request, for the operations and the audit trail: the person signed in (their
+ * subject, e-mail or name, and role) or the API token (its id, name and role), and the
+ * client's address. The address is the peer of the connection: behind a reverse proxy, the
+ * proxy's. Only people and API tokens act on targets, runs and tokens.
+ */
+export function requestActor(request: FastifyRequest): AuditActor {
+  const principal = request.principal;
+  const client = principal?.kind === 'user' || request.headers[DASHBOARD_CLIENT_HEADER] === 'dashboard' ? 'dashboard' : 'api';
+  if (principal?.kind === 'user') {
+    return { kind: 'user', id: principal.subject, name: principal.email ?? principal.name, role: principal.role, address: request.ip, client };
+  }
+  if (principal?.kind !== 'api') throw new BackstopError('FORBIDDEN', 'Only people signed in and API tokens act on targets, runs and tokens.');
+  return { kind: 'token', id: principal.tokenId, name: principal.name, role: principal.role, address: request.ip, client };
 }
 
 /** Who did it, for event messages and logs (from `request.actor`): a name, never a token. */

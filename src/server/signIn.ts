@@ -3,6 +3,7 @@ import type { OidcConfig } from '../core/config.ts';
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
 import { createUserSession, deleteUserSession, findUserSession, saveSignInAttempt, takeSignInAttempt } from '../db/userSessions.ts';
+import { recordSignIn } from '../operations/recordAudit.ts';
 import { assertSameSiteWrite } from './csrfCheck.ts';
 import { createOidcClient, type OidcClient } from './oidcClient.ts';
 import { securityHeaders } from './securityHeaders.ts';
@@ -93,7 +94,9 @@ export function registerSignInRoutes(app: FastifyInstance, db: Queryable, signIn
     }
     const { identity, tokens } = result;
     const who = identity.email ?? identity.name ?? identity.subject;
+    const actor = { kind: 'user', id: identity.subject, name: who, role: identity.role ?? null, address: request.ip, client: 'dashboard' } as const;
     if (!identity.role) {
+      await recordSignIn(db, actor, { errorCode: 'FORBIDDEN', method: 'oidc' });
       request.log.info({ subject: identity.subject, email: identity.email, groups: identity.groups }, 'sign-in refused: no role');
       return sendPage(
         reply,
@@ -110,6 +113,7 @@ export function registerSignInRoutes(app: FastifyInstance, db: Queryable, signIn
       tokens,
       ttlMs: settings.sessionTtlMs,
     });
+    await recordSignIn(db, actor, { method: 'oidc' });
     request.log.info({ sessionId: session.id, subject: identity.subject, email: identity.email, role: identity.role }, 'signed in');
     setCookie(reply, cookies, cookies.session, cookie, Math.floor(settings.sessionTtlMs / 1000));
     return reply.header('cache-control', 'no-store').redirect('/', 302);

@@ -1,3 +1,4 @@
+import { auditActions, auditOutcomes } from '../core/auditEntry.ts';
 import { errorCodes } from '../core/errors.ts';
 import { backupProfiles } from '../core/manifest.ts';
 import { defaultNotificationEvents, notificationEvents } from '../core/notificationChannels.ts';
@@ -26,6 +27,8 @@ const constants: [name: string, value: unknown, typedef?: string, description?: 
   ['defaultNotificationEvents', defaultNotificationEvents, undefined, 'What a channel hears when it does not say.'],
   ['backupProfiles', backupProfiles, 'BackupProfile', 'How a target is dumped.'],
   ['restoreEventKinds', restoreEventKinds, undefined, 'Events a restore leaves on the backup it restored.'],
+  ['auditActions', auditActions, 'AuditAction', 'What the audit trail records.'],
+  ['auditOutcomes', auditOutcomes, 'AuditOutcome', 'How an audited action ended.'],
 ];
 
 export function buildWebConstants(): string {

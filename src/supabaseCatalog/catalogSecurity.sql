@@ -8,9 +8,11 @@
 --                                 only Backstop's own side may read (database URLs, notification
 --                                 channels, store URLs and artifact locations, lease ids, runner
 --                                 identity, executor details, free-text messages that name them)
---   service_role (BYPASSRLS)      everything
+--   service_role (BYPASSRLS)      everything, but the audit trail: read only
 --   backstop_service (NOLOGIN)    everything, through policies; Backstop's own login role is a
---                                 member of it (postgres is made one below)
+--                                 member of it (postgres is made one below); the audit trail:
+--                                 read and append only
+--   every role                    no UPDATE, DELETE or TRUNCATE of the audit trail (a trigger)
 --
 -- Idempotent: safe to apply again after Backstop's own migrator created the catalog.
 
@@ -186,9 +188,24 @@ begin
       execute format('alter table %s force row level security', item.relation);
     end if;
     execute format('drop policy if exists backstop_service_all on %s', item.relation);
-    execute format('create policy backstop_service_all on %s for all to backstop_service using (true) with check (true)', item.relation);
+    if item.relname <> 'audit_log' then
+      execute format('create policy backstop_service_all on %s for all to backstop_service using (true) with check (true)', item.relation);
+    end if;
   end loop;
 end $rls$;
+
+-- The audit trail is append-only for every role. Backstop's own role reads it and appends to
+-- it, and nothing else: no UPDATE or DELETE policy (so under RLS they match no row), no such
+-- privilege, and migration 019's trigger refuses UPDATE, DELETE and TRUNCATE whoever runs
+-- them: backstop_service (its owner), service_role (BYPASSRLS), postgres. service_role reads it
+-- and appends nothing: entries come from Backstop, the one path that knows who acted. anon and
+-- authenticated hold no privilege on it at all (revoked above, never granted).
+drop policy if exists backstop_service_read on backstop.audit_log;
+drop policy if exists backstop_service_append on backstop.audit_log;
+create policy backstop_service_read on backstop.audit_log for select to backstop_service using (true);
+create policy backstop_service_append on backstop.audit_log for insert to backstop_service with check (true);
+revoke insert, update, delete, truncate on backstop.audit_log from service_role;
+revoke update, delete, truncate on backstop.audit_log from backstop_service;
 
 create policy org_admins_read on backstop.targets for select to authenticated
   using (backstop_private.is_org_admin(organization_id));

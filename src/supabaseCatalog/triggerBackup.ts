@@ -11,7 +11,9 @@
  *      GitHub Actions right here (the target has a GitHub executor and the function a GitHub
  *      token) or left queued for Backstop's workers and dispatcher;
  *   4. a refused or failed dispatch ends the run `failed` at once: nothing is left
- *      non-terminal for a reaper to find.
+ *      non-terminal for a reaper to find;
+ *   5. the audit trail records the run triggered by the user (in the same statement as the
+ *      run), or the refusal of an authenticated user with its code.
  *
  * Answers are JSON: `{run: {...}}`, or `{error: {code, message}}` with 400 bad body, 401
  * bad/missing/expired JWT, 403 a member of the target's organisation who is not its admin,
@@ -157,16 +159,42 @@ export function createTriggerBackupHandler(deps: TriggerBackupDeps): (request: R
     throw new HttpError(404, 'TARGET_NOT_FOUND', `No target ${described} in your organisations.`);
   };
 
-  const createRun = async (target: TargetRow, dispatch: boolean, userId: string): Promise<{ id: string; status: string; created_at: string }> => {
+  /** The audit trail's columns for the signed-in user: who (id, e-mail), from where (the client's address as the platform forwards it). */
+  const auditActor = (claims: JwtClaims, request: Request): unknown[] => [
+    claims.sub,
+    typeof claims.email === 'string' && claims.email.length <= 320 ? claims.email : claims.sub,
+    request.headers.get('x-forwarded-for')?.split(',')[0]?.trim().slice(0, 100) || null,
+  ];
+
+  /** A refusal of an authenticated user; the refusal is the answer even when it cannot be recorded. */
+  const recordRefusal = async (actor: unknown[], subject: string, code: string): Promise<void> => {
+    await deps
+      .asService(
+        `insert into backstop.audit_log (actor_kind, actor_id, actor_name, actor_address, client, action, subject, outcome, error_code)
+         values ('user', $1::text, $2::text, $3::text, 'edge-function', 'run.trigger', $4::text, 'refused', $5::text)`,
+        [...actor, subject, code],
+      )
+      .catch(() => {});
+  };
+
+  const createRun = async (target: TargetRow, dispatch: boolean, userId: string, actor: unknown[]): Promise<{ id: string; status: string; created_at: string }> => {
     // backstop.create_run (migration 011) is the catalog's own definition of a new run. It refuses
     // a second active run of an exclusive target with 23505, as the unique index refuses a racing one.
+    // The audit entry is written by the same statement: a run exists if and only if its entry does.
     const rows = await deps
       .asService(
-        `select r.id::text as id, r.status, r.created_at::text as created_at
-       from backstop.create_run(p_target_id => $1::uuid, p_trigger => $2::text, p_run_deadline_ms => $3::float8,
-                                p_requested_by => $4::text, p_refuse_if_active => $5::text[],
-                                p_dispatcher => case when $6::boolean then $7::text end, p_start_deadline_ms => $8::float8) r`,
-        [target.id, TRIGGER, runDeadlineMs, userId, activeStatuses, dispatch, DISPATCHER, startDeadlineMs],
+        `with r as (
+         select r.id, r.status, r.created_at
+         from backstop.create_run(p_target_id => $1::uuid, p_trigger => $2::text, p_run_deadline_ms => $3::float8,
+                                  p_requested_by => $4::text, p_refuse_if_active => $5::text[],
+                                  p_dispatcher => case when $6::boolean then $7::text end, p_start_deadline_ms => $8::float8) r
+       ), audit as (
+         insert into backstop.audit_log (actor_kind, actor_id, actor_name, actor_address, client, action, subject, outcome, details)
+         select 'user', $9::text, $10::text, $11::text, 'edge-function', 'run.trigger', $12::text, 'succeeded', jsonb_build_object('runId', r.id::text)
+         from r
+       )
+       select r.id::text as id, r.status, r.created_at::text as created_at from r`,
+        [target.id, TRIGGER, runDeadlineMs, userId, activeStatuses, dispatch, DISPATCHER, startDeadlineMs, ...actor, target.name],
       )
       .catch((error: unknown) => {
         if ((error as { code?: string }).code === '23505') return [];
@@ -184,6 +212,13 @@ export function createTriggerBackupHandler(deps: TriggerBackupDeps): (request: R
       `Target "${target.name}" already has an active run${active ? ` (${String(active.id)}, ${String(active.status)})` : ''}; wait for it to finish or cancel it.`,
       active ? String(active.id) : null,
     );
+  };
+
+  /** Authorises the caller and creates the run; a refusal is an HttpError (recorded by the caller). */
+  const startRun = async (claims: JwtClaims, lookup: { column: 'id' | 'name'; value: string }, actor: unknown[]) => {
+    const target = await authorize(claims, lookup);
+    const direct = deps.github !== null && target.executor_config?.kind === 'github';
+    return { target, direct, run: await createRun(target, direct, claims.sub, actor) };
   };
 
   const recordDispatch = async (runId: string, patch: Record<string, unknown>, message: string): Promise<string> => {
@@ -257,10 +292,12 @@ export function createTriggerBackupHandler(deps: TriggerBackupDeps): (request: R
     try {
       if (request.method !== 'POST') throw new HttpError(405, 'METHOD_NOT_ALLOWED', `Use POST, not ${request.method}.`);
       const claims = await authenticate(request);
+      const actor = auditActor(claims, request);
       const lookup = await readBody(request);
-      const target = await authorize(claims, lookup);
-      const direct = deps.github !== null && target.executor_config?.kind === 'github';
-      const run = await createRun(target, direct, claims.sub);
+      const { target, direct, run } = await startRun(claims, lookup, actor).catch(async (error: unknown) => {
+        if (error instanceof HttpError) await recordRefusal(actor, lookup.value, error.code);
+        throw error;
+      });
       deps.log?.('run created', { runId: run.id, target: target.name, user: claims.sub, direct });
       if (direct) {
         try {

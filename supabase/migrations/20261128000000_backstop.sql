@@ -784,6 +784,87 @@ $backstop_018_user_sessions$;
   end if;
 end $apply$;
 
+-- 019_audit_log.sql
+do $apply$ begin
+  if not exists (select 1 from backstop.migrations where id = 19) then
+    insert into backstop.migrations (id, name) values (19, '019_audit_log');
+    execute $backstop_019_audit_log$
+-- The audit trail: who did what, when, from where, and how it ended. One row per action of a
+-- person or a token (sign-in, target created/changed/deleted, run triggered, cancelled,
+-- restored, drill queued, token created/revoked, channel changed, prune), written by
+-- src/operations/ whichever entry point asked.
+--
+-- Append-only for every role, the table's owner and superusers included: a trigger refuses
+-- UPDATE, DELETE and TRUNCATE whoever runs them (triggers bind the owner, superusers and
+-- BYPASSRLS roles alike), and the privileges are revoked as well. What it cannot stop is a
+-- role allowed to change the schema (the owner, a superuser) dropping the trigger first: that
+-- is DDL, not an update, and a catalog's owner can always drop its tables.
+--
+-- `details` holds facts that are never secret: the names of the fields a change touched
+-- (never their values), a restore's host, port and database (never its password), the id of
+-- the run an action made.
+create table backstop.audit_log (
+  id bigint generated always as identity primary key,
+  -- The database's clock, like every other time the catalog judges by.
+  at timestamptz not null default clock_timestamp(),
+  actor_kind text not null check (actor_kind in ('user', 'token', 'cli', 'system')),
+  -- A user's or token's id; null for the CLI and the system.
+  actor_id text,
+  -- A user's or token's name, the OS user at the CLI, the loop for the system (scheduler).
+  actor_name text not null,
+  actor_role text,
+  -- Where from: the client's IP address for the API, the host name for the CLI.
+  actor_address text,
+  -- Through what: cli, api, dashboard, scheduler.
+  client text not null,
+  action text not null,
+  -- What it acted on: a target name, a run id, a token id, a channel name.
+  subject text,
+  outcome text not null check (outcome in ('succeeded', 'refused', 'failed')),
+  error_code text,
+  details jsonb not null default '{}'::jsonb,
+  check ((outcome = 'succeeded') = (error_code is null))
+);
+create index audit_log_by_time on backstop.audit_log (at desc, id desc);
+create index audit_log_by_action on backstop.audit_log (action, id desc);
+
+create function backstop.refuse_audit_change() returns trigger
+language plpgsql as $fn$
+begin
+  raise exception 'the audit log is append-only: % on backstop.audit_log is refused', tg_op
+    using errcode = 'insufficient_privilege',
+          hint = 'Entries are never changed or deleted; see docs/DESIGN.md, "Audit trail".';
+end
+$fn$;
+
+create trigger audit_log_refuse_update_delete
+  before update or delete on backstop.audit_log
+  for each row execute function backstop.refuse_audit_change();
+-- TRUNCATE fires no row trigger: it needs a statement trigger of its own.
+create trigger audit_log_refuse_truncate
+  before truncate on backstop.audit_log
+  for each statement execute function backstop.refuse_audit_change();
+
+revoke update, delete, truncate on backstop.audit_log from public;
+-- The owner too: its privileges are checked like anyone's (the trigger is what also stops a
+-- superuser, who skips privilege checks).
+do $revoke$ begin
+  execute format('revoke update, delete, truncate on backstop.audit_log from %I', current_user);
+end $revoke$;
+revoke execute on function backstop.refuse_audit_change() from public;
+
+-- On Supabase, the API's service role is granted every table of the schema by default
+-- privileges: it reads the trail but appends nothing (entries come from Backstop, which knows
+-- who acted). The Supabase migration's row-level security says the same (catalogSecurity.sql).
+do $supabase$ begin
+  if exists (select from pg_roles where rolname = 'service_role') then
+    revoke insert, update, delete, truncate on backstop.audit_log from service_role;
+  end if;
+end $supabase$;
+$backstop_019_audit_log$;
+  end if;
+end $apply$;
+
 -- src/supabaseCatalog/catalogSecurity.sql
 -- Backstop's catalog in a Supabase project: organisations, row-level security, privileges.
 --
@@ -795,9 +876,11 @@ end $apply$;
 --                                 only Backstop's own side may read (database URLs, notification
 --                                 channels, store URLs and artifact locations, lease ids, runner
 --                                 identity, executor details, free-text messages that name them)
---   service_role (BYPASSRLS)      everything
+--   service_role (BYPASSRLS)      everything, but the audit trail: read only
 --   backstop_service (NOLOGIN)    everything, through policies; Backstop's own login role is a
---                                 member of it (postgres is made one below)
+--                                 member of it (postgres is made one below); the audit trail:
+--                                 read and append only
+--   every role                    no UPDATE, DELETE or TRUNCATE of the audit trail (a trigger)
 --
 -- Idempotent: safe to apply again after Backstop's own migrator created the catalog.
 
@@ -973,9 +1056,24 @@ begin
       execute format('alter table %s force row level security', item.relation);
     end if;
     execute format('drop policy if exists backstop_service_all on %s', item.relation);
-    execute format('create policy backstop_service_all on %s for all to backstop_service using (true) with check (true)', item.relation);
+    if item.relname <> 'audit_log' then
+      execute format('create policy backstop_service_all on %s for all to backstop_service using (true) with check (true)', item.relation);
+    end if;
   end loop;
 end $rls$;
+
+-- The audit trail is append-only for every role. Backstop's own role reads it and appends to
+-- it, and nothing else: no UPDATE or DELETE policy (so under RLS they match no row), no such
+-- privilege, and migration 019's trigger refuses UPDATE, DELETE and TRUNCATE whoever runs
+-- them: backstop_service (its owner), service_role (BYPASSRLS), postgres. service_role reads it
+-- and appends nothing: entries come from Backstop, the one path that knows who acted. anon and
+-- authenticated hold no privilege on it at all (revoked above, never granted).
+drop policy if exists backstop_service_read on backstop.audit_log;
+drop policy if exists backstop_service_append on backstop.audit_log;
+create policy backstop_service_read on backstop.audit_log for select to backstop_service using (true);
+create policy backstop_service_append on backstop.audit_log for insert to backstop_service with check (true);
+revoke insert, update, delete, truncate on backstop.audit_log from service_role;
+revoke update, delete, truncate on backstop.audit_log from backstop_service;
 
 create policy org_admins_read on backstop.targets for select to authenticated
   using (backstop_private.is_org_admin(organization_id));

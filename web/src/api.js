@@ -54,7 +54,7 @@ function fieldsOf(body) {
 /** The response of a request, unread: for downloads. Throws ApiError like `api`. */
 export async function apiResponse(/** @type {string} */ path, { method = 'GET', token = storedToken() } = {}) {
   /** @type {Record<string, string>} */
-  const headers = {};
+  const headers = { 'x-backstop-client': 'dashboard' };
   if (token) headers.authorization = `Bearer ${token}`;
   let response;
   try {
@@ -90,7 +90,7 @@ async function errorOf(response) {
  */
 export async function api(path, { method = 'GET', body, token = storedToken() } = {}) {
   /** @type {Record<string, string>} */
-  const headers = { accept: 'application/json' };
+  const headers = { accept: 'application/json', 'x-backstop-client': 'dashboard' };
   if (token) headers.authorization = `Bearer ${token}`;
   // Without a token the session cookie authenticates, and a write must carry its CSRF token.
   else if (method !== 'GET' && csrfToken()) headers['x-backstop-csrf'] = /** @type {string} */ (csrfToken());

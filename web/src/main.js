@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, setUnauthorizedHandler } from './api.js';
 import { Loading } from './components.js';
 import { html } from './html.js';
+import { AuditPage } from './pages/audit.js';
 import { LoginPage } from './pages/login.js';
 import { OverviewPage } from './pages/overview.js';
 import { RunPage } from './pages/run.js';
@@ -48,6 +49,7 @@ function page(route, me) {
   if (section === 'targets' && id === 'new') return html`<${TargetFormPage} me=${me} />`;
   if (section === 'targets' && sub === 'edit') return html`<${TargetFormPage} me=${me} name=${id} key=${`edit-${id}`} />`;
   if (section === 'targets') return html`<${TargetPage} me=${me} name=${id} key=${id} />`;
+  if (section === 'audit' && !id) return html`<${AuditPage} me=${me} query=${route.query} />`;
   return html`<div class="page-heading"><h1 tabindex="-1" id="page-title">Not found</h1></div>
     <p>There is no page here. <a href="#/">Go to the overview</a>.</p>`;
 }
@@ -69,6 +71,7 @@ function Layout({ me, route, onLogout, children }) {
           ${link('#/', 'Overview', '')}
           ${link('#/runs', 'Runs', 'runs')}
           ${link('#/targets', 'Targets', 'targets')}
+          ${me.role === 'admin' ? link('#/audit', 'Audit', 'audit') : null}
         </ul>
       </nav>
       <div class="who">

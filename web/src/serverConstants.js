@@ -40,3 +40,11 @@ export const backupProfiles = /** @type {const} */ (["default","supabase","serve
 
 /** Events a restore leaves on the backup it restored. */
 export const restoreEventKinds = /** @type {const} */ (["restore_started","restored","restore_failed"]);
+
+/** What the audit trail records. */
+export const auditActions = /** @type {const} */ (["sign-in","target.create","target.update","target.delete","run.trigger","run.cancel","run.restore","run.verify","token.create","token.revoke","channel.create","channel.update","channel.delete","prune"]);
+/** @typedef {(typeof auditActions)[number]} AuditAction */
+
+/** How an audited action ended. */
+export const auditOutcomes = /** @type {const} */ (["succeeded","refused","failed"]);
+/** @typedef {(typeof auditOutcomes)[number]} AuditOutcome */

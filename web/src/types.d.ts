@@ -5,6 +5,7 @@
  * but declarations, so it is a .d.ts, checked because web/tsconfig.json checks libraries too.
  */
 import type { ActionVerdict, RunActions, TargetActions } from '../../src/core/actions.ts';
+import type { AuditEntry } from '../../src/core/auditEntry.ts';
 import type { Artifact, ArtifactFile } from '../../src/core/artifact.ts';
 import type { RestoreRecord } from '../../src/core/restoreHistory.ts';
 import type { RunProgress } from '../../src/core/runProgress.ts';
@@ -17,7 +18,7 @@ import type { NotificationChannelView, TargetRecord } from '../../src/db/targets
 import type { TestNotificationResult } from '../../src/operations/sendTestNotification.ts';
 import type { ApiTokenRole, RunKind, RunStatus } from './serverConstants.js';
 
-export type { ActionVerdict, AlarmRecord, ApiTokenRole, Artifact, ArtifactFile, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
+export type { ActionVerdict, AlarmRecord, ApiTokenRole, AuditEntry, Artifact, ArtifactFile, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
 
 export interface Me {
   id: string;

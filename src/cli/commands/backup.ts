@@ -54,7 +54,7 @@ export function registerBackupCommands(program: Command, context: () => CommandC
         const deps = { pool: (await ctx.catalog()).pool, config: ctx.config };
         let prepared: OneShotTarget;
         try {
-          prepared = await ensureOneShotTarget(deps, input);
+          prepared = await ensureOneShotTarget(deps, input, ctx.actor);
         } catch (error) {
           if (error instanceof TargetSettingsDiffer) throw settingsDifferError(error, name);
           throw error;
@@ -62,13 +62,18 @@ export function registerBackupCommands(program: Command, context: () => CommandC
         const { target, created } = prepared;
         let succeeded = false;
         try {
-          const claimed = await claimOneShotRun(deps, target.id, { runDeadlineMs: ctx.config.runDeadlineMs, leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `backup:${process.pid}` });
+          const claimed = await claimOneShotRun(
+            deps,
+            target,
+            { runDeadlineMs: ctx.config.runDeadlineMs, leaseTtlMs: ctx.config.leaseTtlMs, claimedBy: `backup:${process.pid}` },
+            ctx.actor,
+          );
           succeeded = (await runInForeground(ctx, claimed, { json: flags.json })).status === 'succeeded';
         } finally {
           // A target this command made and whose first backup failed is removed with that run:
           // a failed one-shot backup leaves the target list as it was.
           if (created && !succeeded) {
-            const removed = await discardOneShotTarget(deps, target.id).catch(() => false);
+            const removed = await discardOneShotTarget(deps, target, ctx.actor).catch(() => false);
             process.stderr.write(
               removed
                 ? `backstop: target "${target.name}" was not kept: this was its first backup and it did not succeed. Fix the cause and run the command again.\n`

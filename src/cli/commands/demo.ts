@@ -27,13 +27,13 @@ export function registerDemoCommand(program: Command, context: () => CommandCont
       const target = await ensureSampleTarget(pool, embedded, ctx.config);
       say(`Sample database ${SAMPLE_DATABASE}: 2,000 customers, 10,000 orders`);
 
-      const queued = await triggerBackup(pool, ctx.config, { target: target.name }, { trigger: 'demo' });
+      const queued = await triggerBackup(pool, ctx.config, { target: target.name }, { trigger: 'demo', actor: ctx.actor });
       const claimed = await claimRun(pool, ctx.config, queued.id, `demo:${process.pid}`);
       const run = await runInForeground(ctx, claimed, {});
       if (run.status !== 'succeeded') return;
 
       const restoreUrl = await recreateDatabase(embedded, RESTORED_DATABASE);
-      const restore = await prepareRestore({ db: pool, config: ctx.config, log: ctx.log }, run.id, { databaseUrl: restoreUrl }, { via: 'cli' });
+      const restore = await prepareRestore({ db: pool, config: ctx.config, log: ctx.log }, run.id, { databaseUrl: restoreUrl }, { via: 'cli', actor: ctx.actor });
       const restored = await restore.execute();
       say(`Restored into ${RESTORED_DATABASE}: ${restored.tablesChecked} tables, row counts match the manifest`);
       const runs = (await listRuns(pool, { limit: 10 })).items;

@@ -19,7 +19,7 @@ export function registerPruneCommand(program: Command, context: () => CommandCon
       const ctx = context();
       const report = await sayingFlags({ target: '--target', gracePeriodSeconds: '--grace-period' }, () =>
         pruneBackups(
-          { db: ctx.db, log: ctx.log },
+          { db: ctx.db, log: ctx.log, actor: ctx.actor },
           {
             target: options.target,
             dryRun: options.dryRun ?? false,

@@ -85,7 +85,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
               ...(options.replaceDatabases !== undefined ? { replaceDatabases: nameList(options.replaceDatabases) } : {}),
               globals: options.globals,
             },
-            { via: 'cli' },
+            { via: 'cli', actor: ctx.actor },
           ),
         );
 

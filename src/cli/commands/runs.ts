@@ -12,6 +12,7 @@ import type { Queryable } from '../../operations/openCatalog.ts';
 import type { CommandContext } from '../context.ts';
 import { formatBytes } from '../../core/formatBytes.ts';
 import { describeRun, printJson, runJson, table } from '../output.ts';
+import { readPages } from '../readPages.ts';
 import { createProgressDisplay } from '../progressDisplay.ts';
 import { exitCodeFor } from './runInForeground.ts';
 import { sayingFlags } from './targetOptions.ts';
@@ -48,15 +49,8 @@ async function followRun(db: Queryable, runId: string, show: boolean): Promise<v
 /** The CLI shows up to this many runs at once, read in pages of the API's size. */
 const MAX_LISTED = 1000;
 
-async function newestRuns(db: Queryable, filter: Omit<RunListQuery, 'limit' | 'cursor' | 'offset'>, count: number): Promise<RunRecord[]> {
-  const runs: RunRecord[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await listRuns(db, { ...filter, limit: Math.min(MAX_PAGE_SIZE, count - runs.length), cursor });
-    runs.push(...page.items);
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor && runs.length < count);
-  return runs;
+function newestRuns(db: Queryable, filter: Omit<RunListQuery, 'limit' | 'cursor' | 'offset'>, count: number): Promise<RunRecord[]> {
+  return readPages(count, MAX_PAGE_SIZE, (limit, cursor) => listRuns(db, { ...filter, limit, cursor }));
 }
 
 export function registerRunCommands(program: Command, context: () => CommandContext): void {
@@ -67,7 +61,7 @@ export function registerRunCommands(program: Command, context: () => CommandCont
     .option('--json', 'print the run as JSON')
     .action(async (targetName: string, options: { json?: boolean }) => {
       const ctx = context();
-      const run = await sayingFlags({ target: 'TARGET' }, () => triggerBackup(ctx.db, ctx.config, { target: targetName }, { trigger: 'manual' }));
+      const run = await sayingFlags({ target: 'TARGET' }, () => triggerBackup(ctx.db, ctx.config, { target: targetName }, { trigger: 'manual', actor: ctx.actor }));
       if (options.json) printJson(runJson(run));
       else process.stdout.write(`${run.id}\n`);
     });
@@ -147,7 +141,7 @@ export function registerRunCommands(program: Command, context: () => CommandCont
     .option('--json', 'print the run as JSON')
     .action(async (input: string, options: { json?: boolean }) => {
       const ctx = context();
-      const run = await cancelRun(ctx.db, await resolveRunId(ctx.db, input), 'backstop cancel');
+      const run = await cancelRun(ctx.db, await resolveRunId(ctx.db, input), ctx.actor);
       if (options.json) printJson(runJson(run));
       else if (run.status === 'cancelling') process.stdout.write(`Run ${run.id} is being cancelled; its runner stops at its next heartbeat.\n`);
       else process.stdout.write(`Run ${run.id} cancelled.\n`);

@@ -51,7 +51,7 @@ export function registerServerCommand(program: Command, context: () => CommandCo
       const config = withAlarmRepeat(ctx.config, flags.alarmRepeat === undefined ? undefined : number('--alarm-repeat', flags.alarmRepeat, { min: 0 }));
       const catalog = await ctx.catalog();
       const say = (line: string) => process.stdout.write(`${line}\n`);
-      if (flags.quickstart) printQuickstart(await quickstart(catalog, ctx.config), say);
+      if (flags.quickstart) printQuickstart(await quickstart(catalog, ctx.config, ctx.actor), say);
 
       // Handlers first: a signal that arrives while starting, or right after the ready line was
       // read by whoever started us, must shut down cleanly rather than kill the process.

@@ -216,7 +216,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
         ...policies,
         ...(flags.skipChecks ? { checks: false } : {}),
       };
-      const created = await addTarget(await deps(), input);
+      const created = await addTarget(await deps(), input, context().actor);
       print(created, flags.json, `Target ${created.name} added; backups go to ${created.storeUrl}`, generatedSecrets);
     }),
   );
@@ -259,7 +259,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
         const targetDeps = await deps();
         const current = await showTarget(targetDeps, name);
         const { input, generatedSecrets } = updateInput(flags, current);
-        const updated = await updateTarget(targetDeps, name, input);
+        const updated = await updateTarget(targetDeps, name, input, context().actor);
         print(updated, flags.json, `Target ${updated.name} updated.`, generatedSecrets);
       }),
     );
@@ -271,7 +271,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .argument('<new-name>', 'its new name')
     .option('--json', 'print the target as JSON')
     .action((name: string, newName: string, flags: { json?: boolean }) =>
-      sayingFlags({ name: 'NEW_NAME' }, async () => print(await renameTarget(await deps(), name, newName), flags.json, `Target ${name} is now ${newName}.`)),
+      sayingFlags({ name: 'NEW_NAME' }, async () => print(await renameTarget(await deps(), name, newName, context().actor), flags.json, `Target ${name} is now ${newName}.`)),
     );
 
   target
@@ -281,7 +281,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .option('--json', 'print the target as JSON')
     .action((name: string, flags: { json?: boolean }) =>
       sayingFlags({}, async () =>
-        print(await pauseTarget(await deps(), name), flags.json, `Target ${name} paused: no scheduled backups or drills until \`backstop target resume ${name}\`.`),
+        print(await pauseTarget(await deps(), name, context().actor), flags.json, `Target ${name} paused: no scheduled backups or drills until \`backstop target resume ${name}\`.`),
       ),
     );
 
@@ -290,7 +290,9 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .description('Queue its scheduled backups and drills again, from the next slot on: slots that passed while it was paused are not caught up.')
     .argument('<name>', 'target name')
     .option('--json', 'print the target as JSON')
-    .action((name: string, flags: { json?: boolean }) => sayingFlags({}, async () => print(await resumeTarget(await deps(), name), flags.json, `Target ${name} resumed.`)));
+    .action((name: string, flags: { json?: boolean }) =>
+      sayingFlags({}, async () => print(await resumeTarget(await deps(), name, context().actor), flags.json, `Target ${name} resumed.`)),
+    );
 
   target
     .command('test')
@@ -322,7 +324,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .option('--json', 'print the result as JSON')
     .action((name: string, flags: { json?: boolean }) =>
       sayingFlags({}, async () => {
-        const deleted = await deleteTarget(await deps(), name);
+        const deleted = await deleteTarget(await deps(), name, context().actor);
         if (flags.json) {
           printJson(deleted);
           return;

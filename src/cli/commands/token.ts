@@ -30,7 +30,7 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
       }
       if (options.github !== undefined) {
         if (options.owner !== undefined) throw new BackstopError('INVALID_INPUT', 'A GitHub runner token is held by its repository: leave out --owner.');
-        const created = await sayingFlags(tokenFlags, () => createGithubRunnerToken(ctx.db, { name: options.name, repository: options.github! }));
+        const created = await sayingFlags(tokenFlags, () => createGithubRunnerToken(ctx.db, { name: options.name, repository: options.github! }, ctx.actor));
         if (options.json) printJson(created);
         else {
           process.stdout.write(`${created.token}\n`);
@@ -40,7 +40,9 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
         }
         return;
       }
-      const created = await sayingFlags(tokenFlags, () => createApiToken(ctx.db, { name: options.name, role: options.role as (typeof apiTokenRoles)[number], owner: options.owner }));
+      const created = await sayingFlags(tokenFlags, () =>
+        createApiToken(ctx.db, { name: options.name, role: options.role as (typeof apiTokenRoles)[number], owner: options.owner }, ctx.actor),
+      );
       if (options.json) printJson(created);
       else {
         process.stdout.write(`${created.token}\n`);
@@ -72,7 +74,7 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
     .option('--json', 'print the revoked token as JSON')
     .action(async (id: string, options: { json?: boolean }) => {
       const ctx = context();
-      const revoked = await revokeToken(ctx.db, id, { githubRunnerTokens: true });
+      const revoked = await revokeToken(ctx.db, id, { githubRunnerTokens: true }, ctx.actor);
       if (options.json) printJson(revoked.kind === 'github-runner' ? { ...revoked.token, role: 'github-runner' } : revoked.token);
       else process.stdout.write(`Token ${revoked.token.id} ("${revoked.token.name}") revoked.\n`);
     });

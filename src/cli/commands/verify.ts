@@ -25,7 +25,7 @@ export function registerVerifyCommand(program: Command, context: () => CommandCo
       const config = options.identity ? { ...ctx.config, identityFile: options.identity } : ctx.config;
       let queued: Awaited<ReturnType<typeof queueDrill>>;
       try {
-        queued = await queueDrill(ctx.db, config, { runId, requireChecksums: options.checksums, readManifest: options.identity !== undefined }, { trigger: 'cli' });
+        queued = await queueDrill(ctx.db, config, { runId, requireChecksums: options.checksums, readManifest: options.identity !== undefined }, { trigger: 'cli', actor: ctx.actor });
       } catch (error) {
         if (!isBackstopError(error, 'IDENTITY_REQUIRED')) throw error;
         throw new BackstopError(

@@ -1,7 +1,9 @@
+import type { AuditActor } from '../../core/auditActor.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { parseInput } from '../../core/inputProblems.ts';
 import { createTarget, findTargetWithSecret, type NewTarget, type TargetRecord } from '../../db/targets.ts';
 import { absoluteStoreUrl } from '../../storage/openStore.ts';
+import { audited } from '../recordAudit.ts';
 import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
@@ -10,11 +12,16 @@ import { assertChannelsAllowed, mergeNotifications } from './targetNotifications
 
 /**
  * Registers a target, after every check (see targetChecks.ts) unless `checks: false` skips
- * those that reach the database and the store. Nothing is stored when any fails.
+ * those that reach the database and the store. Nothing is stored when any fails. The audit
+ * trail records the target's name and which fields were given, never their values.
  */
-export async function addTarget(deps: TargetDeps, input: TargetCreateInput | unknown): Promise<TargetRecord> {
-  const target = parseInput(targetCreateSchema, input);
-  return storeNewTarget(deps, target);
+export async function addTarget(deps: TargetDeps, input: TargetCreateInput | unknown, actor: AuditActor): Promise<TargetRecord> {
+  const given = input && typeof input === 'object' ? (input as Record<string, unknown>) : {};
+  const subject = typeof given.name === 'string' ? given.name.slice(0, 200) : null;
+  const fields = Object.keys(given)
+    .filter((key) => key !== 'checks' && /^[A-Za-z]{1,40}$/.test(key))
+    .sort();
+  return audited(deps.pool, actor, { action: 'target.create', subject, details: { fields } }, async () => storeNewTarget(deps, parseInput(targetCreateSchema, input)));
 }
 
 /** The part of `addTarget` after validation (the one-shot backup validates first, then decides). */

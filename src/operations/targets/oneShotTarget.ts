@@ -1,9 +1,11 @@
 import { BackstopError, isBackstopError, type FieldProblem } from '../../core/errors.ts';
 import { describeProblems, parseInput } from '../../core/inputProblems.ts';
 import { claimRunById } from '../../db/runLeases.ts';
+import type { AuditActor } from '../../core/auditActor.ts';
 import { createRun, type ClaimedRun } from '../../db/runRecords.ts';
 import { deleteTargetById, findTargetWithSecret, type TargetRecord, type TargetWithSecret } from '../../db/targets.ts';
 import { defaultCompression, parseCompression } from '../../pipeline/compression.ts';
+import { audited } from '../recordAudit.ts';
 import { storeNewTarget } from './addTarget.ts';
 import type { TargetDeps } from './targetDeps.ts';
 import { targetCreateSchema, type TargetCreate, type TargetCreateInput } from './targetInput.ts';
@@ -87,7 +89,7 @@ export interface OneShotTarget {
 }
 
 /** The target to back up now: the existing one of that name (same database, same settings), or a new one, checked and stored. */
-export async function ensureOneShotTarget(deps: TargetDeps, input: TargetCreateInput): Promise<OneShotTarget> {
+export async function ensureOneShotTarget(deps: TargetDeps, input: TargetCreateInput, actor: AuditActor): Promise<OneShotTarget> {
   const wanted = parseInput(targetCreateSchema, input);
   // Twice at most: a target created by another process between the read and the insert is
   // then read as an existing one.
@@ -105,7 +107,11 @@ export async function ensureOneShotTarget(deps: TargetDeps, input: TargetCreateI
       return { target, created: false };
     }
     try {
-      return { target: await storeNewTarget(deps, wanted), created: true };
+      const fields = Object.keys(input)
+        .filter((key) => key !== 'checks')
+        .sort();
+      const target = await audited(deps.pool, actor, { action: 'target.create', subject: wanted.name, details: { fields, oneShot: true } }, () => storeNewTarget(deps, wanted));
+      return { target, created: true };
     } catch (error) {
       // Registered by another process between the read and the insert: use it as an existing one.
       if (!isBackstopError(error, 'TARGET_EXISTS') || attempt >= 2) throw error;
@@ -116,10 +122,13 @@ export async function ensureOneShotTarget(deps: TargetDeps, input: TargetCreateI
 /** Queues a backup of the target and claims it for this process at once. */
 export async function claimOneShotRun(
   deps: Pick<TargetDeps, 'pool'>,
-  targetId: string,
+  target: { id: string; name: string },
   settings: { runDeadlineMs: number; leaseTtlMs: number; claimedBy: string },
+  actor: AuditActor,
 ): Promise<ClaimedRun> {
-  const run = await createRun(deps.pool, { targetId, trigger: 'cli', runDeadlineMs: settings.runDeadlineMs });
+  const run = await audited(deps.pool, actor, { action: 'run.trigger', subject: target.name, detailsOf: (made) => ({ runId: made.id, oneShot: true }) }, () =>
+    createRun(deps.pool, { targetId: target.id, trigger: 'cli', runDeadlineMs: settings.runDeadlineMs }),
+  );
   return claimRunById(deps.pool, run.id, { leaseTtlMs: settings.leaseTtlMs, claimedBy: settings.claimedBy });
 }
 
@@ -128,6 +137,8 @@ export async function claimOneShotRun(
  * list is as before the command. Returns false when it must stay (another run of it is active:
  * someone else uses it already).
  */
-export async function discardOneShotTarget(deps: Pick<TargetDeps, 'pool'>, targetId: string): Promise<boolean> {
-  return deleteTargetById(deps.pool, targetId);
+export async function discardOneShotTarget(deps: Pick<TargetDeps, 'pool'>, target: { id: string; name: string }, actor: AuditActor): Promise<boolean> {
+  return audited(deps.pool, actor, { action: 'target.delete', subject: target.name, details: { reason: 'its first backup did not succeed' } }, () =>
+    deleteTargetById(deps.pool, target.id),
+  );
 }

@@ -1,3 +1,4 @@
+import type { AuditActor } from '../../core/auditActor.ts';
 import type { TargetRecord } from '../../db/targets.ts';
 import type { TargetDeps } from './targetDeps.ts';
 import { updateTarget } from './updateTarget.ts';
@@ -7,6 +8,6 @@ import { updateTarget } from './updateTarget.ts';
  * taken from now on go under the new name's folder in the store; those already stored stay
  * where they are and remain restorable.
  */
-export function renameTarget(deps: TargetDeps, name: string, newName: string): Promise<TargetRecord> {
-  return updateTarget(deps, name, { name: newName });
+export function renameTarget(deps: TargetDeps, name: string, newName: string, actor: AuditActor): Promise<TargetRecord> {
+  return updateTarget(deps, name, { name: newName }, actor);
 }

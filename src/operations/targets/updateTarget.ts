@@ -1,8 +1,12 @@
+import type { AuditActor } from '../../core/auditActor.ts';
+import type { AuditDetails } from '../../core/auditEntry.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { parseInput } from '../../core/inputProblems.ts';
 import { assertTargetName } from '../../core/targetName.ts';
 import { withTransaction } from '../../db/pool.ts';
 import { findTargetWithSecret, lockTargetForUpdate, targetNotFound, updateTarget as storeTargetUpdate, type TargetRecord, type TargetUpdate } from '../../db/targets.ts';
+import { audited } from '../recordAudit.ts';
+import { changedTargetFields } from './changedTargetFields.ts';
 import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
@@ -13,9 +17,15 @@ import { assertChannelsAllowed, mergeNotifications } from './targetNotifications
  * Changes any field of a target: its name, database URL, store, options, retries, schedule,
  * pause, retention, drills, notifications or executor. A new database URL or store is checked
  * as `addTarget` checks them (unless `checks: false`), before anything is stored. Runs already
- * queued keep the settings they were created with.
+ * queued keep the settings they were created with. The audit trail records which fields
+ * changed, never their values.
  */
-export async function updateTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown): Promise<TargetRecord> {
+export async function updateTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown, actor: AuditActor): Promise<TargetRecord> {
+  const facts: AuditDetails = {};
+  return audited(deps.pool, actor, { action: 'target.update', subject: name.slice(0, 200), detailsOf: () => facts }, () => changeTarget(deps, name, input, facts));
+}
+
+async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown, facts: AuditDetails): Promise<TargetRecord> {
   assertTargetName(name, 'target');
   const parsed = parseInput(targetUpdateSchema, input);
   const current = await findTargetWithSecret(deps.pool, name);
@@ -46,7 +56,10 @@ export async function updateTarget(deps: TargetDeps, name: string, input: Target
   // and secrets, which only the stored row knows.
   return withTransaction(deps.pool, async (client) => {
     const locked = await lockTargetForUpdate(client, name);
-    return storeTargetUpdate(client, name, updateFrom(fields, locked.notificationChannels));
+    const update = updateFrom(fields, locked.notificationChannels);
+    facts.changed = changedTargetFields(locked, update);
+    if (renamed) facts.renamedTo = fields.name!;
+    return storeTargetUpdate(client, name, update);
   });
 }
 

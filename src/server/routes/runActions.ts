@@ -3,7 +3,7 @@ import { BackstopError } from '../../core/errors.ts';
 import { prepareRestore } from '../../operations/prepareRestore.ts';
 import { queueDrill } from '../../operations/queueDrill.ts';
 import { restoreRequest, type RestoreRequest } from '../../operations/restoreRequest.ts';
-import { actorOf, roleOf } from '../auth.ts';
+import { actorOf, requestActor, roleOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { runParams } from '../requestSchemas.ts';
 import { zodBody } from '../validation.ts';
@@ -13,7 +13,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
   app.post<{ Params: { id: string }; Body: RestoreRequest }>(
     '/api/v1/runs/:id/restore',
     {
-      config: { access: 'operator' },
+      config: { access: 'operator', audit: 'run.restore' },
       schema: {
         tags: ['runs'],
         summary: 'Restore a backup into a database (in the background)',
@@ -44,7 +44,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       const restore = await prepareRestore({ db: ctx.pool, config: ctx.config, log }, request.params.id, request.body, {
         via: 'api',
         role,
-        actor: actorOf(request),
+        actor: requestActor(request),
       });
       // The outcome is an event of the run (restored or restore_failed), recorded by the restore itself.
       ctx.tasks.start(`restore of ${restore.runId}`, async (signal) => {
@@ -63,7 +63,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
   app.post<{ Params: { id: string } }>(
     '/api/v1/runs/:id/verify',
     {
-      config: { access: 'operator' },
+      config: { access: 'operator', audit: 'run.verify' },
       schema: {
         tags: ['runs'],
         summary: 'Verify a backup with a restore drill',
@@ -74,7 +74,7 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       },
     },
     async (request, reply) => {
-      const { run } = await queueDrill(ctx.pool, ctx.config, { runId: request.params.id }, { trigger: 'api' });
+      const { run } = await queueDrill(ctx.pool, ctx.config, { runId: request.params.id }, { trigger: 'api', actor: requestActor(request) });
       request.log.info({ runId: run.id, subjectRunId: run.subjectRunId, by: actorOf(request) }, 'verification queued');
       return reply.code(201).send(run);
     },

@@ -9,7 +9,7 @@ import { showArtifacts } from '../../operations/showArtifacts.ts';
 import { showRun } from '../../operations/showRun.ts';
 import { triggerBackup, triggerRequest, type TriggerRequest } from '../../operations/triggerBackup.ts';
 import { runActionsFor } from '../../operations/runCapabilities.ts';
-import { actorOf, roleOf } from '../auth.ts';
+import { actorOf, requestActor, roleOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { runParams } from '../requestSchemas.ts';
 import { zodBody, zodJsonSchema } from '../validation.ts';
@@ -46,7 +46,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
   app.post<{ Body: TriggerRequest }>(
     '/api/v1/runs',
     {
-      config: { access: 'operator' },
+      config: { access: 'operator', audit: 'run.trigger' },
       schema: {
         tags,
         summary: 'Trigger a backup',
@@ -56,7 +56,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
       },
     },
     async (request, reply) => {
-      const run = await triggerBackup(ctx.pool, ctx.config, request.body, { trigger: 'api' });
+      const run = await triggerBackup(ctx.pool, ctx.config, request.body, { trigger: 'api', actor: requestActor(request) });
       request.log.info({ runId: run.id, target: run.targetName, by: actorOf(request) }, 'run triggered');
       return reply.code(201).send(run);
     },
@@ -77,7 +77,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
   app.post<{ Params: { id: string } }>(
     '/api/v1/runs/:id/cancel',
     {
-      config: { access: 'operator' },
+      config: { access: 'operator', audit: 'run.cancel' },
       schema: {
         tags,
         summary: 'Cancel a run',
@@ -86,7 +86,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
         response: { 200: ref('Run'), ...errorResponses },
       },
     },
-    async (request) => cancelRun(ctx.pool, request.params.id, `API, ${actorOf(request)}`),
+    async (request) => cancelRun(ctx.pool, request.params.id, requestActor(request)),
   );
 
   app.get<{ Params: { id: string } }>(

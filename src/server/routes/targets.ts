@@ -8,7 +8,7 @@ import type { TargetCreateInput, TargetUpdateInput } from '../../operations/targ
 import { testTarget } from '../../operations/targets/testTarget.ts';
 import { updateTarget } from '../../operations/targets/updateTarget.ts';
 import { targetActionsFor } from '../../operations/runCapabilities.ts';
-import { roleOf } from '../auth.ts';
+import { requestActor, roleOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { targetCreateBody, targetParams, targetUpdateBody } from '../requestSchemas.ts';
 import { errorResponses, ref } from '../responseSchemas.ts';
@@ -101,7 +101,7 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
   app.post<{ Body: TargetCreateInput }>(
     '/api/v1/targets',
     {
-      config: { access: 'admin' },
+      config: { access: 'admin', audit: 'target.create' },
       schema: {
         tags,
         summary: 'Create a target',
@@ -111,7 +111,7 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
         response: { 201: ref('Target'), ...errorResponses },
       },
     },
-    async (request, reply) => reply.code(201).send(await addTarget(deps, request.body)),
+    async (request, reply) => reply.code(201).send(await addTarget(deps, request.body, requestActor(request))),
   );
 
   app.get<{ Params: { name: string } }>(
@@ -163,7 +163,7 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
   app.patch<{ Params: { name: string }; Body: TargetUpdateInput }>(
     '/api/v1/targets/:name',
     {
-      config: { access: 'admin' },
+      config: { access: 'admin', audit: 'target.update' },
       schema: {
         tags,
         summary: 'Change a target',
@@ -174,13 +174,13 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
         response: { 200: ref('Target'), ...errorResponses },
       },
     },
-    async (request) => updateTarget(deps, request.params.name, request.body),
+    async (request) => updateTarget(deps, request.params.name, request.body, requestActor(request)),
   );
 
   app.delete<{ Params: { name: string } }>(
     '/api/v1/targets/:name',
     {
-      config: { access: 'admin' },
+      config: { access: 'admin', audit: 'target.delete' },
       schema: {
         tags,
         summary: 'Delete a target',
@@ -189,6 +189,6 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
         response: { 200: deletedTarget, ...errorResponses },
       },
     },
-    async (request) => deleteTarget(deps, request.params.name),
+    async (request) => deleteTarget(deps, request.params.name, requestActor(request)),
   );
 }

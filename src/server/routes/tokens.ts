@@ -3,7 +3,7 @@ import { BackstopError } from '../../core/errors.ts';
 import { apiTokenRequest, apiTokenRoles, createApiToken, type ApiTokenRequest } from '../../operations/createApiToken.ts';
 import { listTokens } from '../../operations/listTokens.ts';
 import { revokeToken } from '../../operations/revokeToken.ts';
-import { actorOf } from '../auth.ts';
+import { actorOf, requestActor } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { tokenParams } from '../requestSchemas.ts';
 import { zodBody } from '../validation.ts';
@@ -65,7 +65,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
   app.post<{ Body: ApiTokenRequest }>(
     '/api/v1/tokens',
     {
-      config: { access: 'admin' },
+      config: { access: 'admin', audit: 'token.create' },
       schema: {
         tags,
         summary: 'Create an API token',
@@ -85,7 +85,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
       // A person who makes a token without naming its holder holds it themselves.
       const principal = request.principal;
       const owner = request.body.owner ?? (principal?.kind === 'user' ? (principal.email ?? principal.name) : undefined);
-      const created = await createApiToken(ctx.pool, { ...request.body, owner });
+      const created = await createApiToken(ctx.pool, { ...request.body, owner }, requestActor(request));
       request.log.info({ tokenId: created.id, role: created.role, by: actorOf(request) }, 'API token created');
       return reply.code(201).send(created);
     },
@@ -94,7 +94,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
   app.delete<{ Params: { id: string } }>(
     '/api/v1/tokens/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'admin', audit: 'token.revoke' },
       schema: {
         tags,
         summary: 'Revoke an API token',
@@ -104,7 +104,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
       },
     },
     async (request) => {
-      const { token } = await revokeToken(ctx.pool, request.params.id, { githubRunnerTokens: false });
+      const { token } = await revokeToken(ctx.pool, request.params.id, { githubRunnerTokens: false }, requestActor(request));
       request.log.info({ tokenId: token.id, by: actorOf(request) }, 'API token revoked');
       return token;
     },
