@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { recordChannelOutcome } from '../db/channels.ts';
 import { claimDueNotifications, markNotificationAttemptFailed, markNotificationDelivered, type NotificationDelivery } from '../db/notifications.ts';
 import type { Queryable } from '../db/pool.ts';
 import { guardedFetch } from '../net/outboundGuard.ts';
@@ -18,6 +19,8 @@ export interface NotifierOptions {
   retryBaseMs?: number;
   /** Default 1 h. */
   retryMaxMs?: number;
+  /** The dashboard's public address, for links to run pages in messages (BACKSTOP_PUBLIC_URL). */
+  publicUrl?: string | null;
 }
 
 export interface DeliveryOutcome {
@@ -44,8 +47,8 @@ export function retryDelayMs(attempts: number, baseMs: number, maxMs: number): n
 }
 
 /**
- * Delivers the notification outbox (backstop.notifications) to webhooks and Slack incoming
- * webhooks, with retries and exponential backoff. Fully decoupled from runs: rows are
+ * Delivers the notification outbox (backstop.notifications) to every kind of channel (webhook,
+ * Slack, e-mail, Discord, Telegram, Teams, ntfy), with retries and exponential backoff. Fully decoupled from runs: rows are
  * enqueued by a trigger in the transaction that ends a run, and nothing a receiver does
  * (hang, fail, vanish) can reach back into that transaction. Safe with many notifiers.
  */
@@ -62,9 +65,9 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
   const log = deps.log.child({ component: 'notifier' });
 
   const deliver = async (row: NotificationDelivery): Promise<DeliveryOutcome> => {
-    let error: string | null = null;
-    if (!row.channel) error = `channel ${row.channelId} no longer exists on the target`;
-    else error = (await deliverToChannel(doFetch, row, row.channel, settings.requestTimeoutMs)).error;
+    const error = row.channel
+      ? (await deliverToChannel(doFetch, row, row.channel, { timeoutMs: settings.requestTimeoutMs, publicUrl: options.publicUrl ?? null })).error
+      : row.channelMissing;
     const outcome: DeliveryOutcome = {
       id: row.id,
       channelId: row.channelId,
@@ -75,6 +78,8 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
       error,
     };
     const fields = { notification: row.id, channel: row.channelId, event: row.event, runId: row.runId, attempt: row.attempts };
+    // The channel's health first: a channel that keeps failing is shown failing at once.
+    if (row.channel) await recordChannelOutcome(deps.db, { ...row.health, error }).catch((err: unknown) => log.warn({ err, ...fields }, 'could not record the channel outcome'));
     if (error === null) {
       await markNotificationDelivered(deps.db, { id: row.id, attempts: row.attempts });
       log.info(fields, 'notification delivered');

@@ -93,6 +93,20 @@ export const configSchema = z.object({
     .describe(
       'Webhooks, Slack, S3 endpoints and the GitHub API may reach these loopback, private or link-local addresses: a comma-separated list of addresses and CIDR ranges (127.0.0.1,10.0.0.0/8,fd00::/8), or true for every address. Default: public addresses only. Validated here; the outbound guard (src/net/outboundGuard.ts) reads it from the environment at every request.',
     ),
+  BACKSTOP_PUBLIC_URL: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value === undefined || value === '') return;
+      let url: URL | undefined;
+      try {
+        url = new URL(value);
+      } catch {
+        url = undefined;
+      }
+      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) ctx.addIssue({ code: 'custom', message: `must be the dashboard's http(s) address, e.g. https://backstop.example.com, got "${value}"` });
+    })
+    .describe("The dashboard's address as people reach it (https://backstop.example.com): notifications link to the run's page there. Unset: messages carry no link."),
   BACKSTOP_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the logs written to stderr.'),
   BACKSTOP_LOG_FORMAT: z
     .enum(['json', 'pretty', ''])
@@ -124,6 +138,8 @@ export interface Config {
    * set, which the CLI reports): the API, the token, and the source database's URL.
    */
   remoteRunner: { apiUrl: string | undefined; token: string | undefined; sourceUrl: string | undefined };
+  /** The dashboard's public address, for links in notifications; null when unset. */
+  publicUrl: string | null;
   logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
   /** Unset: chosen by whether stderr is a terminal (see chooseLogFormat). */
   logFormat: 'json' | 'pretty' | undefined;
@@ -178,6 +194,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
       dirs: (values.BACKSTOP_PG_BIN ?? '').split(':').filter(Boolean),
       only: values.BACKSTOP_PG_BIN_ONLY === 'true' || values.BACKSTOP_PG_BIN_ONLY === '1',
     },
+    publicUrl: values.BACKSTOP_PUBLIC_URL ? values.BACKSTOP_PUBLIC_URL.replace(/\/+$/, '') : null,
     logLevel: values.BACKSTOP_LOG_LEVEL,
     logFormat: values.BACKSTOP_LOG_FORMAT || undefined,
   };

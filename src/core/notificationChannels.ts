@@ -22,19 +22,3 @@ export function parseNotificationEvents(list: string): NotificationEventName[] {
   }
   return [...new Set(names)] as NotificationEventName[];
 }
-
-/** A channel URL must be http(s); the URL itself is a secret and is not repeated in the message. */
-export function assertChannelUrl(raw: string, kind: 'webhook' | 'slack'): void {
-  let url: URL | undefined;
-  try {
-    url = new URL(raw);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      `The ${kind === 'slack' ? 'Slack incoming-webhook' : 'webhook'} URL is not an http:// or https:// URL. Pass the full URL, e.g. https://hooks.example.com/backstop.`,
-    );
-  }
-}

@@ -24,7 +24,7 @@ export async function storeNewTarget(deps: TargetDeps, target: TargetCreate): Pr
   }
   const storeUrl = target.storeUrl ?? absoluteStoreUrl(deps.config.defaultStoreUrl);
   const notifications = mergeNotifications(target.notifications ?? [], []);
-  await assertChannelsAllowed(target.notifications ?? []);
+  await assertChannelsAllowed(deps.pool, target.notifications ?? []);
   await assertTargetChecks(
     { name: target.name, databaseUrl: target.databaseUrl, storeUrl, profile: target.options?.profile, github: Boolean(target.executor) },
     { pgTools: deps.config.pgTools },

@@ -25,7 +25,7 @@ export async function updateTarget(deps: TargetDeps, name: string, input: Target
   }
   // Said before the checks; merged again under the row lock below, against the channels then.
   if (fields.notifications !== undefined) mergeNotifications(fields.notifications, current.notificationChannels);
-  await assertChannelsAllowed(fields.notifications ?? []);
+  await assertChannelsAllowed(deps.pool, fields.notifications ?? []);
   const databaseChanged = fields.databaseUrl !== undefined && fields.databaseUrl !== current.databaseUrl;
   const storeChanged = fields.storeUrl !== undefined && fields.storeUrl !== current.storeUrl;
   // Outside the row lock: a check may take seconds.
