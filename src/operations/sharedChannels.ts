@@ -38,6 +38,7 @@ export const channelUpdateSchema = z
   })
   .meta({ description: 'Settings to change; absent ones keep their value (secrets included), null removes an optional one. A new kind starts from no settings.' });
 
+export type { SharedChannelRecord };
 export type ChannelCreateInput = z.input<typeof channelCreateSchema>;
 export type ChannelUpdateInput = z.input<typeof channelUpdateSchema>;
 

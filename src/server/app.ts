@@ -12,6 +12,7 @@ import type { ServerMetrics } from './metrics.ts';
 import { registerDashboard } from './dashboard.ts';
 import { bundledFiles } from '../core/bundledFiles.ts';
 import { registerEventRoutes } from './routes/events.ts';
+import { registerChannelRoutes } from './routes/channels.ts';
 import { registerNotificationTestRoutes } from './routes/notificationTests.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
 import { registerOverviewRoutes } from './routes/overview.ts';
@@ -106,6 +107,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
         { name: 'runs', description: 'Backups and verification drills' },
         { name: 'runner', description: 'Remote runners: claim, heartbeat, finalize' },
         { name: 'tokens', description: 'API tokens' },
+        { name: 'channels', description: 'Shared notification channels' },
         { name: 'operations', description: 'Health and metrics (no token needed)' },
       ],
     },
@@ -135,6 +137,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   registerRunFileRoutes(app, ctx);
   registerTargetRestoreRoutes(app, ctx);
   registerNotificationTestRoutes(app, ctx);
+  registerChannelRoutes(app, ctx);
   registerRunnerRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
   registerOverviewRoutes(app, ctx);
