@@ -121,7 +121,9 @@ const emailAddress = z
  * optional one). `checkChannelSettings` says what is missing once merged.
  */
 export const channelSettingsFields = {
-  url: httpUrl('channel URL').optional().meta({ writeOnly: true, description: 'Secret, never returned. webhook, slack, discord, teams: the URL to POST to; ntfy: the topic URL (https://ntfy.sh/TOPIC).' }),
+  url: httpUrl('channel URL')
+    .optional()
+    .meta({ writeOnly: true, description: 'Secret, never returned. webhook, slack, discord, teams: the URL to POST to; ntfy: the topic URL (https://ntfy.sh/TOPIC).' }),
   secret: z.string().min(16).max(256).nullable().optional().meta({ writeOnly: true, description: 'Secret, never returned: signs webhook deliveries. null removes it.' }),
   token: z.string().min(1).max(512).nullable().optional().meta({ writeOnly: true, description: 'Secret, never returned: ntfy access token (Authorization: Bearer). null removes it.' }),
   botToken: z
@@ -134,14 +136,20 @@ export const channelSettingsFields = {
     .regex(/^(-?[0-9]{1,20}|@[A-Za-z0-9_]{4,64})$/, { error: 'must be a chat id (digits, - for groups) or @channelname' })
     .optional()
     .meta({ description: 'telegram: the chat to post to.' }),
-  apiUrl: httpUrl('Telegram API URL').nullable().optional().meta({ description: `telegram: the Bot API's base URL (default ${TELEGRAM_API_URL}). null restores the default.` }),
+  apiUrl: httpUrl('Telegram API URL')
+    .nullable()
+    .optional()
+    .meta({ description: `telegram: the Bot API's base URL (default ${TELEGRAM_API_URL}). null restores the default.` }),
   host: z
     .string()
     .regex(/^[A-Za-z0-9.:[\]-]{1,253}$/, { error: 'must be a host name or address' })
     .optional()
     .meta({ description: 'email: the SMTP server.' }),
   port: z.number().int().min(1).max(65535).optional().meta({ description: 'email: SMTP port (default 587 for starttls, 465 for tls, 25 for none).' }),
-  security: z.enum(smtpSecurityModes).optional().meta({ description: 'email: starttls (default: upgrade required), tls (implicit TLS, port 465) or none (plain text, local relays only).' }),
+  security: z
+    .enum(smtpSecurityModes)
+    .optional()
+    .meta({ description: 'email: starttls (default: upgrade required), tls (implicit TLS, port 465) or none (plain text, local relays only).' }),
   username: z.string().min(1).max(256).nullable().optional().meta({ description: 'email: SMTP user name (with password). null removes it.' }),
   password: z.string().min(1).max(512).nullable().optional().meta({ writeOnly: true, description: 'Secret, never returned: SMTP password. null removes it.' }),
   from: emailAddress.optional().meta({ description: 'email: the sender address.' }),
@@ -180,7 +188,9 @@ export function mergeChannelSettings(input: ParsedSettings, stored: ChannelSetti
   }
   if (problems.length > 0) throw invalidInput(problems);
   // Only what the kind may have is kept: a kind changed from webhook to email drops the URL.
-  return Object.fromEntries(Object.entries(settings).filter(([key]) => key === 'kind' || allowedSettings[settings.kind].includes(key as keyof ChannelSettings))) as unknown as ChannelSettings;
+  return Object.fromEntries(
+    Object.entries(settings).filter(([key]) => key === 'kind' || allowedSettings[settings.kind].includes(key as keyof ChannelSettings)),
+  ) as unknown as ChannelSettings;
 }
 
 /** What is shown of a channel's settings: everything but the secrets, and which secrets are set. */
@@ -219,6 +229,7 @@ export function channelEndpoints(settings: Pick<ChannelSettings, 'kind' | 'url' 
   const endpoints: { url: string; what: string }[] = [];
   if (settings.url !== undefined) endpoints.push({ url: settings.url, what: urlSettingNames[settings.kind] ?? 'channel URL' });
   if (settings.apiUrl) endpoints.push({ url: settings.apiUrl, what: 'Telegram API URL' });
-  if (settings.host !== undefined) endpoints.push({ url: `smtp://${settings.host.includes(':') && !settings.host.startsWith('[') ? `[${settings.host}]` : settings.host}`, what: 'SMTP server' });
+  if (settings.host !== undefined)
+    endpoints.push({ url: `smtp://${settings.host.includes(':') && !settings.host.startsWith('[') ? `[${settings.host}]` : settings.host}`, what: 'SMTP server' });
   return endpoints;
 }

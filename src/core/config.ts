@@ -104,7 +104,8 @@ export const configSchema = z.object({
       } catch {
         url = undefined;
       }
-      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) ctx.addIssue({ code: 'custom', message: `must be the dashboard's http(s) address, e.g. https://backstop.example.com, got "${value}"` });
+      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+        ctx.addIssue({ code: 'custom', message: `must be the dashboard's http(s) address, e.g. https://backstop.example.com, got "${value}"` });
     })
     .describe("The dashboard's address as people reach it (https://backstop.example.com): notifications link to the run's page there. Unset: messages carry no link."),
   BACKSTOP_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the logs written to stderr.'),

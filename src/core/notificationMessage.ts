@@ -73,7 +73,8 @@ function known(payload: PayloadView, target: string): { severity: Severity; titl
         severity: 'error',
         title: `Backup of ${target} failed`,
         summary: `The backup of ${target} failed:${error || ' no error was recorded.'}`,
-        action: 'Read the error on the run page, fix its cause (database reachable, credentials, store), then back up again: `backstop trigger TARGET` or "Back up now" on the dashboard.',
+        action:
+          'Read the error on the run page, fix its cause (database reachable, credentials, store), then back up again: `backstop trigger TARGET` or "Back up now" on the dashboard.',
       };
     case 'timed_out':
       return {

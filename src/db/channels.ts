@@ -70,7 +70,10 @@ export function channelHealthKey(channel: { sharedChannelId: string } | { target
 }
 
 function channelNotFound(name: string): BackstopError {
-  return new BackstopError('CHANNEL_NOT_FOUND', `No notification channel named "${name}". List them with \`backstop channel list\`; add one with \`backstop channel add NAME --kind KIND …\`.`);
+  return new BackstopError(
+    'CHANNEL_NOT_FOUND',
+    `No notification channel named "${name}". List them with \`backstop channel list\`; add one with \`backstop channel add NAME --kind KIND …\`.`,
+  );
 }
 
 /** Targets whose notifications use shared channel `name`. */
@@ -124,7 +127,9 @@ export async function insertSharedChannel(db: Queryable, input: { name: string; 
     await db.query('insert into backstop.channels (name, settings) values ($1, $2::jsonb)', [input.name, JSON.stringify(input.settings)]);
   } catch (error) {
     if (pgErrorCode(error) === pgErrorCodes.UNIQUE_VIOLATION) {
-      throw new BackstopError('CHANNEL_EXISTS', `A notification channel named "${input.name}" already exists. Pick another name, or change it with \`backstop channel update\`.`, { field: 'name' });
+      throw new BackstopError('CHANNEL_EXISTS', `A notification channel named "${input.name}" already exists. Pick another name, or change it with \`backstop channel update\`.`, {
+        field: 'name',
+      });
     }
     throw error;
   }
@@ -157,10 +162,7 @@ export async function deleteSharedChannel(db: Queryable, name: string): Promise<
 }
 
 /** Records the outcome of one attempt on a channel (a delivery or a test). */
-export async function recordChannelOutcome(
-  db: Queryable,
-  input: { key: string; targetId: string | null; sharedChannelId: string | null; error: string | null },
-): Promise<void> {
+export async function recordChannelOutcome(db: Queryable, input: { key: string; targetId: string | null; sharedChannelId: string | null; error: string | null }): Promise<void> {
   await db.query(
     `insert into backstop.channel_health as h (key, target_id, shared_channel_id, last_delivered_at, failing_since, failures, last_error, last_error_at)
      values ($1, $2, $3, case when $4::text is null then now() end, case when $4::text is not null then now() end,

@@ -65,7 +65,13 @@ interface NotificationRow {
  */
 export async function claimDueNotifications(db: Queryable, input: { limit: number; leaseMs: number }): Promise<NotificationDelivery[]> {
   const { rows } = await db.query<
-    NotificationRow & { target_name: string | null; channel: NotificationChannel | null; shared_id: string | null; shared_settings: ChannelSettings | null; failing_since: string | null }
+    NotificationRow & {
+      target_name: string | null;
+      channel: NotificationChannel | null;
+      shared_id: string | null;
+      shared_settings: ChannelSettings | null;
+      failing_since: string | null;
+    }
   >(
     `with due as (
        select id from backstop.notifications
@@ -91,7 +97,7 @@ export async function claimDueNotifications(db: Queryable, input: { limit: numbe
      -- failure after the last success (for a recovery, the streak it ends).
      left join lateral (
        select min(f.finished_at) as failing_since from backstop.runs f
-       where r.kind = 'backup' and f.target_id = r.target_id and f.kind = 'backup' and f.status in ('failed', 'timed_out')
+       where c.event in ('failed', 'timed_out', 'recovered') and r.kind = 'backup' and f.target_id = r.target_id and f.kind = 'backup' and f.status in ('failed', 'timed_out')
          and f.finished_at <= r.finished_at
          and f.finished_at > coalesce((select max(s.finished_at) from backstop.runs s
                                        where s.target_id = r.target_id and s.kind = 'backup' and s.status = 'succeeded'

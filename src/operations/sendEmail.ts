@@ -11,11 +11,7 @@ import { BACKSTOP_VERSION } from '../version.ts';
  * every webhook. `starttls` requires the upgrade (a server that does not offer it is refused
  * rather than sent a password in clear); `tls` is TLS from the first byte (port 465).
  */
-export async function sendEmail(
-  settings: ChannelSettings,
-  mail: { subject: string; text: string },
-  options: { timeoutMs: number },
-): Promise<void> {
+export async function sendEmail(settings: ChannelSettings, mail: { subject: string; text: string }, options: { timeoutMs: number }): Promise<void> {
   const bare = settings.host!.replace(/^\[|\]$/g, '');
   const address = await resolveGuardedHost(bare);
   const security = settings.security ?? 'starttls';

@@ -41,7 +41,14 @@ export async function sendTestNotification(
   const targetRef = { id: target.id, name: target.name };
   if (entry.kind === 'shared') return sendSharedChannelTest(db, { name: entry.channel, requestedBy: input.requestedBy, target: targetRef }, options);
   const { id: _id, on: _on, ...settings } = entry;
-  return sendTest(db, settings, { key: channelHealthKey({ targetId: target.id, channelId: entry.id }), targetId: target.id, sharedChannelId: null }, targetRef, input.requestedBy, options);
+  return sendTest(
+    db,
+    settings,
+    { key: channelHealthKey({ targetId: target.id, channelId: entry.id }), targetId: target.id, sharedChannelId: null },
+    targetRef,
+    input.requestedBy,
+    options,
+  );
 }
 
 /** The same for a shared channel, by name (on behalf of a target when one uses it). */
@@ -51,7 +58,14 @@ export async function sendSharedChannelTest(
   options: TestNotificationOptions = {},
 ): Promise<TestNotificationResult> {
   const channel = await getSharedChannelWithSecrets(db, input.name);
-  return sendTest(db, channel.settings, { key: channelHealthKey({ sharedChannelId: channel.id }), targetId: null, sharedChannelId: channel.id }, input.target ?? null, input.requestedBy, options);
+  return sendTest(
+    db,
+    channel.settings,
+    { key: channelHealthKey({ sharedChannelId: channel.id }), targetId: null, sharedChannelId: channel.id },
+    input.target ?? null,
+    input.requestedBy,
+    options,
+  );
 }
 
 async function sendTest(

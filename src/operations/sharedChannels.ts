@@ -26,7 +26,17 @@ import { channelEndpointFields } from './targets/targetNotifications.ts';
 export const channelCreateSchema = z.strictObject({ name: channelNameSchema, kind: z.enum(channelKinds), ...channelSettingsFields }).meta({
   description: 'A shared notification channel. Which settings apply depends on `kind`; secrets (url, secret, token, botToken, password) are write-only.',
   examples: [
-    { name: 'ops-mail', kind: 'email', host: 'smtp.example.com', port: 587, security: 'starttls', username: 'backstop', password: 'an-smtp-password', from: 'backstop@example.com', to: ['ops@example.com'] },
+    {
+      name: 'ops-mail',
+      kind: 'email',
+      host: 'smtp.example.com',
+      port: 587,
+      security: 'starttls',
+      username: 'backstop',
+      password: 'an-smtp-password',
+      from: 'backstop@example.com',
+      to: ['ops@example.com'],
+    },
     { name: 'ops-discord', kind: 'discord', url: 'https://discord.com/api/webhooks/123/abc' },
   ],
 });

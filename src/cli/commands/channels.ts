@@ -151,7 +151,8 @@ export function registerChannelCommands(program: Command, context: () => Command
     .action(async (flags: { json?: boolean }) => {
       const channels = await listChannels((await context().catalog()).pool);
       if (flags.json) printJson(channels);
-      else if (channels.length === 0) process.stdout.write('No shared channels yet. Add one with `backstop channel add NAME --kind email|discord|telegram|teams|ntfy|webhook|slack …`.\n');
+      else if (channels.length === 0)
+        process.stdout.write('No shared channels yet. Add one with `backstop channel add NAME --kind email|discord|telegram|teams|ntfy|webhook|slack …`.\n');
       else {
         process.stdout.write(
           `${table(
@@ -195,7 +196,8 @@ export function registerChannelCommands(program: Command, context: () => Command
       const { pool } = await ctx.catalog();
       const requestedBy = `the CLI (${process.env.USER ?? 'unknown user'})`;
       if (flags.target !== undefined) {
-        if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new BackstopError('INVALID_INPUT', `NAME must be a channel id of target ${flags.target} (listed by \`backstop target show ${flags.target}\`).`);
+        if (!/^[A-Za-z0-9_-]{1,64}$/.test(name))
+          throw new BackstopError('INVALID_INPUT', `NAME must be a channel id of target ${flags.target} (listed by \`backstop target show ${flags.target}\`).`);
         const result = await sendTestNotification(pool, { targetName: flags.target, channelId: name, requestedBy }, { publicUrl: ctx.config.publicUrl });
         printTestResult(result, flags.json, `channel ${name} of target ${flags.target}`);
         return;

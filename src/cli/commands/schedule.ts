@@ -114,7 +114,10 @@ export function parsePolicyOptions(options: PolicyOptions, current: TargetRecord
   const adding =
     options.notifyWebhook.length + options.notifySlack.length + options.notifyDiscord.length + options.notifyTeams.length + options.notifyNtfy.length + options.notifyChannel.length > 0;
   if (options.notifyOn !== undefined && !adding) {
-    problems.push({ field: '--notify-on', message: 'applies to the channels added with --notify-webhook, --notify-slack, --notify-discord, --notify-teams, --notify-ntfy or --notify-channel; pass one' });
+    problems.push({
+      field: '--notify-on',
+      message: 'applies to the channels added with --notify-webhook, --notify-slack, --notify-discord, --notify-teams, --notify-ntfy or --notify-channel; pass one',
+    });
   }
   if (options.webhookSecret !== undefined && options.notifyWebhook.length === 0) {
     problems.push({ field: '--webhook-secret', message: 'applies to webhooks added with --notify-webhook; pass one' });

@@ -176,7 +176,9 @@ const notificationChannel = z
       .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must be 1 to 64 letters, digits, "_" or "-"' })
       .optional()
       .meta({ description: 'Keep an existing channel (and its secrets) by sending its id.' }),
-    kind: z.enum([...channelKinds, 'shared']).meta({ description: 'A channel of its own (webhook, slack, email, discord, telegram, teams, ntfy), or `shared`: a named channel (`channel`).' }),
+    kind: z
+      .enum([...channelKinds, 'shared'])
+      .meta({ description: 'A channel of its own (webhook, slack, email, discord, telegram, teams, ntfy), or `shared`: a named channel (`channel`).' }),
     channel: channelNameSchema.optional().meta({ description: 'kind `shared`: the name of a shared channel (GET /api/v1/channels).' }),
     ...channelSettingsFields,
     on: z
@@ -186,7 +188,8 @@ const notificationChannel = z
       .refine((events) => new Set(events).size === events.length, { error: 'must not name an event twice' }),
   })
   .superRefine((value, ctx) => {
-    if (value.kind === 'shared' && value.channel === undefined) ctx.addIssue({ code: 'custom', path: ['channel'], message: 'is required for a shared channel: its name', input: value.channel });
+    if (value.kind === 'shared' && value.channel === undefined)
+      ctx.addIssue({ code: 'custom', path: ['channel'], message: 'is required for a shared channel: its name', input: value.channel });
     if (value.kind !== 'shared' && value.channel !== undefined) ctx.addIssue({ code: 'custom', path: ['channel'], message: 'applies to kind shared only', input: value.channel });
   });
 
@@ -201,7 +204,10 @@ const notifications = z
       seen.add(channel.id);
     });
   })
-  .meta({ description: 'Notification channels; replaces the list on update. A channel sent with the id of an existing one keeps its secrets (url, secret, token, botToken, password) unless new ones are given.' });
+  .meta({
+    description:
+      'Notification channels; replaces the list on update. A channel sent with the id of an existing one keeps its secrets (url, secret, token, botToken, password) unless new ones are given.',
+  });
 
 const executor = z
   .strictObject({

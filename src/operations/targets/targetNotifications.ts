@@ -39,12 +39,20 @@ function settingsOf(channel: Exclude<NotificationChannel, { kind: 'shared' }>): 
  */
 export async function assertChannelsAllowed(db: Queryable, channels: readonly ChannelInput[]): Promise<void> {
   const shared = channels.flatMap((channel, index) => (channel.kind === 'shared' && channel.channel ? [{ index, name: channel.channel }] : []));
-  const missing = new Set(await missingSharedChannels(db, shared.map((use) => use.name)));
+  const missing = new Set(
+    await missingSharedChannels(
+      db,
+      shared.map((use) => use.name),
+    ),
+  );
   if (missing.size > 0) {
     throw invalidInput(
       shared
         .filter((use) => missing.has(use.name))
-        .map((use) => ({ field: `notifications.${use.index}.channel`, message: `names no shared channel ("${use.name}"); add it with \`backstop channel add\` or pick one of \`backstop channel list\`` })),
+        .map((use) => ({
+          field: `notifications.${use.index}.channel`,
+          message: `names no shared channel ("${use.name}"); add it with \`backstop channel add\` or pick one of \`backstop channel list\``,
+        })),
     );
   }
   for (const [index, channel] of channels.entries()) {
@@ -60,7 +68,12 @@ export async function assertChannelsAllowed(db: Queryable, channels: readonly Ch
 }
 
 /** Each endpoint of a channel input with the field it comes from. */
-export function channelEndpointFields(settings: { kind: ChannelSettings['kind']; url?: string | undefined; host?: string | undefined; apiUrl?: string | null | undefined }): [string, { url: string; what: string }][] {
+export function channelEndpointFields(settings: {
+  kind: ChannelSettings['kind'];
+  url?: string | undefined;
+  host?: string | undefined;
+  apiUrl?: string | null | undefined;
+}): [string, { url: string; what: string }][] {
   const endpoints = channelEndpoints({
     kind: settings.kind,
     ...(settings.url !== undefined ? { url: settings.url } : {}),

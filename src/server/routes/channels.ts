@@ -106,7 +106,7 @@ export function registerChannelRoutes(app: FastifyInstance, ctx: ServerContext):
       schema: {
         tags,
         summary: 'Send a test notification on a shared channel now',
-        description: 'Delivered like every notification, once, not queued: the answer is its outcome, which also counts for the channel\'s health.',
+        description: "Delivered like every notification, once, not queued: the answer is its outcome, which also counts for the channel's health.",
         params: channelParams,
         response: { 200: testNotificationResult, ...errorResponses },
       },

@@ -35,7 +35,11 @@ export function registerNotificationTestRoutes(app: FastifyInstance, ctx: Server
       },
     },
     async (request) => {
-      const result = await sendTestNotification(ctx.pool, { targetName: request.params.name, channelId: request.params.channelId, requestedBy: actorOf(request) }, { publicUrl: ctx.config.publicUrl });
+      const result = await sendTestNotification(
+        ctx.pool,
+        { targetName: request.params.name, channelId: request.params.channelId, requestedBy: actorOf(request) },
+        { publicUrl: ctx.config.publicUrl },
+      );
       request.log.info({ target: request.params.name, channel: request.params.channelId, delivered: result.delivered }, 'test notification sent');
       return result;
     },
