@@ -108,8 +108,13 @@ function known(payload: PayloadView, target: string): { severity: Severity; titl
   }
 }
 
-function humanize(event: string): string {
-  const words = event.replace(/[_-]+/g, ' ').trim();
+/** `stale_backup`, `lastGoodBackup` → "Stale backup", "Last good backup". */
+function humanize(name: string): string {
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/[_-]+/g, ' ')
+    .trim()
+    .toLowerCase();
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
