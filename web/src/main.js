@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, setUnauthorizedHandler } from './api.js';
 import { Loading } from './components.js';
 import { html } from './html.js';
+import { ChannelsPage } from './pages/channels.js';
 import { LoginPage } from './pages/login.js';
 import { OverviewPage } from './pages/overview.js';
 import { RunPage } from './pages/run.js';
@@ -11,7 +12,7 @@ import { RunsPage } from './pages/runs.js';
 import { TargetFormPage } from './pages/targetForm.js';
 import { TargetPage } from './pages/target.js';
 import { TargetsPage } from './pages/targets.js';
-import { forgetToken, storedToken, storeToken } from './session.js';
+import { can, forgetToken, storedToken, storeToken } from './session.js';
 
 /** @typedef {import('./types').Me} Me */
 /** @typedef {{ path: string[], query: URLSearchParams, key: string }} Route */
@@ -48,6 +49,7 @@ function page(route, me) {
   if (section === 'targets' && id === 'new') return html`<${TargetFormPage} me=${me} />`;
   if (section === 'targets' && sub === 'edit') return html`<${TargetFormPage} me=${me} name=${id} key=${`edit-${id}`} />`;
   if (section === 'targets') return html`<${TargetPage} me=${me} name=${id} key=${id} />`;
+  if (section === 'channels') return html`<${ChannelsPage} me=${me} />`;
   return html`<div class="page-heading"><h1 tabindex="-1" id="page-title">Not found</h1></div>
     <p>There is no page here. <a href="#/">Go to the overview</a>.</p>`;
 }
@@ -69,6 +71,7 @@ function Layout({ me, route, onLogout, children }) {
           ${link('#/', 'Overview', '')}
           ${link('#/runs', 'Runs', 'runs')}
           ${link('#/targets', 'Targets', 'targets')}
+          ${can(me, 'admin') ? link('#/channels', 'Channels', 'channels') : null}
         </ul>
       </nav>
       <div class="who">

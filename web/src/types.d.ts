@@ -12,11 +12,13 @@ import type { TargetHealth } from '../../src/core/targetHealth.ts';
 import type { RunEventRecord } from '../../src/db/runEvents.ts';
 import type { RunRecord } from '../../src/db/runRecords.ts';
 import type { BackupHistoryPoint, RunBrief } from '../../src/db/targetActivity.ts';
+import type { ChannelSettingsView } from '../../src/core/channelSettings.ts';
+import type { ChannelHealth, SharedChannelRecord } from '../../src/db/channels.ts';
 import type { NotificationChannelView, TargetRecord } from '../../src/db/targets.ts';
 import type { TestNotificationResult } from '../../src/operations/sendTestNotification.ts';
 import type { ApiTokenRole, RunKind, RunStatus } from './serverConstants.js';
 
-export type { ActionVerdict, ApiTokenRole, Artifact, ArtifactFile, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
+export type { ActionVerdict, ApiTokenRole, Artifact, ArtifactFile, ChannelHealth, ChannelSettingsView, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
 
 export interface Me {
   id: string;
@@ -82,6 +84,9 @@ export interface UnknownBackup {
 export type Restore = RestoreRecord;
 
 export type TestNotification = TestNotificationResult;
+
+/** GET /api/v1/channels: a shared notification channel (no secrets). */
+export type SharedChannel = SharedChannelRecord;
 
 /** POST /api/v1/targets/{name}/test (the target lifecycle contract). */
 export interface ConnectionCheck {
