@@ -1,6 +1,7 @@
 // @ts-check
 import { FieldError } from '../components.js';
 import { html } from '../html.js';
+import { channelKinds } from '../serverConstants.js';
 
 /**
  * The settings of a notification channel as form fields, per kind, shared by the channels
@@ -10,15 +11,19 @@ import { html } from '../html.js';
 
 /** @typedef {import('../types').ChannelSettingsView} ChannelSettingsView */
 
-export const channelKindLabels = /** @type {const} */ ([
-  ['email', 'E-mail (SMTP)'],
-  ['discord', 'Discord'],
-  ['telegram', 'Telegram'],
-  ['teams', 'Microsoft Teams'],
-  ['ntfy', 'ntfy'],
-  ['slack', 'Slack'],
-  ['webhook', 'Webhook'],
-]);
+/** @type {Record<import('../serverConstants.js').ChannelKind, string>} */
+const kindLabels = {
+  email: 'E-mail (SMTP)',
+  discord: 'Discord',
+  telegram: 'Telegram',
+  teams: 'Microsoft Teams',
+  ntfy: 'ntfy',
+  slack: 'Slack',
+  webhook: 'Webhook',
+};
+
+/** Every kind with its label, in the server's order. */
+export const channelKindLabels = channelKinds.map((kind) => /** @type {const} */ ([kind, kindLabels[kind]]));
 
 /**
  * @typedef {object} ChannelValues
