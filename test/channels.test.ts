@@ -19,7 +19,7 @@ import { listNotifications, type NotificationRecord } from '../src/db/notificati
 import { claimRunById, finalizeRun } from '../src/db/runLeases.ts';
 import { createRun } from '../src/db/runRecords.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
-import { sendSharedChannelTest } from '../src/operations/sendTestNotification.ts';
+import { sendSharedChannelTest, sendTestNotification } from '../src/operations/sendTestNotification.ts';
 import { addSharedChannel, showChannel, updateSharedChannel } from '../src/operations/sharedChannels.ts';
 import { showTarget } from '../src/operations/targets/listTargets.ts';
 import { updateTarget } from '../src/operations/targets/updateTarget.ts';
@@ -111,12 +111,14 @@ interface FakeServices {
   received: Received[];
   /** Status per path; default: what the service answers on success. */
   status: Map<string, number>;
+  /** A 200 answer's body per path, instead of the service's success. */
+  answers: Map<string, string>;
   close(): Promise<void>;
 }
 
 /** One HTTP server playing Discord, Telegram, Teams and ntfy, each at its own path. */
 async function startFakeServices(): Promise<FakeServices> {
-  const fake: FakeServices = { url: '', received: [], status: new Map(), close: async () => {} };
+  const fake: FakeServices = { url: '', received: [], status: new Map(), answers: new Map(), close: async () => {} };
   const server = http.createServer((request, response) => {
     let body = '';
     request.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -124,7 +126,10 @@ async function startFakeServices(): Promise<FakeServices> {
       const url = request.url ?? '';
       fake.received.push({ method: request.method ?? '', path: url, headers: request.headers, body, at: performance.now() });
       const forced = fake.status.get(url);
-      if (forced !== undefined) {
+      const answer = fake.answers.get(url);
+      if (answer !== undefined) {
+        response.writeHead(200, { 'content-type': 'application/json' }).end(answer);
+      } else if (forced !== undefined) {
         response.writeHead(forced, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'the service says no' }));
       } else if (url === DISCORD_PATH) {
         response.writeHead(204).end(); // execute-webhook without ?wait=true
@@ -381,6 +386,12 @@ describe('notification channels', { timeout: 300_000 }, () => {
     assert.equal(ntfy.headers.click, link);
     assert.equal(ntfy.headers.authorization, `Bearer ${NTFY_TOKEN}`);
     assert.match(ntfy.body, /^The backup of app failed: \[DATABASE_UNREACHABLE\] Cannot connect to <db> & retry @everyone\n/);
+
+    // The Bot API can refuse in its answer's body: that is a failed delivery, without the token.
+    fake.answers.set(`/bot${BOT_TOKEN}/sendMessage`, JSON.stringify({ ok: false, error_code: 400, description: 'Bad Request: chat not found' }));
+    const refused = await sendTestNotification(catalog.pool, { targetName: 'app', channelId: 'telegram', requestedBy: 'test' });
+    assert.equal(refused.delivered, false);
+    assert.match(refused.error!, /^Telegram refused: .*chat not found/);
   });
 
   it('a channel that keeps failing is retried with backoff, shown failing with its last error, and never delays the run', async () => {

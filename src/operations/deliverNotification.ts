@@ -64,10 +64,22 @@ export async function deliverToChannel(
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await response.text().catch(() => '');
-    if (response.status >= 200 && response.status < 300) return { error: null, status: response.status };
+    if (response.status >= 200 && response.status < 300) {
+      // The Bot API says whether it sent the message in its answer too.
+      if (settings.kind === 'telegram' && telegramRefused(text)) return { error: redact(`Telegram refused: ${text.slice(0, 200)}`, settings, request.url), status: response.status };
+      return { error: null, status: response.status };
+    }
     return { error: redact(`HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, settings, request.url), status: response.status };
   } catch (error) {
     return { error: redact(describeFailure(error, timeoutMs), settings, request.url), status: null };
+  }
+}
+
+function telegramRefused(text: string): boolean {
+  try {
+    return (JSON.parse(text) as { ok?: unknown }).ok === false;
+  } catch {
+    return false;
   }
 }
 
