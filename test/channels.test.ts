@@ -56,13 +56,15 @@ interface Mail {
 
 interface SmtpHandle {
   port: number;
+  /** TCP connections accepted: a refused delivery that got this far would show here. */
+  connections: number;
   mails: Mail[];
   authAttempts: { username: string; password: string; secure: boolean }[];
   close(): Promise<void>;
 }
 
 async function startSmtp(options: { key: Buffer; cert: Buffer; implicitTls?: boolean }): Promise<SmtpHandle> {
-  const handle: SmtpHandle = { port: 0, mails: [], authAttempts: [], close: async () => {} };
+  const handle: SmtpHandle = { port: 0, connections: 0, mails: [], authAttempts: [], close: async () => {} };
   const server = new SMTPServer({
     secure: options.implicitTls ?? false,
     key: options.key,
@@ -71,6 +73,10 @@ async function startSmtp(options: { key: Buffer; cert: Buffer; implicitTls?: boo
     // The default: AUTH is offered only once the connection is encrypted.
     allowInsecureAuth: false,
     logger: false,
+    onConnect(_session, callback) {
+      handle.connections++;
+      callback();
+    },
     onAuth(auth, session, callback) {
       handle.authAttempts.push({ username: auth.username ?? '', password: auth.password ?? '', secure: session.secure });
       if (auth.username === 'backstop' && auth.password === SMTP_PASSWORD) callback(null, { user: 'backstop' });
@@ -418,6 +424,50 @@ describe('notification channels', { timeout: 300_000 }, () => {
     assert.equal(shown.health?.failures, 4);
     assert.equal(shown.health?.lastError, 'HTTP 500: {"message":"the service says no"}');
     assert.ok(!shown.health?.lastError?.includes('discord-token-never-shown'));
+  });
+
+  it('the outbound guard holds every channel to public addresses, the SMTP server included: at creation, naming the field, and at delivery', async () => {
+    const smtp = await startSmtp(certificate);
+    closers.push(smtp.close);
+    const mail = { kind: 'email', host: '127.0.0.1', port: smtp.port, security: 'none', from: 'backstop@example.com', to: ['ops@example.com'] } as const;
+    await addSharedChannel(catalog.pool, { name: 'local-mail', ...mail });
+    const allowance = process.env.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS;
+    delete process.env.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS;
+    try {
+      const refusals: [unknown, string, RegExp][] = [
+        [{ name: 'refused-mail', ...mail }, 'host', /SMTP server points at 127\.0\.0\.1, a loopback address/],
+        [{ name: 'refused-telegram', kind: 'telegram', botToken: BOT_TOKEN, chatId: '1', apiUrl: 'http://169.254.169.254/' }, 'apiUrl', /Telegram API URL points at 169\.254\.169\.254/],
+        [{ name: 'refused-ntfy', kind: 'ntfy', url: 'http://10.1.2.3/topic' }, 'url', /ntfy topic URL points at 10\.1\.2\.3, a private address/],
+      ];
+      for (const [input, field, says] of refusals) {
+        await assert.rejects(addSharedChannel(catalog.pool, input), (error: Error & { code?: string; field?: string }) => {
+          assert.equal(error.code, 'INVALID_INPUT');
+          assert.equal(error.field, field);
+          assert.match(error.message, says);
+          assert.match(error.message, /BACKSTOP_ALLOW_PRIVATE_ENDPOINTS/);
+          return true;
+        });
+      }
+      await assert.rejects(
+        updateTarget({ pool: catalog.pool, config: { defaultStoreUrl: 'file:///var/backups', pgTools: { dirs: [], only: false } } }, 'app', {
+          notifications: [{ kind: 'discord', url: 'http://127.0.0.1:9/api/webhooks/1/x', on: ['failed'] }],
+          checks: false,
+        }),
+        (error: Error & { field?: string }) => error.field === 'notifications.0.url' && /Discord webhook URL points at 127\.0\.0\.1/.test(error.message),
+      );
+      // Stored while loopback was allowed: refused when sent, before any connection.
+      const sent = await sendSharedChannelTest(catalog.pool, { name: 'local-mail', requestedBy: 'test' });
+      assert.equal(sent.delivered, false);
+      assert.match(sent.error!, /Refused to connect to 127\.0\.0\.1, a loopback address/);
+      assert.equal(smtp.connections, 0);
+    } finally {
+      if (allowance === undefined) delete process.env.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS;
+      else process.env.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS = allowance;
+    }
+    // Allowed again, the server is reached (and, as this one wants AUTH over TLS, refuses a plain-text sender).
+    const reached = await sendSharedChannelTest(catalog.pool, { name: 'local-mail', requestedBy: 'test' });
+    assert.match(reached.error!, /530 Error: authentication Required/);
+    assert.equal(smtp.connections, 1);
   });
 
   it('a new event kind renders on every channel from its own fields, without code per channel', () => {

@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { channelKinds, channelNameSchema, channelSettingsFields, mergeChannelSettings } from '../core/channelSettings.ts';
-import { BackstopError, forField } from '../core/errors.ts';
 import { parseInput } from '../core/inputProblems.ts';
 import {
   deleteSharedChannel,
@@ -13,8 +12,7 @@ import {
 } from '../db/channels.ts';
 import type { Pool } from '../db/pool.ts';
 import { withTransaction } from '../db/pool.ts';
-import { assertTargetEndpointsAllowed } from '../net/outboundGuard.ts';
-import { channelEndpointFields } from './targets/targetNotifications.ts';
+import { assertChannelEndpointsAllowed } from './targets/targetNotifications.ts';
 
 /**
  * Shared notification channels: one named channel (an SMTP server and its recipients, a Teams
@@ -52,20 +50,10 @@ export type { SharedChannelRecord };
 export type ChannelCreateInput = z.input<typeof channelCreateSchema>;
 export type ChannelUpdateInput = z.input<typeof channelUpdateSchema>;
 
-async function assertEndpointsAllowed(settings: Parameters<typeof channelEndpointFields>[0]): Promise<void> {
-  for (const [field, endpoint] of channelEndpointFields(settings)) {
-    try {
-      await assertTargetEndpointsAllowed({ endpoints: [endpoint] });
-    } catch (error) {
-      throw error instanceof BackstopError ? forField(error, field) : error;
-    }
-  }
-}
-
 export async function addSharedChannel(pool: Pool, input: ChannelCreateInput | unknown): Promise<SharedChannelRecord> {
   const { name, ...given } = parseInput(channelCreateSchema, input);
   const settings = mergeChannelSettings(given, null);
-  await assertEndpointsAllowed(given);
+  await assertChannelEndpointsAllowed(given);
   await insertSharedChannel(pool, { name, settings });
   return showSharedChannel(pool, name);
 }
@@ -77,7 +65,7 @@ export async function updateSharedChannel(pool: Pool, name: string, input: Chann
   const kind = given.kind ?? current.settings.kind;
   // Said before the endpoint checks; merged again under the row lock against the stored settings.
   mergeChannelSettings({ ...given, kind }, current.settings);
-  await assertEndpointsAllowed({ ...given, kind });
+  await assertChannelEndpointsAllowed({ ...given, kind });
   await withTransaction(pool, async (client) => {
     const locked = await getSharedChannelWithSecrets(client, name, { forUpdate: true });
     await replaceSharedChannelSettings(client, name, mergeChannelSettings({ ...given, kind }, locked.settings));

@@ -56,19 +56,23 @@ export async function assertChannelsAllowed(db: Queryable, channels: readonly Ch
     );
   }
   for (const [index, channel] of channels.entries()) {
-    if (channel.kind === 'shared') continue;
-    for (const [key, endpoint] of channelEndpointFields({ ...channel, kind: channel.kind as ChannelSettings['kind'] })) {
-      try {
-        await assertTargetEndpointsAllowed({ endpoints: [endpoint] });
-      } catch (error) {
-        throw error instanceof BackstopError ? forField(error, `notifications.${index}.${key}`) : error;
-      }
+    if (channel.kind !== 'shared') await assertChannelEndpointsAllowed({ ...channel, kind: channel.kind as ChannelSettings['kind'] }, `notifications.${index}.`);
+  }
+}
+
+/** Each endpoint given (a URL, the Telegram API, the SMTP server) must be allowed; a refusal names its field, after `prefix`. */
+export async function assertChannelEndpointsAllowed(settings: Parameters<typeof channelEndpointFields>[0], prefix = ''): Promise<void> {
+  for (const [key, endpoint] of channelEndpointFields(settings)) {
+    try {
+      await assertTargetEndpointsAllowed({ endpoints: [endpoint] });
+    } catch (error) {
+      throw error instanceof BackstopError ? forField(error, `${prefix}${key}`) : error;
     }
   }
 }
 
 /** Each endpoint of a channel input with the field it comes from. */
-export function channelEndpointFields(settings: {
+function channelEndpointFields(settings: {
   kind: ChannelSettings['kind'];
   url?: string | undefined;
   host?: string | undefined;
