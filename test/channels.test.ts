@@ -136,7 +136,8 @@ async function startFakeServices(): Promise<FakeServices> {
       if (answer !== undefined) {
         response.writeHead(200, { 'content-type': 'application/json' }).end(answer);
       } else if (forced !== undefined) {
-        response.writeHead(forced, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'the service says no' }));
+        // As some services and proxies do, the refusal repeats the path it was sent to.
+        response.writeHead(forced, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'the service says no', path: url }));
       } else if (url === DISCORD_PATH) {
         response.writeHead(204).end(); // execute-webhook without ?wait=true
       } else if (url.startsWith('/bot')) {
@@ -422,7 +423,7 @@ describe('notification channels', { timeout: 300_000 }, () => {
     const shown = (await showTarget({ pool: catalog.pool }, 'app')).notifications[0]!;
     assert.ok(shown.health?.failingSince, 'shown failing');
     assert.equal(shown.health?.failures, 4);
-    assert.equal(shown.health?.lastError, 'HTTP 500: {"message":"the service says no"}');
+    assert.equal(shown.health?.lastError, 'HTTP 500: {"message":"the service says no","path":"*****"}', 'the path, which holds the key, is not kept');
     assert.ok(!shown.health?.lastError?.includes('discord-token-never-shown'));
   });
 

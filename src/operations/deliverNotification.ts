@@ -96,6 +96,23 @@ function describeFailure(error: unknown, timeoutMs: number): string {
 /** Whatever a receiver or a library said, without the channel's secrets (a Telegram token sits in the URL path). */
 function redact(text: string, settings: ChannelSettings, url?: string): string {
   let result = url ? text.split(url).join('<channel url>') : text;
-  for (const secret of channelSecretValues(settings)) result = result.split(secret).join('*****');
+  for (const secret of secretFragments(settings)) result = result.split(secret).join('*****');
   return result;
+}
+
+/**
+ * The secrets, and the path and query of a secret URL on their own: a webhook URL's key is in its
+ * path (Discord's token, Teams' signature), and a receiver may repeat the path without the host.
+ */
+function secretFragments(settings: ChannelSettings): string[] {
+  const fragments = channelSecretValues(settings);
+  if (settings.url !== undefined) {
+    try {
+      const { pathname, search } = new URL(settings.url);
+      for (const part of [`${pathname}${search}`, pathname]) if (part.length >= 8) fragments.push(part);
+    } catch {
+      // Not a URL: the whole value is redacted above.
+    }
+  }
+  return fragments.sort((a, b) => b.length - a.length);
 }
