@@ -11,6 +11,8 @@ import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
+import { stopEmbeddedServers } from '../src/operations/stopEmbeddedServers.ts';
+import { abandonedEmbeddedServers, stopAbandonedServers } from '../test/support/abandonedServers.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool } from '../src/db/pool.ts';
 import { createDatabaseIfMissing } from '../src/db/createDatabaseIfMissing.ts';
@@ -38,6 +40,7 @@ async function main(): Promise<number> {
   requireTool('age', 'apt-get install -y age');
 
   const home = await temporaryHome('backstop-test-');
+  const defaultHome = path.join(home, 'home');
   let code = 1;
   try {
     const server = await ensureEmbeddedPostgres(home);
@@ -58,6 +61,9 @@ async function main(): Promise<number> {
       stdio: 'inherit',
       env: {
         ...process.env,
+        // Where a test that names no home keeps one (drills start a scratch server there): never
+        // the checkout, and stopped below with everything else.
+        BACKSTOP_HOME: defaultHome,
         BACKSTOP_TEST_ADMIN_URL: server.url(),
         BACKSTOP_TEST_TEMPLATE: TEMPLATE,
         // The tests' webhook receivers, s3rver and fake GitHub listen on loopback, which the
@@ -71,8 +77,17 @@ async function main(): Promise<number> {
     process.on('SIGTERM', forward);
     code = await new Promise<number>((resolve) => child.on('exit', (exitCode) => resolve(exitCode ?? 1)));
   } finally {
+    await stopEmbeddedServers({ home: defaultHome, databaseUrl: undefined }).catch(() => {});
     await stopEmbeddedPostgres(home, { mode: 'immediate' }).catch(() => {});
     await fs.rm(home, { recursive: true, force: true });
+  }
+  // A test that removes its home without stopping the servers in it leaves them running.
+  const abandoned = await abandonedEmbeddedServers();
+  if (abandoned.length > 0) {
+    process.stderr.write(
+      `Stopping ${abandoned.length} PostgreSQL server(s) whose home a test removed without stopping them: ${abandoned.map((server) => server.dataDir).join(', ')}. Stop a home's servers (stopEmbeddedServers) before removing it.\n`,
+    );
+    await stopAbandonedServers(abandoned);
   }
   return code;
 }

@@ -9,6 +9,7 @@ import { createTarget } from '../src/db/targets.ts';
 import { killAll, repoRoot, startCli, type CliProcess } from './support/cli.ts';
 import { insertFailedRun } from './support/runRows.ts';
 import { createSampleDatabase, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { waitFor } from './support/wait.ts';
 
 /**
  * The CLI's edges through the real CLI and a real catalog: with `--json` every outcome, errors
@@ -107,6 +108,26 @@ describe('the CLI keeps its promises', () => {
       assert.match(bad.stdout, /failed.*DUMP_FAILED/);
       const good = await cli(['runs', 'show', succeeded]);
       assert.equal(good.code, 0, good.stderr);
+    });
+
+    it('`runs show --follow` waits for a run to end, printing its events as they happen, then exits with its status', TEST_TIMEOUT, async () => {
+      const queued = await cli(['trigger', 'edges', '--json']);
+      assert.equal(queued.code, 0, queued.stderr);
+      const runId = (JSON.parse(queued.stdout) as { id: string }).id;
+      const follow = startCli(['runs', 'show', runId.slice(0, 8), '--follow'], env);
+      processes.push(follow);
+      await waitFor('the queued run followed', () => /\screated\b/.test(follow.stderr()));
+      assert.equal(follow.child.exitCode, null, 'still following a queued run');
+      const ran = await cli(['run', runId]);
+      assert.equal(ran.code, 0, ran.stderr);
+      const { code } = await follow.exited;
+      assert.equal(code, 0, follow.stderr());
+      // Events recorded after it started, printed as they came, then the run as `runs show` prints it.
+      assert.match(follow.stderr(), /\sclaimed \(running\)[\s\S]*\sfinished \(succeeded\)/);
+      assert.match(follow.stdout(), new RegExp(`${runId}[\\s\\S]*succeeded`));
+      const followedFailure = await cli(['runs', 'show', failed, '--follow', '--json']);
+      assert.equal(followedFailure.code, 10, 'an ended run: no wait, its exit code');
+      assert.equal((JSON.parse(followedFailure.stdout) as { status: string }).status, 'failed');
     });
   });
 

@@ -10,6 +10,7 @@ import { createProgram, everyCommand, runnable } from '../src/cli/main.ts';
 import { insertFailedRun } from './support/runRows.ts';
 import { repoRoot } from './support/cli.ts';
 import { adminQuery, createSampleDatabase, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { stopEmbeddedServers } from '../src/operations/stopEmbeddedServers.ts';
 
 /**
  * Every command of the CLI, read from the commander program itself (a command added later is
@@ -414,6 +415,8 @@ describe('every command keeps the CLI promises', () => {
     await catalog?.close();
     await source?.drop();
     await empty?.drop();
+    // Drills started a scratch server in this home: stop it before removing the home.
+    if (home) await stopEmbeddedServers({ home, databaseUrl: 'not embedded' });
     if (home) await fs.rm(home, { recursive: true, force: true });
   });
 

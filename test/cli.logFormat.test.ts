@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { repoRoot } from './support/cli.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
+import { stopEmbeddedServers } from '../src/operations/stopEmbeddedServers.ts';
 
 /**
  * Logs for a person on a terminal, JSON lines for whatever collects them: a worker and a
@@ -110,6 +111,8 @@ describe('logs: pretty on a terminal, JSON lines when piped', () => {
 
   after(async () => {
     await catalog?.close();
+    // Drills started a scratch server in this home: stop it before removing the home.
+    if (home) await stopEmbeddedServers({ home, databaseUrl: 'not embedded' });
     if (home) await fs.rm(home, { recursive: true, force: true });
   });
 

@@ -443,7 +443,7 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
     }
   });
 
-  it('HTTP heartbeats run in their own thread: a main thread blocked for three leases keeps its run', TEST, async () => {
+  it('HTTP heartbeats run in their own thread: a main thread blocked for three leases keeps its run', { timeout: 240_000 }, async () => {
     // The server in its own process: this test blocks its own thread, as CPU-heavy work would.
     const port = await closedPort();
     const serverEnv = { BACKSTOP_DATABASE_URL: catalog.url, BACKSTOP_LEASE_TTL: '2', BACKSTOP_HEARTBEAT_INTERVAL: '0.25', BACKSTOP_REAPER_INTERVAL: '0.5', BACKSTOP_LOG_LEVEL: 'error' };
@@ -475,7 +475,8 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
       });
       const beatAt = async () => (await getRun(catalog.pool, run.id)).heartbeatAt;
       const first = await beatAt();
-      await waitFor('the thread renewing over HTTP', async () => (await beatAt()) !== first, 20_000);
+      // The thread loads its modules and connects first: on a loaded machine that takes many seconds.
+      await waitFor('the thread renewing over HTTP', async () => (await beatAt()) !== first, 90_000);
       blockFor(3 * leaseTtlMs);
       assert.deepEqual(lost, []);
       assert.deepEqual(await reapRuns(catalog.pool), [], 'nothing to reap: the thread kept the lease');

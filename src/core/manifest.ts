@@ -97,6 +97,12 @@ export const manifestSchema = z.object({
         .describe('Order-independent content checksum: sum of the first 64 bits of md5(row::text) over all rows, in decimal.'),
     }),
   ),
+  materializedViews: z
+    .array(z.object({ schema: z.string(), name: z.string() }))
+    .optional()
+    .describe(
+      'Supabase profile: the materialized views the source had populated, which the data file leaves empty (pg_dump --data-only writes no REFRESH), in the order a restore refreshes them after the data: each after every materialized view it reads. Absent in manifests written before it was recorded: nothing is refreshed.',
+    ),
   timings: z.object({ dumpMs: z.number().nonnegative(), totalMs: z.number().nonnegative() }),
 });
 

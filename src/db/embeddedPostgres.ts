@@ -186,6 +186,12 @@ async function clusterHome(home: string, runAs: RunAs): Promise<string> {
   return path.join(os.tmpdir(), `backstop-postgres-data-${shortHash(path.resolve(home))}`);
 }
 
+/**
+ * A cluster kept outside its home names the home it belongs to, so that a server whose home is
+ * gone can be recognised as abandoned (see `abandonedEmbeddedServers`).
+ */
+export const CLUSTER_OWNER_FILE = 'home';
+
 /** Serializes concurrent starters on one home with an exclusive lock file. */
 async function withStartLock<T>(lockFile: string, work: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + 60_000;
@@ -245,6 +251,7 @@ export async function ensureEmbeddedPostgres(home: string, options: EmbeddedOpti
     const pgHome = await clusterHome(home, runAs);
     const dataDir = path.join(pgHome, 'data');
     await fs.mkdir(pgHome, { recursive: true, mode: 0o700 });
+    if (pgHome !== path.join(home, 'postgres')) await fs.writeFile(path.join(pgHome, CLUSTER_OWNER_FILE), path.resolve(home));
     let state: InstanceState | undefined;
     if (await exists(stateFile)) state = JSON.parse(await fs.readFile(stateFile, 'utf8')) as InstanceState;
     if (state && (await exists(path.join(dataDir, 'PG_VERSION'))) && (await canConnect(instanceFor(dataDir, state).url()))) {

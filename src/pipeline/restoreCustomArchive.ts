@@ -10,6 +10,7 @@ import { parseToolVersion, serverMajorFromVersionNum, type PgToolCandidate } fro
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from './spoolVerifiedFile.ts';
 import { CustomArchiveScanner, type TocObject } from './customArchiveScanner.ts';
+import { lastLines, PgRestoreErrors } from './pgRestoreErrors.ts';
 import { RestoredRowCheck } from './restoredRowCheck.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from './restoreInput.ts';
 import { countListedTables } from './sourceSnapshot.ts';
@@ -108,7 +109,14 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     signal.throwIfAborted();
     // pg_restore --schema restores the schema's objects but not the schema itself.
     for (const schema of selection.schemas) await client.query(`create schema if not exists ${client.escapeIdentifier(schema)}`);
-    restore = spawnPgTool(pgRestore.path, args, connection, { onStderrLine: rowCheck?.onStderrLine });
+    const errors = new PgRestoreErrors();
+    const check = rowCheck;
+    const onStderrLine = (line: string) => {
+      if (check?.onStderrLine(line)) return true;
+      errors.see(line);
+      return false;
+    };
+    restore = spawnPgTool(pgRestore.path, args, connection, { onStderrLine });
     restore.child.stdout.resume();
     const stopWatching = watchRestoredBytes(restore.child.pid, dumpFile.uncompressedSize, (bytes) => report('restoring', dumpFile.size, bytes));
     const { code, signal: killedBy, stderr } = await restore.exited.finally(stopWatching);
@@ -116,7 +124,7 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     if (code !== 0) {
       throw new BackstopError(
         'RESTORE_FAILED',
-        `pg_restore ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`}${jobs === 1 ? ' (nothing was committed)' : ''}: ${stderr.slice(-2000) || 'no output'}`,
+        `pg_restore ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`}${jobs === 1 ? ' (nothing was committed)' : ''}: ${errors.describe() ?? (lastLines(stderr) || 'no output')}`,
       );
     }
 

@@ -38,11 +38,16 @@ export const userTablesSql = `
  * Row count, and optionally a content checksum that does not depend on row order (a restore
  * may store rows in another order): the sum, as numeric, of the first 64 bits of each row's
  * md5. It streams over the table with constant memory, unlike an ordered string_agg.
+ *
+ * `ONLY`: a parent of table inheritance would count its children's rows too, while pg_dump
+ * (COPY … TO) writes, and a restore loads, each table's own rows only. Without it every
+ * inheriting database seemed to differ from its backup, and a parallel restore's count of the
+ * parent depended on whether its children were loaded yet. Partitions are leaves: no change.
  */
 function tableStatsSql(qualified: string, checksums: boolean): string {
   return checksums
-    ? `select count(*) as count, coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text as checksum from ${qualified} t`
-    : `select count(*) as count from ${qualified}`;
+    ? `select count(*) as count, coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text as checksum from only ${qualified} t`
+    : `select count(*) as count from only ${qualified}`;
 }
 
 export async function countTableRows(client: pg.ClientBase, signal?: AbortSignal, options: { checksums?: boolean } = {}): Promise<TableCount[]> {

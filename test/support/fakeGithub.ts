@@ -297,7 +297,9 @@ export function startTestGithubExecutor(db: Pool, github: FakeGithub, token: str
     db,
     client: githubClient({ apiUrl: github.apiUrl, token, maxRateLimitWaitMs: 5000 }),
     log: pino({ level: 'silent' }),
-    startDeadlineMs: 60_000,
+    // Long enough that a test which leaves a run dispatched on purpose never sees the reaper
+    // time it out on a loaded machine.
+    startDeadlineMs: 600_000,
     intervalMs: 3_600_000,
   });
 }

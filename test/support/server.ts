@@ -48,7 +48,9 @@ export interface TestServerOptions extends Partial<Pick<ServerOptions, 'ssePollI
  * heartbeats and the reaper shortened to seconds. `close()` stops everything it started.
  */
 export async function startTestServer(options: TestServerOptions): Promise<TestServer> {
-  const config = loadConfig({ ...fastLeaseEnv, BACKSTOP_DATABASE_URL: options.catalogUrl, BACKSTOP_LOG_LEVEL: 'silent', ...options.env }, repoRoot);
+  // The harness's home for tests (BACKSTOP_HOME), never the checkout: drills start a scratch server in it.
+  const home = process.env.BACKSTOP_HOME ? { BACKSTOP_HOME: process.env.BACKSTOP_HOME } : {};
+  const config = loadConfig({ ...fastLeaseEnv, ...home, BACKSTOP_DATABASE_URL: options.catalogUrl, BACKSTOP_LOG_LEVEL: 'silent', ...options.env }, repoRoot);
   const logs: string[] = [];
   const log = pino(
     { level: 'debug' },

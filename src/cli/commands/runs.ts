@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
 import { isTerminal, runStatuses } from '../../core/runState.ts';
@@ -11,8 +12,38 @@ import type { Queryable } from '../../operations/openCatalog.ts';
 import type { CommandContext } from '../context.ts';
 import { formatBytes } from '../../core/formatBytes.ts';
 import { describeRun, printJson, runJson, table } from '../output.ts';
+import { createProgressDisplay } from '../progressDisplay.ts';
 import { exitCodeFor } from './runInForeground.ts';
 import { sayingFlags } from './targetOptions.ts';
+
+/** How often `runs show --follow` reads the run: its progress changes about once a second. */
+const FOLLOW_POLL_MS = 500;
+
+/**
+ * Prints a run's events as they are recorded and shows its progress, until it ends. Reads the
+ * catalog as the API's event stream does (events after the last one seen), so it follows a run
+ * on any runner: a worker, a GitHub Actions job, another machine's `backstop run`.
+ */
+async function followRun(db: Queryable, runId: string, show: boolean): Promise<void> {
+  const display = createProgressDisplay(show);
+  let after = 0;
+  try {
+    for (;;) {
+      const { run, events } = await listRunEvents(db, runId, after);
+      for (const event of events) {
+        after = Math.max(after, Number(event.id));
+        if (!show) continue;
+        display.done();
+        process.stderr.write(`${event.at}  ${event.kind}${event.status ? ` (${event.status})` : ''}${event.message ? `  ${event.message}` : ''}\n`);
+      }
+      if (isTerminal(run.status)) return;
+      if (run.progress) display.update(run.progress);
+      await setTimeout(FOLLOW_POLL_MS);
+    }
+  } finally {
+    display.done();
+  }
+}
 
 /** The CLI shows up to this many runs at once, read in pages of the API's size. */
 const MAX_LISTED = 1000;
@@ -83,9 +114,12 @@ export function registerRunCommands(program: Command, context: () => CommandCont
     .description('Show one run with its events.')
     .argument('<run-id>', 'run id, or its first 8 characters')
     .option('--json', 'print JSON')
-    .action(async (input: string, options: { json?: boolean }) => {
+    .option('--follow', 'until the run ends: print its events as they happen and its progress (a bar on a terminal)')
+    .action(async (input: string, options: { json?: boolean; follow?: boolean }) => {
       const ctx = context();
-      const { run, events } = await listRunEvents(ctx.db, await resolveRunId(ctx.db, input));
+      const runId = await resolveRunId(ctx.db, input);
+      if (options.follow) await followRun(ctx.db, runId, !options.json);
+      const { run, events } = await listRunEvents(ctx.db, runId);
       // Like `run`: a run that ended other than succeeded exits with its error's code.
       if (isTerminal(run.status) && run.status !== 'succeeded') process.exitCode = exitCodeFor(run);
       if (options.json) {

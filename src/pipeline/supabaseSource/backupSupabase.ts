@@ -63,7 +63,8 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
     const serverMajor = serverMajorFromVersionNum(source.serverVersionNum);
     const pgDump = { ...(await findPgTool('pg_dump', serverMajor, input.pgTools)), name: 'pg_dump' as const };
     const pgDumpall = { ...(await findPgTool('pg_dumpall', serverMajor, input.pgTools)), name: 'pg_dumpall' as const };
-    const plan = planSupabaseDump(await readSourceCatalog(input.databaseUrl), source.snapshot);
+    const catalog = await readSourceCatalog(input.databaseUrl);
+    const plan = planSupabaseDump(catalog, source.snapshot);
     input.signal.throwIfAborted();
     const steps: FileStep[] = [
       { role: 'roles', tool: pgDumpall, options: plan.roles, content: (output) => rewriteLines(output, rewriteRolesLine) },
@@ -183,6 +184,7 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
       files,
       ...(storageBuckets ? { storage: { buckets: storageBuckets } } : {}),
       tables,
+      ...(catalog.materializedViews.length > 0 ? { materializedViews: catalog.materializedViews } : {}),
       timings: { dumpMs: Math.round(dumpMs), totalMs: Math.round(performance.now() - started) },
     });
     const artifact = await completeArtifact(input.store, prefix, manifest, input.signal);

@@ -13,11 +13,13 @@ import { parseToolVersion, serverMajorFromVersionNum } from '../../pgtools/pickP
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../restoreInput.ts';
 import { watchRestoredBytes } from '../watchRestoredBytes.ts';
+import { lastLines } from '../pgRestoreErrors.ts';
 import { countListedTables, existingTable } from '../sourceSnapshot.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from '../spoolVerifiedFile.ts';
 import { assertPlainDumpShape } from './plainDumpCheck.ts';
 import { rewriteLines } from './rewriteLines.ts';
 import { missingRoleError } from './scaffoldSupabase.ts';
+import { refreshMaterializedViewsSql } from './materializedViews.ts';
 import { isManagedSchema } from './supabaseProfile.ts';
 
 /** Restore order: roles own the objects of the schema, which the data fills. */
@@ -34,9 +36,11 @@ const relationsSql = `
  * Restores a Supabase-profile artifact into a Supabase project (a new one, or one made like
  * it): every file's size and SHA-256 is checked while it is spooled, and its shape (exactly
  * what pg_dump writes: no psql meta-command outside its `\restrict` block, see
- * PlainDumpCheck), before anything runs; then psql, without ~/.psqlrc, runs roles, schema and data, in that order, as one transaction with
- * ON_ERROR_STOP, so a failure anywhere commits nothing; the data file sets
- * `session_replication_role = replica` itself. Row counts are compared with the manifest.
+ * PlainDumpCheck), before anything runs; then psql, without ~/.psqlrc, runs roles, schema and
+ * data, in that order, and refreshes the materialized views the source had populated (see
+ * materializedViews.ts), as one transaction with ON_ERROR_STOP, so a failure anywhere commits
+ * nothing; the data file sets `session_replication_role = replica` itself. Row counts are
+ * compared with the manifest.
  */
 export async function restoreSupabaseArtifact(input: RestoreInput): Promise<RestoreResult> {
   const signal = input.signal ?? new AbortController().signal;
@@ -99,6 +103,9 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
     // One transaction over the three files: roles, schema and data commit together or not at all.
     const args = ['--no-psqlrc', '--quiet', '--set=ON_ERROR_STOP=1', '--single-transaction', '--no-password', `--dbname=${connection.dbname}`];
     for (const spoolPath of spoolPaths) args.push(`--file=${spoolPath}`);
+    // After the data, in the same transaction: the materialized views the source had populated.
+    const refresh = refreshMaterializedViewsSql(input.manifest.materializedViews ?? []);
+    if (refresh) args.push(`--command=${refresh}`);
     signal.throwIfAborted();
     psqlProcess = spawnPgTool(psql.path, args, connection);
     psqlProcess.child.stdout.resume();
@@ -108,7 +115,7 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
     if (code !== 0) {
       throw new BackstopError(
         'RESTORE_FAILED',
-        `psql ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`} (nothing was committed): ${stderr.slice(-2000) || 'no output'}`,
+        `psql ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`} (nothing was committed): ${lastLines(stderr) || 'no output'}`,
       );
     }
 
@@ -212,7 +219,7 @@ async function assertRestorableInto(client: pg.Client, manifest: Manifest): Prom
     if (!isManagedSchema(table.schema)) continue;
     const qualified = await existingTable(client, table);
     if (!qualified) continue;
-    const { rows: found } = await client.query<{ filled: boolean }>(`select exists (select 1 from ${qualified}) as filled`);
+    const { rows: found } = await client.query<{ filled: boolean }>(`select exists (select 1 from only ${qualified}) as filled`);
     if (found[0]?.filled) filled.push(`${table.schema}.${table.name}`);
   }
   if (filled.length > 0) {
