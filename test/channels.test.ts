@@ -16,8 +16,6 @@ import { channelRequest } from '../src/core/channelRequests.ts';
 import type { RunnerOutcome } from '../src/core/runState.ts';
 import { notificationMessage } from '../src/core/notificationMessage.ts';
 import { listNotifications, type NotificationRecord } from '../src/db/notifications.ts';
-import { claimRunById, finalizeRun } from '../src/db/runLeases.ts';
-import { createRun } from '../src/db/runRecords.ts';
 import { createTarget, type TargetRecord } from '../src/db/targets.ts';
 import { sendSharedChannelTest, sendTestNotification } from '../src/operations/sendTestNotification.ts';
 import { addSharedChannel, showChannel, updateSharedChannel } from '../src/operations/sharedChannels.ts';
@@ -25,6 +23,7 @@ import { showTarget } from '../src/operations/targets/listTargets.ts';
 import { updateTarget } from '../src/operations/targets/updateTarget.ts';
 import { runCli } from './support/cli.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
+import { finishRun } from './support/runRows.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -35,7 +34,6 @@ import { waitFor } from './support/wait.ts';
  */
 
 const log = pino({ level: 'silent' });
-const HOUR = 3_600_000;
 const PUBLIC_URL = 'https://backstop.example.com';
 const SMTP_PASSWORD = 'smtp-password-never-shown';
 const BOT_TOKEN = '123456789:AAH-bot-token-never-shown_0123456789';
@@ -216,13 +214,7 @@ describe('notification channels', { timeout: 300_000 }, () => {
     return started;
   };
 
-  const finish = async (outcome: RunnerOutcome, error: { code: string; message: string } | null = null) => {
-    const run = await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: HOUR });
-    const claimed = await claimRunById(catalog.pool, run.id, { leaseTtlMs: 60_000, claimedBy: 'test-runner' });
-    const started = performance.now();
-    const finished = await finalizeRun(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, outcome, error, artifact: null });
-    return { run: finished, finalizeMs: performance.now() - started };
-  };
+  const finish = (outcome: RunnerOutcome, error: { code: string; message: string } | null = null) => finishRun(catalog.pool, target.id, outcome, { error });
 
   const outbox = async (): Promise<NotificationRecord[]> => listNotifications(catalog.pool, { targetId: target.id });
 
@@ -273,6 +265,8 @@ describe('notification channels', { timeout: 300_000 }, () => {
     assert.match(mail.text, /^What to do: Read the error on the run page/m);
     assert.match(mail.text, new RegExp(`^Open: ${PUBLIC_URL}/#/runs/${run.id}$`, 'm'));
     assert.ok(!mail.text.includes(SMTP_PASSWORD));
+    // A delivery is marked after the channel's health is recorded: once both are, read it.
+    await waitFor('both marked delivered', async () => (await outbox()).filter((row) => row.deliveredAt).length === 2);
     const health = (await showChannel(catalog.pool, 'ops-mail')).health;
     assert.equal(health.failingSince, null, 'delivered: not failing');
     assert.ok(health.lastDeliveredAt);

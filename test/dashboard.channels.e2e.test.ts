@@ -4,12 +4,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { claimRunById, finalizeRun } from '../src/db/runLeases.ts';
-import { createRun } from '../src/db/runRecords.ts';
 import { getTargetWithSecret } from '../src/db/targets.ts';
 import { openPage } from './support/browser.ts';
 import { launchChromium } from './support/chromium.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
+import { finishRun } from './support/runRows.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -101,9 +100,7 @@ describe('notification channels in the dashboard', { timeout: 300_000 }, () => {
 
     // The service starts refusing: a failed backup's notification fails, and the page says so.
     ntfyStatus = 401;
-    const run = await createRun(catalog.pool, { targetId: stored.id, trigger: 'test', runDeadlineMs: 3_600_000 });
-    const claimed = await claimRunById(catalog.pool, run.id, { leaseTtlMs: 60_000, claimedBy: 'test' });
-    await finalizeRun(catalog.pool, { runId: run.id, leaseId: claimed.leaseId, outcome: 'failed', error: { code: 'DUMP_FAILED', message: 'boom' } });
+    const { run } = await finishRun(catalog.pool, stored.id, 'failed', { error: { code: 'DUMP_FAILED', message: 'boom' } });
     await waitFor('the failed delivery', () => received.some((request) => request.headers.click === `https://backstop.example.com/#/runs/${run.id}`), 30_000);
     await waitFor('recorded failing', async () => (await api.request('GET', '/api/v1/channels/ops-ntfy')).json.health.failingSince);
     await page.goto(`${api.url}/#/channels`);

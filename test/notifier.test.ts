@@ -14,6 +14,7 @@ import { claimRunById, finalizeRun, reapRuns } from '../src/db/runLeases.ts';
 import { createRun, getRun, requestCancel } from '../src/db/runRecords.ts';
 import { createTarget, updateTargetPolicies, type NotificationEvent, type TargetRecord } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
+import { finishRun } from './support/runRows.ts';
 import { waitFor } from './support/wait.ts';
 
 /**
@@ -114,19 +115,8 @@ describe('notifications', { timeout: 300_000 }, () => {
   };
 
   /** A run through the real claim and finalize path; returns how long the finalize took. */
-  const finish = async (outcome: RunnerOutcome, error: { code: string; message: string } | null = null) => {
-    const run = await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: HOUR });
-    const claimed = await claimRunById(catalog.pool, run.id, { leaseTtlMs: 60_000, claimedBy: 'test-runner' });
-    const started = performance.now();
-    const finished = await finalizeRun(catalog.pool, {
-      runId: run.id,
-      leaseId: claimed.leaseId,
-      outcome,
-      error,
-      artifact: outcome === 'succeeded' ? artifact : null,
-    });
-    return { run: finished, finalizeMs: performance.now() - started };
-  };
+  const finish = (outcome: RunnerOutcome, error: { code: string; message: string } | null = null) =>
+    finishRun(catalog.pool, target.id, outcome, { error, artifact: outcome === 'succeeded' ? artifact : null });
 
   const outbox = async (): Promise<NotificationRecord[]> => listNotifications(catalog.pool, { targetId: target.id });
 

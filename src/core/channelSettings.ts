@@ -193,20 +193,8 @@ export function mergeChannelSettings(input: ParsedSettings, stored: ChannelSetti
   ) as unknown as ChannelSettings;
 }
 
-/** What is shown of a channel's settings: everything but the secrets, and which secrets are set. */
-export interface ChannelSettingsView {
-  kind: ChannelKind;
-  chatId?: string;
-  apiUrl?: string;
-  host?: string;
-  port?: number;
-  security?: SmtpSecurity;
-  username?: string;
-  from?: string;
-  to?: string[];
-  /** The secret settings that are stored (never their values). */
-  secretsSet: SecretSetting[];
-}
+/** What is shown of a channel's settings: everything but the secrets, and which secrets are set (never their values). */
+export type ChannelSettingsView = Omit<ChannelSettings, SecretSetting> & { secretsSet: SecretSetting[] };
 
 export function channelSettingsView(settings: ChannelSettings): ChannelSettingsView {
   const view: Record<string, unknown> = {};
