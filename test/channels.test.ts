@@ -61,10 +61,11 @@ interface SmtpHandle {
   close(): Promise<void>;
 }
 
-async function startSmtp(options: { key: Buffer; cert: Buffer; implicitTls?: boolean }): Promise<SmtpHandle> {
+async function startSmtp(options: { key: Buffer; cert: Buffer; implicitTls?: boolean; noStarttls?: boolean }): Promise<SmtpHandle> {
   const handle: SmtpHandle = { port: 0, connections: 0, mails: [], authAttempts: [], close: async () => {} };
   const server = new SMTPServer({
     secure: options.implicitTls ?? false,
+    disabledCommands: options.noStarttls ? ['STARTTLS'] : [],
     key: options.key,
     cert: options.cert,
     authMethods: ['PLAIN', 'LOGIN'],
@@ -305,6 +306,27 @@ describe('notification channels', { timeout: 300_000 }, () => {
     assert.equal(smtp.mails[0]!.secure, true);
     assert.equal(smtp.mails[0]!.subject, '[Backstop] Test notification from Backstop');
     assert.equal((await showChannel(catalog.pool, 'tls-mail')).health.failingSince, null, 'a good test ends the failing streak');
+  });
+
+  it('e-mail: a server that does not offer STARTTLS is refused before the password is sent', async () => {
+    const smtp = await startSmtp({ ...certificate, noStarttls: true });
+    closers.push(smtp.close);
+    await addSharedChannel(catalog.pool, {
+      name: 'plain-mail',
+      kind: 'email',
+      host: '127.0.0.1',
+      port: smtp.port,
+      username: 'backstop',
+      password: SMTP_PASSWORD,
+      from: 'backstop@example.com',
+      to: ['ops@example.com'],
+    });
+    const refused = await sendSharedChannelTest(catalog.pool, { name: 'plain-mail', requestedBy: 'test' });
+    assert.equal(refused.delivered, false);
+    assert.match(refused.error!, /STARTTLS/);
+    assert.equal(smtp.connections, 1);
+    assert.deepEqual(smtp.authAttempts, []);
+    assert.deepEqual(smtp.mails, []);
   });
 
   it('Discord, Telegram, Teams and ntfy each get the request their published API takes', async () => {
