@@ -19,6 +19,7 @@ import { waitFor } from './support/wait.ts';
  */
 
 const NTFY_TOKEN = 'tk_dashboard-token-never-shown';
+const BOT_TOKEN = '123456789:AAH-dashboard-bot-token_0123456789';
 
 describe('notification channels in the dashboard', { timeout: 300_000 }, () => {
   let catalog: TestCatalog;
@@ -98,6 +99,26 @@ describe('notification channels in the dashboard', { timeout: 300_000 }, () => {
       [{ kind: 'shared', on: ['failed', 'timed_out', 'recovered'], channel: 'ops-ntfy' }],
     );
 
+    // A channel of the target's own, of a kind with several settings; a missing one is said at its field.
+    await page.getByRole('link', { name: 'Edit' }).click();
+    await page.getByLabel('New channel', { exact: true }).selectOption('telegram');
+    await page.getByLabel('Chat id').fill('@backstop_ops');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.locator('#channel-botToken-error', { hasText: 'is required for a telegram channel' }).waitFor();
+    await page.getByLabel('Bot token (write-only)').fill(BOT_TOKEN);
+    // Nothing leaves this machine: the Bot API is a closed local port.
+    await page.getByLabel('Bot API address').fill('http://127.0.0.1:1');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.waitForURL(/#\/targets\/shop$/);
+    await page.locator('.channels li', { hasText: 'telegram on failed, timed out, recovered' }).waitFor();
+    assert.ok(!(await page.content()).includes(BOT_TOKEN), 'the bot token is on the page');
+    const withTelegram = await getTargetWithSecret(catalog.pool, stored.id);
+    assert.deepEqual(
+      withTelegram.notificationChannels.map((channel) => channel.kind),
+      ['shared', 'telegram'],
+    );
+    assert.equal((withTelegram.notificationChannels[1] as { botToken?: string }).botToken, BOT_TOKEN);
+
     // The service starts refusing: a failed backup's notification fails, and the page says so.
     ntfyStatus = 401;
     const { run } = await finishRun(catalog.pool, stored.id, 'failed', { error: { code: 'DUMP_FAILED', message: 'boom' } });
@@ -106,7 +127,7 @@ describe('notification channels in the dashboard', { timeout: 300_000 }, () => {
     await page.goto(`${api.url}/#/channels`);
     await row.getByText(/^Failing since .*: HTTP 401/).waitFor();
     await page.goto(`${api.url}/#/targets/shop`);
-    await page.locator('.channels li .channel-bad', { hasText: /^Failing since/ }).waitFor();
+    await page.locator('.channels li .channel-bad', { hasText: /^Failing since .*: HTTP 401/ }).waitFor();
 
     // Editing keeps the token when its field is left blank.
     await page.goto(`${api.url}/#/channels`);
