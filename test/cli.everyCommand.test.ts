@@ -286,6 +286,14 @@ describe('every command keeps the CLI promises', () => {
       base: { args: () => ['--dry-run'] },
       lists: [() => ['--dry-run'], () => ['--dry-run', '--json']],
     },
+    alarms: {
+      failing: [
+        { args: () => ['--target', 'no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ },
+        { args: () => [], code: 'CATALOG_UNAVAILABLE', env: UNREACHABLE_CATALOG },
+      ],
+      base: { args: () => [] },
+      lists: [() => [], () => ['--json']],
+    },
     schedules: {
       failing: [{ args: () => [], code: 'CATALOG_UNAVAILABLE', env: UNREACHABLE_CATALOG }],
       base: { args: () => [] },
@@ -326,6 +334,12 @@ describe('every command keeps the CLI promises', () => {
     '--api-url': { args: ['--api-url', 'not-a-url'], says: /not-a-url/, code: 'CONFIG_INVALID' },
     '--token': { args: ['--token', 'bsr_x'], says: /--api-url/, code: 'CONFIG_INVALID' },
     '--database-url': { args: ['--database-url', 'not-a-url'], says: /not-a-url/ },
+    '--server-url': { args: ['--server-url', 'not-a-url'], says: /not-a-url/ },
+    // A target's list must name a database; a restore's, a server backup (this one is of one database).
+    '--databases': { args: ['--databases', ','], says: /--databases/ },
+    '--replace-databases': { args: ['--replace-databases', 'app'], says: /--replace-databases/ },
+    '--exclude-databases': { args: ['--exclude-databases', 'x'.repeat(64)], says: /--exclude-databases/ },
+    '--globals': { args: ['--globals', 'everything'], says: /--globals/ },
     '--restore-to': { args: ['--restore-to', 'nowhere'], says: /--restore-to/ },
     '--max-attempts': { args: ['--max-attempts', '0'], says: /--max-attempts/ },
     '--github': { args: ['--github', 'not a repository'], says: /--github/ },
@@ -365,6 +379,10 @@ describe('every command keeps the CLI promises', () => {
     'channel update --to': { args: ['--to', 'not-an-address'], says: /--to/ },
     '--webhook-secret': { args: ['--webhook-secret', 'secret-without-a-webhook'], says: /--notify-webhook/ },
     '--verify-every': { args: ['--verify-every', '0'], says: /--verify-every/ },
+    '--max-backup-age': { args: ['--max-backup-age', 'soon'], says: /--max-backup-age/ },
+    // A ping URL is a secret: never echoed.
+    '--ping-url': { args: ['--ping-url', 'not-a-url'], says: /--ping-url/ },
+    '--alarm-repeat': { args: ['--alarm-repeat', '-1'], says: /--alarm-repeat/ },
     '--verify-cron': { args: ['--verify-cron', 'weekly-ish'], says: /weekly-ish/ },
     '--status': { args: ['--status', 'bogus'], says: /bogus/ },
     '--limit': { args: ['--limit', '0'], says: /--limit/ },
@@ -380,6 +398,7 @@ describe('every command keeps the CLI promises', () => {
     '--port': { args: ['--port', 'eighty'], says: /--port/ },
     '--name': { args: ['--name', '!', '--role', 'viewer'], says: /"!"/ },
     '--role': { args: ['--role', 'overlord'], says: /overlord/ },
+    '--owner': { args: ['--role', 'viewer', '--owner', ' '], says: /--owner/ },
     'token create --github': { args: ['--github', 'not a repository'], says: /not a repository/ },
     '--grace-period': { args: ['--grace-period', '-1'], says: /--grace-period/ },
     '--count': { args: ['--count', '0'], says: /--count/ },

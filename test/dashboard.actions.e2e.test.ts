@@ -180,7 +180,7 @@ describe('dashboard actions in headless Chromium', { timeout: 600_000 }, () => {
       await other.goto(`${api.url}/#/runs/${sealedRun}`);
       await other.locator('.files-table tbody tr').first().waitFor();
       assert.equal(await other.getByRole('button', { name: /^Download / }).count(), 0);
-      await other.locator('#download-reason', { hasText: 'needs an admin token' }).waitFor();
+      await other.locator('#download-reason', { hasText: 'needs the admin role' }).waitFor();
     } finally {
       await operator.close();
     }

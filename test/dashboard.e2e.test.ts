@@ -61,7 +61,7 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-dashboard-store-'));
     // No in-process worker: runs are executed by a `backstop worker` child this test can kill.
     // The server's reaper runs every 0.5 s (test/support/server.ts).
-    api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_STORE: `file://${storeDir}` } });
+    api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_STORE: `file://${storeDir}`, BACKSTOP_ALARM_INTERVAL: '0.5' } });
     browser = await launchChromium();
     ({ page, pageErrors } = await openPage(browser));
   });
@@ -166,7 +166,7 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     await page.waitForURL(/#\/targets\/shop$/);
     await page.getByRole('heading', { name: 'Settings' }).waitFor();
     await page.getByText('keep last 7, 3 daily').waitFor();
-    await page.getByText('webhook on failed, timed out, recovered (signed)').waitFor();
+    await page.getByText('webhook on failed, timed out, recovered, alarm (signed)').waitFor();
     assert.ok(!(await page.content()).includes(secret), 'the secret is shown again');
     const id = (await api.request('GET', '/api/v1/targets/shop')).json.id;
     const stored = await getTargetWithSecret(catalog.pool, id);
@@ -346,6 +346,30 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     assert.match(await shop.innerText(), /Next scheduled run\s+in /);
   });
 
+  it("a target's page shows its active alarms, with when they began and what to do", async () => {
+    const updated = await api.request('PATCH', '/api/v1/targets/broken', { body: { maxBackupAge: 1 } });
+    assert.equal(updated.status, 200, updated.text);
+    assert.equal(updated.json.maxBackupAge, 1);
+    await waitFor(
+      'the backup_overdue alarm',
+      async () => (await api.request('GET', '/api/v1/alarms?target=broken')).json.items.some((alarm: { kind: string }) => alarm.kind === 'backup_overdue'),
+      WAIT,
+      200,
+    );
+    await page.goto(`${api.url}/#/targets/broken`);
+    const alarms = page.locator('#active-alarms');
+    await alarms.locator('[data-alarm="backup_overdue"]').waitFor();
+    assert.match(await alarms.innerText(), /backup_overdue, since .*broken has no good backup/);
+    assert.match(await alarms.innerText(), /What to do: .*backstop trigger broken/);
+    assert.equal(await page.locator('#active-alarms').count(), 1);
+    await page.goto(`${api.url}/#/targets/shop`);
+    await page.locator('#chart-size').waitFor();
+    assert.equal(await page.locator('#active-alarms').count(), 0, 'a target without alarms shows none');
+    // Back where the tests after this one expect the page: the overview.
+    await page.getByRole('link', { name: 'Overview' }).first().click();
+    await page.locator('.target-card').first().waitFor();
+  });
+
   it('is readable on a phone (390×844): nothing scrolls sideways, no word is cut in two', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 3 });
     try {
@@ -402,12 +426,12 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
       for (const button of await page.locator('main button:disabled').all()) {
         const reasonId = await button.getAttribute('aria-describedby');
         assert.ok(reasonId, `${hash}: "${await button.innerText()}" is disabled without a reason`);
-        assert.match(await page.locator(`[id="${reasonId.split(' ')[0]}"]`).innerText(), /needs an? (operator|admin) token/);
+        assert.match(await page.locator(`[id="${reasonId.split(' ')[0]}"]`).innerText(), /needs the (operator|admin) role/);
       }
     }
     await page.goto(`${api.url}/#/targets/shop`);
     assert.equal(await page.getByRole('button', { name: 'Back up now' }).isDisabled(), true);
-    await page.locator('#action-backup-reason', { hasText: 'Backing up needs an operator token' }).waitFor();
+    await page.locator('#action-backup-reason', { hasText: 'Backing up needs the operator role' }).waitFor();
     await page.goto(`${api.url}/#/targets/new`);
     await page.getByText('Only an admin token').waitFor();
     assert.equal(await page.locator('form').count(), 0);

@@ -58,6 +58,25 @@ describe('server and token commands', { timeout: 300_000 }, () => {
     assert.ok(state.rows[0]!.revoked_at);
   });
 
+  it('token create --owner records who holds a token: list shows it, and the API names it in /me', async () => {
+    const created = await runCli(['token', 'create', '--name', 'nightly', '--role', 'viewer', '--owner', 'platform team'], env);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stderr, /\("nightly", viewer, held by platform team\) created/);
+    const token = created.stdout.trim();
+    const listed = await runCli(['token', 'list'], env);
+    assert.match(listed.stdout, /OWNER/);
+    assert.match(listed.stdout, /nightly +viewer +platform team/);
+    const json = JSON.parse((await runCli(['token', 'list', '--json'], env)).stdout) as Array<{ name: string; owner: string | null }>;
+    assert.equal(json.find((record) => record.name === 'nightly')!.owner, 'platform team');
+    const refused = await runCli(['token', 'create', '--name', 'x', '--role', 'viewer', '--owner', '  '], env);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--owner/);
+
+    const { url } = await startServerProcess([]);
+    const me = await fetch(`${url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+    assert.deepEqual({ ...((await me.json()) as object), id: undefined }, { id: undefined, name: 'nightly', role: 'viewer', kind: 'token', owner: 'platform team' });
+  });
+
   it('server --quickstart prints an admin token on first start only; SIGTERM stops it cleanly', async () => {
     const first = await startServerProcess(['--quickstart']);
     const token = await waitFor('the admin token', () => /^\s+(bst_\S+)$/m.exec(first.cli.stdout())?.[1]);

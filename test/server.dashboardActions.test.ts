@@ -74,7 +74,7 @@ describe('dashboard actions: capabilities, refusals, downloads, restores, test n
     const plain = (await api.request('GET', `/api/v1/runs/${plainRun}`, { token: api.tokens.operator })).json.actions;
     assert.equal(plain.verify.allowed, true);
     assert.equal(plain.download.blockedBy, 'role');
-    assert.match(plain.download.reason, /needs an admin token/);
+    assert.match(plain.download.reason, /needs the admin role/);
     // An operator restores only into a destination the target lists for operators: none yet.
     assert.equal(plain.restore.blockedBy, 'role');
     assert.match(plain.restore.reason, /lists none/);

@@ -51,6 +51,17 @@ describe('target health', () => {
     assert.equal(assessTargetHealth({ ...fresh, createdAt: now - 3 * 24 * HOUR }).reason, 'Scheduled, but no backup has succeeded yet.');
   });
 
+  it('a paused target has no next slot and is never stale; the reason says it is paused', () => {
+    const missedSlots = { ...base, schedule: daily, newestGoodBackupAt: Date.parse('2026-03-01T03:05:00Z') };
+    assert.equal(assessTargetHealth(missedSlots).health, 'stale');
+    const paused = assessTargetHealth({ ...missedSlots, paused: true });
+    assert.deepEqual(paused, { health: 'ok', reason: 'Paused: no scheduled backups until it is resumed.', nextScheduledAt: null });
+    const pausedNever = assessTargetHealth({ ...missedSlots, paused: true, newestGoodBackupAt: null, lastFinishedBackup: null });
+    assert.equal(pausedNever.health, 'never');
+    assert.match(pausedNever.reason, /Paused/);
+    assert.equal(assessTargetHealth({ ...missedSlots, paused: true, lastFinishedBackup: { status: 'failed', errorCode: 'DUMP_FAILED' } }).health, 'failing');
+  });
+
   it('counts missed slots up to a bound', () => {
     const everyMinute = { ...base, schedule: { cron: '* * * * *', timezone: 'UTC' }, newestGoodBackupAt: now - 30 * 24 * HOUR };
     assert.equal(assessTargetHealth(everyMinute).reason, 'No backup has succeeded in the last 100 or more scheduled slots.');

@@ -10,7 +10,7 @@ import { discoverPgTools } from '../src/pgtools/findPgTools.ts';
 import { targetCreateSchema, targetUpdateSchema } from '../src/operations/targets/targetInput.ts';
 import { targetCreateBody, targetUpdateBody } from '../src/server/requestSchemas.ts';
 import { ajv } from '../src/server/validation.ts';
-import { adminQuery, createSampleDatabase, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { adminQuery, adminUrl, createSampleDatabase, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startTestServer, type HttpResult, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -55,7 +55,14 @@ describe("target bodies: JSON Schema derived from the operations' zod schemas", 
         assert.equal(schema.safeParse(input).success, false, JSON.stringify(wrong));
       }
     }
-    assert.deepEqual((targetCreateBody as { required: string[] }).required.sort(), ['databaseUrl', 'name']);
+    // databaseUrl or serverUrl, one of them: a rule of the operation's schema, said with its field.
+    assert.deepEqual((targetCreateBody as { required: string[] }).required.sort(), ['name']);
+    const neither = targetCreateSchema.safeParse({ name: 'x' });
+    assert.equal(neither.success, false);
+    assert.deepEqual(
+      neither.error?.issues.map((issue) => issue.path.join('.')),
+      ['databaseUrl'],
+    );
   });
 });
 
@@ -296,6 +303,35 @@ describe('target lifecycle through the API', () => {
     );
     assert.deepEqual(invalid.fields!.map((problem) => problem.field).sort(), ['executor.owner', 'options.withStorage']);
     assertRefused(await api.request('PATCH', '/api/v1/targets/app', { body: { checks: false } }), 400, 'INVALID_INPUT');
+  });
+
+  it('a server target: serverUrl makes one with the server profile; server options without it are refused, with their field', TEST_TIMEOUT, async () => {
+    const server = new URL(adminUrl());
+    server.pathname = '/';
+    const created = await api.request('POST', '/api/v1/targets', { body: { name: 'whole', serverUrl: server.toString(), options: { server: { databases: ['postgres'], jobs: 2 } } } });
+    assert.equal(created.status, 201, created.text);
+    assert.equal(created.json.options.profile, 'server');
+    assert.deepEqual(created.json.options.server, { databases: ['postgres'], jobs: 2 });
+    // Read from the database the URL names, or `postgres` when it names none.
+    assert.equal(created.json.database.database, 'postgres');
+    assertRefused(
+      await api.request('POST', '/api/v1/targets', { body: { name: 'not-whole', databaseUrl: source.url, options: { server: { globals: 'roles' } } } }),
+      400,
+      'INVALID_INPUT',
+      'options.server',
+    );
+    assertRefused(await api.request('POST', '/api/v1/targets', { body: { name: 'both', databaseUrl: source.url, serverUrl: server.toString() } }), 400, 'INVALID_INPUT', 'serverUrl');
+    assertRefused(
+      await api.request('PATCH', '/api/v1/targets/whole', { body: { options: { profile: 'server', server: { globals: 'everything' } } } }),
+      400,
+      'INVALID_INPUT',
+      'options.server.globals',
+    );
+    const changed = await api.request('PATCH', '/api/v1/targets/whole', { body: { options: { profile: 'server', server: { excludeDatabases: ['scratch'], globals: 'roles' } } } });
+    assert.equal(changed.status, 200, changed.text);
+    assert.deepEqual(changed.json.options.server, { excludeDatabases: ['scratch'], globals: 'roles' });
+    const deleted = await api.request('DELETE', '/api/v1/targets/whole');
+    assert.equal(deleted.status, 200, deleted.text);
   });
 
   it('rename (PATCH name): 409 when the name is taken; its runs follow it', TEST_TIMEOUT, async () => {

@@ -3,6 +3,7 @@ import { BackstopError, errorCodes, type ErrorCode } from '../core/errors.ts';
 import { redactText } from '../core/databaseUrl.ts';
 import { isConnectionLost } from '../core/pgErrors.ts';
 import { BACKSTOP_VERSION } from '../version.ts';
+import { registerAlarmCommand } from './commands/alarms.ts';
 import { registerBackupCommands } from './commands/backup.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDemoCommand } from './commands/demo.ts';
@@ -67,6 +68,7 @@ export function createProgram(context: () => CommandContext): Command {
   registerTokenCommands(program, context);
   registerPruneCommand(program, context);
   registerScheduleCommands(program, context);
+  registerAlarmCommand(program, context);
   registerKeygenCommand(program);
   registerInitCommand(program);
   registerReportCommand(program, context);

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { recordChannelOutcome } from '../db/channels.ts';
-import { claimDueNotifications, markNotificationAttemptFailed, markNotificationDelivered, type NotificationDelivery } from '../db/notifications.ts';
+import { claimDueNotifications, markNotificationAttemptFailed, markNotificationDelivered, PING_CHANNEL_ID, type NotificationDelivery } from '../db/notifications.ts';
 import type { Queryable } from '../db/pool.ts';
 import { guardedFetch } from '../net/outboundGuard.ts';
 import { deliverToChannel, type Fetch } from '../operations/deliverNotification.ts';
+import { deliverPing } from '../operations/deliverPing.ts';
 import { startPeriodicTask } from './periodicTask.ts';
 
 export interface NotifierOptions {
@@ -48,7 +49,8 @@ export function retryDelayMs(attempts: number, baseMs: number, maxMs: number): n
 
 /**
  * Delivers the notification outbox (backstop.notifications) to every kind of channel (webhook,
- * Slack, e-mail, Discord, Telegram, Teams, ntfy), with retries and exponential backoff. Fully decoupled from runs: rows are
+ * Slack, e-mail, Discord, Telegram, Teams, ntfy) and heartbeat pings, with retries and
+ * exponential backoff. Fully decoupled from runs: rows are
  * enqueued by a trigger in the transaction that ends a run, and nothing a receiver does
  * (hang, fail, vanish) can reach back into that transaction. Safe with many notifiers.
  */
@@ -65,21 +67,27 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
   const log = deps.log.child({ component: 'notifier' });
 
   const deliver = async (row: NotificationDelivery): Promise<DeliveryOutcome> => {
-    const error = row.channel
-      ? (await deliverToChannel(doFetch, row, row.channel, { timeoutMs: settings.requestTimeoutMs, publicUrl: options.publicUrl ?? null })).error
-      : row.channelMissing;
+    let error: string | null = null;
+    // A heartbeat ping rides the outbox under a reserved channel id, to the target's ping URL.
+    const ping = row.channelId === PING_CHANNEL_ID;
+    const gone = ping ? !row.pingUrl : !row.channel;
+    if (ping && row.pingUrl) error = (await deliverPing(doFetch, row, row.pingUrl, settings.requestTimeoutMs)).error;
+    else if (ping) error = 'the target no longer has a ping URL';
+    else if (!row.channel) error = row.channelMissing;
+    else error = (await deliverToChannel(doFetch, row, row.channel, { timeoutMs: settings.requestTimeoutMs, publicUrl: options.publicUrl ?? null })).error;
     const outcome: DeliveryOutcome = {
       id: row.id,
       channelId: row.channelId,
       event: row.event,
       attempts: row.attempts,
       delivered: error === null,
-      final: error !== null && (!row.channel || row.attempts >= settings.maxAttempts),
+      final: error !== null && (gone || row.attempts >= settings.maxAttempts),
       error,
     };
     const fields = { notification: row.id, channel: row.channelId, event: row.event, runId: row.runId, attempt: row.attempts };
     // The channel's health first: a channel that keeps failing is shown failing at once.
-    if (row.channel) await recordChannelOutcome(deps.db, { ...row.health, error }).catch((err: unknown) => log.warn({ err, ...fields }, 'could not record the channel outcome'));
+    if (row.channel && !ping)
+      await recordChannelOutcome(deps.db, { ...row.health, error }).catch((err: unknown) => log.warn({ err, ...fields }, 'could not record the channel outcome'));
     if (error === null) {
       await markNotificationDelivered(deps.db, { id: row.id, attempts: row.attempts });
       log.info(fields, 'notification delivered');

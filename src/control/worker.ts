@@ -7,6 +7,8 @@ import type { Pool, Queryable } from '../db/pool.ts';
 import { claimNextRun } from '../db/runLeases.ts';
 import type { RunRecord } from '../db/runRecords.ts';
 import { executeRun, type RunExecution } from '../runner/executeRun.ts';
+import { startAlarmEvaluator } from './alarmEvaluator.ts';
+import { startCatalogWatch } from './catalogWatch.ts';
 import { startReaper } from './reaper.ts';
 
 export interface WorkerOptions {
@@ -18,6 +20,8 @@ export interface WorkerOptions {
   onRunFinished?: (run: RunRecord | null) => void;
   /** Reap expired runs while the worker lives (default true); false when the process runs its own reaper. */
   reap?: boolean;
+  /** Evaluate alarms while the worker lives (default true); false when the process runs its own evaluator. */
+  evaluateAlarms?: boolean;
 }
 
 export interface Worker {
@@ -39,6 +43,10 @@ export function startWorker(deps: { db: Queryable | Pool; config: Config; log: L
   const log = deps.log.child({ worker: name });
   const executions = new Map<string, RunExecution>();
   const reaper = options.reap === false ? null : startReaper(deps.db, deps.config.reaperIntervalMs, log);
+  // Alarms are evaluated wherever Backstop runs, so that whichever process comes back first after
+  // an outage notices the slots missed meanwhile. Evaluation takes a transaction: a pool only.
+  const alarms = options.evaluateAlarms !== false && 'connect' in deps.db ? startAlarmEvaluator({ pool: deps.db, log }, deps.config.alarms) : null;
+  const catalogWatch = startCatalogWatch({ db: deps.db, log, workerName: name }, deps.config.alarms);
   let stopping = false;
   let wake: (() => void) | null = null;
   let pollTimer: NodeJS.Timeout | undefined;
@@ -118,6 +126,7 @@ export function startWorker(deps: { db: Queryable | Pool; config: Config; log: L
         }
       }
       void reaper?.stop();
+      await Promise.all([alarms?.stop(), catalogWatch.stop()]);
       markDone();
     })();
     return stopped;

@@ -57,7 +57,7 @@ const allowed: ActionVerdict = { allowed: true };
 
 function needsRole(role: ApiTokenRole | null, required: ApiTokenRole, what: string): ActionVerdict | null {
   if (role !== null && hasRole(role, required)) return null;
-  return { allowed: false, blockedBy: 'role', reason: `${what} needs an ${required} token; you are signed in ${role ? `with a ${role} token` : 'without a token'}.` };
+  return { allowed: false, blockedBy: 'role', reason: `${what} needs the ${required} role; you are signed in ${role ? `with the ${role} role` : 'without a role'}.` };
 }
 
 function blocked(blockedBy: ActionBlocker, reason: string): ActionVerdict {

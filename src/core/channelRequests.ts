@@ -59,6 +59,12 @@ export function slackText(payload: PayloadView): string {
       return `${emoji} Backup of ${target} succeeded${size}${suffix}`;
     case 'test':
       return `${emoji} Test notification for ${target} from Backstop: this channel works.`;
+    case 'alarm': {
+      const alarm = payload.alarm ?? {};
+      return `:rotating_light: ${alarm.sentCount && alarm.sentCount > 1 ? 'Still: ' : ''}${escapeSlack(alarm.what ?? '')}`;
+    }
+    case 'alarm_cleared':
+      return `:white_check_mark: Cleared for ${target}: ${escapeSlack(payload.alarm?.what ?? payload.alarm?.kind ?? '')}`;
     case 'verify_failed':
       return `${emoji} Restore drill of ${target}${run.subjectRunId ? ` backup ${run.subjectRunId}` : ''} failed${error}${run.id ? ` (drill ${run.id})` : ''}`;
     default:

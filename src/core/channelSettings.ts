@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BackstopError, type FieldProblem } from './errors.ts';
 import { invalidInput } from './inputProblems.ts';
+import { isHttpUrl } from './notificationChannels.ts';
 
 /**
  * What a notification channel is: its kind and the settings that kind needs, the same whether
@@ -86,13 +87,7 @@ export const urlSettingNames: Partial<Record<ChannelKind, string>> = {
 
 /** A channel URL must be http(s); the URL itself is a secret and is not repeated in the message. */
 export function assertHttpUrl(raw: string, what: string): void {
-  let url: URL | undefined;
-  try {
-    url = new URL(raw);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+  if (!isHttpUrl(raw)) {
     throw new BackstopError('INVALID_INPUT', `The ${what} is not an http:// or https:// URL. Pass the full URL, e.g. https://hooks.example.com/backstop.`);
   }
 }

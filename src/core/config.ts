@@ -2,16 +2,17 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parsePrivateEndpointAllowance } from './addressClass.ts';
 import { BackstopError } from './errors.ts';
+import { parseRoleRules, ROLE_MAP_SETTING, type RoleRule } from './roleRules.ts';
 
-const seconds = (fallback: number, description: string) =>
+const seconds = (fallback: number, description: string, options: { zero?: boolean } = {}) =>
   z
     .string()
     .optional()
     .transform((value, ctx) => {
       if (value === undefined || value.trim() === '') return fallback;
       const parsed = Number(value);
-      if (!Number.isFinite(parsed) || parsed <= 0) {
-        ctx.addIssue({ code: 'custom', message: `must be a positive number of seconds, got "${value}"` });
+      if (!Number.isFinite(parsed) || parsed < 0 || (parsed === 0 && !options.zero)) {
+        ctx.addIssue({ code: 'custom', message: `must be a ${options.zero ? 'number of seconds, 0 or more' : 'positive number of seconds'}, got "${value}"` });
         return z.NEVER;
       }
       return parsed;
@@ -93,21 +94,46 @@ export const configSchema = z.object({
     .describe(
       'Webhooks, Slack, S3 endpoints and the GitHub API may reach these loopback, private or link-local addresses: a comma-separated list of addresses and CIDR ranges (127.0.0.1,10.0.0.0/8,fd00::/8), or true for every address. Default: public addresses only. Validated here; the outbound guard (src/net/outboundGuard.ts) reads it from the environment at every request.',
     ),
+  BACKSTOP_ALARM_INTERVAL: seconds(60, 'How often servers and workers evaluate alarms, seconds.'),
+  BACKSTOP_ALARM_REPEAT: seconds(
+    14_400,
+    'An active alarm is sent again every this many seconds while it lasts (0: once only). Default 14400 (4 hours); `--alarm-repeat` overrides it.',
+    { zero: true },
+  ),
+  BACKSTOP_ALARM_GRACE: seconds(3600, "Added to a schedule's interval for the bound on a backup's (or drill's) age when the target sets none, seconds."),
+  BACKSTOP_ALARM_SLOT_GRACE: seconds(300, 'A schedule slot with no run after this many seconds raises slot_missed.'),
+  BACKSTOP_CATALOG_ALARM_AFTER: seconds(300, 'A worker that cannot reach the catalog for this many seconds sends catalog_unreachable to the channels it knows.'),
   BACKSTOP_PUBLIC_URL: z
     .string()
     .optional()
-    .superRefine((value, ctx) => {
-      if (value === undefined || value === '') return;
-      let url: URL | undefined;
-      try {
-        url = new URL(value);
-      } catch {
-        url = undefined;
-      }
-      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:'))
-        ctx.addIssue({ code: 'custom', message: `must be the dashboard's http(s) address, e.g. https://backstop.example.com, got "${value}"` });
-    })
-    .describe("The dashboard's address as people reach it (https://backstop.example.com): notifications link to the run's page there. Unset: messages carry no link."),
+    .describe(
+      'The address people open the dashboard at (https://backstop.example.com). Sign-in redirects back to it, cookie-authenticated writes must come from its origin, and alarms and notifications link to pages under it.',
+    ),
+  BACKSTOP_OIDC_ISSUER: z
+    .string()
+    .optional()
+    .describe('Server: the OpenID Connect provider whose people may sign in to the dashboard (its issuer URL; its /.well-known/openid-configuration is read). Unset: API tokens only.'),
+  BACKSTOP_OIDC_CLIENT_ID: z.string().optional().describe('Server: the client id Backstop is registered with at the OpenID Connect provider.'),
+  BACKSTOP_OIDC_CLIENT_SECRET: z.string().optional().describe('Server: the client secret of that registration (unset: a public client, PKCE alone).'),
+  BACKSTOP_OIDC_SCOPES: z
+    .string()
+    .optional()
+    .describe('Server: the scopes asked for at sign-in. Default "openid email profile"; add the one that releases groups (often "groups") and offline_access for a refresh token.'),
+  BACKSTOP_OIDC_GROUPS_CLAIM: z.string().optional().describe("Server: the claim that lists a person's groups. Default groups."),
+  [ROLE_MAP_SETTING]: z
+    .string()
+    .optional()
+    .describe(
+      'Server: who gets which role, first match wins, no match no access: comma-separated KIND:VALUE=ROLE rules, KIND group, domain (of a verified e-mail) or email, e.g. group:backstop-admins=admin,group:backstop-ops=operator,domain:example.com=viewer.',
+    ),
+  BACKSTOP_OIDC_RECHECK: z
+    .string()
+    .optional()
+    .describe(
+      "Server: how many seconds a person's groups, once confirmed with the provider, are trusted before the next request asks again. Default 0: every request asks the provider, so a person removed from a group loses access at their next request.",
+    ),
+  BACKSTOP_SESSION_TTL: seconds(43200, 'Server: the longest a dashboard sign-in lasts, seconds (default 12 hours); then the person signs in again.'),
+  BACKSTOP_OIDC_PROVIDER_NAME: z.string().optional().describe('Server: the provider\'s name on the sign-in button ("Sign in with NAME"). Default: the issuer\'s host.'),
   BACKSTOP_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the logs written to stderr.'),
   BACKSTOP_LOG_FORMAT: z
     .enum(['json', 'pretty', ''])
@@ -139,11 +165,88 @@ export interface Config {
    * set, which the CLI reports): the API, the token, and the source database's URL.
    */
   remoteRunner: { apiUrl: string | undefined; token: string | undefined; sourceUrl: string | undefined };
-  /** The dashboard's public address, for links in notifications; null when unset. */
-  publicUrl: string | null;
+  alarms: AlarmConfig;
+  /** Dashboard sign-in with OpenID Connect, or null when only API tokens open the API. */
+  oidc: OidcConfig | null;
   logLevel: z.infer<typeof configSchema>['BACKSTOP_LOG_LEVEL'];
   /** Unset: chosen by whether stderr is a terminal (see chooseLogFormat). */
   logFormat: 'json' | 'pretty' | undefined;
+}
+
+export interface AlarmConfig {
+  intervalMs: number;
+  /** 0: an alarm is sent once. */
+  repeatMs: number;
+  graceMs: number;
+  slotGraceMs: number;
+  catalogUnreachableMs: number;
+  publicUrl: string | undefined;
+}
+
+export interface OidcConfig {
+  issuer: string;
+  clientId: string;
+  clientSecret: string | undefined;
+  /** The dashboard's own address; the redirect URI is `${publicUrl}/auth/callback`. */
+  publicUrl: string;
+  scopes: string;
+  groupsClaim: string;
+  roleRules: RoleRule[];
+  recheckMs: number;
+  sessionTtlMs: number;
+  providerName: string;
+}
+
+/** The OIDC settings, or null when none is set; every missing or bad one is pushed to `problems`. */
+function readOidcConfig(env: Record<string, string | undefined>, sessionTtlSeconds: number, problems: string[]): OidcConfig | null {
+  const value = (name: string) => env[name]?.trim() || undefined;
+  const names = ['BACKSTOP_OIDC_ISSUER', 'BACKSTOP_OIDC_CLIENT_ID', ROLE_MAP_SETTING, 'BACKSTOP_PUBLIC_URL'];
+  if (!value('BACKSTOP_OIDC_ISSUER') && !value('BACKSTOP_OIDC_CLIENT_ID') && !value(ROLE_MAP_SETTING)) return null;
+  const before = problems.length;
+  for (const name of names) if (!value(name)) problems.push(`${name}: needed for dashboard sign-in with OpenID Connect (see the README's "Signing in").`);
+  const url = (name: string) => {
+    const raw = value(name);
+    if (!raw) return '';
+    try {
+      const parsed = new URL(raw);
+      if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error('not http(s)');
+      return parsed.href.replace(/\/$/, '');
+    } catch {
+      problems.push(`${name}: must be an http(s) URL, got "${raw.slice(0, 100)}"`);
+      return '';
+    }
+  };
+  const issuer = url('BACKSTOP_OIDC_ISSUER');
+  // Tokens and the code travel to the issuer: plain http only to a provider on this machine.
+  if (issuer.startsWith('http:') && !['127.0.0.1', 'localhost', '[::1]'].includes(new URL(issuer).hostname)) {
+    problems.push(`BACKSTOP_OIDC_ISSUER: must be https (plain http only for a provider on loopback), got "${issuer}"`);
+  }
+  const publicUrl = url('BACKSTOP_PUBLIC_URL');
+  let roleRules: RoleRule[] = [];
+  if (value(ROLE_MAP_SETTING)) {
+    try {
+      roleRules = parseRoleRules(value(ROLE_MAP_SETTING)!);
+    } catch (error) {
+      problems.push(`${ROLE_MAP_SETTING}: ${(error as Error).message}`);
+    }
+  }
+  const recheck = Number(value('BACKSTOP_OIDC_RECHECK') ?? '0');
+  if (!Number.isFinite(recheck) || recheck < 0 || recheck > 300) problems.push(`BACKSTOP_OIDC_RECHECK: must be 0 to 300 seconds, got "${env.BACKSTOP_OIDC_RECHECK}"`);
+  const scopes = value('BACKSTOP_OIDC_SCOPES') ?? 'openid email profile';
+  if (!scopes.split(/\s+/).includes('openid')) problems.push(`BACKSTOP_OIDC_SCOPES: must include openid, got "${scopes}"`);
+  if (problems.length > before) return null;
+  return {
+    issuer,
+    clientId: value('BACKSTOP_OIDC_CLIENT_ID')!,
+    clientSecret: value('BACKSTOP_OIDC_CLIENT_SECRET'),
+    publicUrl,
+    scopes,
+    groupsClaim: value('BACKSTOP_OIDC_GROUPS_CLAIM') ?? 'groups',
+    roleRules,
+    recheckMs: recheck * 1000,
+    sessionTtlMs: sessionTtlSeconds * 1000,
+    providerName: value('BACKSTOP_OIDC_PROVIDER_NAME') ?? new URL(issuer).host,
+  };
 }
 
 /** Reads the environment; reports every problem at once. */
@@ -168,6 +271,8 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
   if (leaseTtl.success && heartbeatSeconds !== undefined && heartbeatSeconds >= leaseTtl.data) {
     problems.push(`BACKSTOP_HEARTBEAT_INTERVAL (${heartbeatSeconds}s) must be shorter than BACKSTOP_LEASE_TTL (${leaseTtl.data}s); a third of it is the default.`);
   }
+  const sessionTtl = configSchema.shape.BACKSTOP_SESSION_TTL.safeParse(env.BACKSTOP_SESSION_TTL);
+  const oidc = readOidcConfig(env, sessionTtl.success ? sessionTtl.data : 43200, problems);
   if (!parsed.success || problems.length > 0) {
     throw new BackstopError('CONFIG_INVALID', `Invalid configuration:\n  ${problems.join('\n  ')}`);
   }
@@ -195,7 +300,15 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
       dirs: (values.BACKSTOP_PG_BIN ?? '').split(':').filter(Boolean),
       only: values.BACKSTOP_PG_BIN_ONLY === 'true' || values.BACKSTOP_PG_BIN_ONLY === '1',
     },
-    publicUrl: values.BACKSTOP_PUBLIC_URL ? values.BACKSTOP_PUBLIC_URL.replace(/\/+$/, '') : null,
+    alarms: {
+      intervalMs: values.BACKSTOP_ALARM_INTERVAL * 1000,
+      repeatMs: values.BACKSTOP_ALARM_REPEAT * 1000,
+      graceMs: values.BACKSTOP_ALARM_GRACE * 1000,
+      slotGraceMs: values.BACKSTOP_ALARM_SLOT_GRACE * 1000,
+      catalogUnreachableMs: values.BACKSTOP_CATALOG_ALARM_AFTER * 1000,
+      publicUrl: values.BACKSTOP_PUBLIC_URL?.replace(/\/+$/, ''),
+    },
+    oidc,
     logLevel: values.BACKSTOP_LOG_LEVEL,
     logFormat: values.BACKSTOP_LOG_FORMAT || undefined,
   };

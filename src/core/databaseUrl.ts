@@ -85,3 +85,13 @@ export function databaseLocation(raw: string): DatabaseLocation | null {
   const database = decode(url.pathname.replace(/^\//, '')) || url.searchParams.get('dbname') || user || 'postgres';
   return { host, port: port && /^\d+$/.test(port) ? Number(port) : null, database, user: user || null };
 }
+
+/**
+ * A server target's URL, with the database it reads the server from: the one in the URL, or
+ * `postgres` when it names none (libpq would otherwise pick the user's name).
+ */
+export function serverReadUrl(raw: string): string {
+  const url = parseDatabaseUrl(raw);
+  if (url.pathname.replace(/^\//, '') !== '' || url.searchParams.has('dbname')) return raw;
+  return withDatabase(raw, 'postgres');
+}

@@ -53,6 +53,10 @@ export const errorCodes = {
   DISPATCH_REFUSED: { exitCode: 13, httpStatus: 502 },
   EXECUTOR_ENDED: { exitCode: 13, httpStatus: 502 },
   GITHUB_UNAVAILABLE: { exitCode: 13, httpStatus: 502 },
+  // Dashboard sign-in with OpenID Connect: the provider refused a sign-in or no longer accepts
+  // one (sign in again), or could not be asked at all (the request is refused, never let through).
+  SIGN_IN_FAILED: { exitCode: 2, httpStatus: 401 },
+  IDENTITY_PROVIDER_UNAVAILABLE: { exitCode: 13, httpStatus: 502 },
   INTERNAL: { exitCode: 1, httpStatus: 500 },
 } as const satisfies Record<string, { exitCode: number; httpStatus: number }>;
 

@@ -12,7 +12,9 @@ const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex SHA-256 diges
 
 export const manifestFileSchema = z.object({
   name: z.string().min(1).describe('File name inside the backup prefix.'),
-  role: z.enum(['dump', 'roles', 'schema', 'data', 'storage']).describe('What the file holds.'),
+  role: z
+    .enum(['dump', 'roles', 'schema', 'data', 'storage', 'globals'])
+    .describe('What the file holds. "globals": a whole server\'s roles, memberships, role settings and tablespaces (pg_dumpall --globals-only).'),
   format: z.enum(['pg_dump-custom', 'sql', 'object']).describe('Format of the decrypted, decompressed content. "object": the bytes of one Supabase Storage object, as stored.'),
   size: z.number().int().nonnegative().describe('Stored size in bytes.'),
   sha256: sha256.describe('SHA-256 of the stored bytes.'),
@@ -31,6 +33,7 @@ export const manifestFileSchema = z.object({
     })
     .optional()
     .describe('The tool that wrote this file. Absent: pg_dump, as `pgDump` describes.'),
+  database: z.string().min(1).optional().describe('Server profile: the database a "dump" file holds (a pg_dump --create archive of it).'),
   object: z
     .object({
       bucket: z.string().min(1),
@@ -41,7 +44,7 @@ export const manifestFileSchema = z.object({
     .describe('For a "storage" file: the Supabase Storage object it holds; its size is `uncompressedSize`.'),
 });
 
-export const backupProfiles = ['default', 'supabase'] as const;
+export const backupProfiles = ['default', 'supabase', 'server'] as const;
 export type BackupProfile = (typeof backupProfiles)[number];
 
 export const manifestSchema = z.object({
@@ -62,7 +65,7 @@ export const manifestSchema = z.object({
     .enum(backupProfiles)
     .optional()
     .describe(
-      'How the database was dumped. "default" (also when absent): one pg_dump custom-format archive. "supabase": roles, schema and data SQL files, split the way `supabase db dump` splits them, restored in that order with psql.',
+      'How the database was dumped. "default" (also when absent): one pg_dump custom-format archive. "supabase": roles, schema and data SQL files, split the way `supabase db dump` splits them, restored in that order with psql. "server": a whole server, its globals file then one pg_dump --create archive per database (see `databases`).',
     ),
   createdAt: z.string().describe('When the run was created, database clock, ISO 8601.'),
   source: z.object({
@@ -85,8 +88,26 @@ export const manifestSchema = z.object({
     .object({ buckets: z.array(z.string()).describe('Every bucket copied, including empty ones.') })
     .optional()
     .describe('Present when Supabase Storage objects were copied (`--with-storage`): each is a "storage" file under storage/<bucket>/.'),
+  databases: z
+    .array(
+      z.object({
+        name: z.string().min(1),
+        file: z.string().min(1).describe('The "dump" file that holds it.'),
+        snapshot: z.boolean().describe('Row counts were taken in the same snapshot as its dump.'),
+      }),
+    )
+    .optional()
+    .describe('Server profile: every database the backup holds, in the order they were listed on the server.'),
+  globals: z
+    .object({
+      file: z.string().min(1).nullable().describe('The "globals" file, or null when the target backs up no globals.'),
+      passwords: z.boolean().describe('Role passwords are in it. False when not asked for, or when the server does not let the backup read pg_authid (managed services).'),
+    })
+    .optional()
+    .describe('Server profile: the roles of the server.'),
   tables: z.array(
     z.object({
+      database: z.string().min(1).optional().describe('Server profile: the database the table is in.'),
       schema: z.string(),
       name: z.string(),
       rows: z.number().int().nonnegative(),

@@ -57,6 +57,8 @@ export interface PayloadView {
     artifact?: { files?: number; bytes?: number } | null;
   } | null;
   previousStatus?: string | null;
+  /** An alarm's own words (events `alarm`, `alarm_cleared`). */
+  alarm?: { kind?: string; what?: string; whatToDo?: string; since?: string | null; link?: string | null; sentCount?: number } | null;
   at?: string;
 }
 
@@ -101,6 +103,26 @@ function known(payload: PayloadView, target: string): { severity: Severity; titl
         summary: `A restore drill of ${target}${run.subjectRunId ? ` (backup ${run.subjectRunId})` : ''} failed:${error || ' no error was recorded.'}`,
         action: 'The backup may not restore. Read the drill on the run page, then take a new backup and drill it (`backstop verify RUN_ID`).',
       };
+    case 'alarm':
+    case 'alarm_cleared': {
+      // Alarms (what did not happen) bring their own words; only the framing is decided here.
+      const alarm = payload.alarm ?? {};
+      const kind = humanize(alarm.kind ?? 'alarm');
+      if (payload.event === 'alarm_cleared') {
+        return {
+          severity: 'ok',
+          title: `Cleared: ${kind}: ${target}`,
+          summary: alarm.what ? `Cleared: ${alarm.what}` : `The ${kind.toLowerCase()} alarm of ${target} is over.`,
+          action: null,
+        };
+      }
+      return {
+        severity: alarm.kind === 'catalog_unreachable' || alarm.kind === 'store_unwritable' ? 'error' : 'warning',
+        title: `${alarm.sentCount && alarm.sentCount > 1 ? 'Still: ' : ''}${kind}: ${target}`,
+        summary: alarm.what ?? `${kind} for ${target}.`,
+        action: alarm.whatToDo ?? null,
+      };
+    }
     case 'test':
       return { severity: 'info', title: `Test notification for ${target}`, summary: payload.message ?? 'A test notification from Backstop: this channel works.', action: null };
     default:
@@ -139,7 +161,7 @@ export function notificationMessage(payload: PayloadView, options: { publicUrl?:
   const summary = payload.summary ?? base?.summary ?? payload.message ?? title;
   const action = payload.action ?? base?.action ?? null;
   const severity = (severities.includes(payload.severity ?? '') ? payload.severity : (base?.severity ?? 'warning')) as Severity;
-  const since = payload.since ?? options.failingSince ?? null;
+  const since = payload.since ?? (payload.event === 'alarm' ? payload.alarm?.since : undefined) ?? options.failingSince ?? null;
 
   const facts: MessageFact[] = [];
   if (target) facts.push({ name: 'Target', value: target });
@@ -153,7 +175,15 @@ export function notificationMessage(payload: PayloadView, options: { publicUrl?:
   }
 
   const dashboard = options.publicUrl ? options.publicUrl.replace(/\/+$/, '') : null;
-  const link = dashboard === null ? null : run?.id ? `${dashboard}/#/runs/${run.id}` : target ? `${dashboard}/#/targets/${encodeURIComponent(target)}` : `${dashboard}/`;
+  const link = payload.alarm?.link
+    ? payload.alarm.link
+    : dashboard === null
+      ? null
+      : run?.id
+        ? `${dashboard}/#/runs/${run.id}`
+        : target
+          ? `${dashboard}/#/targets/${encodeURIComponent(target)}`
+          : `${dashboard}/`;
   return { event, severity, title, summary, action, since, link, facts, target };
 }
 

@@ -22,6 +22,8 @@ export interface TargetHealthInput {
   /** When the target was created, ms: a schedule cannot be missed before the target existed. */
   createdAt: number;
   schedule: Schedule | null;
+  /** A paused target has no next slot and misses none: it is never stale. */
+  paused?: boolean;
   /** The newest backup run that ended (any terminal status), or null. */
   lastFinishedBackup: { status: RunStatus; errorCode: string | null } | null;
   /** When the newest succeeded backup finished, ms, or null. */
@@ -50,7 +52,7 @@ function countSlotsBetween(cron: Cron, after: number, until: number): number {
 }
 
 export function assessTargetHealth(input: TargetHealthInput): TargetHealthReport {
-  const cron = input.schedule ? parseSchedule(input.schedule.cron, input.schedule.timezone) : null;
+  const cron = input.schedule && !input.paused ? parseSchedule(input.schedule.cron, input.schedule.timezone) : null;
   const nextScheduledAt = cron?.nextRun(new Date(input.now))?.getTime() ?? null;
   const report = (health: TargetHealth, reason: string): TargetHealthReport => ({ health, reason, nextScheduledAt });
 
@@ -71,6 +73,7 @@ export function assessTargetHealth(input: TargetHealthInput): TargetHealthReport
       return report('stale', `No backup has succeeded in the last ${slots >= MAX_COUNTED ? `${MAX_COUNTED} or more` : slots} scheduled slots.`);
     }
   }
-  if (input.newestGoodBackupAt === null) return report('never', 'No backup yet.');
-  return report('ok', cron ? 'Backed up on schedule.' : 'On demand only (no schedule).');
+  const paused = input.paused && input.schedule ? ' Paused: no scheduled backups until it is resumed.' : '';
+  if (input.newestGoodBackupAt === null) return report('never', `No backup yet.${paused}`);
+  return report('ok', cron ? 'Backed up on schedule.' : paused ? paused.trim() : 'On demand only (no schedule).');
 }

@@ -23,7 +23,12 @@ export interface NotificationDelivery {
   health: { key: string; targetId: string | null; sharedChannelId: string | null };
   /** For a backup's outcome: the first failure of the target's failing streak up to this run. */
   failingSince: string | null;
+  /** A heartbeat ping (channel id `@ping`): the target's ping URL (a secret), null when it was removed. */
+  pingUrl?: string | null;
 }
+
+/** The reserved channel id of heartbeat pings: channel ids are [A-Za-z0-9_-], so no channel can take it. */
+export const PING_CHANNEL_ID = '@ping';
 
 /** An outbox row as shown to users and tests: no channel URL or secret. */
 export interface NotificationRecord {
@@ -71,11 +76,17 @@ export async function claimDueNotifications(db: Queryable, input: { limit: numbe
       shared_id: string | null;
       shared_settings: ChannelSettings | null;
       failing_since: string | null;
+      ping_url: string | null;
     }
   >(
     `with due as (
        select id from backstop.notifications
        where delivered_at is null and failed_at is null and next_attempt_at <= now()
+         -- A target's pings go out in order (a start must not land after its success).
+         and (channel_id <> '@ping' or not exists (
+           select 1 from backstop.notifications p
+           where p.channel_id = '@ping' and p.target_id = notifications.target_id and p.id < notifications.id
+             and p.delivered_at is null and p.failed_at is null))
        order by next_attempt_at, id
        for update skip locked
        limit $1
@@ -84,7 +95,8 @@ export async function claimDueNotifications(db: Queryable, input: { limit: numbe
        from due where n.id = due.id
        returning n.*
      )
-     select c.*, t.name as target_name, ch.value as channel, sc.id as shared_id, sc.settings as shared_settings, fs.failing_since
+     select c.*, t.name as target_name, ch.value as channel, sc.id as shared_id, sc.settings as shared_settings, fs.failing_since,
+            case when c.channel_id = '@ping' then t.ping_url end as ping_url
      from claimed c
      left join backstop.targets t on t.id = c.target_id
      left join lateral (
@@ -136,6 +148,7 @@ export async function claimDueNotifications(db: Queryable, input: { limit: numbe
           ? { key: channelHealthKey({ sharedChannelId: row.shared_id }), targetId: null, sharedChannelId: row.shared_id }
           : { key: channelHealthKey({ targetId: row.target_id ?? 'none', channelId: row.channel_id }), targetId: row.target_id, sharedChannelId: null },
       failingSince: row.failing_since,
+      pingUrl: row.ping_url,
     };
   });
 }

@@ -139,8 +139,16 @@ async function createScheduledRunBatch(db: Queryable, batch: readonly DueSlot[],
            || case when d.skipped > 0 then ' (catch-up; ' || d.skipped || ' earlier missed slot(s) skipped)' else '' end,
          p_data => jsonb_build_object('scheduleSlot', backstop.iso_utc(d.slot), 'skippedSlots', d.skipped)) r
      ), settled as (
-       update backstop.targets t set schedule_last_slot = d.slot
-       from due d
+       -- Slots settled without a run (skipped after downtime, or this one behind a waiting run)
+       -- are counted for the slot_missed alarm; the old settled instant is where they began.
+       update backstop.targets t set schedule_last_slot = d.slot,
+         schedule_missed_slots = t.schedule_missed_slots + d.skipped + m.waiting,
+         schedule_missed_after = case when d.skipped + m.waiting > 0
+           then coalesce(t.schedule_missed_after, greatest(t.schedule_since, t.schedule_last_slot)) else t.schedule_missed_after end,
+         schedule_missed_at = case when d.skipped + m.waiting > 0 then now() else t.schedule_missed_at end
+       from due d cross join lateral (
+         select case when exists (select 1 from waiting w where w.target_id = d.target_id) then 1 else 0 end as waiting
+       ) m
        where t.id = d.target_id and (t.schedule_last_slot is null or t.schedule_last_slot < d.slot)
        returning t.id
      )

@@ -29,6 +29,8 @@ export interface TargetActivity {
   name: string;
   createdAt: string;
   schedule: ScheduleConfig | null;
+  /** Paused: no scheduled backups or drills until resumed. */
+  paused: boolean;
   executor: 'worker' | 'github';
   /** The newest backup run, whatever its status. */
   lastRun: RunBrief | null;
@@ -63,6 +65,7 @@ export async function listTargetActivity(db: Queryable): Promise<TargetActivity[
     name: string;
     created_at: string;
     schedule: ScheduleConfig | null;
+    paused: boolean;
     external: boolean;
     last_run: RunBrief | null;
     last_finished_run: RunBrief | null;
@@ -70,7 +73,7 @@ export async function listTargetActivity(db: Queryable): Promise<TargetActivity[
     newest_backup: RunBrief | null;
     last_verification: RunBrief | null;
   }>(
-    `select t.name, t.created_at, t.schedule, t.executor_config is not null as external,
+    `select t.name, t.created_at, t.schedule, t.paused, t.executor_config is not null as external,
        ${latest(`r.kind = 'backup'`)} as last_run,
        ${latest(`r.kind = 'backup' and r.status = any($1::text[])`)} as last_finished_run,
        ${latest(`r.kind = 'backup' and r.status = any($2::text[])`, 'r.created_at')} as active_run,
@@ -85,6 +88,7 @@ export async function listTargetActivity(db: Queryable): Promise<TargetActivity[
     name: row.name,
     createdAt: row.created_at,
     schedule: row.schedule,
+    paused: row.paused,
     executor: row.external ? 'github' : 'worker',
     lastRun: read(row.last_run),
     lastFinishedRun: read(row.last_finished_run),

@@ -1,5 +1,7 @@
 import { channelSettingsView, type ChannelSettings, type ChannelSettingsView } from '../core/channelSettings.ts';
 import type { ChannelHealth } from './channels.ts';
+import type { BackupProfile } from '../core/manifest.ts';
+import type { ServerOptions } from '../core/serverDatabases.ts';
 import { databaseLocation, type DatabaseLocation } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
 import { assertTargetName } from '../core/targetName.ts';
@@ -11,9 +13,11 @@ export interface TargetOptions {
   /** zstd, zstd:LEVEL, gzip, gzip:LEVEL or none. */
   compression?: string;
   encryptTo?: string[];
-  profile?: 'default' | 'supabase';
+  profile?: BackupProfile;
   /** Record per-table content checksums at dump time, for `verify --checksums`. */
   checksums?: boolean;
+  /** Server profile: which databases, which globals, how many at once. */
+  server?: ServerOptions;
   [key: string]: unknown;
 }
 
@@ -37,7 +41,7 @@ export interface VerificationPolicy {
   checksums?: boolean;
 }
 
-export type NotificationEvent = 'failed' | 'timed_out' | 'succeeded' | 'recovered' | 'cancelled' | 'verify_failed';
+export type NotificationEvent = 'failed' | 'timed_out' | 'succeeded' | 'recovered' | 'cancelled' | 'verify_failed' | 'alarm';
 
 /** A target's use of a shared, named channel (backstop.channels), with the events it wants. */
 export interface SharedChannelUse {
@@ -96,6 +100,10 @@ export interface TargetRecord {
   executor: GithubExecutorConfig | null;
   /** No scheduled backups or drills while paused; manual runs still work. */
   paused: boolean;
+  /** The bound on the newest good backup's age, seconds; null: derived from the schedule. */
+  maxBackupAge: number | null;
+  /** Whether a heartbeat ping URL is set (the URL is a secret, never shown). */
+  ping: boolean;
   /** Which database it backs up, from its URL: never the password or query parameters. Null without a URL (made by `import`). */
   database: DatabaseLocation | null;
   createdAt: string;
@@ -122,6 +130,8 @@ interface TargetRow {
   notifications: NotificationChannel[];
   executor_config: GithubExecutorConfig | null;
   paused: boolean;
+  max_backup_age_seconds: number | null;
+  ping_url: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -140,6 +150,8 @@ function toRecord(row: TargetRow): TargetRecord {
     notifications: (Array.isArray(row.notifications) ? row.notifications : []).map(notificationChannelView),
     executor: row.executor_config,
     paused: row.paused,
+    maxBackupAge: row.max_backup_age_seconds,
+    ping: row.ping_url !== null,
     database: databaseLocation(row.database_url),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -159,6 +171,10 @@ export interface NewTarget {
   notifications?: NotificationChannel[];
   executor?: GithubExecutorConfig | null;
   paused?: boolean;
+  /** Seconds; null: derived from the schedule. */
+  maxBackupAge?: number | null;
+  /** A secret, like the channel URLs. */
+  pingUrl?: string | null;
 }
 
 export async function createTarget(db: Queryable, input: NewTarget): Promise<TargetRecord> {
@@ -166,8 +182,8 @@ export async function createTarget(db: Queryable, input: NewTarget): Promise<Tar
   try {
     const { rows } = await db.query<TargetRow>(
       `insert into backstop.targets (name, database_url, store_url, options, exclusive, max_attempts,
-         schedule, retention, verification, notifications, executor_config, paused)
-       values ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10::jsonb, $11::jsonb, $12) returning *`,
+         schedule, retention, verification, notifications, executor_config, paused, max_backup_age_seconds, ping_url)
+       values ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14) returning *`,
       [
         input.name,
         input.databaseUrl,
@@ -181,6 +197,8 @@ export async function createTarget(db: Queryable, input: NewTarget): Promise<Tar
         JSON.stringify(input.notifications ?? []),
         json(input.executor),
         input.paused ?? false,
+        input.maxBackupAge ?? null,
+        input.pingUrl ?? null,
       ],
     );
     return toRecord(rows[0]!);
@@ -274,6 +292,8 @@ const updatableColumns: Record<keyof NewTarget, { column: string; encode: (value
   notifications: { column: 'notifications', encode: (value) => JSON.stringify(value ?? []), cast: 'jsonb' },
   executor: { column: 'executor_config', encode: json, cast: 'jsonb' },
   paused: { column: 'paused', encode: (value) => value },
+  maxBackupAge: { column: 'max_backup_age_seconds', encode: (value) => value },
+  pingUrl: { column: 'ping_url', encode: (value) => value },
 };
 
 /** Changes some fields of a target (a rename included). Runs already queued keep their settings. */

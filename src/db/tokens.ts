@@ -20,6 +20,8 @@ export interface ApiTokenRecord {
   id: string;
   name: string;
   role: ApiTokenRole;
+  /** The person or service that holds the token, when its creator said. */
+  owner: string | null;
   createdAt: string;
   lastUsedAt: string | null;
   revokedAt: string | null;
@@ -29,13 +31,14 @@ interface ApiTokenRow {
   id: string;
   name: string;
   role: ApiTokenRole;
+  owner: string | null;
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
 }
 
 function toRecord(row: ApiTokenRow): ApiTokenRecord {
-  return { id: row.id, name: row.name, role: row.role, createdAt: row.created_at, lastUsedAt: row.last_used_at, revokedAt: row.revoked_at };
+  return { id: row.id, name: row.name, role: row.role, owner: row.owner, createdAt: row.created_at, lastUsedAt: row.last_used_at, revokedAt: row.revoked_at };
 }
 
 export function hashToken(token: string): string {
@@ -57,18 +60,18 @@ export const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9 _.@:-]{0,99}$/;
  * Creates an API token; the returned `token` is the only time it exists outside its holder.
  * The name and role were checked by the operation that asked (src/operations/createApiToken.ts).
  */
-export async function createApiToken(db: Queryable, input: { name: string; role: ApiTokenRole }): Promise<ApiTokenRecord & { token: string }> {
+export async function createApiToken(db: Queryable, input: { name: string; role: ApiTokenRole; owner?: string | null }): Promise<ApiTokenRecord & { token: string }> {
   const token = newToken(API_TOKEN_PREFIX);
   const { rows } = await db.query<ApiTokenRow>(
-    `insert into backstop.api_tokens (name, role, token_hash) values ($1, $2, $3)
-     returning id, name, role, created_at, last_used_at, revoked_at`,
-    [input.name, input.role, hashToken(token)],
+    `insert into backstop.api_tokens (name, role, owner, token_hash) values ($1, $2, $3, $4)
+     returning id, name, role, owner, created_at, last_used_at, revoked_at`,
+    [input.name, input.role, input.owner ?? null, hashToken(token)],
   );
   return { ...toRecord(rows[0]!), token };
 }
 
 export async function listApiTokens(db: Queryable): Promise<ApiTokenRecord[]> {
-  const { rows } = await db.query<ApiTokenRow>(`select id, name, role, created_at, last_used_at, revoked_at from backstop.api_tokens order by created_at, id`);
+  const { rows } = await db.query<ApiTokenRow>(`select id, name, role, owner, created_at, last_used_at, revoked_at from backstop.api_tokens order by created_at, id`);
   return rows.map(toRecord);
 }
 
@@ -87,7 +90,7 @@ export async function revokeApiToken(db: Queryable, id: string): Promise<ApiToke
   if (!UUID.test(id)) throw notFound;
   const { rows } = await db.query<ApiTokenRow>(
     `update backstop.api_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1
-     returning id, name, role, created_at, last_used_at, revoked_at`,
+     returning id, name, role, owner, created_at, last_used_at, revoked_at`,
     [id],
   );
   if (!rows[0]) throw notFound;
@@ -98,6 +101,7 @@ export interface AuthenticatedApiToken {
   id: string;
   name: string;
   role: ApiTokenRole;
+  owner: string | null;
 }
 
 /**
@@ -107,8 +111,8 @@ export interface AuthenticatedApiToken {
 export async function authenticateApiToken(db: Queryable, token: string): Promise<AuthenticatedApiToken | null> {
   if (!looksLikeToken(token, API_TOKEN_PREFIX)) return null;
   const hash = hashToken(token);
-  const { rows } = await db.query<{ id: string; name: string; role: ApiTokenRole; stale: boolean }>(
-    `select id, name, role, (last_used_at is null or last_used_at < now() - interval '1 minute') as stale
+  const { rows } = await db.query<{ id: string; name: string; role: ApiTokenRole; owner: string | null; stale: boolean }>(
+    `select id, name, role, owner, (last_used_at is null or last_used_at < now() - interval '1 minute') as stale
      from backstop.api_tokens where token_hash = $1 and revoked_at is null`,
     [hash],
   );
@@ -118,7 +122,7 @@ export async function authenticateApiToken(db: Queryable, token: string): Promis
     // Best effort: a failed bookkeeping write must not fail the request it belongs to.
     db.query(`update backstop.api_tokens set last_used_at = now() where id = $1`, [row.id]).catch(() => {});
   }
-  return { id: row.id, name: row.name, role: row.role };
+  return { id: row.id, name: row.name, role: row.role, owner: row.owner };
 }
 
 /**

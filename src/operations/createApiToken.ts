@@ -12,8 +12,20 @@ export const apiTokenRequest = z
     role: z
       .enum(apiTokenRoles, { error: (issue) => `Unknown role "${String(issue.input).slice(0, 40)}". Use one of: ${apiTokenRoles.join(', ')}` })
       .describe('viewer reads; operator also triggers, cancels, verifies and restores; admin also manages targets and tokens.'),
+    owner: z
+      .string()
+      .trim()
+      .min(1, 'An owner names a person or a service, e.g. "alice@example.com" or "nightly-ci".')
+      .max(200, 'An owner is at most 200 characters.')
+      .optional()
+      .describe('The person or service that holds the token, e.g. "alice@example.com" or "nightly-ci": shown in lists and in the records of what it did.'),
   })
-  .meta({ examples: [{ name: 'dashboard', role: 'viewer' }] });
+  .meta({
+    examples: [
+      { name: 'dashboard', role: 'viewer' },
+      { name: 'ci', role: 'operator', owner: 'nightly-ci' },
+    ],
+  });
 
 export type ApiTokenRequest = z.input<typeof apiTokenRequest>;
 

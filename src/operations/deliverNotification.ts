@@ -83,6 +83,14 @@ function telegramRefused(text: string): boolean {
   }
 }
 
+/** What a request that threw went through, in words, with its secrets (the URL first) taken out: for requests that are no channel's (heartbeat pings). */
+export function deliveryError(error: unknown, timeoutMs: number, [url, ...others]: (string | undefined)[]): string {
+  let text = describeFailure(error, timeoutMs);
+  if (url) text = text.split(url).join('<channel url>');
+  for (const secret of others) if (secret) text = text.split(secret).join('*****');
+  return text;
+}
+
 function describeFailure(error: unknown, timeoutMs: number): string {
   const err = error as Error & { code?: string; cause?: { code?: string; message?: string } };
   if (err.name === 'TimeoutError' || err.name === 'AbortError' || err.code === 'ETIMEDOUT') return `no answer within ${timeoutMs} ms`;

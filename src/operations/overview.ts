@@ -1,4 +1,5 @@
 import { assessTargetHealth, type TargetHealth } from '../core/targetHealth.ts';
+import { listActiveAlarms, type AlarmRecord } from '../db/alarms.ts';
 import type { Queryable } from '../db/pool.ts';
 import { databaseNow } from '../db/retention.ts';
 import { listTargetActivity, type RunBrief } from '../db/targetActivity.ts';
@@ -16,6 +17,8 @@ export interface TargetSummary {
   newestBackup: RunBrief | null;
   newestBackupAgeSeconds: number | null;
   lastVerification: RunBrief | null;
+  /** Alarms active now. */
+  alarms: AlarmRecord[];
 }
 
 /**
@@ -23,13 +26,14 @@ export interface TargetSummary {
  * progress, the newest good backup and its age, the last drill and the next scheduled run.
  */
 export async function overview(db: Queryable): Promise<{ now: string; items: TargetSummary[] }> {
-  const [now, targets] = await Promise.all([databaseNow(db), listTargetActivity(db)]);
+  const [now, targets, alarms] = await Promise.all([databaseNow(db), listTargetActivity(db), listActiveAlarms(db)]);
   const items = targets.map((target): TargetSummary => {
     const newestGoodBackupAt = target.newestBackup?.finishedAt ? Date.parse(target.newestBackup.finishedAt) : null;
     const assessed = assessTargetHealth({
       now,
       createdAt: Date.parse(target.createdAt),
       schedule: target.schedule,
+      paused: target.paused,
       lastFinishedBackup: target.lastFinishedRun ? { status: target.lastFinishedRun.status, errorCode: target.lastFinishedRun.error?.code ?? null } : null,
       newestGoodBackupAt,
       lastVerification: target.lastVerification,
@@ -46,6 +50,7 @@ export async function overview(db: Queryable): Promise<{ now: string; items: Tar
       newestBackup: target.newestBackup,
       newestBackupAgeSeconds: newestGoodBackupAt === null ? null : Math.max(0, (now - newestGoodBackupAt) / 1000),
       lastVerification: target.lastVerification,
+      alarms: alarms.filter((alarm) => alarm.targetName === target.name),
     };
   });
   return { now: new Date(now).toISOString(), items };

@@ -6,6 +6,7 @@ import { describeDatabase, parseDatabaseUrl, redactText } from '../core/database
 import { BackstopError, describeError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { Artifact } from '../core/artifact.ts';
+import type { Manifest } from '../core/manifest.ts';
 import { appendRunEvent } from '../db/runEvents.ts';
 import type { RunRecord } from '../db/runRecords.ts';
 import type { ApiTokenRole } from '../db/tokens.ts';
@@ -68,6 +69,22 @@ export interface PreparedRestore {
   /** The destination in words that hold no secret: `database "x" on host:port`. */
   destination: string;
   execute(execution?: RestoreExecution): Promise<RestoreOutcome>;
+}
+
+/** --databases and the rest are a server backup's; --schema and --table a single database's. */
+function assertServerSelection(manifest: Manifest, request: { databases?: string[]; replaceDatabases?: string[] }, execution: RestoreExecution): void {
+  const server = manifest.profile === 'server';
+  if (!server && (request.databases !== undefined || request.replaceDatabases !== undefined)) {
+    throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} is of one database, not a server: restore it without --databases and --replace-databases.`, {
+      field: 'databases',
+    });
+  }
+  if (server && ((execution.schemas?.length ?? 0) > 0 || (execution.tables?.length ?? 0) > 0)) {
+    throw new BackstopError(
+      'INVALID_INPUT',
+      `Backup ${manifest.runId} is of a whole server: choose its databases with --databases; --schema and --table apply to a backup of one database.`,
+    );
+  }
 }
 
 /** What a viewer of the events reads when the destination did not answer: never the destination server's own words. */
@@ -134,6 +151,7 @@ export async function prepareRestore(
   const execute = async (execution: RestoreExecution = {}): Promise<RestoreOutcome> => {
     const started = performance.now();
     let store: Store | null = null;
+    const events: Promise<unknown>[] = [];
     // A restore of a run of the catalog shows there too (the API, the dashboard), whoever started it.
     const progress = trackRestoreProgress({ catalog: run ? { db, runId: run.id, log: deps.log } : null, show: execution.showProgress });
     try {
@@ -146,6 +164,7 @@ export async function prepareRestore(
       if (execution.storage && storageObjects === 0 && !manifest.storage) {
         throw new BackstopError('INVALID_INPUT', `Backup ${manifest.runId} holds no Supabase Storage objects (it was taken without --with-storage); restore it without --with-storage.`);
       }
+      assertServerSelection(manifest, parsed, execution);
       const result = await restoreArtifact({
         store,
         prefix: location.prefix,
@@ -156,12 +175,23 @@ export async function prepareRestore(
         noOwner: parsed.noOwner,
         schemas: execution.schemas,
         tables: execution.tables,
+        databases: parsed.databases,
+        replaceDatabases: parsed.replaceDatabases,
+        globals: parsed.globals,
+        // A server's restore reports each step (globals, each database) on the backup run.
+        onEvent: (kind, message) => {
+          if (run && manifest.profile === 'server')
+            events.push(
+              appendRunEvent(db, { runId: run.id, kind, message, data: { restoreId } }).catch((error: unknown) => deps.log.warn({ err: error }, 'could not record a restore event')),
+            );
+        },
         identities,
         pgTools: deps.config.pgTools,
         signal: execution.signal,
         onProgress: (next) => progress.update(next),
       });
       await progress.end();
+      await Promise.all(events);
       let storage: RestoreOutcome['storage'] = null;
       if (execution.storage) {
         const endpoint = openStorageEndpoint(execution.storage);
@@ -182,6 +212,7 @@ export async function prepareRestore(
       }
       return { ...result, runId: manifest.runId, target: manifest.target, storage, storageObjects, elapsedMs };
     } catch (error) {
+      await Promise.all(events);
       if (caller.via === 'api') {
         const described = describeError(error);
         await progress.end();

@@ -8,6 +8,13 @@ export const restoreRequest = z
     jobs: z.int().min(1).max(64).default(1).describe('Parallel pg_restore jobs; 1 restores in one transaction.'),
     noOwner: z.boolean().default(false).describe('Do not restore ownership and privileges.'),
     identity: z.string().min(1).max(16_384).optional().meta({ writeOnly: true, description: 'Secret: age identity file contents, for an encrypted backup.' }),
+    databases: z.array(z.string().min(1).max(63)).max(500).optional().describe('A server backup: restore only these of its databases (default: every one).'),
+    replaceDatabases: z
+      .array(z.string().min(1).max(63))
+      .max(500)
+      .optional()
+      .describe('A server backup: databases the destination server already has that may be dropped and restored again. Any other database it has refuses the restore.'),
+    globals: z.boolean().default(true).describe('A server backup: restore its roles first (false: the roles its databases name must exist).'),
     privilegedRole: z
       .string()
       .min(1)

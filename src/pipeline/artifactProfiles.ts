@@ -3,10 +3,14 @@ import type { BackupProfile } from '../core/manifest.ts';
 import { backupDatabase } from './backup.ts';
 import type { RestoreInput, RestoreResult } from './restoreInput.ts';
 import { restoreCustomArchive } from './restoreCustomArchive.ts';
+import type { ServerBackupInput } from './serverSource/backupServer.ts';
 import type { SupabaseBackupInput } from './supabaseSource/backupSupabase.ts';
 
+/** What a backup may be given: each profile reads the part that is its own. */
+export type ProfileBackupInput = SupabaseBackupInput & ServerBackupInput;
+
 export interface ArtifactProfile {
-  backup(input: SupabaseBackupInput): Promise<Artifact>;
+  backup(input: ProfileBackupInput): Promise<Artifact>;
   restore(input: RestoreInput): Promise<RestoreResult>;
 }
 
@@ -22,5 +26,9 @@ export const artifactProfiles: Record<BackupProfile, ArtifactProfile> = {
   supabase: {
     backup: async (input) => (await import('./supabaseSource/backupSupabase.ts')).backupSupabase(input),
     restore: async (input) => (await import('./supabaseSource/restoreSupabase.ts')).restoreSupabaseArtifact(input),
+  },
+  server: {
+    backup: async (input) => (await import('./serverSource/backupServer.ts')).backupServer(input),
+    restore: async (input) => (await import('./serverSource/restoreServer.ts')).restoreServer(input),
   },
 };

@@ -1,7 +1,8 @@
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackstopError } from '../core/errors.ts';
-import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, artifactPrefix, manifestSchema, type Manifest } from '../core/manifest.ts';
+import { describeDatabase } from '../core/databaseUrl.ts';
+import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, artifactPrefix, manifestSchema, type Manifest, type ManifestFile } from '../core/manifest.ts';
 import { BACKSTOP_VERSION } from '../version.ts';
 import type { Artifact } from '../core/artifact.ts';
 import { discoverPgTools, findPgTool, type PgToolSearch } from '../pgtools/findPgTools.ts';
@@ -68,29 +69,109 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
   const compression = input.compression ?? defaultCompression;
   const recipients = (input.encryptTo ?? []).map(parseRecipient);
   const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
-  const { progress, report, moved } = trackBackupProgress(started, input.onProgress, input.progressEveryMs);
+  const { progress, report, fileProgress } = trackBackupProgress(started, input.onProgress, input.progressEveryMs);
   input.signal.throwIfAborted();
+  try {
+    const dumpFile = `dump.pgcustom${fileExtension(compression.algorithm)}${recipients.length > 0 ? '.age' : ''}`;
+    const dumped = await dumpDatabaseFile({
+      databaseUrl: input.databaseUrl,
+      applicationName: `backstop:${input.runId}`,
+      store: input.store,
+      key: prefix + dumpFile,
+      compression,
+      recipients,
+      checksums: input.checksums === true,
+      pgTools: input.pgTools,
+      signal: input.signal,
+      onEvent: input.onEvent,
+      onOpened: (source) => {
+        progress.databaseBytes = source.databaseBytes;
+      },
+      onDumpStarted: () => {
+        progress.phase = 'dumping';
+        report();
+      },
+      ...fileProgress(),
+      onStored: report,
+    });
 
+    progress.phase = 'manifest';
+    report();
+    const manifest: Manifest = {
+      ...manifestHeader(input),
+      createdAt: input.createdAt,
+      source: dumped.source,
+      pgDump: dumped.pgDump,
+      compression: { algorithm: compression.algorithm, level: compression.level },
+      encryption: recipients.length > 0 ? { algorithm: 'age', recipients } : null,
+      files: [{ ...dumped.file, name: dumpFile }],
+      tables: dumped.tables,
+      timings: { dumpMs: dumped.dumpMs, totalMs: Math.round(performance.now() - started) },
+    };
+    return await completeAttempt(input, prefix, manifest, progress, report);
+  } catch (error) {
+    return abandonAttempt(input, prefix, error);
+  }
+}
+
+export interface DatabaseFileInput {
+  databaseUrl: string;
+  /** Shown in pg_stat_activity: an operator (and the tests) find the dump by the run id in it. */
+  applicationName: string;
+  store: Store;
+  /** The file's full key in the store. */
+  key: string;
+  compression: CompressionSettings;
+  /** age recipients, already parsed; empty: not encrypted. */
+  recipients: string[];
+  checksums: boolean;
+  /** pg_dump options besides the archive format and the snapshot (the server profile's --create). */
+  extraOptions?: string[];
+  pgTools?: PgToolSearch;
+  signal: AbortSignal;
+  onEvent?: RunEventSink;
+  onOpened?: (source: SourceSnapshot) => void;
+  onDumpStarted?: () => void;
+  onContentBytes?: (bytes: number) => void;
+  onStoredBytes?: (bytes: number) => void;
+  onStored?: () => void;
+}
+
+export interface DumpedDatabase {
+  file: ManifestFile;
+  tables: TableCount[];
+  source: Manifest['source'];
+  pgDump: Manifest['pgDump'];
+  dumpMs: number;
+}
+
+/**
+ * One database as one stored custom-format archive: a snapshot is opened and exported, pg_dump
+ * reads it, its output is scanned (rows per table, data block offsets) and stored through
+ * `storeStream`. The row counts are the archive's (with checksums, checked against the
+ * snapshot's). pg_dump's process group is stopped on failure or abort; deleting what was
+ * stored is the caller's, which owns the prefix.
+ */
+export async function dumpDatabaseFile(input: DatabaseFileInput): Promise<DumpedDatabase> {
   // Finding the installed pg_dumps (a --version each) runs while the snapshot is opened: only
   // the choice among them waits for the server's version.
   discoverPgTools('pg_dump', input.pgTools).catch(() => {});
   const source = await openSourceSnapshot(input.databaseUrl);
-  progress.databaseBytes = source.databaseBytes;
+  input.onOpened?.(source);
   let dump: PgToolProcess | undefined;
   const stopDump = () => void dump?.terminate();
   input.signal.addEventListener('abort', stopDump, { once: true });
   try {
     const pgDump = await findPgTool('pg_dump', serverMajorFromVersionNum(source.serverVersionNum), input.pgTools);
     input.signal.throwIfAborted();
-    // The run id in application_name lets an operator (and the tests) find this dump in pg_stat_activity.
-    const connection = connectionArgs(input.databaseUrl, `backstop:${input.runId}`);
-    const options = [...DUMP_OPTIONS, ...(source.snapshot ? [`--snapshot=${source.snapshot}`] : [])];
+    const connection = connectionArgs(input.databaseUrl, input.applicationName);
+    const options = [...DUMP_OPTIONS, ...(input.extraOptions ?? []), ...(source.snapshot ? [`--snapshot=${source.snapshot}`] : [])];
     dump = spawnPgTool(pgDump.path, [...options, '--no-password', `--dbname=${connection.dbname}`], connection, { bufferedStdout: true });
-    progress.phase = 'dumping';
-    report();
-    input.onEvent?.('dump_started', `pg_dump ${pgDump.version} against PostgreSQL ${source.serverVersion}`, {
+    input.onDumpStarted?.();
+    input.onEvent?.('dump_started', `pg_dump ${pgDump.version} of ${describeDatabase(input.databaseUrl)}, PostgreSQL ${source.serverVersion}`, {
       pgDumpVersion: pgDump.version,
       serverVersion: source.serverVersion,
+      database: source.database,
     });
 
     // Rows are counted in the archive as it streams past (free for the source server);
@@ -99,30 +180,28 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
     const checksumming = input.checksums ? source.countRows(input.signal, { checksums: true }) : null;
     checksumming?.catch(() => {});
     const dumpStarted = performance.now();
-    const dumpFile = `dump.pgcustom${fileExtension(compression.algorithm)}${recipients.length > 0 ? '.age' : ''}`;
+    const name = input.key.slice(input.key.lastIndexOf('/') + 1);
+    let bytesDumped = 0;
     const stored = await storeStream({
       store: input.store,
-      key: prefix + dumpFile,
+      key: input.key,
       content: tap(dumpOutput(dump), (chunk) => archive.write(chunk)),
       // A dump is rarely larger than the database on disk, and compressed it is smaller.
       expectedBytes: source.databaseBytes,
-      compression,
-      recipients,
+      compression: input.compression,
+      recipients: input.recipients,
       signal: input.signal,
       onEvent: input.onEvent,
       onContentBytes: (bytes) => {
-        progress.bytesDumped += bytes;
-        moved();
+        bytesDumped += bytes;
+        input.onContentBytes?.(bytes);
       },
-      onStoredBytes: (bytes) => {
-        progress.bytesStored = bytes;
-        moved();
-      },
+      onStoredBytes: input.onStoredBytes,
     });
-    const dumpMs = performance.now() - dumpStarted;
-    report();
-    input.onEvent?.('dump_stored', `stored ${dumpFile}: ${stored.size} bytes (${progress.bytesDumped} before compression)`, {
-      file: dumpFile,
+    const dumpMs = Math.round(performance.now() - dumpStarted);
+    input.onStored?.();
+    input.onEvent?.('dump_stored', `stored ${name}: ${stored.size} bytes (${bytesDumped} before compression)`, {
+      file: name,
       size: stored.size,
       sha256: stored.sha256,
     });
@@ -130,44 +209,23 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
     const tables = await tableCounts(archive, checksumming, source, input.signal);
     // A restore fills these into its spool without scanning the whole archive again.
     const dataBlocks = archive.dataBlocks();
-    await source.close();
-
-    progress.phase = 'manifest';
-    report();
-    const manifest: Manifest = {
-      format: MANIFEST_FORMAT,
-      formatVersion: MANIFEST_VERSION,
-      backstopVersion: BACKSTOP_VERSION,
-      runId: input.runId,
-      attempt: input.attempt,
-      target: input.targetName,
-      ...(input.targetId !== undefined && { targetId: input.targetId }),
-      createdAt: input.createdAt,
+    return {
+      file: {
+        name,
+        role: 'dump',
+        format: 'pg_dump-custom',
+        size: stored.size,
+        sha256: stored.sha256,
+        uncompressedSize: bytesDumped,
+        ...(dataBlocks && { dataBlocks }),
+      },
+      tables,
       source: { serverVersion: source.serverVersion, serverVersionNum: source.serverVersionNum, database: source.database },
       pgDump: { version: pgDump.version, options, snapshot: source.snapshot !== null },
-      compression: { algorithm: compression.algorithm, level: compression.level },
-      encryption: recipients.length > 0 ? { algorithm: 'age', recipients } : null,
-      files: [
-        {
-          name: dumpFile,
-          role: 'dump',
-          format: 'pg_dump-custom',
-          size: stored.size,
-          sha256: stored.sha256,
-          uncompressedSize: progress.bytesDumped,
-          ...(dataBlocks && { dataBlocks }),
-        },
-      ],
-      tables,
-      timings: { dumpMs: Math.round(dumpMs), totalMs: Math.round(performance.now() - started) },
+      dumpMs,
     };
-    const artifact = await completeArtifact(input.store, prefix, manifest, input.signal);
-    progress.phase = 'done';
-    report();
-    return artifact;
   } catch (error) {
     await dump?.terminate();
-    await deletePrefix(input.store, prefix).catch(() => {});
     if (input.signal.aborted) throw input.signal.reason;
     throw error;
   } finally {
@@ -304,6 +362,31 @@ export async function deletePrefix(store: Store, prefix: string): Promise<void> 
   if (keys.length > 0) await store.delete(keys);
 }
 
+/**
+ * The end of a failed attempt, once its tools are stopped (a tool still running could write
+ * again): nothing stays under the prefix, and a cancel is reported as the cancel, not as
+ * whatever error it caused.
+ */
+export async function abandonAttempt(input: { store: Store; signal: AbortSignal }, prefix: string, error: unknown): Promise<never> {
+  await deletePrefix(input.store, prefix).catch(() => {});
+  if (input.signal.aborted) throw input.signal.reason;
+  throw error;
+}
+
+/** The end of a good attempt: the manifest, written last, makes it complete. */
+export async function completeAttempt(
+  input: { store: Store; signal: AbortSignal },
+  prefix: string,
+  manifest: Manifest,
+  progress: { phase: string },
+  report: () => void,
+): Promise<Artifact> {
+  const artifact = await completeArtifact(input.store, prefix, manifest, input.signal);
+  progress.phase = 'done';
+  report();
+  return artifact;
+}
+
 /** Writes the manifest, last, and describes the now complete artifact for the catalog. */
 export async function completeArtifact(store: Store, prefix: string, manifest: Manifest, signal: AbortSignal): Promise<Artifact> {
   const manifestObject = await writeManifest(store, prefix, manifest, signal);
@@ -336,5 +419,88 @@ export function trackBackupProgress(started: number, onProgress?: (progress: Bac
   const moved = () => {
     if (onProgress && performance.now() - started - reportedAt >= everyMs) report();
   };
-  return { progress, report, moved };
+  /**
+   * The byte counters of one more file: its plain bytes add to `bytesDumped`, its stored bytes
+   * to `bytesStored` (files stored at once, a server's databases, each add their own).
+   */
+  const fileProgress = () => {
+    let stored = 0;
+    return {
+      onContentBytes: (bytes: number) => {
+        progress.bytesDumped += bytes;
+        moved();
+      },
+      onStoredBytes: (bytes: number) => {
+        progress.bytesStored += bytes - stored;
+        stored = bytes;
+        moved();
+      },
+    };
+  };
+  return { progress, report, moved, fileProgress };
+}
+
+/** What every manifest begins with: its format, and the run, attempt and target it binds to. */
+export function manifestHeader(input: Pick<BackupInput, 'runId' | 'attempt' | 'targetName' | 'targetId'>) {
+  return {
+    format: MANIFEST_FORMAT,
+    formatVersion: MANIFEST_VERSION,
+    backstopVersion: BACKSTOP_VERSION,
+    runId: input.runId,
+    attempt: input.attempt,
+    target: input.targetName,
+    ...(input.targetId !== undefined && { targetId: input.targetId }),
+  } as const;
+}
+
+export interface ToolFileInput {
+  tool: { name: 'pg_dump' | 'pg_dumpall'; path: string; version: string };
+  options: string[];
+  databaseUrl: string;
+  applicationName: string;
+  store: Store;
+  prefix: string;
+  name: string;
+  role: 'roles' | 'schema' | 'data' | 'globals';
+  /** The tool's output as stored (default: as it is). */
+  content?: (output: AsyncIterable<Buffer>) => AsyncIterable<Buffer>;
+  compression: CompressionSettings;
+  recipients: string[];
+  signal: AbortSignal;
+  expectedBytes?: number;
+  onEvent?: RunEventSink;
+  onContentBytes?: (bytes: number) => void;
+  onStoredBytes?: (bytes: number) => void;
+  /** The running tool, for the caller to stop on abort. */
+  onSpawned?: (tool: PgToolProcess | undefined) => void;
+}
+
+/** One plain SQL file written by pg_dump or pg_dumpall, stored through `storeStream`, as the manifest lists it. */
+export async function storeToolOutput(input: ToolFileInput): Promise<ManifestFile> {
+  const connection = connectionArgs(input.databaseUrl, input.applicationName);
+  const running = spawnPgTool(input.tool.path, [...input.options, '--no-password', `--dbname=${connection.dbname}`], connection, { bufferedStdout: true });
+  input.onSpawned?.(running);
+  const output = dumpOutput(running, input.tool.name);
+  const stored = await storeStream({
+    store: input.store,
+    key: input.prefix + input.name,
+    content: input.content ? input.content(output) : output,
+    compression: input.compression,
+    recipients: input.recipients,
+    signal: input.signal,
+    onEvent: input.onEvent,
+    expectedBytes: input.expectedBytes,
+    onContentBytes: input.onContentBytes,
+    onStoredBytes: input.onStoredBytes,
+  });
+  input.onSpawned?.(undefined);
+  return {
+    name: input.name,
+    role: input.role,
+    format: 'sql',
+    size: stored.size,
+    sha256: stored.sha256,
+    uncompressedSize: stored.uncompressedSize,
+    dumpedBy: { tool: input.tool.name, version: input.tool.version, options: input.options },
+  };
 }

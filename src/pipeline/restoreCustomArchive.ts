@@ -32,8 +32,9 @@ const userObjectsSql = `
  */
 export async function restoreCustomArchive(input: RestoreInput): Promise<RestoreResult> {
   const signal = input.signal ?? new AbortController().signal;
-  const dumpFile = input.manifest.files.find((file) => file.role === 'dump');
-  if (!dumpFile) throw new BackstopError('ARTIFACT_CORRUPT', `The manifest in ${input.prefix} lists no dump file.`);
+  const dumpFile = input.manifest.files.find((file) => file.role === 'dump' && file.database === input.database);
+  if (!dumpFile)
+    throw new BackstopError('ARTIFACT_CORRUPT', `The manifest in ${input.prefix} lists no dump file${input.database === undefined ? '' : ` of database "${input.database}"`}.`);
   assertCanDecrypt(input.manifest, input.identities);
 
   const started = performance.now();
@@ -71,11 +72,15 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
   signal.addEventListener('abort', stop, { once: true });
   try {
     const selection = { schemas: input.schemas ?? [], tables: input.tables ?? [] };
-    const restoredTables = input.manifest.tables.filter((table) => isSelected(table, selection));
+    const restoredTables = input.manifest.tables.filter((table) => table.database === input.database && isSelected(table, selection));
     let pgRestore: PgToolCandidate;
     try {
-      client = await connectDatabase(input.toUrl);
-      if (!input.clean) await assertNothingInTheWay(client, selection, restoredTables);
+      // With --create the database does not exist yet (the server's restore checked that), and
+      // no session of Backstop's may hold the database pg_restore drops or creates from.
+      if (!input.createFrom) {
+        client = await connectDatabase(input.toUrl);
+        if (!input.clean) await assertNothingInTheWay(client, selection, restoredTables);
+      }
       const dumpMajor = parseToolVersion(`(PostgreSQL) ${input.manifest.pgDump.version}`)?.major ?? serverMajorFromVersionNum(input.manifest.source.serverVersionNum);
       pgRestore = await findPgTool('pg_restore', dumpMajor, input.pgTools, 'archive (made by pg_dump)');
     } catch (error) {
@@ -93,13 +98,15 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     // In parallel, each table is counted as soon as its data is in (see RestoredRowCheck);
     // a single-transaction restore shows nothing to other connections before it commits.
     rowCheck = checkRows && jobs > 1 ? new RestoredRowCheck(input.toUrl, restoredTables, scanner.tableEntries(), signal) : undefined;
-    const connection = connectionArgs(input.toUrl);
+    const connection = connectionArgs(input.createFrom ?? input.toUrl);
     const args = [
       ...(rowCheck ? ['--verbose'] : []),
       '--exit-on-error',
       '--no-password',
       `--dbname=${connection.dbname}`,
-      ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']),
+      // pg_restore refuses --single-transaction with --create (CREATE DATABASE cannot run in one).
+      ...(input.createFrom ? ['--create'] : []),
+      ...(jobs > 1 ? [`--jobs=${jobs}`] : input.createFrom ? [] : ['--single-transaction']),
       ...(input.clean ? ['--clean', '--if-exists'] : []),
       ...(input.noOwner ? ['--no-owner', '--no-privileges'] : []),
       ...selection.schemas.map((schema) => `--schema=${schema}`),
@@ -108,7 +115,7 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     ];
     signal.throwIfAborted();
     // pg_restore --schema restores the schema's objects but not the schema itself.
-    for (const schema of selection.schemas) await client.query(`create schema if not exists ${client.escapeIdentifier(schema)}`);
+    for (const schema of selection.schemas) await client!.query(`create schema if not exists ${client!.escapeIdentifier(schema)}`);
     const errors = new PgRestoreErrors();
     const check = rowCheck;
     const onStderrLine = (line: string) => {
@@ -124,7 +131,7 @@ export async function restoreCustomArchive(input: RestoreInput): Promise<Restore
     if (code !== 0) {
       throw new BackstopError(
         'RESTORE_FAILED',
-        `pg_restore ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`}${jobs === 1 ? ' (nothing was committed)' : ''}: ${errors.describe() ?? (lastLines(stderr) || 'no output')}`,
+        `pg_restore ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`}${jobs === 1 && !input.createFrom ? ' (nothing was committed)' : ''}: ${errors.describe() ?? (lastLines(stderr) || 'no output')}`,
       );
     }
 

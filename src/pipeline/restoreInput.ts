@@ -26,6 +26,22 @@ export interface RestoreInput {
    * `adminUrl` when there is one, and the schema file's owner changes are left out.
    */
   scratch?: { adminUrl: string | null };
+  /**
+   * Server profile: restore only these of the backup's databases (default: every one), and
+   * replace these where the destination server already has them (default: none, and an existing
+   * database refuses the restore).
+   */
+  databases?: string[];
+  replaceDatabases?: string[];
+  /** Server profile: also run the globals file (roles) first (default true). */
+  globals?: boolean;
+  /**
+   * One database of a server backup (its "dump" file and its tables), restored with
+   * `pg_restore --create` through `createFrom`, a database on the same server (the server
+   * profile's, per database). Without `createFrom` it is restored into `toUrl` (a drill).
+   */
+  database?: string;
+  createFrom?: string;
   pgTools?: PgToolSearch;
   tmpDir?: string;
   signal?: AbortSignal;
@@ -52,6 +68,8 @@ export interface RestoreResult {
   tablesChecked: number;
   bytesRestored: number;
   pgRestoreVersion: string;
+  /** Server profile: the databases restored, in order. */
+  databases?: string[];
   /** Where the time went (ms from the start): spool verified, pg_restore done, rows checked. */
   timings?: { spooledMs: number; pgRestoreDoneMs: number; checkedMs: number };
 }

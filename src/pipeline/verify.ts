@@ -1,9 +1,15 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { BackstopError, describeError } from '../core/errors.ts';
+import { dumpedRoles } from '../core/globalRoles.ts';
 import type { Manifest } from '../core/manifest.ts';
 import type { PgToolSearch } from '../pgtools/findPgTools.ts';
 import type { Store } from '../storage/store.ts';
 import type { AgeIdentity } from './age.ts';
 import { restoreArtifact } from './restore.ts';
+import { restoreCustomArchive } from './restoreCustomArchive.ts';
+import { readGlobalsFile } from './serverSource/restoreServer.ts';
 import type { RestoreInput } from './restoreInput.ts';
 import { allowReplicaSessions, createScratchDatabase, type ScratchServer } from './scratchDatabase.ts';
 import { scaffoldSupabaseProject } from './supabaseSource/scaffoldSupabase.ts';
@@ -98,6 +104,7 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
     return result('failed', { code: 'IDENTITY_REQUIRED', message });
   }
 
+  if (input.manifest.profile === 'server') return verifyServer(input, checks, result);
   const supabase = input.manifest.profile === 'supabase';
   if (supabase && !input.sourceUrl) {
     throw new BackstopError('INVALID_INPUT', "A drill of a Supabase backup needs the project's database URL (the target's) to read the platform's schemas from.");
@@ -149,34 +156,114 @@ export async function verifyArtifact(input: VerifyInput): Promise<VerifyResult> 
     checks.restore = true;
     await input.afterRestore?.(scratchUrl);
 
-    const restored = await countListedTables(scratchUrl, input.manifest.tables, { checksums: input.checksums, signal: input.signal, connections: 2 });
-    const mismatches: TableMismatch[] = [];
-    for (const expected of input.manifest.tables) {
-      const name = `${expected.schema}.${expected.name}`;
-      const actual = restored.get(name);
-      const rowsDiffer = actual?.rows !== expected.rows;
-      const checksumDiffers = input.checksums === true && actual?.checksum !== expected.checksum;
-      if (rowsDiffer || checksumDiffers) {
-        mismatches.push({
-          table: name,
-          expectedRows: expected.rows,
-          actualRows: actual?.rows ?? null,
-          ...(input.checksums ? { expectedChecksum: expected.checksum, actualChecksum: actual?.checksum } : {}),
-        });
-      }
-    }
+    const mismatches = await compareTables(scratchUrl, input.manifest.tables, input);
     checks.rows = true;
     checks.checksums = input.checksums === true;
-    if (mismatches.length > 0) {
-      const described = mismatches
-        .map((m) =>
-          m.actualRows !== m.expectedRows ? `${m.table}: ${m.actualRows ?? 'missing'} rows restored, ${m.expectedRows} at dump time` : `${m.table}: content checksum differs`,
-        )
-        .join('; ');
-      return result('failed', { code: 'VERIFY_MISMATCH', message: `The restored backup differs from the dump: ${described}.` }, mismatches);
-    }
+    if (mismatches.length > 0) return result('failed', mismatchError(mismatches), mismatches);
     return result('passed', null);
   } finally {
     await scratch.drop().catch(() => {});
   }
+}
+
+type DrillTable = Manifest['tables'][number];
+
+/** Every listed table's rows (and checksum, when asked) in the restored database against the manifest's. */
+async function compareTables(url: string, tables: DrillTable[], input: Pick<VerifyInput, 'checksums' | 'signal'>, label = ''): Promise<TableMismatch[]> {
+  const restored = await countListedTables(url, tables, { checksums: input.checksums, signal: input.signal, connections: 2 });
+  const mismatches: TableMismatch[] = [];
+  for (const expected of tables) {
+    const name = `${expected.schema}.${expected.name}`;
+    const actual = restored.get(name);
+    const rowsDiffer = actual?.rows !== expected.rows;
+    const checksumDiffers = input.checksums === true && actual?.checksum !== expected.checksum;
+    if (rowsDiffer || checksumDiffers) {
+      mismatches.push({
+        table: label + name,
+        expectedRows: expected.rows,
+        actualRows: actual?.rows ?? null,
+        ...(input.checksums ? { expectedChecksum: expected.checksum, actualChecksum: actual?.checksum } : {}),
+      });
+    }
+  }
+  return mismatches;
+}
+
+function mismatchError(mismatches: TableMismatch[]): { code: string; message: string } {
+  const described = mismatches
+    .map((m) => (m.actualRows !== m.expectedRows ? `${m.table}: ${m.actualRows ?? 'missing'} rows restored, ${m.expectedRows} at dump time` : `${m.table}: content checksum differs`))
+    .join('; ');
+  return { code: 'VERIFY_MISMATCH', message: `The restored backup differs from the dump: ${described}.` };
+}
+
+/**
+ * A drill of a server backup: every database is restored into a scratch database of its own,
+ * as that database's unprivileged owner (so without owners and grants, as any drill), and its
+ * tables compared with the manifest, one database at a time. The globals file is read back
+ * and its shape checked, but not run: a drill's role creates no roles on the scratch server.
+ */
+async function verifyServer(
+  input: VerifyInput,
+  checks: VerifyResult['checks'],
+  result: (status: VerifyResult['status'], error: VerifyResult['error'], mismatches?: TableMismatch[]) => VerifyResult,
+): Promise<VerifyResult> {
+  const signal = input.signal ?? new AbortController().signal;
+  const globalsFile = input.manifest.files.find((file) => file.role === 'globals');
+  if (globalsFile) {
+    const spoolDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-drill-globals-'));
+    try {
+      const { text } = await readGlobalsFile(input, globalsFile, spoolDir, signal);
+      input.onEvent?.('verify_globals_ok', `${globalsFile.name}: ${dumpedRoles(text).length} role(s), each line what pg_dumpall writes (not run: a drill creates no roles)`);
+    } catch (error) {
+      signal.throwIfAborted();
+      const described = describeError(error);
+      input.onEvent?.('verify_restore_failed', described.message);
+      return result('failed', described);
+    } finally {
+      await fs.rm(spoolDir, { recursive: true, force: true });
+    }
+  }
+  const mismatches: TableMismatch[] = [];
+  for (const database of input.manifest.databases ?? []) {
+    signal.throwIfAborted();
+    const tables = input.manifest.tables.filter((table) => table.database === database.name);
+    const scratch = await createScratchDatabase(input.scratchServer);
+    try {
+      try {
+        await restoreCustomArchive({
+          store: input.store,
+          prefix: input.prefix,
+          manifest: input.manifest,
+          database: database.name,
+          toUrl: scratch.url,
+          noOwner: true,
+          checkRows: false,
+          identities: input.identities,
+          pgTools: input.pgTools,
+          signal,
+          onProgress: input.onProgress,
+        });
+      } catch (error) {
+        signal.throwIfAborted();
+        const described = describeError(error);
+        const message = `Database "${database.name}": ${described.message}`;
+        input.onEvent?.('verify_restore_failed', message);
+        return result('failed', { code: described.code === 'ARTIFACT_CORRUPT' || described.code === 'ARTIFACT_UNSAFE' ? described.code : 'RESTORE_FAILED', message });
+      }
+      await input.afterRestore?.(scratch.url);
+      const found = await compareTables(scratch.url, tables, input, `${database.name}/`);
+      mismatches.push(...found);
+      input.onEvent?.(
+        found.length === 0 ? 'verify_database_ok' : 'verify_database_differs',
+        `database "${database.name}": ${found.length === 0 ? `${tables.length} tables match` : `${found.length} of ${tables.length} tables differ`}`,
+      );
+    } finally {
+      await scratch.drop().catch(() => {});
+    }
+  }
+  checks.restore = true;
+  checks.rows = true;
+  checks.checksums = input.checksums === true;
+  if (mismatches.length > 0) return result('failed', mismatchError(mismatches), mismatches);
+  return result('passed', null);
 }

@@ -28,6 +28,8 @@ export function performBackup(deps: RunnerDeps, run: ClaimedRun, target: RunnerT
     checksums: target.options.checksums === true,
     // Supabase profile only (the CLI refuses it elsewhere): copy Storage objects too.
     withStorage: target.options.withStorage === true,
+    // Server profile only: which databases and globals, how many databases at once.
+    server: target.options.server,
     pgTools: deps.config.pgTools,
     signal: options.signal,
     onProgress: options.onProgress,

@@ -11,6 +11,7 @@ import { installErrorHandling, sendError } from './httpErrors.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { registerDashboard } from './dashboard.ts';
 import { bundledFiles } from '../core/bundledFiles.ts';
+import { registerAlarmRoutes } from './routes/alarms.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerChannelRoutes } from './routes/channels.ts';
 import { registerNotificationTestRoutes } from './routes/notificationTests.ts';
@@ -23,6 +24,7 @@ import { registerRunRoutes } from './routes/runs.ts';
 import { registerTargetRestoreRoutes } from './routes/targetRestores.ts';
 import { registerTargetRoutes } from './routes/targets.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
+import { createSignIn, registerSignInRoutes } from './signIn.ts';
 import { createEventStreams } from './runEventStream.ts';
 import { installSecurityHeaders } from './securityHeaders.ts';
 import { sharedSchemas } from './responseSchemas.ts';
@@ -72,6 +74,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
     // Malformed URLs and over-long path parameters answer in the API's error format too.
     frameworkErrors: (error, _request, reply) => sendError(reply, error),
   });
+  const signIn = deps.config.oidc ? createSignIn(deps.pool, deps.config.oidc) : null;
   const ctx: ServerContext = {
     pool: deps.pool,
     config: deps.config,
@@ -81,7 +84,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
       pollIntervalMs: options.ssePollIntervalMs ?? 500,
       heartbeatMs: options.sseHeartbeatMs ?? 15_000,
       maxStreamsPerToken: options.maxStreamsPerToken ?? deps.config.maxStreamsPerToken,
-      stillAuthorized: (request) => stillAuthenticated(deps.pool, request),
+      stillAuthorized: (request) => stillAuthenticated(deps.pool, signIn, request),
     }),
     tasks: createBackgroundTasks(deps.log),
     metricsNeedToken: options.metricsNeedToken ?? false,
@@ -98,7 +101,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
         title: 'Backstop API',
         version: BACKSTOP_VERSION,
         description:
-          "PostgreSQL backups whose run status never lies. Every /api route needs `Authorization: Bearer <token>`: viewer tokens read, operator tokens also trigger, cancel, verify and restore, admin tokens also manage targets and tokens. A runner token (issued per run) opens only the runner routes of its run. A GitHub runner token (one per repository, kept in its Actions secrets) may only claim a run dispatched to that repository, receiving the run's runner token, and report its job's outcome.",
+          "PostgreSQL backups whose run status never lies. Every /api route needs `Authorization: Bearer <token>` (or, from the dashboard, the cookie of a person signed in with OpenID Connect, whose writes also carry the x-backstop-csrf header): viewer tokens read, operator tokens also trigger, cancel, verify and restore, admin tokens also manage targets and tokens. A runner token (issued per run) opens only the runner routes of its run. A GitHub runner token (one per repository, kept in its Actions secrets) may only claim a run dispatched to that repository, receiving the run's runner token, and report its job's outcome.",
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
@@ -115,7 +118,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, index) => String(json.$id ?? `def-${index}`) },
   });
 
-  installAuth(app, deps.pool);
+  installAuth(app, deps.pool, signIn);
   app.addHook('preValidation', async (request) => {
     if (request.routeOptions.config.optionalBody && request.body === undefined) request.body = {};
   });
@@ -130,6 +133,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   app.addHook('preClose', async () => ctx.streams.closeAll());
   app.addHook('onClose', async () => ctx.tasks.stop());
 
+  registerSignInRoutes(app, deps.pool, signIn);
   registerOperationRoutes(app, ctx);
   registerTargetRoutes(app, ctx);
   registerRunRoutes(app, ctx);
@@ -141,6 +145,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   registerRunnerRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
   registerOverviewRoutes(app, ctx);
+  registerAlarmRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   // The dashboard is files (web/, and Preact from node_modules) that the single executable
   // does not carry: it serves the API alone, and says so at start-up (startServer logs it).

@@ -1,14 +1,21 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Actor } from '../core/actor.ts';
 import { BackstopError } from '../core/errors.ts';
 import { hasRole } from '../core/roles.ts';
 import type { Queryable } from '../db/pool.ts';
 import { assertRunDispatchedTo, authenticateGithubRunnerToken, GITHUB_RUNNER_TOKEN_PREFIX } from '../db/githubRunnerTokens.ts';
 import { authenticateApiToken, authenticateRunnerToken, RUNNER_TOKEN_PREFIX, type ApiTokenRole, type AuthenticatedApiToken } from '../db/tokens.ts';
+import { findUserSession } from '../db/userSessions.ts';
+import type { SignIn } from './signIn.ts';
+import { assertSameSiteWrite, isSafeMethod } from './csrfCheck.ts';
+import { readCookie } from './sessionCookies.ts';
 
 export type Access = ApiTokenRole;
+export type { Actor };
 
 export type Principal =
-  | { kind: 'api'; tokenId: string; name: string; role: ApiTokenRole }
+  | { kind: 'api'; tokenId: string; name: string; role: ApiTokenRole; owner: string | null }
+  | { kind: 'user'; sessionId: string; subject: string; email: string | null; name: string; provider: string; role: ApiTokenRole; csrfToken: string }
   | { kind: 'runner'; runId: string }
   | { kind: 'github'; tokenId: string; name: string; repository: string };
 
@@ -28,6 +35,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     principal?: Principal;
+    /** Who made this request, for the records of who did what; set with `principal`. */
+    actor?: Actor;
   }
 }
 
@@ -41,14 +50,52 @@ function bearerToken(request: FastifyRequest): string {
   return match[1]!;
 }
 
+/** The role a route needs: its declared access; an unknown route any, an undeclared one admin. */
+function requiredRole(request: FastifyRequest): Access {
+  return request.routeOptions.config.access ?? (request.is404 ? 'viewer' : 'admin');
+}
+
 /**
- * Bearer authentication on every /api route, then the route's role. Runs before the body is
- * read or validated, so an unauthenticated caller learns nothing about what the route accepts.
- * A runner token opens only the runner routes of its own run.
+ * A request carrying the session cookie of a person signed in with OpenID Connect. A write
+ * must also pass the CSRF checks (src/server/csrfCheck.ts); then the provider confirms the
+ * person's role (src/server/sessionCheck.ts) and the route's role is checked against it.
  */
-export function installAuth(app: FastifyInstance, db: Queryable): void {
+async function authenticateSession(db: Queryable, signIn: SignIn, request: FastifyRequest, cookie: string): Promise<void> {
+  const session = await findUserSession(db, cookie);
+  if (!session) throw new BackstopError('UNAUTHORIZED', 'Your sign-in has ended (signed out, or past its time). Sign in again.');
+  if (!isSafeMethod(request)) assertSameSiteWrite(request, signIn.settings.publicUrl, session.csrfToken);
+  const identity = await signIn.checker.confirm(session);
+  const name = identity.name ?? identity.email ?? identity.subject;
+  request.principal = {
+    kind: 'user',
+    sessionId: session.id,
+    subject: session.subject,
+    email: identity.email,
+    name,
+    provider: session.provider,
+    role: identity.role,
+    csrfToken: session.csrfToken,
+  };
+  request.actor = { kind: 'user', subject: session.subject, email: identity.email, name: identity.name, provider: session.provider };
+  const required = requiredRole(request);
+  if (!hasRole(identity.role, required)) {
+    throw new BackstopError('FORBIDDEN', `This needs the ${required} role; ${name} has the ${identity.role} role (from BACKSTOP_OIDC_ROLE_MAP).`);
+  }
+}
+
+/**
+ * Authentication on every /api route, then the route's role: a bearer token (API, runner or
+ * GitHub runner token), or else the session cookie of a person signed in to the dashboard.
+ * Runs before the body is read or validated, so an unauthenticated caller learns nothing
+ * about what the route accepts. A runner token opens only the runner routes of its own run.
+ * A bearer token is never subject to the cookie's CSRF checks: a browser never sends one on
+ * its own.
+ */
+export function installAuth(app: FastifyInstance, db: Queryable, signIn: SignIn | null): void {
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith('/api/')) return;
+    const cookie = signIn && !request.headers.authorization ? readCookie(request, signIn.cookies.session) : undefined;
+    if (signIn && cookie) return authenticateSession(db, signIn, request, cookie);
     const token = bearerToken(request);
     const config = request.routeOptions.config;
     if (token.startsWith(RUNNER_TOKEN_PREFIX)) {
@@ -66,6 +113,7 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
         throw new BackstopError('FORBIDDEN', `A runner token only lets its runner claim, heartbeat, report progress, finalize, release, report and add events to run ${runner.runId}.`);
       }
       request.principal = { kind: 'runner', runId: runner.runId };
+      request.actor = { kind: 'runner', runId: runner.runId };
       return;
     }
     if (token.startsWith(GITHUB_RUNNER_TOKEN_PREFIX)) {
@@ -82,17 +130,19 @@ export function installAuth(app: FastifyInstance, db: Queryable): void {
       }
       await assertRunDispatchedTo(db, runId, holder.repository);
       request.principal = { kind: 'github', tokenId: holder.id, name: holder.name, repository: holder.repository };
+      request.actor = { kind: 'token', tokenKind: 'github-runner', tokenId: holder.id, name: holder.name, owner: holder.repository };
       return;
     }
     const apiToken = await authenticateApiToken(db, token);
     if (!apiToken) throw new BackstopError('UNAUTHORIZED', 'Unknown or revoked API token. Create a new one with `backstop token create`.');
     // An unknown route answers 404 to any valid token; a route that forgot to declare its
     // access is admin-only rather than open.
-    const required: Access = config.access ?? (request.is404 ? 'viewer' : 'admin');
+    const required = requiredRole(request);
     if (!hasRole(apiToken.role, required)) {
       throw new BackstopError('FORBIDDEN', `This needs the ${required} role; token "${apiToken.name}" has the ${apiToken.role} role.`);
     }
-    request.principal = { kind: 'api', tokenId: apiToken.id, name: apiToken.name, role: apiToken.role };
+    request.principal = { kind: 'api', tokenId: apiToken.id, name: apiToken.name, role: apiToken.role, owner: apiToken.owner };
+    request.actor = { kind: 'token', tokenKind: 'api', tokenId: apiToken.id, name: apiToken.name, owner: apiToken.owner };
   });
 }
 
@@ -113,11 +163,28 @@ export async function requireApiToken(db: Queryable, request: FastifyRequest, wh
 }
 
 /**
- * Whether the API token a request was authenticated with is still live (not revoked), for
- * long-lived responses (event streams) that must stop when it is revoked.
+ * How stale a person's confirmed role may be for an open event stream, which asks at every
+ * poll: at most this long after their removal from a group at the provider, the stream ends.
  */
-export async function stillAuthenticated(db: Queryable, request: FastifyRequest): Promise<boolean> {
+const STREAM_RECHECK_MS = 5_000;
+
+/**
+ * Whether the API token a request was authenticated with is still live (not revoked), or the
+ * person signed in still has a role, for long-lived responses (event streams) that must stop
+ * when it is revoked.
+ */
+export async function stillAuthenticated(db: Queryable, signIn: SignIn | null, request: FastifyRequest): Promise<boolean> {
   const principal = request.principal;
+  if (principal?.kind === 'user' && signIn) {
+    const cookie = readCookie(request, signIn.cookies.session);
+    const session = cookie ? await findUserSession(db, cookie) : null;
+    if (session?.id !== principal.sessionId) return false;
+    // Fails closed: a provider that cannot be asked ends the stream too; the reconnect says why.
+    return signIn.checker.confirm(session, { maxAgeMs: Math.max(STREAM_RECHECK_MS, signIn.settings.recheckMs) }).then(
+      () => true,
+      () => false,
+    );
+  }
   if (principal?.kind !== 'api') return false;
   const match = /^Bearer +([^\s]+) *$/i.exec(request.headers.authorization ?? '');
   if (!match) return false;
@@ -125,16 +192,17 @@ export async function stillAuthenticated(db: Queryable, request: FastifyRequest)
   return apiToken?.id === principal.tokenId;
 }
 
-/** The API token role of a request, or null for anything else (what src/core/actions.ts decides with). */
+/** The role of a request's API token or signed-in person, or null for anything else (what src/core/actions.ts decides with). */
 export function roleOf(request: FastifyRequest): ApiTokenRole | null {
-  return request.principal?.kind === 'api' ? request.principal.role : null;
+  const principal = request.principal;
+  return principal?.kind === 'api' || principal?.kind === 'user' ? principal.role : null;
 }
 
-/** Who did it, for event messages: a token name, never a token. */
+/** Who did it, for event messages and logs (from `request.actor`): a name, never a token. */
 export function actorOf(request: FastifyRequest): string {
-  const principal = request.principal;
-  if (!principal) return 'anonymous';
-  if (principal.kind === 'api') return `token "${principal.name}"`;
-  if (principal.kind === 'github') return `GitHub runner token "${principal.name}" of ${principal.repository}`;
-  return `runner of run ${principal.runId}`;
+  const actor = request.actor;
+  if (!actor) return 'anonymous';
+  if (actor.kind === 'user') return `user ${actor.email ?? actor.name ?? actor.subject}`;
+  if (actor.kind === 'runner') return `runner of run ${actor.runId}`;
+  return actor.tokenKind === 'api' ? `token "${actor.name}"` : `GitHub runner token "${actor.name}" of ${actor.owner}`;
 }

@@ -3,6 +3,7 @@ import { runProgressSchema } from '../core/runProgress.ts';
 import { apiTokenRoles } from '../operations/createApiToken.ts';
 import { reportedArtifact } from '../operations/reportedArtifact.ts';
 import { runKinds, runStatuses } from '../core/runState.ts';
+import { alarmKinds } from '../core/alarms.ts';
 import { zodJsonSchema } from './validation.ts';
 
 /**
@@ -143,6 +144,36 @@ const targetOptionsView = {
     profile: { type: 'string' },
     checksums: { type: 'boolean' },
     withStorage: { type: 'boolean' },
+    server: {
+      type: 'object',
+      description: 'The server profile: which databases and globals a backup takes.',
+      properties: {
+        databases: { type: 'array', items: { type: 'string' } },
+        excludeDatabases: { type: 'array', items: { type: 'string' } },
+        globals: { type: 'string' },
+        jobs: { type: 'integer' },
+      },
+    },
+  },
+} as const;
+
+export const alarmSchema = {
+  $id: 'Alarm',
+  type: 'object',
+  description: 'An alarm active now: something that should have happened did not (see the README, Alarms).',
+  required: ['id', 'targetId', 'targetName', 'kind', 'since', 'what', 'whatToDo', 'raisedAt', 'lastSentAt', 'sentCount', 'clearedAt'],
+  properties: {
+    id: { type: 'integer' },
+    targetId: uuid,
+    targetName: { type: 'string' },
+    kind: { type: 'string', enum: alarmKinds },
+    since: { ...dateTime, description: 'When the condition began.' },
+    what: { type: 'string' },
+    whatToDo: { type: 'string' },
+    raisedAt: dateTime,
+    lastSentAt: dateTime,
+    sentCount: { type: 'integer', description: 'Messages sent: the first and its repeats.' },
+    clearedAt: nullableDateTime,
   },
 } as const;
 
@@ -257,6 +288,9 @@ export const targetSchema = {
         ref: { type: 'string' },
       },
     }),
+    maxBackupAge: { type: ['integer', 'null'], description: "Alarm bound on the newest good backup's age, seconds; null: derived from the schedule." },
+    ping: { type: 'boolean', description: 'Whether a heartbeat ping URL is set (the URL is never shown).' },
+    alarms: { type: 'array', items: { $ref: 'Alarm#' }, description: 'Alarms active now (GET only).' },
     createdAt: dateTime,
     updatedAt: dateTime,
     actions: actionsOf(targetActionNames, 'What the caller may do with this target now, and why not (GET /api/v1/targets/{name} only).'),
@@ -271,6 +305,7 @@ export const apiTokenSchema = {
     id: uuid,
     name: { type: 'string' },
     role: { type: 'string', enum: apiTokenRoles },
+    owner: { type: ['string', 'null'], description: 'The person or service that holds the token.' },
     createdAt: dateTime,
     lastUsedAt: nullableDateTime,
     revokedAt: nullableDateTime,
@@ -291,7 +326,7 @@ export const runnerTargetSchema = {
   },
 } as const;
 
-export const sharedSchemas = [errorSchema, runSchema, runEventSchema, targetSchema, apiTokenSchema, runnerTargetSchema, sharedChannelSchema];
+export const sharedSchemas = [errorSchema, runSchema, runEventSchema, alarmSchema, targetSchema, apiTokenSchema, runnerTargetSchema, sharedChannelSchema];
 
 export const ref = (id: string) => ({ $ref: `${id}#` });
 

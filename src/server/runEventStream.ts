@@ -97,22 +97,24 @@ export function createEventStreams(db: Queryable, log: Logger, options: EventStr
   /** Counts the stream against its token, or refuses it (before the response is taken over). */
   const admit = (request: FastifyRequest): (() => void) => {
     const principal = request.principal;
-    if (principal?.kind !== 'api') return () => {};
-    const open = perToken.get(principal.tokenId) ?? 0;
+    if (principal?.kind !== 'api' && principal?.kind !== 'user') return () => {};
+    // A person's sign-in counts as one holder, as a token does.
+    const holder = principal.kind === 'api' ? principal.tokenId : principal.sessionId;
+    const open = perToken.get(holder) ?? 0;
     if (open >= maxPerToken) {
       throw new BackstopError(
         'TOO_MANY_STREAMS',
-        `Token "${principal.name}" already holds ${open} open event streams, the most one token may (BACKSTOP_MAX_STREAMS_PER_TOKEN). Close some (each dashboard tab holds one or two) or poll the JSON form of the route instead.`,
+        `${principal.kind === 'api' ? `Token "${principal.name}"` : principal.name} already holds ${open} open event streams, the most one token may (BACKSTOP_MAX_STREAMS_PER_TOKEN). Close some (each dashboard tab holds one or two) or poll the JSON form of the route instead.`,
       );
     }
-    perToken.set(principal.tokenId, open + 1);
+    perToken.set(holder, open + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const left = (perToken.get(principal.tokenId) ?? 1) - 1;
-      if (left <= 0) perToken.delete(principal.tokenId);
-      else perToken.set(principal.tokenId, left);
+      const left = (perToken.get(holder) ?? 1) - 1;
+      if (left <= 0) perToken.delete(holder);
+      else perToken.set(holder, left);
     };
   };
 

@@ -8,6 +8,7 @@ import { startWorker, type Worker } from '../control/worker.ts';
 import { startGithubExecutor } from '../executors/github/githubExecutor.ts';
 import { startNotifier } from '../control/notifier.ts';
 import { startPruner } from '../control/pruner.ts';
+import { startAlarmEvaluator } from '../control/alarmEvaluator.ts';
 import { startScheduler } from '../control/scheduler.ts';
 import { githubClient } from '../executors/github/githubClient.ts';
 import type { Pool } from '../db/pool.ts';
@@ -56,8 +57,9 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   // The control loops. Each is safe with several servers on one catalog: the scheduler's
   // slots are unique keys, the notifier and dispatcher claim rows, the pruner is idempotent.
   const scheduler = startScheduler({ db: deps.pool, config: deps.config, log: deps.log }, { onScheduled: () => metrics.schedulerActions.inc({ action: 'enqueued' }) });
-  const notifier = startNotifier({ db: deps.pool, log: deps.log }, { publicUrl: deps.config.publicUrl });
+  const notifier = startNotifier({ db: deps.pool, log: deps.log }, { publicUrl: deps.config.alarms.publicUrl });
   const pruner = startPruner({ db: deps.pool, log: deps.log }, { intervalMs: 3_600_000 });
+  const alarms = startAlarmEvaluator({ pool: deps.pool, log: deps.log }, deps.config.alarms);
   const github = deps.config.github
     ? startGithubExecutor({
         db: deps.pool,
@@ -74,7 +76,7 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
         await app.close();
       } finally {
         await worker?.stop(reason);
-        await Promise.all([github?.stop(), scheduler.stop(), notifier.stop(), pruner.stop(), reaper.stop()]);
+        await Promise.all([github?.stop(), scheduler.stop(), notifier.stop(), pruner.stop(), alarms.stop(), reaper.stop()]);
       }
     })());
 
@@ -94,7 +96,7 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   // Only now, with the app compiled and listening: start-up work blocks this thread, and a run
   // claimed before it would sit with no heartbeat thread yet. The worker would start a reaper
   // of its own, whose actions /metrics would not see; this process already runs one.
-  worker = options.worker ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false }) : null;
+  worker = options.worker ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false, evaluateAlarms: false }) : null;
   if (bundledFiles) deps.log.warn('the single executable serves the API without the dashboard: install the npm package for it');
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

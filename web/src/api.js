@@ -1,5 +1,5 @@
 // @ts-check
-import { storedToken } from './session.js';
+import { csrfToken, storedToken } from './session.js';
 
 /** @typedef {import('./types').FieldProblem} FieldProblem */
 
@@ -92,6 +92,8 @@ export async function api(path, { method = 'GET', body, token = storedToken() } 
   /** @type {Record<string, string>} */
   const headers = { accept: 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
+  // Without a token the session cookie authenticates, and a write must carry its CSRF token.
+  else if (method !== 'GET' && csrfToken()) headers['x-backstop-csrf'] = /** @type {string} */ (csrfToken());
   if (body !== undefined) headers['content-type'] = 'application/json';
   let response;
   try {

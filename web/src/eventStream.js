@@ -51,7 +51,10 @@ export function openEventStream(path, { lastEventId = null, onEvent, onEnd = () 
 
   const readOnce = async () => {
     /** @type {Record<string, string>} */
-    const headers = { accept: 'text/event-stream', authorization: `Bearer ${storedToken()}` };
+    const headers = { accept: 'text/event-stream' };
+    // Signed in with the provider, the session cookie goes along by itself.
+    const token = storedToken();
+    if (token) headers.authorization = `Bearer ${token}`;
     if (lastId !== null && lastId !== undefined) headers['last-event-id'] = String(lastId);
     const response = await fetch(path, { headers, signal: controller.signal, cache: 'no-store' });
     if (response.status === 401) {

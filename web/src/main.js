@@ -12,7 +12,7 @@ import { RunsPage } from './pages/runs.js';
 import { TargetFormPage } from './pages/targetForm.js';
 import { TargetPage } from './pages/target.js';
 import { TargetsPage } from './pages/targets.js';
-import { can, forgetToken, storedToken, storeToken } from './session.js';
+import { can, forgetToken, setCsrfToken, storedToken, storeToken } from './session.js';
 
 /** @typedef {import('./types').Me} Me */
 /** @typedef {{ path: string[], query: URLSearchParams, key: string }} Route */
@@ -82,30 +82,54 @@ function Layout({ me, route, onLogout, children }) {
     <main id="main">${children}</main>`;
 }
 
+/**
+ * How the page is signed in now, for the words of a 401: several requests may fail at once,
+ * and only the first one signs out (and says why).
+ * @type {'token' | 'user' | null}
+ */
+let signedInWith = null;
+
+/** @param {Me} me */
+function signedIn(me) {
+  signedInWith = me.kind;
+  setCsrfToken(me.kind === 'user' ? (me.csrfToken ?? null) : null);
+  return { state: /** @type {const} */ ('signed-in'), me, notice: null };
+}
+
 function App() {
   const route = useRoute();
+  // Always checked first: without a stored token, a sign-in with the provider may have left a cookie.
   const [session, setSession] = useState(
-    /** @type {{ state: 'checking' | 'signed-out' | 'signed-in', me: Me | null, notice: string | null }} */ ({
-      state: storedToken() ? 'checking' : 'signed-out',
-      me: null,
-      notice: null,
-    }),
+    /** @type {{ state: 'checking' | 'signed-out' | 'signed-in', me: Me | null, notice: string | null }} */ ({ state: 'checking', me: null, notice: null }),
   );
+  const [providerName, setProviderName] = useState(/** @type {string | null} */ (null));
 
   const signOut = (/** @type {string | null} */ notice = null) => {
+    signedInWith = null;
     forgetToken();
+    setCsrfToken(null);
     setSession({ state: 'signed-out', me: null, notice });
   };
 
   useEffect(() => {
-    setUnauthorizedHandler(() => signOut('Your session ended: the API token is unknown or was revoked. Sign in again.'));
-    if (storedToken()) {
-      api('/api/v1/me')
-        .then((me) => setSession({ state: 'signed-in', me, notice: null }))
-        .catch((error) => {
-          if (error.status !== 401) setSession({ state: 'signed-out', me: null, notice: error.message });
-        });
-    }
+    fetch('/auth/options', { cache: 'no-store' })
+      .then((response) => (response.ok ? response.json() : null))
+      .then((options) => setProviderName(options?.oidc?.providerName ?? null))
+      .catch(() => {});
+    // Nobody may be signed in yet: a 401 here shows the sign-in page, not a notice.
+    api('/api/v1/me')
+      .then((me) => setSession(signedIn(me)))
+      .catch((error) => {
+        if (error.status !== 401) setSession({ state: 'signed-out', me: null, notice: error.message });
+        else if (storedToken()) signOut('Your session ended: the API token is unknown or was revoked. Sign in again.');
+        else setSession({ state: 'signed-out', me: null, notice: null });
+      })
+      .finally(() =>
+        setUnauthorizedHandler((error) => {
+          if (signedInWith === 'token') signOut('Your session ended: the API token is unknown or was revoked. Sign in again.');
+          else if (signedInWith === 'user') signOut(`Your sign-in ended: ${error.message}`);
+        }),
+      );
   }, []);
 
   // After navigation, the new page's heading takes focus: keyboard and screen-reader users
@@ -120,14 +144,27 @@ function App() {
   if (session.state === 'signed-out') {
     return html`<${LoginPage}
       notice=${session.notice}
+      providerName=${providerName}
       onLogin=${(/** @type {string} */ token, /** @type {Me} */ me) => {
         storeToken(token);
-        setSession({ state: 'signed-in', me, notice: null });
+        setSession(signedIn(me));
       }}
     />`;
   }
   const me = /** @type {Me} */ (session.me);
-  return html`<${Layout} me=${me} route=${route} onLogout=${() => signOut('You are logged out.')}>${page(route, me)}<//>`;
+  const logOut = async () => {
+    if (me.kind === 'user') {
+      // The server ends the sign-in and clears its cookie; a failure leaves the person signed in.
+      try {
+        await api('/auth/logout', { method: 'POST' });
+      } catch (error) {
+        setSession({ ...session, notice: /** @type {Error} */ (error).message });
+        return;
+      }
+    }
+    signOut('You are logged out.');
+  };
+  return html`<${Layout} me=${me} route=${route} onLogout=${logOut}>${page(route, me)}<//>`;
 }
 
 // The boot message goes: Preact would otherwise keep it above the app.

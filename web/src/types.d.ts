@@ -9,6 +9,7 @@ import type { Artifact, ArtifactFile } from '../../src/core/artifact.ts';
 import type { RestoreRecord } from '../../src/core/restoreHistory.ts';
 import type { RunProgress } from '../../src/core/runProgress.ts';
 import type { TargetHealth } from '../../src/core/targetHealth.ts';
+import type { AlarmRecord } from '../../src/db/alarms.ts';
 import type { RunEventRecord } from '../../src/db/runEvents.ts';
 import type { RunRecord } from '../../src/db/runRecords.ts';
 import type { BackupHistoryPoint, RunBrief } from '../../src/db/targetActivity.ts';
@@ -18,12 +19,18 @@ import type { NotificationChannelView, TargetRecord } from '../../src/db/targets
 import type { TestNotificationResult } from '../../src/operations/sendTestNotification.ts';
 import type { ApiTokenRole, RunKind, RunStatus } from './serverConstants.js';
 
-export type { ActionVerdict, ApiTokenRole, Artifact, ArtifactFile, ChannelHealth, ChannelSettingsView, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
+export type { ActionVerdict, AlarmRecord, ApiTokenRole, Artifact, ArtifactFile, ChannelHealth, ChannelSettingsView, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
 
 export interface Me {
   id: string;
   name: string;
   role: ApiTokenRole;
+  /** An API token, or a person signed in with the sign-in provider (a session cookie). */
+  kind: 'token' | 'user';
+  owner?: string | null;
+  email?: string | null;
+  /** A person: what their writes send in x-backstop-csrf. */
+  csrfToken?: string;
 }
 
 export interface RunErrorInfo {
@@ -57,6 +64,8 @@ export type Target = Omit<TargetRecord, 'options'> & {
   database?: { host: string; port: number | null; database: string; user: string | null };
   paused?: boolean;
   actions?: TargetActions;
+  /** Alarms active now (GET only). */
+  alarms?: AlarmRecord[];
 };
 
 /** An item of GET /api/v1/overview. */
@@ -71,6 +80,7 @@ export interface OverviewItem {
   activeRun: RunBrief | null;
   newestBackup: RunBrief | null;
   lastVerification: RunBrief | null;
+  alarms?: AlarmRecord[];
 }
 
 export type HistoryPoint = BackupHistoryPoint;

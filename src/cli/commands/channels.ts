@@ -198,11 +198,11 @@ export function registerChannelCommands(program: Command, context: () => Command
       if (flags.target !== undefined) {
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(name))
           throw new BackstopError('INVALID_INPUT', `NAME must be a channel id of target ${flags.target} (listed by \`backstop target show ${flags.target}\`).`);
-        const result = await sendTestNotification(pool, { targetName: flags.target, channelId: name, requestedBy }, { publicUrl: ctx.config.publicUrl });
+        const result = await sendTestNotification(pool, { targetName: flags.target, channelId: name, requestedBy }, { publicUrl: ctx.config.alarms.publicUrl });
         printTestResult(result, flags.json, `channel ${name} of target ${flags.target}`);
         return;
       }
-      const result = await sendSharedChannelTest(pool, { name, requestedBy }, { publicUrl: ctx.config.publicUrl });
+      const result = await sendSharedChannelTest(pool, { name, requestedBy }, { publicUrl: ctx.config.alarms.publicUrl });
       printTestResult(result, flags.json, `channel ${name}`);
     });
 }

@@ -10,7 +10,15 @@ import { adviceForOsError } from '../../core/osError.ts';
 import { createProgressDisplay } from '../progressDisplay.ts';
 import { collect, sayingFlags } from './targetOptions.ts';
 
-const restoreFlags = { databaseUrl: '--to', jobs: '--jobs', identity: '--identity' };
+const restoreFlags = { databaseUrl: '--to', jobs: '--jobs', identity: '--identity', databases: '--databases', replaceDatabases: '--replace-databases' };
+
+function nameList(list: string | undefined): string[] | undefined {
+  if (list === undefined) return undefined;
+  return list
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
+}
 
 /** The contents of an age identity file, for the operation to parse (it says what is wrong with them). */
 export async function readIdentityFile(file: string): Promise<string> {
@@ -29,19 +37,35 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
       'Restore a backup into a database, from a run id or, with no catalog at all, from the URL of its manifest.json. The artifact is checked against its manifest before pg_restore runs.',
     )
     .argument('<run-id|manifest-url>', 'a succeeded run id, or s3://…/manifest.json, file:///…/manifest.json, a path')
-    .requiredOption('--to <database-url>', 'database to restore into (must be empty unless --clean)')
+    .requiredOption('--to <database-url>', 'database to restore into (must be empty unless --clean); for a server backup, the server: postgres://USER:PASSWORD@HOST:PORT/')
     .option('--clean', 'drop and recreate objects the backup contains')
     .option('--jobs <n>', 'parallel pg_restore jobs (1 = one transaction, all or nothing)', '1')
     .option('--schema <name>', 'restore only this schema; repeatable', collect, [])
     .option('--table <name>', 'restore only tables of this name; repeatable', collect, [])
     .option('--identity <file>', 'age identity file, for an encrypted backup')
     .option('--no-owner', 'do not restore ownership and privileges (for a server without the same roles)')
+    .option('--databases <names>', 'a server backup: restore only these databases, comma-separated (default: all of them)')
+    .option('--replace-databases <names>', 'a server backup: databases the server already has that may be dropped and restored again, comma-separated')
+    .option('--no-globals', 'a server backup: do not restore its roles (the roles its databases name must exist)')
     .option('--with-storage', 'Supabase backups taken --with-storage: also write the Storage objects back through the S3 endpoint (SUPABASE_STORAGE_S3_ENDPOINT and keys)')
     .option('--json', 'print the result as JSON')
     .action(
       async (
         source: string,
-        options: { to: string; clean?: boolean; jobs: string; schema: string[]; table: string[]; owner: boolean; identity?: string; withStorage?: boolean; json?: boolean },
+        options: {
+          to: string;
+          clean?: boolean;
+          jobs: string;
+          schema: string[];
+          table: string[];
+          owner: boolean;
+          identity?: string;
+          databases?: string;
+          replaceDatabases?: string;
+          globals: boolean;
+          withStorage?: boolean;
+          json?: boolean;
+        },
       ) => {
         const ctx = context();
         const identity = options.identity === undefined ? undefined : await readIdentityFile(options.identity);
@@ -51,7 +75,16 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
           prepareRestore(
             { db: ctx.db, config: ctx.config, log: ctx.log },
             source,
-            { databaseUrl: options.to, clean: options.clean ?? false, jobs: Number(options.jobs), noOwner: !options.owner, identity },
+            {
+              databaseUrl: options.to,
+              clean: options.clean ?? false,
+              jobs: Number(options.jobs),
+              noOwner: !options.owner,
+              identity,
+              ...(options.databases !== undefined ? { databases: nameList(options.databases) } : {}),
+              ...(options.replaceDatabases !== undefined ? { replaceDatabases: nameList(options.replaceDatabases) } : {}),
+              globals: options.globals,
+            },
             { via: 'cli' },
           ),
         );
@@ -95,7 +128,8 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
           display.done();
           if (options.json) printJson(outcome({ status: 'restored', error: null, ...result, storage: restoredStorage, elapsedMs }));
           else {
-            process.stdout.write(`Restored backup ${runId} of ${target} (${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
+            const databases = result.databases ? `${result.databases.length} database(s): ${result.databases.join(', ')}; ` : '';
+            process.stdout.write(`Restored backup ${runId} of ${target} (${databases}${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
             if (restoredStorage)
               process.stdout.write(`Restored ${restoredStorage.objects} Storage object(s) (${restoredStorage.bytes} bytes) into ${restoredStorage.buckets.length} bucket(s)\n`);
             else if (storageObjects > 0) process.stdout.write(`The backup also holds ${storageObjects} Storage object(s), not restored: pass --with-storage to write them back\n`);

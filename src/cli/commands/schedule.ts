@@ -4,6 +4,7 @@ import { BackstopError, type FieldProblem } from '../../core/errors.ts';
 import { invalidInput } from '../../core/inputProblems.ts';
 import { defaultNotificationEvents, type NotificationEventName } from '../../core/notificationChannels.ts';
 import { upcomingSlots } from '../../core/scheduleSlots.ts';
+import { formatDuration } from '../../core/alarms.ts';
 import { listTargetSchedules } from '../../operations/targets/listTargetSchedules.ts';
 import type { RetentionConfig, TargetRecord, VerificationPolicy } from '../../operations/targets/targetDeps.ts';
 import type { TargetUpdateInput } from '../../operations/targets/targetInput.ts';
@@ -34,6 +35,16 @@ export interface PolicyOptions {
   verifyCron?: string;
   /** `--no-verify`: commander sets false. */
   verify?: boolean;
+  /** `--no-max-backup-age` / `--no-ping-url` (update only): false. */
+  maxBackupAge?: string | false;
+  pingUrl?: string | false;
+}
+
+/** "26h", "90m", "1d", "45s" or plain seconds, as whole seconds; NaN for anything else (the operation says why). */
+export function durationSeconds(text: string): number {
+  const match = /^\s*(\d+)\s*(s|m|h|d)?\s*$/.exec(text);
+  if (!match) return Number.NaN;
+  return Number(match[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[(match[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
 }
 
 export function addPolicyOptions(command: Command): Command {
@@ -50,9 +61,11 @@ export function addPolicyOptions(command: Command): Command {
     .option('--notify-teams <url>', 'post an Adaptive Card to this Teams workflow webhook on the --notify-on events; repeatable', collect, [])
     .option('--notify-ntfy <url>', 'publish to this ntfy topic URL on the --notify-on events; repeatable (a protected topic: use a shared channel with --token)', collect, [])
     .option('--notify-channel <name>', 'notify this shared channel (`backstop channel add`: e-mail, Telegram…) on the --notify-on events; repeatable', collect, [])
-    .option('--notify-on <events>', `comma-separated: failed, timed_out, succeeded, recovered, cancelled, verify_failed (default ${defaultNotificationEvents.join(',')})`)
+    .option('--notify-on <events>', `comma-separated: failed, timed_out, succeeded, recovered, cancelled, verify_failed, alarm (default ${defaultNotificationEvents.join(',')})`)
     .option('--webhook-secret <secret>', 'HMAC secret for the webhooks added (default: one is generated and printed once)')
     .option('--verify-every <n>', 'restore drill of every Nth successful backup (1: each one)')
+    .option('--max-backup-age <duration>', "alarm when the newest good backup is older than this (26h, 90m, 2d or seconds; default: the schedule's interval plus BACKSTOP_ALARM_GRACE)")
+    .option('--ping-url <url>', 'Healthchecks-style URL pinged when a backup starts (/start), succeeds, and fails (/fail); a secret, never shown')
     .option(
       '--verify-cron <cron>',
       "restore drill of the newest successful backup on this cron expression (in --timezone, or the schedule's); drills compare content checksums too when the target records them (--checksums)",
@@ -61,7 +74,7 @@ export function addPolicyOptions(command: Command): Command {
 
 export interface ParsedPolicies {
   /** The schedule, retention, drill and notification fields of the target input, as the flags set them. */
-  input: Pick<TargetUpdateInput, 'schedule' | 'retention' | 'verification' | 'notifications'>;
+  input: Pick<TargetUpdateInput, 'schedule' | 'retention' | 'verification' | 'notifications' | 'maxBackupAge' | 'pingUrl'>;
   /** Generated webhook secrets, to show once. */
   generatedSecrets: { channelId: string; secret: string }[];
 }
@@ -164,6 +177,11 @@ export function parsePolicyOptions(options: PolicyOptions, current: TargetRecord
     input.verification = verification;
   }
 
+  if (options.maxBackupAge === false) input.maxBackupAge = null;
+  else if (options.maxBackupAge !== undefined) input.maxBackupAge = durationSeconds(options.maxBackupAge);
+  if (options.pingUrl === false) input.pingUrl = null;
+  else if (options.pingUrl !== undefined) input.pingUrl = options.pingUrl;
+
   if (problems.length > 0) throw invalidInput(problems);
   return { input, generatedSecrets };
 }
@@ -178,6 +196,9 @@ export function describePolicies(target: TargetRecord, generatedSecrets: ParsedP
   }
   if (target.retention) lines.push(`  retention: ${describeRetention(target.retention)}`);
   if (target.verification) lines.push(`  verification: ${describeVerification(target.verification)}`);
+  lines.push(
+    `  alarms: ${target.maxBackupAge !== null ? `backup_overdue after ${formatDuration(target.maxBackupAge * 1000)}` : target.schedule ? "backup_overdue after the schedule's interval plus the grace" : 'no backup age bound (no schedule)'}${target.ping ? '; heartbeat ping URL set' : ''}`,
+  );
   for (const channel of target.notifications) {
     const what = channel.kind === 'shared' ? `shared channel ${channel.channel}` : channel.kind;
     const health = channel.health ? `; ${healthWords(channel.health)}` : '';

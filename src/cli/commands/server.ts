@@ -5,6 +5,7 @@ import { quickstart } from '../../operations/quickstart.ts';
 import { SAMPLE_DATABASE } from '../../operations/sampleDatabase.ts';
 import type { RunningServer } from '../../server/startServer.ts';
 import type { CommandContext } from '../context.ts';
+import { withAlarmRepeat } from './worker.ts';
 
 interface ServerFlags {
   host: string;
@@ -14,6 +15,7 @@ interface ServerFlags {
   pollInterval: string;
   drainTimeout: string;
   quickstart?: boolean;
+  alarmRepeat?: string;
 }
 
 export function registerServerCommand(program: Command, context: () => CommandContext): void {
@@ -26,6 +28,7 @@ export function registerServerCommand(program: Command, context: () => CommandCo
     .option('--concurrency <n>', 'runs executed at once by the in-process worker', '1')
     .option('--poll-interval <seconds>', 'how often the worker looks for queued runs', '1')
     .option('--drain-timeout <seconds>', 'on shutdown, how long running backups may finish before they are handed back', '5')
+    .option('--alarm-repeat <seconds>', 'send an active alarm again every this many seconds while it lasts (0: once only; default BACKSTOP_ALARM_REPEAT, 4 hours)')
     .option('--quickstart', 'first start: add a sample target (embedded catalog) when there is none, and print a new admin token when there is none')
     .action(async (flags: ServerFlags, command: Command) => {
       const ctx = context();
@@ -45,6 +48,7 @@ export function registerServerCommand(program: Command, context: () => CommandCo
       const concurrency = number('--concurrency', flags.concurrency, { integer: true, min: 1, max: 64 });
       const pollIntervalMs = number('--poll-interval', flags.pollInterval, { min: 0.01 }) * 1000;
       const drainTimeoutMs = number('--drain-timeout', flags.drainTimeout, { min: 0 }) * 1000;
+      const config = withAlarmRepeat(ctx.config, flags.alarmRepeat === undefined ? undefined : number('--alarm-repeat', flags.alarmRepeat, { min: 0 }));
       const catalog = await ctx.catalog();
       const say = (line: string) => process.stdout.write(`${line}\n`);
       if (flags.quickstart) printQuickstart(await quickstart(catalog, ctx.config), say);
@@ -66,7 +70,7 @@ export function registerServerCommand(program: Command, context: () => CommandCo
         // Loaded here, not at the top: Fastify and its plugins would slow down every other command.
         const { startServer } = await import('../../server/startServer.ts');
         server = await startServer(
-          { pool: catalog.pool, config: ctx.config, log: ctx.log },
+          { pool: catalog.pool, config, log: ctx.log },
           { host: flags.host, port, worker: flags.worker ? { concurrency, pollIntervalMs, drainTimeoutMs } : null },
         );
         if (signalled) {

@@ -56,6 +56,51 @@ export function optionsFromFlags(flags: DumpFlags): NonNullable<TargetCreateInpu
   };
 }
 
+/** Flags of a server target (`--server-url`): which databases and globals, how many at once. */
+export interface ServerFlags {
+  databases?: string;
+  allDatabases?: boolean;
+  excludeDatabases?: string;
+  globals?: string;
+  jobs?: string;
+}
+
+export function addServerOptions(command: Command): Command {
+  return command
+    .option('--databases <names>', 'server targets: only these databases, comma-separated (default: every database at each run)')
+    .option('--all-databases', 'server targets: every database on the server at the time of each run (the default)')
+    .option('--exclude-databases <names>', 'server targets: leave these databases out, comma-separated')
+    .option('--globals <what>', 'server targets: roles+passwords (default), roles (never passwords) or none')
+    .option('--jobs <n>', 'server targets: databases dumped at once (default 1)');
+}
+
+function names(list: string): string[] {
+  return list
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
+}
+
+/**
+ * The server options the flags give, over `current` (an update changes only what its flags
+ * name); null when no server flag was given. Which of them a target may have is the
+ * operation's rule (`options.server` needs the server profile).
+ */
+export function serverOptionsFromFlags(flags: ServerFlags, current: Record<string, unknown> = {}): Record<string, unknown> | null {
+  if (flags.databases !== undefined && flags.allDatabases) {
+    throw new BackstopError('INVALID_INPUT', '--databases and --all-databases choose differently: give one of them.', { field: 'options.server.databases' });
+  }
+  if ([flags.databases, flags.allDatabases, flags.excludeDatabases, flags.globals, flags.jobs].every((flag) => flag === undefined)) return null;
+  const { databases, ...server } = current;
+  return {
+    ...server,
+    ...(flags.allDatabases ? {} : flags.databases !== undefined ? { databases: names(flags.databases) } : databases !== undefined ? { databases } : {}),
+    ...(flags.excludeDatabases !== undefined ? { excludeDatabases: names(flags.excludeDatabases) } : {}),
+    ...(flags.globals !== undefined ? { globals: flags.globals } : {}),
+    ...(flags.jobs !== undefined ? { jobs: flagNumber(flags.jobs) } : {}),
+  };
+}
+
 /** `--github OWNER/REPO` as the executor's owner and repo (the operation checks each). */
 export function githubExecutor(repository: string, workflow: string | undefined, ref: string | undefined): NonNullable<TargetCreateInput['executor']> {
   const slash = repository.indexOf('/');
@@ -70,6 +115,12 @@ export function githubExecutor(repository: string, workflow: string | undefined,
 
 const flagNames: Array<[RegExp, string]> = [
   [/^databaseUrl$/, '--database-url'],
+  [/^serverUrl$/, '--server-url'],
+  [/^options\.server\.databases(\.\d+)?$/, '--databases'],
+  [/^options\.server\.excludeDatabases(\.\d+)?$/, '--exclude-databases'],
+  [/^options\.server\.globals$/, '--globals'],
+  [/^options\.server\.jobs$/, '--jobs'],
+  [/^options\.server$/, '--databases/--globals'],
   [/^storeUrl$/, '--store'],
   [/^options\.compression$/, '--compression'],
   [/^options\.encryptTo(\.\d+)?$/, '--encrypt-to'],
@@ -97,6 +148,8 @@ const flagNames: Array<[RegExp, string]> = [
   [/^executor\.ref$/, '--github-ref'],
   [/^executor$/, '--github'],
   [/^paused$/, 'pause/resume'],
+  [/^maxBackupAge$/, '--max-backup-age'],
+  [/^pingUrl$/, '--ping-url'],
   // The target a command acts on (its NAME argument), as opposed to `name`, the one it is given.
   [/^target$/, 'NAME'],
 ];

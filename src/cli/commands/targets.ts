@@ -10,10 +10,23 @@ import type { TargetCreateInput, TargetUpdateInput } from '../../operations/targ
 import { testTarget } from '../../operations/targets/testTarget.ts';
 import { updateTarget } from '../../operations/targets/updateTarget.ts';
 import type { CommandContext } from '../context.ts';
+import { describeAlarms } from './alarms.ts';
 import { formatBytes } from '../../core/formatBytes.ts';
 import { printJson, table } from '../output.ts';
 import { addPolicyOptions, describePolicies, parsePolicyOptions, type PolicyOptions } from './schedule.ts';
-import { addDumpOptions, collect, flagNumber, githubExecutor, optionsFromFlags, sayingFlags, storeUrlFor, type DumpFlags } from './targetOptions.ts';
+import {
+  addDumpOptions,
+  addServerOptions,
+  serverOptionsFromFlags,
+  type ServerFlags,
+  collect,
+  flagNumber,
+  githubExecutor,
+  optionsFromFlags,
+  sayingFlags,
+  storeUrlFor,
+  type DumpFlags,
+} from './targetOptions.ts';
 
 /** The `--json` shape of a target: what the API answers, never a URL with a password, never a channel URL. */
 export function targetJson(target: TargetRecord) {
@@ -26,6 +39,8 @@ export function targetJson(target: TargetRecord) {
     exclusive: target.exclusive,
     maxAttempts: target.maxAttempts,
     paused: target.paused,
+    maxBackupAge: target.maxBackupAge,
+    ping: target.ping,
     schedule: target.schedule,
     retention: target.retention,
     verification: target.verification,
@@ -39,7 +54,12 @@ export function targetJson(target: TargetRecord) {
 function describeDatabase(target: TargetRecord): string {
   const database = target.database;
   if (!database) return 'none yet (set one with `backstop target update NAME --database-url URL`)';
-  return `${database.database} on ${database.host}${database.port !== null ? `:${database.port}` : ''}${database.user ? ` as ${database.user}` : ''}`;
+  const where = `${database.host}${database.port !== null ? `:${database.port}` : ''}${database.user ? ` as ${database.user}` : ''}`;
+  if (target.options.profile !== 'server') return `${database.database} on ${where}`;
+  const server = target.options.server ?? {};
+  const databases = server.databases ? server.databases.join(', ') : 'every database at each run';
+  const excluded = server.excludeDatabases?.length ? ` except ${server.excludeDatabases.join(', ')}` : '';
+  return `the whole server ${where}: ${databases}${excluded}; globals ${server.globals ?? 'roles+passwords'}; ${server.jobs ?? 1} database(s) at once`;
 }
 
 /** What `target show` prints (and add/update after their one-line summary). */
@@ -69,8 +89,9 @@ function print(target: TargetRecord, json: boolean | undefined, headline: string
   process.stdout.write(describePolicies(target, generatedSecrets, Date.now()));
 }
 
-interface AddFlags extends PolicyOptions, DumpFlags {
-  databaseUrl: string;
+interface AddFlags extends PolicyOptions, DumpFlags, ServerFlags {
+  databaseUrl?: string;
+  serverUrl?: string;
   store?: string;
   maxAttempts?: string;
   checksums?: boolean;
@@ -84,8 +105,9 @@ interface AddFlags extends PolicyOptions, DumpFlags {
   json?: boolean;
 }
 
-interface UpdateFlags extends PolicyOptions, DumpFlags {
+interface UpdateFlags extends PolicyOptions, DumpFlags, ServerFlags {
   databaseUrl?: string;
+  serverUrl?: string;
   store?: string;
   maxAttempts?: string;
   checksums?: boolean;
@@ -105,12 +127,15 @@ function updateInput(flags: UpdateFlags, current: TargetRecord): { input: Target
   const { input: policies, generatedSecrets } = parsePolicyOptions(flags, current);
   const input: TargetUpdateInput = { ...policies };
   if (flags.databaseUrl !== undefined) input.databaseUrl = flags.databaseUrl;
+  if (flags.serverUrl !== undefined) input.serverUrl = flags.serverUrl;
   if (flags.store !== undefined) input.storeUrl = storeUrlFor(flags.store);
   if (flags.maxAttempts !== undefined) input.maxAttempts = flagNumber(flags.maxAttempts);
   if (flags.exclusive !== undefined) input.exclusive = flags.exclusive;
   const changed = optionsFromFlags(flags);
   if (flags.checksums !== undefined) changed.checksums = flags.checksums;
   if (flags.withStorage === false) changed.withStorage = false;
+  const server = serverOptionsFromFlags(flags, (current.options.server ?? {}) as Record<string, unknown>);
+  if (server) changed.server = server as typeof changed.server;
   if (Array.isArray(flags.restoreTo) && flags.restoreTo.length > 0) changed.restoreTo = flags.restoreTo;
   const removeEncryption = flags.encryption === false;
   const removeRestoreTo = flags.restoreTo === false;
@@ -155,7 +180,8 @@ export function registerTargetCommands(program: Command, context: () => CommandC
       .command('add')
       .description('Register a database to back up, after checking that the database answers, a fitting pg_dump is installed and the store takes a write.')
       .argument('<name>', 'lowercase name: letters, digits, ".", "_", "-"')
-      .requiredOption('--database-url <url>', 'postgres://USER:PASSWORD@HOST:PORT/DATABASE (stored, never shown again)')
+      .option('--database-url <url>', 'postgres://USER:PASSWORD@HOST:PORT/DATABASE (stored, never shown again)')
+      .option('--server-url <url>', 'postgres://USER:PASSWORD@HOST:PORT/ — a whole server: its roles and every database (see --databases); instead of --database-url')
       .option('--store <url>', 'file:///path, a folder, or s3://bucket/prefix (default: BACKSTOP_STORE)'),
     '',
   )
@@ -169,15 +195,18 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .option('--paused', 'add it with its schedule paused (`target resume` starts it)')
     .option('--skip-checks', 'store it without reaching the database or the store (e.g. a database only a GitHub runner reaches)')
     .option('--json', 'print the target as JSON');
-  addPolicyOptions(add).action((name: string, flags: AddFlags) =>
+  addPolicyOptions(addServerOptions(add)).action((name: string, flags: AddFlags) =>
     sayingFlags({ name: 'NAME' }, async () => {
       const { input: policies, generatedSecrets } = parsePolicyOptions(flags);
       const options = optionsFromFlags(flags);
       if (flags.checksums) options.checksums = true;
       if (flags.restoreTo.length > 0) options.restoreTo = flags.restoreTo;
+      const server = serverOptionsFromFlags(flags);
+      if (server) options.server = server as typeof options.server;
       const input: TargetCreateInput = {
         name,
-        databaseUrl: flags.databaseUrl,
+        ...(flags.databaseUrl !== undefined ? { databaseUrl: flags.databaseUrl } : {}),
+        ...(flags.serverUrl !== undefined ? { serverUrl: flags.serverUrl } : {}),
         ...(flags.store !== undefined ? { storeUrl: storeUrlFor(flags.store) } : {}),
         ...(Object.keys(options).length > 0 ? { options } : {}),
         ...(flags.maxAttempts !== undefined ? { maxAttempts: flagNumber(flags.maxAttempts) } : {}),
@@ -199,6 +228,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
       .description('Change any setting of a target. A new database URL or store is checked first, as by `target add`.')
       .argument('<name>', 'target name')
       .option('--database-url <url>', 'a new postgres://USER:PASSWORD@HOST:PORT/DATABASE (e.g. a rotated password)')
+      .option('--server-url <url>', "a server target's new postgres://USER:PASSWORD@HOST:PORT/")
       .option('--store <url>', 'a new store (new backups go there; the old ones stay where they are)'),
     ' (replaces what the target has)',
   )
@@ -215,11 +245,13 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .option('--no-github', 'run its backups on workers again')
     .option('--github-workflow <file>', 'workflow file name')
     .option('--github-ref <ref>', 'branch or tag the workflow runs on');
-  addPolicyOptions(update)
+  addPolicyOptions(addServerOptions(update))
     .option('--no-schedule', 'remove the schedule')
     .option('--no-retention', 'remove the retention policy (keep every backup)')
     .option('--no-verify', 'remove the drill schedule (--verify-every, --verify-cron)')
     .option('--clear-notifications', 'remove every notification channel (before adding the ones given)')
+    .option('--no-max-backup-age', 'drop the explicit bound: derive it from the schedule again')
+    .option('--no-ping-url', 'stop pinging a heartbeat URL')
     .option('--skip-checks', 'store a new database URL or store without reaching it')
     .option('--json', 'print the target as JSON')
     .action((name: string, flags: UpdateFlags) =>
@@ -341,8 +373,8 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .action((name: string, flags: { json?: boolean }) =>
       sayingFlags({}, async () => {
         const shown = await showTarget(await deps(), name);
-        if (flags.json) printJson(targetJson(shown));
-        else process.stdout.write(`${describeTarget(shown)}${describePolicies(shown, [], Date.now())}`);
+        if (flags.json) printJson({ ...targetJson(shown), alarms: shown.alarms });
+        else process.stdout.write(`${describeTarget(shown)}${describePolicies(shown, [], Date.now())}${describeAlarms(shown.alarms)}`);
       }),
     );
 }

@@ -8,7 +8,7 @@ import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
 import { sayingFlags } from './targetOptions.ts';
 
-const tokenFlags = { name: '--name', role: '--role', repository: '--github' };
+const tokenFlags = { name: '--name', role: '--role', owner: '--owner', repository: '--github' };
 
 export function registerTokenCommands(program: Command, context: () => CommandContext): void {
   const token = program.command('token').description('Manage API tokens and GitHub runner tokens for `backstop server` (stored as SHA-256 hashes).');
@@ -17,9 +17,10 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
     .description('Create an API token (--role) or a GitHub runner token (--github) and print it (the only time it is shown).')
     .requiredOption('--name <name>', 'what the token is for, e.g. "dashboard" or "ci"')
     .option('--role <role>', `${apiTokenRoles.join(', ')}: viewer reads; operator also triggers, cancels, verifies and restores; admin also manages targets and tokens`)
+    .option('--owner <owner>', 'the person or service that holds an API token, e.g. "alice@example.com" or "nightly-ci" (shown in `token list`)')
     .option('--github <owner/repo>', "a GitHub runner token for this repository's secrets: its jobs may claim only the runs Backstop dispatches to it, and report their outcome")
     .option('--json', 'print the token and its record as JSON')
-    .action(async (options: { name: string; role?: string; github?: string; json?: boolean }) => {
+    .action(async (options: { name: string; role?: string; owner?: string; github?: string; json?: boolean }) => {
       const ctx = context();
       if ((options.role === undefined) === (options.github === undefined)) {
         throw new BackstopError(
@@ -28,6 +29,7 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
         );
       }
       if (options.github !== undefined) {
+        if (options.owner !== undefined) throw new BackstopError('INVALID_INPUT', 'A GitHub runner token is held by its repository: leave out --owner.');
         const created = await sayingFlags(tokenFlags, () => createGithubRunnerToken(ctx.db, { name: options.name, repository: options.github! }));
         if (options.json) printJson(created);
         else {
@@ -38,11 +40,11 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
         }
         return;
       }
-      const created = await sayingFlags(tokenFlags, () => createApiToken(ctx.db, { name: options.name, role: options.role as (typeof apiTokenRoles)[number] }));
+      const created = await sayingFlags(tokenFlags, () => createApiToken(ctx.db, { name: options.name, role: options.role as (typeof apiTokenRoles)[number], owner: options.owner }));
       if (options.json) printJson(created);
       else {
         process.stdout.write(`${created.token}\n`);
-        process.stderr.write(`Token ${created.id} ("${created.name}", ${created.role}) created. It is shown only now: store it.\n`);
+        process.stderr.write(`Token ${created.id} ("${created.name}", ${created.role}${created.owner ? `, held by ${created.owner}` : ''}) created. It is shown only now: store it.\n`);
       }
     });
   token
@@ -57,10 +59,10 @@ export function registerTokenCommands(program: Command, context: () => CommandCo
       else {
         const state = (t: { revokedAt: string | null }) => (t.revokedAt ? `revoked ${t.revokedAt}` : 'active');
         const rows = [
-          ...tokens.map((t) => [t.id, t.name, t.role, t.createdAt, t.lastUsedAt ?? '', state(t)]),
-          ...runners.map((t) => [t.id, t.name, `github-runner ${t.repository}`, t.createdAt, t.lastUsedAt ?? '', state(t)]),
+          ...tokens.map((t) => [t.id, t.name, t.role, t.owner ?? '', t.createdAt, t.lastUsedAt ?? '', state(t)]),
+          ...runners.map((t) => [t.id, t.name, `github-runner ${t.repository}`, '', t.createdAt, t.lastUsedAt ?? '', state(t)]),
         ];
-        process.stdout.write(`${table(['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'STATE'], rows)}\n`);
+        process.stdout.write(`${table(['ID', 'NAME', 'ROLE', 'OWNER', 'CREATED', 'LAST USED', 'STATE'], rows)}\n`);
       }
     });
   token

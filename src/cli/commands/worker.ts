@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { Config } from '../../core/config.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { startGithubExecutor } from '../../executors/github/githubExecutor.ts';
 import { startWorker } from '../../control/worker.ts';
@@ -12,13 +13,15 @@ export function registerWorkerCommand(program: Command, context: () => CommandCo
     .option('--concurrency <n>', 'runs executed at once by this worker', '1')
     .option('--poll-interval <seconds>', 'how often to look for queued runs', '1')
     .option('--drain-timeout <seconds>', 'on shutdown, how long running backups may finish before they are handed back', '5')
-    .action(async (options: { concurrency: string; pollInterval: string; drainTimeout: string }) => {
+    .option('--alarm-repeat <seconds>', 'send an active alarm again every this many seconds while it lasts (0: once only; default BACKSTOP_ALARM_REPEAT, 4 hours)')
+    .action(async (options: { concurrency: string; pollInterval: string; drainTimeout: string; alarmRepeat?: string }) => {
       const ctx = context();
       const concurrency = positive('--concurrency', options.concurrency, true);
       const pollIntervalMs = positive('--poll-interval', options.pollInterval) * 1000;
       const drainTimeoutMs = positive('--drain-timeout', options.drainTimeout, false, true) * 1000;
+      const config = withAlarmRepeat(ctx.config, options.alarmRepeat === undefined ? undefined : positive('--alarm-repeat', options.alarmRepeat, false, true));
       const { pool } = await ctx.catalog();
-      const worker = startWorker({ db: pool, config: ctx.config, log: ctx.log }, { concurrency, pollIntervalMs, drainTimeoutMs });
+      const worker = startWorker({ db: pool, config, log: ctx.log }, { concurrency, pollIntervalMs, drainTimeoutMs });
       // With a GitHub token, this process also dispatches runs of GitHub-executed targets and reconciles them.
       const github = ctx.config.github
         ? startGithubExecutor({
@@ -43,6 +46,11 @@ export function registerWorkerCommand(program: Command, context: () => CommandCo
       process.off('SIGTERM', onSignal);
       ctx.log.info('worker stopped');
     });
+}
+
+/** The configuration with `--alarm-repeat` (seconds) in place of BACKSTOP_ALARM_REPEAT, when given. */
+export function withAlarmRepeat(config: Config, seconds: number | undefined): Config {
+  return seconds === undefined ? config : { ...config, alarms: { ...config.alarms, repeatMs: seconds * 1000 } };
 }
 
 function positive(flag: string, value: string, integer = false, allowZero = false): number {

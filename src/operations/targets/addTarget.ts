@@ -2,6 +2,7 @@ import { BackstopError } from '../../core/errors.ts';
 import { parseInput } from '../../core/inputProblems.ts';
 import { createTarget, findTargetWithSecret, type NewTarget, type TargetRecord } from '../../db/targets.ts';
 import { absoluteStoreUrl } from '../../storage/openStore.ts';
+import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
 import { targetCreateSchema, type TargetCreate, type TargetCreateInput } from './targetInput.ts';
@@ -17,14 +18,16 @@ export async function addTarget(deps: TargetDeps, input: TargetCreateInput | unk
 }
 
 /** The part of `addTarget` after validation (the one-shot backup validates first, then decides). */
-export async function storeNewTarget(deps: TargetDeps, target: TargetCreate): Promise<TargetRecord> {
+export async function storeNewTarget(deps: TargetDeps, input: TargetCreate): Promise<TargetRecord> {
+  const resolved = resolveServerUrl(input);
+  const target = { ...resolved, databaseUrl: resolved.databaseUrl! };
   // A taken name is said before checks that may take seconds (the insert still decides a race).
   if (await findTargetWithSecret(deps.pool, target.name)) {
     throw new BackstopError('TARGET_EXISTS', `A target named "${target.name}" already exists. Pick another name or change that one.`, { field: 'name' });
   }
   const storeUrl = target.storeUrl ?? absoluteStoreUrl(deps.config.defaultStoreUrl);
   const notifications = mergeNotifications(target.notifications ?? [], []);
-  await assertChannelsAllowed(deps.pool, target.notifications ?? []);
+  await assertChannelsAllowed(deps.pool, target.notifications ?? [], target.pingUrl);
   await assertTargetChecks(
     { name: target.name, databaseUrl: target.databaseUrl, storeUrl, profile: target.options?.profile, github: Boolean(target.executor) },
     { pgTools: deps.config.pgTools },
@@ -33,7 +36,7 @@ export async function storeNewTarget(deps: TargetDeps, target: TargetCreate): Pr
   return createTarget(deps.pool, newTargetFrom(target, storeUrl, notifications));
 }
 
-function newTargetFrom(target: TargetCreate, storeUrl: string, notifications: NewTarget['notifications']): NewTarget {
+function newTargetFrom(target: Omit<TargetCreate, 'serverUrl'> & { databaseUrl: string }, storeUrl: string, notifications: NewTarget['notifications']): NewTarget {
   return {
     name: target.name,
     databaseUrl: target.databaseUrl,
@@ -47,5 +50,7 @@ function newTargetFrom(target: TargetCreate, storeUrl: string, notifications: Ne
     notifications,
     executor: target.executor ? { ...target.executor, ref: target.executor.ref ?? 'main' } : target.executor,
     paused: target.paused,
+    maxBackupAge: target.maxBackupAge,
+    pingUrl: target.pingUrl,
   };
 }

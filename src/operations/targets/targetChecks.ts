@@ -109,7 +109,8 @@ async function checkPgDump(subject: CheckSubject, major: number, deps: CheckDeps
   try {
     const pgDump = await findPgTool('pg_dump', major, deps.pgTools, 'database server');
     // The Supabase profile dumps roles with pg_dumpall, which must fit the server too.
-    if (subject.profile === 'supabase') await findPgTool('pg_dumpall', major, deps.pgTools, 'database server');
+    // The server profile dumps its globals with it.
+    if (subject.profile === 'supabase' || subject.profile === 'server') await findPgTool('pg_dumpall', major, deps.pgTools, 'database server');
     return { detail: `pg_dump ${pgDump.version} (${pgDump.path})`, pgDump: { path: pgDump.path, version: pgDump.version } };
   } catch (error) {
     throw failure('pg-dump', 'PG_VERSION_MISMATCH', error);

@@ -5,7 +5,8 @@ import { parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { backupProfiles } from '../../core/manifest.ts';
 import { channelKinds, channelNameSchema, channelSettingsFields } from '../../core/channelSettings.ts';
-import { notificationEvents } from '../../core/notificationChannels.ts';
+import { globalsChoices } from '../../core/serverDatabases.ts';
+import { isHttpUrl, notificationEvents } from '../../core/notificationChannels.ts';
 import { assertRestoreToEntry, RESTORE_TO_PATTERN } from '../../core/restoreDestination.ts';
 import { isValidTimezone, parseSchedule } from '../../core/scheduleSlots.ts';
 import { TARGET_NAME, TARGET_NAME_RULE } from '../../core/targetName.ts';
@@ -81,6 +82,34 @@ const storeUrl = z
 const RECIPIENT = /^age1[02-9ac-hj-np-z]{50,70}$/;
 const recipient = z.string({ error: 'must be an age recipient (age1…)' }).regex(RECIPIENT, { error: 'must be an age recipient (age1…)' }).superRefine(checkedBy(parseRecipient));
 
+const serverUrl = z.string().min(1).max(2048).superRefine(checkedBy(parseDatabaseUrl)).meta({
+  writeOnly: true,
+  description:
+    'Secret: postgres://USER:PASSWORD@HOST:PORT/ — a whole server (the server profile): its roles and every database the target selects. A database in the path is where the server is read from (default postgres). Stored, never returned.',
+});
+
+const databaseNameRule = 'must be a database name (1 to 63 characters)';
+const databaseList = z.array(z.string({ error: databaseNameRule }).min(1, { error: databaseNameRule }).max(63, { error: databaseNameRule })).max(500);
+
+const serverOptions = z
+  .strictObject({
+    databases: databaseList
+      .min(1, { error: 'must name at least one database; leave it out to back up every database' })
+      .refine((names) => new Set(names).size === names.length, { error: 'must not name a database twice' })
+      .optional()
+      .meta({ description: 'Only these databases. Absent: every database on the server at the time of each run (templates and databases that refuse connections excepted).' }),
+    excludeDatabases: databaseList.optional().meta({ description: 'Databases to leave out.' }),
+    globals: z
+      .enum(globalsChoices, { error: `use ${globalsChoices.join(', ')}` })
+      .optional()
+      .meta({
+        description:
+          'The roles of the server (pg_dumpall --globals-only): roles+passwords (the default; without passwords, said in the run, where the server does not let the backup read pg_authid), roles (never passwords) or none.',
+      }),
+    jobs: wholeNumber(1, 16).optional().meta({ description: 'Databases dumped at once (default 1).' }),
+  })
+  .meta({ description: 'The server profile only: which databases and globals a backup takes.' });
+
 const COMPRESSION = /^(zstd|gzip|none)(:-?[0-9]{1,3})?$/;
 const compressionRule = 'must be zstd, zstd:LEVEL (1-19), gzip, gzip:LEVEL (1-9) or none';
 
@@ -99,6 +128,7 @@ const options = z
       .meta({ description: 'How the target is dumped (supabase: roles, schema and data as `supabase db dump` splits them).' }),
     checksums: z.boolean().optional().meta({ description: 'Record per-table content checksums at dump time.' }),
     withStorage: z.boolean().optional().meta({ description: "Supabase profile only: also copy the project's Storage objects." }),
+    server: serverOptions.optional(),
     restoreTo: z
       .array(
         z
@@ -224,6 +254,23 @@ const executor = z
   .nullable()
   .meta({ description: 'Run backups in GitHub Actions, or null for workers.' });
 
+const maxBackupAge = wholeNumber(1, 31_536_000).nullable().meta({
+  description:
+    "Alarm (backup_overdue) when the newest good backup is older than this many seconds; null: the schedule's interval plus BACKSTOP_ALARM_GRACE (no bound without a schedule).",
+});
+
+/** A heartbeat URL must be http(s); like a channel URL it is a secret and is not repeated. */
+export function assertPingUrl(raw: string): void {
+  if (!isHttpUrl(raw)) {
+    throw new BackstopError('INVALID_INPUT', "is not an http:// or https:// URL: pass the check's full ping URL, e.g. https://hc-ping.com/UUID.");
+  }
+}
+
+const pingUrl = z.string().min(1).max(2048).superRefine(checkedBy(assertPingUrl)).nullable().meta({
+  writeOnly: true,
+  description: 'Secret: a Healthchecks-style ping URL, pinged with /start when a backup starts, alone on success and with /fail on failure. null removes it. Never returned.',
+});
+
 const checks = z.boolean().optional().meta({
   description:
     'Check before storing anything (default true): the database is reached and its version read, a fitting pg_dump is found, and a probe object is written to the store and deleted. false skips those three (e.g. a database only a GitHub runner reaches).',
@@ -233,6 +280,7 @@ const checks = z.boolean().optional().meta({
 const targetFields = {
   name: targetNameSchema.optional(),
   databaseUrl: databaseUrl.optional(),
+  serverUrl: serverUrl.optional(),
   storeUrl: storeUrl.optional(),
   options: options.optional(),
   exclusive: z.boolean().optional().meta({ description: 'At most one executing run of this target at a time (default true).' }),
@@ -243,27 +291,61 @@ const targetFields = {
   verification: verification.optional(),
   notifications: notifications.optional(),
   executor: executor.optional(),
+  maxBackupAge: maxBackupAge.optional(),
+  pingUrl: pingUrl.optional(),
   checks,
 };
 
-export const targetCreateSchema = z.strictObject({ ...targetFields, name: targetNameSchema, databaseUrl }).meta({
-  examples: [
-    {
-      name: 'app',
-      databaseUrl: 'postgres://backup:secret@db.example.com:5432/app',
-      storeUrl: 's3://backups/app?region=eu-west-1',
-      options: { compression: 'zstd' },
-      maxAttempts: 2,
-      schedule: { cron: '0 3 * * *', timezone: 'Europe/Paris' },
-      retention: { keepLast: 7, daily: 7, weekly: 4 },
-      notifications: [{ kind: 'webhook', url: 'https://hooks.example.com/backstop', on: ['failed', 'timed_out'] }],
-    },
-  ],
-});
+/**
+ * `serverUrl` is `databaseUrl` with the server profile: whichever a caller sends, the target
+ * stores one URL and its profile says what it is.
+ */
+function serverUrlRules(
+  value: { databaseUrl?: string; serverUrl?: string; options?: { profile?: string; server?: unknown } },
+  ctx: z.core.$RefinementCtx<unknown>,
+  creating: boolean,
+): void {
+  if (value.serverUrl !== undefined && value.databaseUrl !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['serverUrl'], message: 'replaces databaseUrl for a whole server: give one of them', input: value.serverUrl });
+  } else if (creating && value.serverUrl === undefined && value.databaseUrl === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['databaseUrl'], message: 'is required (or a server URL, for a whole server)', input: undefined });
+  }
+  const profile = value.options?.profile;
+  if (value.serverUrl !== undefined && profile !== undefined && profile !== 'server') {
+    ctx.addIssue({ code: 'custom', path: ['options', 'profile'], message: `is "${profile}", but serverUrl backs up a whole server (the server profile)`, input: profile });
+  }
+  if (value.options?.server !== undefined && profile !== 'server' && value.serverUrl === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['options', 'server'],
+      message: 'chooses the databases and globals of a whole server: it needs the server profile (serverUrl, or --server-url)',
+      input: value.options.server,
+    });
+  }
+}
+
+export const targetCreateSchema = z
+  .strictObject({ ...targetFields, name: targetNameSchema })
+  .superRefine((value, ctx) => serverUrlRules(value, ctx, true))
+  .meta({
+    examples: [
+      {
+        name: 'app',
+        databaseUrl: 'postgres://backup:secret@db.example.com:5432/app',
+        storeUrl: 's3://backups/app?region=eu-west-1',
+        options: { compression: 'zstd' },
+        maxAttempts: 2,
+        schedule: { cron: '0 3 * * *', timezone: 'Europe/Paris' },
+        retention: { keepLast: 7, daily: 7, weekly: 4 },
+        notifications: [{ kind: 'webhook', url: 'https://hooks.example.com/backstop', on: ['failed', 'timed_out'] }],
+      },
+    ],
+  });
 
 export const targetUpdateSchema = z
   .strictObject(targetFields)
   .superRefine((value, ctx) => {
+    serverUrlRules(value, ctx, false);
     if (Object.keys(value).every((key) => key === 'checks')) {
       ctx.addIssue({ code: 'custom', message: 'changes nothing: give at least one field to change', input: value });
     }

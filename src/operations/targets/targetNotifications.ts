@@ -5,7 +5,7 @@ import { invalidInput } from '../../core/inputProblems.ts';
 import { missingSharedChannels } from '../../db/channels.ts';
 import type { Queryable } from '../../db/pool.ts';
 import type { NotificationChannel } from '../../db/targets.ts';
-import { assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
+import { assertOutboundUrlAllowed, assertTargetEndpointsAllowed } from '../../net/outboundGuard.ts';
 import type { TargetCreate } from './targetInput.ts';
 
 type ChannelInput = NonNullable<TargetCreate['notifications']>[number];
@@ -35,9 +35,17 @@ function settingsOf(channel: Exclude<NotificationChannel, { kind: 'shared' }>): 
 
 /**
  * New channel endpoints (URLs, the Telegram API, the SMTP server) must reach public addresses
- * (unless allowed), and shared channels must exist: refused while the person is there to read why.
+ * (unless allowed), as must a heartbeat ping URL, and shared channels must exist: refused while
+ * the person is there to read why.
  */
-export async function assertChannelsAllowed(db: Queryable, channels: readonly ChannelInput[]): Promise<void> {
+export async function assertChannelsAllowed(db: Queryable, channels: readonly ChannelInput[], pingUrl?: string | null): Promise<void> {
+  if (pingUrl) {
+    try {
+      await assertOutboundUrlAllowed(pingUrl, 'ping URL');
+    } catch (error) {
+      throw error instanceof BackstopError ? forField(error, 'pingUrl') : error;
+    }
+  }
   const shared = channels.flatMap((channel, index) => (channel.kind === 'shared' && channel.channel ? [{ index, name: channel.channel }] : []));
   const missing = new Set(
     await missingSharedChannels(

@@ -3,6 +3,7 @@ import { parseInput } from '../../core/inputProblems.ts';
 import { assertTargetName } from '../../core/targetName.ts';
 import { withTransaction } from '../../db/pool.ts';
 import { findTargetWithSecret, lockTargetForUpdate, targetNotFound, updateTarget as storeTargetUpdate, type TargetRecord, type TargetUpdate } from '../../db/targets.ts';
+import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
 import { targetUpdateSchema, type TargetUpdateFields, type TargetUpdateInput } from './targetInput.ts';
@@ -16,16 +17,17 @@ import { assertChannelsAllowed, mergeNotifications } from './targetNotifications
  */
 export async function updateTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown): Promise<TargetRecord> {
   assertTargetName(name, 'target');
-  const fields = parseInput(targetUpdateSchema, input);
+  const parsed = parseInput(targetUpdateSchema, input);
   const current = await findTargetWithSecret(deps.pool, name);
   if (!current) throw targetNotFound(name);
+  const fields = resolveServerUrl(parsed, current.options);
   const renamed = fields.name !== undefined && fields.name !== name;
   if (renamed && (await findTargetWithSecret(deps.pool, fields.name!))) {
     throw new BackstopError('TARGET_EXISTS', `A target named "${fields.name}" already exists. Pick another name.`, { field: 'name' });
   }
   // Said before the checks; merged again under the row lock below, against the channels then.
   if (fields.notifications !== undefined) mergeNotifications(fields.notifications, current.notificationChannels);
-  await assertChannelsAllowed(deps.pool, fields.notifications ?? []);
+  await assertChannelsAllowed(deps.pool, fields.notifications ?? [], fields.pingUrl);
   const databaseChanged = fields.databaseUrl !== undefined && fields.databaseUrl !== current.databaseUrl;
   const storeChanged = fields.storeUrl !== undefined && fields.storeUrl !== current.storeUrl;
   // Outside the row lock: a check may take seconds.
@@ -48,7 +50,7 @@ export async function updateTarget(deps: TargetDeps, name: string, input: Target
   });
 }
 
-function updateFrom(fields: TargetUpdateFields, existingChannels: Parameters<typeof mergeNotifications>[1]): TargetUpdate {
+function updateFrom(fields: Omit<TargetUpdateFields, 'serverUrl'>, existingChannels: Parameters<typeof mergeNotifications>[1]): TargetUpdate {
   const { checks: _checks, notifications, executor, ...rest } = fields;
   const update: TargetUpdate = { ...rest };
   if (notifications !== undefined) update.notifications = mergeNotifications(notifications, existingChannels);

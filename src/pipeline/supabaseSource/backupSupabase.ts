@@ -1,11 +1,10 @@
-import { MANIFEST_FORMAT, MANIFEST_VERSION, artifactPrefix, manifestSchema, type ManifestFile } from '../../core/manifest.ts';
-import { BACKSTOP_VERSION } from '../../version.ts';
+import { artifactPrefix, manifestSchema, type ManifestFile } from '../../core/manifest.ts';
 import type { Artifact } from '../../core/artifact.ts';
 import { discoverPgTools, findPgTool } from '../../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum, type PgToolCandidate } from '../../pgtools/pickPgTool.ts';
-import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
+import type { PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import { parseRecipient } from '../age.ts';
-import { completeArtifact, deletePrefix, dumpOutput, storeStream, trackBackupProgress, type BackupInput } from '../backup.ts';
+import { abandonAttempt, completeAttempt, manifestHeader, storeToolOutput, trackBackupProgress, type BackupInput } from '../backup.ts';
 import { defaultCompression, fileExtension } from '../compression.ts';
 import { openSourceSnapshot } from '../sourceSnapshot.ts';
 import { readSourceCatalog } from './readSourceCatalog.ts';
@@ -49,7 +48,7 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
   const compression = input.compression ?? defaultCompression;
   const recipients = (input.encryptTo ?? []).map(parseRecipient);
   const prefix = artifactPrefix(input.targetName, input.createdAt, input.runId, input.attempt);
-  const { progress, report, moved } = trackBackupProgress(started, input.onProgress, input.progressEveryMs);
+  const { progress, report, moved, fileProgress } = trackBackupProgress(started, input.onProgress, input.progressEveryMs);
   input.signal.throwIfAborted();
 
   // The installed tools are found while the snapshot is opened (see backupDatabase).
@@ -72,8 +71,6 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
       { role: 'data', tool: pgDump, options: plan.data, content: (output) => framed(DATA_HEADER, output, RESET_TRAILER) },
     ];
 
-    // The run id in application_name lets an operator (and the tests) find these dumps in pg_stat_activity.
-    const connection = connectionArgs(input.databaseUrl, `backstop:${input.runId}`);
     progress.phase = 'dumping';
     report();
     input.onEvent?.('dump_started', `Supabase profile: pg_dumpall ${pgDumpall.version} and pg_dump ${pgDump.version} against PostgreSQL ${source.serverVersion}`, {
@@ -92,36 +89,28 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
     for (const step of steps) {
       input.signal.throwIfAborted();
       const name = `${step.role}.sql${suffix}`;
-      running = spawnPgTool(step.tool.path, [...step.options, '--no-password', `--dbname=${connection.dbname}`], connection, { bufferedStdout: true });
-      const storedBefore = progress.bytesStored;
-      const stored = await storeStream({
+      const stored = await storeToolOutput({
+        tool: step.tool,
+        options: step.options,
+        databaseUrl: input.databaseUrl,
+        // The run id in application_name lets an operator (and the tests) find these dumps in pg_stat_activity.
+        applicationName: `backstop:${input.runId}`,
         store: input.store,
-        key: prefix + name,
-        content: step.content(dumpOutput(running, step.tool.name)),
+        prefix,
+        name,
+        role: step.role,
+        content: step.content,
         compression,
         recipients,
         signal: input.signal,
         onEvent: input.onEvent,
         expectedBytes: source.databaseBytes,
-        onContentBytes: (bytes) => {
-          progress.bytesDumped += bytes;
-          moved();
+        onSpawned: (tool) => {
+          running = tool;
         },
-        onStoredBytes: (bytes) => {
-          progress.bytesStored = storedBefore + bytes;
-          moved();
-        },
+        ...fileProgress(),
       });
-      running = undefined;
-      files.push({
-        name,
-        role: step.role,
-        format: 'sql',
-        size: stored.size,
-        sha256: stored.sha256,
-        uncompressedSize: stored.uncompressedSize,
-        dumpedBy: { tool: step.tool.name, version: step.tool.version, options: step.options },
-      });
+      files.push(stored);
       report();
       input.onEvent?.('dump_stored', `stored ${name}: ${stored.size} bytes (${stored.uncompressedSize} before compression)`, {
         file: name,
@@ -167,13 +156,7 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
     report();
     // Parsed before writing, so the object compared with what the store serves back has the schema's key order.
     const manifest = manifestSchema.parse({
-      format: MANIFEST_FORMAT,
-      formatVersion: MANIFEST_VERSION,
-      backstopVersion: BACKSTOP_VERSION,
-      runId: input.runId,
-      attempt: input.attempt,
-      target: input.targetName,
-      ...(input.targetId !== undefined && { targetId: input.targetId }),
+      ...manifestHeader(input),
       profile: 'supabase',
       createdAt: input.createdAt,
       source: { serverVersion: source.serverVersion, serverVersionNum: source.serverVersionNum, database: source.database },
@@ -187,15 +170,10 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
       ...(catalog.materializedViews.length > 0 ? { materializedViews: catalog.materializedViews } : {}),
       timings: { dumpMs: Math.round(dumpMs), totalMs: Math.round(performance.now() - started) },
     });
-    const artifact = await completeArtifact(input.store, prefix, manifest, input.signal);
-    progress.phase = 'done';
-    report();
-    return artifact;
+    return await completeAttempt(input, prefix, manifest, progress, report);
   } catch (error) {
     await running?.terminate();
-    await deletePrefix(input.store, prefix).catch(() => {});
-    if (input.signal.aborted) throw input.signal.reason;
-    throw error;
+    return abandonAttempt(input, prefix, error);
   } finally {
     input.signal.removeEventListener('abort', stopTool);
     await source.close();

@@ -112,7 +112,7 @@ export function registerChannelRoutes(app: FastifyInstance, ctx: ServerContext):
       },
     },
     async (request) => {
-      const result = await sendSharedChannelTest(ctx.pool, { name: request.params.name, requestedBy: actorOf(request) }, { publicUrl: ctx.config.publicUrl });
+      const result = await sendSharedChannelTest(ctx.pool, { name: request.params.name, requestedBy: actorOf(request) }, { publicUrl: ctx.config.alarms.publicUrl });
       request.log.info({ channel: request.params.name, delivered: result.delivered }, 'test notification sent');
       return result;
     },

@@ -38,7 +38,7 @@ export function registerNotificationTestRoutes(app: FastifyInstance, ctx: Server
       const result = await sendTestNotification(
         ctx.pool,
         { targetName: request.params.name, channelId: request.params.channelId, requestedBy: actorOf(request) },
-        { publicUrl: ctx.config.publicUrl },
+        { publicUrl: ctx.config.alarms.publicUrl },
       );
       request.log.info({ target: request.params.name, channel: request.params.channelId, delivered: result.delivered }, 'test notification sent');
       return result;

@@ -47,6 +47,7 @@ const targetSummary = {
     newestBackup: { ...runBrief, description: 'The newest succeeded backup still kept.' },
     newestBackupAgeSeconds: { type: ['number', 'null'], description: 'Age of the newest good backup, by the database clock.' },
     lastVerification: { ...runBrief, description: 'The newest restore drill that ended.' },
+    alarms: { type: 'array', items: { $ref: 'Alarm#' }, description: 'Alarms active now.' },
   },
 } as const;
 

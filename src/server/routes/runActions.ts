@@ -3,7 +3,7 @@ import { BackstopError } from '../../core/errors.ts';
 import { prepareRestore } from '../../operations/prepareRestore.ts';
 import { queueDrill } from '../../operations/queueDrill.ts';
 import { restoreRequest, type RestoreRequest } from '../../operations/restoreRequest.ts';
-import { actorOf } from '../auth.ts';
+import { actorOf, roleOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { runParams } from '../requestSchemas.ts';
 import { zodBody } from '../validation.ts';
@@ -37,13 +37,13 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       },
     },
     async (request, reply) => {
-      const principal = request.principal;
-      // The route is for API tokens of the operator role and up (config.access above).
-      if (principal?.kind !== 'api') throw new BackstopError('FORBIDDEN', 'Only API tokens restore backups.');
+      // The route is for API tokens and people of the operator role and up (config.access above).
+      const role = roleOf(request);
+      if (!role) throw new BackstopError('FORBIDDEN', 'Only API tokens and people signed in restore backups.');
       const log = request.log.child({ runId: request.params.id });
       const restore = await prepareRestore({ db: ctx.pool, config: ctx.config, log }, request.params.id, request.body, {
         via: 'api',
-        role: principal.role,
+        role,
         actor: actorOf(request),
       });
       // The outcome is an event of the run (restored or restore_failed), recorded by the restore itself.

@@ -18,13 +18,22 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
       config: { access: 'viewer' },
       schema: {
         tags,
-        summary: 'The API token making this request: its name and role',
-        description: 'What a client (the dashboard) shows and allows: viewers read, operators also act on runs, admins also manage targets and tokens.',
+        summary: 'Who is making this request (an API token, or a person signed in to the dashboard): name and role',
+        description:
+          'What a client (the dashboard) shows and allows: viewers read, operators also act on runs, admins also manage targets and tokens. For a person signed in with OpenID Connect, also the CSRF token their writes must carry in the x-backstop-csrf header.',
         response: {
           200: {
             type: 'object',
-            required: ['id', 'name', 'role'],
-            properties: { id: { type: 'string', format: 'uuid' }, name: { type: 'string' }, role: { type: 'string', enum: apiTokenRoles } },
+            required: ['id', 'name', 'role', 'kind'],
+            properties: {
+              id: { type: 'string', format: 'uuid', description: 'The token, or the sign-in.' },
+              name: { type: 'string' },
+              role: { type: 'string', enum: apiTokenRoles },
+              kind: { type: 'string', enum: ['token', 'user'] },
+              owner: { type: ['string', 'null'], description: 'A token: the person or service that holds it.' },
+              email: { type: ['string', 'null'], description: 'A person: their address at the provider.' },
+              csrfToken: { type: 'string', description: 'A person: the token their writes send in x-backstop-csrf.' },
+            },
           },
           ...errorResponses,
         },
@@ -32,8 +41,11 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
     },
     async (request) => {
       const principal = request.principal;
+      if (principal?.kind === 'user') {
+        return { id: principal.sessionId, name: principal.name, role: principal.role, kind: 'user', email: principal.email, csrfToken: principal.csrfToken };
+      }
       if (principal?.kind !== 'api') throw new BackstopError('FORBIDDEN', 'Only API tokens have a role; runner tokens open their run only.');
-      return { id: principal.tokenId, name: principal.name, role: principal.role };
+      return { id: principal.tokenId, name: principal.name, role: principal.role, kind: 'token', owner: principal.owner };
     },
   );
 
@@ -70,7 +82,10 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
       },
     },
     async (request, reply) => {
-      const created = await createApiToken(ctx.pool, request.body);
+      // A person who makes a token without naming its holder holds it themselves.
+      const principal = request.principal;
+      const owner = request.body.owner ?? (principal?.kind === 'user' ? (principal.email ?? principal.name) : undefined);
+      const created = await createApiToken(ctx.pool, { ...request.body, owner });
       request.log.info({ tokenId: created.id, role: created.role, by: actorOf(request) }, 'API token created');
       return reply.code(201).send(created);
     },

@@ -6,10 +6,12 @@ import { plainMessage } from '../errorText.js';
 import { usePageTitle } from '../hooks.js';
 
 /**
- * Sign in with an API token; it is checked with GET /api/v1/me before it is kept.
- * @param {{ notice: string | null, onLogin: (token: string, me: import('../types').Me) => void }} props
+ * Sign in with the provider (when the server has one: a full-page visit to /auth/login, which
+ * comes back signed in with a cookie), or with an API token, checked with GET /api/v1/me before
+ * it is kept.
+ * @param {{ notice: string | null, providerName: string | null, onLogin: (token: string, me: import('../types').Me) => void }} props
  */
-export function LoginPage({ notice, onLogin }) {
+export function LoginPage({ notice, providerName, onLogin }) {
   usePageTitle('Sign in');
   const [token, setToken] = useState('');
   const [error, setError] = useState(/** @type {string | null} */ (null));
@@ -39,6 +41,14 @@ export function LoginPage({ notice, onLogin }) {
     <h1 tabindex="-1" id="page-title">Backstop</h1>
     <p class="lede">PostgreSQL backups whose run status never lies.</p>
     ${notice ? html`<p class="notice notice-info" role="status">${notice}</p>` : null}
+    ${
+      providerName
+        ? html`<div class="card sign-in-provider">
+          <a class="button" href="/auth/login">Sign in with ${providerName}</a>
+          <p class="help">Or, for an API token:</p>
+        </div>`
+        : null
+    }
     <form class="card" onSubmit=${submit} aria-describedby="token-help">
       <label for="token">API token</label>
       <input id="token" name="token" type="password" autocomplete="off" spellcheck=${false} required

@@ -33,6 +33,24 @@ function UnknownBackups({ unknown }) {
 }
 
 /**
+ * What should have happened and did not (GET /api/v1/targets/{name} `alarms`): each with when
+ * it began and what to do, until it clears.
+ * @param {{ alarms: import('../types').AlarmRecord[] | undefined, now: number }} props
+ */
+function ActiveAlarms({ alarms, now }) {
+  if (!alarms || alarms.length === 0) return null;
+  return html`<div class="notice notice-error" role="alert" id="active-alarms">
+    <strong>${alarms.length === 1 ? 'An alarm is active' : `${alarms.length} alarms are active`}</strong>
+    <ul class="plain">${alarms.map(
+      (alarm) => html`<li key=${alarm.id} data-alarm=${alarm.kind}>
+        <span class="mono">${alarm.kind}</span>, since ${formatRelative(alarm.since, now)}: ${alarm.what}
+        <br /><span class="muted">What to do: ${alarm.whatToDo}</span>
+      </li>`,
+    )}</ul>
+  </div>`;
+}
+
+/**
  * A target: its health, actions, charts of size and duration, recent runs, restores, settings
  * and its life (test, pause, edit, rename, delete).
  * @param {{ me: import('../types').Me, name: string }} props
@@ -123,6 +141,7 @@ export function TargetPage({ name }) {
     <${PageHeading} actions=${heading}>${name}<//>
     <p class="target-health">${s ? html`<${HealthBadge} health=${s.health} /> ${s.healthReason}` : null}${data.paused ? html` <span class="status status-cancelled">schedule paused</span>` : null} <${LiveIndicator} connected=${connected} /></p>
     <${ErrorNotice} error=${action.error} title="That did not work" />
+    <${ActiveAlarms} alarms=${data.alarms} now=${now} />
     <${UnknownBackups} unknown=${unknown} />
     ${
       s

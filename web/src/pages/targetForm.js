@@ -173,6 +173,7 @@ export function TargetFormPage({ me, name }) {
           <select value=${form.profile} onChange=${set('profile')} ...${described('target-profile')}>
             <option value="default">PostgreSQL (pg_dump, custom format)</option>
             <option value="supabase">Supabase (roles, schema and data files)</option>
+            <option value="server">A whole server (its roles and every database; the URL names where it is read from)</option>
           </select>
           ${error('target-profile')}
         </div>

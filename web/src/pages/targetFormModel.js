@@ -155,6 +155,8 @@ export function bodyFrom(form, existing, secret) {
   if (form.checksums || existing?.options?.checksums !== undefined) options.checksums = form.checksums;
   if (form.profile === 'supabase' && (form.withStorage || existing?.options?.withStorage !== undefined)) options.withStorage = form.withStorage;
   if (form.restoreTo.trim() || existing?.options?.restoreTo !== undefined) options.restoreTo = lines(form.restoreTo);
+  // The form does not edit which databases a server target takes: what the target has is kept.
+  if (form.profile === 'server' && existing?.options?.server !== undefined) options.server = existing.options.server;
   body.options = options;
   body.maxAttempts = number(form.maxAttempts);
   body.exclusive = form.exclusive;

@@ -27,6 +27,16 @@ function describeRetention(retention) {
 function DatabaseFacts({ target }) {
   const database = target.database;
   if (!database) return html`<div><dt>Database</dt><dd class="muted">stored, never shown</dd></div>`;
+  if (target.options.profile === 'server') {
+    const server = target.options.server ?? {};
+    return html`<div><dt>Server</dt><dd id="target-database">
+      the whole server <span class="mono wrap-anywhere">${database.host}${database.port ? `:${database.port}` : ''}</span>${database.user ? html` as <span class="mono wrap-anywhere">${database.user}</span>` : null}:
+      ${server.databases ? html`databases <span class="mono wrap-anywhere">${server.databases.join(', ')}</span>` : 'every database at each run'}${
+        server.excludeDatabases?.length ? html`, except <span class="mono wrap-anywhere">${server.excludeDatabases.join(', ')}</span>` : null
+      }; globals ${server.globals ?? 'roles+passwords'}; ${server.jobs ?? 1} database(s) at once
+      <span class="muted"> (the password is stored, never shown)</span>
+    </dd></div>`;
+  }
   return html`<div><dt>Database</dt><dd id="target-database">
     <span class="mono wrap-anywhere">${database.database}</span> on <span class="mono wrap-anywhere">${database.host}${database.port ? `:${database.port}` : ''}</span>${database.user ? html` as <span class="mono wrap-anywhere">${database.user}</span>` : null}
     <span class="muted"> (the password is stored, never shown)</span>
