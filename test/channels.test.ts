@@ -507,6 +507,27 @@ describe('notification channels', { timeout: 300_000 }, () => {
       { name: 'Expected every', value: '24 h' },
       { name: 'Last good backup', value: '2026-12-05T03:00:00.000Z' },
     ]);
+    // An alarm (what did not happen) brings its own words: every channel says them.
+    const alarm = notificationMessage(
+      {
+        event: 'alarm',
+        target: { name: 'app' },
+        alarm: {
+          kind: 'backup_overdue',
+          what: 'The newest good backup of app is 27 h old, past its bound of 26 h.',
+          since: '2026-01-02T04:00:00.000Z',
+          whatToDo: 'Take a backup now with `backstop trigger app`.',
+          link: `${PUBLIC_URL}/#/targets/app`,
+          sentCount: 2,
+        },
+      },
+      { publicUrl: PUBLIC_URL },
+    );
+    assert.equal(alarm.title, 'Still: Backup overdue: app');
+    assert.equal(alarm.summary, 'The newest good backup of app is 27 h old, past its bound of 26 h.');
+    assert.equal(alarm.action, 'Take a backup now with `backstop trigger app`.');
+    assert.equal(alarm.since, '2026-01-02T04:00:00.000Z');
+    assert.equal(alarm.link, `${PUBLIC_URL}/#/targets/app`);
     for (const kind of ['slack', 'discord', 'teams', 'ntfy', 'telegram', 'webhook'] as const) {
       const request = channelRequest({ kind, url: 'https://hooks.example.com/x', botToken: BOT_TOKEN, chatId: '1' }, { id: 1, event: payload.event, document: payload }, message, {
         userAgent: 'test',
