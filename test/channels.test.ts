@@ -103,6 +103,11 @@ async function startSmtp(options: { key: Buffer; cert: Buffer; implicitTls?: boo
   return handle;
 }
 
+/** An e-mail channel to the local SMTP server, with AUTH, as most of these tests want it. */
+function mailSettings(port: number) {
+  return { kind: 'email', host: '127.0.0.1', port, username: 'backstop', password: SMTP_PASSWORD, from: 'backstop@example.com', to: ['ops@example.com'] } as const;
+}
+
 interface Received {
   method: string;
   path: string;
@@ -224,13 +229,8 @@ describe('notification channels', { timeout: 300_000 }, () => {
     closers.push(smtp.close);
     await addSharedChannel(catalog.pool, {
       name: 'ops-mail',
-      kind: 'email',
-      host: '127.0.0.1',
-      port: smtp.port,
+      ...mailSettings(smtp.port),
       security: 'starttls',
-      username: 'backstop',
-      password: SMTP_PASSWORD,
-      from: 'backstop@example.com',
       to: ['ops@example.com', 'dba@example.com'],
     });
 
@@ -282,14 +282,9 @@ describe('notification channels', { timeout: 300_000 }, () => {
     closers.push(async () => tls.setDefaultCACertificates(defaults));
     await addSharedChannel(catalog.pool, {
       name: 'tls-mail',
-      kind: 'email',
-      host: '127.0.0.1',
-      port: smtp.port,
+      ...mailSettings(smtp.port),
       security: 'tls',
-      username: 'backstop',
       password: 'a-wrong-password-never-shown',
-      from: 'backstop@example.com',
-      to: ['ops@example.com'],
     });
     const refused = await sendSharedChannelTest(catalog.pool, { name: 'tls-mail', requestedBy: 'test' });
     assert.equal(refused.delivered, false);
@@ -313,13 +308,7 @@ describe('notification channels', { timeout: 300_000 }, () => {
     closers.push(smtp.close);
     await addSharedChannel(catalog.pool, {
       name: 'plain-mail',
-      kind: 'email',
-      host: '127.0.0.1',
-      port: smtp.port,
-      username: 'backstop',
-      password: SMTP_PASSWORD,
-      from: 'backstop@example.com',
-      to: ['ops@example.com'],
+      ...mailSettings(smtp.port),
     });
     const refused = await sendSharedChannelTest(catalog.pool, { name: 'plain-mail', requestedBy: 'test' });
     assert.equal(refused.delivered, false);
@@ -561,13 +550,7 @@ describe('notification channels', { timeout: 300_000 }, () => {
       const created = await api.request('POST', '/api/v1/channels', {
         body: {
           name: 'ops-mail',
-          kind: 'email',
-          host: '127.0.0.1',
-          port: smtp.port,
-          username: 'backstop',
-          password: SMTP_PASSWORD,
-          from: 'backstop@example.com',
-          to: ['ops@example.com'],
+          ...mailSettings(smtp.port),
         },
       });
       assert.equal(created.status, 201, created.text);
