@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { defaultNotificationEvents } from '../src/core/notificationChannels.ts';
 import { getTargetWithSecret } from '../src/db/targets.ts';
 import { openPage } from './support/browser.ts';
 import { launchChromium } from './support/chromium.ts';
@@ -18,6 +19,8 @@ import { waitFor } from './support/wait.ts';
  * target use it, and sees it failing, with the error, once the service refuses.
  */
 
+/** The events a new channel hears, as the dashboard lists them. */
+const defaults = defaultNotificationEvents.map((event) => event.replace('_', ' ')).join(', ');
 const NTFY_TOKEN = 'tk_dashboard-token-never-shown';
 const BOT_TOKEN = '123456789:AAH-dashboard-bot-token_0123456789';
 
@@ -92,11 +95,11 @@ describe('notification channels in the dashboard', { timeout: 300_000 }, () => {
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.waitForURL(/#\/targets\/shop$/);
     const channel = page.locator('.channels li').first();
-    await channel.getByText('shared channel ops-ntfy on failed, timed out, recovered').waitFor();
+    await channel.getByText(`shared channel ops-ntfy on ${defaults}`).waitFor();
     const stored = await getTargetWithSecret(catalog.pool, (await api.request('GET', '/api/v1/targets/shop')).json.id);
     assert.deepEqual(
       stored.notificationChannels.map(({ kind, on, ...rest }) => ({ kind, on, channel: 'channel' in rest ? rest.channel : undefined })),
-      [{ kind: 'shared', on: ['failed', 'timed_out', 'recovered'], channel: 'ops-ntfy' }],
+      [{ kind: 'shared', on: [...defaultNotificationEvents], channel: 'ops-ntfy' }],
     );
 
     // A channel of the target's own, of a kind with several settings; a missing one is said at its field.
@@ -110,7 +113,7 @@ describe('notification channels in the dashboard', { timeout: 300_000 }, () => {
     await page.getByLabel('Bot API address').fill('http://127.0.0.1:1');
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.waitForURL(/#\/targets\/shop$/);
-    await page.locator('.channels li', { hasText: 'telegram on failed, timed out, recovered' }).waitFor();
+    await page.locator('.channels li', { hasText: `telegram on ${defaults}` }).waitFor();
     assert.ok(!(await page.content()).includes(BOT_TOKEN), 'the bot token is on the page');
     const withTelegram = await getTargetWithSecret(catalog.pool, stored.id);
     assert.deepEqual(
