@@ -172,8 +172,8 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     const stored = await getTargetWithSecret(catalog.pool, id);
     assert.equal(stored.databaseUrl, source.url);
     assert.deepEqual(stored.retention, { keepLast: 7, daily: 3 });
-    assert.equal(stored.notificationChannels[0]!.url, 'https://hooks.example.com/hook-SECRET-9f2');
-    assert.equal(stored.notificationChannels[0]!.secret, secret);
+    assert.equal((stored.notificationChannels[0] as { url?: string; secret?: string }).url, 'https://hooks.example.com/hook-SECRET-9f2');
+    assert.equal((stored.notificationChannels[0] as { url?: string; secret?: string }).secret, secret);
 
     // Editing again shows neither secret, and saving keeps both.
     await page.getByRole('link', { name: 'Edit' }).click();
@@ -188,8 +188,8 @@ describe('dashboard in headless Chromium', { timeout: 600_000 }, () => {
     const again = await getTargetWithSecret(catalog.pool, id);
     assert.equal(again.schedule?.timezone, 'UTC');
     assert.equal(again.databaseUrl, source.url);
-    assert.equal(again.notificationChannels[0]!.url, 'https://hooks.example.com/hook-SECRET-9f2');
-    assert.equal(again.notificationChannels[0]!.secret, secret);
+    assert.equal((again.notificationChannels[0] as { url?: string; secret?: string }).url, 'https://hooks.example.com/hook-SECRET-9f2');
+    assert.equal((again.notificationChannels[0] as { url?: string; secret?: string }).secret, secret);
   });
 
   it('triggers a backup and shows it go queued → running → succeeded live, without reloading', async () => {

@@ -5,14 +5,16 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import { retryDelayMs, startNotifier, type Notifier, type NotifierOptions } from '../src/control/notifier.ts';
-import { slackText } from '../src/operations/deliverNotification.ts';
+import { slackText } from '../src/core/channelRequests.ts';
+import type { ChannelSettings } from '../src/core/channelSettings.ts';
 import { listNotifications, type NotificationRecord } from '../src/db/notifications.ts';
 import type { RunnerOutcome } from '../src/core/runState.ts';
 import type { Artifact } from '../src/core/artifact.ts';
 import { claimRunById, finalizeRun, reapRuns } from '../src/db/runLeases.ts';
 import { createRun, getRun, requestCancel } from '../src/db/runRecords.ts';
-import { createTarget, updateTargetPolicies, type NotificationChannel, type TargetRecord } from '../src/db/targets.ts';
+import { createTarget, updateTargetPolicies, type NotificationEvent, type TargetRecord } from '../src/db/targets.ts';
 import { createTestCatalog, type TestCatalog } from './support/pg.ts';
+import { finishRun } from './support/runRows.ts';
 import { waitFor } from './support/wait.ts';
 
 /**
@@ -100,7 +102,7 @@ describe('notifications', { timeout: 300_000 }, () => {
     return started;
   };
 
-  const addChannel = async (channel: Omit<NotificationChannel, 'id'>): Promise<string> => {
+  const addChannel = async (channel: ChannelSettings & { on: NotificationEvent[] }): Promise<string> => {
     const id = `channel-${++channelCounter}`;
     await updateTargetPolicies(catalog.pool, target.name, { addChannels: [{ id, ...channel }] });
     return id;
@@ -113,19 +115,8 @@ describe('notifications', { timeout: 300_000 }, () => {
   };
 
   /** A run through the real claim and finalize path; returns how long the finalize took. */
-  const finish = async (outcome: RunnerOutcome, error: { code: string; message: string } | null = null) => {
-    const run = await createRun(catalog.pool, { targetId: target.id, trigger: 'test', runDeadlineMs: HOUR });
-    const claimed = await claimRunById(catalog.pool, run.id, { leaseTtlMs: 60_000, claimedBy: 'test-runner' });
-    const started = performance.now();
-    const finished = await finalizeRun(catalog.pool, {
-      runId: run.id,
-      leaseId: claimed.leaseId,
-      outcome,
-      error,
-      artifact: outcome === 'succeeded' ? artifact : null,
-    });
-    return { run: finished, finalizeMs: performance.now() - started };
-  };
+  const finish = (outcome: RunnerOutcome, error: { code: string; message: string } | null = null) =>
+    finishRun(catalog.pool, target.id, outcome, { error, artifact: outcome === 'succeeded' ? artifact : null });
 
   const outbox = async (): Promise<NotificationRecord[]> => listNotifications(catalog.pool, { targetId: target.id });
 
@@ -292,7 +283,12 @@ describe('notifications', { timeout: 300_000 }, () => {
     const failed = slack.received.find((request) => request.json.text.startsWith(':x:'));
     const succeeded = slack.received.find((request) => request.json.text.startsWith(':white_check_mark:'));
     assert.deepEqual(Object.keys(failed!.json), ['text']);
-    assert.equal(failed!.json.text, `:x: Backup of *app* failed: [DATABASE_UNREACHABLE] Cannot connect to &lt;db&gt; &amp; retry (run ${run.id})`);
+    const [headline, ...rest] = failed!.json.text.split('\n');
+    assert.equal(headline, `:x: Backup of *app* failed: [DATABASE_UNREACHABLE] Cannot connect to &lt;db&gt; &amp; retry (run ${run.id})`);
+    // Then since when, and what to do (no link: this notifier has no public URL).
+    assert.match(rest[0]!, /^Failing since \d{4}-\d\d-\d\dT/);
+    assert.match(rest[1]!, /^What to do: Read the error on the run page/);
+    assert.equal(rest.length, 2);
     assert.match(succeeded!.json.text, /^:white_check_mark: Backup of \*app\* succeeded: 2\.0 KiB in 1 file\(s\) \(run [0-9a-f-]{36}\)$/);
     assert.equal(failed!.headers['x-backstop-signature'], undefined);
     assert.equal(

@@ -87,7 +87,7 @@ describe('HTTP API', { timeout: 300_000 }, () => {
     assert.equal(created.json.name, 'crud');
     assert.equal(created.json.maxAttempts, 2);
     assert.deepEqual(created.json.schedule, { cron: '0 3 * * *', timezone: 'Europe/Paris' });
-    assert.deepEqual(created.json.notifications, [{ id: 'ops', kind: 'webhook', on: ['failed'], signed: true }]);
+    assert.deepEqual(created.json.notifications, [{ id: 'ops', kind: 'webhook', on: ['failed'], signed: true, settings: { kind: 'webhook', secretsSet: ['url', 'secret'] } }]);
     assert.equal('databaseUrl' in created.json, false);
 
     const listed = await api.request('GET', '/api/v1/targets', { token: api.tokens.viewer });
@@ -107,11 +107,13 @@ describe('HTTP API', { timeout: 300_000 }, () => {
     assert.equal(updated.status, 200, updated.text);
     assert.equal(updated.json.maxAttempts, 3);
     assert.equal(updated.json.schedule, null);
-    assert.deepEqual(updated.json.notifications, [{ id: 'ops', kind: 'webhook', on: ['failed', 'timed_out'], signed: true }]);
+    assert.deepEqual(updated.json.notifications, [
+      { id: 'ops', kind: 'webhook', on: ['failed', 'timed_out'], signed: true, settings: { kind: 'webhook', secretsSet: ['url', 'secret'] } },
+    ]);
     const stored = await getTargetWithSecret(catalog.pool, created.json.id);
     assert.equal(stored.databaseUrl, databaseUrl);
-    assert.equal(stored.notificationChannels[0]!.url, `https://hooks.example.com/${HOOK_SECRET}`);
-    assert.equal(stored.notificationChannels[0]!.secret, SIGNING_SECRET);
+    assert.equal((stored.notificationChannels[0] as { url?: string; secret?: string }).url, `https://hooks.example.com/${HOOK_SECRET}`);
+    assert.equal((stored.notificationChannels[0] as { url?: string; secret?: string }).secret, SIGNING_SECRET);
 
     const renamed = await api.request('PATCH', '/api/v1/targets/crud', { body: { name: 'crud2', databaseUrl: `${databaseUrl}?sslmode=require`, checks: false } });
     assert.equal(renamed.status, 200, renamed.text);

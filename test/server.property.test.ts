@@ -252,6 +252,7 @@ describe('API bad input, generated from /api/openapi.json', { timeout: 300_000 }
         if (parameter.in === 'path') bad.push(fc.constant('no-such-target'));
       }
       if (schema.enum) bad.push(fc.constantFrom('bogus', 'QUEUED', ...SQL));
+      if (schema.maxLength !== undefined) bad.push(fc.constant('x'.repeat(schema.maxLength + 1)));
       if (schema.type === 'integer') {
         bad.push(
           fc.constantFrom('abc', '1.5', '1e999', '99999999999999999999999', '-1', ...SQL),

@@ -173,7 +173,7 @@ describe('target lifecycle through the API', () => {
     const byField = Object.fromEntries(several.fields!.map((problem) => [problem.field, problem.message]));
     assert.equal(byField.maxAttempts, 'must be a whole number from 1 to 10');
     assert.equal(byField.databaseURL, 'is not a known field');
-    assert.equal(byField['notifications.0.kind'], 'must be one of: webhook, slack');
+    assert.equal(byField['notifications.0.kind'], 'must be one of: webhook, slack, email, discord, telegram, teams, ntfy, shared');
     assert.equal(byField['options.withStorage'], 'must be true or false');
     assert.match(byField['schedule.timezone']!, /"Mars\/Olympus_Mons" is not a time zone/);
     assert.match(several.message, /^9 problems: /);
@@ -278,7 +278,7 @@ describe('target lifecycle through the API', () => {
     assert.equal(changed.status, 200, changed.text);
     const { notifications, ...rest } = everything;
     for (const [field, value] of Object.entries(rest)) assert.deepEqual(changed.json[field], value, field);
-    assert.deepEqual(changed.json.notifications, [{ id: 'ops', kind: 'slack', on: ['failed', 'verify_failed'], signed: false }]);
+    assert.deepEqual(changed.json.notifications, [{ id: 'ops', kind: 'slack', on: ['failed', 'verify_failed'], signed: false, settings: { kind: 'slack', secretsSet: ['url'] } }]);
     assert.equal(notifications.length, 1);
     const moved = await backupOf('app');
     assert.equal(moved.status, 'succeeded', JSON.stringify(moved.error));

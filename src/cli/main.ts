@@ -17,6 +17,7 @@ import { registerRestoreCommand } from './commands/restore.ts';
 import { registerRunCommands } from './commands/runs.ts';
 import { registerServerCommand } from './commands/server.ts';
 import { registerScheduleCommands } from './commands/schedule.ts';
+import { registerChannelCommands } from './commands/channels.ts';
 import { registerTargetCommands } from './commands/targets.ts';
 import { registerTokenCommands } from './commands/token.ts';
 import { registerVerifyCommand } from './commands/verify.ts';
@@ -56,6 +57,7 @@ export function createProgram(context: () => CommandContext): Command {
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
   registerBackupCommands(program, context);
   registerTargetCommands(program, context);
+  registerChannelCommands(program, context);
   registerRunCommands(program, context);
   registerWorkerCommand(program, context);
   registerRestoreCommand(program, context);

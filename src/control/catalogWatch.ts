@@ -3,7 +3,7 @@ import type { AlarmConfig } from '../core/config.ts';
 import { formatDuration } from '../core/alarms.ts';
 import { listAlarmChannels } from '../db/alarms.ts';
 import type { Queryable } from '../db/pool.ts';
-import type { NotificationChannel } from '../db/targets.ts';
+import type { ChannelSettings } from '../core/channelSettings.ts';
 import { guardedFetch } from '../net/outboundGuard.ts';
 import { deliverToChannel, type Fetch } from '../operations/deliverNotification.ts';
 import { startPeriodicTask } from './periodicTask.ts';
@@ -27,7 +27,7 @@ export function startCatalogWatch(deps: { db: Queryable; log: Logger; workerName
   const log = deps.log.child({ component: 'catalog-watch' });
   const doFetch = deps.fetch ?? guardedFetch;
   const afterMs = config.catalogUnreachableMs;
-  let channels: NotificationChannel[] = [];
+  let channels: { id: string; settings: ChannelSettings }[] = [];
   let lastReached = performance.now();
   let downSince: number | null = null;
   let sent: { at: number; count: number } | null = null;
@@ -48,7 +48,9 @@ export function startCatalogWatch(deps: { db: Queryable; log: Logger; workerName
       event,
       at: new Date().toISOString(),
     };
-    const results = await Promise.all(channels.map((channel) => deliverToChannel(doFetch, { id: `${deps.workerName}/${++deliveries}`, event, payload }, channel, 10_000)));
+    const results = await Promise.all(
+      channels.map((channel) => deliverToChannel(doFetch, { id: `${deps.workerName}/${++deliveries}`, event, payload }, channel.settings, { timeoutMs: 10_000, publicUrl: null })),
+    );
     results.forEach((result, index) => {
       if (result.error) log.warn({ channel: channels[index]!.id, event, error: result.error }, 'could not deliver the catalog alarm');
     });

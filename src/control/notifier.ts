@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { recordChannelOutcome } from '../db/channels.ts';
 import { claimDueNotifications, markNotificationAttemptFailed, markNotificationDelivered, PING_CHANNEL_ID, type NotificationDelivery } from '../db/notifications.ts';
 import type { Queryable } from '../db/pool.ts';
 import { guardedFetch } from '../net/outboundGuard.ts';
@@ -19,6 +20,8 @@ export interface NotifierOptions {
   retryBaseMs?: number;
   /** Default 1 h. */
   retryMaxMs?: number;
+  /** The dashboard's public address, for links to run pages in messages (BACKSTOP_PUBLIC_URL). */
+  publicUrl?: string | null;
 }
 
 export interface DeliveryOutcome {
@@ -45,8 +48,9 @@ export function retryDelayMs(attempts: number, baseMs: number, maxMs: number): n
 }
 
 /**
- * Delivers the notification outbox (backstop.notifications) to webhooks and Slack incoming
- * webhooks, with retries and exponential backoff. Fully decoupled from runs: rows are
+ * Delivers the notification outbox (backstop.notifications) to every kind of channel (webhook,
+ * Slack, e-mail, Discord, Telegram, Teams, ntfy) and heartbeat pings, with retries and
+ * exponential backoff. Fully decoupled from runs: rows are
  * enqueued by a trigger in the transaction that ends a run, and nothing a receiver does
  * (hang, fail, vanish) can reach back into that transaction. Safe with many notifiers.
  */
@@ -69,8 +73,8 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
     const gone = ping ? !row.pingUrl : !row.channel;
     if (ping && row.pingUrl) error = (await deliverPing(doFetch, row, row.pingUrl, settings.requestTimeoutMs)).error;
     else if (ping) error = 'the target no longer has a ping URL';
-    else if (!row.channel) error = `channel ${row.channelId} no longer exists on the target`;
-    else error = (await deliverToChannel(doFetch, row, row.channel, settings.requestTimeoutMs)).error;
+    else if (!row.channel) error = row.channelMissing;
+    else error = (await deliverToChannel(doFetch, row, row.channel, { timeoutMs: settings.requestTimeoutMs, publicUrl: options.publicUrl ?? null })).error;
     const outcome: DeliveryOutcome = {
       id: row.id,
       channelId: row.channelId,
@@ -81,6 +85,9 @@ export function startNotifier(deps: { db: Queryable; log: Logger; fetch?: Fetch 
       error,
     };
     const fields = { notification: row.id, channel: row.channelId, event: row.event, runId: row.runId, attempt: row.attempts };
+    // The channel's health first: a channel that keeps failing is shown failing at once.
+    if (row.channel && !ping)
+      await recordChannelOutcome(deps.db, { ...row.health, error }).catch((err: unknown) => log.warn({ err, ...fields }, 'could not record the channel outcome'));
     if (error === null) {
       await markNotificationDelivered(deps.db, { id: row.id, attempts: row.attempts });
       log.info(fields, 'notification delivered');

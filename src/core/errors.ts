@@ -8,6 +8,10 @@ export const errorCodes = {
   RUN_NOT_FOUND: { exitCode: 4, httpStatus: 404 },
   TARGET_NOT_FOUND: { exitCode: 4, httpStatus: 404 },
   TARGET_EXISTS: { exitCode: 5, httpStatus: 409 },
+  CHANNEL_NOT_FOUND: { exitCode: 4, httpStatus: 404 },
+  CHANNEL_EXISTS: { exitCode: 5, httpStatus: 409 },
+  // A shared notification channel that targets still use: removing it would silence them.
+  CHANNEL_IN_USE: { exitCode: 5, httpStatus: 409 },
   RUN_NOT_CLAIMABLE: { exitCode: 5, httpStatus: 409 },
   RUN_ALREADY_TERMINAL: { exitCode: 5, httpStatus: 409 },
   LEASE_LOST: { exitCode: 6, httpStatus: 409 },

@@ -27,16 +27,6 @@ export function parseNotificationEvents(list: string): NotificationEventName[] {
   return [...new Set(names)] as NotificationEventName[];
 }
 
-/** A channel URL must be http(s); the URL itself is a secret and is not repeated in the message. */
-export function assertChannelUrl(raw: string, kind: 'webhook' | 'slack'): void {
-  if (!isHttpUrl(raw)) {
-    throw new BackstopError(
-      'INVALID_INPUT',
-      `The ${kind === 'slack' ? 'Slack incoming-webhook' : 'webhook'} URL is not an http:// or https:// URL. Pass the full URL, e.g. https://hooks.example.com/backstop.`,
-    );
-  }
-}
-
 /** Whether `raw` parses as an http:// or https:// URL: what every outbound URL a target holds must be. */
 export function isHttpUrl(raw: string): boolean {
   try {

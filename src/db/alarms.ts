@@ -1,7 +1,8 @@
+import type { ChannelSettings } from '../core/channelSettings.ts';
 import type { ActiveAlarm, AlarmAction, AlarmDetails, AlarmKind, TargetAlarmFacts } from '../core/alarms.ts';
 import type { RunStatus } from '../core/runState.ts';
 import type { Queryable } from './pool.ts';
-import type { NotificationChannel, ScheduleConfig, VerificationPolicy } from './targets.ts';
+import type { ScheduleConfig, VerificationPolicy } from './targets.ts';
 
 // Arbitrary constant: one alarm evaluation at a time across every server and worker.
 export const ALARM_LOCK_KEY = 0x616c726d; // "alrm"
@@ -226,12 +227,16 @@ export function alarmPayload(alarm: AlarmRecord, link: string | null): Record<st
  * Every channel of any target that listens to `alarm`, with its URL and secret, once each:
  * what a worker keeps in memory to tell people when the catalog itself is out of reach.
  */
-export async function listAlarmChannels(db: Queryable): Promise<NotificationChannel[]> {
-  const { rows } = await db.query<{ channel: NotificationChannel }>(
-    `select distinct on (ch.value->>'id', ch.value->>'url') ch.value as channel
-     from backstop.targets t
-     cross join lateral jsonb_array_elements(case when jsonb_typeof(t.notifications) = 'array' then t.notifications else '[]'::jsonb end) ch
-     where coalesce(ch.value->'on', '[]'::jsonb) ? 'alarm' and ch.value->>'url' is not null`,
+export async function listAlarmChannels(db: Queryable): Promise<{ id: string; settings: ChannelSettings }[]> {
+  // A shared channel's settings come from backstop.channels; one channel many targets use is told once.
+  const { rows } = await db.query<{ id: string; settings: ChannelSettings }>(
+    `select distinct on (settings) id, settings from (
+       select ch.value->>'id' as id, coalesce(sc.settings, ch.value - 'id' - 'on') as settings
+       from backstop.targets t
+       cross join lateral jsonb_array_elements(case when jsonb_typeof(t.notifications) = 'array' then t.notifications else '[]'::jsonb end) ch
+       left join backstop.channels sc on ch.value->>'kind' = 'shared' and sc.name = ch.value->>'channel'
+       where coalesce(ch.value->'on', '[]'::jsonb) ? 'alarm' and (ch.value->>'kind' is distinct from 'shared' or sc.id is not null)
+     ) channels`,
   );
-  return rows.map((row) => row.channel);
+  return rows;
 }

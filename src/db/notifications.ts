@@ -1,7 +1,9 @@
+import type { ChannelSettings } from '../core/channelSettings.ts';
+import { channelHealthKey } from './channels.ts';
 import type { Queryable } from './pool.ts';
 import type { NotificationChannel } from './targets.ts';
 
-/** One outbox row claimed for delivery, with its channel (URL and secret: handle with care). */
+/** One outbox row claimed for delivery, with its channel's settings (secrets: handle with care). */
 export interface NotificationDelivery {
   id: number;
   runId: string | null;
@@ -13,8 +15,14 @@ export interface NotificationDelivery {
   /** Attempts including this one; the fencing value for recording its outcome. */
   attempts: number;
   createdAt: string;
-  /** Null when the channel was removed from the target since the row was enqueued. */
-  channel: NotificationChannel | null;
+  /** The settings to deliver with: the target's own channel's, or the shared channel's it names. */
+  channel: ChannelSettings | null;
+  /** Why `channel` is null: the channel left the target, or the shared channel is gone. */
+  channelMissing: string | null;
+  /** Where the outcome is recorded (see backstop.channel_health). */
+  health: { key: string; targetId: string | null; sharedChannelId: string | null };
+  /** For a backup's outcome: the first failure of the target's failing streak up to this run. */
+  failingSince: string | null;
   /** A heartbeat ping (channel id `@ping`): the target's ping URL (a secret), null when it was removed. */
   pingUrl?: string | null;
 }
@@ -61,7 +69,16 @@ interface NotificationRow {
  * dies mid-delivery simply lets its lease run out and the row becomes due again.
  */
 export async function claimDueNotifications(db: Queryable, input: { limit: number; leaseMs: number }): Promise<NotificationDelivery[]> {
-  const { rows } = await db.query<NotificationRow & { target_name: string | null; channel: NotificationChannel | null; ping_url: string | null }>(
+  const { rows } = await db.query<
+    NotificationRow & {
+      target_name: string | null;
+      channel: NotificationChannel | null;
+      shared_id: string | null;
+      shared_settings: ChannelSettings | null;
+      failing_since: string | null;
+      ping_url: string | null;
+    }
+  >(
     `with due as (
        select id from backstop.notifications
        where delivered_at is null and failed_at is null and next_attempt_at <= now()
@@ -78,29 +95,62 @@ export async function claimDueNotifications(db: Queryable, input: { limit: numbe
        from due where n.id = due.id
        returning n.*
      )
-     select c.*, t.name as target_name, ch.value as channel, case when c.channel_id = '@ping' then t.ping_url end as ping_url
+     select c.*, t.name as target_name, ch.value as channel, sc.id as shared_id, sc.settings as shared_settings, fs.failing_since,
+            case when c.channel_id = '@ping' then t.ping_url end as ping_url
      from claimed c
      left join backstop.targets t on t.id = c.target_id
      left join lateral (
        select value from jsonb_array_elements(case when jsonb_typeof(t.notifications) = 'array' then t.notifications else '[]'::jsonb end)
        where value->>'id' = c.channel_id limit 1
      ) ch on true
+     left join backstop.channels sc on ch.value->>'kind' = 'shared' and sc.name = ch.value->>'channel'
+     left join backstop.runs r on r.id = c.run_id
+     -- Since when the target's backups have been failing, up to this run: its streak's first
+     -- failure after the last success (for a recovery, the streak it ends).
+     left join lateral (
+       select min(f.finished_at) as failing_since from backstop.runs f
+       where c.event in ('failed', 'timed_out', 'recovered') and r.kind = 'backup' and f.target_id = r.target_id and f.kind = 'backup' and f.status in ('failed', 'timed_out')
+         and f.finished_at <= r.finished_at
+         and f.finished_at > coalesce((select max(s.finished_at) from backstop.runs s
+                                       where s.target_id = r.target_id and s.kind = 'backup' and s.status = 'succeeded'
+                                         and s.id <> r.id and s.finished_at <= r.finished_at), '-infinity')
+     ) fs on true
      order by c.id`,
     [input.limit, input.leaseMs],
   );
-  return rows.map((row) => ({
-    id: row.id,
-    runId: row.run_id,
-    targetId: row.target_id,
-    targetName: row.target_name,
-    channelId: row.channel_id,
-    event: row.event,
-    payload: row.payload,
-    attempts: row.attempts,
-    createdAt: row.created_at,
-    channel: row.channel,
-    pingUrl: row.ping_url,
-  }));
+  return rows.map((row) => {
+    const entry = row.channel;
+    const shared = entry?.kind === 'shared';
+    let channel: ChannelSettings | null = null;
+    let channelMissing: string | null = null;
+    if (!entry) channelMissing = `channel ${row.channel_id} no longer exists on the target`;
+    else if (entry.kind === 'shared') {
+      if (row.shared_settings) channel = row.shared_settings;
+      else channelMissing = `shared channel "${entry.channel}" no longer exists`;
+    } else {
+      const { id: _id, on: _on, ...settings } = entry;
+      channel = settings;
+    }
+    return {
+      id: row.id,
+      runId: row.run_id,
+      targetId: row.target_id,
+      targetName: row.target_name,
+      channelId: row.channel_id,
+      event: row.event,
+      payload: row.payload,
+      attempts: row.attempts,
+      createdAt: row.created_at,
+      channel,
+      channelMissing,
+      health:
+        shared && row.shared_id
+          ? { key: channelHealthKey({ sharedChannelId: row.shared_id }), targetId: null, sharedChannelId: row.shared_id }
+          : { key: channelHealthKey({ targetId: row.target_id ?? 'none', channelId: row.channel_id }), targetId: row.target_id, sharedChannelId: null },
+      failingSince: row.failing_since,
+      pingUrl: row.ping_url,
+    };
+  });
 }
 
 /** Records a delivery; conditional on the attempt, so a notifier whose lease ran out cannot overwrite a newer outcome. */

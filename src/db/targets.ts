@@ -1,3 +1,5 @@
+import { channelSettingsView, type ChannelSettings, type ChannelSettingsView } from '../core/channelSettings.ts';
+import type { ChannelHealth } from './channels.ts';
 import type { BackupProfile } from '../core/manifest.ts';
 import type { ServerOptions } from '../core/serverDatabases.ts';
 import { databaseLocation, type DatabaseLocation } from '../core/databaseUrl.ts';
@@ -41,21 +43,38 @@ export interface VerificationPolicy {
 
 export type NotificationEvent = 'failed' | 'timed_out' | 'succeeded' | 'recovered' | 'cancelled' | 'verify_failed' | 'alarm';
 
-/** A notification channel. `url` and `secret` are secrets: stored, never returned. */
-export interface NotificationChannel {
+/** A target's use of a shared, named channel (backstop.channels), with the events it wants. */
+export interface SharedChannelUse {
   id: string;
-  kind: 'webhook' | 'slack';
-  url: string;
-  secret?: string;
+  kind: 'shared';
+  /** The shared channel's name. */
+  channel: string;
   on: NotificationEvent[];
 }
 
-/** What is shown of a channel: no URL, no secret. */
+/** A notification channel of a target: its own settings (secrets included: never returned), or a shared one's name. */
+export type NotificationChannel = (ChannelSettings & { id: string; on: NotificationEvent[] }) | SharedChannelUse;
+
+/** What is shown of a channel: no URL, token, password or secret. */
 export interface NotificationChannelView {
   id: string;
-  kind: 'webhook' | 'slack';
+  kind: ChannelSettings['kind'] | 'shared';
   on: NotificationEvent[];
+  /** A webhook whose deliveries are signed. */
   signed: boolean;
+  /** The shared channel's name (kind `shared`). */
+  channel?: string;
+  /** Its settings but the secrets (a target's own channel). */
+  settings?: ChannelSettingsView;
+  /** How its deliveries are going (when shown with one target). */
+  health?: ChannelHealth;
+}
+
+/** The view of a stored channel. */
+export function notificationChannelView(channel: NotificationChannel): NotificationChannelView {
+  if (channel.kind === 'shared') return { id: channel.id, kind: 'shared', on: channel.on, signed: false, channel: channel.channel };
+  const { id, on, ...settings } = channel;
+  return { id, kind: channel.kind, on, signed: channel.kind === 'webhook' && Boolean(channel.secret), settings: channelSettingsView(settings) };
 }
 
 export interface GithubExecutorConfig {
@@ -128,7 +147,7 @@ function toRecord(row: TargetRow): TargetRecord {
     schedule: row.schedule,
     retention: row.retention,
     verification: row.verification,
-    notifications: (row.notifications ?? []).map((channel) => ({ id: channel.id, kind: channel.kind, on: channel.on, signed: Boolean(channel.secret) })),
+    notifications: (Array.isArray(row.notifications) ? row.notifications : []).map(notificationChannelView),
     executor: row.executor_config,
     paused: row.paused,
     maxBackupAge: row.max_backup_age_seconds,

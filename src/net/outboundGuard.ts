@@ -166,16 +166,33 @@ export async function assertOutboundUrlAllowed(raw: string, what: string, env: N
 
 /**
  * The creation-time check of a target's outbound URLs: its S3 store's custom endpoint and the
- * notification channels given (channels kept from before are judged when they are sent to).
+ * channel endpoints given (see channelEndpoints; endpoints kept from before are judged when
+ * they are sent to).
  */
-export async function assertTargetEndpointsAllowed(fields: { storeUrl?: string; channels?: { kind: 'webhook' | 'slack'; url?: string }[] }): Promise<void> {
+export async function assertTargetEndpointsAllowed(fields: { storeUrl?: string; endpoints?: { url: string; what: string }[] }): Promise<void> {
   if (fields.storeUrl?.startsWith('s3://')) {
     const { endpoint } = parseS3Url(fields.storeUrl);
     if (endpoint !== undefined) await assertOutboundUrlAllowed(endpoint, 'S3 endpoint');
   }
-  for (const channel of fields.channels ?? []) {
-    if (channel.url !== undefined) await assertOutboundUrlAllowed(channel.url, channel.kind === 'slack' ? 'Slack incoming-webhook URL' : 'webhook URL');
-  }
+  for (const endpoint of fields.endpoints ?? []) await assertOutboundUrlAllowed(endpoint.url, endpoint.what);
+}
+
+/**
+ * The one address a connection to `host` may use (an SMTP server, say, reached by a library
+ * that resolves names itself): resolved once and judged like every outbound request, so the
+ * library connects to the very address that was judged. Throws OutboundAddressRefused.
+ */
+export function resolveGuardedHost(host: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const refused = literalRefusal(bare, env);
+  if (refused) return Promise.reject(refused);
+  if (net.isIP(bare) !== 0) return Promise.resolve(bare);
+  return new Promise((resolve, reject) => {
+    guardedLookup(env)(bare, { all: true }, (error, addresses) => {
+      if (error) reject(error);
+      else resolve((addresses as unknown as dns.LookupAddress[])[0]!.address);
+    });
+  });
 }
 
 const RESPONSE_LIMIT = 16 * 1024 * 1024;

@@ -1,128 +1,126 @@
-import { createHmac } from 'node:crypto';
-import type { NotificationDelivery } from '../db/notifications.ts';
-import type { NotificationChannel } from '../db/targets.ts';
-import { formatBytes } from '../core/formatBytes.ts';
+import { channelRequest, emailContent } from '../core/channelRequests.ts';
+import { channelSecretValues, type ChannelSettings } from '../core/channelSettings.ts';
+import { notificationMessage, type PayloadView } from '../core/notificationMessage.ts';
 import { OutboundAddressRefused, type GuardedRequestInit } from '../net/outboundGuard.ts';
 import { BACKSTOP_VERSION } from '../version.ts';
+import { sendEmail } from './sendEmail.ts';
 
 /**
- * One notification to one channel, as every notification is sent: a webhook request signed
- * with the channel's secret, or Slack's text, through the outbound guard. The notifier
- * delivers its outbox with it; a test notification is one call of it.
+ * One notification to one channel, as every notification is sent: the message decided once
+ * (src/core/notificationMessage.ts), written out for the channel's kind
+ * (src/core/channelRequests.ts) and sent through the outbound guard. The notifier delivers its
+ * outbox with it; a test notification is one call of it.
  */
 
 /** guardedFetch: receivers are reached only at addresses the outbound guard allows. */
 export type Fetch = (url: string, init: GuardedRequestInit) => Promise<Response>;
 
-/** `sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>"): what a receiver recomputes. */
-export function webhookSignature(secret: string, timestamp: string, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+export interface DeliveryInput {
+  id: number | string;
+  event: string;
+  payload: Record<string, unknown>;
+  /** The first failure of the target's current failing streak, when the catalog knows it. */
+  failingSince?: string | null;
+}
+
+export interface DeliveryOptions {
+  timeoutMs: number;
+  /** The dashboard's public address, for links in messages (BACKSTOP_PUBLIC_URL). */
+  publicUrl?: string | null;
 }
 
 /**
- * One delivery to one channel: the HTTP request every notification makes (signed webhook or
- * Slack text), through the outbound guard. Null on a 2xx answer, otherwise what went wrong
- * (never the URL or secret). `status` is the receiver's HTTP status when it answered.
+ * One delivery to one channel. Null error on success (a 2xx answer, or an e-mail the SMTP
+ * server accepted), otherwise what went wrong, never a URL, token, password or secret.
+ * `status` is the receiver's HTTP status when it answered.
  */
 export async function deliverToChannel(
   doFetch: Fetch,
-  delivery: Pick<NotificationDelivery, 'id' | 'event' | 'payload'> | { id: string; event: string; payload: Record<string, unknown> },
-  channel: NotificationChannel,
-  timeoutMs: number,
+  delivery: DeliveryInput,
+  settings: ChannelSettings,
+  options: DeliveryOptions,
 ): Promise<{ error: string | null; status: number | null }> {
   const document = { deliveryId: delivery.id, ...delivery.payload };
-  const body = JSON.stringify(channel.kind === 'slack' ? { text: slackText(document as PayloadView) } : document);
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    'user-agent': `backstop/${BACKSTOP_VERSION}`,
-  };
-  if (channel.kind === 'webhook') {
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    headers['x-backstop-event'] = delivery.event;
-    headers['x-backstop-delivery'] = String(delivery.id);
-    headers['x-backstop-timestamp'] = timestamp;
-    if (channel.secret) headers['x-backstop-signature'] = webhookSignature(channel.secret, timestamp, body);
+  const message = notificationMessage(document as PayloadView, { publicUrl: options.publicUrl ?? null, failingSince: delivery.failingSince ?? null });
+  const timeoutMs = options.timeoutMs;
+  if (settings.kind === 'email') {
+    try {
+      await sendEmail(settings, emailContent(message), { timeoutMs });
+      return { error: null, status: null };
+    } catch (error) {
+      return { error: redact(describeFailure(error, timeoutMs), settings), status: null };
+    }
   }
+  const request = channelRequest(settings, { id: delivery.id, event: delivery.event, document }, message, {
+    userAgent: `backstop/${BACKSTOP_VERSION}`,
+    timestamp: String(Math.floor(Date.now() / 1000)),
+  });
   try {
-    const response = await doFetch(channel.url, {
+    const response = await doFetch(request.url, {
       method: 'POST',
-      headers,
-      body,
+      headers: request.headers,
+      body: request.body,
       redirect: 'manual',
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await response.text().catch(() => '');
-    if (response.status >= 200 && response.status < 300) return { error: null, status: response.status };
-    return { error: redact(`HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, channel), status: response.status };
+    if (response.status >= 200 && response.status < 300) {
+      // The Bot API says whether it sent the message in its answer too.
+      if (settings.kind === 'telegram' && telegramRefused(text)) return { error: redact(`Telegram refused: ${text.slice(0, 200)}`, settings, request.url), status: response.status };
+      return { error: null, status: response.status };
+    }
+    return { error: redact(`HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, settings, request.url), status: response.status };
   } catch (error) {
-    return { error: deliveryError(error, timeoutMs, [channel.url, channel.secret]), status: null };
+    return { error: redact(describeFailure(error, timeoutMs), settings, request.url), status: null };
   }
 }
 
-/** What a request that threw went through, in words, with its secrets (URL first) taken out. */
-export function deliveryError(error: unknown, timeoutMs: number, secrets: (string | undefined)[]): string {
-  const err = error as Error & { cause?: { code?: string; message?: string } };
-  if (err.name === 'TimeoutError' || err.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+function telegramRefused(text: string): boolean {
+  try {
+    return (JSON.parse(text) as { ok?: unknown }).ok === false;
+  } catch {
+    return false;
+  }
+}
+
+/** What a request that threw went through, in words, with its secrets (the URL first) taken out: for requests that are no channel's (heartbeat pings). */
+export function deliveryError(error: unknown, timeoutMs: number, [url, ...others]: (string | undefined)[]): string {
+  let text = describeFailure(error, timeoutMs);
+  if (url) text = text.split(url).join('<channel url>');
+  for (const secret of others) if (secret) text = text.split(secret).join('*****');
+  return text;
+}
+
+function describeFailure(error: unknown, timeoutMs: number): string {
+  const err = error as Error & { code?: string; cause?: { code?: string; message?: string } };
+  if (err.name === 'TimeoutError' || err.name === 'AbortError' || err.code === 'ETIMEDOUT') return `no answer within ${timeoutMs} ms`;
   // Refused before connecting (a loopback or private address): the refusal says what to set.
-  if (err.cause instanceof OutboundAddressRefused) return redactSecrets(err.cause.message, secrets);
+  if (error instanceof OutboundAddressRefused) return error.message;
+  if (err.cause instanceof OutboundAddressRefused) return err.cause.message;
   const cause = err.cause?.code ?? err.cause?.message;
-  return redactSecrets(`${err.message}${cause ? ` (${cause})` : ''}`, secrets);
+  return `${err.message}${cause ? ` (${cause})` : ''}`;
 }
 
-function redact(text: string, channel: NotificationChannel): string {
-  return redactSecrets(text, [channel.url, channel.secret]);
-}
-
-function redactSecrets(text: string, [url, ...others]: (string | undefined)[]): string {
+/** Whatever a receiver or a library said, without the channel's secrets (a Telegram token sits in the URL path). */
+function redact(text: string, settings: ChannelSettings, url?: string): string {
   let result = url ? text.split(url).join('<channel url>') : text;
-  for (const secret of others) if (secret) result = result.split(secret).join('*****');
+  for (const secret of secretFragments(settings)) result = result.split(secret).join('*****');
   return result;
 }
 
-interface PayloadView {
-  event?: string;
-  alarm?: { kind?: string; what?: string; whatToDo?: string; since?: string; link?: string | null; sentCount?: number };
-  target?: { name?: string };
-  run?: {
-    id?: string;
-    subjectRunId?: string | null;
-    error?: { code?: string; message?: string } | null;
-    artifact?: { files?: number; bytes?: number } | null;
-  };
-  previousStatus?: string | null;
-}
-
-/** The one-line Slack message for a payload (Slack's text escaping applied). */
-export function slackText(payload: PayloadView): string {
-  const escapeSlack = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-  const target = `*${escapeSlack(payload.target?.name ?? 'unknown target')}*`;
-  const run = payload.run ?? {};
-  const error = run.error ? `: [${escapeSlack(run.error.code ?? '')}] ${escapeSlack(run.error.message ?? '')}` : '';
-  const size = run.artifact ? `: ${formatBytes(run.artifact.bytes ?? 0)} in ${run.artifact.files ?? 0} file(s)` : '';
-  const suffix = run.id ? ` (run ${run.id})` : '';
-  switch (payload.event) {
-    case 'failed':
-      return `:x: Backup of ${target} failed${error}${suffix}`;
-    case 'timed_out':
-      return `:hourglass: Backup of ${target} timed out${error}${suffix}`;
-    case 'cancelled':
-      return `:no_entry_sign: Backup of ${target} was cancelled${suffix}`;
-    case 'recovered':
-      return `:white_check_mark: Backup of ${target} recovered: succeeded after a ${escapeSlack(payload.previousStatus ?? 'failed')} run${size}${suffix}`;
-    case 'succeeded':
-      return `:white_check_mark: Backup of ${target} succeeded${size}${suffix}`;
-    case 'test':
-      return `:information_source: Test notification for ${target} from Backstop: this channel works.`;
-    case 'alarm': {
-      const alarm = payload.alarm ?? {};
-      const link = alarm.link ? ` <${alarm.link}|${escapeSlack(payload.target?.name ?? 'target')}>` : '';
-      return `:rotating_light: ${alarm.sentCount && alarm.sentCount > 1 ? 'Still: ' : ''}${escapeSlack(alarm.what ?? '')} Since ${escapeSlack(alarm.since ?? '')}. ${escapeSlack(alarm.whatToDo ?? '')}${link}`;
+/**
+ * The secrets, and the path and query of a secret URL on their own: a webhook URL's key is in its
+ * path (Discord's token, Teams' signature), and a receiver may repeat the path without the host.
+ */
+function secretFragments(settings: ChannelSettings): string[] {
+  const fragments = channelSecretValues(settings);
+  if (settings.url !== undefined) {
+    try {
+      const { pathname, search } = new URL(settings.url);
+      for (const part of [`${pathname}${search}`, pathname]) if (part.length >= 8) fragments.push(part);
+    } catch {
+      // Not a URL: the whole value is redacted above.
     }
-    case 'alarm_cleared':
-      return `:white_check_mark: Cleared for ${target}: ${escapeSlack(payload.alarm?.what ?? payload.alarm?.kind ?? '')}`;
-    case 'verify_failed':
-      return `:warning: Restore drill of ${target}${run.subjectRunId ? ` backup ${run.subjectRunId}` : ''} failed${error}${run.id ? ` (drill ${run.id})` : ''}`;
-    default:
-      return `Backup of ${target}: ${escapeSlack(payload.event ?? 'event')}${suffix}`;
   }
+  return fragments.sort((a, b) => b.length - a.length);
 }

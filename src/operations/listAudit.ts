@@ -18,8 +18,9 @@ export const auditQuery = z.strictObject({
     .describe('Only entries from this long ago (`24h`, `7d`) or since this time (ISO 8601).'),
   actor: z.string().min(1).max(200).optional().describe("Only entries of this actor: a token's or user's name or id, an OS user at the CLI, `scheduler`."),
   action: z
-    .string()
-    .refine((value) => auditActionsMatching(value).length > 0, { error: `must be an action or a group of them: ${[...actionGroups, ...auditActions].join(', ')}` })
+    .enum([...auditActions, ...actionGroups.filter((group) => !(auditActions as readonly string[]).includes(group))], {
+      error: `must be an action or a group of them: ${[...actionGroups, ...auditActions].join(', ')}`,
+    })
     .optional()
     .describe('Only this action (`target.update`), or every action of a group (`target`).'),
   limit: z.int().min(1).max(MAX_AUDIT_PAGE_SIZE).default(50).describe(`Page size, at most ${MAX_AUDIT_PAGE_SIZE}.`),

@@ -14,6 +14,7 @@ import { bundledFiles } from '../core/bundledFiles.ts';
 import { registerAlarmRoutes } from './routes/alarms.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
 import { registerEventRoutes } from './routes/events.ts';
+import { registerChannelRoutes } from './routes/channels.ts';
 import { registerNotificationTestRoutes } from './routes/notificationTests.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
 import { registerOverviewRoutes } from './routes/overview.ts';
@@ -111,6 +112,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
         { name: 'runner', description: 'Remote runners: claim, heartbeat, finalize' },
         { name: 'tokens', description: 'API tokens' },
         { name: 'audit', description: 'Who did what: the append-only audit trail (admins)' },
+        { name: 'channels', description: 'Shared notification channels' },
         { name: 'operations', description: 'Health and metrics (no token needed)' },
       ],
     },
@@ -141,6 +143,7 @@ export async function buildApp(deps: AppDeps, options: AppOptions = {}): Promise
   registerRunFileRoutes(app, ctx);
   registerTargetRestoreRoutes(app, ctx);
   registerNotificationTestRoutes(app, ctx);
+  registerChannelRoutes(app, ctx);
   registerRunnerRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
   registerOverviewRoutes(app, ctx);

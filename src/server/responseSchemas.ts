@@ -177,6 +177,55 @@ export const alarmSchema = {
   },
 } as const;
 
+/** A channel's settings without its secrets: those are named in `secretsSet`, never shown. */
+export const channelSettingsViewSchema = {
+  type: 'object',
+  description: "A channel's settings but its secrets (url, secret, token, botToken, password), which are write-only: `secretsSet` says which are stored.",
+  required: ['kind', 'secretsSet'],
+  properties: {
+    kind: { type: 'string' },
+    chatId: { type: 'string' },
+    apiUrl: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'integer' },
+    security: { type: 'string' },
+    username: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'array', items: { type: 'string' } },
+    secretsSet: { type: 'array', items: { type: 'string' } },
+  },
+} as const;
+
+export const channelHealthSchema = {
+  type: 'object',
+  description: 'How deliveries to the channel are going. `failingSince` set: it is failing (its last attempt failed), since then.',
+  required: ['lastDeliveredAt', 'failingSince', 'failures', 'lastError', 'lastErrorAt'],
+  properties: {
+    lastDeliveredAt: nullableDateTime,
+    failingSince: nullableDateTime,
+    failures: { type: 'integer', description: 'Failed attempts in a row.' },
+    lastError: { type: ['string', 'null'], description: 'What went wrong last (never a URL or secret).' },
+    lastErrorAt: nullableDateTime,
+  },
+} as const;
+
+export const sharedChannelSchema = {
+  $id: 'Channel',
+  type: 'object',
+  description: 'A shared notification channel: targets use it by name. Its secrets are write-only.',
+  required: ['id', 'name', 'kind', 'settings', 'usedBy', 'health', 'createdAt', 'updatedAt'],
+  properties: {
+    id: uuid,
+    name: { type: 'string' },
+    kind: { type: 'string' },
+    settings: channelSettingsViewSchema,
+    usedBy: { type: 'array', items: { type: 'string' }, description: 'The targets that use it.' },
+    health: channelHealthSchema,
+    createdAt: dateTime,
+    updatedAt: dateTime,
+  },
+} as const;
+
 export const targetSchema = {
   $id: 'Target',
   type: 'object',
@@ -220,9 +269,12 @@ export const targetSchema = {
         required: ['id', 'kind', 'on', 'signed'],
         properties: {
           id: { type: 'string' },
-          kind: { type: 'string' },
+          kind: { type: 'string', description: 'webhook, slack, email, discord, telegram, teams, ntfy, or shared (a shared channel, named by `channel`).' },
           on: { type: 'array', items: { type: 'string' } },
           signed: { type: 'boolean', description: 'Whether deliveries are signed with a secret (the secret is never shown).' },
+          channel: { type: 'string', description: 'kind shared: the shared channel it uses.' },
+          settings: channelSettingsViewSchema,
+          health: channelHealthSchema,
         },
       },
     },
@@ -274,7 +326,7 @@ export const runnerTargetSchema = {
   },
 } as const;
 
-export const sharedSchemas = [errorSchema, runSchema, runEventSchema, alarmSchema, targetSchema, apiTokenSchema, runnerTargetSchema];
+export const sharedSchemas = [errorSchema, runSchema, runEventSchema, alarmSchema, targetSchema, apiTokenSchema, runnerTargetSchema, sharedChannelSchema];
 
 export const ref = (id: string) => ({ $ref: `${id}#` });
 

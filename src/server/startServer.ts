@@ -57,7 +57,7 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   // The control loops. Each is safe with several servers on one catalog: the scheduler's
   // slots are unique keys, the notifier and dispatcher claim rows, the pruner is idempotent.
   const scheduler = startScheduler({ db: deps.pool, config: deps.config, log: deps.log }, { onScheduled: () => metrics.schedulerActions.inc({ action: 'enqueued' }) });
-  const notifier = startNotifier({ db: deps.pool, log: deps.log });
+  const notifier = startNotifier({ db: deps.pool, log: deps.log }, { publicUrl: deps.config.alarms.publicUrl });
   const pruner = startPruner({ db: deps.pool, log: deps.log }, { intervalMs: 3_600_000 });
   const alarms = startAlarmEvaluator({ pool: deps.pool, log: deps.log }, deps.config.alarms);
   const github = deps.config.github

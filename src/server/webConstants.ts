@@ -1,4 +1,5 @@
 import { auditActions, auditOutcomes } from '../core/auditEntry.ts';
+import { channelKinds } from '../core/channelSettings.ts';
 import { errorCodes } from '../core/errors.ts';
 import { backupProfiles } from '../core/manifest.ts';
 import { defaultNotificationEvents, notificationEvents } from '../core/notificationChannels.ts';
@@ -25,6 +26,7 @@ const constants: [name: string, value: unknown, typedef?: string, description?: 
   ['errorCodes', Object.keys(errorCodes), 'ErrorCode', 'Every stable error code.'],
   ['notificationEvents', notificationEvents, 'NotificationEvent', 'What a notification channel can be told about.'],
   ['defaultNotificationEvents', defaultNotificationEvents, undefined, 'What a channel hears when it does not say.'],
+  ['channelKinds', channelKinds, 'ChannelKind', 'Kinds of notification channel.'],
   ['backupProfiles', backupProfiles, 'BackupProfile', 'How a target is dumped.'],
   ['restoreEventKinds', restoreEventKinds, undefined, 'Events a restore leaves on the backup it restored.'],
   ['auditActions', auditActions, 'AuditAction', 'What the audit trail records.'],

@@ -5,6 +5,7 @@ import { api, setUnauthorizedHandler } from './api.js';
 import { Loading } from './components.js';
 import { html } from './html.js';
 import { AuditPage } from './pages/audit.js';
+import { ChannelsPage } from './pages/channels.js';
 import { LoginPage } from './pages/login.js';
 import { OverviewPage } from './pages/overview.js';
 import { RunPage } from './pages/run.js';
@@ -12,7 +13,7 @@ import { RunsPage } from './pages/runs.js';
 import { TargetFormPage } from './pages/targetForm.js';
 import { TargetPage } from './pages/target.js';
 import { TargetsPage } from './pages/targets.js';
-import { forgetToken, setCsrfToken, storedToken, storeToken } from './session.js';
+import { can, forgetToken, setCsrfToken, storedToken, storeToken } from './session.js';
 
 /** @typedef {import('./types').Me} Me */
 /** @typedef {{ path: string[], query: URLSearchParams, key: string }} Route */
@@ -50,6 +51,7 @@ function page(route, me) {
   if (section === 'targets' && sub === 'edit') return html`<${TargetFormPage} me=${me} name=${id} key=${`edit-${id}`} />`;
   if (section === 'targets') return html`<${TargetPage} me=${me} name=${id} key=${id} />`;
   if (section === 'audit' && !id) return html`<${AuditPage} me=${me} query=${route.query} />`;
+  if (section === 'channels') return html`<${ChannelsPage} me=${me} />`;
   return html`<div class="page-heading"><h1 tabindex="-1" id="page-title">Not found</h1></div>
     <p>There is no page here. <a href="#/">Go to the overview</a>.</p>`;
 }
@@ -72,6 +74,7 @@ function Layout({ me, route, onLogout, children }) {
           ${link('#/runs', 'Runs', 'runs')}
           ${link('#/targets', 'Targets', 'targets')}
           ${me.role === 'admin' ? link('#/audit', 'Audit', 'audit') : null}
+          ${can(me, 'admin') ? link('#/channels', 'Channels', 'channels') : null}
         </ul>
       </nav>
       <div class="who">

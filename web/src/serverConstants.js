@@ -24,7 +24,7 @@ export const apiTokenRoles = /** @type {const} */ (["admin","operator","viewer"]
 export const roleRank = /** @type {const} */ ({"viewer":0,"operator":1,"admin":2});
 
 /** Every stable error code. */
-export const errorCodes = /** @type {const} */ (["INVALID_INPUT","CONFIG_INVALID","RUN_NOT_FOUND","TARGET_NOT_FOUND","TARGET_EXISTS","RUN_NOT_CLAIMABLE","RUN_ALREADY_TERMINAL","LEASE_LOST","CATALOG_UNAVAILABLE","DATABASE_UNREACHABLE","PG_TOOL_NOT_FOUND","PG_VERSION_MISMATCH","DUMP_FAILED","RESTORE_FAILED","RESTORE_TARGET_NOT_EMPTY","RESTORE_ROLE_PRIVILEGED","ARTIFACT_CORRUPT","ARTIFACT_REJECTED","ARTIFACT_UNSAFE","VERIFY_MISMATCH","IDENTITY_REQUIRED","STORE_WRITE_FAILED","STORE_READ_FAILED","CANCELLED","DEADLINE_EXCEEDED","LEASE_EXPIRED","START_DEADLINE_EXCEEDED","UNAUTHORIZED","FORBIDDEN","NOT_FOUND","TOKEN_NOT_FOUND","TARGET_BUSY","TOO_MANY_STREAMS","PAYLOAD_TOO_LARGE","UNSUPPORTED_MEDIA_TYPE","DISPATCH_REFUSED","EXECUTOR_ENDED","GITHUB_UNAVAILABLE","SIGN_IN_FAILED","IDENTITY_PROVIDER_UNAVAILABLE","INTERNAL"]);
+export const errorCodes = /** @type {const} */ (["INVALID_INPUT","CONFIG_INVALID","RUN_NOT_FOUND","TARGET_NOT_FOUND","TARGET_EXISTS","CHANNEL_NOT_FOUND","CHANNEL_EXISTS","CHANNEL_IN_USE","RUN_NOT_CLAIMABLE","RUN_ALREADY_TERMINAL","LEASE_LOST","CATALOG_UNAVAILABLE","DATABASE_UNREACHABLE","PG_TOOL_NOT_FOUND","PG_VERSION_MISMATCH","DUMP_FAILED","RESTORE_FAILED","RESTORE_TARGET_NOT_EMPTY","RESTORE_ROLE_PRIVILEGED","ARTIFACT_CORRUPT","ARTIFACT_REJECTED","ARTIFACT_UNSAFE","VERIFY_MISMATCH","IDENTITY_REQUIRED","STORE_WRITE_FAILED","STORE_READ_FAILED","CANCELLED","DEADLINE_EXCEEDED","LEASE_EXPIRED","START_DEADLINE_EXCEEDED","UNAUTHORIZED","FORBIDDEN","NOT_FOUND","TOKEN_NOT_FOUND","TARGET_BUSY","TOO_MANY_STREAMS","PAYLOAD_TOO_LARGE","UNSUPPORTED_MEDIA_TYPE","DISPATCH_REFUSED","EXECUTOR_ENDED","GITHUB_UNAVAILABLE","SIGN_IN_FAILED","IDENTITY_PROVIDER_UNAVAILABLE","INTERNAL"]);
 /** @typedef {(typeof errorCodes)[number]} ErrorCode */
 
 /** What a notification channel can be told about. */
@@ -33,6 +33,10 @@ export const notificationEvents = /** @type {const} */ (["failed","timed_out","s
 
 /** What a channel hears when it does not say. */
 export const defaultNotificationEvents = /** @type {const} */ (["failed","timed_out","recovered","alarm"]);
+
+/** Kinds of notification channel. */
+export const channelKinds = /** @type {const} */ (["webhook","slack","email","discord","telegram","teams","ntfy"]);
+/** @typedef {(typeof channelKinds)[number]} ChannelKind */
 
 /** How a target is dumped. */
 export const backupProfiles = /** @type {const} */ (["default","supabase","server"]);

@@ -14,11 +14,13 @@ import type { AlarmRecord } from '../../src/db/alarms.ts';
 import type { RunEventRecord } from '../../src/db/runEvents.ts';
 import type { RunRecord } from '../../src/db/runRecords.ts';
 import type { BackupHistoryPoint, RunBrief } from '../../src/db/targetActivity.ts';
+import type { ChannelSettingsView } from '../../src/core/channelSettings.ts';
+import type { ChannelHealth, SharedChannelRecord } from '../../src/db/channels.ts';
 import type { NotificationChannelView, TargetRecord } from '../../src/db/targets.ts';
 import type { TestNotificationResult } from '../../src/operations/sendTestNotification.ts';
 import type { ApiTokenRole, RunKind, RunStatus } from './serverConstants.js';
 
-export type { ActionVerdict, AlarmRecord, ApiTokenRole, AuditEntry, Artifact, ArtifactFile, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
+export type { ActionVerdict, AlarmRecord, ApiTokenRole, AuditEntry, Artifact, ArtifactFile, ChannelHealth, ChannelSettingsView, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
 
 export interface Me {
   id: string;
@@ -93,6 +95,9 @@ export interface UnknownBackup {
 export type Restore = RestoreRecord;
 
 export type TestNotification = TestNotificationResult;
+
+/** GET /api/v1/channels: a shared notification channel (no secrets). */
+export type SharedChannel = SharedChannelRecord;
 
 /** POST /api/v1/targets/{name}/test (the target lifecycle contract). */
 export interface ConnectionCheck {

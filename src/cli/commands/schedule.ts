@@ -10,6 +10,7 @@ import type { RetentionConfig, TargetRecord, VerificationPolicy } from '../../op
 import type { TargetUpdateInput } from '../../operations/targets/targetInput.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../output.ts';
+import { healthWords } from './channels.ts';
 import { collect, flagNumber } from './targetOptions.ts';
 
 /** Options shared by `target add` and `target update`: schedule, retention, notifications. */
@@ -23,6 +24,10 @@ export interface PolicyOptions {
   retention?: boolean;
   notifyWebhook: string[];
   notifySlack: string[];
+  notifyDiscord: string[];
+  notifyTeams: string[];
+  notifyNtfy: string[];
+  notifyChannel: string[];
   notifyOn?: string;
   webhookSecret?: string;
   clearNotifications?: boolean;
@@ -52,6 +57,10 @@ export function addPolicyOptions(command: Command): Command {
     .option('--keep-monthly <n>', 'retention: … of each of the last N months')
     .option('--notify-webhook <url>', 'POST signed JSON to this URL on the --notify-on events; repeatable', collect, [])
     .option('--notify-slack <url>', 'post to this Slack incoming webhook on the --notify-on events; repeatable', collect, [])
+    .option('--notify-discord <url>', 'post to this Discord webhook on the --notify-on events; repeatable', collect, [])
+    .option('--notify-teams <url>', 'post an Adaptive Card to this Teams workflow webhook on the --notify-on events; repeatable', collect, [])
+    .option('--notify-ntfy <url>', 'publish to this ntfy topic URL on the --notify-on events; repeatable (a protected topic: use a shared channel with --token)', collect, [])
+    .option('--notify-channel <name>', 'notify this shared channel (`backstop channel add`: e-mail, Telegram…) on the --notify-on events; repeatable', collect, [])
     .option('--notify-on <events>', `comma-separated: failed, timed_out, succeeded, recovered, cancelled, verify_failed, alarm (default ${defaultNotificationEvents.join(',')})`)
     .option('--webhook-secret <secret>', 'HMAC secret for the webhooks added (default: one is generated and printed once)')
     .option('--verify-every <n>', 'restore drill of every Nth successful backup (1: each one)')
@@ -115,9 +124,13 @@ export function parsePolicyOptions(options: PolicyOptions, current: TargetRecord
     input.retention = retention;
   }
 
-  const adding = options.notifyWebhook.length + options.notifySlack.length > 0;
+  const adding =
+    options.notifyWebhook.length + options.notifySlack.length + options.notifyDiscord.length + options.notifyTeams.length + options.notifyNtfy.length + options.notifyChannel.length > 0;
   if (options.notifyOn !== undefined && !adding) {
-    problems.push({ field: '--notify-on', message: 'applies to the channels added with --notify-webhook or --notify-slack; pass one' });
+    problems.push({
+      field: '--notify-on',
+      message: 'applies to the channels added with --notify-webhook, --notify-slack, --notify-discord, --notify-teams, --notify-ntfy or --notify-channel; pass one',
+    });
   }
   if (options.webhookSecret !== undefined && options.notifyWebhook.length === 0) {
     problems.push({ field: '--webhook-secret', message: 'applies to webhooks added with --notify-webhook; pass one' });
@@ -128,7 +141,9 @@ export function parsePolicyOptions(options: PolicyOptions, current: TargetRecord
       .map((name) => name.trim())
       .filter(Boolean) ?? defaultNotificationEvents) as NotificationEventName[];
     // Channels of the target are kept by id (their URLs and secrets stay stored).
-    const kept = options.clearNotifications ? [] : (current?.notifications ?? []).map(({ id, kind, on: events }) => ({ id, kind, on: events }));
+    const kept: NonNullable<TargetUpdateInput['notifications']> = options.clearNotifications
+      ? []
+      : (current?.notifications ?? []).map(({ id, kind, on: events, channel }) => ({ id, kind, on: events, ...(channel !== undefined ? { channel } : {}) }));
     const added: NonNullable<TargetUpdateInput['notifications']> = [];
     for (const url of options.notifyWebhook) {
       const id = randomUUID();
@@ -140,6 +155,10 @@ export function parsePolicyOptions(options: PolicyOptions, current: TargetRecord
       added.push({ id, kind: 'webhook', url, secret, on });
     }
     for (const url of options.notifySlack) added.push({ id: randomUUID(), kind: 'slack', url, on });
+    for (const url of options.notifyDiscord) added.push({ id: randomUUID(), kind: 'discord', url, on });
+    for (const url of options.notifyTeams) added.push({ id: randomUUID(), kind: 'teams', url, on });
+    for (const url of options.notifyNtfy) added.push({ id: randomUUID(), kind: 'ntfy', url, on });
+    for (const channel of options.notifyChannel) added.push({ id: randomUUID(), kind: 'shared', channel, on });
     input.notifications = [...kept, ...added];
   }
 
@@ -180,7 +199,11 @@ export function describePolicies(target: TargetRecord, generatedSecrets: ParsedP
   lines.push(
     `  alarms: ${target.maxBackupAge !== null ? `backup_overdue after ${formatDuration(target.maxBackupAge * 1000)}` : target.schedule ? "backup_overdue after the schedule's interval plus the grace" : 'no backup age bound (no schedule)'}${target.ping ? '; heartbeat ping URL set' : ''}`,
   );
-  for (const channel of target.notifications) lines.push(`  notify: ${channel.kind} ${channel.id} on ${channel.on.join(',')}${channel.signed ? ' (signed)' : ''}`);
+  for (const channel of target.notifications) {
+    const what = channel.kind === 'shared' ? `shared channel ${channel.channel}` : channel.kind;
+    const health = channel.health ? `; ${healthWords(channel.health)}` : '';
+    lines.push(`  notify: ${what} ${channel.id} on ${channel.on.join(',')}${channel.signed ? ' (signed)' : ''}${health}`);
+  }
   for (const { channelId, secret } of generatedSecrets) {
     lines.push(`  webhook ${channelId} signing secret (shown once, keep it to verify X-Backstop-Signature): ${secret}`);
   }

@@ -34,7 +34,7 @@ export async function storeNewTarget(deps: TargetDeps, input: TargetCreate): Pro
   }
   const storeUrl = target.storeUrl ?? absoluteStoreUrl(deps.config.defaultStoreUrl);
   const notifications = mergeNotifications(target.notifications ?? [], []);
-  await assertChannelsAllowed(target.notifications ?? [], target.pingUrl);
+  await assertChannelsAllowed(deps.pool, target.notifications ?? [], target.pingUrl);
   await assertTargetChecks(
     { name: target.name, databaseUrl: target.databaseUrl, storeUrl, profile: target.options?.profile, github: Boolean(target.executor) },
     { pgTools: deps.config.pgTools },

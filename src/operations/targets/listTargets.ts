@@ -1,4 +1,5 @@
 import { assertTargetName } from '../../core/targetName.ts';
+import { noHealth, sharedChannelHealth, targetChannelHealth } from '../../db/channels.ts';
 import { listActiveAlarms, type AlarmRecord } from '../../db/alarms.ts';
 import { getTarget, listTargets as listStoredTargets, type TargetRecord } from '../../db/targets.ts';
 import type { TargetDeps } from './targetDeps.ts';
@@ -12,9 +13,22 @@ export async function listTargets(deps: Pick<TargetDeps, 'pool'>): Promise<Targe
   return targets.map((target) => ({ ...target, alarms: alarms.filter((alarm) => alarm.targetId === target.id) }));
 }
 
-/** One target with its active alarms; TARGET_NOT_FOUND when there is none of that name. */
+/** One target with its active alarms and how each of its channels is doing; TARGET_NOT_FOUND when there is none of that name. */
 export async function showTarget(deps: Pick<TargetDeps, 'pool'>, name: string): Promise<TargetView> {
   assertTargetName(name, 'target');
   const target = await getTarget(deps.pool, name);
-  return { ...target, alarms: await listActiveAlarms(deps.pool, { targetId: target.id }) };
+  // How each channel's deliveries are going: a channel that keeps failing shows it here.
+  const own = await targetChannelHealth(deps.pool, target.id);
+  const shared = await sharedChannelHealth(
+    deps.pool,
+    target.notifications.flatMap((channel) => (channel.channel ? [channel.channel] : [])),
+  );
+  return {
+    ...target,
+    notifications: target.notifications.map((channel) => ({
+      ...channel,
+      health: (channel.channel ? shared.get(channel.channel) : own.get(channel.id)) ?? noHealth,
+    })),
+    alarms: await listActiveAlarms(deps.pool, { targetId: target.id }),
+  };
 }

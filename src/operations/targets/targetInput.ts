@@ -4,8 +4,9 @@ import { z } from 'zod';
 import { parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { backupProfiles } from '../../core/manifest.ts';
+import { channelKinds, channelNameSchema, channelSettingsFields } from '../../core/channelSettings.ts';
 import { globalsChoices } from '../../core/serverDatabases.ts';
-import { assertChannelUrl, isHttpUrl, notificationEvents } from '../../core/notificationChannels.ts';
+import { isHttpUrl, notificationEvents } from '../../core/notificationChannels.ts';
 import { assertRestoreToEntry, RESTORE_TO_PATTERN } from '../../core/restoreDestination.ts';
 import { isValidTimezone, parseSchedule } from '../../core/scheduleSlots.ts';
 import { TARGET_NAME, TARGET_NAME_RULE } from '../../core/targetName.ts';
@@ -204,10 +205,12 @@ const notificationChannel = z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must be 1 to 64 letters, digits, "_" or "-"' })
       .optional()
-      .meta({ description: 'Keep an existing channel (and its url and secret) by sending its id.' }),
-    kind: z.enum(['webhook', 'slack']),
-    url: z.string().min(1).max(2048).optional().meta({ writeOnly: true, description: 'Secret: http(s) URL, never returned.' }),
-    secret: z.string().min(16).max(256).nullable().optional().meta({ writeOnly: true, description: 'Secret: signs webhook deliveries, never returned. null removes it.' }),
+      .meta({ description: 'Keep an existing channel (and its secrets) by sending its id.' }),
+    kind: z
+      .enum([...channelKinds, 'shared'])
+      .meta({ description: 'A channel of its own (webhook, slack, email, discord, telegram, teams, ntfy), or `shared`: a named channel (`channel`).' }),
+    channel: channelNameSchema.optional().meta({ description: 'kind `shared`: the name of a shared channel (GET /api/v1/channels).' }),
+    ...channelSettingsFields,
     on: z
       .array(z.enum(notificationEvents))
       .min(1)
@@ -215,7 +218,9 @@ const notificationChannel = z
       .refine((events) => new Set(events).size === events.length, { error: 'must not name an event twice' }),
   })
   .superRefine((value, ctx) => {
-    if (value.url !== undefined) checkedBy((url: string) => assertChannelUrl(url, value.kind), ['url'])(value.url, ctx);
+    if (value.kind === 'shared' && value.channel === undefined)
+      ctx.addIssue({ code: 'custom', path: ['channel'], message: 'is required for a shared channel: its name', input: value.channel });
+    if (value.kind !== 'shared' && value.channel !== undefined) ctx.addIssue({ code: 'custom', path: ['channel'], message: 'applies to kind shared only', input: value.channel });
   });
 
 const notifications = z
@@ -229,7 +234,10 @@ const notifications = z
       seen.add(channel.id);
     });
   })
-  .meta({ description: 'Notification channels; replaces the list on update. A channel sent with the id of an existing one keeps its url and secret.' });
+  .meta({
+    description:
+      'Notification channels; replaces the list on update. A channel sent with the id of an existing one keeps its secrets (url, secret, token, botToken, password) unless new ones are given.',
+  });
 
 const executor = z
   .strictObject({

@@ -37,7 +37,7 @@ async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateI
   }
   // Said before the checks; merged again under the row lock below, against the channels then.
   if (fields.notifications !== undefined) mergeNotifications(fields.notifications, current.notificationChannels);
-  await assertChannelsAllowed(fields.notifications ?? [], fields.pingUrl);
+  await assertChannelsAllowed(deps.pool, fields.notifications ?? [], fields.pingUrl);
   const databaseChanged = fields.databaseUrl !== undefined && fields.databaseUrl !== current.databaseUrl;
   const storeChanged = fields.storeUrl !== undefined && fields.storeUrl !== current.storeUrl;
   // Outside the row lock: a check may take seconds.

@@ -7,7 +7,8 @@ import { html } from '../html.js';
 import { usePageTitle } from '../hooks.js';
 import { notificationEvents } from '../serverConstants.js';
 import { can } from '../session.js';
-import { bodyFrom, emptyForm, formFrom, generateSecret, placeFieldErrors, retentionFields } from './targetFormModel.js';
+import { ChannelFields, channelKindLabels, emptyChannel } from './channelFields.js';
+import { addingChannel, bodyFrom, emptyForm, formFrom, generateSecret, placeFieldErrors, retentionFields } from './targetFormModel.js';
 
 /** @typedef {import('../types').Target} Target */
 /** @typedef {import('./targetFormModel.js').TargetForm} TargetForm */
@@ -58,6 +59,15 @@ export function TargetFormPage({ me, name }) {
   const [form, setForm] = useState(emptyForm);
   const [state, setState] = useState(/** @type {{ busy: boolean, error: ApiError | Error | null, loadError: Error | null }} */ ({ busy: false, error: null, loadError: null }));
   const [saved, setSaved] = useState(/** @type {{ name: string, secret: string } | null} */ (null));
+  const [shared, setShared] = useState(/** @type {import('../types').SharedChannel[]} */ ([]));
+
+  useEffect(() => {
+    if (!can(me, 'admin')) return;
+    // The shared channels a target may use; without them the form still adds its own.
+    api('/api/v1/channels')
+      .then((/** @type {{ items: import('../types').SharedChannel[] }} */ answer) => setShared(answer.items))
+      .catch(() => setShared([]));
+  }, []);
 
   useEffect(() => {
     if (!editing) return;
@@ -80,7 +90,7 @@ export function TargetFormPage({ me, name }) {
   const update = (patch) => setForm((current) => ({ ...current, ...patch }));
   /** @param {keyof TargetForm} field */
   const set = (field) => (/** @type {any} */ event) => update({ [field]: event.currentTarget.type === 'checkbox' ? event.currentTarget.checked : event.currentTarget.value });
-  const adding = form.newChannel.url.trim() !== '';
+  const adding = addingChannel(form);
   const newChannelIndex = adding ? (existing?.notifications ?? []).filter((channel) => !form.removeChannels.includes(channel.id)).length : -1;
   const { byInput, unplaced } = state.error instanceof ApiError ? placeFieldErrors(state.error.fields, newChannelIndex) : { byInput: {}, unplaced: [] };
   const hasFieldErrors = Object.keys(byInput).length > 0;
@@ -292,25 +302,40 @@ export function TargetFormPage({ me, name }) {
           (channel) => html`<div class="field field-check" key=${channel.id}>
           <input id=${`remove-${channel.id}`} type="checkbox" checked=${form.removeChannels.includes(channel.id)}
             onChange=${(/** @type {any} */ event) => update({ removeChannels: event.currentTarget.checked ? [...form.removeChannels, channel.id] : form.removeChannels.filter((id) => id !== channel.id) })} />
-          <label for=${`remove-${channel.id}`}>Remove the ${channel.kind} channel (on ${channel.on.map((event) => event.replace('_', ' ')).join(', ')}; its URL is stored, never shown)</label>
+          <label for=${`remove-${channel.id}`}>Remove the ${channel.kind === 'shared' ? `shared channel ${channel.channel}` : `${channel.kind} channel`} (on ${channel.on.map((event) => event.replace('_', ' ')).join(', ')}${channel.kind === 'shared' ? '' : '; its secrets are stored, never shown'})</label>
         </div>`,
         )}
         <div class="field-row">
           <div class="field field-narrow">
             <label for="channel-kind">New channel</label>
-            <select id="channel-kind" value=${form.newChannel.kind} onChange=${(/** @type {any} */ event) => update({ newChannel: { ...form.newChannel, kind: event.currentTarget.value } })}>
-              <option value="webhook">Webhook</option>
-              <option value="slack">Slack</option>
+            <select id="channel-kind" value=${form.newChannel.kind} aria-invalid=${byInput['channel-kind'] ? 'true' : undefined}
+              onChange=${(/** @type {any} */ event) => update({ newChannel: { ...emptyChannel(event.currentTarget.value), channel: '', on: form.newChannel.on } })}>
+              ${channelKindLabels.map(([kind, label]) => html`<option value=${kind}>${label}</option>`)}
+              <option value="shared">A shared channel (Channels page)</option>
             </select>
+            ${error('channel-kind')}
           </div>
-          <div class="field">
-            <label for="channel-url">Its URL (write-only)</label>
-            <input type="password" autocomplete="off" value=${form.newChannel.url} placeholder="https://…" ...${described('channel-url', 'channel-url-help')}
-              onInput=${(/** @type {any} */ event) => update({ newChannel: { ...form.newChannel, url: event.currentTarget.value } })} />
-            ${error('channel-url')}
-          </div>
+          ${
+            form.newChannel.kind === 'shared'
+              ? html`<div class="field">
+            <label for="channel-shared">Shared channel</label>
+            <select value=${form.newChannel.channel} onChange=${(/** @type {any} */ event) => update({ newChannel: { ...form.newChannel, channel: event.currentTarget.value } })}
+              ...${described('channel-shared', 'channel-shared-help')}>
+              <option value="">Choose one…</option>
+              ${shared.map((channel) => html`<option value=${channel.name}>${channel.name} (${channel.kind})</option>`)}
+            </select>
+            ${error('channel-shared')}
+            <p id="channel-shared-help" class="help">${shared.length ? 'One mailbox or chat for many targets: its settings live on the Channels page.' : html`No shared channels yet: add one on the <a href="#/channels">Channels page</a>.`}</p>
+          </div>`
+              : null
+          }
         </div>
-        <p id="channel-url-help" class="help">${form.newChannel.kind === 'webhook' ? 'A new webhook gets a signing secret, shown once after saving.' : "Slack's incoming-webhook URL."}</p>
+        ${
+          form.newChannel.kind === 'shared'
+            ? null
+            : html`<${ChannelFields} prefix="channel" values=${form.newChannel} errors=${byInput}
+          onChange=${(/** @type {import('./channelFields.js').ChannelValues} */ values) => update({ newChannel: { ...form.newChannel, ...values } })} />`
+        }
         <div class="checks" role="group" aria-label="Events that notify the new channel">
           ${notificationEvents.map(
             (eventName) => html`<span class="field-check">

@@ -1,5 +1,6 @@
 // @ts-check
 import { defaultNotificationEvents } from '../serverConstants.js';
+import { channelBody, channelStarted, emptyChannel } from './channelFields.js';
 
 /**
  * The target form's values, and the request body made from them: every field of a target as
@@ -41,7 +42,7 @@ export const retentionFields = /** @type {const} */ ([
  * @property {boolean} github
  * @property {{ owner: string, repo: string, workflow: string, ref: string }} executor
  * @property {string[]} removeChannels
- * @property {{ kind: 'webhook' | 'slack', url: string, on: string[] }} newChannel
+ * @property {import('./channelFields.js').ChannelValues & { on: string[], channel: string }} newChannel  kind `shared`: a shared channel, by name (`channel`)
  * @property {boolean} checks
  */
 
@@ -70,7 +71,7 @@ export function emptyForm() {
     github: false,
     executor: { owner: '', repo: '', workflow: 'backup.yml', ref: 'main' },
     removeChannels: [],
-    newChannel: { kind: 'webhook', url: '', on: [...defaultNotificationEvents] },
+    newChannel: { ...emptyChannel('webhook'), channel: '', on: [...defaultNotificationEvents] },
     checks: true,
   };
 }
@@ -120,6 +121,14 @@ const lines = (value) => value.split(/[\s,]+/).filter(Boolean);
  */
 const number = (value) => (/^\s*\d+\s*$/.test(value) ? Number(value) : value.trim());
 
+/**
+ * Whether the form adds a channel: a shared one chosen, or settings of a new one filled in.
+ * @param {TargetForm} form
+ */
+export function addingChannel(form) {
+  return form.newChannel.kind === 'shared' ? form.newChannel.channel !== '' : channelStarted(form.newChannel);
+}
+
 /** A signing secret for a new webhook: 32 random bytes, hex. Shown once, after saving. */
 export function generateSecret() {
   return [...crypto.getRandomValues(new Uint8Array(32))].map((byte) => byte.toString(16).padStart(2, '0')).join('');
@@ -167,12 +176,14 @@ export function bodyFrom(form, existing, secret) {
     ? { kind: 'github', owner: form.executor.owner.trim(), repo: form.executor.repo.trim(), workflow: form.executor.workflow.trim(), ref: form.executor.ref.trim() || 'main' }
     : null;
   // `notifications` replaces the list; kept channels go by id alone.
-  const adding = form.newChannel.url.trim() !== '';
+  const adding = addingChannel(form);
   if (adding || form.removeChannels.length > 0 || !existing) {
-    const kept = (existing?.notifications ?? []).filter((channel) => !form.removeChannels.includes(channel.id)).map(({ id, kind, on }) => ({ id, kind, on }));
     /** @type {Record<string, unknown>[]} */
-    const channels = kept;
-    if (adding) channels.push({ kind: form.newChannel.kind, url: form.newChannel.url.trim(), on: form.newChannel.on, ...(secret ? { secret } : {}) });
+    const channels = (existing?.notifications ?? [])
+      .filter((channel) => !form.removeChannels.includes(channel.id))
+      .map(({ id, kind, on, channel }) => ({ id, kind, on, ...(channel !== undefined ? { channel } : {}) }));
+    if (adding && form.newChannel.kind === 'shared') channels.push({ kind: 'shared', channel: form.newChannel.channel, on: form.newChannel.on });
+    else if (adding) channels.push({ ...channelBody(form.newChannel), on: form.newChannel.on, ...(secret ? { secret } : {}) });
     body.notifications = channels;
   }
   // The API checks reachability by default; only a choice against it is sent.
@@ -260,7 +271,11 @@ const fieldInputs = /** @type {[string, string][]} */ ([
 export function inputOfField(field, newChannelIndex) {
   const path = field.replace(/^\/?(body[./])?/, '').replaceAll('/', '.');
   if (newChannelIndex >= 0 && (path === `notifications.${newChannelIndex}` || path.startsWith(`notifications.${newChannelIndex}.`))) {
-    return path.endsWith('.on') || path.includes('.on.') ? 'channel-on' : 'channel-url';
+    // The new channel's inputs are `channel-<setting>` (see channelFields.js).
+    const setting = path.split('.')[2];
+    if (setting === undefined || setting === 'kind') return 'channel-kind';
+    if (setting === 'channel') return 'channel-shared';
+    return `channel-${setting}`;
   }
   for (const [prefix, input] of fieldInputs) if (path === prefix || path.startsWith(`${prefix}.`)) return input;
   return null;

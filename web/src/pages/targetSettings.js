@@ -3,6 +3,7 @@ import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { ErrorNotice } from '../components.js';
 import { html } from '../html.js';
+import { healthText } from './channelFields.js';
 
 /** @typedef {import('../types').Target} Target */
 /** @typedef {import('../types').NotificationChannelView} NotificationChannelView */
@@ -59,8 +60,10 @@ function Channel({ target, channel }) {
     }
   };
   const reasonId = `channel-${channel.id}-reason`;
+  const failing = Boolean(channel.health?.failingSince);
   return html`<li data-channel=${channel.id}>
-    ${channel.kind} on ${channel.on.map((event) => event.replace('_', ' ')).join(', ')}${channel.kind === 'webhook' ? (channel.signed ? ' (signed)' : ' (unsigned)') : ''}
+    ${channel.kind === 'shared' ? `shared channel ${channel.channel}` : channel.kind} on ${channel.on.map((event) => event.replace('_', ' ')).join(', ')}${channel.kind === 'webhook' ? (channel.signed ? ' (signed)' : ' (unsigned)') : ''}
+    ${channel.health ? html`<span class=${failing ? 'channel-health channel-bad' : 'channel-health muted'}>${healthText(channel.health)}</span>` : null}
     <button type="button" class="button-quiet button-small" disabled=${!verdict?.allowed || state.busy}
       aria-describedby=${verdict && !verdict.allowed ? reasonId : undefined} onClick=${send}>${state.busy ? 'Sending…' : 'Send test notification'}</button>
     ${verdict && !verdict.allowed ? html`<span id=${reasonId} class="muted action-reason-inline">${verdict.reason}</span>` : null}
