@@ -12,6 +12,7 @@ import { findPgTool } from '../../pgtools/findPgTools.ts';
 import { parseToolVersion, serverMajorFromVersionNum } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../restoreInput.ts';
+import { withRoleChangeLock } from '../roleChangeLock.ts';
 import { watchRestoredBytes } from '../watchRestoredBytes.ts';
 import { lastLines } from '../pgRestoreErrors.ts';
 import { countListedTables, existingTable } from '../sourceSnapshot.ts';
@@ -91,9 +92,11 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
       input.onEvent?.('restore_verified', `${file.name}: size and SHA-256 match the manifest`);
     }
     report('restoring', bytesTotal);
+    const lockOptions = { signal, onEvent: input.onEvent };
     if (input.scratch) {
       const [rolesPath, schemaPath, dataPath] = spoolPaths as [string, string, string];
-      await createRolesByName(rolesPath, input.scratch.adminUrl ?? input.toUrl);
+      const adminUrl = input.scratch.adminUrl ?? input.toUrl;
+      await withRoleChangeLock(adminUrl, lockOptions, () => createRolesByName(rolesPath, adminUrl));
       const ownerless = path.join(spoolDir, 'schema-ownerless.sql');
       await pipeline(rewriteLines(createReadStream(schemaPath, { signal }), leaveOutOwnership), createWriteStream(ownerless));
       spoolPaths.splice(0, spoolPaths.length, ownerless, dataPath);
@@ -106,11 +109,17 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
     // After the data, in the same transaction: the materialized views the source had populated.
     const refresh = refreshMaterializedViewsSql(input.manifest.materializedViews ?? []);
     if (refresh) args.push(`--command=${refresh}`);
-    signal.throwIfAborted();
-    psqlProcess = spawnPgTool(psql.path, args, connection);
-    psqlProcess.child.stdout.resume();
-    const stopWatching = watchRestoredBytes(psqlProcess.child.pid, plainTotal, (bytes) => report('restoring', bytesTotal, bytes));
-    const { code, signal: killedBy, stderr } = await psqlProcess.exited.finally(stopWatching);
+    // The roles file alters the server's roles in the same transaction as the rest: the lock
+    // is held until psql exited, the transaction committed or rolled back. A drill runs no
+    // roles file; the roles it creates took the lock above.
+    const runPsql = async () => {
+      signal.throwIfAborted();
+      psqlProcess = spawnPgTool(psql.path, args, connection);
+      psqlProcess.child.stdout.resume();
+      const stopWatching = watchRestoredBytes(psqlProcess.child.pid, plainTotal, (bytes) => report('restoring', bytesTotal, bytes));
+      return psqlProcess.exited.finally(stopWatching);
+    };
+    const { code, signal: killedBy, stderr } = input.scratch ? await runPsql() : await withRoleChangeLock(input.toUrl, lockOptions, runPsql);
     signal.throwIfAborted();
     if (code !== 0) {
       throw new BackstopError(
