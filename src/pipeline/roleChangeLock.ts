@@ -4,8 +4,8 @@ import { connectDatabase } from '../pgtools/connectDatabase.ts';
 
 /**
  * The advisory lock every Backstop restore holds on the destination server while it creates
- * or alters roles (a Supabase backup's roles file, a server backup's globals, the roles a
- * drill creates by name). Arbitrary and fixed, distinct from the catalog's migration lock.
+ * or alters roles (a Supabase backup's roles file, a server backup's globals). Arbitrary and
+ * fixed, distinct from the catalog's migration lock.
  */
 export const ROLE_CHANGE_LOCK_KEY = 0x726f6c65; // "role"
 
@@ -20,14 +20,14 @@ interface LockOptions {
  * on the server of `url`, after any other Backstop restore holding it there.
  *
  * Roles belong to the server, not to a database: two restores into the same server (into two
- * databases, two projects' worth of drills) alter the same rows of pg_authid. PostgreSQL
- * updates a catalog row without waiting its turn: the second ALTER ROLE of a role another
- * transaction changed meanwhile fails with "tuple concurrently updated" (SQLSTATE XX000), and
- * a Supabase restore, whose roles run in the one transaction with its schema and data, keeps
- * those rows changed until it commits. Retrying would rerun the whole restore and could fail
- * again; waiting for the other restore to finish with the roles cannot fail. So the lock is
- * held from before the first role statement until that transaction has committed or rolled
- * back (the process that ran it exited).
+ * of its databases, say two Supabase projects of one self-hosted server) alter the same rows
+ * of pg_authid. PostgreSQL updates a catalog row without waiting its turn: the second ALTER
+ * ROLE of a role another transaction changed meanwhile fails with "tuple concurrently
+ * updated" (SQLSTATE XX000), and a Supabase restore, whose roles run in the one transaction
+ * with its schema and data, keeps those rows changed until it commits. Retrying would rerun
+ * the whole restore and could lose again; waiting for the other restore to finish with the
+ * roles cannot fail. So the lock is held from before the first role statement until that
+ * transaction has committed or rolled back (the process that ran it exited).
  *
  * Advisory locks are per database, so the lock is taken in the server's `postgres` database,
  * which every server (and every Supabase project) has, whatever database each restore goes

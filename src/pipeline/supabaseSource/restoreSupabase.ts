@@ -92,11 +92,9 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
       input.onEvent?.('restore_verified', `${file.name}: size and SHA-256 match the manifest`);
     }
     report('restoring', bytesTotal);
-    const lockOptions = { signal, onEvent: input.onEvent };
     if (input.scratch) {
       const [rolesPath, schemaPath, dataPath] = spoolPaths as [string, string, string];
-      const adminUrl = input.scratch.adminUrl ?? input.toUrl;
-      await withRoleChangeLock(adminUrl, lockOptions, () => createRolesByName(rolesPath, adminUrl));
+      await createRolesByName(rolesPath, input.scratch.adminUrl ?? input.toUrl);
       const ownerless = path.join(spoolDir, 'schema-ownerless.sql');
       await pipeline(rewriteLines(createReadStream(schemaPath, { signal }), leaveOutOwnership), createWriteStream(ownerless));
       spoolPaths.splice(0, spoolPaths.length, ownerless, dataPath);
@@ -111,7 +109,7 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
     if (refresh) args.push(`--command=${refresh}`);
     // The roles file alters the server's roles in the same transaction as the rest: the lock
     // is held until psql exited, the transaction committed or rolled back. A drill runs no
-    // roles file; the roles it creates took the lock above.
+    // roles file, and only creates roles by name, which tolerates another doing it too.
     const runPsql = async () => {
       signal.throwIfAborted();
       psqlProcess = spawnPgTool(psql.path, args, connection);
@@ -119,7 +117,7 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
       const stopWatching = watchRestoredBytes(psqlProcess.child.pid, plainTotal, (bytes) => report('restoring', bytesTotal, bytes));
       return psqlProcess.exited.finally(stopWatching);
     };
-    const { code, signal: killedBy, stderr } = input.scratch ? await runPsql() : await withRoleChangeLock(input.toUrl, lockOptions, runPsql);
+    const { code, signal: killedBy, stderr } = input.scratch ? await runPsql() : await withRoleChangeLock(input.toUrl, { signal, onEvent: input.onEvent }, runPsql);
     signal.throwIfAborted();
     if (code !== 0) {
       throw new BackstopError(
