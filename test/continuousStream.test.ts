@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { compareLsn, type TransactionLine } from '../src/core/changeSegment.ts';
-import { startStreamSupervisor } from '../src/continuous/streamSupervisor.ts';
+import { startStreamSupervisor } from '../src/control/streamSupervisor.ts';
 import { generateIdentity, parseIdentities } from '../src/pipeline/age.ts';
 import { makeContinuousTarget, readStoredSegments, slotState, uniqueTransactions } from './support/continuous.ts';
 import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { BackstopError } from '../../core/errors.ts';
-import { getStream } from '../../db/continuousStreams.ts';
-import { getTarget } from '../../db/targets.ts';
-import { startStreamSupervisor } from '../../continuous/streamSupervisor.ts';
+import { startStreamSupervisor } from '../../control/streamSupervisor.ts';
+import { findContinuousStream } from '../../operations/findContinuousStream.ts';
 import { workerName } from '../../control/worker.ts';
 import type { CommandContext } from '../context.ts';
 
@@ -17,12 +16,9 @@ export function registerStreamCommand(program: Command, context: () => CommandCo
       const pollIntervalMs = Number(options.pollInterval) * 1000;
       if (!Number.isFinite(pollIntervalMs) || pollIntervalMs <= 0) throw new BackstopError('INVALID_INPUT', `--poll-interval must be a number above 0, got "${options.pollInterval}".`);
       const { pool } = await ctx.catalog();
-      const target = await getTarget(pool, targetName);
-      const stream = await getStream(pool, target.id);
-      if (!stream) throw new BackstopError('INVALID_INPUT', `Target ${targetName} is not continuous. Make it so with \`backstop target update ${targetName} --continuous\`.`);
-      if (stream.state === 'stopped') throw new BackstopError('INVALID_INPUT', `The stream of ${targetName} is stopped: ${stream.stoppedReason ?? 'no reason recorded'}.`);
+      const stream = await findContinuousStream(pool, targetName);
       const owner = workerName();
-      const supervisor = startStreamSupervisor({ pool, log: ctx.log, config: ctx.config }, { owner, limit: 1, pollIntervalMs, targetId: target.id });
+      const supervisor = startStreamSupervisor({ pool, log: ctx.log, config: ctx.config }, { owner, limit: 1, pollIntervalMs, targetId: stream.targetId });
       const onSignal = (signal: NodeJS.Signals) => {
         ctx.log.info({ signal }, 'storing what was received, then stopping');
         void supervisor.stop();

@@ -4,9 +4,9 @@ import type { Config } from '../core/config.ts';
 import { claimStream, listGuardedStreams, type StreamRecord } from '../db/continuousStreams.ts';
 import type { Pool } from '../db/pool.ts';
 import { getTargetWithSecret } from '../db/targets.ts';
-import { startPeriodicTask } from '../control/periodicTask.ts';
-import { guardSlot } from './slotGuard.ts';
-import { runStreamer, type StreamerEnd } from './streamer.ts';
+import { guardSlot } from '../continuous/slotGuard.ts';
+import { runStreamer, type StreamerEnd } from '../continuous/streamer.ts';
+import { startPeriodicTask } from './periodicTask.ts';
 
 export interface StreamSupervisorOptions {
   /** Lease owner: the worker's or server's name. */
