@@ -8,6 +8,7 @@ import { compareLsn, type TransactionLine } from '../src/core/changeSegment.ts';
 import { killAll, startCli, type CliProcess } from './support/cli.ts';
 import { makeContinuousTarget, readStoredSegments, slotState, uniqueTransactions } from './support/continuous.ts';
 import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { startS3rver, type S3rverHandle } from './support/s3rver.ts';
 import { waitFor } from './support/wait.ts';
 
 /** A workload on one connection (so that commit order is journal order) until `stop`. */
@@ -44,6 +45,19 @@ function startWorkload(url: string) {
   };
 }
 
+async function createWorkloadDatabase(): Promise<TestDatabase> {
+  const database = await createTestDatabase('crash');
+  await adminQuery(
+    `create table parent (id serial primary key, name text not null);
+     create table child (id bigserial primary key, parent_id int not null references parent (id) on delete cascade, note text);
+     create table journal (id bigserial primary key, op text not null);
+     create sequence counter_seq;`,
+    [],
+    database.url,
+  );
+  return database;
+}
+
 function journalId(transaction: TransactionLine): string | undefined {
   const insert = transaction.changes.find((change) => change.kind === 'insert' && change.table === 'journal');
   return insert?.kind === 'insert' ? insert.new.id! : undefined;
@@ -53,19 +67,13 @@ describe('streamers under kill -9', () => {
   let catalog: TestCatalog;
   let source: TestDatabase;
   let storeDir: string;
+  let s3: S3rverHandle | undefined;
+  let outageSource: TestDatabase | undefined;
   const processes: CliProcess[] = [];
 
   before(async () => {
     catalog = await createTestCatalog();
-    source = await createTestDatabase('crash');
-    await adminQuery(
-      `create table parent (id serial primary key, name text not null);
-       create table child (id bigserial primary key, parent_id int not null references parent (id) on delete cascade, note text);
-       create table journal (id bigserial primary key, op text not null);
-       create sequence counter_seq;`,
-      [],
-      source.url,
-    );
+    source = await createWorkloadDatabase();
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-crash-'));
   });
   after(async () => {
@@ -73,6 +81,8 @@ describe('streamers under kill -9', () => {
     await adminQuery("select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name like 'backstop_%' and not active", [], source.url).catch(() => {});
     await catalog.close();
     await source.drop();
+    await s3?.stop();
+    await outageSource?.drop();
     await fs.rm(storeDir, { recursive: true, force: true });
   });
 
@@ -149,5 +159,60 @@ describe('streamers under kill -9', () => {
     assert.equal(slotNow?.active, false);
     assert.ok(compareLsn(slotNow!.confirmed, stream!.confirmed) >= 0, 'the slot was told everything stored');
     assert.equal(stream!.lease_owner, null, 'a clean stop gives the lease up');
+  });
+
+  it('a store outage: nothing is confirmed to the slot while segments cannot be stored, and everything arrives once the store is back', { timeout: 180_000 }, async () => {
+    s3 = await startS3rver();
+    // This process reads the segments back from s3rver too.
+    Object.assign(process.env, s3.env);
+    outageSource = await createWorkloadDatabase();
+    const storeUrl = s3.storeUrl('outage');
+    const { target, slot } = await makeContinuousTarget(catalog.pool, { name: 'cont-outage', sourceUrl: outageSource.url, storeUrl, tables: ['parent', 'child', 'journal'] });
+    const env = { ...s3.env, BACKSTOP_DATABASE_URL: catalog.url, BACKSTOP_LEASE_TTL: '2', BACKSTOP_REAPER_INTERVAL: '0.5', BACKSTOP_LOG_LEVEL: 'info' };
+    const streamer = startCli(['stream', 'cont-outage', '--poll-interval', '0.2'], env);
+    processes.push(streamer);
+    await waitFor('the streamer to hold the slot', async () => (await slotState(outageSource!.url, slot))?.active, 30_000);
+    await adminQuery("insert into journal (op) values ('before the outage')", [], outageSource.url);
+    await waitFor('a first segment', async () => (await catalog.pool.query('select 1 from backstop.change_segments where target_id = $1', [target.id])).rows.length > 0);
+
+    await s3.halt();
+    const segmentsBefore = (await catalog.pool.query('select 1 from backstop.change_segments where target_id = $1', [target.id])).rows.length;
+    const workload = startWorkload(outageSource.url);
+    const confirmedDuringOutage: string[] = [];
+    try {
+      const failuresBefore = streamer.stderr().split('streaming session ended').length;
+      // Two failed sessions: the streamer tried to store, failed, started again from the stored position, and failed again.
+      await waitFor(
+        'the streamer to fail storing twice',
+        async () => {
+          confirmedDuringOutage.push((await slotState(outageSource!.url, slot))!.confirmed);
+          return streamer.stderr().split('streaming session ended').length >= failuresBefore + 2;
+        },
+        60_000,
+        100,
+      );
+      confirmedDuringOutage.push((await slotState(outageSource.url, slot))!.confirmed);
+      assert.equal((await catalog.pool.query('select 1 from backstop.change_segments where target_id = $1', [target.id])).rows.length, segmentsBefore);
+      await s3.restart();
+    } finally {
+      await workload.stop();
+    }
+    const committed = (await adminQuery<{ id: string }>('select id::text as id from journal order by journal.id', [], outageSource.url)).map((row) => row.id);
+    const segments = await waitFor(
+      'every committed transaction in the store once it is back',
+      async () => {
+        const read = await readStoredSegments(storeUrl, target.name, slot);
+        return uniqueTransactions(read).filter(journalId).length >= committed.length ? read : null;
+      },
+      90_000,
+      250,
+    );
+    const unique = uniqueTransactions(segments);
+    assert.deepEqual(unique.map(journalId), committed);
+    // The first transaction of the outage: the slot was never told anything at or past it while the store was down.
+    const firstOfOutage = unique.find((transaction) => journalId(transaction) === committed[1])!;
+    for (const confirmed of confirmedDuringOutage) assert.ok(compareLsn(confirmed, firstOfOutage.lsn) <= 0, `confirmed ${confirmed} during the outage, past ${firstOfOutage.lsn}`);
+    streamer.child.kill('SIGTERM');
+    assert.equal((await streamer.exited).code, 0, streamer.stderr());
   });
 });
