@@ -9,6 +9,7 @@ import { startStreamSupervisor } from '../src/control/streamSupervisor.ts';
 import { generateIdentity, parseIdentities } from '../src/pipeline/age.ts';
 import { makeContinuousTarget, readStoredSegments, slotState, uniqueTransactions } from './support/continuous.ts';
 import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
 
 const log = pino({ level: 'silent' });
@@ -171,6 +172,62 @@ describe('the streamer: a slot into segments', () => {
       assert.equal(new Date(stream.last_commit_at).toISOString().slice(0, 23), segments.at(-1)!.manifest.lastCommitAt.slice(0, 23));
     } finally {
       await supervisor.stop();
+    }
+  });
+
+  it('reports the RPO in /metrics as it changes, and alarms when it passes its bound', { timeout: 120_000 }, async () => {
+    const { target, slot } = await makeContinuousTarget(catalog.pool, {
+      name: 'cont-rpo',
+      sourceUrl: source.url,
+      storeUrl: `file://${storeDir}`,
+      tables: ['journal'],
+      settings: { max_rpo_seconds: 3 },
+    });
+    const rpoOf = async (api: TestServer) => {
+      const metrics = await api.request('GET', '/metrics', { token: null });
+      const match = /^backstop_continuous_rpo_seconds\{target="cont-rpo",state="streaming"\} ([\d.e+-]+)$/m.exec(metrics.text);
+      return match ? Number(match[1]) : null;
+    };
+    const activeRpoAlarm = async () =>
+      (await catalog.pool.query("select 1 from backstop.alarms where target_id = $1 and kind = 'rpo_exceeded' and cleared_at is null", [target.id])).rows.length > 0;
+
+    // A server streams it: quiet or busy, the recovery point stays within seconds of now.
+    let api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_ALARM_INTERVAL: '0.2' } });
+    try {
+      await waitFor('the server to stream the target', async () => (await slotState(source.url, slot))?.active);
+      await adminQuery("insert into journal (op) values ('rpo')", [], source.url);
+      await waitFor('a stored segment', async () => (await catalog.pool.query('select 1 from backstop.change_segments where target_id = $1', [target.id])).rows[0]);
+      const streamed = await waitFor('the RPO in /metrics', () => rpoOf(api));
+      assert.ok(streamed < 3, `RPO ${streamed} s while streaming`);
+      // Quiet for longer than the bound: caught up, so no alarm.
+      const quietUntil = Date.now() + 4000;
+      await waitFor('the quiet period', async () => Date.now() > quietUntil && (await rpoOf(api))! < 3, 10_000, 250);
+      assert.equal(await activeRpoAlarm(), false);
+    } finally {
+      await api.close();
+    }
+
+    // No streamer: the recovery point stays where it was, the figure grows, the alarm follows.
+    api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_ALARM_INTERVAL: '0.2', BACKSTOP_CONTINUOUS_STREAMS: '0' } });
+    try {
+      const first = await waitFor('the RPO in /metrics', () => rpoOf(api));
+      const later = await waitFor('the RPO to grow', async () => {
+        const value = await rpoOf(api);
+        return value !== null && value > first + 1 ? value : null;
+      });
+      assert.ok(later > first);
+      await waitFor('the rpo_exceeded alarm', activeRpoAlarm, 20_000);
+    } finally {
+      await api.close();
+    }
+
+    // Streaming again: the alarm clears.
+    api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_ALARM_INTERVAL: '0.2' } });
+    try {
+      await waitFor('the rpo_exceeded alarm to clear', async () => !(await activeRpoAlarm()), 30_000);
+      assert.ok((await rpoOf(api))! < 3);
+    } finally {
+      await api.close();
     }
   });
 });

@@ -146,6 +146,34 @@ describe('pgoutput messages into segment lines (pure)', () => {
     assert.deepEqual(next.schemaChanges, ['public.items']);
   });
 
+  it('reports a change of shape made by the last transaction of a segment in the next one, and describes a transaction by its newest shape', () => {
+    const builder = new SegmentBuilder('0/1000');
+    const widened = relation(100, 'items', [
+      ['id', 23, true],
+      ['note', 25, false],
+      ['body', 25, false],
+      ['extra', 23, false],
+    ]);
+    apply(builder, [items, ...transaction(0x2000, [insert(items, { id: '1', note: null, body: null })])]);
+    // DDL within a transaction: a change before it, the new shape, a change after it.
+    apply(builder, transaction(0x2100, [insert(items, { id: '2', note: null, body: null }), widened, insert(widened, { id: '3', note: null, body: null, extra: '1' })]));
+    const first = builder.take()!;
+    assert.deepEqual(
+      first.lines.map((line) => (line.type === 'relation' ? `relation ${line.columns.length} ${line.schemaChange}` : line.type)),
+      ['relation 3 false', 'transaction', 'relation 4 true', 'transaction'],
+    );
+    apply(builder, [widened, ...transaction(0x2200, [insert(widened, { id: '4', note: null, body: null, extra: '2' })])]);
+    assert.equal((builder.take()!.lines[0] as RelationLine).schemaChange, false, 'described already: no change to report again');
+
+    const narrowed = relation(100, 'items', [['id', 23, true]]);
+    apply(builder, [narrowed, other, ...transaction(0x3000, [insert(other, { id: '9' })])]);
+    builder.take();
+    apply(builder, transaction(0x3100, [insert(narrowed, { id: '5' })]));
+    const later = builder.take()!;
+    assert.equal((later.lines[0] as RelationLine).schemaChange, true, 'a change no segment described yet carries over');
+    assert.deepEqual(later.schemaChanges, ['public.items']);
+  });
+
   it('keeps a transaction under way out of the segment taken meanwhile, and skips what was stored already or changed nothing', () => {
     const builder = new SegmentBuilder('0/2000');
     // Committed before the confirmed position: the slot re-sent it after a crash.

@@ -40,7 +40,7 @@ type Row = Record<string, string | null>;
 export class SegmentBuilder {
   /** Each relation's newest shape, by its OID (a rename keeps the OID). */
   private readonly relations = new Map<number, RelationLine>();
-  /** Relations whose shape changed since the pending segment began and that it has not touched yet. */
+  /** Relations whose shape changed and that no segment has described since (it carries over to the next segment). */
   private readonly changedUntouched = new Set<number>();
   /** The shape each relation the pending segment touches was last described with, in it. */
   private readonly described = new Map<number, RelationLine>();
@@ -130,7 +130,6 @@ export class SegmentBuilder {
     this.head.length = 0;
     this.body = [];
     this.described.clear();
-    this.changedUntouched.clear();
     this.schemaChanges = new Set();
     this.firstCommitAt = null;
     this.lastCommitAt = null;
@@ -161,8 +160,12 @@ export class SegmentBuilder {
     this.add(open, change);
   }
 
+  /**
+   * Records the relation's shape for the transaction: the newest, should DDL within the
+   * transaction have changed it between two of its changes (the line before the transaction
+   * then lists every column any of them may name).
+   */
   private touch(open: OpenTransaction, oid: number): void {
-    if (open.touched.has(oid)) return;
     const shape = this.relations.get(oid);
     if (!shape) throw new Error(`pgoutput sent a change of relation ${oid} before describing it`);
     open.touched.set(oid, shape);

@@ -24,7 +24,7 @@ export interface StreamerOptions {
   signal: AbortSignal;
   /** Wait after a session failed (the store down, the source restarting, the slot busy) before the next; default 1 s, doubling up to 15 s. */
   retryDelayMs?: number;
-  /** How often a standby status goes to the source when nothing else is said (default 10 s, well within wal_sender_timeout). */
+  /** How often a standby status goes to the source when nothing else is said (default 10 s or a quarter of the RPO bound, well within wal_sender_timeout). */
   statusIntervalMs?: number;
   /** How often the slot guard measures while streaming, besides after every segment (default 10 s). */
   guardIntervalMs?: number;
@@ -166,7 +166,8 @@ async function streamSession(ctx: SessionContext): Promise<void> {
     let flushing: Promise<void> | null = null;
     let flushAgain = false;
     let lastStatusAt = 0;
-    const statusEveryMs = ctx.options.statusIntervalMs ?? 10_000;
+    // Often enough that a quiet source's recovery point (caught_up_at) stays well within its bound.
+    const statusEveryMs = ctx.options.statusIntervalMs ?? Math.min(10_000, stream.maxRpoSeconds * 250);
 
     let caughtUpRecordedAt = 0;
     /** `ping`: the source answers with a keepalive at once, which tells whether everything is stored (see the heartbeat handler). */
