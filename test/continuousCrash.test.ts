@@ -63,6 +63,26 @@ function journalId(transaction: TransactionLine): string | undefined {
   return insert?.kind === 'insert' ? insert.new.id! : undefined;
 }
 
+/**
+ * Waits until the store holds as many distinct transactions as the source's journal has rows,
+ * then asserts that, deduplicated by commit LSN, they are exactly the committed ones, in commit order.
+ */
+async function expectEveryCommitStored(sourceUrl: string, storeUrl: string, targetName: string, slot: string) {
+  const committed = (await adminQuery<{ id: string }>('select id::text as id from journal order by journal.id', [], sourceUrl)).map((row) => row.id);
+  const segments = await waitFor(
+    'every committed transaction in the store',
+    async () => {
+      const read = await readStoredSegments(storeUrl, targetName, slot);
+      return uniqueTransactions(read).filter(journalId).length >= committed.length ? read : null;
+    },
+    90_000,
+    250,
+  );
+  const unique = uniqueTransactions(segments);
+  assert.deepEqual(unique.map(journalId), committed, 'deduplicated by commit LSN: each committed transaction once, in commit order, none missing');
+  return { segments, unique, committed };
+}
+
 describe('streamers under kill -9', () => {
   let catalog: TestCatalog;
   let source: TestDatabase;
@@ -122,19 +142,7 @@ describe('streamers under kill -9', () => {
     } finally {
       await workload.stop();
     }
-    const committed = (await adminQuery<{ id: string }>('select id::text as id from journal order by journal.id', [], source.url)).map((row) => row.id);
-
-    const segments = await waitFor(
-      'every committed transaction in the store',
-      async () => {
-        const read = await readStoredSegments(storeUrl, target.name, slot);
-        return uniqueTransactions(read).filter(journalId).length >= committed.length ? read : null;
-      },
-      60_000,
-      250,
-    );
-    const unique = uniqueTransactions(segments);
-    assert.deepEqual(unique.map(journalId), committed, 'deduplicated by commit LSN: each committed transaction once, in commit order, none missing');
+    const { segments } = await expectEveryCommitStored(source.url, storeUrl, target.name, slot);
     const generations = new Set(segments.map((segment) => segment.manifest.generation));
     assert.ok(generations.size >= 2, 'two streamers wrote segments');
     // The archive has no hole: sorted by start, each segment begins at or before the end of what came before.
@@ -197,18 +205,7 @@ describe('streamers under kill -9', () => {
     } finally {
       await workload.stop();
     }
-    const committed = (await adminQuery<{ id: string }>('select id::text as id from journal order by journal.id', [], outageSource.url)).map((row) => row.id);
-    const segments = await waitFor(
-      'every committed transaction in the store once it is back',
-      async () => {
-        const read = await readStoredSegments(storeUrl, target.name, slot);
-        return uniqueTransactions(read).filter(journalId).length >= committed.length ? read : null;
-      },
-      90_000,
-      250,
-    );
-    const unique = uniqueTransactions(segments);
-    assert.deepEqual(unique.map(journalId), committed);
+    const { unique, committed } = await expectEveryCommitStored(outageSource.url, storeUrl, target.name, slot);
     // The first transaction of the outage: the slot was never told anything at or past it while the store was down.
     const firstOfOutage = unique.find((transaction) => journalId(transaction) === committed[1])!;
     for (const confirmed of confirmedDuringOutage) assert.ok(compareLsn(confirmed, firstOfOutage.lsn) <= 0, `confirmed ${confirmed} during the outage, past ${firstOfOutage.lsn}`);

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Pgoutput } from 'pg-logical-replication';
-import { assessAlarms, type ContinuousAlarmFacts, type TargetAlarmFacts } from '../src/core/alarms.ts';
 import { segmentLineSchema, type RelationLine, type TransactionLine } from '../src/core/changeSegment.ts';
 import { decideSlotGuard } from '../src/continuous/slotGuard.ts';
 import { commitTimeText, SegmentBuilder } from '../src/continuous/segmentBuilder.ts';
@@ -29,6 +28,13 @@ const items = relation(100, 'items', [
   ['body', 25, false],
 ]);
 const other = relation(200, 'other', [['id', 20, true]]);
+/** items after `alter table items add column extra int`. */
+const widened = relation(100, 'items', [
+  ['id', 23, true],
+  ['note', 25, false],
+  ['body', 25, false],
+  ['extra', 23, false],
+]);
 
 let xid = 500;
 /** A transaction's messages: Begin, the changes, Commit, with commit LSN 0/<at> and its end 0x20 later. */
@@ -115,12 +121,6 @@ describe('pgoutput messages into segment lines (pure)', () => {
 
   it('marks a changed shape: in the body after the table was touched, at the head before', () => {
     const builder = new SegmentBuilder('0/1000');
-    const widened = relation(100, 'items', [
-      ['id', 23, true],
-      ['note', 25, false],
-      ['body', 25, false],
-      ['extra', 23, false],
-    ]);
     apply(builder, [items, ...transaction(0x2000, [insert(items, { id: '1', note: null, body: null })])]);
     // PostgreSQL sends a relation again on every new connection: the same shape is no change.
     apply(builder, [items, ...transaction(0x2100, [insert(items, { id: '2', note: null, body: null })])]);
@@ -148,12 +148,6 @@ describe('pgoutput messages into segment lines (pure)', () => {
 
   it('reports a change of shape made by the last transaction of a segment in the next one, and describes a transaction by its newest shape', () => {
     const builder = new SegmentBuilder('0/1000');
-    const widened = relation(100, 'items', [
-      ['id', 23, true],
-      ['note', 25, false],
-      ['body', 25, false],
-      ['extra', 23, false],
-    ]);
     apply(builder, [items, ...transaction(0x2000, [insert(items, { id: '1', note: null, body: null })])]);
     // DDL within a transaction: a change before it, the new shape, a change after it.
     apply(builder, transaction(0x2100, [insert(items, { id: '2', note: null, body: null }), widened, insert(widened, { id: '3', note: null, body: null, extra: '1' })]));
@@ -221,59 +215,5 @@ describe('the slot guard rule (pure)', () => {
   it('stops a stream whose slot is gone, but not one still being set up', () => {
     assert.equal(decideSlotGuard(stream, null).action, 'stop');
     assert.deepEqual(decideSlotGuard({ ...stream, state: 'starting', confirmedLsn: null }, null), { action: 'none' });
-  });
-});
-
-describe('continuous alarms (pure)', () => {
-  const base: TargetAlarmFacts = {
-    targetId: 't',
-    targetName: 'app',
-    paused: false,
-    createdAt: 0,
-    schedule: null,
-    scheduleSince: null,
-    scheduleLastSlot: null,
-    maxBackupAgeMs: null,
-    drillSchedule: null,
-    drillSince: null,
-    missedSlots: 0,
-    missedAfter: null,
-    missedAt: null,
-    newestGoodBackupAt: null,
-    lastFinishedBackup: null,
-    lastFinishedDrill: null,
-    newestGoodDrillAt: null,
-    continuous: null,
-  };
-  const stream: ContinuousAlarmFacts = {
-    state: 'streaming',
-    stoppedReason: null,
-    stoppedAt: null,
-    retainedWalBytes: 10,
-    measuredAt: 50_000,
-    slotWarnBytes: 100,
-    recoveryPoint: 40_000,
-    maxRpoMs: 30_000,
-  };
-  const state = (continuous: ContinuousAlarmFacts | null, now: number, kind: string) =>
-    assessAlarms({ ...base, continuous }, now, { graceMs: 0, slotGraceMs: 0 }).find((condition) => condition.kind === kind)!.state;
-
-  it('rpo_exceeded once the recovery point is older than the bound, for a streaming target only', () => {
-    assert.equal(state(stream, 70_000, 'rpo_exceeded'), 'off');
-    assert.equal(state(stream, 70_001, 'rpo_exceeded'), 'on');
-    assert.equal(state({ ...stream, state: 'starting' }, 70_001, 'rpo_exceeded'), 'off');
-    assert.equal(state(null, 70_001, 'rpo_exceeded'), 'off');
-  });
-  it('slot_wal_warning over the warning threshold; slot_dropped with the reason once stopped', () => {
-    assert.equal(state(stream, 60_000, 'slot_wal_warning'), 'off');
-    assert.equal(state({ ...stream, retainedWalBytes: 101 }, 60_000, 'slot_wal_warning'), 'on');
-    const stopped = { ...stream, state: 'stopped' as const, stoppedReason: 'slot dropped: it held back 2 GiB', stoppedAt: 55_000, retainedWalBytes: 101 };
-    const conditions = assessAlarms({ ...base, continuous: stopped }, 60_000, { graceMs: 0, slotGraceMs: 0 });
-    const dropped = conditions.find((condition) => condition.kind === 'slot_dropped')!;
-    assert.equal(dropped.state, 'on');
-    assert.equal(dropped.since, 55_000);
-    assert.match(dropped.details.what, /stopped: slot dropped: it held back 2 GiB/);
-    assert.equal(conditions.find((condition) => condition.kind === 'slot_wal_warning')!.state, 'off');
-    assert.equal(state(stream, 60_000, 'slot_dropped'), 'off');
   });
 });
