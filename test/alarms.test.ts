@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { assessAlarms, planAlarmActions, type TargetAlarmFacts } from '../src/core/alarms.ts';
+import { assessAlarms, planAlarmActions, type ContinuousAlarmFacts, type TargetAlarmFacts } from '../src/core/alarms.ts';
 import { createDatabaseIfMissing } from '../src/db/createDatabaseIfMissing.ts';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
 import { migrate } from '../src/db/migrate.ts';
@@ -94,10 +94,45 @@ describe('alarm decisions (pure)', () => {
     lastFinishedBackup: null,
     lastFinishedDrill: null,
     newestGoodDrillAt: null,
+    continuous: null,
     ...over,
   });
   const settings = { graceMs: 60_000, slotGraceMs: 30_000 };
   const state = (input: TargetAlarmFacts, now: number, kind: string) => assessAlarms(input, now, settings).find((condition) => condition.kind === kind)!.state;
+
+  describe('continuous targets', () => {
+    const stream: ContinuousAlarmFacts = {
+      state: 'streaming',
+      stoppedReason: null,
+      stoppedAt: null,
+      retainedWalBytes: 10,
+      measuredAt: 50_000,
+      slotWarnBytes: 100,
+      recoveryPoint: 40_000,
+      maxRpoMs: 30_000,
+    };
+    const of = (continuous: ContinuousAlarmFacts | null) => facts({ continuous, createdAt: 0 });
+
+    it('rpo_exceeded once the recovery point is older than the bound, for a streaming target only', () => {
+      assert.equal(state(of(stream), 70_000, 'rpo_exceeded'), 'off');
+      assert.equal(state(of(stream), 70_001, 'rpo_exceeded'), 'on');
+      assert.equal(state(of({ ...stream, state: 'starting' }), 70_001, 'rpo_exceeded'), 'off');
+      assert.equal(state(of(null), 70_001, 'rpo_exceeded'), 'off');
+    });
+
+    it('slot_wal_warning over the warning threshold; slot_dropped with the reason once stopped', () => {
+      assert.equal(state(of(stream), 60_000, 'slot_wal_warning'), 'off');
+      assert.equal(state(of({ ...stream, retainedWalBytes: 101 }), 60_000, 'slot_wal_warning'), 'on');
+      const stopped = { ...stream, state: 'stopped' as const, stoppedReason: 'slot dropped: it held back 2 GiB', stoppedAt: 55_000, retainedWalBytes: 101 };
+      const conditions = assessAlarms(of(stopped), 60_000, settings);
+      const dropped = conditions.find((condition) => condition.kind === 'slot_dropped')!;
+      assert.equal(dropped.state, 'on');
+      assert.equal(dropped.since, 55_000);
+      assert.match(dropped.details.what, /stopped: slot dropped: it held back 2 GiB/);
+      assert.equal(conditions.find((condition) => condition.kind === 'slot_wal_warning')!.state, 'off');
+      assert.equal(state(of(stream), 60_000, 'slot_dropped'), 'off');
+    });
+  });
   const HOUR = 3_600_000;
 
   it('backup_overdue: an explicit bound, or the hourly schedule plus the grace; none without either; none while paused', () => {

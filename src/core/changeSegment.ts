@@ -133,7 +133,11 @@ export const segmentManifestSchema = z.object({
   slot: z.string(),
   /** The streamer lease's fencing generation that wrote it. */
   generation: z.number().int().positive(),
-  /** Transactions with commit LSN in (startLsn, endLsn]: startLsn is the position confirmed before it. */
+  /**
+   * Transactions with commit LSN in [startLsn, endLsn): startLsn is the position confirmed
+   * before it, where the next commit record may begin exactly; endLsn is the end of its last
+   * commit record (that transaction's `endLsn`), the position confirmed after it.
+   */
   startLsn: lsnSchema,
   endLsn: lsnSchema,
   firstCommitAt: z.string().datetime({ offset: true }),
