@@ -323,6 +323,10 @@ export const runnerTargetSchema = {
     name: { type: 'string' },
     storeUrl: { type: 'string' },
     options: targetOptionsView,
+    continuous: {
+      ...nullable({ type: 'object', required: ['slot'], properties: { slot: { type: 'string' } } }),
+      description: "A continuous target's replication slot: each backup is then a base, dumped from a temporary slot's snapshot (docs/CONTINUOUS.md).",
+    },
   },
 } as const;
 
