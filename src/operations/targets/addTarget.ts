@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AuditActor } from '../../core/auditActor.ts';
 import { BackstopError } from '../../core/errors.ts';
 import { parseInput } from '../../core/inputProblems.ts';
-import { createTarget, deleteTargetById, findTargetWithSecret, getTarget, type NewTarget, type TargetRecord } from '../../db/targets.ts';
+import { createTarget, deleteTargetById, findTargetWithSecret, getTarget, type NewTarget } from '../../db/targets.ts';
 import { absoluteStoreUrl } from '../../storage/openStore.ts';
 import { audited, auditSubject, givenFieldNames } from '../recordAudit.ts';
 import { checkContinuity, enableContinuity, type TargetChange } from './continuity.ts';
