@@ -5,7 +5,7 @@ import { parseInput } from '../../core/inputProblems.ts';
 import { createTarget, deleteTargetById, findTargetWithSecret, getTarget, type NewTarget } from '../../db/targets.ts';
 import { absoluteStoreUrl } from '../../storage/openStore.ts';
 import { audited, auditSubject, givenFieldNames } from '../recordAudit.ts';
-import { checkContinuity, enableContinuity, type TargetChange } from './continuity.ts';
+import { assertContinuityPossible, checkContinuity, enableContinuity, type TargetChange } from './continuity.ts';
 import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
@@ -34,6 +34,7 @@ export async function storeNewTarget(deps: TargetDeps, input: TargetCreate): Pro
   const storeUrl = target.storeUrl ?? absoluteStoreUrl(deps.config.defaultStoreUrl);
   const notifications = mergeNotifications(target.notifications ?? [], []);
   await assertChannelsAllowed(deps.pool, target.notifications ?? [], target.pingUrl);
+  if (target.continuous) assertContinuityPossible({ databaseUrl: target.databaseUrl, profile: target.options?.profile });
   await assertTargetChecks(
     { name: target.name, databaseUrl: target.databaseUrl, storeUrl, profile: target.options?.profile, github: Boolean(target.executor) },
     { pgTools: deps.config.pgTools },

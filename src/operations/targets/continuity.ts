@@ -45,6 +45,23 @@ export interface ContinuityPlan {
 
 const BASE_DEADLINE_MS = 21_600_000;
 
+function refused(databaseUrl: string, reasons: string[]): BackstopError {
+  const listed = reasons.length === 1 ? reasons[0] : reasons.map((reason, index) => `(${index + 1}) ${reason}`).join(' ');
+  return new BackstopError('CONTINUOUS_REFUSED', `${databaseUrl ? describeDatabase(databaseUrl) : 'The target'} cannot be backed up continuously: ${listed}`, { field: 'continuous' });
+}
+
+/**
+ * What refuses continuity without reaching the source: the server profile, no URL, a
+ * pooler's URL. Asked before the target's other checks, so a pooler is named as the reason
+ * rather than the connection it may refuse.
+ */
+export function assertContinuityPossible(target: { databaseUrl: string; profile: BackupProfile | undefined }): void {
+  if (target.profile === 'server') throw refused(target.databaseUrl, ['a whole server (the server profile) cannot be continuous: add a target per database instead.']);
+  if (target.databaseUrl === '') throw refused(target.databaseUrl, ['the target has no database URL yet: set one first.']);
+  const pooler = poolerRefusal(target.databaseUrl);
+  if (pooler) throw refused(target.databaseUrl, [pooler]);
+}
+
 /**
  * Reads the source and refuses (CONTINUOUS_REFUSED, every reason with its fix) when it cannot
  * be followed: a pooler URL (before any connection), wal_level, the role's rights, no free
@@ -52,24 +69,15 @@ const BASE_DEADLINE_MS = 21_600_000;
  * Nothing is created.
  */
 export async function checkContinuity(target: { id: string; databaseUrl: string; profile: BackupProfile | undefined }, tables: string[] | null): Promise<ContinuityPlan> {
-  const refused = (reasons: string[]) =>
-    new BackstopError(
-      'CONTINUOUS_REFUSED',
-      `${describeDatabase(target.databaseUrl)} cannot be backed up continuously: ${reasons.length === 1 ? reasons[0] : reasons.map((reason, index) => `(${index + 1}) ${reason}`).join(' ')}`,
-      { field: 'continuous' },
-    );
-  if (target.profile === 'server') throw refused(['a whole server (the server profile) cannot be continuous: add a target per database instead.']);
-  if (target.databaseUrl === '') throw refused(['the target has no database URL yet: set one first.']);
-  const pooler = poolerRefusal(target.databaseUrl);
-  if (pooler) throw refused([pooler]);
+  assertContinuityPossible(target);
   const slot = slotNameFor(target.id);
   return withSource(target.databaseUrl, async (client) => {
     const reasons = continuousRefusals(await readSourceFacts(client, slot), slot);
-    if (reasons.length > 0) throw refused(reasons);
+    if (reasons.length > 0) throw refused(target.databaseUrl, reasons);
     const plan = planPublication(await readSourceTables(client), tables);
-    if (plan.missing.length > 0) throw refused([`the database has no table ${plan.missing.join(', ')} (name tables as schema.table).`]);
+    if (plan.missing.length > 0) throw refused(target.databaseUrl, [`the database has no table ${plan.missing.join(', ')} (name tables as schema.table).`]);
     if (plan.published.length === 0) {
-      throw refused([
+      throw refused(target.databaseUrl, [
         plan.unprotected.length === 0
           ? 'the database has no table to follow yet: create its tables first.'
           : `no table can be followed safely: ${plan.unprotected.map((table) => `${qualifiedName(table)} (${table.reason}; ${table.fix})`).join('; ')}.`,

@@ -7,7 +7,7 @@ import { withTransaction } from '../../db/pool.ts';
 import { findTargetWithSecret, getTarget, lockTargetForUpdate, targetNotFound, updateTarget as storeTargetUpdate, type TargetUpdate } from '../../db/targets.ts';
 import { audited, auditSubject } from '../recordAudit.ts';
 import { changedTargetFields } from './changedTargetFields.ts';
-import { checkContinuity, disableContinuity, enableContinuity, replanContinuity, type ContinuityPlan, type TargetChange } from './continuity.ts';
+import { assertContinuityPossible, checkContinuity, disableContinuity, enableContinuity, replanContinuity, type ContinuityPlan, type TargetChange } from './continuity.ts';
 import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
@@ -39,6 +39,7 @@ async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateI
   // Said before the checks; merged again under the row lock below, against the channels then.
   if (fields.notifications !== undefined) mergeNotifications(fields.notifications, current.notificationChannels);
   await assertChannelsAllowed(deps.pool, fields.notifications ?? [], fields.pingUrl);
+  if (fields.continuous) assertContinuityPossible({ databaseUrl: fields.databaseUrl ?? current.databaseUrl, profile: (fields.options ?? current.options).profile });
   const databaseChanged = fields.databaseUrl !== undefined && fields.databaseUrl !== current.databaseUrl;
   const storeChanged = fields.storeUrl !== undefined && fields.storeUrl !== current.storeUrl;
   // Outside the row lock: a check may take seconds.
