@@ -9,6 +9,7 @@ import { compareLsn } from '../src/core/changeSegment.ts';
 import { withDatabase } from '../src/core/databaseUrl.ts';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
 import { runCli } from './support/cli.ts';
+import { startTestServer } from './support/server.ts';
 import { adminQuery, adminUrl, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -162,6 +163,29 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
       extended.limits.map((limit: { kind: string }) => limit.kind),
       ['unprotected_tables', 'schema_change'],
     );
+    // The API answers the same, to a viewer; a pooler is refused there in the same words.
+    const api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_STORE: `file://${storeDir}` } });
+    try {
+      const answered = await api.request('GET', '/api/v1/targets/cont/window', { token: api.tokens.viewer });
+      assert.equal(answered.status, 200, answered.text);
+      // The same window; its RPO is a live figure, only ever older.
+      assert.deepEqual({ ...answered.json.continuity.window, rpoSeconds: 0 }, { ...extended, rpoSeconds: 0 });
+      assert.ok(answered.json.continuity.window.rpoSeconds >= extended.rpoSeconds);
+      const target = await api.request('GET', '/api/v1/targets/cont', { token: api.tokens.viewer });
+      assert.equal(target.json.continuous.slot, slot);
+      assert.equal(target.json.continuity.state, 'streaming');
+      assert.equal(target.json.continuity.unprotectedTables[0].table, 'logs');
+      const pooled = await api.request('POST', '/api/v1/targets', {
+        token: api.tokens.admin,
+        body: { name: 'pooled', databaseUrl: 'postgres://app:pw@127.0.0.1:6543/app', continuous: {} },
+      });
+      assert.equal(pooled.status, 422, pooled.text);
+      assert.equal(pooled.json.error.code, 'CONTINUOUS_REFUSED');
+      assert.equal(pooled.json.error.field, 'continuous');
+      assert.match(pooled.json.error.message, /direct connection/);
+    } finally {
+      await api.close();
+    }
     const text = await cli(['target', 'show', 'cont']);
     assert.match(text.stdout, /continuity: streaming/);
     assert.match(text.stdout, /not continuously protected: public\.logs: .*Fix: ALTER TABLE public\.logs/);
