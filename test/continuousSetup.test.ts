@@ -227,6 +227,13 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
     assert.ok(await slotOf(slot));
     assert.equal((await stream('cont'))!.state, 'starting');
     assert.equal((await json(['run', again.baseRunId])).status, 'succeeded');
+    // Run again on a continuous target: the publication is re-planned, the same slot goes on.
+    const restartLsn = (await adminQuery<{ lsn: string }>('select restart_lsn::text as lsn from pg_replication_slots where slot_name = $1', [slot]))[0]!.lsn;
+    const replanned = await json(['target', 'update', 'cont', '--continuous', '--tables', 'public.items,public.events']);
+    assert.equal(replanned.baseRunId, undefined, 'no new slot, so no new base is needed');
+    assert.deepEqual(await published(slot), ['public.events', 'public.items']);
+    assert.equal((await adminQuery<{ lsn: string }>('select restart_lsn::text as lsn from pg_replication_slots where slot_name = $1', [slot]))[0]!.lsn, restartLsn);
+    assert.equal((await stream('cont'))!.state, 'streaming');
     const deleted = await cli(['target', 'delete', 'cont']);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal(await slotOf(slot), undefined);

@@ -164,5 +164,6 @@ describe('what a continuous target follows and refuses', () => {
     assert.match(continuousRefusals({ ...facts, usedReplicationSlots: 9 }, 's')[0]!, /max_replication_slots is 10 and 9 are in use/);
     assert.match(continuousRefusals({ ...facts, usedWalSenders: 9 }, 's')[0]!, /max_wal_senders/);
     assert.match(continuousRefusals({ ...facts, slotExists: true }, 'backstop_x')[0]!, /pg_drop_replication_slot\('backstop_x'\)/);
+    assert.deepEqual(continuousRefusals({ ...facts, slotExists: true }, 'backstop_x', true), [], "a continuous target's own slot");
   });
 });

@@ -109,8 +109,11 @@ export interface SourceFacts {
 /** A permanent slot, and the temporary one each base backup takes its snapshot from. */
 export const SLOTS_NEEDED = 2;
 
-/** Every reason the source cannot be a continuous target, each with its fix; empty when it can. */
-export function continuousRefusals(facts: SourceFacts, slotName: string): string[] {
+/**
+ * Every reason the source cannot be a continuous target, each with its fix; empty when it can.
+ * `ownSlot`: the target is continuous already, so a slot of its name is its own.
+ */
+export function continuousRefusals(facts: SourceFacts, slotName: string, ownSlot = false): string[] {
   const refusals: string[] = [];
   if (facts.walLevel !== 'logical') {
     const fix =
@@ -137,7 +140,7 @@ export function continuousRefusals(facts: SourceFacts, slotName: string): string
       `max_wal_senders is ${facts.maxWalSenders} and ${facts.usedWalSenders} are in use: a continuous target needs ${SLOTS_NEEDED} free (its stream, and a base backup's snapshot). Raise max_wal_senders and restart.`,
     );
   }
-  if (facts.slotExists) {
+  if (facts.slotExists && !ownSlot) {
     refusals.push(
       `a replication slot named ${slotName} already exists on the source (left by an earlier setup): drop it with SELECT pg_drop_replication_slot('${slotName}'), then try again.`,
     );

@@ -45,7 +45,7 @@ export async function storeNewTarget(deps: TargetDeps, input: TargetCreate): Pro
   // id is chosen here because the slot and publication are named after it.
   const id = randomUUID();
   const { tables = null, ...settings } = target.continuous;
-  const planned = await checkContinuity({ id, databaseUrl: target.databaseUrl, profile: target.options?.profile }, tables);
+  const planned = await checkContinuity({ id, databaseUrl: target.databaseUrl, profile: target.options?.profile, continuous: false }, tables);
   const created = await createTarget(deps.pool, { ...newTargetFrom(target, storeUrl, notifications), id });
   try {
     const { baseRunId } = await enableContinuity(deps, { id, databaseUrl: target.databaseUrl }, planned, { tables, ...settings });

@@ -41,6 +41,8 @@ export type TargetChange = TargetRecord & {
 export interface ContinuityPlan {
   slot: string;
   plan: PublicationPlan;
+  /** The slot is on the source already (a continuous target's own). */
+  slotExists: boolean;
 }
 
 const BASE_DEADLINE_MS = 21_600_000;
@@ -68,11 +70,15 @@ export function assertContinuityPossible(target: { databaseUrl: string; profile:
  * slot or WAL sender, tables named that are not there or nothing that can be followed.
  * Nothing is created.
  */
-export async function checkContinuity(target: { id: string; databaseUrl: string; profile: BackupProfile | undefined }, tables: string[] | null): Promise<ContinuityPlan> {
+export async function checkContinuity(
+  target: { id: string; databaseUrl: string; profile: BackupProfile | undefined; continuous: boolean },
+  tables: string[] | null,
+): Promise<ContinuityPlan> {
   assertContinuityPossible(target);
   const slot = slotNameFor(target.id);
   return withSource(target.databaseUrl, async (client) => {
-    const reasons = continuousRefusals(await readSourceFacts(client, slot), slot);
+    const facts = await readSourceFacts(client, slot);
+    const reasons = continuousRefusals(facts, slot, target.continuous);
     if (reasons.length > 0) throw refused(target.databaseUrl, reasons);
     const plan = planPublication(await readSourceTables(client), tables);
     if (plan.missing.length > 0) throw refused(target.databaseUrl, [`the database has no table ${plan.missing.join(', ')} (name tables as schema.table).`]);
@@ -83,7 +89,7 @@ export async function checkContinuity(target: { id: string; databaseUrl: string;
           : `no table can be followed safely: ${plan.unprotected.map((table) => `${qualifiedName(table)} (${table.reason}; ${table.fix})`).join('; ')}.`,
       ]);
     }
-    return { slot, plan };
+    return { slot, plan, slotExists: facts.slotExists };
   });
 }
 

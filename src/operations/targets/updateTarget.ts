@@ -60,7 +60,7 @@ async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateI
   let planned: ContinuityPlan | null = null;
   if (continuous) {
     const tables = continuous.tables !== undefined ? continuous.tables : (current.continuous?.tables ?? null);
-    planned = await checkContinuity({ id: current.id, databaseUrl, profile: (fields.options ?? current.options).profile }, tables);
+    planned = await checkContinuity({ id: current.id, databaseUrl, profile: (fields.options ?? current.options).profile, continuous: current.continuous !== null }, tables);
   }
   // Read-modify-write under the row lock: notification channels keep their write-only URLs
   // and secrets, which only the stored row knows.
@@ -79,7 +79,8 @@ async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateI
   else {
     const { tables: _tables, ...settings } = continuous;
     const chosen = { ...settings, ...(continuous.tables !== undefined ? { tables: continuous.tables } : {}) };
-    if (current.continuous) await replanContinuity(deps, source, planned!, chosen);
+    // A continuous target whose slot is gone (dropped on the source) starts again from a new one.
+    if (current.continuous && planned!.slotExists) await replanContinuity(deps, source, planned!, chosen);
     else change = await enableContinuity(deps, source, planned!, chosen);
     change = { ...change, publishedTables: planned!.plan.published.length, unprotectedTables: planned!.plan.unprotected };
   }
