@@ -77,11 +77,9 @@ async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateI
   let change: Omit<TargetChange, keyof typeof updated> = {};
   if (continuous === null) change = await disableContinuity(deps, source, 'continuity turned off (target update)');
   else {
-    const { tables: _tables, ...settings } = continuous;
-    const chosen = { ...settings, ...(continuous.tables !== undefined ? { tables: continuous.tables } : {}) };
     // A continuous target whose slot is gone (dropped on the source) starts again from a new one.
-    if (current.continuous && planned!.slotExists) await replanContinuity(deps, source, planned!, chosen);
-    else change = await enableContinuity(deps, source, planned!, chosen);
+    if (current.continuous && planned!.slotExists) await replanContinuity(deps, source, planned!, continuous);
+    else change = await enableContinuity(deps, source, planned!, continuous);
     change = { ...change, publishedTables: planned!.plan.published.length, unprotectedTables: planned!.plan.unprotected };
   }
   return { ...(await getTarget(deps.pool, updated.name)), ...change };
