@@ -286,8 +286,10 @@ const continuous = z
       .meta({ description: 'Only these tables (`schema.table`). Absent on create, or null: every table that can be followed safely (with a primary key or a replica identity).' }),
     segmentSeconds: wholeNumber(1, 3600).optional().meta({ description: 'A change segment closes after this many seconds (default 10).' }),
     segmentBytes: wholeNumber(65_536, 1_073_741_824).optional().meta({ description: 'Or after this many bytes of decoded changes (default 16 MiB).' }),
-    slotWarnBytes: wholeNumber(1_048_576, Number.MAX_SAFE_INTEGER).optional().meta({ description: 'Alarm when the slot holds back more WAL on the source than this (default 1 GiB).' }),
-    slotLimitBytes: wholeNumber(1_048_576, Number.MAX_SAFE_INTEGER)
+    slotWarnBytes: wholeNumber(1_048_576, 2 ** 50)
+      .optional()
+      .meta({ description: 'Alarm when the slot holds back more WAL on the source than this (default 1 GiB).' }),
+    slotLimitBytes: wholeNumber(1_048_576, 2 ** 50)
       .optional()
       .meta({ description: "Over this much held-back WAL the slot is dropped: the source's disk comes first (default 8 GiB)." }),
     maxRpoSeconds: wholeNumber(1, 604_800).optional().meta({ description: 'Alarm when the newest stored commit is older than this (default 300).' }),
