@@ -223,6 +223,13 @@ describe('every command keeps the CLI promises', () => {
       base: { args: () => ['some-id'] },
     },
     trigger: { failing: [{ args: () => ['no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ }] },
+    window: {
+      failing: [
+        { args: () => ['no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ },
+        { args: () => ['Bad Name!'], code: 'INVALID_INPUT', says: /Bad Name!|TARGET/ },
+      ],
+      lists: [() => ['probe'], () => ['probe', '--json']],
+    },
     runs: {
       failing: [{ args: () => ['--target', 'no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ }],
       base: { args: () => [] },
@@ -398,6 +405,12 @@ describe('every command keeps the CLI promises', () => {
     '--max-backup-age': { args: ['--max-backup-age', 'soon'], says: /--max-backup-age/ },
     // A ping URL is a secret: never echoed.
     '--ping-url': { args: ['--ping-url', 'not-a-url'], says: /--ping-url/ },
+    '--tables': { args: ['--continuous', '--tables', 'nodot'], says: /--tables/ },
+    '--segment-seconds': { args: ['--continuous', '--segment-seconds', '0'], says: /--segment-seconds/ },
+    '--segment-bytes': { args: ['--continuous', '--segment-bytes', 'many'], says: /--segment-bytes/ },
+    '--slot-warn-bytes': { args: ['--continuous', '--slot-warn-bytes', '1'], says: /--slot-warn-bytes/ },
+    '--slot-limit-bytes': { args: ['--continuous', '--slot-limit-bytes', '-1'], says: /--slot-limit-bytes/ },
+    '--max-rpo': { args: ['--continuous', '--max-rpo', '0'], says: /--max-rpo/ },
     '--alarm-repeat': { args: ['--alarm-repeat', '-1'], says: /--alarm-repeat/ },
     '--verify-cron': { args: ['--verify-cron', 'weekly-ish'], says: /weekly-ish/ },
     '--status': { args: ['--status', 'bogus'], says: /bogus/ },

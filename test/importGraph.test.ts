@@ -31,10 +31,10 @@ const LAYERS: Record<string, { holds: string; mayImport: string[] }> = {
   },
   // The runner's SQL catalog finalizes through control/finalizeReportedRun.ts, the same check
   // the server applies to a remote runner's report.
-  runner: { holds: 'executes one claimed run', mayImport: ['core', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'control'] },
+  runner: { holds: 'executes one claimed run', mayImport: ['core', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'control', 'continuous'] },
   operations: {
     holds: 'one function per thing a person or a schedule can do',
-    mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline'],
+    mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'continuous'],
   },
   control: {
     holds: 'long-running loops: reaper, scheduler, pruner, notifier, worker pool',
@@ -44,12 +44,12 @@ const LAYERS: Record<string, { holds: string; mayImport: string[] }> = {
   supabaseCatalog: { holds: "Supabase as the catalog's host: RLS SQL, JWT verification, the edge function's logic", mayImport: ['core', 'executors'] },
   server: {
     holds: 'the Fastify app: API, event streams, dashboard',
-    mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'runner', 'operations', 'control', 'executors', 'supabaseCatalog'],
+    mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'runner', 'operations', 'control', 'executors', 'supabaseCatalog', 'continuous'],
   },
   action: { holds: 'the GitHub Action: its inputs become the run/report command', mayImport: ['core', 'control', 'cli'] },
   cli: {
     holds: 'commander commands',
-    mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'runner', 'operations', 'control', 'executors', 'supabaseCatalog', 'server'],
+    mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'runner', 'operations', 'control', 'executors', 'supabaseCatalog', 'server', 'continuous'],
   },
 };
 

@@ -374,6 +374,7 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
       name: 'api-gh',
       storeUrl: 'file:///var/backups/api-gh',
       options: { compression: 'zstd:3', profile: 'supabase', withStorage: true },
+      continuous: null,
     });
     assert.doesNotMatch(claim.text, /pw-SECRET|db\.example\.com/);
     assert.equal(claim.json.run.status, 'running');

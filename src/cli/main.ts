@@ -22,6 +22,7 @@ import { registerChannelCommands } from './commands/channels.ts';
 import { registerTargetCommands } from './commands/targets.ts';
 import { registerTokenCommands } from './commands/token.ts';
 import { registerVerifyCommand } from './commands/verify.ts';
+import { registerWindowCommand } from './commands/window.ts';
 import { registerWorkerCommand } from './commands/worker.ts';
 import { createContext, type CommandContext } from './context.ts';
 import { describeOsError } from './osError.ts';
@@ -58,6 +59,7 @@ export function createProgram(context: () => CommandContext): Command {
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
   registerBackupCommands(program, context);
   registerTargetCommands(program, context);
+  registerWindowCommand(program, context);
   registerChannelCommands(program, context);
   registerRunCommands(program, context);
   registerWorkerCommand(program, context);

@@ -1,5 +1,5 @@
 import { BackstopError, describeError } from '../core/errors.ts';
-import { MANIFEST_NAME, artifactPrefix } from '../core/manifest.ts';
+import { MANIFEST_NAME, artifactPrefix, type Manifest } from '../core/manifest.ts';
 import { manifestBindsTo } from '../core/manifestBinding.ts';
 import type { Artifact } from '../core/artifact.ts';
 import type { RunRecord } from '../db/runRecords.ts';
@@ -26,7 +26,7 @@ export function expectedArtifactPrefix(run: Pick<RunRecord, 'id' | 'attempt' | '
  * - the files the manifest lists are the ones reported (names, sizes, SHA-256), and each is in
  *   the store with that size (one listing of the prefix: no file is read).
  *
- * Throws ARTIFACT_REJECTED saying what is wrong. The store being unreadable from here is a
+ * Answers the manifest as read back; throws ARTIFACT_REJECTED saying what is wrong. The store being unreadable from here is a
  * refusal too: a backup the server cannot read back is one it could neither prune, drill nor
  * restore, and a report that keeps the run running until its deadline would be worse.
  */
@@ -34,7 +34,7 @@ export async function checkReportedArtifact(
   run: Pick<RunRecord, 'id' | 'attempt' | 'targetId' | 'targetName' | 'createdAt'>,
   target: { storeUrl: string },
   reported: Artifact,
-): Promise<void> {
+): Promise<Manifest> {
   const prefix = expectedArtifactPrefix(run);
   const rejected = (reason: string, next = 'Check what runs this backup (its runner token may be in the wrong hands), then trigger a new backup.') =>
     new BackstopError(
@@ -107,6 +107,7 @@ export async function checkReportedArtifact(
       const more = problems.length > SHOWN_PROBLEMS ? ` and ${problems.length - SHOWN_PROBLEMS} more` : '';
       throw rejected(`${problems.slice(0, SHOWN_PROBLEMS).join('; ')}${more}`);
     }
+    return read.manifest;
   } finally {
     await store.close();
   }

@@ -26,8 +26,9 @@ export async function finalizeReportedRun(db: Queryable, input: FinalizeInput): 
   if (!input.artifact) {
     throw new BackstopError('INVALID_INPUT', 'A backup can finalize as succeeded only with its artifact (files, sizes and SHA-256, manifest last).');
   }
+  let manifest;
   try {
-    await checkReportedArtifact(run, await getTargetWithSecret(db, run.targetId), input.artifact);
+    manifest = await checkReportedArtifact(run, await getTargetWithSecret(db, run.targetId), input.artifact);
   } catch (error) {
     if (!isBackstopError(error, 'ARTIFACT_REJECTED')) throw error;
     try {
@@ -38,5 +39,6 @@ export async function finalizeReportedRun(db: Queryable, input: FinalizeInput): 
     }
     throw error;
   }
-  return finalizeRun(db, input);
+  // A continuous target's base: where its stream takes over, from the manifest as read back.
+  return finalizeRun(db, input, manifest.continuous ? { lsn: manifest.continuous.consistentLsn, slot: manifest.continuous.slot } : undefined);
 }

@@ -57,6 +57,9 @@ export const errorCodes = {
   // one (sign in again), or could not be asked at all (the request is refused, never let through).
   SIGN_IN_FAILED: { exitCode: 2, httpStatus: 401 },
   IDENTITY_PROVIDER_UNAVAILABLE: { exitCode: 13, httpStatus: 502 },
+  // A source that cannot be a continuous target as it is (wal_level, replication rights, a
+  // pooler, no free slot, the server profile): refused before anything is created, the fix named.
+  CONTINUOUS_REFUSED: { exitCode: 2, httpStatus: 422 },
   INTERNAL: { exitCode: 1, httpStatus: 500 },
 } as const satisfies Record<string, { exitCode: number; httpStatus: number }>;
 

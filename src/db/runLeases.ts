@@ -123,13 +123,18 @@ export interface FinalizeInput {
  * Ends a run. Conditional on the lease, so a runner that lost its run can never overwrite a
  * newer outcome; repeating the same finalize with the same lease is a success.
  */
-export async function finalizeRun(db: Queryable, input: FinalizeInput): Promise<RunRecord> {
+export async function finalizeRun(db: Queryable, input: FinalizeInput, base?: { lsn: string; slot: string }): Promise<RunRecord> {
   const { rows } = await db.query<RunRow>(
     `with done as (
        update backstop.runs set status = $3, finished_at = now(), error_code = $4, error_message = $5, artifact = $6::jsonb,
-         progress = coalesce($8::jsonb || jsonb_build_object('updatedAt', ${catalogNowJson}), progress)
+         progress = coalesce($8::jsonb || jsonb_build_object('updatedAt', ${catalogNowJson}), progress),
+         base_lsn = case when $3 = 'succeeded' then $9::pg_lsn end, base_slot = case when $3 = 'succeeded' then $10 end
        where id = $1 and lease_id = $2 and status = any($7::text[]) and lease_expires_at > now()
        returning *
+     ), streaming as (
+       -- The first base of a stream stored: the stream is restorable from here on.
+       update backstop.continuous_streams s set state = 'streaming', updated_at = now()
+       from done where s.target_id = done.target_id and done.status = 'succeeded' and s.state = 'starting' and s.slot_name = $10
      ), event as (
        insert into backstop.run_events (run_id, attempt, kind, status, message, data)
        select id, attempt, 'finished', status, coalesce(error_message, 'finished'),
@@ -146,6 +151,8 @@ export async function finalizeRun(db: Queryable, input: FinalizeInput): Promise<
       input.artifact ? JSON.stringify(input.artifact) : null,
       leasedStatuses,
       input.progress ? JSON.stringify(input.progress) : null,
+      base?.lsn ?? null,
+      base?.slot ?? null,
     ],
   );
   if (rows[0]) return toRecord(rows[0]);

@@ -3,6 +3,7 @@ import type { ChannelHealth } from './channels.ts';
 import type { BackupProfile } from '../core/manifest.ts';
 import type { ServerOptions } from '../core/serverDatabases.ts';
 import { databaseLocation, type DatabaseLocation } from '../core/databaseUrl.ts';
+import { slotNameFor } from '../core/changeSegment.ts';
 import { BackstopError } from '../core/errors.ts';
 import { assertTargetName } from '../core/targetName.ts';
 import { activeStatuses } from '../core/runState.ts';
@@ -85,6 +86,19 @@ export interface GithubExecutorConfig {
   ref: string;
 }
 
+/** A continuous target's settings (migration 021); its stream's state is `continuous_streams`'. */
+export interface ContinuousSettings {
+  /** The replication slot, and the publication of the same name. */
+  slot: string;
+  /** `schema.table` to follow; null: every table it can follow safely. */
+  tables: string[] | null;
+  segmentSeconds: number;
+  segmentBytes: number;
+  slotWarnBytes: number;
+  slotLimitBytes: number;
+  maxRpoSeconds: number;
+}
+
 /** A target as shown to users: the database URL and channel URLs are secrets and never part of it. */
 export interface TargetRecord {
   id: string;
@@ -106,6 +120,8 @@ export interface TargetRecord {
   ping: boolean;
   /** Which database it backs up, from its URL: never the password or query parameters. Null without a URL (made by `import`). */
   database: DatabaseLocation | null;
+  /** Continuous backup's settings, or null when the target is backed up by its dumps only. */
+  continuous: ContinuousSettings | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -132,6 +148,13 @@ interface TargetRow {
   paused: boolean;
   max_backup_age_seconds: number | null;
   ping_url: string | null;
+  continuous: boolean;
+  continuous_tables: string[] | null;
+  segment_seconds: number;
+  segment_bytes: number;
+  slot_warn_bytes: number;
+  slot_limit_bytes: number;
+  max_rpo_seconds: number;
   created_at: string;
   updated_at: string;
 }
@@ -153,12 +176,25 @@ function toRecord(row: TargetRow): TargetRecord {
     maxBackupAge: row.max_backup_age_seconds,
     ping: row.ping_url !== null,
     database: databaseLocation(row.database_url),
+    continuous: row.continuous
+      ? {
+          slot: slotNameFor(row.id),
+          tables: row.continuous_tables,
+          segmentSeconds: row.segment_seconds,
+          segmentBytes: Number(row.segment_bytes),
+          slotWarnBytes: Number(row.slot_warn_bytes),
+          slotLimitBytes: Number(row.slot_limit_bytes),
+          maxRpoSeconds: row.max_rpo_seconds,
+        }
+      : null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
 }
 
 export interface NewTarget {
+  /** Chosen by the caller when it must be known before the row exists (a continuous target's slot is named after it). */
+  id?: string;
   name: string;
   databaseUrl: string;
   storeUrl: string;
@@ -182,8 +218,8 @@ export async function createTarget(db: Queryable, input: NewTarget): Promise<Tar
   try {
     const { rows } = await db.query<TargetRow>(
       `insert into backstop.targets (name, database_url, store_url, options, exclusive, max_attempts,
-         schedule, retention, verification, notifications, executor_config, paused, max_backup_age_seconds, ping_url)
-       values ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14) returning *`,
+         schedule, retention, verification, notifications, executor_config, paused, max_backup_age_seconds, ping_url, id)
+       values ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, coalesce($15::uuid, gen_random_uuid())) returning *`,
       [
         input.name,
         input.databaseUrl,
@@ -199,6 +235,7 @@ export async function createTarget(db: Queryable, input: NewTarget): Promise<Tar
         input.paused ?? false,
         input.maxBackupAge ?? null,
         input.pingUrl ?? null,
+        input.id ?? null,
       ],
     );
     return toRecord(rows[0]!);
@@ -277,9 +314,9 @@ export async function lockTargetForUpdate(db: Queryable, name: string): Promise<
 }
 
 /** Fields to change; absent fields keep their value, `null` clears a nullable one. */
-export type TargetUpdate = Partial<NewTarget>;
+export type TargetUpdate = Partial<Omit<NewTarget, 'id'>>;
 
-const updatableColumns: Record<keyof NewTarget, { column: string; encode: (value: unknown) => unknown; cast?: string }> = {
+const updatableColumns: Record<Exclude<keyof NewTarget, 'id'>, { column: string; encode: (value: unknown) => unknown; cast?: string }> = {
   name: { column: 'name', encode: (value) => value },
   databaseUrl: { column: 'database_url', encode: (value) => value },
   storeUrl: { column: 'store_url', encode: (value) => value },
@@ -301,7 +338,7 @@ export async function updateTarget(db: Queryable, name: string, update: TargetUp
   if (update.name !== undefined) assertTargetName(update.name);
   const assignments: string[] = [];
   const values: unknown[] = [name];
-  for (const [key, spec] of Object.entries(updatableColumns) as [keyof NewTarget, (typeof updatableColumns)[keyof NewTarget]][]) {
+  for (const [key, spec] of Object.entries(updatableColumns) as [keyof typeof updatableColumns, (typeof updatableColumns)[keyof typeof updatableColumns]][]) {
     if (update[key] === undefined) continue;
     values.push(spec.encode(update[key]));
     // Column names come from the fixed table above, never from the caller.

@@ -29,7 +29,7 @@ export interface RunnerClaim {
   deadlineAt: string;
   run: ClaimedRun;
   /** Where to store and how to dump; never the database URL. */
-  target: { id: string; name: string; storeUrl: string; options: TargetOptions };
+  target: { id: string; name: string; storeUrl: string; options: TargetOptions; continuous: { slot: string } | null };
   /** The plain size of the target's newest succeeded backup: what the runner reports this backup's progress against. */
   previousBackupBytes: number | null;
   /** Claimed with a GitHub runner token: the run's own runner token, for every later call. */
@@ -82,7 +82,7 @@ export async function claimForRunner(
     deadlineAt: claimed.deadlineAt,
     run: claimed,
     // An allow-list, so a secret added to targets later cannot leak through here.
-    target: { id: target.id, name: target.name, storeUrl: target.storeUrl, options: target.options },
+    target: { id: target.id, name: target.name, storeUrl: target.storeUrl, options: target.options, continuous: target.continuous ? { slot: target.continuous.slot } : null },
     previousBackupBytes: await previousBackupBytes(db, claimed.targetId),
     ...(runnerToken ? { runnerToken } : {}),
   };

@@ -48,6 +48,20 @@ export interface BackupInput {
   /** Least time between two progress reports while bytes flow (default PROGRESS_EVERY_MS). */
   progressEveryMs?: number;
   onEvent?: RunEventSink;
+  /**
+   * A continuous target's base backup: the dump reads the snapshot a replication slot exported
+   * (held open by the caller until the backup ends), and the manifest records the target's
+   * slot and that snapshot's consistent LSN, where the change stream takes over.
+   */
+  continuousBase?: ContinuousBase;
+}
+
+export interface ContinuousBase {
+  /** The target's permanent slot, whose change stream continues this base. */
+  slot: string;
+  /** The exported snapshot to dump (a temporary slot's). */
+  snapshot: string;
+  consistentLsn: string;
 }
 
 /**
@@ -81,6 +95,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
       compression,
       recipients,
       checksums: input.checksums === true,
+      snapshot: input.continuousBase?.snapshot,
       pgTools: input.pgTools,
       signal: input.signal,
       onEvent: input.onEvent,
@@ -127,6 +142,8 @@ export interface DatabaseFileInput {
   checksums: boolean;
   /** pg_dump options besides the archive format and the snapshot (the server profile's --create). */
   extraOptions?: string[];
+  /** An exported snapshot to read instead of one of its own (a continuous target's base). */
+  snapshot?: string;
   pgTools?: PgToolSearch;
   signal: AbortSignal;
   onEvent?: RunEventSink;
@@ -156,7 +173,7 @@ export async function dumpDatabaseFile(input: DatabaseFileInput): Promise<Dumped
   // Finding the installed pg_dumps (a --version each) runs while the snapshot is opened: only
   // the choice among them waits for the server's version.
   discoverPgTools('pg_dump', input.pgTools).catch(() => {});
-  const source = await openSourceSnapshot(input.databaseUrl);
+  const source = await openSourceSnapshot(input.databaseUrl, input.snapshot !== undefined ? { snapshot: input.snapshot } : {});
   input.onOpened?.(source);
   let dump: PgToolProcess | undefined;
   const stopDump = () => void dump?.terminate();
@@ -441,7 +458,7 @@ export function trackBackupProgress(started: number, onProgress?: (progress: Bac
 }
 
 /** What every manifest begins with: its format, and the run, attempt and target it binds to. */
-export function manifestHeader(input: Pick<BackupInput, 'runId' | 'attempt' | 'targetName' | 'targetId'>) {
+export function manifestHeader(input: Pick<BackupInput, 'runId' | 'attempt' | 'targetName' | 'targetId' | 'continuousBase'>) {
   return {
     format: MANIFEST_FORMAT,
     formatVersion: MANIFEST_VERSION,
@@ -450,6 +467,8 @@ export function manifestHeader(input: Pick<BackupInput, 'runId' | 'attempt' | 't
     attempt: input.attempt,
     target: input.targetName,
     ...(input.targetId !== undefined && { targetId: input.targetId }),
+    // Last of the header: the manifest schema's order, which the read-back comparison keeps.
+    ...(input.continuousBase !== undefined && { continuous: { slot: input.continuousBase.slot, consistentLsn: input.continuousBase.consistentLsn } }),
   } as const;
 }
 

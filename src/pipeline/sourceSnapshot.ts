@@ -116,9 +116,10 @@ export async function countListedTables(
 /**
  * Opens a REPEATABLE READ transaction on the source and exports its snapshot: pg_dump then
  * dumps exactly what the row counts see. The transaction must stay open until pg_dump has
- * imported the snapshot, so `close` is called only after the dump.
+ * imported the snapshot, so `close` is called only after the dump. Given `snapshot` (exported
+ * by a replication slot), the transaction imports that one instead and pg_dump reads it too.
  */
-export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSnapshot> {
+export async function openSourceSnapshot(databaseUrl: string, options: { snapshot?: string } = {}): Promise<SourceSnapshot> {
   const client = await connectDatabase(databaseUrl);
   try {
     const { rows } = await client.query<{ server_version: string; server_version_num: string; database: string; bytes: string }>(
@@ -127,17 +128,14 @@ export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSna
     );
     const info = rows[0]!;
     await client.query('begin isolation level repeatable read read only');
-    let snapshot: string | null = null;
-    try {
-      // Not inside a savepoint: PostgreSQL refuses to export a snapshot from a subtransaction.
-      const exported = await client.query<{ id: string }>('select pg_export_snapshot() as id');
-      snapshot = exported.rows[0]!.id;
-    } catch {
-      // Standbys before PostgreSQL 10 and some poolers cannot export snapshots: the dump
-      // then takes its own, and the counts are as of the start of a fresh transaction.
-      await client.query('rollback');
-      await client.query('begin isolation level repeatable read read only');
-    }
+    let snapshot: string | null;
+    if (options.snapshot !== undefined) {
+      // A continuous target's base backup: the snapshot a replication slot exported at its
+      // consistent point, which its replication connection keeps valid until the dump is done.
+      // Imported, never replaced by another: the base must be exactly at the slot's LSN.
+      await client.query(`set transaction snapshot ${client.escapeLiteral(options.snapshot)}`);
+      snapshot = options.snapshot;
+    } else snapshot = await exportSnapshot(client);
     let closed = false;
     return {
       serverVersion: info.server_version.split(' ')[0]!,
@@ -160,6 +158,21 @@ export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSna
   } catch (error) {
     await client.end().catch(() => {});
     throw sourceSessionError(databaseUrl, error, 'opening its snapshot');
+  }
+}
+
+/** The open transaction's snapshot exported, or null (a fresh transaction begun) where the server cannot. */
+async function exportSnapshot(client: pg.ClientBase): Promise<string | null> {
+  try {
+    // Not inside a savepoint: PostgreSQL refuses to export a snapshot from a subtransaction.
+    const exported = await client.query<{ id: string }>('select pg_export_snapshot() as id');
+    return exported.rows[0]!.id;
+  } catch {
+    // Standbys before PostgreSQL 10 and some poolers cannot export snapshots: the dump
+    // then takes its own, and the counts are as of the start of a fresh transaction.
+    await client.query('rollback');
+    await client.query('begin isolation level repeatable read read only');
+    return null;
   }
 }
 

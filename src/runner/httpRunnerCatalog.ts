@@ -42,7 +42,8 @@ interface ClaimAnswer {
   leaseTtlMs: number;
   heartbeatIntervalMs: number;
   run: RunRecord;
-  target: { id: string; name: string; storeUrl: string; options: TargetOptions };
+  /** `continuous`: absent from servers older than continuous backup. */
+  target: { id: string; name: string; storeUrl: string; options: TargetOptions; continuous?: { slot: string } | null };
   /** Absent from servers older than live progress. */
   previousBackupBytes?: number | null;
   runnerToken?: string;

@@ -11,7 +11,11 @@ import { getTargetWithSecret, type TargetWithSecret } from '../db/targets.ts';
  * What a runner needs of its target: the database to dump, where to store it, and how; and
  * the plain size of its newest succeeded backup, against which a backup's progress is told.
  */
-export type RunnerTarget = Pick<TargetWithSecret, 'id' | 'name' | 'storeUrl' | 'options' | 'databaseUrl'> & { previousBackupBytes?: number | null };
+export type RunnerTarget = Pick<TargetWithSecret, 'id' | 'name' | 'storeUrl' | 'options' | 'databaseUrl'> & {
+  previousBackupBytes?: number | null;
+  /** A continuous target's slot: each backup is then a base taken at a new consistent point. */
+  continuous?: { slot: string } | null;
+};
 
 /**
  * How a heartbeat thread reaches the same catalog on its own: a connection string next to the

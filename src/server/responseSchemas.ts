@@ -226,6 +226,66 @@ export const sharedChannelSchema = {
   },
 } as const;
 
+const windowPoint = { type: 'object', required: ['at', 'lsn'], properties: { at: dateTime, lsn: { type: 'string' }, runId: uuid } } as const;
+
+/** The restorable window of a continuous target (src/core/restoreWindow.ts). */
+export const restoreWindowSchema = {
+  type: 'object',
+  required: ['from', 'to', 'ranges', 'rpoSeconds', 'limits'],
+  properties: {
+    from: { ...nullable(windowPoint), description: 'The earliest restorable second (the oldest stored base backup), or null while none is stored.' },
+    to: { ...nullable(windowPoint), description: 'The latest restorable second: the newest durably stored commit reachable from a base backup.' },
+    ranges: {
+      type: 'array',
+      description: 'The restorable spans, oldest first; more than one when gaps split the window.',
+      items: { type: 'object', required: ['from', 'to'], properties: { from: windowPoint, to: windowPoint } },
+    },
+    rpoSeconds: { type: ['integer', 'null'], description: 'Seconds since the newest durably stored commit.' },
+    limits: {
+      type: 'array',
+      description: 'What limits the window, each with `kind` (no_base, gap, unprotected_tables, schema_change, stream_stopped, starting, rpo), a `message`, and the facts of its kind.',
+      items: { ...freeObject, required: ['kind', 'message'], properties: { kind: { type: 'string' }, message: { type: 'string' } } },
+    },
+  },
+} as const;
+
+const unprotectedTableSchema = {
+  type: 'object',
+  required: ['schema', 'table', 'reason', 'fix'],
+  properties: { schema: { type: 'string' }, table: { type: 'string' }, reason: { type: 'string' }, fix: { type: 'string' } },
+} as const;
+
+/** A target's continuity: its stream's state, the tables left out, the window. */
+export const continuitySchema = {
+  type: 'object',
+  required: ['slot', 'publication', 'state', 'unprotectedTables', 'window'],
+  properties: {
+    slot: { type: 'string' },
+    publication: { type: 'string' },
+    state: { type: 'string', enum: ['starting', 'streaming', 'stopped'] },
+    stoppedReason: { type: ['string', 'null'] },
+    stoppedAt: nullableDateTime,
+    confirmedLsn: { type: ['string', 'null'] },
+    retainedWalBytes: { type: ['integer', 'null'] },
+    unprotectedTables: { type: 'array', items: unprotectedTableSchema, description: 'Tables not continuously protected, each with why and the fix.' },
+    window: restoreWindowSchema,
+  },
+} as const;
+
+const continuousSettingsSchema = {
+  type: 'object',
+  required: ['slot', 'tables', 'segmentSeconds', 'segmentBytes', 'slotWarnBytes', 'slotLimitBytes', 'maxRpoSeconds'],
+  properties: {
+    slot: { type: 'string', description: 'The replication slot and the publication, both of this name.' },
+    tables: { type: ['array', 'null'], items: { type: 'string' }, description: 'The tables followed (`schema.table`); null: every table it can follow safely.' },
+    segmentSeconds: { type: 'integer' },
+    segmentBytes: { type: 'integer' },
+    slotWarnBytes: { type: 'integer' },
+    slotLimitBytes: { type: 'integer' },
+    maxRpoSeconds: { type: 'integer' },
+  },
+} as const;
+
 export const targetSchema = {
   $id: 'Target',
   type: 'object',
@@ -291,6 +351,15 @@ export const targetSchema = {
     maxBackupAge: { type: ['integer', 'null'], description: "Alarm bound on the newest good backup's age, seconds; null: derived from the schedule." },
     ping: { type: 'boolean', description: 'Whether a heartbeat ping URL is set (the URL is never shown).' },
     alarms: { type: 'array', items: { $ref: 'Alarm#' }, description: 'Alarms active now (GET only).' },
+    continuous: { ...nullable(continuousSettingsSchema), description: 'Continuous backup: its settings, or null when it is off.' },
+    continuity: {
+      ...nullable(continuitySchema),
+      description:
+        'GET /api/v1/targets/{name} only: the change stream, the tables not continuously protected, the restorable window and its limits; null if the target was never continuous.',
+    },
+    baseRunId: { ...uuid, description: 'Create or update that turned continuity on: the base backup it queued.' },
+    unprotectedTables: { type: 'array', items: unprotectedTableSchema, description: 'Create or update with continuity: the tables left out of the publication, each with the fix.' },
+    warnings: { type: 'array', items: { type: 'string' }, description: 'What could not be done on the source (a slot or publication left there), with what to do by hand.' },
     createdAt: dateTime,
     updatedAt: dateTime,
     actions: actionsOf(targetActionNames, 'What the caller may do with this target now, and why not (GET /api/v1/targets/{name} only).'),
@@ -323,6 +392,10 @@ export const runnerTargetSchema = {
     name: { type: 'string' },
     storeUrl: { type: 'string' },
     options: targetOptionsView,
+    continuous: {
+      ...nullable({ type: 'object', required: ['slot'], properties: { slot: { type: 'string' } } }),
+      description: "A continuous target's replication slot: each backup is then a base, dumped from a temporary slot's snapshot (docs/CONTINUOUS.md).",
+    },
   },
 } as const;
 

@@ -101,6 +101,59 @@ export function serverOptionsFromFlags(flags: ServerFlags, current: Record<strin
   };
 }
 
+/** Flags of continuous backup (`target add|update`). */
+export interface ContinuousFlags {
+  /** `--continuous` true, `--no-continuous` false (update only). */
+  continuous?: boolean;
+  tables?: string;
+  allTables?: boolean;
+  segmentSeconds?: string;
+  segmentBytes?: string;
+  slotWarnBytes?: string;
+  slotLimitBytes?: string;
+  maxRpo?: string;
+}
+
+export function addContinuousOptions(command: Command): Command {
+  return command
+    .option('--continuous', 'back it up continuously through logical decoding: a publication, a replication slot and base backups (see docs/CONTINUOUS.md)')
+    .option('--tables <names>', 'continuous: only these tables, schema.table comma-separated (default: every table it can follow safely)')
+    .option('--all-tables', 'continuous: every table it can follow safely (the default)')
+    .option('--segment-seconds <n>', 'continuous: close a change segment after this many seconds (default 10)')
+    .option('--segment-bytes <n>', 'continuous: or after this many bytes of changes (default 16777216)')
+    .option('--slot-warn-bytes <n>', 'continuous: alarm when the slot holds back more WAL than this on the source (default 1 GiB)')
+    .option('--slot-limit-bytes <n>', "continuous: over this much held-back WAL the slot is dropped, the source's disk first (default 8 GiB)")
+    .option('--max-rpo <seconds>', 'continuous: alarm when the newest stored commit is older than this (default 300)');
+}
+
+/**
+ * The `continuous` input the flags give: an object (on, or its settings changed), null
+ * (`--no-continuous`), or undefined (no continuous flag). Settings flags alone change the
+ * settings of a target that is continuous already (`isContinuous`).
+ */
+export function continuousFromFlags(flags: ContinuousFlags, isContinuous = false): TargetCreateInput['continuous'] {
+  const settings = {
+    ...(flags.tables !== undefined ? { tables: names(flags.tables) } : {}),
+    ...(flags.allTables ? { tables: null } : {}),
+    ...(flags.segmentSeconds !== undefined ? { segmentSeconds: flagNumber(flags.segmentSeconds) } : {}),
+    ...(flags.segmentBytes !== undefined ? { segmentBytes: flagNumber(flags.segmentBytes) } : {}),
+    ...(flags.slotWarnBytes !== undefined ? { slotWarnBytes: flagNumber(flags.slotWarnBytes) } : {}),
+    ...(flags.slotLimitBytes !== undefined ? { slotLimitBytes: flagNumber(flags.slotLimitBytes) } : {}),
+    ...(flags.maxRpo !== undefined ? { maxRpoSeconds: flagNumber(flags.maxRpo) } : {}),
+  };
+  const given = Object.keys(settings).length > 0;
+  if (flags.tables !== undefined && flags.allTables) {
+    throw new BackstopError('INVALID_INPUT', '--tables and --all-tables choose differently: give one of them.', { field: 'continuous.tables' });
+  }
+  if (flags.continuous === false) {
+    if (given) throw new BackstopError('INVALID_INPUT', '--no-continuous turns continuity off: its settings flags do not apply.', { field: 'continuous' });
+    return null;
+  }
+  if (flags.continuous || (given && isContinuous)) return settings;
+  if (given) throw new BackstopError('INVALID_INPUT', 'applies to a continuous target: add --continuous.', { field: 'continuous' });
+  return undefined;
+}
+
 /** `--github OWNER/REPO` as the executor's owner and repo (the operation checks each). */
 export function githubExecutor(repository: string, workflow: string | undefined, ref: string | undefined): NonNullable<TargetCreateInput['executor']> {
   const slash = repository.indexOf('/');
@@ -150,6 +203,13 @@ const flagNames: Array<[RegExp, string]> = [
   [/^paused$/, 'pause/resume'],
   [/^maxBackupAge$/, '--max-backup-age'],
   [/^pingUrl$/, '--ping-url'],
+  [/^continuous\.tables(\.\d+)?$/, '--tables'],
+  [/^continuous\.segmentSeconds$/, '--segment-seconds'],
+  [/^continuous\.segmentBytes$/, '--segment-bytes'],
+  [/^continuous\.slotWarnBytes$/, '--slot-warn-bytes'],
+  [/^continuous\.slotLimitBytes$/, '--slot-limit-bytes'],
+  [/^continuous\.maxRpoSeconds$/, '--max-rpo'],
+  [/^continuous$/, '--continuous'],
   // The target a command acts on (its NAME argument), as opposed to `name`, the one it is given.
   [/^target$/, 'NAME'],
 ];

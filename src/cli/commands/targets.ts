@@ -14,7 +14,12 @@ import { describeAlarms } from './alarms.ts';
 import { formatBytes } from '../../core/formatBytes.ts';
 import { printJson, table } from '../output.ts';
 import { addPolicyOptions, describePolicies, parsePolicyOptions, type PolicyOptions } from './schedule.ts';
+import type { TargetChange } from '../../operations/targets/continuity.ts';
+import { describeContinuity } from './window.ts';
 import {
+  addContinuousOptions,
+  continuousFromFlags,
+  type ContinuousFlags,
   addDumpOptions,
   addServerOptions,
   serverOptionsFromFlags,
@@ -46,6 +51,7 @@ export function targetJson(target: TargetRecord) {
     verification: target.verification,
     notifications: target.notifications,
     executor: target.executor,
+    continuous: target.continuous,
     createdAt: target.createdAt,
     updatedAt: target.updatedAt,
   };
@@ -74,22 +80,39 @@ function describeTarget(target: TargetRecord): string {
     `  runs: ${target.exclusive ? 'one at a time' : 'several at once'}, ${target.maxAttempts} attempt(s) each${target.executor ? `, on GitHub Actions (${target.executor.owner}/${target.executor.repo}, ${target.executor.workflow} on ${target.executor.ref})` : ''}`,
   ];
   if (Array.isArray(options.restoreTo) && options.restoreTo.length > 0) lines.push(`  operators restore into: ${options.restoreTo.join(', ')}`);
+  const continuous = target.continuous;
+  if (continuous) {
+    lines.push(
+      `  continuous: ${continuous.tables ? continuous.tables.join(', ') : 'every table it can follow safely'}; segments of ${continuous.segmentSeconds} s or ${formatBytes(continuous.segmentBytes)}; slot alarm over ${formatBytes(continuous.slotWarnBytes)}, dropped over ${formatBytes(continuous.slotLimitBytes)}; RPO bound ${continuous.maxRpoSeconds} s`,
+    );
+  }
   if (!target.schedule) lines.push('  schedule: none (on demand)');
   if (!target.retention) lines.push('  retention: keep every backup');
   if (!target.verification) lines.push('  verification: none');
   return `${lines.join('\n')}\n`;
 }
 
-function print(target: TargetRecord, json: boolean | undefined, headline: string, generatedSecrets: { channelId: string; secret: string }[] = []): void {
+function print(target: TargetChange, json: boolean | undefined, headline: string, generatedSecrets: { channelId: string; secret: string }[] = []): void {
+  const { baseRunId, publishedTables, unprotectedTables, warnings } = target;
   if (json) {
-    printJson({ ...targetJson(target), ...(generatedSecrets.length > 0 ? { webhookSecrets: generatedSecrets } : {}) });
+    printJson({
+      ...targetJson(target),
+      ...(generatedSecrets.length > 0 ? { webhookSecrets: generatedSecrets } : {}),
+      ...(baseRunId !== undefined ? { baseRunId } : {}),
+      ...(unprotectedTables !== undefined ? { publishedTables, unprotectedTables } : {}),
+      ...(warnings?.length ? { warnings } : {}),
+    });
     return;
   }
   process.stdout.write(`${headline}\n${describeTarget(target)}`);
   process.stdout.write(describePolicies(target, generatedSecrets, Date.now()));
+  if (publishedTables !== undefined) process.stdout.write(`Continuous backup follows ${publishedTables} table(s) through the slot and publication ${target.continuous?.slot}.\n`);
+  for (const table of unprotectedTables ?? []) process.stdout.write(`Not continuously protected: ${table.schema}.${table.table}: ${table.reason}. Fix: ${table.fix}\n`);
+  if (baseRunId !== undefined) process.stdout.write(`First base backup queued as run ${baseRunId}; the window opens once it succeeds.\n`);
+  for (const warning of warnings ?? []) process.stderr.write(`Warning: ${warning}\n`);
 }
 
-interface AddFlags extends PolicyOptions, DumpFlags, ServerFlags {
+interface AddFlags extends PolicyOptions, DumpFlags, ServerFlags, ContinuousFlags {
   databaseUrl?: string;
   serverUrl?: string;
   store?: string;
@@ -105,7 +128,7 @@ interface AddFlags extends PolicyOptions, DumpFlags, ServerFlags {
   json?: boolean;
 }
 
-interface UpdateFlags extends PolicyOptions, DumpFlags, ServerFlags {
+interface UpdateFlags extends PolicyOptions, DumpFlags, ServerFlags, ContinuousFlags {
   databaseUrl?: string;
   serverUrl?: string;
   store?: string;
@@ -120,6 +143,12 @@ interface UpdateFlags extends PolicyOptions, DumpFlags, ServerFlags {
   githubRef?: string;
   skipChecks?: boolean;
   json?: boolean;
+}
+
+/** `continuous` for `target add`: settings flags without --continuous are refused there. */
+function continuousInput(flags: ContinuousFlags): Pick<TargetCreateInput, 'continuous'> {
+  const continuous = continuousFromFlags(flags);
+  return continuous === undefined ? {} : { continuous };
 }
 
 /** The input `target update` sends: only what the flags change, options merged into the current ones. */
@@ -149,6 +178,8 @@ function updateInput(flags: UpdateFlags, current: TargetRecord): { input: Target
       ...changed,
     } as TargetUpdateInput['options'];
   }
+  const continuous = continuousFromFlags(flags, current.continuous !== null);
+  if (continuous !== undefined) input.continuous = continuous;
   if (flags.github === false) input.executor = null;
   else if (flags.github !== undefined) input.executor = githubExecutor(flags.github, flags.githubWorkflow, flags.githubRef);
   else if ((flags.githubWorkflow !== undefined || flags.githubRef !== undefined) && current.executor) {
@@ -195,7 +226,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .option('--paused', 'add it with its schedule paused (`target resume` starts it)')
     .option('--skip-checks', 'store it without reaching the database or the store (e.g. a database only a GitHub runner reaches)')
     .option('--json', 'print the target as JSON');
-  addPolicyOptions(addServerOptions(add)).action((name: string, flags: AddFlags) =>
+  addPolicyOptions(addServerOptions(addContinuousOptions(add))).action((name: string, flags: AddFlags) =>
     sayingFlags({ name: 'NAME' }, async () => {
       const { input: policies, generatedSecrets } = parsePolicyOptions(flags);
       const options = optionsFromFlags(flags);
@@ -213,6 +244,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
         ...(flags.exclusive === false ? { exclusive: false } : {}),
         ...(flags.github !== undefined ? { executor: githubExecutor(flags.github, flags.githubWorkflow, flags.githubRef) } : {}),
         ...(flags.paused ? { paused: true } : {}),
+        ...continuousInput(flags),
         ...policies,
         ...(flags.skipChecks ? { checks: false } : {}),
       };
@@ -245,7 +277,8 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .option('--no-github', 'run its backups on workers again')
     .option('--github-workflow <file>', 'workflow file name')
     .option('--github-ref <ref>', 'branch or tag the workflow runs on');
-  addPolicyOptions(addServerOptions(update))
+  addPolicyOptions(addServerOptions(addContinuousOptions(update)))
+    .option('--no-continuous', 'stop continuous backup: the slot and publication are dropped on the source (the stored window stays restorable)')
     .option('--no-schedule', 'remove the schedule')
     .option('--no-retention', 'remove the retention policy (keep every backup)')
     .option('--no-verify', 'remove the drill schedule (--verify-every, --verify-cron)')
@@ -330,6 +363,7 @@ export function registerTargetCommands(program: Command, context: () => CommandC
           return;
         }
         process.stdout.write(`Target ${name} deleted.\n`);
+        for (const warning of deleted.warnings ?? []) process.stderr.write(`Warning: ${warning}\n`);
         if (deleted.keptBackups.length === 0) return;
         process.stdout.write(
           `Its ${deleted.keptBackups.length} backup(s) stay in the store (\`backstop import ${deleted.storeUrl}\` brings the target and them back; \`backstop restore MANIFEST_URL\` restores one without the catalog):\n`,
@@ -375,8 +409,8 @@ export function registerTargetCommands(program: Command, context: () => CommandC
     .action((name: string, flags: { json?: boolean }) =>
       sayingFlags({}, async () => {
         const shown = await showTarget(await deps(), name);
-        if (flags.json) printJson({ ...targetJson(shown), alarms: shown.alarms });
-        else process.stdout.write(`${describeTarget(shown)}${describePolicies(shown, [], Date.now())}${describeAlarms(shown.alarms)}`);
+        if (flags.json) printJson({ ...targetJson(shown), alarms: shown.alarms, continuity: shown.continuity ?? null });
+        else process.stdout.write(`${describeTarget(shown)}${describeContinuity(shown.continuity)}${describePolicies(shown, [], Date.now())}${describeAlarms(shown.alarms)}`);
       }),
     );
 }

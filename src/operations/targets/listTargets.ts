@@ -3,9 +3,10 @@ import { noHealth, sharedChannelHealth, targetChannelHealth } from '../../db/cha
 import { listActiveAlarms, type AlarmRecord } from '../../db/alarms.ts';
 import { getTarget, listTargets as listStoredTargets, type TargetRecord } from '../../db/targets.ts';
 import type { TargetDeps } from './targetDeps.ts';
+import { continuityOf, type TargetContinuity } from './targetWindow.ts';
 
-/** A target as shown, with its active alarms. */
-export type TargetView = TargetRecord & { alarms: AlarmRecord[] };
+/** A target as shown, with its active alarms (and, shown alone, its continuity: stream state, window and limits). */
+export type TargetView = TargetRecord & { alarms: AlarmRecord[]; continuity?: TargetContinuity | null };
 
 /** Every target by name, with its active alarms; database URLs and channel URLs are secrets and never part of them. */
 export async function listTargets(deps: Pick<TargetDeps, 'pool'>): Promise<TargetView[]> {
@@ -30,5 +31,6 @@ export async function showTarget(deps: Pick<TargetDeps, 'pool'>, name: string): 
       health: (channel.channel ? shared.get(channel.channel) : own.get(channel.id)) ?? noHealth,
     })),
     alarms: await listActiveAlarms(deps.pool, { targetId: target.id }),
+    continuity: await continuityOf(deps, target),
   };
 }

@@ -7,11 +7,13 @@ import type { Pool } from '../../db/pool.ts';
  */
 export interface TargetDeps {
   pool: Pool;
-  config: Pick<Config, 'defaultStoreUrl' | 'pgTools'>;
+  /** `runDeadlineMs`: of the base backup a continuous target queues when it is turned on. */
+  config: Pick<Config, 'defaultStoreUrl' | 'pgTools'> & Partial<Pick<Config, 'runDeadlineMs'>>;
 }
 
 export type { DatabaseLocation } from '../../core/databaseUrl.ts';
 export type {
+  ContinuousSettings,
   GithubExecutorConfig,
   KeptBackup,
   NotificationChannel,

@@ -271,6 +271,40 @@ const pingUrl = z.string().min(1).max(2048).superRefine(checkedBy(assertPingUrl)
   description: 'Secret: a Healthchecks-style ping URL, pinged with /start when a backup starts, alone on success and with /fail on failure. null removes it. Never returned.',
 });
 
+const QUALIFIED_TABLE = /^[^.\s]{1,63}\.[^.\s]{1,63}$/;
+const tableRule = 'must name tables as schema.table';
+
+const continuous = z
+  .strictObject({
+    tables: z
+      .array(z.string({ error: tableRule }).regex(QUALIFIED_TABLE, { error: tableRule }))
+      .min(1, { error: 'must name at least one table; leave it out (or null) to follow every table it can' })
+      .max(10_000)
+      .refine((names) => new Set(names).size === names.length, { error: 'must not name a table twice' })
+      .nullable()
+      .optional()
+      .meta({ description: 'Only these tables (`schema.table`). Absent on create, or null: every table that can be followed safely (with a primary key or a replica identity).' }),
+    segmentSeconds: wholeNumber(1, 3600).optional().meta({ description: 'A change segment closes after this many seconds (default 10).' }),
+    segmentBytes: wholeNumber(65_536, 1_073_741_824).optional().meta({ description: 'Or after this many bytes of decoded changes (default 16 MiB).' }),
+    slotWarnBytes: wholeNumber(1_048_576, 2 ** 50)
+      .optional()
+      .meta({ description: 'Alarm when the slot holds back more WAL on the source than this (default 1 GiB).' }),
+    slotLimitBytes: wholeNumber(1_048_576, 2 ** 50)
+      .optional()
+      .meta({ description: "Over this much held-back WAL the slot is dropped: the source's disk comes first (default 8 GiB)." }),
+    maxRpoSeconds: wholeNumber(1, 604_800).optional().meta({ description: 'Alarm when the newest stored commit is older than this (default 300).' }),
+  })
+  .superRefine((value, ctx) => {
+    if (value.slotWarnBytes !== undefined && value.slotLimitBytes !== undefined && value.slotWarnBytes >= value.slotLimitBytes) {
+      ctx.addIssue({ code: 'custom', path: ['slotWarnBytes'], message: 'must be below slotLimitBytes: the warning comes before the slot is dropped', input: value.slotWarnBytes });
+    }
+  })
+  .nullable()
+  .meta({
+    description:
+      'Continuous backup (see docs/CONTINUOUS.md): an object turns it on (or changes its settings, and re-plans the published tables), null turns it off and drops the slot and publication on the source. Needs wal_level = logical, a role with REPLICATION, and a direct connection (not a pooler).',
+  });
+
 const checks = z.boolean().optional().meta({
   description:
     'Check before storing anything (default true): the database is reached and its version read, a fitting pg_dump is found, and a probe object is written to the store and deleted. false skips those three (e.g. a database only a GitHub runner reaches).',
@@ -293,6 +327,7 @@ const targetFields = {
   executor: executor.optional(),
   maxBackupAge: maxBackupAge.optional(),
   pingUrl: pingUrl.optional(),
+  continuous: continuous.optional(),
   checks,
 };
 
@@ -301,7 +336,7 @@ const targetFields = {
  * stores one URL and its profile says what it is.
  */
 function serverUrlRules(
-  value: { databaseUrl?: string; serverUrl?: string; options?: { profile?: string; server?: unknown } },
+  value: { databaseUrl?: string; serverUrl?: string; options?: { profile?: string; server?: unknown }; continuous?: unknown },
   ctx: z.core.$RefinementCtx<unknown>,
   creating: boolean,
 ): void {
@@ -311,6 +346,14 @@ function serverUrlRules(
     ctx.addIssue({ code: 'custom', path: ['databaseUrl'], message: 'is required (or a server URL, for a whole server)', input: undefined });
   }
   const profile = value.options?.profile;
+  if (value.continuous && (profile === 'server' || value.serverUrl !== undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['continuous'],
+      message: 'follows one database through its logical replication slot: a whole server (the server profile) cannot be continuous; add a target per database instead',
+      input: value.continuous,
+    });
+  }
   if (value.serverUrl !== undefined && profile !== undefined && profile !== 'server') {
     ctx.addIssue({ code: 'custom', path: ['options', 'profile'], message: `is "${profile}", but serverUrl backs up a whole server (the server profile)`, input: profile });
   }

@@ -4,9 +4,10 @@ import { BackstopError } from '../../core/errors.ts';
 import { parseInput } from '../../core/inputProblems.ts';
 import { assertTargetName } from '../../core/targetName.ts';
 import { withTransaction } from '../../db/pool.ts';
-import { findTargetWithSecret, lockTargetForUpdate, targetNotFound, updateTarget as storeTargetUpdate, type TargetRecord, type TargetUpdate } from '../../db/targets.ts';
+import { findTargetWithSecret, getTarget, lockTargetForUpdate, targetNotFound, updateTarget as storeTargetUpdate, type TargetUpdate } from '../../db/targets.ts';
 import { audited, auditSubject } from '../recordAudit.ts';
 import { changedTargetFields } from './changedTargetFields.ts';
+import { assertContinuityPossible, checkContinuity, disableContinuity, enableContinuity, replanContinuity, type ContinuityPlan, type TargetChange } from './continuity.ts';
 import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
@@ -20,12 +21,12 @@ import { assertChannelsAllowed, mergeNotifications } from './targetNotifications
  * queued keep the settings they were created with. The audit trail records which fields
  * changed, never their values.
  */
-export async function updateTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown, actor: AuditActor): Promise<TargetRecord> {
+export async function updateTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown, actor: AuditActor): Promise<TargetChange> {
   const facts: AuditDetails = {};
   return audited(deps.pool, actor, { action: 'target.update', subject: auditSubject(name), detailsOf: () => facts }, () => changeTarget(deps, name, input, facts));
 }
 
-async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown, facts: AuditDetails): Promise<TargetRecord> {
+async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown, facts: AuditDetails): Promise<TargetChange> {
   assertTargetName(name, 'target');
   const parsed = parseInput(targetUpdateSchema, input);
   const current = await findTargetWithSecret(deps.pool, name);
@@ -38,6 +39,7 @@ async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateI
   // Said before the checks; merged again under the row lock below, against the channels then.
   if (fields.notifications !== undefined) mergeNotifications(fields.notifications, current.notificationChannels);
   await assertChannelsAllowed(deps.pool, fields.notifications ?? [], fields.pingUrl);
+  if (fields.continuous) assertContinuityPossible({ databaseUrl: fields.databaseUrl ?? current.databaseUrl, profile: (fields.options ?? current.options).profile });
   const databaseChanged = fields.databaseUrl !== undefined && fields.databaseUrl !== current.databaseUrl;
   const storeChanged = fields.storeUrl !== undefined && fields.storeUrl !== current.storeUrl;
   // Outside the row lock: a check may take seconds.
@@ -52,19 +54,39 @@ async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateI
     { pgTools: deps.config.pgTools },
     { database: databaseChanged, store: storeChanged, reachability: fields.checks !== false },
   );
+  // Continuity is refused, with its fixes, before anything is changed.
+  const databaseUrl = fields.databaseUrl ?? current.databaseUrl;
+  const { continuous } = fields;
+  let planned: ContinuityPlan | null = null;
+  if (continuous) {
+    const tables = continuous.tables !== undefined ? continuous.tables : (current.continuous?.tables ?? null);
+    planned = await checkContinuity({ id: current.id, databaseUrl, profile: (fields.options ?? current.options).profile, continuous: current.continuous !== null }, tables);
+  }
   // Read-modify-write under the row lock: notification channels keep their write-only URLs
   // and secrets, which only the stored row knows.
-  return withTransaction(deps.pool, async (client) => {
+  const updated = await withTransaction(deps.pool, async (client) => {
     const locked = await lockTargetForUpdate(client, name);
     const update = updateFrom(fields, locked.notificationChannels);
     facts.changed = changedTargetFields(locked, update);
     if (renamed) facts.renamedTo = fields.name!;
     return storeTargetUpdate(client, name, update);
   });
+  if (continuous === undefined || (continuous === null && !current.continuous)) return updated;
+  facts.changed = [...(facts.changed as string[]), 'continuous'];
+  const source = { id: current.id, databaseUrl };
+  let change: Omit<TargetChange, keyof typeof updated> = {};
+  if (continuous === null) change = await disableContinuity(deps, source, 'continuity turned off (target update)');
+  else {
+    // A continuous target whose slot is gone (dropped on the source) starts again from a new one.
+    if (current.continuous && planned!.slotExists) await replanContinuity(deps, source, planned!, continuous);
+    else change = await enableContinuity(deps, source, planned!, continuous);
+    change = { ...change, publishedTables: planned!.plan.published.length, unprotectedTables: planned!.plan.unprotected };
+  }
+  return { ...(await getTarget(deps.pool, updated.name)), ...change };
 }
 
 function updateFrom(fields: Omit<TargetUpdateFields, 'serverUrl'>, existingChannels: Parameters<typeof mergeNotifications>[1]): TargetUpdate {
-  const { checks: _checks, notifications, executor, ...rest } = fields;
+  const { checks: _checks, notifications, executor, continuous: _continuous, ...rest } = fields;
   const update: TargetUpdate = { ...rest };
   if (notifications !== undefined) update.notifications = mergeNotifications(notifications, existingChannels);
   if (executor !== undefined) update.executor = executor === null ? null : { ...executor, ref: executor.ref ?? 'main' };

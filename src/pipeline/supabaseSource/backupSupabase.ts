@@ -53,7 +53,7 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
 
   // The installed tools are found while the snapshot is opened (see backupDatabase).
   for (const tool of ['pg_dump', 'pg_dumpall'] as const) discoverPgTools(tool, input.pgTools).catch(() => {});
-  const source = await openSourceSnapshot(input.databaseUrl);
+  const source = await openSourceSnapshot(input.databaseUrl, input.continuousBase ? { snapshot: input.continuousBase.snapshot } : {});
   progress.databaseBytes = source.databaseBytes;
   let running: PgToolProcess | undefined;
   const stopTool = () => void running?.terminate();

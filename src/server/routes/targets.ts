@@ -11,7 +11,8 @@ import { targetActionsFor } from '../../operations/runCapabilities.ts';
 import { requestActor, roleOf } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { targetCreateBody, targetParams, targetUpdateBody } from '../requestSchemas.ts';
-import { errorResponses, ref } from '../responseSchemas.ts';
+import { continuitySchema, errorResponses, nullable, ref } from '../responseSchemas.ts';
+import { targetWindow } from '../../operations/targets/targetWindow.ts';
 
 const tags = ['targets'];
 
@@ -78,6 +79,21 @@ const deletedTarget = {
         },
       },
     },
+    warnings: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'A continuous target whose source could not be reached: its slot and publication stay there, named with what to drop by hand.',
+    },
+  },
+} as const;
+
+const targetWindowSchema = {
+  type: 'object',
+  required: ['target', 'continuous', 'continuity'],
+  properties: {
+    target: { type: 'string' },
+    continuous: { ...nullable({ type: 'object', additionalProperties: true }), description: 'Its continuous settings, or null when continuity is off.' },
+    continuity: { ...nullable(continuitySchema), description: 'Null when the target was never continuous.' },
   },
 } as const;
 
@@ -124,6 +140,22 @@ export function registerTargetRoutes(app: FastifyInstance, ctx: ServerContext): 
       const target = await showTarget(deps, request.params.name);
       return { ...target, actions: await targetActionsFor(ctx.pool, ctx.config, target, roleOf(request)) };
     },
+  );
+
+  app.get<{ Params: { name: string } }>(
+    '/api/v1/targets/:name/window',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags,
+        summary: 'The restorable window of a continuous target, and what limits it',
+        description:
+          'From the oldest stored base backup to the newest durably stored commit, with the gaps where the change archive breaks, the tables not continuously protected, schema changes inside the window, a stopped stream and the current RPO. Read-only; see docs/CONTINUOUS.md.',
+        params: targetParams,
+        response: { 200: targetWindowSchema, ...errorResponses },
+      },
+    },
+    async (request) => targetWindow(deps, request.params.name),
   );
 
   app.get<{ Params: { name: string } }>(

@@ -1,0 +1,181 @@
+import { compareLsn } from './changeSegment.ts';
+import type { UnprotectedTable } from './continuousRules.ts';
+
+/**
+ * The restorable window of a continuous target: from which second to which second a
+ * point-in-time restore can bring the database back, and what limits it. Computed from the
+ * catalog alone (base backups' runs, `change_segments`, `continuous_streams`), so every part
+ * reads the same answer.
+ *
+ * A base backup opens a range at its consistent LSN. The range reaches as far as the change
+ * segments of its slot chain on from there: the first one used starts at or before the base's
+ * LSN, each next one at or before the previous one's end (a segment holds the transactions
+ * with commit LSN in (startLsn, endLsn]). Where the chain breaks, transactions may be missing:
+ * a gap, which only a later base backup closes.
+ */
+
+export interface WindowBase {
+  runId: string;
+  slot: string;
+  lsn: string;
+  /** When the base is restorable from: its run's end (the snapshot was taken before it). */
+  at: string;
+}
+
+export interface WindowSegment {
+  slot: string;
+  startLsn: string;
+  endLsn: string;
+  firstCommitAt: string;
+  lastCommitAt: string;
+  /** Tables whose shape changed within it. */
+  schemaChanges: string[];
+}
+
+export interface WindowStream {
+  state: 'starting' | 'streaming' | 'stopped';
+  stoppedReason: string | null;
+  stoppedAt: string | null;
+  lastCommitAt: string | null;
+  unprotectedTables: UnprotectedTable[];
+}
+
+export interface WindowPoint {
+  at: string;
+  lsn: string;
+}
+
+export interface WindowRange {
+  from: WindowPoint & { runId: string };
+  to: WindowPoint;
+}
+
+export type WindowLimit =
+  | { kind: 'no_base'; message: string }
+  | { kind: 'gap'; message: string; from: WindowPoint; to: WindowPoint }
+  | { kind: 'unprotected_tables'; message: string; tables: UnprotectedTable[] }
+  | { kind: 'schema_change'; message: string; from: string; to: string; tables: string[] }
+  | { kind: 'stream_stopped'; message: string; reason: string | null; at: string | null }
+  | { kind: 'starting'; message: string }
+  | { kind: 'rpo'; message: string; seconds: number; maxSeconds: number };
+
+export interface RestoreWindow {
+  /** The earliest restorable second, or null while no base backup is stored. */
+  from: (WindowPoint & { runId: string }) | null;
+  /** The latest restorable second: the last durably stored commit reachable from a base. */
+  to: WindowPoint | null;
+  /** The restorable spans, oldest first; more than one when gaps split the window. */
+  ranges: WindowRange[];
+  /** Seconds since the newest durably stored commit; null when none is stored yet. */
+  rpoSeconds: number | null;
+  limits: WindowLimit[];
+}
+
+export interface WindowInput {
+  now: string;
+  bases: WindowBase[];
+  segments: WindowSegment[];
+  stream: WindowStream | null;
+  maxRpoSeconds: number;
+}
+
+const later = (a: string, b: string) => (Date.parse(a) >= Date.parse(b) ? a : b);
+
+/** How far the segments of the base's slot chain on from its LSN. */
+function reach(base: WindowBase, segments: WindowSegment[]): WindowRange & { brokenAt: WindowSegment | null } {
+  let lsn = base.lsn;
+  let at = base.at;
+  let brokenAt: WindowSegment | null = null;
+  for (const segment of segments) {
+    if (segment.slot !== base.slot || compareLsn(segment.endLsn, lsn) <= 0) continue;
+    if (compareLsn(segment.startLsn, lsn) > 0) {
+      brokenAt = segment;
+      break;
+    }
+    lsn = segment.endLsn;
+    at = later(at, segment.lastCommitAt);
+  }
+  return { from: { at: base.at, lsn: base.lsn, runId: base.runId }, to: { at, lsn }, brokenAt };
+}
+
+export function restoreWindow(input: WindowInput): RestoreWindow {
+  const segments = [...input.segments].sort((a, b) => compareLsn(a.startLsn, b.startLsn) || compareLsn(a.endLsn, b.endLsn));
+  const bases = [...input.bases].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  const limits: WindowLimit[] = [];
+  const ranges: WindowRange[] = [];
+  const breaks: Array<{ after: WindowPoint; next: WindowSegment }> = [];
+  for (const base of bases) {
+    const { brokenAt, ...range } = reach(base, segments);
+    if (brokenAt) breaks.push({ after: range.to, next: brokenAt });
+    const last = ranges.at(-1);
+    if (last && Date.parse(range.from.at) <= Date.parse(last.to.at)) {
+      if (Date.parse(range.to.at) > Date.parse(last.to.at)) last.to = range.to;
+    } else ranges.push(range);
+  }
+  for (let index = 1; index < ranges.length; index++) {
+    const before = ranges[index - 1]!.to;
+    const after = ranges[index]!.from;
+    limits.push({
+      kind: 'gap',
+      message: `no restore between ${before.at} and ${after.at}: the change archive breaks after ${before.lsn}, and the next base backup is at ${after.lsn}`,
+      from: before,
+      to: { at: after.at, lsn: after.lsn },
+    });
+  }
+  const lastRange = ranges.at(-1);
+  const trailing = lastRange && breaks.find((item) => item.after.lsn === lastRange.to.lsn && item.after.at === lastRange.to.at);
+  if (trailing) {
+    limits.push({
+      kind: 'gap',
+      message: `the change archive breaks after ${trailing.after.lsn} (the next stored segment starts at ${trailing.next.startLsn}): changes after ${trailing.after.at} are restorable only from the next base backup on`,
+      from: trailing.after,
+      to: { at: trailing.next.firstCommitAt, lsn: trailing.next.startLsn },
+    });
+  }
+  if (ranges.length === 0) limits.push({ kind: 'no_base', message: 'no base backup is stored yet: nothing is restorable until the first one succeeds' });
+
+  const stream = input.stream;
+  if (stream?.state === 'starting') limits.push({ kind: 'starting', message: 'continuity is starting: its first base backup has not succeeded yet' });
+  if (stream?.state === 'stopped') {
+    limits.push({
+      kind: 'stream_stopped',
+      message: `the change stream is stopped${stream.stoppedReason ? `: ${stream.stoppedReason}` : ''}; the window ends at its last stored commit`,
+      reason: stream.stoppedReason,
+      at: stream.stoppedAt,
+    });
+  }
+  if (stream && stream.unprotectedTables.length > 0) {
+    limits.push({
+      kind: 'unprotected_tables',
+      message: `${stream.unprotectedTables.length} table(s) not continuously protected (restored as of the base backup only): ${stream.unprotectedTables.map((table) => `${table.schema}.${table.table}`).join(', ')}`,
+      tables: stream.unprotectedTables,
+    });
+  }
+  const first = ranges[0];
+  for (const segment of segments) {
+    if (segment.schemaChanges.length === 0 || !first || !lastRange) continue;
+    if (Date.parse(segment.lastCommitAt) < Date.parse(first.from.at) || Date.parse(segment.firstCommitAt) > Date.parse(lastRange.to.at)) continue;
+    limits.push({
+      kind: 'schema_change',
+      message: `the shape of ${segment.schemaChanges.join(', ')} changed between ${segment.firstCommitAt} and ${segment.lastCommitAt}: a restore to a point after it replays across a schema change`,
+      from: segment.firstCommitAt,
+      to: segment.lastCommitAt,
+      tables: segment.schemaChanges,
+    });
+  }
+
+  const newestCommit = [stream?.lastCommitAt ?? null, ...segments.map((segment) => segment.lastCommitAt)].reduce<string | null>(
+    (newest, at) => (at === null ? newest : newest === null ? at : later(newest, at)),
+    null,
+  );
+  const rpoSeconds = newestCommit === null ? null : Math.max(0, Math.round((Date.parse(input.now) - Date.parse(newestCommit)) / 1000));
+  if (rpoSeconds !== null && rpoSeconds > input.maxRpoSeconds && stream?.state !== 'stopped') {
+    limits.push({
+      kind: 'rpo',
+      message: `the newest stored commit is ${rpoSeconds} s old, over the bound of ${input.maxRpoSeconds} s (a quiet database commits nothing; a stalled stream does the same)`,
+      seconds: rpoSeconds,
+      maxSeconds: input.maxRpoSeconds,
+    });
+  }
+  return { from: first?.from ?? null, to: lastRange?.to ?? null, ranges, rpoSeconds, limits };
+}
