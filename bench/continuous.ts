@@ -52,7 +52,7 @@ if (![scale, seconds, clients, repeat, segmentSeconds].every((value) => Number.i
 
 const started = performance.now();
 const log = (message: string) => process.stderr.write(`[${Math.round((performance.now() - started) / 1000)} s] ${message}\n`);
-const cliPath = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const cliPath = fileURLToPath(new URL('../bin/backstop.js', import.meta.url));
 
 function percentile(values: number[], fraction: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     const pgbench = { path: path.join(path.dirname(pgDump.path), 'pgbench'), version: pgDump.version };
     const source = connectionArgs(sourceUrl);
     log(`pgbench -i -s ${scale}`);
-    await runChecked(pgbench.path, ['-i', '-s', String(scale), '-q', '--no-password', source.dbname], source.env);
+    await runChecked(pgbench.path, ['-i', '-s', String(scale), '-q', source.dbname], source.env);
 
     const storeDir = path.join(root, 'store');
     const env: Record<string, string> = {
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
       });
     };
     const runPgbench = async () => {
-      const exit = await runChecked(pgbench.path, ['-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '--no-password', source.dbname], source.env);
+      const exit = await runChecked(pgbench.path, ['-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), source.dbname], source.env);
       const match = /tps = ([\d.]+) \(without initial connection time\)/.exec(exit.stdout) ?? /tps = ([\d.]+)/.exec(exit.stdout);
       if (!match) throw new Error(`pgbench printed no tps: ${exit.stdout.slice(-500)}`);
       return Number(match[1]);
