@@ -37,7 +37,7 @@ async function destinationTable(client: pg.ClientBase, schema: string, table: st
 
 /**
  * Replays the loaded segments' transactions onto a database restored from their base: every
- * transaction with commit LSN after `baseLsn` and at most `cutLsn`, each once (overlapping
+ * transaction with commit LSN from `baseLsn` to `cutLsn`, each once (overlapping
  * segments repeat some), in commit order, then the sequences of segment `sequencesFrom`.
  *
  * All of it is one database transaction: a restore reaches its point or stays at its base,
@@ -112,7 +112,8 @@ export async function replaySegments(input: {
         { cause: error },
       );
     }
-    let applied = input.baseLsn;
+    // Commits at the base's own LSN are after its snapshot (see findReplayCut).
+    let applied = input.baseLsn - 1n;
     const relations = new Map<string, RelationLine>();
     for (const segment of input.segments) {
       if (applied >= input.cutLsn) break;

@@ -161,14 +161,16 @@ export interface ReplayCut {
 
 /**
  * The exact end of a replay, from the transactions' commit LSNs and times as the segments
- * list them (in chain order): every transaction after the base, once by commit LSN, up to and
+ * list them (in chain order): every transaction from the base's LSN on, once by commit LSN, up to and
  * including the last one at or before the point. For a time that is the last, in commit
  * order, committed at or before it; commit times are taken just before the commit record is
  * written, so concurrent commits may be a few microseconds out of LSN order, and a replay is
  * always a prefix in LSN order (what the source's own history was).
  */
 export function findReplayCut(segments: ReadonlyArray<ReadonlyArray<{ lsn: bigint; micros: bigint }>>, baseLsn: bigint, stop: PointInTimePlan['stop']): ReplayCut {
-  let seen = baseLsn;
+  // A transaction whose commit record starts at the base's consistent point is not in its
+  // snapshot: logical decoding streams every commit at or after that point.
+  let seen = baseLsn - 1n;
   const cut: ReplayCut = { lsn: null, micros: null, transactions: 0, segment: null };
   let counted = 0;
   segments.forEach((transactions, index) => {
