@@ -24,11 +24,11 @@ const LAYERS: Record<string, { holds: string; mayImport: string[] }> = {
   net: { holds: 'the outbound guard: which hosts Backstop may reach', mayImport: ['core', 'storage'] },
   storage: { holds: 'the Store interface, local disk and S3', mayImport: ['core', 'net'] },
   pipeline: { holds: 'backup, restore and verify of one artifact, per profile', mayImport: ['core', 'version', 'pgtools', 'storage', 'net'] },
-  continuous: {
-    holds: 'change segments of continuous targets: the slot snapshot, reading, checking and replaying segments',
-    mayImport: ['core', 'version', 'pgtools', 'storage', 'net', 'pipeline'],
-  },
   db: { holds: 'the catalog: pool, migrations, one query module per aggregate', mayImport: ['core', 'pgtools'] },
+  continuous: {
+    holds: 'continuous backup: the slot, its streamer into the change archive, the slot guard; reading, checking and replaying segments',
+    mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline'],
+  },
   // The runner's SQL catalog finalizes through control/finalizeReportedRun.ts, the same check
   // the server applies to a remote runner's report.
   runner: { holds: 'executes one claimed run', mayImport: ['core', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'continuous', 'control'] },
@@ -38,7 +38,7 @@ const LAYERS: Record<string, { holds: string; mayImport: string[] }> = {
   },
   control: {
     holds: 'long-running loops: reaper, scheduler, pruner, notifier, worker pool',
-    mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'continuous', 'runner', 'operations'],
+    mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline', 'runner', 'operations', 'continuous'],
   },
   executors: { holds: 'the GitHub executor and its API client', mayImport: ['core', 'db', 'net', 'control'] },
   supabaseCatalog: { holds: "Supabase as the catalog's host: RLS SQL, JWT verification, the edge function's logic", mayImport: ['core', 'executors'] },
@@ -54,8 +54,8 @@ const LAYERS: Record<string, { holds: string; mayImport: string[] }> = {
 };
 
 /** Layers that must not know the catalog exists. */
-const CATALOG_FREE = ['core', 'pgtools', 'net', 'storage', 'pipeline', 'continuous'];
-const CATALOG_LAYERS = ['db', 'control', 'runner', 'server', 'cli', 'operations'];
+const CATALOG_FREE = ['core', 'pgtools', 'net', 'storage', 'pipeline'];
+const CATALOG_LAYERS = ['db', 'control', 'runner', 'server', 'cli', 'operations', 'continuous'];
 
 /** Node builtins core may use: computation only, no I/O (no node:fs, node:child_process, node:net…). */
 const CORE_BUILTINS = ['node:path', 'node:url', 'node:crypto', 'node:buffer', 'node:util'];

@@ -16,6 +16,7 @@ import { registerReportCommand } from './commands/report.ts';
 import { registerRestoreCommand } from './commands/restore.ts';
 import { registerRunCommands } from './commands/runs.ts';
 import { registerServerCommand } from './commands/server.ts';
+import { registerStreamCommand } from './commands/stream.ts';
 import { registerScheduleCommands } from './commands/schedule.ts';
 import { registerChannelCommands } from './commands/channels.ts';
 import { registerTargetCommands } from './commands/targets.ts';
@@ -60,6 +61,7 @@ export function createProgram(context: () => CommandContext): Command {
   registerChannelCommands(program, context);
   registerRunCommands(program, context);
   registerWorkerCommand(program, context);
+  registerStreamCommand(program, context);
   registerRestoreCommand(program, context);
   registerVerifyCommand(program, context);
   registerImportCommand(program, context);
@@ -117,7 +119,7 @@ function refuseJson(command: Command, path: string): void {
 }
 
 function longRunning(argv: string[]): boolean {
-  return argv.includes('worker') || argv.includes('server');
+  return argv.includes('worker') || argv.includes('server') || argv.includes('stream');
 }
 
 /** `--json` anywhere before a `--`: every outcome, errors too, is one JSON document on stdout. */

@@ -10,6 +10,7 @@ import { executeRun, type RunExecution } from '../runner/executeRun.ts';
 import { startAlarmEvaluator } from './alarmEvaluator.ts';
 import { startCatalogWatch } from './catalogWatch.ts';
 import { startReaper } from './reaper.ts';
+import { startStreamSupervisor } from './streamSupervisor.ts';
 
 export interface WorkerOptions {
   concurrency: number;
@@ -22,6 +23,8 @@ export interface WorkerOptions {
   reap?: boolean;
   /** Evaluate alarms while the worker lives (default true); false when the process runs its own evaluator. */
   evaluateAlarms?: boolean;
+  /** Stream continuous targets and guard their slots (default true); false when the process runs its own. */
+  stream?: boolean;
 }
 
 export interface Worker {
@@ -47,6 +50,11 @@ export function startWorker(deps: { db: Queryable | Pool; config: Config; log: L
   // an outage notices the slots missed meanwhile. Evaluation takes a transaction: a pool only.
   const alarms = options.evaluateAlarms !== false && 'connect' in deps.db ? startAlarmEvaluator({ pool: deps.db, log }, deps.config.alarms) : null;
   const catalogWatch = startCatalogWatch({ db: deps.db, log, workerName: name }, deps.config.alarms);
+  // Continuous targets' streamers hold leases of their own, apart from the runs' concurrency.
+  const streams =
+    options.stream !== false && 'connect' in deps.db
+      ? startStreamSupervisor({ pool: deps.db, log, config: deps.config }, { owner: name, limit: deps.config.continuousStreams, pollIntervalMs: options.pollIntervalMs })
+      : null;
   let stopping = false;
   let wake: (() => void) | null = null;
   let pollTimer: NodeJS.Timeout | undefined;
@@ -110,6 +118,7 @@ export function startWorker(deps: { db: Queryable | Pool; config: Config; log: L
     stopped ??= (async () => {
       stopping = true;
       wake?.();
+      const streamsStopped = streams?.stop();
       await looping;
       const pending = [...executions.values()].map((execution) => execution.result.catch(() => null));
       if (pending.length > 0) {
@@ -126,7 +135,7 @@ export function startWorker(deps: { db: Queryable | Pool; config: Config; log: L
         }
       }
       void reaper?.stop();
-      await Promise.all([alarms?.stop(), catalogWatch.stop()]);
+      await Promise.all([alarms?.stop(), catalogWatch.stop(), streamsStopped]);
       markDone();
     })();
     return stopped;

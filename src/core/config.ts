@@ -70,6 +70,19 @@ export const configSchema = z.object({
       return parsed;
     })
     .describe('Server: open event streams (dashboard tabs, `--follow`) one API token may hold at once; one more answers 429. Default 20.'),
+  BACKSTOP_CONTINUOUS_STREAMS: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value.trim() === '') return 8;
+      const parsed = Number(value);
+      if (!Number.isInteger(parsed) || parsed < 0) {
+        ctx.addIssue({ code: 'custom', message: `must be a whole number of streams, 0 or more, got "${value}"` });
+        return z.NEVER;
+      }
+      return parsed;
+    })
+    .describe('Continuous targets one worker or server streams at once (0: none in that process; the slot guard still runs). Default 8.'),
   BACKSTOP_GITHUB_TOKEN: z
     .string()
     .optional()
@@ -158,6 +171,8 @@ export interface Config {
   maxRunning: number | undefined;
   /** Open event streams one API token may hold at once. */
   maxStreamsPerToken: number;
+  /** Continuous targets' streamers one worker or server runs at once. */
+  continuousStreams: number;
   github: { token: string; apiUrl: string } | null;
   identityFile: string | undefined;
   /**
@@ -293,6 +308,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string)
     scratchPrivilegedOk: values.BACKSTOP_SCRATCH_SUPERUSER_OK || undefined,
     maxRunning: values.BACKSTOP_MAX_RUNNING,
     maxStreamsPerToken: values.BACKSTOP_MAX_STREAMS_PER_TOKEN,
+    continuousStreams: values.BACKSTOP_CONTINUOUS_STREAMS,
     github: values.BACKSTOP_GITHUB_TOKEN ? { token: values.BACKSTOP_GITHUB_TOKEN, apiUrl: values.BACKSTOP_GITHUB_API_URL ?? 'https://api.github.com' } : null,
     identityFile: values.BACKSTOP_IDENTITY_FILE || undefined,
     remoteRunner: { apiUrl: values.BACKSTOP_API_URL, token: values.BACKSTOP_RUNNER_TOKEN, sourceUrl: values.BACKSTOP_SOURCE_URL || undefined },

@@ -4,7 +4,8 @@ import { bundledFiles } from '../core/bundledFiles.ts';
 import type { Config } from '../core/config.ts';
 import { BackstopError } from '../core/errors.ts';
 import { startReaper, type Reaper } from '../control/reaper.ts';
-import { startWorker, type Worker } from '../control/worker.ts';
+import { startWorker, workerName, type Worker } from '../control/worker.ts';
+import { startStreamSupervisor } from '../control/streamSupervisor.ts';
 import { startGithubExecutor } from '../executors/github/githubExecutor.ts';
 import { startNotifier } from '../control/notifier.ts';
 import { startPruner } from '../control/pruner.ts';
@@ -60,6 +61,8 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   const notifier = startNotifier({ db: deps.pool, log: deps.log }, { publicUrl: deps.config.alarms.publicUrl });
   const pruner = startPruner({ db: deps.pool, log: deps.log }, { intervalMs: 3_600_000 });
   const alarms = startAlarmEvaluator({ pool: deps.pool, log: deps.log }, deps.config.alarms);
+  // Continuous targets are streamed (and their slots guarded) by the server itself, worker or not.
+  const streams = startStreamSupervisor(deps, { owner: `server:${workerName()}`, limit: deps.config.continuousStreams, pollIntervalMs: 1000 });
   const github = deps.config.github
     ? startGithubExecutor({
         db: deps.pool,
@@ -76,7 +79,7 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
         await app.close();
       } finally {
         await worker?.stop(reason);
-        await Promise.all([github?.stop(), scheduler.stop(), notifier.stop(), pruner.stop(), alarms.stop(), reaper.stop()]);
+        await Promise.all([github?.stop(), streams.stop(), scheduler.stop(), notifier.stop(), pruner.stop(), alarms.stop(), reaper.stop()]);
       }
     })());
 
@@ -96,7 +99,7 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   // Only now, with the app compiled and listening: start-up work blocks this thread, and a run
   // claimed before it would sit with no heartbeat thread yet. The worker would start a reaper
   // of its own, whose actions /metrics would not see; this process already runs one.
-  worker = options.worker ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false, evaluateAlarms: false }) : null;
+  worker = options.worker ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false, evaluateAlarms: false, stream: false }) : null;
   if (bundledFiles) deps.log.warn('the single executable serves the API without the dashboard: install the npm package for it');
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

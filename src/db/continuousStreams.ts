@@ -1,0 +1,210 @@
+import { BackstopError } from '../core/errors.ts';
+import type { SegmentManifest } from '../core/changeSegment.ts';
+import { withTransaction, type Pool, type Queryable } from './pool.ts';
+
+/** A continuous target's stream as its streamer and the slot guard need it. */
+export interface StreamRecord {
+  targetId: string;
+  targetName: string;
+  slotName: string;
+  publicationName: string;
+  state: 'starting' | 'streaming' | 'stopped';
+  stoppedReason: string | null;
+  confirmedLsn: string | null;
+  lastCommitAt: string | null;
+  generation: number;
+  leaseOwner: string | null;
+  leaseExpiresAt: string | null;
+  segmentSeconds: number;
+  segmentBytes: number;
+  slotWarnBytes: number;
+  slotLimitBytes: number;
+  maxRpoSeconds: number;
+}
+
+/** A stream this process holds: every write names the owner and generation, so a streamer that lost its lease changes nothing. */
+export interface StreamLease {
+  targetId: string;
+  owner: string;
+  generation: number;
+  ttlMs: number;
+}
+
+interface StreamRow {
+  target_id: string;
+  target_name: string;
+  slot_name: string;
+  publication_name: string;
+  state: StreamRecord['state'];
+  stopped_reason: string | null;
+  confirmed_lsn: string | null;
+  last_commit_at: Date | string | null;
+  generation: number;
+  lease_owner: string | null;
+  lease_expires_at: Date | string | null;
+  segment_seconds: number;
+  segment_bytes: string;
+  slot_warn_bytes: string;
+  slot_limit_bytes: string;
+  max_rpo_seconds: number;
+}
+
+const streamColumns = `s.target_id, t.name as target_name, s.slot_name, s.publication_name, s.state, s.stopped_reason, s.confirmed_lsn::text as confirmed_lsn,
+  s.last_commit_at, s.generation, s.lease_owner, s.lease_expires_at, t.segment_seconds, t.segment_bytes, t.slot_warn_bytes,
+  t.slot_limit_bytes, t.max_rpo_seconds`;
+
+function toRecord(row: StreamRow): StreamRecord {
+  return {
+    targetId: row.target_id,
+    targetName: row.target_name,
+    slotName: row.slot_name,
+    publicationName: row.publication_name,
+    state: row.state,
+    stoppedReason: row.stopped_reason,
+    confirmedLsn: row.confirmed_lsn,
+    lastCommitAt: isoOrNull(row.last_commit_at),
+    generation: row.generation,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: isoOrNull(row.lease_expires_at),
+    segmentSeconds: row.segment_seconds,
+    segmentBytes: Number(row.segment_bytes),
+    slotWarnBytes: Number(row.slot_warn_bytes),
+    slotLimitBytes: Number(row.slot_limit_bytes),
+    maxRpoSeconds: row.max_rpo_seconds,
+  };
+}
+
+function isoOrNull(value: Date | string | null): string | null {
+  return value === null ? null : new Date(value).toISOString();
+}
+
+/**
+ * Takes the lease of a stream nobody holds (never leased, or its lease expired), of a target
+ * still continuous, and not stopped: the generation grows, which fences out the streamer that
+ * held it before. `targetId` takes that stream only; without it, any one that is free.
+ */
+export async function claimStream(db: Queryable, options: { owner: string; ttlMs: number; targetId?: string; exceptTargets?: string[] }): Promise<StreamRecord | null> {
+  const { rows } = await db.query<StreamRow>(
+    `with free as (
+       select s.target_id from backstop.continuous_streams s join backstop.targets t on t.id = s.target_id
+       where s.state <> 'stopped' and t.continuous
+         and (s.lease_expires_at is null or s.lease_expires_at < now())
+         and ($3::uuid is null or s.target_id = $3::uuid)
+         and not (s.target_id = any($4::uuid[]))
+       order by s.lease_expires_at nulls first
+       limit 1
+       for update of s skip locked
+     ), claimed as (
+       update backstop.continuous_streams s
+       set lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2::float8 / 1000), generation = s.generation + 1, updated_at = now()
+       from free where s.target_id = free.target_id
+       returning s.*
+     )
+     select ${streamColumns} from claimed s join backstop.targets t on t.id = s.target_id`,
+    [options.owner, options.ttlMs, options.targetId ?? null, options.exceptTargets ?? []],
+  );
+  return rows[0] ? toRecord(rows[0]) : null;
+}
+
+/** Extends the lease; false when it is no longer ours (taken over, or the stream was stopped). */
+export async function renewStreamLease(db: Queryable, lease: StreamLease): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `update backstop.continuous_streams
+     set lease_expires_at = now() + make_interval(secs => $4::float8 / 1000), updated_at = now()
+     where target_id = $1 and lease_owner = $2 and generation = $3 and lease_expires_at > now() and state <> 'stopped'`,
+    [lease.targetId, lease.owner, lease.generation, lease.ttlMs],
+  );
+  return rowCount === 1;
+}
+
+/** Gives the lease up at once (a clean stop), so that the next streamer need not wait for it to expire. */
+export async function releaseStreamLease(db: Queryable, lease: StreamLease): Promise<void> {
+  await db.query(
+    `update backstop.continuous_streams set lease_owner = null, lease_expires_at = null, updated_at = now()
+     where target_id = $1 and lease_owner = $2 and generation = $3`,
+    [lease.targetId, lease.owner, lease.generation],
+  );
+}
+
+export async function getStream(db: Queryable, targetId: string): Promise<StreamRecord | null> {
+  const { rows } = await db.query<StreamRow>(`select ${streamColumns} from backstop.continuous_streams s join backstop.targets t on t.id = s.target_id where s.target_id = $1`, [
+    targetId,
+  ]);
+  return rows[0] ? toRecord(rows[0]) : null;
+}
+
+/** Streams the slot guard looks after: every one not stopped of a continuous target, leased or not. */
+export async function listGuardedStreams(db: Queryable): Promise<StreamRecord[]> {
+  const { rows } = await db.query<StreamRow>(
+    `select ${streamColumns} from backstop.continuous_streams s join backstop.targets t on t.id = s.target_id
+     where s.state <> 'stopped' and t.continuous order by t.name`,
+  );
+  return rows.map(toRecord);
+}
+
+export interface StoredSegment {
+  manifest: SegmentManifest;
+  manifestKey: string;
+}
+
+/**
+ * The catalog's half of storing a segment, in one transaction: its row, and the stream's
+ * confirmed position and newest commit — only while the lease is still this streamer's
+ * (owner and generation, unexpired). Throws LEASE_LOST otherwise, having changed nothing:
+ * the caller must then not confirm anything to the slot.
+ */
+export async function recordSegment(pool: Pool, lease: StreamLease, segment: StoredSegment): Promise<void> {
+  await withTransaction(pool, async (client) => {
+    const { rowCount } = await client.query(
+      `update backstop.continuous_streams
+       set confirmed_lsn = $4::pg_lsn, last_commit_at = greatest(last_commit_at, $5::timestamptz), updated_at = now()
+       where target_id = $1 and lease_owner = $2 and generation = $3 and lease_expires_at > now() and state <> 'stopped'`,
+      [lease.targetId, lease.owner, lease.generation, segment.manifest.endLsn, segment.manifest.lastCommitAt],
+    );
+    if (rowCount !== 1) {
+      throw new BackstopError(
+        'LEASE_LOST',
+        `The stream of target ${segment.manifest.target} is no longer held by ${lease.owner} (generation ${lease.generation}): another streamer took it over, or it was stopped.`,
+      );
+    }
+    const manifest = segment.manifest;
+    await client.query(
+      `insert into backstop.change_segments
+         (target_id, slot_name, generation, start_lsn, end_lsn, first_commit_at, last_commit_at, transactions, manifest_key, size, manifest)
+       values ($1, $2, $3, $4::pg_lsn, $5::pg_lsn, $6, $7, $8, $9, $10, $11::jsonb)
+       on conflict (target_id, manifest_key) do nothing`,
+      [
+        lease.targetId,
+        manifest.slot,
+        manifest.generation,
+        manifest.startLsn,
+        manifest.endLsn,
+        manifest.firstCommitAt,
+        manifest.lastCommitAt,
+        manifest.transactions,
+        segment.manifestKey,
+        manifest.file.size,
+        JSON.stringify(manifest),
+      ],
+    );
+  });
+}
+
+/** What a slot guard pass measured. */
+export async function recordSlotMeasure(db: Queryable, targetId: string, retainedWalBytes: number | null): Promise<void> {
+  await db.query(`update backstop.continuous_streams set retained_wal_bytes = $2, last_pass_at = now(), updated_at = now() where target_id = $1`, [targetId, retainedWalBytes]);
+}
+
+/**
+ * The stream stops for good (its slot is gone): no streamer claims it again, and whoever
+ * holds its lease loses it at its next renewal or segment.
+ */
+export async function stopStream(db: Queryable, targetId: string, reason: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `update backstop.continuous_streams
+     set state = 'stopped', stopped_reason = $2, stopped_at = now(), lease_owner = null, lease_expires_at = null, updated_at = now()
+     where target_id = $1 and state <> 'stopped'`,
+    [targetId, reason],
+  );
+  return rowCount === 1;
+}
