@@ -89,8 +89,10 @@ export async function loadSegment(input: { store: Store; segment: StoredSegment;
       continue;
     }
     const lsn = lsnToBigInt(parsed.lsn);
-    if (lsn <= startLsn || lsn > endLsn)
-      throw corrupt(dataKey, number, `transaction ${parsed.xid} commits at ${parsed.lsn}, outside the segment's range (${manifest.startLsn}, ${manifest.endLsn}]`);
+    // A commit record may start exactly where the one before ended: at the segment's start.
+    if (lsn < startLsn || lsn > endLsn) {
+      throw corrupt(dataKey, number, `transaction ${parsed.xid} commits at ${parsed.lsn}, outside the segment's range ${manifest.startLsn} to ${manifest.endLsn}`);
+    }
     const previous = transactions.at(-1);
     if (previous && lsn <= previous.lsn) throw corrupt(dataKey, number, `transaction ${parsed.xid} at ${parsed.lsn} is not after the one before it`);
     for (const change of parsed.changes) {

@@ -133,7 +133,7 @@ export const segmentManifestSchema = z.object({
   slot: z.string(),
   /** The streamer lease's fencing generation that wrote it. */
   generation: z.number().int().positive(),
-  /** Transactions with commit LSN in (startLsn, endLsn]: startLsn is the position confirmed before it. */
+  /** Transactions with commit LSN from startLsn to endLsn, both included: startLsn is the position confirmed before it (the end of the previous commit record, where the next one may start). */
   startLsn: lsnSchema,
   endLsn: lsnSchema,
   firstCommitAt: z.string().datetime({ offset: true }),
