@@ -9,7 +9,7 @@ import { generateIdentity } from '../src/pipeline/age.ts';
 import { fingerprintTables, takeBaseBackup, type Fingerprint } from './support/baseBackup.ts';
 import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
 import { makeContinuousTarget, slotState } from './support/continuous.ts';
-import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { adminQuery, adminUrl, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
 /** How long the workload runs; the moments are spread over it. */
@@ -248,6 +248,41 @@ describe('point-in-time restore of a continuous target streamed by the real stre
         await restored.drop();
       }
     }
+
+    // A drill of the first base: restored to a random segment's end in a scratch database, row
+    // counts checked against the base's plus the replay's inserts and deletes.
+    const drillEnv = { ...env, BACKSTOP_SCRATCH_URL: adminUrl(), BACKSTOP_SCRATCH_SUPERUSER_OK: 'postgres' };
+    const drill = await runCli(['verify', first.runId, '--identity', identityFile, '--json'], drillEnv);
+    assert.equal(drill.code, 0, drill.stderr);
+    assert.equal(JSON.parse(drill.stdout).status, 'succeeded', drill.stdout);
+    const verification = async () =>
+      (
+        await catalog.pool.query<{ verification: { status: string; point: { transactions: number; expected: string } | null; error: { code: string } | null } }>(
+          'select verification from backstop.runs where id = $1',
+          [first.runId],
+        )
+      ).rows[0]!.verification;
+    const passed = await verification();
+    assert.equal(passed.status, 'passed');
+    assert.ok(passed.point && passed.point.transactions > 0, JSON.stringify(passed));
+    assert.equal(passed.point.expected, 'replay');
+
+    // A damaged segment fails the drill, naming it.
+    const [firstSegment] = (
+      await catalog.pool.query<{ manifest_key: string; file: string }>(
+        `select manifest_key, manifest->'file'->>'name' as file from backstop.change_segments where target_id = $1 and start_lsn >= $2::pg_lsn order by start_lsn limit 1`,
+        [target.id, first.baseLsn],
+      )
+    ).rows;
+    const damaged = path.join(storeDir, 'store', firstSegment!.manifest_key.slice(0, firstSegment!.manifest_key.lastIndexOf('/') + 1) + firstSegment!.file);
+    const bytes = await fs.readFile(damaged);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
+    await fs.writeFile(damaged, bytes);
+    const failed = await runCli(['verify', first.runId, '--identity', identityFile, '--json'], drillEnv);
+    assert.notEqual(failed.code, 0, failed.stdout);
+    const finding = await verification();
+    assert.equal(finding.status, 'failed');
+    assert.equal(finding.error?.code, 'ARTIFACT_CORRUPT');
 
     // Before the first base backup nothing is restorable: refused with the window.
     const early = await createTestDatabase('pitrearly');

@@ -52,7 +52,7 @@ export async function prepareReplay(input: {
       baseLsn: input.baseLsn,
       dispose,
       async apply({ databaseUrl, signal, onTransaction }) {
-        if (cut.lsn === null) return { transactions: 0, changes: 0, sequencesSet: 0, sequencesMissing: [], statements: 0 };
+        if (cut.lsn === null) return { transactions: 0, changes: 0, sequencesSet: 0, sequencesMissing: [], statements: 0, rowChanges: {} };
         const client = await connectDatabase(databaseUrl);
         try {
           return await replaySegments({ client, segments: loaded, baseLsn: input.baseLsn, cutLsn: cut.lsn, sequencesFrom: cut.segment, signal, onTransaction });

@@ -14,6 +14,11 @@ export interface ReplayResult {
   /** Sequences the segment sampled that the destination does not have. */
   sequencesMissing: string[];
   statements: number;
+  /**
+   * Per table (`schema.table`), rows inserted and deleted by the replay since its last
+   * truncate (if any): with the base's row counts, what each table must hold afterwards.
+   */
+  rowChanges: Record<string, { truncated: boolean; inserted: number; deleted: number }>;
 }
 
 /** 65535 parameters per statement at most; a batch of rows stays well under it. */
@@ -56,7 +61,7 @@ export async function replaySegments(input: {
   onTransaction?: (applied: number) => void;
 }): Promise<ReplayResult> {
   const { client } = input;
-  const result: ReplayResult = { transactions: 0, changes: 0, sequencesSet: 0, sequencesMissing: [], statements: 0 };
+  const result: ReplayResult = { transactions: 0, changes: 0, sequencesSet: 0, sequencesMissing: [], statements: 0, rowChanges: {} };
   const tables = new Map<string, DestinationTable>();
   const prepared = new Set<string>();
 
@@ -128,6 +133,7 @@ export async function replaySegments(input: {
         if (lsn > input.cutLsn) break;
         const where = `${segment.dataKey}, transaction ${line.xid} at ${line.lsn}`;
         await applyChanges(line.changes, relations, tableFor, run, where);
+        countRowChanges(line.changes, result.rowChanges);
         applied = lsn;
         result.transactions++;
         result.changes += line.changes.length;
@@ -152,6 +158,16 @@ function replayError(where: string, problem: string, cause?: unknown): BackstopE
     `Replay stopped at ${where}: ${problem} Nothing of the replay was committed: the destination holds the base backup.`,
     cause === undefined ? undefined : { cause },
   );
+}
+
+function countRowChanges(changes: Change[], counts: ReplayResult['rowChanges']): void {
+  const of = (schema: string, table: string) => (counts[relationKey(schema, table)] ??= { truncated: false, inserted: 0, deleted: 0 });
+  for (const change of changes) {
+    if (change.kind === 'truncate') {
+      for (const table of change.tables) Object.assign(of(table.schema, table.table), { truncated: true, inserted: 0, deleted: 0 });
+    } else if (change.kind === 'insert') of(change.schema, change.table).inserted++;
+    else if (change.kind === 'delete') of(change.schema, change.table).deleted++;
+  }
 }
 
 /** A transaction's changes, consecutive inserts into one table with the same columns batched. */
