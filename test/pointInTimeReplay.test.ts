@@ -288,6 +288,24 @@ describe('point-in-time replay of change segments onto a restored base', () => {
     assert.deepEqual(await rows('select id from parent'), [{ id: 1 }]);
   });
 
+  it('stops at a row the destination does not hold, naming the segment and transaction, and commits nothing of the replay', async () => {
+    const written = await writeSegment(store, {
+      target,
+      targetId,
+      slot: SLOT,
+      startLsn: BASE,
+      endLsn: '0/3000',
+      lines: [relations.parent!, tx('0/2000', [ins('parent', { id: '2', name: 'kept?' })]), tx('0/3000', [upd('parent', { id: '99', name: 'nowhere' })]), sequences('3')],
+    });
+    await assert.rejects(replay('latest'), (error: BackstopError) => {
+      assert.equal(error.code, 'RESTORE_FAILED');
+      assert.ok(error.message.includes(`${written.dataKey}, transaction`), error.message);
+      assert.match(error.message, /at 0\/3000: update .* touched 0 row\(s\) where the source touched 1/);
+      return true;
+    });
+    assert.deepEqual(await rows('select id from parent'), [{ id: 1 }]);
+  });
+
   it('decrypts an encrypted segment with the identity given', async () => {
     const { identity, recipient } = generateIdentity();
     await writeSegment(store, {

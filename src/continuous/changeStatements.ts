@@ -12,7 +12,8 @@ export interface DestinationTable {
 /** One parameterized statement, and how many rows it must touch (a missing row is a divergence). */
 export interface ChangeStatement {
   text: string;
-  values: Array<string | null>;
+  /** Text values, or (a batch of inserted rows) a text array per column. */
+  values: Array<string | null | Array<string | null>>;
   rows: number;
 }
 
@@ -57,21 +58,23 @@ function rowMatch(relation: RelationLine, table: DestinationTable, row: Record<s
 
 /**
  * INSERTs of consecutive rows of one table with the same columns, as one statement: a replay
- * is mostly round trips, and a row each is the slowest way. OVERRIDING SYSTEM VALUE: the row's
- * identity value is the source's, not a new one.
+ * is mostly round trips, and a row each is the slowest way. The values go as one text array
+ * per column, unnested and cast: the statement's text (and so its prepared plan) is the same
+ * for any number of rows, and a row costs no parameter of its own.
+ * OVERRIDING SYSTEM VALUE: the row's identity value is the source's, not a new one.
  */
 export function insertStatement(table: DestinationTable, rows: ReadonlyArray<Record<string, string | null>>): ChangeStatement {
   const columns = Object.keys(rows[0]!);
-  const values: Array<string | null> = [];
-  const tuples = rows.map((row) => {
-    const parameters = columns.map((column) => {
-      values.push(row[column] ?? null);
-      return parameter(table, column, values.length);
-    });
-    return `(${parameters.join(', ')})`;
+  const values = columns.map((column) => rows.map((row) => row[column] ?? null));
+  const aliases = columns.map((_, index) => `c${index + 1}`);
+  const casts = columns.map((column, index) => {
+    const type = table.types.get(column);
+    if (type === undefined) throw new Error(`column "${column}" is not in ${table.qualified} on the destination`);
+    return `u.${aliases[index]}::${type}`;
   });
+  const arrays = columns.map((_, index) => `$${index + 1}::text[]`);
   return {
-    text: `insert into ${table.qualified} (${columns.map(quote).join(', ')}) overriding system value values ${tuples.join(', ')}`,
+    text: `insert into ${table.qualified} (${columns.map(quote).join(', ')}) overriding system value select ${casts.join(', ')} from unnest(${arrays.join(', ')}) as u(${aliases.join(', ')})`,
     values,
     rows: rows.length,
   };

@@ -21,9 +21,8 @@ export interface ReplayResult {
   rowChanges: Record<string, { truncated: boolean; inserted: number; deleted: number }>;
 }
 
-/** 65535 parameters per statement at most; a batch of rows stays well under it. */
-const MAX_BATCH_PARAMETERS = 30_000;
-const MAX_BATCH_ROWS = 1000;
+/** Rows of one INSERT: a few MB of values at most in one message. */
+const MAX_BATCH_ROWS = 5000;
 
 async function destinationTable(client: pg.ClientBase, schema: string, table: string): Promise<DestinationTable | null> {
   const qualified = `${client.escapeIdentifier(schema)}.${client.escapeIdentifier(table)}`;
@@ -196,7 +195,7 @@ async function applyChanges(
     if (change.kind === 'insert') {
       const columns = Object.keys(change.new).join('\u0000');
       const current = pending.batch;
-      const full = current && (current.rows.length >= MAX_BATCH_ROWS || (current.rows.length + 1) * Object.keys(change.new).length > MAX_BATCH_PARAMETERS);
+      const full = current && current.rows.length >= MAX_BATCH_ROWS;
       if (!current || current.table !== table || current.columns !== columns || full) {
         await flush();
         pending.batch = { table, columns, rows: [] };
