@@ -306,6 +306,41 @@ describe('point-in-time replay of change segments onto a restored base', () => {
     assert.deepEqual(await rows('select id from parent'), [{ id: 1 }]);
   });
 
+  it('refuses, before anything is restored, a destination role that may not set session_replication_role', async () => {
+    await writeSegment(store, {
+      target,
+      targetId,
+      slot: SLOT,
+      startLsn: BASE,
+      endLsn: '0/2000',
+      lines: [relations.parent!, tx('0/2000', [ins('parent', { id: '2', name: 'a' })]), sequences('3')],
+    });
+    const role = `pitr_plain_${counter}`;
+    await adminQuery(`create role ${role} login password 'plain'`, [], database.url);
+    const url = new URL(database.url);
+    url.username = role;
+    url.password = 'plain';
+    const prepared = await prepareReplay({
+      store,
+      segments: await listStoredSegments(store, target, targetId),
+      baseLsn: lsnToBigInt(BASE),
+      stop: { kind: 'end' },
+      signal: new AbortController().signal,
+    });
+    try {
+      await assert.rejects(prepared.check(url.toString()), (error: BackstopError) => {
+        assert.equal(error.code, 'RESTORE_FAILED');
+        assert.match(error.message, /GRANT SET ON PARAMETER session_replication_role/);
+        return true;
+      });
+      await adminQuery(`grant set on parameter session_replication_role to ${role}`, [], database.url);
+      await prepared.check(url.toString());
+    } finally {
+      await prepared.dispose();
+      await adminQuery(`revoke all on parameter session_replication_role from ${role}; drop role ${role}`, [], database.url);
+    }
+  });
+
   it('decrypts an encrypted segment with the identity given', async () => {
     const { identity, recipient } = generateIdentity();
     await writeSegment(store, {

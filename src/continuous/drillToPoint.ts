@@ -93,6 +93,7 @@ export async function drillToPoint(input: {
     let applied: Awaited<ReturnType<typeof replay.apply>>;
     try {
       await allowReplicaSessions(scratch);
+      await replay.check(scratch.url);
       await restoreArtifact({
         store: input.store,
         prefix: input.prefix,

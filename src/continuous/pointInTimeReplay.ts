@@ -6,7 +6,7 @@ import { connectDatabase } from '../pgtools/connectDatabase.ts';
 import type { AgeIdentity } from '../pipeline/age.ts';
 import type { Store } from '../storage/store.ts';
 import { loadSegment, type LoadedSegment } from './readSegment.ts';
-import { replaySegments, type ReplayResult } from './replaySegments.ts';
+import { assertReplayAllowed, replaySegments, type ReplayResult } from './replaySegments.ts';
 import type { StoredSegment } from './segmentFiles.ts';
 
 /** Segments read, checked and spooled, and where their replay ends. */
@@ -14,6 +14,8 @@ export interface PreparedReplay {
   loaded: LoadedSegment[];
   cut: ReplayCut;
   baseLsn: bigint;
+  /** Refuses now a destination that would refuse the replay (its role may not set session_replication_role). */
+  check(databaseUrl: string): Promise<void>;
   apply(input: { databaseUrl: string; signal: AbortSignal; onTransaction?: (applied: number) => void }): Promise<ReplayResult>;
   /** Removes the spooled segments. */
   dispose(): Promise<void>;
@@ -51,6 +53,15 @@ export async function prepareReplay(input: {
       cut,
       baseLsn: input.baseLsn,
       dispose,
+      async check(databaseUrl) {
+        if (cut.lsn === null) return;
+        const client = await connectDatabase(databaseUrl);
+        try {
+          await assertReplayAllowed(client);
+        } finally {
+          await client.end().catch(() => {});
+        }
+      },
       async apply({ databaseUrl, signal, onTransaction }) {
         if (cut.lsn === null) return { transactions: 0, changes: 0, sequencesSet: 0, sequencesMissing: [], statements: 0, rowChanges: {} };
         const client = await connectDatabase(databaseUrl);

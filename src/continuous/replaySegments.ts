@@ -107,15 +107,7 @@ export async function replaySegments(input: {
 
   await client.query('begin');
   try {
-    try {
-      await client.query('set local session_replication_role = replica');
-    } catch (error) {
-      throw new BackstopError(
-        'RESTORE_FAILED',
-        `The destination refused session_replication_role = replica (${(error as Error).message}), which replay needs so that triggers and foreign keys behave as on a replica. Restore as a superuser, or on PostgreSQL 15 and later GRANT SET ON PARAMETER session_replication_role TO the restoring role.`,
-        { cause: error },
-      );
-    }
+    await setReplicaRole(client);
     // Commits at the base's own LSN are after its snapshot (see findReplayCut).
     let applied = input.baseLsn - 1n;
     const relations = new Map<string, RelationLine>();
@@ -149,6 +141,32 @@ export async function replaySegments(input: {
     for (const name of prepared) await client.query(`deallocate ${client.escapeIdentifier(name)}`).catch(() => {});
   }
   return result;
+}
+
+/**
+ * Replay runs as a replica's apply does: ordinary triggers and FK checks off. Setting it needs
+ * a superuser, or (PostgreSQL 15 and later) a grant of that one parameter.
+ */
+async function setReplicaRole(client: pg.ClientBase): Promise<void> {
+  try {
+    await client.query('set local session_replication_role = replica');
+  } catch (error) {
+    throw new BackstopError(
+      'RESTORE_FAILED',
+      `The destination refused session_replication_role = replica (${(error as Error).message}), which replay needs so that triggers and foreign keys behave as on a replica. Restore as a superuser, or on PostgreSQL 15 and later GRANT SET ON PARAMETER session_replication_role TO the restoring role.`,
+      { cause: error },
+    );
+  }
+}
+
+/** Fails now, before a base is restored, when the destination would refuse the replay its role. */
+export async function assertReplayAllowed(client: pg.ClientBase): Promise<void> {
+  await client.query('begin');
+  try {
+    await setReplicaRole(client);
+  } finally {
+    await client.query('rollback').catch(() => {});
+  }
 }
 
 function replayError(where: string, problem: string, cause?: unknown): BackstopError {

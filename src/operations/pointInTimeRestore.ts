@@ -167,6 +167,7 @@ export async function preparePointInTimeRestore(deps: Deps, targetName: string, 
         signal,
       });
       try {
+        await replay.check(parsed.databaseUrl);
         const outcome = await base.execute(execution);
         const started = performance.now();
         const applied = await replay.apply({
