@@ -94,6 +94,7 @@ describe('alarm decisions (pure)', () => {
     lastFinishedBackup: null,
     lastFinishedDrill: null,
     newestGoodDrillAt: null,
+    continuous: null,
     ...over,
   });
   const settings = { graceMs: 60_000, slotGraceMs: 30_000 };

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { bigIntToLsn, compareLsn, lsnToBigInt } from '../core/changeSegment.ts';
 import { isBackstopError } from '../core/errors.ts';
 import { pgErrorCode } from '../core/pgErrors.ts';
-import { recordSegment, releaseStreamLease, renewStreamLease, type StreamLease, type StreamRecord } from '../db/continuousStreams.ts';
+import { recordCaughtUp, recordSegment, releaseStreamLease, renewStreamLease, type StreamLease, type StreamRecord } from '../db/continuousStreams.ts';
 import { getTargetWithSecret } from '../db/targets.ts';
 import type { Pool } from '../db/pool.ts';
 import { parseRecipient } from '../pipeline/age.ts';
@@ -163,10 +163,13 @@ async function streamSession(ctx: SessionContext): Promise<void> {
     let flushing: Promise<void> | null = null;
     let flushAgain = false;
     let lastStatusAt = 0;
+    const statusEveryMs = ctx.options.statusIntervalMs ?? 10_000;
 
-    const sendStatus = () => {
+    let caughtUpRecordedAt = 0;
+    /** `ping`: the source answers with a keepalive at once, which tells whether everything is stored (see the heartbeat handler). */
+    const sendStatus = (ping = false) => {
       lastStatusAt = Date.now();
-      void confirmFlush(service, reported).catch(() => {});
+      void confirmFlush(service, reported, ping).catch(() => {});
     };
 
     const flushOnce = async () => {
@@ -220,17 +223,23 @@ async function streamSession(ctx: SessionContext): Promise<void> {
       // Caught up with nothing unstored: every transaction committed before the keepalive's
       // position has arrived (messages and keepalives come in order) and is stored or had
       // nothing to keep. Confirming it lets the source recycle WAL while published tables are quiet.
-      if (!builder.inTransaction() && !builder.hasPending() && flushing === null && compareLsn(lsn, reported) > 0) reported = lsn;
+      if (!builder.inTransaction() && !builder.hasPending() && flushing === null) {
+        if (compareLsn(lsn, reported) > 0) reported = lsn;
+        // Caught up: the recovery point is now, though nothing was committed (see migration 023).
+        if (Date.now() - caughtUpRecordedAt >= statusEveryMs / 2) {
+          caughtUpRecordedAt = Date.now();
+          void recordCaughtUp(ctx.pool, ctx.lease).catch((error) => log.warn({ err: error }, 'could not record the stream as caught up'));
+        }
+      }
       if (shouldRespond) sendStatus();
     });
 
-    const statusEveryMs = ctx.options.statusIntervalMs ?? 10_000;
     const guardEveryMs = ctx.options.guardIntervalMs ?? 10_000;
     let guardedAt = Date.now();
     const ticking = setInterval(() => {
       if (ended.signal.aborted) return;
       if (pendingSince !== null && Date.now() - pendingSince >= stream.segmentSeconds * 1000) void flush();
-      if (Date.now() - lastStatusAt >= statusEveryMs) sendStatus();
+      if (Date.now() - lastStatusAt >= statusEveryMs) sendStatus(true);
       if (Date.now() - guardedAt >= guardEveryMs && flushing === null) {
         guardedAt = Date.now();
         void runGuard(ctx, source).catch((error) => log.warn({ err: error }, 'slot guard pass failed'));
@@ -281,6 +290,6 @@ async function runGuard(ctx: SessionContext, source: pg.Client): Promise<void> {
  * LSN is already that (the first byte after the commit record), and the next transaction's
  * commit record may begin exactly there: confirming one byte more would make the slot skip it.
  */
-export async function confirmFlush(service: LogicalReplicationService, lsn: string): Promise<void> {
-  await service.acknowledge(bigIntToLsn(lsnToBigInt(lsn) - 1n));
+export async function confirmFlush(service: LogicalReplicationService, lsn: string, ping = false): Promise<void> {
+  await service.acknowledge(bigIntToLsn(lsnToBigInt(lsn) - 1n), ping);
 }

@@ -1,4 +1,5 @@
 import type { Cron } from 'croner';
+import { formatBytes } from './formatBytes.ts';
 import type { RunStatus } from './runState.ts';
 import { parseSchedule, type Schedule } from './scheduleSlots.ts';
 
@@ -15,10 +16,23 @@ import { parseSchedule, type Schedule } from './scheduleSlots.ts';
  *   drill_failing       the newest finished restore drill failed or timed out
  *   store_unwritable    the newest finished backup failed writing to its store
  *   catalog_unreachable a worker could not reach the catalog (sent by the worker itself)
- *
- * The list is open: an RPO alarm for continuous targets would be one more kind.
+ *   slot_wal_warning    a continuous target's replication slot holds back more WAL on the
+ *                       source than its warning threshold (the slot guard's last measure)
+ *   slot_dropped        the slot guard dropped a continuous target's slot (or found it gone):
+ *                       continuity stopped, with the reason
+ *   rpo_exceeded        a continuous target's recovery point is older than its bound
  */
-export const alarmKinds = ['backup_overdue', 'slot_missed', 'drill_overdue', 'drill_failing', 'store_unwritable', 'catalog_unreachable'] as const;
+export const alarmKinds = [
+  'backup_overdue',
+  'slot_missed',
+  'drill_overdue',
+  'drill_failing',
+  'store_unwritable',
+  'catalog_unreachable',
+  'slot_wal_warning',
+  'slot_dropped',
+  'rpo_exceeded',
+] as const;
 export type AlarmKind = (typeof alarmKinds)[number];
 
 /** The structured fields every channel renders. */
@@ -73,6 +87,21 @@ export interface TargetAlarmFacts {
   lastFinishedBackup: { status: RunStatus; errorCode: string | null; finishedAt: number } | null;
   lastFinishedDrill: { status: RunStatus; errorCode: string | null; finishedAt: number } | null;
   newestGoodDrillAt: number | null;
+  /** The stream of a continuous target; null for any other. */
+  continuous: ContinuousAlarmFacts | null;
+}
+
+export interface ContinuousAlarmFacts {
+  state: 'starting' | 'streaming' | 'stopped';
+  stoppedReason: string | null;
+  stoppedAt: number | null;
+  /** The slot guard's last measure, and when it was taken. */
+  retainedWalBytes: number | null;
+  measuredAt: number | null;
+  slotWarnBytes: number;
+  /** The newest instant before which every commit is stored (see migration 023). */
+  recoveryPoint: number;
+  maxRpoMs: number;
 }
 
 /** "1 h 30 min", "45 s": a bound or an age for a person. */
@@ -216,6 +245,55 @@ export function assessAlarms(facts: TargetAlarmFacts, now: number, settings: Ala
       whatToDo: `Check the store's credentials, permissions and free space, then \`backstop target test ${name}\` writes a probe object and \`backstop trigger ${name}\` backs up.`,
     },
   });
+  conditions.push(...assessContinuousAlarms(name, facts.continuous, now));
+  return conditions;
+}
+
+/** slot_wal_warning, slot_dropped and rpo_exceeded: what the slot guard and the streamer recorded of a continuous target. */
+function assessContinuousAlarms(name: string, stream: ContinuousAlarmFacts | null, now: number): AlarmCondition[] {
+  const off = (kind: AlarmKind): AlarmCondition => ({ kind, state: 'off', since: now, details: { what: '', whatToDo: '' } });
+  if (stream === null) return [off('slot_wal_warning'), off('slot_dropped'), off('rpo_exceeded')];
+  if (stream.state === 'stopped') {
+    return [
+      off('slot_wal_warning'),
+      {
+        kind: 'slot_dropped',
+        state: 'on',
+        since: stream.stoppedAt ?? now,
+        details: {
+          what: `Continuous backup of ${name} stopped: ${stream.stoppedReason ?? 'no reason recorded'}.`,
+          whatToDo: `A new base backup was queued; start continuity again with \`backstop target update ${name} --continuous\`, and see why the slot fell behind (a streamer down, the store failing).`,
+        },
+      },
+      off('rpo_exceeded'),
+    ];
+  }
+  const conditions: AlarmCondition[] = [off('slot_dropped')];
+  const retained = stream.retainedWalBytes;
+  if (retained !== null && retained > stream.slotWarnBytes) {
+    conditions.push({
+      kind: 'slot_wal_warning',
+      state: 'on',
+      since: stream.measuredAt ?? now,
+      details: {
+        what: `The replication slot of ${name} holds back ${formatBytes(retained)} of WAL on the source, over its warning threshold of ${formatBytes(stream.slotWarnBytes)}.`,
+        whatToDo: `Check that a worker or server streams ${name} and that its store accepts writes; past the hard limit the slot is dropped to protect the source's disk.`,
+      },
+    });
+  } else conditions.push(off('slot_wal_warning'));
+  // A stream still starting has no base backup to replay onto: its recovery point is the backups' (backup_overdue).
+  const rpo = now - stream.recoveryPoint;
+  if (stream.state === 'streaming' && rpo > stream.maxRpoMs) {
+    conditions.push({
+      kind: 'rpo_exceeded',
+      state: 'on',
+      since: stream.recoveryPoint + stream.maxRpoMs,
+      details: {
+        what: `${name} could lose ${formatDuration(rpo)} of commits: nothing after ${iso(stream.recoveryPoint)} is known stored, past its bound of ${formatDuration(stream.maxRpoMs)}.`,
+        whatToDo: `Check that a worker or server streams ${name} (\`backstop stream ${name}\` runs one in the foreground) and that its store accepts writes.`,
+      },
+    });
+  } else conditions.push(off('rpo_exceeded'));
   return conditions;
 }
 

@@ -1,6 +1,7 @@
 import type { ChannelSettings } from '../core/channelSettings.ts';
 import type { ActiveAlarm, AlarmAction, AlarmDetails, AlarmKind, TargetAlarmFacts } from '../core/alarms.ts';
 import type { RunStatus } from '../core/runState.ts';
+import { recoveryPointSql } from './continuousStreams.ts';
 import type { Queryable } from './pool.ts';
 import type { ScheduleConfig, VerificationPolicy } from './targets.ts';
 
@@ -30,6 +31,16 @@ export async function readAlarmFacts(db: Queryable): Promise<{ now: number; targ
     last_backup: { status: RunStatus; errorCode: string | null; finishedMs: number } | null;
     last_drill: { status: RunStatus; errorCode: string | null; finishedMs: number } | null;
     good_drill_ms: number | null;
+    continuous: {
+      state: 'starting' | 'streaming' | 'stopped';
+      stoppedReason: string | null;
+      stoppedMs: number | null;
+      retainedWalBytes: number | null;
+      measuredMs: number | null;
+      slotWarnBytes: number;
+      recoveryPointMs: number;
+      maxRpoSeconds: number;
+    } | null;
   }>(
     `select ${epochMs('n.now')} as now_ms, t.id, t.name, t.paused, ${epochMs('t.created_at')} as created_ms, t.schedule,
        ${epochMs('t.schedule_since')} as schedule_since_ms, ${epochMs('t.schedule_last_slot')} as schedule_last_slot_ms,
@@ -46,7 +57,11 @@ export async function readAlarmFacts(db: Queryable): Promise<{ now: number; targ
             and r.finished_at is not null
           order by r.finished_at desc limit 1) as last_drill,
        (select ${epochMs('max(r.finished_at)')} from backstop.runs r
-          where r.target_id = t.id and r.kind = 'verify' and r.status = 'succeeded' and r.finished_at is not null) as good_drill_ms
+          where r.target_id = t.id and r.kind = 'verify' and r.status = 'succeeded' and r.finished_at is not null) as good_drill_ms,
+       (select jsonb_build_object('state', s.state, 'stoppedReason', s.stopped_reason, 'stoppedMs', ${epochMs('s.stopped_at')},
+           'retainedWalBytes', s.retained_wal_bytes, 'measuredMs', ${epochMs('s.last_pass_at')}, 'slotWarnBytes', t.slot_warn_bytes,
+           'recoveryPointMs', ${epochMs(recoveryPointSql)}, 'maxRpoSeconds', t.max_rpo_seconds)
+          from backstop.continuous_streams s where s.target_id = t.id and t.continuous) as continuous
      from (select now() as now) n left join backstop.targets t on true
      order by t.name`,
   );
@@ -75,6 +90,18 @@ export async function readAlarmFacts(db: Queryable): Promise<{ now: number; targ
         lastFinishedBackup: finished(row.last_backup),
         lastFinishedDrill: finished(row.last_drill),
         newestGoodDrillAt: ms(row.good_drill_ms),
+        continuous: row.continuous
+          ? {
+              state: row.continuous.state,
+              stoppedReason: row.continuous.stoppedReason,
+              stoppedAt: ms(row.continuous.stoppedMs),
+              retainedWalBytes: row.continuous.retainedWalBytes,
+              measuredAt: ms(row.continuous.measuredMs),
+              slotWarnBytes: Number(row.continuous.slotWarnBytes),
+              recoveryPoint: Math.floor(row.continuous.recoveryPointMs),
+              maxRpoMs: row.continuous.maxRpoSeconds * 1000,
+            }
+          : null,
       })),
   };
 }

@@ -208,3 +208,44 @@ export async function stopStream(db: Queryable, targetId: string, reason: string
   );
   return rowCount === 1;
 }
+
+/**
+ * The streamer found itself caught up (nothing unstored) at a keepalive it just received: no
+ * commit before now is missing from the archive. The catalog's clock, not the keepalive's
+ * timestamp: pg-logical-replication 2.5 decodes that one from the wrong epoch (7 days early).
+ */
+export async function recordCaughtUp(db: Queryable, lease: StreamLease): Promise<void> {
+  await db.query(
+    `update backstop.continuous_streams set caught_up_at = now()
+     where target_id = $1 and lease_owner = $2 and generation = $3 and lease_expires_at > now() and state <> 'stopped'`,
+    [lease.targetId, lease.owner, lease.generation],
+  );
+}
+
+/** The recovery point, as SQL over `s` (continuous_streams): the newest instant before which every commit is stored. */
+export const recoveryPointSql = 'coalesce(greatest(s.last_commit_at, s.caught_up_at), s.created_at)';
+
+export interface StreamRpo {
+  targetName: string;
+  state: StreamRecord['state'];
+  /** now − the recovery point, seconds (the catalog's clock). */
+  rpoSeconds: number;
+  maxRpoSeconds: number;
+  retainedWalBytes: number | null;
+}
+
+/** Every continuous target's RPO and slot measure, for /metrics. */
+export async function listStreamRpo(db: Queryable): Promise<StreamRpo[]> {
+  const { rows } = await db.query<{ name: string; state: StreamRecord['state']; rpo: number; max_rpo_seconds: number; retained_wal_bytes: string | null }>(
+    `select t.name, s.state, extract(epoch from now() - ${recoveryPointSql})::float8 as rpo, t.max_rpo_seconds, s.retained_wal_bytes
+     from backstop.continuous_streams s join backstop.targets t on t.id = s.target_id
+     where t.continuous order by t.name`,
+  );
+  return rows.map((row) => ({
+    targetName: row.name,
+    state: row.state,
+    rpoSeconds: Math.max(0, row.rpo),
+    maxRpoSeconds: row.max_rpo_seconds,
+    retainedWalBytes: row.retained_wal_bytes === null ? null : Number(row.retained_wal_bytes),
+  }));
+}

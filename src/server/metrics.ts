@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { runStatuses } from '../core/runState.ts';
+import { listStreamRpo } from '../db/continuousStreams.ts';
 import type { Queryable } from '../db/pool.ts';
 import { countUnknownBackups } from '../db/retention.ts';
 import type { ReapedRun } from '../db/runLeases.ts';
@@ -34,6 +35,18 @@ export function createServerMetrics(db: Queryable, options: { processMetrics?: b
   const unknownBackups = new Gauge({
     name: 'backstop_unknown_backups',
     help: "Complete backups in a target's store folder that no catalog row vouches for, as the last prune pass found them: kept until imported (backstop import) or deleted (backstop prune --delete-unknown).",
+    labelNames: ['target'],
+    registers,
+  });
+  const rpo = new Gauge({
+    name: 'backstop_continuous_rpo_seconds',
+    help: "A continuous target's recovery point objective as it stands: seconds since the newest instant before which every commit is stored in its change archive.",
+    labelNames: ['target', 'state'],
+    registers,
+  });
+  const retainedWal = new Gauge({
+    name: 'backstop_continuous_slot_retained_wal_bytes',
+    help: "WAL a continuous target's replication slot holds back on the source, as the slot guard last measured it.",
     labelNames: ['target'],
     registers,
   });
@@ -87,6 +100,13 @@ export function createServerMetrics(db: Queryable, options: { processMetrics?: b
       const unknown = await countUnknownBackups(db);
       unknownBackups.reset();
       for (const [target, count] of unknown) unknownBackups.set({ target }, count);
+      const streams = await listStreamRpo(db);
+      rpo.reset();
+      retainedWal.reset();
+      for (const stream of streams) {
+        if (stream.state !== 'stopped') rpo.set({ target: stream.targetName, state: stream.state }, Math.round(stream.rpoSeconds * 1000) / 1000);
+        if (stream.retainedWalBytes !== null) retainedWal.set({ target: stream.targetName }, stream.retainedWalBytes);
+      }
       // Runs are read in finish order from a watermark, so each finished run is observed once
       // by this process, however often it is scraped; a large history is caught up in batches.
       for (let batch = 0; batch < FINISHED_BATCHES_PER_SCRAPE; batch++) {
@@ -103,6 +123,8 @@ export function createServerMetrics(db: Queryable, options: { processMetrics?: b
       // A scrape must still answer when the catalog is down: say so instead of failing.
       runs.reset();
       unknownBackups.reset();
+      rpo.reset();
+      retainedWal.reset();
       catalogUp.set(0);
     }
   };

@@ -1009,6 +1009,20 @@ $backstop_021_continuous$;
   end if;
 end $apply$;
 
+-- 023_stream_caught_up.sql
+do $apply$ begin
+  if not exists (select 1 from backstop.migrations where id = 23) then
+    insert into backstop.migrations (id, name) values (23, '023_stream_caught_up');
+    execute $backstop_023_stream_caught_up$
+-- The recovery point of a continuous target is the newest instant before which every commit is
+-- stored. The newest stored commit (last_commit_at) says so only while the source writes; a
+-- quiet source would seem to fall behind. A streamer with nothing unstored records here the
+-- source's time of a keepalive that found it caught up: the recovery point is the later of the two.
+alter table backstop.continuous_streams add column caught_up_at timestamptz;
+$backstop_023_stream_caught_up$;
+  end if;
+end $apply$;
+
 -- src/supabaseCatalog/catalogSecurity.sql
 -- Backstop's catalog in a Supabase project: organisations, row-level security, privileges.
 --
