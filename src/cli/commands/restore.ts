@@ -105,12 +105,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
           finishedAt: new Date().toISOString(),
           ...fields,
         });
-        const controller = new AbortController();
-        const onSignal = () => controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-        const display = createProgressDisplay(!options.json);
-        try {
+        await watchRestore(options.json === true, outcome, async (signal, display) => {
           const {
             storage: restoredStorage,
             storageObjects,
@@ -122,7 +117,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
             schemas: options.schema,
             tables: options.table,
             storage,
-            signal: controller.signal,
+            signal,
             onManifest: (found) => {
               backup = { runId: found.runId, target: found.target };
               if (options.identity && !found.encrypted) warn(`--identity ${options.identity} is not needed: backup ${found.runId} is not encrypted; it was ignored.`);
@@ -138,14 +133,7 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
               process.stdout.write(`Restored ${restoredStorage.objects} Storage object(s) (${restoredStorage.bytes} bytes) into ${restoredStorage.buckets.length} bucket(s)\n`);
             else if (storageObjects > 0) process.stdout.write(`The backup also holds ${storageObjects} Storage object(s), not restored: pass --with-storage to write them back\n`);
           }
-        } catch (error) {
-          if (options.json) printJson(outcome({ status: 'failed', error: describeCliError(error) }));
-          throw error;
-        } finally {
-          display.done();
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-        }
+        });
       },
     );
 }
@@ -194,13 +182,8 @@ async function restoreToPoint(
   );
   const startedAt = new Date().toISOString();
   const outcome = (fields: Record<string, unknown>) => ({ runId: restore.runId, kind: 'restore', target, at: options.at, startedAt, finishedAt: new Date().toISOString(), ...fields });
-  const controller = new AbortController();
-  const onSignal = () => controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const display = createProgressDisplay(!options.json);
-  try {
-    const { storage: _storage, storageObjects: _objects, ...result } = await restore.execute({ signal: controller.signal, showProgress: (next) => display.update(next) });
+  await watchRestore(options.json === true, outcome, async (signal, display) => {
+    const { storage: _storage, storageObjects: _objects, ...result } = await restore.execute({ signal, showProgress: (next) => display.update(next) });
     display.done();
     if (options.json) {
       printJson(outcome({ status: 'restored', error: null, ...result }));
@@ -215,8 +198,27 @@ async function restoreToPoint(
       process.stdout.write(`Not continuously protected (no primary key or replica identity), as of the base backup: ${reached.notContinuouslyProtected.join(', ')}\n`);
     }
     if (reached.schemaChanges.length > 0) process.stdout.write(`The replayed range crosses a change of shape of: ${reached.schemaChanges.join(', ')}\n`);
+  });
+}
+
+/**
+ * Runs a restore the person watches: a signal cancels it, progress shows on a terminal, and
+ * with --json a failure is printed as the same document as a success (status, error, times).
+ */
+async function watchRestore(
+  json: boolean,
+  outcome: (fields: Record<string, unknown>) => Record<string, unknown>,
+  work: (signal: AbortSignal, display: ReturnType<typeof createProgressDisplay>) => Promise<void>,
+): Promise<void> {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const display = createProgressDisplay(!json);
+  try {
+    await work(controller.signal, display);
   } catch (error) {
-    if (options.json) printJson(outcome({ status: 'failed', error: describeCliError(error) }));
+    if (json) printJson(outcome({ status: 'failed', error: describeCliError(error) }));
     throw error;
   } finally {
     display.done();
