@@ -126,7 +126,7 @@ describe('point-in-time restore of a continuous target streamed by the real stre
     await fs.rm(storeDir, { recursive: true, force: true });
   });
 
-  it('restores --at each recorded moment to exactly the source then, across base backups and a streamer killed with SIGKILL', { timeout: WORKLOAD_MS + 600_000 }, async () => {
+  it('restores --at each recorded moment to exactly the source then, across base backups and a streamer killed with SIGKILL', { timeout: WORKLOAD_MS + 600_000 }, async (t) => {
     const storeUrl = `file://${path.join(storeDir, 'store')}`;
     const { target, slot } = await makeContinuousTarget(catalog.pool, {
       name: 'pitr-app',
@@ -193,6 +193,7 @@ describe('point-in-time restore of a continuous target streamed by the real stre
       await Promise.all(workers);
     }
     assert.ok(committed > 100, `the workload committed ${committed} transactions`);
+    t.diagnostic(`the workload ran ${committed} transactions over ${WORKLOAD_MS / 1000} s`);
     moments.push({ ...(await recordMoment(source.url, 'the end (latest)', 'time')), at: 'latest' });
 
     // Every commit is stored before restoring: a last marker transaction, then its LSN in the catalog.
@@ -229,6 +230,9 @@ describe('point-in-time restore of a continuous target streamed by the real stre
           pointInTime: { baseRunId: string; transactions: number; notContinuouslyProtected: string[]; reachedLsn: string };
         };
         assert.equal(outcome.status, 'restored');
+        t.diagnostic(
+          `${moment.label} (--at ${moment.at}): base ${outcome.pointInTime.baseRunId.slice(0, 8)}, ${outcome.pointInTime.transactions} transaction(s) replayed to ${outcome.pointInTime.reachedLsn}`,
+        );
         const client = new pg.Client({ connectionString: restored.url });
         await client.connect();
         try {
