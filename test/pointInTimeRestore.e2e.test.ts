@@ -5,7 +5,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { compareLsn } from '../src/core/changeSegment.ts';
+import { listStoredSegments, segmentDataKey } from '../src/continuous/segmentFiles.ts';
 import { generateIdentity } from '../src/pipeline/age.ts';
+import { openStore } from '../src/storage/openStore.ts';
 import { fingerprintTables, takeBaseBackup, type Fingerprint } from './support/baseBackup.ts';
 import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
 import { makeContinuousTarget, slotState } from './support/continuous.ts';
@@ -253,6 +255,24 @@ describe('point-in-time restore of a continuous target streamed by the real stre
       }
     }
 
+    // A catalog that lost its segment rows still restores: the store's own manifests are read.
+    await catalog.pool.query('delete from backstop.change_segments where target_id = $1', [target.id]);
+    const fromStore = await createTestDatabase('pitrstore');
+    try {
+      const result = await runCli(['restore', target.name, '--at', 'latest', '--to', fromStore.url, '--identity', identityFile, '--json'], env);
+      assert.equal(result.code, 0, result.stderr);
+      const client = new pg.Client({ connectionString: fromStore.url });
+      await client.connect();
+      try {
+        const got = await fingerprintTables(client, PROTECTED);
+        for (const table of PROTECTED) assert.deepEqual(got[table], last.fingerprint[table], `${table} restored from the store alone`);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await fromStore.drop();
+    }
+
     // A drill of the first base: restored to a random segment's end in a scratch database, row
     // counts checked against the base's plus the replay's inserts and deletes.
     const drillEnv = { ...env, BACKSTOP_SCRATCH_URL: adminUrl(), BACKSTOP_SCRATCH_SUPERUSER_OK: 'postgres' };
@@ -271,17 +291,15 @@ describe('point-in-time restore of a continuous target streamed by the real stre
     assert.ok(passed.point && passed.point.transactions > 0, JSON.stringify(passed));
     assert.equal(passed.point.expected, 'replay');
 
-    // A damaged segment fails the drill, naming it.
-    const [firstSegment] = (
-      await catalog.pool.query<{ manifest_key: string; file: string }>(
-        `select manifest_key, manifest->'file'->>'name' as file from backstop.change_segments where target_id = $1 and start_lsn >= $2::pg_lsn order by start_lsn limit 1`,
-        [target.id, first.baseLsn],
-      )
-    ).rows;
-    const damaged = path.join(storeDir, 'store', firstSegment!.manifest_key.slice(0, firstSegment!.manifest_key.lastIndexOf('/') + 1) + firstSegment!.file);
-    const bytes = await fs.readFile(damaged);
-    bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
-    await fs.writeFile(damaged, bytes);
+    // Damaged segments fail the drill (whichever segment it chooses, all of them are damaged).
+    const store = await openStore(storeUrl);
+    const stored = await listStoredSegments(store, target.name, target.id).finally(() => store.close());
+    for (const segment of stored) {
+      const damaged = path.join(storeDir, 'store', segmentDataKey(segment));
+      const bytes = await fs.readFile(damaged);
+      bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
+      await fs.writeFile(damaged, bytes);
+    }
     const failed = await runCli(['verify', first.runId, '--identity', identityFile, '--json'], drillEnv);
     assert.notEqual(failed.code, 0, failed.stdout);
     const finding = await verification();

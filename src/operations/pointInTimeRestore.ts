@@ -70,7 +70,8 @@ function summaryOf(segment: StoredSegment): SegmentSummary {
 
 /**
  * The segments the catalog indexes; when they do not reach the point (rows lost, or a catalog
- * rebuilt by an import), the store's own segment manifests too, found by the key layout.
+ * rebuilt by an import), and always for `latest`, the store's own segment manifests too,
+ * found by the key layout.
  * Every manifest, from either, is parsed and bound to the target before it is believed.
  */
 async function planWithSegments(db: Queryable, store: () => Promise<Store>, target: TargetWithSecret, bases: ContinuousBase[], point: RestorePoint) {
@@ -81,14 +82,19 @@ async function planWithSegments(db: Queryable, store: () => Promise<Store>, targ
     known.set(segment.manifestKey, segment);
   }
   const plan = (segments: Map<string, StoredSegment>) => planPointInTime(bases, [...segments.values()].map(summaryOf), point);
+  const withStored = async () => {
+    for (const segment of await listStoredSegments(await store(), target.name, target.id)) known.set(segment.manifestKey, segment);
+    return { plan: plan(known), segments: known };
+  };
+  // `latest` is whatever the archive holds: the store is its truth, the catalog may lag it.
+  if (point.kind === 'latest') return withStored();
   try {
     return { plan: plan(known), segments: known };
   } catch (error) {
+    // A window of the catalog's rows that holds the point has no gap up to it; one that does
+    // not may be missing rows the store has.
     if (!isBackstopError(error, 'POINT_NOT_RESTORABLE')) throw error;
-    const stored = await listStoredSegments(await store(), target.name, target.id);
-    if (stored.every((segment) => known.has(segment.manifestKey))) throw error;
-    for (const segment of stored) known.set(segment.manifestKey, segment);
-    return { plan: plan(known), segments: known };
+    return withStored();
   }
 }
 
