@@ -47,7 +47,7 @@ export function parseRestorePoint(text: string): RestorePoint {
   if (micros !== null) return { kind: 'time', micros, text: trimmed };
   throw new BackstopError(
     'INVALID_INPUT',
-    `--at ${JSON.stringify(text)} is not a restore point: give \`latest\`, an LSN such as 0/16B3748, or a time with its offset such as 2026-12-06T12:30:00Z or 2026-12-06 13:30:00+01:00.`,
+    `${JSON.stringify(text)} is not a restore point: give \`latest\`, an LSN such as 0/16B3748, or a time with its offset such as 2026-12-06T12:30:00Z or 2026-12-06 13:30:00+01:00.`,
     { field: 'at' },
   );
 }
