@@ -113,12 +113,11 @@ describe('point-in-time replay of change segments onto a restored base', () => {
     }
   }
   const rows = (sql: string) => adminQuery(sql, [], database.url);
+  /** A segment of this test's target and slot. */
+  const write = (input: Omit<Parameters<typeof writeSegment>[1], 'target' | 'targetId' | 'slot'>) => writeSegment(store, { target, targetId, slot: SLOT, ...input });
 
   it('applies inserts, updates with a key change, deletes and truncates in commit order, with replica triggers and foreign keys', async () => {
-    await writeSegment(store, {
-      target,
-      targetId,
-      slot: SLOT,
+    await write({
       startLsn: BASE,
       endLsn: '0/4000',
       lines: [
@@ -156,10 +155,7 @@ describe('point-in-time replay of change segments onto a restored base', () => {
       amount: '12.3400',
       big,
     };
-    await writeSegment(store, {
-      target,
-      targetId,
-      slot: SLOT,
+    await write({
       startLsn: BASE,
       endLsn: '0/3000',
       lines: [
@@ -191,10 +187,7 @@ describe('point-in-time replay of change segments onto a restored base', () => {
   });
 
   it('finds rows of a REPLICA IDENTITY FULL table by their whole old row, one at a time, json included', async () => {
-    await writeSegment(store, {
-      target,
-      targetId,
-      slot: SLOT,
+    await write({
       startLsn: BASE,
       endLsn: '0/3000',
       lines: [
@@ -210,19 +203,13 @@ describe('point-in-time replay of change segments onto a restored base', () => {
 
   it('applies a transaction repeated by overlapping segments once, and stops in the middle of a segment by LSN or by time', async () => {
     const times = ['2026-12-01T11:00:00.000100Z', '2026-12-01T11:00:00.000200Z', '2026-12-01T11:00:00.000300Z', '2026-12-01T11:00:00.000400Z'];
-    await writeSegment(store, {
-      target,
-      targetId,
-      slot: SLOT,
+    await write({
       startLsn: BASE,
       endLsn: '0/3000',
       lines: [relations.parent!, tx('0/2000', [ins('parent', { id: '2', name: 'a' })], times[0]), tx('0/3000', [ins('parent', { id: '3', name: 'b' })], times[1]), sequences('3')],
     });
     // A second streamer generation re-sent 0/3000 after a crash before its confirmation.
-    await writeSegment(store, {
-      target,
-      targetId,
-      slot: SLOT,
+    await write({
       generation: 2,
       startLsn: '0/2000',
       endLsn: '0/5000',
@@ -252,10 +239,7 @@ describe('point-in-time replay of change segments onto a restored base', () => {
   });
 
   it('refuses a damaged segment and a segment with a bad line before touching the destination, naming it', async () => {
-    const written = await writeSegment(store, {
-      target,
-      targetId,
-      slot: SLOT,
+    const written = await write({
       startLsn: BASE,
       endLsn: '0/2000',
       lines: [relations.parent!, tx('0/2000', [ins('parent', { id: '2', name: 'a' })]), sequences('3')],
@@ -271,10 +255,7 @@ describe('point-in-time replay of change segments onto a restored base', () => {
       return true;
     });
 
-    await writeSegment(store, {
-      target,
-      targetId,
-      slot: SLOT,
+    await write({
       startLsn: BASE,
       endLsn: '0/2000',
       lines: [relations.parent!, '{"type":"transaction","xid":1,"lsn":"0/2000"}', sequences('3')],
@@ -289,10 +270,7 @@ describe('point-in-time replay of change segments onto a restored base', () => {
   });
 
   it('stops at a row the destination does not hold, naming the segment and transaction, and commits nothing of the replay', async () => {
-    const written = await writeSegment(store, {
-      target,
-      targetId,
-      slot: SLOT,
+    const written = await write({
       startLsn: BASE,
       endLsn: '0/3000',
       lines: [relations.parent!, tx('0/2000', [ins('parent', { id: '2', name: 'kept?' })]), tx('0/3000', [upd('parent', { id: '99', name: 'nowhere' })]), sequences('3')],
@@ -307,10 +285,7 @@ describe('point-in-time replay of change segments onto a restored base', () => {
   });
 
   it('refuses, before anything is restored, a destination role that may not set session_replication_role', async () => {
-    await writeSegment(store, {
-      target,
-      targetId,
-      slot: SLOT,
+    await write({
       startLsn: BASE,
       endLsn: '0/2000',
       lines: [relations.parent!, tx('0/2000', [ins('parent', { id: '2', name: 'a' })]), sequences('3')],
@@ -343,10 +318,7 @@ describe('point-in-time replay of change segments onto a restored base', () => {
 
   it('decrypts an encrypted segment with the identity given', async () => {
     const { identity, recipient } = generateIdentity();
-    await writeSegment(store, {
-      target,
-      targetId,
-      slot: SLOT,
+    await write({
       startLsn: BASE,
       endLsn: '0/2000',
       encryptTo: [recipient],

@@ -31,6 +31,23 @@ export async function readIdentityFile(file: string): Promise<string> {
   }
 }
 
+/** The command's options, as commander parses them. */
+interface RestoreOptions {
+  to: string;
+  clean?: boolean;
+  jobs: string;
+  schema: string[];
+  table: string[];
+  owner: boolean;
+  identity?: string;
+  databases?: string;
+  replaceDatabases?: string;
+  globals: boolean;
+  withStorage?: boolean;
+  json?: boolean;
+  at?: string;
+}
+
 export function registerRestoreCommand(program: Command, context: () => CommandContext): void {
   program
     .command('restore')
@@ -51,113 +68,76 @@ export function registerRestoreCommand(program: Command, context: () => CommandC
     .option('--no-globals', 'a server backup: do not restore its roles (the roles its databases name must exist)')
     .option('--with-storage', 'Supabase backups taken --with-storage: also write the Storage objects back through the S3 endpoint (SUPABASE_STORAGE_S3_ENDPOINT and keys)')
     .option('--json', 'print the result as JSON')
-    .action(
-      async (
-        source: string,
-        options: {
-          to: string;
-          clean?: boolean;
-          jobs: string;
-          schema: string[];
-          table: string[];
-          owner: boolean;
-          identity?: string;
-          databases?: string;
-          replaceDatabases?: string;
-          globals: boolean;
-          withStorage?: boolean;
-          json?: boolean;
-          at?: string;
-        },
-      ) => {
-        const ctx = context();
-        if (options.at !== undefined) return restoreToPoint(ctx, source, options as typeof options & { at: string });
-        const identity = options.identity === undefined ? undefined : await readIdentityFile(options.identity);
-        const storage = options.withStorage ? storageEndpointFromEnv(process.env) : null;
-        // A manifest URL needs no catalog: ctx.db opens it (or starts the embedded one) only for a run id.
-        const restore = await sayingFlags(restoreFlags, () =>
-          prepareRestore(
-            { db: ctx.db, config: ctx.config, log: ctx.log },
-            source,
-            {
-              databaseUrl: options.to,
-              clean: options.clean ?? false,
-              jobs: Number(options.jobs),
-              noOwner: !options.owner,
-              identity,
-              ...(options.databases !== undefined ? { databases: nameList(options.databases) } : {}),
-              ...(options.replaceDatabases !== undefined ? { replaceDatabases: nameList(options.replaceDatabases) } : {}),
-              globals: options.globals,
-            },
-            { via: 'cli', actor: ctx.actor },
-          ),
-        );
+    .action(async (source: string, options: RestoreOptions) => {
+      const ctx = context();
+      if (options.at !== undefined) return restoreToPoint(ctx, source, { ...options, at: options.at });
+      const identity = options.identity === undefined ? undefined : await readIdentityFile(options.identity);
+      const storage = options.withStorage ? storageEndpointFromEnv(process.env) : null;
+      // A manifest URL needs no catalog: ctx.db opens it (or starts the embedded one) only for a run id.
+      const restore = await sayingFlags(restoreFlags, () =>
+        prepareRestore(
+          { db: ctx.db, config: ctx.config, log: ctx.log },
+          source,
+          {
+            databaseUrl: options.to,
+            clean: options.clean ?? false,
+            jobs: Number(options.jobs),
+            noOwner: !options.owner,
+            identity,
+            ...(options.databases !== undefined ? { databases: nameList(options.databases) } : {}),
+            ...(options.replaceDatabases !== undefined ? { replaceDatabases: nameList(options.replaceDatabases) } : {}),
+            globals: options.globals,
+          },
+          { via: 'cli', actor: ctx.actor },
+        ),
+      );
 
-        // With --json the outcome is one document shaped like a run's (id, status, error, times),
-        // whether the restore succeeded or not.
-        const startedAt = new Date().toISOString();
-        let backup = { runId: restore.runId, target: restore.target };
-        const outcome = (fields: Record<string, unknown>) => ({
-          runId: backup.runId,
-          kind: 'restore',
-          target: backup.target,
-          startedAt,
-          finishedAt: new Date().toISOString(),
-          ...fields,
+      // With --json the outcome is one document shaped like a run's (id, status, error, times),
+      // whether the restore succeeded or not.
+      const startedAt = new Date().toISOString();
+      let backup = { runId: restore.runId, target: restore.target };
+      const outcome = (fields: Record<string, unknown>) => ({
+        runId: backup.runId,
+        kind: 'restore',
+        target: backup.target,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        ...fields,
+      });
+      await watchRestore(options.json === true, outcome, async (signal, display) => {
+        const {
+          storage: restoredStorage,
+          storageObjects,
+          runId,
+          target,
+          elapsedMs,
+          ...result
+        } = await restore.execute({
+          schemas: options.schema,
+          tables: options.table,
+          storage,
+          signal,
+          onManifest: (found) => {
+            backup = { runId: found.runId, target: found.target };
+            if (options.identity && !found.encrypted) warn(`--identity ${options.identity} is not needed: backup ${found.runId} is not encrypted; it was ignored.`);
+          },
+          showProgress: (next) => display.update(next),
         });
-        await watchRestore(options.json === true, outcome, async (signal, display) => {
-          const {
-            storage: restoredStorage,
-            storageObjects,
-            runId,
-            target,
-            elapsedMs,
-            ...result
-          } = await restore.execute({
-            schemas: options.schema,
-            tables: options.table,
-            storage,
-            signal,
-            onManifest: (found) => {
-              backup = { runId: found.runId, target: found.target };
-              if (options.identity && !found.encrypted) warn(`--identity ${options.identity} is not needed: backup ${found.runId} is not encrypted; it was ignored.`);
-            },
-            showProgress: (next) => display.update(next),
-          });
-          display.done();
-          if (options.json) printJson(outcome({ status: 'restored', error: null, ...result, storage: restoredStorage, elapsedMs }));
-          else {
-            const databases = result.databases ? `${result.databases.length} database(s): ${result.databases.join(', ')}; ` : '';
-            process.stdout.write(`Restored backup ${runId} of ${target} (${databases}${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
-            if (restoredStorage)
-              process.stdout.write(`Restored ${restoredStorage.objects} Storage object(s) (${restoredStorage.bytes} bytes) into ${restoredStorage.buckets.length} bucket(s)\n`);
-            else if (storageObjects > 0) process.stdout.write(`The backup also holds ${storageObjects} Storage object(s), not restored: pass --with-storage to write them back\n`);
-          }
-        });
-      },
-    );
+        display.done();
+        if (options.json) printJson(outcome({ status: 'restored', error: null, ...result, storage: restoredStorage, elapsedMs }));
+        else {
+          const databases = result.databases ? `${result.databases.length} database(s): ${result.databases.join(', ')}; ` : '';
+          process.stdout.write(`Restored backup ${runId} of ${target} (${databases}${result.tablesChecked} tables, row counts checked) in ${(elapsedMs / 1000).toFixed(1)} s\n`);
+          if (restoredStorage)
+            process.stdout.write(`Restored ${restoredStorage.objects} Storage object(s) (${restoredStorage.bytes} bytes) into ${restoredStorage.buckets.length} bucket(s)\n`);
+          else if (storageObjects > 0) process.stdout.write(`The backup also holds ${storageObjects} Storage object(s), not restored: pass --with-storage to write them back\n`);
+        }
+      });
+    });
 }
 
 /** `restore TARGET --at POINT`: the base backup and the change segments after it, up to the point. */
-async function restoreToPoint(
-  ctx: CommandContext,
-  target: string,
-  options: {
-    to: string;
-    clean?: boolean;
-    jobs: string;
-    schema: string[];
-    table: string[];
-    owner: boolean;
-    identity?: string;
-    databases?: string;
-    replaceDatabases?: string;
-    globals: boolean;
-    withStorage?: boolean;
-    json?: boolean;
-    at: string;
-  },
-): Promise<void> {
+async function restoreToPoint(ctx: CommandContext, target: string, options: RestoreOptions & { at: string }): Promise<void> {
   const refused = [
     options.schema.length > 0 ? '--schema' : null,
     options.table.length > 0 ? '--table' : null,
