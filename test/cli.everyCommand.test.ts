@@ -242,6 +242,13 @@ describe('every command keeps the CLI promises', () => {
       ],
     },
     worker: { failing: [{ args: () => [], code: 'CATALOG_UNAVAILABLE', env: UNREACHABLE_CATALOG }], base: { args: () => [], env: UNREACHABLE_CATALOG } },
+    stream: {
+      failing: [
+        { args: () => ['no-such-target'], code: 'TARGET_NOT_FOUND', says: /no-such-target/ },
+        { args: () => ['probe'], code: 'INVALID_INPUT', says: /probe is not continuous/ },
+      ],
+      base: { args: () => ['probe'] },
+    },
     restore: {
       failing: [
         { args: () => [UNKNOWN_RUN, '--to', empty.url], code: 'RUN_NOT_FOUND' },
@@ -473,13 +480,13 @@ describe('every command keeps the CLI promises', () => {
       assert.deepEqual(missing, [], 'add an invalid value for these options to `invalidValues` in this file');
     });
 
-    it('the commands with no result to print are exactly the worker, the server and the demo', () => {
+    it('the commands with no result to print are exactly the worker, the server, the streamer and the demo', () => {
       assert.deepEqual(
         runnables
           .filter(([command]) => !takesJson(command))
           .map(([, commandPath]) => commandPath)
           .sort(),
-        ['demo', 'server', 'worker'],
+        ['demo', 'server', 'stream', 'worker'],
       );
     });
   });
@@ -549,7 +556,8 @@ describe('every command keeps the CLI promises', () => {
       }
       if (!json) {
         it(`backstop ${commandPath} --json: refused, with the reason, as one document`, TEST_TIMEOUT, async () => {
-          const args = [...words, '--json'];
+          // Its arguments given (any will do: the refusal comes before the command runs), so that the refusal is what answers.
+          const args = [...words, ...required.map(() => 'probe'), '--json'];
           const outcome = await backstop(args, env);
           assertFails(args, outcome, { code: 'INVALID_INPUT', json: true, says: /prints no result/ });
         });

@@ -1,8 +1,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import pg from 'pg';
 import type { Logger } from 'pino';
 import { formatBytes } from '../core/formatBytes.ts';
-import { recordSlotMeasure, stopStream, type StreamRecord } from '../db/continuousStreams.ts';
-import type { Queryable } from '../db/pool.ts';
+import { getStream, recordSlotMeasure, stopStream, type StreamRecord } from '../db/continuousStreams.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { createRun } from '../db/runRecords.ts';
 
 /** What pg_replication_slots says of a slot, and how much WAL it holds back on the source. */
@@ -57,33 +58,61 @@ export async function measureSlot(source: Queryable, slotName: string): Promise<
   return { walStatus: row.wal_status, retainedWalBytes: row.retained === null ? null : Number(row.retained), activePid: row.active_pid };
 }
 
-export type SlotGuardOutcome = 'ok' | 'dropped' | 'missing';
+/** ok: the stream goes on; stopped: it is stopped (by this pass, or by another just before). */
+export type SlotGuardOutcome = 'ok' | 'stopped';
 
 export interface SlotGuardDeps {
-  pool: Queryable;
+  pool: Pool;
   log: Logger;
   /** The deadline of the new base backup queued when the slot goes. */
   runDeadlineMs?: number;
 }
+
+// Arbitrary constant: one guard pass at a time per stream, across every process.
+const GUARD_LOCK_KEY = 0x736c6f74; // "slot"
 
 /**
  * One pass of the slot guard over one stream, on a connection to its source: measure, store
  * the measure, and when the rule says so drop the slot (its walsender terminated first: a
  * slot in use cannot be dropped), stop the stream with the reason and queue a new backup of
  * the target. The alarms (slot_wal_warning, slot_dropped) follow from what is stored here.
+ *
+ * Passes over one stream are serialized by a catalog advisory lock: a streamer's pass and a
+ * worker's may overlap, and the second must not find the slot the first just dropped missing
+ * and record that instead of why.
  */
 export async function guardSlot(deps: SlotGuardDeps, stream: StreamRecord, source: Queryable): Promise<SlotGuardOutcome> {
-  const measure = await measureSlot(source, stream.slotName);
-  await recordSlotMeasure(deps.pool, stream.targetId, measure?.retainedWalBytes ?? null);
-  const decision = decideSlotGuard(stream, measure);
-  if (decision.action === 'none') return 'ok';
-  if (decision.action === 'drop') await dropSlot(source, stream.slotName);
-  // Only the pass that stopped it queues the backup: two guards may race here.
-  if (!(await stopStream(deps.pool, stream.targetId, decision.reason))) return decision.action === 'drop' ? 'dropped' : 'missing';
-  deps.log.warn({ target: stream.targetName, slot: stream.slotName, reason: decision.reason }, 'continuous stream stopped');
-  // Continuity restarts from a new base: the backup taken now covers what the archive lost.
-  await createRun(deps.pool, { targetId: stream.targetId, trigger: 'slot_guard', runDeadlineMs: deps.runDeadlineMs ?? 6 * 3600_000 });
-  return decision.action === 'drop' ? 'dropped' : 'missing';
+  return withTransaction(deps.pool, async (catalog) => {
+    const { rows } = await catalog.query<{ locked: boolean }>('select pg_try_advisory_xact_lock($1, hashtext($2)) as locked', [GUARD_LOCK_KEY, stream.targetId]);
+    if (!rows[0]?.locked) return 'ok';
+    const current = await getStream(catalog, stream.targetId);
+    if (!current || current.state === 'stopped') return 'stopped';
+    const measure = await measureSlot(source, current.slotName);
+    await recordSlotMeasure(catalog, current.targetId, measure?.retainedWalBytes ?? null);
+    const decision = decideSlotGuard(current, measure);
+    if (decision.action === 'none') return 'ok';
+    if (decision.action === 'drop') await dropSlot(source, current.slotName);
+    await stopStream(catalog, current.targetId, decision.reason);
+    // Continuity restarts from a new base: the backup taken now covers what the archive lost.
+    await createRun(catalog, { targetId: current.targetId, trigger: 'slot_guard', runDeadlineMs: deps.runDeadlineMs ?? 6 * 3600_000 });
+    deps.log.warn({ target: current.targetName, slot: current.slotName, reason: decision.reason }, 'continuous stream stopped');
+    return 'stopped';
+  });
+}
+
+/** One guard pass on a connection of its own; a failure to measure is logged and counts as no action (the next pass tries again). */
+export async function guardSourceSlot(deps: SlotGuardDeps, stream: StreamRecord, databaseUrl: string): Promise<SlotGuardOutcome> {
+  const source = new pg.Client({ connectionString: databaseUrl, application_name: 'backstop:slot-guard', connectionTimeoutMillis: 15_000 });
+  source.on('error', () => {});
+  try {
+    await source.connect();
+    return await guardSlot(deps, stream, source);
+  } catch (error) {
+    deps.log.warn({ target: stream.targetName, err: error }, 'slot guard pass failed');
+    return 'ok';
+  } finally {
+    await source.end().catch(() => {});
+  }
 }
 
 /** Drops a slot, ending the connection that streams it first; retries while that walsender exits. */

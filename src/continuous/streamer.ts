@@ -11,7 +11,7 @@ import type { Pool } from '../db/pool.ts';
 import { parseRecipient } from '../pipeline/age.ts';
 import { defaultCompression, parseCompression } from '../pipeline/compression.ts';
 import { openStore } from '../storage/openStore.ts';
-import { guardSlot } from './slotGuard.ts';
+import { guardSourceSlot } from './slotGuard.ts';
 import { sampleSequences } from './sampleSequences.ts';
 import { SegmentBuilder } from './segmentBuilder.ts';
 import { TextPgoutputPlugin } from './textPgoutputPlugin.ts';
@@ -86,6 +86,9 @@ export async function runStreamer(deps: { pool: Pool; log: Logger }, stream: Str
       }
       if (state.stopped) return 'stream_stopped';
       if (options.signal.aborted || lost.signal.aborted) break;
+      // Sessions that keep failing (the store down) never reach the guard inside them: the
+      // slot then grows fastest, so it is measured between sessions too.
+      if ((await guardSourceSlot({ pool: deps.pool, log }, stream, target.databaseUrl)) !== 'ok') return 'stream_stopped';
       await delay(retryMs, undefined, { signal: AbortSignal.any([options.signal, lost.signal]) }).catch(() => {});
       retryMs = Math.min(retryMs * 2, 15_000);
     }
@@ -150,7 +153,7 @@ async function streamSession(ctx: SessionContext): Promise<void> {
   try {
     const slot = await source.query<{ confirmed: string | null }>('select confirmed_flush_lsn::text as confirmed from pg_replication_slots where slot_name = $1', [stream.slotName]);
     if (!slot.rows[0]?.confirmed) {
-      await runGuard(ctx, source);
+      await runGuard(ctx);
       throw new Error(`the replication slot ${stream.slotName} does not exist on the source`);
     }
     const slotLsn = slot.rows[0].confirmed;
@@ -184,7 +187,7 @@ async function streamSession(ctx: SessionContext): Promise<void> {
       if (compareLsn(segment.endLsn, reported) > 0) reported = segment.endLsn;
       log.info({ startLsn: segment.startLsn, endLsn: segment.endLsn, transactions: segment.transactions, size: stored.manifest.file.size }, 'segment stored');
       if (!ended.signal.aborted) sendStatus();
-      await runGuard(ctx, source);
+      await runGuard(ctx);
     };
     const flush = (): Promise<void> => {
       if (flushing) {
@@ -236,13 +239,16 @@ async function streamSession(ctx: SessionContext): Promise<void> {
 
     const guardEveryMs = ctx.options.guardIntervalMs ?? 10_000;
     let guardedAt = Date.now();
+    let guarding: Promise<void> | null = null;
     const ticking = setInterval(() => {
       if (ended.signal.aborted) return;
       if (pendingSince !== null && Date.now() - pendingSince >= stream.segmentSeconds * 1000) void flush();
       if (Date.now() - lastStatusAt >= statusEveryMs) sendStatus(true);
-      if (Date.now() - guardedAt >= guardEveryMs && flushing === null) {
+      if (Date.now() - guardedAt >= guardEveryMs && flushing === null && guarding === null) {
         guardedAt = Date.now();
-        void runGuard(ctx, source).catch((error) => log.warn({ err: error }, 'slot guard pass failed'));
+        guarding = runGuard(ctx)
+          .catch(() => {})
+          .finally(() => (guarding = null));
       }
     }, 200);
     const stopCleanly = () => {
@@ -264,6 +270,7 @@ async function streamSession(ctx: SessionContext): Promise<void> {
       ctx.options.signal.removeEventListener('abort', stopCleanly);
       ended.abort();
       await flushing;
+      await guarding;
     }
     if (failure !== null) throw failure;
   } catch (error) {
@@ -276,9 +283,14 @@ async function streamSession(ctx: SessionContext): Promise<void> {
   }
 }
 
-async function runGuard(ctx: SessionContext, source: pg.Client): Promise<void> {
-  const outcome = await guardSlot({ pool: ctx.pool, log: ctx.log }, ctx.stream, source);
-  if (outcome === 'dropped' || outcome === 'missing') {
+/**
+ * A guard pass from within a session, on a connection of its own: dropping the slot ends the
+ * session's connections (its walsender is terminated first), which must not cut the pass short
+ * between the drop and the record of why.
+ */
+async function runGuard(ctx: SessionContext): Promise<void> {
+  const outcome = await guardSourceSlot({ pool: ctx.pool, log: ctx.log }, ctx.stream, ctx.databaseUrl);
+  if (outcome === 'stopped') {
     ctx.state.stopped = true;
     throw new Error(`the stream of ${ctx.stream.targetName} stopped: its slot is gone`);
   }

@@ -1,10 +1,9 @@
-import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.ts';
 import { claimStream, listGuardedStreams, type StreamRecord } from '../db/continuousStreams.ts';
 import type { Pool } from '../db/pool.ts';
 import { getTargetWithSecret } from '../db/targets.ts';
-import { guardSlot } from '../continuous/slotGuard.ts';
+import { guardSourceSlot } from '../continuous/slotGuard.ts';
 import { runStreamer, type StreamerEnd } from '../continuous/streamer.ts';
 import { startPeriodicTask } from './periodicTask.ts';
 
@@ -101,16 +100,7 @@ export function startStreamSupervisor(deps: Deps, options: StreamSupervisorOptio
     for (const stream of unheld) {
       const target = await getTargetWithSecret(deps.pool, stream.targetId).catch(() => null);
       if (!target) continue;
-      const source = new pg.Client({ connectionString: target.databaseUrl, application_name: 'backstop:slot-guard', connectionTimeoutMillis: 15_000 });
-      source.on('error', () => {});
-      try {
-        await source.connect();
-        await guardSlot({ pool: deps.pool, log, runDeadlineMs: deps.config.runDeadlineMs }, stream, source);
-      } catch (error) {
-        log.warn({ target: stream.targetName, err: error }, 'slot guard pass failed');
-      } finally {
-        await source.end().catch(() => {});
-      }
+      await guardSourceSlot({ pool: deps.pool, log, runDeadlineMs: deps.config.runDeadlineMs }, stream, target.databaseUrl);
     }
   };
 
