@@ -262,6 +262,9 @@ describe('every command keeps the CLI promises', () => {
         { args: () => [failed, '--to', empty.url], code: 'INVALID_INPUT', says: /only a succeeded backup/ },
         { args: () => [succeeded, '--to', source.url], code: 'RESTORE_TARGET_NOT_EMPTY' },
         { args: () => [paths.file('nowhere/manifest.json'), '--to', empty.url], code: 'STORE_READ_FAILED' },
+        // Not a continuous target: no base backup, nothing restorable to a point.
+        { args: () => ['probe', '--at', 'latest', '--to', empty.url], code: 'POINT_NOT_RESTORABLE', says: /no succeeded base backup/ },
+        { args: () => ['no-such-target', '--at', 'latest', '--to', empty.url], code: 'TARGET_NOT_FOUND' },
       ],
       // The source database is not empty: the restore is refused after the artifact was read.
       base: { args: () => [succeeded, '--to', source.url] },
@@ -420,6 +423,7 @@ describe('every command keeps the CLI promises', () => {
     '--drain-timeout': { args: ['--drain-timeout', '-1'], says: /--drain-timeout/ },
     '--to': { args: ['--to', 'not-a-url'], says: /not-a-url/ },
     '--jobs': { args: ['--jobs', '0'], says: /--jobs/ },
+    '--at': { args: ['--at', 'yesterday'], says: /yesterday/ },
     '--schema': { args: ['--schema', 'no_such_schema'], says: /no_such_schema/ },
     '--table': { args: ['--table', 'no_such_table'], says: /no_such_table/ },
     '--identity': { args: ['--identity', '/nonexistent/key.txt'], says: /key\.txt/ },

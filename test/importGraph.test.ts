@@ -26,7 +26,7 @@ const LAYERS: Record<string, { holds: string; mayImport: string[] }> = {
   pipeline: { holds: 'backup, restore and verify of one artifact, per profile', mayImport: ['core', 'version', 'pgtools', 'storage', 'net'] },
   db: { holds: 'the catalog: pool, migrations, one query module per aggregate', mayImport: ['core', 'pgtools'] },
   continuous: {
-    holds: 'continuous backup: the slot, its streamer into the change archive, the slot guard',
+    holds: 'continuous backup: the slot, its streamer into the change archive, the slot guard; reading, checking and replaying segments',
     mayImport: ['core', 'version', 'db', 'pgtools', 'storage', 'net', 'pipeline'],
   },
   // The runner's SQL catalog finalizes through control/finalizeReportedRun.ts, the same check

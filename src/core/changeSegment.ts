@@ -136,7 +136,8 @@ export const segmentManifestSchema = z.object({
   /**
    * Transactions with commit LSN in [startLsn, endLsn): startLsn is the position confirmed
    * before it, where the next commit record may begin exactly; endLsn is the end of its last
-   * commit record (that transaction's `endLsn`), the position confirmed after it.
+   * commit record (that transaction's `endLsn`), the position confirmed after it. A reader
+   * keeps both bounds: segments may overlap, and transactions are deduplicated by commit LSN.
    */
   startLsn: lsnSchema,
   endLsn: lsnSchema,

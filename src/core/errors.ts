@@ -26,6 +26,9 @@ export const errorCodes = {
   // (superuser, CREATEROLE, server-access roles), not accepted by name.
   RESTORE_ROLE_PRIVILEGED: { exitCode: 2, httpStatus: 403 },
   ARTIFACT_CORRUPT: { exitCode: 11, httpStatus: 500 },
+  // A point-in-time restore to a point no base backup and unbroken run of change segments
+  // reaches (before the window, after its end, or in a gap): the message prints the window.
+  POINT_NOT_RESTORABLE: { exitCode: 4, httpStatus: 409 },
   // An artifact that is not the one the run was told to write (another store, another prefix,
   // another run's manifest, files that differ from what was reported): refused, never recorded.
   ARTIFACT_REJECTED: { exitCode: 11, httpStatus: 422 },

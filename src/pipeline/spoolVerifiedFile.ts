@@ -19,11 +19,15 @@ import { collectHeapEvery, YOUNG_EVERY_BYTES } from './heapCollector.ts';
  * have the manifest's size and SHA-256 and decompress to the manifest's size, so nothing
  * runs on a file that is not exactly what the backup wrote.
  */
+/** What the spool needs of a stored file: a backup's file, or a change segment's. */
+export type SpooledFile = Pick<ManifestFile, 'name' | 'size' | 'sha256' | 'uncompressedSize'> & Partial<Pick<ManifestFile, 'format' | 'dataBlocks'>>;
+
 export async function spoolVerifiedFile(input: {
   store: Store;
   prefix: string;
-  file: ManifestFile;
-  manifest: Manifest;
+  file: SpooledFile;
+  /** How the file was written: its compression, and whether it is encrypted. */
+  manifest: Pick<Manifest, 'compression' | 'encryption'>;
   spoolPath: string;
   signal: AbortSignal;
   identities?: AgeIdentity[];
@@ -174,7 +178,7 @@ async function scanFile(file: string, scanner: CustomArchiveScanner, signal: Abo
   }
 }
 
-function checksumMismatch(prefix: string, file: ManifestFile, digest: { sha256: string; size: number }): BackstopError {
+function checksumMismatch(prefix: string, file: SpooledFile, digest: { sha256: string; size: number }): BackstopError {
   return new BackstopError(
     'ARTIFACT_CORRUPT',
     `Checksum mismatch for ${prefix}${file.name}: stored ${digest.size} bytes with SHA-256 ${digest.sha256}, the manifest recorded ${file.size} bytes with ${file.sha256}. The artifact is damaged; restore another backup.`,

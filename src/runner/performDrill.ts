@@ -8,6 +8,7 @@ import { parseIdentities } from '../pipeline/age.ts';
 import { readRunManifest } from '../pipeline/readRunManifest.ts';
 import type { RestoreProgress } from '../pipeline/restoreInput.ts';
 import { verifyArtifact, type VerifyResult } from '../pipeline/verify.ts';
+import { drillToPoint } from '../continuous/drillToPoint.ts';
 import { openStore } from '../storage/openStore.ts';
 import { runnerCatalogOf, type RunnerDeps } from './runnerDeps.ts';
 
@@ -45,20 +46,34 @@ export async function performDrill(
         ? { url: deps.config.scratchUrl, privilegedOk: deps.config.scratchPrivilegedOk }
         : { url: (await ensureEmbeddedPostgres(scratchClusterHome(deps.config.home))).url(), dedicated: true };
       options.onEvent('verify_started', `restore drill of backup ${subject.id}`, { subjectRunId: subject.id });
-      result = await verifyArtifact({
-        store,
-        prefix: subject.artifact.prefix,
-        manifest,
-        scratchServer,
-        ...(manifest.profile === 'supabase' ? { sourceUrl: (await catalog.target(run)).databaseUrl } : {}),
-        checksums: options.checksums ?? Boolean(manifest.tables.length > 0 && manifest.tables.every((table) => table.checksum !== undefined)),
-        identities,
-        pgTools: deps.config.pgTools,
-        signal: options.signal,
-        afterRestore: options.afterRestore,
-        onEvent: options.onEvent,
-        onProgress: options.onProgress,
-      });
+      // A continuous target's base: restored to a random point of its window (drillToPoint).
+      const continuous = manifest.continuous;
+      result = continuous
+        ? await drillToPoint({
+            store,
+            prefix: subject.artifact.prefix,
+            manifest: { ...manifest, continuous },
+            base: { runId: subject.id, targetName: subject.targetName, targetId: subject.targetId, finishedAt: subject.finishedAt ?? subject.createdAt },
+            scratchServer,
+            identities,
+            pgTools: deps.config.pgTools,
+            signal: options.signal,
+            onEvent: options.onEvent,
+          })
+        : await verifyArtifact({
+            store,
+            prefix: subject.artifact.prefix,
+            manifest,
+            scratchServer,
+            ...(manifest.profile === 'supabase' ? { sourceUrl: (await catalog.target(run)).databaseUrl } : {}),
+            checksums: options.checksums ?? Boolean(manifest.tables.length > 0 && manifest.tables.every((table) => table.checksum !== undefined)),
+            identities,
+            pgTools: deps.config.pgTools,
+            signal: options.signal,
+            afterRestore: options.afterRestore,
+            onEvent: options.onEvent,
+            onProgress: options.onProgress,
+          });
     } catch (error) {
       options.signal.throwIfAborted();
       const described = describeError(error);

@@ -24,6 +24,7 @@ const runExplanations = {
     "The database URL connects as a role that can run programs or read files on its server (a superuser, for one), and the backup's own code would run as it. Restore with a role that owns the destination database and nothing more, or accept this role by typing its name.",
   IDENTITY_REQUIRED: 'The backup is encrypted, and no age identity that decrypts it was at hand. The server and its workers need the identity of one of its recipients.',
   ARTIFACT_CORRUPT: 'A stored file does not match the checksum in its manifest: the backup was damaged or altered.',
+  POINT_NOT_RESTORABLE: 'No base backup and unbroken run of change segments reaches that point. The message says which window is restorable, from when to when.',
   ARTIFACT_REJECTED:
     'The backup reported files that are not the ones this run was told to write (another store or folder, another run, or different sizes or checksums), so Backstop did not record it. Check the runner, then run it again.',
   ARTIFACT_UNSAFE: 'A file of the backup holds commands that pg_dump never writes, so Backstop refused to run it. Treat the store as tampered with; restore an older backup.',

@@ -1,0 +1,262 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { lsnToBigInt, type Change, type RelationLine } from '../core/changeSegment.ts';
+import { BackstopError } from '../core/errors.ts';
+import { pgErrorCode } from '../core/pgErrors.ts';
+import { insertStatement, rowChangeStatement, truncateStatement, type ChangeStatement, type DestinationTable } from './changeStatements.ts';
+import { relationKey, segmentLines, type LoadedSegment } from './readSegment.ts';
+
+export interface ReplayResult {
+  transactions: number;
+  changes: number;
+  /** Sequences moved forward to the segment's sample (the others were at least as far already). */
+  sequencesSet: number;
+  /** Sequences the segment sampled that the destination does not have. */
+  sequencesMissing: string[];
+  statements: number;
+  /**
+   * Per table (`schema.table`), rows inserted and deleted by the replay since its last
+   * truncate (if any): with the base's row counts, what each table must hold afterwards.
+   */
+  rowChanges: Record<string, { truncated: boolean; inserted: number; deleted: number }>;
+}
+
+/** Rows of one INSERT: a few MB of values at most in one message. */
+const MAX_BATCH_ROWS = 5000;
+
+async function destinationTable(client: pg.ClientBase, schema: string, table: string): Promise<DestinationTable | null> {
+  const qualified = `${client.escapeIdentifier(schema)}.${client.escapeIdentifier(table)}`;
+  const { rows } = await client.query<{ name: string; type: string; identity: string }>(
+    `select a.attname as name, format_type(a.atttypid, a.atttypmod) as type, a.attidentity as identity
+       from pg_attribute a where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped`,
+    [qualified],
+  );
+  if (rows.length === 0) return null;
+  return {
+    qualified,
+    types: new Map(rows.map((row) => [row.name, row.type])),
+    alwaysIdentity: new Set(rows.filter((row) => row.identity === 'a').map((row) => row.name)),
+  };
+}
+
+/**
+ * Replays the loaded segments' transactions onto a database restored from their base: every
+ * transaction with commit LSN from `baseLsn` to `cutLsn`, each once (overlapping
+ * segments repeat some), in commit order, then the sequences of segment `sequencesFrom`.
+ *
+ * All of it is one database transaction: a restore reaches its point or stays at its base,
+ * never in between, and one commit costs one WAL flush instead of one per source transaction.
+ * `session_replication_role = replica` makes triggers and foreign keys behave as on a
+ * subscriber: ordinary triggers and FK checks do not fire (the source ran them already, and
+ * rows arrive in the source's commit order, not in an order FKs would accept).
+ */
+export async function replaySegments(input: {
+  client: pg.ClientBase;
+  segments: LoadedSegment[];
+  baseLsn: bigint;
+  cutLsn: bigint;
+  sequencesFrom: number | null;
+  signal: AbortSignal;
+  onTransaction?: (applied: number) => void;
+}): Promise<ReplayResult> {
+  const { client } = input;
+  const result: ReplayResult = { transactions: 0, changes: 0, sequencesSet: 0, sequencesMissing: [], statements: 0, rowChanges: {} };
+  const tables = new Map<string, DestinationTable>();
+  const prepared = new Set<string>();
+
+  const tableFor = async (relation: RelationLine, where: string): Promise<DestinationTable> => {
+    const key = relationKey(relation.schema, relation.table);
+    let table = tables.get(key);
+    if (!table) {
+      const found = await destinationTable(client, relation.schema, relation.table);
+      if (!found)
+        throw replayError(
+          where,
+          `the destination has no table ${key}: it was created on the source after the base backup, and logical decoding carries no DDL. Restore to a point before it, or from a base backup taken after it.`,
+        );
+      table = found;
+      tables.set(key, table);
+    }
+    const missing = relation.columns.find((column) => !table.types.has(column.name));
+    if (missing)
+      throw replayError(
+        where,
+        `${key} on the destination has no column "${missing.name}": the source's table changed shape after the base backup. Restore to a point before it, or from a base backup taken after it.`,
+      );
+    return table;
+  };
+
+  const run = async (statement: ChangeStatement, where: string): Promise<void> => {
+    // Named statements are parsed and planned once per connection: a replay repeats a few shapes many times.
+    const name = `backstop_${createHash('sha1').update(statement.text).digest('hex').slice(0, 20)}`;
+    let outcome: pg.QueryResult;
+    try {
+      outcome = await client.query({ name, text: statement.text, values: statement.values });
+    } catch (error) {
+      throw replayError(where, `${(error as Error).message}${pgErrorCode(error) ? ` (SQLSTATE ${pgErrorCode(error)})` : ''}`, error);
+    }
+    prepared.add(name);
+    result.statements++;
+    if (statement.rows >= 0 && outcome.rowCount !== statement.rows) {
+      throw replayError(
+        where,
+        `${statement.text.split(' ').slice(0, 3).join(' ')}… touched ${outcome.rowCount} row(s) where the source touched ${statement.rows}: the destination does not hold what the base backup and the earlier segments say it should.`,
+      );
+    }
+  };
+
+  await client.query('begin');
+  try {
+    await setReplicaRole(client);
+    // Commits at the base's own LSN are after its snapshot (see findReplayCut).
+    let applied = input.baseLsn - 1n;
+    const relations = new Map<string, RelationLine>();
+    for (const segment of input.segments) {
+      if (applied >= input.cutLsn) break;
+      for await (const line of segmentLines(segment, input.signal)) {
+        if (line.type === 'relation') {
+          relations.set(relationKey(line.schema, line.table), line);
+          continue;
+        }
+        if (line.type !== 'transaction') continue;
+        const lsn = lsnToBigInt(line.lsn);
+        if (lsn <= applied) continue;
+        if (lsn > input.cutLsn) break;
+        const where = `${segment.dataKey}, transaction ${line.xid} at ${line.lsn}`;
+        await applyChanges(line.changes, relations, tableFor, run, where);
+        countRowChanges(line.changes, result.rowChanges);
+        applied = lsn;
+        result.transactions++;
+        result.changes += line.changes.length;
+        input.onTransaction?.(result.transactions);
+        input.signal.throwIfAborted();
+      }
+    }
+    if (input.sequencesFrom !== null) await setSequences(client, input.segments[input.sequencesFrom]!, result);
+    await client.query('commit');
+  } catch (error) {
+    await client.query('rollback').catch(() => {});
+    throw error;
+  } finally {
+    for (const name of prepared) await client.query(`deallocate ${client.escapeIdentifier(name)}`).catch(() => {});
+  }
+  return result;
+}
+
+/**
+ * Replay runs as a replica's apply does: ordinary triggers and FK checks off. Setting it needs
+ * a superuser, or (PostgreSQL 15 and later) a grant of that one parameter.
+ */
+async function setReplicaRole(client: pg.ClientBase): Promise<void> {
+  try {
+    await client.query('set local session_replication_role = replica');
+  } catch (error) {
+    throw new BackstopError(
+      'RESTORE_FAILED',
+      `The destination refused session_replication_role = replica (${(error as Error).message}), which replay needs so that triggers and foreign keys behave as on a replica. Restore as a superuser, or on PostgreSQL 15 and later GRANT SET ON PARAMETER session_replication_role TO the restoring role.`,
+      { cause: error },
+    );
+  }
+}
+
+/** Fails now, before a base is restored, when the destination would refuse the replay its role. */
+export async function assertReplayAllowed(client: pg.ClientBase): Promise<void> {
+  await client.query('begin');
+  try {
+    await setReplicaRole(client);
+  } finally {
+    await client.query('rollback').catch(() => {});
+  }
+}
+
+function replayError(where: string, problem: string, cause?: unknown): BackstopError {
+  return new BackstopError(
+    'RESTORE_FAILED',
+    `Replay stopped at ${where}: ${problem} Nothing of the replay was committed: the destination holds the base backup.`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+function countRowChanges(changes: Change[], counts: ReplayResult['rowChanges']): void {
+  const of = (schema: string, table: string) => (counts[relationKey(schema, table)] ??= { truncated: false, inserted: 0, deleted: 0 });
+  for (const change of changes) {
+    if (change.kind === 'truncate') {
+      for (const table of change.tables) Object.assign(of(table.schema, table.table), { truncated: true, inserted: 0, deleted: 0 });
+    } else if (change.kind === 'insert') of(change.schema, change.table).inserted++;
+    else if (change.kind === 'delete') of(change.schema, change.table).deleted++;
+  }
+}
+
+/** A transaction's changes, consecutive inserts into one table with the same columns batched. */
+async function applyChanges(
+  changes: Change[],
+  relations: Map<string, RelationLine>,
+  tableFor: (relation: RelationLine, where: string) => Promise<DestinationTable>,
+  run: (statement: ChangeStatement, where: string) => Promise<void>,
+  where: string,
+): Promise<void> {
+  type Batch = { table: DestinationTable; columns: string; rows: Array<Record<string, string | null>> };
+  const pending: { batch: Batch | null } = { batch: null };
+  const flush = async () => {
+    const rows = pending.batch;
+    pending.batch = null;
+    if (rows) await run(insertStatement(rows.table, rows.rows), where);
+  };
+  for (const change of changes) {
+    if (change.kind === 'truncate') {
+      await flush();
+      await run(truncateStatement(change), where);
+      continue;
+    }
+    const relation = relations.get(relationKey(change.schema, change.table))!;
+    const table = await tableFor(relation, where);
+    if (change.kind === 'insert') {
+      const columns = Object.keys(change.new).join('\u0000');
+      const current = pending.batch;
+      const full = current && current.rows.length >= MAX_BATCH_ROWS;
+      if (!current || current.table !== table || current.columns !== columns || full) {
+        await flush();
+        pending.batch = { table, columns, rows: [] };
+      }
+      pending.batch!.rows.push(change.new);
+      continue;
+    }
+    await flush();
+    let statement: ChangeStatement | null;
+    try {
+      statement = rowChangeStatement(relation, table, change);
+    } catch (error) {
+      throw replayError(where, (error as Error).message, error);
+    }
+    if (statement) await run(statement, where);
+  }
+  await flush();
+}
+
+/**
+ * Sequences are not transactional and are sampled when a segment closes, so the sample is at
+ * least every value the segment's transactions used; a sequence is moved forward to it, never
+ * back (the base may already be further, for a sequence the stream did not touch).
+ */
+async function setSequences(client: pg.ClientBase, segment: LoadedSegment, result: ReplayResult): Promise<void> {
+  for (const sample of segment.sequences) {
+    const qualified = `${client.escapeIdentifier(sample.schema)}.${client.escapeIdentifier(sample.name)}`;
+    const { rows: found } = await client.query<{ oid: number | null }>(`select to_regclass($1)::oid as oid`, [qualified]);
+    if (!found[0]?.oid) {
+      result.sequencesMissing.push(`${sample.schema}.${sample.name}`);
+      continue;
+    }
+    const { rows } = await client.query<{ last_value: string; is_called: boolean; increment: string }>(
+      `select s.last_value::text, s.is_called, q.seqincrement::text as increment from ${qualified} s, pg_sequence q where q.seqrelid = $1`,
+      [found[0].oid],
+    );
+    const current = rows[0]!;
+    const increment = BigInt(current.increment);
+    const next = (value: bigint, called: boolean) => (called ? value + increment : value);
+    const sampled = next(BigInt(sample.lastValue), sample.isCalled);
+    const base = next(BigInt(current.last_value), current.is_called);
+    if (increment > 0n ? sampled <= base : sampled >= base) continue;
+    await client.query('select setval($1::regclass, $2::bigint, $3)', [qualified, sample.lastValue, sample.isCalled]);
+    result.sequencesSet++;
+  }
+}

@@ -1,0 +1,331 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { lsnToBigInt, type Change, type RelationLine, type SegmentLine } from '../src/core/changeSegment.ts';
+import type { BackstopError } from '../src/core/errors.ts';
+import { parseRestorePoint } from '../src/core/restorePoint.ts';
+import { prepareReplay } from '../src/continuous/pointInTimeReplay.ts';
+import { listStoredSegments } from '../src/continuous/segmentFiles.ts';
+import { generateIdentity, parseIdentities } from '../src/pipeline/age.ts';
+import { openStore } from '../src/storage/openStore.ts';
+import type { Store } from '../src/storage/store.ts';
+import { adminQuery, createTestDatabase, type TestDatabase } from './support/pg.ts';
+import { testTargetId, writeSegment } from './support/segments.ts';
+
+const SLOT = 'backstop_test';
+const BASE = '0/1000';
+
+const column = (name: string, key = false) => ({ name, typeOid: 25, key });
+const relations: Record<string, RelationLine> = {
+  parent: { type: 'relation', schema: 'public', table: 'parent', columns: [column('id', true), column('name')], replicaIdentity: 'default', schemaChange: false },
+  child: { type: 'relation', schema: 'public', table: 'child', columns: [column('id', true), column('parent_id')], replicaIdentity: 'default', schemaChange: false },
+  loose: { type: 'relation', schema: 'public', table: 'loose', columns: [column('label'), column('doc')], replicaIdentity: 'full', schemaChange: false },
+  typed: {
+    type: 'relation',
+    schema: 'public',
+    table: 'typed',
+    columns: ['j', 'jb', 'b', 'arr', 'tags', 'ts', 'n', 'amount', 'big'].map((name) => column(name)).concat([column('id', true)]),
+    replicaIdentity: 'default',
+    schemaChange: false,
+  },
+  'odd "name"': { type: 'relation', schema: 'public', table: 'odd "name"', columns: [column('Key; drop', true), column('v')], replicaIdentity: 'default', schemaChange: false },
+};
+
+let clock = Date.parse('2026-12-01T10:00:00Z');
+function tx(lsn: string, changes: Change[], committedAt?: string): SegmentLine {
+  clock += 1000;
+  return { type: 'transaction', xid: Number(lsnToBigInt(lsn) % 100000n), lsn, endLsn: lsn, committedAt: committedAt ?? new Date(clock).toISOString(), changes };
+}
+const ins = (table: string, row: Record<string, string | null>): Change => ({ kind: 'insert', schema: 'public', table, new: row });
+const upd = (table: string, row: Record<string, string | null>, old: Record<string, string | null> | null = null, unchanged: string[] = []): Change => ({
+  kind: 'update',
+  schema: 'public',
+  table,
+  old,
+  new: row,
+  unchanged,
+});
+const del = (table: string, old: Record<string, string | null>): Change => ({ kind: 'delete', schema: 'public', table, old });
+const sequences = (lastValue: string): SegmentLine => ({ type: 'sequences', sequences: [{ schema: 'public', name: 'parent_seq', lastValue, isCalled: true }] });
+
+describe('point-in-time replay of change segments onto a restored base', () => {
+  let root: string;
+  let store: Store;
+  let database: TestDatabase;
+  let target: string;
+  const targetId = testTargetId();
+  let counter = 0;
+
+  before(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-pitr-'));
+    store = await openStore(`file://${root}`);
+  });
+  after(async () => {
+    await store.close();
+    await fs.rm(root, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    await database?.drop();
+    target = `t${++counter}`;
+    // The base backup, as restored: the tables, a trigger that must not fire, a sequence.
+    database = await createTestDatabase('pitr');
+    await adminQuery(
+      `create sequence parent_seq;
+       select setval('parent_seq', 10);
+       create table parent (id int primary key, name text);
+       create table child (id int primary key, parent_id int not null references parent (id));
+       create table loose (label text, doc json);
+       alter table loose replica identity full;
+       create table typed (id int generated always as identity primary key, j json, jb jsonb, b bytea, arr int[], tags text[], ts timestamptz, n text, amount numeric(12,4), big text);
+       create table "odd ""name""" ("Key; drop" text primary key, v text);
+       insert into parent values (1, 'base');
+       create function refuse() returns trigger language plpgsql as $$ begin raise exception 'a trigger fired during replay'; end $$;
+       create trigger refuse_parent before insert or update or delete on parent for each row execute function refuse();
+       insert into loose values ('same', '{"k": 1}'), ('same', '{"k": 1}');`,
+      [],
+      database.url,
+    );
+  });
+  after(async () => {
+    await database?.drop();
+  });
+
+  async function replay(point: string, encryptionIdentity?: string) {
+    const segments = (await listStoredSegments(store, target, targetId)).sort((a, b) => (a.manifestKey < b.manifestKey ? -1 : 1));
+    const parsed = parseRestorePoint(point);
+    const stop =
+      parsed.kind === 'latest' ? { kind: 'end' as const } : parsed.kind === 'lsn' ? { kind: 'lsn' as const, lsn: parsed.lsn } : { kind: 'time' as const, micros: parsed.micros };
+    const prepared = await prepareReplay({
+      store,
+      segments,
+      baseLsn: lsnToBigInt(BASE),
+      stop,
+      identities: encryptionIdentity ? parseIdentities(encryptionIdentity) : undefined,
+      signal: new AbortController().signal,
+    });
+    try {
+      const result = await prepared.apply({ databaseUrl: database.url, signal: new AbortController().signal });
+      return { cut: prepared.cut, result };
+    } finally {
+      await prepared.dispose();
+    }
+  }
+  const rows = (sql: string) => adminQuery(sql, [], database.url);
+  /** A segment of this test's target and slot. */
+  const write = (input: Omit<Parameters<typeof writeSegment>[1], 'target' | 'targetId' | 'slot'>) => writeSegment(store, { target, targetId, slot: SLOT, ...input });
+
+  it('applies inserts, updates with a key change, deletes and truncates in commit order, with replica triggers and foreign keys', async () => {
+    await write({
+      startLsn: BASE,
+      endLsn: '0/4000',
+      lines: [
+        relations.parent!,
+        relations.child!,
+        // The child arrives before its parent within the transaction: FK checks are a replica's (off).
+        tx('0/2000', [ins('child', { id: '1', parent_id: '2' }), ins('parent', { id: '2', name: 'two' }), ins('parent', { id: '3', name: 'three' })]),
+        tx('0/3000', [upd('parent', { id: '20', name: 'twenty' }, { id: '2' }), upd('parent', { id: '1', name: 'renamed' }), del('parent', { id: '3' })]),
+        tx('0/4000', [{ kind: 'truncate', tables: [{ schema: 'public', table: 'child' }], cascade: false, restartIdentity: false }]),
+        sequences('42'),
+      ],
+    });
+    const { cut, result } = await replay('latest');
+    assert.equal(result.transactions, 3);
+    assert.equal(cut.lsn, lsnToBigInt('0/4000'));
+    assert.deepEqual(await rows('select id, name from parent order by id'), [
+      { id: 1, name: 'renamed' },
+      { id: 20, name: 'twenty' },
+    ]);
+    assert.deepEqual(await rows('select * from child'), []);
+    assert.deepEqual(await rows('select last_value::int, is_called from parent_seq'), [{ last_value: 42, is_called: true }]);
+  });
+
+  it('round-trips json, jsonb, bytea, arrays, timestamptz, numeric and NULL, keeps unchanged TOAST values, and quotes identifiers', async () => {
+    const big = 'x'.repeat(100_000);
+    const values = {
+      id: '7',
+      j: '{"b": [1, 2],   "a": "spaced"}',
+      jb: '{"nested": {"z": null}}',
+      b: '\\x00ff10',
+      arr: '{1,NULL,3}',
+      tags: '{"a,b","c\\"d",NULL}',
+      ts: '2026-01-02 03:04:05.123456+00',
+      n: null,
+      amount: '12.3400',
+      big,
+    };
+    await write({
+      startLsn: BASE,
+      endLsn: '0/3000',
+      lines: [
+        relations.typed!,
+        relations['odd "name"']!,
+        tx('0/2000', [ins('typed', values), ins('odd "name"', { 'Key; drop': 'k', v: 'v1' })]),
+        tx('0/3000', [upd('typed', { id: '7', j: '[]', n: 'now set' }, null, ['big']), upd('odd "name"', { 'Key; drop': 'k', v: 'v2' })]),
+        sequences('1'),
+      ],
+    });
+    await replay('latest');
+    const [row] = await rows(
+      "select j::text, jb::text, encode(b, 'hex') as b, arr::text, tags::text, to_char(ts at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') as ts, n, amount::text, length(big) as big from typed",
+    );
+    assert.deepEqual(row, {
+      j: '[]',
+      jb: '{"nested": {"z": null}}',
+      b: '00ff10',
+      arr: '{1,NULL,3}',
+      tags: '{"a,b","c\\"d",NULL}',
+      ts: '2026-01-02 03:04:05.123456',
+      n: 'now set',
+      amount: '12.3400',
+      big: 100_000,
+    });
+    assert.deepEqual(await rows('select * from "odd ""name"""'), [{ 'Key; drop': 'k', v: 'v2' }]);
+    // The sample (1) is below the base's value (10): a sequence never goes back.
+    assert.deepEqual(await rows('select last_value::int from parent_seq'), [{ last_value: 10 }]);
+  });
+
+  it('finds rows of a REPLICA IDENTITY FULL table by their whole old row, one at a time, json included', async () => {
+    await write({
+      startLsn: BASE,
+      endLsn: '0/3000',
+      lines: [
+        relations.loose!,
+        tx('0/2000', [upd('loose', { label: 'changed', doc: '{"k": 2}' }, { label: 'same', doc: '{"k": 1}' })]),
+        tx('0/3000', [del('loose', { label: 'same', doc: '{"k": 1}' }), ins('loose', { label: null, doc: null }), del('loose', { label: null, doc: null })]),
+        sequences('1'),
+      ],
+    });
+    await replay('latest');
+    assert.deepEqual(await rows('select label, doc::text from loose'), [{ label: 'changed', doc: '{"k": 2}' }]);
+  });
+
+  it('applies a transaction repeated by overlapping segments once, and stops in the middle of a segment by LSN or by time', async () => {
+    const times = ['2026-12-01T11:00:00.000100Z', '2026-12-01T11:00:00.000200Z', '2026-12-01T11:00:00.000300Z', '2026-12-01T11:00:00.000400Z'];
+    await write({
+      startLsn: BASE,
+      endLsn: '0/3000',
+      lines: [relations.parent!, tx('0/2000', [ins('parent', { id: '2', name: 'a' })], times[0]), tx('0/3000', [ins('parent', { id: '3', name: 'b' })], times[1]), sequences('3')],
+    });
+    // A second streamer generation re-sent 0/3000 after a crash before its confirmation.
+    await write({
+      generation: 2,
+      startLsn: '0/2000',
+      endLsn: '0/5000',
+      lines: [
+        relations.parent!,
+        tx('0/3000', [ins('parent', { id: '3', name: 'b' })], times[1]),
+        tx('0/4000', [ins('parent', { id: '4', name: 'c' })], times[2]),
+        tx('0/5000', [ins('parent', { id: '5', name: 'd' })], times[3]),
+        sequences('5'),
+      ],
+    });
+    const ids = async () => (await rows('select id from parent order by id')).map((row) => row.id);
+    const latest = await replay('latest');
+    assert.equal(latest.result.transactions, 4);
+    assert.deepEqual(await ids(), [1, 2, 3, 4, 5]);
+
+    await adminQuery('alter table parent disable trigger refuse_parent; delete from parent where id > 1', [], database.url);
+    const byLsn = await replay('0/4FFF');
+    assert.equal(byLsn.result.transactions, 3);
+    assert.deepEqual(await ids(), [1, 2, 3, 4]);
+
+    await adminQuery('delete from parent where id > 1', [], database.url);
+    // Between the second and third commit, to the microsecond.
+    const byTime = await replay('2026-12-01T11:00:00.000299Z');
+    assert.equal(byTime.cut.lsn, lsnToBigInt('0/3000'));
+    assert.deepEqual(await ids(), [1, 2, 3]);
+  });
+
+  it('refuses a damaged segment and a segment with a bad line before touching the destination, naming it', async () => {
+    const written = await write({
+      startLsn: BASE,
+      endLsn: '0/2000',
+      lines: [relations.parent!, tx('0/2000', [ins('parent', { id: '2', name: 'a' })]), sequences('3')],
+    });
+    const file = path.join(root, written.dataKey);
+    const bytes = await fs.readFile(file);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 5) ^ 0xff, bytes.length - 5);
+    await fs.writeFile(file, bytes);
+    await assert.rejects(replay('latest'), (error: BackstopError) => {
+      assert.equal(error.code, 'ARTIFACT_CORRUPT');
+      assert.ok(error.message.includes(written.dataKey), error.message);
+      assert.match(error.message, /SHA-256/);
+      return true;
+    });
+
+    await write({
+      startLsn: BASE,
+      endLsn: '0/2000',
+      lines: [relations.parent!, '{"type":"transaction","xid":1,"lsn":"0/2000"}', sequences('3')],
+      manifest: { transactions: 1 },
+    });
+    await assert.rejects(replay('latest'), (error: BackstopError) => {
+      assert.equal(error.code, 'ARTIFACT_CORRUPT');
+      assert.match(error.message, /jsonl\.zst line 2: not a segment line/);
+      return true;
+    });
+    assert.deepEqual(await rows('select id from parent'), [{ id: 1 }]);
+  });
+
+  it('stops at a row the destination does not hold, naming the segment and transaction, and commits nothing of the replay', async () => {
+    const written = await write({
+      startLsn: BASE,
+      endLsn: '0/3000',
+      lines: [relations.parent!, tx('0/2000', [ins('parent', { id: '2', name: 'kept?' })]), tx('0/3000', [upd('parent', { id: '99', name: 'nowhere' })]), sequences('3')],
+    });
+    await assert.rejects(replay('latest'), (error: BackstopError) => {
+      assert.equal(error.code, 'RESTORE_FAILED');
+      assert.ok(error.message.includes(`${written.dataKey}, transaction`), error.message);
+      assert.match(error.message, /at 0\/3000: update .* touched 0 row\(s\) where the source touched 1/);
+      return true;
+    });
+    assert.deepEqual(await rows('select id from parent'), [{ id: 1 }]);
+  });
+
+  it('refuses, before anything is restored, a destination role that may not set session_replication_role', async () => {
+    await write({
+      startLsn: BASE,
+      endLsn: '0/2000',
+      lines: [relations.parent!, tx('0/2000', [ins('parent', { id: '2', name: 'a' })]), sequences('3')],
+    });
+    const role = `pitr_plain_${counter}`;
+    await adminQuery(`create role ${role} login password 'plain'`, [], database.url);
+    const url = new URL(database.url);
+    url.username = role;
+    url.password = 'plain';
+    const prepared = await prepareReplay({
+      store,
+      segments: await listStoredSegments(store, target, targetId),
+      baseLsn: lsnToBigInt(BASE),
+      stop: { kind: 'end' },
+      signal: new AbortController().signal,
+    });
+    try {
+      await assert.rejects(prepared.check(url.toString()), (error: BackstopError) => {
+        assert.equal(error.code, 'RESTORE_FAILED');
+        assert.match(error.message, /GRANT SET ON PARAMETER session_replication_role/);
+        return true;
+      });
+      await adminQuery(`grant set on parameter session_replication_role to ${role}`, [], database.url);
+      await prepared.check(url.toString());
+    } finally {
+      await prepared.dispose();
+      await adminQuery(`revoke all on parameter session_replication_role from ${role}; drop role ${role}`, [], database.url);
+    }
+  });
+
+  it('decrypts an encrypted segment with the identity given', async () => {
+    const { identity, recipient } = generateIdentity();
+    await write({
+      startLsn: BASE,
+      endLsn: '0/2000',
+      encryptTo: [recipient],
+      lines: [relations.parent!, tx('0/2000', [ins('parent', { id: '2', name: 'secret' })]), sequences('3')],
+    });
+    await assert.rejects(replay('latest'), /--identity/);
+    await replay('latest', identity);
+    assert.deepEqual(await rows('select name from parent where id = 2'), [{ name: 'secret' }]);
+  });
+});
