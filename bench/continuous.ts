@@ -195,6 +195,7 @@ async function main(): Promise<void> {
         if (mode === 'pitr') {
           const result = JSON.parse(exit.stdout) as { pointInTime?: { transactions: number } };
           restores.transactions = result.pointInTime?.transactions ?? 0;
+          if (!result.pointInTime) throw new Error(`restore --at printed no pointInTime: ${exit.stdout.slice(0, 2000)}`);
         }
         await admin.query(`drop database ${database} with (force)`);
         log(`restore round ${round}: ${mode} ${(exit.ms / 1000).toFixed(1)} s`);
@@ -242,8 +243,12 @@ async function main(): Promise<void> {
     log(`wrote ${written.join(' and ')}`);
   } finally {
     await stopWorker().catch(() => {});
-    await stopEmbeddedPostgres(pgHome, { mode: 'immediate' }).catch(() => {});
-    await fs.rm(root, { recursive: true, force: true });
+    if (process.env.BENCH_KEEP) {
+      log(`kept ${root}`);
+    } else {
+      await stopEmbeddedPostgres(pgHome, { mode: 'immediate' }).catch(() => {});
+      await fs.rm(root, { recursive: true, force: true });
+    }
   }
 }
 

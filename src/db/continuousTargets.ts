@@ -47,18 +47,25 @@ export async function setTargetContinuous(db: Queryable, targetId: string, setti
 
 /**
  * The stream row of a newly made slot: state `starting` until its first base backup succeeds.
+ * Its confirmed position starts at the slot's consistent point: the archive holds every
+ * transaction from there on, so the streamer's first segment starts there, before every base
+ * backup's own point, even when the slot was told of quiet stretches before anything was
+ * stored (segments chain from the last one stored, see src/continuous/streamer.ts).
  * A target enabled again keeps its row, whose `generation` grows, so a streamer of the
  * earlier stream that wakes up is fenced off; everything else starts afresh.
  */
-export async function startStream(db: Queryable, input: { targetId: string; slot: string; publication: string; unprotected: UnprotectedTable[] }): Promise<void> {
+export async function startStream(
+  db: Queryable,
+  input: { targetId: string; slot: string; publication: string; unprotected: UnprotectedTable[]; startLsn: string },
+): Promise<void> {
   await db.query(
-    `insert into backstop.continuous_streams (target_id, slot_name, publication_name, unprotected_tables)
-     values ($1, $2, $3, $4::jsonb)
+    `insert into backstop.continuous_streams (target_id, slot_name, publication_name, unprotected_tables, confirmed_lsn)
+     values ($1, $2, $3, $4::jsonb, $5::pg_lsn)
      on conflict (target_id) do update set slot_name = excluded.slot_name, publication_name = excluded.publication_name,
        unprotected_tables = excluded.unprotected_tables, state = 'starting', stopped_reason = null, stopped_at = null,
-       confirmed_lsn = null, last_commit_at = null, retained_wal_bytes = null, last_pass_at = null,
+       confirmed_lsn = excluded.confirmed_lsn, last_commit_at = null, retained_wal_bytes = null, last_pass_at = null,
        lease_owner = null, lease_expires_at = null, generation = backstop.continuous_streams.generation + 1, updated_at = now()`,
-    [input.targetId, input.slot, input.publication, JSON.stringify(input.unprotected)],
+    [input.targetId, input.slot, input.publication, JSON.stringify(input.unprotected), input.startLsn],
   );
 }
 

@@ -118,7 +118,7 @@ export async function enableContinuity(
     const made = await createSlotWithSnapshot(target.databaseUrl, slot);
     await made.release();
     return await withTransaction(deps.pool, async (client) => {
-      await startStream(client, { targetId: target.id, slot, publication: slot, unprotected: plan.unprotected });
+      await startStream(client, { targetId: target.id, slot, publication: slot, unprotected: plan.unprotected, startLsn: made.consistentLsn });
       await setTargetContinuous(client, target.id, settings);
       const run = await createRun(client, { targetId: target.id, trigger: 'continuous', runDeadlineMs: deps.config.runDeadlineMs ?? BASE_DEADLINE_MS });
       return { baseRunId: run.id };
