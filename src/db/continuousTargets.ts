@@ -54,10 +54,7 @@ export async function setTargetContinuous(db: Queryable, targetId: string, setti
  * A target enabled again keeps its row, whose `generation` grows, so a streamer of the
  * earlier stream that wakes up is fenced off; everything else starts afresh.
  */
-export async function startStream(
-  db: Queryable,
-  input: { targetId: string; slot: string; publication: string; unprotected: UnprotectedTable[]; startLsn: string },
-): Promise<void> {
+export async function startStream(db: Queryable, input: { targetId: string; slot: string; publication: string; unprotected: UnprotectedTable[]; startLsn: string }): Promise<void> {
   await db.query(
     `insert into backstop.continuous_streams (target_id, slot_name, publication_name, unprotected_tables, confirmed_lsn)
      values ($1, $2, $3, $4::jsonb, $5::pg_lsn)
