@@ -164,7 +164,8 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
       ['unprotected_tables', 'schema_change'],
     );
     // The API answers the same, to a viewer; a pooler is refused there in the same words.
-    const api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_STORE: `file://${storeDir}` } });
+    // No streamer in this server: the window must stay the one the rows above describe.
+    const api = await startTestServer({ catalogUrl: catalog.url, env: { BACKSTOP_STORE: `file://${storeDir}`, BACKSTOP_CONTINUOUS_STREAMS: '0' } });
     try {
       const answered = await api.request('GET', '/api/v1/targets/cont/window', { token: api.tokens.viewer });
       assert.equal(answered.status, 200, answered.text);
@@ -247,7 +248,8 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
     const url = new URL(source.url);
     url.username = role;
     url.password = 'secret-pw';
-    const slotsBefore = (await adminQuery('select count(*)::int as count from pg_replication_slots'))[0]!.count;
+    // Slots of this source database only: other test files make slots on the same server.
+    const slotsBefore = (await adminQuery('select count(*)::int as count from pg_replication_slots where database = $1', [source.name]))[0]!.count;
 
     const norepl = await cli(['target', 'add', 'norepl', '--database-url', url.toString(), '--continuous']);
     assert.equal(norepl.code, 2, norepl.stderr);
@@ -270,7 +272,11 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
 
     const names = (await catalog.pool.query<{ name: string }>('select name from backstop.targets')).rows.map((row) => row.name);
     assert.deepEqual(names, [], 'no target was stored');
-    assert.equal((await adminQuery('select count(*)::int as count from pg_replication_slots'))[0]!.count, slotsBefore, 'no slot was made');
+    assert.equal(
+      (await adminQuery('select count(*)::int as count from pg_replication_slots where database = $1', [source.name]))[0]!.count,
+      slotsBefore,
+      'no slot was made',
+    );
     assert.equal((await adminQuery("select count(*)::int as count from pg_publication where pubname like 'backstop_%'", [], source.url))[0]!.count, 0);
   });
 });
