@@ -40,6 +40,11 @@ export interface BackupInput {
   compression?: CompressionSettings;
   /** Record a content checksum per table in the manifest (costs a read of every row). */
   checksums?: boolean;
+  /**
+   * Default profile: pg_dump streams at once, each of its own tables, from one snapshot (see
+   * backupParallel). 1 or absent: one archive. The server profile has its own (databases at once).
+   */
+  jobs?: number;
   /** age recipients (public keys); empty or absent: not encrypted. */
   encryptTo?: string[];
   pgTools?: PgToolSearch;
@@ -56,7 +61,7 @@ export interface BackupInput {
  */
 export type RunEventSink = (kind: string, message: string, data?: Record<string, unknown>) => void | Promise<void>;
 
-const DUMP_OPTIONS = ['--format=custom', '--compress=0'];
+export const DUMP_OPTIONS = ['--format=custom', '--compress=0'];
 
 /**
  * pg_dump → zstd → store, hashed as it streams; manifest last, read back and checked. On any
@@ -206,7 +211,7 @@ export async function dumpDatabaseFile(input: DatabaseFileInput): Promise<Dumped
       sha256: stored.sha256,
     });
 
-    const tables = await tableCounts(archive, checksumming, source, input.signal);
+    const tables = await tableCounts(archive.tableRows(), checksumming, source, input.signal);
     // A restore fills these into its spool without scanning the whole archive again.
     const dataBlocks = archive.dataBlocks();
     return {
@@ -239,8 +244,7 @@ export async function dumpDatabaseFile(input: DatabaseFileInput): Promise<Dumped
  * count must agree with the archive's, table by table, or the backup fails. Should the
  * archive be one the scanner cannot follow, the rows are counted in the dump's snapshot.
  */
-async function tableCounts(archive: CustomArchiveScanner, checksumming: Promise<TableCount[]> | null, source: SourceSnapshot, signal: AbortSignal): Promise<TableCount[]> {
-  const archived = archive.tableRows();
+export async function tableCounts(archived: TableCount[] | null, checksumming: Promise<TableCount[]> | null, source: SourceSnapshot, signal: AbortSignal): Promise<TableCount[]> {
   if (checksumming === null) return archived ?? (await source.countRows(signal));
   const counted = await checksumming;
   if (archived === null) return counted;
@@ -260,7 +264,7 @@ async function tableCounts(archive: CustomArchiveScanner, checksumming: Promise<
   });
 }
 
-async function* tap(source: AsyncIterable<Buffer>, see: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+export async function* tap(source: AsyncIterable<Buffer>, see: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
   for await (const chunk of source) {
     see(chunk);
     yield chunk;

@@ -22,6 +22,8 @@ export interface SourceSnapshot {
   snapshot: string | null;
   /** Exact row counts of every table pg_dump dumps, read in the dump's own snapshot. */
   countRows(signal?: AbortSignal, options?: { checksums?: boolean }): Promise<TableCount[]>;
+  /** The tables pg_dump dumps, with their size on disk, as the snapshot sees them (a parallel dump's plan). */
+  tableSizes(): Promise<Array<{ schema: string; name: string; bytes: number }>>;
   close(): Promise<void>;
 }
 
@@ -149,6 +151,16 @@ export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSna
         countTableRows(client, signal, options).catch((error: unknown) => {
           throw sourceSessionError(databaseUrl, error, 'counting rows');
         }),
+      async tableSizes() {
+        const { rows } = await client
+          .query<{ schema: string; name: string; bytes: string }>(
+            `select t.schema, t.name, pg_table_size(format('%I.%I', t.schema, t.name)::regclass) as bytes from (${userTablesSql}) t`,
+          )
+          .catch((error: unknown) => {
+            throw sourceSessionError(databaseUrl, error, 'listing its tables');
+          });
+        return rows.map((row) => ({ schema: row.schema, name: row.name, bytes: Number(row.bytes) }));
+      },
       async close() {
         if (closed) return;
         closed = true;
