@@ -4,13 +4,15 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { planDataStreams } from '../src/core/planDataStreams.ts';
 import { generateIdentity, parseIdentities } from '../src/pipeline/age.ts';
 import { artifactProfiles } from '../src/pipeline/artifactProfiles.ts';
 import { readManifest } from '../src/pipeline/readManifest.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
-import { adminQuery, createSampleDatabase, createTestDatabase, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
+import { adminQuery, createSampleDatabase, createTestDatabase, holdTableLock, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
+import { waitFor } from './support/wait.ts';
 
 /** What a restore must bring back besides table rows: sequence values, large objects, materialized view data. */
 async function extras(url: string) {
@@ -135,6 +137,126 @@ describe('planDataStreams', () => {
       ],
     );
     assert.deepEqual(planDataStreams([table('a', 1)], 4).length, 1);
+    // Tables never analyzed have no size: still one to each stream.
+    assert.deepEqual(
+      planDataStreams([table('a', 0), table('b', 0), table('c', 0), table('d', 0)], 3).map((set) => set.map((t) => t.name)),
+      [['a', 'd'], ['b'], ['c']],
+    );
     assert.deepEqual(planDataStreams([], 4), [[]]);
+  });
+});
+
+/**
+ * Per-table rows and content hash, as `client` sees them (inside a snapshot, when it has
+ * imported one); `gate`, which the test holds locked, left out.
+ */
+async function fingerprintsIn(client: pg.Client): Promise<Record<string, { rows: number; md5: string }>> {
+  const { rows: tables } = await client.query<{ schema: string; name: string }>(
+    `select table_schema as schema, table_name as name from information_schema.tables
+     where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema') and table_name <> 'gate' order by 1, 2`,
+  );
+  const result: Record<string, { rows: number; md5: string }> = {};
+  for (const table of tables) {
+    const { rows } = await client.query<{ rows: string; md5: string }>(
+      `select count(*) as rows, coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as md5 from ${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.name)} t`,
+    );
+    result[`${table.schema}.${table.name}`] = { rows: Number(rows[0]!.rows), md5: rows[0]!.md5 };
+  }
+  return result;
+}
+
+describe('parallel backup while rows are written', () => {
+  let source: TestDatabase;
+  let root: string;
+  let store: Store;
+
+  before(async () => {
+    source = await createSampleDatabase(5000);
+    await adminQuery('create table gate (id int)', [], source.url);
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-parallel-writes-'));
+    store = await openStore(`file://${path.join(root, 'store')}`);
+  });
+  after(async () => {
+    await store.close();
+    await source.drop();
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('--jobs 3 restores exactly what the exported snapshot saw, not a mix of moments', { timeout: 120_000 }, async () => {
+    // Every transaction of the writer touches three tables, which the plan puts in different streams.
+    let committed = 0;
+    let writing = true;
+    const writer = new pg.Client({ connectionString: source.url });
+    await writer.connect();
+    const writes = (async () => {
+      while (writing) {
+        await writer.query(
+          `begin;
+           insert into orders (customer_id, total, note) values (1 + floor(random() * 200)::int, 1, 'during');
+           update customers set profile = jsonb_set(profile, '{w}', to_jsonb(${committed})) where id = 1 + ${committed} % 200;
+           insert into audit.log (message) values ('write ${committed}');
+           commit;`,
+        );
+        committed++;
+      }
+    })();
+    // The schema's pg_dump waits on this lock, which keeps the snapshot exported (its
+    // connection stays open until every stream ends) while the test reads it.
+    const gate = await holdTableLock(source.url, 'gate');
+    const reader = new pg.Client({ connectionString: source.url });
+    await reader.connect();
+    let seen: Promise<{ fingerprints: Record<string, { rows: number; md5: string }>; committedAt: number }> | undefined;
+    try {
+      const backup = artifactProfiles.default.backup({
+        runId: randomUUID(),
+        attempt: 1,
+        targetName: 'writes',
+        createdAt: new Date().toISOString(),
+        databaseUrl: source.url,
+        store,
+        jobs: 3,
+        signal: new AbortController().signal,
+        onEvent: (kind, _message, data) => {
+          if (kind !== 'dump_started') return;
+          seen = (async () => {
+            await reader.query('begin isolation level repeatable read read only');
+            await reader.query(`set transaction snapshot '${String(data!.snapshot)}'`);
+            const fingerprints = await fingerprintsIn(reader);
+            await reader.query('commit');
+            const committedAt = committed;
+            // Writes committed after the snapshot, while the dump is still under way.
+            await waitFor('writes after the snapshot', () => committed >= committedAt + 20);
+            await gate.release();
+            return { fingerprints, committedAt };
+          })();
+        },
+      });
+      const artifact = await backup;
+      const snapshot = await seen!;
+      writing = false;
+      await writes;
+      const manifest = (await readManifest(store, artifact.prefix)).manifest;
+      assert.equal(manifest.parallel?.data.length, 3);
+
+      const target = await createTestDatabase('parallel_writes');
+      try {
+        await artifactProfiles.default.restore({ store, prefix: artifact.prefix, manifest, toUrl: target.url, jobs: 3 });
+        const { 'public.gate': gateRows, ...restored } = await tableFingerprints(target.url);
+        assert.deepEqual(gateRows, { rows: 0, md5: '' });
+        assert.deepEqual(restored, snapshot.fingerprints);
+        // The source moved on: a restore of another moment would differ.
+        const { 'public.gate': _, ...now } = await tableFingerprints(source.url);
+        assert.notDeepEqual(now, snapshot.fingerprints);
+        assert.ok(committed > snapshot.committedAt + 20);
+      } finally {
+        await target.drop();
+      }
+    } finally {
+      writing = false;
+      await writes.catch(() => {});
+      await gate.release();
+      await reader.end();
+      await writer.end();
+    }
   });
 });

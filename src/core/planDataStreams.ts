@@ -18,7 +18,12 @@ export function planDataStreams(tables: readonly SizedTable[], jobs: number): Si
   const loads = new Array<number>(count).fill(0);
   const bySize = [...tables].sort((a, b) => b.bytes - a.bytes || a.schema.localeCompare(b.schema) || a.name.localeCompare(b.name));
   for (const table of bySize) {
-    const least = loads.indexOf(Math.min(...loads));
+    // Equal bytes (tables never analyzed have no size yet): the set with fewer tables, so
+    // that every set gets one.
+    let least = 0;
+    for (let index = 1; index < count; index++) {
+      if (loads[index]! < loads[least]! || (loads[index] === loads[least] && sets[index]!.length < sets[least]!.length)) least = index;
+    }
     sets[least]!.push(table);
     loads[least]! += table.bytes;
   }

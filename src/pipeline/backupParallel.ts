@@ -26,6 +26,8 @@ interface PlannedFile {
  * list could miss. The others name their tables exactly.
  */
 export function planParallelFiles(sets: readonly SizedTable[][], snapshot: string, suffix: string): PlannedFile[] {
+  // A file of no named tables would, without --table, dump every table's data again.
+  if (sets.slice(1).some((set) => set.length === 0)) throw new Error('planParallelFiles: a data file after the first has no tables');
   const shared = [...DUMP_OPTIONS, `--snapshot=${snapshot}`];
   const others = sets.slice(1).flat();
   return [
@@ -90,7 +92,7 @@ export async function backupParallel(input: BackupInput & { jobs: number }): Pro
     input.onEvent?.(
       'dump_started',
       `${sets.length} pg_dump ${pgDump.version} stream(s) and the schema of ${describeDatabase(input.databaseUrl)}, PostgreSQL ${source.serverVersion}, from snapshot ${snapshot}`,
-      { pgDumpVersion: pgDump.version, serverVersion: source.serverVersion, database: source.database, streams: sets.length },
+      { pgDumpVersion: pgDump.version, serverVersion: source.serverVersion, database: source.database, streams: sets.length, snapshot },
     );
 
     const checksumming = input.checksums ? source.countRows(signal, { checksums: true }) : null;

@@ -154,7 +154,14 @@ export async function openSourceSnapshot(databaseUrl: string): Promise<SourceSna
       async tableSizes() {
         const { rows } = await client
           .query<{ schema: string; name: string; bytes: string }>(
-            `select t.schema, t.name, pg_table_size(format('%I.%I', t.schema, t.name)::regclass) as bytes from (${userTablesSql}) t`,
+            // relpages (as of the last VACUUM or ANALYZE), not pg_table_size: that takes a lock on
+            // every table, and would wait, before any dump starts, on a table someone holds locked.
+            `select t.schema, t.name,
+                    (c.relpages::bigint + coalesce(toast.relpages, 0)) * current_setting('block_size')::bigint as bytes
+             from (${userTablesSql}) t
+             join pg_namespace n on n.nspname = t.schema
+             join pg_class c on c.relnamespace = n.oid and c.relname = t.name
+             left join pg_class toast on toast.oid = c.reltoastrelid`,
           )
           .catch((error: unknown) => {
             throw sourceSessionError(databaseUrl, error, 'listing its tables');
