@@ -32,6 +32,7 @@ describe('parallel backup (--jobs) and its restore', () => {
   let store: Store;
   const key = generateIdentity();
   const cleanups: Array<() => Promise<void>> = [];
+  let encryptedPrefix: string | undefined;
 
   before(async () => {
     source = await createSampleDatabase(20_000);
@@ -79,6 +80,7 @@ describe('parallel backup (--jobs) and its restore', () => {
   for (const jobs of [2, 4]) {
     it(`--jobs ${jobs}: one snapshot, ${jobs} data files and the schema, restored equal to the source`, async () => {
       const { artifact, manifest } = await backup(jobs, jobs === 4);
+      if (jobs === 4) encryptedPrefix = artifact.prefix;
       assert.equal(manifest.parallel?.jobs, jobs);
       assert.equal(manifest.parallel?.data.length, jobs);
       assert.deepEqual(
@@ -123,6 +125,25 @@ describe('parallel backup (--jobs) and its restore', () => {
       assert.equal(steps.filter((step) => /data restored$/.test(step) && !/-data restored/.test(step)).length, jobs);
     });
   }
+
+  it("restores with age, zstd and pg_restore alone, by the README's own commands", async () => {
+    assert.ok(encryptedPrefix, 'the --jobs 4 backup ran');
+    const readme = await fs.readFile(path.join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const block = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1]!).find((text) => text.includes('schema.pgcustom.zst.age'));
+    assert.ok(block, 'the README shows how to restore a parallel backup');
+    const target = await createTestDatabase('parallel_tools');
+    cleanups.push(target.drop);
+    const directory = path.join(root, 'store', encryptedPrefix);
+    await fs.writeFile(path.join(directory, 'key.txt'), `${key.identity}\n`, { mode: 0o600 });
+    const script = block.replaceAll('postgres://…/empty_db', `'${target.url}'`);
+    const { execFile } = await import('node:child_process');
+    await new Promise<void>((resolve, reject) =>
+      execFile('bash', ['-e', '-o', 'pipefail', '-c', script], { cwd: directory }, (error, _stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve())),
+    );
+    assert.deepEqual(await tableFingerprints(target.url), await tableFingerprints(source.url));
+    assert.equal(await schemaOf(target.url), await schemaOf(source.url));
+    assert.deepEqual(await extras(target.url), await extras(source.url));
+  });
 });
 
 describe('planDataStreams', () => {

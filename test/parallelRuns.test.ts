@@ -71,6 +71,13 @@ describe('parallel backups as runs', () => {
     assert.equal(JSON.parse(restore.stdout).tablesChecked, 3);
     assert.deepEqual(await tableFingerprints(target.url), await tableFingerprints(source.url));
     assert.equal(await schemaOf(target.url), await schemaOf(source.url));
+
+    // A drill restores it the same way into a scratch database and compares every table.
+    const verify = await runCli(['verify', run.id, '--json'], env);
+    assert.equal(verify.code, 0, verify.stderr);
+    assert.equal(JSON.parse(verify.stdout).status, 'succeeded');
+    assert.equal((await getRun(catalog.pool, run.id)).verification?.status, 'passed');
+    assert.equal((await getRun(catalog.pool, run.id)).verification?.tables, 3);
   });
 
   it('`target add --jobs` means pg_dump streams for a database, and is refused for another profile', async () => {
@@ -111,7 +118,7 @@ describe('parallel backups as runs', () => {
     const exit = await runner.exited;
     assert.notEqual(exit.code, 0);
     const ended = await getRun(catalog.pool, run.id);
-    assert.equal(ended.status, 'failed');
+    assert.equal(ended.status, 'failed', runner.stderr());
     assert.equal(ended.error?.code, 'DUMP_FAILED');
     assert.match(ended.error!.message, /pg_dump was killed by SIGKILL/);
     // The others were stopped by Backstop, not left waiting on the lock.
