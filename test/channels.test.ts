@@ -673,6 +673,14 @@ describe('notification channels', { timeout: 300_000 }, () => {
       await cli(['channel', 'remove', 'ops-discord']);
       assert.equal((await api.request('GET', '/api/v1/channels/ops-discord')).status, 404);
 
+      // A body's keys are the sender's text. The API refuses unknown ones before the operation;
+      // the operation, which records even a refusal, keeps no key that is not shaped like a field.
+      const hostileKey = await api.request('POST', '/api/v1/channels', { body: { name: 'hostile', kind: 'ntfy', url: `${fake.url}/t`, 'https://u:key-named-secret@h/x': 1 } });
+      assert.equal(hostileKey.status, 400, hostileKey.text);
+      await assert.rejects(
+        addSharedChannel(catalog.pool, { name: 'hostile', kind: 'ntfy', url: `${fake.url}/t`, 'https://u:key-named-secret@h/x': 1 }),
+        (error: Error & { code?: string }) => error.code === 'INVALID_INPUT',
+      );
       // Every change is in the audit trail with who made it and which fields, never their values.
       const audit = (
         await catalog.pool.query<{ action: string; subject: string; actor_kind: string; outcome: string; row: string }>(
@@ -689,6 +697,7 @@ describe('notification channels', { timeout: 300_000 }, () => {
       ]) {
         assert.ok(changes.includes(expected), `the audit trail holds "${expected}": ${changes.join('; ')}`);
       }
+      for (const entry of audit) assert.ok(!entry.row.includes('key-named-secret'), `an audit entry holds a body's key: ${entry.row.slice(0, 300)}`);
       for (const secret of [...SECRETS, 'tk_cli-token-never-shown']) {
         for (const entry of audit) assert.ok(!entry.row.includes(secret), `an audit entry holds ${secret}: ${entry.row.slice(0, 300)}`);
         for (const body of api.bodies) assert.ok(!body.includes(secret), `an API answer holds ${secret}: ${body.slice(0, 300)}`);

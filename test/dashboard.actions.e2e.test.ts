@@ -226,9 +226,13 @@ describe('dashboard actions in headless Chromium', { timeout: 600_000 }, () => {
           WAIT,
         );
       }
+      // The page may already be this target's (the test before ends there): a hash change alone
+      // would keep the history it fetched while a restore ran. Load it afresh.
       await page.goto(`${api.url}/#/targets/plain`);
+      await page.reload();
       const rows = page.locator('#restores tbody tr');
       await rows.nth(1).waitFor();
+      await rows.nth(0).locator('[data-restore="failed"]').waitFor();
       assert.equal(await rows.nth(0).locator('[data-restore]').getAttribute('data-restore'), 'failed');
       assert.match((await rows.nth(0).locator('[data-restore]').getAttribute('class')) ?? '', /status-failed/);
       assert.match(await rows.nth(0).innerText(), /RESTORE_TARGET_NOT_EMPTY/);

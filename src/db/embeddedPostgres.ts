@@ -90,7 +90,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function exists(file: string): Promise<boolean> {
+/** Whether a file or folder is there (any error reads as no). */
+export async function exists(file: string): Promise<boolean> {
   return fs.access(file).then(
     () => true,
     () => false,

@@ -4,7 +4,7 @@ import type { AuditActor } from '../core/auditActor.ts';
 import { DEFAULT_GC_GRACE_MS, pruneTargets, type PruneReport } from './pruneTargets.ts';
 import type { Queryable } from '../db/pool.ts';
 import { parseInput } from '../core/inputProblems.ts';
-import { audited } from './recordAudit.ts';
+import { audited, auditSubject } from './recordAudit.ts';
 import { targetNameSchema as targetName } from './targets/targetInput.ts';
 
 export { firstPruneError, type PruneReport } from './pruneTargets.ts';
@@ -35,7 +35,7 @@ export async function pruneBackups(
   hooks: { beforeDeletingUnknown?: (target: string, prefixes: readonly string[]) => void } = {},
 ): Promise<PruneReport> {
   const asked = request as { target?: unknown; dryRun?: unknown; deleteUnknown?: unknown } | null;
-  const subject = typeof asked?.target === 'string' ? asked.target.slice(0, 200) : null;
+  const subject = auditSubject(asked?.target);
   return audited(
     deps.db,
     deps.actor,

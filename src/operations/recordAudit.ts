@@ -18,6 +18,27 @@ export interface AuditedAction<T> {
   subjectOf?: (result: T) => string | null;
 }
 
+/** How much of a subject an entry keeps: names come from requests not yet validated. */
+const SUBJECT_CHARS = 200;
+
+/** A subject as a request gives it, before validation: its text cut to what an entry keeps, else null. */
+export function auditSubject(value: unknown): string | null {
+  return typeof value === 'string' ? value.slice(0, SUBJECT_CHARS) : null;
+}
+
+/**
+ * The names of the fields a request gives, before validation, for the audit trail: never their
+ * values, and only keys shaped like a field name — an unvalidated body's keys are the sender's
+ * text and could carry anything, a secret included.
+ */
+export function givenFieldNames(input: unknown, omit: readonly string[] = []): string[] {
+  if (!input || typeof input !== 'object') return [];
+  return Object.entries(input)
+    .filter(([key, value]) => value !== undefined && !omit.includes(key) && /^[A-Za-z]{1,40}$/.test(key))
+    .map(([key]) => key)
+    .sort();
+}
+
 /**
  * Runs an operation's work and records it in the audit trail with who asked and how it
  * ended: succeeded, or refused / failed with the error's code (then the error is thrown on).
@@ -87,7 +108,7 @@ export async function recordSignIn(db: Queryable, actor: AuditActor, outcome: { 
 export async function recordChannelChange<T>(
   db: Queryable,
   actor: AuditActor,
-  change: { kind: 'create' | 'update' | 'delete'; channel: string; changedFields?: string[] },
+  change: { kind: 'create' | 'update' | 'delete'; channel: string | null; changedFields?: string[] },
   work: () => Promise<T>,
 ): Promise<T> {
   return audited(db, actor, { action: `channel.${change.kind}`, subject: change.channel, details: change.changedFields ? { changed: change.changedFields } : {} }, work);

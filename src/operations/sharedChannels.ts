@@ -14,7 +14,7 @@ import type { Pool } from '../db/pool.ts';
 import { withTransaction } from '../db/pool.ts';
 import { assertChannelEndpointsAllowed } from './targets/targetNotifications.ts';
 import type { AuditActor } from '../core/auditActor.ts';
-import { recordChannelChange } from './recordAudit.ts';
+import { auditSubject, givenFieldNames, recordChannelChange } from './recordAudit.ts';
 
 /**
  * Shared notification channels: one named channel (an SMTP server and its recipients, a Teams
@@ -52,32 +52,19 @@ export type { SharedChannelRecord };
 export type ChannelCreateInput = z.input<typeof channelCreateSchema>;
 export type ChannelUpdateInput = z.input<typeof channelUpdateSchema>;
 
-/** The names of the settings a request gives (never their values: URLs and passwords are secrets). */
-const givenFields = (given: object) =>
-  Object.entries(given)
-    .filter(([, value]) => value !== undefined)
-    .map(([field]) => field)
-    .sort();
-
 export async function addSharedChannel(pool: Pool, input: ChannelCreateInput | unknown, actor: AuditActor): Promise<SharedChannelRecord> {
-  const subject = input && typeof input === 'object' && typeof (input as { name?: unknown }).name === 'string' ? (input as { name: string }).name.slice(0, 200) : '';
-  return recordChannelChange(
-    pool,
-    actor,
-    { kind: 'create', channel: subject, changedFields: input && typeof input === 'object' ? givenFields(input).filter((field) => field !== 'name') : [] },
-    async () => {
-      const { name, ...given } = parseInput(channelCreateSchema, input);
-      const settings = mergeChannelSettings(given, null);
-      await assertChannelEndpointsAllowed(given);
-      await insertSharedChannel(pool, { name, settings });
-      return showSharedChannel(pool, name);
-    },
-  );
+  const subject = auditSubject((input as { name?: unknown } | null)?.name);
+  return recordChannelChange(pool, actor, { kind: 'create', channel: subject, changedFields: givenFieldNames(input, ['name']) }, async () => {
+    const { name, ...given } = parseInput(channelCreateSchema, input);
+    const settings = mergeChannelSettings(given, null);
+    await assertChannelEndpointsAllowed(given);
+    await insertSharedChannel(pool, { name, settings });
+    return showSharedChannel(pool, name);
+  });
 }
 
 export async function updateSharedChannel(pool: Pool, name: string, input: ChannelUpdateInput | unknown, actor: AuditActor): Promise<SharedChannelRecord> {
-  const changedFields = input && typeof input === 'object' ? givenFields(input) : [];
-  return recordChannelChange(pool, actor, { kind: 'update', channel: name.slice(0, 200), changedFields }, () => changeSharedChannel(pool, name, input));
+  return recordChannelChange(pool, actor, { kind: 'update', channel: auditSubject(name), changedFields: givenFieldNames(input) }, () => changeSharedChannel(pool, name, input));
 }
 
 async function changeSharedChannel(pool: Pool, name: string, input: ChannelUpdateInput | unknown): Promise<SharedChannelRecord> {
@@ -105,5 +92,5 @@ export function showChannel(pool: Pool, name: string): Promise<SharedChannelReco
 
 /** Removes a shared channel; CHANNEL_IN_USE (naming the targets) while a target uses it. */
 export function removeSharedChannel(pool: Pool, name: string, actor: AuditActor): Promise<void> {
-  return recordChannelChange(pool, actor, { kind: 'delete', channel: name.slice(0, 200) }, () => deleteSharedChannel(pool, name));
+  return recordChannelChange(pool, actor, { kind: 'delete', channel: auditSubject(name) }, () => deleteSharedChannel(pool, name));
 }

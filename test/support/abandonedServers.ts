@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { CLUSTER_OWNER_FILE } from '../../src/db/embeddedPostgres.ts';
+import { CLUSTER_OWNER_FILE, exists } from '../../src/db/embeddedPostgres.ts';
 
 /**
  * PostgreSQL servers left running by a test whose home is gone: the data folder was deleted
@@ -40,11 +40,4 @@ export async function stopAbandonedServers(servers: { pid: number; dataDir: stri
     const clusterHome = path.dirname(dataDir);
     if (await exists(path.join(clusterHome, CLUSTER_OWNER_FILE))) await fs.rm(clusterHome, { recursive: true, force: true });
   }
-}
-
-async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(
-    () => true,
-    () => false,
-  );
 }

@@ -3,7 +3,7 @@ import { BackstopError } from '../../core/errors.ts';
 import { parseInput } from '../../core/inputProblems.ts';
 import { createTarget, findTargetWithSecret, type NewTarget, type TargetRecord } from '../../db/targets.ts';
 import { absoluteStoreUrl } from '../../storage/openStore.ts';
-import { audited } from '../recordAudit.ts';
+import { audited, auditSubject, givenFieldNames } from '../recordAudit.ts';
 import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
@@ -16,11 +16,8 @@ import { assertChannelsAllowed, mergeNotifications } from './targetNotifications
  * trail records the target's name and which fields were given, never their values.
  */
 export async function addTarget(deps: TargetDeps, input: TargetCreateInput | unknown, actor: AuditActor): Promise<TargetRecord> {
-  const given = input && typeof input === 'object' ? (input as Record<string, unknown>) : {};
-  const subject = typeof given.name === 'string' ? given.name.slice(0, 200) : null;
-  const fields = Object.keys(given)
-    .filter((key) => key !== 'checks' && /^[A-Za-z]{1,40}$/.test(key))
-    .sort();
+  const subject = auditSubject((input as { name?: unknown } | null)?.name);
+  const fields = givenFieldNames(input, ['checks']);
   return audited(deps.pool, actor, { action: 'target.create', subject, details: { fields } }, async () => storeNewTarget(deps, parseInput(targetCreateSchema, input)));
 }
 

@@ -1,7 +1,7 @@
 import type { AuditActor } from '../../core/auditActor.ts';
 import { assertTargetName } from '../../core/targetName.ts';
 import { deleteTarget as deleteStoredTarget, type KeptBackup } from '../../db/targets.ts';
-import { audited } from '../recordAudit.ts';
+import { audited, auditSubject } from '../recordAudit.ts';
 import type { TargetDeps } from './targetDeps.ts';
 
 export interface DeletedTarget {
@@ -17,7 +17,7 @@ export interface DeletedTarget {
  * finished. Its backups are not deleted: they are listed, so a person knows where they are.
  */
 export async function deleteTarget(deps: TargetDeps, name: string, actor: AuditActor): Promise<DeletedTarget> {
-  return audited(deps.pool, actor, { action: 'target.delete', subject: name.slice(0, 200), detailsOf: (deleted) => ({ keptBackups: deleted.keptBackups.length }) }, async () => {
+  return audited(deps.pool, actor, { action: 'target.delete', subject: auditSubject(name), detailsOf: (deleted) => ({ keptBackups: deleted.keptBackups.length }) }, async () => {
     assertTargetName(name, 'target');
     const { storeUrl, keptBackups } = await deleteStoredTarget(deps.pool, name);
     return { deleted: name, storeUrl, keptBackups };

@@ -5,7 +5,7 @@ import { parseInput } from '../../core/inputProblems.ts';
 import { assertTargetName } from '../../core/targetName.ts';
 import { withTransaction } from '../../db/pool.ts';
 import { findTargetWithSecret, lockTargetForUpdate, targetNotFound, updateTarget as storeTargetUpdate, type TargetRecord, type TargetUpdate } from '../../db/targets.ts';
-import { audited } from '../recordAudit.ts';
+import { audited, auditSubject } from '../recordAudit.ts';
 import { changedTargetFields } from './changedTargetFields.ts';
 import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
@@ -22,7 +22,7 @@ import { assertChannelsAllowed, mergeNotifications } from './targetNotifications
  */
 export async function updateTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown, actor: AuditActor): Promise<TargetRecord> {
   const facts: AuditDetails = {};
-  return audited(deps.pool, actor, { action: 'target.update', subject: name.slice(0, 200), detailsOf: () => facts }, () => changeTarget(deps, name, input, facts));
+  return audited(deps.pool, actor, { action: 'target.update', subject: auditSubject(name), detailsOf: () => facts }, () => changeTarget(deps, name, input, facts));
 }
 
 async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateInput | unknown, facts: AuditDetails): Promise<TargetRecord> {

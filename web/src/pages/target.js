@@ -69,15 +69,23 @@ export function TargetPage({ name }) {
   const [deleted, setDeleted] = useState(/** @type {DeletedTarget | null} */ (null));
   const pending = useRef(/** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined));
 
+  // Events that arrive together are answered by one reload; what any of them calls for is
+  // remembered until then (the last one alone would drop a restore's outcome followed by
+  // another event, and the history would show it running).
+  const due = useRef({ restores: false, history: false });
   const connected = useLiveFeed((event) => {
     if (event.targetName !== name) return;
+    if (event.kind.startsWith('restore')) due.current.restores = true;
+    if (event.status && isTerminal(event.status)) due.current.history = true;
     clearTimeout(pending.current);
     pending.current = setTimeout(() => {
+      const { restores, history: historyDue } = due.current;
+      due.current = { restores: false, history: false };
       void summary.reload();
       void runs.reload();
       void target.reload();
-      if (event.kind.startsWith('restore')) setRestoresKey((key) => key + 1);
-      if (event.status && isTerminal(event.status)) void history.reload();
+      if (restores) setRestoresKey((key) => key + 1);
+      if (historyDue) void history.reload();
     }, 200);
   });
 
