@@ -115,7 +115,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
     };
     return await completeAttempt(input, prefix, manifest, progress, report);
   } catch (error) {
-    return abandonAttempt(input, prefix, error);
+    return await abandonAttempt(input, prefix, error);
   }
 }
 
@@ -369,7 +369,10 @@ export async function deletePrefix(store: Store, prefix: string): Promise<void> 
 /**
  * The end of a failed attempt, once its tools are stopped (a tool still running could write
  * again): nothing stays under the prefix, and a cancel is reported as the cancel, not as
- * whatever error it caused.
+ * whatever error it caused. Callers `return await` it: it always rejects, and returned
+ * unawaited from a `try` whose `finally` awaits (closing the source), it would reject with no
+ * handler yet attached, an unhandled rejection that kills the process with the run still
+ * `running`.
  */
 export async function abandonAttempt(input: { store: Store; signal: AbortSignal }, prefix: string, error: unknown): Promise<never> {
   await deletePrefix(input.store, prefix).catch(() => {});

@@ -172,7 +172,7 @@ export async function backupParallel(input: BackupInput & { jobs: number }): Pro
   } catch (error) {
     stopAll.abort();
     await Promise.all([...running].map((dump) => dump.terminate()));
-    return abandonAttempt(input, prefix, error);
+    return await abandonAttempt(input, prefix, error);
   } finally {
     signal.removeEventListener('abort', stopDumps);
     await source?.close();
