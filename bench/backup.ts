@@ -9,7 +9,6 @@
  * records the load average of every sample); --rss-scaling adds about 8 minutes for a database
  * four times larger. Ctrl-C stops the cases in flight and removes the servers and temporary files.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,11 +23,12 @@ import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
 import { startS3rver } from '../test/support/s3rver.ts';
 import { pgDumpToFile, pgRestoreFromFile, runBackstopCase, useCompiledRunCase, type Sample } from './cases.ts';
-import { describeMachine } from './machine.ts';
+import { describeMachine, loadAverage, settle } from './machine.ts';
 import { MB, renderReport, type BenchResults, type CaseRecord, type DatabaseInfo } from './report.ts';
 import type { CaseSpec } from './runCase.ts';
 import { generateSampleDatabase, SAMPLE_SHAPES, type SampleShape } from './sampleDatabase.ts';
 import { refuseNewChildren, stopRunningChildren } from './timedProcess.ts';
+import { withEnv } from './withEnv.ts';
 
 // s3rver (and the chaos proxy in front of it) listen on loopback, which the outbound guard
 // refuses unless allowed.
@@ -326,33 +326,6 @@ async function main(): Promise<void> {
   await fs.writeFile(latest, report);
   process.stdout.write(report);
   log(`wrote ${path.relative(process.cwd(), dated)} and ${path.relative(process.cwd(), latest)}`);
-}
-
-/**
- * Writes out what earlier cases left in the page cache before the next case starts: s3rver does
- * not fsync, and its objects would otherwise be written back (30 s later, by the kernel) in the
- * middle of whichever case runs then.
- */
-async function settle(): Promise<void> {
-  await new Promise<void>((resolve) => execFile('sync', () => resolve()));
-}
-
-async function loadAverage(): Promise<number> {
-  return Number((await fs.readFile('/proc/loadavg', 'utf8').catch(() => '0')).split(' ')[0]);
-}
-
-/** Runs `open` with extra environment variables set (the S3 SDK reads credentials from process.env). */
-async function withEnv<T>(env: Record<string, string>, open: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(env).map((key) => [key, process.env[key]]));
-  Object.assign(process.env, env);
-  try {
-    return await open();
-  } finally {
-    for (const [key, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
-  }
 }
 
 try {
