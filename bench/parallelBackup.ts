@@ -123,6 +123,17 @@ interface Dataset {
 
 const CLOCK_TICKS_PER_SECOND = 100;
 
+/** The processes the postmaster started that are still running (backends, workers). */
+async function serverChildren(postmasterPid: number): Promise<number[]> {
+  const children: number[] = [];
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmasterPid) children.push(Number(entry));
+  }
+  return children;
+}
+
 /**
  * The CPU time of the server so far: the postmaster's own and its reaped children's (every
  * backend that has ended), plus that of the backends still running.
@@ -136,13 +147,20 @@ async function serverCpuMs(postmasterPid: number): Promise<number> {
     return utime! + stime! + (withChildren ? cutime! + cstime! : 0);
   };
   let total = await ticks(postmasterPid, true);
-  for (const entry of await fs.readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (parent === postmasterPid) total += await ticks(Number(entry), false);
-  }
+  for (const child of await serverChildren(postmasterPid)) total += await ticks(child, false);
   return (total * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/**
+ * Waits (up to 5 s) until every server process started since `before` is gone: a backend
+ * outlives its client by a moment, and its CPU joins the postmaster's only once reaped.
+ */
+async function serverQuiet(postmasterPid: number, before: number[]): Promise<void> {
+  const deadline = performance.now() + 5000;
+  while (performance.now() < deadline) {
+    if ((await serverChildren(postmasterPid)).every((pid) => before.includes(pid))) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 async function main(): Promise<void> {
@@ -185,8 +203,10 @@ async function main(): Promise<void> {
   const measure = async (run: () => Promise<Sample>): Promise<Measured> => {
     await settle();
     const load = await loadAverage();
+    const children = await serverChildren(postmasterPid);
     const before = await serverCpuMs(postmasterPid);
     const sample = await run();
+    await serverQuiet(postmasterPid, children);
     return { ...sample, load, serverCpuMs: (await serverCpuMs(postmasterPid)) - before };
   };
 

@@ -9,6 +9,7 @@ import { planDataStreams } from '../src/core/planDataStreams.ts';
 import { generateIdentity, parseIdentities } from '../src/pipeline/age.ts';
 import { artifactProfiles } from '../src/pipeline/artifactProfiles.ts';
 import { readManifest } from '../src/pipeline/readManifest.ts';
+import { openSourceSnapshot } from '../src/pipeline/sourceSnapshot.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
 import { adminQuery, createSampleDatabase, createTestDatabase, holdTableLock, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
@@ -164,6 +165,75 @@ describe('planDataStreams', () => {
       [['a', 'd'], ['b'], ['c']],
     );
     assert.deepEqual(planDataStreams([], 4), [[]]);
+  });
+});
+
+describe('a parallel plan of tables never analyzed', () => {
+  let source: TestDatabase;
+  before(async () => {
+    source = await createTestDatabase('never_analyzed');
+    // Autovacuum off: relpages stays 0 until someone vacuums or analyzes.
+    await adminQuery(
+      `create table big (id int, v text) with (autovacuum_enabled = false);
+       insert into big select i, repeat('b', 200) from generate_series(1, 20000) i;
+       create table small (id int) with (autovacuum_enabled = false);
+       insert into small select generate_series(1, 10);
+       create table held (id int) with (autovacuum_enabled = false);`,
+      [],
+      source.url,
+    );
+  });
+  after(async () => {
+    await source.drop();
+  });
+
+  it('measures them, leaves one locked exclusively at zero, and keeps the snapshot usable', { timeout: 60_000 }, async () => {
+    const lock = await holdTableLock(source.url, 'held');
+    const snapshot = await openSourceSnapshot(source.url);
+    try {
+      const relpages = await adminQuery<{ relpages: number }>(`select relpages from pg_class where relname = 'big'`, [], source.url);
+      assert.equal(relpages[0]!.relpages, 0);
+      const sizes = Object.fromEntries((await snapshot.tableSizes()).map((table) => [table.name, table.bytes]));
+      assert.ok(sizes.big! > 4_000_000, `big: ${sizes.big}`);
+      assert.ok(sizes.small! > 0 && sizes.small! < sizes.big!, `small: ${sizes.small}`);
+      assert.equal(sizes.held, 0);
+      // The plan now splits by bytes: the big table alone in one stream.
+      assert.deepEqual(
+        planDataStreams(
+          Object.entries(sizes).map(([name, bytes]) => ({ schema: 'public', name, bytes })),
+          2,
+        ).map((set) => set.map((table) => table.name)),
+        [['big'], ['small', 'held']],
+      );
+      // The lock timeout ended only a savepoint: the snapshot's transaction counts rows, and
+      // waits for a lock as long as it takes again.
+      const counting = snapshot.countRows();
+      counting.catch(() => {});
+      await waitFor(
+        'the row count waiting on the lock for over a second',
+        async () =>
+          (
+            await adminQuery(
+              `select 1 from pg_stat_activity where datname = $1 and wait_event_type = 'Lock' and query like 'select count(*)%' and now() - query_start > interval '1 second'`,
+              [source.name],
+              source.url,
+            )
+          ).length === 1,
+        20_000,
+      );
+      await lock.release();
+      assert.deepEqual(
+        (await counting).map((table) => [table.name, table.rows]),
+        [
+          ['big', 20000],
+          ['held', 0],
+          ['small', 10],
+        ],
+      );
+    } finally {
+      await lock.release();
+      await snapshot.close();
+    }
   });
 });
 
