@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import type { BackstopError } from '../src/core/errors.ts';
+import type { Manifest } from '../src/core/manifest.ts';
 import { planDataStreams } from '../src/core/planDataStreams.ts';
 import { generateIdentity, parseIdentities } from '../src/pipeline/age.ts';
 import { artifactProfiles } from '../src/pipeline/artifactProfiles.ts';
@@ -34,6 +36,7 @@ describe('parallel backup (--jobs) and its restore', () => {
   const key = generateIdentity();
   const cleanups: Array<() => Promise<void>> = [];
   let encryptedPrefix: string | undefined;
+  let plain: { prefix: string; manifest: Manifest } | undefined;
 
   before(async () => {
     source = await createSampleDatabase(20_000);
@@ -82,6 +85,7 @@ describe('parallel backup (--jobs) and its restore', () => {
     it(`--jobs ${jobs}: one snapshot, ${jobs} data files and the schema, restored equal to the source`, async () => {
       const { artifact, manifest } = await backup(jobs, jobs === 4);
       if (jobs === 4) encryptedPrefix = artifact.prefix;
+      else plain = { prefix: artifact.prefix, manifest };
       assert.equal(manifest.parallel?.jobs, jobs);
       assert.equal(manifest.parallel?.data.length, jobs);
       assert.deepEqual(
@@ -126,6 +130,20 @@ describe('parallel backup (--jobs) and its restore', () => {
       assert.equal(steps.filter((step) => /data restored$/.test(step) && !/-data restored/.test(step)).length, jobs);
     });
   }
+
+  it('a restore whose rows differ from the manifest fails, naming every table of every data file', async () => {
+    assert.ok(plain);
+    const target = await createTestDatabase('parallel_rows');
+    cleanups.push(target.drop);
+    // One row more for every table than the database will hold: each must be counted, those of
+    // the file that takes the rest as well as those a file names.
+    const manifest = { ...plain.manifest, tables: plain.manifest.tables.map((table) => ({ ...table, rows: table.rows + 1 })) };
+    await assert.rejects(artifactProfiles.default.restore({ store, prefix: plain.prefix, manifest, toUrl: target.url, jobs: 2 }), (error: BackstopError) => {
+      assert.equal(error.code, 'RESTORE_FAILED');
+      for (const table of plain!.manifest.tables) assert.ok(error.message.includes(`${table.schema}.${table.name} has ${table.rows} rows, the backup ${table.rows + 1}`), error.message);
+      return true;
+    });
+  });
 
   it("restores with age, zstd and pg_restore alone, by the README's own commands", async () => {
     assert.ok(encryptedPrefix, 'the --jobs 4 backup ran');

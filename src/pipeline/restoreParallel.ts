@@ -26,7 +26,8 @@ import { countListedTables } from './sourceSnapshot.ts';
  * small, and `pg_restore -j` needs a file it can seek), its pre-data restored in one
  * transaction; then every data file at once, each streamed from the store through the
  * decryptor and decompressor into its own `pg_restore --data-only --single-transaction`; then
- * post-data with `-j`. A data file is checked (size, SHA-256, plain size) as it streams; a
+ * post-data with `-j`. The rows of a data file's tables are counted once its transaction has
+ * committed, and compared with the manifest at the end. A data file is checked (size, SHA-256, plain size) as it streams; a
  * mismatch fails the restore with ARTIFACT_CORRUPT. (Its last bytes are held back until the
  * check passes, and age and zstd reject damaged input on their own; a drill checks every
  * digest before it restores.)
@@ -70,6 +71,8 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
     for (const tool of running) void tool.terminate();
   };
   inner.addEventListener('abort', stopTools, { once: true });
+  const checkRows = input.checkRows !== false;
+  const counting: Array<Promise<Map<string, { rows: number | null }> | { error: unknown }>> = [];
   try {
     const client = await connectDatabase(input.toUrl);
     try {
@@ -86,6 +89,15 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
     const spooledMs = performance.now() - started;
 
     report('restoring');
+    // Each data file's tables are counted once its transaction has committed, while the other
+    // files load and the indexes build, rather than all after the end (as the single-file
+    // restore does with RestoredRowCheck). A count's failure waits for the end to be reported.
+    const countFile = (index: number) => {
+      if (!checkRows) return;
+      const tables = tablesOfFile(input.manifest, index);
+      if (tables.length === 0) return;
+      counting.push(countListedTables(input.toUrl, tables, { connections: 1, signal: inner, serial: true }).catch((error: unknown) => ({ error })));
+    };
     const connection = connectionArgs(input.toUrl);
     const owner = input.noOwner ? ['--no-owner', '--no-privileges'] : [];
     const run = (args: string[], what: string, feed?: (tool: PgToolProcess) => Promise<void>) =>
@@ -94,7 +106,7 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
     await run(['--section=pre-data', '--single-transaction', spoolPath], `${schemaFile.name} (pre-data)`);
     input.onEvent?.('restore_step', `${schemaFile.name}: pre-data restored`);
     await allOrFirstFailure(
-      dataFiles.map((file) =>
+      dataFiles.map((file, index) =>
         run(['--data-only', '--single-transaction'], file.name, (tool) =>
           streamVerifiedFile({
             store: input.store,
@@ -112,7 +124,10 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
               bytesRestored += bytes;
             },
           }),
-        ).then(() => input.onEvent?.('restore_step', `${file.name}: data restored`)),
+        ).then(() => {
+          input.onEvent?.('restore_step', `${file.name}: data restored`);
+          countFile(index);
+        }),
       ),
       stopAll,
     );
@@ -121,22 +136,44 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
     const pgRestoreDoneMs = performance.now() - started;
     const timings = () => ({ spooledMs: Math.round(spooledMs), pgRestoreDoneMs: Math.round(pgRestoreDoneMs), checkedMs: Math.round(performance.now() - started) });
     const restoredBytes = bytesRestoredTotal;
-    if (input.checkRows === false) return { tablesChecked: 0, bytesRestored: restoredBytes, pgRestoreVersion: pgRestore.version, timings: timings() };
+    if (!checkRows) return { tablesChecked: 0, bytesRestored: restoredBytes, pgRestoreVersion: pgRestore.version, timings: timings() };
 
     report('checking');
-    const restored = await countListedTables(input.toUrl, input.manifest.tables, { connections: jobs, signal });
+    const restored = new Map<string, { rows: number | null }>();
+    for (const counted of await Promise.all(counting)) {
+      if ('error' in counted) throw counted.error;
+      for (const [name, count] of counted) restored.set(name, count);
+    }
     const mismatches = rowMismatches(input.manifest, restored);
     if (mismatches.length > 0) throw new BackstopError('RESTORE_FAILED', `The restored database differs from the backup: ${mismatches.join('; ')}.`);
     return { tablesChecked: input.manifest.tables.length, bytesRestored: restoredBytes, pgRestoreVersion: pgRestore.version, timings: timings() };
   } catch (error) {
     stopAll.abort();
     await Promise.all([...running].map((tool) => tool.terminate()));
+    // No count left reading the database the caller may drop next.
+    await Promise.all(counting);
     if (signal.aborted) throw signal.reason;
     throw error;
   } finally {
     inner.removeEventListener('abort', stopTools);
     await fs.rm(spoolPath, { force: true });
   }
+}
+
+/**
+ * The manifest's tables whose data the parallel data file `index` holds: those it names, and
+ * for the file that takes the rest, every table no other file names.
+ */
+function tablesOfFile(manifest: Manifest, index: number): Manifest['tables'] {
+  const key = (table: { schema: string; name: string }) => `${table.schema}.${table.name}`;
+  const data = manifest.parallel!.data;
+  const named = (sets: typeof data) => new Set(sets.flatMap((set) => set.tables.map(key)));
+  if (!data[index]!.rest) {
+    const own = named([data[index]!]);
+    return manifest.tables.filter((table) => own.has(key(table)));
+  }
+  const elsewhere = named(data.filter((_, other) => other !== index));
+  return manifest.tables.filter((table) => !elsewhere.has(key(table)));
 }
 
 function rowMismatches(manifest: Manifest, restored: Map<string, { rows: number | null }>): string[] {

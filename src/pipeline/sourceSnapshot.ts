@@ -97,7 +97,13 @@ export async function countTable(client: pg.ClientBase, table: { schema: string;
 export async function countListedTables(
   databaseUrl: string,
   tables: ReadonlyArray<{ schema: string; name: string }>,
-  options: { checksums?: boolean; signal?: AbortSignal; connections?: number } = {},
+  options: {
+    checksums?: boolean;
+    signal?: AbortSignal;
+    connections?: number;
+    /** No parallel workers: the count runs beside a restore still loading, whose cores it must not take. */
+    serial?: boolean;
+  } = {},
 ): Promise<Map<string, ListedTableCount>> {
   const counts = new Map<string, ListedTableCount>();
   let next = 0;
@@ -105,6 +111,7 @@ export async function countListedTables(
   const worker = async () => {
     const client = await connectDatabase(databaseUrl);
     try {
+      if (options.serial) await client.query('set max_parallel_workers_per_gather = 0');
       while (next < tables.length) {
         options.signal?.throwIfAborted();
         const table = tables[next++]!;
