@@ -281,15 +281,28 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     assert.equal(refused.status, 403, refused.text);
 
     olivia.groups = [];
+    // Another request of the same session (the page's event stream does this on its own, at
+    // any moment) asks the provider first and ends the session; the page's own request,
+    // arriving after, is told the same reason, not only that the sign-in ended.
+    const cookie = await cookieHeader(operator.context);
+    const first = await fetch(`${api.url}/api/v1/me`, { headers: { cookie } });
+    assert.equal(first.status, 401);
+    const reason = ((await first.json()) as { error: { message: string } }).error.message;
+    assert.match(reason, /^olivia@example\.com no longer has a Backstop role: .*BACKSTOP_OIDC_ROLE_MAP\. Ask an admin/);
     const gone = await fetchFromPage(page, 'GET', '/api/v1/targets');
     assert.equal(gone.status, 401, gone.text);
-    assert.match(JSON.parse(gone.text).error.message, /olivia@example\.com no longer has a Backstop role/);
+    assert.equal(JSON.parse(gone.text).error.message, reason);
     // The session is ended, not only refused once: being put back in the group needs a new sign-in.
     olivia.groups = ['backstop-operators'];
-    assert.equal((await fetchFromPage(page, 'GET', '/api/v1/me')).status, 401);
-    // The page shows the sign-in page with the reason.
-    await page.reload();
+    const after = await fetchFromPage(page, 'GET', '/api/v1/me');
+    assert.equal(after.status, 401);
+    assert.equal(JSON.parse(after.text).error.message, reason);
+    // The page shows the sign-in page with the reason, whichever of its requests was refused first.
     await page.getByRole('link', { name: 'Sign in with Test IdP' }).waitFor();
+    assert.equal(await page.getByRole('status').innerText(), `Your sign-in ended: ${reason}`);
+    // The ended session keeps no provider tokens.
+    const ended = await catalog.pool.query(`select access_token, refresh_token, end_reason from backstop.user_sessions where subject = 'olivia'`);
+    assert.deepEqual(ended.rows, [{ access_token: null, refresh_token: null, end_reason: reason }]);
   });
 
   it('signing out ends the session: its cookie opens nothing afterwards', async () => {
@@ -300,7 +313,10 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     assert.equal((await fetch(`${api.url}/api/v1/me`, { headers: { cookie } })).status, 200);
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.getByRole('link', { name: 'Sign in with Test IdP' }).waitFor();
-    assert.equal((await fetch(`${api.url}/api/v1/me`, { headers: { cookie } })).status, 401);
+    // A copy of the cookie (another tab, a script) is told why, not only that it ended.
+    const afterSignOut = await fetch(`${api.url}/api/v1/me`, { headers: { cookie } });
+    assert.equal(afterSignOut.status, 401);
+    assert.match(((await afterSignOut.json()) as { error: { message: string } }).error.message, /^You signed out of Backstop in this browser\. Sign in again/);
     assert.equal(await cookieHeader(context), '');
   });
 
@@ -320,8 +336,12 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     clearTimeout(deadline);
     assert.equal(ended, true, 'the stream is still open');
     assert.match(stream.comments.join('\n'), /the stream ends/);
-    const rows = await catalog.pool.query(`select 1 from backstop.user_sessions where subject = 'vera'`);
+    const rows = await catalog.pool.query(`select 1 from backstop.user_sessions where subject = 'vera' and ended_at is null`);
     assert.equal(rows.rowCount, 0);
+    // The stream's reconnect is told why.
+    const again = await fetch(`${api.url}/api/v1/events`, { headers: { cookie, accept: 'text/event-stream' } });
+    assert.equal(again.status, 401);
+    assert.match(((await again.json()) as { error: { message: string } }).error.message, /^vera@example\.com no longer has a Backstop role/);
   });
 
   it('a person no rule maps to a role gets a page that says so, and no session', async () => {
@@ -335,6 +355,8 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
   });
 
   it('a provider that cannot be reached refuses cookie requests (502) rather than trusting an old answer, and ends no session', async () => {
+    // Olivia's own groups, whatever an earlier test left them as.
+    provider.people.get('olivia')!.groups = ['backstop-operators'];
     const { page, context } = await signIn('olivia');
     await page.locator('#page-title', { hasText: 'Overview' }).waitFor({ timeout: WAIT });
     const cookie = await cookieHeader(context);
@@ -343,7 +365,7 @@ describe('sign-in with OpenID Connect, in headless Chromium', { timeout: 300_000
     const refused = await fetch(`${api.url}/api/v1/targets`, { headers: { cookie } });
     assert.equal(refused.status, 502);
     assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'IDENTITY_PROVIDER_UNAVAILABLE');
-    const rows = await catalog.pool.query(`select 1 from backstop.user_sessions where subject = 'olivia'`);
+    const rows = await catalog.pool.query(`select 1 from backstop.user_sessions where subject = 'olivia' and ended_at is null`);
     assert.equal(rows.rowCount, 1);
     // Tokens do not depend on the provider.
     assert.equal((await api.request('GET', '/api/v1/targets', { token: api.tokens.viewer })).status, 200);

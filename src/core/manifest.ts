@@ -67,6 +67,13 @@ export const manifestSchema = z.object({
     .describe(
       'How the database was dumped. "default" (also when absent): one pg_dump custom-format archive. "supabase": roles, schema and data SQL files, split the way `supabase db dump` splits them, restored in that order with psql. "server": a whole server, its globals file then one pg_dump --create archive per database (see `databases`).',
     ),
+  continuous: z
+    .object({
+      slot: z.string().describe("The target's logical replication slot."),
+      consistentLsn: z.string().describe("The LSN the dump was taken at (the slot's exported snapshot): changes committed after it are in the change archive."),
+    })
+    .optional()
+    .describe('Continuous targets: this backup is a base of point-in-time restore; see docs/CONTINUOUS.md.'),
   createdAt: z.string().describe('When the run was created, database clock, ISO 8601.'),
   source: z.object({
     serverVersion: z.string(),

@@ -299,7 +299,18 @@ async function startServer(binDir: string, dataDir: string, pgHome: string, stat
   const logFile = path.join(pgHome, 'postgres.log');
   for (let attempt = 0; attempt < 3; attempt++) {
     // Settings live in an include file so that a port change never edits postgresql.conf.
-    const conf = [`port = ${state.port}`, `listen_addresses = '127.0.0.1'`, `unix_socket_directories = ''`, `max_connections = 200`, `fsync = on`].join('\n');
+    const conf = [
+      `port = ${state.port}`,
+      `listen_addresses = '127.0.0.1'`,
+      `unix_socket_directories = ''`,
+      `max_connections = 200`,
+      `fsync = on`,
+      // Logical decoding, so that the embedded server (the quickstart's sample source among
+      // others) can be a continuous target: the setting only adds WAL detail.
+      `wal_level = logical`,
+      `max_replication_slots = 32`,
+      `max_wal_senders = 32`,
+    ].join('\n');
     await fs.writeFile(path.join(dataDir, 'backstop.conf'), `${conf}\n`);
     await chownTree(path.join(dataDir, 'backstop.conf'), runAs);
     const mainConf = path.join(dataDir, 'postgresql.conf');

@@ -8,7 +8,7 @@ import type { Queryable } from '../db/pool.ts';
 import { assertRunDispatchedTo, authenticateGithubRunnerToken, GITHUB_RUNNER_TOKEN_PREFIX } from '../db/githubRunnerTokens.ts';
 import { recordRefusal } from '../operations/recordAudit.ts';
 import { authenticateApiToken, authenticateRunnerToken, RUNNER_TOKEN_PREFIX, type ApiTokenRole, type AuthenticatedApiToken } from '../db/tokens.ts';
-import { findUserSession } from '../db/userSessions.ts';
+import { findUserSession, findUserSessionEnd } from '../db/userSessions.ts';
 import type { SignIn } from './signIn.ts';
 import { assertSameSiteWrite, isSafeMethod } from './csrfCheck.ts';
 import { readCookie } from './sessionCookies.ts';
@@ -70,7 +70,12 @@ function requiredRole(request: FastifyRequest): Access {
  */
 async function authenticateSession(db: Queryable, signIn: SignIn, request: FastifyRequest, cookie: string): Promise<void> {
   const session = await findUserSession(db, cookie);
-  if (!session) throw new BackstopError('UNAUTHORIZED', 'Your sign-in has ended (signed out, or past its time). Sign in again.');
+  if (!session) {
+    // A session ended by another request (signed out elsewhere, or the provider's answer to a
+    // concurrent request of the same page) says why, not only that it ended.
+    const reason = await findUserSessionEnd(db, cookie);
+    throw new BackstopError('UNAUTHORIZED', reason ?? 'Your sign-in has ended (signed out, or past its time). Sign in again.');
+  }
   if (!isSafeMethod(request)) assertSameSiteWrite(request, signIn.settings.publicUrl, session.csrfToken);
   const identity = await signIn.checker.confirm(session);
   const name = identity.name ?? identity.email ?? identity.subject;

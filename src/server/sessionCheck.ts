@@ -1,7 +1,7 @@
 import { BackstopError } from '../core/errors.ts';
 import type { ApiTokenRole } from '../core/roles.ts';
 import type { Queryable } from '../db/pool.ts';
-import { deleteUserSession, updateUserSession, type UserSession } from '../db/userSessions.ts';
+import { endUserSession, updateUserSession, type UserSession } from '../db/userSessions.ts';
 import type { Identity, OidcClient } from './oidcClient.ts';
 
 /**
@@ -11,7 +11,8 @@ import type { Identity, OidcClient } from './oidcClient.ts';
  * from their group at the provider therefore loses that role at their next request, not at
  * the end of a session. An answer is reused for BACKSTOP_OIDC_RECHECK seconds (default 0:
  * never), and requests of one session that arrive together share one call. A session the
- * provider no longer accepts, or whose person no rule maps to a role any more, is deleted.
+ * provider no longer accepts, or whose person no rule maps to a role any more, is ended with
+ * the reason, which every later request with its cookie is answered (src/server/auth.ts).
  */
 export interface SessionChecker {
   confirm(session: UserSession, options?: { maxAgeMs?: number }): Promise<Identity & { role: ApiTokenRole }>;
@@ -28,7 +29,7 @@ export function createSessionChecker(db: Queryable, client: OidcClient): Session
       }
       return identity;
     } catch (error) {
-      if (error instanceof BackstopError && error.code === 'SIGN_IN_FAILED') await deleteUserSession(db, session.id);
+      if (error instanceof BackstopError && error.code === 'SIGN_IN_FAILED') await endUserSession(db, session.id, error.message);
       throw error;
     }
   };
@@ -54,11 +55,11 @@ export function createSessionChecker(db: Queryable, client: OidcClient): Session
       if (answers.size > 10_000) for (const [id, old] of answers) if (old.at >= 0 && now - old.at > maxAgeMs) answers.delete(id);
       const identity = await entry.identity;
       if (identity.role === null) {
-        await deleteUserSession(db, session.id);
-        throw new BackstopError(
-          'UNAUTHORIZED',
-          `${identity.email ?? identity.subject} no longer has a Backstop role: none of the provider's groups or the address match BACKSTOP_OIDC_ROLE_MAP. Ask an admin to add you to a group that has one.`,
-        );
+        const reason = `${identity.email ?? identity.subject} no longer has a Backstop role: none of the provider's groups or the address match BACKSTOP_OIDC_ROLE_MAP. Ask an admin to add you to a group that has one, then sign in again.`;
+        // Kept with the session: a request of the same session that arrives after this one
+        // ended it (the page's event stream and its API calls race) is told the same reason.
+        await endUserSession(db, session.id, reason);
+        throw new BackstopError('UNAUTHORIZED', reason);
       }
       return { ...identity, role: identity.role };
     },

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OidcConfig } from '../core/config.ts';
 import { BackstopError } from '../core/errors.ts';
 import type { Queryable } from '../db/pool.ts';
-import { createUserSession, deleteUserSession, findUserSession, saveSignInAttempt, takeSignInAttempt } from '../db/userSessions.ts';
+import { createUserSession, endUserSession, findUserSession, saveSignInAttempt, takeSignInAttempt } from '../db/userSessions.ts';
 import { recordSignIn } from '../operations/recordAudit.ts';
 import { assertSameSiteWrite } from './csrfCheck.ts';
 import { createOidcClient, type OidcClient } from './oidcClient.ts';
@@ -125,7 +125,7 @@ export function registerSignInRoutes(app: FastifyInstance, db: Queryable, signIn
     // Signing out is a write: a page of another site must not be able to sign you out either.
     if (session) {
       assertSameSiteWrite(request, settings.publicUrl, session.csrfToken);
-      await deleteUserSession(db, session.id);
+      await endUserSession(db, session.id, 'You signed out of Backstop in this browser. Sign in again to continue.');
       request.log.info({ sessionId: session.id, subject: session.subject }, 'signed out');
     }
     setCookie(reply, cookies, cookies.session, '', 0);

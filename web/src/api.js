@@ -33,11 +33,6 @@ export function setUnauthorizedHandler(handler) {
   onUnauthorized = handler;
 }
 
-/** @param {ApiError} error */
-export function reportUnauthorized(error = new ApiError(401, 'UNAUTHORIZED', 'The API token is unknown or was revoked.')) {
-  onUnauthorized(error);
-}
-
 /**
  * The fields an error body names: `fields` entries, and `field` with the message when alone.
  * @param {any} body
@@ -67,10 +62,12 @@ export async function apiResponse(/** @type {string} */ path, { method = 'GET', 
 }
 
 /**
+ * The ApiError of a failed response, with the API's own message; a 401 is reported to the
+ * unauthorized handler as well, so the page says why the session ended.
  * @param {Response} response
  * @returns {Promise<ApiError>}
  */
-async function errorOf(response) {
+export async function errorOf(response) {
   let json;
   try {
     json = JSON.parse(await response.text());

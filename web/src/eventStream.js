@@ -1,5 +1,5 @@
 // @ts-check
-import { reportUnauthorized } from './api.js';
+import { errorOf } from './api.js';
 import { storedToken } from './session.js';
 
 /**
@@ -58,7 +58,8 @@ export function openEventStream(path, { lastEventId = null, onEvent, onEnd = () 
     if (lastId !== null && lastId !== undefined) headers['last-event-id'] = String(lastId);
     const response = await fetch(path, { headers, signal: controller.signal, cache: 'no-store' });
     if (response.status === 401) {
-      reportUnauthorized();
+      // The server's reason (a sign-in ended by the provider, a revoked token), not a guess.
+      await errorOf(response);
       return true;
     }
     if (response.status === 204) {

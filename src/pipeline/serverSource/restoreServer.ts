@@ -12,6 +12,7 @@ import { parseToolVersion, serverMajorFromVersionNum } from '../../pgtools/pickP
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import { restoreCustomArchive } from '../restoreCustomArchive.ts';
 import type { RestoreInput, RestoreResult } from '../restoreInput.ts';
+import { withRoleChangeLock } from '../roleChangeLock.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from '../spoolVerifiedFile.ts';
 
 /** The databases of a server backup a restore takes: all, or the ones named, which it must hold. */
@@ -51,7 +52,6 @@ export async function restoreServer(input: RestoreInput): Promise<RestoreResult>
   }
 
   const client = await connectDatabase(input.toUrl);
-  let present: Map<string, RoleFlags>;
   const recreate = new Set<string>();
   const empty = new Set<string>();
   try {
@@ -71,23 +71,6 @@ export async function restoreServer(input: RestoreInput): Promise<RestoreResult>
         `The server to restore into already has database ${inTheWay.map((name) => `"${name}"`).join(', ')}. Restore into a server without them, leave them out (--databases), or name each one to drop and replace with --replace-databases.`,
       );
     }
-    const roles = await client.query<Record<string, unknown> & { rolname: string }>(
-      'select rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls from pg_roles',
-    );
-    present = new Map(
-      roles.rows.map((row) => [
-        row.rolname,
-        {
-          SUPERUSER: row.rolsuper === true,
-          INHERIT: row.rolinherit === true,
-          CREATEROLE: row.rolcreaterole === true,
-          CREATEDB: row.rolcreatedb === true,
-          LOGIN: row.rolcanlogin === true,
-          REPLICATION: row.rolreplication === true,
-          BYPASSRLS: row.rolbypassrls === true,
-        } satisfies Record<(typeof ROLE_FLAGS)[number], boolean>,
-      ]),
-    );
   } finally {
     await client.end().catch(() => {});
   }
@@ -95,7 +78,7 @@ export async function restoreServer(input: RestoreInput): Promise<RestoreResult>
   let bytesRestored = 0;
   const globalsFile = input.manifest.files.find((file) => file.role === 'globals');
   if (globalsFile && input.globals !== false) {
-    bytesRestored += await restoreGlobals(input, globalsFile, present, signal);
+    bytesRestored += await restoreGlobals(input, globalsFile, signal);
   } else if (globalsFile) {
     input.onEvent?.('restore_globals_skipped', 'globals not restored (--no-globals): the roles the databases name must exist on the server');
   }
@@ -213,23 +196,33 @@ export async function readGlobalsFile(
  * with the same attributes (reported). CREATE TABLESPACE cannot run inside a transaction, so
  * the file is not one: a failure names the statement psql stopped at.
  */
-async function restoreGlobals(input: RestoreInput, file: Manifest['files'][number], present: Map<string, RoleFlags>, signal: AbortSignal): Promise<number> {
+async function restoreGlobals(input: RestoreInput, file: Manifest['files'][number], signal: AbortSignal): Promise<number> {
   const spoolDir = await fs.mkdtemp(path.join(input.tmpDir ?? os.tmpdir(), `backstop-globals-${randomBytes(4).toString('hex')}-`));
   let psqlProcess: PgToolProcess | undefined;
   const stop = () => void psqlProcess?.terminate();
   signal.addEventListener('abort', stop, { once: true });
   try {
     const { text, plainBytes } = await readGlobalsFile(input, file, spoolDir, signal);
-    const plan = planGlobals(text, present);
-    const runPath = path.join(spoolDir, 'globals-to-run.sql');
-    await fs.writeFile(runPath, plan.sql, { mode: 0o600 });
     const dumpMajor =
       parseToolVersion(`(PostgreSQL) ${file.dumpedBy?.version ?? input.manifest.pgDump.version}`)?.major ?? serverMajorFromVersionNum(input.manifest.source.serverVersionNum);
     const psql = await findPgTool('psql', dumpMajor, input.pgTools, 'globals file (made by pg_dumpall)');
     const connection = connectionArgs(input.toUrl);
-    psqlProcess = spawnPgTool(psql.path, ['--no-psqlrc', '--quiet', '--set=ON_ERROR_STOP=1', '--no-password', `--dbname=${connection.dbname}`, `--file=${runPath}`], connection);
-    psqlProcess.child.stdout.resume();
-    const { code, signal: killedBy, stderr } = await psqlProcess.exited;
+    // Which roles the server has, and the statements run from it, under the lock: another
+    // restore creating or altering the same roles meanwhile would make either fail.
+    const {
+      plan,
+      code,
+      signal: killedBy,
+      stderr,
+    } = await withRoleChangeLock(input.toUrl, { signal, onEvent: input.onEvent }, async () => {
+      const plan = planGlobals(text, await presentRoles(input.toUrl));
+      const runPath = path.join(spoolDir, 'globals-to-run.sql');
+      await fs.writeFile(runPath, plan.sql, { mode: 0o600 });
+      signal.throwIfAborted();
+      psqlProcess = spawnPgTool(psql.path, ['--no-psqlrc', '--quiet', '--set=ON_ERROR_STOP=1', '--no-password', `--dbname=${connection.dbname}`, `--file=${runPath}`], connection);
+      psqlProcess.child.stdout.resume();
+      return { plan, ...(await psqlProcess.exited) };
+    });
     signal.throwIfAborted();
     if (code !== 0) {
       throw new BackstopError(
@@ -247,5 +240,31 @@ async function restoreGlobals(input: RestoreInput, file: Manifest['files'][numbe
     signal.removeEventListener('abort', stop);
     await psqlProcess?.terminate();
     await fs.rm(spoolDir, { recursive: true, force: true });
+  }
+}
+
+/** The roles the server has, with the attributes planGlobals compares. */
+async function presentRoles(url: string): Promise<Map<string, RoleFlags>> {
+  const client = await connectDatabase(url);
+  try {
+    const roles = await client.query<Record<string, unknown> & { rolname: string }>(
+      'select rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls from pg_roles',
+    );
+    return new Map(
+      roles.rows.map((row) => [
+        row.rolname,
+        {
+          SUPERUSER: row.rolsuper === true,
+          INHERIT: row.rolinherit === true,
+          CREATEROLE: row.rolcreaterole === true,
+          CREATEDB: row.rolcreatedb === true,
+          LOGIN: row.rolcanlogin === true,
+          REPLICATION: row.rolreplication === true,
+          BYPASSRLS: row.rolbypassrls === true,
+        } satisfies Record<(typeof ROLE_FLAGS)[number], boolean>,
+      ]),
+    );
+  } finally {
+    await client.end().catch(() => {});
   }
 }

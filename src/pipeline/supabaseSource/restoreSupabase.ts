@@ -12,6 +12,7 @@ import { findPgTool } from '../../pgtools/findPgTools.ts';
 import { parseToolVersion, serverMajorFromVersionNum } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../restoreInput.ts';
+import { withRoleChangeLock } from '../roleChangeLock.ts';
 import { watchRestoredBytes } from '../watchRestoredBytes.ts';
 import { lastLines } from '../pgRestoreErrors.ts';
 import { countListedTables, existingTable } from '../sourceSnapshot.ts';
@@ -106,11 +107,17 @@ export async function restoreSupabaseArtifact(input: RestoreInput): Promise<Rest
     // After the data, in the same transaction: the materialized views the source had populated.
     const refresh = refreshMaterializedViewsSql(input.manifest.materializedViews ?? []);
     if (refresh) args.push(`--command=${refresh}`);
-    signal.throwIfAborted();
-    psqlProcess = spawnPgTool(psql.path, args, connection);
-    psqlProcess.child.stdout.resume();
-    const stopWatching = watchRestoredBytes(psqlProcess.child.pid, plainTotal, (bytes) => report('restoring', bytesTotal, bytes));
-    const { code, signal: killedBy, stderr } = await psqlProcess.exited.finally(stopWatching);
+    // The roles file alters the server's roles in the same transaction as the rest: the lock
+    // is held until psql exited, the transaction committed or rolled back. A drill runs no
+    // roles file, and only creates roles by name, which tolerates another doing it too.
+    const runPsql = async () => {
+      signal.throwIfAborted();
+      psqlProcess = spawnPgTool(psql.path, args, connection);
+      psqlProcess.child.stdout.resume();
+      const stopWatching = watchRestoredBytes(psqlProcess.child.pid, plainTotal, (bytes) => report('restoring', bytesTotal, bytes));
+      return psqlProcess.exited.finally(stopWatching);
+    };
+    const { code, signal: killedBy, stderr } = input.scratch ? await runPsql() : await withRoleChangeLock(input.toUrl, { signal, onEvent: input.onEvent }, runPsql);
     signal.throwIfAborted();
     if (code !== 0) {
       throw new BackstopError(
