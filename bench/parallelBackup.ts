@@ -24,10 +24,10 @@ import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
 import { startS3rver } from '../test/support/s3rver.ts';
 import { pgDumpToDirectory, pgDumpToFile, pgRestoreFromFile, runBackstopCase, useCompiledRunCase, type Sample } from './cases.ts';
+import { benchSession } from './benchSession.ts';
 import { describeMachine, loadAverage, settle } from './machine.ts';
 import { generateParallelDatabase, PARALLEL_SHAPES, type ParallelDatabase, type ParallelShape } from './parallelDatabase.ts';
 import { MB, median } from './report.ts';
-import { refuseNewChildren, stopRunningChildren } from './timedProcess.ts';
 import { withEnv } from './withEnv.ts';
 import { writeResults } from './writeResults.ts';
 
@@ -74,37 +74,7 @@ for (const shape of shapes) {
 const JOBS = [1, 2, 4];
 const RESTORE_JOBS = 2;
 
-const started = performance.now();
-const log = (message: string): void => {
-  const elapsed = Math.round((performance.now() - started) / 1000);
-  process.stderr.write(`[${String(Math.floor(elapsed / 60)).padStart(2, '0')}:${String(elapsed % 60).padStart(2, '0')}] ${message}\n`);
-};
-
-const cleanups: Array<{ name: string; run: () => Promise<unknown> }> = [];
-let cleaning: Promise<void> | undefined;
-function cleanUp(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const cleanup of cleanups.reverse()) {
-      try {
-        await cleanup.run();
-      } catch (error) {
-        log(`cleanup "${cleanup.name}" failed: ${(error as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    log(`${signal}: stopping and cleaning up`);
-    refuseNewChildren();
-    void stopRunningChildren()
-      .then(cleanUp)
-      .finally(() => process.exit(130));
-  });
-}
+const { started, log, cleanups, run } = benchSession();
 
 /** A sample with the CPU the database server spent on it (every backend, those that ended included). */
 interface Measured extends Sample {
@@ -428,13 +398,4 @@ function renderParallelReport(
   return `${lines.join('\n')}\n`;
 }
 
-try {
-  await main();
-} catch (error) {
-  if (!interrupted) log(`failed: ${(error as Error).stack ?? error}`);
-  process.exitCode = interrupted ? 130 : 1;
-} finally {
-  await stopRunningChildren();
-  await cleanUp();
-  log(`done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
-}
+await run(main);
