@@ -9,7 +9,6 @@
  * records the load average of every sample); --rss-scaling adds about 8 minutes for a database
  * four times larger. Ctrl-C stops the cases in flight and removes the servers and temporary files.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,11 +23,12 @@ import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
 import { startS3rver } from '../test/support/s3rver.ts';
 import { pgDumpToFile, pgRestoreFromFile, runBackstopCase, useCompiledRunCase, type Sample } from './cases.ts';
-import { describeMachine } from './machine.ts';
+import { benchSession } from './benchSession.ts';
+import { describeMachine, loadAverage, settle } from './machine.ts';
 import { MB, renderReport, type BenchResults, type CaseRecord, type DatabaseInfo } from './report.ts';
 import type { CaseSpec } from './runCase.ts';
 import { generateSampleDatabase, SAMPLE_SHAPES, type SampleShape } from './sampleDatabase.ts';
-import { refuseNewChildren, stopRunningChildren } from './timedProcess.ts';
+import { withEnv } from './withEnv.ts';
 
 // s3rver (and the chaos proxy in front of it) listen on loopback, which the outbound guard
 // refuses unless allowed.
@@ -77,38 +77,7 @@ if (!SAMPLE_SHAPES.includes(args.shape as SampleShape)) {
 const shape = args.shape as SampleShape;
 const levels = args.levels.split(',').map((level) => Math.round(positive('levels', level)));
 
-const started = performance.now();
-const log = (message: string): void => {
-  const elapsed = Math.round((performance.now() - started) / 1000);
-  process.stderr.write(`[${String(Math.floor(elapsed / 60)).padStart(2, '0')}:${String(elapsed % 60).padStart(2, '0')}] ${message}\n`);
-};
-
-// Cleanups run in reverse order, once, on success, failure or interrupt.
-const cleanups: Array<{ name: string; run: () => Promise<unknown> }> = [];
-let cleaning: Promise<void> | undefined;
-function cleanUp(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const cleanup of cleanups.reverse()) {
-      try {
-        await cleanup.run();
-      } catch (error) {
-        log(`cleanup "${cleanup.name}" failed: ${(error as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    log(`${signal}: stopping and cleaning up`);
-    refuseNewChildren();
-    void stopRunningChildren()
-      .then(cleanUp)
-      .finally(() => process.exit(130));
-  });
-}
+const { started, log, cleanups, run } = benchSession();
 
 async function main(): Promise<void> {
   const root = await temporaryHome('backstop-bench-');
@@ -328,41 +297,4 @@ async function main(): Promise<void> {
   log(`wrote ${path.relative(process.cwd(), dated)} and ${path.relative(process.cwd(), latest)}`);
 }
 
-/**
- * Writes out what earlier cases left in the page cache before the next case starts: s3rver does
- * not fsync, and its objects would otherwise be written back (30 s later, by the kernel) in the
- * middle of whichever case runs then.
- */
-async function settle(): Promise<void> {
-  await new Promise<void>((resolve) => execFile('sync', () => resolve()));
-}
-
-async function loadAverage(): Promise<number> {
-  return Number((await fs.readFile('/proc/loadavg', 'utf8').catch(() => '0')).split(' ')[0]);
-}
-
-/** Runs `open` with extra environment variables set (the S3 SDK reads credentials from process.env). */
-async function withEnv<T>(env: Record<string, string>, open: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(env).map((key) => [key, process.env[key]]));
-  Object.assign(process.env, env);
-  try {
-    return await open();
-  } finally {
-    for (const [key, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
-  }
-}
-
-try {
-  await main();
-} catch (error) {
-  // After an interrupt the case in flight fails because it was stopped: that is not news.
-  if (!interrupted) log(`failed: ${(error as Error).stack ?? error}`);
-  process.exitCode = interrupted ? 130 : 1;
-} finally {
-  await stopRunningChildren();
-  await cleanUp();
-  log(`done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
-}
+await run(main);

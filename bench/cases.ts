@@ -27,6 +27,8 @@ export interface Sample {
   timings?: { spooledMs: number; pgRestoreDoneMs: number; checkedMs: number };
   /** The machine's 1-minute load average when the sample started (other work on the machine shows here). */
   load?: number;
+  /** A Backstop case: the CPU of its own process (zstd included), without the tools it ran. */
+  selfCpuMs?: number;
 }
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -101,6 +103,17 @@ export async function pgDumpToFile(pgDump: string, databaseUrl: string, file: st
   return { ms: run.exit.ms, processMs: run.exit.ms, bytes: size, rssKiB: run.treeRssKiB, cpuMs: run.cpuMs };
 }
 
+/** `pg_dump -Fd -j N` into a fresh directory: the parallel floor with `-Z0`. */
+export async function pgDumpToDirectory(pgDump: string, databaseUrl: string, directory: string, jobs: number, extraArgs: string[]): Promise<Sample> {
+  const connection = connectionArgs(databaseUrl, 'bench');
+  await fs.rm(directory, { recursive: true, force: true });
+  const run = await runMeasured(pgDump, ['--format=directory', `--jobs=${jobs}`, ...extraArgs, '--no-password', `--file=${directory}`, `--dbname=${connection.dbname}`], connection.env);
+  let bytes = 0;
+  for (const entry of await fs.readdir(directory)) bytes += (await fs.stat(path.join(directory, entry))).size;
+  return { ms: run.exit.ms, processMs: run.exit.ms, bytes, rssKiB: run.treeRssKiB, cpuMs: run.cpuMs };
+}
+
+/** pg_restore of a custom-format file or a directory archive (pg_restore tells them apart). */
 export async function pgRestoreFromFile(pgRestore: string, file: string, toUrl: string, jobs: number): Promise<Sample> {
   const connection = connectionArgs(toUrl, 'bench');
   const run = await runMeasured(pgRestore, ['--exit-on-error', '--no-password', `--jobs=${jobs}`, `--dbname=${connection.dbname}`, file], connection.env);
@@ -124,5 +137,6 @@ export async function runBackstopCase(spec: CaseSpec, env: Record<string, string
     ...(result.storedBytes !== undefined && { bytes: result.storedBytes }),
     ...(result.prefix !== undefined && { prefix: result.prefix }),
     ...(result.timings !== undefined && { timings: result.timings }),
+    ...(result.selfCpuMs !== undefined && { selfCpuMs: result.selfCpuMs }),
   };
 }

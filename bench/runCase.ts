@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { backupDatabase } from '../src/pipeline/backup.ts';
+import { backupParallel } from '../src/pipeline/backupParallel.ts';
 import { parseIdentities } from '../src/pipeline/age.ts';
 import type { CompressionSettings } from '../src/pipeline/compression.ts';
 import { readManifest } from '../src/pipeline/readManifest.ts';
@@ -22,6 +23,8 @@ export type CaseSpec =
       target: string;
       compression: CompressionSettings;
       recipient?: string;
+      /** Above 1: that many pg_dump streams (backupParallel); absent or 1: one archive. */
+      jobs?: number;
     }
   | { kind: 'restore'; storeUrl: string; prefix: string; toUrl: string; jobs: number; identity?: string; tmpDir: string }
   /** Loads what a backup loads and does nothing: the RSS floor of the process. */
@@ -30,6 +33,8 @@ export type CaseSpec =
 export interface CaseResult {
   ms: number;
   maxRssKiB: number;
+  /** User + system CPU of this process alone (zstd runs on its thread pool), not of the tools it ran. */
+  selfCpuMs?: number;
   prefix?: string;
   storedBytes?: number;
   dumpBytes?: number;
@@ -47,7 +52,7 @@ async function runCase(spec: CaseSpec, signal: AbortSignal): Promise<Omit<CaseRe
       case 'idle':
         return { ms: performance.now() - started };
       case 'backup': {
-        const artifact = await backupDatabase({
+        const input = {
           runId: randomUUID(),
           attempt: 1,
           targetName: spec.target,
@@ -57,10 +62,13 @@ async function runCase(spec: CaseSpec, signal: AbortSignal): Promise<Omit<CaseRe
           compression: spec.compression,
           encryptTo: spec.recipient ? [spec.recipient] : [],
           signal,
-        });
+        };
+        const jobs = spec.jobs ?? 1;
+        const artifact = jobs > 1 ? await backupParallel({ ...input, jobs }) : await backupDatabase(input);
         const ms = performance.now() - started;
         const { manifest } = await readManifest(store, artifact.prefix);
-        return { ms, prefix: artifact.prefix, storedBytes: artifact.files[0]!.size, dumpBytes: manifest.files[0]!.uncompressedSize };
+        const sum = (sizes: number[]) => sizes.reduce((total, size) => total + size, 0);
+        return { ms, prefix: artifact.prefix, storedBytes: sum(artifact.files.map((file) => file.size)), dumpBytes: sum(manifest.files.map((file) => file.uncompressedSize)) };
       }
       case 'restore': {
         const { manifest } = await readManifest(store, spec.prefix);
@@ -92,6 +100,7 @@ if (spec === null) {
   const controller = new AbortController();
   for (const name of ['SIGINT', 'SIGTERM'] as const) process.once(name, () => controller.abort(new Error(`stopped by ${name}`)));
   const result = await runCase(spec, controller.signal);
-  const output: CaseResult = { ...result, maxRssKiB: process.resourceUsage().maxRSS };
+  const usage = process.resourceUsage();
+  const output: CaseResult = { ...result, maxRssKiB: usage.maxRSS, selfCpuMs: Math.round((usage.userCPUTime + usage.systemCPUTime) / 1000) };
   process.stdout.write(`${JSON.stringify(output)}\n`);
 }

@@ -272,11 +272,7 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
 
     const names = (await catalog.pool.query<{ name: string }>('select name from backstop.targets')).rows.map((row) => row.name);
     assert.deepEqual(names, [], 'no target was stored');
-    assert.equal(
-      (await adminQuery('select count(*)::int as count from pg_replication_slots where database = $1', [source.name]))[0]!.count,
-      slotsBefore,
-      'no slot was made',
-    );
+    assert.equal((await adminQuery('select count(*)::int as count from pg_replication_slots where database = $1', [source.name]))[0]!.count, slotsBefore, 'no slot was made');
     assert.equal((await adminQuery("select count(*)::int as count from pg_publication where pubname like 'backstop_%'", [], source.url))[0]!.count, 0);
   });
 });

@@ -105,6 +105,24 @@ export const manifestSchema = z.object({
     )
     .optional()
     .describe('Server profile: every database the backup holds, in the order they were listed on the server.'),
+  parallel: z
+    .object({
+      jobs: z.number().int().min(2).describe('How many pg_dump streams were asked for (`--jobs`).'),
+      schema: z.string().min(1).describe('The "schema" file: a custom-format archive of the pre-data and post-data sections (pg_dump --section=pre-data --section=post-data).'),
+      data: z
+        .array(
+          z.object({
+            file: z.string().min(1).describe('A "data" file: a custom-format archive of the data section (pg_dump --section=data) of these tables.'),
+            tables: z.array(z.object({ schema: z.string(), name: z.string() })),
+            rest: z.boolean().describe('This file also holds every other piece of data: sequence values, large objects, tables not listed in any file.'),
+          }),
+        )
+        .min(1),
+    })
+    .optional()
+    .describe(
+      'Default profile with `--jobs` above 1: the database as several files dumped at once from one exported snapshot, restored as pre-data, then the data files at once, then post-data. Absent: one "dump" file.',
+    ),
   globals: z
     .object({
       file: z.string().min(1).nullable().describe('The "globals" file, or null when the target backs up no globals.'),

@@ -19,6 +19,8 @@ export interface TargetOptions {
   checksums?: boolean;
   /** Server profile: which databases, which globals, how many at once. */
   server?: ServerOptions;
+  /** Default profile: pg_dump streams of the one database at once, from one snapshot. */
+  jobs?: number;
   [key: string]: unknown;
 }
 

@@ -2,14 +2,15 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { parseDatabaseUrl, redactText } from '../core/databaseUrl.ts';
 import { BackstopError } from '../core/errors.ts';
 import { pgToolEnvironment } from './childEnvironment.ts';
 import { findWorkingCommand } from './findCommand.ts';
 
 export interface PgToolProcess {
-  child: ChildProcessByStdio<null, Readable, Readable>;
+  /** stdin is a pipe only when asked for (`stdin: true`): a restore fed from the store. */
+  child: ChildProcessByStdio<Writable | null, Readable, Readable>;
   /** Resolves when the whole process has exited, with the end of its stderr. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
   /** SIGTERM to the whole process group, SIGKILL after `graceMs`. Resolves when it exited. */
@@ -137,6 +138,8 @@ export function spawnPgTool(
      * output nobody reads, and for anything interactive.
      */
     bufferedStdout?: boolean;
+    /** The tool reads its input from a pipe Backstop writes (pg_restore of a streamed file). */
+    stdin?: boolean;
   } = {},
 ): PgToolProcess {
   const isConnection = typeof connection.dbname === 'string' && typeof connection.env === 'object';
@@ -145,14 +148,14 @@ export function spawnPgTool(
   const [command, commandArgs] = stdbuf ? [stdbuf, ['-o', STDOUT_BUFFER, file, ...args]] : [file, args];
   // The service file lives as long as the tool: pg_restore -j and pg_dumpall connect again later.
   const service = Object.keys(serviceParameters).length > 0 ? writeServiceFile(serviceParameters) : null;
-  let child: ChildProcessByStdio<null, Readable, Readable>;
+  let child: ChildProcessByStdio<Writable | null, Readable, Readable>;
   try {
     child = spawn(command, commandArgs, {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       detached: true,
       // Only what the tool needs: never Backstop's own secrets (see childEnvironment.ts).
       env: pgToolEnvironment({ ...env, ...service?.env }),
-    });
+    }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
   } catch (error) {
     service?.remove();
     throw error;

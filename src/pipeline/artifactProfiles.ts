@@ -1,8 +1,10 @@
 import type { Artifact } from '../core/artifact.ts';
 import type { BackupProfile } from '../core/manifest.ts';
 import { backupDatabase } from './backup.ts';
+import { backupParallel } from './backupParallel.ts';
 import type { RestoreInput, RestoreResult } from './restoreInput.ts';
 import { restoreCustomArchive } from './restoreCustomArchive.ts';
+import { restoreParallel } from './restoreParallel.ts';
 import type { ServerBackupInput } from './serverSource/backupServer.ts';
 import type { SupabaseBackupInput } from './supabaseSource/backupSupabase.ts';
 
@@ -22,7 +24,10 @@ export interface ArtifactProfile {
  * restore would otherwise carry.
  */
 export const artifactProfiles: Record<BackupProfile, ArtifactProfile> = {
-  default: { backup: backupDatabase, restore: restoreCustomArchive },
+  default: {
+    backup: (input) => ((input.jobs ?? 1) > 1 ? backupParallel({ ...input, jobs: input.jobs! }) : backupDatabase(input)),
+    restore: (input) => (input.manifest.parallel ? restoreParallel(input) : restoreCustomArchive(input)),
+  },
   supabase: {
     backup: async (input) => (await import('./supabaseSource/backupSupabase.ts')).backupSupabase(input),
     restore: async (input) => (await import('./supabaseSource/restoreSupabase.ts')).restoreSupabaseArtifact(input),

@@ -40,6 +40,11 @@ export interface BackupInput {
   compression?: CompressionSettings;
   /** Record a content checksum per table in the manifest (costs a read of every row). */
   checksums?: boolean;
+  /**
+   * Default profile: pg_dump streams at once, each of its own tables, from one snapshot (see
+   * backupParallel). 1 or absent: one archive. The server profile has its own (databases at once).
+   */
+  jobs?: number;
   /** age recipients (public keys); empty or absent: not encrypted. */
   encryptTo?: string[];
   pgTools?: PgToolSearch;
@@ -70,7 +75,7 @@ export interface ContinuousBase {
  */
 export type RunEventSink = (kind: string, message: string, data?: Record<string, unknown>) => void | Promise<void>;
 
-const DUMP_OPTIONS = ['--format=custom', '--compress=0'];
+export const DUMP_OPTIONS = ['--format=custom', '--compress=0'];
 
 /**
  * pg_dump → zstd → store, hashed as it streams; manifest last, read back and checked. On any
@@ -125,7 +130,7 @@ export async function backupDatabase(input: BackupInput): Promise<Artifact> {
     };
     return await completeAttempt(input, prefix, manifest, progress, report);
   } catch (error) {
-    return abandonAttempt(input, prefix, error);
+    return await abandonAttempt(input, prefix, error);
   }
 }
 
@@ -223,7 +228,7 @@ export async function dumpDatabaseFile(input: DatabaseFileInput): Promise<Dumped
       sha256: stored.sha256,
     });
 
-    const tables = await tableCounts(archive, checksumming, source, input.signal);
+    const tables = await tableCounts(archive.tableRows(), checksumming, source, input.signal);
     // A restore fills these into its spool without scanning the whole archive again.
     const dataBlocks = archive.dataBlocks();
     return {
@@ -256,8 +261,7 @@ export async function dumpDatabaseFile(input: DatabaseFileInput): Promise<Dumped
  * count must agree with the archive's, table by table, or the backup fails. Should the
  * archive be one the scanner cannot follow, the rows are counted in the dump's snapshot.
  */
-async function tableCounts(archive: CustomArchiveScanner, checksumming: Promise<TableCount[]> | null, source: SourceSnapshot, signal: AbortSignal): Promise<TableCount[]> {
-  const archived = archive.tableRows();
+export async function tableCounts(archived: TableCount[] | null, checksumming: Promise<TableCount[]> | null, source: SourceSnapshot, signal: AbortSignal): Promise<TableCount[]> {
   if (checksumming === null) return archived ?? (await source.countRows(signal));
   const counted = await checksumming;
   if (archived === null) return counted;
@@ -277,7 +281,7 @@ async function tableCounts(archive: CustomArchiveScanner, checksumming: Promise<
   });
 }
 
-async function* tap(source: AsyncIterable<Buffer>, see: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+export async function* tap(source: AsyncIterable<Buffer>, see: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
   for await (const chunk of source) {
     see(chunk);
     yield chunk;
@@ -382,7 +386,10 @@ export async function deletePrefix(store: Store, prefix: string): Promise<void> 
 /**
  * The end of a failed attempt, once its tools are stopped (a tool still running could write
  * again): nothing stays under the prefix, and a cancel is reported as the cancel, not as
- * whatever error it caused.
+ * whatever error it caused. Callers `return await` it: it always rejects, and returned
+ * unawaited from a `try` whose `finally` awaits (closing the source), it would reject with no
+ * handler yet attached, an unhandled rejection that kills the process with the run still
+ * `running`.
  */
 export async function abandonAttempt(input: { store: Store; signal: AbortSignal }, prefix: string, error: unknown): Promise<never> {
   await deletePrefix(input.store, prefix).catch(() => {});

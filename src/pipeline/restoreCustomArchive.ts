@@ -204,7 +204,7 @@ function listed(names: string[]): string {
  * Without --clean, a restore must not collide with what is there: the whole database must be
  * empty, or, for a partial restore, none of the selected tables may exist yet.
  */
-async function assertNothingInTheWay(client: pg.Client, selection: Selection, restoredTables: Array<{ schema: string; name: string }>): Promise<void> {
+export async function assertNothingInTheWay(client: pg.Client, selection: Selection, restoredTables: Array<{ schema: string; name: string }>): Promise<void> {
   if (selection.schemas.length === 0 && selection.tables.length === 0) {
     const { rows } = await client.query<{ count: number }>(userObjectsSql);
     if ((rows[0]?.count ?? 0) > 0) {

@@ -22,8 +22,13 @@ export interface SourceSnapshot {
   snapshot: string | null;
   /** Exact row counts of every table pg_dump dumps, read in the dump's own snapshot. */
   countRows(signal?: AbortSignal, options?: { checksums?: boolean }): Promise<TableCount[]>;
+  /** The tables pg_dump dumps, with their size on disk, as the snapshot sees them (a parallel dump's plan). */
+  tableSizes(): Promise<Array<{ schema: string; name: string; bytes: number }>>;
   close(): Promise<void>;
 }
+
+/** How long a parallel dump's plan waits for the lock on a table it has to measure (see tableSizes). */
+const SIZE_LOCK_TIMEOUT_MS = 200;
 
 /** The tables whose data pg_dump writes: ordinary tables and partitions outside system schemas. */
 export const userTablesSql = `
@@ -92,7 +97,13 @@ export async function countTable(client: pg.ClientBase, table: { schema: string;
 export async function countListedTables(
   databaseUrl: string,
   tables: ReadonlyArray<{ schema: string; name: string }>,
-  options: { checksums?: boolean; signal?: AbortSignal; connections?: number } = {},
+  options: {
+    checksums?: boolean;
+    signal?: AbortSignal;
+    connections?: number;
+    /** No parallel workers: the count runs beside a restore still loading, whose cores it must not take. */
+    serial?: boolean;
+  } = {},
 ): Promise<Map<string, ListedTableCount>> {
   const counts = new Map<string, ListedTableCount>();
   let next = 0;
@@ -100,6 +111,7 @@ export async function countListedTables(
   const worker = async () => {
     const client = await connectDatabase(databaseUrl);
     try {
+      if (options.serial) await client.query('set max_parallel_workers_per_gather = 0');
       while (next < tables.length) {
         options.signal?.throwIfAborted();
         const table = tables[next++]!;
@@ -147,6 +159,49 @@ export async function openSourceSnapshot(databaseUrl: string, options: { snapsho
         countTableRows(client, signal, options).catch((error: unknown) => {
           throw sourceSessionError(databaseUrl, error, 'counting rows');
         }),
+      async tableSizes() {
+        const fail = (error: unknown) => {
+          throw sourceSessionError(databaseUrl, error, 'listing its tables');
+        };
+        const { rows } = await client
+          .query<{ schema: string; name: string; oid: string; bytes: string }>(
+            // relpages (as of the last VACUUM or ANALYZE), not pg_table_size: that takes a lock on
+            // every table, and would wait, before any dump starts, on a table someone holds locked.
+            `select t.schema, t.name, c.oid::text as oid,
+                    (c.relpages::bigint + coalesce(toast.relpages, 0)) * current_setting('block_size')::bigint as bytes
+             from (${userTablesSql}) t
+             join pg_namespace n on n.nspname = t.schema
+             join pg_class c on c.relnamespace = n.oid and c.relname = t.name
+             left join pg_class toast on toast.oid = c.reltoastrelid`,
+          )
+          .catch(fail);
+        const sizes = new Map(rows.map((row) => [row.oid, Number(row.bytes)]));
+        // A table never vacuumed nor analyzed (just loaded or restored) has no relpages yet, and
+        // a plan of zeros splits by count, not by size: such tables are measured, except those
+        // someone holds (or waits for) an exclusive lock on, which stay at zero. Should such a
+        // lock come in between, the statement waits briefly and every table stays at zero.
+        // Inside a savepoint, so that a lock timeout does not end the snapshot's transaction,
+        // and lock_timeout is back to the session's for the row counts run here later.
+        const unknown = rows.filter((row) => Number(row.bytes) === 0).map((row) => row.oid);
+        if (unknown.length > 0) {
+          await client.query('savepoint backstop_table_sizes').catch(fail);
+          try {
+            await client.query(`set local lock_timeout = '${SIZE_LOCK_TIMEOUT_MS}ms'`);
+            const measured = await client.query<{ oid: string; bytes: string }>(
+              `select t.id::text as oid, pg_table_size(t.id) as bytes from unnest($1::oid[]) as t(id)
+               where not exists (select 1 from pg_locks l where l.relation = t.id and l.mode = 'AccessExclusiveLock')`,
+              [unknown],
+            );
+            await client.query('release savepoint backstop_table_sizes');
+            await client.query('set local lock_timeout to default');
+            for (const row of measured.rows) sizes.set(row.oid, Number(row.bytes));
+          } catch (error) {
+            if (pgErrorCode(error) !== '55P03') fail(error);
+            await client.query('rollback to savepoint backstop_table_sizes').catch(fail);
+          }
+        }
+        return rows.map((row) => ({ schema: row.schema, name: row.name, bytes: sizes.get(row.oid)! }));
+      },
       async close() {
         if (closed) return;
         closed = true;

@@ -31,6 +31,8 @@ export async function performBackup(deps: RunnerDeps, run: ClaimedRun, target: R
       compression: typeof target.options.compression === 'string' ? parseCompression(target.options.compression) : undefined,
       encryptTo: target.options.encryptTo,
       checksums: target.options.checksums === true,
+      // Default profile only: pg_dump streams at once (the server profile's are in `server`).
+      jobs: target.options.jobs,
       // Supabase profile only (the CLI refuses it elsewhere): copy Storage objects too.
       withStorage: target.options.withStorage === true,
       // Server profile only: which databases and globals, how many databases at once.

@@ -10,7 +10,7 @@ import { openHttpRunner, remoteRunnerName, remoteRunnerOptionHelp, remoteRunnerS
 import { runInForeground } from './runInForeground.ts';
 import { resolveRunId } from '../../operations/resolveRunId.ts';
 import { storageEndpointFromEnv } from '../../pipeline/supabaseSource/storageEndpoint.ts';
-import { addDumpOptions, flagFor, optionsFromFlags, sayingFlags, storeUrlFor, type DumpFlags } from './targetOptions.ts';
+import { addDumpOptions, flagFor, optionsFromFlags, sayingFlags, storeUrlFor, streamJobsFromFlags, type DumpFlags } from './targetOptions.ts';
 
 /** The target a one-shot backup files under: --target, else its database's name made into a target name. */
 function oneShotName(databaseUrl: string, given: string | undefined): string {
@@ -37,12 +37,13 @@ export function registerBackupCommands(program: Command, context: () => CommandC
       .option('--target <name>', 'target name to file it under (default: the database name)'),
     ' (for a new target; an existing one must already have it: change it with `target update`)',
   )
+    .option('--jobs <n>', `pg_dump streams at once, each of its own tables, from one snapshot (default 1; for a new target, as with --compression)`)
     .option('--json', 'print the run as one JSON document')
-    .action((databaseUrl: string, flags: DumpFlags & { store?: string; target?: string; json?: boolean }) =>
+    .action((databaseUrl: string, flags: DumpFlags & { store?: string; target?: string; json?: boolean; jobs?: string }) =>
       sayingFlags(backupFlagNames, async () => {
         const ctx = context();
         const name = oneShotName(databaseUrl, flags.target);
-        const options = optionsFromFlags(flags);
+        const options = { ...optionsFromFlags(flags), ...streamJobsFromFlags(flags, false) };
         const input: TargetCreateInput = {
           name,
           databaseUrl,

@@ -56,6 +56,17 @@ export function optionsFromFlags(flags: DumpFlags): NonNullable<TargetCreateInpu
   };
 }
 
+/** One flag, one meaning per profile: what runs at once. */
+export const JOBS_HELP = 'what is dumped at once (default 1): for a server target, databases; otherwise pg_dump streams of the one database, each of its own tables, from one snapshot';
+
+/**
+ * `--jobs` of a target that is not a server target: its pg_dump streams (`options.jobs`). A
+ * server target's `--jobs` is its databases at once, in `options.server` (serverOptionsFromFlags).
+ */
+export function streamJobsFromFlags(flags: { jobs?: string }, serverTarget: boolean): { jobs?: number } {
+  return !serverTarget && flags.jobs !== undefined ? { jobs: flagNumber(flags.jobs) } : {};
+}
+
 /** Flags of a server target (`--server-url`): which databases and globals, how many at once. */
 export interface ServerFlags {
   databases?: string;
@@ -71,7 +82,7 @@ export function addServerOptions(command: Command): Command {
     .option('--all-databases', 'server targets: every database on the server at the time of each run (the default)')
     .option('--exclude-databases <names>', 'server targets: leave these databases out, comma-separated')
     .option('--globals <what>', 'server targets: roles+passwords (default), roles (never passwords) or none')
-    .option('--jobs <n>', 'server targets: databases dumped at once (default 1)');
+    .option('--jobs <n>', JOBS_HELP);
 }
 
 function names(list: string): string[] {
@@ -173,6 +184,7 @@ const flagNames: Array<[RegExp, string]> = [
   [/^options\.server\.excludeDatabases(\.\d+)?$/, '--exclude-databases'],
   [/^options\.server\.globals$/, '--globals'],
   [/^options\.server\.jobs$/, '--jobs'],
+  [/^options\.jobs$/, '--jobs'],
   [/^options\.server$/, '--databases/--globals'],
   [/^storeUrl$/, '--store'],
   [/^options\.compression$/, '--compression'],

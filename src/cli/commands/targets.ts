@@ -23,6 +23,7 @@ import {
   addDumpOptions,
   addServerOptions,
   serverOptionsFromFlags,
+  streamJobsFromFlags,
   type ServerFlags,
   collect,
   flagNumber,
@@ -163,7 +164,9 @@ function updateInput(flags: UpdateFlags, current: TargetRecord): { input: Target
   const changed = optionsFromFlags(flags);
   if (flags.checksums !== undefined) changed.checksums = flags.checksums;
   if (flags.withStorage === false) changed.withStorage = false;
-  const server = serverOptionsFromFlags(flags, (current.options.server ?? {}) as Record<string, unknown>);
+  const serverTarget = flags.serverUrl !== undefined || (flags.profile ?? current.options.profile) === 'server';
+  Object.assign(changed, streamJobsFromFlags(flags, serverTarget));
+  const server = serverOptionsFromFlags(serverTarget ? flags : { ...flags, jobs: undefined }, (current.options.server ?? {}) as Record<string, unknown>);
   if (server) changed.server = server as typeof changed.server;
   if (Array.isArray(flags.restoreTo) && flags.restoreTo.length > 0) changed.restoreTo = flags.restoreTo;
   const removeEncryption = flags.encryption === false;
@@ -232,7 +235,9 @@ export function registerTargetCommands(program: Command, context: () => CommandC
       const options = optionsFromFlags(flags);
       if (flags.checksums) options.checksums = true;
       if (flags.restoreTo.length > 0) options.restoreTo = flags.restoreTo;
-      const server = serverOptionsFromFlags(flags);
+      const serverTarget = flags.serverUrl !== undefined || flags.profile === 'server';
+      Object.assign(options, streamJobsFromFlags(flags, serverTarget));
+      const server = serverOptionsFromFlags(serverTarget ? flags : { ...flags, jobs: undefined });
       if (server) options.server = server as typeof options.server;
       const input: TargetCreateInput = {
         name,

@@ -129,6 +129,10 @@ const options = z
     checksums: z.boolean().optional().meta({ description: 'Record per-table content checksums at dump time.' }),
     withStorage: z.boolean().optional().meta({ description: "Supabase profile only: also copy the project's Storage objects." }),
     server: serverOptions.optional(),
+    jobs: wholeNumber(1, 32).optional().meta({
+      description:
+        'Default profile: pg_dump streams at once, each of its own tables, all from one exported snapshot (default 1: one archive). Server targets set server.jobs (databases at once) instead.',
+    }),
     restoreTo: z
       .array(
         z
@@ -144,6 +148,14 @@ const options = z
       }),
   })
   .superRefine((value, ctx) => {
+    if (value.jobs !== undefined && value.jobs > 1 && (value.profile ?? 'default') !== 'default') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jobs'],
+        message: `splits one database into parallel pg_dump streams: only the default profile does (a server target's --jobs is its databases at once)`,
+        input: value.jobs,
+      });
+    }
     if (value.withStorage && value.profile !== 'supabase') {
       ctx.addIssue({
         code: 'custom',

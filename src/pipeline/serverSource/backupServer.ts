@@ -185,7 +185,7 @@ export async function backupServer(input: ServerBackupInput): Promise<Artifact> 
   } catch (error) {
     stopAll.abort();
     await globalsTool?.terminate();
-    return abandonAttempt(input, prefix, error);
+    return await abandonAttempt(input, prefix, error);
   } finally {
     signal.removeEventListener('abort', stopGlobals);
   }

@@ -173,7 +173,7 @@ export async function backupSupabase(input: SupabaseBackupInput): Promise<Artifa
     return await completeAttempt(input, prefix, manifest, progress, report);
   } catch (error) {
     await running?.terminate();
-    return abandonAttempt(input, prefix, error);
+    return await abandonAttempt(input, prefix, error);
   } finally {
     input.signal.removeEventListener('abort', stopTool);
     await source.close();

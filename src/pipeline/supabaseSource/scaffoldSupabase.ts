@@ -8,7 +8,8 @@ import { findPgTool, type PgToolSearch } from '../../pgtools/findPgTools.ts';
 import { serverMajorFromVersionNum } from '../../pgtools/pickPgTool.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../../pgtools/spawnPgTool.ts';
 import { readSourceCatalog } from './readSourceCatalog.ts';
-import { exactPattern, isManagedSchema, isReservedRole } from './supabaseProfile.ts';
+import { exactPattern } from '../../pgtools/exactPattern.ts';
+import { isManagedSchema, isReservedRole } from './supabaseProfile.ts';
 
 export interface ScaffoldInput {
   /** The Supabase project the backup came from: the platform's schemas are read there. */

@@ -1,3 +1,4 @@
+import { exactPattern } from '../../pgtools/exactPattern.ts';
 /**
  * What the Supabase profile leaves out, and why: the same lists `supabase db dump` uses
  * (supabase/cli, pkg/migration/dump.go). Pure: no IO.
@@ -105,11 +106,6 @@ function isSystemSchema(schema: string): boolean {
 export function isDumpedDataTable(table: { schema: string; name: string }): boolean {
   if (PLATFORM_MIGRATION_TABLES.some((excluded) => excluded.schema === table.schema && excluded.name === table.name)) return false;
   return !isManagedSchema(table.schema) || MANAGED_SCHEMAS_WITH_USER_DATA.includes(table.schema);
-}
-
-/** pg_dump pattern matching exactly one name: double quotes make it literal and case-exact. */
-export function exactPattern(...names: string[]): string {
-  return names.map((name) => `"${name.replaceAll('"', '""')}"`).join('.');
 }
 
 export interface SourceCatalog {
