@@ -8,10 +8,9 @@ import { compareLsn } from '../src/core/changeSegment.ts';
 import { listStoredSegments, segmentDataKey } from '../src/continuous/segmentFiles.ts';
 import { generateIdentity } from '../src/pipeline/age.ts';
 import { openStore } from '../src/storage/openStore.ts';
-import { fingerprintTables, takeBaseBackup, type Fingerprint } from './support/baseBackup.ts';
 import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
-import { makeContinuousTarget, slotState } from './support/continuous.ts';
-import { adminQuery, adminUrl, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { slotState } from './support/continuous.ts';
+import { adminQuery, adminUrl, createTestCatalog, createTestDatabase, fingerprintTables, type Fingerprint, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
 /** How long the workload runs; the moments are spread over it. */
@@ -19,6 +18,8 @@ const WORKLOAD_MS = Number(process.env.BACKSTOP_TEST_WORKLOAD_SECONDS ?? '60') *
 const WORKERS = 3;
 /** Every workload transaction takes it shared; a moment takes it exclusive, so no commit straddles the moment. */
 const MOMENT_LOCK = 424242;
+/** Every insert into the unprotected table takes it shared before writing; a base backup's start takes it exclusive (see takeBase). */
+const NOTES_LOCK = 424243;
 const PROTECTED = ['public.customers', 'public.orders'];
 const UNPROTECTED = 'public.notes';
 
@@ -69,6 +70,7 @@ async function workloadTransaction(client: pg.Client, round: number): Promise<vo
       // Its orders go by the foreign key's cascade, which the stream carries as deletes.
       await client.query('delete from customers where id = (select id from customers order by random() limit 1)');
     } else {
+      await client.query('select pg_advisory_xact_lock_shared($1)', [NOTES_LOCK]);
       await client.query(`insert into notes values ($1)`, [`note ${round}`]);
     }
     await client.query('commit');
@@ -128,28 +130,96 @@ describe('point-in-time restore of a continuous target streamed by the real stre
     await fs.rm(storeDir, { recursive: true, force: true });
   });
 
-  it('restores --at each recorded moment to exactly the source then, across base backups and a streamer killed with SIGKILL', { timeout: WORKLOAD_MS + 600_000 }, async (t) => {
+  it('restores --at each moment to exactly the source then; target, base backups and streamers all by the CLI', { timeout: WORKLOAD_MS + 600_000 }, async (t) => {
     const storeUrl = `file://${path.join(storeDir, 'store')}`;
-    const { target, slot } = await makeContinuousTarget(catalog.pool, {
-      name: 'pitr-app',
-      sourceUrl: source.url,
-      storeUrl,
-      tables: ['customers', 'orders'],
-      options: { encryptTo: [key.recipient] },
-    });
-    const startStreamer = async () => {
+    // As an operator makes it: the publication, the permanent slot, the stream row and the first base backup queued.
+    const added = await runCli(
+      ['target', 'add', 'pitr-app', '--database-url', source.url, '--store', storeUrl, '--continuous', '--segment-seconds', '1', '--encrypt-to', key.recipient, '--json'],
+      env,
+    );
+    assert.equal(added.code, 0, added.stderr);
+    const target = JSON.parse(added.stdout) as {
+      id: string;
+      name: string;
+      baseRunId: string;
+      continuous: { slot: string };
+      publishedTables: number;
+      unprotectedTables: Array<{ schema: string; table: string }>;
+    };
+    const slot = target.continuous.slot;
+    assert.equal(target.publishedTables, PROTECTED.length);
+    assert.deepEqual(
+      target.unprotectedTables.map((table) => `${table.schema}.${table.table}`),
+      [UNPROTECTED],
+      'a table without a primary key is left out of the publication',
+    );
+
+    /** A `backstop stream` of the target, once it holds the slot (a walsender other than `replacing`'s). */
+    const startStreamer = async (replacing: number | null = null) => {
       const streamer = startCli(['stream', target.name, '--poll-interval', '0.2'], env);
       processes.push(streamer);
-      await waitFor('the streamer to hold the slot', async () => (await slotState(source.url, slot))?.active, 30_000);
+      await waitFor(
+        'the streamer to hold the slot',
+        async () => {
+          const state = await slotState(source.url, slot);
+          return state?.active && state.activePid !== replacing;
+        },
+        30_000,
+      );
       return streamer;
     };
     let streamer = await startStreamer();
-    const baseOptions = { targetId: target.id, targetName: target.name, sourceUrl: source.url, storeUrl, slot, recipients: [key.recipient], fingerprint: [UNPROTECTED] };
-    const bases = new Map<string, Fingerprint>();
-    const first = await takeBaseBackup(catalog.pool, baseOptions);
-    bases.set(first.runId, first.fingerprint);
 
-    // The workload: WORKERS connections committing random transactions until told to stop.
+    /**
+     * A base backup by the CLI command `args`, under the workload. Inserts into the unprotected
+     * table are held off from before the command starts until the run's temporary slot is
+     * consistent: the base's snapshot then holds that table exactly as read here, while the
+     * protected tables change throughout.
+     */
+    const bases = new Map<string, Fingerprint>();
+    const takeBase = async (args: string[]): Promise<string> => {
+      const holder = new pg.Client({ connectionString: source.url });
+      await holder.connect();
+      let notes: Fingerprint;
+      let backup: CliProcess;
+      let consistent: { lsn: string } | { exited: true };
+      try {
+        await holder.query('select pg_advisory_lock($1)', [NOTES_LOCK]);
+        notes = await fingerprintTables(holder, [UNPROTECTED]);
+        backup = startCli(args, env);
+        processes.push(backup);
+        // A slot's confirmed_flush_lsn is set once its snapshot is built, at its consistent point.
+        consistent = await waitFor(
+          "the base backup's temporary slot to be consistent",
+          async () => {
+            if (backup.child.exitCode !== null) return { exited: true as const };
+            const rows = await adminQuery<{ lsn: string }>(
+              'select confirmed_flush_lsn::text as lsn from pg_replication_slots where starts_with(slot_name, $1) and temporary and confirmed_flush_lsn is not null',
+              [`${slot}_b`],
+              source.url,
+            );
+            return rows[0];
+          },
+          120_000,
+          20,
+        );
+      } finally {
+        // The session's end releases the lock: inserts into the unprotected table go on.
+        await holder.end();
+      }
+      const { code } = await backup.exited;
+      assert.equal(code, 0, `backstop ${args.join(' ')}: ${backup.stderr()}`);
+      assert.ok('lsn' in consistent, `backstop ${args[0]} ended before its temporary slot was seen: ${backup.stderr()}`);
+      const run = JSON.parse(backup.stdout()) as { id: string; status: string };
+      assert.equal(run.status, 'succeeded');
+      bases.set(run.id, notes);
+      const { rows } = await catalog.pool.query<{ base_lsn: string | null; base_slot: string | null }>('select base_lsn::text, base_slot from backstop.runs where id = $1', [run.id]);
+      assert.deepEqual(rows[0], { base_lsn: consistent.lsn, base_slot: slot }, `run ${run.id} is recorded as a base at its temporary slot's consistent point`);
+      return run.id;
+    };
+
+    // The workload: WORKERS connections committing random transactions until told to stop. It
+    // runs through both base backups: their snapshots are taken while transactions commit.
     let stopping = false;
     let committed = 0;
     const workers = Array.from({ length: WORKERS }, async (_, worker) => {
@@ -168,7 +238,14 @@ describe('point-in-time restore of a continuous target streamed by the real stre
     const started = performance.now();
     const until = async (fraction: number) =>
       waitFor(`${Math.round(fraction * 100)}% of the workload`, () => performance.now() - started >= fraction * WORKLOAD_MS, WORKLOAD_MS + 60_000, 100);
+    let first: string;
+    let second: string;
     try {
+      // The base `target add` queued, executed as a CI job would.
+      first = await takeBase(['run', target.baseRunId, '--json']);
+      assert.equal(first, target.baseRunId);
+      const { rows: streams } = await catalog.pool.query<{ state: string }>('select state from backstop.continuous_streams where target_id = $1', [target.id]);
+      assert.equal(streams[0]?.state, 'streaming', 'the first base backup opens the stream');
       moments.push(await recordMoment(source.url, 'just after the first base backup', 'time'));
       await until(0.15 + Math.random() * 0.1);
       moments.push(await recordMoment(source.url, 'during the workload', 'time'));
@@ -179,13 +256,12 @@ describe('point-in-time restore of a continuous target streamed by the real stre
       const killedPid = (await slotState(source.url, slot))!.activePid;
       streamer.child.kill('SIGKILL');
       await streamer.exited;
-      streamer = await startStreamer();
-      assert.notEqual((await slotState(source.url, slot))!.activePid, killedPid);
+      streamer = await startStreamer(killedPid);
       await until(0.5);
       moments.push(await recordMoment(source.url, 'after the streamer was killed and replaced', 'time'));
 
-      const second = await takeBaseBackup(catalog.pool, baseOptions);
-      bases.set(second.runId, second.fingerprint);
+      // A backup now of the existing target: queued, claimed and run in this one command.
+      second = await takeBase(['backup', source.url, '--target', target.name, '--json']);
       moments.push(await recordMoment(source.url, 'just after the second base backup', 'time'));
       await until(0.75 + Math.random() * 0.15);
       moments.push(await recordMoment(source.url, 'late in the workload', 'time'));
@@ -248,8 +324,8 @@ describe('point-in-time restore of a continuous target streamed by the real stre
         } finally {
           await client.end();
         }
-        if (moment.label.startsWith('just after the first')) assert.equal(outcome.pointInTime.baseRunId, first.runId);
-        if (moment.label.startsWith('just after the second') || moment.at === 'latest') assert.notEqual(outcome.pointInTime.baseRunId, first.runId, 'the newest base before the point');
+        if (moment.label.startsWith('just after the first')) assert.equal(outcome.pointInTime.baseRunId, first);
+        if (moment.label.startsWith('just after the second') || moment.at === 'latest') assert.equal(outcome.pointInTime.baseRunId, second, 'the newest base before the point');
       } finally {
         await restored.drop();
       }
@@ -276,14 +352,14 @@ describe('point-in-time restore of a continuous target streamed by the real stre
     // A drill of the first base: restored to a random segment's end in a scratch database, row
     // counts checked against the base's plus the replay's inserts and deletes.
     const drillEnv = { ...env, BACKSTOP_SCRATCH_URL: adminUrl(), BACKSTOP_SCRATCH_SUPERUSER_OK: 'postgres' };
-    const drill = await runCli(['verify', first.runId, '--identity', identityFile, '--json'], drillEnv);
+    const drill = await runCli(['verify', first, '--identity', identityFile, '--json'], drillEnv);
     assert.equal(drill.code, 0, drill.stderr);
     assert.equal(JSON.parse(drill.stdout).status, 'succeeded', drill.stdout);
     const verification = async () =>
       (
         await catalog.pool.query<{ verification: { status: string; point: { transactions: number; expected: string } | null; error: { code: string } | null } }>(
           'select verification from backstop.runs where id = $1',
-          [first.runId],
+          [first],
         )
       ).rows[0]!.verification;
     const passed = await verification();
@@ -300,7 +376,7 @@ describe('point-in-time restore of a continuous target streamed by the real stre
       bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
       await fs.writeFile(damaged, bytes);
     }
-    const failed = await runCli(['verify', first.runId, '--identity', identityFile, '--json'], drillEnv);
+    const failed = await runCli(['verify', first, '--identity', identityFile, '--json'], drillEnv);
     assert.notEqual(failed.code, 0, failed.stdout);
     const finding = await verification();
     assert.equal(finding.status, 'failed');
@@ -312,7 +388,7 @@ describe('point-in-time restore of a continuous target streamed by the real stre
       const refused = await runCli(['restore', target.name, '--at', '2000-01-01T00:00:00Z', '--to', early.url, '--identity', identityFile], env);
       assert.equal(refused.code, 4, refused.stderr);
       assert.match(refused.stderr, /POINT_NOT_RESTORABLE/);
-      assert.match(refused.stderr, new RegExp(`base ${first.runId} \\(slot ${slot}\\): from \\S+ \\(LSN [0-9A-F/]+\\) to`));
+      assert.match(refused.stderr, new RegExp(`base ${first} \\(slot ${slot}\\): from \\S+ \\(LSN [0-9A-F/]+\\) to`));
     } finally {
       await early.drop();
     }

@@ -80,25 +80,37 @@ export async function createSampleDatabase(rows = 2000): Promise<TestDatabase> {
   return database;
 }
 
-/** Per-table row count and content checksum, to compare two databases. */
-export async function tableFingerprints(url: string): Promise<Record<string, { rows: number; md5: string }>> {
-  const tables = await adminQuery<{ schema: string; name: string }>(
-    `select table_schema as schema, table_name as name from information_schema.tables
-     where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema') order by 1, 2`,
-    [],
-    url,
-  );
-  const result: Record<string, { rows: number; md5: string }> = {};
-  for (const table of tables) {
-    const qualified = `"${table.schema}"."${table.name}"`;
-    const [row] = await adminQuery<{ rows: string; md5: string }>(
-      `select count(*) as rows, coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as md5 from ${qualified} t`,
-      [],
-      url,
-    );
-    result[`${table.schema}.${table.name}`] = { rows: Number(row!.rows), md5: row!.md5 };
-  }
+export type Fingerprint = Record<string, { rows: number; md5: string }>;
+
+/** Row count and an order-independent digest of one table (a quoted or plain qualified name), read by the client's current transaction. */
+async function fingerprintTable(client: pg.ClientBase, table: string): Promise<{ rows: number; md5: string }> {
+  const { rows } = await client.query<{ rows: string; md5: string }>(`select count(*) as rows, coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as md5 from ${table} t`);
+  return { rows: Number(rows[0]!.rows), md5: rows[0]!.md5 };
+}
+
+/** The fingerprint of every listed table, read by the client's current transaction: one snapshot, when it is a repeatable-read one. */
+export async function fingerprintTables(client: pg.ClientBase, tables: string[]): Promise<Fingerprint> {
+  const result: Fingerprint = {};
+  for (const table of tables) result[table] = await fingerprintTable(client, table);
   return result;
+}
+
+/** Per-table row count and content checksum of every table, to compare two databases. */
+export async function tableFingerprints(url: string): Promise<Fingerprint> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    const { rows: tables } = await client.query<{ schema: string; name: string }>(
+      `select table_schema as schema, table_name as name from information_schema.tables
+       where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema') order by 1, 2`,
+    );
+    const result: Fingerprint = {};
+    for (const table of tables) result[`${table.schema}.${table.name}`] = await fingerprintTable(client, `"${table.schema}"."${table.name}"`);
+    return result;
+  } finally {
+    await client.end();
+  }
 }
 
 /** The schema as pg_dump prints it, for comparing two databases' structure. */
