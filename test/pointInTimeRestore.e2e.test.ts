@@ -4,13 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { fingerprintTables, type Fingerprints } from '../bench/chaos/fingerprints.ts';
 import { compareLsn } from '../src/core/changeSegment.ts';
 import { listStoredSegments, segmentDataKey } from '../src/continuous/segmentFiles.ts';
 import { generateIdentity } from '../src/pipeline/age.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
 import { slotState } from './support/continuous.ts';
-import { adminQuery, adminUrl, createTestCatalog, createTestDatabase, fingerprintTables, type Fingerprint, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { adminQuery, adminUrl, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
 /** How long the workload runs; the moments are spread over it. */
@@ -37,7 +38,7 @@ interface Moment {
   label: string;
   /** What `--at` is given: a commit time or an LSN. */
   at: string;
-  fingerprint: Fingerprint;
+  fingerprint: Fingerprints;
   ticket: number;
 }
 
@@ -176,11 +177,11 @@ describe('point-in-time restore of a continuous target streamed by the real stre
      * consistent: the base's snapshot then holds that table exactly as read here, while the
      * protected tables change throughout.
      */
-    const bases = new Map<string, Fingerprint>();
+    const bases = new Map<string, Fingerprints>();
     const takeBase = async (args: string[]): Promise<string> => {
       const holder = new pg.Client({ connectionString: source.url });
       await holder.connect();
-      let notes: Fingerprint;
+      let notes: Fingerprints;
       let backup: CliProcess;
       let consistent: { lsn: string } | { exited: true };
       try {

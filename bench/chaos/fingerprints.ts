@@ -3,6 +3,19 @@ import pg from 'pg';
 /** Per table: row count and an order-independent digest of every row's text form. */
 export type Fingerprints = Record<string, { rows: number; md5: string }>;
 
+/**
+ * Row count and digest of every listed table (names as SQL: qualified, quoted where needed),
+ * read by the client's current transaction: one snapshot when it is a repeatable-read one.
+ */
+export async function fingerprintTables(client: pg.ClientBase, tables: string[]): Promise<Fingerprints> {
+  const result: Fingerprints = {};
+  for (const table of tables) {
+    const { rows } = await client.query<{ rows: string; md5: string }>(`select count(*) as rows, coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as md5 from ${table} t`);
+    result[table] = { rows: Number(rows[0]!.rows), md5: rows[0]!.md5 };
+  }
+  return result;
+}
+
 /** What a database holds, to compare a restored copy with its source (plain SQL, no Backstop code). */
 export async function tableFingerprints(url: string): Promise<Fingerprints> {
   const client = new pg.Client({ connectionString: url, application_name: 'backstop-chaos' });
@@ -16,10 +29,7 @@ export async function tableFingerprints(url: string): Promise<Fingerprints> {
     const result: Fingerprints = {};
     for (const table of tables) {
       const qualified = `${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.name)}`;
-      const { rows } = await client.query<{ rows: string; md5: string }>(
-        `select count(*) as rows, coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as md5 from ${qualified} t`,
-      );
-      result[`${table.schema}.${table.name}`] = { rows: Number(rows[0]!.rows), md5: rows[0]!.md5 };
+      result[`${table.schema}.${table.name}`] = (await fingerprintTables(client, [qualified]))[qualified]!;
     }
     return result;
   } finally {

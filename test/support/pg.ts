@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { tableFingerprints } from '../../bench/chaos/fingerprints.ts';
 import { withDatabase } from '../../src/core/databaseUrl.ts';
 import { createPool, type Pool } from '../../src/db/pool.ts';
 
@@ -80,38 +81,8 @@ export async function createSampleDatabase(rows = 2000): Promise<TestDatabase> {
   return database;
 }
 
-export type Fingerprint = Record<string, { rows: number; md5: string }>;
-
-/** Row count and an order-independent digest of one table (a quoted or plain qualified name), read by the client's current transaction. */
-async function fingerprintTable(client: pg.ClientBase, table: string): Promise<{ rows: number; md5: string }> {
-  const { rows } = await client.query<{ rows: string; md5: string }>(`select count(*) as rows, coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as md5 from ${table} t`);
-  return { rows: Number(rows[0]!.rows), md5: rows[0]!.md5 };
-}
-
-/** The fingerprint of every listed table, read by the client's current transaction: one snapshot, when it is a repeatable-read one. */
-export async function fingerprintTables(client: pg.ClientBase, tables: string[]): Promise<Fingerprint> {
-  const result: Fingerprint = {};
-  for (const table of tables) result[table] = await fingerprintTable(client, table);
-  return result;
-}
-
-/** Per-table row count and content checksum of every table, to compare two databases. */
-export async function tableFingerprints(url: string): Promise<Fingerprint> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    const { rows: tables } = await client.query<{ schema: string; name: string }>(
-      `select table_schema as schema, table_name as name from information_schema.tables
-       where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema') order by 1, 2`,
-    );
-    const result: Fingerprint = {};
-    for (const table of tables) result[`${table.schema}.${table.name}`] = await fingerprintTable(client, `"${table.schema}"."${table.name}"`);
-    return result;
-  } finally {
-    await client.end();
-  }
-}
+/** Table fingerprints read with plain SQL, independent of Backstop's own counting: the chaos checker's. */
+export { tableFingerprints };
 
 /** The schema as pg_dump prints it, for comparing two databases' structure. */
 export async function schemaOf(url: string): Promise<string> {
