@@ -41,6 +41,9 @@ async function generationOf(pool: Pool, targetId: string): Promise<number> {
   return (await pool.query<{ generation: number }>('select generation from backstop.continuous_streams where target_id = $1', [targetId])).rows[0]!.generation;
 }
 
+/** Every sampler started, stopped by the tests' clean-up too: a failed test must not leave one polling. */
+const samplers: Array<{ stop(): Promise<ConfirmSample[]> }> = [];
+
 /** Samples the slot's confirmed position and then the catalog's recorded one until `stop`; a sample fails quietly while either server is down. */
 function startSampling(sourceUrl: string, slot: string, recorded: () => Promise<string | null>) {
   const samples: ConfirmSample[] = [];
@@ -57,14 +60,15 @@ function startSampling(sourceUrl: string, slot: string, recorded: () => Promise<
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   })();
-  return {
-    samples,
+  const sampler = {
     stop: async () => {
       stopping = true;
       await done;
       return samples;
     },
   };
+  samplers.push(sampler);
+  return sampler;
 }
 
 describe('continuous streaming while its source restarts', () => {
@@ -85,6 +89,7 @@ describe('continuous streaming while its source restarts', () => {
   });
 
   after(async () => {
+    await Promise.all(samplers.map((sampler) => sampler.stop()));
     await killAll(processes);
     await catalog?.close();
     if (home) {
@@ -183,6 +188,7 @@ describe('continuous streaming while its catalog restarts', () => {
   });
 
   afterEach(async () => {
+    await Promise.all(samplers.map((sampler) => sampler.stop()));
     await killAll(processes);
     processes = [];
   });
@@ -222,7 +228,7 @@ describe('continuous streaming while its catalog restarts', () => {
   };
 
   it('a restart within the lease: the same streamer goes on; every committed transaction stored once, none confirmed unrecorded', TEST_TIMEOUT, async () => {
-    const { source, storeUrl, target, slot, streamer, generation } = await setUp('cont-catalog-short', 10);
+    const { source, storeUrl, target, slot, streamer, generation } = await setUp('cont-catalog-short', 15);
     // While the catalog is down its last recorded position stands in for it.
     let recordedBeforeOutage: string | null = null;
     let catalogDown = false;
