@@ -27,6 +27,7 @@ import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../
 import { findPgTool } from '../src/pgtools/findPgTools.ts';
 import { connectionArgs } from '../src/pgtools/spawnPgTool.ts';
 import { describeMachine } from './machine.ts';
+import { processCpuMs } from './processCpu.ts';
 import { median } from './report.ts';
 import { runChecked } from './timedProcess.ts';
 import { writeResults } from './writeResults.ts';
@@ -146,6 +147,7 @@ async function main(): Promise<void> {
 
     const tps = { with: [] as number[], without: [] as number[] };
     const rpo: number[] = [];
+    const cpu = { node: [] as number[], walsender: [] as number[] };
     const loads: number[] = [];
     for (let round = 1; round <= repeat; round++) {
       const order: Array<'with' | 'without'> = round % 2 === 1 ? ['without', 'with'] : ['with', 'without'];
@@ -163,7 +165,13 @@ async function main(): Promise<void> {
               await new Promise((resolve) => setTimeout(resolve, 200));
             }
           })();
+          // Where the streamer's CPU goes: its walsender (decoding) and Backstop's process.
+          const walsender = (await admin.query<{ pid: number }>(`select pid from pg_stat_activity where backend_type = 'walsender' and application_name = 'backstop:stream' limit 1`))
+            .rows[0]?.pid;
+          const cpuBefore = { node: await processCpuMs(worker!.pid!), walsender: walsender ? await processCpuMs(walsender) : 0 };
           tps.with.push(await runPgbench());
+          cpu.node.push((await processCpuMs(worker!.pid!)) - cpuBefore.node);
+          cpu.walsender.push(walsender ? (await processCpuMs(walsender)) - cpuBefore.walsender : Number.NaN);
           sampling = false;
           await sampler;
         } else {
@@ -227,6 +235,8 @@ async function main(): Promise<void> {
       `| source TPS without the streamer, median | ${median(tps.without).toFixed(0)} |`,
       `| source TPS with the streamer, median | ${median(tps.with).toFixed(0)} |`,
       `| TPS with ÷ without (median of per-round ratios) | ${perRound(tps.with, tps.without).toFixed(3)}× |`,
+      `| CPU of Backstop's streamer process per pgbench run, median (s of ${seconds}) | ${(median(cpu.node) / 1000).toFixed(1)} |`,
+      `| CPU of its walsender (logical decoding, in PostgreSQL) per run, median (s of ${seconds}) | ${(median(cpu.walsender) / 1000).toFixed(1)} |`,
       `| RPO under that load, p50 (s) | ${percentile(rpo, 0.5).toFixed(2)} |`,
       `| RPO under that load, p99 (s) | ${percentile(rpo, 0.99).toFixed(2)} |`,
       `| RPO samples | ${rpo.length} |`,

@@ -27,6 +27,7 @@ import { pgDumpToDirectory, pgDumpToFile, pgRestoreFromFile, runBackstopCase, us
 import { benchSession } from './benchSession.ts';
 import { describeMachine, loadAverage, settle } from './machine.ts';
 import { generateParallelDatabase, PARALLEL_SHAPES, type ParallelDatabase, type ParallelShape } from './parallelDatabase.ts';
+import { processCpuMs } from './processCpu.ts';
 import { MB, median } from './report.ts';
 import { withEnv } from './withEnv.ts';
 import { writeResults } from './writeResults.ts';
@@ -91,8 +92,6 @@ interface Dataset {
   splits: Map<number, number[]>;
 }
 
-const CLOCK_TICKS_PER_SECOND = 100;
-
 /** The processes the postmaster started that are still running (backends, workers). */
 async function serverChildren(postmasterPid: number): Promise<number[]> {
   const children: number[] = [];
@@ -109,16 +108,9 @@ async function serverChildren(postmasterPid: number): Promise<number[]> {
  * backend that has ended), plus that of the backends still running.
  */
 async function serverCpuMs(postmasterPid: number): Promise<number> {
-  const ticks = async (pid: number, withChildren: boolean): Promise<number> => {
-    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    // Fields after the command (which may hold spaces) in parentheses.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((index) => Number(fields[index] ?? 0));
-    return utime! + stime! + (withChildren ? cutime! + cstime! : 0);
-  };
-  let total = await ticks(postmasterPid, true);
-  for (const child of await serverChildren(postmasterPid)) total += await ticks(child, false);
-  return (total * 1000) / CLOCK_TICKS_PER_SECOND;
+  let total = await processCpuMs(postmasterPid, true);
+  for (const child of await serverChildren(postmasterPid)) total += await processCpuMs(child);
+  return total;
 }
 
 /**
