@@ -3,85 +3,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
-import { compareLsn, type TransactionLine } from '../src/core/changeSegment.ts';
+import { compareLsn } from '../src/core/changeSegment.ts';
 import { killAll, startCli, type CliProcess } from './support/cli.ts';
-import { makeContinuousTarget, readStoredSegments, slotState, uniqueTransactions } from './support/continuous.ts';
-import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
+import { makeContinuousTarget, slotState } from './support/continuous.ts';
+import { createWorkloadDatabase, expectEveryCommitStored, journalId, startWorkload } from './support/continuousWorkload.ts';
+import { adminQuery, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startS3rver, type S3rverHandle } from './support/s3rver.ts';
 import { waitFor } from './support/wait.ts';
-
-/** A workload on one connection (so that commit order is journal order) until `stop`. */
-function startWorkload(url: string) {
-  let stopping = false;
-  let committed = 0;
-  const done = (async () => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      while (!stopping) {
-        committed += 1;
-        await client.query(
-          `begin;
-           insert into parent (name) values ('p${committed}');
-           insert into child (parent_id, note) values (currval('parent_id_seq'), 'c${committed}');
-           ${committed % 3 === 0 ? `update child set note = 'u' where parent_id = ${committed - 1};` : ''}
-           ${committed % 4 === 0 ? `delete from child where parent_id = ${committed - 2};` : ''}
-           select pg_sleep(0.005), nextval('counter_seq');
-           insert into journal (op) values ('t${committed}');
-           commit`,
-        );
-      }
-    } finally {
-      await client.end();
-    }
-  })();
-  return {
-    committed: () => committed,
-    stop: async () => {
-      stopping = true;
-      await done;
-    },
-  };
-}
-
-async function createWorkloadDatabase(): Promise<TestDatabase> {
-  const database = await createTestDatabase('crash');
-  await adminQuery(
-    `create table parent (id serial primary key, name text not null);
-     create table child (id bigserial primary key, parent_id int not null references parent (id) on delete cascade, note text);
-     create table journal (id bigserial primary key, op text not null);
-     create sequence counter_seq;`,
-    [],
-    database.url,
-  );
-  return database;
-}
-
-function journalId(transaction: TransactionLine): string | undefined {
-  const insert = transaction.changes.find((change) => change.kind === 'insert' && change.table === 'journal');
-  return insert?.kind === 'insert' ? insert.new.id! : undefined;
-}
-
-/**
- * Waits until the store holds as many distinct transactions as the source's journal has rows,
- * then asserts that, deduplicated by commit LSN, they are exactly the committed ones, in commit order.
- */
-async function expectEveryCommitStored(sourceUrl: string, storeUrl: string, targetName: string, slot: string) {
-  const committed = (await adminQuery<{ id: string }>('select id::text as id from journal order by journal.id', [], sourceUrl)).map((row) => row.id);
-  const segments = await waitFor(
-    'every committed transaction in the store',
-    async () => {
-      const read = await readStoredSegments(storeUrl, targetName, slot);
-      return uniqueTransactions(read).filter(journalId).length >= committed.length ? read : null;
-    },
-    90_000,
-    250,
-  );
-  const unique = uniqueTransactions(segments);
-  assert.deepEqual(unique.map(journalId), committed, 'deduplicated by commit LSN: each committed transaction once, in commit order, none missing');
-  return { segments, unique, committed };
-}
 
 describe('streamers under kill -9', () => {
   let catalog: TestCatalog;
