@@ -1,5 +1,4 @@
-import pg from 'pg';
-import { connectionError } from '../core/pgErrors.ts';
+import { connectDatabase } from '../pgtools/connectDatabase.ts';
 
 /** A logical replication slot just created, and the snapshot at its consistent point. */
 export interface SlotSnapshot {
@@ -25,14 +24,7 @@ export interface SlotSnapshot {
  * dropped with the connection, while the target's permanent slot keeps streaming.
  */
 export async function createSlotWithSnapshot(databaseUrl: string, slot: string, options: { temporary?: boolean } = {}): Promise<SlotSnapshot> {
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'backstop', replication: 'database', connectionTimeoutMillis: 15_000 } as pg.ClientConfig);
-  client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (error) {
-    await client.end().catch(() => {});
-    throw connectionError(databaseUrl, error, 'database');
-  }
+  const client = await connectDatabase(databaseUrl, { replication: 'database' });
   try {
     // The replication grammar takes an identifier: slot names are checked by the caller
     // (src/core/changeSegment.ts slotNameFor) to be [a-z0-9_] only, and quoted besides.
