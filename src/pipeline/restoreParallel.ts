@@ -16,6 +16,7 @@ import { allOrFirstFailure } from './backupParallel.ts';
 import { createDecompressor } from './compression.ts';
 import { lastLines, PgRestoreErrors } from './pgRestoreErrors.ts';
 import { assertNothingInTheWay } from './restoreCustomArchive.ts';
+import { restoreInOneTransaction } from './restoreInOneTransaction.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from './restoreInput.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from './spoolVerifiedFile.ts';
 import { countListedTables } from './sourceSnapshot.ts';
@@ -98,8 +99,53 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
       if (tables.length === 0) return;
       counting.push(countListedTables(input.toUrl, tables, { connections: 1, signal: inner, serial: true }).catch((error: unknown) => ({ error })));
     };
-    const connection = connectionArgs(input.toUrl);
     const owner = input.noOwner ? ['--no-owner', '--no-privileges'] : [];
+    const feedFile = (file: ManifestFile) => (tool: PgToolProcess) =>
+      streamVerifiedFile({
+        store: input.store,
+        prefix: input.prefix,
+        file,
+        manifest: input.manifest,
+        identities: input.identities,
+        signal: inner,
+        into: tool,
+        onStored: (bytes) => {
+          bytesRead += bytes;
+          report('restoring');
+        },
+        onPlain: (bytes) => {
+          bytesRestored += bytes;
+        },
+      });
+
+    if (jobs === 1) {
+      // psql as new as pg_dump reads every meta-command pg_restore's text holds (\restrict).
+      const psql = await findPgTool('psql', dumpMajor, input.pgTools, 'archive (made by pg_dump)');
+      await restoreInOneTransaction({
+        pgRestore: pgRestore.path,
+        psql: psql.path,
+        toUrl: input.toUrl,
+        parts: [
+          { what: `${schemaFile.name} (pre-data)`, args: ['--section=pre-data', ...owner, spoolPath] },
+          ...dataFiles.map((file) => ({ what: file.name, args: ['--data-only', ...owner], feed: feedFile(file) })),
+          { what: `${schemaFile.name} (post-data)`, args: ['--section=post-data', ...owner, spoolPath] },
+        ],
+        tables: checkRows ? input.manifest.tables : [],
+        running,
+        signal: inner,
+        onPart: (what) => input.onEvent?.('restore_step', `${what}: in the transaction, not yet committed`),
+      });
+      input.onEvent?.('restore_step', `${input.manifest.files.length} files restored in one transaction${checkRows ? ', row counts checked before the commit' : ''}`);
+      const doneMs = Math.round(performance.now() - started);
+      return {
+        tablesChecked: checkRows ? input.manifest.tables.length : 0,
+        bytesRestored: bytesRestoredTotal,
+        pgRestoreVersion: pgRestore.version,
+        timings: { spooledMs: Math.round(spooledMs), pgRestoreDoneMs: doneMs, checkedMs: doneMs },
+      };
+    }
+
+    const connection = connectionArgs(input.toUrl);
     const run = (args: string[], what: string, feed?: (tool: PgToolProcess) => Promise<void>) =>
       runPgRestore(pgRestore.path, [...args, ...owner, '--exit-on-error', '--no-password', `--dbname=${connection.dbname}`], connection, what, running, inner, feed);
 
@@ -107,31 +153,14 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
     input.onEvent?.('restore_step', `${schemaFile.name}: pre-data restored`);
     await allOrFirstFailure(
       dataFiles.map((file, index) =>
-        run(['--data-only', '--single-transaction'], file.name, (tool) =>
-          streamVerifiedFile({
-            store: input.store,
-            prefix: input.prefix,
-            file,
-            manifest: input.manifest,
-            identities: input.identities,
-            signal: inner,
-            into: tool,
-            onStored: (bytes) => {
-              bytesRead += bytes;
-              report('restoring');
-            },
-            onPlain: (bytes) => {
-              bytesRestored += bytes;
-            },
-          }),
-        ).then(() => {
+        run(['--data-only', '--single-transaction'], file.name, feedFile(file)).then(() => {
           input.onEvent?.('restore_step', `${file.name}: data restored`);
           countFile(index);
         }),
       ),
       stopAll,
     );
-    await run(['--section=post-data', ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']), spoolPath], `${schemaFile.name} (post-data)`);
+    await run(['--section=post-data', `--jobs=${jobs}`, spoolPath], `${schemaFile.name} (post-data)`);
     input.onEvent?.('restore_step', `${schemaFile.name}: post-data restored`);
     const pgRestoreDoneMs = performance.now() - started;
     const timings = () => ({ spooledMs: Math.round(spooledMs), pgRestoreDoneMs: Math.round(pgRestoreDoneMs), checkedMs: Math.round(performance.now() - started) });

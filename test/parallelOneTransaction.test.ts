@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { BackstopError } from '../src/core/errors.ts';
+import type { Manifest } from '../src/core/manifest.ts';
+import { artifactProfiles } from '../src/pipeline/artifactProfiles.ts';
+import { readManifest } from '../src/pipeline/readManifest.ts';
+import { openStore } from '../src/storage/openStore.ts';
+import type { Store } from '../src/storage/store.ts';
+import { adminQuery, createSampleDatabase, createTestDatabase, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
+
+/** Everything of a database's own: relations (of any kind), types, functions, schemas, large objects. */
+async function objectsOf(url: string): Promise<string[]> {
+  const rows = await adminQuery<{ object: string }>(
+    `select 'relation ' || n.nspname || '.' || c.relname || ' ' || c.relkind::text as object
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%'
+     union all
+     select 'function ' || n.nspname || '.' || p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname not in ('pg_catalog', 'information_schema')
+     union all
+     select 'schema ' || nspname from pg_namespace where nspname not in ('pg_catalog', 'information_schema', 'public') and nspname not like 'pg\\_%'
+     union all
+     select 'large object ' || oid from pg_largeobject_metadata
+     order by 1`,
+    [],
+    url,
+  );
+  return rows.map((row) => row.object);
+}
+
+/** What a restore must bring back besides table rows: sequence values, large objects, materialized view data. */
+async function extras(url: string) {
+  const [row] = await adminQuery<{ seq: string; lo: string; mv: string }>(
+    `select (select last_value from standalone_seq)::text as seq,
+            (select string_agg(encode(lo_get(oid), 'escape'), ',' order by oid) from pg_largeobject_metadata) as lo,
+            (select count(*) from customer_totals)::text as mv`,
+    [],
+    url,
+  );
+  return row;
+}
+
+describe('a parallel backup restored with --jobs 1 is all or nothing', () => {
+  let source: TestDatabase;
+  let root: string;
+  let store: Store;
+  let artifact: { prefix: string; manifest: Manifest };
+  const cleanups: Array<() => Promise<void>> = [];
+
+  before(async () => {
+    source = await createSampleDatabase(5_000);
+    // A COPY row that reads like a statement, a procedure whose body commits, large objects
+    // (restored by pg_restore between a BEGIN and a COMMIT of its own unless it runs as one transaction).
+    await adminQuery(
+      `create table statements (id int primary key, line text);
+       insert into statements values (1, E'COMMIT;'), (2, E'BEGIN;'), (3, E'\\\\.');
+       create procedure tidy() language plpgsql as $$
+       BEGIN
+COMMIT;
+       END $$;
+       create sequence standalone_seq; select setval('standalone_seq', 4242);
+       select lo_from_bytea(0, 'large object one'), lo_from_bytea(0, 'large object two');
+       create materialized view customer_totals as select customer_id, count(*) from orders group by customer_id;
+       analyze;`,
+      [],
+      source.url,
+    );
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-parallel-one-'));
+    store = await openStore(`file://${path.join(root, 'store')}`);
+    const made = await artifactProfiles.default.backup({
+      runId: randomUUID(),
+      attempt: 1,
+      targetName: 'parallel_one',
+      createdAt: new Date().toISOString(),
+      databaseUrl: source.url,
+      store,
+      jobs: 3,
+      signal: new AbortController().signal,
+    });
+    artifact = { prefix: made.prefix, manifest: (await readManifest(store, made.prefix)).manifest };
+    assert.equal(artifact.manifest.parallel?.data.length, 3);
+  });
+  after(async () => {
+    for (const cleanup of cleanups) await cleanup();
+    await store.close();
+    await source.drop();
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  const target = async (name: string) => {
+    const database = await createTestDatabase(name);
+    cleanups.push(database.drop);
+    return database;
+  };
+
+  it('restores equal to the source, in one transaction', async () => {
+    const database = await target('one_ok');
+    const events: string[] = [];
+    const result = await artifactProfiles.default.restore({
+      store,
+      prefix: artifact.prefix,
+      manifest: artifact.manifest,
+      toUrl: database.url,
+      jobs: 1,
+      onEvent: (_kind, message) => events.push(message),
+    });
+    assert.equal(result.tablesChecked, artifact.manifest.tables.length);
+    assert.deepEqual(await tableFingerprints(database.url), await tableFingerprints(source.url));
+    assert.equal(await schemaOf(database.url), await schemaOf(source.url));
+    assert.deepEqual(await extras(database.url), { seq: '4242', lo: 'large object one,large object two', mv: String((await extras(source.url))!.mv) });
+    assert.deepEqual(await adminQuery('select line from statements order by id', [], database.url), [{ line: 'COMMIT;' }, { line: 'BEGIN;' }, { line: '\\.' }]);
+    assert.match(await schemaOf(database.url), /tidy/);
+    assert.ok(events.includes('4 files restored in one transaction, row counts checked before the commit'), events.join('\n'));
+  });
+
+  it('post-data failing after every data file loaded leaves nothing of the backup', async () => {
+    const database = await target('one_post');
+    // Not a table, view or sequence, so the restore starts; post-data's primary key of orders
+    // needs the name.
+    await adminQuery('create type public.orders_pkey as (x int)', [], database.url);
+    const before = await objectsOf(database.url);
+    await assert.rejects(artifactProfiles.default.restore({ store, prefix: artifact.prefix, manifest: artifact.manifest, toUrl: database.url, jobs: 1 }), (error: BackstopError) => {
+      assert.equal(error.code, 'RESTORE_FAILED');
+      assert.match(error.message, /nothing was committed/);
+      assert.match(error.message, /"orders_pkey" already exists/);
+      return true;
+    });
+    assert.deepEqual(await objectsOf(database.url), before);
+  });
+
+  it('row counts that differ from the manifest fail before the commit: nothing of the backup is left', async () => {
+    const database = await target('one_rows');
+    const before = await objectsOf(database.url);
+    const manifest = { ...artifact.manifest, tables: artifact.manifest.tables.map((table) => (table.name === 'orders' ? { ...table, rows: table.rows + 1 } : table)) };
+    await assert.rejects(artifactProfiles.default.restore({ store, prefix: artifact.prefix, manifest, toUrl: database.url, jobs: 1 }), (error: BackstopError) => {
+      assert.equal(error.code, 'RESTORE_FAILED');
+      assert.match(error.message, /^The restored database differs from the backup: public\.orders has 5000 rows, the backup 5001\. Nothing was committed\.$/);
+      return true;
+    });
+    assert.deepEqual(await objectsOf(database.url), before);
+    assert.deepEqual(before, []);
+  });
+
+  it('a damaged later data file fails the restore and leaves nothing of the backup', async () => {
+    // A copy of the artifact whose last data file has one byte changed.
+    const prefix = `${artifact.prefix.replace(/\/$/, '')}-damaged/`;
+    const from = path.join(root, 'store', artifact.prefix);
+    const to = path.join(root, 'store', prefix);
+    await fs.cp(from, to, { recursive: true });
+    const last = artifact.manifest.parallel!.data.at(-1)!.file;
+    const bytes = await fs.readFile(path.join(to, last));
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    await fs.writeFile(path.join(to, last), bytes);
+    const database = await target('one_damaged');
+    const events: string[] = [];
+    await assert.rejects(
+      artifactProfiles.default.restore({ store, prefix, manifest: artifact.manifest, toUrl: database.url, jobs: 1, onEvent: (_kind, message) => events.push(message) }),
+      (error: BackstopError) => {
+        // zstd refuses the damaged frame: pg_restore reads a cut archive.
+        assert.equal(error.code, 'RESTORE_FAILED', error.message);
+        assert.match(error.message, new RegExp(`^pg_restore of ${last.replaceAll('.', '\\.')} exited with code 1 \\(nothing was committed\\)`));
+        return true;
+      },
+    );
+    // The earlier files had gone into the transaction before the damage showed.
+    assert.ok(
+      events.some((event) => event.startsWith(`${artifact.manifest.parallel!.data[0]!.file}: in the transaction`)),
+      events.join('\n'),
+    );
+    assert.deepEqual(await objectsOf(database.url), []);
+  });
+});
