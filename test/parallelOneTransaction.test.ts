@@ -32,6 +32,15 @@ async function objectsOf(url: string): Promise<string[]> {
   return rows.map((row) => row.object);
 }
 
+async function failureOf(restore: Promise<unknown>): Promise<BackstopError> {
+  const error = await restore.then(
+    () => null,
+    (failure: BackstopError) => failure,
+  );
+  assert.ok(error, 'the restore failed');
+  return error;
+}
+
 /** What a restore must bring back besides table rows: sequence values, large objects, materialized view data. */
 async function extras(url: string) {
   const [row] = await adminQuery<{ seq: string; lo: string; mv: string }>(
@@ -123,26 +132,22 @@ COMMIT;
     // needs the name.
     await adminQuery('create type public.orders_pkey as (x int)', [], database.url);
     const before = await objectsOf(database.url);
-    await assert.rejects(artifactProfiles.default.restore({ store, prefix: artifact.prefix, manifest: artifact.manifest, toUrl: database.url, jobs: 1 }), (error: BackstopError) => {
-      assert.equal(error.code, 'RESTORE_FAILED');
-      assert.match(error.message, /nothing was committed/);
-      assert.match(error.message, /"orders_pkey" already exists/);
-      return true;
-    });
+    const error = await failureOf(artifactProfiles.default.restore({ store, prefix: artifact.prefix, manifest: artifact.manifest, toUrl: database.url, jobs: 1 }));
     assert.deepEqual(await objectsOf(database.url), before);
+    assert.equal(error.code, 'RESTORE_FAILED');
+    assert.match(error.message, /nothing was committed/);
+    assert.match(error.message, /"orders_pkey" already exists/);
   });
 
   it('row counts that differ from the manifest fail before the commit: nothing of the backup is left', async () => {
     const database = await target('one_rows');
     const before = await objectsOf(database.url);
     const manifest = { ...artifact.manifest, tables: artifact.manifest.tables.map((table) => (table.name === 'orders' ? { ...table, rows: table.rows + 1 } : table)) };
-    await assert.rejects(artifactProfiles.default.restore({ store, prefix: artifact.prefix, manifest, toUrl: database.url, jobs: 1 }), (error: BackstopError) => {
-      assert.equal(error.code, 'RESTORE_FAILED');
-      assert.match(error.message, /^The restored database differs from the backup: public\.orders has 5000 rows, the backup 5001\. Nothing was committed\.$/);
-      return true;
-    });
-    assert.deepEqual(await objectsOf(database.url), before);
+    const error = await failureOf(artifactProfiles.default.restore({ store, prefix: artifact.prefix, manifest, toUrl: database.url, jobs: 1 }));
     assert.deepEqual(before, []);
+    assert.deepEqual(await objectsOf(database.url), before);
+    assert.equal(error.code, 'RESTORE_FAILED');
+    assert.match(error.message, /^The restored database differs from the backup: public\.orders has 5000 rows, the backup 5001\. Nothing was committed\.$/);
   });
 
   it('a damaged later data file fails the restore and leaves nothing of the backup', async () => {
@@ -157,20 +162,17 @@ COMMIT;
     await fs.writeFile(path.join(to, last), bytes);
     const database = await target('one_damaged');
     const events: string[] = [];
-    await assert.rejects(
+    const error = await failureOf(
       artifactProfiles.default.restore({ store, prefix, manifest: artifact.manifest, toUrl: database.url, jobs: 1, onEvent: (_kind, message) => events.push(message) }),
-      (error: BackstopError) => {
-        // zstd refuses the damaged frame: pg_restore reads a cut archive.
-        assert.equal(error.code, 'RESTORE_FAILED', error.message);
-        assert.match(error.message, new RegExp(`^pg_restore of ${last.replaceAll('.', '\\.')} exited with code 1 \\(nothing was committed\\)`));
-        return true;
-      },
     );
+    assert.deepEqual(await objectsOf(database.url), []);
+    // zstd refuses the damaged frame: pg_restore reads a cut archive.
+    assert.equal(error.code, 'RESTORE_FAILED', error.message);
+    assert.match(error.message, new RegExp(`^pg_restore of ${last.replaceAll('.', '\\.')} exited with code 1 \\(nothing was committed\\)`));
     // The earlier files had gone into the transaction before the damage showed.
     assert.ok(
       events.some((event) => event.startsWith(`${artifact.manifest.parallel!.data[0]!.file}: in the transaction`)),
       events.join('\n'),
     );
-    assert.deepEqual(await objectsOf(database.url), []);
   });
 });
