@@ -24,7 +24,7 @@ import { countListedTables } from './sourceSnapshot.ts';
 /**
  * Restores a parallel artifact (see backupParallel) in pg_restore's own order: the schema file
  * is spooled and checked against the manifest before anything touches the database (it is
- * small, and `pg_restore -j` needs a file it can seek), its pre-data restored in one
+ * small, and `pg_restore -j` needs a file it can seek). With several jobs its pre-data is restored in one
  * transaction; then every data file at once, each streamed from the store through the
  * decryptor and decompressor into its own `pg_restore --data-only --single-transaction`; then
  * post-data with `-j`. The rows of a data file's tables are counted once its transaction has
@@ -33,10 +33,13 @@ import { countListedTables } from './sourceSnapshot.ts';
  * check passes, and age and zstd reject damaged input on their own; a drill checks every
  * digest before it restores.)
  *
- * Not all or nothing: like any `--jobs` restore, a failure stops every pg_restore and fails
- * the restore with the first error, and the database keeps what was committed before it (the
- * pre-data, any data file whose transaction had ended). Restore into an empty database, and
- * drop it after a failure.
+ * With one job it is all or nothing instead (see restoreInOneTransaction): the same parts,
+ * as SQL, in one transaction, the rows counted before its commit.
+ *
+ * With several, not all or nothing: like any `--jobs` restore, a failure stops every pg_restore
+ * and fails the restore with the first error, and the database keeps what was committed before
+ * it (the pre-data, any data file whose transaction had ended, the post-data built so far).
+ * Restore into an empty database, and drop it after a failure.
  */
 export async function restoreParallel(input: RestoreInput): Promise<RestoreResult> {
   const signal = input.signal ?? new AbortController().signal;
