@@ -14,20 +14,8 @@ import { readManifest } from '../src/pipeline/readManifest.ts';
 import { openSourceSnapshot } from '../src/pipeline/sourceSnapshot.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
-import { adminQuery, createSampleDatabase, createTestDatabase, holdTableLock, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
+import { adminQuery, createSampleDatabase, createTestDatabase, holdTableLock, parallelSampleExtras, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
-
-/** What a restore must bring back besides table rows: sequence values, large objects, materialized view data. */
-async function extras(url: string) {
-  const [row] = await adminQuery<{ seq: string; lo: string; mv: string }>(
-    `select (select last_value from standalone_seq)::text as seq,
-            (select string_agg(encode(lo_get(oid), 'escape'), ',' order by oid) from pg_largeobject_metadata) as lo,
-            (select count(*) from customer_totals)::text as mv`,
-    [],
-    url,
-  );
-  return row;
-}
 
 describe('parallel backup (--jobs) and its restore', () => {
   let source: TestDatabase;
@@ -121,8 +109,8 @@ describe('parallel backup (--jobs) and its restore', () => {
       assert.equal(result.tablesChecked, 6);
       assert.deepEqual(await tableFingerprints(target.url), await tableFingerprints(source.url));
       assert.equal(await schemaOf(target.url), await schemaOf(source.url));
-      assert.deepEqual(await extras(target.url), await extras(source.url));
-      assert.deepEqual(await extras(target.url), { seq: '4242', lo: 'large object one,large object two', mv: '200' });
+      assert.deepEqual(await parallelSampleExtras(target.url), await parallelSampleExtras(source.url));
+      assert.deepEqual(await parallelSampleExtras(target.url), { seq: '4242', lo: 'large object one,large object two', mv: '200' });
       // pg_restore's order: pre-data, then the data files, then post-data.
       const steps = events.filter((event) => / restored$/.test(event));
       assert.match(steps[0]!, /pre-data restored/);
@@ -161,7 +149,7 @@ describe('parallel backup (--jobs) and its restore', () => {
     );
     assert.deepEqual(await tableFingerprints(target.url), await tableFingerprints(source.url));
     assert.equal(await schemaOf(target.url), await schemaOf(source.url));
-    assert.deepEqual(await extras(target.url), await extras(source.url));
+    assert.deepEqual(await parallelSampleExtras(target.url), await parallelSampleExtras(source.url));
   });
 });
 

@@ -10,7 +10,7 @@ import { artifactProfiles } from '../src/pipeline/artifactProfiles.ts';
 import { readManifest } from '../src/pipeline/readManifest.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
-import { adminQuery, createSampleDatabase, createTestDatabase, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
+import { adminQuery, createSampleDatabase, createTestDatabase, parallelSampleExtras, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
 
 /** Everything of a database's own: relations (of any kind), types, functions, schemas, large objects. */
 async function objectsOf(url: string): Promise<string[]> {
@@ -39,18 +39,6 @@ async function failureOf(restore: Promise<unknown>): Promise<BackstopError> {
   );
   assert.ok(error, 'the restore failed');
   return error;
-}
-
-/** What a restore must bring back besides table rows: sequence values, large objects, materialized view data. */
-async function extras(url: string) {
-  const [row] = await adminQuery<{ seq: string; lo: string; mv: string }>(
-    `select (select last_value from standalone_seq)::text as seq,
-            (select string_agg(encode(lo_get(oid), 'escape'), ',' order by oid) from pg_largeobject_metadata) as lo,
-            (select count(*) from customer_totals)::text as mv`,
-    [],
-    url,
-  );
-  return row;
 }
 
 describe('a parallel backup restored with --jobs 1 is all or nothing', () => {
@@ -120,7 +108,7 @@ COMMIT;
     assert.equal(result.tablesChecked, artifact.manifest.tables.length);
     assert.deepEqual(await tableFingerprints(database.url), await tableFingerprints(source.url));
     assert.equal(await schemaOf(database.url), await schemaOf(source.url));
-    assert.deepEqual(await extras(database.url), { seq: '4242', lo: 'large object one,large object two', mv: String((await extras(source.url))!.mv) });
+    assert.deepEqual(await parallelSampleExtras(database.url), { seq: '4242', lo: 'large object one,large object two', mv: String((await parallelSampleExtras(source.url))!.mv) });
     assert.deepEqual(await adminQuery('select line from statements order by id', [], database.url), [{ line: 'COMMIT;' }, { line: 'BEGIN;' }, { line: '\\.' }]);
     assert.match(await schemaOf(database.url), /tidy/);
     assert.ok(events.includes('4 files restored in one transaction, row counts checked before the commit'), events.join('\n'));

@@ -12,6 +12,13 @@ export interface TransactionPart {
   feed?: (tool: PgToolProcess) => Promise<void>;
 }
 
+/** psql's input broke or closed: psql stopped (its exit status then says why), or was stopped. */
+class PsqlInputClosed extends Error {
+  constructor(cause: unknown) {
+    super('psql closed its input before the restore ended (nothing was committed).', { cause });
+  }
+}
+
 /** Raised inside the transaction when the rows differ: psql's error then says so, in these words. */
 const MISMATCH_PREFIX = 'The restored database differs from the backup: ';
 
@@ -42,12 +49,9 @@ export async function restoreInOneTransaction(input: {
   input.running.add(psql);
   const stdin = psql.child.stdin!;
   // psql that stopped on an error closed its input: its exit status says why, not the EPIPE.
-  let psqlStopped = false;
-  stdin.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') psqlStopped = true;
-  });
+  stdin.on('error', () => {});
   psql.child.stdout.resume();
-  const write = (text: string) => new Promise<void>((resolve, reject) => stdin.write(text, (error) => (error ? reject(error) : resolve())));
+  const write = (text: string) => new Promise<void>((resolve, reject) => stdin.write(text, (error) => (error ? reject(new PsqlInputClosed(error)) : resolve())));
   let failure: unknown = null;
   try {
     try {
@@ -61,8 +65,11 @@ export async function restoreInOneTransaction(input: {
       await write('COMMIT;\n');
       stdin.end();
     } catch (error) {
-      if (!psqlStopped || input.signal.aborted) throw error;
-      failure = error;
+      // A part's own failure (a damaged file, pg_restore's error) is the finding: psql is
+      // stopped below. Its input closing is psql's doing: it stopped, and says why.
+      if (!(error instanceof PsqlInputClosed) || input.signal.aborted) throw error;
+      failure = new BackstopError('RESTORE_FAILED', `psql's input broke before the restore ended (nothing was committed): ${(error.cause as Error | undefined)?.message ?? 'closed'}`);
+      stdin.destroy();
     }
     const { code, signal: killedBy, stderr } = await psql.exited;
     input.signal.throwIfAborted();
@@ -121,9 +128,11 @@ async function runPart(pgRestore: string, part: TransactionPart, into: Writable,
         `pg_restore of ${part.what} ${killedBy ? `was killed by ${killedBy}` : `exited with code ${code}`} (nothing was committed): ${errors.describe() ?? (lastLines(stderr) || 'no output')}`,
       );
     }
-    if (piped) throw piped.error;
+    // The text not of pg_restore's shape (UnwrapTransaction); else psql's input broke.
+    if (piped?.error instanceof BackstopError) throw piped.error;
+    if (piped) throw piped.error instanceof PsqlInputClosed ? piped.error : new PsqlInputClosed(piped.error);
     if (fed) throw fed.error;
-    if (code !== 0) throw new BackstopError('RESTORE_FAILED', `pg_restore of ${part.what} was killed by ${killedBy} (nothing was committed).`);
+    if (code !== 0) throw new PsqlInputClosed(new Error(`pg_restore of ${part.what} was killed by ${killedBy}`));
   } finally {
     await restore.terminate();
     running.delete(restore);
@@ -136,7 +145,7 @@ async function runPart(pgRestore: string, part: TransactionPart, into: Writable,
  */
 async function writeInto(text: AsyncIterable<Buffer>, into: Writable): Promise<void> {
   for await (const chunk of text) {
-    if (into.destroyed) throw new BackstopError('RESTORE_FAILED', 'psql closed its input before the restore ended (nothing was committed).');
+    if (into.destroyed) throw new PsqlInputClosed(new Error('psql closed its input'));
     if (into.write(chunk)) continue;
     await new Promise<void>((resolve, reject) => {
       const done = (error?: Error) => {
@@ -146,7 +155,7 @@ async function writeInto(text: AsyncIterable<Buffer>, into: Writable): Promise<v
         else resolve();
       };
       const onDrain = () => done();
-      const onClose = () => done(new BackstopError('RESTORE_FAILED', 'psql closed its input before the restore ended (nothing was committed).'));
+      const onClose = () => done(new PsqlInputClosed(new Error('psql closed its input')));
       into.on('drain', onDrain);
       into.on('close', onClose);
       if (into.destroyed) onClose();

@@ -101,6 +101,21 @@ export async function tableFingerprints(url: string): Promise<Record<string, { r
   return result;
 }
 
+/**
+ * What a restore of the parallel tests' sample (a standalone_seq, two large objects, the
+ * customer_totals materialized view) must bring back besides table rows.
+ */
+export async function parallelSampleExtras(url: string) {
+  const [row] = await adminQuery<{ seq: string; lo: string; mv: string }>(
+    `select (select last_value from standalone_seq)::text as seq,
+            (select string_agg(encode(lo_get(oid), 'escape'), ',' order by oid) from pg_largeobject_metadata) as lo,
+            (select count(*) from customer_totals)::text as mv`,
+    [],
+    url,
+  );
+  return row;
+}
+
 /** The schema as pg_dump prints it, for comparing two databases' structure. */
 export async function schemaOf(url: string): Promise<string> {
   const { execFile } = await import('node:child_process');
