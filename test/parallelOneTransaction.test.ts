@@ -3,11 +3,14 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import type { BackstopError } from '../src/core/errors.ts';
 import type { Manifest } from '../src/core/manifest.ts';
 import { artifactProfiles } from '../src/pipeline/artifactProfiles.ts';
 import { readManifest } from '../src/pipeline/readManifest.ts';
+import { UnwrapTransaction } from '../src/pipeline/unwrapTransaction.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
 import { adminQuery, createSampleDatabase, createTestDatabase, parallelSampleExtras, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
@@ -162,5 +165,45 @@ COMMIT;
       events.some((event) => event.startsWith(`${artifact.manifest.parallel!.data[0]!.file}: in the transaction`)),
       events.join('\n'),
     );
+  });
+});
+
+describe('UnwrapTransaction', () => {
+  const text = [
+    '--\n-- PostgreSQL database dump\n--\n\n\\restrict k1\n\nSET statement_timeout = 0;\n',
+    "SELECT pg_catalog.set_config('search_path', '', false);\n\n",
+    'BEGIN;\n\n',
+    'CREATE PROCEDURE public.tidy()\n    AS $$\nBEGIN\nCOMMIT;\nEND $$;\n\n',
+    'COPY public.statements (id, line) FROM stdin;\n1\tCOMMIT;\n2\tBEGIN;\n3\t\\\\.\n\\.\n\n',
+    'COMMIT;\n\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict k1\n\n',
+  ].join('');
+  const expected = text.replace('BEGIN;\n\nCREATE', '\nCREATE').replace('COMMIT;\n\n--\n-- PostgreSQL database dump complete', '\n--\n-- PostgreSQL database dump complete');
+
+  const unwrap = async (chunks: string[]) => {
+    const pieces: Buffer[] = [];
+    await pipeline(
+      Readable.from(chunks.map((chunk) => Buffer.from(chunk))),
+      new UnwrapTransaction('a test'),
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          pieces.push(chunk);
+          callback();
+        },
+      }),
+    );
+    return Buffer.concat(pieces).toString();
+  };
+
+  it("leaves out only pg_restore's own BEGIN and last COMMIT, however the text is cut into chunks", async () => {
+    assert.equal(await unwrap([text]), expected);
+    for (const size of [1, 2, 3, 5, 7, 64]) {
+      const chunks = Array.from({ length: Math.ceil(text.length / size) }, (_, index) => text.slice(index * size, (index + 1) * size));
+      assert.equal(await unwrap(chunks), expected, `chunks of ${size}`);
+    }
+  });
+
+  it('refuses a text without its BEGIN, or whose COMMIT is not its last statement', async () => {
+    await assert.rejects(unwrap([text.replace('BEGIN;\n', '')]), /holds "CREATE PROCEDURE public.tidy\(\)" before its BEGIN/);
+    await assert.rejects(unwrap([`${text}SELECT 1;\n`]), /does not end with its COMMIT/);
   });
 });

@@ -5,6 +5,8 @@ const NEWLINE = 0x0a;
 const BEGIN_LINE = 'BEGIN;\n';
 const COMMIT_LINE = 'COMMIT;\n';
 const COPY_END_LINE = '\\.\n';
+const COPY_END = Buffer.from(COPY_END_LINE);
+const NEWLINE_COPY_END = Buffer.from(`\n${COPY_END_LINE}`);
 const COPY_START = /^COPY .* FROM stdin;\n$/;
 /** What pg_restore writes before its BEGIN: comments, `\restrict`, and the SET/set_config preamble. */
 const PREAMBLE = /^(?:\n|--|\\restrict |SET |SELECT pg_catalog\.set_config\()/;
@@ -39,7 +41,16 @@ export class UnwrapTransaction extends Transform {
     const out: Buffer[] = [];
     let start = 0;
     try {
-      for (let end = data.indexOf(NEWLINE, start); end !== -1; end = data.indexOf(NEWLINE, start)) {
+      while (start < data.length) {
+        if (this.#inCopy) {
+          // Rows pass in one piece, up to the line that ends the COPY or the last whole line.
+          const rowsEnd = copyRowsEnd(data, start);
+          if (rowsEnd > start) out.push(data.subarray(start, rowsEnd));
+          start = rowsEnd;
+          if (!data.subarray(start, start + COPY_END.length).equals(COPY_END)) break;
+        }
+        const end = data.indexOf(NEWLINE, start);
+        if (end === -1) break;
         this.#line(data.subarray(start, end + 1), out);
         start = end + 1;
       }
@@ -97,4 +108,15 @@ export class UnwrapTransaction extends Transform {
   #unexpected(what: string): BackstopError {
     return new BackstopError('RESTORE_FAILED', `pg_restore's SQL text of ${this.#what} ${what}, unlike what --single-transaction writes; nothing was committed.`);
   }
+}
+
+/**
+ * Where the COPY rows from `start` stop: at the start of the `\.` line that ends them, or
+ * else after the last whole line (the rest waits for more input).
+ */
+function copyRowsEnd(data: Buffer, start: number): number {
+  if (data.subarray(start, start + COPY_END.length).equals(COPY_END)) return start;
+  const marker = data.indexOf(NEWLINE_COPY_END, start);
+  if (marker !== -1) return marker + 1;
+  return Math.max(start, data.lastIndexOf(NEWLINE) + 1);
 }
