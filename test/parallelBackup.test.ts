@@ -14,7 +14,17 @@ import { readManifest } from '../src/pipeline/readManifest.ts';
 import { openSourceSnapshot } from '../src/pipeline/sourceSnapshot.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
-import { adminQuery, createSampleDatabase, createTestDatabase, holdTableLock, parallelSampleExtras, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
+import {
+  addParallelSampleExtras,
+  adminQuery,
+  createSampleDatabase,
+  createTestDatabase,
+  holdTableLock,
+  parallelSampleExtras,
+  schemaOf,
+  tableFingerprints,
+  type TestDatabase,
+} from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
 describe('parallel backup (--jobs) and its restore', () => {
@@ -35,13 +45,11 @@ describe('parallel backup (--jobs) and its restore', () => {
        create table empty_table (id int);
        create table child (id int references "Mixed Case" (id));
        insert into child select i from generate_series(1, 500) i;
-       create sequence standalone_seq; select setval('standalone_seq', 4242);
-       select lo_from_bytea(0, 'large object one'), lo_from_bytea(0, 'large object two');
-       create materialized view customer_totals as select customer_id, count(*) from orders group by customer_id;
        analyze;`,
       [],
       source.url,
     );
+    await addParallelSampleExtras(source.url);
     root = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-parallel-'));
     store = await openStore(`file://${path.join(root, 'store')}`);
   });

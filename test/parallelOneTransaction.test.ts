@@ -13,7 +13,7 @@ import { readManifest } from '../src/pipeline/readManifest.ts';
 import { UnwrapTransaction } from '../src/pipeline/unwrapTransaction.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
-import { adminQuery, createSampleDatabase, createTestDatabase, parallelSampleExtras, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
+import { addParallelSampleExtras, adminQuery, createSampleDatabase, createTestDatabase, parallelSampleExtras, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
 
 /** Everything of a database's own: relations (of any kind), types, functions, schemas, large objects. */
 async function objectsOf(url: string): Promise<string[]> {
@@ -62,13 +62,11 @@ describe('a parallel backup restored with --jobs 1 is all or nothing', () => {
        BEGIN
 COMMIT;
        END $$;
-       create sequence standalone_seq; select setval('standalone_seq', 4242);
-       select lo_from_bytea(0, 'large object one'), lo_from_bytea(0, 'large object two');
-       create materialized view customer_totals as select customer_id, count(*) from orders group by customer_id;
        analyze;`,
       [],
       source.url,
     );
+    await addParallelSampleExtras(source.url);
     root = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-parallel-one-'));
     store = await openStore(`file://${path.join(root, 'store')}`);
     const made = await artifactProfiles.default.backup({
@@ -125,7 +123,7 @@ COMMIT;
     const before = await objectsOf(database.url);
     const error = await failureOf(artifactProfiles.default.restore({ store, prefix: artifact.prefix, manifest: artifact.manifest, toUrl: database.url, jobs: 1 }));
     assert.deepEqual(await objectsOf(database.url), before);
-    assert.equal(error.code, 'RESTORE_FAILED');
+    assert.equal(error.code, 'RESTORE_FAILED', error.stack);
     assert.match(error.message, /nothing was committed/);
     assert.match(error.message, /"orders_pkey" already exists/);
   });

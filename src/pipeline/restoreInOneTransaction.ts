@@ -4,6 +4,7 @@ import { BackstopError } from '../core/errors.ts';
 import { connectionArgs, spawnPgTool, type PgToolProcess } from '../pgtools/spawnPgTool.ts';
 import { lastLines, PgRestoreErrors } from './pgRestoreErrors.ts';
 import { UnwrapTransaction } from './unwrapTransaction.ts';
+import { writeInto } from './writeInto.ts';
 
 /** One part of the restore: pg_restore's arguments (an archive path, or `feed` to its stdin). */
 export interface TransactionPart {
@@ -116,7 +117,14 @@ async function runPart(pgRestore: string, part: TransactionPart, into: Writable,
       );
     const [fed, piped, { code, signal: killedBy, stderr }] = await Promise.all([
       settle(part.feed ? part.feed(restore) : Promise.resolve()),
-      settle(pipeline(restore.child.stdout, new UnwrapTransaction(part.what), (text: AsyncIterable<Buffer>) => writeInto(text, into), { signal })),
+      settle(
+        pipeline(
+          restore.child.stdout,
+          new UnwrapTransaction(part.what),
+          (text: AsyncIterable<Buffer>) => writeInto(text, into, { end: false, closed: () => new PsqlInputClosed(new Error('psql closed its input')) }),
+          { signal },
+        ),
+      ),
       restore.exited,
     ]);
     signal.throwIfAborted();
@@ -136,30 +144,6 @@ async function runPart(pgRestore: string, part: TransactionPart, into: Writable,
   } finally {
     await restore.terminate();
     running.delete(restore);
-  }
-}
-
-/**
- * Writes a part's text into psql's input, which stays open for the next part (a pipeline into
- * it would end it, or with `end: false` leave its listeners on it, one set per part).
- */
-async function writeInto(text: AsyncIterable<Buffer>, into: Writable): Promise<void> {
-  for await (const chunk of text) {
-    if (into.destroyed) throw new PsqlInputClosed(new Error('psql closed its input'));
-    if (into.write(chunk)) continue;
-    await new Promise<void>((resolve, reject) => {
-      const done = (error?: Error) => {
-        into.off('drain', onDrain);
-        into.off('close', onClose);
-        if (error) reject(error);
-        else resolve();
-      };
-      const onDrain = () => done();
-      const onClose = () => done(new PsqlInputClosed(new Error('psql closed its input')));
-      into.on('drain', onDrain);
-      into.on('close', onClose);
-      if (into.destroyed) onClose();
-    });
   }
 }
 

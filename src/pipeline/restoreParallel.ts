@@ -17,6 +17,7 @@ import { createDecompressor } from './compression.ts';
 import { lastLines, PgRestoreErrors } from './pgRestoreErrors.ts';
 import { assertNothingInTheWay } from './restoreCustomArchive.ts';
 import { restoreInOneTransaction } from './restoreInOneTransaction.ts';
+import { writeInto } from './writeInto.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from './restoreInput.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from './spoolVerifiedFile.ts';
 import { countListedTables } from './sourceSnapshot.ts';
@@ -322,5 +323,14 @@ async function streamVerifiedFile(input: {
   stdin.on('error', () => {});
   const decrypt = input.manifest.encryption ? [createAgeDecryptStream(input.identities ?? [])] : [];
   const decompressor = createDecompressor(input.manifest.compression.algorithm);
-  await pipeline(await input.store.get(prefix + file.name), hashing, ...decrypt, ...(decompressor ? [decompressor] : []), counting, stdin, { signal: input.signal });
+  // pg_restore may exit once it read the archive's last data block, before the stream ended:
+  // the rest is still read and checked (its status says whether it failed).
+  // A damaged file ends pg_restore's input without its end, so that pg_restore fails too.
+  const into = (plain: AsyncIterable<Buffer>) =>
+    writeInto(plain, stdin, { end: true, closed: () => null }).catch((error: unknown) => {
+      stdin.destroy();
+      throw error;
+    });
+  const stages = [...decrypt, ...(decompressor ? [decompressor] : [])];
+  await pipeline(await input.store.get(prefix + file.name), hashing, ...(stages as []), counting, into, { signal: input.signal });
 }

@@ -101,6 +101,18 @@ export async function tableFingerprints(url: string): Promise<Record<string, { r
   return result;
 }
 
+/** What the parallel tests add to the sample besides tables: a sequence, two large objects, a materialized view. */
+export async function addParallelSampleExtras(url: string): Promise<void> {
+  await adminQuery(
+    `create sequence standalone_seq; select setval('standalone_seq', 4242);
+     select lo_from_bytea(0, 'large object one'), lo_from_bytea(0, 'large object two');
+     create materialized view customer_totals as select customer_id, count(*) from orders group by customer_id;
+     analyze;`,
+    [],
+    url,
+  );
+}
+
 /**
  * What a restore of the parallel tests' sample (a standalone_seq, two large objects, the
  * customer_totals materialized view) must bring back besides table rows.
