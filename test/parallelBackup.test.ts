@@ -14,20 +14,18 @@ import { readManifest } from '../src/pipeline/readManifest.ts';
 import { openSourceSnapshot } from '../src/pipeline/sourceSnapshot.ts';
 import { openStore } from '../src/storage/openStore.ts';
 import type { Store } from '../src/storage/store.ts';
-import { adminQuery, createSampleDatabase, createTestDatabase, holdTableLock, schemaOf, tableFingerprints, type TestDatabase } from './support/pg.ts';
+import {
+  addParallelSampleExtras,
+  adminQuery,
+  createSampleDatabase,
+  createTestDatabase,
+  holdTableLock,
+  parallelSampleExtras,
+  schemaOf,
+  tableFingerprints,
+  type TestDatabase,
+} from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
-
-/** What a restore must bring back besides table rows: sequence values, large objects, materialized view data. */
-async function extras(url: string) {
-  const [row] = await adminQuery<{ seq: string; lo: string; mv: string }>(
-    `select (select last_value from standalone_seq)::text as seq,
-            (select string_agg(encode(lo_get(oid), 'escape'), ',' order by oid) from pg_largeobject_metadata) as lo,
-            (select count(*) from customer_totals)::text as mv`,
-    [],
-    url,
-  );
-  return row;
-}
 
 describe('parallel backup (--jobs) and its restore', () => {
   let source: TestDatabase;
@@ -47,13 +45,11 @@ describe('parallel backup (--jobs) and its restore', () => {
        create table empty_table (id int);
        create table child (id int references "Mixed Case" (id));
        insert into child select i from generate_series(1, 500) i;
-       create sequence standalone_seq; select setval('standalone_seq', 4242);
-       select lo_from_bytea(0, 'large object one'), lo_from_bytea(0, 'large object two');
-       create materialized view customer_totals as select customer_id, count(*) from orders group by customer_id;
        analyze;`,
       [],
       source.url,
     );
+    await addParallelSampleExtras(source.url);
     root = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-parallel-'));
     store = await openStore(`file://${path.join(root, 'store')}`);
   });
@@ -121,8 +117,8 @@ describe('parallel backup (--jobs) and its restore', () => {
       assert.equal(result.tablesChecked, 6);
       assert.deepEqual(await tableFingerprints(target.url), await tableFingerprints(source.url));
       assert.equal(await schemaOf(target.url), await schemaOf(source.url));
-      assert.deepEqual(await extras(target.url), await extras(source.url));
-      assert.deepEqual(await extras(target.url), { seq: '4242', lo: 'large object one,large object two', mv: '200' });
+      assert.deepEqual(await parallelSampleExtras(target.url), await parallelSampleExtras(source.url));
+      assert.deepEqual(await parallelSampleExtras(target.url), { seq: '4242', lo: 'large object one,large object two', mv: '200' });
       // pg_restore's order: pre-data, then the data files, then post-data.
       const steps = events.filter((event) => / restored$/.test(event));
       assert.match(steps[0]!, /pre-data restored/);
@@ -161,7 +157,7 @@ describe('parallel backup (--jobs) and its restore', () => {
     );
     assert.deepEqual(await tableFingerprints(target.url), await tableFingerprints(source.url));
     assert.equal(await schemaOf(target.url), await schemaOf(source.url));
-    assert.deepEqual(await extras(target.url), await extras(source.url));
+    assert.deepEqual(await parallelSampleExtras(target.url), await parallelSampleExtras(source.url));
   });
 });
 

@@ -72,6 +72,15 @@ describe('parallel backups as runs', () => {
     assert.deepEqual(await tableFingerprints(target.url), await tableFingerprints(source.url));
     assert.equal(await schemaOf(target.url), await schemaOf(source.url));
 
+    // Without --jobs (one job): the same database, restored in one transaction.
+    const single = await createTestDatabase('cli_jobs_one');
+    cleanups.push(single.drop);
+    const restoreOne = await runCli(['restore', run.id, '--to', single.url, '--json'], env);
+    assert.equal(restoreOne.code, 0, restoreOne.stderr);
+    assert.equal(JSON.parse(restoreOne.stdout).tablesChecked, 3);
+    assert.deepEqual(await tableFingerprints(single.url), await tableFingerprints(source.url));
+    assert.equal(await schemaOf(single.url), await schemaOf(source.url));
+
     // A drill restores it the same way into a scratch database and compares every table.
     const verify = await runCli(['verify', run.id, '--json'], env);
     assert.equal(verify.code, 0, verify.stderr);

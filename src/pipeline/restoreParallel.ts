@@ -16,6 +16,8 @@ import { allOrFirstFailure } from './backupParallel.ts';
 import { createDecompressor } from './compression.ts';
 import { lastLines, PgRestoreErrors } from './pgRestoreErrors.ts';
 import { assertNothingInTheWay } from './restoreCustomArchive.ts';
+import { restoreInOneTransaction } from './restoreInOneTransaction.ts';
+import { writeInto } from './writeInto.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from './restoreInput.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from './spoolVerifiedFile.ts';
 import { countListedTables } from './sourceSnapshot.ts';
@@ -23,7 +25,7 @@ import { countListedTables } from './sourceSnapshot.ts';
 /**
  * Restores a parallel artifact (see backupParallel) in pg_restore's own order: the schema file
  * is spooled and checked against the manifest before anything touches the database (it is
- * small, and `pg_restore -j` needs a file it can seek), its pre-data restored in one
+ * small, and `pg_restore -j` needs a file it can seek). With several jobs its pre-data is restored in one
  * transaction; then every data file at once, each streamed from the store through the
  * decryptor and decompressor into its own `pg_restore --data-only --single-transaction`; then
  * post-data with `-j`. The rows of a data file's tables are counted once its transaction has
@@ -32,10 +34,13 @@ import { countListedTables } from './sourceSnapshot.ts';
  * check passes, and age and zstd reject damaged input on their own; a drill checks every
  * digest before it restores.)
  *
- * Not all or nothing: like any `--jobs` restore, a failure stops every pg_restore and fails
- * the restore with the first error, and the database keeps what was committed before it (the
- * pre-data, any data file whose transaction had ended). Restore into an empty database, and
- * drop it after a failure.
+ * With one job it is all or nothing instead (see restoreInOneTransaction): the same parts,
+ * as SQL, in one transaction, the rows counted before its commit.
+ *
+ * With several, not all or nothing: like any `--jobs` restore, a failure stops every pg_restore
+ * and fails the restore with the first error, and the database keeps what was committed before
+ * it (the pre-data, any data file whose transaction had ended, the post-data built so far).
+ * Restore into an empty database, and drop it after a failure.
  */
 export async function restoreParallel(input: RestoreInput): Promise<RestoreResult> {
   const signal = input.signal ?? new AbortController().signal;
@@ -98,8 +103,53 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
       if (tables.length === 0) return;
       counting.push(countListedTables(input.toUrl, tables, { connections: 1, signal: inner, serial: true }).catch((error: unknown) => ({ error })));
     };
-    const connection = connectionArgs(input.toUrl);
     const owner = input.noOwner ? ['--no-owner', '--no-privileges'] : [];
+    const feedFile = (file: ManifestFile) => (tool: PgToolProcess) =>
+      streamVerifiedFile({
+        store: input.store,
+        prefix: input.prefix,
+        file,
+        manifest: input.manifest,
+        identities: input.identities,
+        signal: inner,
+        into: tool,
+        onStored: (bytes) => {
+          bytesRead += bytes;
+          report('restoring');
+        },
+        onPlain: (bytes) => {
+          bytesRestored += bytes;
+        },
+      });
+
+    if (jobs === 1) {
+      // psql as new as pg_dump reads every meta-command pg_restore's text holds (\restrict).
+      const psql = await findPgTool('psql', dumpMajor, input.pgTools, 'archive (made by pg_dump)');
+      await restoreInOneTransaction({
+        pgRestore: pgRestore.path,
+        psql: psql.path,
+        toUrl: input.toUrl,
+        parts: [
+          { what: `${schemaFile.name} (pre-data)`, args: ['--section=pre-data', ...owner, spoolPath] },
+          ...dataFiles.map((file) => ({ what: file.name, args: ['--data-only', ...owner], feed: feedFile(file) })),
+          { what: `${schemaFile.name} (post-data)`, args: ['--section=post-data', ...owner, spoolPath] },
+        ],
+        tables: checkRows ? input.manifest.tables : [],
+        running,
+        signal: inner,
+        onPart: (what) => input.onEvent?.('restore_step', `${what}: in the transaction, not yet committed`),
+      });
+      input.onEvent?.('restore_step', `${input.manifest.files.length} files restored in one transaction${checkRows ? ', row counts checked before the commit' : ''}`);
+      const doneMs = Math.round(performance.now() - started);
+      return {
+        tablesChecked: checkRows ? input.manifest.tables.length : 0,
+        bytesRestored: bytesRestoredTotal,
+        pgRestoreVersion: pgRestore.version,
+        timings: { spooledMs: Math.round(spooledMs), pgRestoreDoneMs: doneMs, checkedMs: doneMs },
+      };
+    }
+
+    const connection = connectionArgs(input.toUrl);
     const run = (args: string[], what: string, feed?: (tool: PgToolProcess) => Promise<void>) =>
       runPgRestore(pgRestore.path, [...args, ...owner, '--exit-on-error', '--no-password', `--dbname=${connection.dbname}`], connection, what, running, inner, feed);
 
@@ -107,31 +157,14 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
     input.onEvent?.('restore_step', `${schemaFile.name}: pre-data restored`);
     await allOrFirstFailure(
       dataFiles.map((file, index) =>
-        run(['--data-only', '--single-transaction'], file.name, (tool) =>
-          streamVerifiedFile({
-            store: input.store,
-            prefix: input.prefix,
-            file,
-            manifest: input.manifest,
-            identities: input.identities,
-            signal: inner,
-            into: tool,
-            onStored: (bytes) => {
-              bytesRead += bytes;
-              report('restoring');
-            },
-            onPlain: (bytes) => {
-              bytesRestored += bytes;
-            },
-          }),
-        ).then(() => {
+        run(['--data-only', '--single-transaction'], file.name, feedFile(file)).then(() => {
           input.onEvent?.('restore_step', `${file.name}: data restored`);
           countFile(index);
         }),
       ),
       stopAll,
     );
-    await run(['--section=post-data', ...(jobs > 1 ? [`--jobs=${jobs}`] : ['--single-transaction']), spoolPath], `${schemaFile.name} (post-data)`);
+    await run(['--section=post-data', `--jobs=${jobs}`, spoolPath], `${schemaFile.name} (post-data)`);
     input.onEvent?.('restore_step', `${schemaFile.name}: post-data restored`);
     const pgRestoreDoneMs = performance.now() - started;
     const timings = () => ({ spooledMs: Math.round(spooledMs), pgRestoreDoneMs: Math.round(pgRestoreDoneMs), checkedMs: Math.round(performance.now() - started) });
@@ -290,5 +323,14 @@ async function streamVerifiedFile(input: {
   stdin.on('error', () => {});
   const decrypt = input.manifest.encryption ? [createAgeDecryptStream(input.identities ?? [])] : [];
   const decompressor = createDecompressor(input.manifest.compression.algorithm);
-  await pipeline(await input.store.get(prefix + file.name), hashing, ...decrypt, ...(decompressor ? [decompressor] : []), counting, stdin, { signal: input.signal });
+  // pg_restore may exit once it read the archive's last data block, before the stream ended:
+  // the rest is still read and checked (its status says whether it failed).
+  // A damaged file ends pg_restore's input without its end, so that pg_restore fails too.
+  const into = (plain: AsyncIterable<Buffer>) =>
+    writeInto(plain, stdin, { end: true, closed: () => null }).catch((error: unknown) => {
+      stdin.destroy();
+      throw error;
+    });
+  const stages = [...decrypt, ...(decompressor ? [decompressor] : [])];
+  await pipeline(await input.store.get(prefix + file.name), hashing, ...(stages as []), counting, into, { signal: input.signal });
 }

@@ -84,6 +84,33 @@ export async function createSampleDatabase(rows = 2000): Promise<TestDatabase> {
 /** Table fingerprints read with plain SQL, independent of Backstop's own counting: the chaos checker's. */
 export { tableFingerprints };
 
+/** What the parallel tests add to the sample besides tables: a sequence, two large objects, a materialized view. */
+export async function addParallelSampleExtras(url: string): Promise<void> {
+  await adminQuery(
+    `create sequence standalone_seq; select setval('standalone_seq', 4242);
+     select lo_from_bytea(0, 'large object one'), lo_from_bytea(0, 'large object two');
+     create materialized view customer_totals as select customer_id, count(*) from orders group by customer_id;
+     analyze;`,
+    [],
+    url,
+  );
+}
+
+/**
+ * What a restore of the parallel tests' sample (a standalone_seq, two large objects, the
+ * customer_totals materialized view) must bring back besides table rows.
+ */
+export async function parallelSampleExtras(url: string) {
+  const [row] = await adminQuery<{ seq: string; lo: string; mv: string }>(
+    `select (select last_value from standalone_seq)::text as seq,
+            (select string_agg(encode(lo_get(oid), 'escape'), ',' order by oid) from pg_largeobject_metadata) as lo,
+            (select count(*) from customer_totals)::text as mv`,
+    [],
+    url,
+  );
+  return row;
+}
+
 /** The schema as pg_dump prints it, for comparing two databases' structure. */
 export async function schemaOf(url: string): Promise<string> {
   const { execFile } = await import('node:child_process');
