@@ -21,6 +21,7 @@ import { writeInto } from './writeInto.ts';
 import type { RestoreInput, RestoreProgress, RestoreResult } from './restoreInput.ts';
 import { assertCanDecrypt, spoolVerifiedFile } from './spoolVerifiedFile.ts';
 import { countListedTables } from './sourceSnapshot.ts';
+import { dataFileJobs } from './dataFileJobs.ts';
 
 /**
  * Restores a parallel artifact (see backupParallel) in pg_restore's own order: the schema file
@@ -28,7 +29,10 @@ import { countListedTables } from './sourceSnapshot.ts';
  * small, and `pg_restore -j` needs a file it can seek). With several jobs its pre-data is restored in one
  * transaction; then every data file at once, each streamed from the store through the
  * decryptor and decompressor into its own `pg_restore --data-only --single-transaction`; then
- * post-data with `-j`. The rows of a data file's tables are counted once its transaction has
+ * post-data with `-j`. When the jobs outnumber the data files, the extra ones go to the largest
+ * files (dataFileJobs): such a file is spooled and checked like the schema file, its data offsets
+ * filled in from the manifest, and restored with `pg_restore --data-only --jobs k` (one
+ * transaction per table, not per file). The rows of a data file's tables are counted once its transaction has
  * committed, and compared with the manifest at the end. A data file is checked (size, SHA-256, plain size) as it streams; a
  * mismatch fails the restore with ARTIFACT_CORRUPT. (Its last bytes are held back until the
  * check passes, and age and zstd reject damaged input on their own; a drill checks every
@@ -78,6 +82,7 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
   inner.addEventListener('abort', stopTools, { once: true });
   const checkRows = input.checkRows !== false;
   const counting: Array<Promise<Map<string, { rows: number | null }> | { error: unknown }>> = [];
+  const spools: string[] = [];
   try {
     const client = await connectDatabase(input.toUrl);
     try {
@@ -155,10 +160,40 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
 
     await run(['--section=pre-data', '--single-transaction', spoolPath], `${schemaFile.name} (pre-data)`);
     input.onEvent?.('restore_step', `${schemaFile.name}: pre-data restored`);
+    const fileJobs = dataFileJobs(
+      dataFiles.map((file) => ({ uncompressedSize: file.uncompressedSize, seekable: file.format === 'pg_dump-custom' && file.dataBlocks !== undefined })),
+      jobs,
+    );
+    // A file given several jobs is spooled to local disk with its data offsets filled in
+    // (pg_restore --jobs seeks, a pipe cannot), then restored table by table over as many
+    // connections; the others stream, each in one transaction.
+    const restoreSpooled = async (file: ManifestFile, fileJobs: number) => {
+      const fileSpool = `${spoolPath}.${dataFiles.indexOf(file) + 1}`;
+      spools.push(fileSpool);
+      let stored = 0;
+      await spoolVerifiedFile({
+        store: input.store,
+        prefix: input.prefix,
+        file,
+        manifest: input.manifest,
+        spoolPath: fileSpool,
+        signal: inner,
+        identities: input.identities,
+        onBytes: (bytes) => {
+          bytesRead += bytes - stored;
+          stored = bytes;
+          report('restoring');
+        },
+      });
+      input.onEvent?.('restore_verified', `${file.name}: size and SHA-256 match the manifest; spooled to restore with ${fileJobs} jobs`);
+      await run(['--data-only', `--jobs=${fileJobs}`, fileSpool], file.name);
+      bytesRestored += file.uncompressedSize;
+      await fs.rm(fileSpool, { force: true });
+    };
     await allOrFirstFailure(
       dataFiles.map((file, index) =>
-        run(['--data-only', '--single-transaction'], file.name, feedFile(file)).then(() => {
-          input.onEvent?.('restore_step', `${file.name}: data restored`);
+        (fileJobs[index]! > 1 ? restoreSpooled(file, fileJobs[index]!) : run(['--data-only', '--single-transaction'], file.name, feedFile(file))).then(() => {
+          input.onEvent?.('restore_step', `${file.name}${fileJobs[index]! > 1 ? ` (${fileJobs[index]} jobs)` : ''}: data restored`);
           countFile(index);
         }),
       ),
@@ -189,7 +224,7 @@ export async function restoreParallel(input: RestoreInput): Promise<RestoreResul
     throw error;
   } finally {
     inner.removeEventListener('abort', stopTools);
-    await fs.rm(spoolPath, { force: true });
+    await Promise.all([spoolPath, ...spools].map((file) => fs.rm(file, { force: true })));
   }
 }
 
