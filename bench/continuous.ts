@@ -129,13 +129,21 @@ async function main(): Promise<void> {
     log('waiting for the first base backup and the stream');
     await until('the stream to be streaming', async () => (await stream())?.state === 'streaming');
 
-    /** The source's current WAL position, and whether the archive has confirmed up to it. */
+    /**
+     * Waits until the slot has been confirmed up to the source's current WAL position: every
+     * change before it is stored (a quiet stretch is confirmed without a segment, so the slot's
+     * own position is the one to watch, not the newest segment's end).
+     */
     const caughtUp = async () => {
       const lsn = (await admin.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`)).rows[0]!.lsn;
       await until('the streamer to catch up', async () => {
         const row = await stream();
-        if (!row?.confirmed_lsn || !row.lease_live) return false;
-        return (await catalog.query<{ ok: boolean }>('select $1::pg_lsn >= $2::pg_lsn as ok', [row.confirmed_lsn, lsn])).rows[0]!.ok;
+        if (!row?.lease_live) return false;
+        const { rows } = await admin.query<{ ok: boolean }>(
+          `select coalesce(confirmed_flush_lsn >= $1::pg_lsn, false) as ok from pg_replication_slots where slot_name like 'backstop\\_%' and not temporary`,
+          [lsn],
+        );
+        return rows[0]?.ok === true;
       });
     };
     const runPgbench = async () => {
