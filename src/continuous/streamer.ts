@@ -199,12 +199,29 @@ async function streamSession(ctx: SessionContext): Promise<void> {
         .catch((error) => end(error))
         .finally(() => {
           flushing = null;
+          resumeReading();
           if (flushAgain && !ended.signal.aborted) {
             flushAgain = false;
             void flush();
           }
         });
       return flushing;
+    };
+
+    // The library's own flow control lets keepalives overtake queued changes (a keepalive's
+    // position must never be confirmed before the changes it follows are stored), so reading is
+    // paused at the socket instead.
+    let paused = false;
+    const socket = () => (service as unknown as { _connection?: { stream?: { pause?: () => void; resume?: () => void } } })._connection?.stream;
+    const pauseReading = () => {
+      if (paused) return;
+      paused = true;
+      socket()?.pause?.();
+    };
+    const resumeReading = () => {
+      if (!paused) return;
+      paused = false;
+      if (!ended.signal.aborted) socket()?.resume?.();
     };
 
     service.on('error', (error: Error) => end(error));
@@ -218,7 +235,14 @@ async function streamSession(ctx: SessionContext): Promise<void> {
       }
       if (message.tag !== 'commit' || !builder.hasPending()) return;
       pendingSince ??= Date.now();
-      if (builder.pendingBytes() >= stream.segmentBytes) void flush();
+      if (builder.pendingBytes() >= stream.segmentBytes) {
+        void flush();
+        // A full segment waits while another is written: stop reading the socket, so that the
+        // source holds the rest (TCP backpressure) instead of this process's memory. Without
+        // it, a streamer catching up on a backlog read faster than it could store, hit the
+        // bound below again and again, and never caught up.
+        if (flushing) pauseReading();
+      }
       // The store is slower than the source writes: rather than hold ever more in memory, start
       // again later from the stored position (the slot keeps everything until confirmed).
       if (builder.pendingBytes() > maxPendingBytes && flushing) end(new Error(`more than ${maxPendingBytes} bytes of changes wait for the store`));
