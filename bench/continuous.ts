@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { withDatabase } from '../src/core/databaseUrl.ts';
+import { recoveryPointSql } from '../src/db/continuousStreams.ts';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
 import { findPgTool } from '../src/pgtools/findPgTools.ts';
 import { connectionArgs } from '../src/pgtools/spawnPgTool.ts';
@@ -119,9 +120,9 @@ async function main(): Promise<void> {
     await catalog.connect();
     const stream = async () =>
       (
-        await catalog.query<{ state: string; confirmed_lsn: string | null; lease_owner: string | null; lease_live: boolean; rpo: number | null }>(
-          `select s.state, s.confirmed_lsn::text, s.lease_owner, coalesce(s.lease_expires_at > now(), false) as lease_live,
-                  extract(epoch from now() - greatest(s.last_commit_at, s.caught_up_at))::float8 as rpo
+        await catalog.query<{ state: string; lease_live: boolean; rpo: number | null }>(
+          `select s.state, coalesce(s.lease_expires_at > now(), false) as lease_live,
+                  extract(epoch from now() - ${recoveryPointSql})::float8 as rpo
              from backstop.continuous_streams s join backstop.targets t on t.id = s.target_id where t.name = 'bench'`,
         )
       ).rows[0];
