@@ -151,10 +151,11 @@ export interface StoredSegment {
  * The catalog's half of storing a segment, in one transaction: its row, and the stream's
  * confirmed position and newest commit — only while the lease is still this streamer's
  * (owner and generation, unexpired). Throws LEASE_LOST otherwise, having changed nothing:
- * the caller must then not confirm anything to the slot.
+ * the caller must then not confirm anything to the slot. `alsoRecord` writes what follows from
+ * the segment in the same transaction (the base backup a schema change needs).
  */
-export async function recordSegment(pool: Pool, lease: StreamLease, segment: StoredSegment): Promise<void> {
-  await withTransaction(pool, async (client) => {
+export async function recordSegment<T>(pool: Pool, lease: StreamLease, segment: StoredSegment, alsoRecord?: (client: Queryable) => Promise<T>): Promise<T | undefined> {
+  return withTransaction(pool, async (client) => {
     const { rowCount } = await client.query(
       `update backstop.continuous_streams
        set confirmed_lsn = $4::pg_lsn, last_commit_at = greatest(last_commit_at, $5::timestamptz), updated_at = now()
@@ -187,6 +188,7 @@ export async function recordSegment(pool: Pool, lease: StreamLease, segment: Sto
         JSON.stringify(manifest),
       ],
     );
+    return alsoRecord ? await alsoRecord(client) : undefined;
   });
 }
 
