@@ -5,7 +5,8 @@ import { BackstopError } from '../../core/errors.ts';
 import type { BackupProfile } from '../../core/manifest.ts';
 import { createSlotWithSnapshot } from '../../continuous/slotSnapshot.ts';
 import { dropContinuity, publishTables, readSourceFacts, readSourceTables, withSource } from '../../continuous/sourceSetup.ts';
-import { findStream, recordUnprotectedTables, setTargetContinuous, startStream, stopStream, type ContinuousSettingsUpdate } from '../../db/continuousTargets.ts';
+import { getStream, recordUnprotectedTables, startStream, stopStream } from '../../db/continuousStreams.ts';
+import { setTargetContinuous, type ContinuousSettingsUpdate } from '../../db/continuousTargets.ts';
 import { withTransaction } from '../../db/pool.ts';
 import { createRun } from '../../db/runRecords.ts';
 import type { TargetDeps, TargetRecord } from './targetDeps.ts';
@@ -145,9 +146,9 @@ export async function replanContinuity(deps: TargetDeps, target: { id: string; d
  * target from being turned off or deleted: the answer says what to drop there by hand.
  */
 export async function disableContinuity(deps: TargetDeps, target: { id: string; databaseUrl: string }, reason: string): Promise<{ warnings: string[] }> {
-  const stream = await findStream(deps.pool, target.id);
-  const slot = stream?.slot ?? slotNameFor(target.id);
-  const publication = stream?.publication ?? slot;
+  const stream = await getStream(deps.pool, target.id);
+  const slot = stream?.slotName ?? slotNameFor(target.id);
+  const publication = stream?.publicationName ?? slot;
   await withTransaction(deps.pool, async (client) => {
     await stopStream(client, target.id, reason);
     await setTargetContinuous(client, target.id, null);
