@@ -1,6 +1,6 @@
 import { slotNameFor } from '../../core/changeSegment.ts';
 import { continuousRefusals, planPublication, poolerRefusal, qualifiedName, type PublicationPlan, type UnprotectedTable } from '../../core/continuousRules.ts';
-import { describeDatabase } from '../../core/databaseUrl.ts';
+import { databaseName, describeDatabase, parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import type { BackupProfile } from '../../core/manifest.ts';
 import { createSlotWithSnapshot } from '../../continuous/slotSnapshot.ts';
@@ -51,6 +51,36 @@ const BASE_DEADLINE_MS = 21_600_000;
 function refused(databaseUrl: string, reasons: string[]): BackstopError {
   const listed = reasons.length === 1 ? reasons[0] : reasons.map((reason, index) => `(${index + 1}) ${reason}`).join(' ');
   return new BackstopError('CONTINUOUS_REFUSED', `${databaseUrl ? describeDatabase(databaseUrl) : 'The target'} cannot be backed up continuously: ${listed}`, { field: 'continuous' });
+}
+
+/**
+ * A continuous target's slot and publication live in its database: a new URL that names
+ * another server or database would leave them there, holding back its WAL with no streamer,
+ * while the new database has neither. Refused (CONTINUOUS_REFUSED) unless the same change
+ * turns continuity off, which drops them from the database they are in. A URL of the same
+ * server and database (another password, user or parameter) changes nothing of that.
+ */
+export function assertDatabaseKeepsContinuity(target: { name: string; databaseUrl: string; continuous: boolean }, change: { databaseUrl?: string; continuous?: unknown }): void {
+  if (!target.continuous || change.databaseUrl === undefined || change.continuous === null) return;
+  if (target.databaseUrl !== '' && sameDatabase(target.databaseUrl, change.databaseUrl)) return;
+  throw new BackstopError(
+    'CONTINUOUS_REFUSED',
+    `Target ${target.name} is continuous: its replication slot and publication are on ${target.databaseUrl ? describeDatabase(target.databaseUrl) : 'its database'}, and a new database URL would leave them there. Turn continuity off first (\`backstop target update ${target.name} --no-continuous\`, which drops them), change the URL, then turn it on again (\`backstop target update ${target.name} --continuous\`, which takes a new base backup).`,
+    { field: 'databaseUrl' },
+  );
+}
+
+function sameDatabase(a: string, b: string): boolean {
+  const where = (raw: string) => {
+    const url = parseDatabaseUrl(raw);
+    return `${(url.hostname || url.searchParams.get('host') || '').toLowerCase()}:${url.port || url.searchParams.get('port') || '5432'}/${databaseName(raw)}`;
+  };
+  try {
+    return where(a) === where(b);
+  } catch {
+    // Not a URL Backstop can read: the target checks refuse it with their own message.
+    return false;
+  }
 }
 
 /**
