@@ -10,7 +10,7 @@ import { getTargetWithSecret } from '../db/targets.ts';
 import type { Pool } from '../db/pool.ts';
 import { parseRecipient } from '../pipeline/age.ts';
 import { defaultCompression, parseCompression } from '../pipeline/compression.ts';
-import { queueBaseBackup } from '../operations/queueBaseBackup.ts';
+import { queueBaseBackup } from '../db/queueBaseBackup.ts';
 import { openStore } from '../storage/openStore.ts';
 import { guardSourceSlot } from './slotGuard.ts';
 import { sampleSequences } from './sampleSequences.ts';

@@ -1,6 +1,6 @@
 import { activeStatuses } from '../core/runState.ts';
-import type { Queryable } from '../db/pool.ts';
-import { createRun, getRun, type RunRecord } from '../db/runRecords.ts';
+import type { Queryable } from './pool.ts';
+import { createRun, getRun, type RunRecord } from './runRecords.ts';
 
 export interface BaseBackupRequest {
   targetId: string;
