@@ -5,6 +5,10 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { compareLsn } from '../src/core/changeSegment.ts';
 import type { WindowLimit } from '../src/core/restoreWindow.ts';
+import { withTransaction } from '../src/db/pool.ts';
+import { queueBaseBackup } from '../src/db/queueBaseBackup.ts';
+import { createRun } from '../src/db/runRecords.ts';
+import { createTarget } from '../src/db/targets.ts';
 import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
 import { slotState } from './support/continuous.ts';
 import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
@@ -72,6 +76,23 @@ describe('a schema change of a continuous target', () => {
     return { restored, result };
   };
 
+  it('a backup running since before the change is no new base; one queued, or started since, is', async () => {
+    const target = await createTarget(catalog.pool, { name: 'ddl-rule', databaseUrl: source.url, storeUrl: `file://${storeDir}`, options: {} });
+    const request = (changedAt: string) => ({ targetId: target.id, trigger: 'schema_change', reason: 'schema change of public.items at 0/1', changedAt, runDeadlineMs: 60_000 });
+    const running = await createRun(catalog.pool, { targetId: target.id, trigger: 'manual', runDeadlineMs: 60_000 });
+    await catalog.pool.query(
+      "update backstop.runs set status = 'running', started_at = '2026-01-01T00:00:10Z', lease_id = gen_random_uuid(), lease_expires_at = now() + interval '1 hour' where id = $1",
+      [running.id],
+    );
+    const afterStart = await withTransaction(catalog.pool, (client) => queueBaseBackup(client, request('2026-01-01T00:00:20Z')));
+    assert.equal(afterStart.queued, true, 'the running backup dumps the old shape');
+    const again = await withTransaction(catalog.pool, (client) => queueBaseBackup(client, request('2026-01-01T00:00:30Z')));
+    assert.deepEqual([again.queued, again.run.id], [false, afterStart.run.id], 'the queued one will');
+    await catalog.pool.query("update backstop.runs set status = 'cancelled', finished_at = now() where id = $1", [afterStart.run.id]);
+    const sinceStart = await withTransaction(catalog.pool, (client) => queueBaseBackup(client, request('2026-01-01T00:00:05Z')));
+    assert.deepEqual([sinceStart.queued, sinceStart.run.id], [false, running.id], 'one that started after the change will');
+  });
+
   it('queues exactly one new base backup, and restores across the change from it', { timeout: 300_000 }, async () => {
     const storeUrl = `file://${path.join(storeDir, 'store')}`;
     const added = await runCli(['target', 'add', 'ddl-app', '--database-url', source.url, '--store', storeUrl, '--continuous', '--segment-seconds', '1', '--json'], env);
@@ -107,6 +128,9 @@ describe('a schema change of a continuous target', () => {
       [queued.id],
       'the second change finds the backup queued and queues none',
     );
+    const { rows: noted } = await catalog.pool.query<{ message: string }>("select message from backstop.run_events where run_id = $1 and kind = 'base_needed'", [queued.id]);
+    assert.equal(noted.length, 1);
+    assert.match(noted[0]!.message, /^schema change of public\.items at [0-9A-F]+\/[0-9A-F]+: this backup becomes the new base$/);
 
     // Before the new base: the window says where replay crosses the change, and a restore across it is refused.
     const open = await schemaLimits(target.name);

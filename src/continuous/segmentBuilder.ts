@@ -265,11 +265,11 @@ export function commitTimeText(microseconds: bigint): string {
 }
 
 /**
- * Where a segment's first change of shape takes effect: the commit LSN of the first
- * transaction after a relation line marked `schemaChange` that touches that table (the change
- * itself is DDL, which the stream never carries). Null when nothing changed shape.
+ * Where a segment's first change of shape shows: the first transaction after a relation line
+ * marked `schemaChange` that touches that table (the change itself is DDL, which the stream
+ * never carries, committed before it). Null when nothing changed shape.
  */
-export function firstSchemaChangeLsn(lines: readonly SegmentLine[]): string | null {
+export function firstSchemaChange(lines: readonly SegmentLine[]): { lsn: string; committedAt: string } | null {
   const changed = new Set<string>();
   for (const line of lines) {
     if (line.type === 'relation' && line.schemaChange) changed.add(`${line.schema}.${line.table}`);
@@ -277,7 +277,7 @@ export function firstSchemaChangeLsn(lines: readonly SegmentLine[]): string | nu
     const touches = line.changes.some((change) =>
       change.kind === 'truncate' ? change.tables.some((table) => changed.has(`${table.schema}.${table.table}`)) : changed.has(`${change.schema}.${change.table}`),
     );
-    if (touches) return line.lsn;
+    if (touches) return { lsn: line.lsn, committedAt: line.committedAt };
   }
   return null;
 }

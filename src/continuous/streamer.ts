@@ -14,7 +14,7 @@ import { queueBaseBackup } from '../db/queueBaseBackup.ts';
 import { openStore } from '../storage/openStore.ts';
 import { guardSourceSlot } from './slotGuard.ts';
 import { sampleSequences } from './sampleSequences.ts';
-import { firstSchemaChangeLsn, SegmentBuilder, type PendingSegment } from './segmentBuilder.ts';
+import { firstSchemaChange, SegmentBuilder, type PendingSegment } from './segmentBuilder.ts';
 import { TextPgoutputPlugin } from './textPgoutputPlugin.ts';
 import { writeSegment, type SegmentDestination } from './writeSegment.ts';
 
@@ -39,9 +39,10 @@ const DEFAULT_RUN_DEADLINE_MS = 6 * 3600_000;
  * A segment in which a table changed shape: replay from a base taken before it cannot cross it
  * (the base's tables lack the new columns), so the archive needs a new base after it.
  */
-function schemaChangeOf(segment: PendingSegment): string | undefined {
+function schemaChangeOf(segment: PendingSegment): { reason: string; changedAt: string } | undefined {
   if (segment.schemaChanges.length === 0) return undefined;
-  return `schema change of ${segment.schemaChanges.join(', ')} at ${firstSchemaChangeLsn(segment.lines) ?? segment.startLsn}`;
+  const first = firstSchemaChange(segment.lines) ?? { lsn: segment.startLsn, committedAt: segment.firstCommitAt };
+  return { reason: `schema change of ${segment.schemaChanges.join(', ')} at ${first.lsn}`, changedAt: first.committedAt };
 }
 
 export type StreamerEnd = 'stopped' | 'lease_lost' | 'stream_stopped';
@@ -208,14 +209,16 @@ async function streamSession(ctx: SessionContext): Promise<void> {
               queueBaseBackup(client, {
                 targetId: stream.targetId,
                 trigger: 'schema_change',
-                reason: schemaChange,
+                ...schemaChange,
                 runDeadlineMs: ctx.options.runDeadlineMs ?? DEFAULT_RUN_DEADLINE_MS,
               }),
       );
       if (rebase) {
         log.warn(
           { runId: rebase.run.id, queued: rebase.queued },
-          rebase.queued ? `${schemaChange}: base backup ${rebase.run.id} queued` : `${schemaChange}: backup ${rebase.run.id} is already ${rebase.run.status}; it becomes the new base`,
+          rebase.queued
+            ? `${schemaChange?.reason}: base backup ${rebase.run.id} queued`
+            : `${schemaChange?.reason}: backup ${rebase.run.id}, already ${rebase.run.status}, becomes the new base`,
         );
       }
       state.confirmedLsn = segment.endLsn;
