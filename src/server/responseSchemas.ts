@@ -64,7 +64,7 @@ const actionsOf = (names: readonly string[], description: string) => ({
 });
 
 export const runActionNames = ['cancel', 'verify', 'restore', 'download'] as const;
-export const targetActionNames = ['backup', 'verifyNewest', 'restoreNewest', 'test', 'edit', 'pause', 'delete', 'testNotification'] as const;
+export const targetActionNames = ['backup', 'verifyNewest', 'restoreNewest', 'restorePointInTime', 'test', 'edit', 'pause', 'delete', 'testNotification'] as const;
 
 const { $schema: _draft, ...reportedProgress } = z.toJSONSchema(runProgressSchema) as { $schema: string; properties: Record<string, unknown> };
 

@@ -104,7 +104,7 @@ export function registerTargetRestoreRoutes(app: FastifyInstance, ctx: ServerCon
         status: 'started',
         at,
         base: { runId, lsn: restore.plan.window.base.baseLsn, segments: restore.plan.segments.length },
-        message: `Restoring ${restore.target} to ${at} into ${restore.destination}, from base backup ${runId}; follow GET /api/v1/runs/${runId}/events for the result.`,
+        message: `Restoring ${restore.target} to ${at} into ${restore.destination}, from base backup ${runId}. Follow GET /api/v1/runs/${runId}/events for the result.`,
       });
     },
   );
