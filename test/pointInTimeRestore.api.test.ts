@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { compareLsn } from '../src/core/changeSegment.ts';
+import { listStoredSegments, segmentDataKey } from '../src/continuous/segmentFiles.ts';
+import { openStore } from '../src/storage/openStore.ts';
 import { adminQuery, adminUrl, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
@@ -207,5 +209,39 @@ describe('point-in-time restore through the API', () => {
     assert.equal(privileged.json.error.code, 'RESTORE_ROLE_PRIVILEGED');
     const history = await api.request('GET', '/api/v1/targets/pitr-api/restores', { token: api.tokens.viewer });
     assert.equal(history.json.items.length, 1, 'none of them started a restore');
+  });
+
+  it('a damaged segment fails the restore, recorded as restore_failed of the base run, with the destination untouched', TEST, async () => {
+    const targetId = (await api.request('GET', '/api/v1/targets/pitr-api')).json.id;
+    const store = await openStore(`file://${path.join(storeDir, 'store')}`);
+    const stored = await listStoredSegments(store, 'pitr-api', targetId).finally(() => store.close());
+    assert.ok(stored.length > 0);
+    for (const segment of stored) {
+      const damaged = path.join(storeDir, 'store', segmentDataKey(segment));
+      const bytes = await fs.readFile(damaged);
+      bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
+      await fs.writeFile(damaged, bytes);
+    }
+    const untouched = await createTestDatabase('pitrapibad');
+    try {
+      const started = await api.request('POST', '/api/v1/targets/pitr-api/restore', { body: { at: 'latest', databaseUrl: untouched.url, privilegedRole: superuser } });
+      assert.equal(started.status, 202, started.text);
+      const restore = await waitFor(
+        'the restore to end',
+        async () => {
+          const history = await api.request('GET', '/api/v1/targets/pitr-api/restores', { token: api.tokens.viewer });
+          const item = history.json.items.find((entry: { id: string }) => entry.id === started.json.restoreId);
+          return item && item.status !== 'running' ? item : null;
+        },
+        60_000,
+      );
+      assert.equal(restore.status, 'failed', JSON.stringify(restore));
+      assert.equal(restore.error.code, 'ARTIFACT_CORRUPT');
+      assert.equal(restore.runId, baseRunId);
+      const tables = await adminQuery("select 1 from pg_tables where schemaname = 'public'", [], untouched.url);
+      assert.equal(tables.length, 0, 'the base was not restored: the segments are checked first');
+    } finally {
+      await untouched.drop();
+    }
   });
 });
