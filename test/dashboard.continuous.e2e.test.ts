@@ -5,12 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { compareLsn } from '../src/core/changeSegment.ts';
 import { openPage } from './support/browser.ts';
 import { launchChromium } from './support/chromium.ts';
+import { addContinuousTargetThroughApi, currentLsn, dropSourceWithSlots, waitForWindowTo } from './support/continuous.ts';
 import { adminQuery, adminUrl, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
-import { waitFor } from './support/wait.ts';
 
 /**
  * A continuous target on the dashboard, in headless Chromium, against a real server whose
@@ -33,17 +32,6 @@ describe('a continuous target on the dashboard', { timeout: 600_000 }, () => {
   /** A time after the first change's commit and before the second's. */
   let between = '';
 
-  const currentLsn = async () => (await adminQuery<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn', [], source.url))[0]!.lsn;
-  const streamedUpTo = (lsn: string) =>
-    waitFor(
-      'the change stored as a segment',
-      async () => {
-        const window = (await api.request('GET', '/api/v1/targets/cont-ui/window')).json.continuity.window;
-        return window.to !== null && compareLsn(window.to.lsn, lsn) >= 0;
-      },
-      60_000,
-    );
-
   before(async () => {
     catalog = await createTestCatalog();
     source = await createTestDatabase('contuisrc');
@@ -58,30 +46,18 @@ describe('a continuous target on the dashboard', { timeout: 600_000 }, () => {
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-continuous-ui-'));
     api = await startTestServer({ catalogUrl: catalog.url, worker: true, env: { BACKSTOP_STORE: `file://${storeDir}` } });
     const target = new URL(destination.url);
-    const created = await api.request('POST', '/api/v1/targets', {
-      body: {
-        name: 'cont-ui',
-        databaseUrl: source.url,
-        storeUrl: `file://${path.join(storeDir, 'store')}`,
-        options: { restoreTo: [`${target.hostname}:${target.port || '5432'}${target.pathname}`] },
-        continuous: { segmentSeconds: 1, maxRpoSeconds: 600 },
-      },
+    await addContinuousTargetThroughApi(api, {
+      name: 'cont-ui',
+      databaseUrl: source.url,
+      storeUrl: `file://${path.join(storeDir, 'store')}`,
+      options: { restoreTo: [`${target.hostname}:${target.port || '5432'}${target.pathname}`] },
+      continuous: { segmentSeconds: 1, maxRpoSeconds: 600 },
     });
-    assert.equal(created.status, 201, created.text);
-    await waitFor(
-      'the base backup',
-      async () => {
-        const run = await api.request('GET', `/api/v1/runs/${created.json.baseRunId}`);
-        if (run.json.status === 'failed') throw new Error(`base backup failed: ${JSON.stringify(run.json.error)}`);
-        return run.json.status === 'succeeded';
-      },
-      120_000,
-    );
     // Two changes after the base, with a known time between them.
     await adminQuery("insert into items values (101, 'first change')", [], source.url);
     between = (await adminQuery<{ at: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at`, [], source.url))[0]!.at;
     await adminQuery("insert into items values (102, 'second change')", [], source.url);
-    await streamedUpTo(await currentLsn());
+    await waitForWindowTo(api, 'cont-ui', await currentLsn(source.url));
 
     browser = await launchChromium();
     ({ page, pageErrors } = await openPage(browser));
@@ -92,10 +68,7 @@ describe('a continuous target on the dashboard', { timeout: 600_000 }, () => {
   after(async () => {
     await browser?.close();
     await api?.close();
-    if (source) {
-      await adminQuery('select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1 and not active', [source.name]).catch(() => {});
-      await source.drop();
-    }
+    if (source) await dropSourceWithSlots(source);
     await destination?.drop();
     await catalog?.close();
     if (storeDir) await fs.rm(storeDir, { recursive: true, force: true });

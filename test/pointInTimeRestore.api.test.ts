@@ -6,9 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import { compareLsn } from '../src/core/changeSegment.ts';
 import { listStoredSegments, segmentDataKey } from '../src/continuous/segmentFiles.ts';
 import { openStore } from '../src/storage/openStore.ts';
+import { addContinuousTargetThroughApi, currentLsn, dropSourceWithSlots, waitForRestoreEnd, waitForWindowTo } from './support/continuous.ts';
 import { adminQuery, adminUrl, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
-import { waitFor } from './support/wait.ts';
 
 /**
  * POST /api/v1/targets/{name}/restore: a real continuous target (publication, slot, base
@@ -49,50 +49,25 @@ describe('point-in-time restore through the API', () => {
 
   after(async () => {
     await api?.close();
-    if (source) {
-      await adminQuery('select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1 and not active', [source.name]).catch(() => {});
-      await source.drop();
-    }
+    if (source) await dropSourceWithSlots(source);
     await destination?.drop();
     await catalog?.close();
     if (storeDir) await fs.rm(storeDir, { recursive: true, force: true });
   });
 
   let baseRunId = '';
-  let afterBaseLsn = '';
 
   it('restores a change streamed after the base: 202, then restored with the point reached, in the history and the run events', TEST, async () => {
-    const created = await api.request('POST', '/api/v1/targets', {
-      body: {
-        name: 'pitr-api',
-        databaseUrl: source.url,
-        storeUrl: `file://${path.join(storeDir, 'store')}`,
-        options: { restoreTo: [destinationEntry(destination.url)] },
-        continuous: { segmentSeconds: 1 },
-      },
+    baseRunId = await addContinuousTargetThroughApi(api, {
+      name: 'pitr-api',
+      databaseUrl: source.url,
+      storeUrl: `file://${path.join(storeDir, 'store')}`,
+      options: { restoreTo: [destinationEntry(destination.url)] },
+      continuous: { segmentSeconds: 1 },
     });
-    assert.equal(created.status, 201, created.text);
-    baseRunId = created.json.baseRunId;
-    await waitFor(
-      'the base backup',
-      async () => {
-        const run = await api.request('GET', `/api/v1/runs/${baseRunId}`);
-        if (run.json.status === 'failed') throw new Error(`base backup failed: ${JSON.stringify(run.json.error)}`);
-        return run.json.status === 'succeeded';
-      },
-      120_000,
-    );
     // Committed after the base: only the change stream has it.
     await adminQuery("insert into items values (101, 'after the base'); update items set name = 'changed' where id = 3; delete from items where id = 4", [], source.url);
-    afterBaseLsn = (await adminQuery<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn', [], source.url))[0]!.lsn;
-    await waitFor(
-      'the change stored as a segment',
-      async () => {
-        const window = (await api.request('GET', '/api/v1/targets/pitr-api/window', { token: api.tokens.viewer })).json.continuity.window;
-        return window.to !== null && compareLsn(window.to.lsn, afterBaseLsn) >= 0;
-      },
-      60_000,
-    );
+    await waitForWindowTo(api, 'pitr-api', await currentLsn(source.url));
     const shown = await api.request('GET', '/api/v1/targets/pitr-api', { token: api.tokens.viewer });
     assert.equal(shown.json.continuity.state, 'streaming');
     assert.equal(typeof shown.json.continuity.rpoSeconds, 'number');
@@ -115,18 +90,10 @@ describe('point-in-time restore through the API', () => {
     assert.ok(started.json.base.segments >= 1, 'the replay reads the segment holding the change');
     assert.doesNotMatch(started.text, /postgres:\/\//, 'the destination URL is never answered');
 
-    const restore = await waitFor(
-      'the restore to end',
-      async () => {
-        const history = await api.request('GET', '/api/v1/targets/pitr-api/restores', { token: api.tokens.viewer });
-        const item = history.json.items.find((entry: { id: string }) => entry.id === started.json.restoreId);
-        return item && item.status !== 'running' ? item : null;
-      },
-      120_000,
-    );
+    const restore = await waitForRestoreEnd(api, 'pitr-api', started.json.restoreId);
     assert.equal(restore.status, 'restored', JSON.stringify(restore));
     assert.equal(restore.runId, baseRunId);
-    assert.match(restore.message, /restored to latest into .*then \d+ transaction\(s\) replayed; reached LSN/);
+    assert.match(restore.message ?? '', /restored to latest into .*then \d+ transaction\(s\) replayed; reached LSN/);
 
     const rows = await adminQuery<{ id: number; name: string }>('select id, name from items where id in (3, 4, 101) order by id', [], destination.url);
     assert.deepEqual(rows, [
@@ -226,17 +193,9 @@ describe('point-in-time restore through the API', () => {
     try {
       const started = await api.request('POST', '/api/v1/targets/pitr-api/restore', { body: { at: 'latest', databaseUrl: untouched.url, privilegedRole: superuser } });
       assert.equal(started.status, 202, started.text);
-      const restore = await waitFor(
-        'the restore to end',
-        async () => {
-          const history = await api.request('GET', '/api/v1/targets/pitr-api/restores', { token: api.tokens.viewer });
-          const item = history.json.items.find((entry: { id: string }) => entry.id === started.json.restoreId);
-          return item && item.status !== 'running' ? item : null;
-        },
-        60_000,
-      );
+      const restore = await waitForRestoreEnd(api, 'pitr-api', started.json.restoreId, 60_000);
       assert.equal(restore.status, 'failed', JSON.stringify(restore));
-      assert.equal(restore.error.code, 'ARTIFACT_CORRUPT');
+      assert.equal(restore.error?.code, 'ARTIFACT_CORRUPT');
       assert.equal(restore.runId, baseRunId);
       const tables = await adminQuery("select 1 from pg_tables where schemaname = 'public'", [], untouched.url);
       assert.equal(tables.length, 0, 'the base was not restored: the segments are checked first');

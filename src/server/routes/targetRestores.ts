@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { listRestores } from '../../operations/listRestores.ts';
 import { pointInTimeRestoreRequest, preparePointInTimeRestore, type PointInTimeRestoreRequest } from '../../operations/pointInTimeRestore.ts';
-import { BackstopError } from '../../core/errors.ts';
 import { describeRestorePoint } from '../../core/restorePoint.ts';
-import { requestActor, roleOf } from '../auth.ts';
+import { apiRestoreCaller, restoreInBackground } from '../apiRestore.ts';
 import type { ServerContext } from '../context.ts';
 import { targetParams } from '../requestSchemas.ts';
 import { errorResponses } from '../responseSchemas.ts';
@@ -82,20 +81,18 @@ export function registerTargetRestoreRoutes(app: FastifyInstance, ctx: ServerCon
       },
     },
     async (request, reply) => {
-      const role = roleOf(request);
-      if (!role) throw new BackstopError('FORBIDDEN', 'Only API tokens and people signed in restore backups.');
       const log = request.log.child({ target: request.params.name });
-      const restore = await preparePointInTimeRestore({ db: ctx.pool, config: ctx.config, log }, request.params.name, request.body, {
-        via: 'api',
-        role,
-        actor: requestActor(request),
-      });
+      const restore = await preparePointInTimeRestore({ db: ctx.pool, config: ctx.config, log }, request.params.name, request.body, apiRestoreCaller(request));
       const runId = restore.runId!;
-      // The outcome is an event of the base run (restored or restore_failed), recorded by the restore itself.
-      ctx.tasks.start(`point-in-time restore of ${restore.target}`, async (signal) => {
-        const outcome = await restore.execute({ signal }).catch(() => null);
-        if (outcome) log.info({ elapsedMs: outcome.elapsedMs, reachedLsn: outcome.pointInTime.reachedLsn }, 'point-in-time restore finished');
-      });
+      restoreInBackground(
+        ctx.tasks,
+        `point-in-time restore of ${restore.target}`,
+        (signal) => restore.execute({ signal }),
+        log,
+        (outcome) => ({
+          reachedLsn: outcome.pointInTime.reachedLsn,
+        }),
+      );
       const at = describeRestorePoint(restore.point);
       return reply.code(202).send({
         target: restore.target,
