@@ -16,6 +16,8 @@ export interface StreamRecord extends WindowStream {
   confirmedLsn: string | null;
   /** WAL the slot held back on the source at the last guard pass. */
   retainedWalBytes: number | null;
+  /** The newest instant before which every commit is stored (what the RPO is measured from), see recoveryPointSql. */
+  recoveryPoint: string;
   generation: number;
   leaseOwner: string | null;
   leaseExpiresAt: string | null;
@@ -45,6 +47,7 @@ interface StreamRow {
   confirmed_lsn: string | null;
   last_commit_at: Date | string | null;
   retained_wal_bytes: string | null;
+  recovery_point: Date | string;
   unprotected_tables: unknown;
   generation: number;
   lease_owner: string | null;
@@ -56,8 +59,11 @@ interface StreamRow {
   max_rpo_seconds: number;
 }
 
+/** The recovery point, as SQL over `s` (continuous_streams): the newest instant before which every commit is stored. */
+export const recoveryPointSql = 'coalesce(greatest(s.last_commit_at, s.caught_up_at), s.created_at)';
+
 const streamColumns = `s.target_id, t.name as target_name, s.slot_name, s.publication_name, s.state, s.stopped_reason, s.stopped_at,
-  s.confirmed_lsn::text as confirmed_lsn, s.last_commit_at, s.retained_wal_bytes, s.unprotected_tables, s.generation, s.lease_owner,
+  s.confirmed_lsn::text as confirmed_lsn, s.last_commit_at, s.retained_wal_bytes, ${recoveryPointSql} as recovery_point, s.unprotected_tables, s.generation, s.lease_owner,
   s.lease_expires_at, t.segment_seconds, t.segment_bytes, t.slot_warn_bytes, t.slot_limit_bytes, t.max_rpo_seconds`;
 
 function toRecord(row: StreamRow): StreamRecord {
@@ -72,6 +78,7 @@ function toRecord(row: StreamRow): StreamRecord {
     confirmedLsn: row.confirmed_lsn,
     lastCommitAt: isoOrNull(row.last_commit_at),
     retainedWalBytes: row.retained_wal_bytes === null ? null : Number(row.retained_wal_bytes),
+    recoveryPoint: new Date(row.recovery_point).toISOString(),
     unprotectedTables: Array.isArray(row.unprotected_tables) ? (row.unprotected_tables as UnprotectedTable[]) : [],
     generation: row.generation,
     leaseOwner: row.lease_owner,
@@ -262,9 +269,6 @@ export async function recordCaughtUp(db: Queryable, lease: StreamLease): Promise
     [lease.targetId, lease.owner, lease.generation],
   );
 }
-
-/** The recovery point, as SQL over `s` (continuous_streams): the newest instant before which every commit is stored. */
-export const recoveryPointSql = 'coalesce(greatest(s.last_commit_at, s.caught_up_at), s.created_at)';
 
 export interface StreamRpo {
   targetName: string;

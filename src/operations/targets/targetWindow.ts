@@ -18,6 +18,11 @@ export interface TargetContinuity {
   confirmedLsn: string | null;
   retainedWalBytes: number | null;
   unprotectedTables: StreamRecord['unprotectedTables'];
+  /** The newest instant before which every commit is stored: the later of the newest stored commit and the last time the streamer was caught up. */
+  recoveryPoint: string;
+  /** Now minus the recovery point, as /metrics and the `rpo_exceeded` alarm measure it. */
+  rpoSeconds: number;
+  maxRpoSeconds: number;
   window: RestoreWindow;
 }
 
@@ -33,7 +38,9 @@ export async function continuityOf(deps: Pick<TargetDeps, 'pool'>, target: Targe
   const stream = await getStream(deps.pool, target.id);
   if (!stream) return null;
   const rows = await windowRows(deps.pool, target.id);
-  const window = restoreWindow({ ...rows, stream, maxRpoSeconds: target.continuous?.maxRpoSeconds ?? DEFAULT_MAX_RPO_SECONDS });
+  const maxRpoSeconds = target.continuous?.maxRpoSeconds ?? DEFAULT_MAX_RPO_SECONDS;
+  const window = restoreWindow({ ...rows, stream, maxRpoSeconds });
+  const rpoSeconds = Math.max(0, Math.round((Date.parse(rows.now) - Date.parse(stream.recoveryPoint)) / 1000));
   return {
     slot: stream.slotName,
     publication: stream.publicationName,
@@ -43,6 +50,9 @@ export async function continuityOf(deps: Pick<TargetDeps, 'pool'>, target: Targe
     confirmedLsn: stream.confirmedLsn,
     retainedWalBytes: stream.retainedWalBytes,
     unprotectedTables: stream.unprotectedTables,
+    recoveryPoint: stream.recoveryPoint,
+    rpoSeconds,
+    maxRpoSeconds,
     window,
   };
 }
