@@ -10,7 +10,7 @@ import { queueBaseBackup } from '../src/db/queueBaseBackup.ts';
 import { createRun } from '../src/db/runRecords.ts';
 import { createTarget } from '../src/db/targets.ts';
 import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
-import { slotState } from './support/continuous.ts';
+import { currentLsn, dropSourceWithSlots, slotState, waitForStoredTo } from './support/continuous.ts';
 import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -36,25 +36,16 @@ describe('a schema change of a continuous target', () => {
   });
   after(async () => {
     await killAll(processes);
-    await adminQuery("select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name like 'backstop_%' and not active", [], source.url).catch(() => {});
     await catalog.close();
-    await source.drop();
+    await dropSourceWithSlots(source);
     await fs.rm(storeDir, { recursive: true, force: true });
   });
 
   /** Commits `sql`, then waits until the stream has stored it (the catalog's segments reach past the commit). */
   const commitAndStore = async (targetId: string, sql: string): Promise<string> => {
     await adminQuery(sql, [], source.url);
-    const [{ lsn }] = (await adminQuery<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn', [], source.url)) as [{ lsn: string }];
-    await waitFor(
-      `the stream to store: ${sql}`,
-      async () => {
-        const { rows } = await catalog.pool.query<{ end_lsn: string | null }>('select max(end_lsn)::text as end_lsn from backstop.change_segments where target_id = $1', [targetId]);
-        return rows[0]?.end_lsn && compareLsn(rows[0].end_lsn, lsn) >= 0;
-      },
-      60_000,
-      100,
-    );
+    const lsn = await currentLsn(source.url);
+    await waitForStoredTo(catalog.pool, targetId, lsn);
     return lsn;
   };
   const schemaChangeRuns = async (targetId: string) =>

@@ -7,7 +7,7 @@ import { compareLsn } from '../src/core/changeSegment.ts';
 import { planSegmentGarbage, segmentKeyOf } from '../src/core/planSegmentGarbage.ts';
 import type { PruneReport } from '../src/operations/pruneTargets.ts';
 import { fastLeaseEnv, killAll, runCli, startCli, type CliProcess } from './support/cli.ts';
-import { slotState } from './support/continuous.ts';
+import { currentLsn, dropSourceWithSlots, slotState, waitForStoredTo } from './support/continuous.ts';
 import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { filesUnder } from './support/store.ts';
 import { waitFor } from './support/wait.ts';
@@ -67,9 +67,8 @@ describe('pruning a continuous target', () => {
   });
   after(async () => {
     await killAll(processes);
-    await adminQuery("select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name like 'backstop_%' and not active", [], source.url).catch(() => {});
     await catalog.close();
-    await source.drop();
+    await dropSourceWithSlots(source);
     await fs.rm(storeDir, { recursive: true, force: true });
   });
 
@@ -87,11 +86,7 @@ describe('pruning a continuous target', () => {
 
     const commitAndStore = async (name: string) => {
       await adminQuery('insert into items (name) values ($1)', [name], source.url);
-      const [{ lsn }] = (await adminQuery<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn', [], source.url)) as [{ lsn: string }];
-      await waitFor(`${name} stored`, async () => {
-        const { rows } = await catalog.pool.query<{ end_lsn: string | null }>('select max(end_lsn)::text as end_lsn from backstop.change_segments where target_id = $1', [target.id]);
-        return rows[0]?.end_lsn && compareLsn(rows[0].end_lsn, lsn) >= 0;
-      });
+      await waitForStoredTo(catalog.pool, target.id, await currentLsn(source.url));
     };
     const baseLsn = async (runId: string) =>
       (await catalog.pool.query<{ base_lsn: string }>('select base_lsn::text as base_lsn from backstop.runs where id = $1', [runId])).rows[0]!.base_lsn;
