@@ -245,6 +245,12 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
 
   it('turned on again and deleted, the target drops its slot and publication', TEST_TIMEOUT, async () => {
     const again = await json(['target', 'update', 'cont', '--continuous', '--tables', 'public.items', '--max-rpo', '60']);
+    // A stream begun again has a slot, and so a folder of the change archive, of its own.
+    const first = slot;
+    slot = again.continuous.slot;
+    assert.match(slot, new RegExp(`^${first}_[0-9a-f]{8}$`));
+    assert.equal(await slotOf(first), undefined);
+    assert.equal((await json(['target', 'show', 'cont'])).continuous.slot, slot);
     assert.equal(again.continuous.maxRpoSeconds, 60);
     assert.deepEqual(again.continuous.tables, ['public.items']);
     assert.deepEqual(await published(slot), ['public.items']);
@@ -275,6 +281,13 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
       assert.equal(await slotOf(movingSlot), undefined, 'dropped from the database it was in');
       assert.equal(await publicationExists(movingSlot), false);
       assert.equal((await cli(['cancel', added.baseRunId])).code, 0);
+      // On again in the new database: a new slot there, whose segments never mix with the old ones'.
+      await adminQuery('create table items (id int primary key)', [], other.url);
+      const resumed = await json(['target', 'update', 'moving', '--continuous']);
+      const resumedSlot: string = resumed.continuous.slot;
+      assert.match(resumedSlot, new RegExp(`^${movingSlot}_[0-9a-f]{8}$`));
+      assert.equal((await adminQuery('select 1 from pg_replication_slots where slot_name = $1 and database = $2', [resumedSlot, other.name])).length, 1);
+      assert.equal((await cli(['cancel', resumed.baseRunId])).code, 0);
       const deleted = await cli(['target', 'delete', 'moving']);
       assert.equal(deleted.code, 0, deleted.stderr);
     } finally {

@@ -43,6 +43,8 @@ describe('a slot created with its exported snapshot', () => {
 
   it('names slots safely and orders LSNs as numbers', () => {
     assert.match(slotNameFor('0A1B2C3D-0000-4000-8000-00000000000F'), /^backstop_[0-9a-f]{32}$/);
+    assert.equal(slotNameFor('0A1B2C3D-0000-4000-8000-00000000000F', '9f8e7d6c').length, 50, 'within the 63 bytes of a slot name');
+    assert.throws(() => slotNameFor('0A1B2C3D-0000-4000-8000-00000000000F', 'X; drop'), /Not a slot suffix/);
     assert.equal(compareLsn('0/FF', '1/0'), -1);
     assert.equal(lsnToBigInt('1/0'), 1n << 32n);
     assert.ok(lsnKey('0/FF') < lsnKey('1/0'));

@@ -41,11 +41,16 @@ export function lsnKey(lsn: string): string {
 
 /**
  * The replication slot and publication of a target: `backstop_` and the target id's hex
- * digits. Only [a-z0-9_], so that the name is safe in the replication grammar and within
- * PostgreSQL's 63-byte limit, and one per target even across catalogs' target renames.
+ * digits, and when continuity is turned on again after an earlier stream, `_` and a fresh
+ * suffix. Only [a-z0-9_], so that the name is safe in the replication grammar and within
+ * PostgreSQL's 63-byte limit (50 at most), and one per target even across catalogs' target
+ * renames. The suffix gives each stream its own folder of the change archive: a stream begun
+ * again (perhaps on another server, whose LSNs are not comparable with the old ones) never
+ * shares LSN order with the segments of the one before.
  */
-export function slotNameFor(targetId: string): string {
-  return `backstop_${targetId.replace(/-/g, '').toLowerCase()}`;
+export function slotNameFor(targetId: string, suffix?: string): string {
+  if (suffix !== undefined && !/^[a-z0-9]{1,8}$/.test(suffix)) throw new Error(`Not a slot suffix: ${JSON.stringify(suffix)}`);
+  return `backstop_${targetId.replace(/-/g, '').toLowerCase()}${suffix === undefined ? '' : `_${suffix}`}`;
 }
 
 /** One column of a relation as the stream described it. Values travel in text form. */

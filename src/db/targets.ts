@@ -136,6 +136,8 @@ export interface TargetWithSecret extends TargetRecord {
 
 interface TargetRow {
   id: string;
+  /** The slot of the target's stream row (see STREAM_SLOT), when it has one. */
+  stream_slot?: string | null;
   name: string;
   database_url: string;
   store_url: string;
@@ -161,6 +163,13 @@ interface TargetRow {
   updated_at: string;
 }
 
+/**
+ * The slot a continuous target streams: its stream row's, named when continuity was turned on
+ * (see operations/targets/continuity.ts: each time anew after the first). Every read of a
+ * target selects it beside the row (`t` is the targets table).
+ */
+const STREAM_SLOT = '(select s.slot_name from backstop.continuous_streams s where s.target_id = t.id) as stream_slot';
+
 function toRecord(row: TargetRow): TargetRecord {
   return {
     id: row.id,
@@ -180,7 +189,7 @@ function toRecord(row: TargetRow): TargetRecord {
     database: databaseLocation(row.database_url),
     continuous: row.continuous
       ? {
-          slot: slotNameFor(row.id),
+          slot: row.stream_slot ?? slotNameFor(row.id),
           tables: row.continuous_tables,
           segmentSeconds: row.segment_seconds,
           segmentBytes: Number(row.segment_bytes),
@@ -219,9 +228,9 @@ export async function createTarget(db: Queryable, input: NewTarget): Promise<Tar
   assertTargetName(input.name);
   try {
     const { rows } = await db.query<TargetRow>(
-      `insert into backstop.targets (name, database_url, store_url, options, exclusive, max_attempts,
+      `insert into backstop.targets as t (name, database_url, store_url, options, exclusive, max_attempts,
          schedule, retention, verification, notifications, executor_config, paused, max_backup_age_seconds, ping_url, id)
-       values ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, coalesce($15::uuid, gen_random_uuid())) returning *`,
+       values ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, coalesce($15::uuid, gen_random_uuid())) returning t.*, ${STREAM_SLOT}`,
       [
         input.name,
         input.databaseUrl,
@@ -258,7 +267,7 @@ export function targetNotFound(name: string): BackstopError {
 }
 
 async function findTargetRow(db: Queryable, name: string): Promise<TargetRow | undefined> {
-  const { rows } = await db.query<TargetRow>('select * from backstop.targets where name = $1', [name]);
+  const { rows } = await db.query<TargetRow>(`select t.*, ${STREAM_SLOT} from backstop.targets t where name = $1`, [name]);
   return rows[0];
 }
 
@@ -275,14 +284,14 @@ export async function findTargetWithSecret(db: Queryable, name: string): Promise
 }
 
 export async function getTargetWithSecret(db: Queryable, targetId: string): Promise<TargetWithSecret> {
-  const { rows } = await db.query<TargetRow>('select * from backstop.targets where id = $1', [targetId]);
+  const { rows } = await db.query<TargetRow>(`select t.*, ${STREAM_SLOT} from backstop.targets t where id = $1`, [targetId]);
   const row = rows[0];
   if (!row) throw new BackstopError('TARGET_NOT_FOUND', `Target ${targetId} no longer exists.`);
   return { ...toRecord(row), databaseUrl: row.database_url, notificationChannels: row.notifications ?? [] };
 }
 
 export async function listTargets(db: Queryable): Promise<TargetRecord[]> {
-  const { rows } = await db.query<TargetRow>('select * from backstop.targets order by name');
+  const { rows } = await db.query<TargetRow>(`select t.*, ${STREAM_SLOT} from backstop.targets t order by name`);
   return rows.map(toRecord);
 }
 
@@ -309,7 +318,7 @@ export async function ensureTarget(db: Queryable, input: NewTarget): Promise<Tar
 
 /** The target with its secrets, row-locked until the caller's transaction ends (read-modify-write updates). */
 export async function lockTargetForUpdate(db: Queryable, name: string): Promise<TargetWithSecret> {
-  const { rows } = await db.query<TargetRow>('select * from backstop.targets where name = $1 for update', [name]);
+  const { rows } = await db.query<TargetRow>(`select t.*, ${STREAM_SLOT} from backstop.targets t where name = $1 for update`, [name]);
   const row = rows[0];
   if (!row) throw targetNotFound(name);
   return { ...toRecord(row), databaseUrl: row.database_url, notificationChannels: row.notifications ?? [] };
@@ -348,7 +357,7 @@ export async function updateTarget(db: Queryable, name: string, update: TargetUp
   }
   assignments.push('updated_at = now()');
   try {
-    const { rows } = await db.query<TargetRow>(`update backstop.targets set ${assignments.join(', ')} where name = $1 returning *`, values);
+    const { rows } = await db.query<TargetRow>(`update backstop.targets as t set ${assignments.join(', ')} where name = $1 returning t.*, ${STREAM_SLOT}`, values);
     const row = rows[0];
     if (!row) throw targetNotFound(name);
     return toRecord(row);
@@ -433,14 +442,14 @@ export interface TargetPolicyPatch {
  */
 export async function updateTargetPolicies(db: Queryable, name: string, patch: TargetPolicyPatch): Promise<TargetRecord> {
   const { rows } = await db.query<TargetRow>(
-    `update backstop.targets set
+    `update backstop.targets as t set
        schedule = case when $2 then $3::jsonb else schedule end,
        retention = case when $4 then $5::jsonb else retention end,
        verification = case when $6 then $7::jsonb else verification end,
        notifications = (case when $8 then '[]'::jsonb else notifications end) || $9::jsonb,
        updated_at = now()
      where name = $1
-     returning *`,
+     returning t.*, ${STREAM_SLOT}`,
     [
       name,
       patch.schedule !== undefined,

@@ -5,6 +5,7 @@ import { parseInput } from '../../core/inputProblems.ts';
 import { createTarget, deleteTargetById, findTargetWithSecret, getTarget, type NewTarget } from '../../db/targets.ts';
 import { absoluteStoreUrl } from '../../storage/openStore.ts';
 import { audited, auditSubject, givenFieldNames } from '../recordAudit.ts';
+import { slotNameFor } from '../../core/changeSegment.ts';
 import { assertContinuityPossible, checkContinuity, enableContinuity, type TargetChange } from './continuity.ts';
 import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
@@ -45,7 +46,7 @@ export async function storeNewTarget(deps: TargetDeps, input: TargetCreate): Pro
   // id is chosen here because the slot and publication are named after it.
   const id = randomUUID();
   const { tables = null, ...settings } = target.continuous;
-  const planned = await checkContinuity({ id, databaseUrl: target.databaseUrl, profile: target.options?.profile, continuous: false }, tables);
+  const planned = await checkContinuity({ id, databaseUrl: target.databaseUrl, profile: target.options?.profile, continuous: false, slot: slotNameFor(id) }, tables);
   const created = await createTarget(deps.pool, { ...newTargetFrom(target, storeUrl, notifications), id });
   try {
     const { baseRunId } = await enableContinuity(deps, { id, databaseUrl: target.databaseUrl }, planned, { tables, ...settings });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { slotNameFor } from '../../core/changeSegment.ts';
 import { continuousRefusals, planPublication, poolerRefusal, qualifiedName, type PublicationPlan, type UnprotectedTable } from '../../core/continuousRules.ts';
 import { databaseName, describeDatabase, parseDatabaseUrl } from '../../core/databaseUrl.ts';
@@ -7,7 +8,7 @@ import { createSlotWithSnapshot } from '../../continuous/slotSnapshot.ts';
 import { dropContinuity, publishTables, readSourceFacts, readSourceTables, withSource } from '../../continuous/sourceSetup.ts';
 import { getStream, recordUnprotectedTables, startStream, stopStream } from '../../db/continuousStreams.ts';
 import { setTargetContinuous, type ContinuousSettingsUpdate } from '../../db/continuousTargets.ts';
-import { withTransaction } from '../../db/pool.ts';
+import { withTransaction, type Queryable } from '../../db/pool.ts';
 import { createRun } from '../../db/runRecords.ts';
 import type { TargetDeps, TargetRecord } from './targetDeps.ts';
 
@@ -102,11 +103,11 @@ export function assertContinuityPossible(target: { databaseUrl: string; profile:
  * Nothing is created.
  */
 export async function checkContinuity(
-  target: { id: string; databaseUrl: string; profile: BackupProfile | undefined; continuous: boolean },
+  target: { id: string; databaseUrl: string; profile: BackupProfile | undefined; continuous: boolean; slot: string },
   tables: string[] | null,
 ): Promise<ContinuityPlan> {
   assertContinuityPossible(target);
-  const slot = slotNameFor(target.id);
+  const { slot } = target;
   return withSource(target.databaseUrl, async (client) => {
     const facts = await readSourceFacts(client, slot);
     const reasons = continuousRefusals(facts, slot, target.continuous);
@@ -122,6 +123,16 @@ export async function checkContinuity(
     }
     return { slot, plan, slotExists: facts.slotExists };
   });
+}
+
+/**
+ * The slot (and publication) continuity is turned on with: the target's plain name the first
+ * time, a fresh suffix each time after. The segments of an earlier stream stay in their own
+ * folder, and a stream begun again on another server, whose LSNs do not continue the old
+ * ones, is never chained to them.
+ */
+export async function slotToStart(db: Queryable, targetId: string): Promise<string> {
+  return (await getStream(db, targetId)) ? slotNameFor(targetId, randomBytes(4).toString('hex')) : slotNameFor(targetId);
 }
 
 /** Drops what a failed enable made on the source, so that a retry starts clean. */

@@ -11,6 +11,7 @@ import {
   assertContinuityPossible,
   assertDatabaseKeepsContinuity,
   checkContinuity,
+  slotToStart,
   disableContinuity,
   enableContinuity,
   replanContinuity,
@@ -70,7 +71,8 @@ async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateI
   let planned: ContinuityPlan | null = null;
   if (continuous) {
     const tables = continuous.tables !== undefined ? continuous.tables : (current.continuous?.tables ?? null);
-    planned = await checkContinuity({ id: current.id, databaseUrl, profile: (fields.options ?? current.options).profile, continuous: current.continuous !== null }, tables);
+    const slot = current.continuous?.slot ?? (await slotToStart(deps.pool, current.id));
+    planned = await checkContinuity({ id: current.id, databaseUrl, profile: (fields.options ?? current.options).profile, continuous: current.continuous !== null, slot }, tables);
   }
   // Read-modify-write under the row lock: notification channels keep their write-only URLs
   // and secrets, which only the stored row knows.
