@@ -33,6 +33,8 @@ export interface PointInTimeOutcome extends RestoreOutcome {
     slot: string;
     segments: number;
     transactions: number;
+    /** Database transactions the replay committed, each holding whole source transactions. */
+    batches: number;
     /** The last transaction replayed (or the base's LSN, when none was). */
     reachedLsn: string;
     /** Its commit time; null when only the base was restored. */
@@ -193,6 +195,7 @@ export async function preparePointInTimeRestore(deps: Deps, targetName: string, 
             slot: plan.window.base.slot,
             segments: usedSegments,
             transactions: applied.transactions,
+            batches: applied.batches,
             reachedLsn: replay.cut.lsn === null ? plan.window.base.baseLsn : bigIntToLsn(replay.cut.lsn),
             reachedAt: replay.cut.micros === null ? null : microsToIso(replay.cut.micros),
             sequencesSet: applied.sequencesSet,
