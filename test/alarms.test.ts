@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { assessAlarms, planAlarmActions, type ContinuousAlarmFacts, type TargetAlarmFacts } from '../src/core/alarms.ts';
+import { messageText, notificationMessage } from '../src/core/notificationMessage.ts';
 import { createDatabaseIfMissing } from '../src/db/createDatabaseIfMissing.ts';
 import { ensureEmbeddedPostgres, stopEmbeddedPostgres, temporaryHome } from '../src/db/embeddedPostgres.ts';
 import { migrate } from '../src/db/migrate.ts';
@@ -131,6 +132,25 @@ describe('alarm decisions (pure)', () => {
       assert.match(dropped.details.what, /stopped: slot dropped: it held back 2 GiB/);
       assert.equal(conditions.find((condition) => condition.kind === 'slot_wal_warning')!.state, 'off');
       assert.equal(state(of(stream), 60_000, 'slot_dropped'), 'off');
+    });
+
+    it('their notifications name the target, the figure and its bound', () => {
+      const message = (input: TargetAlarmFacts, now: number, kind: string) => {
+        const condition = assessAlarms(input, now, settings).find((item) => item.kind === kind)!;
+        assert.equal(condition.state, 'on', kind);
+        const rendered = notificationMessage({ event: 'alarm', target: { name: 'app' }, alarm: { kind, ...condition.details, sentCount: 1 } });
+        return `${rendered.title}\n${messageText(rendered)}`;
+      };
+      const rpo = message(of(stream), 100_000, 'rpo_exceeded');
+      assert.match(rpo, /RPO exceeded: app/);
+      assert.match(rpo, /app could lose 60 s of commits: nothing after 1970-01-01T00:00:40\.000Z is known stored, past its bound of 30 s/);
+      const wal = message(of({ ...stream, retainedWalBytes: 3 * 1024 ** 3, slotWarnBytes: 1024 ** 3 }), 60_000, 'slot_wal_warning');
+      assert.match(wal, /Slot WAL warning: app/);
+      assert.match(wal, /The replication slot of app holds back 3\.0 GiB of WAL on the source, over its warning threshold of 1\.0 GiB/);
+      const reason = 'slot dropped: it held back 9.0 GiB of WAL on the source, over the limit of 8.0 GiB';
+      const dropped = message(of({ ...stream, state: 'stopped', stoppedReason: reason, stoppedAt: 55_000 }), 60_000, 'slot_dropped');
+      assert.match(dropped, /Slot dropped: app/);
+      assert.ok(dropped.includes(`Continuous backup of app stopped: ${reason}.`), dropped);
     });
   });
   const HOUR = 3_600_000;

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { compareLsn } from '../src/core/changeSegment.ts';
 import { killAll, startCli, type CliProcess } from './support/cli.ts';
 import { makeContinuousTarget, slotState } from './support/continuous.ts';
-import { createWorkloadDatabase, expectEveryCommitStored, journalId, startWorkload } from './support/continuousWorkload.ts';
+import { createWorkloadDatabase, expectEveryCommitStored, expectLatestRestoreEqualsSource, journalId, startWorkload, takeBaseBackup } from './support/continuousWorkload.ts';
 import { adminQuery, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startS3rver, type S3rverHandle } from './support/s3rver.ts';
 import { waitFor } from './support/wait.ts';
@@ -34,7 +34,7 @@ describe('streamers under kill -9', () => {
     await fs.rm(storeDir, { recursive: true, force: true });
   });
 
-  it('a streamer killed mid-workload is replaced after its lease: every committed transaction stored, none twice by commit LSN, none missing', { timeout: 180_000 }, async () => {
+  it('a streamer killed mid-workload is replaced after its lease: every committed transaction stored and restored, none twice, none missing', { timeout: 180_000 }, async () => {
     const storeUrl = `file://${storeDir}`;
     const { target, slot } = await makeContinuousTarget(catalog.pool, { name: 'cont-kill', sourceUrl: source.url, storeUrl, tables: ['parent', 'child', 'journal'] });
     const env = { BACKSTOP_DATABASE_URL: catalog.url, BACKSTOP_LEASE_TTL: '2', BACKSTOP_REAPER_INTERVAL: '0.5', BACKSTOP_LOG_LEVEL: 'info' };
@@ -43,6 +43,7 @@ describe('streamers under kill -9', () => {
     await waitFor('the first streamer to hold the slot', async () => (await slotState(source.url, slot))?.active, 30_000);
     const firstGeneration = (await catalog.pool.query<{ generation: number }>('select generation from backstop.continuous_streams where target_id = $1', [target.id])).rows[0]!
       .generation;
+    await takeBaseBackup(source.url, 'cont-kill', env);
     const second = startCli(['stream', 'cont-kill', '--poll-interval', '0.2'], env);
     processes.push(second);
 
@@ -95,9 +96,12 @@ describe('streamers under kill -9', () => {
     assert.equal(slotNow?.active, false);
     assert.ok(compareLsn(slotNow!.confirmed, stream!.confirmed) >= 0, 'the slot was told everything stored');
     assert.equal(stream!.lease_owner, null, 'a clean stop gives the lease up');
+    await expectLatestRestoreEqualsSource(source.url, 'cont-kill', env);
   });
 
-  it('a store outage: nothing is confirmed to the slot while segments cannot be stored, and everything arrives once the store is back', { timeout: 180_000 }, async () => {
+  it('a store outage: nothing is confirmed to the slot while segments cannot be stored, and everything arrives (and restores) once the store is back', {
+    timeout: 180_000,
+  }, async () => {
     s3 = await startS3rver();
     // This process reads the segments back from s3rver too.
     Object.assign(process.env, s3.env);
@@ -110,6 +114,7 @@ describe('streamers under kill -9', () => {
     await waitFor('the streamer to hold the slot', async () => (await slotState(outageSource!.url, slot))?.active, 30_000);
     await adminQuery("insert into journal (op) values ('before the outage')", [], outageSource.url);
     await waitFor('a first segment', async () => (await catalog.pool.query('select 1 from backstop.change_segments where target_id = $1', [target.id])).rows.length > 0);
+    await takeBaseBackup(outageSource.url, 'cont-outage', env);
 
     await s3.halt();
     const segmentsBefore = (await catalog.pool.query('select 1 from backstop.change_segments where target_id = $1', [target.id])).rows.length;
@@ -139,5 +144,6 @@ describe('streamers under kill -9', () => {
     for (const confirmed of confirmedDuringOutage) assert.ok(compareLsn(confirmed, firstOfOutage.lsn) <= 0, `confirmed ${confirmed} during the outage, past ${firstOfOutage.lsn}`);
     streamer.child.kill('SIGTERM');
     assert.equal((await streamer.exited).code, 0, streamer.stderr());
+    await expectLatestRestoreEqualsSource(outageSource.url, 'cont-outage', env);
   });
 });

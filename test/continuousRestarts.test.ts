@@ -10,7 +10,16 @@ import { migrate } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { killAll, startCli, type CliProcess } from './support/cli.ts';
 import { makeContinuousTarget, slotState } from './support/continuous.ts';
-import { createWorkloadDatabase, expectConfirmsRecorded, expectEveryCommitStored, startWorkload, workloadTables, type ConfirmSample } from './support/continuousWorkload.ts';
+import {
+  createWorkloadDatabase,
+  expectConfirmsRecorded,
+  expectEveryCommitStored,
+  expectLatestRestoreEqualsSource,
+  startWorkload,
+  takeBaseBackup,
+  workloadTables,
+  type ConfirmSample,
+} from './support/continuousWorkload.ts';
 import { adminQuery, createTestCatalog, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -105,12 +114,14 @@ describe('continuous streaming while its source restarts', () => {
     assert.equal(restarted.port, server.port, 'the source came back on the same port');
   };
 
-  it('fast and immediate restarts mid-workload: the streamer reconnects; every committed transaction stored once, none confirmed unrecorded', TEST_TIMEOUT, async () => {
+  it('fast and immediate restarts mid-workload: the streamer reconnects; every committed transaction stored once and restored, none confirmed unrecorded', TEST_TIMEOUT, async () => {
     const storeUrl = `file://${storeDir}`;
     const { target, slot } = await makeContinuousTarget(catalog.pool, { name: 'cont-source-restart', sourceUrl: source.url, storeUrl, tables: workloadTables });
-    const streamer = startCli(['stream', target.name, '--poll-interval', '0.2'], { BACKSTOP_DATABASE_URL: catalog.url, BACKSTOP_LEASE_TTL: '3', BACKSTOP_REAPER_INTERVAL: '0.5' });
+    const env = { BACKSTOP_DATABASE_URL: catalog.url, BACKSTOP_LEASE_TTL: '3', BACKSTOP_REAPER_INTERVAL: '0.5' };
+    const streamer = startCli(['stream', target.name, '--poll-interval', '0.2'], env);
     processes.push(streamer);
     await waitFor('the streamer to hold the slot', async () => (await slotState(source.url, slot))?.active, 30_000);
+    await takeBaseBackup(source.url, target.name, env);
     await adminQuery("insert into journal (op) values ('before the restarts')", [], source.url);
     await waitFor('a first segment', async () => (await segmentCount(catalog.pool, target.id)) > 0, 30_000);
     const generation = await generationOf(catalog.pool, target.id);
@@ -161,6 +172,7 @@ describe('continuous streaming while its source restarts', () => {
     assert.equal((await streamer.exited).code, 0, streamer.stderr().slice(-4000));
     const slotNow = await slotState(source.url, slot);
     assert.ok(slotNow && !slotNow.active);
+    await expectLatestRestoreEqualsSource(source.url, target.name, env);
   });
 });
 
@@ -215,20 +227,18 @@ describe('continuous streaming while its catalog restarts', () => {
     sources.push(source);
     const storeUrl = `file://${storeDir}`;
     const { target, slot } = await makeContinuousTarget(pool, { name, sourceUrl: source.url, storeUrl, tables: workloadTables });
-    const streamer = startCli(['stream', name, '--poll-interval', '0.2'], {
-      BACKSTOP_DATABASE_URL: server.url(CATALOG_DATABASE),
-      BACKSTOP_LEASE_TTL: String(leaseTtlSeconds),
-      BACKSTOP_REAPER_INTERVAL: '0.5',
-    });
+    const env = { BACKSTOP_DATABASE_URL: server.url(CATALOG_DATABASE), BACKSTOP_LEASE_TTL: String(leaseTtlSeconds), BACKSTOP_REAPER_INTERVAL: '0.5' };
+    const streamer = startCli(['stream', name, '--poll-interval', '0.2'], env);
     processes.push(streamer);
     await waitFor('the streamer to hold the slot', async () => (await slotState(source.url, slot))?.active, 30_000);
+    await takeBaseBackup(source.url, name, env);
     await adminQuery("insert into journal (op) values ('before the outage')", [], source.url);
     await waitFor('a first segment', async () => (await segmentCount(pool, target.id)) > 0, 30_000);
-    return { source, storeUrl, target, slot, streamer, generation: await generationOf(pool, target.id) };
+    return { source, storeUrl, target, slot, streamer, env, generation: await generationOf(pool, target.id) };
   };
 
-  it('a restart within the lease: the same streamer goes on; every committed transaction stored once, none confirmed unrecorded', TEST_TIMEOUT, async () => {
-    const { source, storeUrl, target, slot, streamer, generation } = await setUp('cont-catalog-short', 15);
+  it('a restart within the lease: the same streamer goes on; every committed transaction stored once and restored, none confirmed unrecorded', TEST_TIMEOUT, async () => {
+    const { source, storeUrl, target, slot, streamer, env, generation } = await setUp('cont-catalog-short', 15);
     // While the catalog is down its last recorded position stands in for it.
     let recordedBeforeOutage: string | null = null;
     let catalogDown = false;
@@ -256,13 +266,14 @@ describe('continuous streaming while its catalog restarts', () => {
     assert.doesNotMatch(streamer.stderr(), /stream lease lost/);
     streamer.child.kill('SIGTERM');
     assert.equal((await streamer.exited).code, 0, streamer.stderr().slice(-4000));
+    await expectLatestRestoreEqualsSource(source.url, target.name, env);
   });
 
   it(
-    'down longer than the lease: the streamer stops without confirming, a new generation takes over; nothing is recorded by the old one, every commit stored once',
+    'down longer than the lease: the streamer stops without confirming, a new generation takes over; nothing is recorded by the old one, every commit stored once and restored',
     TEST_TIMEOUT,
     async () => {
-      const { source, storeUrl, target, slot, streamer, generation } = await setUp('cont-catalog-long', 2);
+      const { source, storeUrl, target, slot, streamer, env, generation } = await setUp('cont-catalog-long', 2);
       let recordedBeforeOutage: string | null = null;
       let catalogDown = false;
       const sampling = startSampling(source.url, slot, async () => (catalogDown ? recordedBeforeOutage : recordedLsn(pool, target.id)));
@@ -291,6 +302,7 @@ describe('continuous streaming while its catalog restarts', () => {
       assert.equal(await segmentCount(pool, target.id, generation), oldSegments, 'nothing recorded by the streamer that lost its lease');
       streamer.child.kill('SIGTERM');
       assert.equal((await streamer.exited).code, 0, streamer.stderr().slice(-4000));
+      await expectLatestRestoreEqualsSource(source.url, target.name, env);
     },
   );
 });

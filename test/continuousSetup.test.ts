@@ -111,7 +111,7 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
     baseLsn = rows[0]!.base_lsn;
     assert.equal(rows[0]!.base_slot, slot);
     const manifest = JSON.parse(await fs.readFile(path.join(storeDir, rows[0]!.prefix, 'manifest.json'), 'utf8'));
-    assert.deepEqual(manifest.continuous, { slot, consistentLsn: baseLsn });
+    assert.deepEqual(manifest.continuous, { slot, consistentLsn: baseLsn, tables: ['public.events', 'public.items'] });
     assert.equal(manifest.tables.find((table: { name: string }) => table.name === 'items').rows, 11);
     assert.equal((await stream('cont'))!.state, 'streaming');
     assert.equal((await slotOf(slot))?.temporary, false);

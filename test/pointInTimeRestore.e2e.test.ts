@@ -351,22 +351,26 @@ describe('point-in-time restore of a continuous target streamed by the real stre
     }
 
     // A drill of the first base: restored to a random segment's end in a scratch database, row
-    // counts checked against the base's plus the replay's inserts and deletes.
+    // counts checked against the base's plus the replay's inserts and deletes; then carried on
+    // to the second base's LSN and compared with that base's own counts.
     const drillEnv = { ...env, BACKSTOP_SCRATCH_URL: adminUrl(), BACKSTOP_SCRATCH_SUPERUSER_OK: 'postgres' };
     const drill = await runCli(['verify', first, '--identity', identityFile, '--json'], drillEnv);
     assert.equal(drill.code, 0, drill.stderr);
     assert.equal(JSON.parse(drill.stdout).status, 'succeeded', drill.stdout);
     const verification = async () =>
       (
-        await catalog.pool.query<{ verification: { status: string; point: { transactions: number; expected: string } | null; error: { code: string } | null } }>(
-          'select verification from backstop.runs where id = $1',
-          [first],
-        )
+        await catalog.pool.query<{
+          verification: { status: string; point: { transactions: number; laterBase: { runId: string; tables: number } | null } | null; error: { code: string } | null };
+        }>('select verification from backstop.runs where id = $1', [first])
       ).rows[0]!.verification;
     const passed = await verification();
     assert.equal(passed.status, 'passed');
     assert.ok(passed.point && passed.point.transactions > 0, JSON.stringify(passed));
-    assert.equal(passed.point.expected, 'replay');
+    assert.deepEqual(
+      { runId: passed.point.laterBase?.runId, tables: passed.point.laterBase?.tables },
+      { runId: second, tables: PROTECTED.length },
+      'the replay went on to the second base and compared every followed table with its counts',
+    );
 
     // Damaged segments fail the drill (whichever segment it chooses, all of them are damaged).
     const store = await openStore(storeUrl);

@@ -158,3 +158,14 @@ export async function slotExists(client: pg.ClientBase, slot: string): Promise<b
   const { rows } = await client.query('select 1 from pg_replication_slots where slot_name = $1', [slot]);
   return rows.length > 0;
 }
+
+/**
+ * The tables a publication holds (`schema.table`, sorted), or null when there is no such
+ * publication: a base backup records them, the tables its change stream follows.
+ */
+export async function publishedTables(client: pg.ClientBase, publication: string): Promise<string[] | null> {
+  const { rowCount } = await client.query('select 1 from pg_publication where pubname = $1', [publication]);
+  if ((rowCount ?? 0) === 0) return null;
+  const { rows } = await client.query<{ name: string }>(`select schemaname || '.' || tablename as name from pg_publication_tables where pubname = $1 order by 1`, [publication]);
+  return rows.map((row) => row.name);
+}

@@ -27,6 +27,8 @@ export interface TargetActions {
   /** Verify and restore the newest good backup: the run's own verdicts, or "none yet". */
   verifyNewest: ActionVerdict;
   restoreNewest: ActionVerdict & { identityRequired: boolean };
+  /** A continuous target: restore it as it was at a point of its window (POST /api/v1/targets/{name}/restore). */
+  restorePointInTime: ActionVerdict;
   test: ActionVerdict;
   edit: ActionVerdict;
   pause: ActionVerdict;
@@ -109,6 +111,8 @@ export interface ActionTarget {
   notificationChannels: number;
   /** Entries of the target's `options.restoreTo`. */
   restoreDestinations: number;
+  /** Spans of its restorable window: null for a target that was never continuous. */
+  restorableRanges: number | null;
 }
 
 export function decideTargetActions(target: ActionTarget, role: ApiTokenRole | null, held: HeldIdentities): TargetActions {
@@ -119,6 +123,12 @@ export function decideTargetActions(target: ActionTarget, role: ApiTokenRole | n
     backup: needsRole(role, 'operator', 'Backing up') ?? allowed,
     verifyNewest: needsRole(role, 'operator', 'Verifying a backup') ?? newest?.verify ?? noBackup,
     restoreNewest: newest?.restore ?? { ...(needsRole(role, 'operator', 'Restoring a backup') ?? noBackup), identityRequired: false },
+    restorePointInTime:
+      needsRole(role, 'operator', 'Restoring to a point in time') ??
+      (target.restorableRanges === null ? blocked('state', 'This target is not continuous: only its backups can be restored.') : null) ??
+      (target.restorableRanges === 0 ? blocked('state', 'Nothing is restorable to a point in time yet: the first base backup has not succeeded.') : null) ??
+      operatorHasNowhere(role, target.restoreDestinations) ??
+      allowed,
     test: needsRole(role, 'operator', 'Testing the connection') ?? allowed,
     edit: admin('Changing a target'),
     pause: admin('Pausing or resuming the schedule'),

@@ -144,8 +144,6 @@ export const segmentManifestSchema = z.object({
   firstCommitAt: z.string().datetime({ offset: true }),
   lastCommitAt: z.string().datetime({ offset: true }),
   transactions: z.number().int().positive(),
-  /** Rows each table holds after the segment's last transaction (base counts plus inserts minus deletes): what drills check. */
-  rowCounts: z.record(z.string(), z.number().int().nonnegative()).optional(),
   /** Tables whose shape changed within the segment (`schema.table`). */
   schemaChanges: z.array(z.string()),
   file: z.object({

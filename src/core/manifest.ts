@@ -71,6 +71,12 @@ export const manifestSchema = z.object({
     .object({
       slot: z.string().describe("The target's logical replication slot."),
       consistentLsn: z.string().describe("The LSN the dump was taken at (the slot's exported snapshot): changes committed after it are in the change archive."),
+      tables: z
+        .array(z.string())
+        .optional()
+        .describe(
+          "The tables the target's publication held when the base was taken (`schema.table`): those the change archive follows. A drill compares exactly these with a later base. Absent in manifests written before it was recorded.",
+        ),
     })
     .optional()
     .describe('Continuous targets: this backup is a base of point-in-time restore; see docs/CONTINUOUS.md.'),

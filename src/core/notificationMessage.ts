@@ -130,13 +130,19 @@ function known(payload: PayloadView, target: string): { severity: Severity; titl
   }
 }
 
-/** `stale_backup`, `lastGoodBackup` → "Stale backup", "Last good backup". */
+/** Words of alarm kinds that are abbreviations, written as people write them. */
+const abbreviations: Record<string, string> = { rpo: 'RPO', wal: 'WAL' };
+
+/** `stale_backup`, `lastGoodBackup`, `rpo_exceeded` → "Stale backup", "Last good backup", "RPO exceeded". */
 function humanize(name: string): string {
   const words = name
     .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
     .replace(/[_-]+/g, ' ')
     .trim()
-    .toLowerCase();
+    .toLowerCase()
+    .split(' ')
+    .map((word) => abbreviations[word] ?? word)
+    .join(' ');
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 

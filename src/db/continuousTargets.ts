@@ -1,5 +1,6 @@
 import type { UnprotectedTable } from '../core/continuousRules.ts';
 import type { WindowBase, WindowSegment, WindowStream } from '../core/restoreWindow.ts';
+import { recoveryPointSql } from './continuousStreams.ts';
 import type { Queryable } from './pool.ts';
 
 /**
@@ -89,6 +90,8 @@ export interface StreamRecord extends WindowStream {
   publication: string;
   confirmedLsn: string | null;
   retainedWalBytes: number | null;
+  /** The newest instant before which every commit is stored (what the RPO is measured from). */
+  recoveryPoint: string;
 }
 
 export async function findStream(db: Queryable, targetId: string): Promise<StreamRecord | null> {
@@ -102,10 +105,11 @@ export async function findStream(db: Queryable, targetId: string): Promise<Strea
     confirmed_lsn: string | null;
     retained_wal_bytes: number | null;
     unprotected_tables: UnprotectedTable[];
+    recovery_point: string;
   }>(
     `select slot_name, publication_name, state, stopped_reason, backstop.iso_utc(stopped_at) as stopped_at, backstop.iso_utc(last_commit_at) as last_commit_at,
-       confirmed_lsn::text as confirmed_lsn, retained_wal_bytes, unprotected_tables
-     from backstop.continuous_streams where target_id = $1`,
+       confirmed_lsn::text as confirmed_lsn, retained_wal_bytes, unprotected_tables, backstop.iso_utc(${recoveryPointSql}) as recovery_point
+     from backstop.continuous_streams s where target_id = $1`,
     [targetId],
   );
   const row = rows[0];
@@ -120,6 +124,7 @@ export async function findStream(db: Queryable, targetId: string): Promise<Strea
     confirmedLsn: row.confirmed_lsn,
     retainedWalBytes: row.retained_wal_bytes === null ? null : Number(row.retained_wal_bytes),
     unprotectedTables: Array.isArray(row.unprotected_tables) ? row.unprotected_tables : [],
+    recoveryPoint: row.recovery_point,
   };
 }
 

@@ -15,7 +15,8 @@ import { readRunManifest } from '../pipeline/readRunManifest.ts';
 import { openStore } from '../storage/openStore.ts';
 import type { Store } from '../storage/store.ts';
 import { findSucceededBackup } from './findSucceededBackup.ts';
-import { prepareRestore, type PreparedRestore, type RestoreCaller, type RestoreExecution, type RestoreOutcome } from './prepareRestore.ts';
+import { prepareRestore, restoreAuditDetails, type PreparedRestore, type RestoreCaller, type RestoreExecution, type RestoreOutcome } from './prepareRestore.ts';
+import { audited, auditSubject } from './recordAudit.ts';
 import { restoreRequest } from './restoreRequest.ts';
 import { restoreIdentities } from './runCapabilities.ts';
 
@@ -100,6 +101,12 @@ async function planWithSegments(db: Queryable, store: () => Promise<Store>, targ
   }
 }
 
+/** The `restored` event's words: the point, where the replay reached, and into where. */
+function describeReached(reached: PointInTimeOutcome['pointInTime'], destination: string): string {
+  const commit = reached.reachedAt ? `, committed at ${reached.reachedAt}` : ' (the base backup itself: no later transaction is at or before the point)';
+  return `restored to ${reached.at} into ${destination}: base backup ${reached.baseRunId}, then ${reached.transactions} transaction(s) replayed; reached LSN ${reached.reachedLsn}${commit}`;
+}
+
 /**
  * Tables that are in the destination but that logical decoding cannot follow: no primary key
  * and no other replica identity. `target add --continuous` leaves them out of the publication
@@ -128,6 +135,23 @@ async function tablesWithoutIdentity(databaseUrl: string): Promise<string[]> {
  * archive cannot reach refuses the restore while the destination is untouched.
  */
 export async function preparePointInTimeRestore(deps: Deps, targetName: string, request: PointInTimeRestoreRequest, caller: RestoreCaller): Promise<PreparedPointInTimeRestore> {
+  const at = (request as { at?: unknown } | null)?.at;
+  return audited(
+    deps.db,
+    caller.actor,
+    {
+      action: 'run.restore',
+      // The target until the base backup is chosen; then, as for every restore, the run restored.
+      subject: auditSubject(targetName),
+      details: { ...restoreAuditDetails(request), ...(typeof at === 'string' ? { at: at.slice(0, 64) } : {}) },
+      subjectOf: (restore) => restore.runId,
+      detailsOf: (restore) => ({ restoreId: restore.restoreId, target: restore.target ?? targetName }),
+    },
+    () => prepare(deps, targetName, request, caller),
+  );
+}
+
+async function prepare(deps: Deps, targetName: string, request: PointInTimeRestoreRequest, caller: RestoreCaller): Promise<PreparedPointInTimeRestore> {
   const parsed = parseInput(pointInTimeRestoreRequest, request);
   const point = parseRestorePoint(parsed.at);
   const target = await findTargetWithSecret(deps.db, targetName);
@@ -150,62 +174,67 @@ export async function preparePointInTimeRestore(deps: Deps, targetName: string, 
     const { plan, segments } = await planWithSegments(deps.db, store, target, bases, point);
     const baseRun = await findSucceededBackup(deps.db, plan.window.base.runId, 'restored');
     const { at: _at, ...baseRequest } = parsed;
-    const base = await prepareRestore(deps, baseRun.id, baseRequest, caller);
+    const base = await prepareRestore(deps, baseRun.id, baseRequest, caller, { at: describeRestorePoint(point), audit: false });
     const identities: AgeIdentity[] | undefined =
       caller.via === 'api' ? await restoreIdentities(deps.config, baseRun, parsed.identity) : parsed.identity === undefined ? undefined : parseIdentities(parsed.identity);
 
     const execute = async (execution: RestoreExecution & { onReplay?: (applied: number, total: number) => void } = {}): Promise<PointInTimeOutcome> => {
       const signal = execution.signal ?? new AbortController().signal;
-      // The catalog's base LSN must be what the base backup's own manifest says it was dumped at.
-      const baseStore = await openStore(baseRun.artifact.storeUrl);
-      const { manifest } = await readRunManifest(baseStore, baseRun).finally(() => baseStore.close());
-      if (!manifest.continuous || compareLsn(manifest.continuous.consistentLsn, plan.window.base.baseLsn) !== 0 || manifest.continuous.slot !== plan.window.base.slot) {
-        throw new BackstopError(
-          'ARTIFACT_REJECTED',
-          `Backup ${baseRun.id} is recorded as a base at LSN ${plan.window.base.baseLsn} of slot ${plan.window.base.slot}, but its manifest says ${manifest.continuous ? `${manifest.continuous.consistentLsn} of ${manifest.continuous.slot}` : 'it is no base backup'}. Nothing was restored; check who can write to the catalog.`,
-        );
-      }
-      const baseLsn = lsnToBigInt(plan.window.base.baseLsn);
-      const replay = await prepareReplay({
-        store: await store(),
-        segments: plan.segments.map((summary) => segments.get(summary.manifestKey)!),
-        baseLsn,
-        stop: plan.stop,
-        identities,
-        signal,
-      });
-      try {
+      let replay: Awaited<ReturnType<typeof prepareReplay>> | null = null;
+      let reached: PointInTimeOutcome['pointInTime'] | null = null;
+      // Both stages are the base restore's own, so that a refusal of the segments, a failed
+      // replay and the point reached are all recorded on the base run as this restore's outcome.
+      const before = async () => {
+        // The catalog's base LSN must be what the base backup's own manifest says it was dumped at.
+        const baseStore = await openStore(baseRun.artifact.storeUrl);
+        const { manifest } = await readRunManifest(baseStore, baseRun).finally(() => baseStore.close());
+        if (!manifest.continuous || compareLsn(manifest.continuous.consistentLsn, plan.window.base.baseLsn) !== 0 || manifest.continuous.slot !== plan.window.base.slot) {
+          throw new BackstopError(
+            'ARTIFACT_REJECTED',
+            `Backup ${baseRun.id} is recorded as a base at LSN ${plan.window.base.baseLsn} of slot ${plan.window.base.slot}, but its manifest says ${manifest.continuous ? `${manifest.continuous.consistentLsn} of ${manifest.continuous.slot}` : 'it is no base backup'}. Nothing was restored; check who can write to the catalog.`,
+          );
+        }
+        replay = await prepareReplay({
+          store: await store(),
+          segments: plan.segments.map((summary) => segments.get(summary.manifestKey)!),
+          baseLsn: lsnToBigInt(plan.window.base.baseLsn),
+          stop: plan.stop,
+          identities,
+          signal,
+        });
         await replay.check(parsed.databaseUrl);
-        const outcome = await base.execute(execution);
+      };
+      const after = async () => {
+        const prepared = replay!;
         const started = performance.now();
-        const applied = await replay.apply({
+        const applied = await prepared.apply({
           databaseUrl: parsed.databaseUrl,
           signal,
-          onTransaction: (count) => execution.onReplay?.(count, replay.cut.transactions),
+          onTransaction: (count) => execution.onReplay?.(count, prepared.cut.transactions),
         });
-        const replayMs = Math.round(performance.now() - started);
-        const usedSegments = replay.cut.segment === null ? 0 : replay.cut.segment + 1;
-        return {
-          ...outcome,
-          elapsedMs: outcome.elapsedMs + replayMs,
-          pointInTime: {
-            at: describeRestorePoint(point),
-            baseRunId: baseRun.id,
-            baseLsn: plan.window.base.baseLsn,
-            slot: plan.window.base.slot,
-            segments: usedSegments,
-            transactions: applied.transactions,
-            batches: applied.batches,
-            reachedLsn: replay.cut.lsn === null ? plan.window.base.baseLsn : bigIntToLsn(replay.cut.lsn),
-            reachedAt: replay.cut.micros === null ? null : microsToIso(replay.cut.micros),
-            sequencesSet: applied.sequencesSet,
-            elapsedReplayMs: replayMs,
-            notContinuouslyProtected: await tablesWithoutIdentity(parsed.databaseUrl),
-            schemaChanges: [...new Set(plan.segments.slice(0, usedSegments).flatMap((segment) => segment.schemaChanges))],
-          },
+        const usedSegments = prepared.cut.segment === null ? 0 : prepared.cut.segment + 1;
+        reached = {
+          at: describeRestorePoint(point),
+          baseRunId: baseRun.id,
+          baseLsn: plan.window.base.baseLsn,
+          slot: plan.window.base.slot,
+          segments: usedSegments,
+          transactions: applied.transactions,
+          batches: applied.batches,
+          reachedLsn: prepared.cut.lsn === null ? plan.window.base.baseLsn : bigIntToLsn(prepared.cut.lsn),
+          reachedAt: prepared.cut.micros === null ? null : microsToIso(prepared.cut.micros),
+          sequencesSet: applied.sequencesSet,
+          elapsedReplayMs: Math.round(performance.now() - started),
+          notContinuouslyProtected: await tablesWithoutIdentity(parsed.databaseUrl),
+          schemaChanges: [...new Set(plan.segments.slice(0, usedSegments).flatMap((segment) => segment.schemaChanges))],
         };
+        return { message: describeReached(reached, base.destination), data: { pointInTime: reached } };
+      };
+      try {
+        const outcome = await base.execute({ ...execution, stages: { before, after } });
+        return { ...outcome, pointInTime: reached! };
       } finally {
-        await replay.dispose();
+        await (replay as Awaited<ReturnType<typeof prepareReplay>> | null)?.dispose();
         await openedStore?.close();
         openedStore = null;
       }

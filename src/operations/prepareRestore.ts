@@ -52,6 +52,24 @@ export interface RestoreExecution {
   showProgress?: (progress: ReportedProgress) => void;
   /** Called once the manifest is read and checked: which backup is being restored, and whether it is encrypted. */
   onManifest?: (backup: { runId: string; target: string; encrypted: boolean }) => void;
+  /**
+   * The rest of a restore that does more than pg_restore (a point-in-time restore's replay).
+   * `before` runs first, while the destination is untouched; `after` once the backup is
+   * restored. A failure of either is this restore's (`restore_failed`), and `restored` is
+   * recorded only after `after`, with its words and facts.
+   */
+  stages?: {
+    before?: () => Promise<void>;
+    after?: () => Promise<{ message: string; data: Record<string, unknown> }>;
+  };
+}
+
+/** How a restore is recorded, beyond the request. */
+export interface RestoreRecording {
+  /** The point of a point-in-time restore, in its `restore_started` event. */
+  at?: string;
+  /** False when the caller records the action in the audit trail itself (a point-in-time restore, which can be refused before a backup is chosen). */
+  audit?: boolean;
 }
 
 export interface RestoreOutcome extends RestoreResult {
@@ -117,23 +135,28 @@ export async function prepareRestore(
   backup: string,
   request: RestoreRequest,
   caller: RestoreCaller,
+  recording: RestoreRecording = {},
 ): Promise<PreparedRestore> {
-  if (caller.via === 'cli' && looksLikeManifestUrl(backup)) return prepare(deps, backup, request, caller);
-  const rawUrl = (request as { databaseUrl?: unknown } | null)?.databaseUrl;
-  const location = typeof rawUrl === 'string' ? databaseLocation(rawUrl) : null;
-  const details: AuditDetails = location ? { host: location.host, port: location.port, database: location.database } : {};
+  if ((caller.via === 'cli' && looksLikeManifestUrl(backup)) || recording.audit === false) return prepare(deps, backup, request, caller, recording);
   return audited(
     deps.db,
     caller.actor,
     {
       action: 'run.restore',
       subject: looksLikeRunId(backup) ? backup : null,
-      details,
+      details: restoreAuditDetails(request),
       subjectOf: (restore) => restore.runId,
       detailsOf: (restore) => ({ restoreId: restore.restoreId }),
     },
-    () => prepare(deps, backup, request, caller),
+    () => prepare(deps, backup, request, caller, recording),
   );
+}
+
+/** The audit trail's facts of a restore's destination: host, port and database, never the user or password. */
+export function restoreAuditDetails(request: unknown): AuditDetails {
+  const rawUrl = (request as { databaseUrl?: unknown } | null)?.databaseUrl;
+  const location = typeof rawUrl === 'string' ? databaseLocation(rawUrl) : null;
+  return location ? { host: location.host, port: location.port, database: location.database } : {};
 }
 
 async function prepare(
@@ -141,6 +164,7 @@ async function prepare(
   backup: string,
   request: RestoreRequest,
   caller: RestoreCaller,
+  recording: RestoreRecording,
 ): Promise<PreparedRestore> {
   const parsed = parseInput(restoreRequest, request);
   parseDatabaseUrl(parsed.databaseUrl);
@@ -175,8 +199,8 @@ async function prepare(
     await appendRunEvent(db, {
       runId: run!.id,
       kind: 'restore_started',
-      message: `restoring into ${destination} (${describeAuditActor(caller.actor)})`,
-      data: { restoreId, requestedBy: describeAuditActor(caller.actor), clean: parsed.clean, jobs: parsed.jobs },
+      message: `restoring ${recording.at === undefined ? '' : `to ${recording.at} `}into ${destination} (${describeAuditActor(caller.actor)})`,
+      data: { restoreId, requestedBy: describeAuditActor(caller.actor), clean: parsed.clean, jobs: parsed.jobs, ...(recording.at === undefined ? {} : { at: recording.at }) },
     });
   }
 
@@ -188,6 +212,7 @@ async function prepare(
     const progress = trackRestoreProgress({ catalog: run ? { db, runId: run.id, log: deps.log } : null, show: execution.showProgress });
     try {
       if (!roleChecked) await assertRestoreRoleAccepted(parsed.databaseUrl, parsed.privilegedRole);
+      await execution.stages?.before?.();
       store = await openStore(location.storeUrl);
       // A backup named by run id must be that run's own; a manifest URL is the person's choice.
       const { manifest } = run ? await readRunManifest(store, run) : await readManifest(store, location.prefix);
@@ -233,13 +258,21 @@ async function prepare(
           endpoint.close();
         }
       }
+      const finished = await execution.stages?.after?.();
       const elapsedMs = Math.round(performance.now() - started);
       if (run) {
         await appendRunEvent(db, {
           runId: run.id,
           kind: 'restored',
-          message: `restored into ${destination}`,
-          data: { restoreId, tablesChecked: result.tablesChecked, bytesRestored: result.bytesRestored, elapsedMs, ...(storage ? { storageObjects: storage.objects } : {}) },
+          message: finished?.message ?? `restored into ${destination}`,
+          data: {
+            restoreId,
+            tablesChecked: result.tablesChecked,
+            bytesRestored: result.bytesRestored,
+            elapsedMs,
+            ...(storage ? { storageObjects: storage.objects } : {}),
+            ...finished?.data,
+          },
         });
       }
       return { ...result, runId: manifest.runId, target: manifest.target, storage, storageObjects, elapsedMs };

@@ -30,10 +30,21 @@ function restoreDestinationsOf(target: Pick<TargetRecord, 'options'>): number {
   return Array.isArray(target.options.restoreTo) ? target.options.restoreTo.length : 0;
 }
 
-export async function targetActionsFor(db: Queryable, config: Pick<Config, 'identityFile'>, target: TargetRecord, role: ApiTokenRole | null): Promise<TargetActions> {
+export async function targetActionsFor(
+  db: Queryable,
+  config: Pick<Config, 'identityFile'>,
+  target: TargetRecord & { continuity?: { window: { ranges: unknown[] } } | null },
+  role: ApiTokenRole | null,
+): Promise<TargetActions> {
   const facts = await getTargetRunFacts(db, target.id);
   return decideTargetActions(
-    { newestBackup: facts.newestBackup, busy: facts.busy, notificationChannels: target.notifications.length, restoreDestinations: restoreDestinationsOf(target) },
+    {
+      newestBackup: facts.newestBackup,
+      busy: facts.busy,
+      notificationChannels: target.notifications.length,
+      restoreDestinations: restoreDestinationsOf(target),
+      restorableRanges: target.continuity ? target.continuity.window.ranges.length : null,
+    },
     role,
     await readServerIdentities(config.identityFile),
   );

@@ -67,6 +67,8 @@ export interface ContinuousBase {
   /** The exported snapshot to dump (a temporary slot's). */
   snapshot: string;
   consistentLsn: string;
+  /** The tables the target's publication held (`schema.table`): what the change stream follows from this base. */
+  tables?: string[];
 }
 
 /**
@@ -475,7 +477,13 @@ export function manifestHeader(input: Pick<BackupInput, 'runId' | 'attempt' | 't
     target: input.targetName,
     ...(input.targetId !== undefined && { targetId: input.targetId }),
     // Last of the header: the manifest schema's order, which the read-back comparison keeps.
-    ...(input.continuousBase !== undefined && { continuous: { slot: input.continuousBase.slot, consistentLsn: input.continuousBase.consistentLsn } }),
+    ...(input.continuousBase !== undefined && {
+      continuous: {
+        slot: input.continuousBase.slot,
+        consistentLsn: input.continuousBase.consistentLsn,
+        ...(input.continuousBase.tables !== undefined && { tables: input.continuousBase.tables }),
+      },
+    }),
   } as const;
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Artifact } from '../core/artifact.ts';
 import { createSlotWithSnapshot, type SlotSnapshot } from '../continuous/slotSnapshot.ts';
-import { slotExists, withSource } from '../continuous/sourceSetup.ts';
+import { publishedTables, slotExists, withSource } from '../continuous/sourceSetup.ts';
 import type { ClaimedRun } from '../db/runRecords.ts';
 import { artifactProfiles } from '../pipeline/artifactProfiles.ts';
 import type { BackupProgress, ContinuousBase, RunEventSink } from '../pipeline/backup.ts';
@@ -57,12 +57,17 @@ export async function performBackup(deps: RunnerDeps, run: ClaimedRun, target: R
  * the backup is an ordinary one, said in an event (the stream's window shows the break).
  */
 async function openBase(databaseUrl: string, slot: string, onEvent: RunEventSink): Promise<{ slot: SlotSnapshot; continuousBase: ContinuousBase } | null> {
-  if (!(await withSource(databaseUrl, (client) => slotExists(client, slot)))) {
+  // The publication has the slot's name (operations/targets/continuity.ts).
+  const source = await withSource(databaseUrl, async (client) => ((await slotExists(client, slot)) ? { tables: await publishedTables(client, slot) } : null));
+  if (!source) {
     await onEvent('continuous_base_skipped', `the replication slot ${slot} is not on the source: this backup is not a base of point-in-time restore`, { slot });
     return null;
   }
   // Temporary: dropped with its connection, whatever ends this process.
   const temporary = await createSlotWithSnapshot(databaseUrl, `${slot}_b${randomBytes(4).toString('hex')}`, { temporary: true });
   await onEvent('continuous_base', `base backup at LSN ${temporary.consistentLsn}, where the stream of ${slot} takes over`, { slot, consistentLsn: temporary.consistentLsn });
-  return { slot: temporary, continuousBase: { slot, snapshot: temporary.snapshot, consistentLsn: temporary.consistentLsn } };
+  return {
+    slot: temporary,
+    continuousBase: { slot, snapshot: temporary.snapshot, consistentLsn: temporary.consistentLsn, ...(source.tables !== null && { tables: source.tables }) },
+  };
 }

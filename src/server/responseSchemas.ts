@@ -64,7 +64,7 @@ const actionsOf = (names: readonly string[], description: string) => ({
 });
 
 export const runActionNames = ['cancel', 'verify', 'restore', 'download'] as const;
-export const targetActionNames = ['backup', 'verifyNewest', 'restoreNewest', 'test', 'edit', 'pause', 'delete', 'testNotification'] as const;
+export const targetActionNames = ['backup', 'verifyNewest', 'restoreNewest', 'restorePointInTime', 'test', 'edit', 'pause', 'delete', 'testNotification'] as const;
 
 const { $schema: _draft, ...reportedProgress } = z.toJSONSchema(runProgressSchema) as { $schema: string; properties: Record<string, unknown> };
 
@@ -258,7 +258,7 @@ const unprotectedTableSchema = {
 /** A target's continuity: its stream's state, the tables left out, the window. */
 export const continuitySchema = {
   type: 'object',
-  required: ['slot', 'publication', 'state', 'unprotectedTables', 'window'],
+  required: ['slot', 'publication', 'state', 'unprotectedTables', 'recoveryPoint', 'rpoSeconds', 'maxRpoSeconds', 'window'],
   properties: {
     slot: { type: 'string' },
     publication: { type: 'string' },
@@ -268,6 +268,15 @@ export const continuitySchema = {
     confirmedLsn: { type: ['string', 'null'] },
     retainedWalBytes: { type: ['integer', 'null'] },
     unprotectedTables: { type: 'array', items: unprotectedTableSchema, description: 'Tables not continuously protected, each with why and the fix.' },
+    recoveryPoint: {
+      ...dateTime,
+      description: 'The newest instant before which every commit is stored: the later of the newest stored commit and the last time the streamer was caught up.',
+    },
+    rpoSeconds: {
+      type: 'integer',
+      description: 'Now minus the recovery point: what /metrics reports as backstop_continuous_rpo_seconds and `rpo_exceeded` compares with maxRpoSeconds.',
+    },
+    maxRpoSeconds: { type: 'integer', description: 'The bound past which `rpo_exceeded` is raised.' },
     window: restoreWindowSchema,
   },
 } as const;
@@ -356,6 +365,18 @@ export const targetSchema = {
       ...nullable(continuitySchema),
       description:
         'GET /api/v1/targets/{name} only: the change stream, the tables not continuously protected, the restorable window and its limits; null if the target was never continuous.',
+    },
+    rpo: {
+      ...nullable({
+        type: 'object',
+        required: ['state', 'seconds', 'maxSeconds'],
+        properties: {
+          state: { type: 'string', enum: ['starting', 'streaming', 'stopped'] },
+          seconds: { type: 'integer', description: 'Now minus the recovery point, as /metrics reports it.' },
+          maxSeconds: { type: 'integer', description: 'The bound past which `rpo_exceeded` is raised.' },
+        },
+      }),
+      description: 'GET /api/v1/targets only: a continuous target’s current RPO; null for a target that is not continuous.',
     },
     baseRunId: { ...uuid, description: 'Create or update that turned continuity on: the base backup it queued.' },
     unprotectedTables: { type: 'array', items: unprotectedTableSchema, description: 'Create or update with continuity: the tables left out of the publication, each with the fix.' },

@@ -15,7 +15,10 @@ import { createTarget, type TargetOptions, type TargetRecord } from '../../src/d
 import { createAgeDecryptStream, type AgeIdentity } from '../../src/pipeline/age.ts';
 import { createDecompressor } from '../../src/pipeline/compression.ts';
 import { openStore } from '../../src/storage/openStore.ts';
-import { adminQuery } from './pg.ts';
+import type { RestoreRecord } from '../../src/core/restoreHistory.ts';
+import { adminQuery, type TestDatabase } from './pg.ts';
+import type { TestServer } from './server.ts';
+import { waitFor } from './wait.ts';
 
 export interface ContinuousTarget {
   target: TargetRecord;
@@ -103,4 +106,61 @@ export async function slotState(sourceUrl: string, slot: string): Promise<{ conf
     sourceUrl,
   );
   return rows[0] ? { confirmed: rows[0].confirmed, active: rows[0].active, activePid: rows[0].active_pid } : null;
+}
+
+/**
+ * A continuous target made through the API, as a person would (publication, slot, stream row,
+ * base backup queued); waits until a worker finished its first base backup, whose run id it
+ * returns.
+ */
+export async function addContinuousTargetThroughApi(api: TestServer, body: Record<string, unknown>, timeoutMs = 120_000): Promise<string> {
+  const created = await api.request('POST', '/api/v1/targets', { body });
+  if (created.status !== 201) throw new Error(`creating the continuous target answered ${created.status}: ${created.text}`);
+  const baseRunId = created.json.baseRunId as string;
+  await waitFor(
+    'the base backup',
+    async () => {
+      const run = await api.request('GET', `/api/v1/runs/${baseRunId}`);
+      if (run.json.status === 'failed') throw new Error(`base backup failed: ${JSON.stringify(run.json.error)}`);
+      return run.json.status === 'succeeded';
+    },
+    timeoutMs,
+  );
+  return baseRunId;
+}
+
+/** The source's WAL position now: every commit made so far is before it. */
+export async function currentLsn(url: string): Promise<string> {
+  return (await adminQuery<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn', [], url))[0]!.lsn;
+}
+
+/** Waits until the target's restorable window reaches `lsn` (what was committed before it is stored as segments). */
+export async function waitForWindowTo(api: TestServer, target: string, lsn: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    `the window of ${target} to reach ${lsn}`,
+    async () => {
+      const window = (await api.request('GET', `/api/v1/targets/${target}/window`, { token: api.tokens.viewer })).json.continuity.window;
+      return window.to !== null && compareLsn(window.to.lsn, lsn) >= 0;
+    },
+    timeoutMs,
+  );
+}
+
+/** Waits until a restore in the target's history has ended; its record. */
+export async function waitForRestoreEnd(api: TestServer, target: string, restoreId: string, timeoutMs = 120_000): Promise<RestoreRecord> {
+  return waitFor(
+    'the restore to end',
+    async () => {
+      const history = await api.request('GET', `/api/v1/targets/${target}/restores`, { token: api.tokens.viewer });
+      const item = (history.json.items as RestoreRecord[]).find((entry) => entry.id === restoreId);
+      return item && item.status !== 'running' ? item : null;
+    },
+    timeoutMs,
+  );
+}
+
+/** Drops the replication slots a test left on a source (a database that has one cannot be dropped), then the database. */
+export async function dropSourceWithSlots(source: TestDatabase): Promise<void> {
+  await adminQuery('select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1 and not active', [source.name]).catch(() => {});
+  await source.drop();
 }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { compareLsn, type TransactionLine } from '../../src/core/changeSegment.ts';
+import { tableFingerprints } from '../../bench/chaos/fingerprints.ts';
+import { runCli } from './cli.ts';
 import { readStoredSegments, uniqueTransactions } from './continuous.ts';
 import { adminQuery, createTestDatabase, type TestDatabase } from './pg.ts';
 import { waitFor } from './wait.ts';
@@ -125,5 +127,36 @@ export function expectConfirmsRecorded(samples: ConfirmSample[], transactions: T
         `the slot was confirmed to ${sample.slotConfirmed} while the transaction at ${transaction.lsn} (journal ${journalId(transaction)}) was recorded only up to ${sample.recorded}`,
       );
     }
+  }
+}
+
+/**
+ * A base backup of the target now, by the CLI (queued, claimed and run in one command), taken
+ * before a test's faults: restores later replay the archive from it, across all of them.
+ */
+export async function takeBaseBackup(sourceUrl: string, targetName: string, env: Record<string, string>): Promise<string> {
+  const result = await runCli(['backup', sourceUrl, '--target', targetName, '--json'], env);
+  assert.equal(result.code, 0, result.stderr);
+  const run = JSON.parse(result.stdout) as { id: string; status: string };
+  assert.equal(run.status, 'succeeded', result.stdout);
+  return run.id;
+}
+
+/**
+ * Restores the target to `latest` (every stored commit) into a new database by the CLI and
+ * compares every table with the source's, row by row: a transaction missing from the archive
+ * leaves rows out, one replayed twice fails on its key. The workload's sequence is at least
+ * where the source's is. Call once the workload has stopped and every commit is stored.
+ */
+export async function expectLatestRestoreEqualsSource(sourceUrl: string, targetName: string, env: Record<string, string>): Promise<void> {
+  const restored = await createTestDatabase('faultrestored');
+  try {
+    const result = await runCli(['restore', targetName, '--at', 'latest', '--to', restored.url, '--json'], env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(await tableFingerprints(restored.url), await tableFingerprints(sourceUrl), 'the restore to latest holds exactly what the source holds');
+    const counter = async (url: string) => BigInt((await adminQuery<{ value: string }>('select last_value::text as value from counter_seq', [], url))[0]!.value);
+    assert.ok((await counter(restored.url)) >= (await counter(sourceUrl)), 'the sequence is at least where the source left it');
+  } finally {
+    await restored.drop();
   }
 }

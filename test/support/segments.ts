@@ -23,7 +23,6 @@ export async function writeSegment(
     /** Lines; a string is written as is (a damaged line). */
     lines: Array<SegmentLine | string>;
     encryptTo?: string[];
-    rowCounts?: Record<string, number>;
     /** Fields of the manifest to write otherwise (a manifest that lies). */
     manifest?: Partial<SegmentManifest>;
   },
@@ -52,7 +51,6 @@ export async function writeSegment(
     firstCommitAt: transactions[0]?.committedAt ?? new Date().toISOString(),
     lastCommitAt: transactions.at(-1)?.committedAt ?? new Date().toISOString(),
     transactions: transactions.length,
-    ...(input.rowCounts ? { rowCounts: input.rowCounts } : {}),
     ...input.manifest,
     schemaChanges: [],
     file: {

@@ -18,8 +18,12 @@ import type { ChannelSettingsView } from '../../src/core/channelSettings.ts';
 import type { ChannelHealth, SharedChannelRecord } from '../../src/db/channels.ts';
 import type { NotificationChannelView, TargetRecord } from '../../src/db/targets.ts';
 import type { TestNotificationResult } from '../../src/operations/sendTestNotification.ts';
+import type { TargetRpo } from '../../src/operations/targets/listTargets.ts';
+import type { TargetContinuity } from '../../src/operations/targets/targetWindow.ts';
+import type { RestoreWindow, WindowLimit } from '../../src/core/restoreWindow.ts';
 import type { ApiTokenRole, RunKind, RunStatus } from './serverConstants.js';
 
+export type { RestoreWindow, TargetContinuity, TargetRpo, WindowLimit };
 export type { ActionVerdict, AlarmRecord, ApiTokenRole, AuditEntry, Artifact, ArtifactFile, ChannelHealth, ChannelSettingsView, NotificationChannelView, RunActions, RunBrief, RunKind, RunStatus, TargetActions };
 
 export interface Me {
@@ -67,6 +71,10 @@ export type Target = Omit<TargetRecord, 'options'> & {
   actions?: TargetActions;
   /** Alarms active now (GET only). */
   alarms?: AlarmRecord[];
+  /** GET /api/v1/targets/{name} only: the stream, the restorable window and its limits; null if never continuous. */
+  continuity?: TargetContinuity | null;
+  /** GET /api/v1/targets only: a continuous target's current RPO. */
+  rpo?: TargetRpo | null;
 };
 
 /** An item of GET /api/v1/overview. */

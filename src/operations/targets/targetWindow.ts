@@ -17,6 +17,11 @@ export interface TargetContinuity {
   confirmedLsn: string | null;
   retainedWalBytes: number | null;
   unprotectedTables: StreamRecord['unprotectedTables'];
+  /** The newest instant before which every commit is stored: the later of the newest stored commit and the last time the streamer was caught up. */
+  recoveryPoint: string;
+  /** Now minus the recovery point, as /metrics and the `rpo_exceeded` alarm measure it. */
+  rpoSeconds: number;
+  maxRpoSeconds: number;
   window: RestoreWindow;
 }
 
@@ -32,9 +37,11 @@ export async function continuityOf(deps: Pick<TargetDeps, 'pool'>, target: Targe
   const stream = await findStream(deps.pool, target.id);
   if (!stream) return null;
   const rows = await windowRows(deps.pool, target.id);
-  const window = restoreWindow({ ...rows, stream, maxRpoSeconds: target.continuous?.maxRpoSeconds ?? DEFAULT_MAX_RPO_SECONDS });
+  const maxRpoSeconds = target.continuous?.maxRpoSeconds ?? DEFAULT_MAX_RPO_SECONDS;
+  const window = restoreWindow({ ...rows, stream, maxRpoSeconds });
   const { lastCommitAt: _lastCommitAt, ...shown } = stream;
-  return { ...shown, window };
+  const rpoSeconds = Math.max(0, Math.round((Date.parse(rows.now) - Date.parse(stream.recoveryPoint)) / 1000));
+  return { ...shown, rpoSeconds, maxRpoSeconds, window };
 }
 
 /**

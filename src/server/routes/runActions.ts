@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { BackstopError } from '../../core/errors.ts';
 import { prepareRestore } from '../../operations/prepareRestore.ts';
 import { queueDrill } from '../../operations/queueDrill.ts';
 import { restoreRequest, type RestoreRequest } from '../../operations/restoreRequest.ts';
-import { actorOf, requestActor, roleOf } from '../auth.ts';
+import { apiRestoreCaller, restoreInBackground } from '../apiRestore.ts';
+import { actorOf, requestActor } from '../auth.ts';
 import type { ServerContext } from '../context.ts';
 import { runParams } from '../requestSchemas.ts';
 import { zodBody } from '../validation.ts';
@@ -37,20 +37,9 @@ export function registerRunActionRoutes(app: FastifyInstance, ctx: ServerContext
       },
     },
     async (request, reply) => {
-      // The route is for API tokens and people of the operator role and up (config.access above).
-      const role = roleOf(request);
-      if (!role) throw new BackstopError('FORBIDDEN', 'Only API tokens and people signed in restore backups.');
       const log = request.log.child({ runId: request.params.id });
-      const restore = await prepareRestore({ db: ctx.pool, config: ctx.config, log }, request.params.id, request.body, {
-        via: 'api',
-        role,
-        actor: requestActor(request),
-      });
-      // The outcome is an event of the run (restored or restore_failed), recorded by the restore itself.
-      ctx.tasks.start(`restore of ${restore.runId}`, async (signal) => {
-        const outcome = await restore.execute({ signal }).catch(() => null);
-        if (outcome) log.info({ elapsedMs: outcome.elapsedMs }, 'restore finished');
-      });
+      const restore = await prepareRestore({ db: ctx.pool, config: ctx.config, log }, request.params.id, request.body, apiRestoreCaller(request));
+      restoreInBackground(ctx.tasks, `restore of ${restore.runId}`, (signal) => restore.execute({ signal }), log);
       return reply.code(202).send({
         runId: restore.runId,
         restoreId: restore.restoreId,

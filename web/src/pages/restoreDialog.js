@@ -3,34 +3,40 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from '../api.js';
 import { ErrorNotice, FieldError } from '../components.js';
 import { plainMessage } from '../errorText.js';
+import { formatTime } from '../format.js';
 import { html } from '../html.js';
 
 /** @typedef {import('../types').Run} Run */
+/** @typedef {import('../types').RestoreWindow} RestoreWindow */
 
 /** The dialog's fields, by the request field the API names when it refuses one. */
-const fieldIds = /** @type {const} */ ({ databaseUrl: 'restore-url', identity: 'restore-identity', privilegedRole: 'restore-privileged', clean: 'restore-clean' });
+const fieldIds = /** @type {const} */ ({ at: 'restore-at', databaseUrl: 'restore-url', identity: 'restore-identity', privilegedRole: 'restore-privileged', clean: 'restore-clean' });
 
 /**
- * Restore a backup into a database the user names. Restoring overwrites data, so the user
- * confirms by typing the target's name; the database URL is sent once and never shown again.
- * A privileged destination role is accepted only when the user types its name. An encrypted
- * backup the server holds no identity for needs the identity pasted here.
- * @param {{ run: Run, open: boolean, onClose: () => void, onStarted: (message: string, restoreId: string) => void }} props
+ * Restore a backup into a database the user names, or, given `pointInTime`, a continuous
+ * target as it was at a point of its window (default: the latest). Restoring overwrites data,
+ * so the user confirms by typing the target's name; the database URL is sent once and never
+ * shown again. A privileged destination role is accepted only when the user types its name.
+ * An encrypted backup the server holds no identity for needs the identity pasted here.
+ * @param {{ run?: Run, pointInTime?: { target: string, window: RestoreWindow }, open: boolean, onClose: () => void, onStarted: (message: string, restoreId: string) => void }} props
  */
-export function RestoreDialog({ run, open, onClose, onStarted }) {
+export function RestoreDialog({ run, pointInTime, open, onClose, onStarted }) {
   const dialog = useRef(/** @type {HTMLDialogElement | null} */ (null));
+  const [at, setAt] = useState('latest');
   const [databaseUrl, setDatabaseUrl] = useState('');
   const [clean, setClean] = useState(false);
   const [identity, setIdentity] = useState('');
   const [privilegedRole, setPrivilegedRole] = useState('');
   const [confirmation, setConfirmation] = useState('');
   const [state, setState] = useState(/** @type {{ busy: boolean, error: ApiError | Error | null }} */ ({ busy: false, error: null }));
-  const identityRequired = run.actions?.restore.identityRequired === true;
+  const identityRequired = run?.actions?.restore.identityRequired === true;
+  const targetName = pointInTime?.target ?? run?.targetName ?? '';
 
   useEffect(() => {
     const element = dialog.current;
     if (!element) return;
     if (open && !element.open) {
+      setAt('latest');
       setDatabaseUrl('');
       setConfirmation('');
       setIdentity('');
@@ -42,7 +48,7 @@ export function RestoreDialog({ run, open, onClose, onStarted }) {
     if (!open && element.open) element.close();
   }, [open]);
 
-  const confirmed = confirmation.trim() === run.targetName && databaseUrl.trim() !== '' && (!identityRequired || identity.trim() !== '');
+  const confirmed = confirmation.trim() === targetName && databaseUrl.trim() !== '' && (!identityRequired || identity.trim() !== '') && (!pointInTime || at.trim() !== '');
   /** @param {Event} event */
   const submit = async (event) => {
     event.preventDefault();
@@ -53,7 +59,9 @@ export function RestoreDialog({ run, open, onClose, onStarted }) {
       const body = { databaseUrl: databaseUrl.trim(), clean, jobs: 1 };
       if (identity.trim()) body.identity = identity.trim();
       if (privilegedRole.trim()) body.privilegedRole = privilegedRole.trim();
-      const started = await api(`/api/v1/runs/${run.id}/restore`, { method: 'POST', body });
+      if (pointInTime) body.at = at.trim();
+      const path = pointInTime ? `/api/v1/targets/${encodeURIComponent(pointInTime.target)}/restore` : `/api/v1/runs/${run?.id}/restore`;
+      const started = await api(path, { method: 'POST', body });
       setState({ busy: false, error: null });
       onStarted(started.message, started.restoreId);
     } catch (error) {
@@ -72,8 +80,26 @@ export function RestoreDialog({ run, open, onClose, onStarted }) {
 
   return html`<dialog ref=${dialog} class="dialog" aria-labelledby="restore-title" onClose=${onClose}>
     <form onSubmit=${submit} class="stack" novalidate>
-      <h2 id="restore-title">Restore this backup</h2>
-      <p>The backup of <strong>${run.targetName}</strong> is checked against its manifest, restored with pg_restore, and every table's row count compared. The database should be empty unless you choose to replace its objects.</p>
+      <h2 id="restore-title">${pointInTime ? 'Restore to a point in time' : 'Restore this backup'}</h2>
+      ${
+        pointInTime
+          ? html`<p>The newest base backup of <strong>${targetName}</strong> before the point is restored and checked, then the changes streamed after it are replayed up to the last transaction committed at or before the point. The database should be empty unless you choose to replace its objects.</p>
+            <div class="field">
+              <label for="restore-at">Point in time</label>
+              <input id="restore-at" type="text" autocomplete="off" spellcheck=${false} required
+                aria-invalid=${atField.at ? 'true' : undefined} aria-describedby=${described('at') ?? 'restore-at-help'}
+                value=${at} onInput=${(/** @type {InputEvent & { currentTarget: HTMLInputElement }} */ event) => setAt(event.currentTarget.value)} />
+              <${FieldError} id="restore-at-error" message=${atField.at} />
+              <div class="help" id="restore-at-help">
+                <p><code>latest</code>, an LSN such as <code>0/16B3748</code>, or a time with its offset such as <code>${pointInTime.window.to?.at ?? '2026-12-06T12:30:00Z'}</code>, within:</p>
+                <ul class="plain">${pointInTime.window.ranges.map(
+                  (range) =>
+                    html`<li key=${range.from.runId}>${formatTime(range.from.at)} to ${formatTime(range.to.at)} <span class="mono">(${range.from.at} to ${range.to.at})</span></li>`,
+                )}</ul>
+              </div>
+            </div>`
+          : html`<p>The backup of <strong>${targetName}</strong> is checked against its manifest, restored with pg_restore, and every table's row count compared. The database should be empty unless you choose to replace its objects.</p>`
+      }
       <div class="field">
         <label for="restore-url">Database URL to restore into</label>
         <input id="restore-url" type="text" autocomplete="off" spellcheck=${false} required placeholder="postgres://user:password@host:5432/empty_db"
@@ -103,7 +129,7 @@ export function RestoreDialog({ run, open, onClose, onStarted }) {
         <p class="help" id="restore-privileged-help">The backup's own code runs as the URL's role. A superuser (or a role that can run programs or read files on the server) is refused unless you type its name here; better, use a role that owns the database and nothing more.</p>
       </div>
       <div class="field">
-        <label for="restore-confirm">Type <strong>${run.targetName}</strong> to confirm</label>
+        <label for="restore-confirm">Type <strong>${targetName}</strong> to confirm</label>
         <input id="restore-confirm" type="text" autocomplete="off" spellcheck=${false} value=${confirmation}
           onInput=${(/** @type {InputEvent & { currentTarget: HTMLInputElement }} */ event) => setConfirmation(event.currentTarget.value)} />
       </div>

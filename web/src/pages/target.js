@@ -1,12 +1,15 @@
 // @ts-check
-import { useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { LineChart } from '../charts.js';
 import { ActionBar, ErrorNotice, HealthBadge, isTerminal, Loading, PageHeading, StatusBadge } from '../components.js';
 import { formatBytes, formatDuration, formatRelative, shortId } from '../format.js';
+import { withoutCliHints } from '../errorText.js';
 import { html } from '../html.js';
 import { useNow, usePageTitle, useResource } from '../hooks.js';
 import { LiveIndicator, useLiveFeed } from '../liveFeed.js';
+import { ContinuityPanel } from './continuity.js';
+import { RestoreDialog } from './restoreDialog.js';
 import { RestoreHistory } from './restoreHistory.js';
 import { DeletedNotice, TargetLifecycle } from './targetLifecycle.js';
 import { TargetSettings } from './targetSettings.js';
@@ -66,6 +69,8 @@ export function TargetPage({ name }) {
   const unknown = useResource(() => api(`${path}/unknown-backups`), [name]);
   const [action, setAction] = useState(/** @type {{ busy: boolean, error: any }} */ ({ busy: false, error: null }));
   const [restoresKey, setRestoresKey] = useState(0);
+  const [pointDialogOpen, setPointDialogOpen] = useState(false);
+  const [started, setStarted] = useState(/** @type {string | null} */ (null));
   const [deleted, setDeleted] = useState(/** @type {DeletedTarget | null} */ (null));
   const pending = useRef(/** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined));
 
@@ -88,6 +93,15 @@ export function TargetPage({ name }) {
       if (historyDue) void history.reload();
     }, 200);
   });
+
+  // A continuous target's window and recovery point move without any run event: read again now and then.
+  const continuous = Boolean(target.data?.continuity);
+  const reloadTarget = target.reload;
+  useEffect(() => {
+    if (!continuous) return;
+    const timer = setInterval(() => void reloadTarget(), 15_000);
+    return () => clearInterval(timer);
+  }, [continuous, reloadTarget]);
 
   /** @param {() => Promise<void>} work */
   const act = async (work) => {
@@ -151,6 +165,7 @@ export function TargetPage({ name }) {
     <${ErrorNotice} error=${action.error} title="That did not work" />
     <${ActiveAlarms} alarms=${data.alarms} now=${now} />
     <${UnknownBackups} unknown=${unknown} />
+    ${started ? html`<p class="notice notice-info" role="status" id="restore-started">${started} The outcome appears under Restores.</p>` : null}
     ${
       s
         ? html`<dl class="facts facts-row card">
@@ -182,6 +197,21 @@ export function TargetPage({ name }) {
       }</ul>
       <p><a href=${`#/runs?target=${encodeURIComponent(name)}`}>All runs of ${name}</a></p>
     </section>
+    ${
+      data.continuity
+        ? html`<${ContinuityPanel} target=${data} continuity=${data.continuity}
+          actions=${html`<${ActionBar} actions=${[
+            { id: 'action-restore-point', label: 'Restore to a point in time…', verdict: actions?.restorePointInTime, onClick: () => setPointDialogOpen(true) },
+          ]} />`} />
+        <${RestoreDialog} pointInTime=${{ target: name, window: data.continuity.window }} open=${pointDialogOpen}
+          onClose=${() => setPointDialogOpen(false)}
+          onStarted=${(/** @type {string} */ message) => {
+            setPointDialogOpen(false);
+            setStarted(withoutCliHints(message));
+            setRestoresKey((key) => key + 1);
+          }} />`
+        : null
+    }
     <${RestoreHistory} name=${name} reloadKey=${restoresKey} now=${now} />
     <${TargetSettings} target=${data} />
     <${TargetLifecycle} target=${data}
