@@ -286,6 +286,63 @@ describe('point-in-time replay of change segments onto a restored base', () => {
     assert.deepEqual(await rows('select id from parent'), [{ id: 1 }]);
   });
 
+  it('sends updates of distinct rows of one table as one statement, in order where a row repeats or a key changes', async () => {
+    const typed = (id: string, amount: string) => ({ id, jb: `{"n": ${id}}`, arr: `{${id},NULL}`, amount, n: null, j: null, b: null, tags: null, ts: null, big: 'x'.repeat(3000) });
+    await write({
+      startLsn: BASE,
+      endLsn: '0/3000',
+      lines: [
+        relations.parent!,
+        relations.typed!,
+        tx('0/2000', [...['2', '3', '4', '5', '6'].map((id) => ins('parent', { id, name: 'new' })), ins('typed', typed('7', '1')), ins('typed', typed('8', '2'))]),
+        tx('0/3000', [
+          // One statement: five rows, each by its key.
+          ...['2', '3', '4', '5', '6'].map((id) => upd('parent', { id, name: `x${id}` })),
+          // Row 3 again: after the five, in a statement of its own with row 4.
+          upd('parent', { id: '3', name: 'again' }),
+          upd('parent', { id: '4', name: 'y' }),
+          // A key change, then the new key.
+          upd('parent', { id: '60', name: 'moved' }, { id: '6' }),
+          upd('parent', { id: '60', name: 'z' }),
+          // Typed values cast by the destination's types; the identity key is matched, never set; TOAST kept.
+          upd('typed', { id: '7', jb: '{"n": 70}', arr: '{70}', amount: '70.5', n: 'seven' }, null, ['big']),
+          upd('typed', { id: '8', jb: '{"n": 80}', arr: '{}', amount: '80.25', n: null }, null, ['big']),
+        ]),
+        sequences('1'),
+      ],
+    });
+    const { result } = await replay('latest');
+    // Two inserts, then the updates as five statements where one each would be eleven.
+    assert.equal(result.changes, 18);
+    assert.equal(result.statements, 7);
+    assert.deepEqual(await rows('select id, name from parent order by id'), [
+      { id: 1, name: 'base' },
+      { id: 2, name: 'x2' },
+      { id: 3, name: 'again' },
+      { id: 4, name: 'y' },
+      { id: 5, name: 'x5' },
+      { id: 60, name: 'z' },
+    ]);
+    assert.deepEqual(await rows('select id, jb::text, arr::text, amount::text, n, length(big) as big from typed order by id'), [
+      { id: 7, jb: '{"n": 70}', arr: '{70}', amount: '70.5000', n: 'seven', big: 3000 },
+      { id: 8, jb: '{"n": 80}', arr: '{}', amount: '80.2500', n: null, big: 3000 },
+    ]);
+  });
+
+  it('stops at a row missing among updates sent as one statement, counting the rows it touched', async () => {
+    await write({
+      startLsn: BASE,
+      endLsn: '0/2000',
+      lines: [relations.parent!, tx('0/2000', [upd('parent', { id: '1', name: 'found' }), upd('parent', { id: '99', name: 'nowhere' })]), sequences('1')],
+    });
+    await assert.rejects(replay('latest'), (error: BackstopError) => {
+      assert.equal(error.code, 'RESTORE_FAILED');
+      assert.match(error.message, /at 0\/2000: update .* touched 1 row\(s\) where the source touched 2/);
+      return true;
+    });
+    assert.deepEqual(await rows('select id, name from parent'), [{ id: 1, name: 'base' }]);
+  });
+
   it('replays a row updated many thousands of times in bounded transactions, each with replica triggers, to the source state', async () => {
     // A counter: the one row of "parent" updated by every transaction, as pgbench's branches
     // are. The trigger on parent refuses every change: a batch without the replica role fails.

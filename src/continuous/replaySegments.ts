@@ -3,9 +3,10 @@ import type pg from 'pg';
 import { lsnToBigInt, type Change, type RelationLine } from '../core/changeSegment.ts';
 import { BackstopError } from '../core/errors.ts';
 import { pgErrorCode } from '../core/pgErrors.ts';
-import { insertStatement, rowChangeStatement, truncateStatement, type ChangeStatement, type DestinationTable } from './changeStatements.ts';
+import { applyChanges } from './applyChanges.ts';
+import type { ChangeStatement, DestinationTable } from './changeStatements.ts';
 import { relationKey, segmentLines, type LoadedSegment } from './readSegment.ts';
-import { replayStopped, type ReplayReached } from './replayStopped.ts';
+import { replayError, replayStopped, type ReplayReached } from './replayStopped.ts';
 
 export interface ReplayResult {
   transactions: number;
@@ -40,9 +41,6 @@ export interface ReplayBound {
  * measurable. The change bound keeps large transactions from piling up in one batch.
  */
 export const REPLAY_BATCH: ReplayBound = { transactions: 200, changes: 10_000 };
-
-/** Rows of one INSERT: a few MB of values at most in one message. */
-const MAX_BATCH_ROWS = 5000;
 
 async function destinationTable(client: pg.ClientBase, schema: string, table: string): Promise<DestinationTable | null> {
   const qualified = `${client.escapeIdentifier(schema)}.${client.escapeIdentifier(table)}`;
@@ -248,11 +246,6 @@ export async function assertReplayAllowed(client: pg.ClientBase): Promise<void> 
   }
 }
 
-/** Where the replay stopped and why; replayStopped adds where that left the destination. */
-function replayError(where: string, problem: string, cause?: unknown): BackstopError {
-  return new BackstopError('RESTORE_FAILED', `Replay stopped at ${where}: ${problem}`, cause === undefined ? undefined : { cause });
-}
-
 function countRowChanges(changes: Change[], counts: ReplayResult['rowChanges']): void {
   const of = (schema: string, table: string) => (counts[relationKey(schema, table)] ??= { truncated: false, inserted: 0, deleted: 0 });
   for (const change of changes) {
@@ -261,52 +254,6 @@ function countRowChanges(changes: Change[], counts: ReplayResult['rowChanges']):
     } else if (change.kind === 'insert') of(change.schema, change.table).inserted++;
     else if (change.kind === 'delete') of(change.schema, change.table).deleted++;
   }
-}
-
-/** A transaction's changes, consecutive inserts into one table with the same columns batched. */
-async function applyChanges(
-  changes: Change[],
-  relations: Map<string, RelationLine>,
-  tableFor: (relation: RelationLine, where: string) => Promise<DestinationTable>,
-  run: (statement: ChangeStatement, where: string) => Promise<void>,
-  where: string,
-): Promise<void> {
-  type Batch = { table: DestinationTable; columns: string; rows: Array<Record<string, string | null>> };
-  const pending: { batch: Batch | null } = { batch: null };
-  const flush = async () => {
-    const rows = pending.batch;
-    pending.batch = null;
-    if (rows) await run(insertStatement(rows.table, rows.rows), where);
-  };
-  for (const change of changes) {
-    if (change.kind === 'truncate') {
-      await flush();
-      await run(truncateStatement(change), where);
-      continue;
-    }
-    const relation = relations.get(relationKey(change.schema, change.table))!;
-    const table = await tableFor(relation, where);
-    if (change.kind === 'insert') {
-      const columns = Object.keys(change.new).join('\u0000');
-      const current = pending.batch;
-      const full = current && current.rows.length >= MAX_BATCH_ROWS;
-      if (!current || current.table !== table || current.columns !== columns || full) {
-        await flush();
-        pending.batch = { table, columns, rows: [] };
-      }
-      pending.batch!.rows.push(change.new);
-      continue;
-    }
-    await flush();
-    let statement: ChangeStatement | null;
-    try {
-      statement = rowChangeStatement(relation, table, change);
-    } catch (error) {
-      throw replayError(where, (error as Error).message, error);
-    }
-    if (statement) await run(statement, where);
-  }
-  await flush();
 }
 
 /**

@@ -26,3 +26,8 @@ export function replayStopped(error: unknown, reached: ReplayReached, baseLsn: b
       : `The destination holds the base backup and the first ${reached.transactions} replayed transaction(s), committed in ${reached.batches} batch(es): it is at LSN ${bigIntToLsn(reached.lsn)}, committed at ${reached.committedAt}, NOT the point requested.`;
   return new BackstopError(code, `${message} ${where} Drop the destination and restore again, or restore to a point before the transaction that stopped the replay.`, { cause: error });
 }
+
+/** Where the replay stopped and why; replayStopped adds where that left the destination. */
+export function replayError(where: string, problem: string, cause?: unknown): BackstopError {
+  return new BackstopError('RESTORE_FAILED', `Replay stopped at ${where}: ${problem}`, cause === undefined ? undefined : { cause });
+}
