@@ -343,6 +343,22 @@ describe('point-in-time replay of change segments onto a restored base', () => {
     assert.deepEqual(await rows('select id, name from parent'), [{ id: 1, name: 'base' }]);
   });
 
+  it('sends updates one at a time where no unique index of the destination holds their key', async () => {
+    // Two rows with the key the stream names, and none with the other: one statement for both
+    // updates would touch two rows, as many as the source did, and hide the divergence.
+    await adminQuery(`create table plain (k int, v text); insert into plain values (1, 'a'), (1, 'a')`, [], database.url);
+    const plain: RelationLine = { type: 'relation', schema: 'public', table: 'plain', columns: [column('k', true), column('v')], replicaIdentity: 'default', schemaChange: false };
+    await write({
+      startLsn: BASE,
+      endLsn: '0/2000',
+      lines: [plain, tx('0/2000', [upd('plain', { k: '1', v: 'b' }), upd('plain', { k: '2', v: 'c' })]), sequences('1')],
+    });
+    await assert.rejects(replay('latest'), (error: BackstopError) => {
+      assert.match(error.message, /at 0\/2000: update .* touched 2 row\(s\) where the source touched 1/);
+      return true;
+    });
+  });
+
   it('replays a row updated many thousands of times in bounded transactions, each with replica triggers, to the source state', async () => {
     // A counter: the one row of "parent" updated by every transaction, as pgbench's branches
     // are. The trigger on parent refuses every change: a batch without the replica role fails.

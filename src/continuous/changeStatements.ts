@@ -7,6 +7,8 @@ export interface DestinationTable {
   types: Map<string, string>;
   /** Columns GENERATED ALWAYS AS IDENTITY: set only by INSERT … OVERRIDING SYSTEM VALUE. */
   alwaysIdentity: Set<string>;
+  /** The columns of each unique index the destination enforces at every statement. */
+  uniqueKeys: string[][];
 }
 
 /** One parameterized statement, and how many rows it must touch (a missing row is a divergence). */
@@ -120,13 +122,15 @@ type UpdateChange = Extract<Change, { kind: 'update' }>;
 
 /**
  * The shape of an update that may go with others into one `updateRowsStatement`, or null: it
- * finds its row by an unchanged key (no old row sent, so not REPLICA IDENTITY FULL) and sets
+ * finds its row by an unchanged key (no old row sent, so not REPLICA IDENTITY FULL) that a
+ * unique index of the destination covers, so that one key finds one row at most, and it sets
  * at least one column. Updates of the same shape set the same columns.
  */
 export function updateShape(relation: RelationLine, table: DestinationTable, change: UpdateChange): string | null {
   if (relation.replicaIdentity === 'full' || change.old !== null) return null;
   const keys = relation.columns.filter((column) => column.key).map((column) => column.name);
   if (keys.length === 0 || keys.some((key) => change.new[key] === undefined || change.new[key] === null)) return null;
+  if (!table.uniqueKeys.some((unique) => unique.every((column) => keys.includes(column)))) return null;
   const assigned = assignedColumns(table, change);
   return assigned.length === 0 ? null : assigned.join('\u0000');
 }

@@ -50,10 +50,21 @@ async function destinationTable(client: pg.ClientBase, schema: string, table: st
     [qualified],
   );
   if (rows.length === 0) return null;
+  // Unique keys the destination enforces at every statement: no partial, expression or deferred index.
+  const { rows: unique } = await client.query<{ columns: string[] }>(
+    `select array_agg(a.attname::text order by k.ord) as columns
+       from pg_index i cross join lateral unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
+       join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+      where i.indrelid = to_regclass($1) and i.indisunique and i.indimmediate and i.indisvalid
+        and i.indpred is null and i.indexprs is null and k.ord <= i.indnkeyatts
+      group by i.indexrelid`,
+    [qualified],
+  );
   return {
     qualified,
     types: new Map(rows.map((row) => [row.name, row.type])),
     alwaysIdentity: new Set(rows.filter((row) => row.identity === 'a').map((row) => row.name)),
+    uniqueKeys: unique.map((row) => row.columns),
   };
 }
 
