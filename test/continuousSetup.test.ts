@@ -206,6 +206,29 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
     const exited = new Promise((resolve) => streamer.on('exit', resolve));
     await waitFor('pg_recvlogical to stream the slot', async () => (await slotOf(slot))?.active);
 
+    // A new database would leave the slot and the publication behind: refused, nothing changed.
+    const storedUrl = async () => (await catalog.pool.query<{ url: string }>("select database_url as url from backstop.targets where name = 'cont'")).rows[0]!.url;
+    const urlBefore = await storedUrl();
+    const elsewhere = withDatabase(source.url, 'postgres');
+    const moved = await cli(['target', 'update', 'cont', '--database-url', elsewhere]);
+    assert.equal(moved.code, 2, moved.stderr);
+    assert.match(moved.stderr, /CONTINUOUS_REFUSED/);
+    assert.match(moved.stderr, /Turn continuity off first \(`backstop target update cont --no-continuous`.*change the URL, then turn it on again/);
+    const api = await startTestServer({ catalogUrl: catalog.url });
+    try {
+      const refused = await api.request('PATCH', '/api/v1/targets/cont', { token: api.tokens.admin, body: { databaseUrl: elsewhere } });
+      assert.equal(refused.status, 422, refused.text);
+      assert.equal(refused.json.error.code, 'CONTINUOUS_REFUSED');
+    } finally {
+      await api.close();
+    }
+    assert.equal(await storedUrl(), urlBefore, 'the URL is unchanged');
+    assert.deepEqual(await slotOf(slot), { plugin: 'pgoutput', temporary: false, active: true }, 'the slot is still there, streaming');
+    assert.equal(await publicationExists(slot), true);
+    // The same database by another URL (here a parameter more) changes nothing of that: allowed.
+    const sameDatabase = `${source.url}${source.url.includes('?') ? '&' : '?'}application_name=backstop-test`;
+    assert.equal((await cli(['target', 'update', 'cont', '--database-url', sameDatabase])).code, 0);
+
     const updated = await json(['target', 'update', 'cont', '--no-continuous']);
     assert.equal(updated.continuous, null);
     assert.equal(await slotOf(slot), undefined);
@@ -239,6 +262,24 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal(await slotOf(slot), undefined);
     assert.equal(await publicationExists(slot), false);
+  });
+
+  it('a new database URL with continuity turned off in the same change: the slot and publication go from the old database', TEST_TIMEOUT, async () => {
+    const added = await json(['target', 'add', 'moving', '--database-url', source.url, '--continuous', '--tables', 'public.items']);
+    const movingSlot: string = added.continuous.slot;
+    assert.ok(await slotOf(movingSlot));
+    const other = await createTestDatabase('contnext');
+    try {
+      const moved = await json(['target', 'update', 'moving', '--database-url', other.url, '--no-continuous']);
+      assert.equal(moved.continuous, null);
+      assert.equal(await slotOf(movingSlot), undefined, 'dropped from the database it was in');
+      assert.equal(await publicationExists(movingSlot), false);
+      assert.equal((await cli(['cancel', added.baseRunId])).code, 0);
+      const deleted = await cli(['target', 'delete', 'moving']);
+      assert.equal(deleted.code, 0, deleted.stderr);
+    } finally {
+      await other.drop();
+    }
   });
 
   it('refuses a role without replication, a pooler URL and tables it cannot follow, creating nothing', TEST_TIMEOUT, async () => {

@@ -76,6 +76,34 @@ describe('the restorable window', () => {
     assert.match(window.limits[0]!.message, /breaks after 0\/1000.*0\/1800/);
   });
 
+  it('says where replay crosses a schema change, and that a base taken after it clears it for later points', () => {
+    const changed = segment('0/1000', '0/2000', '2026-01-01T00:00:10Z', '2026-01-01T00:01:00Z', { schemaChanges: ['public.items'] });
+    const later = segment('0/2000', '0/3000', '2026-01-01T00:01:10Z', '2026-01-01T00:05:00Z');
+    const before = restoreWindow(input({ bases: [base('1', '0/1000', '2026-01-01T00:00:00Z')], segments: [changed, later] }));
+    const crossing = before.limits.find((limit) => limit.kind === 'schema_change');
+    assert.ok(crossing?.kind === 'schema_change');
+    assert.equal(crossing.clearedBy, null);
+    assert.deepEqual(crossing.tables, ['public.items']);
+    assert.match(crossing.message, /public\.items changed between 2026-01-01T00:00:10Z and 2026-01-01T00:01:00Z.*until a base backup taken after it succeeds/);
+
+    const rebased = restoreWindow(input({ bases: [base('1', '0/1000', '2026-01-01T00:00:00Z'), base('2', '0/2500', '2026-01-01T00:02:00Z')], segments: [changed, later] }));
+    const cleared = rebased.limits.find((limit) => limit.kind === 'schema_change');
+    assert.ok(cleared?.kind === 'schema_change');
+    assert.deepEqual(cleared.clearedBy, { at: '2026-01-01T00:02:00Z', lsn: '0/2500', runId: base('2', '0/2500', '2026-01-01T00:02:00Z').runId });
+    assert.match(cleared.message, /before 2026-01-01T00:02:00Z replays across it.*from 2026-01-01T00:02:00Z on, base backup \S+2 restores without crossing it/);
+
+    // A base inside the changed segment does not have the new shape for certain: it clears nothing.
+    const inside = restoreWindow(input({ bases: [base('1', '0/1000', '2026-01-01T00:00:00Z'), base('2', '0/1800', '2026-01-01T00:00:30Z')], segments: [changed, later] }));
+    assert.equal(
+      inside.limits.find((limit) => limit.kind === 'schema_change' && limit.clearedBy !== null),
+      undefined,
+    );
+
+    // Once the bases before the change are pruned, nothing restorable crosses it: no limit.
+    const pruned = restoreWindow(input({ bases: [base('2', '0/2500', '2026-01-01T00:02:00Z')], segments: [changed, later] }));
+    assert.deepEqual(kinds(pruned), []);
+  });
+
   it('names every limit: no base, starting, stopped, unprotected tables, schema changes, RPO', () => {
     const empty = restoreWindow(input({ stream: { ...streaming, state: 'starting' } }));
     assert.equal(empty.from, null);

@@ -263,3 +263,21 @@ export function commitTimeText(microseconds: bigint): string {
   const micros = (microseconds % 1_000_000n).toString().padStart(6, '0');
   return `${iso.slice(0, 19)}.${micros}Z`;
 }
+
+/**
+ * Where a segment's first change of shape shows: the first transaction after a relation line
+ * marked `schemaChange` that touches that table (the change itself is DDL, which the stream
+ * never carries, committed before it). Null when nothing changed shape.
+ */
+export function firstSchemaChange(lines: readonly SegmentLine[]): { lsn: string; committedAt: string } | null {
+  const changed = new Set<string>();
+  for (const line of lines) {
+    if (line.type === 'relation' && line.schemaChange) changed.add(`${line.schema}.${line.table}`);
+    if (line.type !== 'transaction' || changed.size === 0) continue;
+    const touches = line.changes.some((change) =>
+      change.kind === 'truncate' ? change.tables.some((table) => changed.has(`${table.schema}.${table.table}`)) : changed.has(`${change.schema}.${change.table}`),
+    );
+    if (touches) return { lsn: line.lsn, committedAt: line.committedAt };
+  }
+  return null;
+}

@@ -74,9 +74,14 @@ export async function listStoredSegments(store: Store, target: string, targetId?
   const segments: StoredSegment[] = [];
   for await (const object of store.list(`${target}/continuous/`)) {
     if (!object.key.endsWith('.json')) continue;
-    const segment = parseSegmentManifest(object.key, await readSmallObject(store, object.key));
-    checkSegmentBinding(segment, { target, ...(targetId !== undefined ? { targetId } : {}) });
-    segments.push(segment);
+    segments.push(await readSegmentManifest(store, object.key, { target, ...(targetId !== undefined ? { targetId } : {}) }));
   }
   return segments;
+}
+
+/** One stored segment manifest, read, parsed and bound to the target (ARTIFACT_CORRUPT when it is not one of its segments). */
+export async function readSegmentManifest(store: Store, key: string, expected: { target: string; targetId?: string }): Promise<StoredSegment> {
+  const segment = parseSegmentManifest(key, await readSmallObject(store, key));
+  checkSegmentBinding(segment, expected);
+  return segment;
 }

@@ -10,10 +10,11 @@ import { getTargetWithSecret } from '../db/targets.ts';
 import type { Pool } from '../db/pool.ts';
 import { parseRecipient } from '../pipeline/age.ts';
 import { defaultCompression, parseCompression } from '../pipeline/compression.ts';
+import { queueBaseBackup } from '../db/queueBaseBackup.ts';
 import { openStore } from '../storage/openStore.ts';
 import { guardSourceSlot } from './slotGuard.ts';
 import { sampleSequences } from './sampleSequences.ts';
-import { SegmentBuilder } from './segmentBuilder.ts';
+import { firstSchemaChange, SegmentBuilder, type PendingSegment } from './segmentBuilder.ts';
 import { TextPgoutputPlugin } from './textPgoutputPlugin.ts';
 import { writeSegment, type SegmentDestination } from './writeSegment.ts';
 
@@ -28,6 +29,20 @@ export interface StreamerOptions {
   statusIntervalMs?: number;
   /** How often the slot guard measures while streaming, besides after every segment (default 10 s). */
   guardIntervalMs?: number;
+  /** The deadline of a base backup queued because a table changed shape (BACKSTOP_RUN_DEADLINE). */
+  runDeadlineMs?: number;
+}
+
+const DEFAULT_RUN_DEADLINE_MS = 6 * 3600_000;
+
+/**
+ * A segment in which a table changed shape: replay from a base taken before it cannot cross it
+ * (the base's tables lack the new columns), so the archive needs a new base after it.
+ */
+function schemaChangeOf(segment: PendingSegment): { reason: string; changedAt: string } | undefined {
+  if (segment.schemaChanges.length === 0) return undefined;
+  const first = firstSchemaChange(segment.lines) ?? { lsn: segment.startLsn, committedAt: segment.firstCommitAt };
+  return { reason: `schema change of ${segment.schemaChanges.join(', ')} at ${first.lsn}`, changedAt: first.committedAt };
 }
 
 export type StreamerEnd = 'stopped' | 'lease_lost' | 'stream_stopped';
@@ -183,7 +198,29 @@ async function streamSession(ctx: SessionContext): Promise<void> {
       const sequences = await sampleSequences(source);
       sessionSignal.throwIfAborted();
       const stored = await writeSegment({ ...ctx.destination }, segment, sequences, sessionSignal);
-      await recordSegment(ctx.pool, ctx.lease, stored);
+      const schemaChange = schemaChangeOf(segment);
+      const rebase = await recordSegment(
+        ctx.pool,
+        ctx.lease,
+        stored,
+        schemaChange === undefined
+          ? undefined
+          : (client) =>
+              queueBaseBackup(client, {
+                targetId: stream.targetId,
+                trigger: 'schema_change',
+                ...schemaChange,
+                runDeadlineMs: ctx.options.runDeadlineMs ?? DEFAULT_RUN_DEADLINE_MS,
+              }),
+      );
+      if (rebase) {
+        log.warn(
+          { runId: rebase.run.id, queued: rebase.queued },
+          rebase.queued
+            ? `${schemaChange?.reason}: base backup ${rebase.run.id} queued`
+            : `${schemaChange?.reason}: backup ${rebase.run.id}, already ${rebase.run.status}, becomes the new base`,
+        );
+      }
       state.confirmedLsn = segment.endLsn;
       if (compareLsn(segment.endLsn, reported) > 0) reported = segment.endLsn;
       log.info({ startLsn: segment.startLsn, endLsn: segment.endLsn, transactions: segment.transactions, size: stored.manifest.file.size }, 'segment stored');

@@ -62,6 +62,7 @@ export function startStreamSupervisor(deps: Deps, options: StreamSupervisorOptio
     const ended = runStreamer(deps, stream, {
       owner: options.owner,
       leaseTtlMs: deps.config.leaseTtlMs,
+      runDeadlineMs: deps.config.runDeadlineMs,
       signal: stop.signal,
       guardIntervalMs: Math.max(deps.config.reaperIntervalMs, 1000),
     })

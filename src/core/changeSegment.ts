@@ -5,7 +5,7 @@ import { z } from 'zod';
  * point-in-time restore reads. Everything here is the contract between the two; see
  * docs/CONTINUOUS.md for the whole design.
  *
- * Store layout, beside the target's backups (garbage collection of backups never looks here):
+ * Store layout, beside the target's backups (pruned with the bases that replay them, src/operations/pruneSegments.ts):
  *   `<target>/continuous/<slot>/<startLsn>-<endLsn>-g<generation>.jsonl.zst[.age]`  the changes
  *   `<target>/continuous/<slot>/<startLsn>-<endLsn>-g<generation>.json`            its manifest, written last
  * LSNs in keys are 16 upper-case hex digits (`lsnKey`), so key order is LSN order. A segment

@@ -54,7 +54,15 @@ export type WindowLimit =
   | { kind: 'no_base'; message: string }
   | { kind: 'gap'; message: string; from: WindowPoint; to: WindowPoint }
   | { kind: 'unprotected_tables'; message: string; tables: UnprotectedTable[] }
-  | { kind: 'schema_change'; message: string; from: string; to: string; tables: string[] }
+  | {
+      kind: 'schema_change';
+      message: string;
+      from: string;
+      to: string;
+      tables: string[];
+      /** The first base backup taken after the change: points from it on restore from it without crossing the change. Null: none yet. */
+      clearedBy: (WindowPoint & { runId: string }) | null;
+    }
   | { kind: 'stream_stopped'; message: string; reason: string | null; at: string | null }
   | { kind: 'starting'; message: string }
   | { kind: 'rpo'; message: string; seconds: number; maxSeconds: number };
@@ -155,12 +163,18 @@ export function restoreWindow(input: WindowInput): RestoreWindow {
   for (const segment of segments) {
     if (segment.schemaChanges.length === 0 || !first || !lastRange) continue;
     if (Date.parse(segment.lastCommitAt) < Date.parse(first.from.at) || Date.parse(segment.firstCommitAt) > Date.parse(lastRange.to.at)) continue;
+    // A base whose snapshot is at or after the segment's end already has the new shape.
+    const after = bases.find((base) => compareLsn(base.lsn, segment.endLsn) >= 0 && Date.parse(base.at) >= Date.parse(segment.firstCommitAt));
+    const changed = `the shape of ${segment.schemaChanges.join(', ')} changed between ${segment.firstCommitAt} and ${segment.lastCommitAt}`;
     limits.push({
       kind: 'schema_change',
-      message: `the shape of ${segment.schemaChanges.join(', ')} changed between ${segment.firstCommitAt} and ${segment.lastCommitAt}: a restore to a point after it replays across a schema change`,
+      message: after
+        ? `${changed}: a restore to a point before ${after.at} replays across it from an older base backup (refused where that base lacks the new shape); from ${after.at} on, base backup ${after.runId} restores without crossing it`
+        : `${changed}: a restore to a point after it replays across it from an older base backup (refused where that base lacks the new shape) until a base backup taken after it succeeds`,
       from: segment.firstCommitAt,
       to: segment.lastCommitAt,
       tables: segment.schemaChanges,
+      clearedBy: after ? { at: after.at, lsn: after.lsn, runId: after.runId } : null,
     });
   }
 

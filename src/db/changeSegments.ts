@@ -42,3 +42,17 @@ export async function unprotectedTables(db: Queryable, targetId: string): Promis
     .filter((entry): entry is { schema: string; table: string } => typeof entry?.schema === 'string' && typeof entry?.table === 'string')
     .map((entry) => ({ schema: entry.schema, table: entry.table }));
 }
+
+/**
+ * Forgets the segments garbage collection deleted from the store, and the rows an interrupted
+ * pass left of segments already gone: every row ending at or before `endingBy` whose manifest
+ * is not among `stillStored`.
+ */
+export async function forgetChangeSegments(db: Queryable, targetId: string, input: { deleted: string[]; endingBy: string; stillStored: string[] }): Promise<number> {
+  const { rowCount } = await db.query(
+    `delete from backstop.change_segments
+     where target_id = $1 and (manifest_key = any($2::text[]) or (end_lsn <= $3::pg_lsn and not (manifest_key = any($4::text[]))))`,
+    [targetId, input.deleted, input.endingBy, input.stillStored],
+  );
+  return rowCount ?? 0;
+}

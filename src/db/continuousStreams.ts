@@ -1,17 +1,23 @@
 import { BackstopError } from '../core/errors.ts';
 import type { SegmentManifest } from '../core/changeSegment.ts';
+import type { UnprotectedTable } from '../core/continuousRules.ts';
+import type { WindowStream } from '../core/restoreWindow.ts';
 import { withTransaction, type Pool, type Queryable } from './pool.ts';
 
-/** A continuous target's stream as its streamer and the slot guard need it. */
-export interface StreamRecord {
+/**
+ * A continuous target's stream, its `continuous_streams` row with the target's settings: what
+ * its streamer, the slot guard, turning continuity on and off and the window all read.
+ */
+export interface StreamRecord extends WindowStream {
   targetId: string;
   targetName: string;
   slotName: string;
   publicationName: string;
-  state: 'starting' | 'streaming' | 'stopped';
-  stoppedReason: string | null;
   confirmedLsn: string | null;
-  lastCommitAt: string | null;
+  /** WAL the slot held back on the source at the last guard pass. */
+  retainedWalBytes: number | null;
+  /** The newest instant before which every commit is stored (what the RPO is measured from), see recoveryPointSql. */
+  recoveryPoint: string;
   generation: number;
   leaseOwner: string | null;
   leaseExpiresAt: string | null;
@@ -37,8 +43,12 @@ interface StreamRow {
   publication_name: string;
   state: StreamRecord['state'];
   stopped_reason: string | null;
+  stopped_at: Date | string | null;
   confirmed_lsn: string | null;
   last_commit_at: Date | string | null;
+  retained_wal_bytes: string | null;
+  recovery_point: Date | string;
+  unprotected_tables: unknown;
   generation: number;
   lease_owner: string | null;
   lease_expires_at: Date | string | null;
@@ -49,9 +59,12 @@ interface StreamRow {
   max_rpo_seconds: number;
 }
 
-const streamColumns = `s.target_id, t.name as target_name, s.slot_name, s.publication_name, s.state, s.stopped_reason, s.confirmed_lsn::text as confirmed_lsn,
-  s.last_commit_at, s.generation, s.lease_owner, s.lease_expires_at, t.segment_seconds, t.segment_bytes, t.slot_warn_bytes,
-  t.slot_limit_bytes, t.max_rpo_seconds`;
+/** The recovery point, as SQL over `s` (continuous_streams): the newest instant before which every commit is stored. */
+export const recoveryPointSql = 'coalesce(greatest(s.last_commit_at, s.caught_up_at), s.created_at)';
+
+const streamColumns = `s.target_id, t.name as target_name, s.slot_name, s.publication_name, s.state, s.stopped_reason, s.stopped_at,
+  s.confirmed_lsn::text as confirmed_lsn, s.last_commit_at, s.retained_wal_bytes, ${recoveryPointSql} as recovery_point, s.unprotected_tables, s.generation, s.lease_owner,
+  s.lease_expires_at, t.segment_seconds, t.segment_bytes, t.slot_warn_bytes, t.slot_limit_bytes, t.max_rpo_seconds`;
 
 function toRecord(row: StreamRow): StreamRecord {
   return {
@@ -61,8 +74,12 @@ function toRecord(row: StreamRow): StreamRecord {
     publicationName: row.publication_name,
     state: row.state,
     stoppedReason: row.stopped_reason,
+    stoppedAt: isoOrNull(row.stopped_at),
     confirmedLsn: row.confirmed_lsn,
     lastCommitAt: isoOrNull(row.last_commit_at),
+    retainedWalBytes: row.retained_wal_bytes === null ? null : Number(row.retained_wal_bytes),
+    recoveryPoint: new Date(row.recovery_point).toISOString(),
+    unprotectedTables: Array.isArray(row.unprotected_tables) ? (row.unprotected_tables as UnprotectedTable[]) : [],
     generation: row.generation,
     leaseOwner: row.lease_owner,
     leaseExpiresAt: isoOrNull(row.lease_expires_at),
@@ -151,10 +168,11 @@ export interface StoredSegment {
  * The catalog's half of storing a segment, in one transaction: its row, and the stream's
  * confirmed position and newest commit — only while the lease is still this streamer's
  * (owner and generation, unexpired). Throws LEASE_LOST otherwise, having changed nothing:
- * the caller must then not confirm anything to the slot.
+ * the caller must then not confirm anything to the slot. `alsoRecord` writes what follows from
+ * the segment in the same transaction (the base backup a schema change needs).
  */
-export async function recordSegment(pool: Pool, lease: StreamLease, segment: StoredSegment): Promise<void> {
-  await withTransaction(pool, async (client) => {
+export async function recordSegment<T>(pool: Pool, lease: StreamLease, segment: StoredSegment, alsoRecord?: (client: Queryable) => Promise<T>): Promise<T | undefined> {
+  return withTransaction(pool, async (client) => {
     const { rowCount } = await client.query(
       `update backstop.continuous_streams
        set confirmed_lsn = $4::pg_lsn, last_commit_at = greatest(last_commit_at, $5::timestamptz), updated_at = now()
@@ -187,6 +205,7 @@ export async function recordSegment(pool: Pool, lease: StreamLease, segment: Sto
         JSON.stringify(manifest),
       ],
     );
+    return alsoRecord ? await alsoRecord(client) : undefined;
   });
 }
 
@@ -196,17 +215,46 @@ export async function recordSlotMeasure(db: Queryable, targetId: string, retaine
 }
 
 /**
- * The stream stops for good (its slot is gone): no streamer claims it again, and whoever
- * holds its lease loses it at its next renewal or segment.
+ * The stream stops for good (its slot is gone, or continuity was turned off): no streamer
+ * claims it again, and whoever holds its lease loses it at its next renewal or segment (the
+ * generation grows too, so even a write racing this one is fenced off). Its segments' rows
+ * stay: the window they cover stays restorable. A stream already stopped keeps the reason it
+ * stopped for; false then.
  */
 export async function stopStream(db: Queryable, targetId: string, reason: string): Promise<boolean> {
   const { rowCount } = await db.query(
     `update backstop.continuous_streams
-     set state = 'stopped', stopped_reason = $2, stopped_at = now(), lease_owner = null, lease_expires_at = null, updated_at = now()
+     set state = 'stopped', stopped_reason = $2, stopped_at = now(), lease_owner = null, lease_expires_at = null, generation = generation + 1, updated_at = now()
      where target_id = $1 and state <> 'stopped'`,
     [targetId, reason],
   );
   return rowCount === 1;
+}
+
+/**
+ * The stream row of a newly made slot: state `starting` until its first base backup succeeds.
+ * Its confirmed position starts at the slot's consistent point: the archive holds every
+ * transaction from there on, so the streamer's first segment starts there, before every base
+ * backup's own point, even when the slot was told of quiet stretches before anything was
+ * stored (segments chain from the last one stored, see src/continuous/streamer.ts).
+ * A target enabled again keeps its row, whose `generation` grows, so a streamer of the
+ * earlier stream that wakes up is fenced off; everything else starts afresh.
+ */
+export async function startStream(db: Queryable, input: { targetId: string; slot: string; publication: string; unprotected: UnprotectedTable[]; startLsn: string }): Promise<void> {
+  await db.query(
+    `insert into backstop.continuous_streams (target_id, slot_name, publication_name, unprotected_tables, confirmed_lsn)
+     values ($1, $2, $3, $4::jsonb, $5::pg_lsn)
+     on conflict (target_id) do update set slot_name = excluded.slot_name, publication_name = excluded.publication_name,
+       unprotected_tables = excluded.unprotected_tables, state = 'starting', stopped_reason = null, stopped_at = null,
+       confirmed_lsn = excluded.confirmed_lsn, last_commit_at = null, retained_wal_bytes = null, last_pass_at = null,
+       lease_owner = null, lease_expires_at = null, generation = backstop.continuous_streams.generation + 1, updated_at = now()`,
+    [input.targetId, input.slot, input.publication, JSON.stringify(input.unprotected), input.startLsn],
+  );
+}
+
+/** A re-planned publication of a running stream: only the list of tables left out changes. */
+export async function recordUnprotectedTables(db: Queryable, targetId: string, unprotected: UnprotectedTable[]): Promise<void> {
+  await db.query('update backstop.continuous_streams set unprotected_tables = $2::jsonb, updated_at = now() where target_id = $1', [targetId, JSON.stringify(unprotected)]);
 }
 
 /**
@@ -221,9 +269,6 @@ export async function recordCaughtUp(db: Queryable, lease: StreamLease): Promise
     [lease.targetId, lease.owner, lease.generation],
   );
 }
-
-/** The recovery point, as SQL over `s` (continuous_streams): the newest instant before which every commit is stored. */
-export const recoveryPointSql = 'coalesce(greatest(s.last_commit_at, s.caught_up_at), s.created_at)';
 
 export interface StreamRpo {
   targetName: string;

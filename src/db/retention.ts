@@ -14,6 +14,8 @@ export interface RetainedBackup {
   artifact: Artifact;
   /** Set when an earlier prune deleted its objects but not yet its row. */
   prunedAt: string | null;
+  /** A base backup's consistent LSN (continuous targets), as the catalog recorded it from its manifest. */
+  baseLsn: string | null;
 }
 
 // The same order as planRetention (taken desc, id desc); markRunPruned re-checks protection with it.
@@ -21,8 +23,18 @@ const takenAt = 'coalesce(r.started_at, r.created_at)';
 
 /** Succeeded runs with an artifact of a target, newest first; those marked pruned included. */
 export async function listRetainedBackups(db: Queryable, targetId: string): Promise<RetainedBackup[]> {
-  const { rows } = await db.query<{ id: string; taken_at: string; created_at: string; attempt: number; verified: boolean; artifact: Artifact; pruned_at: string | null }>(
-    `select r.id, ${takenAt} as taken_at, r.created_at, r.attempt, coalesce(r.verification->>'status' = 'passed', false) as verified, r.artifact, r.pruned_at
+  const { rows } = await db.query<{
+    id: string;
+    taken_at: string;
+    created_at: string;
+    attempt: number;
+    verified: boolean;
+    artifact: Artifact;
+    pruned_at: string | null;
+    base_lsn: string | null;
+  }>(
+    `select r.id, ${takenAt} as taken_at, r.created_at, r.attempt, coalesce(r.verification->>'status' = 'passed', false) as verified, r.artifact, r.pruned_at,
+       r.base_lsn::text as base_lsn
      from backstop.runs r
      where r.target_id = $1 and r.kind = 'backup' and r.status = 'succeeded' and r.artifact is not null
      order by ${takenAt} desc, r.id desc`,
@@ -36,6 +48,7 @@ export async function listRetainedBackups(db: Queryable, targetId: string): Prom
     verified: row.verified,
     artifact: row.artifact,
     prunedAt: row.pruned_at,
+    baseLsn: row.base_lsn,
   }));
 }
 

@@ -118,15 +118,15 @@ export function toClaimed(row: RunRow): ClaimedRun {
 
 export async function createRun(
   db: Queryable,
-  input: { targetId: string; trigger: string; runDeadlineMs: number; kind?: RunKind; subjectRunId?: string; requestedBy?: string },
+  input: { targetId: string; trigger: string; runDeadlineMs: number; kind?: RunKind; subjectRunId?: string; requestedBy?: string; message?: string },
 ): Promise<RunRecord> {
   // backstop.create_run (migration 011) holds the rules of a new run, for every client.
   const { rows } = await db.query<RunRow>(
     `select ${runColumns}
      from backstop.create_run(p_target_id => $1, p_trigger => $2, p_run_deadline_ms => $3, p_kind => $4, p_subject_run_id => $5,
-                              p_requested_by => $6) r
+                              p_requested_by => $6, p_message => $7) r
        join backstop.targets t on t.id = r.target_id`,
-    [input.targetId, input.trigger, input.runDeadlineMs, input.kind ?? 'backup', input.subjectRunId ?? null, input.requestedBy ?? null],
+    [input.targetId, input.trigger, input.runDeadlineMs, input.kind ?? 'backup', input.subjectRunId ?? null, input.requestedBy ?? null, input.message ?? null],
   );
   const row = rows[0];
   if (!row) throw new BackstopError('TARGET_NOT_FOUND', `Target ${input.targetId} does not exist.`);

@@ -30,6 +30,7 @@ import { activeStatuses } from '../core/runState.ts';
 import { getTarget, listTargets, type TargetRecord } from '../db/targets.ts';
 import { deletePrefix } from '../pipeline/backup.ts';
 import { readManifest } from '../pipeline/readManifest.ts';
+import { pruneSegments, type SegmentPruneResult } from './pruneSegments.ts';
 import { openStore } from '../storage/openStore.ts';
 import type { Store } from '../storage/store.ts';
 
@@ -96,6 +97,11 @@ export interface TargetPruneReport {
    * (`gone`: the store no longer knew them). On a dry run: the ones that would be.
    */
   uploads: { runId: string; key: string; uploadId: string; result: 'aborted' | 'gone' | 'pending' }[];
+  /** Change segments (continuous targets) that end at or before the oldest kept base backup's consistent LSN: deleted, or on a dry run to be. */
+  segments: SegmentPruneResult['segments'];
+  /** Segment data objects whose manifest was never written, past the grace period: deleted, or on a dry run to be. */
+  segmentDebris: SegmentPruneResult['segmentDebris'];
+  segmentDebrisWaiting: number;
   warnings: string[];
   error: { code: ErrorCode; message: string } | null;
 }
@@ -110,7 +116,8 @@ export interface PruneReport {
 /**
  * Read → plan → apply, per target: retention first (objects of each pruned backup deleted
  * between marking its row pruned and deleting the row), then garbage collection of
- * leftovers in the target's store folder. Safe to run from several processes at once: every
+ * leftovers in the target's store folder, then of the change segments no kept base backup
+ * uses (continuous targets). Safe to run from several processes at once: every
  * step is idempotent or conditional. A failing target is reported and the others go on.
  */
 export interface PruneDeps {
@@ -152,6 +159,9 @@ export async function pruneTargets(deps: PruneDeps, options: PruneOptions = {}):
         unknown: [],
         unknownDeleted: [],
         uploads: [],
+        segments: [],
+        segmentDebris: [],
+        segmentDebrisWaiting: 0,
         warnings: [],
         error: null,
       };
@@ -166,6 +176,19 @@ export async function pruneTargets(deps: PruneDeps, options: PruneOptions = {}):
           deleteUnknown: options.deleteUnknown ?? false,
           beforeDeletingUnknown: options.beforeDeletingUnknown,
         });
+        // After both: the bases kept are then known, and so are the unknown backups garbage collection keeps.
+        const segments = await pruneSegments(deps, target, {
+          now,
+          dryRun,
+          gracePeriodMs,
+          store: await storeFor(target.storeUrl),
+          leaving: new Set(dryRun ? entry.delete.map((doomed) => doomed.id) : []),
+          unknownPrefixes: entry.unknown.filter((item) => !entry.unknownDeleted.includes(item.prefix)).map((item) => item.prefix),
+        });
+        entry.segments = segments.segments;
+        entry.segmentDebris = segments.segmentDebris;
+        entry.segmentDebrisWaiting = segments.segmentDebrisWaiting;
+        entry.warnings.push(...segments.warnings);
       } catch (error) {
         entry.error = describeError(error);
         deps.log.error({ target: target.name, err: error }, 'prune of this target failed');

@@ -164,3 +164,16 @@ export async function dropSourceWithSlots(source: TestDatabase): Promise<void> {
   await adminQuery('select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1 and not active', [source.name]).catch(() => {});
   await source.drop();
 }
+
+/** Waits until the catalog records a stored segment of the target reaching `lsn` (every commit before it is in the archive). */
+export async function waitForStoredTo(pool: Pool, targetId: string, lsn: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    `the segments of ${targetId} to reach ${lsn}`,
+    async () => {
+      const { rows } = await pool.query<{ end_lsn: string | null }>('select max(end_lsn)::text as end_lsn from backstop.change_segments where target_id = $1', [targetId]);
+      return rows[0]?.end_lsn && compareLsn(rows[0].end_lsn, lsn) >= 0;
+    },
+    timeoutMs,
+    100,
+  );
+}

@@ -55,6 +55,9 @@ function formatReport(report: PruneReport, deleteUnknown: boolean): string {
     }
     for (const runId of target.resumed) lines.push(`  deleted ${runId}  (finishing an interrupted prune)`);
     for (const item of target.garbage) lines.push(`  ${verb} leftover ${item.prefix}  (${item.reason}, ${item.objects} object(s), newest ${item.newestAt})`);
+    for (const segment of target.segments) lines.push(`  ${verb} segment ${segment.manifestKey}  (${segment.startLsn}..${segment.endLsn}: no kept base backup replays it)`);
+    for (const item of target.segmentDebris) lines.push(`  ${verb} segment data ${item.key}  (no manifest: a streamer's crash; newest ${item.newestAt})`);
+    if (target.segmentDebrisWaiting > 0) lines.push(`  ${target.segmentDebrisWaiting} segment data object(s) without a manifest younger than the grace period kept for now`);
     for (const upload of target.uploads) {
       const done = upload.result === 'pending' ? 'would abort' : upload.result === 'aborted' ? 'aborted' : 'closed (the store no longer knew it)';
       lines.push(`  ${done} multipart upload ${upload.uploadId} of ${upload.key}  (run ${upload.runId} left it unfinished)`);

@@ -1,11 +1,12 @@
 import { slotNameFor } from '../../core/changeSegment.ts';
 import { continuousRefusals, planPublication, poolerRefusal, qualifiedName, type PublicationPlan, type UnprotectedTable } from '../../core/continuousRules.ts';
-import { describeDatabase } from '../../core/databaseUrl.ts';
+import { databaseName, describeDatabase, parseDatabaseUrl } from '../../core/databaseUrl.ts';
 import { BackstopError } from '../../core/errors.ts';
 import type { BackupProfile } from '../../core/manifest.ts';
 import { createSlotWithSnapshot } from '../../continuous/slotSnapshot.ts';
 import { dropContinuity, publishTables, readSourceFacts, readSourceTables, withSource } from '../../continuous/sourceSetup.ts';
-import { findStream, recordUnprotectedTables, setTargetContinuous, startStream, stopStream, type ContinuousSettingsUpdate } from '../../db/continuousTargets.ts';
+import { getStream, recordUnprotectedTables, startStream, stopStream } from '../../db/continuousStreams.ts';
+import { setTargetContinuous, type ContinuousSettingsUpdate } from '../../db/continuousTargets.ts';
 import { withTransaction } from '../../db/pool.ts';
 import { createRun } from '../../db/runRecords.ts';
 import type { TargetDeps, TargetRecord } from './targetDeps.ts';
@@ -50,6 +51,36 @@ const BASE_DEADLINE_MS = 21_600_000;
 function refused(databaseUrl: string, reasons: string[]): BackstopError {
   const listed = reasons.length === 1 ? reasons[0] : reasons.map((reason, index) => `(${index + 1}) ${reason}`).join(' ');
   return new BackstopError('CONTINUOUS_REFUSED', `${databaseUrl ? describeDatabase(databaseUrl) : 'The target'} cannot be backed up continuously: ${listed}`, { field: 'continuous' });
+}
+
+/**
+ * A continuous target's slot and publication live in its database: a new URL that names
+ * another server or database would leave them there, holding back its WAL with no streamer,
+ * while the new database has neither. Refused (CONTINUOUS_REFUSED) unless the same change
+ * turns continuity off, which drops them from the database they are in. A URL of the same
+ * server and database (another password, user or parameter) changes nothing of that.
+ */
+export function assertDatabaseKeepsContinuity(target: { name: string; databaseUrl: string; continuous: boolean }, change: { databaseUrl?: string; continuous?: unknown }): void {
+  if (!target.continuous || change.databaseUrl === undefined || change.continuous === null) return;
+  if (target.databaseUrl !== '' && sameDatabase(target.databaseUrl, change.databaseUrl)) return;
+  throw new BackstopError(
+    'CONTINUOUS_REFUSED',
+    `Target ${target.name} is continuous: its replication slot and publication are on ${target.databaseUrl ? describeDatabase(target.databaseUrl) : 'its database'}, and a new database URL would leave them there. Turn continuity off first (\`backstop target update ${target.name} --no-continuous\`, which drops them), change the URL, then turn it on again (\`backstop target update ${target.name} --continuous\`, which takes a new base backup).`,
+    { field: 'databaseUrl' },
+  );
+}
+
+function sameDatabase(a: string, b: string): boolean {
+  const where = (raw: string) => {
+    const url = parseDatabaseUrl(raw);
+    return `${(url.hostname || url.searchParams.get('host') || '').toLowerCase()}:${url.port || url.searchParams.get('port') || '5432'}/${databaseName(raw)}`;
+  };
+  try {
+    return where(a) === where(b);
+  } catch {
+    // Not a URL Backstop can read: the target checks refuse it with their own message.
+    return false;
+  }
 }
 
 /**
@@ -145,9 +176,9 @@ export async function replanContinuity(deps: TargetDeps, target: { id: string; d
  * target from being turned off or deleted: the answer says what to drop there by hand.
  */
 export async function disableContinuity(deps: TargetDeps, target: { id: string; databaseUrl: string }, reason: string): Promise<{ warnings: string[] }> {
-  const stream = await findStream(deps.pool, target.id);
-  const slot = stream?.slot ?? slotNameFor(target.id);
-  const publication = stream?.publication ?? slot;
+  const stream = await getStream(deps.pool, target.id);
+  const slot = stream?.slotName ?? slotNameFor(target.id);
+  const publication = stream?.publicationName ?? slot;
   await withTransaction(deps.pool, async (client) => {
     await stopStream(client, target.id, reason);
     await setTargetContinuous(client, target.id, null);

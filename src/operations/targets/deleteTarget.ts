@@ -1,7 +1,7 @@
 import type { AuditActor } from '../../core/auditActor.ts';
 import { slotNameFor } from '../../core/changeSegment.ts';
 import { assertTargetName } from '../../core/targetName.ts';
-import { findStream } from '../../db/continuousTargets.ts';
+import { getStream } from '../../db/continuousStreams.ts';
 import { deleteTarget as deleteStoredTarget, findTargetWithSecret, type KeptBackup } from '../../db/targets.ts';
 import { audited, auditSubject } from '../recordAudit.ts';
 import { dropSourceContinuity } from './continuity.ts';
@@ -27,11 +27,11 @@ export async function deleteTarget(deps: TargetDeps, name: string, actor: AuditA
   return audited(deps.pool, actor, { action: 'target.delete', subject: auditSubject(name), detailsOf: (deleted) => ({ keptBackups: deleted.keptBackups.length }) }, async () => {
     assertTargetName(name, 'target');
     const target = await findTargetWithSecret(deps.pool, name);
-    const stream = target ? await findStream(deps.pool, target.id) : null;
+    const stream = target ? await getStream(deps.pool, target.id) : null;
     const { storeUrl, keptBackups } = await deleteStoredTarget(deps.pool, name);
     if (!target || !(target.continuous || (stream && stream.state !== 'stopped'))) return { deleted: name, storeUrl, keptBackups };
-    const slot = stream?.slot ?? slotNameFor(target.id);
-    const { warnings } = await dropSourceContinuity(target.databaseUrl, slot, stream?.publication ?? slot);
+    const slot = stream?.slotName ?? slotNameFor(target.id);
+    const { warnings } = await dropSourceContinuity(target.databaseUrl, slot, stream?.publicationName ?? slot);
     return { deleted: name, storeUrl, keptBackups, ...(warnings.length > 0 ? { warnings } : {}) };
   });
 }

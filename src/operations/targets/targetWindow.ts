@@ -1,6 +1,7 @@
 import { restoreWindow, type RestoreWindow } from '../../core/restoreWindow.ts';
 import { assertTargetName } from '../../core/targetName.ts';
-import { findStream, windowRows, type StreamRecord } from '../../db/continuousTargets.ts';
+import { getStream, type StreamRecord } from '../../db/continuousStreams.ts';
+import { windowRows } from '../../db/continuousTargets.ts';
 import { getTarget, type ContinuousSettings, type TargetRecord } from '../../db/targets.ts';
 import type { TargetDeps } from './targetDeps.ts';
 
@@ -34,14 +35,26 @@ export interface TargetWindow {
 
 /** The continuity of a stored target, or null when it was never continuous. */
 export async function continuityOf(deps: Pick<TargetDeps, 'pool'>, target: TargetRecord): Promise<TargetContinuity | null> {
-  const stream = await findStream(deps.pool, target.id);
+  const stream = await getStream(deps.pool, target.id);
   if (!stream) return null;
   const rows = await windowRows(deps.pool, target.id);
   const maxRpoSeconds = target.continuous?.maxRpoSeconds ?? DEFAULT_MAX_RPO_SECONDS;
   const window = restoreWindow({ ...rows, stream, maxRpoSeconds });
-  const { lastCommitAt: _lastCommitAt, ...shown } = stream;
   const rpoSeconds = Math.max(0, Math.round((Date.parse(rows.now) - Date.parse(stream.recoveryPoint)) / 1000));
-  return { ...shown, rpoSeconds, maxRpoSeconds, window };
+  return {
+    slot: stream.slotName,
+    publication: stream.publicationName,
+    state: stream.state,
+    stoppedReason: stream.stoppedReason,
+    stoppedAt: stream.stoppedAt,
+    confirmedLsn: stream.confirmedLsn,
+    retainedWalBytes: stream.retainedWalBytes,
+    unprotectedTables: stream.unprotectedTables,
+    recoveryPoint: stream.recoveryPoint,
+    rpoSeconds,
+    maxRpoSeconds,
+    window,
+  };
 }
 
 /**

@@ -7,7 +7,16 @@ import { withTransaction } from '../../db/pool.ts';
 import { findTargetWithSecret, getTarget, lockTargetForUpdate, targetNotFound, updateTarget as storeTargetUpdate, type TargetUpdate } from '../../db/targets.ts';
 import { audited, auditSubject } from '../recordAudit.ts';
 import { changedTargetFields } from './changedTargetFields.ts';
-import { assertContinuityPossible, checkContinuity, disableContinuity, enableContinuity, replanContinuity, type ContinuityPlan, type TargetChange } from './continuity.ts';
+import {
+  assertContinuityPossible,
+  assertDatabaseKeepsContinuity,
+  checkContinuity,
+  disableContinuity,
+  enableContinuity,
+  replanContinuity,
+  type ContinuityPlan,
+  type TargetChange,
+} from './continuity.ts';
 import { resolveServerUrl } from './serverTarget.ts';
 import { assertTargetChecks } from './targetChecks.ts';
 import type { TargetDeps } from './targetDeps.ts';
@@ -39,6 +48,7 @@ async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateI
   // Said before the checks; merged again under the row lock below, against the channels then.
   if (fields.notifications !== undefined) mergeNotifications(fields.notifications, current.notificationChannels);
   await assertChannelsAllowed(deps.pool, fields.notifications ?? [], fields.pingUrl);
+  assertDatabaseKeepsContinuity({ name, databaseUrl: current.databaseUrl, continuous: current.continuous !== null }, fields);
   if (fields.continuous) assertContinuityPossible({ databaseUrl: fields.databaseUrl ?? current.databaseUrl, profile: (fields.options ?? current.options).profile });
   const databaseChanged = fields.databaseUrl !== undefined && fields.databaseUrl !== current.databaseUrl;
   const storeChanged = fields.storeUrl !== undefined && fields.storeUrl !== current.storeUrl;
@@ -75,7 +85,8 @@ async function changeTarget(deps: TargetDeps, name: string, input: TargetUpdateI
   facts.changed = [...(facts.changed as string[]), 'continuous'];
   const source = { id: current.id, databaseUrl };
   let change: Omit<TargetChange, keyof typeof updated> = {};
-  if (continuous === null) change = await disableContinuity(deps, source, 'continuity turned off (target update)');
+  // The slot and publication are in the database continuity was turned on in, whatever the new URL.
+  if (continuous === null) change = await disableContinuity(deps, { id: current.id, databaseUrl: current.databaseUrl }, 'continuity turned off (target update)');
   else {
     // A continuous target whose slot is gone (dropped on the source) starts again from a new one.
     if (current.continuous && planned!.slotExists) await replanContinuity(deps, source, planned!, continuous);
