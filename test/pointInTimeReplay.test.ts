@@ -3,10 +3,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { lsnToBigInt, type Change, type RelationLine, type SegmentLine } from '../src/core/changeSegment.ts';
-import type { BackstopError } from '../src/core/errors.ts';
+import { bigIntToLsn, lsnToBigInt, type Change, type RelationLine, type SegmentLine } from '../src/core/changeSegment.ts';
+import { BackstopError } from '../src/core/errors.ts';
 import { parseRestorePoint } from '../src/core/restorePoint.ts';
 import { prepareReplay } from '../src/continuous/pointInTimeReplay.ts';
+import { REPLAY_BATCH, type ReplayBound } from '../src/continuous/replaySegments.ts';
 import { listStoredSegments } from '../src/continuous/segmentFiles.ts';
 import { generateIdentity, parseIdentities } from '../src/pipeline/age.ts';
 import { openStore } from '../src/storage/openStore.ts';
@@ -92,7 +93,7 @@ describe('point-in-time replay of change segments onto a restored base', () => {
     await database?.drop();
   });
 
-  async function replay(point: string, encryptionIdentity?: string) {
+  async function replay(point: string, encryptionIdentity?: string, options: { bound?: ReplayBound; signal?: AbortSignal; onTransaction?: (applied: number) => void } = {}) {
     const segments = (await listStoredSegments(store, target, targetId)).sort((a, b) => (a.manifestKey < b.manifestKey ? -1 : 1));
     const parsed = parseRestorePoint(point);
     const stop =
@@ -106,7 +107,7 @@ describe('point-in-time replay of change segments onto a restored base', () => {
       signal: new AbortController().signal,
     });
     try {
-      const result = await prepared.apply({ databaseUrl: database.url, signal: new AbortController().signal });
+      const result = await prepared.apply({ databaseUrl: database.url, signal: options.signal ?? new AbortController().signal, ...options });
       return { cut: prepared.cut, result };
     } finally {
       await prepared.dispose();
@@ -269,7 +270,7 @@ describe('point-in-time replay of change segments onto a restored base', () => {
     assert.deepEqual(await rows('select id from parent'), [{ id: 1 }]);
   });
 
-  it('stops at a row the destination does not hold, naming the segment and transaction, and commits nothing of the replay', async () => {
+  it('stops at a row the destination does not hold, naming the segment and transaction, and within the first batch commits nothing of the replay', async () => {
     const written = await write({
       startLsn: BASE,
       endLsn: '0/3000',
@@ -279,9 +280,174 @@ describe('point-in-time replay of change segments onto a restored base', () => {
       assert.equal(error.code, 'RESTORE_FAILED');
       assert.ok(error.message.includes(`${written.dataKey}, transaction`), error.message);
       assert.match(error.message, /at 0\/3000: update .* touched 0 row\(s\) where the source touched 1/);
+      assert.match(error.message, /Nothing of the replay was committed: the destination holds the base backup alone \(LSN 0\/1000\), NOT the point requested/);
       return true;
     });
     assert.deepEqual(await rows('select id from parent'), [{ id: 1 }]);
+  });
+
+  it('sends updates of distinct rows of one table as one statement, in order where a row repeats or a key changes', async () => {
+    const typed = (id: string, amount: string) => ({ id, jb: `{"n": ${id}}`, arr: `{${id},NULL}`, amount, n: null, j: null, b: null, tags: null, ts: null, big: 'x'.repeat(3000) });
+    await write({
+      startLsn: BASE,
+      endLsn: '0/3000',
+      lines: [
+        relations.parent!,
+        relations.typed!,
+        tx('0/2000', [...['2', '3', '4', '5', '6'].map((id) => ins('parent', { id, name: 'new' })), ins('typed', typed('7', '1')), ins('typed', typed('8', '2'))]),
+        tx('0/3000', [
+          // One statement: five rows, each by its key.
+          ...['2', '3', '4', '5', '6'].map((id) => upd('parent', { id, name: `x${id}` })),
+          // Row 3 again: after the five, in a statement of its own with row 4.
+          upd('parent', { id: '3', name: 'again' }),
+          upd('parent', { id: '4', name: 'y' }),
+          // A key change, then the new key.
+          upd('parent', { id: '60', name: 'moved' }, { id: '6' }),
+          upd('parent', { id: '60', name: 'z' }),
+          // Typed values cast by the destination's types; the identity key is matched, never set; TOAST kept.
+          upd('typed', { id: '7', jb: '{"n": 70}', arr: '{70}', amount: '70.5', n: 'seven' }, null, ['big']),
+          upd('typed', { id: '8', jb: '{"n": 80}', arr: '{}', amount: '80.25', n: null }, null, ['big']),
+        ]),
+        sequences('1'),
+      ],
+    });
+    const { result } = await replay('latest');
+    // Two inserts, then the updates as five statements where one each would be eleven.
+    assert.equal(result.changes, 18);
+    assert.equal(result.statements, 7);
+    assert.deepEqual(await rows('select id, name from parent order by id'), [
+      { id: 1, name: 'base' },
+      { id: 2, name: 'x2' },
+      { id: 3, name: 'again' },
+      { id: 4, name: 'y' },
+      { id: 5, name: 'x5' },
+      { id: 60, name: 'z' },
+    ]);
+    assert.deepEqual(await rows('select id, jb::text, arr::text, amount::text, n, length(big) as big from typed order by id'), [
+      { id: 7, jb: '{"n": 70}', arr: '{70}', amount: '70.5000', n: 'seven', big: 3000 },
+      { id: 8, jb: '{"n": 80}', arr: '{}', amount: '80.2500', n: null, big: 3000 },
+    ]);
+  });
+
+  it('stops at a row missing among updates sent as one statement, counting the rows it touched', async () => {
+    await write({
+      startLsn: BASE,
+      endLsn: '0/2000',
+      lines: [relations.parent!, tx('0/2000', [upd('parent', { id: '1', name: 'found' }), upd('parent', { id: '99', name: 'nowhere' })]), sequences('1')],
+    });
+    await assert.rejects(replay('latest'), (error: BackstopError) => {
+      assert.equal(error.code, 'RESTORE_FAILED');
+      assert.match(error.message, /at 0\/2000: update .* touched 1 row\(s\) where the source touched 2/);
+      return true;
+    });
+    assert.deepEqual(await rows('select id, name from parent'), [{ id: 1, name: 'base' }]);
+  });
+
+  it('sends updates one at a time where no unique index of the destination holds their key', async () => {
+    // Two rows with the key the stream names, and none with the other: one statement for both
+    // updates would touch two rows, as many as the source did, and hide the divergence.
+    await adminQuery(`create table plain (k int, v text); insert into plain values (1, 'a'), (1, 'a')`, [], database.url);
+    const plain: RelationLine = { type: 'relation', schema: 'public', table: 'plain', columns: [column('k', true), column('v')], replicaIdentity: 'default', schemaChange: false };
+    await write({
+      startLsn: BASE,
+      endLsn: '0/2000',
+      lines: [plain, tx('0/2000', [upd('plain', { k: '1', v: 'b' }), upd('plain', { k: '2', v: 'c' })]), sequences('1')],
+    });
+    await assert.rejects(replay('latest'), (error: BackstopError) => {
+      assert.match(error.message, /at 0\/2000: update .* touched 2 row\(s\) where the source touched 1/);
+      return true;
+    });
+  });
+
+  it('replays a row updated many thousands of times in bounded transactions, each with replica triggers, to the source state', async () => {
+    // A counter: the one row of "parent" updated by every transaction, as pgbench's branches
+    // are. The trigger on parent refuses every change: a batch without the replica role fails.
+    const total = 6000;
+    const perSegment = 2000;
+    let lsn = lsnToBigInt(BASE);
+    for (let start = 0; start < total; start += perSegment) {
+      const lines: SegmentLine[] = [relations.parent!, relations.child!];
+      const startLsn = bigIntToLsn(lsn);
+      for (let i = start + 1; i <= start + perSegment; i++) {
+        lsn += 0x100n;
+        const changes = [upd('parent', { id: '1', name: String(i) })];
+        // A child now and then, with no parent row: foreign keys are a replica's (off) in every batch.
+        if (i % 1000 === 0) changes.push(ins('child', { id: String(i), parent_id: String(-i) }));
+        lines.push(tx(bigIntToLsn(lsn), changes));
+      }
+      lines.push(sequences('1'));
+      await write({ startLsn, endLsn: bigIntToLsn(lsn), lines });
+    }
+    const { result } = await replay('latest');
+    assert.equal(result.transactions, total);
+    assert.equal(result.batches, Math.ceil(total / REPLAY_BATCH.transactions));
+    assert.deepEqual(await rows('select id, name from parent'), [{ id: 1, name: String(total) }]);
+    assert.deepEqual(
+      (await rows('select id from child order by id')).map((row) => row.id),
+      [1000, 2000, 3000, 4000, 5000, 6000],
+    );
+  });
+
+  /** Four transactions, two changing two tables; the fourth updates a parent the destination lacks. */
+  async function writeStoppingMidway() {
+    return write({
+      startLsn: BASE,
+      endLsn: '0/5000',
+      lines: [
+        relations.parent!,
+        relations.child!,
+        tx('0/2000', [ins('parent', { id: '2', name: 'a' })], '2026-12-01T12:00:00.000001Z'),
+        tx('0/3000', [ins('parent', { id: '3', name: 'b' }), ins('child', { id: '3', parent_id: '3' })], '2026-12-01T12:00:00.000002Z'),
+        tx('0/4000', [ins('parent', { id: '4', name: 'c' }), ins('child', { id: '4', parent_id: '4' })], '2026-12-01T12:00:00.000003Z'),
+        tx('0/5000', [ins('child', { id: '5', parent_id: '1' }), upd('parent', { id: '99', name: 'nowhere' })], '2026-12-01T12:00:00.000004Z'),
+        sequences('3'),
+      ],
+    });
+  }
+  const held = async () => ({
+    parents: (await rows('select id from parent order by id')).map((row) => row.id),
+    children: (await rows('select id from child order by id')).map((row) => row.id),
+  });
+
+  it('stops midway at its last committed batch of whole transactions, and names the LSN and time it reached', async () => {
+    await writeStoppingMidway();
+    // Batches of two: 0/2000 and 0/3000 are committed; 0/4000 and the failing 0/5000 are not.
+    await assert.rejects(replay('latest', undefined, { bound: { transactions: 2, changes: 1000 } }), (error: BackstopError) => {
+      assert.equal(error.code, 'RESTORE_FAILED');
+      assert.match(error.message, /at 0\/5000: update .* touched 0 row\(s\)/);
+      assert.match(
+        error.message,
+        /the base backup and the first 2 replayed transaction\(s\), committed in 1 batch\(es\): it is at LSN 0\/3000, committed at 2026-12-01T12:00:00.000002Z, NOT the point requested\. Drop the destination and restore again/,
+      );
+      return true;
+    });
+    // 0/3000 changed two tables and is there whole; 0/4000 changed two and is not there at all.
+    assert.deepEqual(await held(), { parents: [1, 2, 3], children: [3] });
+    assert.deepEqual(await rows(`select last_value::int from parent_seq`), [{ last_value: 10 }]);
+  });
+
+  it('cancelled midway, keeps its committed batches and says where they leave the destination', async () => {
+    await writeStoppingMidway();
+    const controller = new AbortController();
+    await assert.rejects(
+      replay('latest', undefined, {
+        bound: { transactions: 2, changes: 1000 },
+        signal: controller.signal,
+        // Cancelled after the third transaction: in the second batch, not yet committed.
+        onTransaction: (applied) => {
+          if (applied === 3) controller.abort(new BackstopError('CANCELLED', 'Restore cancelled by a signal.'));
+        },
+      }),
+      (error: BackstopError) => {
+        assert.equal(error.code, 'CANCELLED');
+        assert.match(
+          error.message,
+          /^Restore cancelled by a signal\. The destination holds the base backup and the first 2 replayed transaction\(s\), committed in 1 batch\(es\): it is at LSN 0\/3000/,
+        );
+        return true;
+      },
+    );
+    assert.deepEqual(await held(), { parents: [1, 2, 3], children: [3] });
   });
 
   it('refuses, before anything is restored, a destination role that may not set session_replication_role', async () => {

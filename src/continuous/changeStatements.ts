@@ -7,6 +7,8 @@ export interface DestinationTable {
   types: Map<string, string>;
   /** Columns GENERATED ALWAYS AS IDENTITY: set only by INSERT … OVERRIDING SYSTEM VALUE. */
   alwaysIdentity: Set<string>;
+  /** The columns of each unique index the destination enforces at every statement. */
+  uniqueKeys: string[][];
 }
 
 /** One parameterized statement, and how many rows it must touch (a missing row is a divergence). */
@@ -113,5 +115,57 @@ export function truncateStatement(change: Extract<Change, { kind: 'truncate' }>)
     text: `truncate table ${tables}${change.restartIdentity ? ' restart identity' : ''}${change.cascade ? ' cascade' : ''}`,
     values: [],
     rows: -1,
+  };
+}
+
+type UpdateChange = Extract<Change, { kind: 'update' }>;
+
+/**
+ * The shape of an update that may go with others into one `updateRowsStatement`, or null: it
+ * finds its row by an unchanged key (no old row sent, so not REPLICA IDENTITY FULL) that a
+ * unique index of the destination covers, so that one key finds one row at most, and it sets
+ * at least one column. Updates of the same shape set the same columns.
+ */
+export function updateShape(relation: RelationLine, table: DestinationTable, change: UpdateChange): string | null {
+  if (relation.replicaIdentity === 'full' || change.old !== null) return null;
+  const keys = relation.columns.filter((column) => column.key).map((column) => column.name);
+  if (keys.length === 0 || keys.some((key) => change.new[key] === undefined || change.new[key] === null)) return null;
+  if (!table.uniqueKeys.some((unique) => unique.every((column) => keys.includes(column)))) return null;
+  const assigned = assignedColumns(table, change);
+  return assigned.length === 0 ? null : assigned.join('\u0000');
+}
+
+/** The columns an update without an old row sets: all it sent but unchanged TOAST and identity ones. */
+function assignedColumns(table: DestinationTable, change: UpdateChange): string[] {
+  const unchanged = new Set(change.unchanged);
+  return Object.keys(change.new).filter((column) => !unchanged.has(column) && !table.alwaysIdentity.has(column));
+}
+
+/** The key of the row an update of `updateShape` finds, as one string. */
+export function updateRowKey(relation: RelationLine, change: UpdateChange): string {
+  return JSON.stringify(relation.columns.filter((column) => column.key).map((column) => change.new[column.name]));
+}
+
+/**
+ * Updates of one table's rows with distinct keys and the same shape (`updateShape`), as one
+ * UPDATE … FROM unnest(…), values as text arrays as in `insertStatement`. Each finds its row by
+ * a unique key that none of them changes, so no update can touch another's row and their order
+ * does not matter: the statement must touch exactly as many rows as there are updates.
+ */
+export function updateRowsStatement(relation: RelationLine, table: DestinationTable, changes: ReadonlyArray<UpdateChange>): ChangeStatement {
+  const keys = relation.columns.filter((column) => column.key).map((column) => column.name);
+  const assigned = assignedColumns(table, changes[0]!);
+  const columns = [...keys, ...assigned];
+  const cast = (column: string, index: number) => {
+    const type = table.types.get(column);
+    if (type === undefined) throw new Error(`column "${column}" is not in ${table.qualified} on the destination`);
+    return `backstop_rows.c${index + 1}::${type}`;
+  };
+  const set = assigned.map((column, index) => `${quote(column)} = ${cast(column, keys.length + index)}`);
+  const match = keys.map((column, index) => `backstop_target.${quote(column)} = ${cast(column, index)}`);
+  return {
+    text: `update ${table.qualified} as backstop_target set ${set.join(', ')} from unnest(${columns.map((_, index) => `$${index + 1}::text[]`).join(', ')}) as backstop_rows(${columns.map((_, index) => `c${index + 1}`).join(', ')}) where ${match.join(' and ')}`,
+    values: columns.map((column) => changes.map((change) => change.new[column] ?? null)),
+    rows: changes.length,
   };
 }

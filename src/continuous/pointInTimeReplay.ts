@@ -6,7 +6,7 @@ import { connectDatabase } from '../pgtools/connectDatabase.ts';
 import type { AgeIdentity } from '../pipeline/age.ts';
 import type { Store } from '../storage/store.ts';
 import { loadSegment, type LoadedSegment } from './readSegment.ts';
-import { assertReplayAllowed, replaySegments, type ReplayResult } from './replaySegments.ts';
+import { assertReplayAllowed, replaySegments, type ReplayBound, type ReplayResult } from './replaySegments.ts';
 import type { StoredSegment } from './segmentFiles.ts';
 
 /** Segments read, checked and spooled, and where their replay ends. */
@@ -16,7 +16,7 @@ export interface PreparedReplay {
   baseLsn: bigint;
   /** Refuses now a destination that would refuse the replay (its role may not set session_replication_role). */
   check(databaseUrl: string): Promise<void>;
-  apply(input: { databaseUrl: string; signal: AbortSignal; onTransaction?: (applied: number) => void }): Promise<ReplayResult>;
+  apply(input: { databaseUrl: string; signal: AbortSignal; onTransaction?: (applied: number) => void; bound?: ReplayBound }): Promise<ReplayResult>;
   /** Removes the spooled segments. */
   dispose(): Promise<void>;
 }
@@ -62,11 +62,11 @@ export async function prepareReplay(input: {
           await client.end().catch(() => {});
         }
       },
-      async apply({ databaseUrl, signal, onTransaction }) {
-        if (cut.lsn === null) return { transactions: 0, changes: 0, sequencesSet: 0, sequencesMissing: [], statements: 0, rowChanges: {} };
+      async apply({ databaseUrl, signal, onTransaction, bound }) {
+        if (cut.lsn === null) return { transactions: 0, changes: 0, sequencesSet: 0, sequencesMissing: [], statements: 0, rowChanges: {}, batches: 0 };
         const client = await connectDatabase(databaseUrl);
         try {
-          return await replaySegments({ client, segments: loaded, baseLsn: input.baseLsn, cutLsn: cut.lsn, sequencesFrom: cut.segment, signal, onTransaction });
+          return await replaySegments({ client, segments: loaded, baseLsn: input.baseLsn, cutLsn: cut.lsn, sequencesFrom: cut.segment, signal, bound, onTransaction });
         } finally {
           await client.end().catch(() => {});
         }

@@ -34,6 +34,8 @@ export interface PointInTimeOutcome extends RestoreOutcome {
     slot: string;
     segments: number;
     transactions: number;
+    /** Database transactions the replay committed, each holding whole source transactions. */
+    batches: number;
     /** The last transaction replayed (or the base's LSN, when none was). */
     reachedLsn: string;
     /** Its commit time; null when only the base was restored. */
@@ -218,6 +220,7 @@ async function prepare(deps: Deps, targetName: string, request: PointInTimeResto
           slot: plan.window.base.slot,
           segments: usedSegments,
           transactions: applied.transactions,
+          batches: applied.batches,
           reachedLsn: prepared.cut.lsn === null ? plan.window.base.baseLsn : bigIntToLsn(prepared.cut.lsn),
           reachedAt: prepared.cut.micros === null ? null : microsToIso(prepared.cut.micros),
           sequencesSet: applied.sequencesSet,
