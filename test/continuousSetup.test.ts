@@ -145,7 +145,7 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
     assert.deepEqual(window.to.lsn, baseLsn, 'no segment stored yet: the window ends at the base');
     assert.deepEqual(
       window.limits.map((limit: { kind: string }) => limit.kind),
-      ['unprotected_tables'],
+      ['unprotected_tables', 'base_only'],
     );
     // A segment as the streamer records it, chained on from the base, extends the window.
     const { rows } = await catalog.pool.query<{ id: string; end: string }>(
@@ -161,7 +161,7 @@ describe('continuous targets: setup, base backup, window, disable and delete', (
     assert.equal(extended.to.lsn, rows[0]!.end);
     assert.deepEqual(
       extended.limits.map((limit: { kind: string }) => limit.kind),
-      ['unprotected_tables', 'schema_change'],
+      ['unprotected_tables', 'schema_change', 'base_only'],
     );
     // The API answers the same, to a viewer; a pooler is refused there in the same words.
     // No streamer in this server: the window must stay the one the rows above describe.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { continuousRefusals, planPublication, poolerRefusal, type SourceFacts } from '../src/core/continuousRules.ts';
-import { restoreWindow, type WindowInput, type WindowSegment } from '../src/core/restoreWindow.ts';
+import { baseOnlyContent, restoreWindow, type WindowInput, type WindowSegment } from '../src/core/restoreWindow.ts';
 
 const SLOT = 'backstop_0123';
 const base = (runId: string, lsn: string, at: string) => ({ runId: `00000000-0000-4000-8000-00000000000${runId}`, slot: SLOT, lsn, at });
@@ -16,7 +16,8 @@ const segment = (startLsn: string, endLsn: string, firstCommitAt: string, lastCo
 });
 const streaming = { state: 'streaming' as const, stoppedReason: null, stoppedAt: null, lastCommitAt: null, unprotectedTables: [] };
 const input = (parts: Partial<WindowInput>): WindowInput => ({ now: '2026-01-01T00:10:00Z', bases: [], segments: [], stream: streaming, maxRpoSeconds: 3600, ...parts });
-const kinds = (window: ReturnType<typeof restoreWindow>) => window.limits.map((limit) => limit.kind);
+/** The limits' kinds, but for `base_only`, which every running stream carries (tested on its own below). */
+const kinds = (window: ReturnType<typeof restoreWindow>) => window.limits.filter((limit) => limit.kind !== 'base_only').map((limit) => limit.kind);
 
 describe('the restorable window', () => {
   it('reaches from the oldest base to the last segment that chains on from it', () => {
@@ -129,6 +130,45 @@ describe('the restorable window', () => {
     const stopped = restoreWindow(input({ stream: { ...streaming, state: 'stopped', stoppedReason: 'slot over its limit', stoppedAt: '2026-01-01T00:02:00Z' } }));
     assert.ok(kinds(stopped).includes('stream_stopped'));
     assert.match(stopped.limits.find((limit) => limit.kind === 'stream_stopped')!.message, /slot over its limit/);
+  });
+
+  it('measures the RPO from the recovery point: a quiet source the streamer is caught up with is not late', () => {
+    const quiet = restoreWindow(
+      input({
+        now: '2026-01-01T02:00:00Z',
+        maxRpoSeconds: 300,
+        bases: [base('1', '0/1000', '2026-01-01T00:00:00Z')],
+        segments: [segment('0/1000', '0/2000', '2026-01-01T00:00:10Z', '2026-01-01T00:01:00Z')],
+        stream: { ...streaming, lastCommitAt: '2026-01-01T00:01:00Z', recoveryPoint: '2026-01-01T01:59:58Z' },
+      }),
+    );
+    assert.equal(quiet.rpoSeconds, 2);
+    assert.deepEqual(kinds(quiet), []);
+    const late = restoreWindow(
+      input({
+        now: '2026-01-01T02:00:00Z',
+        maxRpoSeconds: 300,
+        bases: [base('1', '0/1000', '2026-01-01T00:00:00Z')],
+        stream: { ...streaming, lastCommitAt: null, recoveryPoint: '2026-01-01T01:50:00Z' },
+      }),
+    );
+    assert.equal(late.rpoSeconds, 600);
+    assert.match(late.limits.find((limit) => limit.kind === 'rpo')!.message, /nothing committed after 2026-01-01T01:50:00Z is known to be stored: 600 s, over the bound of 300 s/);
+  });
+
+  it('says what a restore holds as of its base backup only, for every running stream', () => {
+    const plain = restoreWindow(input({ baseOnly: baseOnlyContent(undefined) }));
+    const said = plain.limits.find((limit) => limit.kind === 'base_only');
+    assert.deepEqual(said && 'what' in said ? said.what : null, ['large objects', 'schema changes (DDL)']);
+    assert.match(said!.message, /restored as of the base backup before the point: large objects, schema changes \(DDL\); sequences are set to at least every value used/);
+    const supabase = restoreWindow(input({ baseOnly: baseOnlyContent('supabase') }));
+    assert.match(supabase.limits.find((limit) => limit.kind === 'base_only')!.message, /roles, Storage objects/);
+    const stopped = restoreWindow(input({ stream: { ...streaming, state: 'stopped', stoppedReason: 'turned off', stoppedAt: '2026-01-01T00:02:00Z' } }));
+    assert.equal(
+      stopped.limits.find((limit) => limit.kind === 'base_only'),
+      undefined,
+      'nothing streams: nothing to say of the stream',
+    );
   });
 });
 

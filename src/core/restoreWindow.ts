@@ -37,6 +37,12 @@ export interface WindowStream {
   stoppedReason: string | null;
   stoppedAt: string | null;
   lastCommitAt: string | null;
+  /**
+   * The newest instant before which every commit is stored: the newest stored commit, or the
+   * last time the streamer found nothing unstored (a quiet source is not a lagging one).
+   * What the RPO is measured from, here as in /metrics and the `rpo_exceeded` alarm.
+   */
+  recoveryPoint?: string | null;
   unprotectedTables: UnprotectedTable[];
 }
 
@@ -65,7 +71,8 @@ export type WindowLimit =
     }
   | { kind: 'stream_stopped'; message: string; reason: string | null; at: string | null }
   | { kind: 'starting'; message: string }
-  | { kind: 'rpo'; message: string; seconds: number; maxSeconds: number };
+  | { kind: 'rpo'; message: string; seconds: number; maxSeconds: number }
+  | { kind: 'base_only'; message: string; what: string[] };
 
 export interface RestoreWindow {
   /** The earliest restorable second, or null while no base backup is stored. */
@@ -74,7 +81,7 @@ export interface RestoreWindow {
   to: WindowPoint | null;
   /** The restorable spans, oldest first; more than one when gaps split the window. */
   ranges: WindowRange[];
-  /** Seconds since the newest durably stored commit; null when none is stored yet. */
+  /** Seconds since the recovery point (see WindowStream); null when nothing is known yet. */
   rpoSeconds: number | null;
   limits: WindowLimit[];
 }
@@ -85,6 +92,17 @@ export interface WindowInput {
   segments: WindowSegment[];
   stream: WindowStream | null;
   maxRpoSeconds: number;
+  /** What a restore holds as of its base backup only (see `baseOnlyContent`). */
+  baseOnly?: string[];
+}
+
+/**
+ * What logical decoding does not carry, so that a point-in-time restore holds it as of its
+ * base backup: large objects and DDL always; the Supabase profile's roles file and Storage
+ * objects too (its base dumps them beside the database).
+ */
+export function baseOnlyContent(profile: string | undefined): string[] {
+  return ['large objects', 'schema changes (DDL)', ...(profile === 'supabase' ? ['roles', 'Storage objects'] : [])];
 }
 
 const later = (a: string, b: string) => (Date.parse(a) >= Date.parse(b) ? a : b);
@@ -178,17 +196,25 @@ export function restoreWindow(input: WindowInput): RestoreWindow {
     });
   }
 
-  const newestCommit = [stream?.lastCommitAt ?? null, ...segments.map((segment) => segment.lastCommitAt)].reduce<string | null>(
+  const recoveryPoint = [stream?.recoveryPoint ?? null, stream?.lastCommitAt ?? null, ...segments.map((segment) => segment.lastCommitAt)].reduce<string | null>(
     (newest, at) => (at === null ? newest : newest === null ? at : later(newest, at)),
     null,
   );
-  const rpoSeconds = newestCommit === null ? null : Math.max(0, Math.round((Date.parse(input.now) - Date.parse(newestCommit)) / 1000));
+  const rpoSeconds = recoveryPoint === null ? null : Math.max(0, Math.round((Date.parse(input.now) - Date.parse(recoveryPoint)) / 1000));
   if (rpoSeconds !== null && rpoSeconds > input.maxRpoSeconds && stream?.state !== 'stopped') {
     limits.push({
       kind: 'rpo',
-      message: `the newest stored commit is ${rpoSeconds} s old, over the bound of ${input.maxRpoSeconds} s (a quiet database commits nothing; a stalled stream does the same)`,
+      message: `nothing committed after ${recoveryPoint} is known to be stored: ${rpoSeconds} s, over the bound of ${input.maxRpoSeconds} s (the streamer is behind, failing to store, or not running)`,
       seconds: rpoSeconds,
       maxSeconds: input.maxRpoSeconds,
+    });
+  }
+  if (stream && stream.state !== 'stopped') {
+    const what = input.baseOnly ?? baseOnlyContent(undefined);
+    limits.push({
+      kind: 'base_only',
+      message: `not in the change stream, so restored as of the base backup before the point: ${what.join(', ')}; sequences are set to at least every value used by then`,
+      what,
     });
   }
   return { from: first?.from ?? null, to: lastRange?.to ?? null, ranges, rpoSeconds, limits };

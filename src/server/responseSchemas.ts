@@ -244,7 +244,7 @@ export const restoreWindowSchema = {
     limits: {
       type: 'array',
       description:
-        'What limits the window, each with `kind` (no_base, gap, unprotected_tables, schema_change, stream_stopped, starting, rpo), a `message`, and the facts of its kind (schema_change: `clearedBy`, the first base backup taken after the change, from which later points restore without crossing it, or null).',
+        'What limits the window, each with `kind` (no_base, gap, unprotected_tables, schema_change, stream_stopped, starting, rpo, base_only), a `message`, and the facts of its kind (schema_change: `clearedBy`, the first base backup taken after the change, from which later points restore without crossing it, or null).',
       items: { ...freeObject, required: ['kind', 'message'], properties: { kind: { type: 'string' }, message: { type: 'string' } } },
     },
   },

@@ -134,7 +134,7 @@ export function addContinuousOptions(command: Command): Command {
     .option('--segment-bytes <n>', 'continuous: or after this many bytes of changes (default 16777216)')
     .option('--slot-warn-bytes <n>', 'continuous: alarm when the slot holds back more WAL than this on the source (default 1 GiB)')
     .option('--slot-limit-bytes <n>', "continuous: over this much held-back WAL the slot is dropped, the source's disk first (default 8 GiB)")
-    .option('--max-rpo <seconds>', 'continuous: alarm when the newest stored commit is older than this (default 300)');
+    .option('--max-rpo <seconds>', 'continuous: alarm when the recovery point (the newest instant before which every commit is stored) is older than this (default 300)');
 }
 
 /**

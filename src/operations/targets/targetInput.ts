@@ -304,7 +304,9 @@ const continuous = z
     slotLimitBytes: wholeNumber(1_048_576, 2 ** 50)
       .optional()
       .meta({ description: "Over this much held-back WAL the slot is dropped: the source's disk comes first (default 8 GiB)." }),
-    maxRpoSeconds: wholeNumber(1, 604_800).optional().meta({ description: 'Alarm when the newest stored commit is older than this (default 300).' }),
+    maxRpoSeconds: wholeNumber(1, 604_800)
+      .optional()
+      .meta({ description: 'Alarm when the recovery point (the newest instant before which every commit is stored) is older than this (default 300).' }),
   })
   .superRefine((value, ctx) => {
     if (value.slotWarnBytes !== undefined && value.slotLimitBytes !== undefined && value.slotWarnBytes >= value.slotLimitBytes) {

@@ -1,4 +1,4 @@
-import { restoreWindow, type RestoreWindow } from '../../core/restoreWindow.ts';
+import { baseOnlyContent, restoreWindow, type RestoreWindow } from '../../core/restoreWindow.ts';
 import { assertTargetName } from '../../core/targetName.ts';
 import { getStream, type StreamRecord } from '../../db/continuousStreams.ts';
 import { windowRows } from '../../db/continuousTargets.ts';
@@ -39,8 +39,8 @@ export async function continuityOf(deps: Pick<TargetDeps, 'pool'>, target: Targe
   if (!stream) return null;
   const rows = await windowRows(deps.pool, target.id);
   const maxRpoSeconds = target.continuous?.maxRpoSeconds ?? DEFAULT_MAX_RPO_SECONDS;
-  const window = restoreWindow({ ...rows, stream, maxRpoSeconds });
-  const rpoSeconds = Math.max(0, Math.round((Date.parse(rows.now) - Date.parse(stream.recoveryPoint)) / 1000));
+  const window = restoreWindow({ ...rows, stream, maxRpoSeconds, baseOnly: baseOnlyContent(target.options.profile) });
+  const rpoSeconds = window.rpoSeconds ?? Math.max(0, Math.round((Date.parse(rows.now) - Date.parse(stream.recoveryPoint)) / 1000));
   return {
     slot: stream.slotName,
     publication: stream.publicationName,
