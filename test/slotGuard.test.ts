@@ -1,12 +1,44 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { killAll, startCli, type CliProcess } from './support/cli.ts';
 import { makeContinuousTarget, slotState } from './support/continuous.ts';
 import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startS3rver, type S3rverHandle } from './support/s3rver.ts';
+import { startTestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
 
 const LIMIT = 2 * 1024 * 1024;
+
+// The alarm's receiver listens on loopback, which the outbound guard refuses unless allowed.
+process.env.BACKSTOP_ALLOW_PRIVATE_ENDPOINTS = '127.0.0.1';
+
+/** A webhook receiver on loopback: every JSON body posted to it. */
+async function startReceiver(): Promise<{ url: string; received: Array<Record<string, any>>; close(): Promise<void> }> {
+  const received: Array<Record<string, any>> = [];
+  const server = http.createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    request.on('end', () => {
+      try {
+        received.push(JSON.parse(body));
+      } catch {
+        received.push({ unparsed: body });
+      }
+      response.writeHead(200).end('OK');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
 
 /** About 1 KiB of WAL per row on the source, in a published table. */
 async function writeWal(url: string, rows = 6000): Promise<void> {
@@ -23,6 +55,7 @@ describe('the slot guard: the source comes first', () => {
   let source: TestDatabase;
   let s3: S3rverHandle;
   const processes: CliProcess[] = [];
+  const closers: Array<() => Promise<void>> = [];
 
   before(async () => {
     catalog = await createTestCatalog();
@@ -33,6 +66,7 @@ describe('the slot guard: the source comes first', () => {
     await s3.halt();
   });
   after(async () => {
+    for (const close of closers) await close().catch(() => {});
     await killAll(processes);
     await catalog.close();
     await source.drop();
@@ -71,7 +105,7 @@ describe('the slot guard: the source comes first', () => {
     await writeWal(source.url);
   }
 
-  it('no streamer running and the store failing: the worker measures the slot, drops it past its limit, says why, alarms and queues a new base', { timeout: 120_000 }, async () => {
+  it('no streamer running and the store failing: the worker measures the slot, drops it past its limit, says why, alerts a webhook and queues a new base', { timeout: 120_000 }, async () => {
     const { target, slot } = await makeContinuousTarget(catalog.pool, {
       name: 'guard-idle',
       sourceUrl: source.url,
@@ -87,6 +121,19 @@ describe('the slot guard: the source comes first', () => {
       BACKSTOP_ALARM_INTERVAL: '0.2',
       BACKSTOP_CONTINUOUS_STREAMS: '0',
     };
+    // An operator's webhook for alarms, delivered by a server (no worker or streamer in it).
+    const hooks = await startReceiver();
+    closers.push(() => hooks.close());
+    await catalog.pool.query('update backstop.targets set notifications = $2::jsonb where id = $1', [
+      target.id,
+      JSON.stringify([{ id: 'ops', kind: 'webhook', url: `${hooks.url}/hooks`, on: ['alarm'] }]),
+    ]);
+    const server = await startTestServer({
+      catalogUrl: catalog.url,
+      worker: false,
+      env: { BACKSTOP_CONTINUOUS_STREAMS: '0', BACKSTOP_ALARM_INTERVAL: '0.2', BACKSTOP_REAPER_INTERVAL: '0.3' },
+    });
+    closers.push(() => server.close());
     const worker = startCli(['worker', '--poll-interval', '0.2'], env);
     processes.push(worker);
     // Under the warning threshold first: measured, nothing dropped.
@@ -97,6 +144,14 @@ describe('the slot guard: the source comes first', () => {
     assert.ok((await slotState(source.url, slot)) !== null);
     await writeWal(source.url);
     await expectDropped(target.id, slot);
+    // The alert reaches the operator, saying which target and why.
+    const sent = await waitFor(
+      'the slot_dropped alert at the webhook',
+      () => hooks.received.find((message) => message.event === 'alarm' && message.alarm?.kind === 'slot_dropped'),
+      30_000,
+    );
+    assert.equal(sent.target.name, 'guard-idle');
+    assert.match(sent.alarm.what, /slot dropped: it held back [\d.]+ MiB of WAL on the source, over the limit of 2\.0 MiB/);
     await waitFor('the warning to clear once the slot is gone', async () => {
       const { rows } = await catalog.pool.query("select 1 from backstop.alarms where target_id = $1 and kind = 'slot_wal_warning' and cleared_at is null", [target.id]);
       return rows.length === 0;
