@@ -6,7 +6,6 @@ import { killAll, startCli, type CliProcess } from './support/cli.ts';
 import { makeContinuousTarget, slotState } from './support/continuous.ts';
 import { adminQuery, createTestCatalog, createTestDatabase, type TestCatalog, type TestDatabase } from './support/pg.ts';
 import { startS3rver, type S3rverHandle } from './support/s3rver.ts';
-import { startTestServer } from './support/server.ts';
 import { waitFor } from './support/wait.ts';
 
 const LIMIT = 2 * 1024 * 1024;
@@ -105,7 +104,9 @@ describe('the slot guard: the source comes first', () => {
     await writeWal(source.url);
   }
 
-  it('no streamer running and the store failing: the worker measures the slot, drops it past its limit, says why, alerts a webhook and queues a new base', { timeout: 120_000 }, async () => {
+  it('no streamer running and the store failing: the worker measures the slot, drops it past its limit, says why, alerts a webhook and queues a new base', {
+    timeout: 120_000,
+  }, async () => {
     const { target, slot } = await makeContinuousTarget(catalog.pool, {
       name: 'guard-idle',
       sourceUrl: source.url,
@@ -121,19 +122,13 @@ describe('the slot guard: the source comes first', () => {
       BACKSTOP_ALARM_INTERVAL: '0.2',
       BACKSTOP_CONTINUOUS_STREAMS: '0',
     };
-    // An operator's webhook for alarms, delivered by a server (no worker or streamer in it).
+    // An operator's webhook for alarms: the worker alone raises the alarm and delivers it.
     const hooks = await startReceiver();
     closers.push(() => hooks.close());
     await catalog.pool.query('update backstop.targets set notifications = $2::jsonb where id = $1', [
       target.id,
       JSON.stringify([{ id: 'ops', kind: 'webhook', url: `${hooks.url}/hooks`, on: ['alarm'] }]),
     ]);
-    const server = await startTestServer({
-      catalogUrl: catalog.url,
-      worker: false,
-      env: { BACKSTOP_CONTINUOUS_STREAMS: '0', BACKSTOP_ALARM_INTERVAL: '0.2', BACKSTOP_REAPER_INTERVAL: '0.3' },
-    });
-    closers.push(() => server.close());
     const worker = startCli(['worker', '--poll-interval', '0.2'], env);
     processes.push(worker);
     // Under the warning threshold first: measured, nothing dropped.

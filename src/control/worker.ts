@@ -9,6 +9,7 @@ import type { RunRecord } from '../db/runRecords.ts';
 import { executeRun, type RunExecution } from '../runner/executeRun.ts';
 import { startAlarmEvaluator } from './alarmEvaluator.ts';
 import { startCatalogWatch } from './catalogWatch.ts';
+import { startNotifier } from './notifier.ts';
 import { startReaper } from './reaper.ts';
 import { startStreamSupervisor } from './streamSupervisor.ts';
 
@@ -25,6 +26,8 @@ export interface WorkerOptions {
   evaluateAlarms?: boolean;
   /** Stream continuous targets and guard their slots (default true); false when the process runs its own. */
   stream?: boolean;
+  /** Deliver the notification outbox (default true); false when the process runs its own notifier. */
+  deliver?: boolean;
 }
 
 export interface Worker {
@@ -50,6 +53,9 @@ export function startWorker(deps: { db: Queryable | Pool; config: Config; log: L
   // an outage notices the slots missed meanwhile. Evaluation takes a transaction: a pool only.
   const alarms = options.evaluateAlarms !== false && 'connect' in deps.db ? startAlarmEvaluator({ pool: deps.db, log }, deps.config.alarms) : null;
   const catalogWatch = startCatalogWatch({ db: deps.db, log, workerName: name }, deps.config.alarms);
+  // The alarms a worker raises (a slot dropped, a backup overdue) and the runs it ends reach
+  // their channels without a server: notifiers claim outbox rows, each row to one of them.
+  const notifier = options.deliver === false ? null : startNotifier({ db: deps.db, log }, { publicUrl: deps.config.alarms.publicUrl });
   // Continuous targets' streamers hold leases of their own, apart from the runs' concurrency.
   const streams =
     options.stream !== false && 'connect' in deps.db
@@ -135,7 +141,7 @@ export function startWorker(deps: { db: Queryable | Pool; config: Config; log: L
         }
       }
       void reaper?.stop();
-      await Promise.all([alarms?.stop(), catalogWatch.stop(), streamsStopped]);
+      await Promise.all([alarms?.stop(), catalogWatch.stop(), notifier?.stop(), streamsStopped]);
       markDone();
     })();
     return stopped;

@@ -99,7 +99,9 @@ export async function startServer(deps: { pool: Pool; config: Config; log: Logge
   // Only now, with the app compiled and listening: start-up work blocks this thread, and a run
   // claimed before it would sit with no heartbeat thread yet. The worker would start a reaper
   // of its own, whose actions /metrics would not see; this process already runs one.
-  worker = options.worker ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false, evaluateAlarms: false, stream: false }) : null;
+  worker = options.worker
+    ? startWorker({ db: deps.pool, config: deps.config, log: deps.log }, { ...options.worker, reap: false, evaluateAlarms: false, stream: false, deliver: false })
+    : null;
   if (bundledFiles) deps.log.warn('the single executable serves the API without the dashboard: install the npm package for it');
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
