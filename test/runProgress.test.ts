@@ -11,6 +11,7 @@ import {
   readStoredProgress,
   replayFigures,
   type ProgressReading,
+  type ReportedProgress,
 } from '../src/core/runProgress.ts';
 import { replayReading } from '../src/pipeline/progressReadings.ts';
 import { sampleProgress } from './support/progress.ts';
@@ -18,6 +19,10 @@ import { describeProgress } from '../src/cli/progressDisplay.ts';
 
 // The dashboard's own module (plain JavaScript, no types of its own).
 const { formatDuration } = (await import(new URL('../web/src/format.js', import.meta.url).href)) as { formatDuration(seconds: number | null): string };
+const dashboard = (await import(new URL('../web/src/progress.js', import.meta.url).href)) as {
+  progressSentence(progress: ReportedProgress): string;
+  progressBrief(progress: ReportedProgress): string;
+};
 
 const MiB = 1024 * 1024;
 
@@ -125,6 +130,8 @@ describe('live progress, decided in pure code', () => {
     );
     assert.deepEqual(parseRunProgress(replaying), replaying, 'the contract carries it as it is');
     assert.equal(describeProgress(replaying), 'replaying 12,000 of 247,575 transactions (4%), 4,000 transactions/s, about 59.0 s left');
+    assert.equal(dashboard.progressSentence(replaying), 'Replaying: 12,000 of 247,575 transactions, 4,000 transactions/s, about 59 s left');
+    assert.equal(dashboard.progressBrief(replaying), '4 % · 4,000 transactions/s · 59 s left');
     // Never 100 before the end; a count past its total (never expected) is no percent at all.
     assert.equal(replayFigures({ bytesDone: 1, expected: null, transactions: { done: 500, total: 500 }, rate: 10 }).percent, 99);
     assert.deepEqual(replayFigures({ bytesDone: 1, expected: null, transactions: { done: 501, total: 500 }, rate: 10 }), {
