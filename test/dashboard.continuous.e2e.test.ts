@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { trackRestoreProgress } from '../src/operations/trackRestoreProgress.ts';
 import { openPage } from './support/browser.ts';
 import { launchChromium } from './support/chromium.ts';
 import { addContinuousTargetThroughApi, currentLsn, dropSourceWithSlots, waitForWindowTo } from './support/continuous.ts';
@@ -31,6 +32,7 @@ describe('a continuous target on the dashboard', { timeout: 600_000 }, () => {
   let pageErrors: string[] = [];
   /** A time after the first change's commit and before the second's. */
   let between = '';
+  let baseRunId = '';
 
   before(async () => {
     catalog = await createTestCatalog();
@@ -46,7 +48,7 @@ describe('a continuous target on the dashboard', { timeout: 600_000 }, () => {
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'backstop-continuous-ui-'));
     api = await startTestServer({ catalogUrl: catalog.url, worker: true, env: { BACKSTOP_STORE: `file://${storeDir}` } });
     const target = new URL(destination.url);
-    await addContinuousTargetThroughApi(api, {
+    baseRunId = await addContinuousTargetThroughApi(api, {
       name: 'cont-ui',
       databaseUrl: source.url,
       storeUrl: `file://${path.join(storeDir, 'store')}`,
@@ -150,6 +152,26 @@ describe('a continuous target on the dashboard', { timeout: 600_000 }, () => {
       [101],
     );
     assert.ok(!(await page.content()).includes(destination.url), 'the database URL stayed on the page');
+  });
+
+  it("a restore's replay shows on the base run's page as transactions replayed of those to replay, and goes with it", async () => {
+    // A replay's progress, recorded by the tracker every restore records its progress with.
+    const tracker = trackRestoreProgress({ catalog: { db: catalog.pool, runId: baseRunId, log: { warn: () => {} } } });
+    try {
+      tracker.update({ phase: 'checking', bytesRead: 2048, bytesTotal: 2048, bytesRestored: 8192, bytesRestoredTotal: 8192, elapsedMs: 10 });
+      tracker.replaying(12_000, 247_575);
+      await page.goto(`${api.url}/#/runs/${baseRunId}`);
+      const text = page.locator('#run-progress-text');
+      await text.filter({ hasText: 'Replaying' }).waitFor({ timeout: WAIT });
+      assert.match(await text.innerText(), /^Replaying: 12,000 of 247,575 transactions/);
+      assert.equal(await page.locator('#progress-title').innerText(), 'Restore in progress');
+      assert.equal(await page.locator('#run-progress').getAttribute('data-phase'), 'replaying');
+    } finally {
+      await tracker.end();
+    }
+    await page.reload();
+    await page.locator('#events-title').waitFor({ timeout: WAIT });
+    assert.equal(await page.locator('#run-progress').count(), 0, 'the restore ended: no progress');
   });
 
   it('a point outside the window is refused in the dialog, naming the window', async () => {

@@ -178,6 +178,58 @@ describe('point-in-time restore through the API', () => {
     assert.equal(history.json.items.length, 1, 'none of them started a restore');
   });
 
+  it("the replay shows as the restore's progress: transactions replayed of the cut's, written as it starts; gone once restored", TEST, async () => {
+    // Many source transactions, each its own commit: the replay has as many to count.
+    await adminQuery(`do $$ begin for i in 1..2000 loop insert into items values (1000 + i, 'replayed ' || i); commit; end loop; end $$`, [], source.url);
+    await waitForWindowTo(api, 'pitr-api', await currentLsn(source.url));
+    // Every progress the restore writes to the catalog, kept by the catalog itself as it is written.
+    await catalog.pool.query(
+      `create table public.progress_written (at timestamptz not null default clock_timestamp(), run_id uuid, progress jsonb);
+       create function public.keep_progress() returns trigger language plpgsql as $$
+       begin insert into public.progress_written (run_id, progress) values (new.run_id, new.progress); return new; end $$;
+       create trigger keep_progress after insert or update on backstop.restore_progress for each row execute function public.keep_progress();`,
+    );
+    const into = await createTestDatabase('pitrapiprog');
+    try {
+      const started = await api.request('POST', '/api/v1/targets/pitr-api/restore', { body: { at: 'latest', databaseUrl: into.url, privilegedRole: superuser } });
+      assert.equal(started.status, 202, started.text);
+      const restore = await waitForRestoreEnd(api, 'pitr-api', started.json.restoreId);
+      assert.equal(restore.status, 'restored', JSON.stringify(restore));
+      const events = await api.request('GET', `/api/v1/runs/${baseRunId}/events`, { token: api.tokens.viewer });
+      const restored = events.json.items.find(
+        (event: { kind: string; data: { restoreId?: string } | null }) => event.kind === 'restored' && event.data?.restoreId === started.json.restoreId,
+      );
+      const replayed: number = restored.data.pointInTime.transactions;
+      assert.ok(replayed >= 2000, `every source transaction since the base is replayed: ${replayed}`);
+
+      const { rows: written } = await catalog.pool.query<{ run_id: string; progress: Record<string, unknown> }>('select run_id, progress from public.progress_written order by at');
+      const phases = written.map((row) => row.progress.phase);
+      assert.ok(phases.includes('restoring'), JSON.stringify(phases));
+      const replaying = written.filter((row) => row.progress.phase === 'replaying').map((row) => row.progress);
+      assert.ok(replaying.length >= 1, `a replaying progress was written: ${JSON.stringify(phases)}`);
+      assert.equal(phases.indexOf('replaying'), phases.lastIndexOf('checking') + 1, 'the replay follows the base restore');
+      for (const progress of replaying) {
+        assert.equal(progress.operation, 'restore');
+        assert.equal(progress.transactionsTotal, replayed, 'the total is what the replay replays');
+        assert.ok((progress.transactionsDone as number) <= replayed, JSON.stringify(progress));
+        assert.ok((progress.percent as number) >= 0 && (progress.percent as number) <= 99, JSON.stringify(progress));
+        assert.equal(progress.rateBytesPerSecond, null, 'no bytes move while replaying');
+        assert.equal(progress.totalBytes, progress.bytesDone, 'the base restore is done');
+      }
+      assert.ok(written.every((row) => row.run_id === baseRunId));
+
+      // The restore ended: its progress is gone, and the run shows its own again.
+      assert.deepEqual(await adminQuery('select id from backstop.restore_progress where run_id = $1', [baseRunId], catalog.url), []);
+      const run = await api.request('GET', `/api/v1/runs/${baseRunId}`, { token: api.tokens.viewer });
+      assert.notEqual(run.json.progress?.operation, 'restore', JSON.stringify(run.json.progress));
+      const rows = await adminQuery<{ count: string }>('select count(*) from items where id > 1000', [], into.url);
+      assert.equal(Number(rows[0]!.count), 2000);
+    } finally {
+      await catalog.pool.query('drop trigger if exists keep_progress on backstop.restore_progress');
+      await into.drop();
+    }
+  });
+
   it('a damaged segment fails the restore, recorded as restore_failed of the base run, with the destination untouched', TEST, async () => {
     const targetId = (await api.request('GET', '/api/v1/targets/pitr-api')).json.id;
     const store = await openStore(`file://${path.join(storeDir, 'store')}`);

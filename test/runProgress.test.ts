@@ -9,12 +9,20 @@ import {
   progressFigures,
   RATE_WINDOW_MS,
   readStoredProgress,
+  replayFigures,
   type ProgressReading,
+  type ReportedProgress,
 } from '../src/core/runProgress.ts';
+import { replayReading } from '../src/pipeline/progressReadings.ts';
 import { sampleProgress } from './support/progress.ts';
+import { describeProgress } from '../src/cli/progressDisplay.ts';
 
 // The dashboard's own module (plain JavaScript, no types of its own).
 const { formatDuration } = (await import(new URL('../web/src/format.js', import.meta.url).href)) as { formatDuration(seconds: number | null): string };
+const dashboard = (await import(new URL('../web/src/progress.js', import.meta.url).href)) as {
+  progressSentence(progress: ReportedProgress): string;
+  progressBrief(progress: ReportedProgress): string;
+};
 
 const MiB = 1024 * 1024;
 
@@ -88,6 +96,50 @@ describe('live progress, decided in pure code', () => {
       etaSeconds: null,
     });
     assert.deepEqual(progressFigures({ phase: 'dumping', bytesDone: 5, expected: null, rate: 10 }), { totalBytes: null, totalBasis: null, percent: null, etaSeconds: null });
+  });
+
+  it("a replay counts transactions, not bytes: percent, rate and time left of the cut's transactions, the restored bytes kept", () => {
+    const meter = createProgressMeter('restore', 0);
+    const restored = { phase: 'checking' as const, bytesRead: 3 * MiB, bytesTotal: 3 * MiB, bytesRestored: 10 * MiB, bytesRestoredTotal: 10 * MiB, elapsedMs: 0 };
+    const checking = meter.read({ phase: 'checking', bytesDone: 10 * MiB, bytesStored: 3 * MiB, expected: { bytes: 10 * MiB, basis: 'manifest' } }, 0);
+    assert.equal(checking.percent, 100);
+    // The replay starts: the bytes' rate is not the transactions' (the window starts again).
+    const start = meter.read(replayReading(restored, { done: 0, total: 247_575 }), 2_000);
+    assert.equal(start.phase, 'replaying');
+    assert.equal(start.percent, 0);
+    assert.equal(start.rateTransactionsPerSecond, null);
+    assert.equal(start.etaSeconds, null);
+    const replaying = meter.read(replayReading(restored, { done: 12_000, total: 247_575 }), 5_000);
+    assert.deepEqual(
+      { ...replaying, elapsedMs: undefined },
+      {
+        operation: 'restore',
+        phase: 'replaying',
+        bytesDone: 10 * MiB,
+        bytesStored: 3 * MiB,
+        totalBytes: 10 * MiB,
+        totalBasis: 'manifest',
+        percent: 4,
+        rateBytesPerSecond: null,
+        etaSeconds: 59,
+        transactionsDone: 12_000,
+        transactionsTotal: 247_575,
+        rateTransactionsPerSecond: 4_000,
+        elapsedMs: undefined,
+      },
+    );
+    assert.deepEqual(parseRunProgress(replaying), replaying, 'the contract carries it as it is');
+    assert.equal(describeProgress(replaying), 'replaying 12,000 of 247,575 transactions (4%), 4,000 transactions/s, about 59.0 s left');
+    assert.equal(dashboard.progressSentence(replaying), 'Replaying: 12,000 of 247,575 transactions, 4,000 transactions/s, about 59 s left');
+    assert.equal(dashboard.progressBrief(replaying), '4 % · 4,000 transactions/s · 59 s left');
+    // Never 100 before the end; a count past its total (never expected) is no percent at all.
+    assert.equal(replayFigures({ bytesDone: 1, expected: null, transactions: { done: 500, total: 500 }, rate: 10 }).percent, 99);
+    assert.deepEqual(replayFigures({ bytesDone: 1, expected: null, transactions: { done: 501, total: 500 }, rate: 10 }), {
+      totalBytes: 1,
+      totalBasis: null,
+      percent: null,
+      etaSeconds: null,
+    });
   });
 
   it('parses what runners report: unknown fields dropped, wrong types and ranges refused', () => {

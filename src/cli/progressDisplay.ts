@@ -16,18 +16,32 @@ const phaseWords: Record<ReportedProgress['phase'], string> = {
   verifying: 'checking the stored file',
   restoring: 'restoring',
   checking: 'checking rows',
+  replaying: 'replaying',
   done: 'done',
 };
 
-/** One line of progress in words: "dumping 120.0 MiB of ~250.0 MiB (48%), stored 31.2 MiB, 24.1 MiB/s, about 5.4 s left". */
+/**
+ * One line of progress in words: "dumping 120.0 MiB of ~250.0 MiB (48%), stored 31.2 MiB, 24.1 MiB/s, about 5.4 s left";
+ * a replay counts transactions: "replaying 12,000 of 247,575 transactions (4%), 4,012 transactions/s, about 59 s left".
+ */
 export function describeProgress(progress: ReportedProgress): string {
+  const percent = progress.percent !== null ? ` (${progress.percent}%)` : '';
+  const eta = progress.etaSeconds !== null && progress.etaSeconds > 0 ? `, about ${formatDuration(progress.etaSeconds * 1000)} left` : '';
+  if (progress.transactionsDone !== undefined && progress.transactionsTotal !== undefined) {
+    const rate =
+      progress.rateTransactionsPerSecond !== null && progress.rateTransactionsPerSecond !== undefined ? `, ${formatCount(progress.rateTransactionsPerSecond)} transactions/s` : '';
+    return `${phaseWords[progress.phase]} ${formatCount(progress.transactionsDone)} of ${formatCount(progress.transactionsTotal)} transactions${percent}${rate}${eta}`;
+  }
   const estimated = progress.totalBasis === 'previous-backup' || progress.totalBasis === 'database-size' ? '~' : '';
   const of = progress.totalBytes !== null ? ` of ${estimated}${formatBytes(progress.totalBytes)}` : '';
-  const percent = progress.percent !== null ? ` (${progress.percent}%)` : '';
   const stored = progress.bytesStored > 0 ? `, ${progress.operation === 'backup' ? 'stored' : 'read'} ${formatBytes(progress.bytesStored)}` : '';
   const rate = progress.rateBytesPerSecond !== null ? `, ${formatBytes(progress.rateBytesPerSecond)}/s` : '';
-  const eta = progress.etaSeconds !== null && progress.etaSeconds > 0 ? `, about ${formatDuration(progress.etaSeconds * 1000)} left` : '';
   return `${phaseWords[progress.phase]} ${formatBytes(progress.bytesDone)}${of}${percent}${stored}${rate}${eta}`;
+}
+
+/** A count as people read it: 247,575. */
+function formatCount(count: number): string {
+  return count.toLocaleString('en-US');
 }
 
 /**

@@ -12,13 +12,20 @@ import { z } from 'zod';
  * estimated from the target's previous succeeded backup, or, for a first backup, from the
  * size of the database on disk (usually more than its dump: indexes are not dumped). A
  * restore knows its total from the manifest.
+ *
+ * A point-in-time restore then replays the change segments' transactions: that phase counts
+ * transactions, not bytes (its bytes stay as the base restore left them), against the exact
+ * number to replay, known before the replay starts.
  */
 
 export const progressOperations = ['backup', 'restore', 'drill'] as const;
 export type ProgressOperation = (typeof progressOperations)[number];
 
-/** Backups: connecting → dumping → manifest → done. Restores and drills: verifying → restoring → checking → done. */
-export const progressPhases = ['connecting', 'dumping', 'manifest', 'verifying', 'restoring', 'checking', 'done'] as const;
+/**
+ * Backups: connecting → dumping → manifest → done. Restores and drills: verifying → restoring →
+ * checking → done; a point-in-time restore replays between checking and done.
+ */
+export const progressPhases = ['connecting', 'dumping', 'manifest', 'verifying', 'restoring', 'checking', 'replaying', 'done'] as const;
 export type ProgressPhase = (typeof progressPhases)[number];
 
 /** Phases after the data has all passed: what is left is bookkeeping, so the bar is full. */
@@ -35,6 +42,7 @@ const MIN_RATE_SPAN_MS = 500;
 export const PROGRESS_REPORT_MS = 1_000;
 
 const bytes = z.number().finite().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 /**
  * Progress as a runner reports it (and as the catalog keeps it). Parsed wherever it enters —
@@ -49,9 +57,15 @@ export const runProgressSchema = z.object({
   bytesDumped: bytes.optional().describe('Backups: the same as bytesDone.'),
   totalBytes: bytes.nullable().describe('The expected bytesDone at the end; null when unknown, or once bytesDone passed an estimate.'),
   totalBasis: z.enum(totalBases).nullable().describe('What totalBytes rests on: the previous succeeded backup, the database size, or the manifest.'),
-  percent: z.number().min(0).max(100).nullable().describe('Whole percent of totalBytes; 100 once the data has all passed.'),
-  rateBytesPerSecond: bytes.nullable().describe(`Plain bytes per second over the last ${RATE_WINDOW_MS / 1000} s.`),
-  etaSeconds: bytes.nullable().describe('Seconds left at the current rate, against totalBytes.'),
+  percent: z.number().min(0).max(100).nullable().describe('Whole percent of totalBytes (while replaying, of transactionsTotal); 100 once the data has all passed.'),
+  rateBytesPerSecond: bytes.nullable().describe(`Plain bytes per second over the last ${RATE_WINDOW_MS / 1000} s; null while replaying (no bytes move).`),
+  etaSeconds: bytes.nullable().describe('Seconds left at the current rate, against totalBytes (while replaying, against transactionsTotal).'),
+  transactionsDone: count.optional().describe('Point-in-time restores, while replaying: source transactions replayed so far.'),
+  transactionsTotal: count.optional().describe('Point-in-time restores, while replaying: the transactions to replay (every one at or before the point).'),
+  rateTransactionsPerSecond: count
+    .nullable()
+    .optional()
+    .describe(`Point-in-time restores, while replaying: transactions replayed per second over the last ${RATE_WINDOW_MS / 1000} s.`),
   elapsedMs: bytes.describe('Since the work started, by the clock of the process doing it.'),
 });
 
@@ -133,6 +147,8 @@ export interface ProgressReading {
   bytesStored: number;
   /** The expected bytesDone at the end, and what that rests on; null when unknown. */
   expected: { bytes: number; basis: TotalBasis } | null;
+  /** While replaying: what the phase counts instead of bytes, and how many there are in all. */
+  transactions?: { done: number; total: number };
 }
 
 export interface ProgressMeter {
@@ -146,26 +162,35 @@ export interface ProgressMeter {
  * new phase counting anew) starts the window again.
  */
 export function createProgressMeter(operation: ProgressOperation, startedAtMs: number, windowMs = RATE_WINDOW_MS): ProgressMeter {
-  let samples: Array<{ at: number; bytes: number }> = [];
+  let samples: Array<{ at: number; count: number }> = [];
+  let unit: 'bytes' | 'transactions' = 'bytes';
   return {
     read(reading, atMs) {
+      const transactions = reading.transactions;
+      const counted = transactions ? transactions.done : reading.bytesDone;
       const last = samples.at(-1);
-      if (last && (reading.bytesDone < last.bytes || atMs < last.at)) samples = [];
-      samples.push({ at: atMs, bytes: reading.bytesDone });
+      // Bytes and transactions never share a rate: a change of unit starts the window again.
+      if (last && (counted < last.count || atMs < last.at || unit !== (transactions ? 'transactions' : 'bytes'))) samples = [];
+      unit = transactions ? 'transactions' : 'bytes';
+      samples.push({ at: atMs, count: counted });
       // Keep one sample at or before the window's start.
       while (samples.length > 2 && samples[1]!.at <= atMs - windowMs) samples.shift();
       const first = samples[0]!;
       const span = atMs - first.at;
-      const rate = span >= MIN_RATE_SPAN_MS ? ((reading.bytesDone - first.bytes) * 1000) / span : null;
+      const rate = span >= MIN_RATE_SPAN_MS ? ((counted - first.count) * 1000) / span : null;
+      const rounded = rate === null ? null : Math.round(rate);
       return {
         operation,
         phase: reading.phase,
         bytesDone: reading.bytesDone,
         bytesStored: reading.bytesStored,
         ...(operation === 'backup' ? { bytesDumped: reading.bytesDone } : {}),
-        ...progressFigures({ phase: reading.phase, bytesDone: reading.bytesDone, expected: reading.expected, rate }),
-        rateBytesPerSecond: rate === null ? null : Math.round(rate),
+        ...(transactions
+          ? replayFigures({ bytesDone: reading.bytesDone, expected: reading.expected, transactions, rate })
+          : progressFigures({ phase: reading.phase, bytesDone: reading.bytesDone, expected: reading.expected, rate })),
+        rateBytesPerSecond: transactions ? null : rounded,
         elapsedMs: Math.max(0, Math.round(atMs - startedAtMs)),
+        ...(transactions ? { transactionsDone: transactions.done, transactionsTotal: transactions.total, rateTransactionsPerSecond: rounded } : {}),
       };
     },
   };
@@ -187,12 +212,29 @@ export function progressFigures(input: {
   }
   const expected = input.expected;
   if (!expected || input.bytesDone > expected.bytes) return { totalBytes: null, totalBasis: null, percent: null, etaSeconds: null };
-  const left = expected.bytes - input.bytesDone;
+  return { totalBytes: expected.bytes, totalBasis: expected.basis, ...shareFigures(input.bytesDone, expected.bytes, input.rate) };
+}
+
+/**
+ * A replay's figures: the bytes are all restored (the total is what passed), and the percent
+ * and time left are of the transactions replayed, against the exact number to replay.
+ */
+export function replayFigures(input: {
+  bytesDone: number;
+  expected: { bytes: number; basis: TotalBasis } | null;
+  transactions: { done: number; total: number };
+  rate: number | null;
+}): Pick<ReportedProgress, 'totalBytes' | 'totalBasis' | 'percent' | 'etaSeconds'> {
+  const { done, total } = input.transactions;
+  const counted = total > 0 && done <= total ? shareFigures(done, total, input.rate) : { percent: null, etaSeconds: null };
+  return { totalBytes: input.bytesDone, totalBasis: input.expected?.basis ?? null, ...counted };
+}
+
+/** Percent and time left of a count (bytes or transactions) short of its total, at `rate` a second. */
+function shareFigures(done: number, total: number, rate: number | null): Pick<ReportedProgress, 'percent' | 'etaSeconds'> {
   return {
-    totalBytes: expected.bytes,
-    totalBasis: expected.basis,
     // Never 100 before the end: the work is not done until its phase says so.
-    percent: Math.min(99, Math.floor((100 * input.bytesDone) / expected.bytes)),
-    etaSeconds: input.rate !== null && input.rate > 0 ? Math.ceil(left / input.rate) : null,
+    percent: Math.min(99, Math.floor((100 * done) / total)),
+    etaSeconds: rate !== null && rate > 0 ? Math.ceil((total - done) / rate) : null,
   };
 }

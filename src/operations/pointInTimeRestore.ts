@@ -18,6 +18,7 @@ import { findSucceededBackup } from './findSucceededBackup.ts';
 import { prepareRestore, restoreAuditDetails, type PreparedRestore, type RestoreCaller, type RestoreExecution, type RestoreOutcome } from './prepareRestore.ts';
 import { audited, auditSubject } from './recordAudit.ts';
 import { restoreRequest } from './restoreRequest.ts';
+import type { ReplayProgressReport } from './trackRestoreProgress.ts';
 import { restoreIdentities } from './runCapabilities.ts';
 
 /** A restore of a continuous target to a point in time: the restore's fields and the point. */
@@ -204,13 +205,19 @@ async function prepare(deps: Deps, targetName: string, request: PointInTimeResto
         });
         await replay.check(parsed.databaseUrl);
       };
-      const after = async () => {
+      const after = async (progress: ReplayProgressReport) => {
         const prepared = replay!;
         const started = performance.now();
+        const total = prepared.cut.transactions;
+        // Only a replay shows: a point at the base itself has nothing to replay.
+        if (total > 0) progress.replaying(0, total);
         const applied = await prepared.apply({
           databaseUrl: parsed.databaseUrl,
           signal,
-          onTransaction: (count) => execution.onReplay?.(count, prepared.cut.transactions),
+          onTransaction: (count) => {
+            progress.replaying(count, total);
+            execution.onReplay?.(count, total);
+          },
         });
         const usedSegments = prepared.cut.segment === null ? 0 : prepared.cut.segment + 1;
         reached = {

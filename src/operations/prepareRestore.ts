@@ -27,7 +27,7 @@ import { findSucceededBackup } from './findSucceededBackup.ts';
 import { parseInput } from '../core/inputProblems.ts';
 import { restoreRequest, type RestoreRequest } from './restoreRequest.ts';
 import { audited } from './recordAudit.ts';
-import { trackRestoreProgress } from './trackRestoreProgress.ts';
+import { trackRestoreProgress, type ReplayProgressReport } from './trackRestoreProgress.ts';
 import { looksLikeRunId, resolveRunId } from './resolveRunId.ts';
 import { restoreIdentities } from './runCapabilities.ts';
 
@@ -56,11 +56,12 @@ export interface RestoreExecution {
    * The rest of a restore that does more than pg_restore (a point-in-time restore's replay).
    * `before` runs first, while the destination is untouched; `after` once the backup is
    * restored. A failure of either is this restore's (`restore_failed`), and `restored` is
-   * recorded only after `after`, with its words and facts.
+   * recorded only after `after`, with its words and facts. `after` reports its progress
+   * through the restore's own, which shows until it is done.
    */
   stages?: {
     before?: () => Promise<void>;
-    after?: () => Promise<{ message: string; data: Record<string, unknown> }>;
+    after?: (progress: ReplayProgressReport) => Promise<{ message: string; data: Record<string, unknown> }>;
   };
 }
 
@@ -247,7 +248,8 @@ async function prepare(
         signal: execution.signal,
         onProgress: (next) => progress.update(next),
       });
-      await progress.end();
+      // The restore's progress ends with pg_restore's, unless a later stage goes on reporting.
+      if (!execution.stages?.after) await progress.end();
       await Promise.all(events);
       let storage: RestoreOutcome['storage'] = null;
       if (execution.storage) {
@@ -258,7 +260,8 @@ async function prepare(
           endpoint.close();
         }
       }
-      const finished = await execution.stages?.after?.();
+      const finished = await execution.stages?.after?.(progress);
+      await progress.end();
       const elapsedMs = Math.round(performance.now() - started);
       if (run) {
         await appendRunEvent(db, {

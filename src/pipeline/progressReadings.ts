@@ -21,3 +21,12 @@ export function restoreReading(progress: RestoreProgress): ProgressReading {
     expected: progress.bytesRestoredTotal > 0 ? { bytes: progress.bytesRestoredTotal, basis: 'manifest' } : null,
   };
 }
+
+/**
+ * A point-in-time restore's replay as a reading: the base restore's bytes as they ended, and
+ * the transactions replayed of those to replay.
+ */
+export function replayReading(restored: RestoreProgress | null, transactions: { done: number; total: number }): ProgressReading {
+  const base = restored ? restoreReading(restored) : { bytesDone: 0, bytesStored: 0, expected: null };
+  return { phase: 'replaying', bytesDone: base.bytesDone, bytesStored: base.bytesStored, expected: base.expected, transactions };
+}

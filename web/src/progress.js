@@ -20,6 +20,7 @@ const phaseWords = {
   verifying: 'Checking the stored file',
   restoring: 'Restoring',
   checking: 'Checking rows',
+  replaying: 'Replaying',
   done: 'Finishing',
 };
 
@@ -47,11 +48,31 @@ function totalText(progress) {
   return ` of ${formatBytes(progress.totalBytes)}`;
 }
 
+/** @param {number} count */
+function formatCount(count) {
+  return count.toLocaleString('en-US');
+}
+
+/**
+ * A replay's count, which is of transactions, not bytes: "12,000 of 247,575 transactions"; '' for other work.
+ * @param {Progress} progress
+ */
+function replayText(progress) {
+  if (progress.transactionsDone === undefined || progress.transactionsTotal === undefined) return '';
+  return `${formatCount(progress.transactionsDone)} of ${formatCount(progress.transactionsTotal)} transactions`;
+}
+
 /**
  * One sentence: "Dumping 120 MiB of about 250 MiB …, 30 MiB stored, 24 MiB/s, about 6 s left".
  * @param {Progress} progress
  */
 export function progressSentence(progress) {
+  const replay = replayText(progress);
+  if (replay) {
+    const rate = progress.rateTransactionsPerSecond ? `, ${formatCount(progress.rateTransactionsPerSecond)} transactions/s` : '';
+    const eta = progress.etaSeconds ? `, about ${formatDuration(progress.etaSeconds)} left` : '';
+    return `${phaseWords[progress.phase] ?? progress.phase}: ${replay}${rate}${eta}`;
+  }
   const stored = progress.bytesStored ? `, ${formatBytes(progress.bytesStored)} ${progress.operation === 'backup' ? 'stored' : 'read from the store'}` : '';
   const rate = progress.rateBytesPerSecond !== null && progress.rateBytesPerSecond !== undefined ? `, ${formatBytes(progress.rateBytesPerSecond)}/s` : '';
   const eta = progress.etaSeconds ? `, about ${formatDuration(progress.etaSeconds)} left` : '';
@@ -59,12 +80,14 @@ export function progressSentence(progress) {
 }
 
 /**
- * A short form for tables and cards: "48 % · 24 MiB/s · 6 s left", or the bytes when there is no total.
+ * A short form for tables and cards: "48 % · 24 MiB/s · 6 s left", or the bytes (a replay: the transactions) when there is no total.
  * @param {Progress} progress
  */
 export function progressBrief(progress) {
-  const parts = [progress.percent !== null && progress.percent !== undefined ? `${progress.percent} %` : formatBytes(progress.bytesDone)];
+  const replay = replayText(progress);
+  const parts = [progress.percent !== null && progress.percent !== undefined ? `${progress.percent} %` : replay || formatBytes(progress.bytesDone)];
   if (progress.rateBytesPerSecond) parts.push(formatRate(progress.rateBytesPerSecond));
+  if (progress.rateTransactionsPerSecond) parts.push(`${formatCount(progress.rateTransactionsPerSecond)} transactions/s`);
   if (progress.etaSeconds) parts.push(`${formatDuration(progress.etaSeconds)} left`);
   return parts.join(' · ');
 }
@@ -102,7 +125,7 @@ export function ProgressBar({ progress, compact = false, id }) {
   const value = progress.percent === null || progress.percent === undefined ? undefined : progress.percent / 100;
   const label = `${operationWords[progress.operation] ?? 'Work'}: ${progressSentence(progress)}`;
   const bar = html`<progress id=${id} class="progress-bar" max="1" value=${value} aria-label=${label}
-    data-bytes=${progress.bytesDone} data-phase=${progress.phase} data-operation=${progress.operation}></progress>`;
+    data-bytes=${progress.bytesDone} data-transactions=${progress.transactionsDone} data-phase=${progress.phase} data-operation=${progress.operation}></progress>`;
   if (compact) {
     return html`<div class="progress-compact" title=${label}>${bar}<span class="progress-brief">${progressBrief(progress)}</span></div>`;
   }
