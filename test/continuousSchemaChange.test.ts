@@ -45,7 +45,7 @@ describe('a schema change of a continuous target', () => {
   const commitAndStore = async (targetId: string, sql: string): Promise<string> => {
     await adminQuery(sql, [], source.url);
     const lsn = await currentLsn(source.url);
-    await waitForStoredTo(catalog.pool, targetId, lsn);
+    await waitForStoredTo(catalog.pool, targetId, source.url, lsn);
     return lsn;
   };
   const schemaChangeRuns = async (targetId: string) =>

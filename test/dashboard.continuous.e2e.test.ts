@@ -59,7 +59,7 @@ describe('a continuous target on the dashboard', { timeout: 600_000 }, () => {
     await adminQuery("insert into items values (101, 'first change')", [], source.url);
     between = (await adminQuery<{ at: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at`, [], source.url))[0]!.at;
     await adminQuery("insert into items values (102, 'second change')", [], source.url);
-    await waitForWindowTo(api, 'cont-ui', await currentLsn(source.url));
+    await waitForWindowTo(api, 'cont-ui', source.url, await currentLsn(source.url));
 
     browser = await launchChromium();
     ({ page, pageErrors } = await openPage(browser));

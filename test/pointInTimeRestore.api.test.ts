@@ -67,7 +67,7 @@ describe('point-in-time restore through the API', () => {
     });
     // Committed after the base: only the change stream has it.
     await adminQuery("insert into items values (101, 'after the base'); update items set name = 'changed' where id = 3; delete from items where id = 4", [], source.url);
-    await waitForWindowTo(api, 'pitr-api', await currentLsn(source.url));
+    await waitForWindowTo(api, 'pitr-api', source.url, await currentLsn(source.url));
     const shown = await api.request('GET', '/api/v1/targets/pitr-api', { token: api.tokens.viewer });
     assert.equal(shown.json.continuity.state, 'streaming');
     assert.equal(typeof shown.json.continuity.rpoSeconds, 'number');
@@ -181,7 +181,7 @@ describe('point-in-time restore through the API', () => {
   it("the replay shows as the restore's progress: transactions replayed of the cut's, written as it starts; gone once restored", TEST, async () => {
     // Many source transactions, each its own commit: the replay has as many to count.
     await adminQuery(`do $$ begin for i in 1..2000 loop insert into items values (1000 + i, 'replayed ' || i); commit; end loop; end $$`, [], source.url);
-    await waitForWindowTo(api, 'pitr-api', await currentLsn(source.url));
+    await waitForWindowTo(api, 'pitr-api', source.url, await currentLsn(source.url));
     // Every progress the restore writes to the catalog, kept by the catalog itself as it is written.
     await catalog.pool.query(
       `create table public.progress_written (at timestamptz not null default clock_timestamp(), run_id uuid, progress jsonb);

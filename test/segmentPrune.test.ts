@@ -86,7 +86,7 @@ describe('pruning a continuous target', () => {
 
     const commitAndStore = async (name: string) => {
       await adminQuery('insert into items (name) values ($1)', [name], source.url);
-      await waitForStoredTo(catalog.pool, target.id, await currentLsn(source.url));
+      await waitForStoredTo(catalog.pool, target.id, source.url, await currentLsn(source.url));
     };
     const baseLsn = async (runId: string) =>
       (await catalog.pool.query<{ base_lsn: string }>('select base_lsn::text as base_lsn from backstop.runs where id = $1', [runId])).rows[0]!.base_lsn;

@@ -134,16 +134,30 @@ export async function currentLsn(url: string): Promise<string> {
   return (await adminQuery<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn', [], url))[0]!.lsn;
 }
 
-/** Waits until the target's restorable window reaches `lsn` (what was committed before it is stored as segments). */
-export async function waitForWindowTo(api: TestServer, target: string, lsn: string, timeoutMs = 60_000): Promise<void> {
+/**
+ * Waits until the slot is confirmed at or past `lsn` (the source's position after a commit).
+ * The streamer confirms only what it has stored and recorded in the catalog, or, caught up, a
+ * position with nothing unstored before it: every commit before `lsn` is then in the archive,
+ * the catalog and the window. Waiting for the stored segments' end to reach `lsn` instead could
+ * wait for ever: the server's position runs ahead of this database's last commit whenever other
+ * databases of the server write (the shared test server's do, all the time).
+ */
+export async function waitForSlotConfirmed(sourceUrl: string, slot: string, lsn: string, timeoutMs = 60_000): Promise<void> {
   await waitFor(
-    `the window of ${target} to reach ${lsn}`,
+    `the slot ${slot} to be confirmed past ${lsn}`,
     async () => {
-      const window = (await api.request('GET', `/api/v1/targets/${target}/window`, { token: api.tokens.viewer })).json.continuity.window;
-      return window.to !== null && compareLsn(window.to.lsn, lsn) >= 0;
+      const state = await slotState(sourceUrl, slot);
+      return state !== null && compareLsn(state.confirmed, lsn) >= 0;
     },
     timeoutMs,
+    100,
   );
+}
+
+/** Waits until the target's restorable window holds every commit made on the source before `lsn` (see waitForSlotConfirmed). */
+export async function waitForWindowTo(api: TestServer, target: string, sourceUrl: string, lsn: string, timeoutMs = 60_000): Promise<void> {
+  const shown = await api.request('GET', `/api/v1/targets/${target}`, { token: api.tokens.viewer });
+  await waitForSlotConfirmed(sourceUrl, shown.json.continuity.slot, lsn, timeoutMs);
 }
 
 /** Waits until a restore in the target's history has ended; its record. */
@@ -165,15 +179,8 @@ export async function dropSourceWithSlots(source: TestDatabase): Promise<void> {
   await source.drop();
 }
 
-/** Waits until the catalog records a stored segment of the target reaching `lsn` (every commit before it is in the archive). */
-export async function waitForStoredTo(pool: Pool, targetId: string, lsn: string, timeoutMs = 60_000): Promise<void> {
-  await waitFor(
-    `the segments of ${targetId} to reach ${lsn}`,
-    async () => {
-      const { rows } = await pool.query<{ end_lsn: string | null }>('select max(end_lsn)::text as end_lsn from backstop.change_segments where target_id = $1', [targetId]);
-      return rows[0]?.end_lsn && compareLsn(rows[0].end_lsn, lsn) >= 0;
-    },
-    timeoutMs,
-    100,
-  );
+/** Waits until the catalog records every commit of the target's source made before `lsn` as stored segments (see waitForSlotConfirmed). */
+export async function waitForStoredTo(pool: Pool, targetId: string, sourceUrl: string, lsn: string, timeoutMs = 60_000): Promise<void> {
+  const { rows } = await pool.query<{ slot: string }>('select slot_name as slot from backstop.continuous_streams where target_id = $1', [targetId]);
+  await waitForSlotConfirmed(sourceUrl, rows[0]!.slot, lsn, timeoutMs);
 }
