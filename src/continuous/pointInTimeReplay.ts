@@ -7,7 +7,7 @@ import type { AgeIdentity } from '../pipeline/age.ts';
 import type { Store } from '../storage/store.ts';
 import { loadSegment, type LoadedSegment } from './readSegment.ts';
 import { assertReplayAllowed, replaySegments, type ReplayBound, type ReplayResult } from './replaySegments.ts';
-import type { StoredSegment } from './segmentFiles.ts';
+import type { StoredSegment } from '../core/changeSegment.ts';
 
 /** Segments read, checked and spooled, and where their replay ends. */
 export interface PreparedReplay {

@@ -2,12 +2,12 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { BackstopError, isBackstopError } from '../core/errors.ts';
-import { lsnToBigInt, segmentLineSchema, type RelationLine, type SegmentLine } from '../core/changeSegment.ts';
+import { lsnToBigInt, segmentLineSchema, type RelationLine, type SegmentLine, type StoredSegment } from '../core/changeSegment.ts';
 import { isoToMicros } from '../core/restorePoint.ts';
 import type { AgeIdentity } from '../pipeline/age.ts';
 import { spoolVerifiedFile } from '../pipeline/spoolVerifiedFile.ts';
 import type { Store } from '../storage/store.ts';
-import { segmentDataKey, type StoredSegment } from './segmentFiles.ts';
+import { segmentDataKey } from './segmentFiles.ts';
 
 type SequenceSample = Extract<SegmentLine, { type: 'sequences' }>['sequences'][number];
 

@@ -1,13 +1,8 @@
 import { BackstopError } from '../core/errors.ts';
-import { segmentBaseName, segmentManifestSchema, segmentPrefix, lsnToBigInt, type SegmentManifest } from '../core/changeSegment.ts';
+import { segmentBaseName, segmentManifestSchema, segmentPrefix, lsnToBigInt, type StoredSegment } from '../core/changeSegment.ts';
 import type { Store } from '../storage/store.ts';
 
 /** A segment's manifest and the key it is stored under. */
-export interface StoredSegment {
-  manifestKey: string;
-  manifest: SegmentManifest;
-}
-
 const MAX_SEGMENT_MANIFEST_BYTES = 1024 * 1024;
 
 /** The data file's key: beside its manifest, under the manifest's own (checked) file name. */

@@ -1,11 +1,19 @@
 import { Readable } from 'node:stream';
 import { BackstopError } from '../core/errors.ts';
-import { SEGMENT_FORMAT, SEGMENT_VERSION, segmentBaseName, segmentManifestSchema, segmentPrefix, type SegmentLine, type SegmentManifest } from '../core/changeSegment.ts';
+import {
+  SEGMENT_FORMAT,
+  SEGMENT_VERSION,
+  segmentBaseName,
+  segmentManifestSchema,
+  segmentPrefix,
+  type SegmentLine,
+  type SegmentManifest,
+  type StoredSegment,
+} from '../core/changeSegment.ts';
 import { storeStream } from '../pipeline/backup.ts';
 import { fileExtension, type CompressionSettings } from '../pipeline/compression.ts';
 import type { Store } from '../storage/store.ts';
 import { BACKSTOP_VERSION } from '../version.ts';
-import type { StoredSegment } from '../db/continuousStreams.ts';
 import type { PendingSegment } from './segmentBuilder.ts';
 import type { SequenceSample } from './sampleSequences.ts';
 

@@ -169,3 +169,9 @@ export function segmentBaseName(startLsn: string, endLsn: string, generation: nu
 export function segmentPrefix(target: string, slot: string): string {
   return `${target}/continuous/${slot}/`;
 }
+
+/** A segment's manifest as stored, and the key it is stored under. */
+export interface StoredSegment {
+  manifestKey: string;
+  manifest: SegmentManifest;
+}

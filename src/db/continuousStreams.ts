@@ -1,5 +1,5 @@
 import { BackstopError } from '../core/errors.ts';
-import type { SegmentManifest } from '../core/changeSegment.ts';
+import type { StoredSegment } from '../core/changeSegment.ts';
 import type { UnprotectedTable } from '../core/continuousRules.ts';
 import type { WindowStream } from '../core/restoreWindow.ts';
 import { withTransaction, type Pool, type Queryable } from './pool.ts';
@@ -157,11 +157,6 @@ export async function listGuardedStreams(db: Queryable): Promise<StreamRecord[]>
      where s.state <> 'stopped' and t.continuous order by t.name`,
   );
   return rows.map(toRecord);
-}
-
-export interface StoredSegment {
-  manifest: SegmentManifest;
-  manifestKey: string;
 }
 
 /**

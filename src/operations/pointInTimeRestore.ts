@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { bigIntToLsn, compareLsn, lsnToBigInt, slotNameFor } from '../core/changeSegment.ts';
+import { bigIntToLsn, compareLsn, lsnToBigInt, slotNameFor, type StoredSegment } from '../core/changeSegment.ts';
 import { BackstopError, isBackstopError } from '../core/errors.ts';
 import { parseInput } from '../core/inputProblems.ts';
 import { planPointInTime, type ContinuousBase, type PointInTimePlan, type SegmentSummary } from '../core/planPointInTime.ts';
 import { describeRestorePoint, microsToIso, parseRestorePoint, type RestorePoint } from '../core/restorePoint.ts';
 import { prepareReplay } from '../continuous/pointInTimeReplay.ts';
-import { checkSegmentBinding, listStoredSegments, parseSegmentManifest, type StoredSegment } from '../continuous/segmentFiles.ts';
+import { checkSegmentBinding, listStoredSegments, parseSegmentManifest } from '../continuous/segmentFiles.ts';
 import { listChangeSegments, listContinuousBases } from '../db/changeSegments.ts';
 import type { Queryable } from '../db/pool.ts';
 import { findTargetWithSecret, targetNotFound, type TargetWithSecret } from '../db/targets.ts';
@@ -53,7 +53,7 @@ export interface PointInTimeOutcome extends RestoreOutcome {
 export interface PreparedPointInTimeRestore extends Omit<PreparedRestore, 'execute'> {
   point: RestorePoint;
   plan: PointInTimePlan;
-  execute(execution?: RestoreExecution & { onReplay?: (applied: number, total: number) => void }): Promise<PointInTimeOutcome>;
+  execute(execution?: RestoreExecution): Promise<PointInTimeOutcome>;
 }
 
 type Deps = Parameters<typeof prepareRestore>[0];
@@ -179,7 +179,7 @@ async function prepare(deps: Deps, targetName: string, request: PointInTimeResto
     const identities: AgeIdentity[] | undefined =
       caller.via === 'api' ? await restoreIdentities(deps.config, baseRun, parsed.identity) : parsed.identity === undefined ? undefined : parseIdentities(parsed.identity);
 
-    const execute = async (execution: RestoreExecution & { onReplay?: (applied: number, total: number) => void } = {}): Promise<PointInTimeOutcome> => {
+    const execute = async (execution: RestoreExecution = {}): Promise<PointInTimeOutcome> => {
       const signal = execution.signal ?? new AbortController().signal;
       let replay: Awaited<ReturnType<typeof prepareReplay>> | null = null;
       let reached: PointInTimeOutcome['pointInTime'] | null = null;
@@ -214,10 +214,7 @@ async function prepare(deps: Deps, targetName: string, request: PointInTimeResto
         const applied = await prepared.apply({
           databaseUrl: parsed.databaseUrl,
           signal,
-          onTransaction: (count) => {
-            progress.replaying(count, total);
-            execution.onReplay?.(count, total);
-          },
+          onTransaction: (count) => progress.replaying(count, total),
         });
         const usedSegments = prepared.cut.segment === null ? 0 : prepared.cut.segment + 1;
         reached = {
