@@ -466,6 +466,10 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
       assert.equal(leaseTtlMs, 2000, "the server's lease, from the claim");
       const channel = runner.catalog.heartbeatChannel;
       assert.equal(channel?.kind, 'http');
+      // The thread loads its modules and connects first, which on a loaded machine outlasts a
+      // 2 s lease: the claim's lease is made to hold until its first renewal (each renewal sets
+      // it to 2 s from then), so that the reaper cannot end the run before the thread is up.
+      await catalog.pool.query("update backstop.runs set lease_expires_at = now() + interval '5 minutes' where id = $1", [run.id]);
       const lost: string[] = [];
       heartbeat = startThreadedHeartbeat({
         channel: channel!,
@@ -482,7 +486,6 @@ describe('`backstop run` / `backstop report` over HTTP with a GitHub runner toke
       });
       const beatAt = async () => (await getRun(catalog.pool, run.id)).heartbeatAt;
       const first = await beatAt();
-      // The thread loads its modules and connects first: on a loaded machine that takes many seconds.
       await waitFor('the thread renewing over HTTP', async () => (await beatAt()) !== first, 90_000);
       blockFor(3 * leaseTtlMs);
       assert.deepEqual(lost, []);
